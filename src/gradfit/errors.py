@@ -1,0 +1,55 @@
+"""The exceptions and warnings gradfit raises.
+
+One base class, :class:`GradfitError`, so that the command line can turn every user error into a
+one-line message and exit code 2. Each subclass also derives from the built-in exception a Python
+user would expect (``ValueError``, ``FileNotFoundError``...), so ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConvergenceWarning",
+    "DataError",
+    "DivergenceError",
+    "GradfitError",
+    "ModelFileError",
+    "RankDeficiencyWarning",
+    "ValidationError",
+]
+
+
+class GradfitError(Exception):
+    """Base class of every error gradfit raises on purpose (a user's mistake, not a bug)."""
+
+
+class ValidationError(GradfitError, ValueError):
+    """An argument has the wrong value, type or shape; the message names it and what was expected."""
+
+
+class DataError(GradfitError, ValueError):
+    """A data file or table cannot be used; the message names the file, column or row."""
+
+
+class ModelFileError(GradfitError, ValueError):
+    """A model file is missing, truncated, corrupted, foreign or from a future format version."""
+
+
+class DivergenceError(GradfitError, ArithmeticError):
+    """Training diverged: the loss became non-finite or exploded.
+
+    ``stable_lr`` is the largest step that is stable for this data (2/L for full-batch gradient
+    descent, L the largest eigenvalue of the Hessian of the loss), when it could be computed.
+    """
+
+    def __init__(self, message: str, *, stable_lr: float | None = None, epoch: int | None = None):
+        super().__init__(message)
+        self.stable_lr = stable_lr
+        self.epoch = epoch
+
+
+class ConvergenceWarning(UserWarning):
+    """Training stopped at its epoch limit before its stopping criterion was met."""
+
+
+class RankDeficiencyWarning(UserWarning):
+    """The design matrix is rank deficient: the least-squares solution is not unique."""

@@ -1,0 +1,48 @@
+"""Mean squared error and its exact gradient for the linear model.
+
+With ``E = X @ W.T + b - Y`` of shape (n, k), the loss averages over *all* n·k entries, as the
+tutorial's hand-written ``mse`` and :func:`torch.nn.functional.mse_loss` do::
+
+    L(W, b) = sum(E**2) / (n k)
+    dL/dW   = 2/(n k) · E.T @ X          # (k, n) @ (n, d) -> (k, d)
+    dL/db   = 2/(n k) · E.sum(0)         # (k,)
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gradfit.model import predict
+
+__all__ = ["mse", "mse_gradient"]
+
+
+def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean of squared differences over every element: ``sum((pred - target)**2) / numel``.
+
+    Shapes must match exactly: silent broadcasting of (n, 1) against (n,) is refused.
+
+    >>> import torch
+    >>> mse(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 0.0]))
+    tensor(2.5000)
+    """
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"mse needs equal shapes, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    diff = pred - target
+    return torch.sum(diff * diff) / diff.numel()
+
+
+def mse_gradient(
+    X: torch.Tensor, Y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Analytic gradient of :func:`mse` of the linear model w.r.t. ``weight`` and ``bias``.
+
+    Returns ``(grad_weight (k, d), grad_bias (k,))``.
+    """
+    residual = predict(X, weight, bias) - Y  # (n, k)
+    scale = 2.0 / residual.numel()
+    grad_weight = scale * (residual.T @ X)  # (k, n) @ (n, d) -> (k, d)
+    grad_bias = scale * residual.sum(dim=0)  # (k,)
+    return grad_weight, grad_bias

@@ -1,0 +1,88 @@
+"""The linear model: ``Y_hat = X @ weight.T + bias``, one convention everywhere.
+
+``weight`` has shape (k, d) and ``bias`` shape (k,), as in :class:`torch.nn.Linear` and the
+tutorial (``x @ w.t() + b``): row ``j`` of ``weight`` and ``bias[j]`` predict target ``j``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gradfit.errors import ValidationError
+
+__all__ = ["LinearModel", "predict"]
+
+
+def predict(X: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Predictions of a linear model.
+
+    Parameters
+    ----------
+    X : (n, d) tensor
+    weight : (k, d) tensor
+    bias : (k,) tensor
+
+    Returns
+    -------
+    (n, k) tensor ``X @ weight.T + bias``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> predict(torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, 4.0]]), torch.tensor([0.5]))
+    tensor([[11.5000]])
+    """
+    if X.ndim != 2 or weight.ndim != 2 or bias.ndim != 1:
+        raise ValidationError(
+            "predict expects X (n, d), weight (k, d) and bias (k,), got shapes "
+            f"{tuple(X.shape)}, {tuple(weight.shape)} and {tuple(bias.shape)}"
+        )
+    if X.shape[1] != weight.shape[1]:
+        raise ValidationError(
+            f"X has {X.shape[1]} features, but the model expects {weight.shape[1]} features"
+        )
+    if bias.shape[0] != weight.shape[0]:
+        raise ValidationError(
+            f"bias has {bias.shape[0]} entries but weight has {weight.shape[0]} rows (targets)"
+        )
+    # (n, d) @ (d, k) -> (n, k), then the bias is broadcast over rows.
+    return torch.addmm(bias.to(X.dtype), X, weight.to(X.dtype).T)
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """A trained linear model with the names that travel with it."""
+
+    weight: torch.Tensor  # (k, d)
+    bias: torch.Tensor  # (k,)
+    feature_names: tuple[str, ...] | None = None
+    target_names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.weight.ndim != 2 or self.bias.ndim != 1 or self.bias.shape[0] != self.weight.shape[0]:
+            raise ValidationError(
+                f"weight must be (k, d) and bias (k,), got {tuple(self.weight.shape)} "
+                f"and {tuple(self.bias.shape)}"
+            )
+        if self.feature_names is not None and len(self.feature_names) != self.n_features:
+            raise ValidationError(
+                f"{len(self.feature_names)} feature names for {self.n_features} features"
+            )
+        if self.target_names is not None and len(self.target_names) != self.n_targets:
+            raise ValidationError(
+                f"{len(self.target_names)} target names for {self.n_targets} targets"
+            )
+
+    @property
+    def n_features(self) -> int:
+        return int(self.weight.shape[1])
+
+    @property
+    def n_targets(self) -> int:
+        return int(self.weight.shape[0])
+
+    def predict(self, X: torch.Tensor) -> torch.Tensor:
+        """(n, d) -> (n, k)."""
+        return predict(X, self.weight, self.bias)

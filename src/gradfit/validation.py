@@ -1,0 +1,118 @@
+"""Checks on user-supplied arguments, each failing with a :class:`ValidationError` that names the
+argument, what was expected and what was got. Never ``assert``: these run under ``python -O`` too."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from gradfit.errors import ValidationError
+
+__all__ = [
+    "as_matrix",
+    "as_targets",
+    "check_lengths",
+    "check_positive_float",
+    "check_positive_int",
+]
+
+
+def _to_tensor(value: Any, name: str, dtype: torch.dtype | None) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach()
+    else:
+        try:
+            array = np.asarray(value)
+        except Exception as exc:  # pragma: no cover - numpy's own message is kept
+            raise ValidationError(f"{name} must be array-like of numbers: {exc}") from exc
+        if array.dtype == object or not (
+            np.issubdtype(array.dtype, np.number) or array.dtype == bool
+        ):
+            raise ValidationError(
+                f"{name} must hold numbers, got an array of dtype {array.dtype}"
+            )
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if tensor.is_complex():
+        raise ValidationError(f"{name} must be real, got a complex tensor")
+    if not tensor.is_floating_point():
+        tensor = tensor.to(torch.get_default_dtype() if dtype is None else dtype)
+    if dtype is not None and tensor.dtype != dtype:
+        tensor = tensor.to(dtype)
+    return tensor
+
+
+def _check_finite(tensor: torch.Tensor, name: str) -> None:
+    if tensor.numel() and not bool(torch.isfinite(tensor).all()):
+        bad = (~torch.isfinite(tensor)).nonzero()[0].tolist()
+        kind = "NaN" if bool(torch.isnan(tensor).any()) else "inf"
+        where = f"row {bad[0]}" + (f", column {bad[1]}" if len(bad) > 1 else "")
+        raise ValidationError(
+            f"{name} contains {kind} (first non-finite value at {where}); "
+            "remove or impute non-finite values before fitting"
+        )
+
+
+def as_matrix(
+    value: Any, name: str = "X", *, dtype: torch.dtype | None = None, min_rows: int = 1
+) -> torch.Tensor:
+    """Return ``value`` as a finite 2-D floating tensor of shape (n, d)."""
+    tensor = _to_tensor(value, name, dtype)
+    if tensor.ndim != 2:
+        raise ValidationError(
+            f"{name} must be 2-D with shape (n_samples, n_features), got shape {tuple(tensor.shape)}"
+        )
+    if tensor.shape[0] < min_rows:
+        raise ValidationError(
+            f"{name} must have at least {min_rows} row(s), got {tensor.shape[0]}"
+        )
+    if tensor.shape[1] < 1:
+        raise ValidationError(f"{name} must have at least 1 column, got 0")
+    _check_finite(tensor, name)
+    return tensor
+
+
+def as_targets(value: Any, name: str = "Y", *, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Return targets as a finite 2-D tensor (n, k); a 1-D ``value`` becomes (n, 1)."""
+    tensor = _to_tensor(value, name, dtype)
+    if tensor.ndim == 1:
+        tensor = tensor.unsqueeze(1)
+    if tensor.ndim != 2:
+        raise ValidationError(
+            f"{name} must be 1-D (n_samples,) or 2-D (n_samples, n_targets), "
+            f"got shape {tuple(tensor.shape)}"
+        )
+    if tensor.shape[1] < 1:
+        raise ValidationError(f"{name} must have at least 1 target column, got 0")
+    _check_finite(tensor, name)
+    return tensor
+
+
+def check_lengths(X: torch.Tensor, Y: torch.Tensor, x_name: str = "X", y_name: str = "Y") -> None:
+    """X and Y must have the same number of rows."""
+    if X.shape[0] != Y.shape[0]:
+        raise ValidationError(
+            f"{x_name} and {y_name} must have the same number of rows, "
+            f"got {X.shape[0]} and {Y.shape[0]}"
+        )
+
+
+def check_positive_float(value: Any, name: str) -> float:
+    """A finite float strictly above zero (learning rates, tolerances)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ValidationError(f"{name} must be a positive number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number <= 0.0:
+        raise ValidationError(f"{name} must be a positive finite number, got {value!r}")
+    return number
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """An integer of at least 1 (epochs, batch sizes)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValidationError(f"{name} must be a positive integer, got {value!r}")
+    if int(value) < 1:
+        raise ValidationError(f"{name} must be a positive integer (at least 1), got {value!r}")
+    return int(value)
