@@ -1,0 +1,58 @@
+"""Terminal rendering: number formats, plain tables, progress bars."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+__all__ = ["Progress", "fmt", "matrix", "table"]
+
+
+
+def fmt(value: float, digits: int = 6) -> str:
+    if not math.isfinite(value):
+        return str(value)
+    if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{digits}g}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    def line(cells: Sequence[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
+        return "  ".join([first, *rest]).rstrip()
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def matrix(t: torch.Tensor) -> str:
+    rows = t.reshape(t.shape[0], -1).tolist() if t.ndim > 1 else [t.tolist()]
+    return "\n".join("    [" + ", ".join(f"{v:10.4f}" for v in row) + "]" for row in rows)
+
+
+class Progress:
+    """A tqdm bar over epochs, or nothing (quiet, or not a terminal)."""
+
+    def __init__(self, total: int, enabled: bool, desc: str):
+        self._bar: Any = None
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=desc, unit="epoch", leave=False, file=sys.stderr)
+
+    def update(self, loss: float) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
