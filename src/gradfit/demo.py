@@ -78,7 +78,9 @@ def run_demo(
     inputs, targets = data.data, data.target
 
     # Part 1, one step at a time, exactly as the tutorial shows it.
-    w, b = scratch.init_params(inputs.shape[1], targets.shape[1], torch.Generator().manual_seed(seed))
+    w, b = scratch.init_params(
+        inputs.shape[1], targets.shape[1], torch.Generator().manual_seed(seed)
+    )
     initial_w, initial_b = w.detach().clone(), b.detach().clone()
     preds = scratch.model(inputs, w, b)
     loss = scratch.mse(preds, targets)
@@ -100,7 +102,9 @@ def run_demo(
     )
 
     exact = least_squares(inputs, targets)
-    optimum = float(scratch.mse(predict(inputs.double(), exact.weight, exact.bias), targets.double()))
+    optimum = float(
+        scratch.mse(predict(inputs.double(), exact.weight, exact.bias), targets.double())
+    )
     paths = (
         _summary("from scratch", part1.weight, part1.bias, data, optimum),
         _summary("built-ins", part2.weight, part2.bias, data, optimum),

@@ -1,8 +1,8 @@
 """The exceptions and warnings gradfit raises.
 
-One base class, :class:`GradfitError`, so that the command line can turn every user error into a
-one-line message and exit code 2. Each subclass also derives from the built-in exception a Python
-user would expect (``ValueError``, ``FileNotFoundError``...), so ``except ValueError`` keeps working.
+One base class, :class:`GradfitError`, so that the command line can turn every user error into
+a one-line message and exit code 2. Each subclass also derives from the built-in exception a
+Python user would expect (``ValueError``...), so ``except ValueError`` keeps working.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ class GradfitError(Exception):
 
 
 class ValidationError(GradfitError, ValueError):
-    """An argument has the wrong value, type or shape; the message names it and what was expected."""
+    """An argument has the wrong value, type or shape; the message names it and what was
+    expected."""
 
 
 class DataError(GradfitError, ValueError):

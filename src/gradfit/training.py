@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -55,8 +56,14 @@ def fit_linear(
     if config.solver in ("gd", "sgd"):
         result = train(X, Y, config, random_state=random_state, callback=callback)
         return TrainingOutcome(
-            result.weight, result.bias, result.loss_curve, result.n_iter, result.converged,
-            result.learning_rate, result.stable_lr, result.state.scaler,
+            result.weight,
+            result.bias,
+            result.loss_curve,
+            result.n_iter,
+            result.converged,
+            result.learning_rate,
+            result.stable_lr,
+            result.state.scaler,
         )
     return _fit_tutorial(X, Y, config, random_state=random_state, callback=callback)
 
@@ -78,28 +85,39 @@ def _fit_tutorial(
     if not config.fit_intercept:
         raise ValidationError(f"solver {config.solver!r} always fits a bias (fit_intercept=True)")
     # The step: the given one, or the engine's automatic one for the equivalent solver.
-    engine_solver = "gd" if config.solver == "scratch" else "sgd"
-    probe = init_state(X, Y, SolverConfig(
-        solver=engine_solver, batch_size=config.batch_size, standardize=config.standardize,
-        learning_rate=config.learning_rate,
-    ))
+    engine_solver: Literal["gd", "sgd"] = "gd" if config.solver == "scratch" else "sgd"
+    probe = init_state(
+        X,
+        Y,
+        SolverConfig(
+            solver=engine_solver,
+            batch_size=config.batch_size,
+            standardize=config.standardize,
+            learning_rate=config.learning_rate,
+        ),
+    )
     lr = probe.learning_rate
     scaler = probe.scaler
     Z = scaler.transform(X) if config.standardize else X
     seed = 0 if random_state is None else int(random_state)
     epochs = config.max_epochs
     if config.solver == "scratch":
+
         def on_scratch(epoch: int, total: int, loss: float) -> None:
             if callback is not None:
                 callback(EpochInfo(epoch, total, loss, lr))
+
         part1 = train_from_scratch(Z, Y, epochs=epochs, lr=lr, seed=seed, callback=on_scratch)
         weight, bias, curve = part1.weight, part1.bias, part1.losses
     else:
+
         def on_builtin(epoch: int, total: int, last: float, mean: float) -> None:
             if callback is not None:
                 callback(EpochInfo(epoch, total, mean, lr))
-        part2 = train_builtin(Z, Y, epochs=epochs, lr=lr, batch_size=config.batch_size,
-                              seed=seed, callback=on_builtin)
+
+        part2 = train_builtin(
+            Z, Y, epochs=epochs, lr=lr, batch_size=config.batch_size, seed=seed, callback=on_builtin
+        )
         weight, bias, curve = part2.weight, part2.bias, tuple(part2.history.mean_loss)
     final = float(mse(predict(Z, weight, bias), Y))
     if not math.isfinite(final) or not bool(torch.isfinite(weight).all()):

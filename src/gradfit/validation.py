@@ -1,5 +1,6 @@
-"""Checks on user-supplied arguments, each failing with a :class:`ValidationError` that names the
-argument, what was expected and what was got. Never ``assert``: these run under ``python -O`` too."""
+"""Checks on user-supplied arguments, each failing with a :class:`ValidationError` that names
+the argument, what was expected and what was got. Never ``assert``: these run under
+``python -O`` too."""
 
 from __future__ import annotations
 
@@ -31,9 +32,7 @@ def _to_tensor(value: Any, name: str, dtype: torch.dtype | None) -> torch.Tensor
         if array.dtype == object or not (
             np.issubdtype(array.dtype, np.number) or array.dtype == bool
         ):
-            raise ValidationError(
-                f"{name} must hold numbers, got an array of dtype {array.dtype}"
-            )
+            raise ValidationError(f"{name} must hold numbers, got an array of dtype {array.dtype}")
         tensor = torch.from_numpy(np.ascontiguousarray(array))
     if tensor.is_complex():
         raise ValidationError(f"{name} must be real, got a complex tensor")
@@ -62,12 +61,11 @@ def as_matrix(
     tensor = _to_tensor(value, name, dtype)
     if tensor.ndim != 2:
         raise ValidationError(
-            f"{name} must be 2-D with shape (n_samples, n_features), got shape {tuple(tensor.shape)}"
+            f"{name} must be 2-D with shape (n_samples, n_features), "
+            f"got shape {tuple(tensor.shape)}"
         )
     if tensor.shape[0] < min_rows:
-        raise ValidationError(
-            f"{name} must have at least {min_rows} row(s), got {tensor.shape[0]}"
-        )
+        raise ValidationError(f"{name} must have at least {min_rows} row(s), got {tensor.shape[0]}")
     if tensor.shape[1] < 1:
         raise ValidationError(f"{name} must have at least 1 column, got 0")
     _check_finite(tensor, name)

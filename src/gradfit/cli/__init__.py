@@ -55,8 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling (0)")
     demo.add_argument("--epochs", type=_positive_int, default=100, help="epochs per path (100)")
     demo.add_argument("--lr", type=_positive_float, default=1e-5, help="learning rate (1e-5)")
-    demo.add_argument("--rows", type=int, choices=(5, 15), default=15,
-                      help="15: the seed's set; 5: part 1's set (15)")
+    demo.add_argument(
+        "--rows",
+        type=int,
+        choices=(5, 15),
+        default=15,
+        help="15: the seed's set; 5: part 1's set (15)",
+    )
     demo.set_defaults(handler=cmd_demo)
 
     add_data_commands(sub)
@@ -80,8 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # an internal error: say so, one line, exit 1
-        print(f"gradfit: internal error ({type(exc).__name__}): {exc}. "
-              "Please report it with the command you ran.", file=sys.stderr)
+        print(
+            f"gradfit: internal error ({type(exc).__name__}): {exc}. "
+            "Please report it with the command you ran.",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
     return code
 

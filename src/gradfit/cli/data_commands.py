@@ -67,8 +67,10 @@ def _check_output_dir(path: str, what: str) -> Path:
     out = Path(path)
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
-        raise DataError(f"{path}: the directory {str(parent)!r} for the {what} does not exist; "
-                        "create it first or choose another path")
+        raise DataError(
+            f"{path}: the directory {str(parent)!r} for the {what} does not exist; "
+            "create it first or choose another path"
+        )
     if out.is_dir():
         raise DataError(f"{path}: is a directory; give a file name for the {what}")
     return out
@@ -88,8 +90,9 @@ def _learning_rate(text: str) -> float | str:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number, got {text!r}") \
-            from None
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto' or a positive number, got {text!r}"
+        ) from None
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number, got {text!r}")
     return value
@@ -131,9 +134,15 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
 
     config = SolverConfig(
-        solver=args.solver, learning_rate=args.lr, batch_size=args.batch_size,
-        max_epochs=args.epochs, standardize=args.standardize, tol=args.tol,
-        alpha=args.alpha, l1_ratio=args.l1_ratio, momentum=args.momentum,
+        solver=args.solver,
+        learning_rate=args.lr,
+        batch_size=args.batch_size,
+        max_epochs=args.epochs,
+        standardize=args.standardize,
+        tol=args.tol,
+        alpha=args.alpha,
+        l1_ratio=args.l1_ratio,
+        momentum=args.momentum,
     )
     loaded = _load_training(args.data, targets, features)
     X = torch.from_numpy(loaded.X).to(device=device, dtype=dtype)
@@ -154,8 +163,9 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
             hint = "" if args.standardize else " or --standardize"
             bound = exc.stable_lr
             lr_hint = f"--lr {bound / 2:.2g}" if bound else "a smaller --lr"
-            raise DivergenceError(f"{args.data}: {exc}; try {lr_hint}{hint}",
-                                  stable_lr=bound) from None
+            raise DivergenceError(
+                f"{args.data}: {exc}; try {lr_hint}{hint}", stable_lr=bound
+            ) from None
         finally:
             bar.close()
         elapsed = time.perf_counter() - start
@@ -170,19 +180,33 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     ratio = final_loss / optimum if optimum > 0 else (1.0 if final_loss == 0 else math.inf)
     metrics = regression_metrics(Y64, pred)
     hyper = {
-        "learning_rate": outcome.learning_rate, "stable_learning_rate": outcome.stable_lr,
-        "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
-        "standardize": args.standardize, "tol": args.tol, "alpha": args.alpha,
-        "l1_ratio": args.l1_ratio, "momentum": args.momentum, "dtype": args.dtype,
-        "device": str(device), "n_iter": outcome.n_iter, "converged": outcome.converged,
-        "n_samples": int(X.shape[0]), "data": args.data,
+        "learning_rate": outcome.learning_rate,
+        "stable_learning_rate": outcome.stable_lr,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "standardize": args.standardize,
+        "tol": args.tol,
+        "alpha": args.alpha,
+        "l1_ratio": args.l1_ratio,
+        "momentum": args.momentum,
+        "dtype": args.dtype,
+        "device": str(device),
+        "n_iter": outcome.n_iter,
+        "converged": outcome.converged,
+        "n_samples": int(X.shape[0]),
+        "data": args.data,
     }
     saved = SavedModel(
-        weight=weight, bias=bias,
-        feature_names=loaded.feature_names, target_names=loaded.target_names,
+        weight=weight,
+        bias=bias,
+        feature_names=loaded.feature_names,
+        target_names=loaded.target_names,
         scaling_mean=outcome.scaler.mean.double().cpu() if args.standardize else None,
         scaling_scale=outcome.scaler.scale.double().cpu() if args.standardize else None,
-        solver=args.solver, hyperparameters=hyper, final_loss=final_loss,
+        solver=args.solver,
+        hyperparameters=hyper,
+        final_loss=final_loss,
         loss_history=[float(v) for v in outcome.loss_curve],
         metrics=metrics.as_dict(loaded.target_names),
     )
@@ -191,30 +215,46 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
         from gradfit.report import plot_training
 
         try:
-            plot_training(plot_path, outcome.loss_curve, Y64.numpy(), pred.numpy(),
-                          loaded.target_names, title=f"gradfit {args.solver} on {args.data}")
+            plot_training(
+                plot_path,
+                outcome.loss_curve,
+                Y64.numpy(),
+                pred.numpy(),
+                loaded.target_names,
+                title=f"gradfit {args.solver} on {args.data}",
+            )
         except BaseException:
             model_path.unlink(missing_ok=True)  # all or nothing: no model without its plot
             raise
 
     summary = {
-        "model": str(model_path), "solver": args.solver, "epochs_run": outcome.n_iter,
-        "final_loss": final_loss, "optimal_loss": optimum, "loss_ratio": ratio,
-        "learning_rate": outcome.learning_rate, "seconds": elapsed,
+        "model": str(model_path),
+        "solver": args.solver,
+        "epochs_run": outcome.n_iter,
+        "final_loss": final_loss,
+        "optimal_loss": optimum,
+        "loss_ratio": ratio,
+        "learning_rate": outcome.learning_rate,
+        "seconds": elapsed,
         "r2": dict(zip(loaded.target_names, metrics.r2, strict=True)),
         "plot": str(plot_path) if plot_path else None,
     }
     if args.json:
         print(json.dumps(summary, indent=2), file=out)
         return EXIT_OK
-    rows = [["final loss (MSE)", fmt(final_loss)], ["closed-form optimum", fmt(optimum)],
-            ["loss / optimum", f"{ratio:.6f}"], ["epochs run", str(outcome.n_iter)],
-            ["learning rate", "-" if outcome.learning_rate is None else fmt(outcome.learning_rate)],
-            *([f"R² {n}", f"{r:.6f}"] for n, r in zip(loaded.target_names, metrics.r2, strict=True)),
-            ["time", f"{elapsed:.3f} s"]]
+    rows = [
+        ["final loss (MSE)", fmt(final_loss)],
+        ["closed-form optimum", fmt(optimum)],
+        ["loss / optimum", f"{ratio:.6f}"],
+        ["epochs run", str(outcome.n_iter)],
+        ["learning rate", "-" if outcome.learning_rate is None else fmt(outcome.learning_rate)],
+        *([f"R² {n}", f"{r:.6f}"] for n, r in zip(loaded.target_names, metrics.r2, strict=True)),
+        ["time", f"{elapsed:.3f} s"],
+    ]
     print(table([f"fit ({args.solver}, {X.shape[0]} rows)", "value"], rows), file=out)
-    print(f"model written to {model_path}" + (f", plot to {plot_path}" if plot_path else ""),
-          file=out)
+    print(
+        f"model written to {model_path}" + (f", plot to {plot_path}" if plot_path else ""), file=out
+    )
     return EXIT_OK
 
 
@@ -234,11 +274,15 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     columns: dict[str, np.ndarray] = {}
     for name in keep:
         if name not in data.columns:
-            raise DataError(f"{args.data}: --keep column {name!r} not found; available: "
-                            f"{', '.join(data.columns)}")
+            raise DataError(
+                f"{args.data}: --keep column {name!r} not found; available: "
+                f"{', '.join(data.columns)}"
+            )
         if name in model.target_names:
-            raise DataError(f"--keep column {name!r} has the name of a predicted target; "
-                            "rename it or leave it out")
+            raise DataError(
+                f"--keep column {name!r} has the name of a predicted target; "
+                "rename it or leave it out"
+            )
         columns[name] = data.columns[name]
     for j, name in enumerate(model.target_names):
         columns[name] = pred[:, j]
@@ -261,11 +305,23 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     pred = model.predict(X.to(model.weight.dtype)).double()
     metrics = regression_metrics(Y, pred).as_dict(model.target_names)
     if args.json:
-        print(json.dumps({"model": args.model, "data": args.data, "n_samples": int(X.shape[0]),
-                          "metrics": metrics}, indent=2), file=out)
+        print(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "data": args.data,
+                    "n_samples": int(X.shape[0]),
+                    "metrics": metrics,
+                },
+                indent=2,
+            ),
+            file=out,
+        )
         return EXIT_OK
-    rows = [[name, *(fmt(m[key]) for key in ("mse", "rmse", "mae", "r2"))]
-            for name, m in metrics.items()]
+    rows = [
+        [name, *(fmt(m[key]) for key in ("mse", "rmse", "mae", "r2"))]
+        for name, m in metrics.items()
+    ]
     print(table(["target", "MSE", "RMSE", "MAE", "R²"], rows), file=out)
     return EXIT_OK
 
@@ -279,22 +335,38 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
         print(json.dumps(info, indent=2), file=out)
         return EXIT_OK
     print(f"gradfit model {args.model} (format version {info['format_version']})", file=out)
-    print(f"solver: {info['solver']}; written by gradfit {info['versions'].get('gradfit')}, "
-          f"torch {info['versions'].get('torch')}", file=out)
+    print(
+        f"solver: {info['solver']}; written by gradfit {info['versions'].get('gradfit')}, "
+        f"torch {info['versions'].get('torch')}",
+        file=out,
+    )
     headers = ["target", *model.feature_names, "bias"]
-    rows = [[t, *(fmt(v) for v in model.weight[j].tolist()), fmt(float(model.bias[j]))]
-            for j, t in enumerate(model.target_names)]
+    rows = [
+        [t, *(fmt(v) for v in model.weight[j].tolist()), fmt(float(model.bias[j]))]
+        for j, t in enumerate(model.target_names)
+    ]
     print(table(headers, rows), file=out)
     if model.scaling_mean is not None and model.scaling_scale is not None:
-        rows = [[f, fmt(m), fmt(s)] for f, m, s in zip(
-            model.feature_names, model.scaling_mean.tolist(), model.scaling_scale.tolist(),
-            strict=True)]
-        print("\nstandardization used in training (coefficients above are in original units):",
-              file=out)
+        rows = [
+            [f, fmt(m), fmt(s)]
+            for f, m, s in zip(
+                model.feature_names,
+                model.scaling_mean.tolist(),
+                model.scaling_scale.tolist(),
+                strict=True,
+            )
+        ]
+        print(
+            "\nstandardization used in training (coefficients above are in original units):",
+            file=out,
+        )
         print(table(["feature", "mean", "scale"], rows), file=out)
     if model.final_loss is not None:
-        print(f"\nfinal training loss (MSE): {fmt(model.final_loss)} after "
-              f"{len(model.loss_history)} epochs", file=out)
+        print(
+            f"\nfinal training loss (MSE): {fmt(model.final_loss)} after "
+            f"{len(model.loss_history)} epochs",
+            file=out,
+        )
     settings = ", ".join(f"{k}={v}" for k, v in model.hyperparameters.items())
     print(f"settings: {settings}", file=out)
     return EXIT_OK
@@ -308,20 +380,37 @@ def add_data_commands(sub: Any) -> None:
 
     fit = sub.add_parser("fit", help="train a model on a data file (CSV, TSV, .gz, Parquet)")
     fit.add_argument("data", help="data file, or the built-in name 'crops'")
-    fit.add_argument("--target", action="append", required=True,
-                     help="target column (repeat, or comma-separate, for several)")
-    fit.add_argument("--features", help="comma-separated feature columns (default: every other "
-                     "numeric column)")
+    fit.add_argument(
+        "--target",
+        action="append",
+        required=True,
+        help="target column (repeat, or comma-separate, for several)",
+    )
+    fit.add_argument(
+        "--features", help="comma-separated feature columns (default: every other numeric column)"
+    )
     fit.add_argument("--solver", choices=SOLVERS, default="gd", help="(gd)")
     fit.add_argument("--epochs", type=int, default=1000, help="maximum epochs (1000)")
-    fit.add_argument("--lr", type=_learning_rate, default="auto",
-                     help="learning rate, or 'auto' (computed from the data)")
+    fit.add_argument(
+        "--lr",
+        type=_learning_rate,
+        default="auto",
+        help="learning rate, or 'auto' (computed from the data)",
+    )
     fit.add_argument("--batch-size", type=int, default=32, help="mini-batch size for sgd (32)")
     fit.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    fit.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True,
-                     help="centre and scale features inside training (on)")
-    fit.add_argument("--tol", type=float, default=1e-6,
-                     help="stop when the loss improves by less than this fraction (1e-6)")
+    fit.add_argument(
+        "--standardize",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="centre and scale features inside training (on)",
+    )
+    fit.add_argument(
+        "--tol",
+        type=float,
+        default=1e-6,
+        help="stop when the loss improves by less than this fraction (1e-6)",
+    )
     fit.add_argument("--alpha", type=float, default=0.0, help="regularization strength (0)")
     fit.add_argument("--l1-ratio", type=float, default=0.0, help="elastic-net mix (0: ridge)")
     fit.add_argument("--momentum", type=float, default=0.0, help="momentum (0)")
@@ -336,8 +425,9 @@ def add_data_commands(sub: Any) -> None:
     pred = sub.add_parser("predict", help="predict with a saved model")
     pred.add_argument("model")
     pred.add_argument("data")
-    pred.add_argument("--out", help="CSV, TSV or Parquet file by extension (default: CSV to "
-                      "stdout)")
+    pred.add_argument(
+        "--out", help="CSV, TSV or Parquet file by extension (default: CSV to stdout)"
+    )
     pred.add_argument("--keep", action="append", help="identifier columns to copy through")
     pred.set_defaults(handler=_cmd_predict)
 
@@ -351,4 +441,3 @@ def add_data_commands(sub: Any) -> None:
     info.add_argument("model")
     info.add_argument("--json", action="store_true")
     info.set_defaults(handler=_cmd_info)
-

@@ -12,7 +12,6 @@ __all__ = ["cmd_demo"]
 EXIT_OK = 0
 
 
-
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from gradfit.demo import NEW_INPUT, run_demo
 
@@ -30,8 +29,9 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         if epoch % every == 0 or epoch == total:
             lines.append(f"Epoch [{epoch}/{total}], Loss: {last:.4f}")
 
-    report = run_demo(seed=args.seed, epochs=args.epochs, lr=args.lr, rows=args.rows,
-                      on_builtin_epoch=collect)
+    report = run_demo(
+        seed=args.seed, epochs=args.epochs, lr=args.lr, rows=args.rows, on_builtin_epoch=collect
+    )
     data = report.data
     print("weights w (targets x features) and bias b, drawn from N(0, 1):", file=out)
     print(matrix(report.initial_weight), file=out)
@@ -41,8 +41,11 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     headers = ["row", *(f"pred {n}" for n in names), *names]
     shown = min(5, data.data.shape[0])
     rows = [
-        [str(i + 1), *(f"{v:.2f}" for v in report.initial_predictions[i].tolist()),
-         *(f"{v:.0f}" for v in data.target[i].tolist())]
+        [
+            str(i + 1),
+            *(f"{v:.2f}" for v in report.initial_predictions[i].tolist()),
+            *(f"{v:.0f}" for v in data.target[i].tolist()),
+        ]
         for i in range(shown)
     ]
     print(table(headers, rows), file=out)
@@ -64,28 +67,32 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     for epoch in range(every, len(losses) + 1, every):
         print(f"Epoch [{epoch}/{len(losses)}], Loss: {losses[epoch - 1]:.4f}", file=out)
     print("\nPart 2: the same model with PyTorch built-ins", file=out)
-    print("(TensorDataset, DataLoader(batch_size=5, shuffle=True), nn.Linear, F.mse_loss, "
-          "optim.SGD, fit)\n", file=out)
+    print(
+        "(TensorDataset, DataLoader(batch_size=5, shuffle=True), nn.Linear, F.mse_loss, "
+        "optim.SGD, fit)\n",
+        file=out,
+    )
     for line in lines:
         print(line, file=out)
 
     exact = report.paths[-1]
     print("\nClosed-form least squares (float64, QR): the optimum both paths aim at", file=out)
     for j, name in enumerate(names):
-        terms = " ".join(
-            f"{'+' if w >= 0 else '-'} {abs(w):.3f}·{f}"
-            for w, f in zip(exact.weight[j].tolist(), data.feature_names, strict=True)
-        ).removeprefix("+ ").replace("- ", "-", 1 if exact.weight[j, 0] < 0 else 0)
+        terms = (
+            " ".join(
+                f"{'+' if w >= 0 else '-'} {abs(w):.3f}·{f}"
+                for w, f in zip(exact.weight[j].tolist(), data.feature_names, strict=True)
+            )
+            .removeprefix("+ ")
+            .replace("- ", "-", 1 if exact.weight[j, 0] < 0 else 0)
+        )
         bias = float(exact.bias[j])
         print(f"  {name} = {terms} {'+' if bias >= 0 else '-'} {abs(bias):.3f}", file=out)
     new = ", ".join(f"{f}={v:g}" for f, v in zip(data.feature_names, NEW_INPUT, strict=True))
-    print(f"\nSummary: loss on the training data and prediction for a new region ({new})",
-          file=out)
+    print(f"\nSummary: loss on the training data and prediction for a new region ({new})", file=out)
     rows = [
         [p.name, f"{p.loss:.4f}", f"{p.ratio_to_optimum:.2f}x", *(f"{v:.2f}" for v in p.prediction)]
         for p in report.paths
     ]
     print(table(["path", "loss", "vs optimum", *names], rows), file=out)
     return EXIT_OK
-
-

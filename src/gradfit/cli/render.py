@@ -12,7 +12,6 @@ import torch
 __all__ = ["Progress", "fmt", "matrix", "table"]
 
 
-
 def fmt(value: float, digits: int = 6) -> str:
     if not math.isfinite(value):
         return str(value)
@@ -23,10 +22,12 @@ def fmt(value: float, digits: int = 6) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
     def line(cells: Sequence[str]) -> str:
         first = cells[0].ljust(widths[0])
         rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
         return "  ".join([first, *rest]).rstrip()
+
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
 
@@ -54,5 +55,3 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-
-

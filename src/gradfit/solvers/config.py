@@ -9,7 +9,7 @@ from typing import Literal
 
 from gradfit.errors import ValidationError
 
-__all__ = ["SOLVERS", "SCHEDULES", "SolverConfig"]
+__all__ = ["SCHEDULES", "SOLVERS", "SolverConfig"]
 
 SOLVERS = ("gd", "sgd", "lstsq", "scratch", "builtin")
 SCHEDULES = ("constant", "invscaling", "step")
@@ -55,13 +55,19 @@ class SolverConfig:
 
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:
-            raise ValidationError(f"solver must be one of {', '.join(SOLVERS)}; got {self.solver!r}")
+            raise ValidationError(
+                f"solver must be one of {', '.join(SOLVERS)}; got {self.solver!r}"
+            )
         lr = self.learning_rate
         if isinstance(lr, str):
             if lr != "auto":
-                raise ValidationError(f"learning_rate must be 'auto' or a positive number, got {lr!r}")
-        elif isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (
-            math.isfinite(lr) and lr > 0
+                raise ValidationError(
+                    f"learning_rate must be 'auto' or a positive number, got {lr!r}"
+                )
+        elif (
+            isinstance(lr, bool)
+            or not isinstance(lr, numbers.Real)
+            or not (math.isfinite(lr) and lr > 0)
         ):
             raise ValidationError(f"learning_rate must be 'auto' or a positive number, got {lr!r}")
         if self.schedule not in SCHEDULES:
@@ -81,14 +87,25 @@ class SolverConfig:
         if self.tol is not None:
             _number(self.tol, "tol", low=0.0)
         _integer(self.n_iter_no_change, "n_iter_no_change")
-        _number(self.validation_fraction, "validation_fraction", low=0.0, high=1.0,
-                low_open=True, high_open=True)
+        _number(
+            self.validation_fraction,
+            "validation_fraction",
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            high_open=True,
+        )
         _number(self.divergence_factor, "divergence_factor", low=1.0, low_open=True)
 
 
 def _number(
-    value: object, name: str, *, low: float | None = None, high: float | None = None,
-    low_open: bool = False, high_open: bool = False,
+    value: object,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
 ) -> None:
     if (
         isinstance(value, bool)
@@ -102,7 +119,9 @@ def _number(
     if bad_low or bad_high:
         lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
         hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
-        raise ValidationError(f"{name} must be {' and '.join(p for p in (lo, hi) if p)}, got {value!r}")
+        raise ValidationError(
+            f"{name} must be {' and '.join(p for p in (lo, hi) if p)}, got {value!r}"
+        )
 
 
 def _integer(value: object, name: str) -> None:

@@ -118,9 +118,7 @@ def _internal_stats(stats: SufficientStats, scaler: Standardizer) -> SufficientS
     )
 
 
-def _per_target_mse(
-    st: SufficientStats, W: torch.Tensor, b: torch.Tensor
-) -> torch.Tensor:
+def _per_target_mse(st: SufficientStats, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """MSE of each target (k,) from sufficient statistics, for parameters on the internal Z."""
     W64, b64 = W.double(), b.double()
     c = W64 @ st.zbar + b64 - st.ybar  # (k,) error of the means
@@ -141,14 +139,15 @@ def _penalty(W: torch.Tensor, config: SolverConfig, k: int) -> float:
 def _r2_from_stats(st: SufficientStats, W: torch.Tensor, b: torch.Tensor) -> float:
     mse = _per_target_mse(st, W, b)
     var = st.syy
-    r2 = torch.where(var > 0, 1 - mse / torch.where(var > 0, var, torch.ones_like(var)),
-                     (mse == 0).double())
+    r2 = torch.where(
+        var > 0, 1 - mse / torch.where(var > 0, var, torch.ones_like(var)), (mse == 0).double()
+    )
     return float(r2.mean())
 
 
 def _scheduled_lr(lr0: float, epoch: int, config: SolverConfig) -> float:
     if config.schedule == "invscaling":
-        return lr0 / (1.0 + epoch) ** config.power_t
+        return lr0 / float((1.0 + epoch) ** config.power_t)
     if config.schedule == "step":
         return lr0 * config.decay_rate ** (epoch // config.decay_every)
     return lr0
@@ -277,8 +276,13 @@ def init_state(
         b0 = torch.zeros(k, dtype=torch.float64, device=X.device)
     generator = torch.Generator().manual_seed(_resolve_seed(random_state))
     return TrainState(
-        config=config, scaler=scaler, weight=w0.to(wdtype).contiguous(),
-        bias=b0.to(wdtype).contiguous(), learning_rate=lr0, stable_lr=stable, lipschitz=L,
+        config=config,
+        scaler=scaler,
+        weight=w0.to(wdtype).contiguous(),
+        bias=b0.to(wdtype).contiguous(),
+        learning_rate=lr0,
+        stable_lr=stable,
+        lipschitz=L,
         generator=generator,
     )
 
@@ -286,7 +290,7 @@ def init_state(
 def _max_row_norm2(X: torch.Tensor, scaler: Standardizer, config: SolverConfig) -> float:
     best = 0.0
     mean, scale = scaler.mean.to(X.dtype), scaler.scale.to(X.dtype)
-    for chunk in X.split(1 << 16):
+    for chunk in torch.split(X, 1 << 16):
         z = (chunk - mean) / scale
         best = max(best, float((z.double() ** 2).sum(1).max()))
     return best + (1.0 if config.fit_intercept else 0.0)
@@ -317,7 +321,8 @@ def run_epochs(
     def objective() -> float:
         if use_stats:
             return float(_per_target_mse(zst, state.weight, state.bias).mean()) + _penalty(
-                state.weight, cfg, k)
+                state.weight, cfg, k
+            )
         Z = state.scaler.transform(X) if cfg.standardize else X
         err = torch.addmm(state.bias.to(Z.dtype), Z, state.weight.to(Z.dtype).T) - Y
         return float((err.double() ** 2).mean()) + _penalty(state.weight, cfg, k)
@@ -337,14 +342,19 @@ def run_epochs(
             batch = X.shape[0] if cfg.solver == "gd" else cfg.batch_size
             loss = _sgd_epoch(state, X, Y, lr, batch, shuffle=cfg.solver == "sgd")
         state.epoch += 1
-        if not math.isfinite(loss) or loss > cfg.divergence_factor * reference or not bool(
-            torch.isfinite(state.weight).all()
+        if (
+            not math.isfinite(loss)
+            or loss > cfg.divergence_factor * reference
+            or not bool(torch.isfinite(state.weight).all())
         ):
             state.weight.copy_(good[0])
             state.bias.copy_(good[1])
             state.velocity_w = state.velocity_b = None
-            raise DivergenceError(_divergence_message(state, loss, reference, lr),
-                                  stable_lr=state.stable_lr, epoch=state.epoch)
+            raise DivergenceError(
+                _divergence_message(state, loss, reference, lr),
+                stable_lr=state.stable_lr,
+                epoch=state.epoch,
+            )
         good = (state.weight.clone(), state.bias.clone())
         state.loss_curve.append(loss)
         score = None
@@ -376,8 +386,11 @@ def run_epochs(
 
 def _divergence_message(state: TrainState, loss: float, reference: float, lr: float) -> str:
     what = "non-finite (inf or NaN)" if not math.isfinite(loss) else f"{loss:.3g}"
-    kind = "full-batch gradient descent" if state.config.solver == "gd" else (
-        f"mini-batch SGD at batch size {state.config.batch_size}")
+    kind = (
+        "full-batch gradient descent"
+        if state.config.solver == "gd"
+        else (f"mini-batch SGD at batch size {state.config.batch_size}")
+    )
     return (
         f"training diverged at epoch {state.epoch}: the loss became {what} "
         f"(it started at {reference:.3g}) with learning rate {lr:.3g}; the largest stable "
@@ -417,7 +430,7 @@ def train(
     X_train, Y_train = X, Y
     if config.early_stopping:
         n = X.shape[0]
-        n_val = max(1, int(round(config.validation_fraction * n)))
+        n_val = max(1, round(config.validation_fraction * n))
         if n - n_val < 1:
             raise ValidationError(
                 f"early_stopping with validation_fraction={config.validation_fraction} leaves "
@@ -427,11 +440,13 @@ def train(
         perm = torch.randperm(n, generator=g).to(X.device)
         validation = (X[perm[:n_val]], Y[perm[:n_val]])
         X_train, Y_train = X[perm[n_val:]], Y[perm[n_val:]]
-    state = init_state(X_train, Y_train, config, random_state=random_state, weight=weight,
-                       bias=bias)
+    state = init_state(
+        X_train, Y_train, config, random_state=random_state, weight=weight, bias=bias
+    )
     try:
-        converged = run_epochs(state, X_train, Y_train, config.max_epochs,
-                               validation=validation, callback=callback)
+        converged = run_epochs(
+            state, X_train, Y_train, config.max_epochs, validation=validation, callback=callback
+        )
     except DivergenceError as exc:
         exc.state = state  # type: ignore[attr-defined]
         raise
@@ -443,8 +458,12 @@ def result_of(state: TrainState, converged: bool) -> FitResult:
     w, b = state.scaler.unscale(state.weight.double(), state.bias.double())
     dtype = state.weight.dtype if state.config.solver == "sgd" else torch.float64
     return FitResult(
-        weight=w.to(dtype), bias=b.to(dtype), loss_curve=tuple(state.loss_curve),
-        n_iter=state.epoch, converged=converged, learning_rate=state.learning_rate,
+        weight=w.to(dtype),
+        bias=b.to(dtype),
+        loss_curve=tuple(state.loss_curve),
+        n_iter=state.epoch,
+        converged=converged,
+        learning_rate=state.learning_rate,
         stable_lr=state.stable_lr,
         validation_scores=tuple(state.validation_scores) if state.validation_scores else None,
         state=state,

@@ -73,9 +73,10 @@ def _refine(
 
 
 def _solve_upper(R: np.ndarray, B: np.ndarray) -> np.ndarray:
-    return torch.linalg.solve_triangular(
+    solution: np.ndarray = torch.linalg.solve_triangular(
         torch.from_numpy(R), torch.from_numpy(np.ascontiguousarray(B)), upper=True
     ).numpy()
+    return solution
 
 
 def least_squares(X: Any, Y: Any, *, fit_intercept: bool = True) -> LeastSquaresResult:
@@ -125,11 +126,11 @@ def least_squares(X: Any, Y: Any, *, fit_intercept: bool = True) -> LeastSquares
     A = A / scale
 
     eps = np.finfo(np.float64).eps
+    factors: tuple[np.ndarray, np.ndarray] | None = None
     if n >= d:
-        Q, R = np.linalg.qr(A)  # Householder (LAPACK geqrf): Q (n, d), R (d, d)
-        s = np.linalg.svd(R, compute_uv=False)
+        factors = np.linalg.qr(A)  # Householder (LAPACK geqrf): Q (n, d), R (d, d)
+        s = np.linalg.svd(factors[1], compute_uv=False)
     else:
-        Q = R = None
         s = np.linalg.svd(A, compute_uv=False)
     s_max = float(s[0]) if s.size else 0.0
     tol = s_max * max(n, d) * eps
@@ -137,7 +138,8 @@ def least_squares(X: Any, Y: Any, *, fit_intercept: bool = True) -> LeastSquares
     s_min = float(s[-1]) if s.size == d else 0.0
     condition = s_max / s_min if s_min > 0 else math.inf
 
-    if rank == d and Q is not None and R is not None:
+    if rank == d and factors is not None:
+        Q, R = factors
         Z = _solve_upper(R, Q.T @ B)  # (d, k) in scaled units
         Z = _refine(A, B, Z, Q, R)
     else:
@@ -154,7 +156,9 @@ def least_squares(X: Any, Y: Any, *, fit_intercept: bool = True) -> LeastSquares
     bias = (y_mean - weight.astype(np.longdouble) @ x_mean).astype(np.float64)
     return LeastSquaresResult(
         weight=torch.from_numpy(np.ascontiguousarray(weight)),
-        bias=torch.from_numpy(np.ascontiguousarray(bias)) if fit_intercept else torch.zeros(k, dtype=torch.float64),
+        bias=torch.from_numpy(np.ascontiguousarray(bias))
+        if fit_intercept
+        else torch.zeros(k, dtype=torch.float64),
         rank=rank,
         condition_number=condition,
         singular_values=torch.from_numpy(np.ascontiguousarray(s)),

@@ -39,10 +39,11 @@ class SufficientStats:
         z0 = Z[: min(n, _CHUNK_ROWS)].double().mean(0)
         y0 = Y[: min(n, _CHUNK_ROWS)].double().mean(0)
         d, k = Z.shape[1], Y.shape[1]
-        opts = {"dtype": torch.float64, "device": Z.device}
-        sz, sy = torch.zeros(d, **opts), torch.zeros(k, **opts)
-        Mzz, Mzy = torch.zeros(d, d, **opts), torch.zeros(d, k, **opts)
-        myy = torch.zeros(k, **opts)
+        f64, dev = torch.float64, Z.device
+        sz, sy = torch.zeros(d, dtype=f64, device=dev), torch.zeros(k, dtype=f64, device=dev)
+        Mzz = torch.zeros(d, d, dtype=f64, device=dev)
+        Mzy = torch.zeros(d, k, dtype=f64, device=dev)
+        myy = torch.zeros(k, dtype=f64, device=dev)
         for start in range(0, n, _CHUNK_ROWS):
             zc = Z[start : start + _CHUNK_ROWS].double() - z0  # (c, d)
             yc = Y[start : start + _CHUNK_ROWS].double() - y0  # (c, k)

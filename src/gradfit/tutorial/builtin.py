@@ -17,7 +17,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from gradfit.validation import as_matrix, as_targets, check_lengths, check_positive_float, check_positive_int
+from gradfit.validation import (
+    as_matrix,
+    as_targets,
+    check_lengths,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = ["BuiltinResult", "FitHistory", "fit", "make_linear", "train_builtin"]
 
@@ -51,7 +57,7 @@ def fit(
         for xb, yb in train_dl:
             pred = model(xb)
             loss = loss_fn(pred, yb)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             opt.zero_grad()
             last = loss.item()
@@ -117,4 +123,6 @@ def train_builtin(
     history = fit(epochs, linear, F.mse_loss, opt, train_dl, callback)
     with torch.no_grad():
         final = F.mse_loss(linear(x), y).item()
-    return BuiltinResult(linear.weight.detach().clone(), linear.bias.detach().clone(), history, final)
+    return BuiltinResult(
+        linear.weight.detach().clone(), linear.bias.detach().clone(), history, final
+    )

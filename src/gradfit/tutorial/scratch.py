@@ -18,7 +18,13 @@ from dataclasses import dataclass
 
 import torch
 
-from gradfit.validation import as_matrix, as_targets, check_lengths, check_positive_float, check_positive_int
+from gradfit.validation import (
+    as_matrix,
+    as_targets,
+    check_lengths,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = [
     "ScratchResult",
@@ -55,14 +61,14 @@ def mse(t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
 
 def compute_gradients(loss: torch.Tensor) -> None:
     """``loss.backward()``: autograd fills ``w.grad`` and ``b.grad``."""
-    loss.backward()
+    loss.backward()  # type: ignore[no-untyped-call]
 
 
 def step(w: torch.Tensor, b: torch.Tensor, lr: float) -> None:
     """One gradient-descent update, then reset the gradients (PyTorch accumulates them)::
 
-        w <- w - lr * dL/dw
-        b <- b - lr * dL/db
+    w <- w - lr * dL/dw
+    b <- b - lr * dL/db
     """
     if w.grad is None or b.grad is None:
         raise RuntimeError("no gradients yet: call compute_gradients(loss) before step()")
