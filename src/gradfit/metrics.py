@@ -38,7 +38,9 @@ def _pair(y_true: torch.Tensor, y_pred: torch.Tensor) -> tuple[torch.Tensor, tor
     if y_true.ndim == 1:
         y_true, y_pred = y_true.unsqueeze(1), y_pred.unsqueeze(1)
     if y_true.ndim != 2 or y_true.shape[0] == 0:
-        raise ValidationError(f"targets must be (n,) or (n, k) with n >= 1, got {tuple(y_true.shape)}")
+        raise ValidationError(
+            f"targets must be (n,) or (n, k) with n >= 1, got {tuple(y_true.shape)}"
+        )
     # Metrics are summaries a person reads: compute them in float64 whatever the model's dtype.
     return y_true.double(), y_pred.double()
 

@@ -61,7 +61,11 @@ class LinearModel:
     target_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.weight.ndim != 2 or self.bias.ndim != 1 or self.bias.shape[0] != self.weight.shape[0]:
+        if (
+            self.weight.ndim != 2
+            or self.bias.ndim != 1
+            or self.bias.shape[0] != self.weight.shape[0]
+        ):
             raise ValidationError(
                 f"weight must be (k, d) and bias (k,), got {tuple(self.weight.shape)} "
                 f"and {tuple(self.bias.shape)}"

@@ -24,7 +24,11 @@ class Standardizer:
     def fit(cls, X: torch.Tensor, *, center: bool = True) -> Standardizer:
         """Statistics of X (n, d), accumulated in float64 for accuracy."""
         X64 = X.double()
-        mean = X64.mean(dim=0) if center else torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
+        mean = (
+            X64.mean(dim=0)
+            if center
+            else torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
+        )
         std = (X64 - mean).pow(2).mean(dim=0).sqrt() if center else X64.pow(2).mean(dim=0).sqrt()
         # Constant (or all-zero) columns: leave unscaled rather than divide by ~0.
         tiny = torch.finfo(torch.float64).eps * X64.abs().amax(dim=0).clamp_min(1.0)
