@@ -14,7 +14,8 @@ Method (all in float64, whatever the input dtype):
 
 Rank is read from the singular values of ``R`` (those of the scaled design) against the usual
 tolerance ``s_max · max(n, d) · eps``. A rank-deficient design is *reported* with a
-:class:`~gradfit.errors.RankDeficiencyWarning`, and the minimum-norm solution (SVD) is returned.
+:class:`~gradfit.errors.RankDeficiencyWarning`, and the minimum-norm solution in the original
+units (SVD of the centred design, truncated at that rank) is returned.
 """
 
 from __future__ import annotations
@@ -150,7 +151,11 @@ def least_squares(X: Any, Y: Any, *, fit_intercept: bool = True) -> LeastSquares
             RankDeficiencyWarning,
             stacklevel=2,
         )
-        Z = np.linalg.lstsq(A, B, rcond=tol / s_max if s_max > 0 else None)[0]
+        # Minimum norm in the *original* units: the rank comes from the scaled design, the
+        # solution from the SVD of the unscaled (centred) one, truncated to that rank.
+        U, S, Vt = np.linalg.svd(A * scale, full_matrices=False)
+        r = min(rank, int(np.sum(S > 0)))
+        Z = (Vt[:r].T @ ((U[:, :r].T @ B) / S[:r, None])) * scale[:, None]
 
     weight = (Z / scale[:, None]).T  # (k, d) in original units
     bias = (y_mean - weight.astype(np.longdouble) @ x_mean).astype(np.float64)
