@@ -44,7 +44,11 @@ def _to_tensor(value: Any, name: str, dtype: torch.dtype | None) -> torch.Tensor
 
 
 def _check_finite(tensor: torch.Tensor, name: str) -> None:
-    if tensor.numel() and not bool(torch.isfinite(tensor).all()):
+    # Fast path: NaN and inf propagate into the sum, so a finite sum proves every value finite
+    # (one vectorised reduction); only a non-finite sum (or an overflow) needs the exact check.
+    if not tensor.numel() or bool(torch.isfinite(tensor.sum(dtype=torch.float64))):
+        return
+    if not bool(torch.isfinite(tensor).all()):
         bad = (~torch.isfinite(tensor)).nonzero()[0].tolist()
         kind = "NaN" if bool(torch.isnan(tensor).any()) else "inf"
         where = f"row {bad[0]}" + (f", column {bad[1]}" if len(bad) > 1 else "")

@@ -2,17 +2,20 @@
 
 Method (all in float64, whatever the input dtype):
 
-1. with an intercept, centre the columns of X and Y (the intercept is then recovered exactly as
-   ``bias = mean(Y) - weight @ mean(X)``); centring removes the large common offset that makes
-   polynomial designs such as NIST's Filip and Wampler files ill-conditioned;
-2. scale every column of X to unit Euclidean norm (equilibration; the condition number reported
-   is that of this scaled matrix, the one that governs the accuracy of the solve);
-3. Householder QR of the scaled matrix and a triangular solve;
+1. with an intercept, centre the columns of X and Y on their means (accumulated in extended
+   precision); the intercept is recovered as ``bias = mean(Y) - weight @ mean(X)``. Centring
+   removes the large common offset that makes polynomial designs such as NIST's Filip and
+   Wampler files ill-conditioned;
+2. Householder QR of the centred design (LAPACK ``geqrf`` through ``torch.geqrf``; Q stays in
+   factored form and is applied with ``ormqr``, so memory is that of X) and a triangular solve;
+3. the condition number is that of the column-equilibrated design, read from ``R·D`` (Householder
+   QR commutes with column scaling: the QR of ``A·D`` is ``Q·(R·D)``);
 4. iterative refinement: the residual is recomputed in extended precision (NumPy's
-   ``longdouble``, 80-bit on x86) and the correction solved with the same factors, until the
-   correction stops shrinking.
+   ``longdouble``, 80-bit on x86, a chunk of rows at a time) and the correction solved with
+   the same factors, until it stops shrinking. On large, well-conditioned problems (forward
+   error already near full precision) it is skipped.
 
-Rank is read from the singular values of ``R`` (those of the scaled design) against the usual
+Rank is read from the singular values of ``R·D`` (those of the equilibrated design) against the usual
 tolerance ``s_max · max(n, d) · eps``. A rank-deficient design is *reported* with a
 :class:`~gradfit.errors.RankDeficiencyWarning`, and the minimum-norm solution in the original
 units (SVD of the centred design, truncated at that rank) is returned.
@@ -51,18 +54,49 @@ class LeastSquaresResult:
         return self.rank == self.weight.shape[1]
 
 
-def _refine(
-    A: np.ndarray, B: np.ndarray, Z: np.ndarray, Q: np.ndarray, R: np.ndarray
-) -> np.ndarray:
-    """Correct ``Z`` with residuals computed in extended precision (A, B exact float64 data)."""
-    A_ext = A.astype(np.longdouble)
-    B_ext = B.astype(np.longdouble)
+_CHUNK = 1 << 16
+_ALWAYS_REFINE = 1 << 22  # elements of X below which refinement always runs
+
+
+def _mean_ext(M: np.ndarray) -> np.ndarray:
+    """Column means accumulated in extended precision, a chunk at a time (bounded memory)."""
+    total = np.zeros(M.shape[1], dtype=np.longdouble)
+    for start in range(0, M.shape[0], _CHUNK):
+        total += M[start : start + _CHUNK].astype(np.longdouble).sum(axis=0)
+    return total / M.shape[0]
+
+
+def _residual_ext(A: np.ndarray, B: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """``B - A @ Z`` computed in extended precision, rounded to float64 (chunked)."""
+    Z_ext = Z.astype(np.longdouble)
+    out = np.empty(B.shape, dtype=np.float64)
+    for start in range(0, A.shape[0], _CHUNK):
+        stop = start + _CHUNK
+        out[start:stop] = B[start:stop] - A[start:stop].astype(np.longdouble) @ Z_ext
+    return out
+
+
+class _HouseholderQR:
+    """Householder QR (LAPACK geqrf) kept in factored form: Q is never formed."""
+
+    def __init__(self, A: np.ndarray):
+        self.d = A.shape[1]
+        self.a, self.tau = torch.geqrf(torch.from_numpy(A))
+        self.R = torch.triu(self.a[: self.d]).numpy()  # (d, d)
+
+    def solve(self, B: np.ndarray) -> np.ndarray:
+        """argmin ||A Z - B||: R Z = (Q^T B)[:d]."""
+        QtB = torch.ormqr(
+            self.a, self.tau, torch.from_numpy(np.ascontiguousarray(B)), left=True, transpose=True
+        )
+        return _solve_upper(self.R, QtB[: self.d].numpy())
+
+
+def _refine(A: np.ndarray, B: np.ndarray, Z: np.ndarray, qr: _HouseholderQR) -> np.ndarray:
+    """Iterative refinement: residuals in extended precision, corrections by the same QR."""
     previous = math.inf
     for _ in range(_MAX_REFINEMENTS):
-        residual = B_ext - A_ext @ Z.astype(np.longdouble)  # (n, k), extended precision
-        # Correction: least-squares solve of A dZ = residual with the same QR factors.
-        rhs = Q.T @ residual.astype(np.float64)  # (d, n) @ (n, k) -> (d, k)
-        dZ = _solve_upper(R, rhs)
+        dZ = qr.solve(_residual_ext(A, B, Z))
         size = float(np.max(np.abs(dZ))) if dZ.size else 0.0
         if not size < previous:  # no longer contracting: stop before making it worse
             break
@@ -112,37 +146,42 @@ def least_squares(X: Any, Y: Any, *, fit_intercept: bool = True) -> LeastSquares
     k = Yn.shape[1]
 
     if fit_intercept:
-        # Means in extended precision, so centring itself loses nothing measurable.
-        x_mean = Xn.astype(np.longdouble).mean(axis=0)
-        y_mean = Yn.astype(np.longdouble).mean(axis=0)
-        A = (Xn - x_mean).astype(np.float64)
-        B = (Yn - y_mean).astype(np.float64)
+        # Means in extended precision; the data are centred on their float64 roundings, and
+        # the bias below uses the same values, so the reparametrisation is exact.
+        x_mean = _mean_ext(Xn).astype(np.float64)
+        y_mean = _mean_ext(Yn).astype(np.float64)
+        A = Xn - x_mean
+        B = Yn - y_mean
     else:
-        x_mean = np.zeros(d, dtype=np.longdouble)
-        y_mean = np.zeros(k, dtype=np.longdouble)
+        x_mean, y_mean = np.zeros(d), np.zeros(k)
         A, B = Xn, Yn
 
-    norms = np.linalg.norm(A, axis=0)
-    scale = np.where(norms > 0, norms, 1.0)  # an all-zero column stays zero (rank deficient)
-    A = A / scale
-
     eps = np.finfo(np.float64).eps
-    factors: tuple[np.ndarray, np.ndarray] | None = None
+    A = np.ascontiguousarray(A)
+    qr: _HouseholderQR | None = None
     if n >= d:
-        factors = np.linalg.qr(A)  # Householder (LAPACK geqrf): Q (n, d), R (d, d)
-        s = np.linalg.svd(factors[1], compute_uv=False)
+        # Householder QR is invariant under column scaling (QR of A·D is Q·(R·D)), so factor
+        # the centred data as they are and equilibrate R: the column norms of A are those of R.
+        qr = _HouseholderQR(A)
+        norms = np.linalg.norm(qr.R, axis=0)
+        scale = np.where(norms > 0, norms, 1.0)  # an all-zero column stays zero
+        s = np.linalg.svd(qr.R / scale, compute_uv=False)
     else:
-        s = np.linalg.svd(A, compute_uv=False)
+        norms = np.sqrt(np.einsum("ij,ij->j", A, A))
+        scale = np.where(norms > 0, norms, 1.0)
+        s = np.linalg.svd(A / scale, compute_uv=False)
     s_max = float(s[0]) if s.size else 0.0
     tol = s_max * max(n, d) * eps
     rank = int(np.sum(s > tol))
     s_min = float(s[-1]) if s.size == d else 0.0
     condition = s_max / s_min if s_min > 0 else math.inf
 
-    if rank == d and factors is not None:
-        Q, R = factors
-        Z = _solve_upper(R, Q.T @ B)  # (d, k) in scaled units
-        Z = _refine(A, B, Z, Q, R)
+    if rank == d and qr is not None:
+        Z = qr.solve(B)  # (d, k), original units
+        # Refinement pays where rounding can cost digits; on large, well-conditioned problems
+        # (forward error ~ condition * eps, already near full precision) it is skipped.
+        if A.size <= _ALWAYS_REFINE or condition > 1e4:
+            Z = _refine(A, B, Z, qr)
     else:
         warnings.warn(
             f"X is rank deficient (rank {rank} < {d} features after centring and scaling; "
@@ -153,12 +192,14 @@ def least_squares(X: Any, Y: Any, *, fit_intercept: bool = True) -> LeastSquares
         )
         # Minimum norm in the *original* units: the rank comes from the scaled design, the
         # solution from the SVD of the unscaled (centred) one, truncated to that rank.
-        U, S, Vt = np.linalg.svd(A * scale, full_matrices=False)
+        U, S, Vt = np.linalg.svd(A, full_matrices=False)
         r = min(rank, int(np.sum(S > 0)))
-        Z = (Vt[:r].T @ ((U[:, :r].T @ B) / S[:r, None])) * scale[:, None]
+        Z = Vt[:r].T @ ((U[:, :r].T @ B) / S[:r, None])
 
-    weight = (Z / scale[:, None]).T  # (k, d) in original units
-    bias = (y_mean - weight.astype(np.longdouble) @ x_mean).astype(np.float64)
+    weight = Z.T  # (k, d)
+    bias = (
+        y_mean.astype(np.longdouble) - weight.astype(np.longdouble) @ x_mean.astype(np.longdouble)
+    ).astype(np.float64)
     return LeastSquaresResult(
         weight=torch.from_numpy(np.ascontiguousarray(weight)),
         bias=torch.from_numpy(np.ascontiguousarray(bias))
