@@ -305,15 +305,24 @@ def run_epochs(
     stop_early: bool = True,
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
     callback: Callback | None = None,
+    stats: SufficientStats | None = None,
 ) -> bool:
     """Run up to ``n_epochs`` epochs from ``state`` (updated in place). Returns ``converged``:
     True when the stopping rule (tol on the relative decrease of the training loss, or early
-    stopping on the validation R²) ended training before ``n_epochs``."""
+    stopping on the validation R²) ended training before ``n_epochs``.
+
+    ``stats`` (optional) are the :class:`SufficientStats` of (X, Y), when the caller already has
+    them (``gd`` then makes no pass over the data at all).
+
+    Full-batch ``gd`` without momentum decreases the loss at every step whenever the step is
+    below the stable bound; a loss that rises while the step is above it is divergence, raised
+    at once rather than mistaken for a plateau by the tol rule."""
     cfg = state.config
     k = Y.shape[1]
     use_stats = cfg.solver == "gd" and X.shape[1] <= _MAX_GD_FEATURES
     if use_stats:
-        zst = _internal_stats(SufficientStats.compute(X, Y), state.scaler)
+        zst = _internal_stats(stats if stats is not None else SufficientStats.compute(X, Y),
+                              state.scaler)
     val_st = None
     if validation is not None:
         val_st = _internal_stats(SufficientStats.compute(*validation), state.scaler)
@@ -334,6 +343,8 @@ def run_epochs(
     best_score = max(state.validation_scores) if state.validation_scores else -math.inf
     best_params = good
     no_change = 0
+    previous = state.loss_curve[-1] if state.loss_curve else reference
+    monotone = cfg.solver == "gd" and not cfg.momentum
     for _ in range(n_epochs):
         lr = _scheduled_lr(state.learning_rate, state.epoch, cfg)
         if use_stats:
@@ -342,8 +353,10 @@ def run_epochs(
             batch = X.shape[0] if cfg.solver == "gd" else cfg.batch_size
             loss = _sgd_epoch(state, X, Y, lr, batch, shuffle=cfg.solver == "sgd")
         state.epoch += 1
+        rising = monotone and lr > state.stable_lr and loss > previous
         if (
-            not math.isfinite(loss)
+            rising
+            or not math.isfinite(loss)
             or loss > cfg.divergence_factor * reference
             or not bool(torch.isfinite(state.weight).all())
         ):
@@ -356,6 +369,7 @@ def run_epochs(
                 epoch=state.epoch,
             )
         good = (state.weight.clone(), state.bias.clone())
+        previous = loss
         state.loss_curve.append(loss)
         score = None
         if val_st is not None:
@@ -440,12 +454,19 @@ def train(
         perm = torch.randperm(n, generator=g).to(X.device)
         validation = (X[perm[:n_val]], Y[perm[:n_val]])
         X_train, Y_train = X[perm[n_val:]], Y[perm[n_val:]]
+    stats = SufficientStats.compute(X_train, Y_train)  # one pass, shared by both calls below
     state = init_state(
-        X_train, Y_train, config, random_state=random_state, weight=weight, bias=bias
+        X_train, Y_train, config, random_state=random_state, weight=weight, bias=bias, stats=stats
     )
     try:
         converged = run_epochs(
-            state, X_train, Y_train, config.max_epochs, validation=validation, callback=callback
+            state,
+            X_train,
+            Y_train,
+            config.max_epochs,
+            validation=validation,
+            callback=callback,
+            stats=stats,
         )
     except DivergenceError as exc:
         exc.state = state  # type: ignore[attr-defined]

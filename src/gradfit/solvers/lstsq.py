@@ -15,8 +15,8 @@ Method (all in float64, whatever the input dtype):
    the same factors, until it stops shrinking. On large, well-conditioned problems (forward
    error already near full precision) it is skipped.
 
-Rank is read from the singular values of ``R·D`` (those of the equilibrated design) against the usual
-tolerance ``s_max · max(n, d) · eps``. A rank-deficient design is *reported* with a
+Rank is read from the singular values of ``R·D`` (those of the equilibrated design) against
+the usual tolerance ``s_max · max(n, d) · eps``. A rank-deficient design is *reported* with a
 :class:`~gradfit.errors.RankDeficiencyWarning`, and the minimum-norm solution in the original
 units (SVD of the centred design, truncated at that rank) is returned.
 """
@@ -63,7 +63,8 @@ def _mean_ext(M: np.ndarray) -> np.ndarray:
     total = np.zeros(M.shape[1], dtype=np.longdouble)
     for start in range(0, M.shape[0], _CHUNK):
         total += M[start : start + _CHUNK].astype(np.longdouble).sum(axis=0)
-    return total / M.shape[0]
+    mean: np.ndarray = total / M.shape[0]
+    return mean
 
 
 def _residual_ext(A: np.ndarray, B: np.ndarray, Z: np.ndarray) -> np.ndarray:
