@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import sys
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from gradfit.cli.render import Progress, fmt, table
-from gradfit.errors import DataError, DivergenceError, ValidationError
+from gradfit.errors import DataError, DivergenceError, GradfitError, ValidationError
 
 __all__ = ["add_data_commands"]
 
@@ -126,10 +127,11 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     features = _split_names(args.features) if args.features else None
     model_path = _check_output_dir(args.out, "model file")
     plot_path = _check_output_dir(args.plot, "plot") if args.plot else None
-    if plot_path is not None:
-        from gradfit.report import require_matplotlib
-
-        require_matplotlib()
+    if plot_path is not None and importlib.util.find_spec("matplotlib") is None:
+        raise GradfitError(
+            "--plot needs matplotlib, an optional extra: "
+            "pip install 'gradfit[plot]' (or leave out --plot)"
+        )
     device = _device(args.device)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
 
@@ -330,14 +332,33 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
     from gradfit.persistence import load_model
 
     model = load_model(args.model)
-    info = model.describe()
+    info = {
+        "model": args.model,
+        "format_version": model.format_version,
+        "solver": model.solver,
+        "features": list(model.feature_names),
+        "targets": list(model.target_names),
+        "weight": model.weight.tolist(),
+        "bias": model.bias.tolist(),
+        "dtype": str(model.weight.dtype).removeprefix("torch."),
+        "scaling": None
+        if model.scaling_mean is None or model.scaling_scale is None
+        else {"mean": model.scaling_mean.tolist(), "scale": model.scaling_scale.tolist()},
+        "hyperparameters": model.hyperparameters,
+        "final_loss": model.final_loss,
+        "epochs": len(model.loss_history),
+        "loss_history": model.loss_history,
+        "metrics": model.metrics,
+        "versions": model.versions,
+        "created": model.created,
+    }
     if args.json:
         print(json.dumps(info, indent=2), file=out)
         return EXIT_OK
-    print(f"gradfit model {args.model} (format version {info['format_version']})", file=out)
+    print(f"gradfit model {args.model} (format version {model.format_version})", file=out)
     print(
-        f"solver: {info['solver']}; written by gradfit {info['versions'].get('gradfit')}, "
-        f"torch {info['versions'].get('torch')}",
+        f"solver: {model.solver}; written by gradfit {model.versions.get('gradfit')}, "
+        f"torch {model.versions.get('torch')}, on {model.created}",
         file=out,
     )
     headers = ["target", *model.feature_names, "bias"]

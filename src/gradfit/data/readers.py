@@ -1,0 +1,784 @@
+"""Reading and writing tables: the only code in gradfit that opens data files.
+
+Formats, chosen by extension and confirmed by the file's first bytes:
+
+* ``.csv``, ``.tsv`` and their gzip forms ``.csv.gz``, ``.tsv.gz`` (a gzip file is recognised
+  by its magic bytes whatever its name). The delimiter is sniffed from the header line among
+  ``,``, ``;``, tab and ``|``: the extension's own delimiter wins when the header contains it.
+  A UTF-8 byte-order mark is ignored.
+* ``.parquet``, ``.pq``.
+
+Files are parsed by pyarrow (multi-threaded, no Python loop over rows). Numeric columns become
+float64 arrays; every other column is kept as a numpy object array (the text as written in a CSV
+file) so that identifier columns can be copied through to a predictions file.
+
+Rows in messages are data rows counted from 1 below the header (blank lines are not counted), so
+``row 7`` is line 8 of a CSV file without blank lines. Every problem is a
+:class:`~gradfit.errors.DataError` with a one-line message that names the file, the column and the
+row, and says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import difflib
+import gzip
+import io
+import os
+import re
+import secrets
+import zlib
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pv
+import pyarrow.parquet as pq
+
+from gradfit.errors import DataError, GradfitError, ValidationError
+
+__all__ = [
+    "Table",
+    "atomic_write",
+    "feature_matrix",
+    "read_table",
+    "select",
+    "table_to_csv_text",
+    "write_table",
+]
+
+_CSV_SUFFIXES = {".csv": ",", ".csv.gz": ",", ".tsv": "\t", ".tsv.gz": "\t"}
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+_SNIFF_DELIMITERS = (",", ";", "\t", "|")
+_HEAD_BYTES = 1 << 16
+_GZIP_MAGIC = b"\x1f\x8b"
+_PARQUET_MAGIC = b"PAR1"
+_FOREIGN_MAGIC = (
+    (b"PK\x03\x04", "a ZIP archive or an Excel workbook; export the sheet as CSV or unzip it"),
+    (b"BZh", "bzip2-compressed; decompress it or compress it with gzip instead"),
+    (b"\xfd7zXZ\x00", "xz-compressed; decompress it or compress it with gzip instead"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed; decompress it or compress it with gzip instead"),
+    (b"\xd0\xcf\x11\xe0", "an old-style Excel (.xls) workbook; export the sheet as CSV"),
+)
+# What pyarrow's float parser accepts, as a regular expression (RE2 syntax, case-insensitive).
+_NUMBER_RE = r"(?i)^\s*[+-]?(?:\d+\.?\d*(?:e[+-]?\d+)?|\.\d+(?:e[+-]?\d+)?|inf|infinity|nan)\s*$"
+_DECIMAL_COMMA_RE = re.compile(r"^\s*[+-]?\d+,\d+\s*$")
+_MAX_LISTED = 20
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class _Writable(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
+@dataclass(frozen=True)
+class Table:
+    """Columns read from one file, in file order.
+
+    Attributes
+    ----------
+    columns : dict of str to (n,) array
+        Numeric columns as float64 (missing cells are NaN); all others as object arrays (text as
+        written, ``None`` for an empty cell).
+    source : str
+        The path as given, used to prefix every message.
+    types : dict of str to str
+        Each column's type in the file as pyarrow names it (``"int64"``, ``"double"``,
+        ``"string"``, ``"list<element: int64>"``...); informational, and used in messages.
+    duplicates : tuple of str
+        Column names that appear more than once in the file (``columns`` keeps the first); using
+        one of them is an error.
+    file_format : str
+        ``"csv"``, ``"parquet"`` or ``"memory"`` for a table built in code.
+    """
+
+    columns: dict[str, npt.NDArray[Any]]
+    source: str = "<table>"
+    types: dict[str, str] = field(default_factory=dict)
+    duplicates: tuple[str, ...] = ()
+    file_format: str = "memory"
+
+    def __post_init__(self) -> None:
+        lengths = {name: np.shape(col) for name, col in self.columns.items()}
+        if any(len(shape) != 1 for shape in lengths.values()):
+            raise ValidationError(f"table columns must be 1-D arrays, got shapes {lengths}")
+        if len({shape[0] for shape in lengths.values()}) > 1:
+            raise ValidationError(f"table columns must have the same length, got {lengths}")
+
+    @property
+    def n_rows(self) -> int:
+        """Number of data rows (the header is not a row)."""
+        return next((len(col) for col in self.columns.values()), 0)
+
+    @property
+    def numeric_columns(self) -> tuple[str, ...]:
+        """Names of the numeric columns, in file order."""
+        return tuple(
+            name
+            for name, col in self.columns.items()
+            if np.issubdtype(col.dtype, np.number)
+            and not np.issubdtype(col.dtype, np.complexfloating)
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def read_table(path: str | Path) -> Table:
+    """Read a CSV, TSV (optionally gzip-compressed) or Parquet file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file; its extension chooses the format (``.csv``, ``.tsv``, ``.csv.gz``,
+        ``.tsv.gz``, ``.parquet``, ``.pq``).
+
+    Returns
+    -------
+    Table
+        Columns in file order, numeric ones as float64 arrays of shape (n,).
+
+    Raises
+    ------
+    DataError
+        Missing, empty, unreadable or corrupt file; a header without data rows; a row with the
+        wrong number of fields.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "d.csv"
+    >>> _ = f.write_text("id;temp;yield\\nr1;73;56\\nr2;91;81\\n")
+    >>> t = read_table(f)
+    >>> t.n_rows, t.numeric_columns, t.columns["yield"]
+    (2, ('temp', 'yield'), array([56., 81.]))
+    """
+    source = str(path)
+    file = Path(path)
+    head = _open_head(file, source)
+    if head.startswith(_PARQUET_MAGIC) or file.name.lower().endswith(_PARQUET_SUFFIXES):
+        arrow = _read_parquet(file, source)
+        file_format = "parquet"
+    else:
+        text = _decompressed_head(file, source, head)
+        delimiter = _delimiter_for(file, source, text)
+        arrow = _read_csv(file, source, head.startswith(_GZIP_MAGIC), text, delimiter)
+        file_format = "csv"
+    if arrow.num_columns == 0:
+        raise DataError(f"{source}: the file has no columns; check that it is a data table")
+    if arrow.num_rows == 0:
+        raise DataError(
+            f"{source}: the file has a header but no data rows; add rows below the header"
+        )
+    return _to_table(arrow, source, file_format)
+
+
+def _open_head(file: Path, source: str) -> bytes:
+    """The file's first bytes, after the checks that give the clearest messages."""
+    try:
+        if file.is_dir():
+            raise DataError(
+                f"{source}: is a directory, not a data file; give the path of a CSV or Parquet file"
+            )
+        size = file.stat().st_size
+        with file.open("rb") as fh:
+            head = fh.read(_HEAD_BYTES)
+    except FileNotFoundError:
+        raise DataError(f"{source}: no such file; check the path") from None
+    except PermissionError:
+        raise DataError(f"{source}: permission denied; check the file's permissions") from None
+    except OSError as exc:
+        raise DataError(f"{source}: cannot open the file ({exc.strerror or exc})") from None
+    if size == 0:
+        raise DataError(f"{source}: the file is empty (0 bytes); expected a header and data rows")
+    for magic, what in _FOREIGN_MAGIC:
+        if head.startswith(magic):
+            raise DataError(f"{source}: not a CSV or Parquet file: it looks like {what}")
+    return head
+
+
+def _delimiter_for(file: Path, source: str, text: bytes) -> str:
+    name = file.name.lower()
+    default = next((d for suffix, d in _CSV_SUFFIXES.items() if name.endswith(suffix)), None)
+    if default is None:
+        raise DataError(
+            f"{source}: unsupported file type; use one of .csv, .tsv, .csv.gz, .tsv.gz, "
+            ".parquet or .pq (rename the file if it is one of these)"
+        )
+    if not text.strip():
+        raise DataError(f"{source}: the file holds no data (only blank lines)")
+    header = text.split(b"\n", 1)[0].removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
+    counts = _count_outside_quotes(header)
+    if counts[default] or not any(counts.values()):
+        return default
+    return max(_SNIFF_DELIMITERS, key=lambda d: counts[d])
+
+
+def _decompressed_head(file: Path, source: str, head: bytes) -> bytes:
+    if not head.startswith(_GZIP_MAGIC):
+        return head
+    try:
+        with gzip.open(file, "rb") as fh:
+            return fh.read(_HEAD_BYTES)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(
+            f"{source}: corrupt or truncated gzip data ({exc}); compress the file again"
+        ) from None
+
+
+def _count_outside_quotes(header: str) -> dict[str, int]:
+    counts = dict.fromkeys(_SNIFF_DELIMITERS, 0)
+    quoted = False
+    for char in header:  # the header line only
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in counts:
+            counts[char] += 1
+    return counts
+
+
+def _read_csv(file: Path, source: str, gzipped: bool, head: bytes, delimiter: str) -> pa.Table:
+    """Parse with pyarrow; ``head`` is the start of the (decompressed) text, for messages."""
+    compression = "gzip" if gzipped else None
+
+    def read(
+        column_types: Mapping[str, Any] | None = None,
+        handler: Callable[[Any], str] | None = None,
+    ) -> pa.Table:
+        with pa.input_stream(str(file), compression=compression) as stream:
+            return pv.read_csv(
+                stream,
+                read_options=pv.ReadOptions(use_threads=handler is None),
+                parse_options=pv.ParseOptions(delimiter=delimiter, invalid_row_handler=handler),
+                convert_options=pv.ConvertOptions(
+                    strings_can_be_null=True, column_types=column_types
+                ),
+            )
+
+    try:
+        table = read()
+        # Booleans, dates and times are kept as the text written in the file (pyarrow would
+        # turn "TRUE" into "true" and "2020-01-02T10:00" into "2020-01-02 10:00:00").
+        retype = {
+            f.name: pa.string()
+            for f in table.schema
+            if not (_is_numeric(f.type) or _is_text(f.type) or pa.types.is_null(f.type))
+        }
+        return read(retype) if retype else table
+    except pa.ArrowInvalid as exc:
+        message = _flat(exc)
+        if "Expected" in message and "columns, got" in message:
+            raise DataError(_field_count_message(source, delimiter, read, message)) from None
+        if "invalid UTF8" in message:
+            raise DataError(
+                f"{source}: {_column_from_message(message, head, delimiter)} holds text that is "
+                "not valid UTF-8; save the file with UTF-8 encoding"
+            ) from None
+        if "Empty CSV" in message:  # a header line without a line end, and nothing else
+            raise DataError(
+                f"{source}: the file has a header but no data rows; add rows below the header"
+            ) from None
+        raise DataError(f"{source}: cannot parse the file as CSV ({message})") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(
+            f"{source}: cannot read the file ({_flat(exc)}); it may be corrupt or truncated"
+        ) from None
+
+
+def _field_count_message(
+    source: str, delimiter: str, read: Callable[..., pa.Table], message: str
+) -> str:
+    """Re-read single-threaded to learn which row has the wrong number of fields."""
+    found: list[Any] = []
+
+    def handler(row: Any) -> str:
+        found.append(row)
+        return "error"
+
+    with contextlib.suppress(pa.ArrowException, OSError):
+        read(handler=handler)
+    if not found or found[0].number is None:
+        return f"{source}: a row has the wrong number of fields ({message}); fix that row"
+    row = found[0]
+    shown = {"\t": "tab"}.get(delimiter, repr(delimiter))
+    return (
+        f"{source}: row {row.number - 1} has {row.actual_columns} fields but the header has "
+        f"{row.expected_columns} (delimiter {shown}); fix that row, e.g. quote a value that "
+        "contains the delimiter"
+    )
+
+
+def _column_from_message(message: str, head: bytes, delimiter: str) -> str:
+    """'column 'name'' for pyarrow's "In CSV column #3: ..." (the name taken from the header)."""
+    match = re.search(r"column #(\d+)", message)
+    if match is None:
+        return "a column"
+    index = int(match.group(1))
+    with contextlib.suppress(UnicodeDecodeError, csv.Error):
+        first = head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("utf-8")
+        names = next(csv.reader([first.rstrip("\r")], delimiter=delimiter), [])
+        if index < len(names):
+            return f"column {names[index]!r}"
+    return f"column {index + 1}"
+
+
+def _read_parquet(file: Path, source: str) -> pa.Table:
+    try:
+        return pq.read_table(str(file))
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(
+            f"{source}: not a readable Parquet file ({_flat(exc)}); it may be corrupt, truncated "
+            "or in another format"
+        ) from None
+
+
+def _is_numeric(arrow_type: Any) -> bool:
+    return bool(
+        pa.types.is_integer(arrow_type)
+        or pa.types.is_floating(arrow_type)
+        or pa.types.is_decimal(arrow_type)
+    )
+
+
+def _is_text(arrow_type: Any) -> bool:
+    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
+
+
+def _to_table(arrow: pa.Table, source: str, file_format: str) -> Table:
+    names = list(arrow.column_names)
+    counts = Counter(names)
+    columns: dict[str, npt.NDArray[Any]] = {}
+    types: dict[str, str] = {}
+    for index, name in enumerate(names):  # one step per column, not per row
+        if name in columns:
+            continue
+        column = arrow.column(index)
+        if pa.types.is_dictionary(column.type):
+            column = pc.cast(column, column.type.value_type)
+        types[name] = str(column.type)
+        columns[name] = _column_to_numpy(column)
+    return Table(
+        columns=columns,
+        source=source,
+        types=types,
+        duplicates=tuple(name for name, count in counts.items() if count > 1),
+        file_format=file_format,
+    )
+
+
+def _column_to_numpy(column: Any) -> npt.NDArray[Any]:
+    if _is_numeric(column.type):
+        numbers: FloatArray = pc.cast(column, pa.float64(), safe=False).to_numpy()
+        return numbers if numbers.flags.writeable else numbers.copy()
+    if pa.types.is_temporal(column.type):
+        column = pc.cast(column, pa.string())
+    values: npt.NDArray[Any] = column.to_numpy(zero_copy_only=False)
+    return values if values.dtype == object else values.astype(object)
+
+
+# ---------------------------------------------------------------------------------------------
+# selecting features and targets
+
+
+def select(
+    table: Table,
+    targets: Sequence[str],
+    features: Sequence[str] | None = None,
+    *,
+    min_rows: int = 1,
+) -> tuple[FloatArray, FloatArray, tuple[str, ...], tuple[str, ...]]:
+    """Split a table into a feature matrix and a target matrix.
+
+    Parameters
+    ----------
+    table : Table
+    targets : sequence of str
+        Target column names (a single string is one target).
+    features : sequence of str, optional
+        Feature column names; by default every numeric column that is not a target.
+    min_rows : int, default 1
+        The fewest data rows accepted (2 to fit a model).
+
+    Returns
+    -------
+    X : (n, d) float64 array
+    Y : (n, k) float64 array
+    feature_names : tuple of d str
+    target_names : tuple of k str
+
+    Raises
+    ------
+    DataError
+        An unknown or duplicated column, a column that is both target and feature, no features
+        left, too few rows, or a cell that is not a finite number (the message names its column,
+        row and value).
+
+    Examples
+    --------
+    >>> t = Table({"a": np.array([1.0, 2.0]), "b": np.array([3.0, 5.0]), "y": np.array([0.0, 1.0])})
+    >>> X, Y, names, target_names = select(t, ["y"])
+    >>> X.shape, Y.shape, names, target_names
+    ((2, 2), (2, 1), ('a', 'b'), ('y',))
+    """
+    source = table.source
+    target_names = _names(targets, "target")
+    if not target_names:
+        raise DataError(f"{source}: no target column given; name at least one target column")
+    _check_known(table, target_names, "target")
+    if features is None:
+        feature_names = tuple(
+            name for name in table.numeric_columns if name not in set(target_names)
+        )
+        if not feature_names:
+            raise DataError(f"{source}: no feature columns left: {_no_features_reason(table)}")
+    else:
+        feature_names = _names(features, "feature")
+        if not feature_names:
+            raise DataError(f"{source}: no feature column given; name at least one feature")
+        _check_known(table, feature_names, "feature")
+        both = [name for name in feature_names if name in set(target_names)]
+        if both:
+            raise DataError(
+                f"{source}: column {both[0]!r} is given both as a target and as a feature; "
+                "a column can only be one of them"
+            )
+    _check_duplicates(table, target_names + feature_names)
+    if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
+        raise ValidationError(f"min_rows must be a positive integer, got {min_rows!r}")
+    if table.n_rows < min_rows:
+        rows = "1 data row" if table.n_rows == 1 else f"{table.n_rows} data rows"
+        raise DataError(
+            f"{source}: the file has {rows}, at least {min_rows} are needed to fit a model; "
+            "add more rows"
+        )
+    Y = _stack(table, target_names)
+    X = _stack(table, feature_names)
+    return X, Y, feature_names, target_names
+
+
+def feature_matrix(table: Table, feature_names: Sequence[str]) -> FloatArray:
+    """The (n, d) float64 feature matrix for prediction, columns in ``feature_names`` order.
+
+    Columns are matched by name in any order; extra columns are ignored.
+
+    >>> t = Table({"y": np.array([0.0]), "b": np.array([2.0]), "a": np.array([1.0])})
+    >>> feature_matrix(t, ["a", "b"])
+    array([[1., 2.]])
+    """
+    names = _names(feature_names, "feature")
+    missing = [name for name in names if name not in table.columns]
+    if missing:
+        listed = ", ".join(repr(name) for name in missing)
+        raise DataError(
+            f"{table.source}: missing feature column(s) {listed} that the model needs; "
+            f"available columns: {_listing(table.columns)}"
+        )
+    _check_duplicates(table, names)
+    return _stack(table, names)
+
+
+def _names(names: Sequence[str], kind: str) -> tuple[str, ...]:
+    out = (names,) if isinstance(names, str) else tuple(names)
+    for name in out:
+        if not isinstance(name, str):
+            raise ValidationError(f"{kind} names must be strings, got {name!r}")
+    repeated = [name for name, count in Counter(out).items() if count > 1]
+    if repeated:
+        raise DataError(f"{kind} column {repeated[0]!r} is given more than once; give it once")
+    return out
+
+
+def _check_known(table: Table, names: Sequence[str], kind: str) -> None:
+    for name in names:
+        if name not in table.columns:
+            close = difflib.get_close_matches(name, list(table.columns), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise DataError(
+                f"{table.source}: no {kind} column {name!r}{hint}; "
+                f"available columns: {_listing(table.columns)}"
+            )
+
+
+def _check_duplicates(table: Table, used: Sequence[str]) -> None:
+    for name in used:
+        if name in table.duplicates:
+            raise DataError(
+                f"{table.source}: column name {name!r} appears more than once in the header; "
+                "rename the columns so that each name is unique"
+            )
+
+
+def _no_features_reason(table: Table) -> str:
+    others = [name for name in table.columns if name not in table.numeric_columns]
+    if not others:
+        return "every numeric column is a target; add feature columns"
+    described = ", ".join(f"{name!r} ({table.types.get(name, 'text')})" for name in others[:5])
+    return (
+        f"the other columns are not numeric ({described}); add numeric feature columns or "
+        "fix the values that are not numbers"
+    )
+
+
+def _listing(names: Mapping[str, Any] | Sequence[str]) -> str:
+    names = list(names)
+    shown = ", ".join(repr(name) for name in names[:_MAX_LISTED])
+    return shown + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
+
+
+def _stack(table: Table, names: Sequence[str]) -> FloatArray:
+    out = np.empty((table.n_rows, len(names)), dtype=np.float64)
+    for j, name in enumerate(names):  # one step per column
+        out[:, j] = _numeric_column(table, name)
+    return out
+
+
+def _numeric_column(table: Table, name: str) -> FloatArray:
+    """The column as finite float64 numbers, or a DataError naming the first bad row."""
+    source, column = table.source, table.columns[name]
+    where = f"{source}: column {name!r}"
+    if column.dtype == object and table.file_format == "memory":
+        # A table built in code may hold Python numbers in an object array.
+        with contextlib.suppress(TypeError, ValueError):
+            column = np.asarray(column, dtype=np.float64)
+    if column.dtype == object:
+        column = _parse_text_column(table, name, column)
+    elif not np.issubdtype(column.dtype, np.number) or np.issubdtype(
+        column.dtype, np.complexfloating
+    ):
+        raise DataError(f"{where} has type {column.dtype}, not numbers; use a numeric column")
+    values = np.asarray(column, dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        if np.isnan(values[row]):
+            raise DataError(
+                f"{where}, row {row + 1}: missing value (an empty cell, NA or NaN); "
+                "fill it in or remove that row"
+            )
+        raise DataError(
+            f"{where}, row {row + 1}: infinite value ({values[row]}); replace it or remove that row"
+        )
+    return values
+
+
+def _parse_text_column(table: Table, name: str, column: npt.NDArray[Any]) -> FloatArray:
+    where = f"{table.source}: column {name!r}"
+    file_type = table.types.get(name, "")
+    if table.file_format == "parquet" or not (file_type == "" or "string" in file_type):
+        shown = file_type or "text"
+        raise DataError(
+            f"{where} has type {shown}, not numbers; features and targets must be numeric columns"
+        )
+    try:
+        text = pa.array(column, type=pa.string())
+    except (pa.ArrowException, TypeError, ValueError):
+        raise DataError(
+            f"{where} holds values that are not text or numbers; features and targets must be "
+            "numeric columns"
+        ) from None
+    numeric = pc.match_substring_regex(text, pattern=_NUMBER_RE)
+    not_number = np.asarray(pc.fill_null(pc.invert(numeric), False).to_numpy(zero_copy_only=False))
+    missing = np.asarray(text.is_null().to_numpy(zero_copy_only=False))
+    first_bad = int(np.argmax(not_number)) if not_number.any() else None
+    first_missing = int(np.argmax(missing)) if missing.any() else None
+    if first_missing is not None and (first_bad is None or first_missing < first_bad):
+        raise DataError(
+            f"{where}, row {first_missing + 1}: missing value (an empty cell, NA or NaN); "
+            "fill it in or remove that row"
+        )
+    if first_bad is not None:
+        value = str(column[first_bad])
+        shown = repr(value if len(value) <= 40 else value[:37] + "...")
+        hint = " (use '.' as the decimal point)" if _DECIMAL_COMMA_RE.match(value) else ""
+        raise DataError(
+            f"{where}, row {first_bad + 1}: {shown} is not a number{hint}; fix or remove that row"
+        )
+    try:
+        parsed = pc.cast(pc.utf8_trim_whitespace(text), pa.float64())
+    except pa.ArrowInvalid as exc:  # pragma: no cover - the pattern mirrors pyarrow's parser
+        raise DataError(f"{where} holds a value that is not a number ({_flat(exc)})") from None
+    return np.asarray(parsed.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+def atomic_write(
+    path: str | Path,
+    write: Callable[[IO[bytes]], object],
+    *,
+    error: type[GradfitError] = DataError,
+) -> None:
+    """Write a file all at once or not at all.
+
+    ``write`` receives a binary file open on a temporary file in the same directory; after it
+    returns, the data are flushed to disk and the temporary file is renamed over ``path``
+    (:func:`os.replace`, atomic on POSIX and Windows). On any failure the temporary file is
+    removed and ``path`` is left as it was. A missing directory or an OS error becomes ``error``
+    with a one-line message naming the path.
+    """
+    target = Path(path)
+    parent = target.parent
+    if not parent.exists():
+        raise error(f"{path}: cannot write: directory '{parent}' does not exist; create it first")
+    if not parent.is_dir():
+        raise error(f"{path}: cannot write: '{parent}' is not a directory")
+    if target.is_dir():
+        raise error(f"{path}: is a directory; give a file name to write to")
+    temp = parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        # os.open with mode 0o666 lets the umask set the permissions, as for any new file.
+        descriptor = os.open(
+            temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+        )
+    except OSError as exc:
+        raise error(f"{path}: cannot write ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(descriptor, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(exc, OSError) and not isinstance(exc, GradfitError):
+            raise error(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise
+    _fsync_directory(parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable (POSIX only; best effort)."""
+    if os.name != "posix":  # pragma: no cover
+        return
+    with contextlib.suppress(OSError):
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def write_table(path: str | Path, columns: Mapping[str, npt.ArrayLike]) -> None:
+    """Write columns to a ``.csv``, ``.tsv`` (optionally ``.gz``) or ``.parquet`` file, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output file; its directory must exist.
+    columns : mapping of str to (n,) array-like
+        Written in the mapping's order; numbers are written in their shortest exact form.
+
+    Raises
+    ------
+    DataError
+        Unsupported extension, missing directory, or a write failure (no partial file is left).
+    """
+    source = str(path)
+    name = Path(path).name.lower()
+    arrow = _to_arrow(columns)
+    if name.endswith(_PARQUET_SUFFIXES):
+
+        def write(fh: IO[bytes]) -> None:
+            pq.write_table(arrow, fh)
+
+    elif any(name.endswith(suffix) for suffix in _CSV_SUFFIXES):
+        delimiter = next(d for suffix, d in _CSV_SUFFIXES.items() if name.endswith(suffix))
+
+        def write(fh: IO[bytes]) -> None:
+            if name.endswith(".gz"):
+                with gzip.GzipFile(fileobj=fh, mode="wb") as zipped:
+                    _write_csv(arrow, zipped, delimiter)
+            else:
+                _write_csv(arrow, fh, delimiter)
+
+    else:
+        raise DataError(
+            f"{source}: unsupported output file type; use .csv, .tsv, .csv.gz, .tsv.gz, "
+            ".parquet or .pq"
+        )
+    try:
+        atomic_write(path, write)
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        if isinstance(exc, GradfitError):
+            raise
+        raise DataError(f"{source}: cannot write these columns ({_flat(exc)})") from None
+
+
+def table_to_csv_text(columns: Mapping[str, npt.ArrayLike], delimiter: str = ",") -> str:
+    """The columns as CSV text (header line first), e.g. to write to standard output.
+
+    >>> print(table_to_csv_text({"id": np.array(["r1", "r,2"], dtype=object), "y": [0.5, 2.0]}))
+    id,y
+    "r1",0.5
+    "r,2",2
+    <BLANKLINE>
+    """
+    buffer = io.BytesIO()
+    try:
+        _write_csv(_to_arrow(columns), buffer, delimiter)
+    except pa.ArrowException as exc:
+        raise DataError(f"cannot write these columns as CSV ({_flat(exc)})") from None
+    return buffer.getvalue().decode("utf-8")
+
+
+def _to_arrow(columns: Mapping[str, npt.ArrayLike]) -> pa.Table:
+    if not columns:
+        raise ValidationError("columns must hold at least one column")
+    arrays: dict[str, Any] = {}
+    for name, values in columns.items():
+        array = np.asarray(values)
+        if array.ndim != 1:
+            raise ValidationError(f"column {name!r} must be 1-D, got shape {array.shape}")
+        try:
+            arrays[name] = pa.array(array, from_pandas=array.dtype == object)
+        except (pa.ArrowException, TypeError, ValueError):
+            # A column of mixed Python objects: write each value's text.
+            arrays[name] = pa.array(
+                [None if value is None else str(value) for value in array], type=pa.string()
+            )
+    lengths = {name: len(array) for name, array in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValidationError(f"columns must have the same length, got {lengths}")
+    return pa.table(arrays)
+
+
+def _write_csv(arrow: pa.Table, fh: _Writable, delimiter: str) -> None:
+    """CSV with a minimally quoted header; text values are quoted only when one needs it."""
+    header = delimiter.join(_quote_field(name, delimiter) for name in arrow.column_names)
+    fh.write((header + "\n").encode("utf-8"))
+    structural = f'["\\r\\n{re.escape(delimiter)}]'
+    needs_quotes = any(
+        pc.any(pc.match_substring_regex(column, pattern=structural)).as_py()
+        for column in arrow.columns
+        if _is_text(column.type)
+    )
+    options = pv.WriteOptions(
+        include_header=False,
+        delimiter=delimiter,
+        quoting_style="needed" if needs_quotes else "none",
+    )
+    pv.write_csv(arrow, fh, write_options=options)
+
+
+def _quote_field(text: str, delimiter: str) -> str:
+    if any(char in text for char in (delimiter, '"', "\n", "\r")) or text != text.strip():
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _flat(exc: BaseException) -> str:
+    """An exception's message on one line, at most 200 characters."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."

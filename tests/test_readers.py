@@ -1,0 +1,646 @@
+"""gradfit.data.readers on real files: every format, every bad input, atomic writes."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv
+import pyarrow.parquet as pq
+import pytest
+
+from gradfit.data import (
+    Table,
+    atomic_write,
+    feature_matrix,
+    read_table,
+    select,
+    table_to_csv_text,
+    write_table,
+)
+from gradfit.errors import DataError, GradfitError, ValidationError
+
+CROPS = "region,temp,rainfall,humidity,apples\nr1,73,67,43,56\nr2,91,88,64,81\nr3,87,134,58,119\n"
+
+
+def make(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def data_error(match: str | None = None) -> Any:
+    """``pytest.raises(DataError, match=match)``; pair it with :func:`one_line`."""
+    return pytest.raises(DataError, match=match)
+
+
+def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
+    message = str(exc.value)
+    assert "\n" not in message and "\r" not in message, message
+    return message
+
+
+def crops_table(tmp_path: Path, text: str = CROPS, name: str = "crops.csv") -> Table:
+    return read_table(make(tmp_path, name, text))
+
+
+# ---------------------------------------------------------------------------------------------
+# reading: formats
+
+
+def test_read_csv_types_order_and_source(tmp_path: Path) -> None:
+    path = make(tmp_path, "crops.csv", CROPS)
+    table = read_table(str(path))
+    assert table.source == str(path)
+    assert list(table.columns) == ["region", "temp", "rainfall", "humidity", "apples"]
+    assert table.n_rows == 3
+    assert table.numeric_columns == ("temp", "rainfall", "humidity", "apples")
+    assert table.columns["temp"].dtype == np.float64
+    np.testing.assert_array_equal(table.columns["apples"], [56.0, 81.0, 119.0])
+    assert table.columns["region"].dtype == object
+    assert table.columns["region"].tolist() == ["r1", "r2", "r3"]
+    assert table.types["temp"] == "int64" and table.types["region"] == "string"
+    assert table.file_format == "csv"
+    assert table.columns["temp"].flags.writeable
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("d.tsv", CROPS.replace(",", "\t")),
+        ("d.csv", CROPS.replace(",", ";")),  # sniffed: semicolons
+        ("d.csv", CROPS.replace(",", "|")),  # sniffed: pipes
+        ("d.csv", CROPS.replace(",", "\t")),  # sniffed: tabs in a .csv
+        ("d.tsv", CROPS),  # sniffed: commas in a .tsv
+        ("d.csv", "\ufeff" + CROPS),  # UTF-8 byte-order mark
+        ("d.csv", CROPS.replace("\n", "\r\n")),  # Windows line ends
+        ("d.csv", CROPS.replace(",", ";").replace(";73;", "; 73 ;")),  # padded numbers
+    ],
+)
+def test_read_delimited_variants(tmp_path: Path, name: str, text: str) -> None:
+    table = read_table(make(tmp_path, name, text))
+    assert list(table.columns) == ["region", "temp", "rainfall", "humidity", "apples"]
+    np.testing.assert_array_equal(table.columns["temp"], [73.0, 91.0, 87.0])
+    assert table.columns["region"].tolist() == ["r1", "r2", "r3"]
+
+
+def test_sniffer_ignores_delimiters_inside_quotes(tmp_path: Path) -> None:
+    table = read_table(make(tmp_path, "d.csv", '"a,b";c\n1;2\n3;4\n'))
+    assert list(table.columns) == ["a,b", "c"]
+
+
+def test_extension_delimiter_wins_when_present(tmp_path: Path) -> None:
+    # A comma-delimited file whose header names contain semicolons stays comma-delimited.
+    table = read_table(make(tmp_path, "d.csv", "a;1,b;2,c\n1,2,3\n"))
+    assert list(table.columns) == ["a;1", "b;2", "c"]
+
+
+def test_single_column_file(tmp_path: Path) -> None:
+    table = read_table(make(tmp_path, "d.csv", "y\n1\n2\n"))
+    assert list(table.columns) == ["y"]
+
+
+@pytest.mark.parametrize("name", ["d.csv.gz", "d.tsv.gz", "disguised.csv"])
+def test_read_gzip(tmp_path: Path, name: str) -> None:
+    text = CROPS.replace(",", "\t") if name.startswith("d.tsv") else "\ufeff" + CROPS
+    table = read_table(make(tmp_path, name, gzip.compress(text.encode("utf-8"))))
+    assert next(iter(table.columns)) == "region"  # the BOM inside the gzip is gone too
+    np.testing.assert_array_equal(table.columns["apples"], [56.0, 81.0, 119.0])
+
+
+def test_plain_text_named_gz_is_read_as_text(tmp_path: Path) -> None:
+    table = read_table(make(tmp_path, "d.csv.gz", CROPS))
+    assert table.n_rows == 3
+
+
+@pytest.mark.parametrize("name", ["d.parquet", "d.pq", "parquet-named.csv"])
+def test_read_parquet(tmp_path: Path, name: str) -> None:
+    arrow = pa.table(
+        {
+            "id": pa.array(["a", "b"]).dictionary_encode(),
+            "x": pa.array([1, 2], type=pa.int32()),
+            "f": pa.array([0.5, None], type=pa.float32()),
+            "flag": [True, False],
+        }
+    )
+    pq.write_table(arrow, tmp_path / name)
+    table = read_table(tmp_path / name)
+    assert table.file_format == "parquet"
+    assert table.numeric_columns == ("x", "f")
+    np.testing.assert_array_equal(table.columns["x"], [1.0, 2.0])
+    assert np.isnan(table.columns["f"][1])
+    assert table.columns["id"].tolist() == ["a", "b"]
+    assert table.columns["flag"].dtype == object
+
+
+def test_non_numeric_csv_columns_keep_their_text(tmp_path: Path) -> None:
+    text = "id,when,flag,x\n007,2020-01-02T10:00,TRUE,1\nab,2021-01-01,false,2\n"
+    table = read_table(make(tmp_path, "d.csv", text))
+    assert table.columns["when"].tolist() == ["2020-01-02T10:00", "2021-01-01"]
+    assert table.columns["flag"].tolist() == ["TRUE", "false"]
+    assert table.columns["id"].tolist() == ["007", "ab"]
+    assert table.numeric_columns == ("x",)
+
+
+def test_empty_cell_in_text_column_is_none(tmp_path: Path) -> None:
+    table = read_table(make(tmp_path, "d.csv", "id,x\na,1\n,2\n"))
+    assert table.columns["id"].tolist() == ["a", None]
+
+
+def test_late_bad_value_beyond_the_first_block(tmp_path: Path) -> None:
+    # pyarrow infers types block by block (1 MB): a bad cell after the first block must still
+    # give a text column and an exact row number.
+    rows = 300_000
+    text = "x,y\n" + "1,2\n" * rows + "1.5,oops\n"
+    table = read_table(make(tmp_path, "big.csv", text))
+    assert table.columns["x"].dtype == np.float64 and table.columns["x"][-1] == 1.5
+    with data_error() as exc:
+        select(table, ["y"])
+    assert (
+        one_line(exc) == f"{table.source}: column 'y', row {rows + 1}: 'oops' is not a number; "
+        "fix or remove that row"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# reading: bad files
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with data_error(r"nope\.csv: no such file; check the path") as exc:
+        read_table(tmp_path / "nope.csv")
+    one_line(exc)
+
+
+def test_directory(tmp_path: Path) -> None:
+    (tmp_path / "dir.csv").mkdir()
+    with data_error(r"dir\.csv: is a directory") as exc:
+        read_table(tmp_path / "dir.csv")
+    one_line(exc)
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    with data_error(r"empty\.csv: the file is empty \(0 bytes\)") as exc:
+        read_table(make(tmp_path, "empty.csv", b""))
+    one_line(exc)
+
+
+@pytest.mark.parametrize("content", [b"\n\n\n", gzip.compress(b""), gzip.compress(b"\r\n \n")])
+def test_blank_file(tmp_path: Path, content: bytes) -> None:
+    with data_error(r"blank\.csv: the file holds no data") as exc:
+        read_table(make(tmp_path, "blank.csv", content))
+    one_line(exc)
+
+
+@pytest.mark.parametrize("text", ["x,y\n", "x,y", "\ufeffx;y\r\n"])
+def test_header_only(tmp_path: Path, text: str) -> None:
+    with data_error(r"h\.csv: the file has a header but no data rows; add rows") as exc:
+        read_table(make(tmp_path, "h.csv", text))
+    one_line(exc)
+
+
+def test_parquet_without_rows(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"x": pa.array([], type=pa.float64())}), tmp_path / "e.parquet")
+    with data_error(r"e\.parquet: the file has a header but no data rows"):
+        read_table(tmp_path / "e.parquet")
+
+
+def test_row_with_too_many_fields(tmp_path: Path) -> None:
+    path = make(tmp_path, "f.csv", "x,y\n1,2\n3,4\n5,6,7\n8,9\n")
+    with data_error() as exc:
+        read_table(path)
+    assert one_line(exc) == (
+        f"{path}: row 3 has 3 fields but the header has 2 (delimiter ','); fix that row, "
+        "e.g. quote a value that contains the delimiter"
+    )
+
+
+def test_row_with_too_few_fields(tmp_path: Path) -> None:
+    with data_error(r"f\.tsv: row 1 has 1 fields but the header has 2 \(delimiter tab\)") as exc:
+        read_table(make(tmp_path, "f.tsv", "x\ty\n1\n"))
+    one_line(exc)
+
+
+def test_unsupported_extension(tmp_path: Path) -> None:
+    with data_error(r"d\.txt: unsupported file type; use one of \.csv") as exc:
+        read_table(make(tmp_path, "d.txt", CROPS))
+    one_line(exc)
+
+
+def test_excel_workbook_named_csv(tmp_path: Path) -> None:
+    with data_error(
+        r"book\.csv: not a CSV or Parquet file: it looks like a ZIP archive or an Excel"
+    ):
+        read_table(make(tmp_path, "book.csv", b"PK\x03\x04" + bytes(100)))
+
+
+def test_corrupt_parquet(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"x": np.arange(1000.0)}), tmp_path / "d.parquet")
+    data = (tmp_path / "d.parquet").read_bytes()
+    make(tmp_path, "cut.parquet", data[: len(data) // 2])
+    with data_error(r"cut\.parquet: not a readable Parquet file \(.*\); it may be corrupt") as exc:
+        read_table(tmp_path / "cut.parquet")
+    one_line(exc)
+
+
+def test_csv_named_parquet(tmp_path: Path) -> None:
+    with data_error(r"d\.parquet: not a readable Parquet file"):
+        read_table(make(tmp_path, "d.parquet", CROPS))
+
+
+@pytest.mark.parametrize("cut", [12, 2000, -12])
+def test_truncated_gzip(tmp_path: Path, cut: int) -> None:
+    rng = np.random.default_rng(0)
+    text = "x,y\n" + "".join(f"{a},{b}\n" for a, b in rng.random((5000, 2)))
+    data = gzip.compress(text.encode())
+    with data_error(r"cut\.csv\.gz: .*(corrupt|truncated)") as exc:
+        read_table(make(tmp_path, "cut.csv.gz", data[:cut]))
+    one_line(exc)
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    content = "name,x,y\nJos\xe9,1,2\nAnn,3,4\n".encode("latin-1")
+    with data_error(
+        r"l\.csv: column 'name' holds text that is not valid UTF-8; save the file"
+    ) as exc:
+        read_table(make(tmp_path, "l.csv", content))
+    one_line(exc)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a non-root POSIX user")
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = make(tmp_path, "secret.csv", CROPS)
+    path.chmod(0)
+    try:
+        with data_error(r"secret\.csv: permission denied"):
+            read_table(path)
+    finally:
+        path.chmod(0o600)
+
+
+# ---------------------------------------------------------------------------------------------
+# select
+
+
+def test_select_defaults_to_other_numeric_columns(tmp_path: Path) -> None:
+    X, Y, features, targets = select(crops_table(tmp_path), ["apples"])
+    assert features == ("temp", "rainfall", "humidity") and targets == ("apples",)
+    assert X.dtype == np.float64 and Y.dtype == np.float64
+    np.testing.assert_array_equal(X, [[73, 67, 43], [91, 88, 64], [87, 134, 58]])
+    np.testing.assert_array_equal(Y, [[56], [81], [119]])
+
+
+def test_select_explicit_features_in_given_order_and_string_target(tmp_path: Path) -> None:
+    X, Y, features, targets = select(crops_table(tmp_path), "apples", ["humidity", "temp"])
+    assert features == ("humidity", "temp") and targets == ("apples",)
+    np.testing.assert_array_equal(X[:, 0], [43, 64, 58])
+    assert Y.shape == (3, 1)
+
+
+def test_select_two_targets(tmp_path: Path) -> None:
+    X, Y, features, targets = select(crops_table(tmp_path), ["apples", "humidity"])
+    assert targets == ("apples", "humidity") and features == ("temp", "rainfall")
+    assert X.shape == (3, 2) and Y.shape == (3, 2)
+
+
+def test_unknown_target_lists_columns_and_suggests(tmp_path: Path) -> None:
+    table = crops_table(tmp_path)
+    with data_error() as exc:
+        select(table, ["aples"])
+    assert one_line(exc) == (
+        f"{table.source}: no target column 'aples' (did you mean 'apples'?); available columns: "
+        "'region', 'temp', 'rainfall', 'humidity', 'apples'"
+    )
+
+
+def test_unknown_feature(tmp_path: Path) -> None:
+    with data_error(r"crops\.csv: no feature column 'wind'; available columns: 'region'") as exc:
+        select(crops_table(tmp_path), ["apples"], ["temp", "wind"])
+    one_line(exc)
+
+
+def test_target_also_feature(tmp_path: Path) -> None:
+    with data_error(r"column 'apples' is given both as a target and as a feature") as exc:
+        select(crops_table(tmp_path), ["apples"], ["temp", "apples"])
+    one_line(exc)
+
+
+def test_target_given_twice(tmp_path: Path) -> None:
+    with data_error(r"target column 'apples' is given more than once"):
+        select(crops_table(tmp_path), ["apples", "apples"])
+
+
+def test_duplicate_column_names(tmp_path: Path) -> None:
+    table = crops_table(tmp_path, "x,x,y\n1,2,3\n4,5,6\n")
+    assert table.duplicates == ("x",)
+    with data_error(r"column name 'x' appears more than once in the header; rename") as exc:
+        select(table, ["y"])
+    one_line(exc)
+    with data_error(r"column name 'x' appears more than once"):
+        select(table, ["x"], ["y"])
+
+
+def test_unused_duplicate_columns_are_harmless(tmp_path: Path) -> None:
+    table = crops_table(tmp_path, "note,note,x,y\na,b,1,3\nc,d,4,6\n")
+    _, _, features, _ = select(table, ["y"])
+    assert features == ("x",)
+
+
+def test_non_numeric_cell_names_column_row_and_value(tmp_path: Path) -> None:
+    rows = "".join(f"{t},{t + 1}\n" for t in range(6)) + "abc,2\n8,9\n"
+    table = crops_table(tmp_path, "temp,y\n" + rows, name="data.csv")
+    with data_error() as exc:
+        select(table, ["y"], ["temp"])
+    assert one_line(exc) == (
+        f"{table.source}: column 'temp', row 7: 'abc' is not a number; fix or remove that row"
+    )
+
+
+def test_non_numeric_target_cell(tmp_path: Path) -> None:
+    with data_error(r"column 'y', row 2: 'n/a\?' is not a number"):
+        select(crops_table(tmp_path, "x,y\n1,2\n3,n/a?\n"), ["y"], ["x"])
+
+
+def test_long_bad_value_is_shortened_and_newline_escaped(tmp_path: Path) -> None:
+    value = "bad\nvalue " + "z" * 100
+    table = crops_table(tmp_path, f'x,y\n1,2\n"{value}",3\n')
+    with data_error(r"column 'x', row 2: 'bad\\nvalue z+\.\.\.' is not a number") as exc:
+        select(table, ["y"], ["x"])
+    one_line(exc)
+
+
+def test_decimal_comma_hint(tmp_path: Path) -> None:
+    with data_error(r"row 1: '1,5' is not a number \(use '\.' as the decimal point\)"):
+        select(crops_table(tmp_path, "x;y\n1,5;2\n3;4\n"), ["y"], ["x"])
+
+
+@pytest.mark.parametrize("cell", ["", "NA", "NaN", "nan", "null"])
+def test_missing_value(tmp_path: Path, cell: str) -> None:
+    table = crops_table(tmp_path, f"x,y\n1,2\n3,4\n{cell},5\n")
+    with data_error() as exc:
+        select(table, ["y"])
+    assert one_line(exc) == (
+        f"{table.source}: column 'x', row 3: missing value (an empty cell, NA or NaN); "
+        "fill it in or remove that row"
+    )
+
+
+def test_missing_value_in_text_column_before_bad_value(tmp_path: Path) -> None:
+    with data_error(r"column 'x', row 1: missing value"):
+        select(crops_table(tmp_path, "x,y\n,2\nabc,3\n"), ["y"], ["x"])
+
+
+def test_bad_value_before_missing_value(tmp_path: Path) -> None:
+    with data_error(r"column 'x', row 1: 'abc' is not a number"):
+        select(crops_table(tmp_path, "x,y\nabc,2\n,3\n"), ["y"], ["x"])
+
+
+@pytest.mark.parametrize(("cell", "shown"), [("inf", "inf"), ("-Infinity", "-inf")])
+def test_infinite_value(tmp_path: Path, cell: str, shown: str) -> None:
+    table = crops_table(tmp_path, f"x,y\n1,2\n3,{cell}\n")
+    with data_error() as exc:
+        select(table, ["y"])
+    assert one_line(exc) == (
+        f"{table.source}: column 'y', row 2: infinite value ({shown}); "
+        "replace it or remove that row"
+    )
+
+
+def test_missing_value_in_parquet(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"x": [1.0, float("nan")], "y": [1.0, 2.0]}), tmp_path / "d.pq")
+    with data_error(r"d\.pq: column 'x', row 2: missing value"):
+        select(read_table(tmp_path / "d.pq"), ["y"])
+
+
+def test_no_feature_columns_left(tmp_path: Path) -> None:
+    table = crops_table(tmp_path, "id,y\na,1\nb,2\n")
+    with data_error() as exc:
+        select(table, ["y"])
+    assert one_line(exc) == (
+        f"{table.source}: no feature columns left: the other columns are not numeric "
+        "('id' (string)); add numeric feature columns or fix the values that are not numbers"
+    )
+
+
+def test_no_feature_columns_when_all_are_targets(tmp_path: Path) -> None:
+    with data_error(r"no feature columns left: every numeric column is a target"):
+        select(crops_table(tmp_path, "a,b\n1,2\n3,4\n"), ["a", "b"])
+
+
+def test_empty_feature_and_target_lists(tmp_path: Path) -> None:
+    table = crops_table(tmp_path)
+    with data_error(r"no feature column given"):
+        select(table, ["apples"], [])
+    with data_error(r"no target column given"):
+        select(table, [])
+
+
+def test_min_rows(tmp_path: Path) -> None:
+    table = crops_table(tmp_path, "x,y\n1,2\n")
+    X, _, _, _ = select(table, ["y"])  # min_rows=1: one row is fine
+    assert X.shape == (1, 1)
+    with data_error() as exc:
+        select(table, ["y"], min_rows=2)
+    assert one_line(exc) == (
+        f"{table.source}: the file has 1 data row, at least 2 are needed to fit a model; "
+        "add more rows"
+    )
+    with pytest.raises(ValidationError, match="min_rows"):
+        select(table, ["y"], min_rows=0)
+
+
+@pytest.mark.parametrize(
+    ("column", "type_name"),
+    [
+        (pa.array(["1.5", "2.5"]), "string"),
+        (pa.array([[1, 2], [3]]), "list<element: int64>"),
+        (pa.array([{"a": 1}, {"a": 2}]), "struct<a: int64>"),
+        (pa.array([True, False]), "bool"),
+    ],
+)
+def test_parquet_non_numeric_used_column(tmp_path: Path, column: Any, type_name: str) -> None:
+    pq.write_table(pa.table({"c": column, "y": [1.0, 2.0]}), tmp_path / "d.parquet")
+    table = read_table(tmp_path / "d.parquet")
+    assert "c" not in table.numeric_columns
+    with data_error() as exc:
+        select(table, ["y"], ["c"])
+    assert one_line(exc) == (
+        f"{table.source}: column 'c' has type {type_name}, not numbers; features and targets "
+        "must be numeric columns"
+    )
+
+
+def test_select_on_table_built_in_code() -> None:
+    table = Table({"a": np.array(["1", " 2.5 "], dtype=object), "y": np.array([1, 2])})
+    X, Y, features, _ = select(table, ["y"], ["a"])
+    np.testing.assert_array_equal(X, [[1.0], [2.5]])
+    assert features == ("a",) and Y.dtype == np.float64
+
+
+def test_object_column_of_numbers_in_code() -> None:
+    table = Table({"a": np.array([1, 2.5, None], dtype=object), "y": np.zeros(3)})
+    with data_error(r"<table>: column 'a', row 3: missing value"):
+        select(table, ["y"], ["a"])
+    X = feature_matrix(Table({"a": np.array([1, 2.5], dtype=object)}), ["a"])
+    np.testing.assert_array_equal(X, [[1.0], [2.5]])
+
+
+def test_table_checks_its_columns() -> None:
+    with pytest.raises(ValidationError, match="same length"):
+        Table({"a": np.zeros(2), "b": np.zeros(3)})
+    with pytest.raises(ValidationError, match="1-D"):
+        Table({"a": np.zeros((2, 2))})
+
+
+# ---------------------------------------------------------------------------------------------
+# feature_matrix (prediction)
+
+
+def test_feature_matrix_matches_names_in_any_order(tmp_path: Path) -> None:
+    table = crops_table(tmp_path)
+    X = feature_matrix(table, ["humidity", "temp"])
+    np.testing.assert_array_equal(X, [[43, 73], [64, 91], [58, 87]])
+
+
+def test_feature_matrix_missing_columns(tmp_path: Path) -> None:
+    table = crops_table(tmp_path)
+    with data_error() as exc:
+        feature_matrix(table, ["temp", "wind", "sun"])
+    assert one_line(exc) == (
+        f"{table.source}: missing feature column(s) 'wind', 'sun' that the model needs; "
+        "available columns: 'region', 'temp', 'rainfall', 'humidity', 'apples'"
+    )
+
+
+def test_feature_matrix_bad_cell(tmp_path: Path) -> None:
+    with data_error(r"column 'x', row 2: missing value"):
+        feature_matrix(crops_table(tmp_path, "x,z\n1,2\n,3\n"), ["x"])
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+def test_write_csv_round_trip_is_exact(tmp_path: Path) -> None:
+    values = np.array([0.1, 1 / 3, 1e300, -2.5e-308, 7.0, -0.0])
+    ids = np.array(["a", 'say "hi"', "x,y", None, "é", " pad "], dtype=object)
+    path = tmp_path / "out.csv"
+    write_table(path, {"id": ids, "pred y": values})
+    back = read_table(path)
+    assert list(back.columns) == ["id", "pred y"]
+    np.testing.assert_array_equal(back.columns["pred y"], values)
+    assert back.columns["id"].tolist() == ids.tolist()
+
+
+def test_write_csv_is_unquoted_when_nothing_needs_quotes(tmp_path: Path) -> None:
+    path = tmp_path / "out.csv"
+    write_table(path, {"id": np.array(["r1", "r2"], dtype=object), "y": [0.5, 2.0]})
+    assert path.read_text() == "id,y\nr1,0.5\nr2,2\n"
+
+
+@pytest.mark.parametrize("name", ["out.tsv", "out.parquet", "out.pq", "out.csv.gz", "out.tsv.gz"])
+def test_write_other_formats_round_trip(tmp_path: Path, name: str) -> None:
+    columns = {"id": np.array(["a", "b\tc"], dtype=object), "y": np.array([0.1, 2.0])}
+    write_table(tmp_path / name, columns)
+    back = read_table(tmp_path / name)
+    assert back.columns["id"].tolist() == ["a", "b\tc"]
+    np.testing.assert_array_equal(back.columns["y"], columns["y"])
+
+
+def test_write_replaces_existing_file(tmp_path: Path) -> None:
+    path = make(tmp_path, "out.csv", "old\n")
+    write_table(path, {"y": [1.0]})
+    assert path.read_text() == "y\n1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_write_into_missing_directory(tmp_path: Path) -> None:
+    path = tmp_path / "no" / "such" / "out.csv"
+    with data_error() as exc:
+        write_table(path, {"y": [1.0]})
+    assert one_line(exc) == (
+        f"{path}: cannot write: directory '{path.parent}' does not exist; create it first"
+    )
+
+
+def test_write_unsupported_extension(tmp_path: Path) -> None:
+    with data_error(r"out\.xlsx: unsupported output file type"):
+        write_table(tmp_path / "out.xlsx", {"y": [1.0]})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_to_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").mkdir()
+    with data_error(r"d\.csv: is a directory"):
+        write_table(tmp_path / "d.csv", {"y": [1.0]})
+
+
+def test_write_checks_columns(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="same length"):
+        write_table(tmp_path / "o.csv", {"a": [1.0], "b": [1.0, 2.0]})
+    with pytest.raises(ValidationError, match="1-D"):
+        write_table(tmp_path / "o.csv", {"a": np.zeros((2, 2))})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_write_leaves_nothing_and_keeps_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = make(tmp_path, "out.csv", "old\n")
+
+    def failing_write_csv(table: Any, sink: Any, **kwargs: Any) -> None:
+        sink.write(b"partial,data\n")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pyarrow.csv, "write_csv", failing_write_csv)
+    with data_error(r"out\.csv: cannot write \(No space left on device\)") as exc:
+        write_table(old, {"y": [1.0, 2.0]})
+    one_line(exc)
+    assert old.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+    with data_error():
+        write_table(tmp_path / "new.csv", {"y": [1.0]})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_atomic_write_removes_temp_on_any_exception(tmp_path: Path) -> None:
+    def boom(fh: Any) -> None:
+        fh.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / "f.bin", boom)
+    assert list(tmp_path.iterdir()) == []
+    atomic_write(tmp_path / "f.bin", lambda fh: fh.write(b"whole"))
+    assert (tmp_path / "f.bin").read_bytes() == b"whole"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_atomic_write_error_class(tmp_path: Path) -> None:
+    class OwnError(GradfitError):
+        pass
+
+    with pytest.raises(OwnError, match="does not exist"):
+        atomic_write(tmp_path / "missing" / "f", lambda fh: None, error=OwnError)
+
+
+def test_table_to_csv_text() -> None:
+    text = table_to_csv_text({"id": np.array(["r,1", "r2"], dtype=object), "a b": [1.5, -2.0]})
+    assert text == 'id,a b\n"r,1",1.5\n"r2",-2\n'
+    assert table_to_csv_text({"x,1": [1.0]}, delimiter="\t") == "x,1\n1\n"
+    assert table_to_csv_text({"x,1": [1.0]}) == '"x,1"\n1\n'
+
+
+def test_messages_never_contain_newlines_for_odd_names(tmp_path: Path) -> None:
+    table = crops_table(tmp_path, '"a\nb",y\n1,2\n')
+    with data_error() as exc:
+        select(table, ["nope"])
+    assert re.search(r"'a\\nb'", one_line(exc))
