@@ -644,3 +644,14 @@ def test_messages_never_contain_newlines_for_odd_names(tmp_path: Path) -> None:
     with data_error() as exc:
         select(table, ["nope"])
     assert re.search(r"'a\\nb'", one_line(exc))
+
+
+def test_default_features_refuse_a_numeric_column_with_a_typo(tmp_path: Path) -> None:
+    # A column of numbers with one typo must not be silently dropped from the default features.
+    path = tmp_path / "typo.csv"
+    path.write_text("id,a,b,y\nr1,1,2,3\nr2,2,x,4\nr3,3,4,5\n")
+    with pytest.raises(DataError, match=r"column 'b', row 2: 'x' is not a number"):
+        select(read_table(path), ["y"])
+    # An identifier column of text is still left out quietly.
+    path.write_text("id,a,b,y\nr1,1,2,3\nr2,2,3,4\nr3,3,4,5\n")
+    assert select(read_table(path), ["y"])[2] == ("a", "b")

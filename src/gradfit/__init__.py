@@ -1,4 +1,10 @@
-"""gradfit: linear regression trained by gradient descent on PyTorch."""
+"""gradfit: linear regression trained by gradient descent on PyTorch.
+
+``gradfit.GradientDescentRegressor`` (the scikit-learn estimator) is imported on first use, so
+that ``import gradfit`` does not pay for importing scikit-learn.
+"""
+
+import typing as _typing
 
 from gradfit.datasets import load_crops
 from gradfit.errors import (
@@ -14,6 +20,9 @@ from gradfit.metrics import RegressionMetrics, r2_score, regression_metrics
 from gradfit.model import LinearModel, predict
 from gradfit.solvers.lstsq import LeastSquaresResult, least_squares
 
+if _typing.TYPE_CHECKING:
+    from gradfit.estimator import GradientDescentRegressor
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -21,6 +30,7 @@ __all__ = [
     "DataError",
     "DivergenceError",
     "GradfitError",
+    "GradientDescentRegressor",
     "LeastSquaresResult",
     "LinearModel",
     "ModelFileError",
@@ -34,3 +44,11 @@ __all__ = [
     "r2_score",
     "regression_metrics",
 ]
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name == "GradientDescentRegressor":
+        from gradfit.estimator import GradientDescentRegressor
+
+        return GradientDescentRegressor
+    raise AttributeError(f"module 'gradfit' has no attribute {name!r}")

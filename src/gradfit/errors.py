@@ -42,10 +42,19 @@ class DivergenceError(GradfitError, ArithmeticError):
     descent, L the largest eigenvalue of the Hessian of the loss), when it could be computed.
     """
 
-    def __init__(self, message: str, *, stable_lr: float | None = None, epoch: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        stable_lr: float | None = None,
+        epoch: int | None = None,
+        reason: str | None = None,
+    ):
         super().__init__(message)
         self.stable_lr = stable_lr
         self.epoch = epoch
+        # What happened, without advice: front ends (the CLI) add advice in their own terms.
+        self.reason = reason if reason is not None else message
 
 
 class ConvergenceWarning(UserWarning):

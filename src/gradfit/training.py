@@ -120,12 +120,19 @@ def _fit_tutorial(
         )
         weight, bias, curve = part2.weight, part2.bias, tuple(part2.history.mean_loss)
     final = float(mse(predict(Z, weight, bias), Y))
-    if not math.isfinite(final) or not bool(torch.isfinite(weight).all()):
+    start = curve[0] if curve else final
+    exploded = not math.isfinite(start) or final > config.divergence_factor * max(start, 1e-300)
+    if exploded or not math.isfinite(final) or not bool(torch.isfinite(weight).all()):
+        what = f"{final:.3g}" if math.isfinite(final) else "non-finite (inf or NaN)"
+        reason = (
+            f"training diverged: the loss became {what} (it started at {start:.3g}) with "
+            f"learning rate {lr:.3g}; the largest stable learning rate for this solver on this "
+            f"data is about {probe.stable_lr:.3g}"
+        )
         raise DivergenceError(
-            f"training diverged: the loss became non-finite with learning rate {lr:.3g}; the "
-            f"largest stable learning rate on this data is about {probe.stable_lr:.3g}. Use a "
-            "smaller learning rate or standardize the features",
+            f"{reason}. Use a smaller learning rate or standardize the features",
             stable_lr=probe.stable_lr,
+            reason=reason,
         )
     w, b = scaler.unscale(weight.double(), bias.double())
     return TrainingOutcome(w, b, tuple(curve), epochs, False, lr, probe.stable_lr, scaler)

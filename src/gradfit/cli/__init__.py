@@ -6,12 +6,11 @@ Every user error becomes one line on stderr and exit code 2; internal errors exi
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 
 from gradfit import __version__
-from gradfit.cli.data_commands import add_data_commands
+from gradfit.cli.data_commands import add_data_commands, positive_float, positive_int
 from gradfit.cli.demo import cmd_demo
 from gradfit.errors import GradfitError
 
@@ -21,26 +20,6 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
 
 # ----------------------------------------------------------------------------- parser
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the tutorial end to end on the built-in crop data")
     demo.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling (0)")
-    demo.add_argument("--epochs", type=_positive_int, default=100, help="epochs per path (100)")
-    demo.add_argument("--lr", type=_positive_float, default=1e-5, help="learning rate (1e-5)")
+    demo.add_argument("--epochs", type=positive_int, default=100, help="epochs per path (100)")
+    demo.add_argument("--lr", type=positive_float, default=1e-5, help="learning rate (1e-5)")
     demo.add_argument(
         "--rows",
         type=int,
@@ -68,16 +47,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(text: object) -> str:
+    """A message on one line: a stray newline (e.g. from an odd value) must not split it."""
+    return " ".join(str(text).splitlines())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gradfit`` command; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # a usage error exits 2 through argparse (SystemExit)
     if getattr(args, "handler", None) is None:
         args = parser.parse_args(["demo"])
     try:
         code: int = args.handler(args, sys.stdout)
     except GradfitError as exc:
-        print(f"gradfit: error: {exc}", file=sys.stderr)
+        print(f"gradfit: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("gradfit: interrupted", file=sys.stderr)
@@ -86,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except Exception as exc:  # an internal error: say so, one line, exit 1
         print(
-            f"gradfit: internal error ({type(exc).__name__}): {exc}. "
+            f"gradfit: internal error ({type(exc).__name__}): {_one_line(exc)}. "
             "Please report it with the command you ran.",
             file=sys.stderr,
         )

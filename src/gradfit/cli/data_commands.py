@@ -6,23 +6,35 @@ import argparse
 import importlib.util
 import json
 import math
+import os
+import secrets
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import torch
 
 from gradfit.cli.render import Progress, fmt, table
-from gradfit.errors import DataError, DivergenceError, GradfitError, ValidationError
+from gradfit.errors import (
+    DataError,
+    DivergenceError,
+    GradfitError,
+    ModelFileError,
+    ValidationError,
+)
 
-__all__ = ["add_data_commands"]
+if TYPE_CHECKING:
+    from gradfit.persistence import SavedModel
+
+__all__ = ["add_data_commands", "positive_float", "positive_int"]
 
 EXIT_OK = 0
+_PLOT_SUFFIXES = (".png", ".svg", ".pdf")  # what gradfit.report.plot_training draws
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -36,7 +48,32 @@ class _Loaded:
     target_names: tuple[str, ...]
 
 
-def _split_names(values: Sequence[str] | None) -> list[str]:
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _split_names(values: str | Sequence[str] | None) -> list[str]:
+    """Names from repeated and/or comma-separated options (one string is one option value)."""
+    if isinstance(values, str):
+        values = [values]
     names: list[str] = []
     for value in values or ():
         names.extend(part.strip() for part in value.split(",") if part.strip())
@@ -99,6 +136,21 @@ def _learning_rate(text: str) -> float | str:
     return value
 
 
+def _finite_or_none(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None: JSON has no NaN or Infinity."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
+def _print_json(document: Any, out: TextIO) -> None:
+    print(json.dumps(_finite_or_none(document), indent=2, allow_nan=False), file=out)
+
+
 def _emit_warnings(caught: list[warnings.WarningMessage]) -> None:
     seen: set[str] = set()
     for w in caught:
@@ -124,9 +176,11 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     targets = _split_names(args.target)
     if not targets:
         raise ValidationError("give at least one --target column")
-    features = _split_names(args.features) if args.features else None
+    features = _split_names(args.features) if args.features is not None else None
     model_path = _check_output_dir(args.out, "model file")
     plot_path = _check_output_dir(args.plot, "plot") if args.plot else None
+    if plot_path is not None and plot_path.suffix.lower() not in _PLOT_SUFFIXES:
+        raise DataError(f"{args.plot}: unsupported image type; use .png, .svg or .pdf")
     if plot_path is not None and importlib.util.find_spec("matplotlib") is None:
         raise GradfitError(
             "--plot needs matplotlib, an optional extra: "
@@ -162,11 +216,12 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
         try:
             outcome = fit_linear(X, Y, config, random_state=args.seed, callback=on_epoch)
         except DivergenceError as exc:
-            hint = "" if args.standardize else " or --standardize"
+            hint = " or --standardize" if not args.standardize else ""
             bound = exc.stable_lr
-            lr_hint = f"--lr {bound / 2:.2g}" if bound else "a smaller --lr"
+            advice = f"try --lr {bound / 2:.2g}" if bound else "try a smaller --lr"
             raise DivergenceError(
-                f"{args.data}: {exc}; try {lr_hint}{hint}", stable_lr=bound
+                f"{args.data}: {exc.reason}; nothing was written; {advice}{hint}",
+                stable_lr=bound,
             ) from None
         finally:
             bar.close()
@@ -179,7 +234,9 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     pred = predict(X64, weight, bias)
     final_loss = float(mse(pred, Y64))
     optimum = float(mse(predict(X64, exact.weight, exact.bias), Y64))
-    ratio = final_loss / optimum if optimum > 0 else (1.0 if final_loss == 0 else math.inf)
+    # The ratio means nothing when the data fit exactly (the optimum is rounding noise).
+    exact_fit = optimum <= 1e-20 * max(1.0, float((Y64**2).mean()))
+    ratio = None if exact_fit else final_loss / optimum
     metrics = regression_metrics(Y64, pred)
     hyper = {
         "learning_rate": outcome.learning_rate,
@@ -212,22 +269,10 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
         loss_history=[float(v) for v in outcome.loss_curve],
         metrics=metrics.as_dict(loaded.target_names),
     )
-    save_model(model_path, saved)
-    if plot_path is not None:
-        from gradfit.report import plot_training
-
-        try:
-            plot_training(
-                plot_path,
-                outcome.loss_curve,
-                Y64.numpy(),
-                pred.numpy(),
-                loaded.target_names,
-                title=f"gradfit {args.solver} on {args.data}",
-            )
-        except BaseException:
-            model_path.unlink(missing_ok=True)  # all or nothing: no model without its plot
-            raise
+    if plot_path is None:
+        save_model(model_path, saved)
+    else:
+        _save_with_plot(model_path, saved, plot_path, outcome.loss_curve, Y64, pred, args)
 
     summary = {
         "model": str(model_path),
@@ -242,12 +287,12 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
         "plot": str(plot_path) if plot_path else None,
     }
     if args.json:
-        print(json.dumps(summary, indent=2), file=out)
+        _print_json(summary, out)
         return EXIT_OK
     rows = [
         ["final loss (MSE)", fmt(final_loss)],
         ["closed-form optimum", fmt(optimum)],
-        ["loss / optimum", f"{ratio:.6f}"],
+        ["loss / optimum", "- (exact fit)" if ratio is None else fmt(ratio)],
         ["epochs run", str(outcome.n_iter)],
         ["learning rate", "-" if outcome.learning_rate is None else fmt(outcome.learning_rate)],
         *([f"R² {n}", f"{r:.6f}"] for n, r in zip(loaded.target_names, metrics.r2, strict=True)),
@@ -258,6 +303,39 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
         f"model written to {model_path}" + (f", plot to {plot_path}" if plot_path else ""), file=out
     )
     return EXIT_OK
+
+
+def _save_with_plot(
+    model_path: Path,
+    saved: SavedModel,
+    plot_path: Path,
+    loss_curve: Sequence[float],
+    Y: torch.Tensor,
+    pred: torch.Tensor,
+    args: argparse.Namespace,
+) -> None:
+    """All or nothing: the model is staged beside its destination and moved there only once the
+    plot is written, so a failed plot leaves neither a new model nor a clobbered old one."""
+    from gradfit.persistence import save_model
+    from gradfit.report import plot_training
+
+    staged = model_path.parent / f".{model_path.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        save_model(staged, saved)
+        plot_training(
+            plot_path,
+            loss_curve,
+            Y.numpy(),
+            pred.numpy(),
+            saved.target_names,
+            title=f"gradfit {args.solver} on {args.data}",
+        )
+        try:
+            os.replace(staged, model_path)
+        except OSError as exc:
+            raise ModelFileError(f"{model_path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- predict etc.
@@ -302,22 +380,26 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
 
     model = load_model(args.model)
     data = _read_any(args.data)
+    missing = [name for name in model.target_names if name not in data.columns]
+    if missing:
+        raise DataError(
+            f"{args.data}: missing target column(s) {', '.join(map(repr, missing))} that "
+            f"evaluate compares the predictions with; available columns: "
+            f"{', '.join(map(repr, data.columns))}"
+        )
     X = torch.from_numpy(feature_matrix(data, model.feature_names))
     Y = torch.from_numpy(feature_matrix(data, model.target_names))
     pred = model.predict(X.to(model.weight.dtype)).double()
     metrics = regression_metrics(Y, pred).as_dict(model.target_names)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "model": args.model,
-                    "data": args.data,
-                    "n_samples": int(X.shape[0]),
-                    "metrics": metrics,
-                },
-                indent=2,
-            ),
-            file=out,
+        _print_json(
+            {
+                "model": args.model,
+                "data": args.data,
+                "n_samples": int(X.shape[0]),
+                "metrics": metrics,
+            },
+            out,
         )
         return EXIT_OK
     rows = [
@@ -353,7 +435,7 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
         "created": model.created,
     }
     if args.json:
-        print(json.dumps(info, indent=2), file=out)
+        _print_json(info, out)
         return EXIT_OK
     print(f"gradfit model {args.model} (format version {model.format_version})", file=out)
     print(
@@ -408,17 +490,21 @@ def add_data_commands(sub: Any) -> None:
         help="target column (repeat, or comma-separate, for several)",
     )
     fit.add_argument(
-        "--features", help="comma-separated feature columns (default: every other numeric column)"
+        "--features",
+        action="append",
+        help="feature columns, comma-separated or repeated (default: every other numeric column)",
     )
     fit.add_argument("--solver", choices=SOLVERS, default="gd", help="(gd)")
-    fit.add_argument("--epochs", type=int, default=1000, help="maximum epochs (1000)")
+    fit.add_argument("--epochs", type=positive_int, default=1000, help="maximum epochs (1000)")
     fit.add_argument(
         "--lr",
         type=_learning_rate,
         default="auto",
         help="learning rate, or 'auto' (computed from the data)",
     )
-    fit.add_argument("--batch-size", type=int, default=32, help="mini-batch size for sgd (32)")
+    fit.add_argument(
+        "--batch-size", type=positive_int, default=32, help="mini-batch size for sgd (32)"
+    )
     fit.add_argument("--seed", type=int, default=0, help="random seed (0)")
     fit.add_argument(
         "--standardize",

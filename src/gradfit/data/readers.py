@@ -440,6 +440,7 @@ def select(
         )
         if not feature_names:
             raise DataError(f"{source}: no feature columns left: {_no_features_reason(table)}")
+        _refuse_numeric_looking_text(table, set(target_names))
     else:
         feature_names = _names(features, "feature")
         if not feature_names:
@@ -568,6 +569,26 @@ def _numeric_column(table: Table, name: str) -> FloatArray:
             f"{where}, row {row + 1}: infinite value ({values[row]}); replace it or remove that row"
         )
     return values
+
+
+def _refuse_numeric_looking_text(table: Table, skip: set[str]) -> None:
+    """With default features, a text column whose values are mostly numbers is a numeric column
+    with a typo, not an identifier: name the bad cell instead of silently dropping the column."""
+    for name, column in table.columns.items():
+        if name in skip or name in table.numeric_columns or column.dtype != object:
+            continue
+        if table.file_format == "parquet" or "string" not in table.types.get(name, "string"):
+            continue
+        try:
+            text = pa.array(column, type=pa.string())
+        except (pa.ArrowException, TypeError, ValueError):
+            continue
+        present = len(text) - text.null_count
+        if present == 0:
+            continue
+        numbers = int(pc.sum(pc.match_substring_regex(text, pattern=_NUMBER_RE)).as_py() or 0)
+        if numbers * 2 > present:  # mostly numbers: parsing names the first offending cell
+            _parse_text_column(table, name, column)
 
 
 def _parse_text_column(table: Table, name: str, column: npt.NDArray[Any]) -> FloatArray:

@@ -1,0 +1,41 @@
+"""The public surface: `__all__` is exact, and importing gradfit stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import gradfit
+
+
+def test_all_is_exact_and_importable() -> None:
+    public = {name for name in dir(gradfit) if not name.startswith("_")}
+    modules = {
+        "cli",
+        "data",
+        "datasets",
+        "demo",
+        "errors",
+        "losses",
+        "metrics",
+        "model",
+        "scaling",
+        "solvers",
+        "training",
+        "tutorial",
+        "validation",
+        "persistence",
+        "report",
+        "estimator",
+    }
+    assert set(gradfit.__all__) - {"__version__"} == (public - modules) | {
+        "GradientDescentRegressor"
+    }
+    for name in gradfit.__all__:
+        assert getattr(gradfit, name) is not None
+
+
+def test_import_does_not_load_sklearn() -> None:
+    code = "import sys, gradfit; print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
