@@ -36,6 +36,7 @@ from gradfit.solvers.stats import SufficientStats, batch_lipschitz, hessian_lips
 
 __all__ = ["EpochInfo", "FitResult", "TrainState", "init_state", "run_epochs", "train"]
 
+_LOSS_FLOOR = 1e-3  # the tol rule's resolution, as a fraction of the targets' variance
 _MAX_GD_FEATURES = 4096  # above this, d x d statistics cost more than a pass over the data
 
 
@@ -308,8 +309,11 @@ def run_epochs(
     stats: SufficientStats | None = None,
 ) -> bool:
     """Run up to ``n_epochs`` epochs from ``state`` (updated in place). Returns ``converged``:
-    True when the stopping rule (tol on the relative decrease of the training loss, or early
-    stopping on the validation R²) ended training before ``n_epochs``.
+    True when the stopping rule ended training before ``n_epochs``: ``n_iter_no_change``
+    epochs in a row without a new best training loss lower than the best by more than
+    ``tol * max(best, 1e-3 * var(Y))`` (relative, down to 0.1% of the targets' variance); for
+    ``gd`` also not above the best by more than that (momentum overshoot is not a plateau).
+    With early stopping: without a validation R² above the best by more than ``tol``.
 
     ``stats`` (optional) are the :class:`SufficientStats` of (X, Y), when the caller already has
     them (``gd`` then makes no pass over the data at all).
@@ -320,15 +324,18 @@ def run_epochs(
     cfg = state.config
     k = Y.shape[1]
     use_stats = cfg.solver == "gd" and X.shape[1] <= _MAX_GD_FEATURES
-    if use_stats:
-        zst = _internal_stats(stats if stats is not None else SufficientStats.compute(X, Y),
-                              state.scaler)
+    # Statistics, when there (gd, or given): the objective at O(d² k), no pass over the data.
+    zst = None
+    if use_stats or stats is not None:
+        zst = _internal_stats(
+            stats if stats is not None else SufficientStats.compute(X, Y), state.scaler
+        )
     val_st = None
     if validation is not None:
         val_st = _internal_stats(SufficientStats.compute(*validation), state.scaler)
 
     def objective() -> float:
-        if use_stats:
+        if zst is not None:
             return float(_per_target_mse(zst, state.weight, state.bias).mean()) + _penalty(
                 state.weight, cfg, k
             )
@@ -336,6 +343,7 @@ def run_epochs(
         err = torch.addmm(state.bias.to(Z.dtype), Z, state.weight.to(Z.dtype).T) - Y
         return float((err.double() ** 2).mean()) + _penalty(state.weight, cfg, k)
 
+    target_scale = _target_scale(zst, Y, cfg.fit_intercept)
     reference = state.loss_curve[-1] if state.loss_curve else objective()
     reference = max(reference, 1e-300)
     good = (state.weight.clone(), state.bias.clone())
@@ -344,10 +352,11 @@ def run_epochs(
     best_params = good
     no_change = 0
     previous = state.loss_curve[-1] if state.loss_curve else reference
-    monotone = cfg.solver == "gd" and not cfg.momentum
+    deterministic = cfg.solver == "gd"
+    monotone = deterministic and not cfg.momentum
     for _ in range(n_epochs):
         lr = _scheduled_lr(state.learning_rate, state.epoch, cfg)
-        if use_stats:
+        if use_stats and zst is not None:
             loss = _gd_epoch(state, zst, lr)
         else:
             batch = X.shape[0] if cfg.solver == "gd" else cfg.batch_size
@@ -360,13 +369,19 @@ def run_epochs(
             or loss > cfg.divergence_factor * reference
             or not bool(torch.isfinite(state.weight).all())
         ):
+            reason = _divergence_reason(state, loss, reference, lr)
+            message = (
+                f"{reason}. Use a smaller learning rate, learning_rate='auto', or standardize "
+                "the features; the last good weights were kept"
+            )
+            bad_epoch = state.epoch
+            # Back to the last good epoch: weights, and the epoch count that goes with them.
             state.weight.copy_(good[0])
             state.bias.copy_(good[1])
             state.velocity_w = state.velocity_b = None
+            state.epoch -= 1
             raise DivergenceError(
-                _divergence_message(state, loss, reference, lr),
-                stable_lr=state.stable_lr,
-                epoch=state.epoch,
+                message, stable_lr=state.stable_lr, epoch=bad_epoch, reason=reason
             )
         good = (state.weight.clone(), state.bias.clone())
         previous = loss
@@ -385,7 +400,15 @@ def run_epochs(
             else:
                 no_change += 1
         else:
-            if loss < best_loss * (1 - cfg.tol) or not math.isfinite(best_loss):
+            # Relative to the best loss, but never finer than tol x 0.1% of the targets'
+            # variance: on an exactly solvable problem the loss falls to zero geometrically
+            # and a purely relative rule would never stop.
+            step = cfg.tol * max(best_loss, _LOSS_FLOOR * target_scale)
+            if loss < best_loss - step or not math.isfinite(best_loss):
+                no_change = 0
+            elif deterministic and loss > best_loss + step:
+                # Full-batch iterates do not fluctuate: a loss above the best is momentum
+                # overshooting (still moving), not a plateau.
                 no_change = 0
             else:
                 no_change += 1
@@ -398,7 +421,20 @@ def run_epochs(
     return False
 
 
-def _divergence_message(state: TrainState, loss: float, reference: float, lr: float) -> str:
+def _target_scale(st: SufficientStats | None, Y: torch.Tensor, fit_intercept: bool) -> float:
+    """MSE of the best constant model: the targets' variance (or mean square without an
+    intercept), averaged over targets."""
+    if st is not None:
+        syy = st.syy if fit_intercept else st.syy + st.ybar**2
+        return float(syy.mean())
+    Y64 = Y.double()
+    if fit_intercept:
+        return float(Y64.var(0, correction=0).mean())
+    return float((Y64 * Y64).mean())
+
+
+def _divergence_reason(state: TrainState, loss: float, reference: float, lr: float) -> str:
+    """What happened, without advice (:attr:`DivergenceError.reason`)."""
     what = "non-finite (inf or NaN)" if not math.isfinite(loss) else f"{loss:.3g}"
     kind = (
         "full-batch gradient descent"
@@ -408,9 +444,7 @@ def _divergence_message(state: TrainState, loss: float, reference: float, lr: fl
     return (
         f"training diverged at epoch {state.epoch}: the loss became {what} "
         f"(it started at {reference:.3g}) with learning rate {lr:.3g}; the largest stable "
-        f"learning rate for {kind} on this data is about {state.stable_lr:.3g}. Use a smaller "
-        "learning rate, learning_rate='auto', or standardize the features; the last good "
-        "weights were kept"
+        f"learning rate for {kind} on this data is about {state.stable_lr:.3g}"
     )
 
 

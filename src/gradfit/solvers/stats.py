@@ -14,6 +14,7 @@ import torch
 __all__ = ["SufficientStats", "batch_lipschitz", "hessian_lipschitz"]
 
 _CHUNK_ROWS = 1 << 16
+_CHUNK_ELEMENTS = 1 << 22  # float64 buffer of one chunk: 32 MiB
 
 
 @dataclass(frozen=True)
@@ -35,23 +36,27 @@ class SufficientStats:
     def compute(cls, Z: torch.Tensor, Y: torch.Tensor) -> SufficientStats:
         """One pass over (Z, Y) in chunks, accumulated in float64 (shifted by the first chunk's
         means so that the centred moments do not suffer cancellation)."""
-        n = Z.shape[0]
-        z0 = Z[: min(n, _CHUNK_ROWS)].double().mean(0)
-        y0 = Y[: min(n, _CHUNK_ROWS)].double().mean(0)
-        d, k = Z.shape[1], Y.shape[1]
+        n, d, k = Z.shape[0], Z.shape[1], Y.shape[1]
         f64, dev = torch.float64, Z.device
-        sz, sy = torch.zeros(d, dtype=f64, device=dev), torch.zeros(k, dtype=f64, device=dev)
-        Mzz = torch.zeros(d, d, dtype=f64, device=dev)
-        Mzy = torch.zeros(d, k, dtype=f64, device=dev)
-        myy = torch.zeros(k, dtype=f64, device=dev)
-        for start in range(0, n, _CHUNK_ROWS):
-            zc = Z[start : start + _CHUNK_ROWS].double() - z0  # (c, d)
-            yc = Y[start : start + _CHUNK_ROWS].double() - y0  # (c, k)
-            sz += zc.sum(0)
-            sy += yc.sum(0)
-            Mzz += zc.T @ zc  # (d, c) @ (c, d)
-            Mzy += zc.T @ yc  # (d, c) @ (c, k)
-            myy += (yc * yc).sum(0)
+        head = min(n, _CHUNK_ROWS)
+        z0 = Z[:head].double().mean(0)
+        y0 = Y[:head].double().mean(0)
+        # One product per chunk gives every sum: with A = [Z - z0, Y - y0, 1] (c, d + k + 1),
+        # A^T A holds Mzz, Mzy, the targets' sums of squares and, in its last row, the column
+        # sums. The shift and the conversion to float64 are one pass into a reused buffer.
+        w = d + k + 1
+        rows = max(1, min(_CHUNK_ROWS, _CHUNK_ELEMENTS // w))
+        buf = torch.empty(min(n, rows), w, dtype=f64, device=dev)
+        buf[:, -1] = 1.0
+        G = torch.zeros(w, w, dtype=f64, device=dev)
+        for start in range(0, n, rows):
+            A = buf[: min(rows, n - start)]
+            torch.sub(Z[start : start + rows], z0, out=A[:, :d])  # float64 arithmetic
+            torch.sub(Y[start : start + rows], y0, out=A[:, d : d + k])
+            G.addmm_(A.T, A)  # (w, c) @ (c, w)
+        Mzz, Mzy = G[:d, :d], G[:d, d : d + k]
+        myy = G[d : d + k, d : d + k].diagonal()
+        sz, sy = G[-1, :d], G[-1, d : d + k]
         mz, my = sz / n, sy / n  # means of the shifted data
         Szz = Mzz / n - torch.outer(mz, mz)
         Szz = (Szz + Szz.T) / 2  # exact symmetry for eigvalsh

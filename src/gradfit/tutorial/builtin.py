@@ -76,7 +76,9 @@ def make_linear(
     """``nn.Linear(d, k)`` initialised as PyTorch does (uniform on ±1/sqrt(d) for weight and
     bias), but from ``generator`` instead of the global RNG."""
     # skip_init: no draw from the global RNG before the seeded initialisation below.
-    layer = torch.nn.utils.skip_init(nn.Linear, n_features, n_targets, dtype=dtype)
+    layer: nn.Linear = torch.nn.utils.skip_init(  # type: ignore[no-untyped-call]
+        nn.Linear, n_features, n_targets, dtype=dtype
+    )
     bound = 1.0 / math.sqrt(n_features)
     with torch.no_grad():
         layer.weight.uniform_(-bound, bound, generator=generator)

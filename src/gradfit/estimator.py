@@ -1,0 +1,811 @@
+"""A scikit-learn regressor over the gradfit engine: the only module that imports scikit-learn.
+
+:class:`GradientDescentRegressor` fits ``Y ≈ X @ coef_.T + intercept_`` (one or several targets,
+trained jointly) with one of five solvers:
+
+``"gd"``
+    full-batch gradient descent on sufficient statistics (:mod:`gradfit.solvers.engine`);
+``"sgd"``
+    mini-batch SGD with momentum and step schedules (same engine);
+``"lstsq"``
+    the closed form (:func:`gradfit.least_squares`; closed-form ridge when ``alpha > 0``);
+``"scratch"`` / ``"builtin"``
+    the tutorial's two loops, called unchanged (:func:`gradfit.tutorial.train_from_scratch`,
+    :func:`gradfit.tutorial.train_builtin`) with ``seed=random_state``.
+
+Objective (all solvers; see :class:`~gradfit.solvers.config.SolverConfig`)::
+
+    J(W, b) = ||X W^T + b - Y||^2 / (n k)
+              + (2 alpha / k) * (l1_ratio * ||W||_1 + (1 - l1_ratio) / 2 * ||W||_F^2)
+
+Divergence is never hidden: :class:`~gradfit.errors.DivergenceError` propagates, after the
+estimator has taken the last good weights as its ``coef_``/``intercept_``. Stopping at
+``max_epochs`` before the stopping rule is met emits a :class:`ConvergenceWarning` (a subclass
+of both scikit-learn's and gradfit's).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import secrets
+import warnings
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import sklearn.exceptions
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from gradfit import errors
+from gradfit.errors import DivergenceError, ValidationError
+from gradfit.scaling import Standardizer
+from gradfit.solvers.config import SolverConfig
+from gradfit.solvers.engine import (
+    _LOSS_FLOOR,
+    TrainState,
+    _scaler,
+    _target_scale,
+    init_state,
+    result_of,
+    run_epochs,
+    train,
+)
+from gradfit.solvers.lstsq import least_squares
+from gradfit.solvers.stats import SufficientStats
+from gradfit.tutorial import train_builtin, train_from_scratch
+from gradfit.tutorial.builtin import make_linear
+
+__all__ = ["ConvergenceWarning", "GradientDescentRegressor"]
+
+_DTYPES: dict[str, tuple[torch.dtype, Any]] = {
+    "float32": (torch.float32, np.float32),
+    "float64": (torch.float64, np.float64),
+}
+_DEVICES = ("cpu", "cuda", "auto")
+_ENGINE = ("gd", "sgd")
+_TUTORIAL = ("scratch", "builtin")
+
+
+class ConvergenceWarning(errors.ConvergenceWarning, sklearn.exceptions.ConvergenceWarning):  # type: ignore[misc]
+    """Training stopped at ``max_epochs`` before its stopping rule was met.
+
+    Caught by filters on either :class:`sklearn.exceptions.ConvergenceWarning` or
+    :class:`gradfit.ConvergenceWarning`."""
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """A picklable copy of the engine's :class:`TrainState` (NumPy arrays, the generator as its
+    byte state), so that the fitted estimator holds no torch object and ``partial_fit`` and
+    ``pickle`` continue exactly where training stopped."""
+
+    config: SolverConfig
+    mean: np.ndarray
+    scale: np.ndarray
+    weight: np.ndarray  # (k, d), internal units, the state's dtype
+    bias: np.ndarray  # (k,)
+    velocity_w: np.ndarray | None
+    velocity_b: np.ndarray | None
+    learning_rate: float
+    stable_lr: float
+    lipschitz: float
+    rng: np.ndarray  # torch.Generator.get_state()
+    epoch: int
+    loss_curve: tuple[float, ...]
+    validation_scores: tuple[float, ...]
+
+    @classmethod
+    def of(cls, s: TrainState) -> _Snapshot:
+        def arr(t: torch.Tensor | None) -> np.ndarray | None:
+            return None if t is None else t.detach().cpu().numpy().copy()
+
+        return cls(
+            config=s.config,
+            mean=s.scaler.mean.cpu().numpy().copy(),
+            scale=s.scaler.scale.cpu().numpy().copy(),
+            weight=s.weight.detach().cpu().numpy().copy(),
+            bias=s.bias.detach().cpu().numpy().copy(),
+            velocity_w=arr(s.velocity_w),
+            velocity_b=arr(s.velocity_b),
+            learning_rate=s.learning_rate,
+            stable_lr=s.stable_lr,
+            lipschitz=s.lipschitz,
+            rng=s.generator.get_state().numpy().copy(),
+            epoch=s.epoch,
+            loss_curve=tuple(s.loss_curve),
+            validation_scores=tuple(s.validation_scores),
+        )
+
+    def state(self, device: torch.device) -> TrainState:
+        def ten(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(a.copy()).to(device)
+
+        generator = torch.Generator()
+        generator.set_state(torch.from_numpy(self.rng.copy()))
+        return TrainState(
+            config=self.config,
+            scaler=Standardizer(mean=ten(self.mean), scale=ten(self.scale)),
+            weight=ten(self.weight),
+            bias=ten(self.bias),
+            learning_rate=self.learning_rate,
+            stable_lr=self.stable_lr,
+            lipschitz=self.lipschitz,
+            generator=generator,
+            epoch=self.epoch,
+            velocity_w=None if self.velocity_w is None else ten(self.velocity_w),
+            velocity_b=None if self.velocity_b is None else ten(self.velocity_b),
+            loss_curve=list(self.loss_curve),
+            validation_scores=list(self.validation_scores),
+        )
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What every solver hands back to :meth:`GradientDescentRegressor._set_outcome`."""
+
+    weight: torch.Tensor  # (k, d), original units
+    bias: torch.Tensor  # (k,)
+    loss_curve: tuple[float, ...]
+    n_iter: int
+    converged: bool
+    learning_rate: float | None
+    stable_lr: float | None
+    validation_scores: tuple[float, ...] | None = None
+
+
+class _TutorialDiverged(Exception):
+    def __init__(self, epoch: int, loss: float) -> None:
+        super().__init__(epoch, loss)
+        self.epoch, self.loss = epoch, loss
+
+
+def _partial_fit_available(estimator: GradientDescentRegressor) -> bool:
+    if estimator.solver not in _ENGINE:
+        raise ValidationError(
+            f"partial_fit trains solver='gd' or 'sgd' one epoch at a time; solver="
+            f"{estimator.solver!r} has no incremental form (use fit)"
+        )
+    return True
+
+
+class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+    """Linear least-squares regression (one or several targets) fitted by gradient descent.
+
+    Parameters
+    ----------
+    solver : {"gd", "sgd", "lstsq", "scratch", "builtin"}, default="gd"
+        "gd": full-batch gradient descent (one step per epoch, O(d² k) per step after one pass
+        over the data); "sgd": mini-batch SGD; "lstsq": closed form; "scratch"/"builtin": the
+        tutorial's loops, unchanged (plain SGD on the MSE, always with an intercept, no penalty,
+        momentum, schedule or early stopping).
+    learning_rate : "auto" or float > 0, default="auto"
+        "auto" takes a step computed from the data: ``1/L`` for gd and scratch (``L`` the
+        largest eigenvalue of the Hessian of the objective), ``0.5/L_B`` for sgd and builtin
+        (``L_B`` the expected smoothness of a mini-batch of ``batch_size`` rows), times
+        ``1 - momentum``. The tutorial's ``lr=1e-5`` is never assumed.
+    schedule : {"constant", "invscaling", "step"}, default="constant"
+        Step at epoch ``t`` (from 0): ``lr``, ``lr / (1 + t) ** power_t`` or
+        ``lr * decay_rate ** (t // decay_every)``.
+    power_t : float >= 0, default=0.5
+    decay_every : int >= 1, default=10
+    decay_rate : float in (0, 1], default=0.5
+    momentum : float in [0, 1), default=0.0
+        Heavy-ball momentum, as ``torch.optim.SGD``.
+    nesterov : bool, default=False
+    alpha : float >= 0, default=0.0
+        Penalty strength; with ``l1_ratio=0`` the fit equals ``Ridge(alpha * n_samples)``, in
+        general ``ElasticNet(alpha, l1_ratio)`` per target (on the standardized features when
+        ``standardize=True``).
+    l1_ratio : float in [0, 1], default=0.0
+    fit_intercept : bool, default=True
+    standardize : bool, default=True
+        Train on standardized features; coefficients are always reported in original units.
+    batch_size : int >= 1, default=32
+        Rows per step of sgd and builtin.
+    max_epochs : int >= 1, default=1000
+    tol : float >= 0 or None, default=1e-6
+        Stop after ``n_iter_no_change`` epochs in a row in which the training loss did not
+        beat its best by more than ``tol * max(best, 0.001 * var(y))`` (relative, down to 0.1%
+        of the targets' variance, so that exactly solvable problems stop too; for gd, a loss
+        above the best, i.e. momentum overshoot, also counts as moving), or, with early
+        stopping, the validation R² its best by more than ``tol``. ``None``: run
+        ``max_epochs`` epochs and never warn. The tutorial solvers always run ``max_epochs``
+        epochs; the same rule, applied to their loss history, sets ``converged_``.
+    n_iter_no_change : int >= 1, default=5
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows (gd and sgd), stop on their R² and keep
+        the best weights.
+    validation_fraction : float in (0, 1), default=0.1
+    warm_start : bool, default=False
+        Start ``fit`` from the current ``coef_``/``intercept_`` (iterative solvers).
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        "auto" means "cuda" when available.
+    dtype : {"float64", "float32"}, default="float64"
+        Precision of the data on the device (gd accumulates its statistics in float64 either
+        way). Learned attributes are always float64 NumPy arrays.
+    random_state : int, numpy RandomState or None, default=None
+        Seed of the shuffles, the validation split and (tutorial solvers) the initial weights:
+        an int is used as the torch seed itself.
+
+    Attributes
+    ----------
+    coef_ : ndarray (n_targets, n_features), or (n_features,) when y is 1-D
+    intercept_ : ndarray (n_targets,), or float when y is 1-D
+    n_iter_ : int
+        Epochs run (lstsq: 1).
+    loss_curve_ : ndarray (n_iter_,)
+        Training objective per epoch (sgd, builtin: mean over the epoch's batches; scratch: the
+        loss before each epoch's update, as the tutorial records it).
+    validation_scores_ : ndarray (n_iter_,) or None
+        Validation R² per epoch, with early stopping.
+    converged_ : bool
+    learning_rate_ : float or None
+        Initial step used (before the schedule); None for lstsq.
+    stable_learning_rate_ : float or None
+        Largest stable step for this solver and data (2/L, or 2/L_B for mini-batches).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str, when X has string column names
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> reg = GradientDescentRegressor(tol=1e-10).fit(X, 3 * X[:, 0] + 1)
+    >>> round(float(reg.coef_[0]), 6), round(float(reg.intercept_), 6), reg.converged_
+    (3.0, 1.0, True)
+    """
+
+    # Learned attributes (set by fit; annotations only, no class attributes).
+    coef_: np.ndarray
+    intercept_: Any  # ndarray (n_targets,), or float when y is 1-D
+    n_iter_: int
+    loss_curve_: np.ndarray
+    validation_scores_: np.ndarray | None
+    converged_: bool
+    learning_rate_: float | None
+    stable_learning_rate_: float | None
+
+    def __init__(
+        self,
+        *,
+        solver: str = "gd",
+        learning_rate: float | str = "auto",
+        schedule: str = "constant",
+        power_t: float = 0.5,
+        decay_every: int = 10,
+        decay_rate: float = 0.5,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        alpha: float = 0.0,
+        l1_ratio: float = 0.0,
+        fit_intercept: bool = True,
+        standardize: bool = True,
+        batch_size: int = 32,
+        max_epochs: int = 1000,
+        tol: float | None = 1e-6,
+        n_iter_no_change: int = 5,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        warm_start: bool = False,
+        device: str = "cpu",
+        dtype: str = "float64",
+        random_state: int | np.random.RandomState | None = None,
+    ) -> None:
+        self.solver = solver
+        self.learning_rate = learning_rate
+        self.schedule = schedule
+        self.power_t = power_t
+        self.decay_every = decay_every
+        self.decay_rate = decay_rate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.standardize = standardize
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.warm_start = warm_start
+        self.device = device
+        self.dtype = dtype
+        self.random_state = random_state
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    # ------------------------------------------------------------------------- parameters
+
+    def _config(self) -> SolverConfig:
+        """The validated configuration (raises :class:`ValidationError`, a ``ValueError``)."""
+        config = SolverConfig(
+            solver=self.solver,  # type: ignore[arg-type]
+            learning_rate=self.learning_rate,  # type: ignore[arg-type]
+            schedule=self.schedule,  # type: ignore[arg-type]
+            power_t=self.power_t,
+            decay_every=self.decay_every,
+            decay_rate=self.decay_rate,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            alpha=self.alpha,
+            l1_ratio=self.l1_ratio,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction,
+            standardize=self.standardize,
+            fit_intercept=self.fit_intercept,
+        )
+        for name in ("nesterov", "fit_intercept", "standardize", "early_stopping", "warm_start"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValidationError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        solver = config.solver
+        if solver == "lstsq" and config.alpha > 0 and config.l1_ratio > 0:
+            raise ValidationError(
+                f"solver='lstsq' has a closed form for the ridge penalty only (l1_ratio=0), got "
+                f"l1_ratio={config.l1_ratio}; use solver='gd' for the elastic net"
+            )
+        if solver not in _ENGINE and config.early_stopping:
+            raise ValidationError(
+                f"early_stopping=True needs solver='gd' or 'sgd', got solver={solver!r}"
+            )
+        if solver in _TUTORIAL:
+            unsupported = {
+                "alpha": config.alpha != 0,
+                "momentum": config.momentum != 0,
+                "schedule": config.schedule != "constant",
+                "fit_intercept": not config.fit_intercept,
+            }
+            bad = [name for name, flag in unsupported.items() if flag]
+            if bad:
+                raise ValidationError(
+                    f"solver={solver!r} runs the tutorial's plain SGD loop unchanged (constant "
+                    "step, no penalty, no momentum, always an intercept); it cannot honour "
+                    f"{', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}. Use solver='gd' "
+                    "or 'sgd'"
+                )
+        return config
+
+    def _device_dtype(self) -> tuple[torch.device, torch.dtype, Any]:
+        if self.dtype not in _DTYPES:
+            raise ValidationError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if self.device not in _DEVICES:
+            raise ValidationError(
+                f"device must be one of {', '.join(_DEVICES)}; got {self.device!r}"
+            )
+        cuda = torch.cuda.is_available()
+        if self.device == "cuda" and not cuda:
+            raise ValidationError(
+                "device='cuda' but no CUDA device is available; use device='cpu' or 'auto'"
+            )
+        device = torch.device(
+            "cuda" if self.device == "cuda" or (self.device == "auto" and cuda) else "cpu"
+        )
+        tdtype, ndtype = _DTYPES[self.dtype]
+        return device, tdtype, ndtype
+
+    def _seed(self) -> int | None:
+        """The torch seed: an int as given, one drawn from a RandomState, or None (fresh)."""
+        rs = self.random_state
+        if rs is None:
+            return None
+        if isinstance(rs, np.random.RandomState):
+            return int(rs.randint(np.iinfo(np.int32).max))
+        if isinstance(rs, numbers.Integral) and not isinstance(rs, bool) and int(rs) >= 0:
+            return int(rs)
+        raise ValidationError(
+            f"random_state must be None, a non-negative int or a numpy RandomState, got {rs!r}"
+        )
+
+    # ------------------------------------------------------------------------- data
+
+    def _tensors(
+        self, X: np.ndarray, y: np.ndarray, device: torch.device, ndtype: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        y = np.asarray(y, dtype=ndtype)
+        one_d = y.ndim == 1
+        Y = y.reshape(-1, 1) if one_d else y
+        if Y.shape[1] < 1:
+            raise ValidationError(f"y must have at least 1 target column, got shape {y.shape}")
+        return _tensor(X, device), _tensor(Y, device), one_d
+
+    def _start(self, k: int, d: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Warm-start coefficients (k, d) and (k,), float64, or None for a cold start."""
+        if not self.warm_start or not hasattr(self, "coef_"):
+            return None
+        coef = np.atleast_2d(np.asarray(self.coef_, dtype=np.float64))
+        if coef.shape != (k, d):
+            raise ValidationError(
+                f"warm_start=True but the previous fit has coef_ of shape {coef.shape} and this "
+                f"data needs ({k}, {d}); refit with warm_start=False"
+            )
+        bias = np.atleast_1d(np.asarray(self.intercept_, dtype=np.float64))
+        return torch.from_numpy(coef.copy()), torch.from_numpy(bias.copy())
+
+    # ------------------------------------------------------------------------- fit
+
+    def fit(self, X: Any, y: Any) -> GradientDescentRegressor:
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : array-like (n_samples, n_features)
+        y : array-like (n_samples,) or (n_samples, n_targets)
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValidationError
+            an invalid parameter or parameter combination (a ``ValueError``).
+        DivergenceError
+            the loss became non-finite or exploded; ``coef_``/``intercept_`` then hold the
+            last good weights and ``stable_learning_rate_`` the step that would be stable.
+        """
+        config = self._config()
+        device, _, ndtype = self._device_dtype()
+        seed = self._seed()
+        X, y = validate_data(self, X, y, dtype=ndtype, order="C", y_numeric=True, multi_output=True)
+        Xt, Yt, one_d = self._tensors(X, y, device, ndtype)
+        start = self._start(Yt.shape[1], Xt.shape[1])
+        self._one_d = one_d
+        self._snapshot: _Snapshot | None = None
+        if config.solver in _ENGINE:
+            outcome = self._fit_engine(Xt, Yt, config, seed, start)
+        elif config.solver == "lstsq":
+            outcome = self._set_outcome(_fit_lstsq(Xt, Yt, config))
+        else:
+            outcome = self._fit_tutorial(Xt, Yt, config, seed, start)
+        if not outcome.converged and config.tol is not None:
+            warnings.warn(
+                f"solver={config.solver!r} stopped at max_epochs={config.max_epochs} before the "
+                f"loss stopped improving (relative tol={config.tol} over n_iter_no_change="
+                f"{config.n_iter_no_change} epochs); last loss "
+                f"{outcome.loss_curve[-1] if outcome.loss_curve else math.nan:.6g}. Increase "
+                "max_epochs, use standardize=True or momentum, or set tol=None to run a fixed "
+                "number of epochs",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def _fit_engine(
+        self,
+        X: torch.Tensor,
+        Y: torch.Tensor,
+        config: SolverConfig,
+        seed: int | None,
+        start: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> _Outcome:
+        weight, bias = start if start is not None else (None, None)
+        try:
+            result = train(X, Y, config, random_state=seed, weight=weight, bias=bias)
+        except DivergenceError as exc:
+            state: TrainState = exc.state  # type: ignore[attr-defined]
+            self._set_outcome(_engine_outcome(result_of(state, False)))
+            self._snapshot = _Snapshot.of(state)
+            raise
+        self._snapshot = _Snapshot.of(result.state)
+        return self._set_outcome(_engine_outcome(result))
+
+    def _fit_tutorial(
+        self,
+        X: torch.Tensor,
+        Y: torch.Tensor,
+        config: SolverConfig,
+        seed: int | None,
+        start: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> _Outcome:
+        """Run the tutorial's loop (unchanged) on X, or on standardized X and unscale."""
+        scaler = Standardizer.fit(X) if config.standardize else None
+        Z = scaler.transform(X) if scaler is not None else X
+        # The step sizes of the equivalent engine solver: scratch is full-batch gradient
+        # descent, builtin is mini-batch SGD without momentum, on the same MSE.
+        probe = init_state(
+            Z,
+            Y,
+            replace(
+                config,
+                solver="gd" if config.solver == "scratch" else "sgd",
+                standardize=False,
+                learning_rate="auto",
+            ),
+            random_state=0,
+        )
+        lr = probe.learning_rate if config.learning_rate == "auto" else float(config.learning_rate)
+        seed = secrets.randbits(63) if seed is None else seed
+        w0 = b0 = None
+        if start is not None:
+            w0, b0 = start if scaler is None else scaler.rescale(*start)
+            w0, b0 = w0.to(Z), b0.to(Z)
+        seen: list[float] = []
+        # Full-batch descent above the stable step: a rising loss is divergence (as in gd).
+        monotone = config.solver == "scratch" and lr > probe.stable_lr
+
+        def watch(epoch: int, loss: float) -> None:
+            rising = monotone and bool(seen) and loss > seen[-1]
+            if (
+                rising
+                or not math.isfinite(loss)
+                or (seen and loss > config.divergence_factor * max(seen[0], 1e-300))
+            ):
+                raise _TutorialDiverged(epoch, loss)
+            seen.append(loss)
+
+        def run(
+            epochs: int, cb: bool
+        ) -> tuple[torch.Tensor, torch.Tensor, tuple[float, ...], float]:
+            if config.solver == "scratch":
+                r = train_from_scratch(
+                    Z,
+                    Y,
+                    epochs=epochs,
+                    lr=lr,
+                    seed=seed,
+                    weight=w0,
+                    bias=b0,
+                    callback=(lambda e, _n, loss: watch(e, loss)) if cb else None,
+                )
+                return r.weight, r.bias, r.losses, r.final_loss
+            rb = train_builtin(
+                Z,
+                Y,
+                epochs=epochs,
+                lr=lr,
+                batch_size=config.batch_size,
+                seed=seed,
+                weight=w0,
+                bias=b0,
+                callback=(lambda e, _n, _last, mean: watch(e, mean)) if cb else None,
+            )
+            return rb.weight, rb.bias, tuple(rb.history.mean_loss), rb.final_loss
+
+        def initial() -> tuple[torch.Tensor, torch.Tensor]:
+            if w0 is not None and b0 is not None:
+                return w0, b0
+            if config.solver == "scratch":  # as train_from_scratch draws them
+                g = torch.Generator().manual_seed(seed)
+                w = torch.randn(Y.shape[1], X.shape[1], generator=g)
+                b = torch.randn(Y.shape[1], generator=g)
+                return w.to(Z.dtype), b.to(Z.dtype)
+            layer = make_linear(
+                X.shape[1], Y.shape[1], torch.Generator().manual_seed(seed), dtype=Z.dtype
+            )
+            return layer.weight.detach(), layer.bias.detach()
+
+        def finish(w: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            w, b = w.double(), b.double()
+            return scaler.unscale(w, b) if scaler is not None else (w, b)
+
+        bad_epoch = None
+        try:
+            w, b, losses, final = run(config.max_epochs, cb=True)
+            if not (math.isfinite(final) and bool(torch.isfinite(w).all())):
+                bad_epoch, good_epochs, bad_loss = config.max_epochs, config.max_epochs - 1, final
+        except _TutorialDiverged as exc:
+            # scratch records the loss *before* an epoch's update; builtin the mean during it.
+            back = 2 if config.solver == "scratch" else 1
+            bad_epoch, good_epochs, bad_loss = exc.epoch, max(exc.epoch - back, 0), exc.loss
+        if bad_epoch is None:
+            ww, bb = finish(w, b)
+            return self._set_outcome(
+                _Outcome(
+                    ww,
+                    bb,
+                    losses,
+                    config.max_epochs,
+                    _plateaued(
+                        losses, config.tol, config.n_iter_no_change, _target_scale(None, Y, True)
+                    ),
+                    lr,
+                    probe.stable_lr,
+                )
+            )
+        # Replay the (deterministic) run up to the last good epoch: its weights, exactly.
+        if good_epochs > 0:
+            w, b, losses, _ = run(good_epochs, cb=False)
+        else:
+            (w, b), losses = initial(), ()
+        ww, bb = finish(w, b)
+        self._set_outcome(_Outcome(ww, bb, losses, good_epochs, False, lr, probe.stable_lr))
+        what = "non-finite" if not math.isfinite(bad_loss) else f"{bad_loss:.3g}"
+        reason = (
+            f"solver={config.solver!r} diverged at epoch {bad_epoch}: the loss became {what} "
+            f"with learning rate {lr:.3g}; the largest stable learning rate for this solver on "
+            f"this data is about {probe.stable_lr:.3g}"
+        )
+        raise DivergenceError(
+            f"{reason}. Use a smaller learning rate, learning_rate='auto', or "
+            f"standardize=True; the weights of epoch {good_epochs} were kept",
+            stable_lr=probe.stable_lr,
+            epoch=bad_epoch,
+            reason=reason,
+        )
+
+    # ------------------------------------------------------------------------- partial_fit
+
+    @available_if(_partial_fit_available)  # type: ignore[untyped-decorator]
+    def partial_fit(self, X: Any, y: Any) -> GradientDescentRegressor:
+        """One epoch of gd or sgd over the given rows, continuing from the previous call (or
+        from ``fit``). The first call fixes the scaling and the step from its rows; ``tol`` and
+        early stopping do not apply. ``partial_fit(X, y)`` once from scratch equals
+        ``fit(X, y)`` with ``max_epochs=1`` and the same ``random_state``, bit for bit.
+        """
+        config = self._config()
+        device, _, ndtype = self._device_dtype()
+        first = not hasattr(self, "coef_")
+        X, y = validate_data(
+            self, X, y, dtype=ndtype, order="C", y_numeric=True, multi_output=True, reset=first
+        )
+        Xt, Yt, one_d = self._tensors(X, y, device, ndtype)
+        k = Yt.shape[1]
+        snapshot = None if first else getattr(self, "_snapshot", None)
+        if not first and (one_d != self._one_d or np.atleast_2d(self.coef_).shape[0] != k):
+            raise ValidationError(
+                f"y has {k} target(s) ({'1-D' if one_d else '2-D'}), but this model was "
+                f"trained on {np.atleast_2d(self.coef_).shape[0]} "
+                f"({'1-D' if self._one_d else '2-D'}); call fit to start over"
+            )
+        if snapshot is not None and _dynamics(snapshot.config) == _dynamics(config):
+            state = snapshot.state(device)
+        else:
+            start = None
+            if not first:  # parameters changed since the last call: restart from coef_
+                coef = np.atleast_2d(np.asarray(self.coef_, dtype=np.float64))
+                bias = np.atleast_1d(np.asarray(self.intercept_, dtype=np.float64))
+                start = (torch.from_numpy(coef.copy()), torch.from_numpy(bias.copy()))
+            state = init_state(
+                Xt,
+                Yt,
+                config,
+                random_state=self._seed(),
+                weight=None if start is None else start[0],
+                bias=None if start is None else start[1],
+            )
+        self._one_d = one_d
+        try:
+            run_epochs(state, Xt, Yt, 1, stop_early=False)
+        except DivergenceError as exc:
+            exc.state = state  # type: ignore[attr-defined]
+            raise
+        finally:
+            self._snapshot = _Snapshot.of(state)
+            self._set_outcome(_engine_outcome(result_of(state, False)))
+        return self
+
+    # ------------------------------------------------------------------------- results
+
+    def _set_outcome(self, outcome: _Outcome) -> _Outcome:
+        w = outcome.weight.detach().double().cpu().numpy()
+        b = outcome.bias.detach().double().cpu().numpy()
+        if self._one_d:
+            self.coef_ = w[0].copy()
+            self.intercept_ = float(b[0])
+        else:
+            self.coef_ = w.copy()
+            self.intercept_ = b.copy()
+        self.n_iter_ = int(outcome.n_iter)
+        self.loss_curve_ = np.asarray(outcome.loss_curve, dtype=np.float64)
+        self.validation_scores_ = (
+            None
+            if outcome.validation_scores is None
+            else np.asarray(outcome.validation_scores, dtype=np.float64)
+        )
+        self.converged_ = bool(outcome.converged)
+        self.learning_rate_ = outcome.learning_rate
+        self.stable_learning_rate_ = outcome.stable_lr
+        return outcome
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions ``X @ coef_.T + intercept_``: (n_samples,) when fitted on a 1-D y,
+        else (n_samples, n_targets); float64."""
+        check_is_fitted(self, "coef_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        coef = np.asarray(self.coef_, dtype=np.float64)
+        return np.asarray(X @ coef.T + self.intercept_, dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    # torch.from_numpy shares memory; a read-only array (memmap) is copied, never written.
+    a = np.ascontiguousarray(a)
+    if not a.flags.writeable:
+        a = a.copy()
+    return torch.from_numpy(a).to(device)
+
+
+def _engine_outcome(result: Any) -> _Outcome:
+    return _Outcome(
+        weight=result.weight,
+        bias=result.bias,
+        loss_curve=result.loss_curve,
+        n_iter=result.n_iter,
+        converged=result.converged,
+        learning_rate=result.learning_rate,
+        stable_lr=result.stable_lr,
+        validation_scores=result.validation_scores,
+    )
+
+
+def _dynamics(config: SolverConfig) -> SolverConfig:
+    """The part of a configuration that shapes one epoch (stopping rules aside)."""
+    return replace(
+        config,
+        max_epochs=1,
+        tol=None,
+        n_iter_no_change=1,
+        early_stopping=False,
+        validation_fraction=0.1,
+    )
+
+
+def _plateaued(
+    losses: tuple[float, ...], tol: float | None, n_iter_no_change: int, target_scale: float
+) -> bool:
+    """The engine's stopping rule (:func:`gradfit.solvers.engine.run_epochs`), applied after
+    the fact to a loss history."""
+    if tol is None:
+        return False
+    best, no_change = math.inf, 0
+    for loss in losses:
+        if loss < best - tol * max(best, _LOSS_FLOOR * target_scale) or not math.isfinite(best):
+            no_change = 0
+        else:
+            no_change += 1
+        best = min(best, loss)
+        if no_change >= n_iter_no_change:
+            return True
+    return False
+
+
+def _objective(
+    X: torch.Tensor, Y: torch.Tensor, W: torch.Tensor, b: torch.Tensor, config: SolverConfig
+) -> float:
+    """The :class:`SolverConfig` objective in float64 (penalty on internal coefficients ``W``)."""
+    k = Y.shape[1]
+    err = torch.addmm(b.double(), X.double(), W.double().T) - Y.double()
+    l1, l2 = float(W.abs().sum()), float((W.double() ** 2).sum())
+    penalty = 2 * config.alpha / k * (config.l1_ratio * l1 + (1 - config.l1_ratio) / 2 * l2)
+    return float((err * err).mean()) + penalty
+
+
+def _fit_lstsq(X: torch.Tensor, Y: torch.Tensor, config: SolverConfig) -> _Outcome:
+    """Closed form in float64: ``least_squares``, or ridge through the augmented system
+    ``[Zc; sqrt(n alpha) I] W^T = [Yc; 0]`` on the (standardized, centred) features."""
+    X64, Y64 = X.double(), Y.double()
+    n, d = X64.shape
+    if config.alpha == 0:
+        r = least_squares(X64, Y64, fit_intercept=config.fit_intercept)
+        w, b = r.weight.to(X.device), r.bias.to(X.device)
+        loss = _objective(X64, Y64, w, b, config)
+    else:
+        scaler = _scaler(SufficientStats.compute(X64, Y64), config)
+        Z = scaler.transform(X64)  # (n, d); identity map when standardize=False
+        zbar = Z.mean(0) if config.fit_intercept else torch.zeros_like(Z[0])
+        ybar = Y64.mean(0) if config.fit_intercept else torch.zeros_like(Y64[0])
+        ridge = math.sqrt(n * config.alpha) * torch.eye(d, dtype=torch.float64, device=X.device)
+        A = torch.cat([Z - zbar, ridge])  # (n + d, d)
+        B = torch.cat(
+            [Y64 - ybar, torch.zeros(d, Y.shape[1], dtype=torch.float64, device=X.device)]
+        )
+        r = least_squares(A, B, fit_intercept=False)
+        wz = r.weight.to(X.device)
+        bz = ybar - wz @ zbar
+        loss = _objective(Z, Y64, wz, bz, config)
+        w, b = scaler.unscale(wz, bz)
+    return _Outcome(w, b, (loss,), 1, True, None, None)

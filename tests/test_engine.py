@@ -1,0 +1,321 @@
+"""The solver engine (gradfit.solvers.engine): its statistics and step bounds against NumPy, its
+iterates against the tutorial's loops, its schedules, stopping rules and divergence guard.
+
+Tolerances: quantities computed two ways in float64 (statistics, eigenvalues, iterates of the
+same update rule summed in a different order) agree to a few hundred ulps, so ``rtol=1e-10``
+is loose enough for rounding and tight enough to catch any wrong factor or sign.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_regression
+
+import gradfit
+from gradfit.errors import DivergenceError
+from gradfit.solvers import engine, stats
+from gradfit.solvers.config import SolverConfig
+from gradfit.solvers.engine import EpochInfo, init_state, result_of, run_epochs, train
+from gradfit.solvers.stats import SufficientStats, batch_lipschitz, hessian_lipschitz
+from gradfit.tutorial import init_params, train_builtin, train_from_scratch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """These problems are tiny: intra-op threads only add latency, and on a shared 2-core
+    machine MKL's threaded small matmuls were seen to stall for milliseconds per call (a 0.1 s
+    fit took 2-10 s). One thread keeps the run time steady; results do not depend on it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _problem(
+    seed: int, n: int = 120, d: int = 4, k: int = 2, noise: float = 0.3
+) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * rng.uniform(0.5, 3.0, size=d) + rng.normal(size=d)
+    W = rng.normal(size=(k, d))
+    Y = X @ W.T + rng.normal(size=k) + noise * rng.normal(size=(n, k))
+    return torch.from_numpy(X), torch.from_numpy(Y)
+
+
+def _hessian_lmax(X: np.ndarray, k: int, fit_intercept: bool = True) -> float:
+    """λmax of the Hessian of sum(E²)/(n k), built explicitly as (2/k) M ⊗ I_k (not from the
+    engine's formula): M = [X, 1]ᵀ[X, 1] / n."""
+    Xa = np.c_[X, np.ones(len(X))] if fit_intercept else X
+    H = np.kron(2.0 / k * Xa.T @ Xa / len(X), np.eye(k))
+    return float(np.linalg.eigvalsh(H)[-1])
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+@pytest.mark.parametrize("knob", ["_CHUNK_ROWS", "_CHUNK_ELEMENTS"])
+def test_sufficient_stats_match_numpy_across_chunks(
+    monkeypatch: pytest.MonkeyPatch, knob: str
+) -> None:
+    # Small chunks (7 rows, by row count or by buffer size: 50 // (4 + 2 + 1) = 7) so that the
+    # accumulation over several chunks and a ragged last one runs; a large common offset
+    # checks that the shifted accumulation avoids cancellation.
+    monkeypatch.setattr(stats, knob, 7 if knob == "_CHUNK_ROWS" else 50)
+    X, Y = _problem(0, n=50)
+    X = X + 1e6
+    st = SufficientStats.compute(X, Y)
+    Xn, Yn = X.numpy(), Y.numpy()
+    Xc, Yc = Xn - Xn.mean(0), Yn - Yn.mean(0)
+    np.testing.assert_allclose(st.zbar.numpy(), Xn.mean(0), rtol=1e-14)
+    np.testing.assert_allclose(st.Szz.numpy(), Xc.T @ Xc / 50, rtol=1e-8)
+    np.testing.assert_allclose(st.Szy.numpy(), Xc.T @ Yc / 50, rtol=1e-8)
+    np.testing.assert_allclose(st.syy.numpy(), (Yc**2).mean(0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("k", [1, 3])
+def test_hessian_lipschitz_is_the_largest_eigenvalue(fit_intercept: bool, k: int) -> None:
+    X, Y = _problem(1, k=k)
+    lip = hessian_lipschitz(SufficientStats.compute(X, Y), fit_intercept, k)
+    assert lip == pytest.approx(_hessian_lmax(X.numpy(), k, fit_intercept), rel=1e-12)
+
+
+def test_batch_lipschitz_interpolates_between_full_batch_and_worst_row() -> None:
+    L, row, n, k = 3.0, 40.0, 100, 2
+    assert batch_lipschitz(L, row, n, n, k) == pytest.approx(L)  # b = n: the full batch
+    assert batch_lipschitz(L, row, n, 1, k) == pytest.approx(2.0 / k * row)  # one row
+    mid = batch_lipschitz(L, row, n, 10, k)
+    assert L < mid < 2.0 / k * row
+
+
+# ----------------------------------------------------------------------------- vs tutorial
+
+
+def test_gd_iterates_equal_the_scratch_loop() -> None:
+    """Engine gd (from statistics) and the tutorial's autograd loop apply the same update; from
+    the same start with the same step they agree to rounding after 60 epochs."""
+    X, Y = _problem(2, n=30, d=3, k=2)
+    w0, b0 = init_params(3, 2, torch.Generator().manual_seed(5))
+    w0, b0 = w0.detach().double(), b0.detach().double()
+    cfg = SolverConfig(solver="gd", learning_rate=0.01, standardize=False, max_epochs=60, tol=None)
+    result = train(X, Y, cfg, weight=w0, bias=b0)
+    ref = train_from_scratch(X, Y, epochs=60, lr=0.01, weight=w0, bias=b0)
+    np.testing.assert_allclose(result.weight.numpy(), ref.weight.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(result.bias.numpy(), ref.bias.numpy(), rtol=1e-10)
+    # The engine records the loss after each step, the tutorial before it.
+    np.testing.assert_allclose(result.loss_curve[:-1], ref.losses[1:], rtol=1e-10)
+
+
+def test_sgd_with_one_full_batch_equals_builtin_and_scratch() -> None:
+    X, Y = _problem(3, n=20, d=3, k=2)
+    w0, b0 = init_params(3, 2, torch.Generator().manual_seed(6))
+    w0, b0 = w0.detach().double(), b0.detach().double()
+    cfg = SolverConfig(
+        solver="sgd", learning_rate=0.02, standardize=False, batch_size=20, max_epochs=40, tol=None
+    )
+    result = train(X, Y, cfg, weight=w0, bias=b0, random_state=0)
+    builtin = train_builtin(X, Y, epochs=40, lr=0.02, batch_size=20, weight=w0, bias=b0)
+    scratch = train_from_scratch(X, Y, epochs=40, lr=0.02, weight=w0, bias=b0)
+    np.testing.assert_allclose(result.weight.numpy(), builtin.weight.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(result.weight.numpy(), scratch.weight.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(result.bias.numpy(), builtin.bias.numpy(), rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------- step sizes
+
+
+def test_auto_steps_are_below_the_stable_bound() -> None:
+    X, Y = _problem(4)
+    for solver in ("gd", "sgd"):
+        state = init_state(X, Y, SolverConfig(solver=solver, standardize=False))
+        assert 0 < state.learning_rate < state.stable_lr
+    gd = init_state(X, Y, SolverConfig(solver="gd", standardize=False))
+    assert gd.stable_lr == pytest.approx(2.0 / _hessian_lmax(X.numpy(), 2), rel=1e-12)
+    assert gd.learning_rate == pytest.approx(gd.stable_lr / 2, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ("constant", lambda lr, t: lr),
+        ("invscaling", lambda lr, t: lr / (1 + t) ** 0.75),
+        ("step", lambda lr, t: lr * 0.3 ** (t // 4)),
+    ],
+)
+def test_schedules_change_the_step_as_documented(schedule: str, expected: object) -> None:
+    X, Y = _problem(5)
+    seen: list[EpochInfo] = []
+    cfg = SolverConfig(
+        solver="sgd",
+        schedule=schedule,  # type: ignore[arg-type]
+        power_t=0.75,
+        decay_every=4,
+        decay_rate=0.3,
+        max_epochs=12,
+        tol=None,
+    )
+    result = train(X, Y, cfg, random_state=0, callback=seen.append)
+    assert [info.epoch for info in seen] == list(range(1, 13))
+    for info in seen:
+        # epoch counted from 1 in EpochInfo, from 0 in the documented formulas
+        want = expected(result.learning_rate, info.epoch - 1)  # type: ignore[operator]
+        assert info.learning_rate == pytest.approx(want, rel=1e-15)
+
+
+# ----------------------------------------------------------------------------- stopping
+
+
+def test_exactly_solvable_problem_converges() -> None:
+    """A noiseless problem has optimum 0: a purely relative tol would never stop (the loss
+    falls by the same factor every epoch); the floor at 0.1% of var(Y) x tol stops it."""
+    # scikit-learn's check_regressor_multioutput data: 11 rows, 10 features, no noise
+    Xn, Yn = make_regression(n_samples=11, n_features=10, n_targets=5, random_state=42)
+    X, Y = torch.from_numpy(Xn), torch.from_numpy(Yn)
+    result = train(X, Y, SolverConfig(solver="gd"))
+    assert result.converged
+    assert result.n_iter < 1000
+    var = float(Y.var(0, correction=0).mean())
+    assert result.loss_curve[-1] < 1e-6 * var
+
+
+def test_early_stopping_keeps_the_best_validation_weights() -> None:
+    X, Y = _problem(8, n=300, noise=2.0)
+    cfg = SolverConfig(solver="sgd", early_stopping=True, tol=1e-3, max_epochs=200)
+    result = train(X, Y, cfg, random_state=1)
+    assert result.converged and result.validation_scores is not None
+    assert result.n_iter == len(result.validation_scores) < 200
+    best = int(np.argmax(result.validation_scores))
+    # Stopped n_iter_no_change epochs after the last improvement (by more than tol).
+    assert result.n_iter - 1 - best <= cfg.n_iter_no_change
+
+
+def test_init_state_and_run_epochs_equal_train() -> None:
+    X, Y = _problem(9)
+    cfg = SolverConfig(solver="sgd", momentum=0.5, max_epochs=7, tol=None)
+    whole = train(X, Y, cfg, random_state=3)
+    state = init_state(X, Y, cfg, random_state=3)
+    for _ in range(7):
+        run_epochs(state, X, Y, 1, stop_early=False)
+    pieces = result_of(state, False)
+    assert torch.equal(whole.weight, pieces.weight)
+    assert torch.equal(whole.bias, pieces.bias)
+    assert whole.loss_curve == pieces.loss_curve
+
+
+def test_given_statistics_change_nothing() -> None:
+    X, Y = _problem(10)
+    cfg = SolverConfig(solver="gd", max_epochs=20, tol=None)
+    a = init_state(X, Y, cfg)
+    b = init_state(X, Y, cfg, stats=SufficientStats.compute(X, Y))
+    run_epochs(a, X, Y, 20)
+    run_epochs(b, X, Y, 20, stats=SufficientStats.compute(X, Y))
+    assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+
+
+# ----------------------------------------------------------------------------- divergence
+
+
+def test_divergence_raises_with_the_stable_step_and_the_last_good_weights() -> None:
+    crops = gradfit.load_crops()
+    X, Y = crops.data.double(), crops.target.double()
+    stable = 2.0 / _hessian_lmax(X.numpy(), 2)
+    # Start near the optimum, off it along the second eigenvector of M (which a step 30% above
+    # the bound still shrinks) and by 1e-8 along the top one (which it amplifies 1.6x per
+    # epoch): the loss falls for a while, then rises, so there are good epochs to keep.
+    Xa = np.c_[X.numpy(), np.ones(len(X))]
+    V = np.linalg.eigh(Xa.T @ Xa / len(X))[1]
+    best = gradfit.least_squares(X, Y)
+    theta = np.c_[best.weight.numpy(), best.bias.numpy()] + V[:, 2] + 1e-8 * V[:, 3]
+    w0, b0 = torch.from_numpy(theta[:, :3].copy()), torch.from_numpy(theta[:, 3].copy())
+    cfg = SolverConfig(solver="gd", learning_rate=1.3 * stable, standardize=False, tol=None)
+    with pytest.raises(DivergenceError) as info:
+        train(X, Y, cfg, weight=w0, bias=b0)
+    exc = info.value
+    assert exc.stable_lr == pytest.approx(stable, rel=1e-12)
+    assert exc.reason in str(exc) and "Use a smaller" not in exc.reason  # advice apart
+    good = result_of(exc.state, False)  # type: ignore[attr-defined]
+    assert torch.isfinite(good.weight).all()
+    assert exc.epoch is not None and good.n_iter == exc.epoch - 1 >= 5
+    assert len(good.loss_curve) == good.n_iter
+    # The kept weights are exactly those of a run stopped one epoch before the bad one.
+    replay = train(X, Y, replace(cfg, max_epochs=good.n_iter), weight=w0, bias=b0)
+    assert torch.equal(replay.weight, good.weight)
+    assert torch.equal(replay.bias, good.bias)
+
+
+def test_a_large_step_on_raw_crops_fails_at_once() -> None:
+    crops = gradfit.load_crops()
+    X, Y = crops.data.double(), crops.target.double()
+    cfg = SolverConfig(solver="gd", learning_rate=1e-3, standardize=False)
+    with pytest.raises(DivergenceError) as info:
+        train(X, Y, cfg)
+    assert info.value.epoch == 1
+    good = result_of(info.value.state, False)  # type: ignore[attr-defined]
+    assert good.n_iter == 0 and torch.count_nonzero(good.weight) == 0  # the zero start
+
+
+def test_a_step_just_above_the_bound_is_divergence_not_convergence() -> None:
+    """5% above 2/L the loss grows only ~10% per epoch: the tol rule would see five epochs
+    without improvement and report convergence; full-batch gd knows better."""
+    X, Y = _problem(11, noise=0.0)
+    probe = init_state(X, Y, SolverConfig(solver="gd", standardize=False))
+    cfg = SolverConfig(solver="gd", standardize=False, learning_rate=1.05 * probe.stable_lr)
+    with pytest.raises(DivergenceError, match="largest stable learning rate"):
+        train(X, Y, cfg)
+
+
+def test_momentum_updates_follow_torch_sgd() -> None:
+    """One hand-checked step pair of heavy-ball and Nesterov momentum, as torch.optim.SGD."""
+    X, Y = _problem(12, n=16, d=2, k=1)
+    for nesterov in (False, True):
+        cfg = SolverConfig(
+            solver="gd",
+            learning_rate=0.05,
+            momentum=0.9,
+            nesterov=nesterov,
+            standardize=False,
+            tol=None,
+        )
+        state = init_state(X, Y, cfg)
+        w = torch.nn.Parameter(torch.zeros(1, 2, dtype=torch.float64))
+        b = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+        opt = torch.optim.SGD([w, b], lr=0.05, momentum=0.9, nesterov=nesterov)
+        for _ in range(3):
+            run_epochs(state, X, Y, 1, stop_early=False)
+            opt.zero_grad()
+            torch.mean((X @ w.T + b - Y) ** 2).backward()  # type: ignore[no-untyped-call]
+            opt.step()
+        np.testing.assert_allclose(state.weight.numpy(), w.detach().numpy(), rtol=1e-10)
+        np.testing.assert_allclose(state.bias.numpy(), b.detach().numpy(), rtol=1e-10)
+
+
+def test_l1_proximal_step_zeroes_weights_under_a_large_penalty() -> None:
+    X, Y = _problem(13)
+    cfg = SolverConfig(solver="gd", alpha=1e3, l1_ratio=1.0, max_epochs=200, tol=None)
+    result = train(X, Y, cfg)
+    assert torch.count_nonzero(result.weight) == 0
+    np.testing.assert_allclose(result.bias.numpy(), Y.mean(0).numpy(), rtol=1e-10)
+
+
+def test_non_finite_loss_is_caught_for_sgd() -> None:
+    X, Y = _problem(14)
+    with pytest.raises(DivergenceError) as info:
+        train(X * 1e3, Y, SolverConfig(solver="sgd", learning_rate=10.0, standardize=False))
+    assert info.value.stable_lr is not None and info.value.stable_lr < 10.0
+    assert math.isfinite(float(result_of(info.value.state, False).weight.abs().max()))  # type: ignore[attr-defined]
+
+
+def test_engine_module_exports() -> None:
+    assert set(engine.__all__) == {
+        "EpochInfo",
+        "FitResult",
+        "TrainState",
+        "init_state",
+        "run_epochs",
+        "train",
+    }
