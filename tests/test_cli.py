@@ -743,13 +743,60 @@ def test_missing_required_option_and_help(capsys: pytest.CaptureFixture[str]) ->
         (["--target", ""], "give at least one --target column"),
         (["--target", "apples", "--features", ""], "no feature column given"),
         (["--target", "apples", "--target", "apples"], "target column 'apples' is given more"),
-        (["--target", "apples", "--solver", "lstsq", "--alpha", "1"], "use alpha=0"),
     ],
 )
 def test_bad_column_choices(
     capsys: pytest.CaptureFixture[str], out_dir: Path, argv: list[str], says: str
 ) -> None:
     user_error(capsys, out_dir, "fit", "crops", *argv, "--out", out_dir / "m", says=(says,))
+
+
+def test_lstsq_with_alpha_is_closed_form_ridge(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # The closed form with alpha > 0 solves the same penalized objective as gd: same weights.
+    weights = {}
+    for solver in ("lstsq", "gd"):
+        out = tmp_path / f"{solver}.safetensors"
+        run = gradfit_cli(
+            capsys,
+            "fit",
+            "crops",
+            "--target",
+            "apples,oranges",
+            "--solver",
+            solver,
+            "--alpha",
+            "1",
+            "--tol",
+            "1e-14",
+            "--epochs",
+            "20000",
+            "--out",
+            out,
+            "--quiet",
+        )
+        assert run.code == 0, run.err
+        weights[solver] = load_model(out).weight
+    # gd stops within ~tol of the optimum of a well-conditioned (standardized) problem.
+    torch.testing.assert_close(weights["gd"], weights["lstsq"], rtol=1e-6, atol=1e-8)
+    plain = tmp_path / "plain.safetensors"
+    assert (
+        gradfit_cli(
+            capsys,
+            "fit",
+            "crops",
+            "--target",
+            "apples,oranges",
+            "--solver",
+            "lstsq",
+            "--out",
+            plain,
+            "--quiet",
+        ).code
+        == 0
+    )
+    assert float(weights["lstsq"].norm()) < float(load_model(plain).weight.norm())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ is loose enough for rounding and tight enough to catch any wrong factor or sign.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -25,16 +24,7 @@ from gradfit.solvers.engine import EpochInfo, init_state, result_of, run_epochs,
 from gradfit.solvers.stats import SufficientStats, batch_lipschitz, hessian_lipschitz
 from gradfit.tutorial import init_params, train_builtin, train_from_scratch
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """These problems are tiny: intra-op threads only add latency, and on a shared 2-core
-    machine MKL's threaded small matmuls were seen to stall for milliseconds per call (a 0.1 s
-    fit took 2-10 s). One thread keeps the run time steady; results do not depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _problem(

@@ -5,10 +5,7 @@ unexpected pass of a listed check into a failure."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from gradfit.estimator import GradientDescentRegressor
@@ -20,15 +17,7 @@ ESTIMATORS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """The checks' problems are tiny: intra-op threads only add latency, and on a shared 2-core
-    machine MKL's threaded small matmuls were seen to stall for milliseconds per call (a 0.1 s
-    fit took 2-10 s). One thread keeps the run time steady; results do not depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def expected_failed_checks(estimator: GradientDescentRegressor) -> dict[str, str]:

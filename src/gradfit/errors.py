@@ -40,6 +40,8 @@ class DivergenceError(GradfitError, ArithmeticError):
 
     ``stable_lr`` is the largest step that is stable for this data (2/L for full-batch gradient
     descent, L the largest eigenvalue of the Hessian of the loss), when it could be computed.
+    ``outcome`` is the :class:`gradfit.training.TrainingOutcome` of the last good epoch, when
+    :func:`gradfit.training.fit_linear` raised it.
     """
 
     def __init__(
@@ -49,12 +51,14 @@ class DivergenceError(GradfitError, ArithmeticError):
         stable_lr: float | None = None,
         epoch: int | None = None,
         reason: str | None = None,
+        outcome: object | None = None,
     ):
         super().__init__(message)
         self.stable_lr = stable_lr
         self.epoch = epoch
         # What happened, without advice: front ends (the CLI) add advice in their own terms.
         self.reason = reason if reason is not None else message
+        self.outcome = outcome
 
 
 class ConvergenceWarning(UserWarning):

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import secrets
 import warnings
 from dataclasses import dataclass, replace
 from typing import Any
@@ -44,20 +43,8 @@ from gradfit import errors
 from gradfit.errors import DivergenceError, ValidationError
 from gradfit.scaling import Standardizer
 from gradfit.solvers.config import SolverConfig
-from gradfit.solvers.engine import (
-    _LOSS_FLOOR,
-    TrainState,
-    _scaler,
-    _target_scale,
-    init_state,
-    result_of,
-    run_epochs,
-    train,
-)
-from gradfit.solvers.lstsq import least_squares
-from gradfit.solvers.stats import SufficientStats
-from gradfit.tutorial import train_builtin, train_from_scratch
-from gradfit.tutorial.builtin import make_linear
+from gradfit.solvers.engine import TrainState, init_state, run_epochs
+from gradfit.training import TrainingOutcome, fit_linear, outcome_of
 
 __all__ = ["ConvergenceWarning", "GradientDescentRegressor"]
 
@@ -141,26 +128,6 @@ class _Snapshot:
             loss_curve=list(self.loss_curve),
             validation_scores=list(self.validation_scores),
         )
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """What every solver hands back to :meth:`GradientDescentRegressor._set_outcome`."""
-
-    weight: torch.Tensor  # (k, d), original units
-    bias: torch.Tensor  # (k,)
-    loss_curve: tuple[float, ...]
-    n_iter: int
-    converged: bool
-    learning_rate: float | None
-    stable_lr: float | None
-    validation_scores: tuple[float, ...] | None = None
-
-
-class _TutorialDiverged(Exception):
-    def __init__(self, epoch: int, loss: float) -> None:
-        super().__init__(epoch, loss)
-        self.epoch, self.loss = epoch, loss
 
 
 def _partial_fit_available(estimator: GradientDescentRegressor) -> bool:
@@ -463,12 +430,13 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
         start = self._start(Yt.shape[1], Xt.shape[1])
         self._one_d = one_d
         self._snapshot: _Snapshot | None = None
-        if config.solver in _ENGINE:
-            outcome = self._fit_engine(Xt, Yt, config, seed, start)
-        elif config.solver == "lstsq":
-            outcome = self._set_outcome(_fit_lstsq(Xt, Yt, config))
-        else:
-            outcome = self._fit_tutorial(Xt, Yt, config, seed, start)
+        try:
+            outcome = fit_linear(Xt, Yt, config, random_state=seed, start=start)
+        except DivergenceError as exc:
+            if isinstance(exc.outcome, TrainingOutcome):  # the last good epoch
+                self._take(exc.outcome)
+            raise
+        self._take(outcome)
         if not outcome.converged and config.tol is not None:
             warnings.warn(
                 f"solver={config.solver!r} stopped at max_epochs={config.max_epochs} before the "
@@ -481,159 +449,6 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
                 stacklevel=2,
             )
         return self
-
-    def _fit_engine(
-        self,
-        X: torch.Tensor,
-        Y: torch.Tensor,
-        config: SolverConfig,
-        seed: int | None,
-        start: tuple[torch.Tensor, torch.Tensor] | None,
-    ) -> _Outcome:
-        weight, bias = start if start is not None else (None, None)
-        try:
-            result = train(X, Y, config, random_state=seed, weight=weight, bias=bias)
-        except DivergenceError as exc:
-            state: TrainState = exc.state  # type: ignore[attr-defined]
-            self._set_outcome(_engine_outcome(result_of(state, False)))
-            self._snapshot = _Snapshot.of(state)
-            raise
-        self._snapshot = _Snapshot.of(result.state)
-        return self._set_outcome(_engine_outcome(result))
-
-    def _fit_tutorial(
-        self,
-        X: torch.Tensor,
-        Y: torch.Tensor,
-        config: SolverConfig,
-        seed: int | None,
-        start: tuple[torch.Tensor, torch.Tensor] | None,
-    ) -> _Outcome:
-        """Run the tutorial's loop (unchanged) on X, or on standardized X and unscale."""
-        scaler = Standardizer.fit(X) if config.standardize else None
-        Z = scaler.transform(X) if scaler is not None else X
-        # The step sizes of the equivalent engine solver: scratch is full-batch gradient
-        # descent, builtin is mini-batch SGD without momentum, on the same MSE.
-        probe = init_state(
-            Z,
-            Y,
-            replace(
-                config,
-                solver="gd" if config.solver == "scratch" else "sgd",
-                standardize=False,
-                learning_rate="auto",
-            ),
-            random_state=0,
-        )
-        lr = probe.learning_rate if config.learning_rate == "auto" else float(config.learning_rate)
-        seed = secrets.randbits(63) if seed is None else seed
-        w0 = b0 = None
-        if start is not None:
-            w0, b0 = start if scaler is None else scaler.rescale(*start)
-            w0, b0 = w0.to(Z), b0.to(Z)
-        seen: list[float] = []
-        # Full-batch descent above the stable step: a rising loss is divergence (as in gd).
-        monotone = config.solver == "scratch" and lr > probe.stable_lr
-
-        def watch(epoch: int, loss: float) -> None:
-            rising = monotone and bool(seen) and loss > seen[-1]
-            if (
-                rising
-                or not math.isfinite(loss)
-                or (seen and loss > config.divergence_factor * max(seen[0], 1e-300))
-            ):
-                raise _TutorialDiverged(epoch, loss)
-            seen.append(loss)
-
-        def run(
-            epochs: int, cb: bool
-        ) -> tuple[torch.Tensor, torch.Tensor, tuple[float, ...], float]:
-            if config.solver == "scratch":
-                r = train_from_scratch(
-                    Z,
-                    Y,
-                    epochs=epochs,
-                    lr=lr,
-                    seed=seed,
-                    weight=w0,
-                    bias=b0,
-                    callback=(lambda e, _n, loss: watch(e, loss)) if cb else None,
-                )
-                return r.weight, r.bias, r.losses, r.final_loss
-            rb = train_builtin(
-                Z,
-                Y,
-                epochs=epochs,
-                lr=lr,
-                batch_size=config.batch_size,
-                seed=seed,
-                weight=w0,
-                bias=b0,
-                callback=(lambda e, _n, _last, mean: watch(e, mean)) if cb else None,
-            )
-            return rb.weight, rb.bias, tuple(rb.history.mean_loss), rb.final_loss
-
-        def initial() -> tuple[torch.Tensor, torch.Tensor]:
-            if w0 is not None and b0 is not None:
-                return w0, b0
-            if config.solver == "scratch":  # as train_from_scratch draws them
-                g = torch.Generator().manual_seed(seed)
-                w = torch.randn(Y.shape[1], X.shape[1], generator=g)
-                b = torch.randn(Y.shape[1], generator=g)
-                return w.to(Z.dtype), b.to(Z.dtype)
-            layer = make_linear(
-                X.shape[1], Y.shape[1], torch.Generator().manual_seed(seed), dtype=Z.dtype
-            )
-            return layer.weight.detach(), layer.bias.detach()
-
-        def finish(w: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            w, b = w.double(), b.double()
-            return scaler.unscale(w, b) if scaler is not None else (w, b)
-
-        bad_epoch = None
-        try:
-            w, b, losses, final = run(config.max_epochs, cb=True)
-            if not (math.isfinite(final) and bool(torch.isfinite(w).all())):
-                bad_epoch, good_epochs, bad_loss = config.max_epochs, config.max_epochs - 1, final
-        except _TutorialDiverged as exc:
-            # scratch records the loss *before* an epoch's update; builtin the mean during it.
-            back = 2 if config.solver == "scratch" else 1
-            bad_epoch, good_epochs, bad_loss = exc.epoch, max(exc.epoch - back, 0), exc.loss
-        if bad_epoch is None:
-            ww, bb = finish(w, b)
-            return self._set_outcome(
-                _Outcome(
-                    ww,
-                    bb,
-                    losses,
-                    config.max_epochs,
-                    _plateaued(
-                        losses, config.tol, config.n_iter_no_change, _target_scale(None, Y, True)
-                    ),
-                    lr,
-                    probe.stable_lr,
-                )
-            )
-        # Replay the (deterministic) run up to the last good epoch: its weights, exactly.
-        if good_epochs > 0:
-            w, b, losses, _ = run(good_epochs, cb=False)
-        else:
-            (w, b), losses = initial(), ()
-        ww, bb = finish(w, b)
-        self._set_outcome(_Outcome(ww, bb, losses, good_epochs, False, lr, probe.stable_lr))
-        what = "non-finite" if not math.isfinite(bad_loss) else f"{bad_loss:.3g}"
-        reason = (
-            f"solver={config.solver!r} diverged at epoch {bad_epoch}: the loss became {what} "
-            f"with learning rate {lr:.3g}; the largest stable learning rate for this solver on "
-            f"this data is about {probe.stable_lr:.3g}"
-        )
-        raise DivergenceError(
-            f"{reason}. Use a smaller learning rate, learning_rate='auto', or "
-            f"standardize=True; the weights of epoch {good_epochs} were kept",
-            stable_lr=probe.stable_lr,
-            epoch=bad_epoch,
-            reason=reason,
-        )
 
     # ------------------------------------------------------------------------- partial_fit
 
@@ -682,13 +497,14 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
             exc.state = state  # type: ignore[attr-defined]
             raise
         finally:
-            self._snapshot = _Snapshot.of(state)
-            self._set_outcome(_engine_outcome(result_of(state, False)))
+            self._take(outcome_of(state, False))
         return self
 
     # ------------------------------------------------------------------------- results
 
-    def _set_outcome(self, outcome: _Outcome) -> _Outcome:
+    def _take(self, outcome: TrainingOutcome) -> None:
+        """Set the fitted attributes (and the engine's snapshot, for partial_fit)."""
+        self._snapshot = None if outcome.state is None else _Snapshot.of(outcome.state)
         w = outcome.weight.detach().double().cpu().numpy()
         b = outcome.bias.detach().double().cpu().numpy()
         if self._one_d:
@@ -707,7 +523,6 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
         self.converged_ = bool(outcome.converged)
         self.learning_rate_ = outcome.learning_rate
         self.stable_learning_rate_ = outcome.stable_lr
-        return outcome
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions ``X @ coef_.T + intercept_``: (n_samples,) when fitted on a 1-D y,
@@ -729,19 +544,6 @@ def _tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(a).to(device)
 
 
-def _engine_outcome(result: Any) -> _Outcome:
-    return _Outcome(
-        weight=result.weight,
-        bias=result.bias,
-        loss_curve=result.loss_curve,
-        n_iter=result.n_iter,
-        converged=result.converged,
-        learning_rate=result.learning_rate,
-        stable_lr=result.stable_lr,
-        validation_scores=result.validation_scores,
-    )
-
-
 def _dynamics(config: SolverConfig) -> SolverConfig:
     """The part of a configuration that shapes one epoch (stopping rules aside)."""
     return replace(
@@ -752,60 +554,3 @@ def _dynamics(config: SolverConfig) -> SolverConfig:
         early_stopping=False,
         validation_fraction=0.1,
     )
-
-
-def _plateaued(
-    losses: tuple[float, ...], tol: float | None, n_iter_no_change: int, target_scale: float
-) -> bool:
-    """The engine's stopping rule (:func:`gradfit.solvers.engine.run_epochs`), applied after
-    the fact to a loss history."""
-    if tol is None:
-        return False
-    best, no_change = math.inf, 0
-    for loss in losses:
-        if loss < best - tol * max(best, _LOSS_FLOOR * target_scale) or not math.isfinite(best):
-            no_change = 0
-        else:
-            no_change += 1
-        best = min(best, loss)
-        if no_change >= n_iter_no_change:
-            return True
-    return False
-
-
-def _objective(
-    X: torch.Tensor, Y: torch.Tensor, W: torch.Tensor, b: torch.Tensor, config: SolverConfig
-) -> float:
-    """The :class:`SolverConfig` objective in float64 (penalty on internal coefficients ``W``)."""
-    k = Y.shape[1]
-    err = torch.addmm(b.double(), X.double(), W.double().T) - Y.double()
-    l1, l2 = float(W.abs().sum()), float((W.double() ** 2).sum())
-    penalty = 2 * config.alpha / k * (config.l1_ratio * l1 + (1 - config.l1_ratio) / 2 * l2)
-    return float((err * err).mean()) + penalty
-
-
-def _fit_lstsq(X: torch.Tensor, Y: torch.Tensor, config: SolverConfig) -> _Outcome:
-    """Closed form in float64: ``least_squares``, or ridge through the augmented system
-    ``[Zc; sqrt(n alpha) I] W^T = [Yc; 0]`` on the (standardized, centred) features."""
-    X64, Y64 = X.double(), Y.double()
-    n, d = X64.shape
-    if config.alpha == 0:
-        r = least_squares(X64, Y64, fit_intercept=config.fit_intercept)
-        w, b = r.weight.to(X.device), r.bias.to(X.device)
-        loss = _objective(X64, Y64, w, b, config)
-    else:
-        scaler = _scaler(SufficientStats.compute(X64, Y64), config)
-        Z = scaler.transform(X64)  # (n, d); identity map when standardize=False
-        zbar = Z.mean(0) if config.fit_intercept else torch.zeros_like(Z[0])
-        ybar = Y64.mean(0) if config.fit_intercept else torch.zeros_like(Y64[0])
-        ridge = math.sqrt(n * config.alpha) * torch.eye(d, dtype=torch.float64, device=X.device)
-        A = torch.cat([Z - zbar, ridge])  # (n + d, d)
-        B = torch.cat(
-            [Y64 - ybar, torch.zeros(d, Y.shape[1], dtype=torch.float64, device=X.device)]
-        )
-        r = least_squares(A, B, fit_intercept=False)
-        wz = r.weight.to(X.device)
-        bz = ybar - wz @ zbar
-        loss = _objective(Z, Y64, wz, bz, config)
-        w, b = scaler.unscale(wz, bz)
-    return _Outcome(w, b, (loss,), 1, True, None, None)
