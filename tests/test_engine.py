@@ -309,3 +309,100 @@ def test_engine_module_exports() -> None:
         "run_epochs",
         "train",
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# review fixes: certified convergence, best validation weights kept, overflow, combinations
+
+
+def _val_r2(result: engine.FitResult, X: torch.Tensor, Y: torch.Tensor, seed: int) -> float:
+    """Validation R² of the returned weights, on the split train() made for ``seed``."""
+    n = X.shape[0]
+    g = torch.Generator().manual_seed(seed ^ 0x5EED)
+    perm = torch.randperm(n, generator=g)
+    val = perm[: max(1, round(0.1 * n))]
+    pred = X[val].double() @ result.weight.double().T + result.bias.double()
+    return float(gradfit.r2_score(Y[val].double(), pred).mean())
+
+
+def test_gd_plateau_far_from_the_optimum_is_not_convergence() -> None:
+    # Two columns that differ by 1e-6 relative: gd crawls, and the relative-decrease rule alone
+    # would call it converged at ~2x the optimal loss. The optimum computed from the statistics
+    # refuses that plateau: training runs to max_epochs and is reported unconverged.
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=200) * 1000
+    X = torch.from_numpy(np.column_stack([a, a + 1e-3 * rng.normal(size=200)]))
+    Y = torch.from_numpy(((X[:, 1] - X[:, 0]) * 1000).numpy() + rng.normal(size=200))[:, None]
+    result = train(X, Y, SolverConfig(solver="gd", max_epochs=300), random_state=0)
+    exact = gradfit.least_squares(X, Y)
+    optimum = float(((X @ exact.weight.T + exact.bias - Y) ** 2).mean())
+    assert result.loss_curve[-1] > 1.5 * optimum  # genuinely far away...
+    assert not result.converged and result.n_iter == 300  # ...and said so
+
+
+def test_gd_convergence_is_certified_within_tol_of_the_optimum() -> None:
+    X, Y = _problem(21, n=400, d=5, k=2, noise=1.0)
+    for tol in (1e-4, 1e-8):
+        result = train(X, Y, SolverConfig(solver="gd", tol=tol, momentum=0.5), random_state=0)
+        exact = gradfit.least_squares(X, Y)
+        optimum = float(((X @ exact.weight.T + exact.bias - Y) ** 2).mean())
+        assert result.converged
+        # The certificate: loss - optimum <= tol * loss (floor inactive: loss >> 1e-3 var(Y)).
+        assert result.loss_curve[-1] - optimum <= tol * result.loss_curve[-1] * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("tol", [1e-3, None])
+def test_early_stopping_keeps_the_best_weights_when_max_epochs_ends_training(
+    tol: float | None,
+) -> None:
+    # Patience longer than the run and a noisy step: training ends at max_epochs (or runs every
+    # epoch with tol=None), and the weights returned are still those of the best validation R².
+    X, Y = _problem(8, n=300, noise=2.0)
+    cfg = SolverConfig(
+        solver="sgd",
+        early_stopping=True,
+        tol=tol,
+        max_epochs=30,
+        n_iter_no_change=100,
+        learning_rate=0.3,
+    )
+    result = train(X, Y, cfg, random_state=0)
+    assert result.validation_scores is not None and len(result.validation_scores) == 30
+    assert not result.converged
+    best = max(result.validation_scores)
+    assert best > result.validation_scores[-1]  # the last epoch is not the best one
+    assert _val_r2(result, X, Y, 0) == pytest.approx(best, rel=1e-9, abs=1e-12)
+
+
+def test_statistics_that_overflow_float64_are_a_clear_error() -> None:
+    X = torch.tensor([[1e200, 1.0], [2e200, 3.0], [3e200, 2.0]], dtype=torch.float64)
+    Y = torch.tensor([[1.0], [2.0], [4.0]], dtype=torch.float64)
+    with pytest.raises(gradfit.ValidationError, match=r"overflows float64.*rescale"):
+        SufficientStats.compute(X, Y)
+
+
+def test_closed_form_survives_huge_columns() -> None:
+    # Column norms of values near 1e200 overflow a naive sum of squares; the fit must not
+    # collapse to rank 0 (it is the same problem as the unscaled one, rescaled).
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(50, 2))
+    y = X @ np.array([1.0, 2.0]) + 0.1 * rng.normal(size=50)
+    small = gradfit.least_squares(X, y)
+    huge = gradfit.least_squares(X * 1e200, y)
+    assert huge.rank == 2
+    np.testing.assert_allclose(huge.weight.numpy() * 1e200, small.weight.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"solver": "lstsq", "alpha": 1.0, "l1_ratio": 0.5}, "ridge penalty only"),
+        ({"solver": "scratch", "momentum": 0.5}, "cannot honour momentum"),
+        ({"solver": "builtin", "alpha": 0.1}, "cannot honour alpha"),
+        ({"solver": "lstsq", "early_stopping": True}, "early_stopping=True needs"),
+    ],
+)
+def test_settings_a_solver_cannot_honour_are_refused(settings: dict, says: str) -> None:
+    # In SolverConfig itself, so the CLI and the estimator refuse them alike.
+    with pytest.raises(gradfit.ValidationError, match=says):
+        SolverConfig(**settings)

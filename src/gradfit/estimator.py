@@ -317,31 +317,6 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
         for name in ("nesterov", "fit_intercept", "standardize", "early_stopping", "warm_start"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValidationError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        solver = config.solver
-        if solver == "lstsq" and config.alpha > 0 and config.l1_ratio > 0:
-            raise ValidationError(
-                f"solver='lstsq' has a closed form for the ridge penalty only (l1_ratio=0), got "
-                f"l1_ratio={config.l1_ratio}; use solver='gd' for the elastic net"
-            )
-        if solver not in _ENGINE and config.early_stopping:
-            raise ValidationError(
-                f"early_stopping=True needs solver='gd' or 'sgd', got solver={solver!r}"
-            )
-        if solver in _TUTORIAL:
-            unsupported = {
-                "alpha": config.alpha != 0,
-                "momentum": config.momentum != 0,
-                "schedule": config.schedule != "constant",
-                "fit_intercept": not config.fit_intercept,
-            }
-            bad = [name for name, flag in unsupported.items() if flag]
-            if bad:
-                raise ValidationError(
-                    f"solver={solver!r} runs the tutorial's plain SGD loop unchanged (constant "
-                    "step, no penalty, no momentum, always an intercept); it cannot honour "
-                    f"{', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}. Use solver='gd' "
-                    "or 'sgd'"
-                )
         return config
 
     def _device_dtype(self) -> tuple[torch.device, torch.dtype, Any]:
@@ -439,9 +414,10 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
         self._take(outcome)
         if not outcome.converged and config.tol is not None:
             warnings.warn(
-                f"solver={config.solver!r} stopped at max_epochs={config.max_epochs} before the "
-                f"loss stopped improving (relative tol={config.tol} over n_iter_no_change="
-                f"{config.n_iter_no_change} epochs); last loss "
+                f"solver={config.solver!r} stopped at max_epochs={config.max_epochs} without "
+                f"converging (the loss must stop improving by more than tol={config.tol} over "
+                f"n_iter_no_change={config.n_iter_no_change} epochs, and for 'gd' be within tol "
+                "of the optimum computed from the data); last loss "
                 f"{outcome.loss_curve[-1] if outcome.loss_curve else math.nan:.6g}. Increase "
                 "max_epochs, use standardize=True or momentum, or set tol=None to run a fixed "
                 "number of epochs",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from gradfit.errors import DivergenceError, ValidationError
+from gradfit.errors import DivergenceError
 from gradfit.scaling import Standardizer
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import (
@@ -209,13 +209,7 @@ def _fit_tutorial(
     callback: Callable[[EpochInfo], None] | None,
 ) -> TrainingOutcome:
     """Run the tutorial's loop (unchanged) on X, or on standardized X and unscale."""
-    if config.alpha or config.momentum or config.schedule != "constant":
-        raise ValidationError(
-            f"solver {config.solver!r} is the tutorial's plain loop: it takes no alpha, "
-            "momentum or schedule; use 'gd' or 'sgd' for those"
-        )
-    if not config.fit_intercept:
-        raise ValidationError(f"solver {config.solver!r} always fits a bias (fit_intercept=True)")
+    # (SolverConfig refuses alpha, momentum, schedules and fit_intercept=False for these.)
     scaler = Standardizer.fit(X) if config.standardize else None
     Z = scaler.transform(X) if scaler is not None else X
     used = scaler if scaler is not None else Standardizer.identity(X.shape[1], device=X.device)

@@ -96,6 +96,35 @@ class SolverConfig:
             high_open=True,
         )
         _number(self.divergence_factor, "divergence_factor", low=1.0, low_open=True)
+        self._check_combination()
+
+    def _check_combination(self) -> None:
+        """Settings a solver cannot honour are refused, never silently ignored."""
+        solver = self.solver
+        if solver == "lstsq" and self.alpha > 0 and self.l1_ratio > 0:
+            raise ValidationError(
+                f"solver='lstsq' has a closed form for the ridge penalty only (l1_ratio=0), got "
+                f"l1_ratio={self.l1_ratio}; use solver='gd' for the elastic net"
+            )
+        if solver not in ("gd", "sgd") and self.early_stopping:
+            raise ValidationError(
+                f"early_stopping=True needs solver='gd' or 'sgd', got solver={solver!r}"
+            )
+        if solver in ("scratch", "builtin"):
+            unsupported = {
+                "alpha": self.alpha != 0,
+                "momentum": self.momentum != 0,
+                "schedule": self.schedule != "constant",
+                "fit_intercept": not self.fit_intercept,
+            }
+            bad = [name for name, flag in unsupported.items() if flag]
+            if bad:
+                raise ValidationError(
+                    f"solver={solver!r} runs the tutorial's plain SGD loop unchanged (constant "
+                    "step, no penalty, no momentum, always an intercept); it cannot honour "
+                    f"{', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}. Use solver='gd' "
+                    "or 'sgd'"
+                )
 
 
 def _number(

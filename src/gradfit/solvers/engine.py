@@ -187,14 +187,22 @@ def _apply_update(
 # ----------------------------------------------------------------------------- epochs
 
 
-def _gd_epoch(state: TrainState, st: SufficientStats, lr: float) -> float:
-    """One full-batch step from statistics; returns the objective after the step."""
-    k = state.weight.shape[0]
+def _stats_gradient(
+    state: TrainState, st: SufficientStats, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient of the smooth part of the objective (MSE + ridge) from statistics."""
     W, b = state.weight, state.bias
     c = W @ st.zbar + b - st.ybar  # (k,)
     # dJ/dW = (2/k) (W Szz - Szy^T + c zbar^T);  dJ/db = (2/k) c
     gW = (2.0 / k) * (W @ st.Szz - st.Szy.T + torch.outer(c, st.zbar))
     gb = (2.0 / k) * c
+    return gW, gb
+
+
+def _gd_epoch(state: TrainState, st: SufficientStats, lr: float) -> float:
+    """One full-batch step from statistics; returns the objective after the step."""
+    k = state.weight.shape[0]
+    gW, gb = _stats_gradient(state, st, k)
     _apply_update(state, gW, gb, lr, k)
     return float(_per_target_mse(st, state.weight, state.bias).mean()) + _penalty(
         state.weight, state.config, k
@@ -365,7 +373,14 @@ def run_epochs(
     best_loss = min(state.loss_curve) if state.loss_curve else math.inf
     best_score = max(state.validation_scores) if state.validation_scores else -math.inf
     best_params = good
+    best_improving = best_score
     no_change = 0
+    # gd's plateau must also be certified close to the optimum (not just slow).
+    certify = (
+        _certificate(state, zst, k, _LOSS_FLOOR * target_scale)
+        if use_stats and (zst is not None)
+        else None
+    )
     previous = state.loss_curve[-1] if state.loss_curve else reference
     deterministic = cfg.solver == "gd"
     monotone = deterministic and not cfg.momentum
@@ -405,13 +420,15 @@ def run_epochs(
         if val_st is not None:
             score = _r2_from_stats(val_st, state.weight, state.bias)
             state.validation_scores.append(score)
+            if score > best_score:  # the weights kept in the end, however training stops
+                best_score, best_params = score, good
         if callback is not None:
             callback(EpochInfo(state.epoch, n_epochs, loss, lr, score))
         if not stop_early or cfg.tol is None:
             continue
         if score is not None:  # early stopping: the validation R² must improve by tol
-            if score > best_score + cfg.tol:
-                best_score, best_params, no_change = score, good, 0
+            if score > best_improving + cfg.tol:
+                best_improving, no_change = score, 0
             else:
                 no_change += 1
         else:
@@ -429,11 +446,55 @@ def run_epochs(
                 no_change += 1
             best_loss = min(best_loss, loss)
         if no_change >= cfg.n_iter_no_change:
-            if score is not None:  # restore the weights of the best validation score
-                state.weight.copy_(best_params[0])
-                state.bias.copy_(best_params[1])
-            return True
+            if score is not None:
+                _restore(state, best_params)
+                return True
+            if certify is None or certify(loss):
+                return True
+            no_change = 0  # a slow crawl, not the optimum: keep going
+    if val_st is not None:  # early stopping keeps the weights of the best validation score
+        _restore(state, best_params)
     return False
+
+
+def _restore(state: TrainState, params: tuple[torch.Tensor, torch.Tensor]) -> None:
+    state.weight.copy_(params[0])
+    state.bias.copy_(params[1])
+
+
+def _certificate(
+    state: TrainState, st: SufficientStats, k: int, floor: float
+) -> Callable[[float], bool] | None:
+    """For full-batch gd on a smooth objective (MSE + ridge): the optimum J* from the
+    statistics (a d x d eigenproblem), so that a plateau of the tol rule counts as convergence
+    only when ``J - J* <= tol * max(J, floor)``: a slow crawl on an ill-conditioned problem is
+    not mistaken for the optimum. None with an L1 penalty (the tol rule alone decides)::
+
+        J* = (1/k) sum_j ( syy_j - Szy_j^T (Szz + alpha (1 - l1_ratio) I)^+ Szy_j )
+
+    (centred moments with an intercept, uncentred without; the pseudo-inverse keeps it exact
+    for rank-deficient designs)."""
+    cfg = state.config
+    if cfg.tol is None or (cfg.alpha and cfg.l1_ratio > 0):
+        return None
+    if cfg.fit_intercept:
+        S, C, syy = st.Szz, st.Szy, st.syy
+    else:
+        S = st.Szz + torch.outer(st.zbar, st.zbar)
+        C = st.Szy + torch.outer(st.zbar, st.ybar)
+        syy = st.syy + st.ybar**2
+    A = S + cfg.alpha * (1 - cfg.l1_ratio) * torch.eye(S.shape[0], dtype=S.dtype, device=S.device)
+    lam, U = torch.linalg.eigh(A.cpu())
+    keep = lam > lam[-1].clamp_min(0) * S.shape[0] * torch.finfo(lam.dtype).eps
+    proj = U[:, keep].T @ C.cpu()  # (r, k)
+    explained = (proj * proj / lam[keep, None]).sum(0)  # (k,)
+    optimum = float((syy.cpu() - explained).clamp_min(0.0).mean())
+    tol = cfg.tol
+
+    def certify(loss: float) -> bool:
+        return loss - optimum <= tol * max(loss, floor)
+
+    return certify
 
 
 def _target_scale(st: SufficientStats | None, Y: torch.Tensor, fit_intercept: bool) -> float:

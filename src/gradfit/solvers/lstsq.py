@@ -67,6 +67,14 @@ def _mean_ext(M: np.ndarray) -> np.ndarray:
     return mean
 
 
+def _column_norms(M: np.ndarray) -> np.ndarray:
+    """Euclidean column norms without overflow or underflow (scaled by each column's max)."""
+    big = np.abs(M).max(axis=0) if M.size else np.zeros(M.shape[1])
+    safe = np.where(big > 0, big, 1.0)
+    norms: np.ndarray = big * np.sqrt(np.einsum("ij,ij->j", M / safe, M / safe))
+    return norms
+
+
 def _residual_ext(A: np.ndarray, B: np.ndarray, Z: np.ndarray) -> np.ndarray:
     """``B - A @ Z`` computed in extended precision, rounded to float64 (chunked)."""
     Z_ext = Z.astype(np.longdouble)
@@ -164,11 +172,11 @@ def least_squares(X: Any, Y: Any, *, fit_intercept: bool = True) -> LeastSquares
         # Householder QR is invariant under column scaling (QR of A·D is Q·(R·D)), so factor
         # the centred data as they are and equilibrate R: the column norms of A are those of R.
         qr = _HouseholderQR(A)
-        norms = np.linalg.norm(qr.R, axis=0)
+        norms = _column_norms(qr.R)
         scale = np.where(norms > 0, norms, 1.0)  # an all-zero column stays zero
         s = np.linalg.svd(qr.R / scale, compute_uv=False)
     else:
-        norms = np.sqrt(np.einsum("ij,ij->j", A, A))
+        norms = _column_norms(A)
         scale = np.where(norms > 0, norms, 1.0)
         s = np.linalg.svd(A / scale, compute_uv=False)
     s_max = float(s[0]) if s.size else 0.0

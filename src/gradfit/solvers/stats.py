@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from gradfit.errors import ValidationError
+
 __all__ = ["SufficientStats", "batch_lipschitz", "hessian_lipschitz"]
 
 _CHUNK_ROWS = 1 << 16
@@ -60,6 +62,12 @@ class SufficientStats:
         mz, my = sz / n, sy / n  # means of the shifted data
         Szz = Mzz / n - torch.outer(mz, mz)
         Szz = (Szz + Szz.T) / 2  # exact symmetry for eigvalsh
+        for name, value in (("X^T X", Mzz), ("X^T Y", Mzy), ("Y^T Y", myy)):
+            if not bool(torch.isfinite(value).all()):
+                raise ValidationError(
+                    f"the data are too large to train on: {name} overflows float64 (values "
+                    "beyond about 1e150); rescale the columns (e.g. change their units)"
+                )
         return cls(
             n=n,
             zbar=z0 + mz,
