@@ -48,6 +48,7 @@ SUMMARY_KEYS = {
     "optimal_loss",
     "loss_ratio",
     "learning_rate",
+    "converged",
     "seconds",
     "r2",
     "plot",
@@ -212,7 +213,13 @@ def test_round_trip_is_bit_exact(
     assert summary["solver"] == solver and summary["model"] == str(model_path)
     assert summary["plot"] is None
     assert set(summary["r2"]) == set(TARGETS)
-    assert run.err == ""  # not a terminal: no progress bar
+    if solver in ("scratch", "builtin"):  # a few epochs, too few to converge: it says so
+        assert summary["converged"] is False
+        assert run.err.startswith(f"gradfit: warning: {solver} did not converge in {epochs} ")
+        assert run.err.count("\n") == 1
+    else:
+        assert summary["converged"] is True
+        assert run.err == ""  # not a terminal: no progress bar
 
     # The file holds exactly what the library computes in memory.
     X_train, Y_train = crops_arrays()
@@ -531,7 +538,7 @@ def test_progress_bar_only_on_a_terminal(
         "fit",
         "crops",
         "--target",
-        "oranges",
+        "apples,oranges",  # converges: no warning either
         "--out",
         tmp_path / "m",
         *flags,
@@ -715,16 +722,71 @@ def fit_model_small(capsys: pytest.CaptureFixture[str], data: Path, model: Path)
         (["--batch-size", "-3"], "argument --batch-size: expected a positive integer"),
         (["--lr", "-1"], "argument --lr: expected 'auto' or a positive number"),
         (["--solver", "adam"], "argument --solver: invalid choice: 'adam'"),
+        (["--tol", "-0.001"], "argument --tol: expected a number >= 0, got '-0.001'"),
+        (["--alpha", "-1"], "argument --alpha: expected a number >= 0, got '-1'"),
+        (["--alpha", "nan"], "argument --alpha: expected a number >= 0, got 'nan'"),
+        (["--l1-ratio", "1.5"], "argument --l1-ratio: expected a number from 0 to 1, got '1.5'"),
+        (["--l1-ratio", "-0.1"], "argument --l1-ratio: expected a number from 0 to 1"),
+        (["--momentum", "1"], "argument --momentum: expected a number from 0 up to, not incl"),
+        (["--momentum", "-0.5"], "argument --momentum: expected a number from 0 up to"),
+        (["--seed", "99999999999999999999"], "argument --seed: expected an integer from 0 to"),
+        (["--seed", str(2**63)], "argument --seed: expected an integer from 0 to"),
+        (["--seed", "-1"], "argument --seed: expected an integer from 0 to"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
     ],
 )
 def test_bad_options_exit_2_naming_the_option(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], says: str
 ) -> None:
     run = gradfit_cli(capsys, "fit", "crops", "--target", "apples", "--out", tmp_path / "m", *argv)
-    assert run.code == 2 and run.out == ""
-    assert run.err.splitlines()[-1].startswith(f"gradfit fit: error: {says}")
-    assert "Traceback" not in run.err
+    line = one_error_line(run)  # one line, exit 2, no usage block
+    assert line.startswith(f"gradfit: error: {says}"), line
+    assert line.endswith("--help')")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (
+            ["fit", "crops"],
+            "the following arguments are required: --target, --out (see 'gradfit fit",
+        ),
+        (
+            ["fit", "crops", "--target", "a", "--out", "m", "--batch-size", "0"],
+            "argument --batch-size: expected a positive integer, got '0' "
+            "(see 'gradfit fit --help')",
+        ),
+        (["demo", "--seed", "99999999999999999999"], "argument --seed: expected an integer from 0"),
+        (["demo", "--rows", "7"], "argument --rows: invalid choice: 7"),
+        (["nonsense"], "argument COMMAND: invalid choice: 'nonsense'"),
+        (["predict"], "the following arguments are required: model, data (see 'gradfit predict"),
+    ],
+)
+def test_usage_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], says: str
+) -> None:
+    line = one_error_line(gradfit_cli(capsys, *argv))
+    assert line.startswith(f"gradfit: error: {says}"), line
+    assert "usage:" not in line
+
+
+def test_largest_seed_is_accepted(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    seed = str(2**63 - 1)
+    ok(
+        capsys,
+        "fit",
+        "crops",
+        "--target",
+        "apples,oranges",
+        "--solver",
+        "sgd",
+        "--seed",
+        seed,
+        "--out",
+        tmp_path / "m.safetensors",
+    )
+    assert load_model(tmp_path / "m.safetensors").hyperparameters["seed"] == 2**63 - 1
 
 
 def test_missing_required_option_and_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -887,6 +949,8 @@ def test_failed_plot_keeps_the_old_model_and_leaves_no_temp_file(
             model_path,
             "--plot",
             out_dir / "p.png",
+            "--solver",
+            "lstsq",
         )
     )
     assert "No space left on device" in line
@@ -1232,3 +1296,144 @@ def test_subprocess_error_is_one_line(tmp_path: Path, case: str) -> None:
     assert done.stderr.startswith(f"gradfit: error: {says}")
     assert list(out_dir.iterdir()) == []
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# predict --keep copies identifiers exactly
+
+BIG_ID = 2**53 + 1  # 9007199254740993; as a float64 it would be 9007199254740992
+
+
+def keep_inputs(tmp_path: Path, form: str) -> tuple[Path, list[int], list[str]]:
+    _, columns = new_data(4)
+    ids = [BIG_ID, 2, -3, 2**63 - 1]
+    codes = ["00123", "007", "1", "0"]
+    columns = {**columns, "id": ids, "code": codes}
+    if form == "parquet":
+        path = tmp_path / "new.parquet"
+        pq.write_table(pa.table(columns), path)
+    else:
+        lines = [",".join(columns)]
+        lines += [",".join(str(columns[c][i]) for c in columns) for i in range(4)]
+        path = tmp_path / "new.csv"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path, ids, codes
+
+
+@pytest.mark.parametrize("source", ["csv", "parquet"])
+@pytest.mark.parametrize("destination", ["preds.csv", "preds.parquet", "-"])
+def test_predict_keep_copies_identifiers_exactly(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    train_csv: Path,
+    source: str,
+    destination: str,
+) -> None:
+    model_path = fit_model(capsys, train_csv, tmp_path / "m.safetensors", "--solver", "lstsq")
+    data, ids, codes = keep_inputs(tmp_path, source)
+    argv: list[str | Path] = ["predict", model_path, data, "--keep", "id,code", "--keep", "id"]
+    if destination == "-":
+        _, got = read_csv_floats(ok(capsys, *argv).out)
+        kept_ids, kept_codes = got["id"], got["code"]
+    else:
+        out = tmp_path / destination
+        ok(capsys, *argv, "--out", out)
+        if destination.endswith(".parquet"):
+            arrow = pq.read_table(out)
+            assert arrow.column_names == ["id", "code", *TARGETS]
+            assert arrow.schema.field("id").type == pa.int64()  # still an integer column
+            kept_ids = [str(v) for v in arrow.column("id").to_pylist()]
+            kept_codes = arrow.column("code").to_pylist()
+        else:
+            _, got = read_csv_floats(out.read_text(encoding="utf-8"))
+            kept_ids, kept_codes = got["id"], got["code"]
+    assert kept_ids == [str(v) for v in ids]  # 9007199254740993, not 9.007199254740992e+15
+    assert kept_codes == codes  # from a CSV file: the text as written, leading zeros included
+
+
+# ---------------------------------------------------------------------------------------------
+# fit: scaling only when used, convergence reported
+
+
+@pytest.mark.parametrize(
+    ("extra", "scaled"),
+    [
+        (["--solver", "lstsq"], False),  # closed form: no standardization even when asked
+        (["--solver", "gd", "--no-standardize"], False),
+        (["--solver", "gd"], True),
+        (["--solver", "lstsq", "--alpha", "0.1"], True),  # ridge standardizes
+    ],
+)
+def test_scaling_is_saved_only_when_training_used_it(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    train_csv: Path,
+    extra: list[str],
+    scaled: bool,
+) -> None:
+    model_path = fit_model(capsys, train_csv, tmp_path / "m.safetensors", "--quiet", *extra)
+    model = load_model(model_path)
+    assert (model.scaling_mean is not None) is scaled
+    assert (model.scaling_scale is not None) is scaled
+    assert ("standardization used in training" in ok(capsys, "info", model_path).out) is scaled
+    info = json.loads(ok(capsys, "info", model_path, "--json").out)
+    assert (info["scaling"] is not None) is scaled
+
+
+def test_converged_row_json_key_and_warning(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, train_csv: Path
+) -> None:
+    model = tmp_path / "m.safetensors"
+    run = ok(capsys, "fit", train_csv, "--target", "apples,oranges", "--out", model)
+    assert re.search(r"^converged +yes$", run.out, re.MULTILINE) and run.err == ""
+    run = ok(capsys, "fit", train_csv, "--target", "apples,oranges", "--out", model, "--json")
+    assert json.loads(run.out)["converged"] is True and run.err == ""
+
+    short = ["fit", train_csv, "--target", "apples,oranges", "--out", model, "--epochs", "3"]
+    run = ok(capsys, *short)
+    assert re.search(r"^converged +no$", run.out, re.MULTILINE)
+    assert run.err.startswith("gradfit: warning: gd did not converge in 3 epochs; ")
+    assert run.err.count("\n") == 1 and "--epochs" in run.err
+    run = ok(capsys, *short, "--json")
+    assert json.loads(run.out)["converged"] is False and run.err.count("\n") == 1
+    assert ok(capsys, *short, "--quiet").err == ""
+    # lstsq runs one step and is always converged: no warning even with --epochs 1.
+    run = ok(
+        capsys,
+        "fit",
+        train_csv,
+        "--target",
+        "apples",
+        "--solver",
+        "lstsq",
+        "--out",
+        model,
+        "--epochs",
+        "1",
+    )
+    assert run.err == "" and re.search(r"^converged +yes$", run.out, re.MULTILINE)
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs through symbolic links
+
+
+@pytest.mark.parametrize("plot", [False, True])
+def test_fit_out_through_a_symlink_keeps_the_link(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, plot: bool
+) -> None:
+    if plot:
+        pytest.importorskip("matplotlib")
+    real_dir, link_dir = tmp_path / "models", tmp_path / "links"
+    real_dir.mkdir()
+    link_dir.mkdir()
+    real = real_dir / "m.safetensors"
+    real.write_bytes(b"old")
+    link = link_dir / "current.safetensors"
+    link.symlink_to(real)
+    extra = ["--plot", tmp_path / "p.png"] if plot else []
+    fit_model(capsys, "crops", link, "--solver", "lstsq", *extra)
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert load_model(real).solver == "lstsq"
+    assert [p.name for p in real_dir.iterdir()] == ["m.safetensors"]
+    assert [p.name for p in link_dir.iterdir()] == ["current.safetensors"]

@@ -97,6 +97,50 @@ def test_cli_demo_rejects_bad_flags(capsys: pytest.CaptureFixture[str]) -> None:
         assert "error" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("lr", ["1", "0.00012"])
+def test_cli_demo_that_diverges_ends_with_one_error_line(
+    capsys: pytest.CaptureFixture[str], lr: str
+) -> None:
+    # 1: the losses become nan; 1.2e-4, just above 2/L = 1.12e-4: they explode (~1e16).
+    assert main(["demo", "--lr", lr, "--epochs", "50"]) == 2
+    captured = capsys.readouterr()
+    assert "Summary" in captured.out  # the run is still shown
+    assert captured.err.count("\n") == 1, captured.err
+    line = captured.err.rstrip("\n")
+    assert line.startswith(f"gradfit: error: training diverged with --lr {float(lr):g} ")
+    assert "largest stable learning rate for this data is about 1.12e-04" in line
+    assert line.endswith("use --lr 1e-4 or smaller")
+
+
+def test_stable_bound_in_the_message_is_two_over_l() -> None:
+    from gradfit.solvers.stats import SufficientStats, hessian_lipschitz
+
+    data = run_demo(seed=0, epochs=1).data
+    X, Y = data.data.double(), data.target.double()
+    bound = 2 / hessian_lipschitz(SufficientStats.compute(X, Y), True, 2)
+    assert bound == pytest.approx(1.12e-4, rel=0.01)
+    stable = run_demo(seed=0, epochs=100, lr=1e-4)
+    assert all(math.isfinite(p.loss) and p.loss < stable.initial_loss for p in stable.paths)
+
+
+def test_cli_demo_default_is_unchanged_and_succeeds(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--epochs", "20"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("seed", ["99999999999999999999", str(2**63), "-1"])
+def test_cli_demo_seed_out_of_range_is_one_usage_line(
+    capsys: pytest.CaptureFixture[str], seed: str
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--seed", seed])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("gradfit: error: argument --seed: expected an integer from 0 to ")
+    assert err.rstrip().endswith("(see 'gradfit demo --help')")
+
+
 def test_console_script_runs_as_module() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "gradfit", "demo", "--epochs", "10"],

@@ -6,7 +6,9 @@ import json
 import math
 import os
 import pickle
+import stat
 import struct
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +193,38 @@ def test_failed_save_leaves_no_file_and_keeps_the_old_one(
     monkeypatch.undo()
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
     assert old.read_bytes() == before
+
+
+def test_save_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
+    real = tmp_path / "store" / "v1.safetensors"
+    real.parent.mkdir()
+    save_model(real, make_model())
+    link = tmp_path / "current.safetensors"
+    link.symlink_to(real)
+    save_model(link, make_model(solver="newer"))
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert load_model(real).solver == "newer" and load_model(link).solver == "newer"
+    assert sorted(p.name for p in real.parent.iterdir()) == ["v1.safetensors"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_save_into_a_fifo_writes_through_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+
+    def reader() -> None:
+        with open(fifo, "rb") as fh:
+            received.append(fh.read())
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    save_model(fifo, make_model())
+    thread.join(timeout=10)
+    assert not thread.is_alive() and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes(received[0])
+    assert load_model(copy).feature_names == ("temp", "rainfall", "humidity")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +65,8 @@ def test_read_csv_types_order_and_source(tmp_path: Path) -> None:
     assert list(table.columns) == ["region", "temp", "rainfall", "humidity", "apples"]
     assert table.n_rows == 3
     assert table.numeric_columns == ("temp", "rainfall", "humidity", "apples")
-    assert table.columns["temp"].dtype == np.float64
-    np.testing.assert_array_equal(table.columns["apples"], [56.0, 81.0, 119.0])
+    assert table.columns["temp"].dtype == np.int64  # integers are kept exact
+    np.testing.assert_array_equal(table.columns["apples"], [56, 81, 119])
     assert table.columns["region"].dtype == object
     assert table.columns["region"].tolist() == ["r1", "r2", "r3"]
     assert table.types["temp"] == "int64" and table.types["region"] == "string"
@@ -655,3 +657,113 @@ def test_default_features_refuse_a_numeric_column_with_a_typo(tmp_path: Path) ->
     # An identifier column of text is still left out quietly.
     path.write_text("id,a,b,y\nr1,1,2,3\nr2,2,3,4\nr3,3,4,5\n")
     assert select(read_table(path), ["y"])[2] == ("a", "b")
+
+
+def test_only_feature_with_a_typo_names_the_cell_not_no_features_left(tmp_path: Path) -> None:
+    # The only candidate feature is text because of one typo: name that cell.
+    table = crops_table(tmp_path, "temp,apples\n1,2\nabc,3\n3,5\n")
+    with data_error() as exc:
+        select(table, ["apples"])
+    assert one_line(exc) == (
+        f"{table.source}: column 'temp', row 2: 'abc' is not a number; fix or remove that row"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# integers and identifiers are kept exact
+
+BIG = 2**53 + 1  # 9007199254740993: the nearest float64 is 9007199254740992
+
+
+def test_integer_columns_are_exact_int64_and_features_float64(tmp_path: Path) -> None:
+    table = crops_table(tmp_path, f"id,x,y\n{BIG},1.5,2\n-7,2.5,4\n3,3.5,7\n")
+    assert table.columns["id"].dtype == np.int64
+    assert table.columns["id"].tolist() == [BIG, -7, 3]
+    assert table.numeric_columns == ("id", "x", "y")
+    X, Y, names, _ = select(table, ["y"], ["id", "x"])
+    assert X.dtype == np.float64 and Y.dtype == np.float64 and names == ("id", "x")
+    np.testing.assert_array_equal(Y[:, 0], [2.0, 4.0, 7.0])
+    assert feature_matrix(table, ["y"]).dtype == np.float64
+    out = tmp_path / "out.csv"
+    write_table(out, {"id": table.columns["id"]})
+    assert out.read_text() == f"id\n{BIG}\n-7\n3\n"
+
+
+def test_parquet_integers_are_exact(tmp_path: Path) -> None:
+    arrow = pa.table(
+        {
+            "id": pa.array([BIG, 2], type=pa.int64()),
+            "u": pa.array([2**64 - 1, 0], type=pa.uint64()),
+            "small": pa.array([1, 2], type=pa.int16()),
+            "gap": pa.array([BIG, None], type=pa.int64()),
+        }
+    )
+    pq.write_table(arrow, tmp_path / "d.parquet")
+    table = read_table(tmp_path / "d.parquet")
+    assert table.columns["id"].dtype == np.int64 and table.columns["id"].tolist() == [BIG, 2]
+    assert table.columns["u"].dtype == np.uint64 and table.columns["u"][0] == 2**64 - 1
+    assert table.columns["small"].dtype == np.int64
+    # With a missing cell the column is float64 (NaN marks the gap), as before.
+    assert table.columns["gap"].dtype == np.float64 and np.isnan(table.columns["gap"][1])
+    write_table(tmp_path / "out.parquet", {"id": table.columns["id"]})
+    assert pq.read_table(tmp_path / "out.parquet").column("id").to_pylist() == [BIG, 2]
+
+
+def test_text_columns_are_kept_as_written(tmp_path: Path) -> None:
+    path = make(tmp_path, "d.csv", f"code,id,x,name,y\n00123,{BIG},1.50,a,1\n7,2,2,b,2\n")
+    table = read_table(path, text_columns=["code", "id", "x", "name", "absent"])
+    assert table.columns["code"].tolist() == ["00123", "7"]  # leading zeros kept
+    assert table.columns["x"].tolist() == ["1.50", "2"]  # not 1.5
+    assert table.columns["id"].dtype == np.int64  # plain integers: int64, exact
+    assert table.columns["id"].tolist() == [BIG, 2]
+    assert table.columns["name"].tolist() == ["a", "b"]
+    assert table.types["code"] == "string" and table.types["id"] == "int64"
+    # Text columns still serve as features when named.
+    np.testing.assert_array_equal(feature_matrix(table, ["code", "x"]), [[123, 1.5], [7, 2]])
+    assert (
+        table_to_csv_text(table.columns) == f"code,id,x,name,y\n00123,{BIG},1.50,a,1\n7,2,2,b,2\n"
+    )
+    # Without text_columns pyarrow's inference drops the zeros.
+    assert read_table(path).columns["code"].tolist() == [123, 7]
+
+
+# ---------------------------------------------------------------------------------------------
+# writing through links and into pipes
+
+
+def test_write_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
+    real = make(tmp_path, "real.csv", "old\n")
+    (tmp_path / "sub").mkdir()
+    link = tmp_path / "sub" / "link.csv"
+    link.symlink_to(real)
+    write_table(link, {"y": [1.0, 2.5]})
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert real.read_text() == "y\n1\n2.5\n"
+    # The temporary file was made beside the real file, and removed.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["real.csv", "sub"]
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["link.csv"]
+    # A dangling link: the file it names is created.
+    dangling = tmp_path / "sub" / "dangling.csv"
+    dangling.symlink_to(tmp_path / "new.csv")
+    write_table(dangling, {"y": [3.0]})
+    assert dangling.is_symlink() and (tmp_path / "new.csv").read_text() == "y\n3\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_write_into_a_fifo_writes_through_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+
+    def reader() -> None:
+        with open(fifo, "rb") as fh:
+            received.append(fh.read())
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    write_table(fifo, {"id": np.array(["r1", "r2"], dtype=object), "y": [0.5, 2.0]})
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert received == [b"id,y\nr1,0.5\nr2,2\n"]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still a pipe, not replaced by a file
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe.csv"]

@@ -10,8 +10,9 @@ import sys
 from collections.abc import Sequence
 
 from gradfit import __version__
-from gradfit.cli.data_commands import add_data_commands, positive_float, positive_int
+from gradfit.cli.data_commands import add_data_commands
 from gradfit.cli.demo import cmd_demo
+from gradfit.cli.options import OneLineParser, positive_float, positive_int, seed
 from gradfit.errors import GradfitError
 
 __all__ = ["main"]
@@ -23,15 +24,15 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="gradfit",
         description="Linear regression trained by gradient descent on PyTorch.",
     )
     parser.add_argument("--version", action="version", version=f"gradfit {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
 
     demo = sub.add_parser("demo", help="the tutorial end to end on the built-in crop data")
-    demo.add_argument("--seed", type=int, default=0, help="seed of weights and shuffling (0)")
+    demo.add_argument("--seed", type=seed, default=0, help="seed of weights and shuffling (0)")
     demo.add_argument("--epochs", type=positive_int, default=100, help="epochs per path (100)")
     demo.add_argument("--lr", type=positive_float, default=1e-5, help="learning rate (1e-5)")
     demo.add_argument(
@@ -55,7 +56,7 @@ def _one_line(text: object) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gradfit`` command; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)  # a usage error exits 2 through argparse (SystemExit)
+    args = parser.parse_args(argv)  # a usage error: one line, SystemExit(2) (OneLineParser)
     if getattr(args, "handler", None) is None:
         args = parser.parse_args(["demo"])
     try:

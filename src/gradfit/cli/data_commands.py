@@ -6,7 +6,6 @@ import argparse
 import importlib.util
 import json
 import math
-import os
 import secrets
 import sys
 import time
@@ -19,6 +18,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 import torch
 
+from gradfit.cli.options import (
+    non_negative_float,
+    positive_int,
+    seed,
+    unit_fraction,
+    unit_interval,
+)
 from gradfit.cli.render import Progress, fmt, table
 from gradfit.errors import (
     DataError,
@@ -31,7 +37,7 @@ from gradfit.errors import (
 if TYPE_CHECKING:
     from gradfit.persistence import SavedModel
 
-__all__ = ["add_data_commands", "positive_float", "positive_int"]
+__all__ = ["add_data_commands"]
 
 EXIT_OK = 0
 _PLOT_SUFFIXES = (".png", ".svg", ".pdf")  # what gradfit.report.plot_training draws
@@ -46,28 +52,6 @@ class _Loaded:
     Y: np.ndarray  # (n, k) float64
     feature_names: tuple[str, ...]
     target_names: tuple[str, ...]
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _split_names(values: str | Sequence[str] | None) -> list[str]:
@@ -87,7 +71,7 @@ def _load_training(source: str, targets: list[str], features: list[str] | None) 
     return _Loaded(X, Y, tuple(fnames), tuple(tnames))
 
 
-def _read_any(source: str) -> Any:
+def _read_any(source: str, text_columns: Sequence[str] = ()) -> Any:
     from gradfit.data import Table, read_table
     from gradfit.datasets import BUILTIN_DATASETS, load_dataset
 
@@ -98,7 +82,7 @@ def _read_any(source: str) -> Any:
             **{n: data.target[:, j].double().numpy() for j, n in enumerate(data.target_names)},
         }
         return Table(columns=columns, source=source)
-    return read_table(source)
+    return read_table(source, text_columns=text_columns)
 
 
 def _check_output_dir(path: str, what: str) -> Path:
@@ -230,6 +214,13 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
         exact = least_squares(X64, Y64)
     if not args.quiet:
         _emit_warnings(caught)
+        if not outcome.converged and args.solver != "lstsq" and outcome.n_iter >= args.epochs:
+            print(
+                f"gradfit: warning: {args.solver} did not converge in {args.epochs} epochs; "
+                f"the loss still improved by more than --tol {args.tol:g} per epoch: raise "
+                "--epochs, or --tol to stop sooner",
+                file=sys.stderr,
+            )
     weight, bias = outcome.weight.double().cpu(), outcome.bias.double().cpu()
     pred = predict(X64, weight, bias)
     final_loss = float(mse(pred, Y64))
@@ -238,6 +229,7 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     exact_fit = optimum <= 1e-20 * max(1.0, float((Y64**2).mean()))
     ratio = None if exact_fit else final_loss / optimum
     metrics = regression_metrics(Y64, pred)
+    scaling = _scaling(outcome.scaler, args.standardize)
     hyper = {
         "learning_rate": outcome.learning_rate,
         "stable_learning_rate": outcome.stable_lr,
@@ -261,8 +253,8 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
         bias=bias,
         feature_names=loaded.feature_names,
         target_names=loaded.target_names,
-        scaling_mean=outcome.scaler.mean.double().cpu() if args.standardize else None,
-        scaling_scale=outcome.scaler.scale.double().cpu() if args.standardize else None,
+        scaling_mean=None if scaling is None else scaling[0],
+        scaling_scale=None if scaling is None else scaling[1],
         solver=args.solver,
         hyperparameters=hyper,
         final_loss=final_loss,
@@ -282,6 +274,7 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
         "optimal_loss": optimum,
         "loss_ratio": ratio,
         "learning_rate": outcome.learning_rate,
+        "converged": outcome.converged,
         "seconds": elapsed,
         "r2": dict(zip(loaded.target_names, metrics.r2, strict=True)),
         "plot": str(plot_path) if plot_path else None,
@@ -294,6 +287,7 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
         ["closed-form optimum", fmt(optimum)],
         ["loss / optimum", "- (exact fit)" if ratio is None else fmt(ratio)],
         ["epochs run", str(outcome.n_iter)],
+        ["converged", "yes" if outcome.converged else "no"],
         ["learning rate", "-" if outcome.learning_rate is None else fmt(outcome.learning_rate)],
         *([f"R² {n}", f"{r:.6f}"] for n, r in zip(loaded.target_names, metrics.r2, strict=True)),
         ["time", f"{elapsed:.3f} s"],
@@ -303,6 +297,15 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
         f"model written to {model_path}" + (f", plot to {plot_path}" if plot_path else ""), file=out
     )
     return EXIT_OK
+
+
+def _scaling(scaler: Any, standardize: bool) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The (mean, scale) to record in the model file, or None when training used none (the
+    scaler is the identity: lstsq without alpha, or --no-standardize)."""
+    mean, scale = scaler.mean.double().cpu(), scaler.scale.double().cpu()
+    if not standardize or (bool((mean == 0).all()) and bool((scale == 1).all())):
+        return None
+    return mean, scale
 
 
 def _save_with_plot(
@@ -316,6 +319,7 @@ def _save_with_plot(
 ) -> None:
     """All or nothing: the model is staged beside its destination and moved there only once the
     plot is written, so a failed plot leaves neither a new model nor a clobbered old one."""
+    from gradfit.data import atomic_write
     from gradfit.persistence import save_model
     from gradfit.report import plot_training
 
@@ -330,10 +334,10 @@ def _save_with_plot(
             saved.target_names,
             title=f"gradfit {args.solver} on {args.data}",
         )
-        try:
-            os.replace(staged, model_path)
-        except OSError as exc:
-            raise ModelFileError(f"{model_path}: cannot write ({exc.strerror or exc})") from None
+        # Copied, not renamed, into place: atomic_write writes through a symbolic link (and
+        # into a named pipe) instead of replacing it.
+        data = staged.read_bytes()
+        atomic_write(model_path, lambda fh: fh.write(data), error=ModelFileError)
     finally:
         staged.unlink(missing_ok=True)
 
@@ -347,10 +351,12 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
 
     model = load_model(args.model)
     out_path = _check_output_dir(args.out, "predictions") if args.out else None
-    data = _read_any(args.data)
+    keep = list(dict.fromkeys(_split_names(args.keep)))
+    # Kept columns are copied exactly: from a CSV file as the text written (00123 stays
+    # 00123), from a Parquet file in their stored types (integers stay int64).
+    data = _read_any(args.data, text_columns=keep)
     X = torch.from_numpy(feature_matrix(data, model.feature_names))
     pred = model.predict(X.to(model.weight.dtype)).double().numpy()
-    keep = _split_names(args.keep)
     columns: dict[str, np.ndarray] = {}
     for name in keep:
         if name not in data.columns:
@@ -505,7 +511,7 @@ def add_data_commands(sub: Any) -> None:
     fit.add_argument(
         "--batch-size", type=positive_int, default=32, help="mini-batch size for sgd (32)"
     )
-    fit.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    fit.add_argument("--seed", type=seed, default=0, help="random seed, 0 to 2**63 - 1 (0)")
     fit.add_argument(
         "--standardize",
         action=argparse.BooleanOptionalAction,
@@ -514,13 +520,17 @@ def add_data_commands(sub: Any) -> None:
     )
     fit.add_argument(
         "--tol",
-        type=float,
+        type=non_negative_float,
         default=1e-6,
         help="stop when the loss improves by less than this fraction (1e-6)",
     )
-    fit.add_argument("--alpha", type=float, default=0.0, help="regularization strength (0)")
-    fit.add_argument("--l1-ratio", type=float, default=0.0, help="elastic-net mix (0: ridge)")
-    fit.add_argument("--momentum", type=float, default=0.0, help="momentum (0)")
+    fit.add_argument(
+        "--alpha", type=non_negative_float, default=0.0, help="regularization strength, >= 0 (0)"
+    )
+    fit.add_argument(
+        "--l1-ratio", type=unit_interval, default=0.0, help="elastic-net mix in [0, 1] (0: ridge)"
+    )
+    fit.add_argument("--momentum", type=unit_fraction, default=0.0, help="momentum in [0, 1) (0)")
     fit.add_argument("--dtype", choices=("float32", "float64"), default="float64")
     fit.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     fit.add_argument("--out", required=True, help="model file to write (.safetensors)")
@@ -535,7 +545,12 @@ def add_data_commands(sub: Any) -> None:
     pred.add_argument(
         "--out", help="CSV, TSV or Parquet file by extension (default: CSV to stdout)"
     )
-    pred.add_argument("--keep", action="append", help="identifier columns to copy through")
+    pred.add_argument(
+        "--keep",
+        action="append",
+        help="identifier columns to copy through unchanged (repeat, or comma-separate); from a "
+        "CSV file exactly as written (00123 stays 00123)",
+    )
     pred.set_defaults(handler=_cmd_predict)
 
     ev = sub.add_parser("evaluate", help="MSE, RMSE, MAE and R² of a saved model on data")

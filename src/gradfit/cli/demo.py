@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import TextIO
+import math
+from typing import TYPE_CHECKING, TextIO
 
 from gradfit.cli.render import matrix, table
+from gradfit.errors import DivergenceError
+
+if TYPE_CHECKING:
+    from gradfit.demo import DemoReport
 
 __all__ = ["cmd_demo"]
 
@@ -95,4 +100,27 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         for p in report.paths
     ]
     print(table(["path", "loss", "vs optimum", *names], rows), file=out)
+    _refuse_divergence(report, args.lr)
     return EXIT_OK
+
+
+def _refuse_divergence(report: DemoReport, lr: float) -> None:
+    """A path whose loss is not finite, or above the random start's, diverged: say so (exit 2)
+    with the largest stable learning rate, the full-batch bound 2/L of this data."""
+    from gradfit.solvers.stats import SufficientStats, hessian_lipschitz
+
+    start = report.initial_loss
+    bad = [p for p in report.paths if not math.isfinite(p.loss) or p.loss > start]
+    if not bad:
+        return
+    X, Y = report.data.data.double(), report.data.target.double()
+    L = hessian_lipschitz(SufficientStats.compute(X, Y), True, int(Y.shape[1]))
+    bound = 2.0 / L
+    suggestion = f"1e{math.floor(math.log10(bound))}"
+    losses = ", ".join(f"{p.name} {p.loss:.4g}" for p in bad)
+    raise DivergenceError(
+        f"training diverged with --lr {lr:g} (final loss: {losses}; at the start {start:.4g}); "
+        f"the largest stable learning rate for this data is about {bound:.2e} (full-batch "
+        f"bound 2/L); use --lr {suggestion} or smaller",
+        stable_lr=bound,
+    )

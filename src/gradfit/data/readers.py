@@ -8,9 +8,12 @@ Formats, chosen by extension and confirmed by the file's first bytes:
   A UTF-8 byte-order mark is ignored.
 * ``.parquet``, ``.pq``.
 
-Files are parsed by pyarrow (multi-threaded, no Python loop over rows). Numeric columns become
-float64 arrays; every other column is kept as a numpy object array (the text as written in a CSV
-file) so that identifier columns can be copied through to a predictions file.
+Files are parsed by pyarrow (multi-threaded, no Python loop over rows). Integer columns without
+missing cells become int64 arrays (uint64 for unsigned 64-bit Parquet columns), so that an
+identifier such as 9007199254740993 is kept exactly; other numeric columns become float64 arrays;
+every other column is kept as a numpy object array (the text as written in a CSV file) so that
+identifier columns can be copied through to a predictions file. Features and targets are always
+converted to float64 by :func:`select` and :func:`feature_matrix`.
 
 Rows in messages are data rows counted from 1 below the header (blank lines are not counted), so
 ``row 7`` is line 8 of a CSV file without blank lines. Every problem is a
@@ -86,8 +89,9 @@ class Table:
     Attributes
     ----------
     columns : dict of str to (n,) array
-        Numeric columns as float64 (missing cells are NaN); all others as object arrays (text as
-        written, ``None`` for an empty cell).
+        Integer columns without missing cells as int64 (uint64 for an unsigned 64-bit Parquet
+        column), other numeric columns as float64 (missing cells are NaN); all others as object
+        arrays (text as written, ``None`` for an empty cell).
     source : str
         The path as given, used to prefix every message.
     types : dict of str to str
@@ -133,7 +137,7 @@ class Table:
 # reading
 
 
-def read_table(path: str | Path) -> Table:
+def read_table(path: str | Path, *, text_columns: Sequence[str] = ()) -> Table:
     """Read a CSV, TSV (optionally gzip-compressed) or Parquet file.
 
     Parameters
@@ -141,11 +145,17 @@ def read_table(path: str | Path) -> Table:
     path : str or Path
         The file; its extension chooses the format (``.csv``, ``.tsv``, ``.csv.gz``,
         ``.tsv.gz``, ``.parquet``, ``.pq``).
+    text_columns : sequence of str, optional
+        CSV only: columns to keep exactly as written (``00123``, ``1.50``), e.g. identifiers to
+        copy through. Such a column whose every cell is an integer written in its plain form
+        (no leading zero or sign) is kept as int64. Parquet columns always keep their stored
+        types; names not in the file are ignored.
 
     Returns
     -------
     Table
-        Columns in file order, numeric ones as float64 arrays of shape (n,).
+        Columns in file order, integer ones as int64 and other numeric ones as float64 arrays
+        of shape (n,).
 
     Raises
     ------
@@ -160,7 +170,7 @@ def read_table(path: str | Path) -> Table:
     >>> _ = f.write_text("id;temp;yield\\nr1;73;56\\nr2;91;81\\n")
     >>> t = read_table(f)
     >>> t.n_rows, t.numeric_columns, t.columns["yield"]
-    (2, ('temp', 'yield'), array([56., 81.]))
+    (2, ('temp', 'yield'), array([56, 81]))
     """
     source = str(path)
     file = Path(path)
@@ -171,7 +181,9 @@ def read_table(path: str | Path) -> Table:
     else:
         text = _decompressed_head(file, source, head)
         delimiter = _delimiter_for(file, source, text)
-        arrow = _read_csv(file, source, head.startswith(_GZIP_MAGIC), text, delimiter)
+        as_text = _names(text_columns, "text")
+        arrow = _read_csv(file, source, head.startswith(_GZIP_MAGIC), text, delimiter, as_text)
+        arrow = _plain_integers_as_int64(arrow, as_text)
         file_format = "csv"
     if arrow.num_columns == 0:
         raise DataError(f"{source}: the file has no columns; check that it is a data table")
@@ -246,9 +258,18 @@ def _count_outside_quotes(header: str) -> dict[str, int]:
     return counts
 
 
-def _read_csv(file: Path, source: str, gzipped: bool, head: bytes, delimiter: str) -> pa.Table:
-    """Parse with pyarrow; ``head`` is the start of the (decompressed) text, for messages."""
+def _read_csv(
+    file: Path,
+    source: str,
+    gzipped: bool,
+    head: bytes,
+    delimiter: str,
+    text_columns: Sequence[str] = (),
+) -> pa.Table:
+    """Parse with pyarrow; ``head`` is the start of the (decompressed) text, for messages;
+    ``text_columns`` are read as strings, exactly as written."""
     compression = "gzip" if gzipped else None
+    as_text = {name: pa.string() for name in text_columns}
 
     def read(
         column_types: Mapping[str, Any] | None = None,
@@ -260,7 +281,7 @@ def _read_csv(file: Path, source: str, gzipped: bool, head: bytes, delimiter: st
                 read_options=pv.ReadOptions(use_threads=handler is None),
                 parse_options=pv.ParseOptions(delimiter=delimiter, invalid_row_handler=handler),
                 convert_options=pv.ConvertOptions(
-                    strings_can_be_null=True, column_types=column_types
+                    strings_can_be_null=True, column_types={**as_text, **(column_types or {})}
                 ),
             )
 
@@ -341,6 +362,22 @@ def _read_parquet(file: Path, source: str) -> pa.Table:
         ) from None
 
 
+def _plain_integers_as_int64(arrow: pa.Table, names: Sequence[str]) -> pa.Table:
+    """Each text column in ``names`` whose cells are all integers written in their plain form
+    (``cast(cast(text, int64), string) == text``) becomes int64; any other stays text."""
+    for index, name in enumerate(arrow.column_names):
+        column = arrow.column(index)
+        if name not in names or not _is_text(column.type) or column.null_count:
+            continue
+        try:
+            numbers = pc.cast(column, pa.int64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        if pc.all(pc.equal(pc.cast(numbers, pa.string()), column)).as_py():
+            arrow = arrow.set_column(index, arrow.field(index).with_type(pa.int64()), numbers)
+    return arrow
+
+
 def _is_numeric(arrow_type: Any) -> bool:
     return bool(
         pa.types.is_integer(arrow_type)
@@ -376,6 +413,11 @@ def _to_table(arrow: pa.Table, source: str, file_format: str) -> Table:
 
 
 def _column_to_numpy(column: Any) -> npt.NDArray[Any]:
+    if pa.types.is_integer(column.type) and column.null_count == 0:
+        # Exact: float64 would round integers beyond 2**53 (identifiers).
+        wide = pa.uint64() if column.type == pa.uint64() else pa.int64()
+        integers: npt.NDArray[Any] = pc.cast(column, wide).to_numpy()
+        return integers if integers.flags.writeable else integers.copy()
     if _is_numeric(column.type):
         numbers: FloatArray = pc.cast(column, pa.float64(), safe=False).to_numpy()
         return numbers if numbers.flags.writeable else numbers.copy()
@@ -438,9 +480,10 @@ def select(
         feature_names = tuple(
             name for name in table.numeric_columns if name not in set(target_names)
         )
+        # First: a text column that is a numeric column with a typo names its bad cell.
+        _refuse_numeric_looking_text(table, set(target_names))
         if not feature_names:
             raise DataError(f"{source}: no feature columns left: {_no_features_reason(table)}")
-        _refuse_numeric_looking_text(table, set(target_names))
     else:
         feature_names = _names(features, "feature")
         if not feature_names:
@@ -647,15 +690,28 @@ def atomic_write(
     (:func:`os.replace`, atomic on POSIX and Windows). On any failure the temporary file is
     removed and ``path`` is left as it was. A missing directory or an OS error becomes ``error``
     with a one-line message naming the path.
+
+    A symbolic link is written through: the file it points to is replaced and the link is kept.
+    An existing path that is not a regular file (a named pipe, ``/dev/stdout``) is written to
+    directly, since it cannot be replaced (not atomically).
     """
-    target = Path(path)
-    parent = target.parent
-    if not parent.exists():
-        raise error(f"{path}: cannot write: directory '{parent}' does not exist; create it first")
-    if not parent.is_dir():
-        raise error(f"{path}: cannot write: '{parent}' is not a directory")
-    if target.is_dir():
+    given = Path(path)
+    if not given.parent.exists():
+        raise error(
+            f"{path}: cannot write: directory '{given.parent}' does not exist; create it first"
+        )
+    if not given.parent.is_dir():
+        raise error(f"{path}: cannot write: '{given.parent}' is not a directory")
+    if given.is_dir():
         raise error(f"{path}: is a directory; give a file name to write to")
+    if given.exists() and not given.is_file():  # follows links, /dev/stdout's included
+        _write_in_place(path, given, write, error)
+        return
+    # Through symbolic links: the file they point to is replaced and the links survive.
+    target = Path(os.path.realpath(given))
+    parent = target.parent
+    if not parent.is_dir():
+        raise error(f"{path}: cannot write: directory '{parent}' does not exist; create it first")
     temp = parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
     try:
         # os.open with mode 0o666 lets the umask set the permissions, as for any new file.
@@ -677,6 +733,21 @@ def atomic_write(
             raise error(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
     _fsync_directory(parent)
+
+
+def _write_in_place(
+    path: str | Path,
+    target: Path,
+    write: Callable[[IO[bytes]], object],
+    error: type[GradfitError],
+) -> None:
+    """Write straight into a FIFO, device or other special file (not atomic, no fsync)."""
+    try:
+        with target.open("wb") as fh:
+            write(fh)
+            fh.flush()
+    except OSError as exc:
+        raise error(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -1,0 +1,93 @@
+"""The command line's argument parser and option types: every usage error is one line."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import NoReturn
+
+__all__ = [
+    "MAX_SEED",
+    "OneLineParser",
+    "non_negative_float",
+    "positive_float",
+    "positive_int",
+    "seed",
+    "unit_fraction",
+    "unit_interval",
+]
+
+MAX_SEED = 2**63 - 1  # torch.manual_seed and numpy accept up to a signed 64-bit integer
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr and exit code 2, e.g.
+    ``gradfit: error: argument --epochs: expected a positive integer, got '0' (see 'gradfit
+    fit --help')``; used for the main parser and every subcommand's parser."""
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(str(message).split())
+        self.exit(2, f"gradfit: error: {text} (see '{self.prog} --help')\n")
+
+
+def _number(text: str, expected: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def _in_range(text: str, expected: str, low: float, high: float, open_high: bool) -> float:
+    value = _number(text, expected)
+    if value < low or value > high or (open_high and value == high):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = _number(text, "a positive number")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0 (--tol, --alpha)."""
+    return _in_range(text, "a number >= 0", 0.0, math.inf, open_high=False)
+
+
+def unit_interval(text: str) -> float:
+    """argparse type: a number in [0, 1] (--l1-ratio)."""
+    return _in_range(text, "a number from 0 to 1", 0.0, 1.0, open_high=False)
+
+
+def unit_fraction(text: str) -> float:
+    """argparse type: a number in [0, 1) (--momentum)."""
+    return _in_range(text, "a number from 0 up to, not including, 1", 0.0, 1.0, open_high=True)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def seed(text: str) -> int:
+    """argparse type: a random seed, an integer in [0, 2**63)."""
+    expected = f"an integer from 0 to {MAX_SEED} (2**63 - 1)"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
