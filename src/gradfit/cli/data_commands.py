@@ -285,7 +285,7 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     rows = [
         ["final loss (MSE)", fmt(final_loss)],
         ["closed-form optimum", fmt(optimum)],
-        ["loss / optimum", "- (exact fit)" if ratio is None else fmt(ratio)],
+        ["loss / optimum", "- (exact fit)" if ratio is None else f"{ratio:.6f}"],
         ["epochs run", str(outcome.n_iter)],
         ["converged", "yes" if outcome.converged else "no"],
         ["learning rate", "-" if outcome.learning_rate is None else fmt(outcome.learning_rate)],
