@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import safetensors.torch
 import torch
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save as safetensors_save
 
 from gradfit.data.readers import atomic_write
 from gradfit.errors import ModelFileError, ValidationError
@@ -245,7 +246,7 @@ def save_model(path: str | Path, model: SavedModel) -> SavedModel:
         name: tensor.detach().to("cpu").clone(memory_format=torch.contiguous_format)
         for name, tensor in (("weight", written.weight), ("bias", written.bias))
     }
-    data = safetensors.torch.save(tensors, metadata={_METADATA_KEY: text})
+    data = safetensors_save(tensors, metadata={_METADATA_KEY: text})
     atomic_write(path, lambda fh: fh.write(data), error=ModelFileError)
     return written
 
@@ -330,7 +331,7 @@ def load_model(path: str | Path) -> SavedModel:
         raise ModelFileError(f"{source}: cannot read ({exc.strerror or exc})") from None
     document = _gradfit_document(header, source)
     try:
-        tensors = safetensors.torch.load(data)
+        tensors = safetensors_load(data)
     except Exception as exc:  # safetensors raises its own SafetensorError (an Exception)
         message = " ".join(str(exc).split())[:200]
         raise ModelFileError(f"{source}: corrupt tensor data ({message})") from None
