@@ -302,11 +302,15 @@ def test_non_finite_loss_is_caught_for_sgd() -> None:
 
 def test_engine_module_exports() -> None:
     assert set(engine.__all__) == {
+        "LOSS_FLOOR",
         "EpochInfo",
         "FitResult",
+        "PlateauRule",
         "TrainState",
+        "feature_scaler",
         "init_state",
         "run_epochs",
+        "targets_scale",
         "train",
     }
 
@@ -406,3 +410,15 @@ def test_settings_a_solver_cannot_honour_are_refused(settings: dict, says: str) 
     # In SolverConfig itself, so the CLI and the estimator refuse them alike.
     with pytest.raises(gradfit.ValidationError, match=says):
         SolverConfig(**settings)
+
+
+def test_plateau_rule_counts_epochs_without_enough_improvement() -> None:
+    rule = engine.PlateauRule(tol=0.1, patience=2, floor=0.0)
+    # 100 -> 50 improves; 46 is within 10% of 50 (stall 1); 44 within 10% of 46 (stall 2).
+    assert [rule.update(v) for v in (100.0, 50.0, 46.0, 44.0)] == [False, False, False, True]
+    # The floor: improvements finer than tol * floor do not count, however small the loss.
+    tiny = engine.PlateauRule(tol=0.1, patience=1, floor=1.0)
+    assert [tiny.update(v) for v in (1e-3, 1e-6)] == [False, True]
+    # Full batch: a loss above the best (momentum overshoot) is still moving, not a plateau.
+    gd = engine.PlateauRule(tol=0.1, patience=1, floor=0.0, deterministic=True)
+    assert [gd.update(v) for v in (10.0, 20.0, 19.5)] == [False, False, True]

@@ -22,13 +22,14 @@ from gradfit.errors import DivergenceError
 from gradfit.scaling import Standardizer
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import (
-    _LOSS_FLOOR,
+    LOSS_FLOOR,
     EpochInfo,
+    PlateauRule,
     TrainState,
-    _scaler,
-    _target_scale,
+    feature_scaler,
     init_state,
     result_of,
+    targets_scale,
     train,
 )
 from gradfit.solvers.lstsq import least_squares
@@ -155,7 +156,7 @@ def _fit_lstsq(X: torch.Tensor, Y: torch.Tensor, config: SolverConfig) -> Traini
         loss = _objective(X64, Y64, w, b, config)
         scaler = Standardizer.identity(d, device=X.device)
     else:
-        scaler = _scaler(SufficientStats.compute(X64, Y64), config)
+        scaler = feature_scaler(SufficientStats.compute(X64, Y64), config)
         Z = scaler.transform(X64)  # (n, d); identity map when standardize=False
         zbar = Z.mean(0) if config.fit_intercept else torch.zeros_like(Z[0])
         ybar = Y64.mean(0) if config.fit_intercept else torch.zeros_like(Y64[0])
@@ -184,20 +185,12 @@ class _TutorialDiverged(Exception):
 def _plateaued(
     losses: tuple[float, ...], tol: float | None, n_iter_no_change: int, target_scale: float
 ) -> bool:
-    """The engine's stopping rule (:func:`gradfit.solvers.engine.run_epochs`), applied after
+    """The engine's stopping rule (:class:`~gradfit.solvers.engine.PlateauRule`), applied after
     the fact to a loss history."""
     if tol is None:
         return False
-    best, no_change = math.inf, 0
-    for loss in losses:
-        if loss < best - tol * max(best, _LOSS_FLOOR * target_scale) or not math.isfinite(best):
-            no_change = 0
-        else:
-            no_change += 1
-        best = min(best, loss)
-        if no_change >= n_iter_no_change:
-            return True
-    return False
+    rule = PlateauRule(tol=tol, patience=n_iter_no_change, floor=LOSS_FLOOR * target_scale)
+    return any(rule.update(loss) for loss in losses)
 
 
 def _fit_tutorial(
@@ -303,7 +296,7 @@ def _fit_tutorial(
     if bad_epoch is None:
         ww, bb = finish(w, b)
         converged = _plateaued(
-            losses, config.tol, config.n_iter_no_change, _target_scale(None, Y, True)
+            losses, config.tol, config.n_iter_no_change, targets_scale(None, Y, True)
         )
         return TrainingOutcome(
             ww, bb, losses, config.max_epochs, converged, lr, probe.stable_lr, used

@@ -34,9 +34,20 @@ from gradfit.scaling import Standardizer
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.stats import SufficientStats, batch_lipschitz, hessian_lipschitz
 
-__all__ = ["EpochInfo", "FitResult", "TrainState", "init_state", "run_epochs", "train"]
+__all__ = [
+    "LOSS_FLOOR",
+    "EpochInfo",
+    "FitResult",
+    "PlateauRule",
+    "TrainState",
+    "feature_scaler",
+    "init_state",
+    "run_epochs",
+    "targets_scale",
+    "train",
+]
 
-_LOSS_FLOOR = 1e-3  # the tol rule's resolution, as a fraction of the targets' variance
+LOSS_FLOOR = 1e-3  # the tol rule's resolution, as a fraction of the targets' variance
 _MAX_GD_FEATURES = 4096  # above this, d x d statistics cost more than a pass over the data
 
 
@@ -91,7 +102,8 @@ class FitResult:
 # ----------------------------------------------------------------------------- pieces
 
 
-def _scaler(stats: SufficientStats, config: SolverConfig) -> Standardizer:
+def feature_scaler(stats: SufficientStats, config: SolverConfig) -> Standardizer:
+    """The standardization ``config`` asks for, from the statistics of X (identity when off)."""
     d = stats.zbar.shape[0]
     if not config.standardize:
         return Standardizer.identity(d, device=stats.zbar.device)
@@ -274,7 +286,7 @@ def init_state(
     n, d = X.shape
     k = Y.shape[1]
     stats = stats if stats is not None else SufficientStats.compute(X, Y)
-    scaler = _scaler(stats, config)
+    scaler = feature_scaler(stats, config)
     zst = _internal_stats(stats, scaler)
     L = hessian_lipschitz(zst, config.fit_intercept, k)
     L += 2 * config.alpha * (1 - config.l1_ratio) / k  # the ridge part is smooth too
@@ -366,24 +378,31 @@ def run_epochs(
         err = torch.addmm(state.bias.to(Z.dtype), Z, state.weight.to(Z.dtype).T) - Y
         return float((err.double() ** 2).mean()) + _penalty(state.weight, cfg, k)
 
-    target_scale = _target_scale(zst, Y, cfg.fit_intercept)
+    target_scale = targets_scale(zst, Y, cfg.fit_intercept)
     reference = state.loss_curve[-1] if state.loss_curve else objective()
     reference = max(reference, 1e-300)
     good = (state.weight.clone(), state.bias.clone())
-    best_loss = min(state.loss_curve) if state.loss_curve else math.inf
+    plateau = PlateauRule(
+        tol=cfg.tol if cfg.tol is not None else 0.0,
+        patience=cfg.n_iter_no_change,
+        floor=LOSS_FLOOR * target_scale,
+        # Full-batch iterates do not fluctuate: a loss above the best is momentum
+        # overshooting (still moving), not a plateau.
+        deterministic=cfg.solver == "gd",
+        best=min(state.loss_curve) if state.loss_curve else math.inf,
+    )
     best_score = max(state.validation_scores) if state.validation_scores else -math.inf
     best_params = good
     best_improving = best_score
     no_change = 0
     # gd's plateau must also be certified close to the optimum (not just slow).
     certify = (
-        _certificate(state, zst, k, _LOSS_FLOOR * target_scale)
+        _certificate(state, zst, k, LOSS_FLOOR * target_scale)
         if use_stats and (zst is not None)
         else None
     )
     previous = state.loss_curve[-1] if state.loss_curve else reference
-    deterministic = cfg.solver == "gd"
-    monotone = deterministic and not cfg.momentum
+    monotone = cfg.solver == "gd" and not cfg.momentum
     for _ in range(n_epochs):
         lr = _scheduled_lr(state.learning_rate, state.epoch, cfg)
         if use_stats and zst is not None:
@@ -431,30 +450,41 @@ def run_epochs(
                 best_improving, no_change = score, 0
             else:
                 no_change += 1
-        else:
-            # Relative to the best loss, but never finer than tol x 0.1% of the targets'
-            # variance: on an exactly solvable problem the loss falls to zero geometrically
-            # and a purely relative rule would never stop.
-            step = cfg.tol * max(best_loss, _LOSS_FLOOR * target_scale)
-            if loss < best_loss - step or not math.isfinite(best_loss):
-                no_change = 0
-            elif deterministic and loss > best_loss + step:
-                # Full-batch iterates do not fluctuate: a loss above the best is momentum
-                # overshooting (still moving), not a plateau.
-                no_change = 0
-            else:
-                no_change += 1
-            best_loss = min(best_loss, loss)
-        if no_change >= cfg.n_iter_no_change:
-            if score is not None:
+            if no_change >= cfg.n_iter_no_change:
                 _restore(state, best_params)
                 return True
+        elif plateau.update(loss):
             if certify is None or certify(loss):
                 return True
-            no_change = 0  # a slow crawl, not the optimum: keep going
+            plateau.stalled = 0  # a slow crawl, not the optimum: keep going
     if val_st is not None:  # early stopping keeps the weights of the best validation score
         _restore(state, best_params)
     return False
+
+
+@dataclass
+class PlateauRule:
+    """The tol rule on a sequence of losses: ``update(loss)`` is True once ``patience`` losses
+    in a row have not improved on the best by more than ``tol * max(best, floor)`` (relative to
+    the best, but never finer than ``tol * floor``: on an exactly solvable problem the loss
+    falls to zero geometrically and a purely relative rule would never stop). With
+    ``deterministic`` (full batch), a loss above the best by more than that also counts as
+    still moving."""
+
+    tol: float
+    patience: int
+    floor: float
+    deterministic: bool = False
+    best: float = math.inf
+    stalled: int = 0
+
+    def update(self, loss: float) -> bool:
+        step = self.tol * max(self.best, self.floor)
+        improving = loss < self.best - step or not math.isfinite(self.best)
+        overshooting = self.deterministic and loss > self.best + step
+        self.stalled = 0 if improving or overshooting else self.stalled + 1
+        self.best = min(self.best, loss)
+        return self.stalled >= self.patience
 
 
 def _restore(state: TrainState, params: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -497,7 +527,7 @@ def _certificate(
     return certify
 
 
-def _target_scale(st: SufficientStats | None, Y: torch.Tensor, fit_intercept: bool) -> float:
+def targets_scale(st: SufficientStats | None, Y: torch.Tensor, fit_intercept: bool) -> float:
     """MSE of the best constant model: the targets' variance (or mean square without an
     intercept), averaged over targets."""
     if st is not None:
