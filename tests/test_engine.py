@@ -421,4 +421,6 @@ def test_plateau_rule_counts_epochs_without_enough_improvement() -> None:
     assert [tiny.update(v) for v in (1e-3, 1e-6)] == [False, True]
     # Full batch: a loss above the best (momentum overshoot) is still moving, not a plateau.
     gd = engine.PlateauRule(tol=0.1, patience=1, floor=0.0, deterministic=True)
-    assert [gd.update(v) for v in (10.0, 20.0, 19.5)] == [False, False, True]
+    assert [gd.update(v) for v in (10.0, 20.0, 9.5)] == [False, False, True]
+    sgd = engine.PlateauRule(tol=0.1, patience=1, floor=0.0)
+    assert [sgd.update(v) for v in (10.0, 20.0)] == [False, True]
