@@ -424,3 +424,16 @@ def test_plateau_rule_counts_epochs_without_enough_improvement() -> None:
     assert [gd.update(v) for v in (10.0, 20.0, 9.5)] == [False, False, True]
     sgd = engine.PlateauRule(tol=0.1, patience=1, floor=0.0)
     assert [sgd.update(v) for v in (10.0, 20.0)] == [False, True]
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_engine_and_tutorial_paths_standardize_alike(fit_intercept: bool) -> None:
+    # One standardization: from the statistics (engine) or from the data (tutorial paths).
+    X, Y = _problem(5)
+    X = torch.cat([X, torch.full((X.shape[0], 1), 7.0, dtype=X.dtype)], dim=1)  # constant
+    cfg = SolverConfig(fit_intercept=fit_intercept)
+    from_stats = engine.feature_scaler(SufficientStats.compute(X, Y), cfg)
+    from_data = gradfit.scaling.Standardizer.fit(X, center=fit_intercept)
+    torch.testing.assert_close(from_stats.mean, from_data.mean, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(from_stats.scale, from_data.scale, rtol=1e-12, atol=1e-12)
+    assert from_data.scale[-1] == (1.0 if fit_intercept else 7.0)  # constant column unscaled

@@ -24,16 +24,24 @@ class Standardizer:
     def fit(cls, X: torch.Tensor, *, center: bool = True) -> Standardizer:
         """Statistics of X (n, d), accumulated in float64 for accuracy."""
         X64 = X.double()
-        mean = (
-            X64.mean(dim=0)
-            if center
-            else torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
-        )
-        std = (X64 - mean).pow(2).mean(dim=0).sqrt() if center else X64.pow(2).mean(dim=0).sqrt()
+        mean = X64.mean(dim=0)
+        return cls.from_moments(mean, (X64 - mean).pow(2).mean(dim=0), center=center)
+
+    @classmethod
+    def from_moments(
+        cls, mean: torch.Tensor, variance: torch.Tensor, *, center: bool = True
+    ) -> Standardizer:
+        """From per-feature means and (population) variances, float64 (d,) each.
+
+        ``center=False`` (a model without an intercept cannot be centred) scales by the root
+        mean square ``sqrt(variance + mean²)`` and leaves the mean at 0.
+        """
+        mean, variance = mean.double(), variance.double().clamp_min(0.0)
+        spread = (variance if center else variance + mean * mean).sqrt()
         # Constant (or all-zero) columns: leave unscaled rather than divide by ~0.
-        tiny = torch.finfo(torch.float64).eps * X64.abs().amax(dim=0).clamp_min(1.0)
-        scale = torch.where(std > tiny, std, torch.ones_like(std))
-        return cls(mean=mean, scale=scale)
+        tiny = torch.finfo(torch.float64).eps * mean.abs().clamp_min(1.0)
+        scale = torch.where(spread > tiny, spread, torch.ones_like(spread))
+        return cls(mean=mean.clone() if center else torch.zeros_like(mean), scale=scale)
 
     @classmethod
     def identity(cls, n_features: int, device: torch.device | str = "cpu") -> Standardizer:

@@ -104,18 +104,9 @@ class FitResult:
 
 def feature_scaler(stats: SufficientStats, config: SolverConfig) -> Standardizer:
     """The standardization ``config`` asks for, from the statistics of X (identity when off)."""
-    d = stats.zbar.shape[0]
     if not config.standardize:
-        return Standardizer.identity(d, device=stats.zbar.device)
-    std = stats.Szz.diagonal().clamp_min(0.0).sqrt()
-    tiny = torch.finfo(torch.float64).eps * stats.zbar.abs().clamp_min(1.0)
-    scale = torch.where(std > tiny, std, torch.ones_like(std))
-    if not config.fit_intercept:
-        # Without an intercept the data cannot be centred; scale by the root mean square.
-        rms = (stats.Szz.diagonal() + stats.zbar**2).clamp_min(0.0).sqrt()
-        scale = torch.where(rms > tiny, rms, torch.ones_like(rms))
-        return Standardizer(mean=torch.zeros_like(scale), scale=scale)
-    return Standardizer(mean=stats.zbar.clone(), scale=scale)
+        return Standardizer.identity(stats.zbar.shape[0], device=stats.zbar.device)
+    return Standardizer.from_moments(stats.zbar, stats.Szz.diagonal(), center=config.fit_intercept)
 
 
 def _internal_stats(stats: SufficientStats, scaler: Standardizer) -> SufficientStats:
