@@ -1,5 +1,8 @@
 """Reader for the NIST StRD linear-regression reference files, and the accuracy table.
 
+The 11 files are kept in ``tests/data/nist-strd/`` (NIST Statistical Reference Datasets, public
+domain; see ``tests/data/README.md``), so every test runs in a bare clone.
+
 Each file states in its header where its certified values and its data are::
 
     Certified Values  (lines 31 to 51)
@@ -35,9 +38,9 @@ __all__ = [
     "numpy_lstsq",
 ]
 
-# The repository is <root>/main and the shared data <root>/shared (CI: a clone with shared/ beside
-# it), so the same relative location works in both.
-NIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference-data" / "nist-strd"
+# The reference files are part of the repository (public domain, see tests/data/README.md): a
+# missing file is an error, never a reason to skip.
+NIST_DIR = Path(__file__).parent / "data" / "nist-strd"
 
 NIST_NAMES = (
     "Norris",

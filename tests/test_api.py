@@ -11,6 +11,7 @@ import gradfit
 def test_all_is_exact_and_importable() -> None:
     public = {name for name in dir(gradfit) if not name.startswith("_")}
     modules = {
+        "atomic",
         "cli",
         "data",
         "datasets",
@@ -27,6 +28,7 @@ def test_all_is_exact_and_importable() -> None:
         "persistence",
         "report",
         "estimator",
+        "fitting",
     }
     assert set(gradfit.__all__) - {"__version__"} == (public - modules) | {
         "GradientDescentRegressor"

@@ -228,7 +228,8 @@ def test_divergence_raises_with_the_stable_step_and_the_last_good_weights() -> N
     exc = info.value
     assert exc.stable_lr == pytest.approx(stable, rel=1e-12)
     assert exc.reason in str(exc) and "Use a smaller" not in exc.reason  # advice apart
-    good = result_of(exc.state, False)  # type: ignore[attr-defined]
+    good = exc.result
+    assert good is not None
     assert torch.isfinite(good.weight).all()
     assert exc.epoch is not None and good.n_iter == exc.epoch - 1 >= 5
     assert len(good.loss_curve) == good.n_iter
@@ -245,7 +246,8 @@ def test_a_large_step_on_raw_crops_fails_at_once() -> None:
     with pytest.raises(DivergenceError) as info:
         train(X, Y, cfg)
     assert info.value.epoch == 1
-    good = result_of(info.value.state, False)  # type: ignore[attr-defined]
+    good = info.value.result
+    assert good is not None
     assert good.n_iter == 0 and torch.count_nonzero(good.weight) == 0  # the zero start
 
 
@@ -297,7 +299,8 @@ def test_non_finite_loss_is_caught_for_sgd() -> None:
     with pytest.raises(DivergenceError) as info:
         train(X * 1e3, Y, SolverConfig(solver="sgd", learning_rate=10.0, standardize=False))
     assert info.value.stable_lr is not None and info.value.stable_lr < 10.0
-    assert math.isfinite(float(result_of(info.value.state, False).weight.abs().max()))  # type: ignore[attr-defined]
+    good = info.value.result
+    assert good is not None and math.isfinite(float(good.weight.abs().max()))
 
 
 def test_engine_module_exports() -> None:
@@ -308,9 +311,11 @@ def test_engine_module_exports() -> None:
         "PlateauRule",
         "TrainState",
         "feature_scaler",
+        "fit_gd",
+        "fit_sgd",
         "init_state",
+        "result_of",
         "run_epochs",
-        "targets_scale",
         "train",
     }
 

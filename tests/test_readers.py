@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import random
 import re
 import stat
 import threading
@@ -16,10 +17,13 @@ import pyarrow.csv
 import pyarrow.parquet as pq
 import pytest
 
+import gradfit.atomic
+import gradfit.data
 from gradfit.data import (
     Table,
     atomic_write,
     feature_matrix,
+    left_out_columns,
     read_table,
     select,
     table_to_csv_text,
@@ -48,6 +52,17 @@ def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
     message = str(exc.value)
     assert "\n" not in message and "\r" not in message, message
     return message
+
+
+def printable_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
+    """:func:`one_line`, and nothing from the file that a terminal would act on."""
+    message = one_line(exc)
+    assert message.isprintable(), repr(message)
+    return message
+
+
+def random_bytes(n: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(n)
 
 
 def crops_table(tmp_path: Path, text: str = CROPS, name: str = "crops.csv") -> Table:
@@ -270,11 +285,92 @@ def test_truncated_gzip(tmp_path: Path, cut: int) -> None:
 
 def test_not_utf8(tmp_path: Path) -> None:
     content = "name,x,y\nJos\xe9,1,2\nAnn,3,4\n".encode("latin-1")
-    with data_error(
-        r"l\.csv: column 'name' holds text that is not valid UTF-8; save the file"
-    ) as exc:
+    with data_error() as exc:
         read_table(make(tmp_path, "l.csv", content))
-    one_line(exc)
+    assert printable_line(exc) == (
+        f"{tmp_path / 'l.csv'}: not a UTF-8 text file (undecodable bytes near line 2); "
+        "is it a CSV? Save it as UTF-8 text, or use Parquet"
+    )
+
+
+def test_not_utf8_beyond_the_checked_head_names_line_and_column(tmp_path: Path) -> None:
+    content = b"name,x,y\n" + b"Ann,1,2\n" * 20_000 + "Jos\xe9,3,4\n".encode("latin-1")
+    with data_error() as exc:
+        read_table(make(tmp_path, "l.csv", content))
+    assert printable_line(exc) == (
+        f"{tmp_path / 'l.csv'}: not a UTF-8 text file (undecodable bytes near line 20002, in "
+        "column 'name'); is it a CSV? Save it as UTF-8 text, or use Parquet"
+    )
+
+
+NOT_TEXT = {
+    "random bytes": random_bytes(5000),
+    "header, then random bytes": b"a,b,y\n1,2,3\n" + random_bytes(5000),
+    "random bytes beyond the checked head": b"a,b,y\n" + b"1,2,3\n" * 20_000 + random_bytes(5000),
+    "undecodable header": b"a,b\xff,y\n1,2,3\n",
+    "NUL byte in a cell": b"a,b,y\n1,2\x00,3\n",
+    "UTF-16 with BOM": "a,b,y\n1,2,3\n".encode("utf-16"),
+    "UTF-16 without BOM": "a,b,y\n1,2,3\n".encode("utf-16-le"),
+    "a character cut at the end": b"a,b,y\n1,2,3\n4,5,\xc3",
+}
+
+
+@pytest.mark.parametrize("name", ["d.csv", "d.csv.gz", "d.tsv"])
+@pytest.mark.parametrize("content", NOT_TEXT.values(), ids=NOT_TEXT.keys())
+def test_not_a_text_file(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], name: str, content: bytes
+) -> None:
+    data = gzip.compress(content) if name.endswith(".gz") else content
+    with data_error() as exc:
+        read_table(make(tmp_path, name, data))
+    message = printable_line(exc)
+    assert message.startswith(f"{tmp_path / name}: not a UTF-8 text file ("), message
+    assert message.lower().endswith("save it as utf-8 text, or use parquet"), message
+    # Nothing else: no "Exception ignored in ..." report of a UnicodeDecodeError from pyarrow.
+    assert capfd.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("name", ["model.bin", "data", "d.dat.gz"])
+def test_binary_file_of_another_type_is_not_text_rather_than_unsupported(
+    tmp_path: Path, name: str
+) -> None:
+    with data_error(r"not a UTF-8 text file \(undecodable bytes near line 1\)") as exc:
+        read_table(make(tmp_path, name, random_bytes(300, seed=3)))
+    printable_line(exc)
+    with data_error(r"unsupported file type"):  # text, but neither CSV nor TSV by its name
+        read_table(make(tmp_path, f"t-{name}", b"a,y\n1,2\n"))
+
+
+def test_not_a_text_file_near_line(tmp_path: Path) -> None:
+    content = b"a,b,y\n1,2,3\n4,5,6\n" + random_bytes(100)
+    with data_error(r"not a UTF-8 text file \(undecodable bytes near line 4\)") as exc:
+        read_table(make(tmp_path, "d.csv", content))
+    printable_line(exc)
+    with data_error(r"not a UTF-8 text file \(NUL bytes near line 3\)"):
+        read_table(make(tmp_path, "n.csv", b"a,b,y\n1,2,3\n4,\x00,6\n"))
+
+
+def test_control_characters_in_a_cell_are_escaped(tmp_path: Path) -> None:
+    table = crops_table(tmp_path, "a,b,y\n1,2,3\n4,5\x1b[31m\x07,6\n7,8,9\n")
+    with data_error() as exc:
+        select(table, ["y"])
+    assert printable_line(exc).endswith(
+        "column 'b', row 2: '5\\x1b[31m\\x07' is not a number; fix or remove that row"
+    )
+
+
+def test_control_characters_in_names_and_types_are_escaped(tmp_path: Path) -> None:
+    table = crops_table(tmp_path, '"a\x1b[2Jb",y\n1,2\n')
+    with data_error() as exc:
+        select(table, ["nope"])
+    assert "'a\\x1b[2Jb'" in printable_line(exc)
+    column = pa.array([{"k\x1b": 1}, {"k\x1b": 2}])
+    pq.write_table(pa.table({"c": column, "y": [1.0, 2.0]}), tmp_path / "d.parquet")
+    table = read_table(tmp_path / "d.parquet")
+    for features in (None, ["c"]):
+        with data_error(r"struct<k\\x1b: int64>") as exc:
+            select(table, ["y"], features)
+        printable_line(exc)
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a non-root POSIX user")
@@ -495,6 +591,62 @@ def test_object_column_of_numbers_in_code() -> None:
     np.testing.assert_array_equal(X, [[1.0], [2.5]])
 
 
+def test_left_out_columns_of_a_csv_file(tmp_path: Path) -> None:
+    text = "id,when,x,flag,empty,y\nr1,2020-01-02,1,TRUE,,2\nr2,2021-01-01,2,false,,3\n"
+    table = read_table(make(tmp_path, "d.csv", text))
+    assert left_out_columns(table, ["y"]) == {
+        "id": "text",
+        "when": "text",
+        "flag": "text",
+        "empty": "empty (no values)",
+    }
+    assert list(left_out_columns(table, "x")) == ["id", "when", "flag", "empty"]
+
+
+def test_left_out_columns_of_a_parquet_file(tmp_path: Path) -> None:
+    columns = {
+        "name": pa.array(["a", "b"]),
+        "x": pa.array([1.0, 2.0]),
+        "kind": pa.array(["p", "q"]).dictionary_encode(),
+        "ok": pa.array([True, False]),
+        "tags": pa.array([[1, 2], [3]]),
+        "y": pa.array([1.0, 2.0]),
+    }
+    pq.write_table(pa.table(columns), tmp_path / "d.parquet")
+    table = read_table(tmp_path / "d.parquet")
+    assert left_out_columns(table, ["y"]) == {
+        "name": "text",
+        "kind": "text",
+        "ok": "not numeric (type bool)",
+        "tags": "not numeric (type list<element: int64>)",
+    }
+    X, _, features, _ = select(table, ["y"])
+    assert features == ("x",) and X.shape == (2, 1)
+
+
+def test_left_out_columns_none_left_out(tmp_path: Path) -> None:
+    table = crops_table(tmp_path, "a,b,y\n1,2,3\n4,5,6\n")
+    assert left_out_columns(table, ["y"]) == {}
+    assert left_out_columns(table, ["a", "b", "y"]) == {}
+
+
+def test_left_out_columns_of_a_table_built_in_code() -> None:
+    table = Table(
+        {
+            "id": np.array(["r1", "r2"], dtype=object),
+            "boxed": np.array([1.5, 2.0], dtype=object),
+            "flag": np.array([True, False]),
+            "x": np.array([1.0, 2.0]),
+            "y": np.array([0.0, 1.0]),
+        }
+    )
+    assert left_out_columns(table, ["y"]) == {
+        "id": "text",
+        "boxed": "numbers stored as Python objects (dtype object)",
+        "flag": "not numeric (dtype bool)",
+    }
+
+
 def test_table_checks_its_columns() -> None:
     with pytest.raises(ValidationError, match="same length"):
         Table({"a": np.zeros(2), "b": np.zeros(3)})
@@ -624,6 +776,12 @@ def test_atomic_write_removes_temp_on_any_exception(tmp_path: Path) -> None:
     atomic_write(tmp_path / "f.bin", lambda fh: fh.write(b"whole"))
     assert (tmp_path / "f.bin").read_bytes() == b"whole"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_atomic_write_lives_in_its_own_module() -> None:
+    assert gradfit.data.atomic_write is gradfit.atomic.atomic_write
+    assert "atomic_write" in gradfit.data.__all__
+    assert "left_out_columns" in gradfit.data.__all__
 
 
 def test_atomic_write_error_class(tmp_path: Path) -> None:

@@ -7,6 +7,11 @@ Python user would expect (``ValueError``...), so ``except ValueError`` keeps wor
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gradfit.solvers.result import FitResult
+
 __all__ = [
     "ConvergenceWarning",
     "DataError",
@@ -40,8 +45,9 @@ class DivergenceError(GradfitError, ArithmeticError):
 
     ``stable_lr`` is the largest step that is stable for this data (2/L for full-batch gradient
     descent, L the largest eigenvalue of the Hessian of the loss), when it could be computed.
-    ``outcome`` is the :class:`gradfit.training.TrainingOutcome` of the last good epoch, when
-    :func:`gradfit.training.fit_linear` raised it.
+    ``result`` is the :class:`gradfit.solvers.result.FitResult` of the last good epoch (its
+    weights in original units, its history and, for the engine's solvers, its state), when a
+    solver raised it.
     """
 
     def __init__(
@@ -51,14 +57,14 @@ class DivergenceError(GradfitError, ArithmeticError):
         stable_lr: float | None = None,
         epoch: int | None = None,
         reason: str | None = None,
-        outcome: object | None = None,
+        result: FitResult | None = None,
     ):
         super().__init__(message)
         self.stable_lr = stable_lr
         self.epoch = epoch
         # What happened, without advice: front ends (the CLI) add advice in their own terms.
         self.reason = reason if reason is not None else message
-        self.outcome = outcome
+        self.result = result
 
 
 class ConvergenceWarning(UserWarning):

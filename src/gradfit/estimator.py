@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -41,10 +41,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from gradfit import errors
 from gradfit.errors import DivergenceError, ValidationError
-from gradfit.scaling import Standardizer
+from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
-from gradfit.solvers.engine import TrainState, init_state, run_epochs
-from gradfit.training import TrainingOutcome, fit_linear, outcome_of
+from gradfit.solvers.result import FitResult
+from gradfit.solvers.state import StateDict, TrainState
+from gradfit.training import fit_linear
 
 __all__ = ["ConvergenceWarning", "GradientDescentRegressor"]
 
@@ -53,8 +54,6 @@ _DTYPES: dict[str, tuple[torch.dtype, Any]] = {
     "float64": (torch.float64, np.float64),
 }
 _DEVICES = ("cpu", "cuda", "auto")
-_ENGINE = ("gd", "sgd")
-_TUTORIAL = ("scratch", "builtin")
 
 
 class ConvergenceWarning(errors.ConvergenceWarning, sklearn.exceptions.ConvergenceWarning):  # type: ignore[misc]
@@ -64,76 +63,14 @@ class ConvergenceWarning(errors.ConvergenceWarning, sklearn.exceptions.Convergen
     :class:`gradfit.ConvergenceWarning`."""
 
 
-@dataclass(frozen=True)
-class _Snapshot:
-    """A picklable copy of the engine's :class:`TrainState` (NumPy arrays, the generator as its
-    byte state), so that the fitted estimator holds no torch object and ``partial_fit`` and
-    ``pickle`` continue exactly where training stopped."""
-
-    config: SolverConfig
-    mean: np.ndarray
-    scale: np.ndarray
-    weight: np.ndarray  # (k, d), internal units, the state's dtype
-    bias: np.ndarray  # (k,)
-    velocity_w: np.ndarray | None
-    velocity_b: np.ndarray | None
-    learning_rate: float
-    stable_lr: float
-    lipschitz: float
-    rng: np.ndarray  # torch.Generator.get_state()
-    epoch: int
-    loss_curve: tuple[float, ...]
-    validation_scores: tuple[float, ...]
-
-    @classmethod
-    def of(cls, s: TrainState) -> _Snapshot:
-        def arr(t: torch.Tensor | None) -> np.ndarray | None:
-            return None if t is None else t.detach().cpu().numpy().copy()
-
-        return cls(
-            config=s.config,
-            mean=s.scaler.mean.cpu().numpy().copy(),
-            scale=s.scaler.scale.cpu().numpy().copy(),
-            weight=s.weight.detach().cpu().numpy().copy(),
-            bias=s.bias.detach().cpu().numpy().copy(),
-            velocity_w=arr(s.velocity_w),
-            velocity_b=arr(s.velocity_b),
-            learning_rate=s.learning_rate,
-            stable_lr=s.stable_lr,
-            lipschitz=s.lipschitz,
-            rng=s.generator.get_state().numpy().copy(),
-            epoch=s.epoch,
-            loss_curve=tuple(s.loss_curve),
-            validation_scores=tuple(s.validation_scores),
-        )
-
-    def state(self, device: torch.device) -> TrainState:
-        def ten(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(a.copy()).to(device)
-
-        generator = torch.Generator()
-        generator.set_state(torch.from_numpy(self.rng.copy()))
-        return TrainState(
-            config=self.config,
-            scaler=Standardizer(mean=ten(self.mean), scale=ten(self.scale)),
-            weight=ten(self.weight),
-            bias=ten(self.bias),
-            learning_rate=self.learning_rate,
-            stable_lr=self.stable_lr,
-            lipschitz=self.lipschitz,
-            generator=generator,
-            epoch=self.epoch,
-            velocity_w=None if self.velocity_w is None else ten(self.velocity_w),
-            velocity_b=None if self.velocity_b is None else ten(self.velocity_b),
-            loss_curve=list(self.loss_curve),
-            validation_scores=list(self.validation_scores),
-        )
-
-
 def _partial_fit_available(estimator: GradientDescentRegressor) -> bool:
-    if estimator.solver not in _ENGINE:
+    spec = registry.get(estimator.solver)
+    if "partial_fit" not in spec.supports:
+        able = " or ".join(
+            repr(s.name) for s in registry.REGISTRY.values() if "partial_fit" in s.supports
+        )
         raise ValidationError(
-            f"partial_fit trains solver='gd' or 'sgd' one epoch at a time; solver="
+            f"partial_fit trains solver={able} one epoch at a time; solver="
             f"{estimator.solver!r} has no incremental form (use fit)"
         )
     return True
@@ -179,7 +116,8 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
         beat its best by more than ``tol * max(best, 0.001 * var(y))`` (relative, down to 0.1%
         of the targets' variance, so that exactly solvable problems stop too; for gd, a loss
         above the best, i.e. momentum overshoot, also counts as moving), or, with early
-        stopping, the validation R² its best by more than ``tol``. ``None``: run
+        stopping, the validation R² its best by more than ``tol``. A ``tol`` below 1e-13 (the
+        resolution of a float64 loss) acts as 1e-13. ``None``: run
         ``max_epochs`` epochs and never warn. The tutorial solvers always run ``max_epochs``
         epochs; the same rule, applied to their loss history, sets ``converged_``.
     n_iter_no_change : int >= 1, default=5
@@ -294,30 +232,29 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
 
     def _config(self) -> SolverConfig:
         """The validated configuration (raises :class:`ValidationError`, a ``ValueError``)."""
-        config = SolverConfig(
-            solver=self.solver,  # type: ignore[arg-type]
+        for name in ("nesterov", "fit_intercept", "standardize", "early_stopping", "warm_start"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValidationError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        return SolverConfig(
+            solver=self.solver,
             learning_rate=self.learning_rate,  # type: ignore[arg-type]
             schedule=self.schedule,  # type: ignore[arg-type]
             power_t=self.power_t,
             decay_every=self.decay_every,
             decay_rate=self.decay_rate,
             momentum=self.momentum,
-            nesterov=self.nesterov,
+            nesterov=bool(self.nesterov),
             alpha=self.alpha,
             l1_ratio=self.l1_ratio,
             batch_size=self.batch_size,
             max_epochs=self.max_epochs,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
-            early_stopping=self.early_stopping,
+            early_stopping=bool(self.early_stopping),
             validation_fraction=self.validation_fraction,
-            standardize=self.standardize,
-            fit_intercept=self.fit_intercept,
+            standardize=bool(self.standardize),
+            fit_intercept=bool(self.fit_intercept),
         )
-        for name in ("nesterov", "fit_intercept", "standardize", "early_stopping", "warm_start"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValidationError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        return config
 
     def _device_dtype(self) -> tuple[torch.device, torch.dtype, Any]:
         if self.dtype not in _DTYPES:
@@ -362,19 +299,6 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
             raise ValidationError(f"y must have at least 1 target column, got shape {y.shape}")
         return _tensor(X, device), _tensor(Y, device), one_d
 
-    def _start(self, k: int, d: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Warm-start coefficients (k, d) and (k,), float64, or None for a cold start."""
-        if not self.warm_start or not hasattr(self, "coef_"):
-            return None
-        coef = np.atleast_2d(np.asarray(self.coef_, dtype=np.float64))
-        if coef.shape != (k, d):
-            raise ValidationError(
-                f"warm_start=True but the previous fit has coef_ of shape {coef.shape} and this "
-                f"data needs ({k}, {d}); refit with warm_start=False"
-            )
-        bias = np.atleast_1d(np.asarray(self.intercept_, dtype=np.float64))
-        return torch.from_numpy(coef.copy()), torch.from_numpy(bias.copy())
-
     # ------------------------------------------------------------------------- fit
 
     def fit(self, X: Any, y: Any) -> GradientDescentRegressor:
@@ -397,36 +321,7 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
             the loss became non-finite or exploded; ``coef_``/``intercept_`` then hold the
             last good weights and ``stable_learning_rate_`` the step that would be stable.
         """
-        config = self._config()
-        device, _, ndtype = self._device_dtype()
-        seed = self._seed()
-        X, y = validate_data(self, X, y, dtype=ndtype, order="C", y_numeric=True, multi_output=True)
-        Xt, Yt, one_d = self._tensors(X, y, device, ndtype)
-        start = self._start(Yt.shape[1], Xt.shape[1])
-        self._one_d = one_d
-        self._snapshot: _Snapshot | None = None
-        try:
-            outcome = fit_linear(Xt, Yt, config, random_state=seed, start=start)
-        except DivergenceError as exc:
-            if isinstance(exc.outcome, TrainingOutcome):  # the last good epoch
-                self._take(exc.outcome)
-            raise
-        self._take(outcome)
-        if not outcome.converged and config.tol is not None:
-            warnings.warn(
-                f"solver={config.solver!r} stopped at max_epochs={config.max_epochs} without "
-                f"converging (the loss must stop improving by more than tol={config.tol} over "
-                f"n_iter_no_change={config.n_iter_no_change} epochs, and for 'gd' be within tol "
-                "of the optimum computed from the data); last loss "
-                f"{outcome.loss_curve[-1] if outcome.loss_curve else math.nan:.6g}. Increase "
-                "max_epochs, use standardize=True or momentum, or set tol=None to run a fixed "
-                "number of epochs",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        return self
-
-    # ------------------------------------------------------------------------- partial_fit
+        return self._fit(X, y, partial=False)
 
     @available_if(_partial_fit_available)  # type: ignore[untyped-decorator]
     def partial_fit(self, X: Any, y: Any) -> GradientDescentRegressor:
@@ -435,70 +330,113 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
         early stopping do not apply. ``partial_fit(X, y)`` once from scratch equals
         ``fit(X, y)`` with ``max_epochs=1`` and the same ``random_state``, bit for bit.
         """
+        return self._fit(X, y, partial=True)
+
+    def _fit(self, X: Any, y: Any, *, partial: bool) -> GradientDescentRegressor:
+        """The one path of ``fit`` and ``partial_fit`` (as scikit-learn's SGD estimators'
+        ``_partial_fit``): ``fit`` trains ``max_epochs`` epochs from a fresh (or warm) start,
+        ``partial_fit`` one epoch from the saved training state."""
         config = self._config()
         device, _, ndtype = self._device_dtype()
-        first = not hasattr(self, "coef_")
+        seed = self._seed()
+        first = not partial or not hasattr(self, "coef_")
         X, y = validate_data(
             self, X, y, dtype=ndtype, order="C", y_numeric=True, multi_output=True, reset=first
         )
         Xt, Yt, one_d = self._tensors(X, y, device, ndtype)
-        k = Yt.shape[1]
-        snapshot = None if first else getattr(self, "_snapshot", None)
-        if not first and (one_d != self._one_d or np.atleast_2d(self.coef_).shape[0] != k):
+        k, d = Yt.shape[1], Xt.shape[1]
+        state = start = None
+        if partial:
+            # One epoch; no stopping rule, no validation split.
+            config = replace(config, max_epochs=1, tol=None, early_stopping=False)
+            if not first:
+                self._check_targets(one_d, k)
+                state = self._saved_state(config, device)
+                if state is None:  # parameters changed since the last call: restart from coef_
+                    start = self._coefficients(k, d)
+        elif self.warm_start and hasattr(self, "coef_"):
+            start = self._coefficients(k, d)
+        self._one_d = one_d
+        self._state: StateDict | None = None
+        try:
+            result = fit_linear(Xt, Yt, config, random_state=seed, start=start, state=state)
+        except DivergenceError as exc:
+            if exc.result is not None:  # the last good epoch
+                self._take(exc.result)
+            raise
+        self._take(result)
+        if not partial and not result.converged and config.tol is not None:
+            warnings.warn(
+                f"solver={config.solver!r} stopped at max_epochs={config.max_epochs} without "
+                f"converging (the loss must stop improving by more than tol={config.tol} over "
+                f"n_iter_no_change={config.n_iter_no_change} epochs, and for 'gd' be within tol "
+                "of the optimum computed from the data); last loss "
+                f"{result.loss_curve[-1] if result.loss_curve else math.nan:.6g}. Increase "
+                "max_epochs, use standardize=True or momentum, or set tol=None to run a fixed "
+                "number of epochs",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _check_targets(self, one_d: bool, k: int) -> None:
+        trained = np.atleast_2d(self.coef_).shape[0]
+        if one_d != self._one_d or trained != k:
             raise ValidationError(
                 f"y has {k} target(s) ({'1-D' if one_d else '2-D'}), but this model was "
-                f"trained on {np.atleast_2d(self.coef_).shape[0]} "
-                f"({'1-D' if self._one_d else '2-D'}); call fit to start over"
+                f"trained on {trained} ({'1-D' if self._one_d else '2-D'}); call fit to start "
+                "over"
             )
-        if snapshot is not None and _dynamics(snapshot.config) == _dynamics(config):
-            state = snapshot.state(device)
-        else:
-            start = None
-            if not first:  # parameters changed since the last call: restart from coef_
-                coef = np.atleast_2d(np.asarray(self.coef_, dtype=np.float64))
-                bias = np.atleast_1d(np.asarray(self.intercept_, dtype=np.float64))
-                start = (torch.from_numpy(coef.copy()), torch.from_numpy(bias.copy()))
-            state = init_state(
-                Xt,
-                Yt,
-                config,
-                random_state=self._seed(),
-                weight=None if start is None else start[0],
-                bias=None if start is None else start[1],
+
+    def _coefficients(self, k: int, d: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The current coef_/intercept_ as a start, (k, d) and (k,) float64."""
+        coef = np.atleast_2d(np.asarray(self.coef_, dtype=np.float64))
+        if coef.shape != (k, d):
+            raise ValidationError(
+                f"warm_start=True but the previous fit has coef_ of shape {coef.shape} and this "
+                f"data needs ({k}, {d}); refit with warm_start=False"
             )
-        self._one_d = one_d
-        try:
-            run_epochs(state, Xt, Yt, 1, stop_early=False)
-        except DivergenceError as exc:
-            exc.state = state  # type: ignore[attr-defined]
-            raise
-        finally:
-            self._take(outcome_of(state, False))
-        return self
+        bias = np.atleast_1d(np.asarray(self.intercept_, dtype=np.float64))
+        return torch.from_numpy(coef.copy()), torch.from_numpy(bias.copy())
+
+    def _saved_state(self, config: SolverConfig, device: torch.device) -> TrainState | None:
+        """The training state of the last call, when its settings shape an epoch as
+        ``config`` does; None otherwise (or after lstsq and the tutorial solvers)."""
+        saved = getattr(self, "_state", None)
+        if saved is None:
+            return None
+        state = TrainState.from_state_dict(saved, device=device)
+        return state if _dynamics(state.config) == _dynamics(config) else None
 
     # ------------------------------------------------------------------------- results
 
-    def _take(self, outcome: TrainingOutcome) -> None:
-        """Set the fitted attributes (and the engine's snapshot, for partial_fit)."""
-        self._snapshot = None if outcome.state is None else _Snapshot.of(outcome.state)
-        w = outcome.weight.detach().double().cpu().numpy()
-        b = outcome.bias.detach().double().cpu().numpy()
+    def _take(self, result: FitResult) -> None:
+        """Set the fitted attributes, and keep the engine's state dict (NumPy arrays and
+        plain values: the fitted estimator holds no torch object, pickles, and continues
+        exactly where training stopped)."""
+        self._state = None
+        if result.state is not None:
+            sd = result.state.state_dict()
+            tensors = {n: t.detach().cpu().numpy().copy() for n, t in sd["tensors"].items()}
+            self._state = {"tensors": tensors, "meta": sd["meta"]}
+        w = result.weight.detach().double().cpu().numpy()
+        b = result.bias.detach().double().cpu().numpy()
         if self._one_d:
             self.coef_ = w[0].copy()
             self.intercept_ = float(b[0])
         else:
             self.coef_ = w.copy()
             self.intercept_ = b.copy()
-        self.n_iter_ = int(outcome.n_iter)
-        self.loss_curve_ = np.asarray(outcome.loss_curve, dtype=np.float64)
+        self.n_iter_ = int(result.n_iter)
+        self.loss_curve_ = np.asarray(result.loss_curve, dtype=np.float64)
         self.validation_scores_ = (
             None
-            if outcome.validation_scores is None
-            else np.asarray(outcome.validation_scores, dtype=np.float64)
+            if result.validation_scores is None
+            else np.asarray(result.validation_scores, dtype=np.float64)
         )
-        self.converged_ = bool(outcome.converged)
-        self.learning_rate_ = outcome.learning_rate
-        self.stable_learning_rate_ = outcome.stable_lr
+        self.converged_ = bool(result.converged)
+        self.learning_rate_ = result.learning_rate
+        self.stable_learning_rate_ = result.stable_lr
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions ``X @ coef_.T + intercept_``: (n_samples,) when fitted on a 1-D y,

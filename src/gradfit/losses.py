@@ -14,7 +14,7 @@ import torch
 
 from gradfit.model import predict
 
-__all__ = ["mse", "mse_gradient"]
+__all__ = ["mse", "mse_gradient", "penalty", "squared_error_gradient"]
 
 
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -34,6 +34,21 @@ def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.sum(diff * diff) / diff.numel()
 
 
+def squared_error_gradient(
+    X: torch.Tensor, Y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The sum of squared errors of the linear model (a float64 scalar) and the gradient of
+    :func:`mse` w.r.t. ``weight`` (k, d) and ``bias`` (k,), from one residual matrix.
+
+    The mini-batch gradient source of the engine: one call per batch."""
+    residual = predict(X, weight, bias) - Y  # (n, k)
+    scale = 2.0 / residual.numel()
+    grad_weight = scale * (residual.T @ X)  # (k, n) @ (n, d) -> (k, d)
+    grad_bias = scale * residual.sum(dim=0)  # (k,)
+    sse = (residual * residual).sum().double()
+    return sse, grad_weight, grad_bias
+
+
 def mse_gradient(
     X: torch.Tensor, Y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,8 +56,22 @@ def mse_gradient(
 
     Returns ``(grad_weight (k, d), grad_bias (k,))``.
     """
-    residual = predict(X, weight, bias) - Y  # (n, k)
-    scale = 2.0 / residual.numel()
-    grad_weight = scale * (residual.T @ X)  # (k, n) @ (n, d) -> (k, d)
-    grad_bias = scale * residual.sum(dim=0)  # (k,)
+    _, grad_weight, grad_bias = squared_error_gradient(X, Y, weight, bias)
     return grad_weight, grad_bias
+
+
+def penalty(weight: torch.Tensor, alpha: float, l1_ratio: float, n_targets: int) -> float:
+    """The elastic-net penalty of the objective, in float64::
+
+        (2 alpha / k) * (l1_ratio * ||W||_1 + (1 - l1_ratio) / 2 * ||W||_F^2)
+
+    >>> import torch
+    >>> penalty(torch.tensor([[1.0, -2.0]]), alpha=0.5, l1_ratio=0.0, n_targets=1)
+    2.5
+    """
+    if alpha == 0:
+        return 0.0
+    W64 = weight.double()
+    l1 = float(W64.abs().sum())
+    l2 = float((W64 * W64).sum())
+    return 2 * alpha / n_targets * (l1_ratio * l1 + (1 - l1_ratio) / 2 * l2)

@@ -8,7 +8,7 @@ import torch
 
 from gradfit.errors import ValidationError
 
-__all__ = ["RegressionMetrics", "r2_score", "regression_metrics"]
+__all__ = ["RegressionMetrics", "r2_from_errors", "r2_score", "regression_metrics"]
 
 
 @dataclass(frozen=True)
@@ -45,15 +45,21 @@ def _pair(y_true: torch.Tensor, y_pred: torch.Tensor) -> tuple[torch.Tensor, tor
     return y_true.double(), y_pred.double()
 
 
+def r2_from_errors(ss_res: torch.Tensor, ss_tot: torch.Tensor) -> torch.Tensor:
+    """``1 - ss_res / ss_tot`` per target, from residual and total sums of squares (or their
+    means). A constant target (``ss_tot == 0``) scores 1.0 if predicted exactly, else 0.0
+    (scikit-learn's ``force_finite`` convention), so the result is always finite."""
+    r2 = 1.0 - ss_res / torch.where(ss_tot > 0, ss_tot, torch.ones_like(ss_tot))
+    return torch.where(ss_tot == 0, (ss_res == 0).to(r2.dtype), r2)
+
+
 def r2_score(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
     """R² per target, shape (k,). A constant target scores 1.0 if predicted exactly, else 0.0
     (scikit-learn's ``force_finite`` convention), so the result is always finite."""
     y_true, y_pred = _pair(y_true, y_pred)
     ss_res = ((y_true - y_pred) ** 2).sum(dim=0)
     ss_tot = ((y_true - y_true.mean(dim=0)) ** 2).sum(dim=0)
-    r2 = 1.0 - ss_res / torch.where(ss_tot > 0, ss_tot, torch.ones_like(ss_tot))
-    constant = ss_tot == 0
-    return torch.where(constant, (ss_res == 0).to(r2.dtype), r2)
+    return r2_from_errors(ss_res, ss_tot)
 
 
 def regression_metrics(y_true: torch.Tensor, y_pred: torch.Tensor) -> RegressionMetrics:

@@ -38,7 +38,7 @@ import torch
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
-from gradfit.data.readers import atomic_write
+from gradfit.atomic import atomic_write
 from gradfit.errors import ModelFileError, ValidationError
 from gradfit.model import LinearModel, predict
 

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from gradfit.data.readers import atomic_write
+from gradfit.atomic import atomic_write
 from gradfit.errors import DataError, GradfitError, ValidationError
 from gradfit.metrics import r2_score
 

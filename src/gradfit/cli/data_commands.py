@@ -8,10 +8,7 @@ import json
 import math
 import secrets
 import sys
-import time
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -19,11 +16,7 @@ import numpy as np
 import torch
 
 from gradfit.cli.options import (
-    non_negative_float,
-    positive_int,
     seed,
-    unit_fraction,
-    unit_interval,
 )
 from gradfit.cli.render import Progress, fmt, table
 from gradfit.errors import (
@@ -35,7 +28,7 @@ from gradfit.errors import (
 )
 
 if TYPE_CHECKING:
-    from gradfit.persistence import SavedModel
+    from gradfit.fitting import FitReport
 
 __all__ = ["add_data_commands"]
 
@@ -44,45 +37,6 @@ _PLOT_SUFFIXES = (".png", ".svg", ".pdf")  # what gradfit.report.plot_training d
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-@dataclass(frozen=True)
-class _Loaded:
-    X: np.ndarray  # (n, d) float64
-    Y: np.ndarray  # (n, k) float64
-    feature_names: tuple[str, ...]
-    target_names: tuple[str, ...]
-
-
-def _split_names(values: str | Sequence[str] | None) -> list[str]:
-    """Names from repeated and/or comma-separated options (one string is one option value)."""
-    if isinstance(values, str):
-        values = [values]
-    names: list[str] = []
-    for value in values or ():
-        names.extend(part.strip() for part in value.split(",") if part.strip())
-    return names
-
-
-def _load_training(source: str, targets: list[str], features: list[str] | None) -> _Loaded:
-    from gradfit.data import select
-
-    X, Y, fnames, tnames = select(_read_any(source), targets, features, min_rows=2)
-    return _Loaded(X, Y, tuple(fnames), tuple(tnames))
-
-
-def _read_any(source: str, text_columns: Sequence[str] = ()) -> Any:
-    from gradfit.data import Table, read_table
-    from gradfit.datasets import BUILTIN_DATASETS, load_dataset
-
-    if source in BUILTIN_DATASETS and not Path(source).exists():
-        data = load_dataset(source)
-        columns = {
-            **{n: data.data[:, j].double().numpy() for j, n in enumerate(data.feature_names)},
-            **{n: data.target[:, j].double().numpy() for j, n in enumerate(data.target_names)},
-        }
-        return Table(columns=columns, source=source)
-    return read_table(source, text_columns=text_columns)
 
 
 def _check_output_dir(path: str, what: str) -> Path:
@@ -104,20 +58,6 @@ def _device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValidationError("--device cuda: no CUDA device is available; use --device cpu")
     return torch.device(name)
-
-
-def _learning_rate(text: str) -> float | str:
-    if text == "auto":
-        return "auto"
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected 'auto' or a positive number, got {text!r}"
-        ) from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number, got {text!r}")
-    return value
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -148,19 +88,12 @@ def _emit_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 
 def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
-    from gradfit.losses import mse
-    from gradfit.metrics import regression_metrics
-    from gradfit.model import predict
-    from gradfit.persistence import SavedModel, save_model
-    from gradfit.solvers.config import SolverConfig
+    from gradfit.cli.config_options import config_from_args
+    from gradfit.fitting import fit_data
+    from gradfit.persistence import save_model
+    from gradfit.solvers import registry
     from gradfit.solvers.engine import EpochInfo
-    from gradfit.solvers.lstsq import least_squares
-    from gradfit.training import fit_linear
 
-    targets = _split_names(args.target)
-    if not targets:
-        raise ValidationError("give at least one --target column")
-    features = _split_names(args.features) if args.features is not None else None
     model_path = _check_output_dir(args.out, "model file")
     plot_path = _check_output_dir(args.plot, "plot") if args.plot else None
     if plot_path is not None and plot_path.suffix.lower() not in _PLOT_SUFFIXES:
@@ -170,37 +103,34 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
             "--plot needs matplotlib, an optional extra: "
             "pip install 'gradfit[plot]' (or leave out --plot)"
         )
+    if not any(value.strip(" ,") for value in args.target):
+        raise ValidationError("give at least one --target column")
+    config = config_from_args(args)
+    spec = registry.get(config.solver)
     device = _device(args.device)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
 
-    config = SolverConfig(
-        solver=args.solver,
-        learning_rate=args.lr,
-        batch_size=args.batch_size,
-        max_epochs=args.epochs,
-        standardize=args.standardize,
-        tol=args.tol,
-        alpha=args.alpha,
-        l1_ratio=args.l1_ratio,
-        momentum=args.momentum,
-    )
-    loaded = _load_training(args.data, targets, features)
-    X = torch.from_numpy(loaded.X).to(device=device, dtype=dtype)
-    Y = torch.from_numpy(loaded.Y).to(device=device, dtype=dtype)
-
     show = not args.quiet and not args.json and sys.stderr.isatty()
-    bar = Progress(args.epochs, show and args.solver != "lstsq", f"fit {args.solver}")
+    bar = Progress(config.max_epochs, show and spec.iterative, f"fit {config.solver}")
 
     def on_epoch(info: EpochInfo) -> None:
         bar.update(info.loss)
 
-    start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            outcome = fit_linear(X, Y, config, random_state=args.seed, callback=on_epoch)
+            report = fit_data(
+                args.data,
+                args.target,
+                args.features,
+                config,
+                seed=args.seed,
+                dtype=dtype,
+                device=device,
+                callback=on_epoch,
+            )
         except DivergenceError as exc:
-            hint = " or --standardize" if not args.standardize else ""
+            hint = " or --standardize" if not config.standardize else ""
             bound = exc.stable_lr
             advice = f"try --lr {bound / 2:.2g}" if bound else "try a smaller --lr"
             raise DivergenceError(
@@ -209,135 +139,86 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
             ) from None
         finally:
             bar.close()
-        elapsed = time.perf_counter() - start
-        X64, Y64 = X.double().cpu(), Y.double().cpu()
-        exact = least_squares(X64, Y64)
+    result = report.result
     if not args.quiet:
-        _emit_warnings(caught)
-        if not outcome.converged and args.solver != "lstsq" and outcome.n_iter >= args.epochs:
+        if report.left_out:
+            listed = ", ".join(f"{name!r} ({why})" for name, why in report.left_out.items())
             print(
-                f"gradfit: warning: {args.solver} did not converge in {args.epochs} epochs; "
-                f"the loss still improved by more than --tol {args.tol:g} per epoch: raise "
+                f"gradfit: note: {len(report.left_out)} column(s) left out of the features: "
+                f"{listed}; name the features with --features to choose them yourself",
+                file=sys.stderr,
+            )
+        _emit_warnings(caught)
+        if not result.converged and spec.iterative and result.n_iter >= config.max_epochs:
+            tol = "none" if config.tol is None else f"{config.tol:g}"
+            print(
+                f"gradfit: warning: {config.solver} did not converge in {config.max_epochs} "
+                f"epochs; the loss still improved by more than --tol {tol} per epoch: raise "
                 "--epochs, or --tol to stop sooner",
                 file=sys.stderr,
             )
-    weight, bias = outcome.weight.double().cpu(), outcome.bias.double().cpu()
-    pred = predict(X64, weight, bias)
-    final_loss = float(mse(pred, Y64))
-    optimum = float(mse(predict(X64, exact.weight, exact.bias), Y64))
-    # The ratio means nothing when the data fit exactly (the optimum is rounding noise).
-    exact_fit = optimum <= 1e-20 * max(1.0, float((Y64**2).mean()))
-    ratio = None if exact_fit else final_loss / optimum
-    metrics = regression_metrics(Y64, pred)
-    scaling = _scaling(outcome.scaler, args.standardize)
-    hyper = {
-        "learning_rate": outcome.learning_rate,
-        "stable_learning_rate": outcome.stable_lr,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "seed": args.seed,
-        "standardize": args.standardize,
-        "tol": args.tol,
-        "alpha": args.alpha,
-        "l1_ratio": args.l1_ratio,
-        "momentum": args.momentum,
-        "dtype": args.dtype,
-        "device": str(device),
-        "n_iter": outcome.n_iter,
-        "converged": outcome.converged,
-        "n_samples": int(X.shape[0]),
-        "data": args.data,
-    }
-    saved = SavedModel(
-        weight=weight,
-        bias=bias,
-        feature_names=loaded.feature_names,
-        target_names=loaded.target_names,
-        scaling_mean=None if scaling is None else scaling[0],
-        scaling_scale=None if scaling is None else scaling[1],
-        solver=args.solver,
-        hyperparameters=hyper,
-        final_loss=final_loss,
-        loss_history=[float(v) for v in outcome.loss_curve],
-        metrics=metrics.as_dict(loaded.target_names),
-    )
     if plot_path is None:
-        save_model(model_path, saved)
+        save_model(model_path, report.model)
     else:
-        _save_with_plot(model_path, saved, plot_path, outcome.loss_curve, Y64, pred, args)
+        _save_with_plot(model_path, report, plot_path, args.data)
 
+    names = report.model.target_names
+    ratio = report.loss_ratio
     summary = {
         "model": str(model_path),
-        "solver": args.solver,
-        "epochs_run": outcome.n_iter,
-        "final_loss": final_loss,
-        "optimal_loss": optimum,
+        "solver": config.solver,
+        "epochs_run": result.n_iter,
+        "final_loss": report.final_loss,
+        "optimal_loss": report.optimal_loss,
         "loss_ratio": ratio,
-        "learning_rate": outcome.learning_rate,
-        "converged": outcome.converged,
-        "seconds": elapsed,
-        "r2": dict(zip(loaded.target_names, metrics.r2, strict=True)),
+        "learning_rate": result.learning_rate,
+        "converged": result.converged,
+        "seconds": report.seconds,
+        "r2": dict(zip(names, report.metrics.r2, strict=True)),
         "plot": str(plot_path) if plot_path else None,
     }
     if args.json:
         _print_json(summary, out)
         return EXIT_OK
     rows = [
-        ["final loss (MSE)", fmt(final_loss)],
-        ["closed-form optimum", fmt(optimum)],
+        ["final loss (MSE)", fmt(report.final_loss)],
+        ["closed-form optimum", fmt(report.optimal_loss)],
         ["loss / optimum", "- (exact fit)" if ratio is None else f"{ratio:.6f}"],
-        ["epochs run", str(outcome.n_iter)],
-        ["converged", "yes" if outcome.converged else "no"],
-        ["learning rate", "-" if outcome.learning_rate is None else fmt(outcome.learning_rate)],
-        *([f"R² {n}", f"{r:.6f}"] for n, r in zip(loaded.target_names, metrics.r2, strict=True)),
-        ["time", f"{elapsed:.3f} s"],
+        ["epochs run", str(result.n_iter)],
+        ["converged", "yes" if result.converged else "no"],
+        ["learning rate", "-" if result.learning_rate is None else fmt(result.learning_rate)],
+        *([f"R² {n}", f"{r:.6f}"] for n, r in zip(names, report.metrics.r2, strict=True)),
+        ["time", f"{report.seconds:.3f} s"],
     ]
-    print(table([f"fit ({args.solver}, {X.shape[0]} rows)", "value"], rows), file=out)
+    print(table([f"fit ({config.solver}, {report.n_samples} rows)", "value"], rows), file=out)
     print(
         f"model written to {model_path}" + (f", plot to {plot_path}" if plot_path else ""), file=out
     )
     return EXIT_OK
 
 
-def _scaling(scaler: Any, standardize: bool) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The (mean, scale) to record in the model file, or None when training used none (the
-    scaler is the identity: lstsq without alpha, or --no-standardize)."""
-    mean, scale = scaler.mean.double().cpu(), scaler.scale.double().cpu()
-    if not standardize or (bool((mean == 0).all()) and bool((scale == 1).all())):
-        return None
-    return mean, scale
-
-
-def _save_with_plot(
-    model_path: Path,
-    saved: SavedModel,
-    plot_path: Path,
-    loss_curve: Sequence[float],
-    Y: torch.Tensor,
-    pred: torch.Tensor,
-    args: argparse.Namespace,
-) -> None:
+def _save_with_plot(model_path: Path, report: FitReport, plot_path: Path, data: str) -> None:
     """All or nothing: the model is staged beside its destination and moved there only once the
     plot is written, so a failed plot leaves neither a new model nor a clobbered old one."""
-    from gradfit.data import atomic_write
+    from gradfit.atomic import atomic_write
     from gradfit.persistence import save_model
     from gradfit.report import plot_training
 
     staged = model_path.parent / f".{model_path.name}.{secrets.token_hex(6)}.tmp"
     try:
-        save_model(staged, saved)
+        save_model(staged, report.model)
         plot_training(
             plot_path,
-            loss_curve,
-            Y.numpy(),
-            pred.numpy(),
-            saved.target_names,
-            title=f"gradfit {args.solver} on {args.data}",
+            report.result.loss_curve,
+            report.targets,
+            report.predictions,
+            report.model.target_names,
+            title=f"gradfit {report.config.solver} on {data}",
         )
         # Copied, not renamed, into place: atomic_write writes through a symbolic link (and
         # into a named pipe) instead of replacing it.
-        data = staged.read_bytes()
-        atomic_write(model_path, lambda fh: fh.write(data), error=ModelFileError)
+        staged_bytes = staged.read_bytes()
+        atomic_write(model_path, lambda fh: fh.write(staged_bytes), error=ModelFileError)
     finally:
         staged.unlink(missing_ok=True)
 
@@ -347,14 +228,18 @@ def _save_with_plot(
 
 def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     from gradfit.data import feature_matrix, table_to_csv_text, write_table
+    from gradfit.fitting import expand_names, read_source
     from gradfit.persistence import load_model
 
     model = load_model(args.model)
     out_path = _check_output_dir(args.out, "predictions") if args.out else None
-    keep = list(dict.fromkeys(_split_names(args.keep)))
+    given = args.keep or []
     # Kept columns are copied exactly: from a CSV file as the text written (00123 stays
-    # 00123), from a Parquet file in their stored types (integers stay int64).
-    data = _read_any(args.data, text_columns=keep)
+    # 00123), from a Parquet file in their stored types (integers stay int64). Before the
+    # header is known, each value is read as text both whole and split at its commas.
+    candidates = dict.fromkeys([*given, *expand_names(given, [])])
+    data = read_source(args.data, text_columns=list(candidates))
+    keep = list(dict.fromkeys(expand_names(given, list(data.columns))))
     X = torch.from_numpy(feature_matrix(data, model.feature_names))
     pred = model.predict(X.to(model.weight.dtype)).double().numpy()
     columns: dict[str, np.ndarray] = {}
@@ -381,11 +266,12 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from gradfit.data import feature_matrix
+    from gradfit.fitting import read_source
     from gradfit.metrics import regression_metrics
     from gradfit.persistence import load_model
 
     model = load_model(args.model)
-    data = _read_any(args.data)
+    data = read_source(args.data)
     missing = [name for name in model.target_names if name not in data.columns]
     if missing:
         raise DataError(
@@ -449,6 +335,11 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
         f"torch {model.versions.get('torch')}, on {model.created}",
         file=out,
     )
+    print(
+        f"features used ({len(model.feature_names)}): {', '.join(model.feature_names)}; "
+        f"predicts {', '.join(model.target_names)}",
+        file=out,
+    )
     headers = ["target", *model.feature_names, "bias"]
     rows = [
         [t, *(fmt(v) for v in model.weight[j].tolist()), fmt(float(model.bias[j]))]
@@ -485,7 +376,7 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def add_data_commands(sub: Any) -> None:
-    from gradfit.solvers.config import SOLVERS
+    from gradfit.cli.config_options import add_config_arguments
 
     fit = sub.add_parser("fit", help="train a model on a data file (CSV, TSV, .gz, Parquet)")
     fit.add_argument("data", help="data file, or the built-in name 'crops'")
@@ -493,44 +384,17 @@ def add_data_commands(sub: Any) -> None:
         "--target",
         action="append",
         required=True,
-        help="target column (repeat, or comma-separate, for several)",
+        help="target column (repeat, or comma-separate, for several; a value that names a "
+        "column is taken literally, commas included)",
     )
     fit.add_argument(
         "--features",
         action="append",
-        help="feature columns, comma-separated or repeated (default: every other numeric column)",
+        help="feature columns, repeated or comma-separated (default: every other numeric "
+        "column); a value that names a column is taken literally, commas included",
     )
-    fit.add_argument("--solver", choices=SOLVERS, default="gd", help="(gd)")
-    fit.add_argument("--epochs", type=positive_int, default=1000, help="maximum epochs (1000)")
-    fit.add_argument(
-        "--lr",
-        type=_learning_rate,
-        default="auto",
-        help="learning rate, or 'auto' (computed from the data)",
-    )
-    fit.add_argument(
-        "--batch-size", type=positive_int, default=32, help="mini-batch size for sgd (32)"
-    )
+    add_config_arguments(fit)
     fit.add_argument("--seed", type=seed, default=0, help="random seed, 0 to 2**63 - 1 (0)")
-    fit.add_argument(
-        "--standardize",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="centre and scale features inside training (on)",
-    )
-    fit.add_argument(
-        "--tol",
-        type=non_negative_float,
-        default=1e-6,
-        help="stop when the loss improves by less than this fraction (1e-6)",
-    )
-    fit.add_argument(
-        "--alpha", type=non_negative_float, default=0.0, help="regularization strength, >= 0 (0)"
-    )
-    fit.add_argument(
-        "--l1-ratio", type=unit_interval, default=0.0, help="elastic-net mix in [0, 1] (0: ridge)"
-    )
-    fit.add_argument("--momentum", type=unit_fraction, default=0.0, help="momentum in [0, 1) (0)")
     fit.add_argument("--dtype", choices=("float32", "float64"), default="float64")
     fit.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     fit.add_argument("--out", required=True, help="model file to write (.safetensors)")
@@ -548,8 +412,8 @@ def add_data_commands(sub: Any) -> None:
     pred.add_argument(
         "--keep",
         action="append",
-        help="identifier columns to copy through unchanged (repeat, or comma-separate); from a "
-        "CSV file exactly as written (00123 stays 00123)",
+        help="identifier columns to copy through unchanged (repeat, or comma-separate); from "
+        "a CSV file exactly as written (00123 stays 00123)",
     )
     pred.set_defaults(handler=_cmd_predict)
 

@@ -107,10 +107,12 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 def _refuse_divergence(report: DemoReport, lr: float) -> None:
     """A path whose loss is not finite, or above the random start's, diverged: say so (exit 2)
     with the largest stable learning rate, the full-batch bound 2/L of this data."""
+    from gradfit.solvers.guards import DivergenceGuard
     from gradfit.solvers.stats import SufficientStats, hessian_lipschitz
 
     start = report.initial_loss
-    bad = [p for p in report.paths if not math.isfinite(p.loss) or p.loss > start]
+    # gradfit's one divergence rule, with no tolerance: a path must end below its start.
+    bad = [p for p in report.paths if DivergenceGuard(factor=1.0, reference=start).diverged(p.loss)]
     if not bad:
         return
     X, Y = report.data.data.double(), report.data.target.double()

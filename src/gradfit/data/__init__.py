@@ -1,9 +1,10 @@
 """Data in and out: reading tables from files, choosing features and targets, writing results."""
 
+from gradfit.atomic import atomic_write
 from gradfit.data.readers import (
     Table,
-    atomic_write,
     feature_matrix,
+    left_out_columns,
     read_table,
     select,
     table_to_csv_text,
@@ -14,6 +15,7 @@ __all__ = [
     "Table",
     "atomic_write",
     "feature_matrix",
+    "left_out_columns",
     "read_table",
     "select",
     "table_to_csv_text",

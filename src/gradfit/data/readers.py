@@ -23,14 +23,13 @@ row, and says what to do.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import difflib
 import gzip
 import io
-import os
 import re
-import secrets
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -45,12 +44,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
+from gradfit.atomic import atomic_write
 from gradfit.errors import DataError, GradfitError, ValidationError
 
 __all__ = [
     "Table",
-    "atomic_write",
     "feature_matrix",
+    "left_out_columns",
     "read_table",
     "select",
     "table_to_csv_text",
@@ -63,6 +63,8 @@ _SNIFF_DELIMITERS = (",", ";", "\t", "|")
 _HEAD_BYTES = 1 << 16
 _GZIP_MAGIC = b"\x1f\x8b"
 _PARQUET_MAGIC = b"PAR1"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_NOT_TEXT_HINT = "is it a CSV? Save it as UTF-8 text, or use Parquet"
 _FOREIGN_MAGIC = (
     (b"PK\x03\x04", "a ZIP archive or an Excel workbook; export the sheet as CSV or unzip it"),
     (b"BZh", "bzip2-compressed; decompress it or compress it with gzip instead"),
@@ -160,8 +162,8 @@ def read_table(path: str | Path, *, text_columns: Sequence[str] = ()) -> Table:
     Raises
     ------
     DataError
-        Missing, empty, unreadable or corrupt file; a header without data rows; a row with the
-        wrong number of fields.
+        Missing, empty, unreadable or corrupt file; a file that is not UTF-8 text (binary data,
+        another encoding); a header without data rows; a row with the wrong number of fields.
 
     Examples
     --------
@@ -180,6 +182,7 @@ def read_table(path: str | Path, *, text_columns: Sequence[str] = ()) -> Table:
         file_format = "parquet"
     else:
         text = _decompressed_head(file, source, head)
+        _check_text_head(source, text)
         delimiter = _delimiter_for(file, source, text)
         as_text = _names(text_columns, "text")
         arrow = _read_csv(file, source, head.startswith(_GZIP_MAGIC), text, delimiter, as_text)
@@ -247,6 +250,57 @@ def _decompressed_head(file: Path, source: str, head: bytes) -> bytes:
         ) from None
 
 
+def _check_text_head(source: str, head: bytes) -> None:
+    """Refuse a file whose first bytes are not UTF-8 text (binary data, UTF-16, Latin-1), before
+    pyarrow sees it: its messages would quote raw bytes of the file."""
+    if head.startswith(_UTF16_BOMS):
+        raise DataError(
+            f"{source}: not a UTF-8 text file (it starts with a UTF-16 byte-order mark); "
+            "save it as UTF-8 text, or use Parquet"
+        )
+    try:
+        # Not final: the head may end inside a character that the rest of the file completes.
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError as exc:
+        raise _not_text_error(source, "undecodable bytes", _line_at(head, exc.start)) from None
+    nul = head.find(b"\x00")
+    if nul >= 0:  # valid UTF-8, but no text file holds NUL characters (UTF-16 text, binary data)
+        raise _not_text_error(source, "NUL bytes", _line_at(head, nul))
+
+
+def _not_text_error(source: str, what: str, line: int | None, column: str = "") -> DataError:
+    where = f" near line {line}" if line is not None else ""
+    where += f", {column}" if column else ""
+    return DataError(f"{source}: not a UTF-8 text file ({what}{where}); {_NOT_TEXT_HINT}")
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    """The line (from 1) of the byte at ``offset``."""
+    return data.count(b"\n", 0, max(offset, 0)) + 1
+
+
+def _first_undecodable_line(file: Path, gzipped: bool) -> int | None:
+    """The line (from 1) of the first bytes that are not UTF-8, reading the whole (decompressed)
+    file in blocks; None when it all decodes (or cannot be read)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    try:
+        with gzip.open(file, "rb") if gzipped else file.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                pending = decoder.getstate()[0]  # the start of a character cut by the block end
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    return line + (pending + block).count(b"\n", 0, max(exc.start, 0))
+                line += block.count(b"\n")
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return line
+    except (OSError, EOFError, zlib.error):
+        return None
+    return None
+
+
 def _count_outside_quotes(header: str) -> dict[str, int]:
     counts = dict.fromkeys(_SNIFF_DELIMITERS, 0)
     quoted = False
@@ -295,14 +349,25 @@ def _read_csv(
             if not (_is_numeric(f.type) or _is_text(f.type) or pa.types.is_null(f.type))
         }
         return read(retype) if retype else table
+    except UnicodeDecodeError:  # pyarrow decoding the column names, beyond the checked head
+        raise _not_text_error(
+            source, "undecodable bytes", _first_undecodable_line(file, gzipped)
+        ) from None
     except pa.ArrowInvalid as exc:
         message = _flat(exc)
         if "Expected" in message and "columns, got" in message:
+            # Past the checked head, undecodable bytes split rows anywhere; and pyarrow cannot
+            # hand such a row to the handler below (it reports a UnicodeDecodeError unraisable).
+            line = _first_undecodable_line(file, gzipped)
+            if line is not None:
+                raise _not_text_error(source, "undecodable bytes", line) from None
             raise DataError(_field_count_message(source, delimiter, read, message)) from None
         if "invalid UTF8" in message:
-            raise DataError(
-                f"{source}: {_column_from_message(message, head, delimiter)} holds text that is "
-                "not valid UTF-8; save the file with UTF-8 encoding"
+            raise _not_text_error(
+                source,
+                "undecodable bytes",
+                _first_undecodable_line(file, gzipped),
+                f"in {_column_from_message(message, head, delimiter)}",
             ) from None
         if "Empty CSV" in message:  # a header line without a line end, and nothing else
             raise DataError(
@@ -355,7 +420,7 @@ def _column_from_message(message: str, head: bytes, delimiter: str) -> str:
 def _read_parquet(file: Path, source: str) -> pa.Table:
     try:
         return pq.read_table(str(file))
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
         raise DataError(
             f"{source}: not a readable Parquet file ({_flat(exc)}); it may be corrupt, truncated "
             "or in another format"
@@ -530,6 +595,58 @@ def feature_matrix(table: Table, feature_names: Sequence[str]) -> FloatArray:
     return _stack(table, names)
 
 
+def left_out_columns(table: Table, targets: Sequence[str]) -> dict[str, str]:
+    """The columns that the default feature choice of :func:`select` leaves out, and why.
+
+    With ``features=None``, :func:`select` uses every numeric column that is not a target; this
+    names the others, e.g. to tell the user that a text column was not used.
+
+    Parameters
+    ----------
+    table : Table
+    targets : sequence of str
+        Target column names (a single string is one target); they are not listed.
+
+    Returns
+    -------
+    dict of str to str
+        In column order, each left-out column with a short reason: ``"text"``, ``"empty (no
+        values)"``, ``"not numeric (type bool)"``, ``"not numeric (type timestamp[s])"``...
+        Empty when every non-target column is a feature.
+
+    Examples
+    --------
+    >>> t = Table({"id": np.array(["r1", "r2"], dtype=object), "x": np.array([1.0, 2.0]),
+    ...            "y": np.array([0.0, 1.0])})
+    >>> left_out_columns(t, ["y"])
+    {'id': 'text'}
+    """
+    skip = set(_names(targets, "target")) | set(table.numeric_columns)
+    return {
+        name: _left_out_reason(table, name, column)
+        for name, column in table.columns.items()
+        if name not in skip
+    }
+
+
+def _left_out_reason(table: Table, name: str, column: npt.NDArray[Any]) -> str:
+    type_name = table.types.get(name)
+    if type_name is None:  # a table built in code: describe what the array holds
+        if column.dtype != object:
+            return f"not numeric (dtype {column.dtype})"
+        try:
+            type_name = str(pa.array(column, from_pandas=True).type)
+        except (pa.ArrowException, TypeError, ValueError):
+            return "not numeric (mixed values)"
+        if type_name in ("int64", "double", "uint64"):
+            return "numbers stored as Python objects (dtype object)"
+    if type_name in ("string", "large_string"):
+        return "text"
+    if type_name == "null":
+        return "empty (no values)"
+    return f"not numeric (type {_printable(type_name)})"
+
+
 def _names(names: Sequence[str], kind: str) -> tuple[str, ...]:
     out = (names,) if isinstance(names, str) else tuple(names)
     for name in out:
@@ -565,7 +682,9 @@ def _no_features_reason(table: Table) -> str:
     others = [name for name in table.columns if name not in table.numeric_columns]
     if not others:
         return "every numeric column is a target; add feature columns"
-    described = ", ".join(f"{name!r} ({table.types.get(name, 'text')})" for name in others[:5])
+    described = ", ".join(
+        f"{name!r} ({_printable(table.types.get(name, 'text'))})" for name in others[:5]
+    )
     return (
         f"the other columns are not numeric ({described}); add numeric feature columns or "
         "fix the values that are not numbers"
@@ -638,7 +757,7 @@ def _parse_text_column(table: Table, name: str, column: npt.NDArray[Any]) -> Flo
     where = f"{table.source}: column {name!r}"
     file_type = table.types.get(name, "")
     if table.file_format == "parquet" or not (file_type == "" or "string" in file_type):
-        shown = file_type or "text"
+        shown = _printable(file_type) or "text"
         raise DataError(
             f"{where} has type {shown}, not numbers; features and targets must be numeric columns"
         )
@@ -675,91 +794,6 @@ def _parse_text_column(table: Table, name: str, column: npt.NDArray[Any]) -> Flo
 
 # ---------------------------------------------------------------------------------------------
 # writing
-
-
-def atomic_write(
-    path: str | Path,
-    write: Callable[[IO[bytes]], object],
-    *,
-    error: type[GradfitError] = DataError,
-) -> None:
-    """Write a file all at once or not at all.
-
-    ``write`` receives a binary file open on a temporary file in the same directory; after it
-    returns, the data are flushed to disk and the temporary file is renamed over ``path``
-    (:func:`os.replace`, atomic on POSIX and Windows). On any failure the temporary file is
-    removed and ``path`` is left as it was. A missing directory or an OS error becomes ``error``
-    with a one-line message naming the path.
-
-    A symbolic link is written through: the file it points to is replaced and the link is kept.
-    An existing path that is not a regular file (a named pipe, ``/dev/stdout``) is written to
-    directly, since it cannot be replaced (not atomically).
-    """
-    given = Path(path)
-    if not given.parent.exists():
-        raise error(
-            f"{path}: cannot write: directory '{given.parent}' does not exist; create it first"
-        )
-    if not given.parent.is_dir():
-        raise error(f"{path}: cannot write: '{given.parent}' is not a directory")
-    if given.is_dir():
-        raise error(f"{path}: is a directory; give a file name to write to")
-    if given.exists() and not given.is_file():  # follows links, /dev/stdout's included
-        _write_in_place(path, given, write, error)
-        return
-    # Through symbolic links: the file they point to is replaced and the links survive.
-    target = Path(os.path.realpath(given))
-    parent = target.parent
-    if not parent.is_dir():
-        raise error(f"{path}: cannot write: directory '{parent}' does not exist; create it first")
-    temp = parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        # os.open with mode 0o666 lets the umask set the permissions, as for any new file.
-        descriptor = os.open(
-            temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
-        )
-    except OSError as exc:
-        raise error(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(descriptor, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        if isinstance(exc, OSError) and not isinstance(exc, GradfitError):
-            raise error(f"{path}: cannot write ({exc.strerror or exc})") from None
-        raise
-    _fsync_directory(parent)
-
-
-def _write_in_place(
-    path: str | Path,
-    target: Path,
-    write: Callable[[IO[bytes]], object],
-    error: type[GradfitError],
-) -> None:
-    """Write straight into a FIFO, device or other special file (not atomic, no fsync)."""
-    try:
-        with target.open("wb") as fh:
-            write(fh)
-            fh.flush()
-    except OSError as exc:
-        raise error(f"{path}: cannot write ({exc.strerror or exc})") from None
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable (POSIX only; best effort)."""
-    if os.name != "posix":  # pragma: no cover
-        return
-    with contextlib.suppress(OSError):
-        descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
 
 
 def write_table(path: str | Path, columns: Mapping[str, npt.ArrayLike]) -> None:
@@ -871,6 +905,15 @@ def _quote_field(text: str, delimiter: str) -> str:
 
 
 def _flat(exc: BaseException) -> str:
-    """An exception's message on one line, at most 200 characters."""
-    text = " ".join(str(exc).split())
+    """An exception's message on one line, at most 200 characters, control characters escaped
+    (pyarrow quotes the file's text, e.g. the offending row, in its messages)."""
+    text = _printable(" ".join(str(exc).split()))
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _printable(text: str) -> str:
+    """``text`` with each character that is not printable (control characters, escape sequences,
+    undecodable bytes decoded as surrogates) written as its escape, as :func:`repr` does."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)

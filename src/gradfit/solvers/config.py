@@ -1,26 +1,39 @@
-"""Explicit, typed, frozen configuration of the iterative solvers."""
+"""Explicit, typed, frozen configuration of every solver.
+
+Each field carries, in its ``metadata``, the command-line flag that sets it and its help text:
+the command line derives its options from these fields (:mod:`gradfit.cli.config_options`), so
+that the two cannot drift apart. Which solver honours which setting is asked of the solver
+registry (:mod:`gradfit.solvers.registry`), not written here.
+"""
 
 from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from gradfit.errors import ValidationError
+from gradfit.solvers import registry
+from gradfit.solvers.registry import Capability
 
 __all__ = ["SCHEDULES", "SOLVERS", "SolverConfig"]
 
-SOLVERS = ("gd", "sgd", "lstsq", "scratch", "builtin")
+SOLVERS = registry.names()
 SCHEDULES = ("constant", "invscaling", "step")
 
-Solver = Literal["gd", "sgd", "lstsq", "scratch", "builtin"]
 Schedule = Literal["constant", "invscaling", "step"]
+
+
+def _cli(help: str, kind: str, flag: str | None = None) -> dict[str, Any]:
+    """Field metadata: the command-line flag (default ``--field-name``), the kind of value it
+    parses (see :mod:`gradfit.cli.config_options`) and its help text."""
+    return {"cli": {"flag": flag, "kind": kind, "help": help}}
 
 
 @dataclass(frozen=True)
 class SolverConfig:
-    """Settings of :func:`gradfit.solvers.engine.train`. Validated on construction.
+    """Settings of every solver (:func:`gradfit.training.fit_linear`). Validated on construction.
 
     Objective (for each of the k targets, summed and scaled by 2/k so that ``alpha=0`` gives
     exactly the tutorial's MSE averaged over all n·k entries)::
@@ -33,31 +46,68 @@ class SolverConfig:
     coefficients of the standardized features (as in a ``StandardScaler`` pipeline).
     """
 
-    solver: Solver = "gd"
-    learning_rate: float | Literal["auto"] = "auto"
-    schedule: Schedule = "constant"
-    power_t: float = 0.5  # invscaling: lr / (1 + epoch) ** power_t
-    decay_every: int = 10  # step: lr * decay_rate ** (epoch // decay_every)
-    decay_rate: float = 0.5
-    momentum: float = 0.0
-    nesterov: bool = False
-    alpha: float = 0.0
-    l1_ratio: float = 0.0
-    batch_size: int = 32
-    max_epochs: int = 1000
-    tol: float | None = 1e-6
-    n_iter_no_change: int = 5
-    early_stopping: bool = False
-    validation_fraction: float = 0.1
-    standardize: bool = True
-    fit_intercept: bool = True
-    divergence_factor: float = 1e6
+    solver: str = field(default="gd", metadata=_cli("solver", "solver"))
+    learning_rate: float | Literal["auto"] = field(
+        default="auto",
+        metadata=_cli("learning rate, or 'auto' (computed from the data)", "lr", flag="--lr"),
+    )
+    schedule: Schedule = field(
+        default="constant",
+        metadata=_cli("step schedule: constant, invscaling or step", "schedule"),
+    )
+    power_t: float = field(
+        default=0.5, metadata=_cli("invscaling: lr / (1 + epoch) ** power_t", "non_negative")
+    )
+    decay_every: int = field(
+        default=10, metadata=_cli("step: multiply lr by decay_rate every N epochs", "positive_int")
+    )
+    decay_rate: float = field(
+        default=0.5, metadata=_cli("step: the factor, in (0, 1]", "decay_rate")
+    )
+    momentum: float = field(
+        default=0.0, metadata=_cli("heavy-ball momentum in [0, 1)", "unit_fraction")
+    )
+    nesterov: bool = field(default=False, metadata=_cli("Nesterov momentum", "bool"))
+    alpha: float = field(
+        default=0.0, metadata=_cli("regularization strength, >= 0", "non_negative")
+    )
+    l1_ratio: float = field(
+        default=0.0, metadata=_cli("elastic-net mix in [0, 1] (0: ridge)", "unit_interval")
+    )
+    batch_size: int = field(
+        default=32, metadata=_cli("mini-batch size for sgd and builtin", "positive_int")
+    )
+    max_epochs: int = field(
+        default=1000, metadata=_cli("maximum epochs", "positive_int", flag="--epochs")
+    )
+    tol: float | None = field(
+        default=1e-6,
+        metadata=_cli(
+            "stop when the loss improves by less than this fraction; 'none': run every epoch",
+            "tol",
+        ),
+    )
+    n_iter_no_change: int = field(
+        default=5, metadata=_cli("epochs without improvement before stopping", "positive_int")
+    )
+    early_stopping: bool = field(
+        default=False,
+        metadata=_cli("hold out --validation-fraction of the rows and stop on their R²", "bool"),
+    )
+    validation_fraction: float = field(
+        default=0.1, metadata=_cli("fraction held out for early stopping, in (0, 1)", "fraction")
+    )
+    standardize: bool = field(
+        default=True, metadata=_cli("centre and scale features inside training", "bool")
+    )
+    fit_intercept: bool = field(default=True, metadata=_cli("fit an intercept", "bool"))
+    divergence_factor: float = field(
+        default=1e6,
+        metadata=_cli("a loss this many times the starting one is divergence (> 1)", "above_one"),
+    )
 
     def __post_init__(self) -> None:
-        if self.solver not in SOLVERS:
-            raise ValidationError(
-                f"solver must be one of {', '.join(SOLVERS)}; got {self.solver!r}"
-            )
+        spec = registry.get(self.solver)
         lr = self.learning_rate
         if isinstance(lr, str):
             if lr != "auto":
@@ -78,6 +128,9 @@ class SolverConfig:
         _integer(self.decay_every, "decay_every")
         _number(self.decay_rate, "decay_rate", low=0.0, high=1.0, low_open=True)
         _number(self.momentum, "momentum", low=0.0, high=1.0, high_open=True)
+        for name in ("nesterov", "early_stopping", "standardize", "fit_intercept"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValidationError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.nesterov and self.momentum == 0:
             raise ValidationError("nesterov=True needs momentum > 0")
         _number(self.alpha, "alpha", low=0.0)
@@ -96,35 +149,39 @@ class SolverConfig:
             high_open=True,
         )
         _number(self.divergence_factor, "divergence_factor", low=1.0, low_open=True)
-        self._check_combination()
+        spec.check(self.demands())
 
-    def _check_combination(self) -> None:
-        """Settings a solver cannot honour are refused, never silently ignored."""
-        solver = self.solver
-        if solver == "lstsq" and self.alpha > 0 and self.l1_ratio > 0:
-            raise ValidationError(
-                f"solver='lstsq' has a closed form for the ridge penalty only (l1_ratio=0), got "
-                f"l1_ratio={self.l1_ratio}; use solver='gd' for the elastic net"
+    def demands(self) -> dict[Capability, str]:
+        """The capabilities these settings need from a solver, each with the setting that
+        needs it (defaults need nothing)."""
+        wanted: dict[Capability, str] = {}
+        if self.alpha > 0:
+            wanted["ridge" if self.l1_ratio == 0 else "l1"] = (
+                f"alpha={self.alpha!r}" if self.l1_ratio == 0 else f"l1_ratio={self.l1_ratio!r}"
             )
-        if solver not in ("gd", "sgd") and self.early_stopping:
-            raise ValidationError(
-                f"early_stopping=True needs solver='gd' or 'sgd', got solver={solver!r}"
-            )
-        if solver in ("scratch", "builtin"):
-            unsupported = {
-                "alpha": self.alpha != 0,
-                "momentum": self.momentum != 0,
-                "schedule": self.schedule != "constant",
-                "fit_intercept": not self.fit_intercept,
-            }
-            bad = [name for name, flag in unsupported.items() if flag]
-            if bad:
-                raise ValidationError(
-                    f"solver={solver!r} runs the tutorial's plain SGD loop unchanged (constant "
-                    "step, no penalty, no momentum, always an intercept); it cannot honour "
-                    f"{', '.join(f'{b}={getattr(self, b)!r}' for b in bad)}. Use solver='gd' "
-                    "or 'sgd'"
-                )
+        if self.learning_rate != "auto":
+            wanted["learning_rate"] = f"learning_rate={self.learning_rate!r}"
+        if self.momentum:
+            wanted["momentum"] = f"momentum={self.momentum!r}"
+        if self.schedule != "constant":
+            wanted["schedule"] = f"schedule={self.schedule!r}"
+        if self.early_stopping:
+            wanted["early_stopping"] = "early_stopping=True"
+        if not self.fit_intercept:
+            wanted["no_intercept"] = "fit_intercept=False"
+        return wanted
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as JSON-able values (for model files, checkpoints, state dicts)."""
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SolverConfig:
+        """Inverse of :meth:`as_dict`; unknown keys are refused (a foreign or newer file)."""
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValidationError(f"unknown solver settings: {', '.join(unknown)}")
+        return cls(**values)
 
 
 def _number(

@@ -4,34 +4,39 @@ Both minimise the objective of :class:`~gradfit.solvers.config.SolverConfig` ove
 the *internal* features ``Z = (X - mean) / scale`` (the identity map when ``standardize=False``),
 and report coefficients in the original units.
 
-Update rule (per step, ``g`` the gradient of the smooth part, as ``torch.optim.SGD``)::
+An epoch composes three pieces, each replaceable on its own:
 
-    v <- momentum * v + g                        (v = g when momentum = 0)
-    W <- W - lr * (g + momentum * v if nesterov else v)
-    W <- sign(W) * max(|W| - lr * 2 alpha l1_ratio / k, 0)     (proximal step for the L1 part)
-
-``gd`` takes one step per epoch from sufficient statistics (means, centred second moments),
-computed once in float64: the iterates are those of plain full-batch gradient descent at
-O(d² k) per step. ``sgd`` draws a permutation of the rows per epoch from its generator and
-steps on consecutive slices of it.
+* a **gradient source**: the sufficient statistics (``gd``: one step per epoch at O(d² k),
+  :meth:`SufficientStats.gradient`), or mini-batches of rows (``sgd``: a permutation of the
+  rows per epoch from the state's generator, :func:`gradfit.losses.squared_error_gradient` on
+  consecutive slices of it);
+* the **pure update** :func:`gradfit.solvers.kernels.sgd_update` (momentum, Nesterov, the ridge
+  part as weight decay, the L1 part as a proximal step), as ``torch.optim.SGD``;
+* the **guards** of :mod:`gradfit.solvers.guards` (divergence, the tol plateau, early stopping),
+  kept in the :class:`~gradfit.solvers.state.TrainState` so that a saved state resumes exactly.
 
 Divergence is never hidden: a non-finite loss, or one ``divergence_factor`` times above the
 starting loss, stops training, restores the last good weights and raises
-:class:`~gradfit.errors.DivergenceError` with the stable step bound computed from the data.
+:class:`~gradfit.errors.DivergenceError` with the stable step bound computed from the data and
+the :class:`~gradfit.solvers.result.FitResult` of the last good epoch.
 """
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from gradfit.errors import DivergenceError, ValidationError
+from gradfit.losses import penalty, squared_error_gradient
 from gradfit.scaling import Standardizer
 from gradfit.solvers.config import SolverConfig
+from gradfit.solvers.guards import LOSS_RESOLUTION, DivergenceGuard, EarlyStopping, PlateauRule
+from gradfit.solvers.kernels import sgd_update
+from gradfit.solvers.result import FitResult
+from gradfit.solvers.state import TrainState
 from gradfit.solvers.stats import SufficientStats, batch_lipschitz, hessian_lipschitz
 
 __all__ = [
@@ -41,9 +46,11 @@ __all__ = [
     "PlateauRule",
     "TrainState",
     "feature_scaler",
+    "fit_gd",
+    "fit_sgd",
     "init_state",
+    "result_of",
     "run_epochs",
-    "targets_scale",
     "train",
 ]
 
@@ -65,38 +72,25 @@ class EpochInfo:
 Callback = Callable[[EpochInfo], None]
 
 
-@dataclass
-class TrainState:
-    """Everything needed to continue training (warm start, ``partial_fit``)."""
-
-    config: SolverConfig
-    scaler: Standardizer
-    weight: torch.Tensor  # (k, d) on the internal (scaled) features
-    bias: torch.Tensor  # (k,)
-    learning_rate: float  # initial step (before the schedule)
-    stable_lr: float  # the largest stable step for this solver and data
-    lipschitz: float
-    generator: torch.Generator
-    epoch: int = 0
-    velocity_w: torch.Tensor | None = None
-    velocity_b: torch.Tensor | None = None
-    loss_curve: list[float] = field(default_factory=list)
-    validation_scores: list[float] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
-class FitResult:
-    """Outcome of :func:`train`: coefficients in the original units of X."""
+class _Method:
+    """How one engine solver walks the data."""
 
-    weight: torch.Tensor  # (k, d)
-    bias: torch.Tensor  # (k,)
-    loss_curve: tuple[float, ...]  # training objective per epoch
-    n_iter: int  # epochs run
-    converged: bool  # stopped by tol / early stopping rather than max_epochs
-    learning_rate: float
-    stable_lr: float
-    validation_scores: tuple[float, ...] | None
-    state: TrainState
+    full_batch: bool  # one step per epoch (from the statistics) rather than mini-batches
+    what: str  # for messages
+
+
+_METHODS = {
+    "gd": _Method(full_batch=True, what="full-batch gradient descent"),
+    "sgd": _Method(full_batch=False, what="mini-batch SGD"),
+}
+
+
+def _method(config: SolverConfig) -> _Method:
+    method = _METHODS.get(config.solver)
+    if method is None:
+        raise ValidationError(f"the engine trains {' and '.join(_METHODS)}, not {config.solver!r}")
+    return method
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -109,44 +103,8 @@ def feature_scaler(stats: SufficientStats, config: SolverConfig) -> Standardizer
     return Standardizer.from_moments(stats.zbar, stats.Szz.diagonal(), center=config.fit_intercept)
 
 
-def _internal_stats(stats: SufficientStats, scaler: Standardizer) -> SufficientStats:
-    """Statistics of Z = (X - mean) / scale from those of X, exactly (no second pass)."""
-    s = scaler.scale
-    return SufficientStats(
-        n=stats.n,
-        zbar=(stats.zbar - scaler.mean) / s,
-        ybar=stats.ybar,
-        Szz=stats.Szz / torch.outer(s, s),
-        Szy=stats.Szy / s[:, None],
-        syy=stats.syy,
-    )
-
-
-def _per_target_mse(st: SufficientStats, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """MSE of each target (k,) from sufficient statistics, for parameters on the internal Z."""
-    W64, b64 = W.double(), b.double()
-    c = W64 @ st.zbar + b64 - st.ybar  # (k,) error of the means
-    quad = ((W64 @ st.Szz) * W64).sum(1)  # diag(W Szz W^T)
-    cross = (W64 * st.Szy.T).sum(1)  # diag(W Szy)
-    return (quad - 2 * cross + st.syy + c * c).clamp_min(0.0)
-
-
-def _penalty(W: torch.Tensor, config: SolverConfig, k: int) -> float:
-    if config.alpha == 0:
-        return 0.0
-    W64 = W.double()
-    l1 = float(W64.abs().sum())
-    l2 = float((W64 * W64).sum())
-    return 2 * config.alpha / k * (config.l1_ratio * l1 + (1 - config.l1_ratio) / 2 * l2)
-
-
-def _r2_from_stats(st: SufficientStats, W: torch.Tensor, b: torch.Tensor) -> float:
-    mse = _per_target_mse(st, W, b)
-    var = st.syy
-    r2 = torch.where(
-        var > 0, 1 - mse / torch.where(var > 0, var, torch.ones_like(var)), (mse == 0).double()
-    )
-    return float(r2.mean())
+def _internal(stats: SufficientStats, scaler: Standardizer) -> SufficientStats:
+    return stats.standardized(scaler.mean, scaler.scale)
 
 
 def _scheduled_lr(lr0: float, epoch: int, config: SolverConfig) -> float:
@@ -157,59 +115,39 @@ def _scheduled_lr(lr0: float, epoch: int, config: SolverConfig) -> float:
     return lr0
 
 
-def _apply_update(
-    state: TrainState, gW: torch.Tensor, gb: torch.Tensor | None, lr: float, k: int
-) -> None:
-    """One (momentum, Nesterov, proximal) step, in place, on state.weight and state.bias."""
+def _objective(state: TrainState, st: SufficientStats) -> float:
     cfg = state.config
-    if cfg.alpha and cfg.l1_ratio < 1:
-        gW = gW + (2 * cfg.alpha * (1 - cfg.l1_ratio) / k) * state.weight
-    if cfg.momentum:
-        if state.velocity_w is None:
-            state.velocity_w = gW.clone()
-            state.velocity_b = None if gb is None else gb.clone()
-        else:
-            state.velocity_w.mul_(cfg.momentum).add_(gW)
-            if gb is not None and state.velocity_b is not None:
-                state.velocity_b.mul_(cfg.momentum).add_(gb)
-        if cfg.nesterov:
-            gW = gW + cfg.momentum * state.velocity_w
-            if gb is not None and state.velocity_b is not None:
-                gb = gb + cfg.momentum * state.velocity_b
-        else:
-            gW = state.velocity_w
-            gb = state.velocity_b if gb is not None else None
-    state.weight.sub_(lr * gW)
-    if gb is not None and cfg.fit_intercept:
-        state.bias.sub_(lr * gb)
-    if cfg.alpha and cfg.l1_ratio > 0:
-        threshold = lr * 2 * cfg.alpha * cfg.l1_ratio / k
-        state.weight.copy_(state.weight.sign() * (state.weight.abs() - threshold).clamp_min(0.0))
+    return st.objective(state.weight, state.bias, cfg.alpha, cfg.l1_ratio)
+
+
+def _update(state: TrainState, gW: torch.Tensor, gb: torch.Tensor, lr: float) -> None:
+    """One step of the pure kernel on the weights and (with an intercept) the bias."""
+    cfg = state.config
+    k = state.weight.shape[0]
+    state.velocity_w = sgd_update(
+        state.weight,
+        gW,
+        state.velocity_w,
+        lr=lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+        weight_decay=2 * cfg.alpha * (1 - cfg.l1_ratio) / k,
+        l1=2 * cfg.alpha * cfg.l1_ratio / k,
+    )
+    if cfg.fit_intercept:
+        state.velocity_b = sgd_update(
+            state.bias, gb, state.velocity_b, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov
+        )
 
 
 # ----------------------------------------------------------------------------- epochs
 
 
-def _stats_gradient(
-    state: TrainState, st: SufficientStats, k: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradient of the smooth part of the objective (MSE + ridge) from statistics."""
-    W, b = state.weight, state.bias
-    c = W @ st.zbar + b - st.ybar  # (k,)
-    # dJ/dW = (2/k) (W Szz - Szy^T + c zbar^T);  dJ/db = (2/k) c
-    gW = (2.0 / k) * (W @ st.Szz - st.Szy.T + torch.outer(c, st.zbar))
-    gb = (2.0 / k) * c
-    return gW, gb
-
-
 def _gd_epoch(state: TrainState, st: SufficientStats, lr: float) -> float:
     """One full-batch step from statistics; returns the objective after the step."""
-    k = state.weight.shape[0]
-    gW, gb = _stats_gradient(state, st, k)
-    _apply_update(state, gW, gb, lr, k)
-    return float(_per_target_mse(st, state.weight, state.bias).mean()) + _penalty(
-        state.weight, state.config, k
-    )
+    gW, gb = st.gradient(state.weight, state.bias)
+    _update(state, gW, gb, lr)
+    return _objective(state, st)
 
 
 def _sgd_epoch(
@@ -224,14 +162,12 @@ def _sgd_epoch(
     """
     n, d = X.shape
     k = Y.shape[1]
-    scaler = state.scaler
     B = min(batch_size, n)
     perm = torch.randperm(n, generator=state.generator).to(X.device) if shuffle else None
     zbuf = torch.empty(B, d, dtype=X.dtype, device=X.device)
     ybuf = torch.empty(B, k, dtype=Y.dtype, device=Y.device)
     standardize = state.config.standardize
-    mean, scale = scaler.mean.to(X.dtype), scaler.scale.to(X.dtype)
-    W, b = state.weight, state.bias
+    mean, scale = state.scaler.mean.to(X.dtype), state.scaler.scale.to(X.dtype)
     total = torch.zeros((), dtype=torch.float64, device=X.device)
     for start in range(0, n, B):
         m = min(B, n - start)
@@ -245,13 +181,11 @@ def _sgd_epoch(
             yb.copy_(Y[start : start + m])
         if standardize:
             zb.sub_(mean).div_(scale)
-        err = torch.addmm(b, zb, W.T) - yb  # (m, d) @ (d, k) + (k,) -> (m, k)
-        step = 2.0 / err.numel()
-        gW = step * (err.T @ zb)  # (k, m) @ (m, d) -> (k, d)
-        gb = step * err.sum(0)
-        total += (err * err).sum().double()
-        _apply_update(state, gW, gb, lr, k)
-    return float(total) / (n * k) + _penalty(W, state.config, k)
+        sse, gW, gb = squared_error_gradient(zb, yb, state.weight, state.bias)
+        total += sse
+        _update(state, gW, gb, lr)
+    cfg = state.config
+    return float(total) / (n * k) + penalty(state.weight, cfg.alpha, cfg.l1_ratio, k)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -271,18 +205,18 @@ def init_state(
     bias: torch.Tensor | None = None,
     stats: SufficientStats | None = None,
 ) -> TrainState:
-    """Scaling, step size and starting point (zeros, or ``weight``/``bias`` in original units)."""
-    if config.solver not in ("gd", "sgd"):
-        raise ValidationError(f"the engine trains 'gd' and 'sgd', not {config.solver!r}")
+    """Scaling, step size, guards and starting point (zeros, or ``weight``/``bias`` in
+    original units). ``stats``: the :class:`SufficientStats` of (X, Y) when already computed."""
+    method = _method(config)
     n, d = X.shape
     k = Y.shape[1]
     stats = stats if stats is not None else SufficientStats.compute(X, Y)
     scaler = feature_scaler(stats, config)
-    zst = _internal_stats(stats, scaler)
+    zst = _internal(stats, scaler)
     L = hessian_lipschitz(zst, config.fit_intercept, k)
     L += 2 * config.alpha * (1 - config.l1_ratio) / k  # the ridge part is smooth too
     L = max(L, 1e-300)
-    if config.solver == "gd":
+    if method.full_batch:
         stable = 2.0 / L
         auto = 1.0 / L
     else:
@@ -293,7 +227,8 @@ def init_state(
     if config.momentum:
         auto *= 1 - config.momentum
     lr0 = auto if config.learning_rate == "auto" else float(config.learning_rate)
-    wdtype = torch.float64 if config.solver == "gd" else X.dtype
+    # gd's iterates live in float64 (its statistics are float64); sgd's in the data's dtype.
+    wdtype = torch.float64 if method.full_batch else X.dtype
     if weight is not None and bias is not None:
         w0, b0 = scaler.rescale(weight.to(X.device).double(), bias.to(X.device).double())
         if not config.fit_intercept:
@@ -302,6 +237,7 @@ def init_state(
         w0 = torch.zeros(k, d, dtype=torch.float64, device=X.device)
         b0 = torch.zeros(k, dtype=torch.float64, device=X.device)
     generator = torch.Generator().manual_seed(_resolve_seed(random_state))
+    start = zst.objective(w0, b0, config.alpha, config.l1_ratio)
     return TrainState(
         config=config,
         scaler=scaler,
@@ -311,6 +247,21 @@ def init_state(
         stable_lr=stable,
         lipschitz=L,
         generator=generator,
+        divergence=DivergenceGuard(
+            factor=config.divergence_factor,
+            stable_lr=stable,
+            monotone=method.full_batch and not config.momentum,
+            reference=start,
+            previous=start,
+        ),
+        plateau=PlateauRule(
+            tol=config.tol if config.tol is not None else 0.0,
+            patience=config.n_iter_no_change,
+            floor=LOSS_FLOOR * zst.target_scale(config.fit_intercept),
+            # Full-batch iterates do not fluctuate: a loss above the best is momentum
+            # overshooting (still moving), not a plateau.
+            deterministic=method.full_batch,
+        ),
     )
 
 
@@ -338,8 +289,10 @@ def run_epochs(
     True when the stopping rule ended training before ``n_epochs``: ``n_iter_no_change``
     epochs in a row without a new best training loss lower than the best by more than
     ``tol * max(best, 1e-3 * var(Y))`` (relative, down to 0.1% of the targets' variance); for
-    ``gd`` also not above the best by more than that (momentum overshoot is not a plateau).
-    With early stopping: without a validation R² above the best by more than ``tol``.
+    ``gd`` also not above the best by more than that (momentum overshoot is not a plateau), and
+    within ``tol`` of the optimum computed from the statistics (a slow crawl on an
+    ill-conditioned problem is not the optimum). With early stopping: without a validation R²
+    above the best by more than ``tol``; the weights of the best validation epoch are kept.
 
     ``stats`` (optional) are the :class:`SufficientStats` of (X, Y), when the caller already has
     them (``gd`` then makes no pass over the data at all).
@@ -348,201 +301,91 @@ def run_epochs(
     below the stable bound; a loss that rises while the step is above it is divergence, raised
     at once rather than mistaken for a plateau by the tol rule."""
     cfg = state.config
-    k = Y.shape[1]
-    use_stats = cfg.solver == "gd" and X.shape[1] <= _MAX_GD_FEATURES
-    # Statistics, when there (gd, or given): the objective at O(d² k), no pass over the data.
+    method = _method(cfg)
+    use_stats = method.full_batch and X.shape[1] <= _MAX_GD_FEATURES
     zst = None
-    if use_stats or stats is not None:
-        zst = _internal_stats(
-            stats if stats is not None else SufficientStats.compute(X, Y), state.scaler
-        )
+    if use_stats:
+        zst = _internal(stats if stats is not None else SufficientStats.compute(X, Y), state.scaler)
     val_st = None
     if validation is not None:
-        val_st = _internal_stats(SufficientStats.compute(*validation), state.scaler)
-
-    def objective() -> float:
-        if zst is not None:
-            return float(_per_target_mse(zst, state.weight, state.bias).mean()) + _penalty(
-                state.weight, cfg, k
-            )
-        Z = state.scaler.transform(X) if cfg.standardize else X
-        err = torch.addmm(state.bias.to(Z.dtype), Z, state.weight.to(Z.dtype).T) - Y
-        return float((err.double() ** 2).mean()) + _penalty(state.weight, cfg, k)
-
-    target_scale = targets_scale(zst, Y, cfg.fit_intercept)
-    reference = state.loss_curve[-1] if state.loss_curve else objective()
-    reference = max(reference, 1e-300)
+        val_st = _internal(SufficientStats.compute(*validation), state.scaler)
+        if state.early is None:
+            state.early = EarlyStopping(tol=cfg.tol or 0.0, patience=cfg.n_iter_no_change)
+    optimum = None
+    if stop_early and cfg.tol is not None and zst is not None and not cfg.l1_ratio * cfg.alpha:
+        ridge = cfg.alpha * (1 - cfg.l1_ratio)
+        optimum = float(zst.optimum(cfg.fit_intercept, ridge).mean())
+    batch = X.shape[0] if method.full_batch else cfg.batch_size
     good = (state.weight.clone(), state.bias.clone())
-    plateau = PlateauRule(
-        tol=cfg.tol if cfg.tol is not None else 0.0,
-        patience=cfg.n_iter_no_change,
-        floor=LOSS_FLOOR * target_scale,
-        # Full-batch iterates do not fluctuate: a loss above the best is momentum
-        # overshooting (still moving), not a plateau.
-        deterministic=cfg.solver == "gd",
-        best=min(state.loss_curve) if state.loss_curve else math.inf,
-    )
-    best_score = max(state.validation_scores) if state.validation_scores else -math.inf
-    best_params = good
-    best_improving = best_score
-    no_change = 0
-    # gd's plateau must also be certified close to the optimum (not just slow).
-    certify = (
-        _certificate(state, zst, k, LOSS_FLOOR * target_scale)
-        if use_stats and (zst is not None)
-        else None
-    )
-    previous = state.loss_curve[-1] if state.loss_curve else reference
-    monotone = cfg.solver == "gd" and not cfg.momentum
     for _ in range(n_epochs):
         lr = _scheduled_lr(state.learning_rate, state.epoch, cfg)
-        if use_stats and zst is not None:
+        if zst is not None:
             loss = _gd_epoch(state, zst, lr)
         else:
-            batch = X.shape[0] if cfg.solver == "gd" else cfg.batch_size
-            loss = _sgd_epoch(state, X, Y, lr, batch, shuffle=cfg.solver == "sgd")
+            loss = _sgd_epoch(state, X, Y, lr, batch, shuffle=not method.full_batch)
         state.epoch += 1
-        rising = monotone and lr > state.stable_lr and loss > previous
-        if (
-            rising
-            or not math.isfinite(loss)
-            or loss > cfg.divergence_factor * reference
-            or not bool(torch.isfinite(state.weight).all())
-        ):
-            reason = _divergence_reason(state, loss, reference, lr)
-            message = (
-                f"{reason}. Use a smaller learning rate, learning_rate='auto', or standardize "
-                "the features; the last good weights were kept"
-            )
-            bad_epoch = state.epoch
-            # Back to the last good epoch: weights, and the epoch count that goes with them.
-            state.weight.copy_(good[0])
-            state.bias.copy_(good[1])
-            state.velocity_w = state.velocity_b = None
-            state.epoch -= 1
-            raise DivergenceError(
-                message, stable_lr=state.stable_lr, epoch=bad_epoch, reason=reason
-            )
+        finite = bool(torch.isfinite(state.weight).all())
+        if state.divergence.diverged(loss, lr, finite=finite):
+            _diverged(state, good, loss, lr, method)
         good = (state.weight.clone(), state.bias.clone())
-        previous = loss
         state.loss_curve.append(loss)
         score = None
-        if val_st is not None:
-            score = _r2_from_stats(val_st, state.weight, state.bias)
+        stop = False
+        if val_st is not None and state.early is not None:
+            score = float(val_st.r2(state.weight, state.bias).mean())
             state.validation_scores.append(score)
-            if score > best_score:  # the weights kept in the end, however training stops
-                best_score, best_params = score, good
+            stop = state.early.update(score, state.epoch)
+            if state.early.best_epoch == state.epoch:  # kept however training stops
+                state.best_weight, state.best_bias = good
         if callback is not None:
             callback(EpochInfo(state.epoch, n_epochs, loss, lr, score))
         if not stop_early or cfg.tol is None:
             continue
-        if score is not None:  # early stopping: the validation R² must improve by tol
-            if score > best_improving + cfg.tol:
-                best_improving, no_change = score, 0
-            else:
-                no_change += 1
-            if no_change >= cfg.n_iter_no_change:
-                _restore(state, best_params)
+        if score is not None:
+            if stop:
+                _keep_best(state)
                 return True
-        elif plateau.update(loss):
-            if certify is None or certify(loss):
+        elif state.plateau.update(loss):
+            tol = max(cfg.tol, LOSS_RESOLUTION)
+            if optimum is None or loss - optimum <= tol * max(loss, state.plateau.floor):
                 return True
-            plateau.stalled = 0  # a slow crawl, not the optimum: keep going
-    if val_st is not None:  # early stopping keeps the weights of the best validation score
-        _restore(state, best_params)
+            state.plateau.stalled = 0  # a slow crawl, not the optimum: keep going
+    if val_st is not None:
+        _keep_best(state)
     return False
 
 
-@dataclass
-class PlateauRule:
-    """The tol rule on a sequence of losses: ``update(loss)`` is True once ``patience`` losses
-    in a row have not improved on the best by more than ``tol * max(best, floor)`` (relative to
-    the best, but never finer than ``tol * floor``: on an exactly solvable problem the loss
-    falls to zero geometrically and a purely relative rule would never stop). With
-    ``deterministic`` (full batch), a loss above the best by more than that also counts as
-    still moving."""
-
-    tol: float
-    patience: int
-    floor: float
-    deterministic: bool = False
-    best: float = math.inf
-    stalled: int = 0
-
-    def update(self, loss: float) -> bool:
-        step = self.tol * max(self.best, self.floor)
-        improving = loss < self.best - step or not math.isfinite(self.best)
-        overshooting = self.deterministic and loss > self.best + step
-        self.stalled = 0 if improving or overshooting else self.stalled + 1
-        self.best = min(self.best, loss)
-        return self.stalled >= self.patience
-
-
-def _restore(state: TrainState, params: tuple[torch.Tensor, torch.Tensor]) -> None:
-    state.weight.copy_(params[0])
-    state.bias.copy_(params[1])
-
-
-def _certificate(
-    state: TrainState, st: SufficientStats, k: int, floor: float
-) -> Callable[[float], bool] | None:
-    """For full-batch gd on a smooth objective (MSE + ridge): the optimum J* from the
-    statistics (a d x d eigenproblem), so that a plateau of the tol rule counts as convergence
-    only when ``J - J* <= tol * max(J, floor)``: a slow crawl on an ill-conditioned problem is
-    not mistaken for the optimum. None with an L1 penalty (the tol rule alone decides)::
-
-        J* = (1/k) sum_j ( syy_j - Szy_j^T (Szz + alpha (1 - l1_ratio) I)^+ Szy_j )
-
-    (centred moments with an intercept, uncentred without; the pseudo-inverse keeps it exact
-    for rank-deficient designs)."""
+def _diverged(
+    state: TrainState,
+    good: tuple[torch.Tensor, torch.Tensor],
+    loss: float,
+    lr: float,
+    method: _Method,
+) -> None:
+    """Back to the last good epoch (weights, and the epoch count that goes with them), then
+    raise :class:`DivergenceError` with the result of that epoch."""
     cfg = state.config
-    if cfg.tol is None or (cfg.alpha and cfg.l1_ratio > 0):
-        return None
-    if cfg.fit_intercept:
-        S, C, syy = st.Szz, st.Szy, st.syy
-    else:
-        S = st.Szz + torch.outer(st.zbar, st.zbar)
-        C = st.Szy + torch.outer(st.zbar, st.ybar)
-        syy = st.syy + st.ybar**2
-    A = S + cfg.alpha * (1 - cfg.l1_ratio) * torch.eye(S.shape[0], dtype=S.dtype, device=S.device)
-    lam, U = torch.linalg.eigh(A.cpu())
-    keep = lam > lam[-1].clamp_min(0) * S.shape[0] * torch.finfo(lam.dtype).eps
-    proj = U[:, keep].T @ C.cpu()  # (r, k)
-    explained = (proj * proj / lam[keep, None]).sum(0)  # (k,)
-    optimum = float((syy.cpu() - explained).clamp_min(0.0).mean())
-    tol = cfg.tol
-
-    def certify(loss: float) -> bool:
-        return loss - optimum <= tol * max(loss, floor)
-
-    return certify
-
-
-def targets_scale(st: SufficientStats | None, Y: torch.Tensor, fit_intercept: bool) -> float:
-    """MSE of the best constant model: the targets' variance (or mean square without an
-    intercept), averaged over targets."""
-    if st is not None:
-        syy = st.syy if fit_intercept else st.syy + st.ybar**2
-        return float(syy.mean())
-    Y64 = Y.double()
-    if fit_intercept:
-        return float(Y64.var(0, correction=0).mean())
-    return float((Y64 * Y64).mean())
-
-
-def _divergence_reason(state: TrainState, loss: float, reference: float, lr: float) -> str:
-    """What happened, without advice (:attr:`DivergenceError.reason`)."""
-    what = "non-finite (inf or NaN)" if not math.isfinite(loss) else f"{loss:.3g}"
-    kind = (
-        "full-batch gradient descent"
-        if state.config.solver == "gd"
-        else (f"mini-batch SGD at batch size {state.config.batch_size}")
+    what = method.what + ("" if method.full_batch else f" at batch size {cfg.batch_size}")
+    reason = state.divergence.reason(state.epoch, loss, lr, what)
+    bad_epoch = state.epoch
+    state.weight.copy_(good[0])
+    state.bias.copy_(good[1])
+    state.velocity_w = state.velocity_b = None
+    state.epoch -= 1
+    raise DivergenceError(
+        f"{reason}. Use a smaller learning rate, learning_rate='auto', or standardize the "
+        "features; the last good weights were kept",
+        stable_lr=state.stable_lr,
+        epoch=bad_epoch,
+        reason=reason,
+        result=result_of(state, False),
     )
-    return (
-        f"training diverged at epoch {state.epoch}: the loss became {what} "
-        f"(it started at {reference:.3g}) with learning rate {lr:.3g}; the largest stable "
-        f"learning rate for {kind} on this data is about {state.stable_lr:.3g}"
-    )
+
+
+def _keep_best(state: TrainState) -> None:
+    if state.best_weight is not None and state.best_bias is not None:
+        state.weight.copy_(state.best_weight)
+        state.bias.copy_(state.best_bias)
 
 
 def train(
@@ -554,6 +397,7 @@ def train(
     weight: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     callback: Callback | None = None,
+    state: TrainState | None = None,
 ) -> FitResult:
     """Fit ``Y ≈ X @ weight.T + bias`` with ``config.solver`` ('gd' or 'sgd').
 
@@ -565,11 +409,14 @@ def train(
     random_state : seed of the shuffling and validation split (None: fresh entropy)
     weight, bias : optional start (warm start), in original units
     callback : called with an :class:`EpochInfo` after every epoch
+    state : continue this :class:`TrainState` (its scaling, step and generator) for
+        ``config.max_epochs`` more epochs instead of starting afresh; ``config`` must shape
+        the epochs as the state's own does (``partial_fit``)
 
     Raises
     ------
     DivergenceError
-        with ``stable_lr``; the exception's ``state`` holds the last good weights.
+        with ``stable_lr`` and ``result``, the :class:`FitResult` of the last good epoch.
     """
     validation = None
     X_train, Y_train = X, Y
@@ -585,38 +432,73 @@ def train(
         perm = torch.randperm(n, generator=g).to(X.device)
         validation = (X[perm[:n_val]], Y[perm[:n_val]])
         X_train, Y_train = X[perm[n_val:]], Y[perm[n_val:]]
-    stats = SufficientStats.compute(X_train, Y_train)  # one pass, shared by both calls below
-    state = init_state(
-        X_train, Y_train, config, random_state=random_state, weight=weight, bias=bias, stats=stats
-    )
-    try:
-        converged = run_epochs(
-            state,
+    stats = SufficientStats.compute(X_train, Y_train)  # one pass, shared by every step below
+    if state is None:
+        state = init_state(
             X_train,
             Y_train,
-            config.max_epochs,
-            validation=validation,
-            callback=callback,
+            config,
+            random_state=random_state,
+            weight=weight,
+            bias=bias,
             stats=stats,
         )
-    except DivergenceError as exc:
-        exc.state = state  # type: ignore[attr-defined]
-        raise
-    return result_of(state, converged)
+    else:
+        state.config = config
+    converged = run_epochs(
+        state,
+        X_train,
+        Y_train,
+        config.max_epochs,
+        validation=validation,
+        callback=callback,
+        stats=stats,
+    )
+    return result_of(state, converged, stats=None if validation is not None else stats)
 
 
-def result_of(state: TrainState, converged: bool) -> FitResult:
-    """Coefficients of ``state`` in original units, with its history."""
+def result_of(
+    state: TrainState, converged: bool, stats: SufficientStats | None = None
+) -> FitResult:
+    """Coefficients of ``state`` in original units (float64), with its history."""
     w, b = state.scaler.unscale(state.weight.double(), state.bias.double())
-    dtype = state.weight.dtype if state.config.solver == "sgd" else torch.float64
     return FitResult(
-        weight=w.to(dtype),
-        bias=b.to(dtype),
+        weight=w,
+        bias=b,
         loss_curve=tuple(state.loss_curve),
         n_iter=state.epoch,
         converged=converged,
         learning_rate=state.learning_rate,
         stable_lr=state.stable_lr,
+        scaler=state.scaler,
         validation_scores=tuple(state.validation_scores) if state.validation_scores else None,
         state=state,
+        stats=stats,
     )
+
+
+def _fit(
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    config: SolverConfig,
+    *,
+    random_state: int | None,
+    start: tuple[torch.Tensor, torch.Tensor] | None,
+    callback: Callback | None,
+    state: TrainState | None = None,
+) -> FitResult:
+    weight, bias = start if start is not None else (None, None)
+    return train(
+        X,
+        Y,
+        config,
+        random_state=random_state,
+        weight=weight,
+        bias=bias,
+        callback=callback,
+        state=state,
+    )
+
+
+fit_gd = _fit  # the registry's entries: the engine's solvers differ only through _METHODS
+fit_sgd = _fit

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 
 from gradfit.errors import ValidationError
+from gradfit.losses import penalty
+from gradfit.metrics import r2_from_errors
 
 __all__ = ["SufficientStats", "batch_lipschitz", "hessian_lipschitz"]
 
@@ -76,6 +78,92 @@ class SufficientStats:
             Szy=Mzy / n - torch.outer(mz, my),
             syy=(myy / n - my * my).clamp_min(0.0),
         )
+
+    def standardized(self, mean: torch.Tensor, scale: torch.Tensor) -> SufficientStats:
+        """Statistics of ``Z = (X - mean) / scale`` from those of X, exactly (no second pass)."""
+        return SufficientStats(
+            n=self.n,
+            zbar=(self.zbar - mean) / scale,
+            ybar=self.ybar,
+            Szz=self.Szz / torch.outer(scale, scale),
+            Szy=self.Szy / scale[:, None],
+            syy=self.syy,
+        )
+
+    # ------------------------------------------------------------------------- the objective
+
+    def per_target_mse(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """MSE of each target (k,) of the model ``Z @ weight.T + bias``, at O(d² k)::
+
+        mse_j = w_j Szz w_j^T - 2 w_j Szy_j + syy_j + (w_j zbar + b_j - ybar_j)^2
+        """
+        W64, b64 = weight.double(), bias.double()
+        c = W64 @ self.zbar + b64 - self.ybar  # (k,) error of the means
+        quad = ((W64 @ self.Szz) * W64).sum(1)  # diag(W Szz W^T)
+        cross = (W64 * self.Szy.T).sum(1)  # diag(W Szy)
+        return (quad - 2 * cross + self.syy + c * c).clamp_min(0.0)
+
+    def objective(
+        self, weight: torch.Tensor, bias: torch.Tensor, alpha: float = 0.0, l1_ratio: float = 0.0
+    ) -> float:
+        """The :class:`~gradfit.solvers.config.SolverConfig` objective: the MSE over all n·k
+        entries plus the elastic-net :func:`~gradfit.losses.penalty` of ``weight``."""
+        k = weight.shape[0]
+        return float(self.per_target_mse(weight, bias).mean()) + penalty(weight, alpha, l1_ratio, k)
+
+    def gradient(
+        self, weight: torch.Tensor, bias: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradient of the MSE over all n·k entries, from the statistics (in the dtype of
+        ``weight``)::
+
+            dJ/dW = (2/k) (W Szz - Szy^T + c zbar^T),  dJ/db = (2/k) c,  c = W zbar + b - ybar
+        """
+        k = weight.shape[0]
+        c = weight @ self.zbar + bias - self.ybar  # (k,)
+        gW = (2.0 / k) * (weight @ self.Szz - self.Szy.T + torch.outer(c, self.zbar))
+        return gW, (2.0 / k) * c
+
+    def r2(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """R² of each target (k,), with :func:`gradfit.metrics.r2_score`'s conventions."""
+        return r2_from_errors(self.per_target_mse(weight, bias), self.syy)
+
+    def target_scale(self, fit_intercept: bool) -> float:
+        """MSE of the best constant model (the targets' variance, or their mean square without
+        an intercept), averaged over targets."""
+        syy = self.syy if fit_intercept else self.syy + self.ybar**2
+        return float(syy.mean())
+
+    def optimum(self, fit_intercept: bool = True, ridge: float = 0.0) -> torch.Tensor:
+        """The smallest MSE of each target (k,) over all linear models, with an L2 penalty
+        ``ridge * ||w||²`` on the coefficients (0: ordinary least squares)::
+
+            J*_j = syy_j - Szy_j^T (Szz + ridge I)^+ Szy_j
+
+        (centred moments with an intercept, uncentred without). Computed on the correlation
+        scale (``Szz`` divided by its diagonal) through a symmetric eigendecomposition whose
+        pseudo-inverse keeps it exact for rank-deficient designs. With ``ridge > 0`` the value
+        is the MSE part of the penalized optimum plus its penalty, i.e. the optimal objective.
+        """
+        if fit_intercept:
+            S, C, syy = self.Szz, self.Szy, self.syy
+        else:
+            S = self.Szz + torch.outer(self.zbar, self.zbar)
+            C = self.Szy + torch.outer(self.zbar, self.ybar)
+            syy = self.syy + self.ybar**2
+        S, C, syy = S.cpu(), C.cpu(), syy.cpu()
+        d = S.shape[0]
+        if d == 0:
+            return syy.clone()
+        diag = S.diagonal()
+        s = torch.where(diag > 0, diag, torch.ones_like(diag)).sqrt()  # (d,)
+        A = S / torch.outer(s, s) + ridge * torch.diag(1.0 / (s * s))
+        lam, U = torch.linalg.eigh((A + A.T) / 2)
+        keep = lam > lam[-1].clamp_min(0) * d * torch.finfo(lam.dtype).eps
+        proj = U[:, keep].T @ (C / s[:, None])  # (r, k)
+        explained = (proj * proj / lam[keep, None]).sum(0)  # (k,)
+        optimum: torch.Tensor = (syy - explained).clamp_min(0.0)
+        return optimum
 
     def second_moment(self, fit_intercept: bool) -> torch.Tensor:
         """Uncentred second moment of [Z, 1] (or of Z alone without an intercept)."""

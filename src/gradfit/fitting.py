@@ -1,0 +1,234 @@
+"""Fit a model to a data source and report on it: the work of ``gradfit fit`` as a library call.
+
+:func:`fit_data` reads a file (CSV, TSV, gzip, Parquet) or a built-in data set, selects the
+features and targets, trains with any registered solver (:func:`gradfit.training.fit_linear`)
+and returns a :class:`FitReport`: the model to save, the training result, and the summary
+figures (final loss, the optimum, R² and the other metrics). The command line only renders the
+report and writes the files; nothing here prints.
+
+The reported optimum comes from the sufficient statistics the solver already computed (one
+d × d eigenproblem), not from a second solve: ``lstsq`` without a penalty *is* the optimum, and
+the other solvers hand their statistics back in their result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gradfit.errors import DataError
+from gradfit.losses import mse
+from gradfit.metrics import RegressionMetrics, regression_metrics
+from gradfit.model import predict
+from gradfit.persistence import SavedModel
+from gradfit.solvers import registry
+from gradfit.solvers.config import SolverConfig
+from gradfit.solvers.engine import EpochInfo
+from gradfit.solvers.result import FitResult
+from gradfit.solvers.stats import SufficientStats
+from gradfit.training import fit_linear
+
+__all__ = ["FitReport", "expand_names", "fit_data", "read_source"]
+
+# Below this fraction of the targets' mean square, the optimum from the statistics is rounding
+# noise (their accuracy is about eps times the condition number): the fit is called exact and
+# no loss/optimum ratio is given.
+_EXACT_FIT = 1e-10
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What :func:`fit_data` did: the model to save and the figures to show."""
+
+    model: SavedModel  # weights in original units, names, scaling, settings, history, metrics
+    result: FitResult
+    config: SolverConfig
+    n_samples: int
+    final_loss: float  # MSE of the final model on the training rows
+    optimal_loss: float  # the smallest MSE any linear model reaches on them
+    loss_ratio: float | None  # final / optimal; None for an exact fit (optimum is noise)
+    metrics: RegressionMetrics
+    seconds: float  # training time
+    left_out: dict[str, str]  # columns the default feature choice left out, and why
+    targets: np.ndarray  # (n, k) float64, for plots
+    predictions: np.ndarray  # (n, k) float64, for plots
+
+
+def fit_data(
+    source: str,
+    targets: Sequence[str],
+    features: Sequence[str] | None = None,
+    config: SolverConfig | None = None,
+    *,
+    seed: int | None = 0,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+    callback: Callable[[EpochInfo], None] | None = None,
+) -> FitReport:
+    """Fit ``config.solver`` to the columns of ``source`` and report.
+
+    Parameters
+    ----------
+    source : a data file path, or the name of a built-in data set (``"crops"``)
+    targets : target column names, expanded by :func:`expand_names`
+    features : feature column names (same rule); None: every other numeric column
+    config : the solver and its settings (default: ``SolverConfig()``, gd)
+    seed : seed of shuffling, the validation split and the tutorial loops' initial weights
+    dtype, device : where and in which precision the data are trained on
+    callback : called with an :class:`EpochInfo` after every epoch
+
+    Raises
+    ------
+    DataError, ValidationError
+        a file, a column or a setting that cannot be used (the message says which).
+    DivergenceError
+        training diverged; nothing is returned (there is nothing worth saving).
+    """
+    from gradfit.data import left_out_columns, select
+
+    config = config if config is not None else SolverConfig()
+    table = read_source(source)
+    target_names = expand_names(targets, table.columns)
+    feature_names = None if features is None else expand_names(features, table.columns)
+    X64, Y64, fnames, tnames = select(table, target_names, feature_names, min_rows=2)
+    left_out = left_out_columns(table, tnames) if feature_names is None else {}
+    X = _as_training_tensor(X64, fnames, dtype, device, source)
+    Y = _as_training_tensor(Y64, tnames, dtype, device, source)
+
+    start = time.perf_counter()
+    result = fit_linear(X, Y, config, random_state=seed, callback=callback)
+    seconds = time.perf_counter() - start
+
+    Xd, Yd = X.double().cpu(), Y.double().cpu()
+    weight, bias = result.weight.double().cpu(), result.bias.double().cpu()
+    pred = predict(Xd, weight, bias)
+    final_loss = float(mse(pred, Yd))
+    optimum = _optimal_loss(result, config, Xd, Yd, final_loss)
+    scale = float((Yd * Yd).mean())
+    exact_fit = optimum <= _EXACT_FIT * max(scale, 1e-300)
+    metrics = regression_metrics(Yd, pred)
+    scaling = _scaling(result, config)
+    settings = config.as_dict()
+    hyper: dict[str, Any] = {
+        "learning_rate": result.learning_rate,  # the step used ("auto" resolved)
+        "stable_learning_rate": result.stable_lr,
+        "learning_rate_setting": settings.pop("learning_rate"),
+        "epochs": settings.pop("max_epochs"),
+        **settings,
+        "seed": seed,
+        "dtype": str(dtype).removeprefix("torch."),
+        "device": str(X.device),
+        "n_iter": result.n_iter,
+        "converged": result.converged,
+        "n_samples": int(X.shape[0]),
+        "data": source,
+    }
+    model = SavedModel(
+        weight=weight,
+        bias=bias,
+        feature_names=fnames,
+        target_names=tnames,
+        scaling_mean=None if scaling is None else scaling[0],
+        scaling_scale=None if scaling is None else scaling[1],
+        solver=config.solver,
+        hyperparameters=hyper,
+        final_loss=final_loss,
+        loss_history=[float(v) for v in result.loss_curve],
+        metrics=metrics.as_dict(tnames),
+    )
+    return FitReport(
+        model=model,
+        result=result,
+        config=config,
+        n_samples=int(X.shape[0]),
+        final_loss=final_loss,
+        optimal_loss=optimum,
+        loss_ratio=None if exact_fit else final_loss / optimum,
+        metrics=metrics,
+        seconds=seconds,
+        left_out=left_out,
+        targets=Yd.numpy(),
+        predictions=pred.numpy(),
+    )
+
+
+def read_source(source: str, text_columns: Sequence[str] = ()) -> Any:
+    """The :class:`gradfit.data.Table` of a file, or of a built-in data set by name."""
+    from gradfit.data import Table, read_table
+    from gradfit.datasets import BUILTIN_DATASETS, load_dataset
+
+    if source in BUILTIN_DATASETS and not Path(source).exists():
+        data = load_dataset(source)
+        columns = {
+            **{n: data.data[:, j].double().numpy() for j, n in enumerate(data.feature_names)},
+            **{n: data.target[:, j].double().numpy() for j, n in enumerate(data.target_names)},
+        }
+        return Table(columns=columns, source=source)
+    return read_table(source, text_columns=text_columns)
+
+
+def expand_names(values: Sequence[str], columns: Sequence[str]) -> list[str]:
+    """Column names from the values of a repeatable option (``--target``, ``--features``,
+    ``--keep``): a value that is itself the name of a column is taken literally, commas and
+    all; any other value may list several names separated by commas.
+
+    >>> expand_names(["a, b", "c"], ["a", "b", "c"]), expand_names(["x,y"], ["x,y", "x", "y"])
+    (['a', 'b', 'c'], ['x,y'])
+    """
+    values = [values] if isinstance(values, str) else list(values)
+    names: list[str] = []
+    for value in values:
+        if value in columns:
+            names.append(value)
+        else:
+            names.extend(part.strip() for part in value.split(",") if part.strip())
+    return names
+
+
+def _as_training_tensor(
+    array: np.ndarray,
+    names: Sequence[str],
+    dtype: torch.dtype,
+    device: torch.device | str,
+    source: str,
+) -> torch.Tensor:
+    """The data in the training dtype; a value beyond that dtype's range is named (column, row,
+    the limit) rather than left to overflow into inf somewhere in training."""
+    limit = torch.finfo(dtype).max
+    if dtype != torch.float64:
+        rows, cols = np.nonzero(np.abs(array) > limit)
+        if rows.size:
+            i = int(np.argmin(rows * array.shape[1] + cols))
+            row, col = int(rows[i]), int(cols[i])
+            raise DataError(
+                f"{source}: column {names[col]!r}, row {row + 1}: {array[row, col]:g} is beyond "
+                f"the range of {str(dtype).removeprefix('torch.')} (about {limit:.3g}); use "
+                "--dtype float64 (or dtype='float64'), or rescale the column"
+            )
+    return torch.from_numpy(array).to(device=device, dtype=dtype)
+
+
+def _optimal_loss(
+    result: FitResult, config: SolverConfig, X: torch.Tensor, Y: torch.Tensor, final: float
+) -> float:
+    """The least-squares optimum of the MSE (no penalty): the closed form's own loss, or from
+    the statistics the solver computed (one pass to compute them if it did not)."""
+    if registry.get(config.solver).exact and config.alpha == 0:
+        return final
+    stats = result.stats if result.stats is not None else SufficientStats.compute(X, Y)
+    return float(stats.optimum(fit_intercept=config.fit_intercept).mean())
+
+
+def _scaling(result: FitResult, config: SolverConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The (mean, scale) to record in the model file, or None when training used none (the
+    scaler is the identity: lstsq without alpha, or standardize=False)."""
+    mean, scale = result.scaler.mean.double().cpu(), result.scaler.scale.double().cpu()
+    if not config.standardize or (bool((mean == 0).all()) and bool((scale == 1).all())):
+        return None
+    return mean, scale

@@ -1,0 +1,68 @@
+"""``lstsq``: the closed form in float64 (the registry's entry for it).
+
+Without a penalty, :func:`gradfit.least_squares` (Householder QR, rank and condition reported,
+refined in extended precision). With ``alpha > 0`` (ridge only: the registry refuses an L1
+part), the augmented system ``[Zc; sqrt(n alpha) I] W^T = [Yc; 0]`` on the (standardized,
+centred) features, solved by the same QR: Tikhonov's formulation, as accurate as QR.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from gradfit.losses import mse, penalty
+from gradfit.model import predict
+from gradfit.scaling import Standardizer
+from gradfit.solvers.config import SolverConfig
+from gradfit.solvers.engine import EpochInfo, feature_scaler
+from gradfit.solvers.lstsq import least_squares
+from gradfit.solvers.result import FitResult
+from gradfit.solvers.state import TrainState
+from gradfit.solvers.stats import SufficientStats
+
+__all__ = ["fit_lstsq"]
+
+
+def fit_lstsq(
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    config: SolverConfig,
+    *,
+    random_state: int | None = None,
+    start: tuple[torch.Tensor, torch.Tensor] | None = None,
+    callback: Callable[[EpochInfo], None] | None = None,
+    state: TrainState | None = None,
+) -> FitResult:
+    """The closed form; ``random_state``, ``start`` and ``callback`` do not apply (no epochs)."""
+    del random_state, start, callback  # part of the solvers' common signature
+    if state is not None:
+        raise ValueError("lstsq has no training state to continue")
+    X64, Y64 = X.double(), Y.double()
+    n, d = X64.shape
+    stats = None
+    if config.alpha == 0:
+        r = least_squares(X64, Y64, fit_intercept=config.fit_intercept)
+        w, b = r.weight.to(X.device), r.bias.to(X.device)
+        scaler = Standardizer.identity(d, device=X.device)
+        loss = float(mse(predict(X64, w, b), Y64))
+    else:
+        stats = SufficientStats.compute(X64, Y64)
+        scaler = feature_scaler(stats, config)
+        Z = scaler.transform(X64)  # (n, d); identity map when standardize=False
+        zbar = Z.mean(0) if config.fit_intercept else torch.zeros_like(Z[0])
+        ybar = Y64.mean(0) if config.fit_intercept else torch.zeros_like(Y64[0])
+        ridge = math.sqrt(n * config.alpha) * torch.eye(d, dtype=torch.float64, device=X.device)
+        A = torch.cat([Z - zbar, ridge])  # (n + d, d)
+        B = torch.cat(
+            [Y64 - ybar, torch.zeros(d, Y.shape[1], dtype=torch.float64, device=X.device)]
+        )
+        wz = least_squares(A, B, fit_intercept=False).weight.to(X.device)
+        bz = ybar - wz @ zbar
+        loss = float(mse(predict(Z, wz, bz), Y64)) + penalty(
+            wz, config.alpha, config.l1_ratio, Y.shape[1]
+        )
+        w, b = scaler.unscale(wz, bz)
+    return FitResult(w, b, (loss,), 1, True, None, None, scaler, stats=stats)
