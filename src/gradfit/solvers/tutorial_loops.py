@@ -50,6 +50,20 @@ class _Loop:
     # last good weights after a bad epoch e are those of epoch e - back.
     back: int
 
+    def __call__(
+        self,
+        X: torch.Tensor,
+        Y: torch.Tensor,
+        config: SolverConfig,
+        *,
+        random_state: int | None = 0,
+        start: Start | None = None,
+        callback: Callback | None = None,
+        state: TrainState | None = None,
+    ) -> FitResult:
+        """The registry's fit function (:class:`~gradfit.solvers.registry.FitFunction`)."""
+        return _fit_loop(self, X, Y, config, random_state, start, callback, state)
+
 
 def _run_scratch(
     Z: torch.Tensor,
@@ -106,36 +120,10 @@ def _builtin_initial(seed: int, k: int, d: int, dtype: torch.dtype) -> Start:
     return layer.weight.detach(), layer.bias.detach()
 
 
-_SCRATCH = _Loop(_run_scratch, _scratch_initial, engine_equivalent="gd", back=2)
-_BUILTIN = _Loop(_run_builtin, _builtin_initial, engine_equivalent="sgd", back=1)
-
-
-def fit_scratch(
-    X: torch.Tensor,
-    Y: torch.Tensor,
-    config: SolverConfig,
-    *,
-    random_state: int | None = 0,
-    start: Start | None = None,
-    callback: Callback | None = None,
-    state: TrainState | None = None,
-) -> FitResult:
-    """The tutorial's from-scratch loop (full-batch gradient descent, autograd)."""
-    return _fit_loop(_SCRATCH, X, Y, config, random_state, start, callback, state)
-
-
-def fit_builtin(
-    X: torch.Tensor,
-    Y: torch.Tensor,
-    config: SolverConfig,
-    *,
-    random_state: int | None = 0,
-    start: Start | None = None,
-    callback: Callback | None = None,
-    state: TrainState | None = None,
-) -> FitResult:
-    """The tutorial's built-ins loop (nn.Linear, DataLoader, optim.SGD)."""
-    return _fit_loop(_BUILTIN, X, Y, config, random_state, start, callback, state)
+fit_scratch = _Loop(_run_scratch, _scratch_initial, engine_equivalent="gd", back=2)
+"""The tutorial's from-scratch loop (full-batch gradient descent, autograd) as a solver."""
+fit_builtin = _Loop(_run_builtin, _builtin_initial, engine_equivalent="sgd", back=1)
+"""The tutorial's built-ins loop (nn.Linear, DataLoader, optim.SGD) as a solver."""
 
 
 def _fit_loop(
