@@ -306,9 +306,11 @@ def test_non_finite_loss_is_caught_for_sgd() -> None:
 def test_engine_module_exports() -> None:
     assert set(engine.__all__) == {
         "LOSS_FLOOR",
+        "EpochData",
         "EpochInfo",
         "FitResult",
         "PlateauRule",
+        "TensorData",
         "TrainState",
         "feature_scaler",
         "fit_gd",
@@ -316,6 +318,7 @@ def test_engine_module_exports() -> None:
         "init_state",
         "result_of",
         "run_epochs",
+        "run_on",
         "train",
     }
 

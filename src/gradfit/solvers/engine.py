@@ -24,8 +24,9 @@ the :class:`~gradfit.solvers.result.FitResult` of the last good epoch.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -41,9 +42,11 @@ from gradfit.solvers.stats import SufficientStats, batch_lipschitz, hessian_lips
 
 __all__ = [
     "LOSS_FLOOR",
+    "EpochData",
     "EpochInfo",
     "FitResult",
     "PlateauRule",
+    "TensorData",
     "TrainState",
     "feature_scaler",
     "fit_gd",
@@ -51,6 +54,7 @@ __all__ = [
     "init_state",
     "result_of",
     "run_epochs",
+    "run_on",
     "train",
 ]
 
@@ -150,42 +154,66 @@ def _gd_epoch(state: TrainState, st: SufficientStats, lr: float) -> float:
     return _objective(state, st)
 
 
-def _sgd_epoch(
-    state: TrainState, X: torch.Tensor, Y: torch.Tensor, lr: float, batch_size: int, shuffle: bool
-) -> float:
-    """One pass of mini-batch steps over a permutation of the rows; returns the mean batch
-    objective.
+class EpochData(Protocol):
+    """Where mini-batches come from: rows in memory (:class:`TensorData`) or a stream of files
+    (:mod:`gradfit.streaming`). ``batches`` yields the raw (unstandardized) mini-batches of one
+    epoch, in buffers the engine may overwrite, drawing any shuffle from ``generator``."""
 
-    Batch ``i`` is rows ``perm[i*B : (i+1)*B]``, gathered into a reused buffer and standardized
-    there: gathering batch by batch is several times faster than permuting the whole matrix
-    once per epoch (no fresh n x d allocation to fault in), and X itself is never modified.
-    """
-    n, d = X.shape
-    k = Y.shape[1]
-    B = min(batch_size, n)
-    perm = torch.randperm(n, generator=state.generator).to(X.device) if shuffle else None
-    zbuf = torch.empty(B, d, dtype=X.dtype, device=X.device)
-    ybuf = torch.empty(B, k, dtype=Y.dtype, device=Y.device)
-    standardize = state.config.standardize
-    mean, scale = state.scaler.mean.to(X.dtype), state.scaler.scale.to(X.dtype)
-    total = torch.zeros((), dtype=torch.float64, device=X.device)
-    for start in range(0, n, B):
-        m = min(B, n - start)
-        zb, yb = zbuf[:m], ybuf[:m]
-        if perm is not None:
-            rows = perm[start : start + m]
-            torch.index_select(X, 0, rows, out=zb)
-            torch.index_select(Y, 0, rows, out=yb)
-        else:
-            zb.copy_(X[start : start + m])
-            yb.copy_(Y[start : start + m])
-        if standardize:
-            zb.sub_(mean).div_(scale)
+    def batches(
+        self, generator: torch.Generator, batch_size: int, shuffle: bool
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+@dataclass(frozen=True)
+class TensorData:
+    """Rows in memory. With ``shuffle``, batch ``i`` is rows ``perm[i*B : (i+1)*B]`` of one
+    ``torch.randperm(n, generator)`` per epoch, gathered into a reused buffer: gathering batch by
+    batch is several times faster than permuting the whole matrix once per epoch (no fresh
+    n x d allocation to fault in), and X itself is never modified."""
+
+    X: torch.Tensor  # (n, d)
+    Y: torch.Tensor  # (n, k)
+
+    def batches(
+        self, generator: torch.Generator, batch_size: int, shuffle: bool
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        X, Y = self.X, self.Y
+        n, d = X.shape
+        B = min(batch_size, n)
+        perm = torch.randperm(n, generator=generator).to(X.device) if shuffle else None
+        zbuf = torch.empty(B, d, dtype=X.dtype, device=X.device)
+        ybuf = torch.empty(B, Y.shape[1], dtype=Y.dtype, device=Y.device)
+        for start in range(0, n, B):
+            m = min(B, n - start)
+            zb, yb = zbuf[:m], ybuf[:m]
+            if perm is not None:
+                rows = perm[start : start + m]
+                torch.index_select(X, 0, rows, out=zb)
+                torch.index_select(Y, 0, rows, out=yb)
+            else:
+                zb.copy_(X[start : start + m])
+                yb.copy_(Y[start : start + m])
+            yield zb, yb
+
+
+def _sgd_epoch(
+    state: TrainState, data: EpochData, lr: float, batch_size: int, shuffle: bool
+) -> float:
+    """One pass of mini-batch steps over ``data``; returns the mean batch objective (the mean
+    squared error over every row seen during the epoch, plus the penalty after it)."""
+    cfg = state.config
+    k = state.weight.shape[0]
+    mean, scale = state.scaler.mean, state.scaler.scale
+    total = torch.zeros((), dtype=torch.float64, device=state.weight.device)
+    rows = 0
+    for zb, yb in data.batches(state.generator, batch_size, shuffle):
+        if cfg.standardize:
+            zb.sub_(mean.to(zb.dtype)).div_(scale.to(zb.dtype))
         sse, gW, gb = squared_error_gradient(zb, yb, state.weight, state.bias)
         total += sse
+        rows += zb.shape[0]
         _update(state, gW, gb, lr)
-    cfg = state.config
-    return float(total) / (n * k) + penalty(state.weight, cfg.alpha, cfg.l1_ratio, k)
+    return float(total) / (max(rows, 1) * k) + penalty(state.weight, cfg.alpha, cfg.l1_ratio, k)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -285,6 +313,35 @@ def run_epochs(
     callback: Callback | None = None,
     stats: SufficientStats | None = None,
 ) -> bool:
+    """Run up to ``n_epochs`` epochs on rows in memory (see :func:`run_on`). ``stats``
+    (optional) are the :class:`SufficientStats` of (X, Y), when the caller already has them
+    (``gd`` then makes no pass over the data at all)."""
+    full_batch = _method(state.config).full_batch
+    if full_batch and X.shape[1] <= _MAX_GD_FEATURES and stats is None:
+        stats = SufficientStats.compute(X, Y)
+    return run_on(
+        state,
+        TensorData(X, Y),
+        n_epochs,
+        stop_early=stop_early,
+        stats=stats if full_batch and X.shape[1] <= _MAX_GD_FEATURES else None,
+        validation=None if validation is None else SufficientStats.compute(*validation),
+        callback=callback,
+        n_rows=X.shape[0],
+    )
+
+
+def run_on(
+    state: TrainState,
+    data: EpochData | None,
+    n_epochs: int,
+    *,
+    stop_early: bool = True,
+    stats: SufficientStats | None = None,
+    validation: SufficientStats | None = None,
+    callback: Callback | None = None,
+    n_rows: int | None = None,
+) -> bool:
     """Run up to ``n_epochs`` epochs from ``state`` (updated in place). Returns ``converged``:
     True when the stopping rule ended training before ``n_epochs``: ``n_iter_no_change``
     epochs in a row without a new best training loss lower than the best by more than
@@ -294,35 +351,40 @@ def run_epochs(
     ill-conditioned problem is not the optimum). With early stopping: without a validation R²
     above the best by more than ``tol``; the weights of the best validation epoch are kept.
 
-    ``stats`` (optional) are the :class:`SufficientStats` of (X, Y), when the caller already has
-    them (``gd`` then makes no pass over the data at all).
+    ``gd`` steps from ``stats`` (the training rows' :class:`SufficientStats`) when given, and
+    makes no pass over ``data`` then; otherwise it takes full-batch steps over ``data``
+    (``n_rows`` rows). ``sgd`` steps on ``data``'s mini-batches. ``validation``: the statistics
+    of held-out rows (early stopping).
 
     Full-batch ``gd`` without momentum decreases the loss at every step whenever the step is
     below the stable bound; a loss that rises while the step is above it is divergence, raised
     at once rather than mistaken for a plateau by the tol rule."""
     cfg = state.config
     method = _method(cfg)
-    use_stats = method.full_batch and X.shape[1] <= _MAX_GD_FEATURES
-    zst = None
-    if use_stats:
-        zst = _internal(stats if stats is not None else SufficientStats.compute(X, Y), state.scaler)
+    zst = None if stats is None or not method.full_batch else _internal(stats, state.scaler)
+    batch = (n_rows or 1) if method.full_batch else cfg.batch_size
+    epoch: Callable[[float], float]
+    if zst is not None:
+        internal = zst
+        epoch = lambda lr: _gd_epoch(state, internal, lr)  # noqa: E731
+    elif data is not None:
+        steps = data
+        epoch = lambda lr: _sgd_epoch(state, steps, lr, batch, not method.full_batch)  # noqa: E731
+    else:
+        raise ValidationError("run_on needs data to step on, or gd's statistics")
     val_st = None
     if validation is not None:
-        val_st = _internal(SufficientStats.compute(*validation), state.scaler)
+        val_st = _internal(validation, state.scaler)
         if state.early is None:
             state.early = EarlyStopping(tol=cfg.tol or 0.0, patience=cfg.n_iter_no_change)
     optimum = None
     if stop_early and cfg.tol is not None and zst is not None and not cfg.l1_ratio * cfg.alpha:
         ridge = cfg.alpha * (1 - cfg.l1_ratio)
         optimum = float(zst.optimum(cfg.fit_intercept, ridge).mean())
-    batch = X.shape[0] if method.full_batch else cfg.batch_size
     good = (state.weight.clone(), state.bias.clone())
     for _ in range(n_epochs):
         lr = _scheduled_lr(state.learning_rate, state.epoch, cfg)
-        if zst is not None:
-            loss = _gd_epoch(state, zst, lr)
-        else:
-            loss = _sgd_epoch(state, X, Y, lr, batch, shuffle=not method.full_batch)
+        loss = epoch(lr)
         state.epoch += 1
         finite = bool(torch.isfinite(state.weight).all())
         if state.divergence.diverged(loss, lr, finite=finite):
