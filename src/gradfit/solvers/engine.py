@@ -52,6 +52,9 @@ __all__ = [
     "fit_gd",
     "fit_sgd",
     "init_state",
+    "init_state_from_stats",
+    "max_row_norm2",
+    "needs_row_norm",
     "result_of",
     "run_epochs",
     "run_on",
@@ -235,10 +238,39 @@ def init_state(
 ) -> TrainState:
     """Scaling, step size, guards and starting point (zeros, or ``weight``/``bias`` in
     original units). ``stats``: the :class:`SufficientStats` of (X, Y) when already computed."""
-    method = _method(config)
-    n, d = X.shape
-    k = Y.shape[1]
     stats = stats if stats is not None else SufficientStats.compute(X, Y)
+    max_row = None
+    if not _method(config).full_batch:
+        max_row = _max_row_norm2(X, feature_scaler(stats, config), config)
+    return init_state_from_stats(
+        stats,
+        config,
+        dtype=X.dtype,
+        random_state=random_state,
+        weight=weight,
+        bias=bias,
+        max_row_norm2=max_row,
+    )
+
+
+def init_state_from_stats(
+    stats: SufficientStats,
+    config: SolverConfig,
+    *,
+    dtype: torch.dtype = torch.float64,
+    random_state: int | None = None,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    max_row_norm2: float | None = None,
+) -> TrainState:
+    """:func:`init_state` from the data's statistics alone (a stream's first pass).
+
+    ``dtype`` is the data's (sgd's iterates live in it); ``max_row_norm2`` the largest squared
+    norm of a standardized row ``[z_i, 1]`` (see :func:`max_row_norm2`), which sgd's automatic
+    step needs (and only it)."""
+    method = _method(config)
+    d, k = stats.zbar.shape[0], stats.ybar.shape[0]
+    device = stats.zbar.device
     scaler = feature_scaler(stats, config)
     zst = _internal(stats, scaler)
     L = hessian_lipschitz(zst, config.fit_intercept, k)
@@ -248,22 +280,23 @@ def init_state(
         stable = 2.0 / L
         auto = 1.0 / L
     else:
-        max_row = _max_row_norm2(X, scaler, config)
-        LB = max(batch_lipschitz(L, max_row, n, config.batch_size, k), L)
+        if max_row_norm2 is None:
+            raise ValidationError("sgd's step bound needs the largest row norm (max_row_norm2)")
+        LB = max(batch_lipschitz(L, max_row_norm2, stats.n, config.batch_size, k), L)
         stable = 2.0 / LB
         auto = 0.5 / LB
     if config.momentum:
         auto *= 1 - config.momentum
     lr0 = auto if config.learning_rate == "auto" else float(config.learning_rate)
     # gd's iterates live in float64 (its statistics are float64); sgd's in the data's dtype.
-    wdtype = torch.float64 if method.full_batch else X.dtype
+    wdtype = torch.float64 if method.full_batch else dtype
     if weight is not None and bias is not None:
-        w0, b0 = scaler.rescale(weight.to(X.device).double(), bias.to(X.device).double())
+        w0, b0 = scaler.rescale(weight.to(device).double(), bias.to(device).double())
         if not config.fit_intercept:
             b0 = torch.zeros_like(b0)
     else:
-        w0 = torch.zeros(k, d, dtype=torch.float64, device=X.device)
-        b0 = torch.zeros(k, dtype=torch.float64, device=X.device)
+        w0 = torch.zeros(k, d, dtype=torch.float64, device=device)
+        b0 = torch.zeros(k, dtype=torch.float64, device=device)
     generator = torch.Generator().manual_seed(_resolve_seed(random_state))
     start = zst.objective(w0, b0, config.alpha, config.l1_ratio)
     return TrainState(
@@ -293,13 +326,24 @@ def init_state(
     )
 
 
+def needs_row_norm(config: SolverConfig) -> bool:
+    """Whether :func:`init_state_from_stats` needs ``max_row_norm2`` (mini-batch solvers)."""
+    return not _method(config).full_batch
+
+
 def _max_row_norm2(X: torch.Tensor, scaler: Standardizer, config: SolverConfig) -> float:
-    best = 0.0
-    mean, scale = scaler.mean.to(X.dtype), scaler.scale.to(X.dtype)
-    for chunk in torch.split(X, 1 << 16):
-        z = (chunk - mean) / scale
-        best = max(best, float((z.double() ** 2).sum(1).max()))
+    best = max((max_row_norm2(chunk, scaler) for chunk in torch.split(X, 1 << 16)), default=0.0)
     return best + (1.0 if config.fit_intercept else 0.0)
+
+
+def max_row_norm2(X: torch.Tensor, scaler: Standardizer) -> float:
+    """The largest squared norm of a standardized row of X (n, d); 0 for no rows. Add 1 for the
+    intercept's column of ones."""
+    if X.shape[0] == 0:
+        return 0.0
+    mean, scale = scaler.mean.to(X.dtype), scaler.scale.to(X.dtype)
+    z = (X - mean) / scale
+    return float((z.double() ** 2).sum(1).max())
 
 
 def run_epochs(
