@@ -29,6 +29,7 @@ def test_all_is_exact_and_importable() -> None:
         "report",
         "estimator",
         "fitting",
+        "streaming",
     }
     assert set(gradfit.__all__) - {"__version__"} == (public - modules) | {
         "GradientDescentRegressor"

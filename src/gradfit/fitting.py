@@ -34,7 +34,15 @@ from gradfit.solvers.result import FitResult
 from gradfit.solvers.stats import SufficientStats
 from gradfit.training import fit_linear
 
-__all__ = ["FitReport", "expand_names", "fit_data", "read_source"]
+__all__ = [
+    "FitReport",
+    "as_training_tensor",
+    "expand_names",
+    "fit_data",
+    "model_file_settings",
+    "read_source",
+    "recorded_scaling",
+]
 
 # Below this fraction of the targets' mean square, the optimum from the statistics is rounding
 # noise (their accuracy is about eps times the condition number): the fit is called exact and
@@ -98,8 +106,8 @@ def fit_data(
     feature_names = None if features is None else expand_names(features, table.columns)
     X64, Y64, fnames, tnames = select(table, target_names, feature_names, min_rows=2)
     left_out = left_out_columns(table, tnames) if feature_names is None else {}
-    X = _as_training_tensor(X64, fnames, dtype, device, source)
-    Y = _as_training_tensor(Y64, tnames, dtype, device, source)
+    X = as_training_tensor(X64, fnames, dtype, device, source)
+    Y = as_training_tensor(Y64, tnames, dtype, device, source)
 
     start = time.perf_counter()
     result = fit_linear(X, Y, config, random_state=seed, callback=callback)
@@ -113,22 +121,8 @@ def fit_data(
     scale = float((Yd * Yd).mean())
     exact_fit = optimum <= _EXACT_FIT * max(scale, 1e-300)
     metrics = regression_metrics(Yd, pred)
-    scaling = _scaling(result, config)
-    settings = config.as_dict()
-    hyper: dict[str, Any] = {
-        "learning_rate": result.learning_rate,  # the step used ("auto" resolved)
-        "stable_learning_rate": result.stable_lr,
-        "learning_rate_setting": settings.pop("learning_rate"),
-        "epochs": settings.pop("max_epochs"),
-        **settings,
-        "seed": seed,
-        "dtype": str(dtype).removeprefix("torch."),
-        "device": str(X.device),
-        "n_iter": result.n_iter,
-        "converged": result.converged,
-        "n_samples": int(X.shape[0]),
-        "data": source,
-    }
+    scaling = recorded_scaling(result, config)
+    hyper = model_file_settings(config, result, seed, dtype, X.device, int(X.shape[0]), source)
     model = SavedModel(
         weight=weight,
         bias=bias,
@@ -191,15 +185,45 @@ def expand_names(values: Sequence[str], columns: Sequence[str]) -> list[str]:
     return names
 
 
-def _as_training_tensor(
+def model_file_settings(
+    config: SolverConfig,
+    result: FitResult,
+    seed: int | None,
+    dtype: torch.dtype,
+    device: torch.device | str,
+    n_samples: int,
+    source: str,
+) -> dict[str, Any]:
+    """The settings a model file records: every solver setting, the step actually used, how
+    training ended and on what."""
+    settings = config.as_dict()
+    return {
+        "learning_rate": result.learning_rate,  # the step used ("auto" resolved)
+        "stable_learning_rate": result.stable_lr,
+        "learning_rate_setting": settings.pop("learning_rate"),
+        "epochs": settings.pop("max_epochs"),
+        **settings,
+        "seed": seed,
+        "dtype": str(dtype).removeprefix("torch."),
+        "device": str(device),
+        "n_iter": result.n_iter,
+        "converged": result.converged,
+        "n_samples": n_samples,
+        "data": source,
+    }
+
+
+def as_training_tensor(
     array: np.ndarray,
     names: Sequence[str],
     dtype: torch.dtype,
     device: torch.device | str,
     source: str,
+    first_row: int = 1,
 ) -> torch.Tensor:
-    """The data in the training dtype; a value beyond that dtype's range is named (column, row,
-    the limit) rather than left to overflow into inf somewhere in training."""
+    """The data (n, m) float64 in the training dtype; a value beyond that dtype's range is
+    named (column, row counted from ``first_row``, the limit) rather than left to overflow into
+    inf somewhere in training."""
     limit = torch.finfo(dtype).max
     if dtype != torch.float64:
         rows, cols = np.nonzero(np.abs(array) > limit)
@@ -207,8 +231,8 @@ def _as_training_tensor(
             i = int(np.argmin(rows * array.shape[1] + cols))
             row, col = int(rows[i]), int(cols[i])
             raise DataError(
-                f"{source}: column {names[col]!r}, row {row + 1}: {array[row, col]:g} is beyond "
-                f"the range of {str(dtype).removeprefix('torch.')} (about {limit:.3g}); use "
+                f"{source}: column {names[col]!r}, row {row + first_row}: {array[row, col]:g} is "
+                f"beyond the range of {str(dtype).removeprefix('torch.')} (about {limit:.3g}); use "
                 "--dtype float64 (or dtype='float64'), or rescale the column"
             )
     return torch.from_numpy(array).to(device=device, dtype=dtype)
@@ -225,7 +249,9 @@ def _optimal_loss(
     return float(stats.optimum(fit_intercept=config.fit_intercept).mean())
 
 
-def _scaling(result: FitResult, config: SolverConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
+def recorded_scaling(
+    result: FitResult, config: SolverConfig
+) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The (mean, scale) to record in the model file, or None when training used none (the
     scaler is the identity: lstsq without alpha, or standardize=False)."""
     mean, scale = result.scaler.mean.double().cpu(), result.scaler.scale.double().cpu()

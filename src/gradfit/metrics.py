@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from gradfit.errors import ValidationError
 
-__all__ = ["RegressionMetrics", "r2_from_errors", "r2_score", "regression_metrics"]
+__all__ = [
+    "MetricsAccumulator",
+    "RegressionMetrics",
+    "r2_from_errors",
+    "r2_score",
+    "regression_metrics",
+]
 
 
 @dataclass(frozen=True)
@@ -79,3 +85,60 @@ def regression_metrics(y_true: torch.Tensor, y_pred: torch.Tensor) -> Regression
         mae=tuple(err.abs().mean(dim=0).tolist()),
         r2=tuple(r2_score(t, p).tolist()),
     )
+
+
+@dataclass
+class MetricsAccumulator:
+    """:func:`regression_metrics` over data seen in batches: ``update(y_true, y_pred)`` per
+    batch, then :meth:`result`. Sums in float64; the targets' variance (for R²) is merged batch
+    by batch with the pairwise update of Chan, Golub and LeVeque, so a large common offset does
+    not cancel.
+
+    >>> import torch
+    >>> acc = MetricsAccumulator()
+    >>> acc.update(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0]))
+    >>> acc.update(torch.tensor([3.0]), torch.tensor([4.0]))
+    >>> m = acc.result()
+    >>> round(m.mse[0], 4), round(m.mae[0], 4), m.r2[0]
+    (0.3333, 0.3333, 0.5)
+    """
+
+    n: int = 0
+    sse: torch.Tensor | None = None  # (k,) sum of squared errors
+    sae: torch.Tensor | None = None  # (k,) sum of absolute errors
+    mean: torch.Tensor | None = None  # (k,) mean of the targets
+    m2: torch.Tensor | None = field(default=None)  # (k,) sum of squared deviations from it
+
+    def update(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> None:
+        t, p = _pair(y_true, y_pred)
+        t, p = t.cpu(), p.cpu()
+        m = t.shape[0]
+        err = p - t
+        bmean = t.mean(0)
+        bm2 = ((t - bmean) ** 2).sum(0)
+        if self.sse is None or self.sae is None or self.mean is None or self.m2 is None:
+            self.n, self.sse, self.sae = m, (err**2).sum(0), err.abs().sum(0)
+            self.mean, self.m2 = bmean, bm2
+            return
+        if t.shape[1] != self.sse.shape[0]:
+            raise ValidationError(
+                f"batch has {t.shape[1]} targets, earlier batches had {self.sse.shape[0]}"
+            )
+        n = self.n + m
+        delta = bmean - self.mean
+        self.m2 = self.m2 + bm2 + delta * delta * (self.n * m / n)
+        self.mean = self.mean + delta * (m / n)
+        self.sse = self.sse + (err**2).sum(0)
+        self.sae = self.sae + err.abs().sum(0)
+        self.n = n
+
+    def result(self) -> RegressionMetrics:
+        if self.sse is None or self.sae is None or self.m2 is None:
+            raise ValidationError("no rows were seen: metrics need at least one row")
+        mse = self.sse / self.n
+        return RegressionMetrics(
+            mse=tuple(mse.tolist()),
+            rmse=tuple(mse.sqrt().tolist()),
+            mae=tuple((self.sae / self.n).tolist()),
+            r2=tuple(r2_from_errors(self.sse, self.m2).tolist()),
+        )

@@ -15,10 +15,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 import torch
 
-from gradfit.cli.options import (
-    seed,
-)
-from gradfit.cli.render import Progress, fmt, table
+from gradfit.cli.options import byte_size, positive_int, seed
+from gradfit.cli.render import BytesProgress, Progress, fmt, table
 from gradfit.errors import (
     DataError,
     DivergenceError,
@@ -34,6 +32,7 @@ __all__ = ["add_data_commands"]
 
 EXIT_OK = 0
 _PLOT_SUFFIXES = (".png", ".svg", ".pdf")  # what gradfit.report.plot_training draws
+_PLOT_SAMPLE = 20_000  # rows drawn in the predicted-vs-actual plot of a streamed fit
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -93,6 +92,7 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     from gradfit.persistence import save_model
     from gradfit.solvers import registry
     from gradfit.solvers.engine import EpochInfo
+    from gradfit.streaming import fit_stream, use_streaming
 
     model_path = _check_output_dir(args.out, "model file")
     plot_path = _check_output_dir(args.plot, "plot") if args.plot else None
@@ -110,25 +110,44 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     device = _device(args.device)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
 
+    streaming = use_streaming(args.data, config, memory_limit=args.memory_limit, stream=args.stream)
     show = not args.quiet and not args.json and sys.stderr.isatty()
     bar = Progress(config.max_epochs, show and spec.iterative, f"fit {config.solver}")
+    reading = BytesProgress(show, "read")
 
     def on_epoch(info: EpochInfo) -> None:
+        reading.close()
         bar.update(info.loss)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            report = fit_data(
-                args.data,
-                args.target,
-                args.features,
-                config,
-                seed=args.seed,
-                dtype=dtype,
-                device=device,
-                callback=on_epoch,
-            )
+            if streaming:
+                report = fit_stream(
+                    args.data,
+                    args.target,
+                    args.features,
+                    config,
+                    seed=args.seed,
+                    dtype=dtype,
+                    device=device,
+                    batch_rows=args.batch_rows,
+                    shuffle_buffer=args.shuffle_buffer,
+                    callback=on_epoch,
+                    progress=reading,
+                    sample_rows=_PLOT_SAMPLE if plot_path is not None else 0,
+                )
+            else:
+                report = fit_data(
+                    args.data,
+                    args.target,
+                    args.features,
+                    config,
+                    seed=args.seed,
+                    dtype=dtype,
+                    device=device,
+                    callback=on_epoch,
+                )
         except DivergenceError as exc:
             hint = " or --standardize" if not config.standardize else ""
             bound = exc.stable_lr
@@ -138,6 +157,7 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
                 stable_lr=bound,
             ) from None
         finally:
+            reading.close()
             bar.close()
     result = report.result
     if not args.quiet:
@@ -377,9 +397,18 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
 
 def add_data_commands(sub: Any) -> None:
     from gradfit.cli.config_options import add_config_arguments
+    from gradfit.streaming import (
+        DEFAULT_BATCH_ROWS,
+        DEFAULT_MEMORY_LIMIT,
+        DEFAULT_SHUFFLE_BUFFER,
+    )
 
     fit = sub.add_parser("fit", help="train a model on a data file (CSV, TSV, .gz, Parquet)")
-    fit.add_argument("data", help="data file, or the built-in name 'crops'")
+    fit.add_argument(
+        "data",
+        help="data file (CSV, TSV, gzip, Parquet), a directory or glob of files with the same "
+        "columns, or the built-in name 'crops'",
+    )
     fit.add_argument(
         "--target",
         action="append",
@@ -399,6 +428,31 @@ def add_data_commands(sub: Any) -> None:
     fit.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     fit.add_argument("--out", required=True, help="model file to write (.safetensors)")
     fit.add_argument("--plot", help="write the loss curve and predicted-vs-actual to a PNG")
+    fit.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read the data in batches (files larger than memory) or whole; default: stream a "
+        "directory, a glob, or a file that would need more than --memory-limit in memory",
+    )
+    fit.add_argument(
+        "--memory-limit",
+        type=byte_size,
+        default=DEFAULT_MEMORY_LIMIT,
+        help="largest estimated in-memory size of a file fitted whole (256M)",
+    )
+    fit.add_argument(
+        "--batch-rows",
+        type=positive_int,
+        default=DEFAULT_BATCH_ROWS,
+        help=f"rows per batch read when streaming ({DEFAULT_BATCH_ROWS})",
+    )
+    fit.add_argument(
+        "--shuffle-buffer",
+        type=positive_int,
+        default=DEFAULT_SHUFFLE_BUFFER,
+        help=f"rows of sgd's shuffle buffer when streaming ({DEFAULT_SHUFFLE_BUFFER})",
+    )
     fit.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
     fit.add_argument("--json", action="store_true", help="print the summary as JSON")
     fit.set_defaults(handler=_cmd_fit)

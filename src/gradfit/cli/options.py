@@ -9,6 +9,7 @@ from typing import NoReturn
 __all__ = [
     "MAX_SEED",
     "OneLineParser",
+    "byte_size",
     "non_negative_float",
     "positive_float",
     "positive_int",
@@ -91,3 +92,23 @@ def seed(text: str) -> int:
     if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def byte_size(text: str) -> int:
+    """argparse type: a size in bytes, with an optional K, M, G or T suffix (powers of 1024):
+    ``512M``, ``2G``, ``1048576``."""
+    cleaned = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = cleaned[-1:] if cleaned[-1:] in _UNITS and cleaned[-1:] != "" else ""
+    number = cleaned[: len(cleaned) - len(unit)]
+    try:
+        value = float(number) * _UNITS[unit]
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 512M or 2G, got {text!r}"
+        ) from None
+    return int(value)

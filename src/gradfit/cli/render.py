@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["Progress", "fmt", "matrix", "table"]
+__all__ = ["BytesProgress", "Progress", "fmt", "matrix", "table"]
 
 
 def fmt(value: float, digits: int = 6) -> str:
@@ -55,3 +55,43 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+class BytesProgress:
+    """A tqdm bar over the bytes of a pass over files, with rows per second, or nothing. A new
+    pass (bytes going back to 0) starts the bar again, counting passes in its description."""
+
+    def __init__(self, enabled: bool, desc: str):
+        self._enabled, self._desc = enabled, desc
+        self._bar: Any = None
+        self._done = 0
+        self._passes = 0
+        self._rows0 = 0
+
+    def __call__(self, done: int, total: int, rows: int) -> None:
+        if not self._enabled:
+            return
+        if self._bar is None or done < self._done:
+            self.close()
+            from tqdm import tqdm
+
+            self._passes += 1
+            self._bar = tqdm(
+                total=total,
+                desc=f"{self._desc} (pass {self._passes})",
+                unit="B",
+                unit_scale=True,
+                leave=False,
+                file=sys.stderr,
+            )
+            self._done = 0
+        self._bar.update(done - self._done)
+        self._done = done
+        elapsed = self._bar.format_dict.get("elapsed") or 0.0
+        if elapsed > 0:
+            self._bar.set_postfix(rows=rows, rows_per_s=f"{rows / elapsed:,.0f}", refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

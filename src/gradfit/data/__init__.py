@@ -1,4 +1,5 @@
-"""Data in and out: reading tables from files, choosing features and targets, writing results."""
+"""Data in and out: reading tables from files (whole, or in batches), choosing features and
+targets, writing results."""
 
 from gradfit.atomic import atomic_write
 from gradfit.data.readers import (
@@ -10,12 +11,17 @@ from gradfit.data.readers import (
     table_to_csv_text,
     write_table,
 )
+from gradfit.data.stream import Batch, BatchStream, Unit, open_stream
 
 __all__ = [
+    "Batch",
+    "BatchStream",
     "Table",
+    "Unit",
     "atomic_write",
     "feature_matrix",
     "left_out_columns",
+    "open_stream",
     "read_table",
     "select",
     "table_to_csv_text",

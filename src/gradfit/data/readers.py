@@ -104,6 +104,9 @@ class Table:
         one of them is an error.
     file_format : str
         ``"csv"``, ``"parquet"`` or ``"memory"`` for a table built in code.
+    row_offset : int
+        Data rows of the file before this table's first row (a batch of a stream): messages
+        count rows from ``row_offset + 1``.
     """
 
     columns: dict[str, npt.NDArray[Any]]
@@ -111,6 +114,7 @@ class Table:
     types: dict[str, str] = field(default_factory=dict)
     duplicates: tuple[str, ...] = ()
     file_format: str = "memory"
+    row_offset: int = 0
 
     def __post_init__(self) -> None:
         lengths = {name: np.shape(col) for name, col in self.columns.items()}
@@ -455,7 +459,7 @@ def _is_text(arrow_type: Any) -> bool:
     return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
 
 
-def _to_table(arrow: pa.Table, source: str, file_format: str) -> Table:
+def _to_table(arrow: pa.Table, source: str, file_format: str, row_offset: int = 0) -> Table:
     names = list(arrow.column_names)
     counts = Counter(names)
     columns: dict[str, npt.NDArray[Any]] = {}
@@ -474,6 +478,7 @@ def _to_table(arrow: pa.Table, source: str, file_format: str) -> Table:
         types=types,
         duplicates=tuple(name for name, count in counts.items() if count > 1),
         file_format=file_format,
+        row_offset=row_offset,
     )
 
 
@@ -724,11 +729,13 @@ def _numeric_column(table: Table, name: str) -> FloatArray:
         row = int(np.flatnonzero(bad)[0])
         if np.isnan(values[row]):
             raise DataError(
-                f"{where}, row {row + 1}: missing value (an empty cell, NA or NaN); "
+                f"{where}, row {row + 1 + table.row_offset}: missing value (an empty cell, NA or "
+                "NaN); "
                 "fill it in or remove that row"
             )
         raise DataError(
-            f"{where}, row {row + 1}: infinite value ({values[row]}); replace it or remove that row"
+            f"{where}, row {row + 1 + table.row_offset}: infinite value ({values[row]}); replace "
+            "it or remove that row"
         )
     return values
 
@@ -775,7 +782,8 @@ def _parse_text_column(table: Table, name: str, column: npt.NDArray[Any]) -> Flo
     first_missing = int(np.argmax(missing)) if missing.any() else None
     if first_missing is not None and (first_bad is None or first_missing < first_bad):
         raise DataError(
-            f"{where}, row {first_missing + 1}: missing value (an empty cell, NA or NaN); "
+            f"{where}, row {first_missing + 1 + table.row_offset}: missing value (an empty cell, "
+            "NA or NaN); "
             "fill it in or remove that row"
         )
     if first_bad is not None:
@@ -783,7 +791,8 @@ def _parse_text_column(table: Table, name: str, column: npt.NDArray[Any]) -> Flo
         shown = repr(value if len(value) <= 40 else value[:37] + "...")
         hint = " (use '.' as the decimal point)" if _DECIMAL_COMMA_RE.match(value) else ""
         raise DataError(
-            f"{where}, row {first_bad + 1}: {shown} is not a number{hint}; fix or remove that row"
+            f"{where}, row {first_bad + 1 + table.row_offset}: {shown} is not a number{hint}; "
+            "fix or remove that row"
         )
     try:
         parsed = pc.cast(pc.utf8_trim_whitespace(text), pa.float64())

@@ -9,7 +9,7 @@ centred) features, solved by the same QR: Tikhonov's formulation, as accurate as
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -17,13 +17,13 @@ from gradfit.losses import mse, penalty
 from gradfit.model import predict
 from gradfit.scaling import Standardizer
 from gradfit.solvers.config import SolverConfig
-from gradfit.solvers.engine import EpochInfo, feature_scaler
+from gradfit.solvers.engine import EpochInfo, StreamPasses, feature_scaler
 from gradfit.solvers.lstsq import least_squares
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.state import TrainState
 from gradfit.solvers.stats import SufficientStats
 
-__all__ = ["fit_lstsq"]
+__all__ = ["fit_lstsq", "fit_lstsq_stream"]
 
 
 def fit_lstsq(
@@ -65,4 +65,40 @@ def fit_lstsq(
             wz, config.alpha, config.l1_ratio, Y.shape[1]
         )
         w, b = scaler.unscale(wz, bz)
+    return FitResult(w, b, (loss,), 1, True, None, None, scaler, stats=stats)
+
+
+def fit_lstsq_stream(
+    data: StreamPasses,
+    stats: SufficientStats,
+    config: SolverConfig,
+    *,
+    random_state: int | None = None,
+    callback: Callable[[EpochInfo], None] | None = None,
+) -> FitResult:
+    """The closed form over a stream (the registry's streaming entry): TSQR, never XᵀX
+    (:func:`gradfit.solvers.tsqr.least_squares_stream`; its passes are the stream's)."""
+    from gradfit.solvers.tsqr import least_squares_stream
+
+    del random_state, callback  # no epochs, nothing random
+
+    def passes() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return ((X.double(), Y.double()) for X, Y in data.tensors())
+
+    d = stats.zbar.shape[0]
+    ridge = config.alpha > 0
+    scaler = (
+        feature_scaler(stats, config)
+        if ridge
+        else Standardizer.identity(d, device=stats.zbar.device)
+    )
+    r = least_squares_stream(
+        passes,
+        fit_intercept=config.fit_intercept,
+        alpha=config.alpha,
+        scale=scaler.scale if ridge and config.standardize else None,
+    )
+    w, b = r.weight.double(), r.bias.double()
+    wz, bz = scaler.rescale(w, b)
+    loss = stats.standardized(scaler.mean, scaler.scale).objective(wz, bz, config.alpha, 0.0)
     return FitResult(w, b, (loss,), 1, True, None, None, scaler, stats=stats)

@@ -46,11 +46,13 @@ __all__ = [
     "EpochInfo",
     "FitResult",
     "PlateauRule",
+    "StreamPasses",
     "TensorData",
     "TrainState",
     "feature_scaler",
     "fit_gd",
     "fit_sgd",
+    "fit_stream",
     "init_state",
     "init_state_from_stats",
     "max_row_norm2",
@@ -165,6 +167,15 @@ class EpochData(Protocol):
     def batches(
         self, generator: torch.Generator, batch_size: int, shuffle: bool
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+class StreamPasses(EpochData, Protocol):
+    """Data read in passes (a stream of files): each ``tensors()`` call is one pass, yielding
+    (X (m, d), Y (m, k)) blocks in the training dtype ``dtype``."""
+
+    dtype: torch.dtype
+
+    def tensors(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
 @dataclass(frozen=True)
@@ -608,3 +619,28 @@ def _fit(
 
 fit_gd = _fit  # the registry's entries: the engine's solvers differ only through _METHODS
 fit_sgd = _fit
+
+
+def fit_stream(
+    data: StreamPasses,
+    stats: SufficientStats,
+    config: SolverConfig,
+    *,
+    random_state: int | None,
+    callback: Callback | None,
+) -> FitResult:
+    """gd and sgd over a stream (the registry's streaming entry): gd steps from ``stats`` (no
+    further pass); sgd makes one more pass for the largest row norm (its step bound), then one
+    pass per epoch over ``data.batches``."""
+    max_row = None
+    if needs_row_norm(config):
+        scaler = feature_scaler(stats, config)
+        max_row = max((max_row_norm2(X, scaler) for X, _ in data.tensors()), default=0.0)
+        max_row += 1.0 if config.fit_intercept else 0.0
+    state = init_state_from_stats(
+        stats, config, dtype=data.dtype, random_state=random_state, max_row_norm2=max_row
+    )
+    converged = run_on(
+        state, data, config.max_epochs, stats=stats, callback=callback, n_rows=stats.n
+    )
+    return result_of(state, converged, stats=stats)

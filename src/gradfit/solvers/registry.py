@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from gradfit.errors import ValidationError
 
@@ -24,11 +24,21 @@ if TYPE_CHECKING:
     import torch
 
     from gradfit.solvers.config import SolverConfig
-    from gradfit.solvers.engine import EpochInfo
+    from gradfit.solvers.engine import EpochInfo, StreamPasses
     from gradfit.solvers.result import FitResult
     from gradfit.solvers.state import TrainState
+    from gradfit.solvers.stats import SufficientStats
 
-__all__ = ["CAPABILITIES", "REGISTRY", "Capability", "FitFunction", "SolverSpec", "get", "names"]
+__all__ = [
+    "CAPABILITIES",
+    "REGISTRY",
+    "Capability",
+    "FitFunction",
+    "SolverSpec",
+    "StreamFitFunction",
+    "get",
+    "names",
+]
 
 Capability = Literal[
     "ridge",  # alpha > 0 with l1_ratio = 0
@@ -80,6 +90,23 @@ class FitFunction(Protocol):
     ) -> FitResult: ...
 
 
+class StreamFitFunction(Protocol):
+    """``fit(data, stats, config, *, random_state, callback) -> FitResult`` over a stream:
+    ``data`` is a :class:`~gradfit.solvers.engine.StreamPasses` (each ``tensors()`` call one pass
+    over the files, ``batches()`` one shuffled epoch), ``stats`` the
+    :class:`~gradfit.solvers.stats.SufficientStats` of its first pass."""
+
+    def __call__(
+        self,
+        data: StreamPasses,
+        stats: SufficientStats,
+        config: SolverConfig,
+        *,
+        random_state: int | None,
+        callback: Callable[[EpochInfo], None] | None,
+    ) -> FitResult: ...
+
+
 @dataclass(frozen=True)
 class SolverSpec:
     """One solver: its name, where its fit function lives, and what it supports."""
@@ -90,10 +117,22 @@ class SolverSpec:
     supports: frozenset[Capability]
     iterative: bool  # runs epochs (a progress bar, a loss curve, a learning rate)
     exact: bool = False  # solves to the optimum in one go (its loss is the optimum)
+    stream_entry: str | None = None  # "module:function", a StreamFitFunction ("streaming")
 
     def fit_function(self) -> FitFunction:
-        module, _, function = self.entry.partition(":")
-        fit: FitFunction = getattr(importlib.import_module(module), function)
+        fit: FitFunction = _load(self.entry)
+        return fit
+
+    def stream_function(self) -> StreamFitFunction:
+        """The fit function over a stream of batches; a ValidationError for solvers that need
+        their data in memory."""
+        if self.stream_entry is None:
+            able = " or ".join(repr(s.name) for s in REGISTRY.values() if s.stream_entry)
+            raise ValidationError(
+                f"solver={self.name!r} trains on data in memory ({self.summary}); to stream "
+                f"files larger than memory use solver={able}"
+            )
+        fit: StreamFitFunction = _load(self.stream_entry)
         return fit
 
     def check(self, demands: Mapping[Capability, str]) -> None:
@@ -114,7 +153,12 @@ class SolverSpec:
         )
 
 
-_ENGINE: frozenset[Capability] = frozenset(CAPABILITIES) - {"streaming", "distributed"}
+def _load(entry: str) -> Any:
+    module, _, function = entry.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+_ENGINE: frozenset[Capability] = frozenset(CAPABILITIES) - {"distributed"}
 
 REGISTRY: dict[str, SolverSpec] = {
     spec.name: spec
@@ -122,6 +166,7 @@ REGISTRY: dict[str, SolverSpec] = {
         SolverSpec(
             name="gd",
             entry="gradfit.solvers.engine:fit_gd",
+            stream_entry="gradfit.solvers.engine:fit_stream",
             summary="full-batch gradient descent on sufficient statistics",
             supports=_ENGINE,
             iterative=True,
@@ -129,6 +174,7 @@ REGISTRY: dict[str, SolverSpec] = {
         SolverSpec(
             name="sgd",
             entry="gradfit.solvers.engine:fit_sgd",
+            stream_entry="gradfit.solvers.engine:fit_stream",
             summary="mini-batch stochastic gradient descent",
             supports=_ENGINE,
             iterative=True,
@@ -138,9 +184,10 @@ REGISTRY: dict[str, SolverSpec] = {
             entry="gradfit.solvers.closed_form:fit_lstsq",
             summary="the closed form in float64, with no penalty or the ridge penalty only "
             "(l1_ratio=0); no step size, momentum, schedule or epochs",
-            supports=frozenset({"ridge", "no_intercept"}),
+            supports=frozenset({"ridge", "no_intercept", "streaming"}),
             iterative=False,
             exact=True,
+            stream_entry="gradfit.solvers.closed_form:fit_lstsq_stream",
         ),
         SolverSpec(
             name="scratch",

@@ -7,6 +7,7 @@ full-batch gradient step cost O(d² k) instead of O(n d k).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -77,6 +78,68 @@ class SufficientStats:
             Szz=Szz,
             Szy=Mzy / n - torch.outer(mz, my),
             syy=(myy / n - my * my).clamp_min(0.0),
+        )
+
+    def merge(self, other: SufficientStats) -> SufficientStats:
+        """The statistics of both parts' rows together (Chan, Golub & LeVeque's pairwise
+        update): with ``δ = mean_b - mean_a`` and ``w = n_a n_b / n²``,
+
+            mean = mean_a + δ n_b / n
+            S    = (n_a S_a + n_b S_b) / n + w δ δᵀ      (centred moments / n, each block)
+
+        No shift is shared between the parts, so batches or processes merge in any order and a
+        large common offset does not cancel. A part with no rows leaves the other unchanged."""
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            return other
+        if self.zbar.shape != other.zbar.shape or self.ybar.shape != other.ybar.shape:
+            raise ValidationError(
+                f"cannot merge statistics of {self.zbar.shape[0]} features and "
+                f"{self.ybar.shape[0]} targets with {other.zbar.shape[0]} and "
+                f"{other.ybar.shape[0]}"
+            )
+        n = self.n + other.n
+        fa, fb = self.n / n, other.n / n
+        dz = other.zbar - self.zbar
+        dy = other.ybar - self.ybar
+        w = fa * fb
+        Szz = fa * self.Szz + fb * other.Szz + w * torch.outer(dz, dz)
+        return SufficientStats(
+            n=n,
+            zbar=self.zbar + fb * dz,
+            ybar=self.ybar + fb * dy,
+            Szz=(Szz + Szz.T) / 2,
+            Szy=fa * self.Szy + fb * other.Szy + w * torch.outer(dz, dy),
+            syy=fa * self.syy + fb * other.syy + w * dy * dy,
+        )
+
+    @classmethod
+    def from_batches(cls, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> SufficientStats:
+        """The statistics of a stream of (Z (m, d), Y (m, k)) batches, one pass: each batch by
+        :meth:`compute`, merged into the running total by :meth:`merge`. The batches are first
+        shifted by the first batch's means (and the means shifted back at the end), so that the
+        merges' differences of means are differences of small numbers: with a large common
+        offset the result matches :meth:`compute` of all rows to ~1e-15 relative rather than
+        ~1e-11."""
+        total: SufficientStats | None = None
+        z0 = y0 = None
+        for Z, Y in batches:
+            if Z.shape[0] == 0:
+                continue
+            if z0 is None or y0 is None:
+                z0, y0 = Z.double().mean(0), Y.double().mean(0)
+            part = cls.compute(Z.double() - z0, Y.double() - y0)
+            total = part if total is None else total.merge(part)
+        if total is None or z0 is None or y0 is None:
+            raise ValidationError("no data rows: the statistics need at least one row")
+        return SufficientStats(
+            n=total.n,
+            zbar=total.zbar + z0,
+            ybar=total.ybar + y0,
+            Szz=total.Szz,
+            Szy=total.Szy,
+            syy=total.syy,
         )
 
     def standardized(self, mean: torch.Tensor, scale: torch.Tensor) -> SufficientStats:

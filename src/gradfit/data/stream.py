@@ -1,0 +1,463 @@
+"""Reading tables in batches: files larger than memory, one batch of rows at a time.
+
+:func:`open_stream` takes a file, a list of files, a directory (its ``.csv``, ``.tsv``,
+``.csv.gz``, ``.tsv.gz``, ``.parquet`` and ``.pq`` files, sorted by name) or a glob pattern, and
+checks the schema once, up front, from each file's header or Parquet footer: every file must
+have the same columns in the same order. Then :meth:`BatchStream.batches` reads the columns
+asked for, batch by batch (pyarrow's streaming CSV reader with its threads; Parquet by row
+groups), each batch going through the same checks as :func:`gradfit.data.select` with rows
+counted in its file, so that a bad cell three million rows down is named exactly as in a small
+file: ``data.csv: column 'temp', row 3000001: 'abc' is not a number; fix or remove that row``.
+
+Order: files in the order given (a directory or glob: sorted by name), rows in file order.
+:meth:`BatchStream.units` lists the pieces that can be read independently, in that order: one
+per Parquet row group, one per CSV file (a CSV file is read from its start, so a single CSV file
+is one unit). Reading ``units`` in another order, or a rank's share of them
+(:meth:`BatchStream.shard`), is how training shuffles and shards without holding the data.
+
+Memory: one batch (plus pyarrow's read-ahead) at a time; every call of :meth:`batches` opens the
+files anew (an epoch), and closes them even when the caller stops early.
+"""
+
+from __future__ import annotations
+
+import glob as globbing
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.csv as pv
+import pyarrow.parquet as pq
+
+from gradfit.data.readers import (
+    _CSV_SUFFIXES,
+    _GZIP_MAGIC,
+    _PARQUET_MAGIC,
+    _PARQUET_SUFFIXES,
+    Table,
+    _check_known,
+    _check_text_head,
+    _decompressed_head,
+    _delimiter_for,
+    _flat,
+    _is_numeric,
+    _is_text,
+    _listing,
+    _not_text_error,
+    _open_head,
+    _stack,
+    _to_table,
+    left_out_columns,
+    select,
+)
+from gradfit.errors import DataError, ValidationError
+
+__all__ = ["Batch", "BatchStream", "Unit", "open_stream"]
+
+_DATA_SUFFIXES = (*_CSV_SUFFIXES, *_PARQUET_SUFFIXES)
+_INFER_ROWS = 1 << 16  # rows of the first file read to tell numeric columns from the others
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A piece of the data that can be read on its own: a Parquet row group, or a CSV file."""
+
+    file: Path
+    row_group: int | None = None  # None: the whole (CSV) file
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Consecutive rows of one file."""
+
+    columns: dict[str, npt.NDArray[Any]]  # numeric: float64 (n,); text: as in read_table
+    file: Path
+    file_row: int  # the batch's first data row in its file, counted from 1
+    n_rows: int
+    bytes_done: int  # bytes of input read so far in this pass (approximate inside a file)
+    total_bytes: int
+
+
+@dataclass(frozen=True)
+class _File:
+    path: Path
+    parquet: bool
+    gzipped: bool
+    delimiter: str
+    head: bytes  # the start of the (decompressed) text, for CSV
+    columns: tuple[str, ...]
+    size: int
+    row_groups: tuple[int, ...]  # rows per row group (Parquet)
+
+
+class BatchStream:
+    """Files with the same columns, read in batches. Use :func:`open_stream`."""
+
+    def __init__(self, files: Sequence[Path], source: str, batch_rows: int) -> None:
+        if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
+            raise ValidationError(f"batch_rows must be a positive integer, got {batch_rows!r}")
+        self.source = source
+        self.batch_rows = batch_rows
+        self._files = tuple(_inspect(path) for path in files)
+        first = self._files[0]
+        for other in self._files[1:]:
+            if other.columns != first.columns:
+                missing = [c for c in first.columns if c not in other.columns]
+                extra = [c for c in other.columns if c not in first.columns]
+                what = (
+                    (f"lacks {_listing(missing)}" if missing else "")
+                    + ("; " if missing and extra else "")
+                    + (f"has extra {_listing(extra)}" if extra else "")
+                ) or "has the same columns in another order"
+                raise DataError(
+                    f"{other.path}: its columns differ from those of {first.path} (it {what}); "
+                    "every file of a data set must have the same columns"
+                )
+        self.columns: tuple[str, ...] = first.columns
+        self.files: tuple[Path, ...] = tuple(f.path for f in self._files)
+        self.total_bytes = sum(f.size for f in self._files)
+
+    # ------------------------------------------------------------------------- pieces
+
+    def units(self) -> list[Unit]:
+        """Every independently readable piece, in reading order (see the module doc)."""
+        out: list[Unit] = []
+        for f in self._files:
+            if f.parquet:
+                out.extend(Unit(f.path, g) for g in range(len(f.row_groups)))
+            else:
+                out.append(Unit(f.path))
+        return out
+
+    def shard(self, rank: int, world: int) -> list[Unit]:
+        """The units of process ``rank`` of ``world``: every ``world``-th unit from ``rank``
+        (whole files of a directory; a Parquet file's row groups; a CSV file is one unit, read
+        by one rank)."""
+        if not (isinstance(rank, int) and isinstance(world, int) and 0 <= rank < world):
+            raise ValidationError(f"need 0 <= rank < world, got rank={rank!r}, world={world!r}")
+        return self.units()[rank::world]
+
+    def column_kinds(self, targets: Sequence[str]) -> tuple[tuple[str, ...], dict[str, str]]:
+        """The default features (every numeric column but the targets, as
+        :func:`gradfit.data.select` chooses them, with its checks) and the columns it leaves
+        out with why, from the first rows of the first file."""
+        table = self._head_table()
+        _, _, features, _ = select(table, targets, None)
+        return features, left_out_columns(table, targets)
+
+    def check_columns(self, names: Sequence[str], kind: str) -> None:
+        """A DataError naming the first of ``names`` that is not a column (with a suggestion)."""
+        _check_known(Table({c: np.zeros(0) for c in self.columns}, source=self.source), names, kind)
+
+    # ------------------------------------------------------------------------- reading
+
+    def batches(
+        self,
+        numeric: Sequence[str],
+        text: Sequence[str] = (),
+        *,
+        units: Sequence[Unit] | None = None,
+    ) -> Iterator[Batch]:
+        """The rows of ``units`` (default: all, in order), batch by batch: ``numeric`` columns
+        as finite float64 (a bad cell is a DataError naming file, row and column), ``text``
+        columns as :func:`gradfit.data.read_table` keeps them."""
+        wanted = list(dict.fromkeys([*numeric, *text]))
+        self.check_columns(wanted, "requested")
+        by_path = {f.path: f for f in self._files}
+        done_before = 0
+        for unit in units if units is not None else self.units():
+            f = by_path[unit.file]
+            if f.parquet:
+                yield from self._parquet(f, unit.row_group, numeric, text, done_before)
+            else:
+                yield from self._csv(f, numeric, text, done_before)
+            done_before += f.size if unit.row_group is None else _share(f, unit.row_group)
+
+    def matrix_batches(
+        self,
+        features: Sequence[str],
+        targets: Sequence[str],
+        *,
+        units: Sequence[Unit] | None = None,
+    ) -> Iterator[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], Batch]]:
+        """Batches as (X (m, d), Y (m, k)) float64 C-ordered matrices, and the batch."""
+        for batch in self.batches([*features, *targets], units=units):
+            X = np.column_stack([batch.columns[n] for n in features]) if features else None
+            Y = np.column_stack([batch.columns[n] for n in targets])
+            if X is None:
+                X = np.empty((batch.n_rows, 0))
+            yield np.ascontiguousarray(X), np.ascontiguousarray(Y), batch
+
+    # ------------------------------------------------------------------------- formats
+
+    def _batch(
+        self,
+        f: _File,
+        arrow: pa.Table,
+        numeric: Sequence[str],
+        text: Sequence[str],
+        rows_before: int,
+        bytes_done: int,
+    ) -> Batch:
+        table = _to_table(arrow, str(f.path), "parquet" if f.parquet else "csv", rows_before)
+        columns: dict[str, npt.NDArray[Any]] = {}
+        if numeric:
+            values = _stack(table, list(numeric))  # the checks and messages of select()
+            columns.update({name: values[:, j].copy() for j, name in enumerate(numeric)})
+        for name in text:
+            if name not in columns:
+                columns[name] = table.columns[name]
+        return Batch(columns, f.path, rows_before + 1, table.n_rows, bytes_done, self.total_bytes)
+
+    def _csv(
+        self, f: _File, numeric: Sequence[str], text: Sequence[str], done_before: int
+    ) -> Iterator[Batch]:
+        source = str(f.path)
+        wanted = list(dict.fromkeys([*numeric, *text]))
+        types = {n: pa.float64() for n in numeric if n not in text}
+        types.update({n: pa.string() for n in text})
+        rows = 0
+        raw = pa.OSFile(str(f.path), "rb")
+        try:
+            stream = pa.CompressedInputStream(raw, "gzip") if f.gzipped else raw
+            reader = pv.open_csv(
+                stream,
+                read_options=pv.ReadOptions(use_threads=True, block_size=self._block_size(f)),
+                parse_options=pv.ParseOptions(delimiter=f.delimiter),
+                convert_options=pv.ConvertOptions(
+                    include_columns=wanted, column_types=types, strings_can_be_null=True
+                ),
+            )
+            while True:
+                try:
+                    record = reader.read_next_batch()
+                except StopIteration:
+                    break
+                arrow = pa.Table.from_batches([record])
+                if arrow.num_rows == 0:
+                    continue
+                position = min(raw.tell(), f.size)
+                yield self._batch(f, arrow, numeric, text, rows, done_before + position)
+                rows += arrow.num_rows
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise self._csv_error(f, exc, numeric, text, rows) from None
+        except (OSError, EOFError, pa.ArrowException) as exc:
+            what = "gzip data" if f.gzipped else "file"
+            raise DataError(
+                f"{source}: cannot read the {what} after row {rows} ({_flat(exc)}); it may be "
+                "corrupt or truncated"
+            ) from None
+        finally:
+            raw.close()
+        if rows == 0:
+            raise DataError(
+                f"{source}: the file has a header but no data rows; add rows below the header"
+            )
+
+    def _csv_error(
+        self,
+        f: _File,
+        exc: BaseException,
+        numeric: Sequence[str],
+        text: Sequence[str],
+        rows: int,
+    ) -> DataError:
+        """The exact message for a block pyarrow could not convert: the file is read again
+        from its start (this error path only) with the columns as text, and the first bad cell
+        named as :func:`gradfit.data.select` names it."""
+        source = str(f.path)
+        message = _flat(exc)
+        if isinstance(exc, UnicodeDecodeError) or "invalid UTF8" in message:
+            return _not_text_error(source, "undecodable bytes", None)
+        if "Expected" in message and "columns, got" in message:
+            return DataError(
+                f"{source}: a row after data row {rows} has the wrong number of fields "
+                f"({message}); fix that row, e.g. quote a value that contains the delimiter"
+            )
+        if "CSV conversion error" not in message:
+            return DataError(f"{source}: cannot parse the file as CSV ({message})")
+        wanted = list(dict.fromkeys([*numeric, *text]))
+        seen = 0
+        try:
+            with pa.input_stream(str(f.path), compression="gzip" if f.gzipped else None) as stream:
+                reader = pv.open_csv(
+                    stream,
+                    read_options=pv.ReadOptions(use_threads=True, block_size=self._block_size(f)),
+                    parse_options=pv.ParseOptions(delimiter=f.delimiter),
+                    convert_options=pv.ConvertOptions(
+                        include_columns=wanted,
+                        column_types={n: pa.string() for n in wanted},
+                        strings_can_be_null=True,
+                    ),
+                )
+                for record in reader:
+                    arrow = pa.Table.from_batches([record])
+                    _stack(_to_table(arrow, source, "csv", seen), list(numeric))
+                    seen += arrow.num_rows
+        except DataError as found:
+            return found
+        except (pa.ArrowException, OSError, EOFError):
+            pass
+        return DataError(f"{source}: a value after data row {rows} is not a number ({message})")
+
+    def _block_size(self, f: _File) -> int:
+        """Bytes per CSV block for about ``batch_rows`` rows (from the head's line length)."""
+        lines = max(f.head.count(b"\n") - 1, 1)
+        per_row = max(len(f.head) / (lines + 1), 8.0)
+        return int(min(max(per_row * self.batch_rows, 1 << 12), 1 << 28))
+
+    def _parquet(
+        self,
+        f: _File,
+        group: int | None,
+        numeric: Sequence[str],
+        text: Sequence[str],
+        done_before: int,
+    ) -> Iterator[Batch]:
+        source = str(f.path)
+        wanted = list(dict.fromkeys([*numeric, *text]))
+        groups = range(len(f.row_groups)) if group is None else [group]
+        try:
+            with pq.ParquetFile(str(f.path)) as pf:
+                for g in groups:
+                    rows = sum(f.row_groups[:g])
+                    total = max(f.row_groups[g], 1)
+                    for record in pf.iter_batches(
+                        batch_size=self.batch_rows, row_groups=[g], columns=wanted
+                    ):
+                        arrow = pa.Table.from_batches([record])
+                        part = rows - sum(f.row_groups[:g]) + arrow.num_rows
+                        done = done_before + int(_share(f, g) * min(part / total, 1.0))
+                        yield self._batch(f, arrow, numeric, text, rows, done)
+                        rows += arrow.num_rows
+        except (OSError, EOFError, pa.ArrowException, UnicodeDecodeError) as exc:
+            raise DataError(
+                f"{source}: not a readable Parquet file ({_flat(exc)}); it may be corrupt, "
+                "truncated or in another format"
+            ) from None
+
+    def _head_table(self) -> Table:
+        """The first rows of the first file, read whole-file style (types inferred)."""
+        f = self._files[0]
+        source = str(f.path)
+        try:
+            if f.parquet:
+                with pq.ParquetFile(str(f.path)) as pf:
+                    record = next(pf.iter_batches(batch_size=_INFER_ROWS), None)
+                arrow = pa.Table.from_batches([record]) if record is not None else None
+            else:
+                with pa.input_stream(
+                    str(f.path), compression="gzip" if f.gzipped else None
+                ) as stream:
+                    reader = pv.open_csv(
+                        stream,
+                        read_options=pv.ReadOptions(block_size=1 << 22),
+                        parse_options=pv.ParseOptions(delimiter=f.delimiter),
+                        convert_options=pv.ConvertOptions(strings_can_be_null=True),
+                    )
+                    record = next(iter(reader), None)
+                arrow = pa.Table.from_batches([record]) if record is not None else None
+        except (OSError, EOFError, pa.ArrowException, UnicodeDecodeError) as exc:
+            raise DataError(
+                f"{source}: cannot read the file ({_flat(exc)}); it may be corrupt or truncated"
+            ) from None
+        if arrow is None or arrow.num_rows == 0:
+            raise DataError(
+                f"{source}: the file has a header but no data rows; add rows below the header"
+            )
+        # Booleans, dates and times count as text, as in read_table.
+        keep = [
+            c
+            if _is_numeric(c.type) or _is_text(c.type) or pa.types.is_null(c.type)
+            else c.cast(pa.string())
+            for c in arrow.columns
+        ]
+        arrow = pa.Table.from_arrays(keep, names=arrow.column_names)
+        return _to_table(arrow, source, "parquet" if f.parquet else "csv")
+
+
+def _share(f: _File, group: int) -> int:
+    """Bytes of a Parquet file attributed to one row group (by its share of the rows)."""
+    total = sum(f.row_groups)
+    return f.size if total == 0 else int(f.size * f.row_groups[group] / total)
+
+
+def _inspect(path: Path) -> _File:
+    """A file's format and columns, from its first bytes (CSV) or its footer (Parquet)."""
+    source = str(path)
+    head = _open_head(path, source)
+    size = path.stat().st_size
+    if head.startswith(_PARQUET_MAGIC) or path.name.lower().endswith(_PARQUET_SUFFIXES):
+        try:
+            meta = pq.read_metadata(str(path))
+        except (OSError, pa.ArrowException) as exc:
+            raise DataError(
+                f"{source}: not a readable Parquet file ({_flat(exc)}); it may be corrupt, "
+                "truncated or in another format"
+            ) from None
+        groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
+        names = tuple(meta.schema.to_arrow_schema().names)
+        return _File(path, True, False, ",", b"", names, size, groups)
+    text = _decompressed_head(path, source, head)
+    _check_text_head(source, text)
+    delimiter = _delimiter_for(path, source, text)
+    header = text.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        names = tuple(
+            pv.read_csv(
+                pa.BufferReader(header + b"\n"),
+                parse_options=pv.ParseOptions(delimiter=delimiter),
+                read_options=pv.ReadOptions(use_threads=False),
+            ).column_names
+        )
+    except pa.ArrowException as exc:
+        raise DataError(f"{source}: cannot read the header line ({_flat(exc)})") from None
+    return _File(path, False, head.startswith(_GZIP_MAGIC), delimiter, text, names, size, ())
+
+
+def _expand(source: str | Path | Sequence[str | Path]) -> tuple[list[Path], str]:
+    if isinstance(source, (str, Path)):
+        text = str(source)
+        path = Path(source)
+        if path.is_dir():
+            files = sorted(
+                p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(_DATA_SUFFIXES)
+            )
+            if not files:
+                raise DataError(
+                    f"{text}: is a directory without data files (.csv, .tsv, .csv.gz, .tsv.gz, "
+                    ".parquet, .pq); give a data file or a directory of them"
+                )
+            return files, text
+        if not path.exists() and any(c in text for c in "*?["):
+            files = sorted(Path(p) for p in globbing.glob(text) if Path(p).is_file())
+            if not files:
+                raise DataError(f"{text}: no file matches this pattern; check the path")
+            return files, text
+        return [path], text
+    files = [Path(p) for p in source]
+    if not files:
+        raise DataError("no data files given")
+    return files, ", ".join(map(str, files)) if len(files) <= 3 else f"{files[0]} and others"
+
+
+def open_stream(
+    source: str | Path | Sequence[str | Path], *, batch_rows: int = 1 << 16
+) -> BatchStream:
+    """Open a file, a list of files, a directory or a glob for reading in batches of about
+    ``batch_rows`` rows (see the module doc). The schema of every file is checked here.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.csv").write_text("x,y\\n1,2\\n3,4\\n")
+    >>> _ = (d / "b.csv").write_text("x,y\\n5,6\\n")
+    >>> s = open_stream(d, batch_rows=1)
+    >>> s.columns, [(b.file.name, b.file_row, b.columns["y"].tolist()) for b in s.batches(["y"])]
+    (('x', 'y'), [('a.csv', 1, [2.0, 4.0]), ('b.csv', 1, [6.0])])
+    """
+    files, shown = _expand(source)
+    return BatchStream(files, shown, batch_rows)

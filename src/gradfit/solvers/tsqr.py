@@ -1,0 +1,199 @@
+"""Closed-form least squares over a stream of row blocks, by TSQR: the accuracy of QR with
+the memory of one block plus a (d + k) x (d + k) triangle.
+
+Method (float64), the in-memory :func:`gradfit.least_squares` made to stream:
+
+1. **pass 1** (with an intercept): the column means of X and Y, summed in extended precision
+   block by block, and the number of rows;
+2. **pass 2**: the R factor of the centred ``[A | B] = [X - x̄ | Y - ȳ]`` by tall-skinny QR:
+   ``R ← R-factor of [R; block]`` (LAPACK ``geqrf``) for each block. Never ``XᵀX``: the R of
+   ``[A | B]`` holds ``R11`` (the R of A) and ``R12 = (QᵀB)[:d]``, so ``R11 W = R12`` is the QR
+   solution exactly as in memory. Rank and condition number come from the column-equilibrated
+   ``R11`` (the same rule as :mod:`gradfit.solvers.lstsq`);
+3. **passes 3...** (``refine=True``): iterative refinement without Q, by the corrected
+   semi-normal equations (Björck): ``r = B - A W`` in extended precision and ``g = Aᵀ r``,
+   accumulated block by block, then ``R11ᵀ R11 δ = g`` by two triangular solves, ``W += δ``;
+   repeated (one pass each, at most :data:`MAX_REFINEMENTS`) while the correction shrinks.
+
+Ridge (``alpha > 0``): the penalty is on the coefficients of ``Z = (X - x̄) / scale``; the R of
+``[Zc; sqrt(n alpha) I]`` is the R-factor of ``[R11 diag(1/scale); sqrt(n alpha) I]``, one more
+small QR (Tikhonov's augmented system, as :func:`gradfit.solvers.closed_form.fit_lstsq` solves
+it in memory). :func:`merge_r` combines the R factors of two sets of rows (processes).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import torch
+
+from gradfit.errors import RankDeficiencyWarning, ValidationError
+from gradfit.solvers.lstsq import LeastSquaresResult, _column_norms, _solve_upper
+
+__all__ = ["MAX_REFINEMENTS", "least_squares_stream", "merge_r"]
+
+MAX_REFINEMENTS = 3
+Passes = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+
+
+def merge_r(R_a: torch.Tensor | None, block: torch.Tensor) -> torch.Tensor:
+    """The R factor (upper triangular, (p, p)) of the rows of ``R_a`` and ``block`` together:
+    ``R`` of ``[R_a; block]``. ``R_a`` None: the R of ``block`` alone (padded with zero rows
+    when it has fewer than p rows)."""
+    stacked = block if R_a is None else torch.cat([R_a, block])
+    p = stacked.shape[1]
+    if stacked.shape[0] < p:
+        stacked = torch.cat([stacked, stacked.new_zeros(p - stacked.shape[0], p)])
+    a, _ = torch.geqrf(stacked)
+    return torch.triu(a[:p])
+
+
+def _means(passes: Passes, d: int | None) -> tuple[int, np.ndarray, np.ndarray]:
+    n = 0
+    sx: np.ndarray | None = None
+    sy: np.ndarray | None = None
+    for X, Y in passes():
+        xs = X.cpu().numpy().astype(np.longdouble).sum(axis=0)
+        ys = Y.cpu().numpy().astype(np.longdouble).sum(axis=0)
+        sx = xs if sx is None else sx + xs
+        sy = ys if sy is None else sy + ys
+        n += X.shape[0]
+    if n == 0 or sx is None or sy is None:
+        raise ValidationError("no data rows: least squares needs at least one row")
+    return n, (sx / n).astype(np.float64), (sy / n).astype(np.float64)
+
+
+def least_squares_stream(
+    passes: Passes,
+    *,
+    fit_intercept: bool = True,
+    alpha: float = 0.0,
+    scale: torch.Tensor | None = None,
+    refine: bool = True,
+) -> LeastSquaresResult:
+    """Least squares (or ridge) over row blocks, one pass per step of the module doc.
+
+    Parameters
+    ----------
+    passes : callable returning a fresh iterable of (X (m, d), Y (m, k)) float64 blocks; called
+        once per pass over the data
+    fit_intercept : centre on the means (pass 1) and return a bias
+    alpha : ridge strength; the penalty ``n alpha ||w_z||²`` on the coefficients of
+        ``Z = (X - x̄) / scale`` (``scale`` None: ones), as the in-memory closed form
+    refine : run refinement passes (not with ``alpha > 0``: the augmented system's residual
+        involves the penalty rows, and ridge is well conditioned by construction)
+
+    Returns
+    -------
+    LeastSquaresResult
+        as :func:`gradfit.least_squares` (for ridge: rank and condition of the augmented R).
+    """
+    if fit_intercept:
+        n, x_mean, y_mean = _means(passes, None)
+    else:
+        n, x_mean, y_mean = -1, np.zeros(0), np.zeros(0)
+    R: torch.Tensor | None = None
+    rows = 0
+    d = k = 0
+    for X, Y in passes():
+        d, k = X.shape[1], Y.shape[1]
+        A = X.double().cpu().numpy()
+        B = Y.double().cpu().numpy()
+        if fit_intercept:
+            A, B = A - x_mean, B - y_mean
+        R = merge_r(R, torch.from_numpy(np.ascontiguousarray(np.hstack([A, B]))))
+        rows += X.shape[0]
+    if R is None or rows == 0:
+        raise ValidationError("no data rows: least squares needs at least one row")
+    if not fit_intercept:
+        n, x_mean, y_mean = rows, np.zeros(d), np.zeros(k)
+    Rn = R.numpy()
+    R11, R12 = Rn[:d, :d], Rn[:d, d:]
+    scales = np.ones(d) if scale is None else scale.double().cpu().numpy()
+    if alpha > 0:
+        augmented = np.zeros((2 * d, d + k))
+        augmented[:d, :d] = R11 / scales
+        augmented[:d, d:] = R12
+        augmented[d:, :d] = math.sqrt(n * alpha) * np.eye(d)
+        Ra = merge_r(None, torch.from_numpy(augmented)).numpy()
+        R11, R12 = Ra[:d, :d], Ra[:d, d:]
+    eps = np.finfo(np.float64).eps
+    norms = _column_norms(R11)
+    s = np.linalg.svd(R11 / np.where(norms > 0, norms, 1.0), compute_uv=False)
+    s_max = float(s[0]) if s.size else 0.0
+    rank = int(np.sum(s > s_max * max(n, d) * eps))
+    s_min = float(s[-1]) if s.size else 0.0
+    condition = s_max / s_min if s_min > 0 else math.inf
+    if rank == d:
+        Z = _solve_upper(R11, R12)  # (d, k)
+        if refine and alpha == 0:
+            Z = _refine(passes, Z, R11, x_mean, y_mean, fit_intercept)
+    else:
+        warnings.warn(
+            f"X is rank deficient (rank {rank} < {d} features after centring and scaling; "
+            f"condition number {condition:.3g}): the least-squares solution is not unique, "
+            "returning the minimum-norm one. Remove collinear or constant features.",
+            RankDeficiencyWarning,
+            stacklevel=2,
+        )
+        # A = Q R11, so the SVD of R11 gives A's singular values and right vectors.
+        U, S, Vt = np.linalg.svd(R11)
+        r = min(rank, int(np.sum(S > 0)))
+        Z = Vt[:r].T @ ((U[:, :r].T @ R12) / S[:r, None])
+    if alpha > 0:
+        Z = Z / scales[:, None]  # coefficients of Z back to those of X
+    weight = Z.T
+    bias = (
+        y_mean.astype(np.longdouble) - weight.astype(np.longdouble) @ x_mean.astype(np.longdouble)
+    ).astype(np.float64)
+    return LeastSquaresResult(
+        weight=torch.from_numpy(np.ascontiguousarray(weight)),
+        bias=torch.from_numpy(np.ascontiguousarray(bias))
+        if fit_intercept
+        else torch.zeros(k, dtype=torch.float64),
+        rank=rank,
+        condition_number=condition,
+        singular_values=torch.from_numpy(np.ascontiguousarray(s)),
+    )
+
+
+def _refine(
+    passes: Passes,
+    Z: np.ndarray,
+    R11: np.ndarray,
+    x_mean: np.ndarray,
+    y_mean: np.ndarray,
+    fit_intercept: bool,
+) -> np.ndarray:
+    """Corrected semi-normal equations, one pass per step, while the correction shrinks."""
+    previous = math.inf
+    for _ in range(MAX_REFINEMENTS):
+        Z_ext = Z.astype(np.longdouble)
+        g = np.zeros(Z.shape, dtype=np.longdouble)
+        for X, Y in passes():
+            A = X.double().cpu().numpy().astype(np.longdouble)
+            B = Y.double().cpu().numpy().astype(np.longdouble)
+            if fit_intercept:
+                A, B = A - x_mean, B - y_mean
+            g += A.T @ (B - A @ Z_ext)  # Aᵀ r with r in extended precision
+        step = _solve_upper(R11, _solve_lower(R11.T, g.astype(np.float64)))
+        size = float(np.max(np.abs(step))) if step.size else 0.0
+        if not size < previous:
+            break
+        Z = Z + step
+        previous = size
+        if size <= np.finfo(np.float64).eps * max(float(np.max(np.abs(Z))), 1e-300):
+            break
+    return Z
+
+
+def _solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    solution: np.ndarray = torch.linalg.solve_triangular(
+        torch.from_numpy(np.ascontiguousarray(L)),
+        torch.from_numpy(np.ascontiguousarray(B)),
+        upper=False,
+    ).numpy()
+    return solution

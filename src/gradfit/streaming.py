@@ -1,0 +1,451 @@
+"""Fit, predict and evaluate over files larger than memory, one batch at a time.
+
+The data come from :func:`gradfit.data.open_stream` (a file, a list of files, a directory or a
+glob, read in batches of ``batch_rows`` rows); memory stays O(batch + d² + shuffle buffer)
+whatever the size of the files.
+
+Passes over the data, by solver:
+
+* ``gd``: one pass for the :class:`~gradfit.solvers.stats.SufficientStats` (merged batch by
+  batch), then every step from them: exactly the iterates of the in-memory fit;
+* ``lstsq``: the closed form by TSQR (:func:`gradfit.solvers.tsqr.least_squares_stream`): one
+  pass for the means, one for the R factor of the centred data, one for iterative refinement;
+* ``sgd``: one pass for the statistics (scaling, step size), one for the largest row norm (only
+  with ``learning_rate="auto"``), then one pass per epoch;
+* the tutorial loops (``scratch``, ``builtin``) are written for data in memory and are refused.
+
+**The order of sgd's rows** (reproducible for a seed). Each epoch:
+
+1. the stream's units (a Parquet row group; a whole CSV file) are taken in the order of one
+   ``torch.randperm(n_units, generator)`` (no draw when there is a single unit);
+2. rows flow, in that order, through a shuffle buffer of ``shuffle_buffer`` rows: incoming
+   batches are appended to a pool; whenever the pool holds more than ``shuffle_buffer`` rows,
+   one ``torch.randperm(len(pool), generator)`` is drawn, the rows at its first
+   ``len(pool) - shuffle_buffer`` positions are emitted in that order and the rest stay; at
+   the end of the pass the pool is emitted in the order of one more permutation;
+3. emitted rows are cut into mini-batches of ``batch_size`` in emission order (the last one
+   may be short).
+
+``generator`` is the training state's. With one unit and ``shuffle_buffer >= n`` the epoch is a
+single ``randperm(n)`` of the rows in file order: exactly the in-memory epoch, bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from gradfit.errors import DataError, ValidationError
+from gradfit.fitting import (
+    FitReport,
+    as_training_tensor,
+    expand_names,
+    model_file_settings,
+    recorded_scaling,
+)
+from gradfit.metrics import RegressionMetrics, r2_from_errors
+from gradfit.model import predict
+from gradfit.persistence import SavedModel
+from gradfit.solvers import registry
+from gradfit.solvers.config import SolverConfig
+from gradfit.solvers.engine import EpochInfo
+from gradfit.solvers.result import FitResult
+from gradfit.solvers.stats import SufficientStats
+
+if TYPE_CHECKING:
+    from gradfit.data import BatchStream
+
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "DEFAULT_MEMORY_LIMIT",
+    "DEFAULT_SHUFFLE_BUFFER",
+    "StreamData",
+    "choose_columns",
+    "fit_stream",
+    "memory_estimate",
+    "shuffled",
+    "use_streaming",
+]
+
+DEFAULT_BATCH_ROWS = 1 << 16
+DEFAULT_SHUFFLE_BUFFER = 100_000
+
+Progress = Callable[[int, int, int], None]  # (bytes done, total bytes, rows done)
+
+
+# ----------------------------------------------------------------------------- row order
+
+
+def shuffled(
+    chunks: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    capacity: int,
+    generator: torch.Generator,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The shuffle buffer of the module doc (step 2): chunks of rows in, chunks of rows out."""
+    pool_x: list[torch.Tensor] = []
+    pool_y: list[torch.Tensor] = []
+    held = 0
+    for X, Y in chunks:
+        pool_x.append(X)
+        pool_y.append(Y)
+        held += X.shape[0]
+        if held <= capacity:
+            continue
+        px, py = torch.cat(pool_x), torch.cat(pool_y)
+        perm = torch.randperm(held, generator=generator).to(px.device)
+        out = held - capacity
+        yield px.index_select(0, perm[:out]), py.index_select(0, perm[:out])
+        pool_x, pool_y = [px.index_select(0, perm[out:])], [py.index_select(0, perm[out:])]
+        held = capacity
+    if held:
+        px, py = torch.cat(pool_x), torch.cat(pool_y)
+        perm = torch.randperm(held, generator=generator).to(px.device)
+        yield px.index_select(0, perm), py.index_select(0, perm)
+
+
+def _minibatches(
+    chunks: Iterable[tuple[torch.Tensor, torch.Tensor]], batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Rows in, mini-batches of ``batch_size`` rows out, in order (the last may be short).
+    Every batch is memory of its own (the engine standardizes it in place)."""
+    carry_x: torch.Tensor | None = None
+    carry_y: torch.Tensor | None = None
+    for X, Y in chunks:
+        if carry_x is not None and carry_y is not None:
+            X, Y = torch.cat([carry_x, X]), torch.cat([carry_y, Y])
+            carry_x = carry_y = None
+        whole = X.shape[0] - X.shape[0] % batch_size
+        for start in range(0, whole, batch_size):
+            yield X[start : start + batch_size].clone(), Y[start : start + batch_size].clone()
+        if whole < X.shape[0]:
+            carry_x, carry_y = X[whole:], Y[whole:]
+    if carry_x is not None and carry_y is not None:
+        yield carry_x.clone(), carry_y.clone()
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+@dataclass
+class StreamData:
+    """A stream of files as the engine's :class:`~gradfit.solvers.engine.EpochData`: each call
+    of :meth:`batches` is one pass over the files, in the order of the module doc."""
+
+    stream: BatchStream
+    features: tuple[str, ...]
+    targets: tuple[str, ...]
+    dtype: torch.dtype
+    device: torch.device
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER
+    progress: Progress | None = None
+
+    def tensors(
+        self, units: Sequence[Any] | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The rows as (X (m, d), Y (m, k)) tensors in the training dtype, batch by batch, in
+        the stream's order (or the order of ``units``)."""
+        rows = 0
+        for X, Y, batch in self.stream.matrix_batches(self.features, self.targets, units=units):
+            Xt = as_training_tensor(
+                X, self.features, self.dtype, self.device, str(batch.file), batch.file_row
+            )
+            Yt = as_training_tensor(
+                Y, self.targets, self.dtype, self.device, str(batch.file), batch.file_row
+            )
+            rows += batch.n_rows
+            if self.progress is not None:
+                self.progress(batch.bytes_done, batch.total_bytes, rows)
+            yield Xt, Yt
+
+    def batches(
+        self, generator: torch.Generator, batch_size: int, shuffle: bool
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        units = self.stream.units()
+        if shuffle and len(units) > 1:
+            order = torch.randperm(len(units), generator=generator).tolist()
+            units = [units[i] for i in order]
+        rows = self.tensors(units)
+        if shuffle:
+            rows = shuffled(rows, self.shuffle_buffer, generator)
+        return _minibatches(rows, batch_size)
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+def fit_stream(
+    source: str | Path | Sequence[str | Path],
+    targets: Sequence[str],
+    features: Sequence[str] | None = None,
+    config: SolverConfig | None = None,
+    *,
+    seed: int | None = 0,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    callback: Callable[[EpochInfo], None] | None = None,
+    progress: Progress | None = None,
+    sample_rows: int = 0,
+) -> FitReport:
+    """Fit ``config.solver`` to files of any size, one batch at a time.
+
+    Parameters
+    ----------
+    source : a file, a list of files, a directory of files with the same columns, or a glob
+    targets, features : column names (see :func:`gradfit.fitting.expand_names`); features
+        default to every other numeric column
+    config : the solver and its settings (gd, sgd or lstsq; see the module doc)
+    seed, dtype, device : as :func:`gradfit.fitting.fit_data`
+    batch_rows : rows read per batch
+    shuffle_buffer : rows of sgd's shuffle buffer (see the module doc)
+    callback : called with an :class:`EpochInfo` after every epoch
+    progress : called with (bytes read, total bytes, rows read) after every batch of a pass
+    sample_rows : with > 0, one more pass keeps about this many rows (a seeded uniform sample)
+        with their predictions in the report's ``targets``/``predictions`` (for plots)
+
+    Returns
+    -------
+    FitReport
+        as :func:`gradfit.fitting.fit_data`; the training metrics (MSE, RMSE, R²) and the
+        optimum come from the statistics (no extra pass); MAE, which needs one, is left out
+        (``gradfit evaluate`` gives it).
+    """
+    from gradfit.data import open_stream
+
+    config = config if config is not None else SolverConfig()
+    fit = registry.get(config.solver).stream_function()
+    if config.early_stopping:
+        raise ValidationError(
+            "early_stopping holds out rows in memory; it is not available when streaming files "
+            "(use tol, or fit in memory)"
+        )
+    dev = torch.device(device)
+    stream = open_stream(source, batch_rows=batch_rows)
+    fnames, tnames, left_out = choose_columns(stream, targets, features)
+    data = StreamData(stream, fnames, tnames, dtype, dev, shuffle_buffer, progress)
+
+    start = time.perf_counter()
+    stats = SufficientStats.from_batches(data.tensors())
+    if stats.n < 2:
+        raise DataError(
+            f"{stream.source}: {stats.n} data row(s); at least 2 are needed to fit a model"
+        )
+    result = fit(data, stats, config, random_state=seed, callback=callback)
+    seconds = time.perf_counter() - start
+    report = _report(
+        stream.source, result, stats, config, seed, dtype, dev, seconds, fnames, tnames, left_out
+    )
+    if sample_rows > 0:
+        Ys, Ps = _sample(data, result, stats.n, sample_rows, seed)
+        report = replace(report, targets=Ys, predictions=Ps)
+    return report
+
+
+def _sample(
+    data: StreamData, result: FitResult, n: int, rows: int, seed: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """About ``rows`` of the ``n`` rows, each kept with probability rows/n (seeded), with the
+    model's predictions: (targets (m, k), predictions (m, k)) float64."""
+    rng = np.random.default_rng(seed)
+    keep = min(1.0, rows / max(n, 1))
+    weight, bias = result.weight.double(), result.bias.double()
+    ys: list[np.ndarray] = []
+    ps: list[np.ndarray] = []
+    for X, Y in data.tensors():
+        mask = torch.from_numpy(rng.random(X.shape[0]) < keep).to(X.device)
+        Xk, Yk = X[mask].double(), Y[mask].double()
+        ys.append(Yk.cpu().numpy())
+        ps.append(predict(Xk, weight.to(Xk.device), bias.to(Xk.device)).cpu().numpy())
+    k = result.weight.shape[0]
+    if not ys:
+        return np.empty((0, k)), np.empty((0, k))
+    return np.concatenate(ys), np.concatenate(ps)
+
+
+# ----------------------------------------------------------------------------- memory policy
+
+DEFAULT_MEMORY_LIMIT = 256 * 2**20
+# Bytes in memory per byte of file when a file is read whole (measured: a CSV peaks at ~3.3x
+# its size, a float Parquet file at ~6x; gzip compresses numeric CSV about 3-4x).
+_EXPANSION = ((".csv.gz", 16), (".tsv.gz", 16), (".gz", 16), (".parquet", 8), (".pq", 8))
+_DEFAULT_EXPANSION = 4
+
+
+def memory_estimate(source: str | Path) -> int:
+    """About how many bytes reading ``source`` whole would take (a file's size times the
+    expansion of its format)."""
+    path = Path(source)
+    factor = next(
+        (f for suffix, f in _EXPANSION if path.name.lower().endswith(suffix)), _DEFAULT_EXPANSION
+    )
+    return path.stat().st_size * factor
+
+
+def use_streaming(
+    source: str,
+    config: SolverConfig,
+    *,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    stream: bool | None = None,
+) -> bool:
+    """Whether to fit ``source`` by streaming rather than in memory.
+
+    ``stream`` True or False forces the choice. Otherwise (None): the built-in data sets are
+    fitted in memory; a directory, a glob or a file whose :func:`memory_estimate` exceeds
+    ``memory_limit`` is streamed, so that the default never exhausts memory on a file larger
+    than it; smaller files take the in-memory path. A solver that cannot stream (the tutorial
+    loops), or early stopping, on such a source is refused with what to do instead."""
+    from gradfit.datasets import BUILTIN_DATASETS
+
+    path = Path(source)
+    builtin = source in BUILTIN_DATASETS and not path.exists()
+    several = path.is_dir() or (not path.exists() and any(c in source for c in "*?["))
+    # Anything else is one file; one that is missing or unreadable gets the reader's message.
+    single = not several
+    if stream is False:
+        if not single:
+            raise DataError(
+                f"{source}: not a single file; a directory or glob is read by streaming "
+                "(leave out --no-stream)"
+            )
+        return False
+    if stream is None:
+        if builtin:
+            return False
+        if single and (not path.is_file() or memory_estimate(source) <= memory_limit):
+            return False
+    spec = registry.get(config.solver)
+    why = (
+        "is streamed"
+        if stream
+        else f"needs about {_mb(memory_estimate(source))} in memory, above the memory limit "
+        f"of {_mb(memory_limit)}"
+        if single
+        else "is several files, read by streaming"
+    )
+    if spec.stream_entry is None:
+        able = " or ".join(repr(s.name) for s in registry.REGISTRY.values() if s.stream_entry)
+        raise ValidationError(
+            f"{source} {why}, but solver={config.solver!r} trains on data in memory; use "
+            f"solver={able}, or raise the memory limit"
+        )
+    if config.early_stopping:
+        raise ValidationError(
+            f"{source} {why}, and early_stopping holds out rows in memory; drop early "
+            "stopping (tol stops training), or raise the memory limit"
+        )
+    return True
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def choose_columns(
+    stream: BatchStream, targets: Sequence[str], features: Sequence[str] | None
+) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, str]]:
+    """Feature and target names from a stream's columns, checked as
+    :func:`gradfit.data.select` checks them (the default features from the first rows of the
+    first file); and the columns the default feature choice left out, with why."""
+    columns = list(stream.columns)
+    tnames = tuple(expand_names(targets, columns))
+    if not tnames:
+        raise DataError(f"{stream.source}: no target column given; name at least one target column")
+    stream.check_columns(tnames, "target")
+    if features is None:
+        fnames, left_out = stream.column_kinds(tnames)
+        return tuple(fnames), tnames, left_out
+    fnames = tuple(expand_names(features, columns))
+    if not fnames:
+        raise DataError(f"{stream.source}: no feature column given; name at least one feature")
+    stream.check_columns(fnames, "feature")
+    both = [n for n in fnames if n in tnames]
+    if both:
+        raise DataError(
+            f"{stream.source}: column {both[0]!r} is given both as a target and as a feature; "
+            "a column can only be one of them"
+        )
+    used = [*tnames, *fnames]
+    twice = sorted({n for n in used if used.count(n) > 1})
+    if twice:
+        raise DataError(f"{stream.source}: column {twice[0]!r} is given more than once")
+    return fnames, tnames, {}
+
+
+def _report(
+    source: str,
+    result: FitResult,
+    stats: SufficientStats,
+    config: SolverConfig,
+    seed: int | None,
+    dtype: torch.dtype,
+    device: torch.device,
+    seconds: float,
+    fnames: tuple[str, ...],
+    tnames: tuple[str, ...],
+    left_out: dict[str, str],
+) -> FitReport:
+    weight, bias = result.weight.double().cpu(), result.bias.double().cpu()
+    cpu = SufficientStats(
+        n=stats.n,
+        zbar=stats.zbar.cpu(),
+        ybar=stats.ybar.cpu(),
+        Szz=stats.Szz.cpu(),
+        Szy=stats.Szy.cpu(),
+        syy=stats.syy.cpu(),
+    )
+    mse = cpu.per_target_mse(weight, bias)
+    r2 = r2_from_errors(mse, cpu.syy)
+    final_loss = float(mse.mean())
+    if registry.get(config.solver).exact and config.alpha == 0:
+        optimum = final_loss  # the closed form is the optimum
+    else:
+        optimum = float(cpu.optimum(fit_intercept=config.fit_intercept).mean())
+    scale = float((cpu.syy + cpu.ybar**2).mean())
+    exact_fit = optimum <= 1e-10 * max(scale, 1e-300)
+    metrics = RegressionMetrics(
+        mse=tuple(mse.tolist()),
+        rmse=tuple(mse.sqrt().tolist()),
+        mae=tuple(math.nan for _ in tnames),
+        r2=tuple(r2.tolist()),
+    )
+    saved_metrics = {
+        name: {key: value for key, value in row.items() if key != "mae"}
+        for name, row in metrics.as_dict(tnames).items()
+    }
+    scaling = recorded_scaling(result, config)
+    model = SavedModel(
+        weight=weight,
+        bias=bias,
+        feature_names=fnames,
+        target_names=tnames,
+        scaling_mean=None if scaling is None else scaling[0],
+        scaling_scale=None if scaling is None else scaling[1],
+        solver=config.solver,
+        hyperparameters=model_file_settings(config, result, seed, dtype, device, stats.n, source),
+        final_loss=final_loss,
+        loss_history=[float(v) for v in result.loss_curve],
+        metrics=saved_metrics,
+    )
+    return FitReport(
+        model=model,
+        result=result,
+        config=config,
+        n_samples=stats.n,
+        final_loss=final_loss,
+        optimal_loss=optimum,
+        loss_ratio=None if exact_fit else final_loss / optimum,
+        metrics=metrics,
+        seconds=seconds,
+        left_out=left_out,
+        targets=np.empty((0, len(tnames))),
+        predictions=np.empty((0, len(tnames))),
+    )
