@@ -68,8 +68,10 @@ __all__ = [
     "DEFAULT_SHUFFLE_BUFFER",
     "StreamData",
     "choose_columns",
+    "evaluate_stream",
     "fit_stream",
     "memory_estimate",
+    "predict_batches",
     "shuffled",
     "use_streaming",
 ]
@@ -270,6 +272,93 @@ def _sample(
     return np.concatenate(ys), np.concatenate(ps)
 
 
+# ----------------------------------------------------------------------------- predict, evaluate
+
+
+def predict_batches(
+    model: SavedModel,
+    source: str | Path | Sequence[str | Path],
+    *,
+    keep: Sequence[str] = (),
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Progress | None = None,
+) -> Iterator[dict[str, np.ndarray]]:
+    """The model's predictions over files of any size, batch by batch: for each batch, the
+    ``keep`` columns (as :func:`gradfit.data.read_table` reads them) then one float64 column
+    per target. Columns are matched by name; a bad cell is named with its file and row."""
+    from gradfit.data import open_stream
+
+    stream = open_stream(source, batch_rows=batch_rows)
+    keep = list(dict.fromkeys(expand_names(keep, list(stream.columns))))
+    stream.check_columns(model.feature_names, "feature")
+    stream.check_columns(keep, "--keep")
+    clash = [name for name in keep if name in model.target_names]
+    if clash:
+        raise DataError(
+            f"--keep column {clash[0]!r} has the name of a predicted target; rename it or "
+            "leave it out"
+        )
+    numeric = list(model.feature_names)
+    rows = 0
+    for batch in stream.batches([n for n in numeric if n not in keep], text=keep):
+        X = (
+            np.column_stack([_as_float(batch.columns[n], n, batch) for n in numeric])
+            if numeric
+            else np.empty((batch.n_rows, 0))
+        )
+        pred = model.predict(torch.from_numpy(X).to(model.weight.dtype)).double().numpy()
+        out: dict[str, np.ndarray] = {name: batch.columns[name] for name in keep}
+        out.update({name: pred[:, j] for j, name in enumerate(model.target_names)})
+        rows += batch.n_rows
+        if progress is not None:
+            progress(batch.bytes_done, batch.total_bytes, rows)
+        yield out
+
+
+def _as_float(values: np.ndarray, name: str, batch: Any) -> np.ndarray:
+    """A feature that is also a kept column arrives as read (text, int64): as float64."""
+    if values.dtype == np.float64:
+        return values
+    from gradfit.data import Table
+    from gradfit.data.readers import _stack
+
+    table = Table({name: values}, source=str(batch.file), row_offset=batch.file_row - 1)
+    stacked: np.ndarray = _stack(table, [name])[:, 0]
+    return stacked
+
+
+def evaluate_stream(
+    model: SavedModel,
+    source: str | Path | Sequence[str | Path],
+    *,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Progress | None = None,
+) -> tuple[int, RegressionMetrics]:
+    """MSE, RMSE, MAE and R² of the model on files of any size, from sums accumulated batch by
+    batch (:class:`gradfit.metrics.MetricsAccumulator`); returns (rows, metrics)."""
+    from gradfit.data import open_stream
+    from gradfit.metrics import MetricsAccumulator
+
+    stream = open_stream(source, batch_rows=batch_rows)
+    missing = [name for name in model.target_names if name not in stream.columns]
+    if missing:
+        raise DataError(
+            f"{stream.source}: missing target column(s) {', '.join(map(repr, missing))} that "
+            "evaluate compares the predictions with; available columns: "
+            f"{', '.join(map(repr, stream.columns))}"
+        )
+    stream.check_columns(model.feature_names, "feature")
+    acc = MetricsAccumulator()
+    rows = 0
+    for X, Y, batch in stream.matrix_batches(model.feature_names, model.target_names):
+        pred = model.predict(torch.from_numpy(X).to(model.weight.dtype)).double()
+        acc.update(torch.from_numpy(Y), pred)
+        rows += batch.n_rows
+        if progress is not None:
+            progress(batch.bytes_done, batch.total_bytes, rows)
+    return rows, acc.result()
+
+
 # ----------------------------------------------------------------------------- memory policy
 
 DEFAULT_MEMORY_LIMIT = 256 * 2**20
@@ -291,7 +380,7 @@ def memory_estimate(source: str | Path) -> int:
 
 def use_streaming(
     source: str,
-    config: SolverConfig,
+    config: SolverConfig | None = None,
     *,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     stream: bool | None = None,
@@ -302,7 +391,8 @@ def use_streaming(
     fitted in memory; a directory, a glob or a file whose :func:`memory_estimate` exceeds
     ``memory_limit`` is streamed, so that the default never exhausts memory on a file larger
     than it; smaller files take the in-memory path. A solver that cannot stream (the tutorial
-    loops), or early stopping, on such a source is refused with what to do instead."""
+    loops), or early stopping, on such a source is refused with what to do instead (``config``
+    None: predict and evaluate, which always can)."""
     from gradfit.datasets import BUILTIN_DATASETS
 
     path = Path(source)
@@ -322,6 +412,8 @@ def use_streaming(
             return False
         if single and (not path.is_file() or memory_estimate(source) <= memory_limit):
             return False
+    if config is None:
+        return True
     spec = registry.get(config.solver)
     why = (
         "is streamed"

@@ -27,6 +27,7 @@ from gradfit.errors import (
 
 if TYPE_CHECKING:
     from gradfit.fitting import FitReport
+    from gradfit.persistence import SavedModel
 
 __all__ = ["add_data_commands"]
 
@@ -250,10 +251,13 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     from gradfit.data import feature_matrix, table_to_csv_text, write_table
     from gradfit.fitting import expand_names, read_source
     from gradfit.persistence import load_model
+    from gradfit.streaming import use_streaming
 
     model = load_model(args.model)
     out_path = _check_output_dir(args.out, "predictions") if args.out else None
     given = args.keep or []
+    if use_streaming(args.data, memory_limit=args.memory_limit, stream=args.stream):
+        return _predict_stream(args, model, out_path, given, out)
     # Kept columns are copied exactly: from a CSV file as the text written (00123 stays
     # 00123), from a Parquet file in their stored types (integers stay int64). Before the
     # header is known, each value is read as text both whole and split at its commas.
@@ -284,13 +288,51 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _predict_stream(
+    args: argparse.Namespace,
+    model: SavedModel,
+    out_path: Path | None,
+    keep: list[str],
+    out: TextIO,
+) -> int:
+    """Predictions batch by batch: to a file atomically (it appears whole, or not at all), or
+    as CSV to standard output."""
+    from gradfit.data import table_to_csv_text, write_table_batches
+    from gradfit.streaming import predict_batches
+
+    show = out_path is not None and sys.stderr.isatty()
+    reading = BytesProgress(show, "predict")
+    batches = predict_batches(
+        model, args.data, keep=keep, batch_rows=args.batch_rows, progress=reading
+    )
+    try:
+        if out_path is not None:
+            write_table_batches(out_path, batches)
+        else:
+            for i, columns in enumerate(batches):
+                out.write(table_to_csv_text(columns, header=i == 0))
+    finally:
+        reading.close()
+    return EXIT_OK
+
+
 def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from gradfit.data import feature_matrix
     from gradfit.fitting import read_source
     from gradfit.metrics import regression_metrics
     from gradfit.persistence import load_model
+    from gradfit.streaming import evaluate_stream, use_streaming
 
     model = load_model(args.model)
+    if use_streaming(args.data, memory_limit=args.memory_limit, stream=args.stream):
+        reading = BytesProgress(not args.json and sys.stderr.isatty(), "evaluate")
+        try:
+            n, streamed = evaluate_stream(
+                model, args.data, batch_rows=args.batch_rows, progress=reading
+            )
+        finally:
+            reading.close()
+        return _render_metrics(args, n, streamed.as_dict(model.target_names), out)
     data = read_source(args.data)
     missing = [name for name in model.target_names if name not in data.columns]
     if missing:
@@ -303,15 +345,15 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     Y = torch.from_numpy(feature_matrix(data, model.target_names))
     pred = model.predict(X.to(model.weight.dtype)).double()
     metrics = regression_metrics(Y, pred).as_dict(model.target_names)
+    return _render_metrics(args, int(X.shape[0]), metrics, out)
+
+
+def _render_metrics(
+    args: argparse.Namespace, n: int, metrics: dict[str, dict[str, float]], out: TextIO
+) -> int:
     if args.json:
         _print_json(
-            {
-                "model": args.model,
-                "data": args.data,
-                "n_samples": int(X.shape[0]),
-                "metrics": metrics,
-            },
-            out,
+            {"model": args.model, "data": args.data, "n_samples": n, "metrics": metrics}, out
         )
         return EXIT_OK
     rows = [
@@ -395,11 +437,33 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
 # ----------------------------------------------------------------------------- parser
 
 
+def _add_reading_options(parser: argparse.ArgumentParser) -> None:
+    from gradfit.streaming import DEFAULT_BATCH_ROWS, DEFAULT_MEMORY_LIMIT
+
+    parser.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read the data in batches (files larger than memory) or whole; default: stream a "
+        "directory, a glob, or a file that would need more than --memory-limit in memory",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        type=byte_size,
+        default=DEFAULT_MEMORY_LIMIT,
+        help="largest estimated in-memory size of a file read whole (256M)",
+    )
+    parser.add_argument(
+        "--batch-rows",
+        type=positive_int,
+        default=DEFAULT_BATCH_ROWS,
+        help=f"rows per batch when streaming ({DEFAULT_BATCH_ROWS})",
+    )
+
+
 def add_data_commands(sub: Any) -> None:
     from gradfit.cli.config_options import add_config_arguments
     from gradfit.streaming import (
-        DEFAULT_BATCH_ROWS,
-        DEFAULT_MEMORY_LIMIT,
         DEFAULT_SHUFFLE_BUFFER,
     )
 
@@ -428,25 +492,7 @@ def add_data_commands(sub: Any) -> None:
     fit.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     fit.add_argument("--out", required=True, help="model file to write (.safetensors)")
     fit.add_argument("--plot", help="write the loss curve and predicted-vs-actual to a PNG")
-    fit.add_argument(
-        "--stream",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="read the data in batches (files larger than memory) or whole; default: stream a "
-        "directory, a glob, or a file that would need more than --memory-limit in memory",
-    )
-    fit.add_argument(
-        "--memory-limit",
-        type=byte_size,
-        default=DEFAULT_MEMORY_LIMIT,
-        help="largest estimated in-memory size of a file fitted whole (256M)",
-    )
-    fit.add_argument(
-        "--batch-rows",
-        type=positive_int,
-        default=DEFAULT_BATCH_ROWS,
-        help=f"rows per batch read when streaming ({DEFAULT_BATCH_ROWS})",
-    )
+    _add_reading_options(fit)
     fit.add_argument(
         "--shuffle-buffer",
         type=positive_int,
@@ -469,12 +515,14 @@ def add_data_commands(sub: Any) -> None:
         help="identifier columns to copy through unchanged (repeat, or comma-separate); from "
         "a CSV file exactly as written (00123 stays 00123)",
     )
+    _add_reading_options(pred)
     pred.set_defaults(handler=_cmd_predict)
 
     ev = sub.add_parser("evaluate", help="MSE, RMSE, MAE and R² of a saved model on data")
     ev.add_argument("model")
     ev.add_argument("data")
     ev.add_argument("--json", action="store_true")
+    _add_reading_options(ev)
     ev.set_defaults(handler=_cmd_evaluate)
 
     info = sub.add_parser("info", help="what a model file holds")

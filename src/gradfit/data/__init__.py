@@ -10,6 +10,7 @@ from gradfit.data.readers import (
     select,
     table_to_csv_text,
     write_table,
+    write_table_batches,
 )
 from gradfit.data.stream import Batch, BatchStream, Unit, open_stream
 
@@ -26,4 +27,5 @@ __all__ = [
     "select",
     "table_to_csv_text",
     "write_table",
+    "write_table_batches",
 ]

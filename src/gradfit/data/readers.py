@@ -32,7 +32,7 @@ import io
 import re
 import zlib
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -55,6 +55,7 @@ __all__ = [
     "select",
     "table_to_csv_text",
     "write_table",
+    "write_table_batches",
 ]
 
 _CSV_SUFFIXES = {".csv": ",", ".csv.gz": ",", ".tsv": "\t", ".tsv.gz": "\t"}
@@ -820,39 +821,61 @@ def write_table(path: str | Path, columns: Mapping[str, npt.ArrayLike]) -> None:
     DataError
         Unsupported extension, missing directory, or a write failure (no partial file is left).
     """
+    write_table_batches(path, [columns])
+
+
+def write_table_batches(path: str | Path, batches: Iterable[Mapping[str, npt.ArrayLike]]) -> int:
+    """Write batches of columns (the same names in each) to one file, as :func:`write_table`
+    does, one batch in memory at a time; atomically: the file appears, whole, only once the
+    last batch is written, and a failure (in writing, or raised by ``batches`` itself) leaves
+    no file behind. Returns the number of rows written."""
     source = str(path)
     name = Path(path).name.lower()
-    arrow = _to_arrow(columns)
-    if name.endswith(_PARQUET_SUFFIXES):
-
-        def write(fh: IO[bytes]) -> None:
-            pq.write_table(arrow, fh)
-
-    elif any(name.endswith(suffix) for suffix in _CSV_SUFFIXES):
-        delimiter = next(d for suffix, d in _CSV_SUFFIXES.items() if name.endswith(suffix))
-
-        def write(fh: IO[bytes]) -> None:
-            if name.endswith(".gz"):
-                with gzip.GzipFile(fileobj=fh, mode="wb") as zipped:
-                    _write_csv(arrow, zipped, delimiter)
-            else:
-                _write_csv(arrow, fh, delimiter)
-
-    else:
+    parquet = name.endswith(_PARQUET_SUFFIXES)
+    delimiter = next((d for suffix, d in _CSV_SUFFIXES.items() if name.endswith(suffix)), None)
+    if not parquet and delimiter is None:
         raise DataError(
             f"{source}: unsupported output file type; use .csv, .tsv, .csv.gz, .tsv.gz, "
             ".parquet or .pq"
         )
+    rows = 0
+
+    def write(fh: IO[bytes]) -> None:
+        nonlocal rows
+        schema: pa.Schema | None = None
+        writer: pq.ParquetWriter | None = None
+        with contextlib.ExitStack() as stack:
+            out: Any = fh
+            if not parquet and name.endswith(".gz"):
+                out = stack.enter_context(gzip.GzipFile(fileobj=fh, mode="wb"))
+            for columns in batches:
+                arrow = _to_arrow(columns)
+                if schema is None:
+                    schema = arrow.schema
+                elif arrow.schema != schema:
+                    arrow = arrow.cast(schema)
+                if parquet:
+                    if writer is None:
+                        writer = stack.enter_context(pq.ParquetWriter(fh, schema))
+                    writer.write_table(arrow)
+                else:
+                    _write_csv(arrow, out, delimiter or ",", header=rows == 0)
+                rows += arrow.num_rows
+
     try:
         atomic_write(path, write)
     except (pa.ArrowException, ValueError, TypeError) as exc:
         if isinstance(exc, GradfitError):
             raise
         raise DataError(f"{source}: cannot write these columns ({_flat(exc)})") from None
+    return rows
 
 
-def table_to_csv_text(columns: Mapping[str, npt.ArrayLike], delimiter: str = ",") -> str:
-    """The columns as CSV text (header line first), e.g. to write to standard output.
+def table_to_csv_text(
+    columns: Mapping[str, npt.ArrayLike], delimiter: str = ",", *, header: bool = True
+) -> str:
+    """The columns as CSV text (header line first, unless ``header=False``: the rows of a
+    batch after the first), e.g. to write to standard output.
 
     >>> print(table_to_csv_text({"id": np.array(["r1", "r,2"], dtype=object), "y": [0.5, 2.0]}))
     id,y
@@ -862,7 +885,7 @@ def table_to_csv_text(columns: Mapping[str, npt.ArrayLike], delimiter: str = ","
     """
     buffer = io.BytesIO()
     try:
-        _write_csv(_to_arrow(columns), buffer, delimiter)
+        _write_csv(_to_arrow(columns), buffer, delimiter, header=header)
     except pa.ArrowException as exc:
         raise DataError(f"cannot write these columns as CSV ({_flat(exc)})") from None
     return buffer.getvalue().decode("utf-8")
@@ -889,10 +912,11 @@ def _to_arrow(columns: Mapping[str, npt.ArrayLike]) -> pa.Table:
     return pa.table(arrays)
 
 
-def _write_csv(arrow: pa.Table, fh: _Writable, delimiter: str) -> None:
+def _write_csv(arrow: pa.Table, fh: _Writable, delimiter: str, *, header: bool = True) -> None:
     """CSV with a minimally quoted header; text values are quoted only when one needs it."""
-    header = delimiter.join(_quote_field(name, delimiter) for name in arrow.column_names)
-    fh.write((header + "\n").encode("utf-8"))
+    if header:
+        names = delimiter.join(_quote_field(name, delimiter) for name in arrow.column_names)
+        fh.write((names + "\n").encode("utf-8"))
     structural = f'["\\r\\n{re.escape(delimiter)}]'
     needs_quotes = any(
         pc.any(pc.match_substring_regex(column, pattern=structural)).as_py()
