@@ -22,7 +22,10 @@ files anew (an epoch), and closes them even when the caller stops early.
 from __future__ import annotations
 
 import glob as globbing
-from collections.abc import Iterator, Sequence
+import gzip
+import zlib
+from collections.abc import Generator, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,7 @@ __all__ = ["Batch", "BatchStream", "Unit", "open_stream"]
 
 _DATA_SUFFIXES = (*_CSV_SUFFIXES, *_PARQUET_SUFFIXES)
 _INFER_ROWS = 1 << 16  # rows of the first file read to tell numeric columns from the others
+_WHOLE_GROUP_BYTES = 48 << 20  # Parquet row groups up to this size are decoded in one go
 
 
 @dataclass(frozen=True)
@@ -74,12 +78,13 @@ class Unit:
 class Batch:
     """Consecutive rows of one file."""
 
-    columns: dict[str, npt.NDArray[Any]]  # numeric: float64 (n,); text: as in read_table
+    columns: dict[str, npt.NDArray[Any]]  # numeric: float64 (n,) views of matrix; text: as read
     file: Path
     file_row: int  # the batch's first data row in its file, counted from 1
     n_rows: int
     bytes_done: int  # bytes of input read so far in this pass (approximate inside a file)
     total_bytes: int
+    matrix: npt.NDArray[np.float64] | None = None  # (n, len(numeric)): the numeric columns
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,7 @@ class _File:
     columns: tuple[str, ...]
     size: int
     row_groups: tuple[int, ...]  # rows per row group (Parquet)
+    group_bytes: tuple[int, ...] = ()  # uncompressed bytes per row group (Parquet)
 
 
 class BatchStream:
@@ -184,13 +190,14 @@ class BatchStream:
         *,
         units: Sequence[Unit] | None = None,
     ) -> Iterator[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], Batch]]:
-        """Batches as (X (m, d), Y (m, k)) float64 C-ordered matrices, and the batch."""
+        """Batches as (X (m, d), Y (m, k)) float64 matrices (views of one (m, d + k) array),
+        and the batch."""
+        d = len(features)
         for batch in self.batches([*features, *targets], units=units):
-            X = np.column_stack([batch.columns[n] for n in features]) if features else None
-            Y = np.column_stack([batch.columns[n] for n in targets])
-            if X is None:
-                X = np.empty((batch.n_rows, 0))
-            yield np.ascontiguousarray(X), np.ascontiguousarray(Y), batch
+            M = batch.matrix
+            if M is None:  # pragma: no cover - batches() always stacks numeric columns
+                raise ValidationError("a batch without its numeric matrix")
+            yield M[:, :d], M[:, d:], batch
 
     # ------------------------------------------------------------------------- formats
 
@@ -203,60 +210,85 @@ class BatchStream:
         rows_before: int,
         bytes_done: int,
     ) -> Batch:
-        table = _to_table(arrow, str(f.path), "parquet" if f.parquet else "csv", rows_before)
-        columns: dict[str, npt.NDArray[Any]] = {}
-        if numeric:
-            values = _stack(table, list(numeric))  # the checks and messages of select()
-            columns.update({name: values[:, j].copy() for j, name in enumerate(numeric)})
-        for name in text:
-            if name not in columns:
-                columns[name] = table.columns[name]
-        return Batch(columns, f.path, rows_before + 1, table.n_rows, bytes_done, self.total_bytes)
+        values = _fast_matrix(arrow, numeric)
+        table = None
+        if values is None:  # not all plain finite numbers: the checks and messages of select()
+            table = _to_table(arrow, str(f.path), "parquet" if f.parquet else "csv", rows_before)
+            values = _stack(table, list(numeric))
+        columns: dict[str, npt.NDArray[Any]] = {n: values[:, j] for j, n in enumerate(numeric)}
+        if text:
+            if table is None:
+                table = _to_table(arrow, str(f.path), "parquet" if f.parquet else "csv")
+            columns.update({n: table.columns[n] for n in text if n not in columns})
+        return Batch(
+            columns, f.path, rows_before + 1, arrow.num_rows, bytes_done, self.total_bytes, values
+        )
 
     def _csv(
         self, f: _File, numeric: Sequence[str], text: Sequence[str], done_before: int
     ) -> Iterator[Batch]:
+        """The file in chunks of about ``batch_rows`` rows, cut at line ends, each parsed by
+        ``pyarrow.csv.read_csv`` with its threads while the previous one is being used (a
+        thread reads ahead one chunk). As fast as reading the whole file, in bounded memory;
+        unlike a whole-file read, a quoted value may not contain a line break."""
         source = str(f.path)
         wanted = list(dict.fromkeys([*numeric, *text]))
         types = {n: pa.float64() for n in numeric if n not in text}
         types.update({n: pa.string() for n in text})
-        rows = 0
-        raw = pa.OSFile(str(f.path), "rb")
-        try:
-            stream = pa.CompressedInputStream(raw, "gzip") if f.gzipped else raw
-            reader = pv.open_csv(
-                stream,
-                read_options=pv.ReadOptions(use_threads=True, block_size=self._block_size(f)),
-                parse_options=pv.ParseOptions(delimiter=f.delimiter),
-                convert_options=pv.ConvertOptions(
-                    include_columns=wanted, column_types=types, strings_can_be_null=True
-                ),
+        read_options = pv.ReadOptions(column_names=list(f.columns), use_threads=True)
+        parse_options = pv.ParseOptions(delimiter=f.delimiter)
+        convert_options = pv.ConvertOptions(
+            include_columns=wanted, column_types=types, strings_can_be_null=True
+        )
+
+        def parse(chunk: bytes | memoryview) -> pa.Table:
+            return pv.read_csv(
+                pa.py_buffer(chunk),
+                read_options=read_options,
+                parse_options=parse_options,
+                convert_options=convert_options,
             )
-            while True:
-                try:
-                    record = reader.read_next_batch()
-                except StopIteration:
-                    break
-                arrow = pa.Table.from_batches([record])
-                if arrow.num_rows == 0:
-                    continue
-                position = min(raw.tell(), f.size)
-                yield self._batch(f, arrow, numeric, text, rows, done_before + position)
-                rows += arrow.num_rows
-        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            raise self._csv_error(f, exc, numeric, text, rows) from None
-        except (OSError, EOFError, pa.ArrowException) as exc:
-            what = "gzip data" if f.gzipped else "file"
-            raise DataError(
-                f"{source}: cannot read the {what} after row {rows} ({_flat(exc)}); it may be "
-                "corrupt or truncated"
-            ) from None
-        finally:
-            raw.close()
+
+        rows = 0
+        chunks = _line_chunks(f, self._block_size(f))
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            try:
+                pending = None
+                for chunk, position in chunks:
+                    ahead = pool.submit(parse, chunk)
+                    if pending is not None:
+                        yield self._emit(f, pending, numeric, text, rows, done_before)
+                        rows += pending[0].result().num_rows
+                    pending = (ahead, position)
+                if pending is not None:
+                    yield self._emit(f, pending, numeric, text, rows, done_before)
+                    rows += pending[0].result().num_rows
+            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                raise self._csv_error(f, exc, numeric, text, rows) from None
+            except (OSError, EOFError, zlib.error, pa.ArrowException) as exc:
+                what = "gzip data" if f.gzipped else "file"
+                raise DataError(
+                    f"{source}: cannot read the {what} after row {rows} ({_flat(exc)}); it may "
+                    "be corrupt or truncated"
+                ) from None
+            finally:
+                chunks.close()
         if rows == 0:
             raise DataError(
                 f"{source}: the file has a header but no data rows; add rows below the header"
             )
+
+    def _emit(
+        self,
+        f: _File,
+        pending: tuple[Future[pa.Table], int],
+        numeric: Sequence[str],
+        text: Sequence[str],
+        rows: int,
+        done_before: int,
+    ) -> Batch:
+        arrow = pending[0].result()
+        return self._batch(f, arrow, numeric, text, rows, done_before + pending[1])
 
     def _csv_error(
         self,
@@ -326,10 +358,7 @@ class BatchStream:
                 for g in groups:
                     rows = sum(f.row_groups[:g])
                     total = max(f.row_groups[g], 1)
-                    for record in pf.iter_batches(
-                        batch_size=self.batch_rows, row_groups=[g], columns=wanted
-                    ):
-                        arrow = pa.Table.from_batches([record])
+                    for arrow in self._row_group(pf, f, g, wanted):
                         part = rows - sum(f.row_groups[:g]) + arrow.num_rows
                         done = done_before + int(_share(f, g) * min(part / total, 1.0))
                         yield self._batch(f, arrow, numeric, text, rows, done)
@@ -339,6 +368,20 @@ class BatchStream:
                 f"{source}: not a readable Parquet file ({_flat(exc)}); it may be corrupt, "
                 "truncated or in another format"
             ) from None
+
+    def _row_group(
+        self, pf: pq.ParquetFile, f: _File, g: int, wanted: list[str]
+    ) -> Iterator[pa.Table]:
+        """A row group in slices of ``batch_rows``: decoded whole with pyarrow's threads when
+        it is small enough (up to :data:`_WHOLE_GROUP_BYTES` uncompressed), else batch by
+        batch."""
+        if f.group_bytes[g] <= _WHOLE_GROUP_BYTES:
+            table = pf.read_row_group(g, columns=wanted, use_threads=True)
+            for start in range(0, table.num_rows, self.batch_rows):
+                yield table.slice(start, self.batch_rows)
+            return
+        for record in pf.iter_batches(batch_size=self.batch_rows, row_groups=[g], columns=wanted):
+            yield pa.Table.from_batches([record])
 
     def _head_table(self) -> Table:
         """The first rows of the first file, read whole-file style (types inferred)."""
@@ -380,6 +423,56 @@ class BatchStream:
         return _to_table(arrow, source, "parquet" if f.parquet else "csv")
 
 
+def _line_chunks(f: _File, size: int) -> Generator[tuple[bytes | memoryview, int], None, None]:
+    """The (decompressed) data lines of a CSV file after its header, in chunks of about
+    ``size`` bytes cut after a line end, each with the position reached in the file on disk."""
+    with f.path.open("rb") as raw:
+        fh: Any = gzip.GzipFile(fileobj=raw, mode="rb") if f.gzipped else raw
+        try:
+            header = fh.readline()
+            if header.startswith(b"\xef\xbb\xbf"):
+                header = header[3:]
+            rest = b""
+            while True:
+                # A fresh buffer per chunk (pyarrow may still be parsing the previous one);
+                # the carried partial line goes first, the block is read in after it.
+                data = bytearray(len(rest) + size)
+                data[: len(rest)] = rest
+                got = fh.readinto(memoryview(data)[len(rest) :])
+                if not got:
+                    break
+                end = len(rest) + got
+                cut = data.rfind(b"\n", 0, end) + 1
+                if cut == 0:  # a line longer than the block: read on
+                    rest = bytes(data[:end])
+                    continue
+                rest = bytes(data[cut:end])
+                yield memoryview(data)[:cut], raw.tell()
+            if rest.strip():
+                yield rest + b"\n", raw.tell()
+        finally:
+            if fh is not raw:
+                fh.close()
+
+
+def _fast_matrix(arrow: pa.Table, numeric: Sequence[str]) -> npt.NDArray[np.float64] | None:
+    """The numeric columns as one (n, m) float64 array when they are all numbers with no
+    missing or non-finite value (the common case, without per-column checks); None otherwise,
+    for :func:`gradfit.data.readers._stack` to name the problem."""
+    n = arrow.num_rows
+    out = np.empty((n, len(numeric)), dtype=np.float64, order="F")  # column writes contiguous
+    for j, name in enumerate(numeric):
+        column = arrow.column(name)
+        if column.null_count or not (
+            pa.types.is_floating(column.type) or pa.types.is_integer(column.type)
+        ):
+            return None
+        out[:, j] = column.to_numpy()
+    if not np.isfinite(out).all():
+        return None
+    return out
+
+
 def _share(f: _File, group: int) -> int:
     """Bytes of a Parquet file attributed to one row group (by its share of the rows)."""
     total = sum(f.row_groups)
@@ -400,8 +493,9 @@ def _inspect(path: Path) -> _File:
                 "truncated or in another format"
             ) from None
         groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
+        sizes = tuple(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         names = tuple(meta.schema.to_arrow_schema().names)
-        return _File(path, True, False, ",", b"", names, size, groups)
+        return _File(path, True, False, ",", b"", names, size, groups, sizes)
     text = _decompressed_head(path, source, head)
     _check_text_head(source, text)
     delimiter = _delimiter_for(path, source, text)

@@ -38,14 +38,26 @@ class SufficientStats:
     syy: torch.Tensor
 
     @classmethod
-    def compute(cls, Z: torch.Tensor, Y: torch.Tensor) -> SufficientStats:
-        """One pass over (Z, Y) in chunks, accumulated in float64 (shifted by the first chunk's
-        means so that the centred moments do not suffer cancellation)."""
+    def compute(
+        cls,
+        Z: torch.Tensor,
+        Y: torch.Tensor,
+        shift: tuple[torch.Tensor, torch.Tensor] | None = None,
+        *,
+        shifted: bool = False,
+    ) -> SufficientStats:
+        """One pass over (Z, Y) in chunks, accumulated in float64, shifted by ``shift`` (means
+        near those of the data: (d,), (k,) float64; default: the first chunk's means) so that
+        the centred moments do not suffer cancellation. ``shifted``: return the statistics of
+        the shifted data ``(Z - shift, Y - shift)`` (their means near 0), for merging."""
         n, d, k = Z.shape[0], Z.shape[1], Y.shape[1]
         f64, dev = torch.float64, Z.device
-        head = min(n, _CHUNK_ROWS)
-        z0 = Z[:head].double().mean(0)
-        y0 = Y[:head].double().mean(0)
+        if shift is None:
+            head = min(n, _CHUNK_ROWS)
+            z0 = Z[:head].double().mean(0)
+            y0 = Y[:head].double().mean(0)
+        else:
+            z0, y0 = shift
         # One product per chunk gives every sum: with A = [Z - z0, Y - y0, 1] (c, d + k + 1),
         # A^T A holds Mzz, Mzy, the targets' sums of squares and, in its last row, the column
         # sums. The shift and the conversion to float64 are one pass into a reused buffer.
@@ -73,8 +85,8 @@ class SufficientStats:
                 )
         return cls(
             n=n,
-            zbar=z0 + mz,
-            ybar=y0 + my,
+            zbar=mz if shifted else z0 + mz,
+            ybar=my if shifted else y0 + my,
             Szz=Szz,
             Szy=Mzy / n - torch.outer(mz, my),
             syy=(myy / n - my * my).clamp_min(0.0),
@@ -123,20 +135,21 @@ class SufficientStats:
         offset the result matches :meth:`compute` of all rows to ~1e-15 relative rather than
         ~1e-11."""
         total: SufficientStats | None = None
-        z0 = y0 = None
+        shift = None
         for Z, Y in batches:
             if Z.shape[0] == 0:
                 continue
-            if z0 is None or y0 is None:
-                z0, y0 = Z.double().mean(0), Y.double().mean(0)
-            part = cls.compute(Z.double() - z0, Y.double() - y0)
+            if shift is None:
+                head = min(Z.shape[0], _CHUNK_ROWS)
+                shift = (Z[:head].double().mean(0), Y[:head].double().mean(0))
+            part = cls.compute(Z, Y, shift, shifted=True)
             total = part if total is None else total.merge(part)
-        if total is None or z0 is None or y0 is None:
+        if total is None or shift is None:
             raise ValidationError("no data rows: the statistics need at least one row")
         return SufficientStats(
             n=total.n,
-            zbar=total.zbar + z0,
-            ybar=total.ybar + y0,
+            zbar=total.zbar + shift[0],
+            ybar=total.ybar + shift[1],
             Szz=total.Szz,
             Szy=total.Szy,
             syy=total.syy,
