@@ -358,7 +358,7 @@ class BatchStream:
                 for g in groups:
                     rows = sum(f.row_groups[:g])
                     total = max(f.row_groups[g], 1)
-                    for arrow in self._row_group(pf, f, g, wanted):
+                    for arrow in _read_ahead(self._row_group(pf, f, g, wanted)):
                         part = rows - sum(f.row_groups[:g]) + arrow.num_rows
                         done = done_before + int(_share(f, g) * min(part / total, 1.0))
                         yield self._batch(f, arrow, numeric, text, rows, done)
@@ -421,6 +421,19 @@ class BatchStream:
         ]
         arrow = pa.Table.from_arrays(keep, names=arrow.column_names)
         return _to_table(arrow, source, "parquet" if f.parquet else "csv")
+
+
+def _read_ahead(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """``items``, with the next one decoded in a thread while the caller uses the current one
+    (pyarrow releases the GIL while decoding)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = pool.submit(next, items, None)
+        while True:
+            item = ahead.result()
+            if item is None:
+                return
+            ahead = pool.submit(next, items, None)
+            yield item
 
 
 def _line_chunks(f: _File, size: int) -> Generator[tuple[bytes | memoryview, int], None, None]:

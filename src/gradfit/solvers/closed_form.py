@@ -97,6 +97,7 @@ def fit_lstsq_stream(
         fit_intercept=config.fit_intercept,
         alpha=config.alpha,
         scale=scaler.scale if ridge and config.standardize else None,
+        means=(stats.n, stats.zbar, stats.ybar),  # the statistics pass has them
     )
     w, b = r.weight.double(), r.bias.double()
     wz, bz = scaler.rescale(w, b)

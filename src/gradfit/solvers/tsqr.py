@@ -31,7 +31,12 @@ import numpy as np
 import torch
 
 from gradfit.errors import RankDeficiencyWarning, ValidationError
-from gradfit.solvers.lstsq import LeastSquaresResult, _column_norms, _solve_upper
+from gradfit.solvers.lstsq import (
+    _ALWAYS_REFINE,
+    LeastSquaresResult,
+    _column_norms,
+    _solve_upper,
+)
 
 __all__ = ["MAX_REFINEMENTS", "least_squares_stream", "merge_r"]
 
@@ -73,6 +78,7 @@ def least_squares_stream(
     alpha: float = 0.0,
     scale: torch.Tensor | None = None,
     refine: bool = True,
+    means: tuple[int, torch.Tensor, torch.Tensor] | None = None,
 ) -> LeastSquaresResult:
     """Least squares (or ridge) over row blocks, one pass per step of the module doc.
 
@@ -83,15 +89,24 @@ def least_squares_stream(
     fit_intercept : centre on the means (pass 1) and return a bias
     alpha : ridge strength; the penalty ``n alpha ||w_z||²`` on the coefficients of
         ``Z = (X - x̄) / scale`` (``scale`` None: ones), as the in-memory closed form
-    refine : run refinement passes (not with ``alpha > 0``: the augmented system's residual
-        involves the penalty rows, and ridge is well conditioned by construction)
+    refine : run refinement passes where they pay (not with ``alpha > 0``: the augmented
+        system's residual involves the penalty rows, and ridge is well conditioned by
+        construction): as in memory, always on small problems, and on large ones only when the
+        condition number exceeds 1e4 (the forward error of QR, ~condition x eps, is otherwise
+        already near full precision)
+    means : (n, x̄ (d,), ȳ (k,)) when already known (a stream's statistics pass): pass 1 is
+        skipped and the data are centred on these float64 values (the reparametrisation stays
+        exact: the bias uses the same values)
 
     Returns
     -------
     LeastSquaresResult
         as :func:`gradfit.least_squares` (for ridge: rank and condition of the augmented R).
     """
-    if fit_intercept:
+    if fit_intercept and means is not None:
+        n = means[0]
+        x_mean, y_mean = means[1].double().cpu().numpy(), means[2].double().cpu().numpy()
+    elif fit_intercept:
         n, x_mean, y_mean = _means(passes, None)
     else:
         n, x_mean, y_mean = -1, np.zeros(0), np.zeros(0)
@@ -129,7 +144,7 @@ def least_squares_stream(
     condition = s_max / s_min if s_min > 0 else math.inf
     if rank == d:
         Z = _solve_upper(R11, R12)  # (d, k)
-        if refine and alpha == 0:
+        if refine and alpha == 0 and (rows * d <= _ALWAYS_REFINE or condition > 1e4):
             Z = _refine(passes, Z, R11, x_mean, y_mean, fit_intercept)
     else:
         warnings.warn(
