@@ -61,6 +61,7 @@ from gradfit.solvers.stats import SufficientStats
 
 if TYPE_CHECKING:
     from gradfit.data import BatchStream
+    from gradfit.solvers.collective import Communicator
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -132,6 +133,49 @@ def _minibatches(
         yield carry_x.clone(), carry_y.clone()
 
 
+def _cut(
+    chunks: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    sizes: Sequence[int],
+    d: int,
+    k: int,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Rows in, batches of exactly ``sizes`` rows out (each its own memory; a size 0 gives an
+    empty batch). Rows beyond, or missing from, ``sum(sizes)`` mean the files changed since the
+    statistics pass: a DataError."""
+    source = iter(chunks)
+    pending_x: list[torch.Tensor] = []
+    pending_y: list[torch.Tensor] = []
+    held = 0
+    for size in sizes:
+        while held < size:
+            nxt = next(source, None)
+            if nxt is None:
+                raise DataError(
+                    "the data files gave fewer rows than when the fit began; were they changed "
+                    "during the fit?"
+                )
+            pending_x.append(nxt[0])
+            pending_y.append(nxt[1])
+            held += nxt[0].shape[0]
+        if size == 0:
+            yield (
+                torch.empty(0, d, dtype=dtype, device=device),
+                torch.empty(0, k, dtype=dtype, device=device),
+            )
+            continue
+        X, Y = torch.cat(pending_x), torch.cat(pending_y)
+        yield X[:size].clone(), Y[:size].clone()
+        pending_x, pending_y = ([X[size:]], [Y[size:]]) if held > size else ([], [])
+        held -= size
+    if held or next(source, None) is not None:
+        raise DataError(
+            "the data files gave more rows than when the fit began; were they changed during "
+            "the fit?"
+        )
+
+
 # ----------------------------------------------------------------------------- batches
 
 
@@ -147,13 +191,19 @@ class StreamData:
     device: torch.device
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER
     progress: Progress | None = None
+    shard: tuple[Any, ...] | None = None  # this process's units (None: all of them)
+    rows: int = 0  # rows in the shard, once the statistics pass has counted them
 
     def tensors(
         self, units: Sequence[Any] | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The rows as (X (m, d), Y (m, k)) tensors in the training dtype, batch by batch, in
-        the stream's order (or the order of ``units``)."""
+        the stream's order (or the order of ``units``; default: the shard's)."""
         rows = 0
+        if units is None and self.shard is not None:
+            units = list(self.shard)
+            if not units:
+                return
         for X, Y, batch in self.stream.matrix_batches(self.features, self.targets, units=units):
             Xt = as_training_tensor(
                 X, self.features, self.dtype, self.device, str(batch.file), batch.file_row
@@ -166,17 +216,38 @@ class StreamData:
                 self.progress(batch.bytes_done, batch.total_bytes, rows)
             yield Xt, Yt
 
-    def batches(
-        self, generator: torch.Generator, batch_size: int, shuffle: bool
+    def _epoch_rows(
+        self, generator: torch.Generator, shuffle: bool
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        units = self.stream.units()
+        units = list(self.shard) if self.shard is not None else self.stream.units()
+        if not units:
+            return iter(())
         if shuffle and len(units) > 1:
             order = torch.randperm(len(units), generator=generator).tolist()
             units = [units[i] for i in order]
         rows = self.tensors(units)
-        if shuffle:
-            rows = shuffled(rows, self.shuffle_buffer, generator)
-        return _minibatches(rows, batch_size)
+        return shuffled(rows, self.shuffle_buffer, generator) if shuffle else rows
+
+    def batches(
+        self, generator: torch.Generator, batch_size: int, shuffle: bool
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return _minibatches(self._epoch_rows(generator, shuffle), batch_size)
+
+    def aligned_batches(
+        self, generator: torch.Generator, steps: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One shuffled epoch of the shard (as :meth:`batches`) cut into ``steps`` batches,
+        batch ``s`` holding rows ``[rows*s // steps, rows*(s+1) // steps)`` of it: every
+        process's share of the global step, so that all end the epoch together."""
+        sizes = [(self.rows * (s + 1)) // steps - (self.rows * s) // steps for s in range(steps)]
+        return _cut(
+            self._epoch_rows(generator, True),
+            sizes,
+            len(self.features),
+            len(self.targets),
+            self.dtype,
+            self.device,
+        )
 
 
 # ----------------------------------------------------------------------------- fit
@@ -196,6 +267,11 @@ def fit_stream(
     callback: Callable[[EpochInfo], None] | None = None,
     progress: Progress | None = None,
     sample_rows: int = 0,
+    comm: Communicator | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 1,
+    resume: bool = False,
+    notes: list[str] | None = None,
 ) -> FitReport:
     """Fit ``config.solver`` to files of any size, one batch at a time.
 
@@ -212,6 +288,16 @@ def fit_stream(
     progress : called with (bytes read, total bytes, rows read) after every batch of a pass
     sample_rows : with > 0, one more pass keeps about this many rows (a seeded uniform sample)
         with their predictions in the report's ``targets``/``predictions`` (for plots)
+    comm : a group of processes (:mod:`gradfit.distributed`; default: this process alone).
+        Each process reads its shard of the data (:meth:`BatchStream.shard`: every
+        ``world``-th unit, a unit being a Parquet row group or a whole CSV file); the
+        statistics, R factors and sgd's gradients are combined over the group, and every
+        process returns the same model. Every process must call this with the same arguments.
+    checkpoint, checkpoint_every, resume : save the training state to ``checkpoint`` after
+        every ``checkpoint_every`` epochs and at the end (gd, sgd; see
+        :mod:`gradfit.checkpoint`); with ``resume``, continue from it when it exists
+    notes : a list to which messages for the user are appended (a resumed or fresh start,
+        shards without data)
 
     Returns
     -------
@@ -220,27 +306,78 @@ def fit_stream(
         optimum come from the statistics (no extra pass); MAE, which needs one, is left out
         (``gradfit evaluate`` gives it).
     """
+    from gradfit.checkpoint import Checkpoint, data_fingerprint
     from gradfit.data import open_stream
+    from gradfit.solvers.collective import LOCAL, guarded, merge_stats
 
     config = config if config is not None else SolverConfig()
-    fit = registry.get(config.solver).stream_function()
+    group = comm if comm is not None else LOCAL
+    spec = registry.get(config.solver)
+    fit = spec.stream_function()
+    if group.world > 1:
+        spec.check({"distributed": "training on several processes"})
     if config.early_stopping:
         raise ValidationError(
             "early_stopping holds out rows in memory; it is not available when streaming files "
             "(use tol, or fit in memory)"
         )
+    if checkpoint is not None and not spec.iterative:
+        raise ValidationError(
+            f"solver={config.solver!r} has no epochs to checkpoint; leave out --checkpoint, "
+            "or use gd or sgd"
+        )
     dev = torch.device(device)
-    stream = open_stream(source, batch_rows=batch_rows)
-    fnames, tnames, left_out = choose_columns(stream, targets, features)
+    stream, fnames, tnames, left_out = guarded(
+        group, lambda: _open(open_stream, source, batch_rows, targets, features)
+    )
     data = StreamData(stream, fnames, tnames, dtype, dev, shuffle_buffer, progress)
+    if group.world > 1:
+        data.shard = tuple(stream.shard(group.rank, group.world))
+        units = len(stream.units())
+        if units < group.world and notes is not None and group.rank == 0:
+            notes.append(
+                f"{stream.source} has {units} unit(s) to share among {group.world} processes "
+                "(a unit is a CSV file or a Parquet row group), so some read nothing; split the "
+                "data into more files or row groups to share the reading"
+            )
 
     start = time.perf_counter()
-    stats = SufficientStats.from_batches(data.tensors())
+    d, k = len(fnames), len(tnames)
+    local = guarded(group, lambda: _local_stats(data))
+    data.rows = 0 if local is None else local.n
+    stats = merge_stats(group, local, d, k, dev)
     if stats.n < 2:
         raise DataError(
             f"{stream.source}: {stats.n} data row(s); at least 2 are needed to fit a model"
         )
-    result = fit(data, stats, config, random_state=seed, callback=callback)
+    keeper = None
+    if checkpoint is not None:
+        settings = {
+            **config.as_dict(),
+            "seed": seed,
+            "dtype": str(dtype).removeprefix("torch."),
+            "batch_rows": batch_rows,
+            "shuffle_buffer": shuffle_buffer,
+            "processes": group.world,
+        }
+        keeper = Checkpoint(
+            Path(checkpoint),
+            data_fingerprint(stats, fnames, tnames),
+            settings,
+            every=checkpoint_every,
+            resume_from_file=resume,
+            comm=group,
+        )
+    kwargs: dict[str, Any] = {}
+    if group.world > 1:
+        kwargs["comm"] = group
+    if keeper is not None:
+        kwargs["checkpoint"] = keeper
+    try:
+        result = fit(data, stats, config, random_state=seed, callback=callback, **kwargs)
+    finally:
+        if keeper is not None and notes is not None:
+            notes.extend(keeper.notes)
     seconds = time.perf_counter() - start
     report = _report(
         stream.source, result, stats, config, seed, dtype, dev, seconds, fnames, tnames, left_out
@@ -249,6 +386,25 @@ def fit_stream(
         Ys, Ps = _sample(data, result, stats.n, sample_rows, seed)
         report = replace(report, targets=Ys, predictions=Ps)
     return report
+
+
+def _open(
+    open_stream: Callable[..., BatchStream],
+    source: str | Path | Sequence[str | Path],
+    batch_rows: int,
+    targets: Sequence[str],
+    features: Sequence[str] | None,
+) -> tuple[BatchStream, tuple[str, ...], tuple[str, ...], dict[str, str]]:
+    stream = open_stream(source, batch_rows=batch_rows)
+    fnames, tnames, left_out = choose_columns(stream, targets, features)
+    return stream, fnames, tnames, left_out
+
+
+def _local_stats(data: StreamData) -> SufficientStats | None:
+    """The statistics of this process's rows; None when it has none (an empty shard)."""
+    if data.shard is not None and not data.shard:
+        return None
+    return SufficientStats.from_batches(data.tensors())
 
 
 def _sample(

@@ -6,6 +6,7 @@ Every user error becomes one line on stderr and exit code 2; internal errors exi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -59,10 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)  # a usage error: one line, SystemExit(2) (OneLineParser)
     if getattr(args, "handler", None) is None:
         args = parser.parse_args(["demo"])
+    # Under torchrun (several processes): `fit` runs on every process as one program; the other
+    # commands run once, on rank 0. Messages come from rank 0 only.
+    rank = _launched_rank()
+    if rank and getattr(args, "command", None) != "fit":
+        return EXIT_OK
     try:
         code: int = args.handler(args, sys.stdout)
     except GradfitError as exc:
-        print(f"gradfit: error: {_one_line(exc)}", file=sys.stderr)
+        if not rank:
+            print(f"gradfit: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("gradfit: interrupted", file=sys.stderr)
@@ -77,6 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_INTERNAL
     return code
+
+
+def _launched_rank() -> int:
+    """This process's rank when launched as one of several (torchrun), else 0."""
+    try:
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return 0
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 import torch
 
-from gradfit.cli.options import byte_size, positive_int, seed
+from gradfit.cli.options import byte_size, positive_float, positive_int, seed
 from gradfit.cli.render import BytesProgress, Progress, fmt, table
 from gradfit.errors import (
     DataError,
@@ -89,11 +89,8 @@ def _emit_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     from gradfit.cli.config_options import config_from_args
-    from gradfit.fitting import fit_data
-    from gradfit.persistence import save_model
+    from gradfit.distributed import from_environment, launched, shutdown
     from gradfit.solvers import registry
-    from gradfit.solvers.engine import EpochInfo
-    from gradfit.streaming import fit_stream, use_streaming
 
     model_path = _check_output_dir(args.out, "model file")
     plot_path = _check_output_dir(args.plot, "plot") if args.plot else None
@@ -110,9 +107,56 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     spec = registry.get(config.solver)
     device = _device(args.device)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    if args.resume and not args.checkpoint:
+        raise ValidationError("--resume needs --checkpoint PATH (the checkpoint to resume from)")
+    if args.checkpoint:
+        _check_output_dir(args.checkpoint, "checkpoint")
 
-    streaming = use_streaming(args.data, config, memory_limit=args.memory_limit, stream=args.stream)
-    show = not args.quiet and not args.json and sys.stderr.isatty()
+    comm = None
+    if launched():
+        if args.stream is False:
+            raise ValidationError(
+                "several processes stream their shards of the data; leave out --no-stream"
+            )
+        comm = from_environment(device, timeout=args.dist_timeout)
+    # Several processes, or a checkpoint, run the streaming engine (it shards and resumes).
+    stream_choice = True if comm is not None else args.stream
+    if args.checkpoint and stream_choice is None:
+        stream_choice = True
+    elif args.checkpoint and stream_choice is False:
+        raise ValidationError("--checkpoint runs the streaming engine; leave out --no-stream")
+    try:
+        return _fit_command(
+            args, out, config, spec, device, dtype, stream_choice, comm, model_path, plot_path
+        )
+    finally:
+        if comm is not None:
+            shutdown()
+
+
+def _fit_command(
+    args: argparse.Namespace,
+    out: TextIO,
+    config: Any,
+    spec: Any,
+    device: torch.device,
+    dtype: torch.dtype,
+    stream_choice: bool | None,
+    comm: Any,
+    model_path: Path,
+    plot_path: Path | None,
+) -> int:
+    from gradfit.fitting import fit_data
+    from gradfit.persistence import save_model
+    from gradfit.solvers.engine import EpochInfo
+    from gradfit.streaming import fit_stream, use_streaming
+
+    main_rank = comm is None or comm.rank == 0
+    streaming = use_streaming(
+        args.data, config, memory_limit=args.memory_limit, stream=stream_choice
+    )
+    show = main_rank and not args.quiet and not args.json and sys.stderr.isatty()
+    notes: list[str] = []
     bar = Progress(config.max_epochs, show and spec.iterative, f"fit {config.solver}")
     reading = BytesProgress(show, "read")
 
@@ -136,7 +180,12 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
                     shuffle_buffer=args.shuffle_buffer,
                     callback=on_epoch,
                     progress=reading,
-                    sample_rows=_PLOT_SAMPLE if plot_path is not None else 0,
+                    sample_rows=_PLOT_SAMPLE if plot_path is not None and main_rank else 0,
+                    comm=comm,
+                    checkpoint=args.checkpoint,
+                    checkpoint_every=args.checkpoint_every,
+                    resume=args.resume,
+                    notes=notes,
                 )
             else:
                 report = fit_data(
@@ -160,6 +209,11 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
         finally:
             reading.close()
             bar.close()
+            if main_rank and not args.quiet:
+                for note in notes:
+                    print(f"gradfit: note: {note}", file=sys.stderr)
+    if not main_rank:
+        return EXIT_OK  # one program: rank 0 reports and writes the model
     result = report.result
     if not args.quiet:
         if report.left_out:
@@ -463,6 +517,7 @@ def _add_reading_options(parser: argparse.ArgumentParser) -> None:
 
 def add_data_commands(sub: Any) -> None:
     from gradfit.cli.config_options import add_config_arguments
+    from gradfit.distributed import DEFAULT_TIMEOUT
     from gradfit.streaming import (
         DEFAULT_SHUFFLE_BUFFER,
     )
@@ -498,6 +553,34 @@ def add_data_commands(sub: Any) -> None:
         type=positive_int,
         default=DEFAULT_SHUFFLE_BUFFER,
         help=f"rows of sgd's shuffle buffer when streaming ({DEFAULT_SHUFFLE_BUFFER})",
+    )
+    fit.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="save the whole training state to PATH (atomically) every --checkpoint-every "
+        "epochs and at the end (gd, sgd; the data are streamed); an existing file is "
+        "replaced unless --resume",
+    )
+    fit.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="epochs between checkpoints (1)",
+    )
+    fit.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from --checkpoint when it exists (the same data and settings), to "
+        "bitwise the model of an uninterrupted run; start afresh when it does not",
+    )
+    fit.add_argument(
+        "--dist-timeout",
+        type=positive_float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="under torchrun: how long a process waits for the others before giving up "
+        f"({DEFAULT_TIMEOUT:g})",
     )
     fit.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
     fit.add_argument("--json", action="store_true", help="print the summary as JSON")

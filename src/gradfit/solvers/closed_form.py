@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from gradfit.errors import ValidationError
 from gradfit.losses import mse, penalty
 from gradfit.model import predict
 from gradfit.scaling import Standardizer
+from gradfit.solvers.collective import LOCAL, Communicator
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo, StreamPasses, feature_scaler
 from gradfit.solvers.lstsq import least_squares
@@ -75,12 +77,21 @@ def fit_lstsq_stream(
     *,
     random_state: int | None = None,
     callback: Callable[[EpochInfo], None] | None = None,
+    comm: Communicator = LOCAL,
+    checkpoint: object | None = None,
 ) -> FitResult:
     """The closed form over a stream (the registry's streaming entry): TSQR, never XᵀX
-    (:func:`gradfit.solvers.tsqr.least_squares_stream`; its passes are the stream's)."""
+    (:func:`gradfit.solvers.tsqr.least_squares_stream`; its passes are the stream's). With a
+    group of processes (``comm``), ``data`` is this process's shard and ``stats`` the group's;
+    the shards' R factors are combined and every process gets the same solution."""
     from gradfit.solvers.tsqr import least_squares_stream
 
     del random_state, callback  # no epochs, nothing random
+    if checkpoint is not None:
+        raise ValidationError(
+            "solver='lstsq' has no epochs to checkpoint (it makes two or three passes); "
+            "leave out --checkpoint, or use gd or sgd"
+        )
 
     def passes() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return ((X.double(), Y.double()) for X, Y in data.tensors())
@@ -98,6 +109,8 @@ def fit_lstsq_stream(
         alpha=config.alpha,
         scale=scaler.scale if ridge and config.standardize else None,
         means=(stats.n, stats.zbar, stats.ybar),  # the statistics pass has them
+        comm=comm,
+        shape=(d, stats.ybar.shape[0]),
     )
     w, b = r.weight.double(), r.bias.double()
     wz, bz = scaler.rescale(w, b)

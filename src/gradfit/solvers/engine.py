@@ -23,6 +23,7 @@ the :class:`~gradfit.solvers.result.FitResult` of the last good epoch.
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,9 +31,10 @@ from typing import Protocol
 
 import torch
 
-from gradfit.errors import DivergenceError, ValidationError
+from gradfit.errors import DivergenceError, GradfitError, ValidationError
 from gradfit.losses import penalty, squared_error_gradient
 from gradfit.scaling import Standardizer
+from gradfit.solvers.collective import LOCAL, Communicator
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.guards import LOSS_RESOLUTION, DivergenceGuard, EarlyStopping, PlateauRule
 from gradfit.solvers.kernels import sgd_update
@@ -42,6 +44,8 @@ from gradfit.solvers.stats import SufficientStats, batch_lipschitz, hessian_lips
 
 __all__ = [
     "LOSS_FLOOR",
+    "AlignedData",
+    "Checkpointer",
     "EpochData",
     "EpochInfo",
     "FitResult",
@@ -178,6 +182,33 @@ class StreamPasses(EpochData, Protocol):
     def tensors(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
+class AlignedData(StreamPasses, Protocol):
+    """This process's shard of data spread over a group of processes (data-parallel sgd):
+    ``aligned_batches`` yields exactly ``steps`` mini-batches (some may be empty) whose sizes
+    are this shard's share of each global step, so that every process ends the epoch at the same
+    step. ``rows`` is the number of rows in this shard."""
+
+    rows: int
+
+    def aligned_batches(
+        self, generator: torch.Generator, steps: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+class Checkpointer(Protocol):
+    """Where a fit saves its training state and resumes from (:mod:`gradfit.checkpoint`).
+
+    ``resume(state)`` returns the saved state (validated against this fit's data and settings)
+    with whether that fit had finished and converged, or None to start afresh from ``state``;
+    ``save(state, finished, converged)`` is called after every epoch (it decides whether to
+    write) and once at the end with ``finished`` True. Both are called on every process of a
+    group, at the same points."""
+
+    def resume(self, state: TrainState) -> tuple[TrainState, bool, bool] | None: ...
+
+    def save(self, state: TrainState, finished: bool, converged: bool) -> None: ...
+
+
 @dataclass(frozen=True)
 class TensorData:
     """Rows in memory. With ``shuffle``, batch ``i`` is rows ``perm[i*B : (i+1)*B]`` of one
@@ -228,6 +259,64 @@ def _sgd_epoch(
         rows += zb.shape[0]
         _update(state, gW, gb, lr)
     return float(total) / (max(rows, 1) * k) + penalty(state.weight, cfg.alpha, cfg.l1_ratio, k)
+
+
+def _parallel_sgd_epoch(
+    state: TrainState,
+    data: AlignedData,
+    lr: float,
+    batch_size: int,
+    comm: Communicator,
+    n_total: int,
+) -> float:
+    """One epoch of synchronous data-parallel sgd: ``ceil(n_total / batch_size)`` global steps;
+    at each, every process computes the sums of its share of the global batch (gradient times
+    rows, squared errors, rows, a failure flag), the sums are added over the group (in rank
+    order: bitwise the same everywhere) and every process takes the same step with the mean
+    gradient over the global batch (the mathematics of DistributedDataParallel). A failure on
+    any process (a bad row in its shard) ends the epoch on every process with that error."""
+    cfg = state.config
+    k, d = state.weight.shape
+    mean, scale = state.scaler.mean, state.scaler.scale
+    steps = max(1, math.ceil(n_total / batch_size))
+    batches = data.aligned_batches(state.generator, steps)
+    kd = k * d
+    total = 0.0
+    rows = 0
+    for _ in range(steps):
+        sums = torch.zeros(kd + k + 3, dtype=torch.float64)
+        error: BaseException | None = None
+        try:
+            zb, yb = next(batches)
+            m = zb.shape[0]
+            if m:
+                if cfg.standardize:
+                    zb.sub_(mean.to(zb.dtype)).div_(scale.to(zb.dtype))
+                sse, gW, gb = squared_error_gradient(zb, yb, state.weight, state.bias)
+                sums[:kd] = gW.double().reshape(-1).cpu() * m
+                sums[kd : kd + k] = gb.double().cpu() * m
+                sums[kd + k] = float(sse)
+                sums[kd + k + 1] = m
+        except StopIteration:
+            error = ValidationError("a shard gave fewer mini-batches than the epoch's steps")
+        except (GradfitError, OSError) as exc:
+            error = exc
+        if error is not None:
+            sums.zero_()
+            sums[-1] = 1.0
+        summed = comm.sum(sums)
+        if float(summed[-1]) > 0:
+            comm.check(error)
+        m_all = float(summed[kd + k + 1])
+        if m_all == 0:
+            continue
+        dev, dt = state.weight.device, state.weight.dtype
+        gW = (summed[:kd] / m_all).reshape(k, d).to(device=dev, dtype=dt)
+        gb = (summed[kd : kd + k] / m_all).to(device=dev, dtype=dt)
+        _update(state, gW, gb, lr)
+        total += float(summed[kd + k])
+        rows += int(m_all)
+    return total / (max(rows, 1) * k) + penalty(state.weight, cfg.alpha, cfg.l1_ratio, k)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -396,6 +485,8 @@ def run_on(
     validation: SufficientStats | None = None,
     callback: Callback | None = None,
     n_rows: int | None = None,
+    comm: Communicator = LOCAL,
+    checkpoint: Checkpointer | None = None,
 ) -> bool:
     """Run up to ``n_epochs`` epochs from ``state`` (updated in place). Returns ``converged``:
     True when the stopping rule ended training before ``n_epochs``: ``n_iter_no_change``
@@ -413,7 +504,12 @@ def run_on(
 
     Full-batch ``gd`` without momentum decreases the loss at every step whenever the step is
     below the stable bound; a loss that rises while the step is above it is divergence, raised
-    at once rather than mistaken for a plateau by the tol rule."""
+    at once rather than mistaken for a plateau by the tol rule.
+
+    ``comm``: with a group of several processes, sgd takes synchronous data-parallel steps
+    (``data`` must be an :class:`AlignedData` shard, ``n_rows`` the rows of all shards); gd's
+    statistics are already the group's, so its steps need no communication. ``checkpoint``:
+    offered the state after every epoch (see :class:`Checkpointer`)."""
     cfg = state.config
     method = _method(cfg)
     zst = None if stats is None or not method.full_batch else _internal(stats, state.scaler)
@@ -422,6 +518,14 @@ def run_on(
     if zst is not None:
         internal = zst
         epoch = lambda lr: _gd_epoch(state, internal, lr)  # noqa: E731
+    elif data is not None and comm.world > 1:
+        if method.full_batch or not hasattr(data, "aligned_batches"):
+            raise ValidationError("data-parallel training needs gd's statistics or sgd on a shard")
+        shard: AlignedData = data  # type: ignore[assignment]
+        total_rows = int(n_rows or 0)
+        epoch = lambda lr: _parallel_sgd_epoch(  # noqa: E731
+            state, shard, lr, batch, comm, total_rows
+        )
     elif data is not None:
         steps = data
         epoch = lambda lr: _sgd_epoch(state, steps, lr, batch, not method.full_batch)  # noqa: E731
@@ -457,6 +561,8 @@ def run_on(
         if callback is not None:
             callback(EpochInfo(state.epoch, n_epochs, loss, lr, score))
         if not stop_early or cfg.tol is None:
+            if checkpoint is not None:
+                checkpoint.save(state, False, False)
             continue
         if score is not None:
             if stop:
@@ -467,6 +573,8 @@ def run_on(
             if optimum is None or loss - optimum <= tol * max(loss, state.plateau.floor):
                 return True
             state.plateau.stalled = 0  # a slow crawl, not the optimum: keep going
+        if checkpoint is not None:
+            checkpoint.save(state, False, False)
     if val_st is not None:
         _keep_best(state)
     return False
@@ -628,19 +736,53 @@ def fit_stream(
     *,
     random_state: int | None,
     callback: Callback | None,
+    comm: Communicator = LOCAL,
+    checkpoint: Checkpointer | None = None,
 ) -> FitResult:
     """gd and sgd over a stream (the registry's streaming entry): gd steps from ``stats`` (no
     further pass); sgd makes one more pass for the largest row norm (its step bound), then one
-    pass per epoch over ``data.batches``."""
+    pass per epoch over ``data.batches``.
+
+    With a group of processes (``comm``), ``stats`` are the whole group's and ``data`` this
+    process's shard (an :class:`AlignedData`): gd takes identical steps everywhere; sgd
+    shuffles its shard with a generator of its own (seeded from ``random_state`` and the rank;
+    rank 0's is the single-process one) and steps in sync with the others. ``checkpoint``:
+    resume from it, and save to it (see :class:`Checkpointer`)."""
+    from gradfit.solvers.collective import guarded
+
     max_row = None
     if needs_row_norm(config):
         scaler = feature_scaler(stats, config)
-        max_row = max((max_row_norm2(X, scaler) for X, _ in data.tensors()), default=0.0)
+        local = guarded(
+            comm, lambda: max((max_row_norm2(X, scaler) for X, _ in data.tensors()), default=0.0)
+        )
+        max_row = max(float(t[0]) for t in comm.gather(torch.tensor([local], dtype=torch.float64)))
         max_row += 1.0 if config.fit_intercept else 0.0
+    seed = _resolve_seed(random_state)
+    if comm.world > 1:
+        # One seed for the group (rank 0's), whatever each process drew from fresh entropy.
+        seed = int(comm.gather(torch.tensor([seed], dtype=torch.int64))[0][0])
     state = init_state_from_stats(
-        stats, config, dtype=data.dtype, random_state=random_state, max_row_norm2=max_row
+        stats, config, dtype=data.dtype, random_state=seed, max_row_norm2=max_row
     )
+    if comm.rank > 0:
+        state.generator.manual_seed((seed + comm.rank * 0x9E3779B97F4A7C15) % (1 << 63))
+    converged = False
+    resumed = checkpoint.resume(state) if checkpoint is not None else None
+    if resumed is not None:
+        state, finished, converged = resumed
+        if finished:
+            return result_of(state, converged, stats=stats)
     converged = run_on(
-        state, data, config.max_epochs, stats=stats, callback=callback, n_rows=stats.n
+        state,
+        data,
+        config.max_epochs - state.epoch,
+        stats=stats,
+        callback=callback,
+        n_rows=stats.n,
+        comm=comm,
+        checkpoint=checkpoint,
     )
+    if checkpoint is not None:
+        checkpoint.save(state, True, converged)
     return result_of(state, converged, stats=stats)

@@ -23,8 +23,9 @@ from gradfit.errors import ValidationError
 if TYPE_CHECKING:
     import torch
 
+    from gradfit.solvers.collective import Communicator
     from gradfit.solvers.config import SolverConfig
-    from gradfit.solvers.engine import EpochInfo, StreamPasses
+    from gradfit.solvers.engine import Checkpointer, EpochInfo, StreamPasses
     from gradfit.solvers.result import FitResult
     from gradfit.solvers.state import TrainState
     from gradfit.solvers.stats import SufficientStats
@@ -94,7 +95,10 @@ class StreamFitFunction(Protocol):
     """``fit(data, stats, config, *, random_state, callback) -> FitResult`` over a stream:
     ``data`` is a :class:`~gradfit.solvers.engine.StreamPasses` (each ``tensors()`` call one pass
     over the files, ``batches()`` one shuffled epoch), ``stats`` the
-    :class:`~gradfit.solvers.stats.SufficientStats` of its first pass."""
+    :class:`~gradfit.solvers.stats.SufficientStats` of its first pass. With a group of
+    processes (``comm``, the ``distributed`` capability) ``data`` is this process's shard and
+    ``stats`` the group's; ``checkpoint`` (iterative solvers) saves and resumes the training
+    state."""
 
     def __call__(
         self,
@@ -104,6 +108,8 @@ class StreamFitFunction(Protocol):
         *,
         random_state: int | None,
         callback: Callable[[EpochInfo], None] | None,
+        comm: Communicator = ...,
+        checkpoint: Checkpointer | None = ...,
     ) -> FitResult: ...
 
 
@@ -158,7 +164,7 @@ def _load(entry: str) -> Any:
     return getattr(importlib.import_module(module), function)
 
 
-_ENGINE: frozenset[Capability] = frozenset(CAPABILITIES) - {"distributed"}
+_ENGINE: frozenset[Capability] = frozenset(CAPABILITIES)
 
 REGISTRY: dict[str, SolverSpec] = {
     spec.name: spec
@@ -184,7 +190,7 @@ REGISTRY: dict[str, SolverSpec] = {
             entry="gradfit.solvers.closed_form:fit_lstsq",
             summary="the closed form in float64, with no penalty or the ridge penalty only "
             "(l1_ratio=0); no step size, momentum, schedule or epochs",
-            supports=frozenset({"ridge", "no_intercept", "streaming"}),
+            supports=frozenset({"ridge", "no_intercept", "streaming", "distributed"}),
             iterative=False,
             exact=True,
             stream_entry="gradfit.solvers.closed_form:fit_lstsq_stream",

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from gradfit.errors import RankDeficiencyWarning, ValidationError
+from gradfit.solvers.collective import LOCAL, Communicator, guarded, merge_r_factors
 from gradfit.solvers.lstsq import (
     _ALWAYS_REFINE,
     LeastSquaresResult,
@@ -79,6 +80,8 @@ def least_squares_stream(
     scale: torch.Tensor | None = None,
     refine: bool = True,
     means: tuple[int, torch.Tensor, torch.Tensor] | None = None,
+    comm: Communicator = LOCAL,
+    shape: tuple[int, int] | None = None,
 ) -> LeastSquaresResult:
     """Least squares (or ridge) over row blocks, one pass per step of the module doc.
 
@@ -97,6 +100,12 @@ def least_squares_stream(
     means : (n, x̄ (d,), ȳ (k,)) when already known (a stream's statistics pass): pass 1 is
         skipped and the data are centred on these float64 values (the reparametrisation stays
         exact: the bias uses the same values)
+    comm : a group of processes, each passing over its own shard of the rows: the R factors
+        of the shards are combined by one more QR (TSQR's last level; ``means`` must then be
+        the whole group's), the refinement's sums ``Aᵀr`` are added over the group in extended
+        precision (each sent as a float64 pair, high and low parts), and every process returns
+        the same solution
+    shape : (d, k), needed with a group (a process whose shard is empty sees no block)
 
     Returns
     -------
@@ -110,17 +119,27 @@ def least_squares_stream(
         n, x_mean, y_mean = _means(passes, None)
     else:
         n, x_mean, y_mean = -1, np.zeros(0), np.zeros(0)
-    R: torch.Tensor | None = None
-    rows = 0
-    d = k = 0
-    for X, Y in passes():
-        d, k = X.shape[1], Y.shape[1]
-        A = X.double().cpu().numpy()
-        B = Y.double().cpu().numpy()
-        if fit_intercept:
-            A, B = A - x_mean, B - y_mean
-        R = merge_r(R, torch.from_numpy(np.ascontiguousarray(np.hstack([A, B]))))
-        rows += X.shape[0]
+    d, k = shape if shape is not None else (0, 0)
+
+    def local_r() -> tuple[torch.Tensor | None, int, int, int]:
+        R: torch.Tensor | None = None
+        rows, d_, k_ = 0, d, k
+        for X, Y in passes():
+            d_, k_ = X.shape[1], Y.shape[1]
+            A = X.double().cpu().numpy()
+            B = Y.double().cpu().numpy()
+            if fit_intercept:
+                A, B = A - x_mean, B - y_mean
+            R = merge_r(R, torch.from_numpy(np.ascontiguousarray(np.hstack([A, B]))))
+            rows += X.shape[0]
+        return R, rows, d_, k_
+
+    R, rows, d, k = guarded(comm, local_r)
+    if comm.world > 1:
+        if shape is None:
+            raise ValidationError("least squares over a group of processes needs shape=(d, k)")
+        R = merge_r_factors(comm, R, d + k, merge_r)
+        rows = int(comm.sum(torch.tensor([rows], dtype=torch.int64))[0])
     if R is None or rows == 0:
         raise ValidationError("no data rows: least squares needs at least one row")
     if not fit_intercept:
@@ -145,7 +164,7 @@ def least_squares_stream(
     if rank == d:
         Z = _solve_upper(R11, R12)  # (d, k)
         if refine and alpha == 0 and (rows * d <= _ALWAYS_REFINE or condition > 1e4):
-            Z = _refine(passes, Z, R11, x_mean, y_mean, fit_intercept)
+            Z = _refine(passes, Z, R11, x_mean, y_mean, fit_intercept, comm)
     else:
         warnings.warn(
             f"X is rank deficient (rank {rank} < {d} features after centring and scaling; "
@@ -182,18 +201,26 @@ def _refine(
     x_mean: np.ndarray,
     y_mean: np.ndarray,
     fit_intercept: bool,
+    comm: Communicator = LOCAL,
 ) -> np.ndarray:
     """Corrected semi-normal equations, one pass per step, while the correction shrinks."""
     previous = math.inf
     for _ in range(MAX_REFINEMENTS):
         Z_ext = Z.astype(np.longdouble)
-        g = np.zeros(Z.shape, dtype=np.longdouble)
-        for X, Y in passes():
-            A = X.double().cpu().numpy().astype(np.longdouble)
-            B = Y.double().cpu().numpy().astype(np.longdouble)
-            if fit_intercept:
-                A, B = A - x_mean, B - y_mean
-            g += A.T @ (B - A @ Z_ext)  # Aᵀ r with r in extended precision
+
+        def local_g(Z_ext: np.ndarray = Z_ext) -> np.ndarray:
+            g = np.zeros(Z_ext.shape, dtype=np.longdouble)
+            for X, Y in passes():
+                A = X.double().cpu().numpy().astype(np.longdouble)
+                B = Y.double().cpu().numpy().astype(np.longdouble)
+                if fit_intercept:
+                    A, B = A - x_mean, B - y_mean
+                g += A.T @ (B - A @ Z_ext)  # Aᵀ r with r in extended precision
+            return g
+
+        g = guarded(comm, local_g)
+        if comm.world > 1:
+            g = _sum_extended(comm, g)
         step = _solve_upper(R11, _solve_lower(R11.T, g.astype(np.float64)))
         size = float(np.max(np.abs(step))) if step.size else 0.0
         if not size < previous:
@@ -203,6 +230,19 @@ def _refine(
         if size <= np.finfo(np.float64).eps * max(float(np.max(np.abs(Z))), 1e-300):
             break
     return Z
+
+
+def _sum_extended(comm: Communicator, g: np.ndarray) -> np.ndarray:
+    """The sum over the group of extended-precision arrays, in rank order: each is sent as
+    float64 high and low parts (``hi = fl(g)``, ``lo = fl(g - hi)``: ~106 bits, more than the
+    64 of x86's long double) and added back in extended precision."""
+    hi = g.astype(np.float64)
+    lo = (g - hi.astype(np.longdouble)).astype(np.float64)
+    total = np.zeros(g.shape, dtype=np.longdouble)
+    for part in comm.gather(torch.from_numpy(np.stack([hi, lo]))):
+        pair = part.numpy()
+        total += pair[0].astype(np.longdouble) + pair[1].astype(np.longdouble)
+    return total
 
 
 def _solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
