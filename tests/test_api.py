@@ -30,6 +30,9 @@ def test_all_is_exact_and_importable() -> None:
         "estimator",
         "fitting",
         "streaming",
+        "distributed",
+        "checkpoint",
+        "inference",
     }
     assert set(gradfit.__all__) - {"__version__"} == (public - modules) | {
         "GradientDescentRegressor"

@@ -306,6 +306,8 @@ def test_non_finite_loss_is_caught_for_sgd() -> None:
 def test_engine_module_exports() -> None:
     assert set(engine.__all__) == {
         "LOSS_FLOOR",
+        "AlignedData",
+        "Checkpointer",
         "EpochData",
         "EpochInfo",
         "FitResult",

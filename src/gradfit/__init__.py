@@ -1,7 +1,8 @@
 """gradfit: linear regression trained by gradient descent on PyTorch.
 
-``gradfit.GradientDescentRegressor`` (the scikit-learn estimator) is imported on first use, so
-that ``import gradfit`` does not pay for importing scikit-learn.
+``gradfit.GradientDescentRegressor`` (the scikit-learn estimator) and ``gradfit.ols`` with its
+``gradfit.OLSResult`` (standard errors and tests, on SciPy's distributions) are imported on first
+use, so that ``import gradfit`` does not pay for importing scikit-learn or SciPy.
 """
 
 import typing as _typing
@@ -22,6 +23,7 @@ from gradfit.solvers.lstsq import LeastSquaresResult, least_squares
 
 if _typing.TYPE_CHECKING:
     from gradfit.estimator import GradientDescentRegressor
+    from gradfit.inference import OLSResult, ols
 
 __version__ = "0.1.0"
 
@@ -34,12 +36,14 @@ __all__ = [
     "LeastSquaresResult",
     "LinearModel",
     "ModelFileError",
+    "OLSResult",
     "RankDeficiencyWarning",
     "RegressionMetrics",
     "ValidationError",
     "__version__",
     "least_squares",
     "load_crops",
+    "ols",
     "predict",
     "r2_score",
     "regression_metrics",
@@ -51,4 +55,8 @@ def __getattr__(name: str) -> _typing.Any:
         from gradfit.estimator import GradientDescentRegressor
 
         return GradientDescentRegressor
+    if name in ("OLSResult", "ols"):
+        from gradfit import inference
+
+        return getattr(inference, name)
     raise AttributeError(f"module 'gradfit' has no attribute {name!r}")

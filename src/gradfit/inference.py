@@ -1,0 +1,1080 @@
+"""Classical inference for ordinary least squares: standard errors, tests, intervals, summary.
+
+For the least-squares fit ``Y ≈ X @ weight.T + bias`` (n rows, d features, k targets) this
+module reports, for each target, what R's ``summary.lm`` and ``predict.lm`` report: standard
+errors, t and F tests, confidence intervals of the coefficients, confidence and prediction
+intervals of the response, R², the log-likelihood and information criteria.
+
+Method (float64 throughout; the coefficients themselves come from
+:func:`gradfit.least_squares`, centred Householder QR with extended-precision refinement):
+
+1. **Centring.** With an intercept the columns of X are centred on their means x̄,
+   ``A = X - 1 x̄ᵀ``; without one, ``A = X``. Because ``Aᵀ1 = 0``, the slopes ``w`` and the
+   mean response at the centre, ``c = b + w·x̄``, are uncorrelated, and ``XᵀX`` never has to
+   hold the large common offsets that make polynomial designs ill-conditioned.
+2. **(AᵀA)⁻¹ from a QR factor, never by inverting AᵀA** (which would square the condition
+   number): Householder QR ``A = Q R`` (LAPACK ``geqrf``), the columns equilibrated,
+   ``R_e = R D⁻¹`` with D the column norms (QR commutes with column scaling), ``R_e`` inverted
+   by a triangular solve, and ``G = (AᵀA)⁻¹ = D⁻¹ R_e⁻¹ R_e⁻ᵀ D⁻¹``.
+3. **nonrobust** (homoskedastic errors): with ``σ² = RSS / df_resid``::
+
+       Cov(w)    = σ² G
+       Var(b)    = σ²/n + x̄ᵀ Cov(w) x̄ = σ² (1/n + ||R_e⁻ᵀ D⁻¹ x̄||²)
+       Cov(b, w) = -Cov(w) x̄
+
+4. **HC0-HC3** (White 1980; MacKinnon & White 1985): the estimate moves with the errors as
+   ``β̂ - β = Σ_i u_i ε_i``, with influence rows ``u_i = (X̃ᵀX̃)⁻¹ x̃_i``; in the centred
+   coordinates ``u_i = [G a_i, 1/n - x̄ᵀ G a_i]`` and ``A G = Q R_e⁻ᵀ D⁻¹``. The sandwich is::
+
+       Cov(β̂) = Σ_i ω_i e_i² u_i u_iᵀ,   ω_i = 1, n/df_resid, 1/(1 - h_i), 1/(1 - h_i)²
+
+   for HC0, HC1, HC2, HC3, with leverages ``h_i = ||Q_i||²`` (plus 1/n with an intercept).
+5. **Tests.** ``t = estimate / se`` on ``df_resid = n - p`` degrees of freedom (p the number of
+   estimated coefficients, intercept included); ``F = (MSS / df_model) / σ²`` with R's sums
+   of squares: ``MSS = Σ (ŷ - ȳ)²`` with an intercept, ``Σ ŷ²`` through the origin, and
+   ``R² = MSS / (MSS + RSS)`` (for a model through the origin that is R's uncentred R², and
+   ``df_model = d``). With a robust ``cov_type`` the F statistic is the Wald test of all
+   slopes with the robust covariance, ``β_sᵀ V_s⁻¹ β_s / df_model`` (which equals the
+   classical F under ``nonrobust``). The log-likelihood is the Gaussian one at the maximum,
+   ``-n/2 (log 2π + log(RSS/n) + 1)``; AIC and BIC count σ as a parameter, as R's ``AIC`` does.
+6. **Rank deficiency.** Columns are taken in order and a column is *aliased* when its distance
+   from the span of the kept columns before it (equilibrated design) is within the rank
+   tolerance of :func:`gradfit.least_squares`, the rule of R's ``lm``. The model is refitted
+   on the kept columns; an aliased coefficient is reported as 0 in ``weight`` (so predictions
+   work and equal any least-squares solution's) with NaN standard error, t and p (R shows NA),
+   and a :class:`~gradfit.errors.RankDeficiencyWarning` names them.
+7. **From sufficient statistics** (:func:`ols_from_stats`, for a streamed or gradient-descent
+   fit): the same nonrobust quantities from n, the means and the centred cross-products of
+   :class:`~gradfit.solvers.stats.SufficientStats`; G from the Cholesky factor of the
+   equilibrated Gram matrix (there are no rows to factor), so about half the digits of the
+   QR route are kept on an ill-conditioned design. The HC estimators need each row's residual
+   and leverage and are refused there.
+
+Penalized fits (ridge, elastic net) are refused: their coefficients are biased and the classical
+standard errors above do not apply to them.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from scipy import stats as _dist
+
+from gradfit.errors import ModelFileError, RankDeficiencyWarning, ValidationError
+from gradfit.solvers.lstsq import least_squares
+from gradfit.solvers.stats import SufficientStats
+from gradfit.validation import as_matrix, as_targets, check_lengths
+
+__all__ = [
+    "COV_TYPES",
+    "OLSPredictor",
+    "OLSResult",
+    "PredictionInterval",
+    "ols",
+    "ols_from_stats",
+]
+
+COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
+INTERVALS = ("confidence", "prediction")
+
+_EPS = float(np.finfo(np.float64).eps)
+_CHUNK = 1 << 16
+_EXTENDED_RESIDUALS = 1 << 22  # elements of X below which residuals always use longdouble
+_STATS_ALIAS = 10.0  # from statistics: alias within 10 sqrt(d eps) of the span (see there)
+_LEVERAGE_ONE = 1e-10  # HC2/HC3 divide by 1 - h: refuse when h is this close to 1
+_DICT_FORMAT = "gradfit-ols-intervals"
+_DICT_VERSION = 1
+
+
+class PredictionInterval(NamedTuple):
+    """Predicted mean and the lower and upper bounds of an interval, each (n, k)."""
+
+    mean: torch.Tensor
+    lower: torch.Tensor
+    upper: torch.Tensor
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _check_cov_type(cov_type: Any) -> str:
+    if cov_type not in COV_TYPES:
+        raise ValidationError(f"cov_type must be one of {', '.join(COV_TYPES)}; got {cov_type!r}")
+    return str(cov_type)
+
+
+def _check_level(level: Any) -> float:
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)):
+        raise ValidationError(f"level must be a number strictly between 0 and 1, got {level!r}")
+    value = float(level)
+    if not 0.0 < value < 1.0:
+        raise ValidationError(f"level must be strictly between 0 and 1 (e.g. 0.95), got {level!r}")
+    return value
+
+
+def _refuse_penalty(alpha: Any) -> None:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)):
+        raise ValidationError(f"alpha must be a number, got {alpha!r}")
+    if float(alpha) != 0.0:
+        raise ValidationError(
+            f"standard errors need an unpenalized least-squares fit, got alpha={alpha!r}: the "
+            "coefficients of ridge and elastic-net fits are biased and the classical standard "
+            "errors, tests and intervals do not apply to them; refit with alpha=0"
+        )
+
+
+def _names(names: Sequence[str] | None, count: int, prefix: str, what: str) -> tuple[str, ...]:
+    if names is None:
+        return tuple(f"{prefix}{i}" for i in range(count))
+    if isinstance(names, str) or len(names) != count:
+        raise ValidationError(
+            f"{what}_names must name each of the {count} {what}(s), got {names!r}"
+        )
+    if not all(isinstance(name, str) for name in names):
+        raise ValidationError(f"{what}_names must be strings, got {names!r}")
+    return tuple(names)
+
+
+# ----------------------------------------------------------------------------- numerics
+
+
+def _mean_ext(M: np.ndarray) -> np.ndarray:
+    """Column means accumulated in extended precision, a chunk of rows at a time."""
+    total = np.zeros(M.shape[1], dtype=np.longdouble)
+    for start in range(0, M.shape[0], _CHUNK):
+        total += M[start : start + _CHUNK].astype(np.longdouble).sum(axis=0)
+    mean: np.ndarray = (total / max(M.shape[0], 1)).astype(np.float64)
+    return mean
+
+
+def _column_norms(M: np.ndarray) -> np.ndarray:
+    """Euclidean column norms, scaled by each column's largest entry (no overflow)."""
+    big = np.abs(M).max(axis=0) if M.shape[0] else np.zeros(M.shape[1])
+    safe = np.where(big > 0, big, 1.0)
+    norms: np.ndarray = big * np.sqrt(((M / safe) ** 2).sum(axis=0))
+    return norms
+
+
+def _solve_upper_identity(R: np.ndarray) -> np.ndarray:
+    """R⁻¹ of an upper-triangular R, by a triangular solve against the identity."""
+    eye = torch.eye(R.shape[0], dtype=torch.float64)
+    inverse: np.ndarray = torch.linalg.solve_triangular(
+        torch.from_numpy(np.ascontiguousarray(R)), eye, upper=True
+    ).numpy()
+    return inverse
+
+
+@dataclass(frozen=True)
+class _Factor:
+    """``(AᵀA)⁻¹ = D⁻¹ R_e⁻¹ R_e⁻ᵀ D⁻¹``: the inverse of an equilibrated triangular factor
+    ``R_e`` (r, r) of the Gram matrix and the column norms ``D`` (r,)."""
+
+    r_inv: np.ndarray  # (r, r) upper triangular
+    scale: np.ndarray  # (r,)
+
+    @property
+    def left(self) -> np.ndarray:
+        """``D⁻¹ R_e⁻¹`` (r, r), so that ``G = left @ left.T``."""
+        left: np.ndarray = self.r_inv / self.scale[:, None]
+        return left
+
+    def gram_inverse(self) -> np.ndarray:
+        left = self.left
+        G: np.ndarray = left @ left.T
+        symmetric: np.ndarray = (G + G.T) / 2
+        return symmetric
+
+    def half(self, x: np.ndarray) -> np.ndarray:
+        """``R_e⁻ᵀ D⁻¹ x`` (r,), so that ``xᵀ G x = ||half(x)||²`` (a sum of squares)."""
+        v: np.ndarray = self.r_inv.T @ (x / self.scale)
+        return v
+
+
+def _independent_columns(F: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Which columns of F (m, d), taken in order, are not (numerically) combinations of the
+    columns kept before them: column j is kept when its distance from their span exceeds
+    ``tol``. F is any matrix with the Gram matrix of the equilibrated design (its R factor,
+    or a square root from the statistics). Returns the kept mask (d,) and the distances (d,).
+    Classical Gram-Schmidt, applied twice per column, which keeps the basis orthonormal to
+    working precision."""
+    m, d = F.shape
+    basis = np.zeros((m, d))
+    count = 0
+    kept = np.zeros(d, dtype=bool)
+    distance = np.zeros(d)
+    for j in range(d):
+        v = F[:, j].copy()
+        for _ in range(2):
+            v -= basis[:, :count] @ (basis[:, :count].T @ v)
+        rho = float(np.linalg.norm(v))
+        distance[j] = rho
+        if rho > tol:
+            basis[:, count] = v / rho
+            count += 1
+            kept[j] = True
+    return kept, distance
+
+
+def _drop_weakest(kept: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    """Alias one more column: the kept one closest to the span of those before it."""
+    index = np.flatnonzero(kept)
+    out: np.ndarray = kept.copy()
+    out[index[np.argmin(distance[index])]] = False
+    return out
+
+
+def _residuals(A: np.ndarray, B: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``B - A @ W.T`` (n, k). In extended precision (a chunk of rows at a time, rounded to
+    float64) on small problems and whenever the fit is nearly exact, where the float64
+    rounding of the products would be a large part of the residuals."""
+    E: np.ndarray = B - A @ W.T
+    ss_res = (E * E).sum(axis=0)
+    ss_tot = (B * B).sum(axis=0)
+    if A.size > _EXTENDED_RESIDUALS and bool(np.all(ss_res > 1e-4 * ss_tot)):
+        return E
+    W_ext = W.T.astype(np.longdouble)
+    for start in range(0, A.shape[0], _CHUNK):
+        stop = start + _CHUNK
+        E[start:stop] = B[start:stop] - A[start:stop].astype(np.longdouble) @ W_ext
+    return E
+
+
+# ----------------------------------------------------------------------------- covariances
+
+
+def _nonrobust_covariances(
+    factor: _Factor, sigma2: np.ndarray, center: np.ndarray, n: int, fit_intercept: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Homoskedastic covariances (k, p, p) of (w, b) and of (w, c), ``c = b + w·x̄``."""
+    G = factor.gram_inverse()  # (r, r)
+    r = G.shape[0]
+    p = r + int(fit_intercept)
+    k = sigma2.shape[0]
+    wc = np.zeros((k, p, p))
+    wc[:, :r, :r] = sigma2[:, None, None] * G
+    if not fit_intercept:
+        return wc.copy(), wc
+    wc[:, r, r] = sigma2 / n
+    wb = wc.copy()
+    v = factor.half(center)  # (r,)
+    g_center = factor.left @ v  # G x̄ (r,)
+    wb[:, r, r] = sigma2 * (1.0 / n + v @ v)
+    wb[:, :r, r] = wb[:, r, :r] = -sigma2[:, None] * g_center
+    return wb, wc
+
+
+def _sandwich(U: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``Σ_i weights[i, j] u_i u_iᵀ`` for each target j: (n, p), (n, k) -> (k, p, p)."""
+    out = np.empty((weights.shape[1], U.shape[1], U.shape[1]))
+    for j in range(weights.shape[1]):
+        M = (U * weights[:, j : j + 1]).T @ U  # (p, n) @ (n, p)
+        out[j] = (M + M.T) / 2
+    return out
+
+
+def _robust_covariances(
+    Q: np.ndarray,
+    factor: _Factor,
+    E: np.ndarray,
+    cov_type: str,
+    center: np.ndarray,
+    df_resid: int,
+    fit_intercept: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """HC0-HC3 covariances (k, p, p) of (w, b) and of (w, c), from the thin Q (n, r) of the
+    centred design, its factor and the residuals E (n, k)."""
+    n = Q.shape[0]
+    leverage = (Q * Q).sum(axis=1) + (1.0 / n if fit_intercept else 0.0)  # (n,)
+    if cov_type == "HC0":
+        omega = np.ones(n)
+    elif cov_type == "HC1":
+        omega = np.full(n, n / df_resid)
+    else:
+        worst = int(np.argmax(leverage))
+        if leverage[worst] > 1.0 - _LEVERAGE_ONE:
+            raise ValidationError(
+                f"row {worst} has leverage 1 (the fit passes through it whatever its target), "
+                f"and {cov_type} divides by 1 - leverage: use cov_type='HC0' or 'HC1', or "
+                "remove the features that single out that row"
+            )
+        omega = 1.0 / (1.0 - leverage) ** (1 if cov_type == "HC2" else 2)
+    weights = omega[:, None] * E * E  # (n, k)
+    U_w = (Q @ factor.r_inv.T) / factor.scale  # A G (n, r)
+    if not fit_intercept:
+        wc = _sandwich(U_w, weights)
+        return wc.copy(), wc
+    ones = np.full((n, 1), 1.0 / n)
+    wc = _sandwich(np.hstack([U_w, ones]), weights)
+    wb = _sandwich(np.hstack([U_w, ones - (U_w @ center)[:, None]]), weights)
+    return wb, wc
+
+
+def _embed(small: np.ndarray, kept: np.ndarray, fit_intercept: bool, fill: float) -> np.ndarray:
+    """(k, r', r') over the kept coefficients -> (k, p, p) over all, ``fill`` elsewhere."""
+    index = np.flatnonzero(np.append(kept, True) if fit_intercept else kept)
+    p = kept.shape[0] + int(fit_intercept)
+    out = np.full((small.shape[0], p, p), fill)
+    out[:, index[:, None], index[None, :]] = small
+    return out
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def _t_quantile(level: float, df: int) -> float:
+    return float(_dist.t.ppf((1.0 + level) / 2.0, df))
+
+
+@dataclass(frozen=True, eq=False)
+class OLSPredictor:
+    """What confidence and prediction intervals of the response need, and nothing else.
+
+    ``covariance`` (k, p, p) is that of the slopes and of the *mean response at the centre*,
+    ``c = bias + weight @ center`` (intercept last, p = d + 1; without an intercept ``center``
+    is zero and p = d). In these coordinates the variance of the fitted mean at x,
+    ``[x - center, 1] Cov [x - center, 1]ᵀ``, does not cancel the large terms that
+    ``[x, 1] Cov(w, b) [x, 1]ᵀ`` would on a design far from the origin. Aliased coefficients
+    (rank-deficient fits) have zero rows and columns: their weight is 0 and stays 0.
+    """
+
+    weight: torch.Tensor  # (k, d)
+    bias: torch.Tensor  # (k,)
+    center: torch.Tensor  # (d,)
+    covariance: torch.Tensor  # (k, p, p)
+    sigma: torch.Tensor  # (k,)
+    df_resid: int
+    fit_intercept: bool
+    cov_type: str = "nonrobust"
+
+    def predict(
+        self, X: Any, interval: str | None = None, level: float = 0.95
+    ) -> torch.Tensor | PredictionInterval:
+        """The mean ``X @ weight.T + bias`` (n, k), or with ``interval="confidence"`` (for the
+        mean response) or ``"prediction"`` (for a new observation) a
+        :class:`PredictionInterval` ``mean ± t_{(1+level)/2, df_resid} · se``, where
+        ``se² = x̃ᵀ Cov x̃`` (plus ``sigma²`` for a prediction) and ``x̃ = [x - center, 1]``."""
+        Xt = as_matrix(X, "X", dtype=torch.float64)
+        d = self.weight.shape[1]
+        if Xt.shape[1] != d:
+            raise ValidationError(f"X has {Xt.shape[1]} features, but the model expects {d}")
+        Xn = Xt.cpu().numpy()
+        W, b = self.weight.numpy(), self.bias.numpy()
+        mean = Xn @ W.T + b  # (n, d) @ (d, k) -> (n, k)
+        if interval is None:
+            return torch.from_numpy(mean)
+        if interval not in INTERVALS:
+            raise ValidationError(
+                f"interval must be None, 'confidence' or 'prediction', got {interval!r}"
+            )
+        q = _t_quantile(_check_level(level), self.df_resid)
+        Xc = Xn - self.center.numpy()
+        if self.fit_intercept:
+            Xc = np.hstack([Xc, np.ones((Xc.shape[0], 1))])  # (n, p)
+        C = self.covariance.numpy()
+        var = np.empty_like(mean)
+        for j in range(C.shape[0]):
+            var[:, j] = ((Xc @ C[j]) * Xc).sum(axis=1)  # diag(Xc C_j Xcᵀ)
+        var = np.maximum(var, 0.0)
+        if interval == "prediction":
+            var = var + self.sigma.numpy() ** 2
+        half = q * np.sqrt(var)
+        return PredictionInterval(
+            torch.from_numpy(mean), torch.from_numpy(mean - half), torch.from_numpy(mean + half)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists, floats, ints, bools and strings (JSON-ready): everything but the
+        weight and bias, which a model file already holds."""
+        return {
+            "format": _DICT_FORMAT,
+            "version": _DICT_VERSION,
+            "fit_intercept": self.fit_intercept,
+            "cov_type": self.cov_type,
+            "df_resid": self.df_resid,
+            "center": self.center.tolist(),
+            "sigma": self.sigma.tolist(),
+            "covariance": self.covariance.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, weight: Any, bias: Any) -> OLSPredictor:
+        """Rebuild from :meth:`to_dict`'s output and the model's ``weight`` (k, d) and
+        ``bias`` (k,). Anything malformed or inconsistent raises
+        :class:`~gradfit.errors.ModelFileError` naming the entry."""
+        if not isinstance(data, Mapping):
+            raise ModelFileError(f"interval data must be a mapping, got {type(data).__name__}")
+        required = ("format", "version", "fit_intercept", "cov_type", "df_resid", "center")
+        missing = [key for key in (*required, "sigma", "covariance") if key not in data]
+        if missing:
+            raise ModelFileError(f"interval data lack {', '.join(missing)}")
+        if data["format"] != _DICT_FORMAT:
+            raise ModelFileError(
+                f"interval data have format {data['format']!r}, expected {_DICT_FORMAT!r}"
+            )
+        version = data["version"]
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ModelFileError(
+                f"interval data version must be a positive integer, got {version!r}"
+            )
+        if version > _DICT_VERSION:
+            raise ModelFileError(
+                f"interval data version {version} is newer than this gradfit reads "
+                f"({_DICT_VERSION}); upgrade gradfit"
+            )
+        fit_intercept = data["fit_intercept"]
+        if not isinstance(fit_intercept, bool):
+            raise ModelFileError(f"fit_intercept must be true or false, got {fit_intercept!r}")
+        cov_type = data["cov_type"]
+        if cov_type not in COV_TYPES:
+            raise ModelFileError(
+                f"cov_type must be one of {', '.join(COV_TYPES)}, got {cov_type!r}"
+            )
+        df_resid = data["df_resid"]
+        if isinstance(df_resid, bool) or not isinstance(df_resid, int) or df_resid < 1:
+            raise ModelFileError(f"df_resid must be a positive integer, got {df_resid!r}")
+        center = _plain_array(data["center"], 1, "center")
+        sigma = _plain_array(data["sigma"], 1, "sigma")
+        covariance = _plain_array(data["covariance"], 3, "covariance")
+        d, k = center.shape[0], sigma.shape[0]
+        p = d + int(fit_intercept)
+        if covariance.shape != (k, p, p):
+            raise ModelFileError(
+                f"covariance must have shape ({k}, {p}, {p}) for {k} target(s) and {d} "
+                f"feature(s){' and an intercept' if fit_intercept else ''}, got "
+                f"{covariance.shape}"
+            )
+        if bool(np.any(sigma < 0)) or bool(np.any(np.diagonal(covariance, 0, 1, 2) < 0)):
+            raise ModelFileError("sigma and the covariance's diagonal must be non-negative")
+        if not np.allclose(covariance, covariance.transpose(0, 2, 1), rtol=1e-12, atol=0):
+            raise ModelFileError("covariance must be symmetric")
+        try:
+            W = as_matrix(weight, "weight", dtype=torch.float64).cpu()
+            bt = as_targets(bias, "bias", dtype=torch.float64).cpu()
+        except ValidationError as exc:
+            raise ModelFileError(str(exc)) from exc
+        if W.shape != (k, d) or bt.shape != (k, 1):
+            raise ModelFileError(
+                f"weight {tuple(W.shape)} and bias ({bt.shape[0]},) do not match the interval "
+                f"data of {k} target(s) and {d} feature(s)"
+            )
+        if not fit_intercept and bool((bt != 0).any()):
+            raise ModelFileError("a model without an intercept must have a zero bias")
+        return cls(
+            weight=W.contiguous(),
+            bias=bt[:, 0].contiguous(),
+            center=torch.from_numpy(center),
+            covariance=torch.from_numpy(covariance),
+            sigma=torch.from_numpy(sigma),
+            df_resid=df_resid,
+            fit_intercept=fit_intercept,
+            cov_type=cov_type,
+        )
+
+
+def _plain_array(value: Any, ndim: int, key: str) -> np.ndarray:
+    """A nested list of finite numbers (not bools) of the given depth, as float64."""
+
+    def check(item: Any, depth: int) -> None:
+        if depth == 0:
+            if isinstance(item, bool) or not isinstance(item, (int, float)):
+                raise ModelFileError(f"{key} must hold numbers, got {item!r}")
+            return
+        if not isinstance(item, list):
+            raise ModelFileError(f"{key} must be a {ndim}-level nested list, got {item!r}")
+        for inner in item:
+            check(inner, depth - 1)
+
+    check(value, ndim)
+    try:
+        array = np.array(value, dtype=np.float64)
+    except ValueError as exc:  # ragged lists
+        raise ModelFileError(f"{key} must be a rectangular nested list: {exc}") from exc
+    if array.ndim != ndim:
+        raise ModelFileError(f"{key} must be a rectangular {ndim}-level nested list")
+    if not bool(np.all(np.isfinite(array))):
+        raise ModelFileError(f"{key} must hold finite numbers")
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class OLSResult:
+    """An ordinary least-squares fit with its classical inference, per target.
+
+    Arrays are float64 tensors in gradfit's orientation (targets first): ``weight`` (k, d),
+    ``bias`` (k,), their standard errors ``weight_se``, ``bias_se``, and ``covariance``
+    (k, p, p) of the coefficients, features first and the intercept last (p = d + 1; p = d
+    without an intercept, when ``bias`` is 0 and ``bias_se``, ``bias_t``, ``bias_p`` are NaN).
+    ``sigma`` (the residual standard error), ``r2``, ``r2_adj``, ``f_statistic``,
+    ``f_pvalue``, ``log_likelihood``, ``aic`` and ``bic`` are (k,). ``aliased`` (d,) marks the
+    coefficients of a rank-deficient design that are not estimable (weight 0, NaN errors).
+    """
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    covariance: torch.Tensor
+    sigma: torch.Tensor
+    r2: torch.Tensor
+    r2_adj: torch.Tensor
+    f_statistic: torch.Tensor
+    f_pvalue: torch.Tensor
+    log_likelihood: torch.Tensor
+    aic: torch.Tensor
+    bic: torch.Tensor
+    n: int
+    df_model: int
+    df_resid: int
+    fit_intercept: bool
+    cov_type: str
+    aliased: torch.Tensor
+    feature_names: tuple[str, ...]
+    target_names: tuple[str, ...]
+    predictor: OLSPredictor
+    residual_quantiles: torch.Tensor | None = None  # (k, 5): min, 1Q, median, 3Q, max
+
+    # ------------------------------------------------------------------ per coefficient
+
+    @property
+    def _se(self) -> torch.Tensor:
+        """(k, p) standard errors, features then intercept."""
+        return self.covariance.diagonal(dim1=1, dim2=2).clamp_min(0.0).sqrt()
+
+    @property
+    def weight_se(self) -> torch.Tensor:
+        return self._se[:, : self.weight.shape[1]].contiguous()
+
+    @property
+    def bias_se(self) -> torch.Tensor:
+        if not self.fit_intercept:
+            return torch.full_like(self.bias, math.nan)
+        return self._se[:, -1].contiguous()
+
+    @property
+    def weight_t(self) -> torch.Tensor:
+        return self.weight / self.weight_se
+
+    @property
+    def bias_t(self) -> torch.Tensor:
+        return self.bias / self.bias_se
+
+    @property
+    def weight_p(self) -> torch.Tensor:
+        return self._two_sided(self.weight_t)
+
+    @property
+    def bias_p(self) -> torch.Tensor:
+        return self._two_sided(self.bias_t)
+
+    def _two_sided(self, t: torch.Tensor) -> torch.Tensor:
+        p = 2.0 * _dist.t.sf(np.abs(t.numpy()), self.df_resid)
+        return torch.from_numpy(np.asarray(p, dtype=np.float64))
+
+    def _estimates(self) -> torch.Tensor:
+        """(k, p): the slopes, then the intercept when there is one."""
+        if self.fit_intercept:
+            return torch.cat([self.weight, self.bias[:, None]], dim=1)
+        return self.weight
+
+    def conf_int(self, level: float = 0.95) -> torch.Tensor:
+        """(k, p, 2): for each target and coefficient (features, then the intercept), the
+        bounds ``estimate ∓ t_{(1+level)/2, df_resid} · se``."""
+        q = _t_quantile(_check_level(level), self.df_resid)
+        est, half = self._estimates(), q * self._se
+        return torch.stack([est - half, est + half], dim=2)
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict(
+        self, X: Any, interval: str | None = None, level: float = 0.95
+    ) -> torch.Tensor | PredictionInterval:
+        """See :meth:`OLSPredictor.predict`."""
+        return self.predictor.predict(X, interval, level)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What prediction intervals need, as plain data; see :meth:`OLSPredictor.to_dict`."""
+        return self.predictor.to_dict()
+
+    # ------------------------------------------------------------------ summary
+
+    def summary(self) -> str:
+        """A text report per target in the manner of R's ``summary.lm``."""
+        return "\n\n".join(self._summary_of(j) for j in range(self.weight.shape[0]))
+
+    def _summary_of(self, j: int) -> str:
+        lines = [f"Response {self.target_names[j]}:", ""]
+        if self.residual_quantiles is not None:
+            heads = ("Min", "1Q", "Median", "3Q", "Max")
+            cells = [f"{v:.6g}" for v in self.residual_quantiles[j].tolist()]
+            width = max(len(c) for c in (*heads, *cells))
+            lines += [
+                "Residuals:",
+                " ".join(h.rjust(width) for h in heads),
+                " ".join(c.rjust(width) for c in cells),
+                "",
+            ]
+        names = list(self.feature_names)
+        est = self.weight[j].tolist()
+        se = self.weight_se[j].tolist()
+        t = self.weight_t[j].tolist()
+        p = self.weight_p[j].tolist()
+        aliased = self.aliased.tolist()
+        if self.fit_intercept:  # R lists the intercept first
+            names.insert(0, "(Intercept)")
+            est.insert(0, float(self.bias[j]))
+            se.insert(0, float(self.bias_se[j]))
+            t.insert(0, float(self.bias_t[j]))
+            p.insert(0, float(self.bias_p[j]))
+            aliased.insert(0, False)
+        rows = [["", "Estimate", "Std. Error", "t value", "Pr(>|t|)", ""]]
+        for name, e, s, tv, pv, a in zip(names, est, se, t, p, aliased, strict=True):
+            if a:
+                rows.append([name, "NA", "NA", "NA", "NA", ""])
+            else:
+                rows.append([name, f"{e:.6g}", f"{s:.6g}", f"{tv:.3f}", _format_p(pv), _stars(pv)])
+        widths = [max(len(row[c]) for row in rows) for c in range(6)]
+        n_aliased = int(self.aliased.sum())
+        lines.append(
+            "Coefficients:"
+            + (f" ({n_aliased} not defined because of singularities)" if n_aliased else "")
+        )
+        for row in rows:
+            cells = [row[0].ljust(widths[0])]
+            cells += [c.rjust(w) for c, w in zip(row[1:5], widths[1:5], strict=True)]
+            lines.append(("  ".join(cells) + " " + row[5]).rstrip())
+        lines += ["---", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
+        if self.cov_type != "nonrobust":
+            lines.append(f"Standard errors: heteroskedasticity-consistent ({self.cov_type})")
+        lines += [
+            "",
+            f"Residual standard error: {float(self.sigma[j]):.6g} on {self.df_resid} "
+            "degrees of freedom",
+            f"Multiple R-squared:  {float(self.r2[j]):.6g},\t"
+            f"Adjusted R-squared:  {float(self.r2_adj[j]):.6g}",
+        ]
+        f_name = "F-statistic" if self.cov_type == "nonrobust" else f"Wald F ({self.cov_type})"
+        lines.append(
+            f"{f_name}: {float(self.f_statistic[j]):.6g} on {self.df_model} and {self.df_resid} "
+            f"DF,  p-value: {_format_p(float(self.f_pvalue[j]))}"
+        )
+        if not self.fit_intercept:
+            lines.append("(no intercept: R-squared and F use the uncentred total sum of squares)")
+        return "\n".join(lines)
+
+
+def _format_p(p: float) -> str:
+    """R's ``format.pval``: values below the float64 epsilon are shown as a bound."""
+    if math.isnan(p):
+        return "NaN"
+    return "<2e-16" if p < 2.2e-16 else f"{p:.3g}"
+
+
+def _stars(p: float) -> str:
+    if math.isnan(p):
+        return ""
+    for bound, mark in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
+        if p < bound:
+            return mark
+    return ""
+
+
+# ----------------------------------------------------------------------------- assembly
+
+
+def _assemble(
+    *,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    cov_wb: np.ndarray,
+    cov_wc: np.ndarray,
+    center: np.ndarray,
+    kept: np.ndarray,
+    rss: np.ndarray,
+    mss: np.ndarray,
+    n: int,
+    fit_intercept: bool,
+    cov_type: str,
+    feature_names: tuple[str, ...],
+    target_names: tuple[str, ...],
+    residual_quantiles: np.ndarray | None,
+) -> OLSResult:
+    """Statistics shared by the in-memory and the sufficient-statistics routes."""
+    r = int(kept.sum())
+    df_model = r
+    df_resid = n - r - int(fit_intercept)
+    n_params = r + int(fit_intercept) + 1  # σ counts, as in R's logLik
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma2 = rss / df_resid
+        r2 = mss / (mss + rss)
+        r2_adj = 1.0 - (1.0 - r2) * (n - int(fit_intercept)) / df_resid
+        if cov_type == "nonrobust":
+            f_stat = (mss / df_model) / sigma2
+        else:  # robust Wald test of all (estimable) slopes
+            f_stat = np.full(weight.shape[0], math.nan)
+            if r:
+                V = cov_wb[:, :r, :r]  # (k, r, r): the kept slopes come first
+                beta = weight[:, kept]  # (k, r)
+                for j in range(weight.shape[0]):
+                    try:
+                        z = np.linalg.solve(V[j], beta[j])
+                    except np.linalg.LinAlgError:
+                        continue
+                    f_stat[j] = float(beta[j] @ z) / r
+        f_p = np.asarray(_dist.f.sf(f_stat, df_model, df_resid), dtype=np.float64)
+        if df_model == 0:
+            f_p = np.full_like(f_stat, math.nan)
+        loglik = -0.5 * n * (math.log(2 * math.pi) + np.log(rss / n) + 1.0)
+    cov_public = _embed(cov_wb, kept, fit_intercept, math.nan)
+    cov_predict = _embed(cov_wc, kept, fit_intercept, 0.0)
+
+    def t64(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
+
+    sigma = np.sqrt(sigma2)
+    predictor = OLSPredictor(
+        weight=t64(weight),
+        bias=t64(bias),
+        center=t64(center),
+        covariance=t64(cov_predict),
+        sigma=t64(sigma),
+        df_resid=df_resid,
+        fit_intercept=fit_intercept,
+        cov_type=cov_type,
+    )
+    return OLSResult(
+        weight=t64(weight),
+        bias=t64(bias),
+        covariance=t64(cov_public),
+        sigma=t64(sigma),
+        r2=t64(r2),
+        r2_adj=t64(r2_adj),
+        f_statistic=t64(f_stat),
+        f_pvalue=t64(f_p),
+        log_likelihood=t64(loglik),
+        aic=t64(-2.0 * loglik + 2.0 * n_params),
+        bic=t64(-2.0 * loglik + math.log(n) * n_params),
+        n=n,
+        df_model=df_model,
+        df_resid=df_resid,
+        fit_intercept=fit_intercept,
+        cov_type=cov_type,
+        aliased=torch.from_numpy(~kept),
+        feature_names=feature_names,
+        target_names=target_names,
+        predictor=predictor,
+        residual_quantiles=None if residual_quantiles is None else t64(residual_quantiles),
+    )
+
+
+def _check_df(n: int, r: int, fit_intercept: bool) -> int:
+    df_resid = n - r - int(fit_intercept)
+    if df_resid < 1:
+        p = r + int(fit_intercept)
+        raise ValidationError(
+            f"standard errors need more rows than estimated coefficients: {n} row(s) for {p} "
+            f"coefficient(s) leaves {df_resid} residual degrees of freedom; add rows or "
+            "remove features"
+        )
+    return df_resid
+
+
+def _warn_aliased(kept: np.ndarray, names: tuple[str, ...], precision: str = "") -> None:
+    aliased = [names[i] for i in np.flatnonzero(~kept)]
+    warnings.warn(
+        f"X is rank deficient{precision}: {len(aliased)} coefficient(s) are not estimable, "
+        f"being (numerically) combinations of the features before them: {', '.join(aliased)}. "
+        "They are set to 0 with NaN standard errors (R's NA) and the others are estimated "
+        "without them. Remove collinear or constant features.",
+        RankDeficiencyWarning,
+        stacklevel=3,
+    )
+
+
+# ----------------------------------------------------------------------------- in memory
+
+
+def _fit_kept(
+    Xn: np.ndarray, Yn: np.ndarray, fit_intercept: bool, A: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares weight (k, d), bias (k,) and the kept-columns mask (d,): all columns for a
+    full-rank design; otherwise the columns independent of those before them, refitted."""
+    n, d = Xn.shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RankDeficiencyWarning)  # we warn with the names
+        fit = least_squares(Xn, Yn, fit_intercept=fit_intercept)
+    if fit.rank == d:
+        return fit.weight.numpy(), fit.bias.numpy(), np.ones(d, dtype=bool)
+    # The R factor of the centred design has its Gram matrix; equilibrated, its columns have
+    # unit norm and the distances are comparable with least_squares' rank tolerance.
+    norms = _column_norms(A)
+    a, _ = torch.geqrf(torch.from_numpy(np.ascontiguousarray(A / np.where(norms > 0, norms, 1))))
+    F = torch.triu(a[: min(n, d)]).numpy()
+    s_max = float(fit.singular_values[0]) if fit.singular_values.numel() else 0.0
+    kept, distance = _independent_columns(F, s_max * max(n, d) * _EPS)
+    k = Yn.shape[1]
+    while True:
+        weight = np.zeros((k, d))
+        if not kept.any():
+            bias = _mean_ext(Yn) if fit_intercept else np.zeros(k)
+            return weight, bias, kept
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RankDeficiencyWarning)
+            sub = least_squares(Xn[:, kept], Yn, fit_intercept=fit_intercept)
+        if sub.rank == int(kept.sum()):
+            weight[:, kept] = sub.weight.numpy()
+            return weight, sub.bias.numpy(), kept
+        kept = _drop_weakest(kept, distance)  # borderline: least_squares saw one more
+
+
+def ols(
+    X: Any,
+    Y: Any,
+    *,
+    fit_intercept: bool = True,
+    cov_type: str = "nonrobust",
+    feature_names: Sequence[str] | None = None,
+    target_names: Sequence[str] | None = None,
+) -> OLSResult:
+    """Ordinary least squares with standard errors, tests and intervals (see the module's
+    docstring for the method).
+
+    Parameters
+    ----------
+    X : (n, d) tensor or array
+    Y : (n,) or (n, k) tensor or array
+    fit_intercept : bool
+        Estimate a bias per target, or force the model through the origin (then R² and F
+        are R's uncentred ones and ``df_model = d``).
+    cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3"}
+        Homoskedastic errors, or White/MacKinnon heteroskedasticity-consistent covariance.
+    feature_names, target_names : sequences of str, optional
+        Names for :meth:`OLSResult.summary` (default ``x0, x1, ...`` and ``y0, y1, ...``).
+
+    Returns
+    -------
+    OLSResult
+
+    Raises
+    ------
+    ValidationError
+        Bad arguments, or no residual degrees of freedom (n <= number of coefficients).
+
+    Warns
+    -----
+    RankDeficiencyWarning
+        Some coefficients are not estimable; they get weight 0 and NaN standard errors.
+
+    Examples
+    --------
+    >>> import torch
+    >>> X = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+    >>> fit = ols(X, torch.tensor([1.0, 3.0, 2.0, 5.0]))
+    >>> round(float(fit.weight[0, 0]), 6), round(float(fit.weight_se[0, 0]), 6)
+    (1.1, 0.608276)
+    >>> round(float(fit.r2[0]), 6), fit.df_resid
+    (0.620879, 2)
+    """
+    cov_type = _check_cov_type(cov_type)
+    if not isinstance(fit_intercept, (bool, np.bool_)):
+        raise ValidationError(f"fit_intercept must be True or False, got {fit_intercept!r}")
+    fit_intercept = bool(fit_intercept)
+    Xt = as_matrix(X, "X", dtype=torch.float64)
+    Yt = as_targets(Y, "Y", dtype=torch.float64)
+    check_lengths(Xt, Yt)
+    Xn, Yn = Xt.cpu().numpy(), Yt.cpu().numpy()
+    n, d = Xn.shape
+    k = Yn.shape[1]
+    features = _names(feature_names, d, "x", "feature")
+    targets = _names(target_names, k, "y", "target")
+
+    if fit_intercept:
+        center = _mean_ext(Xn)
+        A = Xn - center  # (n, d) centred design
+        B = Yn - _mean_ext(Yn)
+    else:
+        center, A, B = np.zeros(d), Xn, Yn
+    weight, bias, kept = _fit_kept(Xn, Yn, fit_intercept, A)
+    r = int(kept.sum())
+    df_resid = _check_df(n, r, fit_intercept)
+    if r < d:
+        _warn_aliased(kept, features)
+
+    A_k = np.ascontiguousarray(A[:, kept])  # (n, r)
+    W_k = weight[:, kept]  # (k, r)
+    E = _residuals(A_k, B, W_k)  # (n, k)
+    rss = (E * E).sum(axis=0)
+    fitted = A_k @ W_k.T  # centred fitted values (or raw, through the origin)
+    mss = (fitted * fitted).sum(axis=0)
+    center_k = center[kept]
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma2 = rss / df_resid
+    if r:
+        a, tau = torch.geqrf(torch.from_numpy(A_k))
+        R = torch.triu(a[:r]).numpy()
+        scale = _column_norms(R)  # those of A_k: QR preserves column norms
+        factor = _Factor(r_inv=_solve_upper_identity(R / scale), scale=scale)
+    else:  # no estimable slope: the intercept alone, or nothing
+        factor = _Factor(r_inv=np.zeros((0, 0)), scale=np.zeros(0))
+    if cov_type == "nonrobust":
+        cov_wb, cov_wc = _nonrobust_covariances(factor, sigma2, center_k, n, fit_intercept)
+    else:
+        Q = torch.linalg.householder_product(a, tau).numpy() if r else np.zeros((n, 0))
+        cov_wb, cov_wc = _robust_covariances(
+            Q, factor, E, cov_type, center_k, df_resid, fit_intercept
+        )
+
+    quantiles = np.quantile(E, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0).T  # (k, 5)
+    return _assemble(
+        weight=weight,
+        bias=bias,
+        cov_wb=cov_wb,
+        cov_wc=cov_wc,
+        center=center,
+        kept=kept,
+        rss=rss,
+        mss=mss,
+        n=n,
+        fit_intercept=fit_intercept,
+        cov_type=cov_type,
+        feature_names=features,
+        target_names=targets,
+        residual_quantiles=quantiles,
+    )
+
+
+# ----------------------------------------------------------------------------- from statistics
+
+
+def ols_from_stats(
+    stats: SufficientStats,
+    weight: Any,
+    bias: Any,
+    *,
+    fit_intercept: bool = True,
+    cov_type: str = "nonrobust",
+    alpha: float = 0.0,
+    feature_names: Sequence[str] | None = None,
+    target_names: Sequence[str] | None = None,
+) -> OLSResult:
+    """The :func:`ols` result of a fit known only through its sufficient statistics.
+
+    For a streamed least-squares fit or a converged gradient-descent fit: ``stats`` are those
+    of the features (in their original units, not standardized) and targets, and ``weight``
+    (k, d), ``bias`` (k,) the fitted coefficients. With ``RSS_j = n · mse_j`` from the
+    statistics, ``σ² = RSS / df_resid`` and the nonrobust covariance of the module's
+    docstring, with ``G = (n Szz)⁻¹`` (centred, with an intercept) or
+    ``(n (Szz + z̄ z̄ᵀ))⁻¹`` (through the origin) from the Cholesky factor of the equilibrated
+    Gram matrix. The inference is that of the least-squares optimum: it assumes the weights
+    are at it (a gradient-descent fit that has converged).
+
+    A rank-deficient Gram matrix warns; the given weights are re-expressed on the estimable
+    columns (same predictions; the aliased coefficients become 0 with NaN errors).
+
+    ``cov_type`` other than "nonrobust" is refused (HC estimators need each row's residual and
+    leverage), as is ``alpha > 0`` (a penalized fit has no classical standard errors).
+    """
+    cov_type = _check_cov_type(cov_type)
+    if cov_type != "nonrobust":
+        raise ValidationError(
+            f"cov_type={cov_type!r} needs the data rows (each residual and leverage), which "
+            "sufficient statistics do not keep: only 'nonrobust' is available from statistics; "
+            "use gradfit.ols on the data in memory for heteroskedasticity-consistent errors"
+        )
+    _refuse_penalty(alpha)
+    if not isinstance(stats, SufficientStats):
+        raise ValidationError(f"stats must be a SufficientStats, got {type(stats).__name__}")
+    if not isinstance(fit_intercept, (bool, np.bool_)):
+        raise ValidationError(f"fit_intercept must be True or False, got {fit_intercept!r}")
+    fit_intercept = bool(fit_intercept)
+    zbar = stats.zbar.detach().cpu().double().numpy()
+    ybar = stats.ybar.detach().cpu().double().numpy()
+    Szz = stats.Szz.detach().cpu().double().numpy()
+    d, k, n = zbar.shape[0], ybar.shape[0], int(stats.n)
+    W = as_matrix(weight, "weight", dtype=torch.float64).cpu()
+    b = as_targets(bias, "bias", dtype=torch.float64).cpu()
+    if W.shape != (k, d) or b.shape != (k, 1):
+        raise ValidationError(
+            f"weight must be ({k}, {d}) and bias ({k},) for statistics of {d} feature(s) and "
+            f"{k} target(s), got {tuple(W.shape)} and ({b.shape[0]},)"
+        )
+    if not fit_intercept and bool((b != 0).any()):
+        raise ValidationError("fit_intercept=False but bias is not zero")
+    features = _names(feature_names, d, "x", "feature")
+    targets = _names(target_names, k, "y", "target")
+    Wn, bn = W.numpy().copy(), b[:, 0].numpy().copy()
+
+    rss = n * stats.per_target_mse(W, b[:, 0]).cpu().numpy()
+    S = Szz if fit_intercept else Szz + np.outer(zbar, zbar)  # Gram / n
+    mss = n * ((Wn @ S) * Wn).sum(axis=1)
+    center = zbar if fit_intercept else np.zeros(d)
+
+    norms = np.sqrt(np.clip(np.diagonal(S), 0.0, None))
+    safe = np.where(norms > 0, norms, 1.0)
+    C = S / np.outer(safe, safe)  # equilibrated: unit diagonal (zero for a constant column)
+    lam, U = np.linalg.eigh((C + C.T) / 2)
+    lam_max = max(float(lam[-1]), 0.0)
+    # The Gram matrix squares the condition number: a column closer than ~sqrt(eps) to the
+    # span of the others leaves no correct digit in G. Such columns are treated as aliased
+    # (with a margin of _STATS_ALIAS over the eigenvalue floor of SufficientStats.optimum).
+    floor = lam_max * max(d, 1) * _EPS
+    kept = norms > 0
+    distance = np.ones(d)
+    if not (bool(kept.all()) and float(lam[0]) > _STATS_ALIAS**2 * floor):
+        F = np.sqrt(np.clip(lam, 0.0, None))[:, None] * U.T  # FᵀF = C
+        kept, distance = _independent_columns(F, _STATS_ALIAS * math.sqrt(floor))
+    while True:
+        index = np.flatnonzero(kept)
+        if not index.size:
+            break
+        try:
+            L = np.linalg.cholesky(C[np.ix_(index, index)])
+        except np.linalg.LinAlgError:
+            kept = _drop_weakest(kept, distance)
+            continue
+        break
+    r = int(kept.sum())
+    df_resid = _check_df(n, r, fit_intercept)
+    if r < d:
+        _warn_aliased(kept, features, " to the precision of its sufficient statistics")
+        # Re-express the given weights on the kept columns: Z_a = Z_k T (+ offset), T from the
+        # Gram blocks, so the predictions do not change.
+        alias = np.flatnonzero(~kept)
+        if r:
+            Linv = _solve_upper_identity(L.T)  # R_e⁻¹ with R_e = Lᵀ
+            G_e = Linv @ Linv.T  # C_kk⁻¹
+            T = (G_e @ C[np.ix_(index, alias)]) * safe[alias] / safe[index][:, None]  # (r, a)
+            Wn[:, index] += Wn[:, alias] @ T.T
+            if fit_intercept:
+                bn += Wn[:, alias] @ (zbar[alias] - T.T @ zbar[index])
+        Wn[:, alias] = 0.0
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma2 = rss / df_resid
+    if r:
+        factor = _Factor(r_inv=_solve_upper_identity(L.T), scale=norms[index] * math.sqrt(n))
+        cov_wb, cov_wc = _nonrobust_covariances(factor, sigma2, center[kept], n, fit_intercept)
+    elif fit_intercept:
+        cov_wb = cov_wc = (sigma2 / n)[:, None, None] * np.ones((k, 1, 1))
+    else:
+        cov_wb = cov_wc = np.zeros((k, 0, 0))
+    return _assemble(
+        weight=Wn,
+        bias=bn,
+        cov_wb=cov_wb,
+        cov_wc=cov_wc,
+        center=center,
+        kept=kept,
+        rss=rss,
+        mss=mss,
+        n=n,
+        fit_intercept=fit_intercept,
+        cov_type=cov_type,
+        feature_names=features,
+        target_names=targets,
+        residual_quantiles=None,
+    )
