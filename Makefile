@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.gradfit-installed
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench clean test-r
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,5 +31,25 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_solvers.py
 
+# `make test-r`: gradfit from R through reticulate (r/; not part of `make test`). Installs R and
+# reticulate with apt-get where it can (r/setup-r.sh), builds the Python R uses in r/.venv
+# (torch as above, NumPy < 2 for Debian's reticulate 1.28: r/requirements-r.txt; the main .venv
+# keeps its NumPy 2), and runs r/tests/test_gradfit.R against it.
+R_VENV := r/.venv
+R_STAMP := $(R_VENV)/.gradfit-installed
+R_PIP := $(R_VENV)/bin/python -m pip install -qq --disable-pip-version-check
+
+$(R_STAMP): pyproject.toml r/requirements-r.txt Makefile
+	@echo "test-r: building $(R_VENV), the Python that R uses (NumPy < 2, $(TORCH), gradfit -e) ..."
+	@test -x $(R_VENV)/bin/python || $(PYTHON) -m venv $(R_VENV)
+	@$(R_PIP) "$(TORCH)" -r r/requirements-r.txt
+	@$(R_PIP) -r r/requirements-r.txt -e .
+	@touch $(R_STAMP)
+
+test-r:
+	@sh r/setup-r.sh
+	@$(MAKE) --no-print-directory -s $(R_STAMP)
+	@RETICULATE_PYTHON="$(CURDIR)/$(R_VENV)/bin/python" Rscript r/tests/test_gradfit.R
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(R_VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
