@@ -1,4 +1,4 @@
-"""The training engine: full-batch gradient descent (``gd``) and mini-batch SGD (``sgd``).
+"""The training engine: full-batch descent (``gd``) and mini-batch SGD (``sgd``).
 
 Both minimise the objective of :class:`~gradfit.solvers.config.SolverConfig` over parameters of
 the *internal* features ``Z = (X - mean) / scale`` (the identity map when ``standardize=False``),
@@ -11,7 +11,12 @@ An epoch composes three pieces, each replaceable on its own:
   rows per epoch from the state's generator, :func:`gradfit.losses.squared_error_gradient` on
   consecutive slices of it);
 * the **pure update** :func:`gradfit.solvers.kernels.sgd_update` (momentum, Nesterov, the ridge
-  part as weight decay, the L1 part as a proximal step), as ``torch.optim.SGD``;
+  part as weight decay, the L1 part as a proximal step), as ``torch.optim.SGD``; or, for gd
+  with its defaults (an automatic step, no momentum, schedule or L1 part), **conjugate
+  gradients** on the statistics (:class:`_ConjugateGradient`: ~sqrt(cond) epochs, not ~cond);
+* for sgd, an **epoch kernel** from :data:`EPOCH_KERNELS` (:func:`epoch_kernel`): a compiled
+  loop over the rows (:mod:`gradfit.solvers.compiled`) on the CPU, the torch loop
+  (:func:`_sgd_epoch`, the reference) everywhere else, with the same iterates;
 * the **guards** of :mod:`gradfit.solvers.guards` (divergence, the tol plateau, early stopping),
   kept in the :class:`~gradfit.solvers.state.TrainState` so that a saved state resumes exactly.
 
@@ -43,16 +48,19 @@ from gradfit.solvers.state import TrainState
 from gradfit.solvers.stats import SufficientStats, batch_lipschitz, hessian_lipschitz
 
 __all__ = [
+    "EPOCH_KERNELS",
     "LOSS_FLOOR",
     "AlignedData",
     "Checkpointer",
     "EpochData",
     "EpochInfo",
+    "EpochKernel",
     "FitResult",
     "PlateauRule",
     "StreamPasses",
     "TensorData",
     "TrainState",
+    "epoch_kernel",
     "feature_scaler",
     "fit_gd",
     "fit_sgd",
@@ -60,11 +68,13 @@ __all__ = [
     "init_state",
     "init_state_from_stats",
     "max_row_norm2",
+    "method_name",
     "needs_row_norm",
     "result_of",
     "run_epochs",
     "run_on",
     "train",
+    "uses_conjugate_gradient",
 ]
 
 LOSS_FLOOR = 1e-3  # the tol rule's resolution, as a fraction of the targets' variance
@@ -163,6 +173,103 @@ def _gd_epoch(state: TrainState, st: SufficientStats, lr: float) -> float:
     return _objective(state, st)
 
 
+def uses_conjugate_gradient(config: SolverConfig) -> bool:
+    """Whether gd steps by conjugate gradients (when it has the statistics): its default,
+    ``learning_rate='auto'`` with no momentum, no schedule and no L1 part. Any of those set
+    explicitly gives the plain (heavy-ball, Nesterov, proximal) gradient steps of
+    :func:`gradfit.solvers.kernels.sgd_update`, exactly as the tutorial's loop takes them."""
+    return (
+        _method(config).full_batch
+        and config.learning_rate == "auto"
+        and not config.momentum
+        and config.schedule == "constant"
+        and not (config.alpha and config.l1_ratio)
+    )
+
+
+def method_name(config: SolverConfig, from_stats: bool = True) -> str:
+    """The algorithm an engine fit with ``config`` runs, in words (model files, results)."""
+    if _method(config).full_batch and from_stats and uses_conjugate_gradient(config):
+        return "conjugate gradient"
+    kind = "gradient descent" if _method(config).full_batch else "mini-batch SGD"
+    if config.alpha and config.l1_ratio:
+        kind = "proximal " + kind
+    if config.momentum:
+        kind += " with Nesterov momentum" if config.nesterov else " with heavy-ball momentum"
+    return kind
+
+
+class _ConjugateGradient:
+    """Linear conjugate gradients on the objective (a quadratic: its gradient and Hessian come
+    from the statistics), each target on its own; :meth:`epoch` takes one step and returns the
+    objective after it.
+
+    With ``x = [W_j, b_j]`` (the weights of target j, and its bias with an intercept), gradient
+    ``g`` and Hessian ``H = (2/k) M + ridge`` (``M`` the second moment of ``[Z, 1]``, the same
+    for every target; ``ridge`` on the weights only)::
+
+        p <- -g                                  first step (steepest descent)
+        p <- -g + beta p,  beta = g.Hp / p.Hp    afterwards (p conjugate to the last p)
+        x <- x + alpha p,  alpha = -g.p / p.Hp   (the exact minimum along p)
+
+    The direction p is the state's velocity, so that a saved state resumes exactly. In exact
+    arithmetic this reaches the optimum within d + 1 steps; in any case it converges at the
+    rate ``(sqrt(kappa) - 1) / (sqrt(kappa) + 1)`` per step (kappa the condition number of H):
+    ~sqrt(kappa) steps where plain gradient descent needs ~kappa. It never raises the loss
+    (each step minimises it along a line). A direction along which the loss does not curve
+    (rank-deficient data, or the optimum reached) is dropped: the next step restarts from -g.
+    """
+
+    def __init__(self, st: SufficientStats, config: SolverConfig, k: int) -> None:
+        self.st = st
+        self.fit_intercept = config.fit_intercept
+        self.ridge = 2 * config.alpha * (1 - config.l1_ratio) / k
+        d = st.zbar.shape[0]
+        H = (2.0 / k) * st.second_moment(config.fit_intercept)  # (m, m), m = d (+ 1)
+        H[:d, :d] += self.ridge * torch.eye(d, dtype=H.dtype, device=H.device)
+        self.H = H
+        # The direction this object last stored in a state: (its velocity_w, q, H q), which
+        # saves a product per step.
+        self._last: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def epoch(self, state: TrainState) -> float:
+        W, b = state.weight, state.bias
+        d = W.shape[1]
+        gW, gb = self.st.gradient(W, b)
+        if self.ridge:
+            gW = gW + self.ridge * W
+        g = torch.cat([gW, gb[:, None]], 1) if self.fit_intercept else gW  # (k, m)
+        p = -g
+        last = self._direction(state)
+        if last is not None:
+            q, Hq = last
+            qHq = (q * Hq).sum(1)  # (k,): one inner product per target
+            beta = torch.where(qHq > 0, (g * Hq).sum(1) / qHq, 0.0)
+            p = p + beta[:, None] * q
+        Hp = p @ self.H  # (k, m) @ (m, m)
+        pHp = (p * Hp).sum(1)
+        ok = pHp > 0
+        alpha = torch.where(ok, -(g * p).sum(1) / pHp, 0.0)
+        W.add_(alpha[:, None] * p[:, :d])
+        if self.fit_intercept:
+            b.add_(alpha * p[:, d])
+        p, Hp = torch.where(ok[:, None], p, 0.0), torch.where(ok[:, None], Hp, 0.0)
+        state.velocity_w = p[:, :d].contiguous()
+        state.velocity_b = p[:, d].contiguous() if self.fit_intercept else torch.zeros_like(b)
+        self._last = (state.velocity_w, p, Hp)
+        return _objective(state, self.st)
+
+    def _direction(self, state: TrainState) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The state's direction q (k, m) and H q; None before the first step."""
+        vw, vb = state.velocity_w, state.velocity_b
+        if vw is None or vb is None:
+            return None
+        if self._last is not None and self._last[0] is vw:  # the one this object stored
+            return self._last[1], self._last[2]
+        q = torch.cat([vw, vb[:, None]], 1) if self.fit_intercept else vw
+        return q, q @ self.H
+
+
 class EpochData(Protocol):
     """Where mini-batches come from: rows in memory (:class:`TensorData`) or a stream of files
     (:mod:`gradfit.streaming`). ``batches`` yields the raw (unstandardized) mini-batches of one
@@ -244,21 +351,173 @@ class TensorData:
 def _sgd_epoch(
     state: TrainState, data: EpochData, lr: float, batch_size: int, shuffle: bool
 ) -> float:
-    """One pass of mini-batch steps over ``data``; returns the mean batch objective (the mean
-    squared error over every row seen during the epoch, plus the penalty after it)."""
+    """One pass of mini-batch steps over ``data`` (the reference epoch, any device); returns
+    the mean batch objective (the mean squared error over every row seen during the epoch,
+    plus the penalty after it). Every :func:`_check_every` steps the mean squared error of the
+    rows since the last check is compared with the divergence guard's bound: a non-finite or
+    larger one ends the epoch at once and is its loss (see :func:`_window_limit`)."""
     cfg = state.config
     k = state.weight.shape[0]
     mean, scale = state.scaler.mean, state.scaler.scale
     total = torch.zeros((), dtype=torch.float64, device=state.weight.device)
     rows = 0
-    for zb, yb in data.batches(state.generator, batch_size, shuffle):
+    every, limit = _check_every(batch_size), _window_limit(state)
+    checked, checked_rows = 0.0, 0
+    for steps, (zb, yb) in enumerate(data.batches(state.generator, batch_size, shuffle), 1):
         if cfg.standardize:
             zb.sub_(mean.to(zb.dtype)).div_(scale.to(zb.dtype))
         sse, gW, gb = squared_error_gradient(zb, yb, state.weight, state.bias)
         total += sse
         rows += zb.shape[0]
         _update(state, gW, gb, lr)
+        if steps % every == 0 and rows > checked_rows:
+            now = float(total)
+            window = (now - checked) / ((rows - checked_rows) * k)
+            if not window <= limit:  # also NaN: a blow-up, caught within the epoch
+                return window + penalty(state.weight, cfg.alpha, cfg.l1_ratio, k)
+            checked, checked_rows = now, rows
     return float(total) / (max(rows, 1) * k) + penalty(state.weight, cfg.alpha, cfg.l1_ratio, k)
+
+
+_CHECK_ROWS = 4096  # the divergence check within an epoch: about every this many rows
+
+
+def _check_every(batch_size: int) -> int:
+    """Steps between two divergence checks within an epoch (every step for large batches)."""
+    return max(1, _CHECK_ROWS // max(batch_size, 1))
+
+
+def _window_limit(state: TrainState) -> float:
+    """The divergence guard's bound on a loss (``factor`` times its reference), applied within
+    an epoch to the mean squared error of the rows since the last check."""
+    guard = state.divergence
+    if guard.reference is None or not math.isfinite(guard.reference):
+        return math.inf
+    return guard.factor * max(guard.reference, 1e-300)
+
+
+def _compiled_sgd_epoch(
+    state: TrainState, data: EpochData, lr: float, batch_size: int, shuffle: bool
+) -> float:
+    """:func:`_sgd_epoch` as one compiled loop over rows in memory
+    (:func:`gradfit.solvers.compiled.sgd_epoch`): the same permutation from the same
+    generator, the same update, the same checks within the epoch."""
+    from gradfit.solvers import compiled
+
+    assert isinstance(data, TensorData)  # the registry only offers it rows in memory
+    cfg = state.config
+    k = state.weight.shape[0]
+    X, Y = data.X, data.Y
+    perm = torch.randperm(X.shape[0], generator=state.generator) if shuffle else None
+    outcome, state.velocity_w, velocity_b = compiled.sgd_epoch(
+        X,
+        Y,
+        state.weight,
+        state.bias,
+        state.velocity_w,
+        state.velocity_b,
+        perm,
+        state.scaler.mean,
+        state.scaler.scale,
+        lr=lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+        weight_decay=2 * cfg.alpha * (1 - cfg.l1_ratio) / k,
+        l1=2 * cfg.alpha * cfg.l1_ratio / k,
+        standardize=cfg.standardize,
+        fit_intercept=cfg.fit_intercept,
+        batch_size=batch_size,
+        check_every=_check_every(batch_size),
+        limit=_window_limit(state),
+    )
+    if cfg.fit_intercept:
+        state.velocity_b = velocity_b
+    pen = penalty(state.weight, cfg.alpha, cfg.l1_ratio, k)
+    if outcome.window_mse is not None:
+        return outcome.window_mse + pen
+    return outcome.sse / (max(outcome.rows, 1) * k) + pen
+
+
+EpochRun = Callable[[TrainState, EpochData, float, int, bool], float]
+
+
+@dataclass(frozen=True)
+class EpochKernel:
+    """One implementation of an epoch of mini-batch steps: ``run(state, data, lr, batch_size,
+    shuffle) -> loss`` (see :func:`_sgd_epoch`, the reference), with what it can run on.
+
+    The engine takes the first kernel of :data:`EPOCH_KERNELS` that :meth:`accepts` the
+    epoch; the torch reference accepts every epoch, so it is the fallback (CUDA tensors, a
+    stream of files, numba missing, epochs too short to repay a compiled kernel's one-time
+    cost). A new kernel (a fused GPU one, a C++ one) is one entry."""
+
+    name: str
+    run: EpochRun
+    devices: frozenset[str] | None = None  # torch device types it runs on (None: any)
+    dtypes: frozenset[torch.dtype] | None = None  # data dtypes it handles (None: any)
+    rows_in_memory: bool = False  # needs contiguous rows in memory (TensorData)
+    # Worth its one-time cost (import, loading machine code) from this many steps, or this
+    # many rows, per epoch (0, 0: always).
+    min_steps: int = 0
+    min_rows: int = 0
+    available: Callable[[], bool] = lambda: True
+
+    def accepts(self, state: TrainState, data: EpochData, batch_size: int) -> bool:
+        weight = state.weight
+        if self.devices is not None and weight.device.type not in self.devices:
+            return False
+        if self.dtypes is not None and weight.dtype not in self.dtypes:
+            return False
+        if self.rows_in_memory:
+            if not isinstance(data, TensorData):
+                return False
+            X, Y = data.X, data.Y
+            same = X.dtype == Y.dtype == weight.dtype and X.device == Y.device == weight.device
+            plain = not (X.requires_grad or Y.requires_grad)
+            if not (same and plain and X.is_contiguous() and Y.is_contiguous()):
+                return False
+            n = X.shape[0]
+            if -(-n // max(batch_size, 1)) < self.min_steps and n < self.min_rows:
+                return False
+        return self.available()
+
+
+def _compiled_available() -> bool:
+    from gradfit.solvers import compiled
+
+    return compiled.available()
+
+
+EPOCH_KERNELS: tuple[EpochKernel, ...] = (
+    EpochKernel(
+        name="numba",
+        run=_compiled_sgd_epoch,
+        devices=frozenset({"cpu"}),
+        dtypes=frozenset({torch.float32, torch.float64}),
+        rows_in_memory=True,
+        # numba's first use in a process costs about a second (import, loading the cached
+        # machine code); the torch loop costs ~30 us a step and is 2x slower than the
+        # compiled one on large batches: below ~1000 steps and ~65,000 rows an epoch, short
+        # fits would pay more than they gain.
+        min_steps=1024,
+        min_rows=1 << 16,
+        available=_compiled_available,
+    ),
+    EpochKernel(name="torch", run=_sgd_epoch),
+)
+
+
+def epoch_kernel(
+    state: TrainState,
+    data: EpochData,
+    batch_size: int,
+    kernels: tuple[EpochKernel, ...] = EPOCH_KERNELS,
+) -> EpochKernel:
+    """The first of ``kernels`` that accepts an epoch of ``batch_size`` steps over ``data``."""
+    for kernel in kernels:
+        if kernel.accepts(state, data, batch_size):
+            return kernel
+    raise ValidationError("no epoch kernel accepts this data (the registry lost its fallback)")
 
 
 def _parallel_sgd_epoch(
@@ -432,18 +691,25 @@ def needs_row_norm(config: SolverConfig) -> bool:
 
 
 def _max_row_norm2(X: torch.Tensor, scaler: Standardizer, config: SolverConfig) -> float:
-    best = max((max_row_norm2(chunk, scaler) for chunk in torch.split(X, 1 << 16)), default=0.0)
-    return best + (1.0 if config.fit_intercept else 0.0)
+    return max_row_norm2(X, scaler) + (1.0 if config.fit_intercept else 0.0)
+
+
+_ROW_NORM_ELEMENTS = 1 << 16  # a chunk's float64 copy: 512 KiB, in cache (as the statistics)
 
 
 def max_row_norm2(X: torch.Tensor, scaler: Standardizer) -> float:
     """The largest squared norm of a standardized row of X (n, d); 0 for no rows. Add 1 for the
-    intercept's column of ones."""
+    intercept's column of ones. Each row is standardized in X's dtype and its squares summed in
+    float64, a cache-sized chunk at a time."""
     if X.shape[0] == 0:
         return 0.0
     mean, scale = scaler.mean.to(X.dtype), scaler.scale.to(X.dtype)
-    z = (X - mean) / scale
-    return float((z.double() ** 2).sum(1).max())
+    rows = max(1, _ROW_NORM_ELEMENTS // max(X.shape[1], 1))
+    best = torch.zeros((), dtype=torch.float64, device=X.device)
+    for chunk in torch.split(X, rows):
+        z = torch.sub(chunk, mean).div_(scale).double()
+        best = torch.maximum(best, z.square_().sum(1).max())
+    return float(best)
 
 
 def run_epochs(
@@ -456,10 +722,12 @@ def run_epochs(
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
     callback: Callback | None = None,
     stats: SufficientStats | None = None,
+    kernels: tuple[EpochKernel, ...] = EPOCH_KERNELS,
 ) -> bool:
     """Run up to ``n_epochs`` epochs on rows in memory (see :func:`run_on`). ``stats``
     (optional) are the :class:`SufficientStats` of (X, Y), when the caller already has them
-    (``gd`` then makes no pass over the data at all)."""
+    (``gd`` then makes no pass over the data at all); ``kernels``: sgd's epoch kernels to
+    choose from (:func:`epoch_kernel`)."""
     full_batch = _method(state.config).full_batch
     if full_batch and X.shape[1] <= _MAX_GD_FEATURES and stats is None:
         stats = SufficientStats.compute(X, Y)
@@ -472,6 +740,7 @@ def run_epochs(
         validation=None if validation is None else SufficientStats.compute(*validation),
         callback=callback,
         n_rows=X.shape[0],
+        kernels=kernels,
     )
 
 
@@ -487,6 +756,7 @@ def run_on(
     n_rows: int | None = None,
     comm: Communicator = LOCAL,
     checkpoint: Checkpointer | None = None,
+    kernels: tuple[EpochKernel, ...] = EPOCH_KERNELS,
 ) -> bool:
     """Run up to ``n_epochs`` epochs from ``state`` (updated in place). Returns ``converged``:
     True when the stopping rule ended training before ``n_epochs``: ``n_iter_no_change``
@@ -509,13 +779,17 @@ def run_on(
     ``comm``: with a group of several processes, sgd takes synchronous data-parallel steps
     (``data`` must be an :class:`AlignedData` shard, ``n_rows`` the rows of all shards); gd's
     statistics are already the group's, so its steps need no communication. ``checkpoint``:
-    offered the state after every epoch (see :class:`Checkpointer`)."""
+    offered the state after every epoch (see :class:`Checkpointer`). ``kernels``: the epoch
+    kernels to choose sgd's from (:func:`epoch_kernel`; tests pin the torch reference)."""
     cfg = state.config
     method = _method(cfg)
     zst = None if stats is None or not method.full_batch else _internal(stats, state.scaler)
     batch = (n_rows or 1) if method.full_batch else cfg.batch_size
     epoch: Callable[[float], float]
-    if zst is not None:
+    if zst is not None and uses_conjugate_gradient(cfg):
+        cg = _ConjugateGradient(zst, cfg, state.weight.shape[0])
+        epoch = lambda lr: cg.epoch(state)  # noqa: E731
+    elif zst is not None:
         internal = zst
         epoch = lambda lr: _gd_epoch(state, internal, lr)  # noqa: E731
     elif data is not None and comm.world > 1:
@@ -528,7 +802,8 @@ def run_on(
         )
     elif data is not None:
         steps = data
-        epoch = lambda lr: _sgd_epoch(state, steps, lr, batch, not method.full_batch)  # noqa: E731
+        kernel = epoch_kernel(state, data, batch, kernels)
+        epoch = lambda lr: kernel.run(state, steps, lr, batch, not method.full_batch)  # noqa: E731
     else:
         raise ValidationError("run_on needs data to step on, or gd's statistics")
     val_st = None
@@ -683,10 +958,18 @@ def train(
 
 
 def result_of(
-    state: TrainState, converged: bool, stats: SufficientStats | None = None
+    state: TrainState,
+    converged: bool,
+    stats: SufficientStats | None = None,
+    *,
+    from_stats: bool | None = None,
 ) -> FitResult:
-    """Coefficients of ``state`` in original units (float64), with its history."""
+    """Coefficients of ``state`` in original units (float64), with its history.
+    ``from_stats``: whether gd stepped from the statistics (default: it does in memory up to
+    4096 features), which decides its :func:`method_name`."""
     w, b = state.scaler.unscale(state.weight.double(), state.bias.double())
+    if from_stats is None:
+        from_stats = state.weight.shape[1] <= _MAX_GD_FEATURES
     return FitResult(
         weight=w,
         bias=b,
@@ -699,6 +982,7 @@ def result_of(
         validation_scores=tuple(state.validation_scores) if state.validation_scores else None,
         state=state,
         stats=stats,
+        method=method_name(state.config, from_stats),
     )
 
 
@@ -772,7 +1056,7 @@ def fit_stream(
     if resumed is not None:
         state, finished, converged = resumed
         if finished:
-            return result_of(state, converged, stats=stats)
+            return result_of(state, converged, stats=stats, from_stats=True)
     converged = run_on(
         state,
         data,
@@ -785,4 +1069,4 @@ def fit_stream(
     )
     if checkpoint is not None:
         checkpoint.save(state, True, converged)
-    return result_of(state, converged, stats=stats)
+    return result_of(state, converged, stats=stats, from_stats=True)

@@ -173,7 +173,8 @@ REGISTRY: dict[str, SolverSpec] = {
             name="gd",
             entry="gradfit.solvers.engine:fit_gd",
             stream_entry="gradfit.solvers.engine:fit_stream",
-            summary="full-batch gradient descent on sufficient statistics",
+            summary="full-batch descent on sufficient statistics: conjugate gradients by default, "
+            "plain gradient descent with an explicit step, momentum or schedule",
             supports=_ENGINE,
             iterative=True,
         ),

@@ -37,3 +37,6 @@ class FitResult:
     validation_scores: tuple[float, ...] | None = None  # early stopping (gd, sgd)
     state: TrainState | None = None
     stats: SufficientStats | None = None
+    # The algorithm in words, where a solver runs more than one (gd: "conjugate gradient" by
+    # default, "gradient descent" with an explicit step, momentum or schedule; "" otherwise).
+    method: str = ""
