@@ -52,6 +52,7 @@ SUMMARY_KEYS = {
     "seconds",
     "r2",
     "plot",
+    "inference",
 }
 
 
@@ -1095,7 +1096,7 @@ def test_predict_missing_feature_column(
         (
             lambda c: c.update(apples=c["temp"]),
             ["--keep", "apples"],
-            ("--keep column 'apples' has the name of a predicted target",),
+            ("--keep column 'apples' has the name of a predicted column",),
         ),
         (lambda c: None, ["--out", "p.xlsx"], ("p.xlsx: unsupported output file type",)),
     ],

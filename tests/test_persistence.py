@@ -93,7 +93,8 @@ def test_round_trip_is_bit_identical(tmp_path: Path, dtype: torch.dtype) -> None
     assert loaded.final_loss == model.final_loss
     assert loaded.loss_history[:3] == [1e4, math.inf, 12.5]
     assert math.isnan(loaded.loss_history[3]) and loaded.loss_history[4] == model.final_loss
-    assert loaded.format_version == FORMAT_VERSION == 1
+    assert loaded.format_version == FORMAT_VERSION == 2
+    assert loaded.inference is None
     assert loaded.versions == written.versions
     assert loaded.versions["gradfit"] == gradfit.__version__
     assert loaded.versions["torch"] == str(torch.__version__)
@@ -110,7 +111,8 @@ def test_file_layout(tmp_path: Path) -> None:
     assert sorted(header) == ["__metadata__", "bias", "weight"]
     assert list(header["__metadata__"]) == ["gradfit"]
     document = json.loads(header["__metadata__"]["gradfit"])
-    assert document["format"] == "gradfit-model" and document["format_version"] == 1
+    assert document["format"] == "gradfit-model" and document["format_version"] == 2
+    assert document["inference"] is None
     assert document["scaling"] == {"mean": [80.0, 90.0, 55.0], "scale": [12.5, 30.25, 11.0]}
     assert document["loss_history"][1] == "inf" and document["loss_history"][3] == "nan"
     assert set(document) >= {"solver", "hyperparameters", "final_loss", "metrics", "created"}
@@ -355,7 +357,7 @@ def test_future_format_version(tmp_path: Path) -> None:
     path = write_raw(tmp_path / "model.safetensors", document={"format_version": 7})
     message = refused(path, "newer")
     assert message == (
-        f"{path}: written by a newer gradfit (format version 7, this gradfit reads up to 1); "
+        f"{path}: written by a newer gradfit (format version 7, this gradfit reads up to 2); "
         "upgrade gradfit"
     )
 

@@ -60,3 +60,8 @@ def __getattr__(name: str) -> _typing.Any:
 
         return getattr(inference, name)
     raise AttributeError(f"module 'gradfit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # PEP 562: list the lazily imported names too, so that dir(gradfit) matches __all__.
+    return sorted({*globals(), "GradientDescentRegressor", "OLSResult", "ols"})

@@ -14,15 +14,16 @@ the other solvers hand their statistics back in their result.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from gradfit.errors import DataError
+from gradfit.errors import DataError, ValidationError
 from gradfit.losses import mse
 from gradfit.metrics import RegressionMetrics, regression_metrics
 from gradfit.model import predict
@@ -37,8 +38,10 @@ from gradfit.training import fit_linear
 __all__ = [
     "FitReport",
     "as_training_tensor",
+    "attach_inference",
     "expand_names",
     "fit_data",
+    "inference_problem",
     "model_file_settings",
     "read_source",
     "recorded_scaling",
@@ -48,6 +51,11 @@ __all__ = [
 # noise (their accuracy is about eps times the condition number): the fit is called exact and
 # no loss/optimum ratio is given.
 _EXACT_FIT = 1e-10
+
+# An iterative fit reports the least-squares inference only when its coefficients are within
+# this many standard errors of the optimum (in the Mahalanobis sense: sqrt(n (w - w*)ᵀ S
+# (w - w*)) / σ, which is sqrt((mse / optimum - 1) · df_resid) for each target).
+_INFERENCE_DISTANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,8 @@ class FitReport:
     left_out: dict[str, str]  # columns the default feature choice left out, and why
     targets: np.ndarray  # (n, k) float64, for plots
     predictions: np.ndarray  # (n, k) float64, for plots
+    inference: Any = None  # gradfit.inference.OLSResult of an unpenalized least-squares fit
+    inference_note: str | None = None  # why there is none, when it was asked for
 
 
 def fit_data(
@@ -78,6 +88,7 @@ def fit_data(
     dtype: torch.dtype = torch.float64,
     device: torch.device | str = "cpu",
     callback: Callable[[EpochInfo], None] | None = None,
+    inference: str | None = "nonrobust",
 ) -> FitReport:
     """Fit ``config.solver`` to the columns of ``source`` and report.
 
@@ -90,6 +101,10 @@ def fit_data(
     seed : seed of shuffling, the validation split and the tutorial loops' initial weights
     dtype, device : where and in which precision the data are trained on
     callback : called with an :class:`EpochInfo` after every epoch
+    inference : the covariance type of the coefficient table and intervals
+        (:func:`gradfit.inference.ols`; None: none): given for ``lstsq`` and for an iterative
+        fit that reached the least-squares optimum, without a penalty; see
+        :func:`attach_inference`
 
     Raises
     ------
@@ -101,6 +116,9 @@ def fit_data(
     from gradfit.data import left_out_columns, select
 
     config = config if config is not None else SolverConfig()
+    problem = inference_problem(config, inference, streaming=False)
+    if problem is not None:
+        raise ValidationError(problem)
     table = read_source(source)
     target_names = expand_names(targets, table.columns)
     feature_names = None if features is None else expand_names(features, table.columns)
@@ -136,7 +154,7 @@ def fit_data(
         loss_history=[float(v) for v in result.loss_curve],
         metrics=metrics.as_dict(tnames),
     )
-    return FitReport(
+    report = FitReport(
         model=model,
         result=result,
         config=config,
@@ -150,6 +168,109 @@ def fit_data(
         targets=Yd.numpy(),
         predictions=pred.numpy(),
     )
+    return attach_inference(report, inference, X=Xd, Y=Yd)
+
+
+def inference_problem(config: SolverConfig, cov_type: str | None, *, streaming: bool) -> str | None:
+    """Why the coefficient table with covariance ``cov_type`` cannot be given for a fit with
+    ``config`` (checked before fitting, so that nobody waits for a refusal), or None."""
+    from gradfit.inference import COV_TYPES
+
+    if cov_type is None or cov_type == "nonrobust":
+        return None
+    if cov_type not in COV_TYPES:
+        return f"--cov must be one of {', '.join(COV_TYPES)}, got {cov_type!r}"
+    if config.alpha > 0:
+        return (
+            f"--cov {cov_type}: standard errors do not apply to a penalized fit "
+            f"(alpha={config.alpha:g}); leave out --cov, or fit with --alpha 0"
+        )
+    if streaming or not registry.get(config.solver).exact:
+        where = "a streamed fit" if streaming else f"--solver {config.solver}"
+        return (
+            f"--cov {cov_type} needs each row's residual and leverage, which {where} does not "
+            "keep: use --solver lstsq on data that fit in memory (--no-stream), or the "
+            "nonrobust covariance"
+        )
+    return None
+
+
+def attach_inference(
+    report: FitReport,
+    cov_type: str | None,
+    *,
+    X: torch.Tensor | None = None,
+    Y: torch.Tensor | None = None,
+    stats: SufficientStats | None = None,
+) -> FitReport:
+    """``report`` with the classical inference of its fit (:mod:`gradfit.inference`) in
+    ``report.inference`` and in its model (what intervals need), where it applies:
+
+    * ``cov_type`` None, or a penalized fit (alpha > 0): none, and no note;
+    * the closed form (``lstsq``): :func:`gradfit.inference.ols` on the rows ``X``, ``Y``
+      (float64) when given, any ``cov_type``; otherwise the nonrobust covariance from the
+      sufficient statistics ``stats`` (:func:`gradfit.inference.ols_from_stats`);
+    * an iterative fit: from the statistics, with its own coefficients, when they are within
+      1% of a standard error of the optimum for every target (``report.inference_note`` says
+      how far they are otherwise).
+    """
+    from gradfit.inference import ols, ols_from_stats
+
+    config = report.config
+    if cov_type is None or config.alpha > 0:
+        return report
+    model = report.model
+    features, targets = model.feature_names, model.target_names
+    exact = registry.get(config.solver).exact
+    rows = X is not None and Y is not None
+    if stats is None and X is not None and Y is not None and not exact:
+        stats = SufficientStats.compute(X, Y)
+    if stats is None and not rows:
+        raise ValidationError("attach_inference needs the rows X, Y or their statistics")
+    n = int(X.shape[0]) if X is not None else int(stats.n)  # type: ignore[union-attr]
+    p = len(model.feature_names) + int(config.fit_intercept)
+    if n <= p:
+        note = f"no standard errors: {n} rows for {p} coefficients leave no degrees of freedom"
+        return replace(report, inference_note=note)
+    if not exact:
+        assert stats is not None
+        weight, bias = model.weight.double(), model.bias.double()
+        mse = stats.per_target_mse(weight.to(stats.zbar.device), bias.to(stats.zbar.device))
+        optimum = stats.optimum(fit_intercept=config.fit_intercept)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            excess = np.maximum(mse.cpu().numpy() / optimum.cpu().numpy() - 1.0, 0.0)
+            distance = float(np.nanmax(np.sqrt(excess * (n - p))))
+        if not distance <= _INFERENCE_DISTANCE:
+            note = (
+                f"no coefficient table: {config.solver} stopped {distance:.3g} standard errors "
+                "from the least-squares optimum, and standard errors describe the optimum; "
+                "fit with --solver lstsq, or raise --epochs / lower --tol"
+            )
+            return replace(report, inference_note=note)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rank deficiency: the solver has warned already
+        if exact and X is not None and Y is not None:
+            fit = ols(
+                X,
+                Y,
+                fit_intercept=config.fit_intercept,
+                cov_type=cov_type,
+                feature_names=features,
+                target_names=targets,
+            )
+        else:
+            assert stats is not None
+            fit = ols_from_stats(
+                stats,
+                model.weight,
+                model.bias,
+                fit_intercept=config.fit_intercept,
+                cov_type=cov_type,
+                feature_names=features,
+                target_names=targets,
+            )
+    document = {"predictor": fit.to_dict(), "summary": fit.as_dict(), "text": fit.summary()}
+    return replace(report, model=replace(model, inference=document), inference=fit)
 
 
 def read_source(source: str, text_columns: Sequence[str] = ()) -> Any:
@@ -201,6 +322,7 @@ def model_file_settings(
         "learning_rate": result.learning_rate,  # the step used ("auto" resolved)
         "stable_learning_rate": result.stable_lr,
         "learning_rate_setting": settings.pop("learning_rate"),
+        **({"method": result.method} if result.method else {}),  # gd: "conjugate gradient"...
         "epochs": settings.pop("max_epochs"),
         **settings,
         "seed": seed,

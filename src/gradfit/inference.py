@@ -46,9 +46,11 @@ Method (float64 throughout; the coefficients themselves come from
 7. **From sufficient statistics** (:func:`ols_from_stats`, for a streamed or gradient-descent
    fit): the same nonrobust quantities from n, the means and the centred cross-products of
    :class:`~gradfit.solvers.stats.SufficientStats`; G from the Cholesky factor of the
-   equilibrated Gram matrix (there are no rows to factor), so about half the digits of the
-   QR route are kept on an ill-conditioned design. The HC estimators need each row's residual
-   and leverage and are refused there.
+   equilibrated Gram matrix (there are no rows to factor), which squares the condition number:
+   about half the digits of the QR route on an ill-conditioned design, and a column within
+   ``10 sqrt(d eps)`` (relative) of the span of the columns before it, where no digit of G
+   would be right, is treated as aliased. The HC estimators need each row's residual and
+   leverage and are refused there.
 
 Penalized fits (ridge, elastic net) are refused: their coefficients are biased and the classical
 standard errors above do not apply to them.
@@ -599,6 +601,62 @@ class OLSResult:
         """What prediction intervals need, as plain data; see :meth:`OLSPredictor.to_dict`."""
         return self.predictor.to_dict()
 
+    def as_dict(self, level: float = 0.95) -> dict[str, Any]:
+        """Everything :meth:`summary` shows, as plain data (floats may be NaN: aliased
+        coefficients, or the intercept's entries of a fit through the origin)::
+
+            {"cov_type", "n", "df_model", "df_resid", "fit_intercept", "level",
+             "targets": {name: {"coefficients": {feature or "(Intercept)":
+                 {"estimate", "std_error", "t", "p", "lower", "upper", "aliased"}},
+               "sigma", "r2", "r2_adj", "f_statistic", "f_pvalue", "log_likelihood",
+               "aic", "bic"}}}
+        """
+        bounds = self.conf_int(level)
+        names = [*self.feature_names, *(["(Intercept)"] if self.fit_intercept else [])]
+        est, se = self._estimates(), self._se
+        t = est / se
+        p = self._two_sided(t)
+        aliased = [*self.aliased.tolist(), *([False] if self.fit_intercept else [])]
+        targets: dict[str, Any] = {}
+        for j, target in enumerate(self.target_names):
+            coefficients = {
+                name: {
+                    "estimate": float(est[j, i]),
+                    "std_error": float(se[j, i]),
+                    "t": float(t[j, i]),
+                    "p": float(p[j, i]),
+                    "lower": float(bounds[j, i, 0]),
+                    "upper": float(bounds[j, i, 1]),
+                    "aliased": bool(aliased[i]),
+                }
+                for i, name in enumerate(names)
+            }
+            targets[target] = {
+                "coefficients": coefficients,
+                **{
+                    key: float(getattr(self, key)[j])
+                    for key in (
+                        "sigma",
+                        "r2",
+                        "r2_adj",
+                        "f_statistic",
+                        "f_pvalue",
+                        "log_likelihood",
+                        "aic",
+                        "bic",
+                    )
+                },
+            }
+        return {
+            "cov_type": self.cov_type,
+            "n": self.n,
+            "df_model": self.df_model,
+            "df_resid": self.df_resid,
+            "fit_intercept": self.fit_intercept,
+            "level": float(level),
+            "targets": targets,
+        }
+
     # ------------------------------------------------------------------ summary
 
     def summary(self) -> str:
@@ -874,9 +932,9 @@ def ols(
     >>> X = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
     >>> fit = ols(X, torch.tensor([1.0, 3.0, 2.0, 5.0]))
     >>> round(float(fit.weight[0, 0]), 6), round(float(fit.weight_se[0, 0]), 6)
-    (1.1, 0.608276)
+    (1.1, 0.519615)
     >>> round(float(fit.r2[0]), 6), fit.df_resid
-    (0.620879, 2)
+    (0.691429, 2)
     """
     cov_type = _check_cov_type(cov_type)
     if not isinstance(fit_intercept, (bool, np.bool_)):
@@ -903,7 +961,7 @@ def ols(
     if r < d:
         _warn_aliased(kept, features)
 
-    A_k = np.ascontiguousarray(A[:, kept])  # (n, r)
+    A_k = np.ascontiguousarray(A if r == d else A[:, kept])  # (n, r)
     W_k = weight[:, kept]  # (k, r)
     E = _residuals(A_k, B, W_k)  # (n, k)
     rss = (E * E).sum(axis=0)
@@ -1008,7 +1066,8 @@ def ols_from_stats(
     targets = _names(target_names, k, "y", "target")
     Wn, bn = W.numpy().copy(), b[:, 0].numpy().copy()
 
-    rss = n * stats.per_target_mse(W, b[:, 0]).cpu().numpy()
+    device = stats.zbar.device
+    rss = n * stats.per_target_mse(W.to(device), b[:, 0].to(device)).cpu().numpy()
     S = Szz if fit_intercept else Szz + np.outer(zbar, zbar)  # Gram / n
     mss = n * ((Wn @ S) * Wn).sum(axis=1)
     center = zbar if fit_intercept else np.zeros(d)

@@ -5,12 +5,19 @@ file with exactly two tensors, ``weight`` (k, d) and ``bias`` (k,), always in th
 units, so that ``Y_hat = X @ weight.T + bias`` whatever scaling was used in training. Its
 safetensors metadata holds one key, ``"gradfit"``, whose value is a JSON document::
 
-    {"format": "gradfit-model", "format_version": 1,
+    {"format": "gradfit-model", "format_version": 2,
      "feature_names": [...], "target_names": [...],
      "scaling": {"mean": [...], "scale": [...]} or null,
      "solver": "...", "hyperparameters": {...}, "final_loss": 0.5, "loss_history": [...],
      "metrics": {...}, "versions": {"gradfit": "...", "torch": "...", "python": "..."},
-     "created": "2025-01-01T12:00:00Z"}
+     "created": "2025-01-01T12:00:00Z",
+     "inference": null or {"predictor": {...}, "summary": {...}, "text": "..."}}
+
+``inference`` (new in format version 2; version 1 files, which lack it, still load) is what
+confidence and prediction intervals need (:meth:`gradfit.inference.OLSPredictor.to_dict`:
+the covariance, sigma and the residual degrees of freedom) with the coefficient table of the
+fit (:meth:`gradfit.inference.OLSResult.as_dict` and its text), for models of an unpenalized
+least-squares fit (``lstsq``, or ``gd``/``sgd`` converged to the optimum); null otherwise.
 
 Non-finite floats, which JSON cannot hold, are written as the strings ``"nan"``, ``"inf"`` and
 ``"-inf"`` (and read back as floats in ``final_loss`` and ``loss_history``).
@@ -45,7 +52,7 @@ from gradfit.model import LinearModel, predict
 __all__ = ["FORMAT", "FORMAT_VERSION", "SavedModel", "load_model", "save_model"]
 
 FORMAT = "gradfit-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _METADATA_KEY = "gradfit"
 _TENSOR_NAMES = ("bias", "weight")
 _FLOAT_DTYPES = {torch.float32: "F32", torch.float64: "F64"}
@@ -82,6 +89,10 @@ class SavedModel:
     created : str or None
         UTC time of saving, ISO 8601 (filled in by :func:`save_model`).
     format_version : int
+    inference : dict or None
+        The classical inference of an unpenalized least-squares fit, JSON-serializable:
+        ``{"predictor": OLSPredictor.to_dict(), "summary": OLSResult.as_dict(), "text":
+        OLSResult.summary()}`` (see :meth:`interval_predictor`); None for other models.
     """
 
     weight: torch.Tensor
@@ -98,6 +109,7 @@ class SavedModel:
     versions: dict[str, str] = field(default_factory=dict)
     created: str | None = None
     format_version: int = FORMAT_VERSION
+    inference: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "feature_names", tuple(self.feature_names))
@@ -120,6 +132,31 @@ class SavedModel:
     def predict(self, X: torch.Tensor) -> torch.Tensor:
         """(n, d) -> (n, k): ``X @ weight.T + bias``, in ``X``'s dtype."""
         return predict(X, self.weight, self.bias)
+
+    def interval_predictor(self) -> Any:
+        """The :class:`gradfit.inference.OLSPredictor` of confidence and prediction intervals.
+
+        Raises
+        ------
+        ValidationError
+            The model holds no inference: a penalized fit, a gradient-descent fit that did not
+            reach the least-squares optimum, or a file from before format version 2.
+        """
+        from gradfit.inference import OLSPredictor
+
+        if self.inference is None:
+            alpha = self.hyperparameters.get("alpha")
+            if isinstance(alpha, (int, float)) and alpha > 0:
+                why = f"it is a penalized fit (alpha={alpha:g}), for which they do not apply"
+            elif self.format_version < 2:
+                why = f"it was written in format version {self.format_version}, before they were"
+            else:
+                why = f"its {self.solver or 'solver'} fit did not reach the least-squares optimum"
+            raise ValidationError(
+                f"this model holds no interval data: {why}; refit it with --solver lstsq "
+                "(alpha 0) to get intervals"
+            )
+        return OLSPredictor.from_dict(self.inference.get("predictor"), self.weight, self.bias)
 
     def to_linear_model(self) -> LinearModel:
         """The bare :class:`~gradfit.model.LinearModel` with its names."""
@@ -239,6 +276,7 @@ def save_model(path: str | Path, model: SavedModel) -> SavedModel:
         "metrics": _jsonable(written.metrics, "metrics"),
         "versions": written.versions,
         "created": written.created,
+        "inference": _jsonable(written.inference, "inference"),
     }
     text = json.dumps(document, allow_nan=False, separators=(",", ":"))
     # Own, contiguous CPU copies: safetensors refuses tensors that share storage.
@@ -514,8 +552,15 @@ def _build(tensors: dict[str, torch.Tensor], document: dict[str, Any], source: s
     for key in ("solver", "created"):
         if not isinstance(document.get(key, ""), (str, type(None))):
             raise bad(key, "a string")
+    inference = document.get("inference")
+    if inference is not None and (
+        not isinstance(inference, dict)
+        or not isinstance(inference.get("summary"), dict)
+        or not isinstance(inference.get("text"), str)
+    ):
+        raise bad("inference", "null or {'predictor': {...}, 'summary': {...}, 'text': '...'}")
     try:
-        return SavedModel(
+        model = SavedModel(
             weight=tensors["weight"],
             bias=tensors["bias"],
             feature_names=names("feature_names"),
@@ -530,8 +575,17 @@ def _build(tensors: dict[str, torch.Tensor], document: dict[str, Any], source: s
             versions={str(k): str(v) for k, v in document.get("versions", {}).items()},
             created=document.get("created"),
             format_version=document["format_version"],
+            inference=inference,
         )
     except ValidationError as exc:
         raise ModelFileError(
             f"{source}: {exc}; the file is corrupt or was not written by gradfit"
         ) from None
+    if inference is not None:
+        try:
+            model.interval_predictor()  # checks the interval data against weight and bias
+        except ModelFileError as exc:
+            raise ModelFileError(
+                f"{source}: corrupt interval data: {exc}; save the model again"
+            ) from None
+    return model

@@ -46,7 +46,9 @@ from gradfit.errors import DataError, ValidationError
 from gradfit.fitting import (
     FitReport,
     as_training_tensor,
+    attach_inference,
     expand_names,
+    inference_problem,
     model_file_settings,
     recorded_scaling,
 )
@@ -73,6 +75,7 @@ __all__ = [
     "fit_stream",
     "memory_estimate",
     "predict_batches",
+    "prediction_columns",
     "shuffled",
     "use_streaming",
 ]
@@ -272,6 +275,7 @@ def fit_stream(
     checkpoint_every: int = 1,
     resume: bool = False,
     notes: list[str] | None = None,
+    inference: str | None = "nonrobust",
 ) -> FitReport:
     """Fit ``config.solver`` to files of any size, one batch at a time.
 
@@ -298,6 +302,10 @@ def fit_stream(
         :mod:`gradfit.checkpoint`); with ``resume``, continue from it when it exists
     notes : a list to which messages for the user are appended (a resumed or fresh start,
         shards without data)
+    inference : the covariance type of the coefficient table and intervals, as in
+        :func:`gradfit.fitting.fit_data`; only "nonrobust" (from the statistics) or None when
+        streaming: the heteroskedasticity-consistent types need every row's residual and
+        leverage
 
     Returns
     -------
@@ -311,6 +319,9 @@ def fit_stream(
     from gradfit.solvers.collective import LOCAL, guarded, merge_stats
 
     config = config if config is not None else SolverConfig()
+    problem = inference_problem(config, inference, streaming=True)
+    if problem is not None:
+        raise ValidationError(problem)
     group = comm if comm is not None else LOCAL
     spec = registry.get(config.solver)
     fit = spec.stream_function()
@@ -382,6 +393,7 @@ def fit_stream(
     report = _report(
         stream.source, result, stats, config, seed, dtype, dev, seconds, fnames, tnames, left_out
     )
+    report = attach_inference(report, inference, stats=stats)
     if sample_rows > 0:
         Ys, Ps = _sample(data, result, stats.n, sample_rows, seed)
         report = replace(report, targets=Ys, predictions=Ps)
@@ -438,20 +450,28 @@ def predict_batches(
     keep: Sequence[str] = (),
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
+    interval: str | None = None,
+    level: float = 0.95,
+    predictor: Any = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """The model's predictions over files of any size, batch by batch: for each batch, the
-    ``keep`` columns (as :func:`gradfit.data.read_table` reads them) then one float64 column
-    per target. Columns are matched by name; a bad cell is named with its file and row."""
+    ``keep`` columns (as :func:`gradfit.data.read_table` reads them) then the columns of
+    :func:`prediction_columns`. Columns are matched by name; a bad cell is named with its file
+    and row. ``predictor``: the model's :meth:`~gradfit.persistence.SavedModel.interval_predictor`
+    (read from the model when an interval is asked for and it is not given)."""
     from gradfit.data import open_stream
 
+    if interval is not None and predictor is None:
+        predictor = model.interval_predictor()
     stream = open_stream(source, batch_rows=batch_rows)
     keep = list(dict.fromkeys(expand_names(keep, list(stream.columns))))
     stream.check_columns(model.feature_names, "feature")
     stream.check_columns(keep, "--keep")
-    clash = [name for name in keep if name in model.target_names]
+    produced = _predicted_names(model.target_names, interval)
+    clash = [name for name in keep if name in produced]
     if clash:
         raise DataError(
-            f"--keep column {clash[0]!r} has the name of a predicted target; rename it or "
+            f"--keep column {clash[0]!r} has the name of a predicted column; rename it or "
             "leave it out"
         )
     numeric = list(model.feature_names)
@@ -462,13 +482,46 @@ def predict_batches(
             if numeric
             else np.empty((batch.n_rows, 0))
         )
-        pred = model.predict(torch.from_numpy(X).to(model.weight.dtype)).double().numpy()
         out: dict[str, np.ndarray] = {name: batch.columns[name] for name in keep}
-        out.update({name: pred[:, j] for j, name in enumerate(model.target_names)})
+        out.update(prediction_columns(model, torch.from_numpy(X), predictor, interval, level))
         rows += batch.n_rows
         if progress is not None:
             progress(batch.bytes_done, batch.total_bytes, rows)
         yield out
+
+
+def _predicted_names(targets: Sequence[str], interval: str | None) -> list[str]:
+    if interval is None:
+        return list(targets)
+    return [f"{name}{suffix}" for name in targets for suffix in ("", "_lower", "_upper")]
+
+
+def prediction_columns(
+    model: SavedModel,
+    X: torch.Tensor,
+    predictor: Any = None,
+    interval: str | None = None,
+    level: float = 0.95,
+) -> dict[str, np.ndarray]:
+    """The float64 prediction columns of the features ``X`` (n, d): one per target, or with
+    ``interval`` ("confidence" or "prediction", at ``level``) each target followed by
+    ``<target>_lower`` and ``<target>_upper`` from ``predictor``
+    (:class:`gradfit.inference.OLSPredictor`; the model's own when None)."""
+    if interval is None:
+        pred = model.predict(X.to(model.weight.dtype)).double().numpy()
+        return {name: pred[:, j] for j, name in enumerate(model.target_names)}
+    if predictor is None:
+        predictor = model.interval_predictor()
+    bounds = predictor.predict(X.double(), interval=interval, level=level)
+    # The mean is the model's own prediction (in its dtype), as without an interval.
+    mean = model.predict(X.to(model.weight.dtype)).double().numpy()
+    lower, upper = bounds.lower.numpy(), bounds.upper.numpy()
+    columns: dict[str, np.ndarray] = {}
+    for j, name in enumerate(model.target_names):
+        columns[name] = mean[:, j]
+        columns[f"{name}_lower"] = lower[:, j]
+        columns[f"{name}_upper"] = upper[:, j]
+    return columns
 
 
 def _as_float(values: np.ndarray, name: str, batch: Any) -> np.ndarray:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 import torch
 
-from gradfit.cli.options import byte_size, positive_float, positive_int, seed
-from gradfit.cli.render import BytesProgress, Progress, fmt, table
+from gradfit.cli.options import byte_size, confidence_level, positive_float, positive_int, seed
+from gradfit.cli.render import BytesProgress, Progress, fmt, printable, table
 from gradfit.errors import (
     DataError,
     DivergenceError,
@@ -104,6 +104,12 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     if not any(value.strip(" ,") for value in args.target):
         raise ValidationError("give at least one --target column")
     config = config_from_args(args)
+    if args.cov is not None and config.alpha > 0:
+        raise ValidationError(
+            f"--cov {args.cov}: standard errors do not apply to a penalized fit "
+            f"(--alpha {config.alpha:g}): its coefficients are biased; leave out --cov, or fit "
+            "with --alpha 0"
+        )
     spec = registry.get(config.solver)
     device = _device(args.device)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
@@ -186,6 +192,7 @@ def _fit_command(
                     checkpoint_every=args.checkpoint_every,
                     resume=args.resume,
                     notes=notes,
+                    inference=args.cov or "nonrobust",
                 )
             else:
                 report = fit_data(
@@ -197,6 +204,7 @@ def _fit_command(
                     dtype=dtype,
                     device=device,
                     callback=on_epoch,
+                    inference=args.cov or "nonrobust",
                 )
         except DivergenceError as exc:
             hint = " or --standardize" if not config.standardize else ""
@@ -224,6 +232,8 @@ def _fit_command(
                 file=sys.stderr,
             )
         _emit_warnings(caught)
+        if report.inference_note is not None and args.cov is not None:
+            print(f"gradfit: note: {report.inference_note}", file=sys.stderr)
         if not result.converged and spec.iterative and result.n_iter >= config.max_epochs:
             tol = "none" if config.tol is None else f"{config.tol:g}"
             print(
@@ -251,6 +261,12 @@ def _fit_command(
         "seconds": report.seconds,
         "r2": dict(zip(names, report.metrics.r2, strict=True)),
         "plot": str(plot_path) if plot_path else None,
+        "inference": None
+        if report.inference is None
+        else {
+            **report.inference.as_dict(),
+            "covariance": dict(zip(names, report.inference.covariance.tolist(), strict=True)),
+        },
     }
     if args.json:
         _print_json(summary, out)
@@ -266,6 +282,8 @@ def _fit_command(
         ["time", f"{report.seconds:.3f} s"],
     ]
     print(table([f"fit ({config.solver}, {report.n_samples} rows)", "value"], rows), file=out)
+    if report.inference is not None:
+        print(f"\n{report.inference.summary()}\n", file=out)
     print(
         f"model written to {model_path}" + (f", plot to {plot_path}" if plot_path else ""), file=out
     )
@@ -305,13 +323,15 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     from gradfit.data import feature_matrix, table_to_csv_text, write_table
     from gradfit.fitting import expand_names, read_source
     from gradfit.persistence import load_model
-    from gradfit.streaming import use_streaming
+    from gradfit.streaming import prediction_columns, use_streaming
 
     model = load_model(args.model)
+    # Before any reading: a model without interval data is refused at once.
+    predictor = model.interval_predictor() if args.interval else None
     out_path = _check_output_dir(args.out, "predictions") if args.out else None
     given = args.keep or []
     if use_streaming(args.data, memory_limit=args.memory_limit, stream=args.stream):
-        return _predict_stream(args, model, out_path, given, out)
+        return _predict_stream(args, model, predictor, out_path, given, out)
     # Kept columns are copied exactly: from a CSV file as the text written (00123 stays
     # 00123), from a Parquet file in their stored types (integers stay int64). Before the
     # header is known, each value is read as text both whole and split at its commas.
@@ -319,7 +339,7 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     data = read_source(args.data, text_columns=list(candidates))
     keep = list(dict.fromkeys(expand_names(given, list(data.columns))))
     X = torch.from_numpy(feature_matrix(data, model.feature_names))
-    pred = model.predict(X.to(model.weight.dtype)).double().numpy()
+    predicted = prediction_columns(model, X, predictor, args.interval, args.level)
     columns: dict[str, np.ndarray] = {}
     for name in keep:
         if name not in data.columns:
@@ -327,14 +347,13 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
                 f"{args.data}: --keep column {name!r} not found; available: "
                 f"{', '.join(data.columns)}"
             )
-        if name in model.target_names:
+        if name in predicted:
             raise DataError(
-                f"--keep column {name!r} has the name of a predicted target; "
+                f"--keep column {name!r} has the name of a predicted column; "
                 "rename it or leave it out"
             )
         columns[name] = data.columns[name]
-    for j, name in enumerate(model.target_names):
-        columns[name] = pred[:, j]
+    columns.update(predicted)
     if out_path is None:
         out.write(table_to_csv_text(columns))
     else:
@@ -345,6 +364,7 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
 def _predict_stream(
     args: argparse.Namespace,
     model: SavedModel,
+    predictor: Any,
     out_path: Path | None,
     keep: list[str],
     out: TextIO,
@@ -357,7 +377,14 @@ def _predict_stream(
     show = out_path is not None and sys.stderr.isatty()
     reading = BytesProgress(show, "predict")
     batches = predict_batches(
-        model, args.data, keep=keep, batch_rows=args.batch_rows, progress=reading
+        model,
+        args.data,
+        keep=keep,
+        batch_rows=args.batch_rows,
+        progress=reading,
+        interval=args.interval,
+        level=args.level,
+        predictor=predictor,
     )
     try:
         if out_path is not None:
@@ -441,6 +468,7 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
         "metrics": model.metrics,
         "versions": model.versions,
         "created": model.created,
+        "inference": model.inference,
     }
     if args.json:
         _print_json(info, out)
@@ -485,6 +513,8 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
         )
     settings = ", ".join(f"{k}={v}" for k, v in model.hyperparameters.items())
     print(f"settings: {settings}", file=out)
+    if model.inference is not None:
+        print(f"\n{printable(str(model.inference['text']))}", file=out)
     return EXIT_OK
 
 
@@ -582,6 +612,14 @@ def add_data_commands(sub: Any) -> None:
         help="under torchrun: how long a process waits for the others before giving up "
         f"({DEFAULT_TIMEOUT:g})",
     )
+    fit.add_argument(
+        "--cov",
+        choices=("nonrobust", "HC0", "HC1", "HC2", "HC3"),
+        default=None,
+        help="covariance of the coefficient table and of intervals: classical (nonrobust, the "
+        "default) or White/MacKinnon heteroskedasticity-consistent (HC0-HC3: --solver lstsq "
+        "in memory); unpenalized fits only",
+    )
     fit.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
     fit.add_argument("--json", action="store_true", help="print the summary as JSON")
     fit.set_defaults(handler=_cmd_fit)
@@ -597,6 +635,19 @@ def add_data_commands(sub: Any) -> None:
         action="append",
         help="identifier columns to copy through unchanged (repeat, or comma-separate); from "
         "a CSV file exactly as written (00123 stays 00123)",
+    )
+    pred.add_argument(
+        "--interval",
+        choices=("confidence", "prediction"),
+        help="add <target>_lower and <target>_upper columns: an interval for the mean "
+        "response (confidence) or for a new observation (prediction); needs a model of an "
+        "unpenalized least-squares fit",
+    )
+    pred.add_argument(
+        "--level",
+        type=confidence_level,
+        default=0.95,
+        help="coverage of --interval, between 0 and 1 (0.95)",
     )
     _add_reading_options(pred)
     pred.set_defaults(handler=_cmd_predict)

@@ -71,6 +71,16 @@ def unit_fraction(text: str) -> float:
     return _in_range(text, "a number from 0 up to, not including, 1", 0.0, 1.0, open_high=True)
 
 
+def confidence_level(text: str) -> float:
+    """argparse type: a number strictly between 0 and 1 (--level)."""
+    value = _number(text, "a number between 0 and 1, such as 0.95")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(
+            f"expected a number between 0 and 1, such as 0.95, got {text!r}"
+        )
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     try:

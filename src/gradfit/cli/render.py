@@ -20,6 +20,12 @@ def fmt(value: float, digits: int = 6) -> str:
     return f"{value:.{digits}g}"
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters other than newline and tab shown as ``?``: text from a
+    file (a model's stored summary) never drives the terminal."""
+    return "".join(c if c.isprintable() or c in "\n\t" else "?" for c in text)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
