@@ -515,3 +515,15 @@ def test_saved_model_predictor_matches_the_fit(tmp_path: Path) -> None:
     ref = reference().predict(Xn, interval="confidence")
     np.testing.assert_allclose(got.lower.numpy(), ref.lower.numpy(), rtol=1e-12)
     np.testing.assert_allclose(got.upper.numpy(), ref.upper.numpy(), rtol=1e-12)
+
+
+def test_covariance_types_agree_everywhere() -> None:
+    """fitting keeps its own copy (so that checking --cov does not import SciPy)."""
+    from gradfit import fitting, inference
+    from gradfit.cli import build_parser
+
+    assert fitting.COV_TYPES == inference.COV_TYPES
+    parser = build_parser()
+    fit = parser._subparsers._group_actions[0].choices["fit"]  # type: ignore[union-attr]
+    cov = next(action for action in fit._actions if action.dest == "cov")
+    assert tuple(cov.choices) == inference.COV_TYPES

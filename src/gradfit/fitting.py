@@ -56,6 +56,8 @@ _EXACT_FIT = 1e-10
 # this many standard errors of the optimum (in the Mahalanobis sense: sqrt(n (w - w*)ᵀ S
 # (w - w*)) / σ, which is sqrt((mse / optimum - 1) · df_resid) for each target).
 _INFERENCE_DISTANCE = 0.01
+# gradfit.inference.COV_TYPES, without importing SciPy before it is needed.
+COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 
 
 @dataclass(frozen=True)
@@ -174,8 +176,6 @@ def fit_data(
 def inference_problem(config: SolverConfig, cov_type: str | None, *, streaming: bool) -> str | None:
     """Why the coefficient table with covariance ``cov_type`` cannot be given for a fit with
     ``config`` (checked before fitting, so that nobody waits for a refusal), or None."""
-    from gradfit.inference import COV_TYPES
-
     if cov_type is None or cov_type == "nonrobust":
         return None
     if cov_type not in COV_TYPES:
