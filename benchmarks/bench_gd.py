@@ -26,13 +26,12 @@ side by side in this process (best of ``--repeats``):
 from __future__ import annotations
 
 import argparse
-import math
 import time
 import warnings
-from collections.abc import Callable
 
 import numpy as np
 import torch
+from bench_solvers import best_of, mse  # the same measures as the solver benchmark
 from sklearn.linear_model import LinearRegression
 
 import gradfit
@@ -59,24 +58,6 @@ def make_problem(
     Y = X @ W.T + rng.normal(size=k).astype(np.float32)
     Y += 0.5 * rng.standard_normal((n, k), dtype=np.float32)
     return X, Y
-
-
-def mse(X: np.ndarray, Y: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> float:
-    coef64 = np.atleast_2d(np.asarray(coef, dtype=np.float64))
-    total = 0.0
-    for s in range(0, len(X), 1 << 17):
-        err = X[s : s + (1 << 17)].astype(np.float64) @ coef64.T + intercept - Y[s : s + (1 << 17)]
-        total += float(np.einsum("ij,ij->", err, err))
-    return total / Y.size
-
-
-def best_of(repeats: int, fn: Callable[[], object]) -> tuple[float, object]:
-    best, out = math.inf, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def per_epoch(X: np.ndarray, Y: np.ndarray, config: SolverConfig, epochs: int) -> float:
