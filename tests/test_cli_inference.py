@@ -170,41 +170,60 @@ def test_gd_far_from_the_optimum_gives_a_note_and_no_table(
     assert load_model(tmp_path / "m.safetensors").inference is None
 
 
-def test_streamed_lstsq_gives_the_classical_table_and_refuses_hc(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, data_file: Path
+@pytest.mark.parametrize("solver", ["lstsq", "gd"])
+@pytest.mark.parametrize("cov_type", ["nonrobust", "HC1", "HC3"])
+def test_streamed_fit_gives_the_table_hc_by_a_second_pass(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    data_file: Path,
+    solver: str,
+    cov_type: str,
 ) -> None:
     doc = fit_json(
         capsys,
         data_file,
         tmp_path / "m.safetensors",
         "--solver",
-        "lstsq",
+        solver,
+        "--epochs",
+        "2000",
+        "--cov",
+        cov_type,
         "--stream",
         "--batch-rows",
         "17",
     )
-    ref = reference()
-    assert coefficient(doc["inference"], "y2", "x3", "std_error") == pytest.approx(
-        float(ref.weight_se[1, 2]), rel=1e-8
-    )
-    out = tmp_path / "out"
-    out.mkdir()
-    user_error(
-        capsys,
-        out,
-        "fit",
-        data_file,
-        "--target",
-        "y1",
-        "--solver",
-        "lstsq",
-        "--stream",
-        "--cov",
-        "HC1",
-        "--out",
-        out / "m.safetensors",
-        says=("--cov HC1 needs each row's residual and leverage", "a streamed fit"),
-    )
+    ref = reference(cov_type)
+    assert doc["inference"]["cov_type"] == cov_type
+    for j, target in enumerate(TARGETS):
+        for i, name in enumerate(FEATURES):
+            # From the statistics' factor (condition ~ 40, squared) rather than QR: 1e-8.
+            assert coefficient(doc["inference"], target, name, "std_error") == pytest.approx(
+                float(ref.weight_se[j, i]), rel=1e-8
+            )
+        assert coefficient(doc["inference"], target, "(Intercept)", "std_error") == (
+            pytest.approx(float(ref.bias_se[j]), rel=1e-8)
+        )
+
+
+def test_gd_in_memory_gives_hc_too(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, data_file: Path
+) -> None:
+    doc = fit_json(capsys, data_file, tmp_path / "m.safetensors", "--solver", "gd", "--cov", "HC2")
+    ref = reference("HC2")
+    got = coefficient(doc["inference"], "y2", "x1", "std_error")
+    assert got == pytest.approx(float(ref.weight_se[1, 0]), rel=1e-8)
+
+
+def test_hc_on_several_processes_is_refused_before_work() -> None:
+    from gradfit.fitting import inference_problem
+    from gradfit.solvers.config import SolverConfig
+
+    config = SolverConfig(solver="lstsq")
+    assert inference_problem(config, "HC1") is None
+    assert inference_problem(config, "nonrobust", processes=4) is None
+    problem = inference_problem(config, "HC1", processes=2)
+    assert problem is not None and "not available on several processes" in problem
 
 
 def test_ridge_is_refused(

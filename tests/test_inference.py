@@ -644,3 +644,66 @@ def test_lazy_exports_and_no_stray_warnings(rng: np.random.Generator) -> None:
         fit.summary()
         _ = (fit.weight_p, fit.bias_p, fit.conf_int(), fit.predict(X, interval="prediction"))
     assert float(fit.sigma[0]) < 1e-14
+
+
+# ---------------------------------------------------------------------------------------------
+# HC0-HC3 from statistics and a second pass over blocks of rows (the streamed route)
+
+
+def _blocks(X: np.ndarray, Y: np.ndarray, size: int) -> Any:
+    return lambda: ((X[i : i + size], Y[i : i + size]) for i in range(0, X.shape[0], size))
+
+
+@pytest.mark.parametrize("cov_type", ["HC0", "HC1", "HC2", "HC3"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_hc_from_blocks_equals_in_memory(cov_type: str, fit_intercept: bool) -> None:
+    rng = np.random.default_rng(5)
+    n = 300
+    X = rng.normal(size=(n, 3)) * np.array([1.0, 4.0, 0.3]) + np.array([3.0, -2.0, 10.0])
+    noise = rng.normal(size=(n, 2)) * (0.3 + (X[:, :1] - 3.0) ** 2)
+    Y = X @ np.array([[1.0, -0.5, 2.0], [0.2, 0.1, -1.0]]).T + 1.5 + noise
+    ref = ols(X, Y, fit_intercept=fit_intercept, cov_type=cov_type)
+    stats = SufficientStats.compute(torch.from_numpy(X), torch.from_numpy(Y))
+    got = ols_from_stats(
+        stats,
+        ref.weight,
+        ref.bias,
+        fit_intercept=fit_intercept,
+        cov_type=cov_type,
+        batches=_blocks(X, Y, 7),  # 43 blocks, the last of 6 rows
+    )
+    # The factor comes from the Gram matrix (condition ~ 1e3 here, squared: ~1e6), so the
+    # sandwich agrees with the QR route to about eps * 1e6, far inside 1e-8.
+    np.testing.assert_allclose(got.covariance.numpy(), ref.covariance.numpy(), rtol=1e-8)
+    np.testing.assert_allclose(got.weight_se.numpy(), ref.weight_se.numpy(), rtol=1e-8)
+    np.testing.assert_allclose(
+        got.f_statistic.numpy(), ref.f_statistic.numpy(), rtol=1e-7
+    )  # the robust Wald test
+    lo, hi = got.predict(X[:5], interval="confidence"), ref.predict(X[:5], interval="confidence")
+    assert isinstance(lo, PredictionInterval) and isinstance(hi, PredictionInterval)
+    np.testing.assert_allclose(lo.lower.numpy(), hi.lower.numpy(), rtol=1e-9)
+
+
+def test_hc_from_blocks_needs_the_rows_and_all_of_them() -> None:
+    rng = np.random.default_rng(1)
+    X, Y = rng.normal(size=(50, 2)), rng.normal(size=(50, 1))
+    fit = ols(X, Y)
+    stats = SufficientStats.compute(torch.from_numpy(X), torch.from_numpy(Y))
+    with pytest.raises(ValidationError, match="needs the data rows"):
+        ols_from_stats(stats, fit.weight, fit.bias, cov_type="HC1")
+    with pytest.raises(ValidationError, match="gave 40 rows where the statistics counted 50"):
+        ols_from_stats(
+            stats, fit.weight, fit.bias, cov_type="HC1", batches=_blocks(X[:40], Y[:40], 8)
+        )
+
+
+def test_hc3_from_blocks_refuses_a_row_of_leverage_one() -> None:
+    rng = np.random.default_rng(2)
+    X = np.zeros((30, 2))
+    X[:, 0] = rng.normal(size=30)
+    X[17, 1] = 1.0  # a dummy that singles out row 17
+    Y = rng.normal(size=(30, 1))
+    fit = ols(X, Y)
+    stats = SufficientStats.compute(torch.from_numpy(X), torch.from_numpy(Y))
+    with pytest.raises(ValidationError, match="row 17 has leverage 1"):
+        ols_from_stats(stats, fit.weight, fit.bias, cov_type="HC3", batches=_blocks(X, Y, 4))

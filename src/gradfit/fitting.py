@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,7 @@ def fit_data(
     from gradfit.data import left_out_columns, select
 
     config = config if config is not None else SolverConfig()
-    problem = inference_problem(config, inference, streaming=False)
+    problem = inference_problem(config, inference)
     if problem is not None:
         raise ValidationError(problem)
     table = read_source(source)
@@ -173,9 +173,12 @@ def fit_data(
     return attach_inference(report, inference, X=Xd, Y=Yd)
 
 
-def inference_problem(config: SolverConfig, cov_type: str | None, *, streaming: bool) -> str | None:
+def inference_problem(
+    config: SolverConfig, cov_type: str | None, *, processes: int = 1
+) -> str | None:
     """Why the coefficient table with covariance ``cov_type`` cannot be given for a fit with
-    ``config`` (checked before fitting, so that nobody waits for a refusal), or None."""
+    ``config`` on ``processes`` processes (checked before fitting, so that nobody waits for a
+    refusal), or None."""
     if cov_type is None or cov_type == "nonrobust":
         return None
     if cov_type not in COV_TYPES:
@@ -185,12 +188,11 @@ def inference_problem(config: SolverConfig, cov_type: str | None, *, streaming: 
             f"--cov {cov_type}: standard errors do not apply to a penalized fit "
             f"(alpha={config.alpha:g}); leave out --cov, or fit with --alpha 0"
         )
-    if streaming or not registry.get(config.solver).exact:
-        where = "a streamed fit" if streaming else f"--solver {config.solver}"
+    if processes > 1:
         return (
-            f"--cov {cov_type} needs each row's residual and leverage, which {where} does not "
-            "keep: use --solver lstsq on data that fit in memory (--no-stream), or the "
-            "nonrobust covariance"
+            f"--cov {cov_type} is not available on several processes (its second pass over "
+            "each row is not shared out): use the nonrobust covariance there, or fit in one "
+            "process"
         )
     return None
 
@@ -202,17 +204,20 @@ def attach_inference(
     X: torch.Tensor | None = None,
     Y: torch.Tensor | None = None,
     stats: SufficientStats | None = None,
+    batches: Callable[[], Iterable[tuple[Any, Any]]] | None = None,
 ) -> FitReport:
     """``report`` with the classical inference of its fit (:mod:`gradfit.inference`) in
     ``report.inference`` and in its model (what intervals need), where it applies:
 
     * ``cov_type`` None, or a penalized fit (alpha > 0): none, and no note;
-    * the closed form (``lstsq``): :func:`gradfit.inference.ols` on the rows ``X``, ``Y``
-      (float64) when given, any ``cov_type``; otherwise the nonrobust covariance from the
-      sufficient statistics ``stats`` (:func:`gradfit.inference.ols_from_stats`);
-    * an iterative fit: from the statistics, with its own coefficients, when they are within
-      1% of a standard error of the optimum for every target (``report.inference_note`` says
-      how far they are otherwise).
+    * the closed form (``lstsq``) with the rows ``X``, ``Y`` (float64) in memory:
+      :func:`gradfit.inference.ols` on them;
+    * otherwise (a stream, or an iterative fit) from the sufficient statistics ``stats``
+      (:func:`gradfit.inference.ols_from_stats`) with the model's own coefficients, the
+      HC types by one more pass over the rows (``X``, ``Y``, or ``batches``: a callable
+      returning a fresh iterable of ``(X, Y)`` blocks); an iterative fit only when its
+      coefficients are within 1% of a standard error of the optimum for every target
+      (``report.inference_note`` says how far they are otherwise).
     """
     from gradfit.inference import ols, ols_from_stats
 
@@ -260,6 +265,9 @@ def attach_inference(
             )
         else:
             assert stats is not None
+            if batches is None and X is not None and Y is not None:
+                X_rows, Y_rows = X, Y
+                batches = lambda: [(X_rows, Y_rows)]  # noqa: E731
             fit = ols_from_stats(
                 stats,
                 model.weight,
@@ -268,6 +276,7 @@ def attach_inference(
                 cov_type=cov_type,
                 feature_names=features,
                 target_names=targets,
+                batches=batches,
             )
     document = {"predictor": fit.to_dict(), "summary": fit.as_dict(), "text": fit.summary()}
     return replace(report, model=replace(model, inference=document), inference=fit)

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -315,6 +315,76 @@ def _robust_covariances(
     wc = _sandwich(np.hstack([U_w, ones]), weights)
     wb = _sandwich(np.hstack([U_w, ones - (U_w @ center)[:, None]]), weights)
     return wb, wc
+
+
+def _robust_from_batches(
+    blocks: Iterable[tuple[Any, Any]],
+    factor: _Factor,
+    kept: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    center: np.ndarray,
+    cov_type: str,
+    n: int,
+    df_resid: int,
+    fit_intercept: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_robust_covariances` in one pass over blocks of rows, without a Q factor: for
+    the centred kept columns ``A_c`` of a block, ``Q = A_c D⁻¹ R_e⁻¹`` (the rows of the thin Q
+    of the whole design) and ``U_w = Q R_e⁻ᵀ D⁻¹ = A_c (AᵀA)⁻¹``; the sandwich sums are sums
+    over rows, so blocks add up. ``weight`` (k, d), ``bias`` (k,) are the kept-column fit."""
+    r = int(kept.sum())
+    k = weight.shape[0]
+    p = r + int(fit_intercept)
+    left = factor.left  # (r, r)
+    c = center[kept]
+    wb = np.zeros((k, p, p))
+    wc = np.zeros((k, p, p))
+    seen = 0
+    for X_block, Y_block in blocks:
+        Xb = np.asarray(
+            X_block.cpu().numpy() if isinstance(X_block, torch.Tensor) else X_block,
+            dtype=np.float64,
+        )
+        Yb = np.asarray(
+            Y_block.cpu().numpy() if isinstance(Y_block, torch.Tensor) else Y_block,
+            dtype=np.float64,
+        )
+        m = Xb.shape[0]
+        if m == 0:
+            continue
+        E = Yb - Xb @ weight.T - bias  # (m, k)
+        Ac = Xb[:, kept] - c  # centred (c = 0 without an intercept)
+        Q = Ac @ left  # (m, r)
+        leverage = (Q * Q).sum(axis=1) + (1.0 / n if fit_intercept else 0.0)
+        if cov_type == "HC0":
+            omega = np.ones(m)
+        elif cov_type == "HC1":
+            omega = np.full(m, n / df_resid)
+        else:
+            worst = int(np.argmax(leverage))
+            if leverage[worst] > 1.0 - _LEVERAGE_ONE:
+                raise ValidationError(
+                    f"row {seen + worst} has leverage 1 (the fit passes through it whatever its "
+                    f"target), and {cov_type} divides by 1 - leverage: use HC0 or HC1, or "
+                    "remove the features that single out that row"
+                )
+            omega = 1.0 / (1.0 - leverage) ** (1 if cov_type == "HC2" else 2)
+        weights = omega[:, None] * E * E  # (m, k)
+        U_w = Q @ left.T  # A_c (AᵀA)⁻¹ (m, r)
+        if fit_intercept:
+            ones = np.full((m, 1), 1.0 / n)
+            wc += _sandwich(np.hstack([U_w, ones]), weights)
+            wb += _sandwich(np.hstack([U_w, ones - (U_w @ c)[:, None]]), weights)
+        else:
+            wc += _sandwich(U_w, weights)
+        seen += m
+    if seen != n:
+        raise ValidationError(
+            f"the second pass over the data gave {seen} rows where the statistics counted {n}; "
+            "the data changed while being read"
+        )
+    return (wb, wc) if fit_intercept else (wc.copy(), wc)
 
 
 def _embed(small: np.ndarray, kept: np.ndarray, fit_intercept: bool, fill: float) -> np.ndarray:
@@ -1018,6 +1088,7 @@ def ols_from_stats(
     alpha: float = 0.0,
     feature_names: Sequence[str] | None = None,
     target_names: Sequence[str] | None = None,
+    batches: Callable[[], Iterable[tuple[Any, Any]]] | None = None,
 ) -> OLSResult:
     """The :func:`ols` result of a fit known only through its sufficient statistics.
 
@@ -1033,15 +1104,19 @@ def ols_from_stats(
     A rank-deficient Gram matrix warns; the given weights are re-expressed on the estimable
     columns (same predictions; the aliased coefficients become 0 with NaN errors).
 
-    ``cov_type`` other than "nonrobust" is refused (HC estimators need each row's residual and
-    leverage), as is ``alpha > 0`` (a penalized fit has no classical standard errors).
+    The heteroskedasticity-consistent types (HC0-HC3) need each row's residual and leverage:
+    give ``batches``, a callable that returns a fresh iterable over the same rows as blocks
+    ``(X (m, d), Y (m, k))``, and they are computed in one more pass over them (the leverage
+    ``h_i = 1/n + ||(x_i - x̄) L||²`` with ``L Lᵀ = (AᵀA)⁻¹`` from the statistics' factor, and
+    the sandwich sums accumulated block by block); without it they are refused.
+    ``alpha > 0`` is refused (a penalized fit has no classical standard errors).
     """
     cov_type = _check_cov_type(cov_type)
-    if cov_type != "nonrobust":
+    if cov_type != "nonrobust" and batches is None:
         raise ValidationError(
             f"cov_type={cov_type!r} needs the data rows (each residual and leverage), which "
-            "sufficient statistics do not keep: only 'nonrobust' is available from statistics; "
-            "use gradfit.ols on the data in memory for heteroskedasticity-consistent errors"
+            "sufficient statistics do not keep: pass batches= (a second pass over the rows), "
+            "or use gradfit.ols on the data in memory"
         )
     _refuse_penalty(alpha)
     if not isinstance(stats, SufficientStats):
@@ -1116,7 +1191,13 @@ def ols_from_stats(
         sigma2 = rss / df_resid
     if r:
         factor = _Factor(r_inv=_solve_upper_identity(L.T), scale=norms[index] * math.sqrt(n))
-        cov_wb, cov_wc = _nonrobust_covariances(factor, sigma2, center[kept], n, fit_intercept)
+        if cov_type == "nonrobust":
+            cov_wb, cov_wc = _nonrobust_covariances(factor, sigma2, center[kept], n, fit_intercept)
+        else:
+            assert batches is not None
+            cov_wb, cov_wc = _robust_from_batches(
+                batches(), factor, kept, Wn, bn, center, cov_type, n, df_resid, fit_intercept
+            )
     elif fit_intercept:
         cov_wb = cov_wc = (sigma2 / n)[:, None, None] * np.ones((k, 1, 1))
     else:

@@ -303,9 +303,9 @@ def fit_stream(
     notes : a list to which messages for the user are appended (a resumed or fresh start,
         shards without data)
     inference : the covariance type of the coefficient table and intervals, as in
-        :func:`gradfit.fitting.fit_data`; only "nonrobust" (from the statistics) or None when
-        streaming: the heteroskedasticity-consistent types need every row's residual and
-        leverage
+        :func:`gradfit.fitting.fit_data` (None: none); from the statistics, and for the
+        heteroskedasticity-consistent types (HC0-HC3) one more pass over the data for each
+        row's residual and leverage (one process only)
 
     Returns
     -------
@@ -319,10 +319,10 @@ def fit_stream(
     from gradfit.solvers.collective import LOCAL, guarded, merge_stats
 
     config = config if config is not None else SolverConfig()
-    problem = inference_problem(config, inference, streaming=True)
+    group = comm if comm is not None else LOCAL
+    problem = inference_problem(config, inference, processes=group.world)
     if problem is not None:
         raise ValidationError(problem)
-    group = comm if comm is not None else LOCAL
     spec = registry.get(config.solver)
     fit = spec.stream_function()
     if group.world > 1:
@@ -393,7 +393,13 @@ def fit_stream(
     report = _report(
         stream.source, result, stats, config, seed, dtype, dev, seconds, fnames, tnames, left_out
     )
-    report = attach_inference(report, inference, stats=stats)
+
+    def second_pass() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        # The HC covariances' pass: the rows again, float64, in original units.
+        for X, Y, _ in stream.matrix_batches(fnames, tnames):
+            yield X, Y
+
+    report = attach_inference(report, inference, stats=stats, batches=second_pass)
     if sample_rows > 0:
         Ys, Ps = _sample(data, result, stats.n, sample_rows, seed)
         report = replace(report, targets=Ys, predictions=Ps)

@@ -617,8 +617,8 @@ def add_data_commands(sub: Any) -> None:
         choices=("nonrobust", "HC0", "HC1", "HC2", "HC3"),
         default=None,
         help="covariance of the coefficient table and of intervals: classical (nonrobust, the "
-        "default) or White/MacKinnon heteroskedasticity-consistent (HC0-HC3: --solver lstsq "
-        "in memory); unpenalized fits only",
+        "default) or White/MacKinnon heteroskedasticity-consistent (HC0-HC3; when streaming, "
+        "one more pass over the data); unpenalized fits only",
     )
     fit.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
     fit.add_argument("--json", action="store_true", help="print the summary as JSON")
