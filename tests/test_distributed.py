@@ -162,6 +162,26 @@ def test_a_group_equals_one_process(
     assert _rel(results[0]["bias"], b1) <= 1e-10
 
 
+def test_early_stopping_is_decided_together(tmp_path: Path, files: dict[str, Path]) -> None:
+    """Each row is held out or not by a hash of its file and row, whatever process reads it:
+    the group holds out the rows one process holds out, merges their statistics, and scores,
+    stops and keeps the best epoch as one process does."""
+    codes, out = _group(tmp_path, 2, files["dir"], "gd+early")
+    assert codes == [0, 0], [p.read_text()[-2000:] for p in out.glob("*.*")]
+    config = SolverConfig(
+        solver="gd", max_epochs=300, tol=1e-9, early_stopping=True, validation_fraction=0.2
+    )
+    one = fit_stream(files["dir"], ["y1", "y2"], None, config, seed=3, batch_rows=700)
+    r0, r1 = np.load(out / "rank0.npz"), np.load(out / "rank1.npz")
+    np.testing.assert_array_equal(r0["weight"], r1["weight"])
+    np.testing.assert_array_equal(r0["scores"], r1["scores"])
+    assert int(r0["n"]) == one.n_samples < N  # the same rows held out
+    assert _rel(r0["weight"], one.result.weight.numpy()) <= 1e-10
+    scores = np.array(one.result.validation_scores)
+    assert r0["scores"].shape == scores.shape
+    np.testing.assert_allclose(r0["scores"], scores, rtol=1e-10)
+
+
 def test_sgd_over_a_group_reaches_the_same_optimum(tmp_path: Path, files: dict[str, Path]) -> None:
     codes, out = _group(tmp_path, 2, files["dir"], "sgd")
     assert codes == [0, 0], [p.read_text() for p in out.glob("*.err")]

@@ -34,7 +34,7 @@ from gradfit.persistence import load_model
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.stats import SufficientStats
 from gradfit.solvers.tsqr import least_squares_stream, merge_r
-from gradfit.streaming import fit_stream, shuffled, use_streaming
+from gradfit.streaming import fit_stream, holdout_mask, shuffled, use_streaming
 
 sys.path.insert(0, str(Path(__file__).parent))
 from nist import NIST_NAMES, gradfit_estimate, load, lre
@@ -235,11 +235,78 @@ def test_streamed_sgd_converges_to_the_optimum(data: dict[str, Path]) -> None:
     assert report.loss_ratio is not None and report.loss_ratio < 1.01
 
 
-def test_the_tutorial_solvers_and_early_stopping_do_not_stream(data: dict[str, Path]) -> None:
+def test_the_tutorial_solvers_do_not_stream(data: dict[str, Path]) -> None:
     with pytest.raises(ValidationError, match="trains on data in memory"):
         fit_stream(data["csv"], ["y"], config=SolverConfig(solver="scratch"))
-    with pytest.raises(ValidationError, match="early_stopping"):
-        fit_stream(data["csv"], ["y"], config=SolverConfig(early_stopping=True))
+
+
+# ----------------------------------------------------------------------------- early stopping
+
+
+def test_holdout_mask_is_a_seeded_per_row_coin() -> None:
+    whole = holdout_mask(2, 1, 200_000, 0.1, 7)
+    # Binomial(200000, 0.1): sd 134; 5 sd either side.
+    assert abs(int(whole.sum()) - 20_000) < 5 * 134
+    # The same rows whatever the blocks: a row's fate depends on (file, row, seed) alone.
+    pieces = np.concatenate([holdout_mask(2, 1 + i, 7, 0.1, 7) for i in range(0, 700, 7)])
+    np.testing.assert_array_equal(pieces, whole[:700])
+    assert not np.array_equal(holdout_mask(3, 1, 700, 0.1, 7), whole[:700])  # another file
+    assert not np.array_equal(holdout_mask(2, 1, 700, 0.1, 8), whole[:700])  # another seed
+    assert not holdout_mask(0, 1, 1000, 0.0, 1).any() and holdout_mask(0, 1, 1000, 1.0, 1).all()
+
+
+def _held_out_rows(folder: Path, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows a streamed fit holds out, rebuilt from the files (read in name order)."""
+    Xh, Yh = [], []
+    for index, path in enumerate(sorted(folder.iterdir())):
+        table = np.genfromtxt(path, delimiter=",", names=True, dtype=None, encoding="utf-8")
+        X = np.column_stack([table[c] for c in "abc"]).astype(float)
+        Y = table["y"].astype(float)[:, None]
+        mask = holdout_mask(index, 1, X.shape[0], fraction, seed ^ 0x5EED)
+        Xh.append(X[mask])
+        Yh.append(Y[mask])
+    return np.vstack(Xh), np.vstack(Yh)
+
+
+@pytest.mark.parametrize("solver", ["gd", "sgd"])
+def test_streamed_early_stopping_validates_on_the_held_out_rows(
+    data: dict[str, Path], solver: str
+) -> None:
+    config = SolverConfig(
+        solver=solver,
+        early_stopping=True,
+        validation_fraction=0.2,
+        learning_rate=1e-3 if solver == "sgd" else "auto",
+        batch_size=16,
+        max_epochs=40,
+        tol=1e-4,
+        n_iter_no_change=3,
+    )
+    report = fit_stream(data["dir"], ["y"], ["a", "b", "c"], config, seed=5, batch_rows=37)
+    Xh, Yh = _held_out_rows(data["dir"], 0.2, 5)
+    assert 60 < Xh.shape[0] < 180  # about 120 of 600
+    assert report.n_samples == N - Xh.shape[0]  # the held-out rows are not trained on
+    scores = report.result.validation_scores
+    assert scores is not None and len(scores) == report.result.n_iter
+    # The kept model is the best validation epoch's: its R² on the held-out rows, computed
+    # here from the rows themselves, is the best score (the engine's comes from statistics).
+    w, b = report.result.weight.numpy(), report.result.bias.numpy()
+    resid = Yh - (Xh @ w.T + b)
+    r2 = 1.0 - float((resid**2).sum()) / float(((Yh - Yh.mean()) ** 2).sum())
+    assert r2 == pytest.approx(max(scores), rel=1e-9, abs=1e-12)
+    # The split does not depend on the blocks: another batch size holds out the same rows,
+    # so gd (which steps from the statistics) takes the same steps.
+    again = fit_stream(data["dir"], ["y"], ["a", "b", "c"], config, seed=5, batch_rows=500)
+    assert again.n_samples == report.n_samples
+    if solver == "gd":
+        np.testing.assert_allclose(again.result.weight, report.result.weight, rtol=1e-10)
+        assert again.result.validation_scores == pytest.approx(scores, rel=1e-10)
+
+
+def test_streamed_early_stopping_needs_held_out_rows(data: dict[str, Path]) -> None:
+    config = SolverConfig(early_stopping=True, validation_fraction=1e-6)
+    with pytest.raises(ValidationError, match="held out no row"):
+        fit_stream(data["csv"], ["y"], config=config)
 
 
 def test_memory_policy(data: dict[str, Path]) -> None:

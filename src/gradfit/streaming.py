@@ -32,7 +32,9 @@ single ``randperm(n)`` of the rows in file order: exactly the in-memory epoch, b
 
 from __future__ import annotations
 
+import itertools
 import math
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from gradfit.errors import DataError, ValidationError
@@ -73,6 +76,7 @@ __all__ = [
     "choose_columns",
     "evaluate_stream",
     "fit_stream",
+    "holdout_mask",
     "memory_estimate",
     "predict_batches",
     "prediction_columns",
@@ -195,18 +199,22 @@ class StreamData:
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER
     progress: Progress | None = None
     shard: tuple[Any, ...] | None = None  # this process's units (None: all of them)
-    rows: int = 0  # rows in the shard, once the statistics pass has counted them
+    rows: int = 0  # training rows in the shard, once the statistics pass has counted them
+    holdout: float = 0.0  # early stopping: the fraction of rows held out (see holdout_mask)
+    holdout_seed: int = 0
 
-    def tensors(
+    def split(
         self, units: Sequence[Any] | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, npt.NDArray[np.bool_] | None]]:
         """The rows as (X (m, d), Y (m, k)) tensors in the training dtype, batch by batch, in
-        the stream's order (or the order of ``units``; default: the shard's)."""
+        the stream's order (or the order of ``units``; default: the shard's), with the mask of
+        the rows held out for validation (None without a hold-out)."""
         rows = 0
         if units is None and self.shard is not None:
             units = list(self.shard)
             if not units:
                 return
+        index = {path: i for i, path in enumerate(self.stream.files)}
         for X, Y, batch in self.stream.matrix_batches(self.features, self.targets, units=units):
             Xt = as_training_tensor(
                 X, self.features, self.dtype, self.device, str(batch.file), batch.file_row
@@ -217,7 +225,24 @@ class StreamData:
             rows += batch.n_rows
             if self.progress is not None:
                 self.progress(batch.bytes_done, batch.total_bytes, rows)
-            yield Xt, Yt
+            mask = None
+            if self.holdout > 0:
+                mask = holdout_mask(
+                    index[batch.file], batch.file_row, batch.n_rows, self.holdout, self.holdout_seed
+                )
+            yield Xt, Yt, mask
+
+    def tensors(
+        self, units: Sequence[Any] | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The training rows as (X (m, d), Y (m, k)) tensors (those of :meth:`split` less the
+        held-out rows)."""
+        for X, Y, mask in self.split(units):
+            if mask is None:
+                yield X, Y
+            elif not mask.all():
+                keep = torch.from_numpy(~mask).to(X.device)
+                yield X[keep], Y[keep]
 
     def _epoch_rows(
         self, generator: torch.Generator, shuffle: bool
@@ -327,11 +352,6 @@ def fit_stream(
     fit = spec.stream_function()
     if group.world > 1:
         spec.check({"distributed": "training on several processes"})
-    if config.early_stopping:
-        raise ValidationError(
-            "early_stopping holds out rows in memory; it is not available when streaming files "
-            "(use tol, or fit in memory)"
-        )
     if checkpoint is not None and not spec.iterative:
         raise ValidationError(
             f"solver={config.solver!r} has no epochs to checkpoint; leave out --checkpoint, "
@@ -354,12 +374,24 @@ def fit_stream(
 
     start = time.perf_counter()
     d, k = len(fnames), len(tnames)
-    local = guarded(group, lambda: _local_stats(data))
+    if config.early_stopping:
+        data.holdout = config.validation_fraction
+        # As in memory: the split's seed from the fit's (fresh entropy without one).
+        data.holdout_seed = (secrets.randbits(63) if seed is None else int(seed)) ^ 0x5EED
+    local, local_held = guarded(group, lambda: _local_stats(data))
     data.rows = 0 if local is None else local.n
     stats = merge_stats(group, local, d, k, dev)
+    validation = merge_stats(group, local_held, d, k, dev) if config.early_stopping else None
     if stats.n < 2:
+        held = f" ({validation.n} held out for early stopping)" if validation is not None else ""
         raise DataError(
-            f"{stream.source}: {stats.n} data row(s); at least 2 are needed to fit a model"
+            f"{stream.source}: {stats.n} training row(s){held}; at least 2 are needed to fit "
+            "a model"
+        )
+    if validation is not None and validation.n == 0:
+        raise ValidationError(
+            f"{stream.source}: early stopping held out no row (validation_fraction="
+            f"{config.validation_fraction:g} of {stats.n} rows); raise validation_fraction"
         )
     keeper = None
     if checkpoint is not None:
@@ -384,6 +416,8 @@ def fit_stream(
         kwargs["comm"] = group
     if keeper is not None:
         kwargs["checkpoint"] = keeper
+    if validation is not None:
+        kwargs["validation"] = validation
     try:
         result = fit(data, stats, config, random_state=seed, callback=callback, **kwargs)
     finally:
@@ -406,6 +440,25 @@ def fit_stream(
     return report
 
 
+def holdout_mask(
+    file_index: int, first_row: int, m: int, fraction: float, seed: int
+) -> npt.NDArray[np.bool_]:
+    """Which of the rows ``first_row .. first_row + m - 1`` (counted from 1) of the stream's
+    file number ``file_index`` are held out for early stopping's validation: each row
+    independently with probability ``fraction``, decided by a seeded hash of (file, row)
+    (SplitMix64's finalizer). The same rows whatever the batch size, the order of reading,
+    the sharding or the number of processes; about ``fraction * n`` of the n rows."""
+    u64 = np.uint64
+    offset = (seed * 0x9E3779B97F4A7C15 + file_index * 0xD1B54A32D192ED03) % (1 << 64)
+    z = np.arange(first_row, first_row + m, dtype=u64) + u64(offset)
+    z = (z ^ (z >> u64(30))) * u64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> u64(27))) * u64(0x94D049BB133111EB)
+    z ^= z >> u64(31)
+    uniform = (z >> u64(11)).astype(np.float64) * 2.0**-53
+    mask: npt.NDArray[np.bool_] = uniform < fraction
+    return mask
+
+
 def _open(
     open_stream: Callable[..., BatchStream],
     source: str | Path | Sequence[str | Path],
@@ -418,11 +471,32 @@ def _open(
     return stream, fnames, tnames, left_out
 
 
-def _local_stats(data: StreamData) -> SufficientStats | None:
-    """The statistics of this process's rows; None when it has none (an empty shard)."""
+def _local_stats(data: StreamData) -> tuple[SufficientStats | None, SufficientStats | None]:
+    """The statistics of this process's training rows and of its held-out rows (None where
+    there are none: an empty shard, no hold-out), in one pass."""
     if data.shard is not None and not data.shard:
-        return None
-    return SufficientStats.from_batches(data.tensors())
+        return None, None
+    held: list[SufficientStats | None] = [None]
+
+    def training() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for X, Y, mask in data.split():
+            if mask is None:
+                yield X, Y
+                continue
+            if mask.any():
+                out = torch.from_numpy(mask).to(X.device)
+                part = SufficientStats.compute(X[out], Y[out])
+                held[0] = part if held[0] is None else held[0].merge(part)
+            if not mask.all():
+                keep = torch.from_numpy(~mask).to(X.device)
+                yield X[keep], Y[keep]
+
+    batches = training()
+    first = next(batches, None)
+    if first is None:  # every row held out
+        return None, held[0]
+    train = SufficientStats.from_batches(itertools.chain([first], batches))
+    return train, held[0]
 
 
 def _sample(
@@ -643,11 +717,6 @@ def use_streaming(
         raise ValidationError(
             f"{source} {why}, but solver={config.solver!r} trains on data in memory; use "
             f"solver={able}, or raise the memory limit"
-        )
-    if config.early_stopping:
-        raise ValidationError(
-            f"{source} {why}, and early_stopping holds out rows in memory; drop early "
-            "stopping (tol stops training), or raise the memory limit"
         )
     return True
 

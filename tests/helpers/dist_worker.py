@@ -1,6 +1,7 @@
 """One process of a gradfit group, for tests/test_distributed.py.
 
 Usage: python dist_worker.py STORE RANK WORLD OUT SOURCE SOLVER ALPHA
+(SOLVER may end in +early: early stopping on held-out rows.)
 Joins a gloo group through a file store (no port), fits ``SOURCE`` with
 gradfit.streaming.fit_stream(comm=TorchCommunicator()), and writes this rank's weight and bias
 to OUT/rank{RANK}.npz, or the error's one line to OUT/rank{RANK}.err (exit 2).
@@ -31,7 +32,15 @@ def main() -> int:
     from gradfit.streaming import fit_stream
 
     comm = TorchCommunicator()
-    config = SolverConfig(solver=solver, alpha=float(alpha), max_epochs=300, tol=1e-9)
+    early = solver.endswith("+early")  # early stopping on held-out rows
+    config = SolverConfig(
+        solver=solver.removesuffix("+early"),
+        alpha=float(alpha),
+        max_epochs=300,
+        tol=1e-9,
+        early_stopping=early,
+        validation_fraction=0.2,
+    )
     try:
         report = fit_stream(source, ["y1", "y2"], None, config, seed=3, batch_rows=700, comm=comm)
     except GradfitError as exc:
@@ -44,6 +53,7 @@ def main() -> int:
         weight=report.result.weight.numpy(),
         bias=report.result.bias.numpy(),
         n=report.n_samples,
+        scores=np.array(report.result.validation_scores or []),
     )
     return 0
 

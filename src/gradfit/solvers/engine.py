@@ -1022,10 +1022,12 @@ def fit_stream(
     callback: Callback | None,
     comm: Communicator = LOCAL,
     checkpoint: Checkpointer | None = None,
+    validation: SufficientStats | None = None,
 ) -> FitResult:
     """gd and sgd over a stream (the registry's streaming entry): gd steps from ``stats`` (no
     further pass); sgd makes one more pass for the largest row norm (its step bound), then one
-    pass per epoch over ``data.batches``.
+    pass per epoch over ``data.batches``. ``validation``: early stopping's held-out rows, as
+    statistics (the validation R² of every epoch comes from them, without a pass).
 
     With a group of processes (``comm``), ``stats`` are the whole group's and ``data`` this
     process's shard (an :class:`AlignedData`): gd takes identical steps everywhere; sgd
@@ -1066,6 +1068,7 @@ def fit_stream(
         n_rows=stats.n,
         comm=comm,
         checkpoint=checkpoint,
+        validation=validation,
     )
     if checkpoint is not None:
         checkpoint.save(state, True, converged)
