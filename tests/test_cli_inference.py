@@ -546,3 +546,22 @@ def test_covariance_types_agree_everywhere() -> None:
     fit = parser._subparsers._group_actions[0].choices["fit"]  # type: ignore[union-attr]
     cov = next(action for action in fit._actions if action.dest == "cov")
     assert tuple(cov.choices) == inference.COV_TYPES
+
+
+def test_a_table_that_cannot_be_given_does_not_lose_the_fit(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """HC3 divides by 1 - leverage: with a row of leverage 1 the model is still written, and a
+    note says why there is no table."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=40)
+    dummy = np.zeros(40)
+    dummy[9] = 1.0  # singles out row 10 (counted from 1 in the file, 9 from 0)
+    y = 2 * x + rng.normal(size=40)
+    data = write_csv(tmp_path / "d.csv", {"x": x, "dummy": dummy, "y": y})
+    model = tmp_path / "m.safetensors"
+    run = ok(capsys, "fit", data, "--target", "y", "--solver", "lstsq", "--cov", "HC3",
+             "--out", model, "--json")  # fmt: skip
+    assert json.loads(run.out)["inference"] is None
+    assert "no coefficient table:" in run.err and "has leverage 1" in run.err
+    assert model.exists() and load_model(model).inference is None

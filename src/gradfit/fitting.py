@@ -219,13 +219,10 @@ def attach_inference(
       coefficients are within 1% of a standard error of the optimum for every target
       (``report.inference_note`` says how far they are otherwise).
     """
-    from gradfit.inference import ols, ols_from_stats
-
     config = report.config
     if cov_type is None or config.alpha > 0:
         return report
     model = report.model
-    features, targets = model.feature_names, model.target_names
     exact = registry.get(config.solver).exact
     rows = X is not None and Y is not None
     if stats is None and X is not None and Y is not None and not exact:
@@ -254,32 +251,51 @@ def attach_inference(
             return replace(report, inference_note=note)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # rank deficiency: the solver has warned already
-        if exact and X is not None and Y is not None:
-            fit = ols(
-                X,
-                Y,
-                fit_intercept=config.fit_intercept,
-                cov_type=cov_type,
-                feature_names=features,
-                target_names=targets,
-            )
-        else:
-            assert stats is not None
-            if batches is None and X is not None and Y is not None:
-                X_rows, Y_rows = X, Y
-                batches = lambda: [(X_rows, Y_rows)]  # noqa: E731
-            fit = ols_from_stats(
-                stats,
-                model.weight,
-                model.bias,
-                fit_intercept=config.fit_intercept,
-                cov_type=cov_type,
-                feature_names=features,
-                target_names=targets,
-                batches=batches,
-            )
+        try:
+            fit = _inference(report, cov_type, X, Y, stats, batches, exact)
+        except ValidationError as exc:  # e.g. HC2/HC3 and a row of leverage 1: the fit stands
+            return replace(report, inference_note=f"no coefficient table: {exc}")
     document = {"predictor": fit.to_dict(), "summary": fit.as_dict(), "text": fit.summary()}
     return replace(report, model=replace(model, inference=document), inference=fit)
+
+
+def _inference(
+    report: FitReport,
+    cov_type: str,
+    X: torch.Tensor | None,
+    Y: torch.Tensor | None,
+    stats: SufficientStats | None,
+    batches: Callable[[], Iterable[tuple[Any, Any]]] | None,
+    exact: bool,
+) -> Any:
+    """The :class:`gradfit.inference.OLSResult` of :func:`attach_inference`'s rules."""
+    from gradfit.inference import ols, ols_from_stats
+
+    config, model = report.config, report.model
+    features, targets = model.feature_names, model.target_names
+    if exact and X is not None and Y is not None:
+        return ols(
+            X,
+            Y,
+            fit_intercept=config.fit_intercept,
+            cov_type=cov_type,
+            feature_names=features,
+            target_names=targets,
+        )
+    assert stats is not None
+    if batches is None and X is not None and Y is not None:
+        X_rows, Y_rows = X, Y
+        batches = lambda: [(X_rows, Y_rows)]  # noqa: E731
+    return ols_from_stats(
+        stats,
+        model.weight,
+        model.bias,
+        fit_intercept=config.fit_intercept,
+        cov_type=cov_type,
+        batches=batches,
+        feature_names=features,
+        target_names=targets,
+    )
 
 
 def read_source(source: str, text_columns: Sequence[str] = ()) -> Any:
