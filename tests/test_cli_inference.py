@@ -215,15 +215,17 @@ def test_gd_in_memory_gives_hc_too(
     assert got == pytest.approx(float(ref.weight_se[1, 0]), rel=1e-8)
 
 
-def test_hc_on_several_processes_is_refused_before_work() -> None:
+def test_what_is_refused_before_work() -> None:
     from gradfit.fitting import inference_problem
     from gradfit.solvers.config import SolverConfig
 
     config = SolverConfig(solver="lstsq")
     assert inference_problem(config, "HC1") is None
-    assert inference_problem(config, "nonrobust", processes=4) is None
-    problem = inference_problem(config, "HC1", processes=2)
-    assert problem is not None and "not available on several processes" in problem
+    assert inference_problem(config, "HC3", processes=4) is None  # a group shares the pass
+    ridge = inference_problem(SolverConfig(solver="lstsq", alpha=0.5), "HC1")
+    assert ridge is not None and "penalized fit" in ridge
+    bad = inference_problem(config, "HC9")
+    assert bad is not None and "--cov must be one of" in bad
 
 
 def test_ridge_is_refused(

@@ -182,6 +182,22 @@ def test_early_stopping_is_decided_together(tmp_path: Path, files: dict[str, Pat
     np.testing.assert_allclose(r0["scores"], scores, rtol=1e-10)
 
 
+def test_robust_errors_from_a_group_equal_one_process(
+    tmp_path: Path, files: dict[str, Path]
+) -> None:
+    """HC1 needs each row's residual: every process passes over its shard again and the
+    sandwich sums are added over the group."""
+    codes, out = _group(tmp_path, 3, files["dir"], "lstsq+hc1")
+    assert codes == [0, 0, 0], [p.read_text()[-2000:] for p in out.glob("*.*")]
+    config = SolverConfig(solver="lstsq", max_epochs=300, tol=1e-9)
+    one = fit_stream(files["dir"], ["y1", "y2"], None, config, seed=3, inference="HC1")
+    ranks = [np.load(out / f"rank{r}.npz") for r in range(3)]
+    for res in ranks:
+        np.testing.assert_array_equal(res["se"], ranks[0]["se"])
+    assert one.inference is not None and one.inference.cov_type == "HC1"
+    assert _rel(ranks[0]["se"], one.inference.weight_se.numpy()) <= 1e-10
+
+
 def test_sgd_over_a_group_reaches_the_same_optimum(tmp_path: Path, files: dict[str, Path]) -> None:
     codes, out = _group(tmp_path, 2, files["dir"], "sgd")
     assert codes == [0, 0], [p.read_text() for p in out.glob("*.err")]

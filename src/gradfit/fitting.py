@@ -188,12 +188,6 @@ def inference_problem(
             f"--cov {cov_type}: standard errors do not apply to a penalized fit "
             f"(alpha={config.alpha:g}); leave out --cov, or fit with --alpha 0"
         )
-    if processes > 1:
-        return (
-            f"--cov {cov_type} is not available on several processes (its second pass over "
-            "each row is not shared out): use the nonrobust covariance there, or fit in one "
-            "process"
-        )
     return None
 
 
@@ -205,6 +199,7 @@ def attach_inference(
     Y: torch.Tensor | None = None,
     stats: SufficientStats | None = None,
     batches: Callable[[], Iterable[tuple[Any, Any]]] | None = None,
+    collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
 ) -> FitReport:
     """``report`` with the classical inference of its fit (:mod:`gradfit.inference`) in
     ``report.inference`` and in its model (what intervals need), where it applies:
@@ -217,7 +212,8 @@ def attach_inference(
       HC types by one more pass over the rows (``X``, ``Y``, or ``batches``: a callable
       returning a fresh iterable of ``(X, Y)`` blocks); an iterative fit only when its
       coefficients are within 1% of a standard error of the optimum for every target
-      (``report.inference_note`` says how far they are otherwise).
+      (``report.inference_note`` says how far they are otherwise). ``collect``: for rows
+      spread over processes, see :func:`gradfit.inference.ols_from_stats`.
     """
     config = report.config
     if cov_type is None or config.alpha > 0:
@@ -252,7 +248,7 @@ def attach_inference(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # rank deficiency: the solver has warned already
         try:
-            fit = _inference(report, cov_type, X, Y, stats, batches, exact)
+            fit = _inference(report, cov_type, X, Y, stats, batches, collect, exact)
         except ValidationError as exc:  # e.g. HC2/HC3 and a row of leverage 1: the fit stands
             return replace(report, inference_note=f"no coefficient table: {exc}")
     document = {"predictor": fit.to_dict(), "summary": fit.as_dict(), "text": fit.summary()}
@@ -266,6 +262,7 @@ def _inference(
     Y: torch.Tensor | None,
     stats: SufficientStats | None,
     batches: Callable[[], Iterable[tuple[Any, Any]]] | None,
+    collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None,
     exact: bool,
 ) -> Any:
     """The :class:`gradfit.inference.OLSResult` of :func:`attach_inference`'s rules."""
@@ -293,6 +290,7 @@ def _inference(
         fit_intercept=config.fit_intercept,
         cov_type=cov_type,
         batches=batches,
+        collect=collect,
         feature_names=features,
         target_names=targets,
     )

@@ -328,11 +328,13 @@ def _robust_from_batches(
     n: int,
     df_resid: int,
     fit_intercept: bool,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, int]:
     """:func:`_robust_covariances` in one pass over blocks of rows, without a Q factor: for
     the centred kept columns ``A_c`` of a block, ``Q = A_c D⁻¹ R_e⁻¹`` (the rows of the thin Q
     of the whole design) and ``U_w = Q R_e⁻ᵀ D⁻¹ = A_c (AᵀA)⁻¹``; the sandwich sums are sums
-    over rows, so blocks add up. ``weight`` (k, d), ``bias`` (k,) are the kept-column fit."""
+    over rows, so blocks (and processes) add up. ``weight`` (k, d), ``bias`` (k,) are the
+    kept-column fit; ``n`` the rows of the whole design. Returns the sums (k, p, p) for
+    (w, b) and (w, c), and the rows seen."""
     r = int(kept.sum())
     k = weight.shape[0]
     p = r + int(fit_intercept)
@@ -379,12 +381,7 @@ def _robust_from_batches(
         else:
             wc += _sandwich(U_w, weights)
         seen += m
-    if seen != n:
-        raise ValidationError(
-            f"the second pass over the data gave {seen} rows where the statistics counted {n}; "
-            "the data changed while being read"
-        )
-    return (wb, wc) if fit_intercept else (wc.copy(), wc)
+    return (wb, wc, seen) if fit_intercept else (wc.copy(), wc, seen)
 
 
 def _embed(small: np.ndarray, kept: np.ndarray, fit_intercept: bool, fill: float) -> np.ndarray:
@@ -1089,6 +1086,7 @@ def ols_from_stats(
     feature_names: Sequence[str] | None = None,
     target_names: Sequence[str] | None = None,
     batches: Callable[[], Iterable[tuple[Any, Any]]] | None = None,
+    collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
 ) -> OLSResult:
     """The :func:`ols` result of a fit known only through its sufficient statistics.
 
@@ -1108,7 +1106,11 @@ def ols_from_stats(
     give ``batches``, a callable that returns a fresh iterable over the same rows as blocks
     ``(X (m, d), Y (m, k))``, and they are computed in one more pass over them (the leverage
     ``h_i = 1/n + ||(x_i - x̄) L||²`` with ``L Lᵀ = (AᵀA)⁻¹`` from the statistics' factor, and
-    the sandwich sums accumulated block by block); without it they are refused.
+    the sandwich sums accumulated block by block); without it they are refused. ``collect``:
+    for rows spread over a group of processes (each passing its own ``batches``), a callable
+    that runs the given function on this process and returns the sum of its results over the
+    group (raising on every process what any process raised); default: the function's own
+    result.
     ``alpha > 0`` is refused (a penalized fit has no classical standard errors).
     """
     cov_type = _check_cov_type(cov_type)
@@ -1195,9 +1197,24 @@ def ols_from_stats(
             cov_wb, cov_wc = _nonrobust_covariances(factor, sigma2, center[kept], n, fit_intercept)
         else:
             assert batches is not None
-            cov_wb, cov_wc = _robust_from_batches(
-                batches(), factor, kept, Wn, bn, center, cov_type, n, df_resid, fit_intercept
-            )
+            k_, p_ = Wn.shape[0], r + int(fit_intercept)
+
+            def local() -> np.ndarray:
+                wb, wc, seen = _robust_from_batches(
+                    batches(), factor, kept, Wn, bn, center, cov_type, n, df_resid, fit_intercept
+                )
+                return np.concatenate([wb.ravel(), wc.ravel(), [float(seen)]])
+
+            total = local() if collect is None else collect(local)
+            size = k_ * p_ * p_
+            seen = round(float(total[-1]))
+            if seen != n:
+                raise ValidationError(
+                    f"the second pass over the data gave {seen} rows where the statistics "
+                    f"counted {n}; the data changed while being read"
+                )
+            cov_wb = total[:size].reshape(k_, p_, p_)
+            cov_wc = total[size : 2 * size].reshape(k_, p_, p_)
     elif fit_intercept:
         cov_wb = cov_wc = (sigma2 / n)[:, None, None] * np.ones((k, 1, 1))
     else:

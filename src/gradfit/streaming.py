@@ -428,12 +428,16 @@ def fit_stream(
         stream.source, result, stats, config, seed, dtype, dev, seconds, fnames, tnames, left_out
     )
 
-    def second_pass() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        # The HC covariances' pass: the rows again, float64, in original units.
-        for X, Y, _ in stream.matrix_batches(fnames, tnames):
-            yield X, Y
+    # The HC covariances' pass: this process's training rows again, in float64.
+    rows64 = replace(data, dtype=torch.float64, progress=None)
 
-    report = attach_inference(report, inference, stats=stats, batches=second_pass)
+    def collect(work: Callable[[], np.ndarray]) -> np.ndarray:
+        local = torch.from_numpy(guarded(group, work))
+        return group.sum(local).numpy() if group.world > 1 else local.numpy()
+
+    report = attach_inference(
+        report, inference, stats=stats, batches=rows64.tensors, collect=collect
+    )
     if sample_rows > 0:
         Ys, Ps = _sample(data, result, stats.n, sample_rows, seed)
         report = replace(report, targets=Ys, predictions=Ps)

@@ -33,8 +33,9 @@ def main() -> int:
 
     comm = TorchCommunicator()
     early = solver.endswith("+early")  # early stopping on held-out rows
+    cov = "HC1" if solver.endswith("+hc1") else "nonrobust"  # the covariance of the table
     config = SolverConfig(
-        solver=solver.removesuffix("+early"),
+        solver=solver.removesuffix("+early").removesuffix("+hc1"),
         alpha=float(alpha),
         max_epochs=300,
         tol=1e-9,
@@ -42,7 +43,9 @@ def main() -> int:
         validation_fraction=0.2,
     )
     try:
-        report = fit_stream(source, ["y1", "y2"], None, config, seed=3, batch_rows=700, comm=comm)
+        report = fit_stream(
+            source, ["y1", "y2"], None, config, seed=3, batch_rows=700, comm=comm, inference=cov
+        )
     except GradfitError as exc:
         (Path(out) / f"rank{rank}.err").write_text(str(exc))
         return 2
@@ -54,6 +57,7 @@ def main() -> int:
         bias=report.result.bias.numpy(),
         n=report.n_samples,
         scores=np.array(report.result.validation_scores or []),
+        se=report.inference.weight_se.numpy() if report.inference is not None else np.zeros(0),
     )
     return 0
 
