@@ -463,3 +463,27 @@ def test_checkpoint_rejects_a_foreign_file(tmp_path: Path) -> None:
     state = init_state_from_stats(stats, SolverConfig())
     with pytest.raises(ModelFileError, match="not a gradfit checkpoint"):
         keeper.resume(state)
+
+
+def test_resume_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
+    """kill -9 in the middle of an atomic write leaves its temporary file; the run that
+    resumes removes those of its checkpoint and model (and nothing else)."""
+    from gradfit.atomic import remove_stale_temporaries
+
+    ckpt = tmp_path / "fit.ckpt"
+    stale = [tmp_path / ".fit.ckpt.0123456789ab.tmp", tmp_path / ".fit.ckpt.ba9876543210.tmp"]
+    kept = [
+        tmp_path / ".fit.ckpt.xyz.tmp",  # not atomic_write's name
+        tmp_path / ".other.ckpt.0123456789ab.tmp",  # another file's
+        tmp_path / "fit.ckpt.0123456789ab.tmp",  # not hidden
+    ]
+    for path in (*stale, *kept):
+        path.write_bytes(b"partial")
+    assert remove_stale_temporaries(ckpt) == 2
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+    stale[0].write_bytes(b"partial")
+    Checkpoint(ckpt, {"rows": 1}, {"a": 1}, resume_from_file=True)
+    assert not stale[0].exists()
+    stale[0].write_bytes(b"partial")
+    Checkpoint(ckpt, {"rows": 1}, {"a": 1})  # a fresh start leaves other runs' files alone
+    assert stale[0].exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import IO
 
 from gradfit.errors import DataError, GradfitError
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "remove_stale_temporaries"]
 
 
 def atomic_write(
@@ -98,6 +99,23 @@ def atomic_write(
             raise error(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
     _fsync_directory(parent)
+
+
+def remove_stale_temporaries(path: str | Path) -> int:
+    """Remove the temporary files that :func:`atomic_write` left for ``path`` when its process
+    was killed outright (``kill -9``) mid-write: ``.{name}.{12 hex digits}.tmp`` beside the
+    file. For a run that continues a killed one (``--resume``); a write to ``path`` in progress
+    elsewhere at the same moment would lose its temporary file. Returns how many were removed."""
+    target = Path(os.path.realpath(Path(path)))
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{12}}\.tmp")
+    removed = 0
+    with contextlib.suppress(OSError):
+        for entry in target.parent.iterdir():
+            if pattern.fullmatch(entry.name) and entry.is_file():
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+                    removed += 1
+    return removed
 
 
 def _write_in_place(

@@ -37,7 +37,7 @@ import torch
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
-from gradfit.atomic import atomic_write
+from gradfit.atomic import atomic_write, remove_stale_temporaries
 from gradfit.errors import ModelFileError, ValidationError
 from gradfit.solvers.collective import LOCAL, Communicator, guarded
 from gradfit.solvers.state import TrainState
@@ -89,6 +89,9 @@ class Checkpoint:
                 f"checkpoint_every must be a positive integer, got {self.every!r}"
             )
         self.path = Path(self.path)
+        if self.resume_from_file and self.comm.rank == 0:
+            # What a writer killed mid-write (kill -9) left beside the checkpoint.
+            remove_stale_temporaries(self.path)
         self._settings = _canonical(self.settings)
         self._data = _canonical(self.data)
 

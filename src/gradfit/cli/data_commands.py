@@ -125,6 +125,11 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
                 "several processes stream their shards of the data; leave out --no-stream"
             )
         comm = from_environment(device, timeout=args.dist_timeout)
+    if args.resume and (comm is None or comm.rank == 0):
+        from gradfit.atomic import remove_stale_temporaries
+
+        # A run killed outright (kill -9) may have died writing its model: its temporary goes.
+        remove_stale_temporaries(model_path)
     # Several processes, or a checkpoint, run the streaming engine (it shards and resumes).
     stream_choice = True if comm is not None else args.stream
     if args.checkpoint and stream_choice is None:
