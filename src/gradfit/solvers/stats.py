@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 
 from gradfit.errors import ValidationError
@@ -19,10 +21,20 @@ from gradfit.metrics import r2_from_errors
 __all__ = ["SufficientStats", "batch_lipschitz", "hessian_lipschitz"]
 
 _CHUNK_ROWS = 1 << 16
-# float64 buffer of one chunk: 1 MiB, which stays in a core's L2 cache while it is converted,
-# shifted and multiplied (with 32 MiB chunks each of those steps went to memory: 5-10x slower).
-_CHUNK_ELEMENTS = 1 << 17
+# float64 buffer of one chunk: 4 MiB, which stays in cache while it is converted, shifted and
+# multiplied (with 32 MiB chunks each of those steps went to memory: 5-10x slower; with 1 MiB
+# the rank-k updates were too small: 200,000 x 23 took 15-17 ms against 13-14 ms).
+_CHUNK_ELEMENTS = 1 << 19
 _DEVICE_CHUNK_ELEMENTS = 1 << 22  # on a GPU: 32 MiB, fewer launches (no cache to stay in)
+
+
+def _rank_k_update() -> Any:
+    """BLAS ``dsyrk`` (C := alpha AᵀA + beta C, upper triangle) from SciPy, or None."""
+    try:
+        from scipy.linalg.blas import dsyrk
+    except ImportError:  # pragma: no cover - SciPy is a dependency
+        return None
+    return dsyrk
 
 
 @dataclass(frozen=True)
@@ -71,13 +83,22 @@ class SufficientStats:
         buf = torch.empty(min(n, rows), w, dtype=f64, device=dev)
         buf[:, -1] = 1.0
         G = torch.zeros(w, w, dtype=f64, device=dev)
+        rank_k = _rank_k_update() if dev.type == "cpu" else None
+        upper = np.zeros((w, w), order="F") if rank_k is not None else None
         for start in range(0, n, rows):
             A = buf[: min(rows, n - start)]
             # Convert, then shift in float64 (the same numbers as a mixed-dtype sub, which
             # takes a slow path: ten times slower than these two passes).
             A[:, :d].copy_(Z[start : start + rows]).sub_(z0)
             A[:, d : d + k].copy_(Y[start : start + rows]).sub_(y0)
-            G.addmm_(A.T, A)  # (w, c) @ (c, w)
+            if rank_k is not None:
+                # AᵀA by BLAS's symmetric rank-k update: half the products of a general
+                # matrix product (measured: 200,000 x 23 in 9.7 ms against 16-17 ms).
+                upper = rank_k(1.0, A.numpy().T, beta=1.0, c=upper, trans=0, overwrite_c=1)
+            else:
+                G.addmm_(A.T, A)  # (w, c) @ (c, w)
+        if upper is not None:
+            G = torch.from_numpy(np.triu(upper) + np.triu(upper, 1).T)
         Mzz, Mzy = G[:d, :d], G[:d, d : d + k]
         myy = G[d : d + k, d : d + k].diagonal()
         sz, sy = G[-1, :d], G[-1, d : d + k]
