@@ -694,7 +694,8 @@ def _max_row_norm2(X: torch.Tensor, scaler: Standardizer, config: SolverConfig) 
     return max_row_norm2(X, scaler) + (1.0 if config.fit_intercept else 0.0)
 
 
-_ROW_NORM_ELEMENTS = 1 << 16  # a chunk's float64 copy: 512 KiB, in cache (as the statistics)
+# A chunk's float64 copy: 2 MiB (200,000 x 20 in 3.8 ms; 5.5 ms with 512 KiB chunks)
+_ROW_NORM_ELEMENTS = 1 << 18
 
 
 def max_row_norm2(X: torch.Tensor, scaler: Standardizer) -> float:
