@@ -280,6 +280,28 @@ def _sandwich(U: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return out
 
 
+def _hc_omega(
+    leverage: np.ndarray, cov_type: str, n: int, df_resid: int, first_row: int = 0
+) -> np.ndarray:
+    """The sandwich's weight of each row's squared residual: 1 (HC0), n / df_resid (HC1),
+    1 / (1 - h) (HC2) or 1 / (1 - h)² (HC3), for rows ``first_row, first_row + 1, ...``
+    (counted from 0) of leverages ``h``. A row of leverage 1 is refused under HC2/HC3."""
+    m = leverage.shape[0]
+    if cov_type == "HC0":
+        return np.ones(m)
+    if cov_type == "HC1":
+        return np.full(m, n / df_resid)
+    worst = int(np.argmax(leverage)) if m else 0
+    if m and leverage[worst] > 1.0 - _LEVERAGE_ONE:
+        raise ValidationError(
+            f"row {first_row + worst} has leverage 1 (the fit passes through it whatever its "
+            f"target), and {cov_type} divides by 1 - leverage: use cov_type='HC0' or 'HC1', or "
+            "remove the features that single out that row"
+        )
+    omega: np.ndarray = 1.0 / (1.0 - leverage) ** (1 if cov_type == "HC2" else 2)
+    return omega
+
+
 def _robust_covariances(
     Q: np.ndarray,
     factor: _Factor,
@@ -293,20 +315,7 @@ def _robust_covariances(
     centred design, its factor and the residuals E (n, k)."""
     n = Q.shape[0]
     leverage = (Q * Q).sum(axis=1) + (1.0 / n if fit_intercept else 0.0)  # (n,)
-    if cov_type == "HC0":
-        omega = np.ones(n)
-    elif cov_type == "HC1":
-        omega = np.full(n, n / df_resid)
-    else:
-        worst = int(np.argmax(leverage))
-        if leverage[worst] > 1.0 - _LEVERAGE_ONE:
-            raise ValidationError(
-                f"row {worst} has leverage 1 (the fit passes through it whatever its target), "
-                f"and {cov_type} divides by 1 - leverage: use cov_type='HC0' or 'HC1', or "
-                "remove the features that single out that row"
-            )
-        omega = 1.0 / (1.0 - leverage) ** (1 if cov_type == "HC2" else 2)
-    weights = omega[:, None] * E * E  # (n, k)
+    weights = _hc_omega(leverage, cov_type, n, df_resid)[:, None] * E * E  # (n, k)
     U_w = (Q @ factor.r_inv.T) / factor.scale  # A G (n, r)
     if not fit_intercept:
         wc = _sandwich(U_w, weights)
@@ -359,20 +368,7 @@ def _robust_from_batches(
         Ac = Xb[:, kept] - c  # centred (c = 0 without an intercept)
         Q = Ac @ left  # (m, r)
         leverage = (Q * Q).sum(axis=1) + (1.0 / n if fit_intercept else 0.0)
-        if cov_type == "HC0":
-            omega = np.ones(m)
-        elif cov_type == "HC1":
-            omega = np.full(m, n / df_resid)
-        else:
-            worst = int(np.argmax(leverage))
-            if leverage[worst] > 1.0 - _LEVERAGE_ONE:
-                raise ValidationError(
-                    f"row {seen + worst} has leverage 1 (the fit passes through it whatever its "
-                    f"target), and {cov_type} divides by 1 - leverage: use HC0 or HC1, or "
-                    "remove the features that single out that row"
-                )
-            omega = 1.0 / (1.0 - leverage) ** (1 if cov_type == "HC2" else 2)
-        weights = omega[:, None] * E * E  # (m, k)
+        weights = _hc_omega(leverage, cov_type, n, df_resid, seen)[:, None] * E * E  # (m, k)
         U_w = Q @ left.T  # A_c (AᵀA)⁻¹ (m, r)
         if fit_intercept:
             ones = np.full((m, 1), 1.0 / n)
