@@ -14,7 +14,15 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats as sps
-from test_cli import gradfit_cli, ok, one_error_line, rewrite_document, user_error, write_csv
+from test_cli import (
+    Run,
+    gradfit_cli,
+    ok,
+    one_error_line,
+    rewrite_document,
+    user_error,
+    write_csv,
+)
 
 import gradfit
 from gradfit.persistence import load_model
@@ -56,6 +64,13 @@ def reference(cov_type: str = "nonrobust") -> gradfit.OLSResult:
 def fit_json(capsys: pytest.CaptureFixture[str], data: Path, out: Path, *extra: str) -> dict:
     run = ok(capsys, "fit", data, "--target", "y1,y2", "--out", out, "--json", *extra)
     return json.loads(run.out)
+
+
+def fit_lstsq(
+    capsys: pytest.CaptureFixture[str], data: Path, model: Path, *extra: str, target: str = "y1,y2"
+) -> Run:
+    """``gradfit fit DATA --target TARGET --solver lstsq --out MODEL EXTRA...``, which must work."""
+    return ok(capsys, "fit", data, "--target", target, "--solver", "lstsq", "--out", model, *extra)
 
 
 def coefficient(summary: dict, target: str, name: str, key: str) -> float:
@@ -108,17 +123,7 @@ def test_robust_errors_differ_from_classical_on_heteroskedastic_data(
 def test_fit_prints_an_r_style_table_per_target(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, data_file: Path
 ) -> None:
-    run = ok(
-        capsys,
-        "fit",
-        data_file,
-        "--target",
-        "y1,y2",
-        "--solver",
-        "lstsq",
-        "--out",
-        tmp_path / "m.safetensors",
-    )
+    run = fit_lstsq(capsys, data_file, tmp_path / "m.safetensors")
     ref = reference()
     assert run.out.count("Coefficients:") == 2
     assert "Response y1:" in run.out and "Response y2:" in run.out
@@ -279,7 +284,7 @@ def test_predict_interval_columns(
     stream: str,
 ) -> None:
     model = tmp_path / "m.safetensors"
-    ok(capsys, "fit", data_file, "--target", "y1,y2", "--solver", "lstsq", "--out", model)
+    fit_lstsq(capsys, data_file, model)
     run = ok(
         capsys,
         "predict",
@@ -312,19 +317,7 @@ def test_prediction_interval_by_hand_and_level(
 ) -> None:
     """The textbook interval ŷ ± t_{(1+level)/2, n-p} · s · sqrt(1 + x̃ᵀ (AᵀA)⁻¹ x̃)."""
     model = tmp_path / "m.safetensors"
-    ok(
-        capsys,
-        "fit",
-        data_file,
-        "--target",
-        "y1",
-        "--features",
-        "x1,x2,x3",
-        "--solver",
-        "lstsq",
-        "--out",
-        model,
-    )
+    fit_lstsq(capsys, data_file, model, "--features", "x1,x2,x3", target="y1")
     out = tmp_path / "p.csv"
     ok(
         capsys,
@@ -357,19 +350,7 @@ def test_keep_column_clashing_with_a_bound_is_refused(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, data_file: Path
 ) -> None:
     model = tmp_path / "m.safetensors"
-    ok(
-        capsys,
-        "fit",
-        data_file,
-        "--target",
-        "y1",
-        "--features",
-        "x1,x2,x3",
-        "--solver",
-        "lstsq",
-        "--out",
-        model,
-    )
+    fit_lstsq(capsys, data_file, model, "--features", "x1,x2,x3", target="y1")
     X, _ = make_data(n=3, seed=1)
     new = write_csv(
         tmp_path / "n.csv",
@@ -399,7 +380,7 @@ def test_bad_level_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, data_file: Path, new_file: Path
 ) -> None:
     model = tmp_path / "m.safetensors"
-    ok(capsys, "fit", data_file, "--target", "y1", "--solver", "lstsq", "--out", model)
+    fit_lstsq(capsys, data_file, model, target="y1")
     run = gradfit_cli(
         capsys, "predict", model, new_file, "--interval", "prediction", "--level", "95"
     )
@@ -410,19 +391,7 @@ def test_info_shows_the_table_from_the_file(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, data_file: Path
 ) -> None:
     model = tmp_path / "m.safetensors"
-    ok(
-        capsys,
-        "fit",
-        data_file,
-        "--target",
-        "y1,y2",
-        "--solver",
-        "lstsq",
-        "--cov",
-        "HC2",
-        "--out",
-        model,
-    )
+    fit_lstsq(capsys, data_file, model, "--cov", "HC2")
     text = ok(capsys, "info", model).out
     assert "Standard errors: heteroskedasticity-consistent (HC2)" in text
     for line in reference("HC2").summary().splitlines():
@@ -437,19 +406,7 @@ def test_format_version_1_files_still_load_and_predict(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, data_file: Path, new_file: Path
 ) -> None:
     model = tmp_path / "m.safetensors"
-    ok(
-        capsys,
-        "fit",
-        data_file,
-        "--target",
-        "y1",
-        "--features",
-        "x1,x2,x3",
-        "--solver",
-        "lstsq",
-        "--out",
-        model,
-    )
+    fit_lstsq(capsys, data_file, model, "--features", "x1,x2,x3", target="y1")
     rewrite_document(model, format_version=1, inference=None)
     old = load_model(model)
     assert old.format_version == 1 and old.inference is None
@@ -490,7 +447,7 @@ def test_corrupt_interval_data_is_refused(
     says: str,
 ) -> None:
     model = tmp_path / "m.safetensors"
-    ok(capsys, "fit", data_file, "--target", "y1", "--solver", "lstsq", "--out", model)
+    fit_lstsq(capsys, data_file, model, target="y1")
     inference = load_model(model).inference
     assert inference is not None
     if change == "sigma":
@@ -509,7 +466,7 @@ def test_info_does_not_echo_control_characters(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, data_file: Path
 ) -> None:
     model = tmp_path / "m.safetensors"
-    ok(capsys, "fit", data_file, "--target", "y1", "--solver", "lstsq", "--out", model)
+    fit_lstsq(capsys, data_file, model, target="y1")
     inference = load_model(model).inference
     assert inference is not None
     inference["text"] = "Response y1:\x1b[2J\x07"
@@ -562,8 +519,7 @@ def test_a_table_that_cannot_be_given_does_not_lose_the_fit(
     y = 2 * x + rng.normal(size=40)
     data = write_csv(tmp_path / "d.csv", {"x": x, "dummy": dummy, "y": y})
     model = tmp_path / "m.safetensors"
-    run = ok(capsys, "fit", data, "--target", "y", "--solver", "lstsq", "--cov", "HC3",
-             "--out", model, "--json")  # fmt: skip
+    run = fit_lstsq(capsys, data, model, "--cov", "HC3", "--json", target="y")
     assert json.loads(run.out)["inference"] is None
     assert "no coefficient table:" in run.err and "has leverage 1" in run.err
     assert model.exists() and load_model(model).inference is None
