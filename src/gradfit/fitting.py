@@ -137,7 +137,15 @@ def fit_data(
     weight, bias = result.weight.double().cpu(), result.bias.double().cpu()
     pred = predict(Xd, weight, bias)
     final_loss = float(mse(pred, Yd))
-    optimum = _optimal_loss(result, config, Xd, Yd, final_loss)
+    # The optimum (and the inference of an iterative fit) come from the statistics the solver
+    # computed, or from one pass here; the closed form's own loss is the optimum.
+    stats = result.stats
+    if registry.get(config.solver).exact and config.alpha == 0:
+        optimum = final_loss
+    else:
+        if stats is None:
+            stats = SufficientStats.compute(Xd, Yd)
+        optimum = float(stats.optimum(fit_intercept=config.fit_intercept).mean())
     scale = float((Yd * Yd).mean())
     exact_fit = optimum <= _EXACT_FIT * max(scale, 1e-300)
     metrics = regression_metrics(Yd, pred)
@@ -170,7 +178,7 @@ def fit_data(
         targets=Yd.numpy(),
         predictions=pred.numpy(),
     )
-    return attach_inference(report, inference, X=Xd, Y=Yd)
+    return attach_inference(report, inference, rows=(Xd, Yd), stats=stats)
 
 
 def inference_problem(
@@ -195,8 +203,7 @@ def attach_inference(
     report: FitReport,
     cov_type: str | None,
     *,
-    X: torch.Tensor | None = None,
-    Y: torch.Tensor | None = None,
+    rows: tuple[torch.Tensor, torch.Tensor] | None = None,
     stats: SufficientStats | None = None,
     batches: Callable[[], Iterable[tuple[Any, Any]]] | None = None,
     collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
@@ -205,39 +212,33 @@ def attach_inference(
     ``report.inference`` and in its model (what intervals need), where it applies:
 
     * ``cov_type`` None, or a penalized fit (alpha > 0): none, and no note;
-    * the closed form (``lstsq``) with the rows ``X``, ``Y`` (float64) in memory:
+    * the closed form (``lstsq``) with the rows ``(X, Y)`` (float64) in memory:
       :func:`gradfit.inference.ols` on them;
     * otherwise (a stream, or an iterative fit) from the sufficient statistics ``stats``
-      (:func:`gradfit.inference.ols_from_stats`) with the model's own coefficients, the
-      HC types by one more pass over the rows (``X``, ``Y``, or ``batches``: a callable
-      returning a fresh iterable of ``(X, Y)`` blocks); an iterative fit only when its
-      coefficients are within 1% of a standard error of the optimum for every target
-      (``report.inference_note`` says how far they are otherwise). ``collect``: for rows
-      spread over processes, see :func:`gradfit.inference.ols_from_stats`.
+      (computed from ``rows`` when not given; :func:`gradfit.inference.ols_from_stats`) with
+      the model's own coefficients, the HC types by one more pass over the rows (``rows``, or
+      ``batches``: a callable returning a fresh iterable of ``(X, Y)`` blocks); an iterative
+      fit only when its coefficients are within 1% of a standard error of the optimum for
+      every target (``report.inference_note`` says how far they are otherwise). ``collect``:
+      for rows spread over processes, see :func:`gradfit.inference.ols_from_stats`.
     """
-    config = report.config
+    from gradfit.inference import ols, ols_from_stats
+
+    config, model = report.config, report.model
     if cov_type is None or config.alpha > 0:
         return report
-    model = report.model
     exact = registry.get(config.solver).exact
-    rows = X is not None and Y is not None
-    if stats is None and X is not None and Y is not None and not exact:
-        stats = SufficientStats.compute(X, Y)
-    if stats is None and not rows:
-        raise ValidationError("attach_inference needs the rows X, Y or their statistics")
-    n = int(X.shape[0]) if X is not None else int(stats.n)  # type: ignore[union-attr]
+    if exact and rows is not None:
+        stats, n = None, int(rows[0].shape[0])
+    else:
+        stats = _stats_of(rows, stats)
+        n = int(stats.n)
     p = len(model.feature_names) + int(config.fit_intercept)
     if n <= p:
         note = f"no standard errors: {n} rows for {p} coefficients leave no degrees of freedom"
         return replace(report, inference_note=note)
-    if not exact:
-        assert stats is not None
-        weight, bias = model.weight.double(), model.bias.double()
-        mse = stats.per_target_mse(weight.to(stats.zbar.device), bias.to(stats.zbar.device))
-        optimum = stats.optimum(fit_intercept=config.fit_intercept)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            excess = np.maximum(mse.cpu().numpy() / optimum.cpu().numpy() - 1.0, 0.0)
-            distance = float(np.nanmax(np.sqrt(excess * (n - p))))
+    if stats is not None and not exact:
+        distance = _distance_from_optimum(stats, model, config.fit_intercept, n - p)
         if not distance <= _INFERENCE_DISTANCE:
             note = (
                 f"no coefficient table: {config.solver} stopped {distance:.3g} standard errors "
@@ -245,55 +246,61 @@ def attach_inference(
                 "fit with --solver lstsq, or raise --epochs / lower --tol"
             )
             return replace(report, inference_note=note)
+    features, targets = model.feature_names, model.target_names
+    if batches is None and rows is not None:
+        batches = lambda: [rows]  # noqa: E731
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # rank deficiency: the solver has warned already
         try:
-            fit = _inference(report, cov_type, X, Y, stats, batches, collect, exact)
+            if stats is None and rows is not None:  # the closed form in memory: QR of the rows
+                fit = ols(
+                    *rows,
+                    fit_intercept=config.fit_intercept,
+                    cov_type=cov_type,
+                    feature_names=features,
+                    target_names=targets,
+                )
+            else:
+                fit = ols_from_stats(
+                    _stats_of(rows, stats),
+                    model.weight,
+                    model.bias,
+                    fit_intercept=config.fit_intercept,
+                    cov_type=cov_type,
+                    batches=batches,
+                    collect=collect,
+                    feature_names=features,
+                    target_names=targets,
+                )
         except ValidationError as exc:  # e.g. HC2/HC3 and a row of leverage 1: the fit stands
             return replace(report, inference_note=f"no coefficient table: {exc}")
     document = {"predictor": fit.to_dict(), "summary": fit.as_dict(), "text": fit.summary()}
     return replace(report, model=replace(model, inference=document), inference=fit)
 
 
-def _inference(
-    report: FitReport,
-    cov_type: str,
-    X: torch.Tensor | None,
-    Y: torch.Tensor | None,
-    stats: SufficientStats | None,
-    batches: Callable[[], Iterable[tuple[Any, Any]]] | None,
-    collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None,
-    exact: bool,
-) -> Any:
-    """The :class:`gradfit.inference.OLSResult` of :func:`attach_inference`'s rules."""
-    from gradfit.inference import ols, ols_from_stats
+def _stats_of(
+    rows: tuple[torch.Tensor, torch.Tensor] | None, stats: SufficientStats | None
+) -> SufficientStats:
+    """``stats``, or those of ``rows`` (one pass) when there are none."""
+    if stats is not None:
+        return stats
+    if rows is None:
+        raise ValidationError("attach_inference needs the rows (X, Y) or their statistics")
+    return SufficientStats.compute(*rows)
 
-    config, model = report.config, report.model
-    features, targets = model.feature_names, model.target_names
-    if exact and X is not None and Y is not None:
-        return ols(
-            X,
-            Y,
-            fit_intercept=config.fit_intercept,
-            cov_type=cov_type,
-            feature_names=features,
-            target_names=targets,
-        )
-    assert stats is not None
-    if batches is None and X is not None and Y is not None:
-        X_rows, Y_rows = X, Y
-        batches = lambda: [(X_rows, Y_rows)]  # noqa: E731
-    return ols_from_stats(
-        stats,
-        model.weight,
-        model.bias,
-        fit_intercept=config.fit_intercept,
-        cov_type=cov_type,
-        batches=batches,
-        collect=collect,
-        feature_names=features,
-        target_names=targets,
-    )
+
+def _distance_from_optimum(
+    stats: SufficientStats, model: SavedModel, fit_intercept: bool, df_resid: int
+) -> float:
+    """How many standard errors the model's coefficients are from the least-squares optimum,
+    at worst over the targets: their Mahalanobis distance ``sqrt((mse / optimum - 1) ·
+    df_resid)`` (inf or NaN where the optimum is 0, an exact fit: no standard errors there)."""
+    device = stats.zbar.device
+    mse = stats.per_target_mse(model.weight.double().to(device), model.bias.double().to(device))
+    optimum = stats.optimum(fit_intercept=fit_intercept)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        excess = np.maximum(mse.cpu().numpy() / optimum.cpu().numpy() - 1.0, 0.0)
+        return float(np.nanmax(np.sqrt(excess * df_resid)))
 
 
 def read_source(source: str, text_columns: Sequence[str] = ()) -> Any:
@@ -381,17 +388,6 @@ def as_training_tensor(
                 "--dtype float64 (or dtype='float64'), or rescale the column"
             )
     return torch.from_numpy(array).to(device=device, dtype=dtype)
-
-
-def _optimal_loss(
-    result: FitResult, config: SolverConfig, X: torch.Tensor, Y: torch.Tensor, final: float
-) -> float:
-    """The least-squares optimum of the MSE (no penalty): the closed form's own loss, or from
-    the statistics the solver computed (one pass to compute them if it did not)."""
-    if registry.get(config.solver).exact and config.alpha == 0:
-        return final
-    stats = result.stats if result.stats is not None else SufficientStats.compute(X, Y)
-    return float(stats.optimum(fit_intercept=config.fit_intercept).mean())
 
 
 def recorded_scaling(
