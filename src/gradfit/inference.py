@@ -380,6 +380,42 @@ def _robust_from_batches(
     return (wb, wc, seen) if fit_intercept else (wc.copy(), wc, seen)
 
 
+def _robust_over_rows(
+    batches: Callable[[], Iterable[tuple[Any, Any]]],
+    collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None,
+    factor: _Factor,
+    kept: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    center: np.ndarray,
+    cov_type: str,
+    n: int,
+    df_resid: int,
+    fit_intercept: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ols_from_stats`'s HC covariances (k, p, p) of (w, b) and of (w, c): the sums of
+    :func:`_robust_from_batches` over a fresh pass of ``batches``, added over the processes by
+    ``collect`` (see there), after a check that the pass saw the ``n`` rows of the
+    statistics."""
+    k, p = weight.shape[0], int(kept.sum()) + int(fit_intercept)
+
+    def local() -> np.ndarray:
+        wb, wc, seen = _robust_from_batches(
+            batches(), factor, kept, weight, bias, center, cov_type, n, df_resid, fit_intercept
+        )
+        return np.concatenate([wb.ravel(), wc.ravel(), [float(seen)]])
+
+    total = local() if collect is None else collect(local)
+    seen = round(float(total[-1]))
+    if seen != n:
+        raise ValidationError(
+            f"the second pass over the data gave {seen} rows where the statistics counted "
+            f"{n}; the data changed while being read"
+        )
+    size = k * p * p
+    return total[:size].reshape(k, p, p), total[size : 2 * size].reshape(k, p, p)
+
+
 def _embed(small: np.ndarray, kept: np.ndarray, fit_intercept: bool, fill: float) -> np.ndarray:
     """(k, r', r') over the kept coefficients -> (k, p, p) over all, ``fill`` elsewhere."""
     index = np.flatnonzero(np.append(kept, True) if fit_intercept else kept)
@@ -1110,12 +1146,15 @@ def ols_from_stats(
     ``alpha > 0`` is refused (a penalized fit has no classical standard errors).
     """
     cov_type = _check_cov_type(cov_type)
-    if cov_type != "nonrobust" and batches is None:
-        raise ValidationError(
-            f"cov_type={cov_type!r} needs the data rows (each residual and leverage), which "
-            "sufficient statistics do not keep: pass batches= (a second pass over the rows), "
-            "or use gradfit.ols on the data in memory"
-        )
+    second_pass = None  # the rows again, for the HC types
+    if cov_type != "nonrobust":
+        if batches is None:
+            raise ValidationError(
+                f"cov_type={cov_type!r} needs the data rows (each residual and leverage), which "
+                "sufficient statistics do not keep: pass batches= (a second pass over the "
+                "rows), or use gradfit.ols on the data in memory"
+            )
+        second_pass = batches
     _refuse_penalty(alpha)
     if not isinstance(stats, SufficientStats):
         raise ValidationError(f"stats must be a SufficientStats, got {type(stats).__name__}")
@@ -1189,28 +1228,22 @@ def ols_from_stats(
         sigma2 = rss / df_resid
     if r:
         factor = _Factor(r_inv=_solve_upper_identity(L.T), scale=norms[index] * math.sqrt(n))
-        if cov_type == "nonrobust":
+        if second_pass is None:
             cov_wb, cov_wc = _nonrobust_covariances(factor, sigma2, center[kept], n, fit_intercept)
         else:
-            assert batches is not None
-            k_, p_ = Wn.shape[0], r + int(fit_intercept)
-
-            def local() -> np.ndarray:
-                wb, wc, seen = _robust_from_batches(
-                    batches(), factor, kept, Wn, bn, center, cov_type, n, df_resid, fit_intercept
-                )
-                return np.concatenate([wb.ravel(), wc.ravel(), [float(seen)]])
-
-            total = local() if collect is None else collect(local)
-            size = k_ * p_ * p_
-            seen = round(float(total[-1]))
-            if seen != n:
-                raise ValidationError(
-                    f"the second pass over the data gave {seen} rows where the statistics "
-                    f"counted {n}; the data changed while being read"
-                )
-            cov_wb = total[:size].reshape(k_, p_, p_)
-            cov_wc = total[size : 2 * size].reshape(k_, p_, p_)
+            cov_wb, cov_wc = _robust_over_rows(
+                second_pass,
+                collect,
+                factor,
+                kept,
+                Wn,
+                bn,
+                center,
+                cov_type,
+                n,
+                df_resid,
+                fit_intercept,
+            )
     elif fit_intercept:
         cov_wb = cov_wc = (sigma2 / n)[:, None, None] * np.ones((k, 1, 1))
     else:
