@@ -404,7 +404,8 @@ def _compiled_sgd_epoch(
     generator, the same update, the same checks within the epoch."""
     from gradfit.solvers import compiled
 
-    assert isinstance(data, TensorData)  # the registry only offers it rows in memory
+    if not isinstance(data, TensorData):  # EpochKernel.accepts offers it rows in memory only
+        raise TypeError(f"the compiled sgd epoch needs rows in memory, got {type(data).__name__}")
     cfg = state.config
     k = state.weight.shape[0]
     X, Y = data.X, data.Y
