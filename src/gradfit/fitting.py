@@ -182,19 +182,21 @@ def fit_data(
 
 
 def inference_problem(
-    config: SolverConfig, cov_type: str | None, *, processes: int = 1
+    config: SolverConfig, cov_type: str | None, *, processes: int = 1, asked: bool = False
 ) -> str | None:
     """Why the coefficient table with covariance ``cov_type`` cannot be given for a fit with
     ``config`` on ``processes`` processes (checked before fitting, so that nobody waits for a
-    refusal), or None."""
-    if cov_type is None or cov_type == "nonrobust":
+    refusal), or None. ``asked``: the user asked for the table (``--cov``), so that a penalized
+    fit is refused whatever the covariance; otherwise it simply gets no table."""
+    if cov_type is None:
         return None
     if cov_type not in COV_TYPES:
         return f"--cov must be one of {', '.join(COV_TYPES)}, got {cov_type!r}"
-    if config.alpha > 0:
+    if config.alpha > 0 and (asked or cov_type != "nonrobust"):
         return (
             f"--cov {cov_type}: standard errors do not apply to a penalized fit "
-            f"(alpha={config.alpha:g}); leave out --cov, or fit with --alpha 0"
+            f"(--alpha {config.alpha:g}): its coefficients are biased; leave out --cov, or fit "
+            "with --alpha 0"
         )
     return None
 

@@ -90,6 +90,7 @@ def _emit_warnings(caught: list[warnings.WarningMessage]) -> None:
 def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     from gradfit.cli.config_options import config_from_args
     from gradfit.distributed import from_environment, launched, shutdown
+    from gradfit.fitting import inference_problem
     from gradfit.solvers import registry
 
     model_path = _check_output_dir(args.out, "model file")
@@ -104,12 +105,9 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     if not any(value.strip(" ,") for value in args.target):
         raise ValidationError("give at least one --target column")
     config = config_from_args(args)
-    if args.cov is not None and config.alpha > 0:
-        raise ValidationError(
-            f"--cov {args.cov}: standard errors do not apply to a penalized fit "
-            f"(--alpha {config.alpha:g}): its coefficients are biased; leave out --cov, or fit "
-            "with --alpha 0"
-        )
+    problem = inference_problem(config, args.cov, asked=True)
+    if problem is not None:
+        raise ValidationError(problem)
     spec = registry.get(config.solver)
     device = _device(args.device)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
