@@ -496,7 +496,7 @@ def test_saved_model_predictor_matches_the_fit(tmp_path: Path) -> None:
 
 
 def test_covariance_types_agree_everywhere() -> None:
-    """fitting keeps its own copy (so that checking --cov does not import SciPy)."""
+    """The command line lists them itself (its parser is built without importing inference)."""
     from gradfit import fitting, inference
     from gradfit.cli import build_parser
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from gradfit.errors import DataError, ValidationError
+from gradfit.inference import COV_TYPES, ols, ols_from_stats
 from gradfit.losses import mse
 from gradfit.metrics import RegressionMetrics, regression_metrics
 from gradfit.model import predict
@@ -56,8 +57,6 @@ _EXACT_FIT = 1e-10
 # this many standard errors of the optimum (in the Mahalanobis sense: sqrt(n (w - w*)ᵀ S
 # (w - w*)) / σ, which is sqrt((mse / optimum - 1) · df_resid) for each target).
 _INFERENCE_DISTANCE = 0.01
-# gradfit.inference.COV_TYPES, without importing SciPy before it is needed.
-COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 
 
 @dataclass(frozen=True)
@@ -224,8 +223,6 @@ def attach_inference(
       every target (``report.inference_note`` says how far they are otherwise). ``collect``:
       for rows spread over processes, see :func:`gradfit.inference.ols_from_stats`.
     """
-    from gradfit.inference import ols, ols_from_stats
-
     config, model = report.config, report.model
     if cov_type is None or config.alpha > 0:
         return report
