@@ -28,7 +28,7 @@ from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -60,6 +60,9 @@ from gradfit.data.readers import (
 from gradfit.errors import DataError, ValidationError
 
 __all__ = ["Batch", "BatchStream", "Unit", "open_stream"]
+
+T = TypeVar("T")
+_END: Any = object()  # the end of the items read ahead
 
 _DATA_SUFFIXES = (*_CSV_SUFFIXES, *_PARQUET_SUFFIXES)
 _INFER_ROWS = 1 << 16  # rows of the first file read to tell numeric columns from the others
@@ -251,19 +254,30 @@ class BatchStream:
             )
 
         rows = 0
-        chunks = _line_chunks(f, self._block_size(f))
+        counted = 0  # rows parsed so far, counted by the worker (tasks run one at a time, in order)
+
+        def parse_batch(chunk: bytes | memoryview, position: int) -> Batch:
+            nonlocal counted
+            arrow = parse(chunk)
+            before, counted = counted, counted + arrow.num_rows
+            return self._batch(f, arrow, numeric, text, before, done_before + position)
+
+        # The file is read in a thread of its own, ahead of the parse.
+        chunks = _read_ahead(_line_chunks(f, self._block_size(f)))
         with ThreadPoolExecutor(max_workers=1) as pool:
             try:
-                pending = None
+                pending: Future[Batch] | None = None
                 for chunk, position in chunks:
-                    ahead = pool.submit(parse, chunk)
+                    ahead = pool.submit(parse_batch, chunk, position)
                     if pending is not None:
-                        yield self._emit(f, pending, numeric, text, rows, done_before)
-                        rows += pending[0].result().num_rows
-                    pending = (ahead, position)
+                        batch = pending.result()
+                        yield batch
+                        rows += batch.n_rows
+                    pending = ahead
                 if pending is not None:
-                    yield self._emit(f, pending, numeric, text, rows, done_before)
-                    rows += pending[0].result().num_rows
+                    batch = pending.result()
+                    yield batch
+                    rows += batch.n_rows
             except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
                 raise self._csv_error(f, exc, numeric, text, rows) from None
             except (OSError, EOFError, zlib.error, pa.ArrowException) as exc:
@@ -278,18 +292,6 @@ class BatchStream:
             raise DataError(
                 f"{source}: the file has a header but no data rows; add rows below the header"
             )
-
-    def _emit(
-        self,
-        f: _File,
-        pending: tuple[Future[pa.Table], int],
-        numeric: Sequence[str],
-        text: Sequence[str],
-        rows: int,
-        done_before: int,
-    ) -> Batch:
-        arrow = pending[0].result()
-        return self._batch(f, arrow, numeric, text, rows, done_before + pending[1])
 
     def _csv_error(
         self,
@@ -352,7 +354,6 @@ class BatchStream:
         done_before: int,
     ) -> Iterator[Batch]:
         source = str(f.path)
-        wanted = list(dict.fromkeys([*numeric, *text]))
         groups = range(len(f.row_groups)) if group is None else [group]
         try:
             # Row groups too large to decode whole are read page by page through a small
@@ -362,20 +363,34 @@ class BatchStream:
             options: dict[str, Any] = (
                 {"buffer_size": _PAGE_BUFFER, "pre_buffer": False} if large else {}
             )
-            with pq.ParquetFile(str(f.path), **options) as pf:
-                for g in groups:
-                    rows = sum(f.row_groups[:g])
-                    total = max(f.row_groups[g], 1)
-                    for arrow in _read_ahead(self._row_group(pf, f, g, wanted)):
-                        part = rows - sum(f.row_groups[:g]) + arrow.num_rows
-                        done = done_before + int(_share(f, g) * min(part / total, 1.0))
-                        yield self._batch(f, arrow, numeric, text, rows, done)
-                        rows += arrow.num_rows
+            yield from _read_ahead(
+                self._parquet_batches(f, groups, numeric, text, done_before, options)
+            )
         except (OSError, EOFError, pa.ArrowException, UnicodeDecodeError) as exc:
             raise DataError(
                 f"{source}: not a readable Parquet file ({_flat(exc)}); it may be corrupt, "
                 "truncated or in another format"
             ) from None
+
+    def _parquet_batches(
+        self,
+        f: _File,
+        groups: Sequence[int],
+        numeric: Sequence[str],
+        text: Sequence[str],
+        done_before: int,
+        options: dict[str, Any],
+    ) -> Iterator[Batch]:
+        wanted = list(dict.fromkeys([*numeric, *text]))
+        with pq.ParquetFile(str(f.path), **options) as pf:
+            for g in groups:
+                rows = sum(f.row_groups[:g])
+                total = max(f.row_groups[g], 1)
+                for arrow in self._row_group(pf, f, g, wanted):
+                    part = rows - sum(f.row_groups[:g]) + arrow.num_rows
+                    done = done_before + int(_share(f, g) * min(part / total, 1.0))
+                    yield self._batch(f, arrow, numeric, text, rows, done)
+                    rows += arrow.num_rows
 
     def _row_group(
         self, pf: pq.ParquetFile, f: _File, g: int, wanted: list[str]
@@ -431,17 +446,24 @@ class BatchStream:
         return _to_table(arrow, source, "parquet" if f.parquet else "csv")
 
 
-def _read_ahead(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
-    """``items``, with the next one decoded in a thread while the caller uses the current one
-    (pyarrow releases the GIL while decoding)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        ahead = pool.submit(next, items, None)
-        while True:
-            item = ahead.result()
-            if item is None:
-                return
-            ahead = pool.submit(next, items, None)
-            yield item
+def _read_ahead(items: Iterator[T]) -> Generator[T, None, None]:
+    """``items``, the next one made in a thread while the caller uses the current one (pyarrow
+    releases the GIL while decoding, NumPy while copying): decoding and converting a batch
+    overlap the caller's work on the one before. ``items`` is closed at the end, or when the
+    caller stops early."""
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            ahead = pool.submit(next, items, _END)
+            while True:
+                item = ahead.result()
+                if item is _END:
+                    return
+                ahead = pool.submit(next, items, _END)
+                yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 def _line_chunks(f: _File, size: int) -> Generator[tuple[bytes | memoryview, int], None, None]:
