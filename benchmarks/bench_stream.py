@@ -16,9 +16,10 @@ end). Measured in one run, side by side:
   a fresh process as a command meets it ("fresh"; imports not counted);
 * ``gradfit.streaming.fit_stream`` in this process (the library call), best of ``--repeats``;
 * the commands ``gradfit fit FILE --solver gd|lstsq --stream``, ``gradfit predict``,
-  ``gradfit evaluate``, each a fresh process under ``/usr/bin/time``: wall time and maximum
-  resident memory. The start-up of the command (``gradfit --version``: Python and torch
-  imports, about 2 s here) is measured too and reported apart.
+  ``gradfit evaluate``, each a fresh process under ``/usr/bin/time``, ``--repeats`` times:
+  the best wall time and the largest maximum resident memory. The start-up of the command
+  (``gradfit --version``: Python and torch imports, about 2 s here) is measured the same way
+  and reported apart.
 
 The commands run with pandas hidden (an import hook makes it not found): pandas is not a
 dependency of gradfit, but when it is installed pyarrow imports it (about 80 MB) on its first
@@ -118,14 +119,19 @@ def fresh_read(path: Path, repeats: int) -> float:
     return min(times)
 
 
-def command(argv: list[str]) -> tuple[float, float]:
-    """(wall seconds, max resident MiB) of ``gradfit ARGV`` in a fresh process."""
-    timed = ["/usr/bin/time", "-f", "%e %M", sys.executable, "-c", LAUNCHER, *argv]
-    done = subprocess.run(timed, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"gradfit {' '.join(argv)} failed: {done.stderr.strip()}")
-    wall, kb = done.stderr.strip().splitlines()[-1].split()
-    return float(wall), int(kb) / 1024
+def command(argv: list[str], repeats: int = 1) -> tuple[float, float]:
+    """(wall seconds, max resident MiB) of ``gradfit ARGV``, each run a fresh process: the
+    best time and the largest peak of ``repeats`` runs."""
+    walls, peaks = [], []
+    for _ in range(repeats):
+        timed = ["/usr/bin/time", "-f", "%e %M", sys.executable, "-c", LAUNCHER, *argv]
+        done = subprocess.run(timed, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"gradfit {' '.join(argv)} failed: {done.stderr.strip()}")
+        wall, kb = done.stderr.strip().splitlines()[-1].split()
+        walls.append(float(wall))
+        peaks.append(int(kb) / 1024)
+    return min(walls), max(peaks)
 
 
 def main() -> None:
@@ -134,6 +140,9 @@ def main() -> None:
     parser.add_argument("--no-parquet", action="store_true", help="CSV only")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--dir", type=Path, help="where to write the data (kept)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="use the data already in --dir if it is there"
+    )
     parser.add_argument(
         "--commands",
         default="fit-gd,fit-lstsq,predict,evaluate",
@@ -147,12 +156,15 @@ def main() -> None:
     directory.mkdir(parents=True, exist_ok=True)
     try:
         t0 = time.perf_counter()
-        csv_path, pq_path = write_data(directory, args.gb, not args.no_parquet, args.seed)
-        print(
-            f"wrote {csv_path.stat().st_size / 1e9:.2f} GB CSV in {time.perf_counter() - t0:.0f} s"
-        )
+        csv_path, pq_path = directory / "data.csv", directory / "data.parquet"
+        if not (args.reuse and csv_path.exists() and (args.no_parquet or pq_path.exists())):
+            csv_path, pq_path = write_data(directory, args.gb, not args.no_parquet, args.seed)
+            took = f"wrote it in {time.perf_counter() - t0:.0f} s"
+        else:
+            took = "already there"
+        print(f"{csv_path.stat().st_size / 1e9:.2f} GB CSV: {took}")
         files = [("csv", csv_path)] + ([] if args.no_parquet else [("parquet", pq_path)])
-        startup, startup_mb = command(["--version"])
+        startup, startup_mb = command(["--version"], args.repeats)
         print(f"command start-up (gradfit --version): {startup:.2f} s, {startup_mb:.0f} MiB\n")
         wanted = set(args.commands.split(","))
         model = directory / "model.safetensors"
@@ -184,7 +196,7 @@ def main() -> None:
                     continue
                 if name in ("predict", "evaluate") and not model.exists():
                     command(argvs["fit-gd"])
-                rows.append((name, command(argv)))
+                rows.append((name, command(argv, args.repeats)))
             header = ("command", "wall [s]", "- start-up", "÷ floor", "÷ fresh", "max RSS")
             print("  {:<12} {:>9} {:>11} {:>8} {:>8} {:>9}".format(*header))
             for name, (wall, mb) in rows:

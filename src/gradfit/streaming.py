@@ -232,6 +232,23 @@ class StreamData:
                 )
             yield Xt, Yt, mask
 
+    def columns(self) -> Iterator[tuple[list[np.ndarray], list[np.ndarray]]]:
+        """The shard's rows as (features, targets) lists of float64 columns, batch by batch,
+        as read (not stacked into matrices, not converted to tensors): the statistics pass in
+        float64 on the CPU without a hold-out, where nothing else is needed."""
+        units = list(self.shard) if self.shard is not None else None
+        if units is not None and not units:
+            return
+        rows = 0
+        names = [*self.features, *self.targets]
+        d = len(self.features)
+        for batch in self.stream.batches(names, units=units, stack=False):
+            rows += batch.n_rows
+            if self.progress is not None:
+                self.progress(batch.bytes_done, batch.total_bytes, rows)
+            values = [batch.columns[name] for name in names]
+            yield values[:d], values[d:]
+
     def tensors(
         self, units: Sequence[Any] | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -480,6 +497,13 @@ def _local_stats(data: StreamData) -> tuple[SufficientStats | None, SufficientSt
     there are none: an empty shard, no hold-out), in one pass."""
     if data.shard is not None and not data.shard:
         return None, None
+    if data.holdout == 0 and data.dtype == torch.float64 and data.device.type == "cpu":
+        # The columns as read: the statistics shift them straight into their own buffer.
+        parts = data.columns()
+        head = next(parts, None)
+        if head is None:
+            return None, None
+        return SufficientStats.from_batches(itertools.chain([head], parts)), None
     held: list[SufficientStats | None] = [None]
 
     def training() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -156,10 +156,12 @@ def _fit_command(
     plot_path: Path | None,
 ) -> int:
     from gradfit.fitting import fit_data
+    from gradfit.inference import preload_distributions
     from gradfit.persistence import save_model
     from gradfit.solvers.engine import EpochInfo
     from gradfit.streaming import fit_stream, use_streaming
 
+    preload_distributions()  # the report's p-values need SciPy: imported while the data are read
     main_rank = comm is None or comm.rank == 0
     streaming = use_streaming(
         args.data, config, memory_limit=args.memory_limit, stream=stream_choice

@@ -7,7 +7,7 @@ full-batch gradient step cost O(d² k) instead of O(n d k).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,10 @@ _CHUNK_ELEMENTS = 1 << 19
 _DEVICE_CHUNK_ELEMENTS = 1 << 22  # on a GPU: 32 MiB, fewer launches (no cache to stay in)
 _NUMPY_DTYPES = (torch.float64, torch.float32)
 
+# A block of rows: an (m, d) tensor, or (on the CPU) its d columns as float64 arrays of m values
+# (a batch read from a file, used as read without stacking it into a matrix).
+Block = torch.Tensor | Sequence[npt.NDArray[np.float64]]
+
 
 @dataclass(frozen=True)
 class SufficientStats:
@@ -48,8 +52,8 @@ class SufficientStats:
     @classmethod
     def compute(
         cls,
-        Z: torch.Tensor,
-        Y: torch.Tensor,
+        Z: Block,
+        Y: Block,
         shift: tuple[torch.Tensor, torch.Tensor] | None = None,
         *,
         shifted: bool = False,
@@ -57,14 +61,11 @@ class SufficientStats:
         """One pass over (Z, Y) in chunks, accumulated in float64, shifted by ``shift`` (means
         near those of the data: (d,), (k,) float64; default: the first chunk's means) so that
         the centred moments do not suffer cancellation. ``shifted``: return the statistics of
-        the shifted data ``(Z - shift, Y - shift)`` (their means near 0), for merging."""
-        n, d, k = Z.shape[0], Z.shape[1], Y.shape[1]
-        f64 = torch.float64
+        the shifted data ``(Z - shift, Y - shift)`` (their means near 0), for merging. Z and Y
+        are (n, d) and (n, k) tensors, or (on the CPU) their columns as float64 arrays."""
+        n, d, k = _rows(Y), _width(Z), _width(Y)
         if shift is None:
-            head = min(n, _CHUNK_ROWS)
-            # (summed in float64 without a float64 copy of the head)
-            z0 = Z[:head].sum(0, dtype=f64) / max(head, 1)
-            y0 = Y[:head].sum(0, dtype=f64) / max(head, 1)
+            z0, y0 = _head_mean(Z, n), _head_mean(Y, n)
         else:
             z0, y0 = shift
         # One product per chunk gives every sum: with A = [Z - z0, Y - y0, 1] (c, d + k + 1),
@@ -127,7 +128,7 @@ class SufficientStats:
         )
 
     @classmethod
-    def from_batches(cls, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> SufficientStats:
+    def from_batches(cls, batches: Iterable[tuple[Block, Block]]) -> SufficientStats:
         """The statistics of a stream of (Z (m, d), Y (m, k)) batches, one pass: each batch by
         :meth:`compute`, merged into the running total by :meth:`merge`. The batches are first
         shifted by the first batch's means (and the means shifted back at the end), so that the
@@ -137,11 +138,11 @@ class SufficientStats:
         total: SufficientStats | None = None
         shift = None
         for Z, Y in batches:
-            if Z.shape[0] == 0:
+            m = _rows(Y)
+            if m == 0:
                 continue
             if shift is None:
-                head = min(Z.shape[0], _CHUNK_ROWS)
-                shift = (Z[:head].double().mean(0), Y[:head].double().mean(0))
+                shift = (_head_mean(Z, m), _head_mean(Y, m))
             part = cls.compute(Z, Y, shift, shifted=True)
             total = part if total is None else total.merge(part)
         if total is None or shift is None:
@@ -254,14 +255,39 @@ class SufficientStats:
         return M
 
 
-def _shifted_gram(
-    Z: torch.Tensor, Y: torch.Tensor, z0: torch.Tensor, y0: torch.Tensor
-) -> torch.Tensor:
+def _rows(block: Block) -> int:
+    if isinstance(block, torch.Tensor):
+        return int(block.shape[0])
+    return len(block[0]) if len(block) else 0
+
+
+def _width(block: Block) -> int:
+    return int(block.shape[1]) if isinstance(block, torch.Tensor) else len(block)
+
+
+def _head_mean(block: Block, n: int) -> torch.Tensor:
+    """The mean of the first rows of a block (up to a chunk), in float64: a shift near the
+    data's means (summed in float64 without a float64 copy of the head)."""
+    head = min(n, _CHUNK_ROWS)
+    if isinstance(block, torch.Tensor):
+        return block[:head].sum(0, dtype=torch.float64) / max(head, 1)
+    sums = [float(np.sum(c[:head], dtype=np.float64)) for c in block]
+    return torch.tensor(sums, dtype=torch.float64) / max(head, 1)
+
+
+def _shifted_gram(Z: Block, Y: Block, z0: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:
     """``AᵀA`` (w, w) float64 for ``A = [Z - z0, Y - y0, 1]``, in chunks that stay in cache."""
+    if not isinstance(Z, torch.Tensor) or not isinstance(Y, torch.Tensor):
+        shift = torch.cat([z0, y0]).cpu().numpy()
+        columns = [*_columns(Z), *_columns(Y)]
+        return torch.from_numpy(_shifted_gram_of_columns(columns, _rows(Y), shift))
     if Z.device.type == "cpu" and Z.dtype in _NUMPY_DTYPES and Y.dtype in _NUMPY_DTYPES:
-        return torch.from_numpy(
-            _shifted_gram_numpy(Z.detach().numpy(), Y.detach().numpy(), z0.numpy(), y0.numpy())
-        )
+        shift = torch.cat([z0, y0]).numpy()
+        Zn, Yn = Z.detach().numpy(), Y.detach().numpy()
+        if Zn.strides[0] == Zn.itemsize and Yn.strides[0] == Yn.itemsize:  # column-major
+            columns = [*Zn.T, *Yn.T]
+            return torch.from_numpy(_shifted_gram_of_columns(columns, Yn.shape[0], shift))
+        return torch.from_numpy(_shifted_gram_of_rows(Zn, Yn, shift))
     n, d, k = Z.shape[0], Z.shape[1], Y.shape[1]
     w = d + k + 1
     dev = Z.device
@@ -280,31 +306,56 @@ def _shifted_gram(
     return G
 
 
-def _shifted_gram_numpy(
-    Z: npt.NDArray[Any],
-    Y: npt.NDArray[Any],
-    z0: npt.NDArray[np.float64],
-    y0: npt.NDArray[np.float64],
+def _columns(block: Block) -> list[npt.NDArray[Any]]:
+    if isinstance(block, torch.Tensor):
+        return list(block.detach().cpu().numpy().T)
+    return list(block)
+
+
+# On the CPU the chunks are shifted by NumPy's loops into a buffer, then multiplied by
+# ``A.T @ A``, which NumPy hands to BLAS ``dsyrk``, the symmetric rank-k update (half the
+# products of a general product; 4,000,000 x 13 in 0.14 s, as fast as SciPy's ``dsyrk`` and
+# without importing SciPy, 0.4 s). NumPy's loops, not torch's thread pool: while pyarrow's
+# threads parse a file, torch's pool made the shift 5-8 times slower (measured on
+# 4,000,000 x 12: 1.1 s of copy and subtract against 0.15 s).
+
+
+def _shifted_gram_of_columns(
+    columns: Sequence[npt.NDArray[Any]], n: int, shift: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
-    """:func:`_shifted_gram` on the CPU, with NumPy: each chunk shifted into a buffer laid out
-    as the data are (column-major data, e.g. a batch read from a file, stay column-major: no
-    transposing copy), then ``A.T @ A``, which NumPy hands to BLAS ``dsyrk``, the symmetric
-    rank-k update (half the products of a general product; 4,000,000 x 13 in 0.14 s, as fast
-    as SciPy's ``dsyrk`` and without importing SciPy, 0.4 s). NumPy's loops, not torch's
-    thread pool: while pyarrow's threads parse a file, torch's pool made the shift 5-8 times
-    slower (measured on 4,000,000 x 12: 1.1 s of copy and subtract against 0.15 s)."""
-    n, d, k = Z.shape[0], Z.shape[1], Y.shape[1]
-    w = d + k + 1
+    """:func:`_shifted_gram` of data given as columns (each (n,), any strides): each chunk's
+    columns are shifted straight into a column-major buffer (a batch read from a file is never
+    stacked into a matrix first)."""
+    w = len(columns) + 1
     rows = max(1, min(_CHUNK_ROWS, _CHUNK_ELEMENTS // w))
-    column_major = Z.ndim == 2 and Z.strides[0] == Z.itemsize
     storage = np.empty(min(n, rows) * w)
     G = np.zeros((w, w))
     for start in range(0, n, rows):
         m = min(rows, n - start)
-        # A contiguous (m, w) view of the buffer, so that BLAS gets it without a copy.
-        A = storage[: m * w].reshape((m, w), order="F" if column_major else "C")
-        np.subtract(Z[start : start + m], z0, out=A[:, :d])
-        np.subtract(Y[start : start + m], y0, out=A[:, d : d + k])
+        A = storage[: m * w].reshape((m, w), order="F")  # contiguous: BLAS takes it as it is
+        for j, column in enumerate(columns):
+            np.subtract(column[start : start + m], shift[j], out=A[:, j])
+        A[:, -1] = 1.0
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: checked by the caller
+            G += A.T @ A
+    return G
+
+
+def _shifted_gram_of_rows(
+    Z: npt.NDArray[Any], Y: npt.NDArray[Any], shift: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """:func:`_shifted_gram` of row-major (n, d) and (n, k) arrays: whole rows of each chunk
+    shifted at once into a row-major buffer."""
+    n, d, k = Z.shape[0], Z.shape[1], Y.shape[1]
+    w = d + k + 1
+    rows = max(1, min(_CHUNK_ROWS, _CHUNK_ELEMENTS // w))
+    storage = np.empty(min(n, rows) * w)
+    G = np.zeros((w, w))
+    for start in range(0, n, rows):
+        m = min(rows, n - start)
+        A = storage[: m * w].reshape((m, w))
+        np.subtract(Z[start : start + m], shift[:d], out=A[:, :d])
+        np.subtract(Y[start : start + m], shift[d:], out=A[:, d : d + k])
         A[:, -1] = 1.0
         with np.errstate(over="ignore", invalid="ignore"):  # overflow: checked by the caller
             G += A.T @ A
