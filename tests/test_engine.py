@@ -461,3 +461,55 @@ def test_engine_and_tutorial_paths_standardize_alike(fit_intercept: bool) -> Non
     torch.testing.assert_close(from_stats.mean, from_data.mean, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(from_stats.scale, from_data.scale, rtol=1e-12, atol=1e-12)
     assert from_data.scale[-1] == (1.0 if fit_intercept else 7.0)  # constant column unscaled
+
+
+def _layouts(X: torch.Tensor, Y: torch.Tensor) -> dict[str, tuple[object, object]]:
+    """The same data as each path of the statistics pass takes it: row-major tensors,
+    column-major tensors (a batch read from a file), columns as a list of arrays (read without
+    stacking), and half precision (the torch path, as on a GPU)."""
+    Xf = torch.from_numpy(np.asfortranarray(X.numpy()))
+    Yf = torch.from_numpy(np.asfortranarray(Y.numpy()))
+    return {
+        "rows": (X, Y),
+        "column-major": (Xf, Yf),
+        "columns": (list(X.numpy().T.copy()), list(Y.numpy().T.copy())),
+        "mixed": (Xf, list(Y.numpy().T.copy())),
+    }
+
+
+@pytest.mark.parametrize("layout", ["rows", "column-major", "columns", "mixed"])
+def test_sufficient_stats_are_the_same_whatever_the_layout(
+    monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    # Every layout must give the numbers of the float64 reference: the shift, the chunking
+    # (7 rows, ragged at the end) and the rank-k update differ only in summation order, so
+    # agreement is to float64 rounding (1e-12 relative on these well-scaled sums; the large
+    # offset would cost 12 digits without the shift, so 1e-8 on the moments is still a test
+    # of it, as above).
+    monkeypatch.setattr(stats, "_CHUNK_ROWS", 7)
+    X, Y = _problem(3, n=53, d=5, k=2)
+    X = X + 1e6
+    Z, T = _layouts(X, Y)[layout]
+    st = SufficientStats.compute(Z, T)  # type: ignore[arg-type]
+    Xn, Yn = X.numpy(), Y.numpy()
+    Xc, Yc = Xn - Xn.mean(0), Yn - Yn.mean(0)
+    assert st.n == 53
+    np.testing.assert_allclose(st.zbar.numpy(), Xn.mean(0), rtol=1e-14)
+    np.testing.assert_allclose(st.ybar.numpy(), Yn.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(st.Szz.numpy(), Xc.T @ Xc / 53, rtol=1e-8)
+    np.testing.assert_allclose(st.Szy.numpy(), Xc.T @ Yc / 53, rtol=1e-8)
+    np.testing.assert_allclose(st.syy.numpy(), (Yc**2).mean(0), rtol=1e-12)
+    merged = SufficientStats.from_batches([(Z, T)])  # type: ignore[list-item]
+    np.testing.assert_allclose(merged.Szz.numpy(), st.Szz.numpy(), rtol=1e-12)
+
+
+def test_sufficient_stats_of_half_precision_take_the_torch_path() -> None:
+    # float16 has no NumPy BLAS path: the torch chunks convert to float64 before the shift, so
+    # the statistics are exactly those of the float16 values seen as float64.
+    X, Y = _problem(4, n=40, d=3, k=1)
+    Xh, Yh = X.half(), Y.half()
+    st = SufficientStats.compute(Xh, Yh)
+    ref = SufficientStats.compute(Xh.double(), Yh.double())
+    np.testing.assert_allclose(st.Szz.numpy(), ref.Szz.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(st.Szy.numpy(), ref.Szy.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(st.zbar.numpy(), ref.zbar.numpy(), rtol=1e-14)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
+import threading
 import warnings
 from typing import Any
 
@@ -707,3 +709,29 @@ def test_hc3_from_blocks_refuses_a_row_of_leverage_one() -> None:
     stats = SufficientStats.compute(torch.from_numpy(X), torch.from_numpy(Y))
     with pytest.raises(ValidationError, match="row 17 has leverage 1"):
         ols_from_stats(stats, fit.weight, fit.bias, cov_type="HC3", batches=_blocks(X, Y, 4))
+
+
+def test_preload_distributions_imports_scipy_special_in_a_thread() -> None:
+    import gradfit.inference as inference_module
+
+    thread = inference_module.preload_distributions()
+    assert thread is not threading.current_thread()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert "scipy.special" in sys.modules
+
+
+def test_preload_distributions_leaves_a_failed_import_for_first_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No traceback from the thread (pytest turns an unhandled thread exception into an error
+    # here): the import error is reported where the distributions are first used.
+    import gradfit.inference as inference_module
+
+    def missing() -> None:
+        raise ImportError("No module named 'scipy'")
+
+    monkeypatch.setattr(inference_module, "_special", missing)
+    thread = inference_module.preload_distributions()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
