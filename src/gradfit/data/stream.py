@@ -4,8 +4,10 @@
 ``.csv.gz``, ``.tsv.gz``, ``.parquet`` and ``.pq`` files, sorted by name) or a glob pattern, and
 checks the schema once, up front, from each file's header or Parquet footer: every file must
 have the same columns in the same order. Then :meth:`BatchStream.batches` reads the columns
-asked for, batch by batch (pyarrow's streaming CSV reader with its threads; Parquet by row
-groups), each batch going through the same checks as :func:`gradfit.data.select` with rows
+asked for, batch by batch (CSV: the file cut into chunks at line ends, read ahead by a thread,
+each parsed by ``pyarrow.csv.read_csv`` with its threads; Parquet: row groups, decoded one
+batch ahead of the caller by a thread), each batch going through the same checks as
+:func:`gradfit.data.select` with rows
 counted in its file, so that a bad cell three million rows down is named exactly as in a small
 file: ``data.csv: column 'temp', row 3000001: 'abc' is not a number; fix or remove that row``.
 
@@ -15,8 +17,10 @@ per Parquet row group, one per CSV file (a CSV file is read from its start, so a
 is one unit). Reading ``units`` in another order, or a rank's share of them
 (:meth:`BatchStream.shard`), is how training shuffles and shards without holding the data.
 
-Memory: one batch (plus pyarrow's read-ahead) at a time; every call of :meth:`batches` opens the
-files anew (an epoch), and closes them even when the caller stops early.
+Memory: a few batches at a time (the caller's, the one read ahead, the chunk being parsed);
+every call of :meth:`batches` opens the files anew (an epoch), and closes them even when the
+caller stops early. With ``stack=False`` the numeric columns are pyarrow's own float64 buffers
+where they can be (no copy), for a caller that takes columns, such as the statistics pass.
 """
 
 from __future__ import annotations
