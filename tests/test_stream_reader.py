@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from gradfit.data import stream as stream_module
-from gradfit.data.stream import _read_ahead, open_stream
+from gradfit.data.ahead import read_ahead as _read_ahead
+from gradfit.data.stream import open_stream
 from gradfit.errors import DataError
 
 

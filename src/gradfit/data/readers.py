@@ -45,6 +45,7 @@ import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
 from gradfit.atomic import atomic_write
+from gradfit.data.ahead import read_ahead
 from gradfit.errors import DataError, GradfitError, ValidationError
 
 __all__ = [
@@ -848,7 +849,9 @@ def write_table_batches(path: str | Path, batches: Iterable[Mapping[str, npt.Arr
             out: Any = fh
             if not parquet and name.endswith(".gz"):
                 out = stack.enter_context(gzip.GzipFile(fileobj=fh, mode="wb"))
-            for columns in batches:
+            # The next batch is made (read, predicted, ...) in a thread while this one is
+            # written: formatting numbers as text is as slow as parsing them.
+            for columns in read_ahead(iter(batches)):
                 arrow = _to_arrow(columns)
                 if schema is None:
                     schema = arrow.schema

@@ -28,12 +28,11 @@ from __future__ import annotations
 import glob as globbing
 import gzip
 import zlib
-from collections import deque
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +40,7 @@ import pyarrow as pa
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
+from gradfit.data.ahead import read_ahead as _read_ahead
 from gradfit.data.readers import (
     _CSV_SUFFIXES,
     _GZIP_MAGIC,
@@ -66,8 +66,6 @@ from gradfit.errors import DataError, ValidationError
 
 __all__ = ["Batch", "BatchStream", "Unit", "open_stream"]
 
-T = TypeVar("T")
-_END: Any = object()  # the end of the items read ahead
 
 _DATA_SUFFIXES = (*_CSV_SUFFIXES, *_PARQUET_SUFFIXES)
 _INFER_ROWS = 1 << 16  # rows of the first file read to tell numeric columns from the others
@@ -491,27 +489,6 @@ def _csv_head(f: _File) -> bytes:
             if fh is not raw:
                 fh.close()
     return text
-
-
-def _read_ahead(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
-    """``items``, up to ``depth`` of them made ahead in a thread while the caller uses the
-    current one (pyarrow releases the GIL while decoding, NumPy while copying): reading,
-    decoding and converting overlap the caller's work. ``items`` is closed at the end, or when
-    the caller stops early (what was made ahead is then dropped)."""
-    pool = ThreadPoolExecutor(max_workers=1)
-    try:
-        ahead = deque(pool.submit(next, items, _END) for _ in range(depth))
-        while True:
-            item = ahead.popleft().result()
-            if item is _END:
-                return
-            ahead.append(pool.submit(next, items, _END))
-            yield item
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()
 
 
 def _line_chunks(f: _File, size: int) -> Generator[tuple[bytes | memoryview, int], None, None]:
