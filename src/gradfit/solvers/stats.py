@@ -7,9 +7,9 @@ full-batch gradient step cost O(d² k) instead of O(n d k).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -276,18 +276,19 @@ def _head_mean(block: Block, n: int) -> torch.Tensor:
 
 
 def _shifted_gram(Z: Block, Y: Block, z0: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:
-    """``AᵀA`` (w, w) float64 for ``A = [Z - z0, Y - y0, 1]``, in chunks that stay in cache."""
-    if not isinstance(Z, torch.Tensor) or not isinstance(Y, torch.Tensor):
-        shift = torch.cat([z0, y0]).cpu().numpy()
-        columns = [*_columns(Z), *_columns(Y)]
-        return torch.from_numpy(_shifted_gram_of_columns(columns, _rows(Y), shift))
-    if Z.device.type == "cpu" and Z.dtype in _NUMPY_DTYPES and Y.dtype in _NUMPY_DTYPES:
-        shift = torch.cat([z0, y0]).numpy()
-        Zn, Yn = Z.detach().numpy(), Y.detach().numpy()
-        if Zn.strides[0] == Zn.itemsize and Yn.strides[0] == Yn.itemsize:  # column-major
-            columns = [*Zn.T, *Yn.T]
-            return torch.from_numpy(_shifted_gram_of_columns(columns, Yn.shape[0], shift))
-        return torch.from_numpy(_shifted_gram_of_rows(Zn, Yn, shift))
+    """``AᵀA`` (w, w) float64 for ``A = [Z - z0, Y - y0, 1]``, in chunks that stay in cache:
+    by NumPy for columns and CPU float32/float64 tensors, by torch otherwise (a GPU, half
+    precision)."""
+    if isinstance(Z, torch.Tensor) and isinstance(Y, torch.Tensor):
+        on_cpu = Z.device.type == "cpu" and Y.device.type == "cpu"
+        if not (on_cpu and Z.dtype in _NUMPY_DTYPES and Y.dtype in _NUMPY_DTYPES):
+            return _shifted_gram_torch(Z, Y, z0, y0)
+    return torch.from_numpy(_shifted_gram_numpy(Z, Y, torch.cat([z0, y0]).cpu().numpy()))
+
+
+def _shifted_gram_torch(
+    Z: torch.Tensor, Y: torch.Tensor, z0: torch.Tensor, y0: torch.Tensor
+) -> torch.Tensor:
     n, d, k = Z.shape[0], Z.shape[1], Y.shape[1]
     w = d + k + 1
     dev = Z.device
@@ -320,42 +321,51 @@ def _columns(block: Block) -> list[npt.NDArray[Any]]:
 # 4,000,000 x 12: 1.1 s of copy and subtract against 0.15 s).
 
 
-def _shifted_gram_of_columns(
-    columns: Sequence[npt.NDArray[Any]], n: int, shift: npt.NDArray[np.float64]
+def _shifted_gram_numpy(
+    Z: Block, Y: Block, shift: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
-    """:func:`_shifted_gram` of data given as columns (each (n,), any strides): each chunk's
-    columns are shifted straight into a column-major buffer (a batch read from a file is never
-    stacked into a matrix first)."""
-    w = len(columns) + 1
-    rows = max(1, min(_CHUNK_ROWS, _CHUNK_ELEMENTS // w))
-    storage = np.empty(min(n, rows) * w)
-    G = np.zeros((w, w))
-    for start in range(0, n, rows):
-        m = min(rows, n - start)
-        A = storage[: m * w].reshape((m, w), order="F")  # contiguous: BLAS takes it as it is
+    """:func:`_shifted_gram` with NumPy, the buffer laid out as the data are: row-major arrays
+    are shifted whole rows at a time into a row-major buffer; columns (a batch read from a
+    file, never stacked into a matrix first) and column-major arrays column by column into a
+    column-major one, so that no chunk is copied across its layout."""
+    if isinstance(Z, torch.Tensor) and isinstance(Y, torch.Tensor):
+        Zn, Yn = Z.detach().numpy(), Y.detach().numpy()
+        d = Zn.shape[1]
+        if not (Zn.strides[0] == Zn.itemsize and Yn.strides[0] == Yn.itemsize):  # row-major
+
+            def fill_rows(A: npt.NDArray[np.float64], start: int, m: int) -> None:
+                np.subtract(Zn[start : start + m], shift[:d], out=A[:, :d])
+                np.subtract(Yn[start : start + m], shift[d:], out=A[:, d:])
+
+            return _chunked_gram(Yn.shape[0], d + Yn.shape[1], "C", fill_rows)
+        columns = [*Zn.T, *Yn.T]
+    else:
+        columns = [*_columns(Z), *_columns(Y)]
+
+    def fill_columns(A: npt.NDArray[np.float64], start: int, m: int) -> None:
         for j, column in enumerate(columns):
             np.subtract(column[start : start + m], shift[j], out=A[:, j])
-        A[:, -1] = 1.0
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow: checked by the caller
-            G += A.T @ A
-    return G
+
+    return _chunked_gram(_rows(Y), len(columns), "F", fill_columns)
 
 
-def _shifted_gram_of_rows(
-    Z: npt.NDArray[Any], Y: npt.NDArray[Any], shift: npt.NDArray[np.float64]
+def _chunked_gram(
+    n: int,
+    p: int,
+    order: Literal["C", "F"],
+    fill: Callable[[npt.NDArray[np.float64], int, int], None],
 ) -> npt.NDArray[np.float64]:
-    """:func:`_shifted_gram` of row-major (n, d) and (n, k) arrays: whole rows of each chunk
-    shifted at once into a row-major buffer."""
-    n, d, k = Z.shape[0], Z.shape[1], Y.shape[1]
-    w = d + k + 1
+    """``AᵀA`` (p + 1, p + 1) of ``A = [data, 1]`` for n rows of p shifted columns, chunk by
+    chunk: ``fill(view, start, m)`` writes rows ``start .. start + m`` into the (m, p) view of
+    a buffer that is contiguous in ``order``, so BLAS takes it without a copy."""
+    w = p + 1
     rows = max(1, min(_CHUNK_ROWS, _CHUNK_ELEMENTS // w))
     storage = np.empty(min(n, rows) * w)
     G = np.zeros((w, w))
     for start in range(0, n, rows):
         m = min(rows, n - start)
-        A = storage[: m * w].reshape((m, w))
-        np.subtract(Z[start : start + m], shift[:d], out=A[:, :d])
-        np.subtract(Y[start : start + m], shift[d:], out=A[:, d : d + k])
+        A = storage[: m * w].reshape((m, w), order=order)
+        fill(A[:, :p], start, m)
         A[:, -1] = 1.0
         with np.errstate(over="ignore", invalid="ignore"):  # overflow: checked by the caller
             G += A.T @ A
