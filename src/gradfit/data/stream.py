@@ -25,6 +25,7 @@ where they can be (no copy), for a caller that takes columns, such as the statis
 
 from __future__ import annotations
 
+import contextlib
 import glob as globbing
 import gzip
 import zlib
@@ -32,7 +33,7 @@ from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -474,53 +475,55 @@ def _csv_head(f: _File) -> bytes:
     """The first whole lines of a CSV file (header included), about :data:`_HEAD_TEXT` bytes
     of (decompressed) text: the rows the column types are inferred from. A bounded read:
     pyarrow's streaming reader read ahead far more (measured: 0.4 s and 136 MiB)."""
-    with f.path.open("rb") as raw:
-        fh: Any = gzip.GzipFile(fileobj=raw, mode="rb") if f.gzipped else raw
-        try:
-            text: bytes = fh.read(_HEAD_TEXT)
-            while text.count(b"\n") < 2:  # the header and a first row, however long
-                more = fh.read(_HEAD_TEXT)
-                if not more:
-                    break
-                text += more
-            if fh.read(1):  # more follows: keep whole lines only
-                text = text[: text.rfind(b"\n") + 1]
-        finally:
-            if fh is not raw:
-                fh.close()
+    with _text(f) as (_, fh):
+        text: bytes = fh.read(_HEAD_TEXT)
+        while text.count(b"\n") < 2:  # the header and a first row, however long
+            more = fh.read(_HEAD_TEXT)
+            if not more:
+                break
+            text += more
+        if fh.read(1):  # more follows: keep whole lines only
+            text = text[: text.rfind(b"\n") + 1]
     return text
+
+
+@contextlib.contextmanager
+def _text(f: _File) -> Iterator[tuple[IO[bytes], Any]]:
+    """A CSV file open for reading: (the file on disk, its decompressed text), both closed at
+    the end."""
+    with f.path.open("rb") as raw:
+        if not f.gzipped:
+            yield raw, raw
+            return
+        with gzip.GzipFile(fileobj=raw, mode="rb") as fh:
+            yield raw, fh
 
 
 def _line_chunks(f: _File, size: int) -> Generator[tuple[bytes | memoryview, int], None, None]:
     """The (decompressed) data lines of a CSV file after its header, in chunks of about
     ``size`` bytes cut after a line end, each with the position reached in the file on disk."""
-    with f.path.open("rb") as raw:
-        fh: Any = gzip.GzipFile(fileobj=raw, mode="rb") if f.gzipped else raw
-        try:
-            header = fh.readline()
-            if header.startswith(b"\xef\xbb\xbf"):
-                header = header[3:]
-            rest = b""
-            while True:
-                # A fresh buffer per chunk (pyarrow may still be parsing the previous one);
-                # the carried partial line goes first, the block is read in after it.
-                data = bytearray(len(rest) + size)
-                data[: len(rest)] = rest
-                got = fh.readinto(memoryview(data)[len(rest) :])
-                if not got:
-                    break
-                end = len(rest) + got
-                cut = data.rfind(b"\n", 0, end) + 1
-                if cut == 0:  # a line longer than the block: read on
-                    rest = bytes(data[:end])
-                    continue
-                rest = bytes(data[cut:end])
-                yield memoryview(data)[:cut], raw.tell()
-            if rest.strip():
-                yield rest + b"\n", raw.tell()
-        finally:
-            if fh is not raw:
-                fh.close()
+    with _text(f) as (raw, fh):
+        header = fh.readline()
+        if header.startswith(b"\xef\xbb\xbf"):
+            header = header[3:]
+        rest = b""
+        while True:
+            # A fresh buffer per chunk (pyarrow may still be parsing the previous one); the
+            # carried partial line goes first, the block is read in after it.
+            data = bytearray(len(rest) + size)
+            data[: len(rest)] = rest
+            got = fh.readinto(memoryview(data)[len(rest) :])
+            if not got:
+                break
+            end = len(rest) + got
+            cut = data.rfind(b"\n", 0, end) + 1
+            if cut == 0:  # a line longer than the block: read on
+                rest = bytes(data[:end])
+                continue
+            rest = bytes(data[cut:end])
+            yield memoryview(data)[:cut], raw.tell()
+        if rest.strip():
+            yield rest + b"\n", raw.tell()
 
 
 def _plain_columns(arrow: pa.Table, numeric: Sequence[str]) -> list[npt.NDArray[np.float64]] | None:
