@@ -17,7 +17,7 @@ import pytest
 from gradfit.data import stream as stream_module
 from gradfit.data.ahead import read_ahead as _read_ahead
 from gradfit.data.stream import open_stream
-from gradfit.errors import DataError
+from gradfit.errors import DataError, ValidationError
 
 
 def _table(n: int = 250) -> dict[str, np.ndarray]:
@@ -66,6 +66,11 @@ def test_columns_as_read_equal_the_stacked_matrix(files: dict[str, Path], kind: 
         np.testing.assert_array_equal(np.concatenate([b.columns[name] for b in stacked]), whole)
     M = np.concatenate([b.matrix for b in stacked if b.matrix is not None])
     np.testing.assert_array_equal(M, np.column_stack([cols[n] for n in names]))
+    X, Y = stacked[0].split_matrix(3)
+    np.testing.assert_array_equal(X, stacked[0].matrix[:, :3])  # type: ignore[index]
+    np.testing.assert_array_equal(Y[:, 0], stacked[0].columns["y"])
+    with pytest.raises(ValidationError, match="stack=False"):
+        loose[0].split_matrix(3)
 
 
 def test_columns_as_read_still_name_a_bad_cell(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ from gradfit.solvers.result import FitResult
 from gradfit.solvers.stats import SufficientStats
 
 if TYPE_CHECKING:
-    from gradfit.data import BatchStream
+    from gradfit.data import Batch, BatchStream
     from gradfit.solvers.collective import Communicator
 
 __all__ = [
@@ -209,22 +209,15 @@ class StreamData:
         """The rows as (X (m, d), Y (m, k)) tensors in the training dtype, batch by batch, in
         the stream's order (or the order of ``units``; default: the shard's), with the mask of
         the rows held out for validation (None without a hold-out)."""
-        rows = 0
-        if units is None and self.shard is not None:
-            units = list(self.shard)
-            if not units:
-                return
         index = {path: i for i, path in enumerate(self.stream.files)}
-        for X, Y, batch in self.stream.matrix_batches(self.features, self.targets, units=units):
+        for batch in self._read(units, stack=True):
+            X, Y = batch.split_matrix(len(self.features))
             Xt = as_training_tensor(
                 X, self.features, self.dtype, self.device, str(batch.file), batch.file_row
             )
             Yt = as_training_tensor(
                 Y, self.targets, self.dtype, self.device, str(batch.file), batch.file_row
             )
-            rows += batch.n_rows
-            if self.progress is not None:
-                self.progress(batch.bytes_done, batch.total_bytes, rows)
             mask = None
             if self.holdout > 0:
                 mask = holdout_mask(
@@ -236,18 +229,26 @@ class StreamData:
         """The shard's rows as (features, targets) lists of float64 columns, batch by batch,
         as read (not stacked into matrices, not converted to tensors): the statistics pass in
         float64 on the CPU without a hold-out, where nothing else is needed."""
-        units = list(self.shard) if self.shard is not None else None
-        if units is not None and not units:
-            return
+        for batch in self._read(None, stack=False):
+            yield (
+                [batch.columns[name] for name in self.features],
+                [batch.columns[name] for name in self.targets],
+            )
+
+    def _read(self, units: Sequence[Any] | None, *, stack: bool) -> Iterator[Batch]:
+        """The batches of ``units`` (default: the shard's, or all), with the progress
+        reported as they come."""
+        if units is None and self.shard is not None:
+            units = list(self.shard)
+            if not units:
+                return
         rows = 0
         names = [*self.features, *self.targets]
-        d = len(self.features)
-        for batch in self.stream.batches(names, units=units, stack=False):
+        for batch in self.stream.batches(names, units=units, stack=stack):
             rows += batch.n_rows
             if self.progress is not None:
                 self.progress(batch.bytes_done, batch.total_bytes, rows)
-            values = [batch.columns[name] for name in names]
-            yield values[:d], values[d:]
+            yield batch
 
     def tensors(
         self, units: Sequence[Any] | None = None

@@ -96,6 +96,12 @@ class Batch:
     total_bytes: int
     matrix: npt.NDArray[np.float64] | None = None  # (n, len(numeric)): the numeric columns
 
+    def split_matrix(self, d: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The stacked numeric columns as (X (n, d), Y (n, rest)): views of :attr:`matrix`."""
+        if self.matrix is None:
+            raise ValidationError("a batch read with stack=False has no numeric matrix")
+        return self.matrix[:, :d], self.matrix[:, d:]
+
 
 @dataclass(frozen=True)
 class _File:
@@ -205,12 +211,8 @@ class BatchStream:
     ) -> Iterator[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], Batch]]:
         """Batches as (X (m, d), Y (m, k)) float64 matrices (views of one (m, d + k) array),
         and the batch."""
-        d = len(features)
         for batch in self.batches([*features, *targets], units=units):
-            M = batch.matrix
-            if M is None:  # pragma: no cover - batches() always stacks numeric columns
-                raise ValidationError("a batch without its numeric matrix")
-            yield M[:, :d], M[:, d:], batch
+            yield (*batch.split_matrix(len(features)), batch)
 
     # ------------------------------------------------------------------------- formats
 
