@@ -983,13 +983,19 @@ class SideEffect:
 
 
 def rewrite_document(path: Path, **changes: Any) -> None:
-    """Change fields of the gradfit JSON document inside a model file's safetensors header."""
+    """Change fields of the gradfit JSON document inside a model file's safetensors header,
+    sealed again (a well-formed file that says something else, not a damaged one)."""
+    import hashlib
+
     data = path.read_bytes()
     (length,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + length])
     document = json.loads(header["__metadata__"]["gradfit"])
     document.update(changes)
-    header["__metadata__"]["gradfit"] = json.dumps(document)
+    header["__metadata__"]["gradfit"] = text = json.dumps(document)
+    if "gradfit_sha256" in header["__metadata__"]:
+        digest = hashlib.sha256(text.encode("utf-8") + data[8 + length :])
+        header["__metadata__"]["gradfit_sha256"] = digest.hexdigest()
     raw = json.dumps(header).encode("utf-8")
     raw += b" " * (-len(raw) % 8)  # safetensors pads its header to 8 bytes
     path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + length :])
@@ -1021,7 +1027,7 @@ def make_bad_model(kind: str, path: Path, good: Path, marker: Path) -> tuple[str
         return (f"written by a newer gradfit (format version {FORMAT_VERSION + 1}", "upgrade")
     if kind == "directory":
         path.mkdir()
-        return ("is a directory, not a model file",)
+        return ("is not a regular file (a directory); give a model file",)
     raise AssertionError(kind)
 
 

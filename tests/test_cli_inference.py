@@ -25,7 +25,7 @@ from test_cli import (
 )
 
 import gradfit
-from gradfit.persistence import load_model
+from gradfit.persistence import FORMAT_VERSION, load_model
 
 FEATURES = ("x1", "x2", "x3")
 TARGETS = ("y1", "y2")
@@ -397,7 +397,7 @@ def test_info_shows_the_table_from_the_file(
     for line in reference("HC2").summary().splitlines():
         assert line in text, line
     info = json.loads(ok(capsys, "info", model, "--json").out)
-    assert info["format_version"] == 2
+    assert info["format_version"] == FORMAT_VERSION
     se = coefficient(info["inference"]["summary"], "y1", "x2", "std_error")
     assert se == pytest.approx(float(reference("HC2").weight_se[0, 1]), rel=1e-12)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -93,7 +94,7 @@ def test_round_trip_is_bit_identical(tmp_path: Path, dtype: torch.dtype) -> None
     assert loaded.final_loss == model.final_loss
     assert loaded.loss_history[:3] == [1e4, math.inf, 12.5]
     assert math.isnan(loaded.loss_history[3]) and loaded.loss_history[4] == model.final_loss
-    assert loaded.format_version == FORMAT_VERSION == 2
+    assert loaded.format_version == FORMAT_VERSION == 3
     assert loaded.inference is None
     assert loaded.versions == written.versions
     assert loaded.versions["gradfit"] == gradfit.__version__
@@ -109,9 +110,13 @@ def test_file_layout(tmp_path: Path) -> None:
     (length,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + length])
     assert sorted(header) == ["__metadata__", "bias", "weight"]
-    assert list(header["__metadata__"]) == ["gradfit"]
-    document = json.loads(header["__metadata__"]["gradfit"])
-    assert document["format"] == "gradfit-model" and document["format_version"] == 2
+    assert sorted(header["__metadata__"]) == ["gradfit", "gradfit_sha256"]
+    text = header["__metadata__"]["gradfit"]
+    # The seal: SHA-256 of the document's text followed by the data section.
+    seal = hashlib.sha256(text.encode("utf-8") + data[8 + length :]).hexdigest()
+    assert header["__metadata__"]["gradfit_sha256"] == seal
+    document = json.loads(text)
+    assert document["format"] == "gradfit-model" and document["format_version"] == 3
     assert document["inference"] is None
     assert document["scaling"] == {"mean": [80.0, 90.0, 55.0], "scale": [12.5, 30.25, 11.0]}
     assert document["loss_history"][1] == "inf" and document["loss_history"][3] == "nan"
@@ -297,7 +302,10 @@ def make_file(tmp_path: Path, content: bytes) -> Path:
 def test_missing_file_and_directory(tmp_path: Path) -> None:
     refused(tmp_path / "nope.safetensors", r"no such model file; check the path")
     (tmp_path / "dir.safetensors").mkdir()
-    refused(tmp_path / "dir.safetensors", r"is a directory, not a model file")
+    refused(
+        tmp_path / "dir.safetensors",
+        r"is not a regular file \(a directory\); give a model file$",
+    )
 
 
 def test_truncated_at_every_interesting_point(tmp_path: Path) -> None:
@@ -346,7 +354,11 @@ def test_tensor_bytes_inconsistent_with_header(tmp_path: Path) -> None:
     (length,) = struct.unpack("<Q", data[:8])
     header = data[8 : 8 + length].replace(b'"shape":[2,3]', b'"shape":[2,4]')
     path.write_bytes(data[:8] + header + data[8 + length :])
-    refused(path, r"corrupt tensor data \(")
+    refused(
+        path,
+        r"corrupt: tensor 'weight' declares shape \[2, 4\] of F32 \(32 bytes\) but its data "
+        r"offsets span 24 bytes",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,7 +369,7 @@ def test_future_format_version(tmp_path: Path) -> None:
     path = write_raw(tmp_path / "model.safetensors", document={"format_version": 7})
     message = refused(path, "newer")
     assert message == (
-        f"{path}: written by a newer gradfit (format version 7, this gradfit reads up to 2); "
+        f"{path}: written by a newer gradfit (format version 7, this gradfit reads up to 3); "
         "upgrade gradfit"
     )
 
@@ -381,7 +393,7 @@ def test_wrong_format_name(tmp_path: Path) -> None:
 
 def test_metadata_not_json(tmp_path: Path) -> None:
     path = write_raw(tmp_path / "m.safetensors", metadata={"gradfit": "{not json"})
-    refused(path, r"corrupt: the gradfit metadata is not a JSON object")
+    refused(path, r"corrupt: the gradfit metadata is not valid JSON$")
 
 
 @pytest.mark.parametrize(

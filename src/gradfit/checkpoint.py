@@ -17,15 +17,31 @@ What is saved, after every ``every``-th epoch and once at the end (``finished``)
   other data or settings is refused, naming what differs.
 
 The file is a safetensors file (tensors, and JSON in its metadata): loading one never runs code.
-Its header is checked as a model file's is (:mod:`gradfit.persistence`) before anything is
-read; a truncated, corrupt or foreign file gets a one-line message. With a group, rank 0 reads
-and writes the file and the bytes are shared (so the path need only exist on rank 0's host).
+It is read as a model file is (:mod:`gradfit.tensorfile`): a regular file only (a named pipe or
+a device is refused after an ``os.stat``, never opened), at most 2 GiB, its header bounded and
+every declared tensor checked against the file size and against this fit's shapes (features,
+targets, processes) before any tensor is built; a truncated, corrupt or foreign file gets a
+one-line message that names it. With a group, rank 0 reads and writes the file and the bytes
+are shared (so the path need only exist on rank 0's host).
+
+**Format 2** (this gradfit) seals the file: the metadata key ``"gradfit_sha256"`` holds the
+SHA-256 of the JSON document (key ``"gradfit"``) followed by the data section, checked before
+resuming, so that a flipped bit is "checksum mismatch" naming the file, never a resumed fit
+from damaged weights. Every field of the document is checked for type and range (the epoch an
+integer from 0 to the fit's epochs, the loss curve one finite-or-inf number per epoch, the saved
+state's settings those of the fit), and the weights must be finite. Format 1 checkpoints (no
+checksum) still resume, unverified, and the notes say so.
+
+**Recognising a checkpoint** by its header alone (both formats): the file starts with an 8-byte
+little-endian length ``n`` (``2 <= n < 100_000_000`` and ``n <= size - 8``); the ``n`` bytes
+after it are a JSON object whose ``"__metadata__"`` object has a string ``"gradfit"`` that is
+itself a JSON object with ``"kind": "gradfit-checkpoint"`` (model files have
+``"format": "gradfit-model"`` there instead).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 from collections.abc import Mapping
@@ -35,19 +51,57 @@ from typing import Any
 
 import torch
 from safetensors.torch import load as safetensors_load
-from safetensors.torch import save as safetensors_save
 
 from gradfit.atomic import atomic_write, remove_stale_temporaries
 from gradfit.errors import ModelFileError, ValidationError
+from gradfit.solvers import registry
 from gradfit.solvers.collective import LOCAL, Communicator, guarded
+from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.state import TrainState
 from gradfit.solvers.stats import SufficientStats
+from gradfit.tensorfile import (
+    DOCUMENT_KEY,
+    TensorFile,
+    number_out_of_range,
+    parse_json,
+    parse_tensor_file,
+    read_tensor_file,
+    seal,
+)
 
-__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "data_fingerprint"]
+__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "check_solver", "data_fingerprint"]
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: sealed with a checksum; 1 (no checksum) still resumes
 _KIND = "gradfit-checkpoint"
 _MAX_BYTES = 1 << 31  # a checkpoint holds O(d k) values; anything this large is not one
+_MAX_GENERATOR_BYTES = 1 << 20  # a CPU generator's state is 5056 bytes
+_WEIGHTS = ("weight", "bias", "velocity_w", "velocity_b", "best_weight", "best_bias")
+_OPTIONAL = ("velocity_w", "velocity_b", "best_weight", "best_bias")
+_NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def checkpoint_solvers() -> tuple[str, ...]:
+    """The solvers whose fits can be checkpointed: those that run epochs on the streaming
+    engine (the registry's ``iterative`` flag and a streaming entry)."""
+    return tuple(
+        spec.name
+        for spec in registry.REGISTRY.values()
+        if spec.iterative and spec.stream_entry is not None
+    )
+
+
+def check_solver(solver: str) -> None:
+    """Refuse, before any work, a checkpoint for a solver that cannot save its training
+    state (:func:`checkpoint_solvers` can)."""
+    able = checkpoint_solvers()
+    if solver in able:
+        return
+    spec = registry.get(solver)
+    why = "it has no epochs to checkpoint" if not spec.iterative else "it keeps no training state"
+    raise ValidationError(
+        f"--checkpoint works with solver {' or '.join(able)}, not with {solver} ({why}); leave "
+        f"out --checkpoint or use --solver {' or '.join(able)}"
+    )
 
 
 def data_fingerprint(
@@ -126,8 +180,7 @@ class Checkpoint:
             "data": self._data,
             "settings": self._settings,
         }
-        metadata = {"gradfit": json.dumps(document, allow_nan=False)}
-        blob = safetensors_save(tensors, metadata=metadata)
+        blob = seal(tensors, json.dumps(document, allow_nan=False))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path, lambda fh: fh.write(blob))
 
@@ -149,26 +202,34 @@ class Checkpoint:
         return guarded(self.comm, lambda: self._restore(data, state))
 
     def _read(self) -> bytes | None:
-        source = str(self.path)
-        if not self.path.exists():
-            return None
-        if self.path.is_dir():
-            raise ModelFileError(f"{source}: is a directory, not a checkpoint file")
-        size = self.path.stat().st_size
-        if size > _MAX_BYTES:
-            raise ModelFileError(f"{source}: {size} bytes is too large for a gradfit checkpoint")
+        """The file's bytes, None when there is none; its layout checked (see the module doc)."""
         try:
-            return self.path.read_bytes()
-        except OSError as exc:
-            raise ModelFileError(f"{source}: cannot read ({exc.strerror or exc})") from None
+            return read_tensor_file(self.path, max_bytes=_MAX_BYTES).data
+        except FileNotFoundError:
+            return None
+        except ModelFileError as exc:
+            raise ModelFileError(_as_checkpoint(str(exc))) from None
 
     def _restore(self, data: bytes, fresh: TrainState) -> tuple[TrainState, bool, bool]:
         source = str(self.path)
-        document, tensors = _parse(data, source)
-        if document.get("format") != CHECKPOINT_FORMAT:
+        file, document, text = _parse(data, source)
+        version = document.get("format")
+        if isinstance(version, bool) or version not in (1, CHECKPOINT_FORMAT):
+            newer = isinstance(version, int) and not isinstance(version, bool) and version > 1
             raise ModelFileError(
-                f"{source}: checkpoint format {document.get('format')!r} is not "
-                f"{CHECKPOINT_FORMAT}; it was written by another version of gradfit"
+                f"{source}: checkpoint format {_shown(version)} is not {CHECKPOINT_FORMAT}; it "
+                f"was written by {'a newer' if newer else 'another'} version of gradfit; delete "
+                "it to start afresh"
+            )
+        if version == CHECKPOINT_FORMAT:
+            try:
+                file.verify(text)
+            except ModelFileError as exc:
+                raise ModelFileError(_as_checkpoint(str(exc))) from None
+        else:
+            self.notes.append(
+                f"{self.path} was written by an older gradfit without a checksum; its contents "
+                "cannot be verified"
             )
         saved_data = document.get("data")
         if saved_data != self._data:
@@ -184,70 +245,171 @@ class Checkpoint:
                 f"({_difference(saved_settings, self._settings)}); resume with the same "
                 "settings, or delete the checkpoint (or leave out --resume) to start afresh"
             )
-        generators = tensors.pop("rank_generators", None)
-        if (
-            generators is None
-            or generators.dim() != 2
-            or generators.shape[0] != self.comm.world
-            or generators.dtype != torch.uint8
-        ):
-            raise ModelFileError(f"{source}: corrupt: the generators' states are malformed")
+        meta = self._check_document(document, source)
+        self._check_tensors(file, fresh, source)
+        try:
+            tensors = safetensors_load(data)
+        except Exception as exc:  # safetensors raises its own SafetensorError
+            message = " ".join(str(exc).split())[:200]
+            raise ModelFileError(f"{source}: corrupt tensor data ({message})") from None
+        for name in _WEIGHTS:
+            if name in tensors and not bool(torch.isfinite(tensors[name]).all()):
+                raise ModelFileError(
+                    f"{source}: corrupt: the saved {name} holds non-finite values (NaN or inf); "
+                    "delete the checkpoint to start afresh"
+                )
+        generators = tensors.pop("rank_generators")
         try:
             state = TrainState.from_state_dict(
-                {"tensors": dict(tensors), "meta": document["state"]},
-                device=fresh.weight.device,
+                {"tensors": dict(tensors), "meta": meta}, device=fresh.weight.device
             )
             state.generator.set_state(generators[self.comm.rank].clone())
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise ModelFileError(f"{source}: corrupt training state ({exc})") from None
+        except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
+            message = " ".join(str(exc).split())[:200]
+            raise ModelFileError(f"{source}: corrupt training state ({message})") from None
         except ValidationError as exc:
             raise ModelFileError(f"{source}: {exc}") from None
-        if state.weight.shape != fresh.weight.shape or state.weight.dtype != fresh.weight.dtype:
-            raise ModelFileError(
-                f"{source}: the saved weights have shape {tuple(state.weight.shape)} and dtype "
-                f"{state.weight.dtype}, this fit {tuple(fresh.weight.shape)} and "
-                f"{fresh.weight.dtype}"
-            )
-        finished = document.get("finished") is True
-        converged = document.get("converged") is True
+        finished = document["finished"]
+        converged = document["converged"]
         self.notes.append(
             f"resumed from {self.path} at epoch {state.epoch}"
             + (" (that fit had finished)" if finished else "")
         )
         return state, finished, converged
 
+    def _check_document(self, document: dict[str, Any], source: str) -> dict[str, Any]:
+        """Every field the resume uses, checked for type and range (the data and settings
+        already equal this fit's); the state's meta dict."""
 
-def _parse(data: bytes, source: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The checkpoint's JSON document and tensors, after the model files' header checks."""
-    from gradfit.persistence import _check_entries, _read_header
+        def bad(field: str, expected: str, got: Any) -> ModelFileError:
+            return ModelFileError(
+                f"{source}: corrupt checkpoint: {field} must be {expected}, got {_shown(got)}; "
+                "delete it to start afresh"
+            )
 
+        for key in ("finished", "converged"):
+            if not isinstance(document.get(key), bool):
+                raise bad(key, "true or false", document.get(key))
+        if document.get("world") != self.comm.world:
+            raise bad(
+                "world", f"{self.comm.world} (the processes of this fit)", document.get("world")
+            )
+        meta = document.get("state")
+        if not isinstance(meta, dict):
+            raise bad("state", "a JSON object", meta)
+        max_epochs = self._settings.get("max_epochs")
+        epoch = meta.get("epoch")
+        if (
+            isinstance(epoch, bool)
+            or not isinstance(epoch, int)
+            or not isinstance(max_epochs, int)
+            or not 0 <= epoch <= max_epochs
+        ):
+            raise bad("state.epoch", f"an integer from 0 to {max_epochs} (the fit's epochs)", epoch)
+        curve = meta.get("loss_curve")
+        if not isinstance(curve, list) or len(curve) != epoch or not all(map(_number, curve)):
+            raise bad("state.loss_curve", f"a list of {epoch} numbers (one per epoch)", curve)
+        scores = meta.get("validation_scores")
+        if not isinstance(scores, list) or len(scores) > epoch or not all(map(_number, scores)):
+            raise bad("state.validation_scores", f"a list of at most {epoch} numbers", scores)
+        for key in ("learning_rate", "stable_lr", "lipschitz"):
+            value = meta.get(key)
+            value = _NON_FINITE.get(value, value) if isinstance(value, str) else value
+            if not _number(value) or not float(value) >= 0:
+                raise bad(f"state.{key}", "a non-negative number", meta.get(key))
+        config = meta.get("config")
+        expected = {name: self._settings.get(name) for name in SolverConfig.__dataclass_fields__}
+        if config != expected:
+            raise bad("state.config", "the settings of the fit", "other settings")
+        return meta
+
+    def _check_tensors(self, file: TensorFile, fresh: TrainState, source: str) -> None:
+        """The tensors the header declares against this fit, before any is built: their
+        names, dtypes and shapes (weights (k, d) in the fit's dtype, generators' states of
+        bytes, one per process)."""
+        k, d = (int(n) for n in fresh.weight.shape)
+        dtype = {torch.float32: "F32", torch.float64: "F64"}.get(fresh.weight.dtype, "")
+        expected: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
+            "weight": ((dtype,), (k, d)),
+            "bias": ((dtype,), (k,)),
+            "velocity_w": ((dtype,), (k, d)),
+            "velocity_b": ((dtype,), (k,)),
+            "best_weight": ((dtype,), (k, d)),
+            "best_bias": ((dtype,), (k,)),
+            "scaler_mean": (("F32", "F64"), (d,)),
+            "scaler_scale": (("F32", "F64"), (d,)),
+            "generator": (("U8",), ()),  # shapes set below, from the generator's size
+            "rank_generators": (("U8",), ()),
+        }
+        missing = [name for name in expected if name not in file.entries and name not in _OPTIONAL]
+        unknown = [name for name in file.entries if name not in expected]
+        if missing or unknown:
+            what = (
+                f"lacks {missing[0]!r}"
+                if missing
+                else f"holds an unknown tensor {_shown(unknown[0])}"
+            )
+            raise ModelFileError(
+                f"{source}: corrupt checkpoint: it {what}; delete it to start afresh"
+            )
+        size = file.entries["generator"].shape
+        if len(size) != 1 or not 0 < size[0] <= _MAX_GENERATOR_BYTES:
+            raise ModelFileError(
+                f"{source}: corrupt checkpoint: the generator's state has shape {size}; delete "
+                "it to start afresh"
+            )
+        expected["generator"] = (("U8",), size)
+        expected["rank_generators"] = (("U8",), (self.comm.world, size[0]))
+        for name, entry in file.entries.items():
+            dtypes, shape = expected[name]
+            if entry.dtype not in dtypes or entry.shape != shape:
+                raise ModelFileError(
+                    f"{source}: the saved {name} has shape {entry.shape} and dtype "
+                    f"{entry.dtype}, this fit needs {shape} and {' or '.join(dtypes)}; delete "
+                    "the checkpoint to start afresh"
+                )
+
+
+def _number(value: Any) -> bool:
+    """A JSON number (strict JSON's "inf", "-inf", "nan" included), not a bool."""
+    if isinstance(value, str):
+        return value in _NON_FINITE
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 60 else type(value).__name__
+
+
+def _parse(data: bytes, source: str) -> tuple[TensorFile, dict[str, Any], str]:
+    """The checkpoint's checked layout, its JSON document and the document's text."""
     try:
-        header, header_size = _read_header(io.BytesIO(data[8:]), data[:8], len(data), source)
-        expected = 8 + header_size + _check_entries(header, source)
+        file = parse_tensor_file(data, source)
     except ModelFileError as exc:
         raise ModelFileError(_as_checkpoint(str(exc))) from None
-    if len(data) != expected:
-        raise ModelFileError(
-            f"{source}: {'truncated' if len(data) < expected else 'corrupt'}: the file has "
-            f"{len(data)} bytes but its header describes {expected}; delete it to start afresh"
-        )
-    metadata = header.get("__metadata__")
-    text = metadata.get("gradfit") if isinstance(metadata, dict) else None
+    text = file.metadata.get(DOCUMENT_KEY)
     try:
-        document = json.loads(text) if isinstance(text, str) else None
-    except json.JSONDecodeError:
-        document = None
-    if not isinstance(document, dict) or document.get("kind") != _KIND:
+        document = parse_json(text) if text is not None else None
+    except ValueError as exc:
+        raise ModelFileError(
+            f"{source}: corrupt checkpoint: its document {exc}; delete it to start afresh"
+        ) from None
+    if not isinstance(document, dict) or document.get("kind") != _KIND or text is None:
         raise ModelFileError(
             f"{source}: not a gradfit checkpoint (a model file, or another safetensors file?); "
             "give the path of a checkpoint, or leave out --resume"
         )
-    try:
-        tensors = safetensors_load(data)
-    except Exception as exc:  # safetensors raises its own SafetensorError
-        message = " ".join(str(exc).split())[:200]
-        raise ModelFileError(f"{source}: corrupt tensor data ({message})") from None
-    return document, tensors
+    out_of_range = number_out_of_range(document)
+    if out_of_range is not None:
+        where, value = out_of_range
+        raise ModelFileError(
+            f"{source}: corrupt checkpoint: {where} holds a number out of range "
+            f"({_shown(value)}); delete it to start afresh"
+        )
+    return file, document, text
 
 
 def _as_checkpoint(message: str) -> str:
@@ -255,6 +417,7 @@ def _as_checkpoint(message: str) -> str:
         message.replace("a gradfit model file", "a gradfit checkpoint")
         .replace("model file", "checkpoint")
         .replace("save the model again", "delete it to start afresh")
+        .replace("refit or restore it", "restore it, or delete it to start afresh")
     )
 
 

@@ -5,7 +5,7 @@ file with exactly two tensors, ``weight`` (k, d) and ``bias`` (k,), always in th
 units, so that ``Y_hat = X @ weight.T + bias`` whatever scaling was used in training. Its
 safetensors metadata holds one key, ``"gradfit"``, whose value is a JSON document::
 
-    {"format": "gradfit-model", "format_version": 2,
+    {"format": "gradfit-model", "format_version": 3,
      "feature_names": [...], "target_names": [...],
      "scaling": {"mean": [...], "scale": [...]} or null,
      "solver": "...", "hyperparameters": {...}, "final_loss": 0.5, "loss_history": [...],
@@ -19,12 +19,21 @@ the covariance, sigma and the residual degrees of freedom) with the coefficient 
 fit (:meth:`gradfit.inference.OLSResult.as_dict` and its text), for models of an unpenalized
 least-squares fit (``lstsq``, or ``gd``/``sgd`` converged to the optimum); null otherwise.
 
+A second metadata key, ``"gradfit_sha256"`` (new in format version 3), seals the file: the
+SHA-256 of the JSON document's UTF-8 text followed by the whole data section (the tensors'
+bytes, as the header lays them out); see :mod:`gradfit.tensorfile`. :func:`load_model` checks
+it before building anything, so that a flipped bit in the weights or the description fails with
+"checksum mismatch" naming the file. Files of format versions 1 and 2 have no checksum: they
+still load, unverified (:attr:`SavedModel.has_checksum` is False; ``gradfit info`` says so).
+
 Non-finite floats, which JSON cannot hold, are written as the strings ``"nan"``, ``"inf"`` and
 ``"-inf"`` (and read back as floats in ``final_loss`` and ``loss_history``).
 
-gradfit never unpickles: :func:`load_model` parses the safetensors header itself before handing
-the bytes to ``safetensors``, and refuses pickles (``torch.save`` files) with a message that says
-so. Every problem is a :class:`~gradfit.errors.ModelFileError` with a one-line message.
+gradfit never unpickles: :func:`load_model` reads regular files only, parses and checks the
+safetensors header itself (bounded, against the file size and the feature and target names)
+before handing the bytes to ``safetensors``, and refuses pickles (``torch.save`` files) with a
+message that says so. Every problem is a :class:`~gradfit.errors.ModelFileError` with a one-line
+message that starts with the path.
 """
 
 from __future__ import annotations
@@ -33,7 +42,6 @@ import dataclasses
 import json
 import math
 import platform
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -43,20 +51,26 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load as safetensors_load
-from safetensors.torch import save as safetensors_save
 
 from gradfit.atomic import atomic_write
 from gradfit.errors import ModelFileError, ValidationError
 from gradfit.model import LinearModel, predict
+from gradfit.tensorfile import (
+    DOCUMENT_KEY,
+    TensorFile,
+    number_out_of_range,
+    parse_json,
+    read_tensor_file,
+    seal,
+)
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "SavedModel", "load_model", "save_model"]
 
 FORMAT = "gradfit-model"
-FORMAT_VERSION = 2
-_METADATA_KEY = "gradfit"
+FORMAT_VERSION = 3
+CHECKSUM_SINCE = 3  # the first format version whose files carry a checksum
 _TENSOR_NAMES = ("bias", "weight")
 _FLOAT_DTYPES = {torch.float32: "F32", torch.float64: "F64"}
-_MAX_HEADER_BYTES = 100_000_000
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
@@ -120,6 +134,12 @@ class SavedModel:
         if self.scaling_mean is not None and self.scaling_scale is not None:
             object.__setattr__(self, "scaling_mean", self.scaling_mean.detach().double())
             object.__setattr__(self, "scaling_scale", self.scaling_scale.detach().double())
+
+    @property
+    def has_checksum(self) -> bool:
+        """Whether the file format carries a checksum (verified on loading): False for files
+        written by a gradfit before format version 3, whose contents cannot be verified."""
+        return self.format_version >= CHECKSUM_SINCE
 
     @property
     def n_features(self) -> int:
@@ -284,7 +304,7 @@ def save_model(path: str | Path, model: SavedModel) -> SavedModel:
         name: tensor.detach().to("cpu").clone(memory_format=torch.contiguous_format)
         for name, tensor in (("weight", written.weight), ("bias", written.bias))
     }
-    data = safetensors_save(tensors, metadata={_METADATA_KEY: text})
+    data = seal(tensors, text)
     atomic_write(path, lambda fh: fh.write(data), error=ModelFileError)
     return written
 
@@ -321,9 +341,14 @@ def _jsonable(value: Any, where: str) -> Any:
 def load_model(path: str | Path) -> SavedModel:
     """Read and check a model file written by :func:`save_model`.
 
-    The safetensors header is parsed and checked before any tensor is read, so that a truncated,
-    corrupt or foreign file (a pickle or ``torch.save`` archive is never unpickled) fails with a
-    message that says what it is.
+    Nothing is allocated before it is checked (:mod:`gradfit.tensorfile`): the path must be a
+    regular file; the safetensors header is parsed and checked (its length bounded, every
+    tensor's dtype, shape and offsets against the file size) before any tensor is read, so
+    that a truncated, corrupt or foreign file (a pickle or ``torch.save`` archive is never
+    unpickled) fails with a message that says what it is. Then the gradfit document: its format
+    and version, its checksum (format version 3 on), every field's type and range, and the
+    tensors' declared shapes against the feature and target names. Only then are the tensors
+    built.
 
     Parameters
     ----------
@@ -336,182 +361,107 @@ def load_model(path: str | Path) -> SavedModel:
     Raises
     ------
     ModelFileError
-        Missing, truncated, corrupt or foreign file, a file from a newer gradfit, or tensors and
-        names that do not fit together.
+        Missing, not a regular file, truncated, corrupt (a checksum mismatch included) or
+        foreign file, a file from a newer gradfit, or tensors and names that do not fit
+        together; the one-line message starts with the path.
     """
     source = str(path)
-    file = Path(path)
     try:
-        if file.is_dir():
-            raise ModelFileError(f"{source}: is a directory, not a model file; give the file")
-        with file.open("rb") as fh:
-            size = file.stat().st_size
-            prefix = fh.read(8)
-            header, header_size = _read_header(fh, prefix, size, source)
-            expected = 8 + header_size + _check_entries(header, source)
-            if size < expected:
-                raise ModelFileError(
-                    f"{source}: truncated: the file has {size} bytes but its header describes "
-                    f"{expected}; the file was cut short, save the model again"
-                )
-            if size > expected:
-                raise ModelFileError(
-                    f"{source}: corrupt: {size - expected} unexpected bytes after the tensor data; "
-                    "save the model again"
-                )
-            fh.seek(0)
-            data = fh.read()
+        file = read_tensor_file(path)
     except FileNotFoundError:
         raise ModelFileError(f"{source}: no such model file; check the path") from None
-    except PermissionError:
-        raise ModelFileError(f"{source}: permission denied; check the file's permissions") from None
-    except OSError as exc:
-        raise ModelFileError(f"{source}: cannot read ({exc.strerror or exc})") from None
-    document = _gradfit_document(header, source)
+    document, text = _gradfit_document(file)
+    if document["format_version"] >= CHECKSUM_SINCE:
+        file.verify(text)
+    fields = _fields(document, source)
+    k, d = len(fields["target_names"]), len(fields["feature_names"])
+    for name, shape in (("weight", (k, d)), ("bias", (k,))):
+        declared = file.entries[name].shape
+        if declared != shape:
+            raise ModelFileError(
+                f"{source}: {name} has shape {declared} but {k} target name(s) and {d} "
+                f"feature name(s) need shape {shape}; the file is corrupt or was not written "
+                "by gradfit"
+            )
     try:
-        tensors = safetensors_load(data)
+        tensors = safetensors_load(file.data)
     except Exception as exc:  # safetensors raises its own SafetensorError (an Exception)
         message = " ".join(str(exc).split())[:200]
         raise ModelFileError(f"{source}: corrupt tensor data ({message})") from None
-    return _build(tensors, document, source)
+    return _build(tensors, fields, source)
 
 
-def _foreign(prefix: bytes) -> str | None:
-    """What a file that is not safetensors looks like, from its first bytes."""
-    if len(prefix) >= 2 and prefix[0] == 0x80 and 2 <= prefix[1] <= 5:
-        return "it looks like a Python pickle; gradfit never unpickles files"
-    if prefix.startswith(b"PK\x03\x04"):
-        return (
-            "it looks like a ZIP archive such as torch.save writes; gradfit never unpickles files"
-        )
-    if prefix.startswith(b"\x1f\x8b"):
-        return "it looks like a gzip-compressed file"
-    if prefix and all(32 <= byte < 127 or byte in b"\t\r\n" for byte in prefix):
-        return "it looks like a text file"
-    return None
-
-
-def _not_ours(source: str, prefix: bytes, fallback: str) -> ModelFileError:
-    what = _foreign(prefix)
-    if what is not None:
-        return ModelFileError(
-            f"{source}: not a gradfit model file ({what}); save the model with gradfit"
-        )
-    return ModelFileError(f"{source}: {fallback}")
-
-
-def _read_header(fh: Any, prefix: bytes, size: int, source: str) -> tuple[dict[str, Any], int]:
-    """The safetensors JSON header (8-byte little-endian length, then JSON) and its length."""
-    if len(prefix) < 8:
-        raise _not_ours(
-            source,
-            prefix,
-            f"too short to be a model file ({size} bytes); it is truncated or not a gradfit "
-            "model file",
-        )
-    (length,) = struct.unpack("<Q", prefix)
-    if length > size - 8 or length >= _MAX_HEADER_BYTES or length < 2:
-        if length < _MAX_HEADER_BYTES and length >= 2 and _foreign(prefix) is None:
-            raise ModelFileError(
-                f"{source}: truncated: the header alone needs {length} bytes but only {size - 8} "
-                "follow; the file was cut short, save the model again"
-            )
-        raise _not_ours(
-            source, prefix, "not a safetensors model file (its header length is impossible)"
-        )
-    raw = fh.read(length)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _not_ours(
-            source,
-            prefix,
-            "corrupt: the safetensors header is not valid JSON; save the model again",
-        ) from None
-    if not isinstance(header, dict):
-        raise ModelFileError(f"{source}: corrupt: the safetensors header is not a JSON object")
-    return header, length
-
-
-def _check_entries(header: dict[str, Any], source: str) -> int:
-    """Check each tensor entry of the header; return the size of the data section."""
-    end = 0
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        entry = entry if isinstance(entry, dict) else {}
-        offsets: Any = entry.get("data_offsets")
-        if (
-            not isinstance(entry.get("dtype"), str)
-            or not _int_list(entry.get("shape"))
-            or not _int_list(offsets)
-            or len(offsets) != 2
-            or offsets[0] > offsets[1]
-        ):
-            raise ModelFileError(
-                f"{source}: corrupt: the header entry for tensor {name!r} is malformed; "
-                "save the model again"
-            )
-        end = max(end, offsets[1])
-    return end
-
-
-def _int_list(value: Any) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(item, int) and not isinstance(item, bool) and item >= 0 for item in value
-    )
-
-
-def _gradfit_document(header: dict[str, Any], source: str) -> dict[str, Any]:
-    """The gradfit JSON document, after the format, version and tensor-layout checks."""
-    metadata = header.get("__metadata__")
-    if not isinstance(metadata, dict) or _METADATA_KEY not in metadata:
+def _gradfit_document(file: TensorFile) -> tuple[dict[str, Any], str]:
+    """The gradfit JSON document and its text, after the format, version, number-range and
+    tensor-layout checks."""
+    source = file.source
+    text = file.metadata.get(DOCUMENT_KEY)
+    if text is None:
         raise ModelFileError(
             f"{source}: not a gradfit model file (a safetensors file without gradfit metadata); "
             "save the model with gradfit"
         )
     try:
-        document = json.loads(metadata[_METADATA_KEY])
-    except (TypeError, json.JSONDecodeError):
-        document = None
+        document = parse_json(text)
+    except ValueError as exc:
+        raise ModelFileError(f"{source}: corrupt: the gradfit metadata {exc}") from None
     if not isinstance(document, dict):
         raise ModelFileError(f"{source}: corrupt: the gradfit metadata is not a JSON object")
     if document.get("format") != FORMAT:
         raise ModelFileError(
-            f"{source}: not a gradfit model file (format {document.get('format')!r}, expected "
-            f"{FORMAT!r})"
+            f"{source}: not a gradfit model file (format {_shown(document.get('format'))}, "
+            f"expected {FORMAT!r})"
         )
     version = document.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ModelFileError(
-            f"{source}: corrupt: format_version must be a positive integer, got {version!r}"
+            f"{source}: corrupt: format_version must be a positive integer, got {_shown(version)}"
         )
     if version > FORMAT_VERSION:
         raise ModelFileError(
-            f"{source}: written by a newer gradfit (format version {version}, this gradfit "
-            f"reads up to {FORMAT_VERSION}); upgrade gradfit"
+            f"{source}: written by a newer gradfit (format version {_shown(version)}, this "
+            f"gradfit reads up to {FORMAT_VERSION}); upgrade gradfit"
         )
-    names = sorted(name for name in header if name != "__metadata__")
-    if names != list(_TENSOR_NAMES):
-        found = ", ".join(repr(name) for name in names) or "none"
+    out_of_range = number_out_of_range(document)
+    if out_of_range is not None:
+        where, value = out_of_range
         raise ModelFileError(
-            f"{source}: expected exactly the tensors 'bias' and 'weight', found {found}; "
-            "the file is corrupt or not a gradfit model"
+            f"{source}: corrupt metadata: {where} holds a number out of range "
+            f"({_shown(value)}); the file is corrupt or was not written by gradfit"
+        )
+    names = sorted(file.entries)
+    if names != list(_TENSOR_NAMES):
+        found = ", ".join(_shown(name) for name in names[:5]) or "none"
+        raise ModelFileError(
+            f"{source}: expected exactly the tensors 'bias' and 'weight', found {found}"
+            f"{', ...' if len(names) > 5 else ''}; the file is corrupt or not a gradfit model"
         )
     for name in names:
-        dtype = header[name]["dtype"]
+        dtype = file.entries[name].dtype
         if dtype not in _FLOAT_DTYPES.values():
             raise ModelFileError(
                 f"{source}: tensor {name!r} has dtype {dtype}; gradfit model tensors are F32 or F64"
             )
-    return document
+    return document, text
 
 
-def _build(tensors: dict[str, torch.Tensor], document: dict[str, Any], source: str) -> SavedModel:
+def _shown(value: Any) -> str:
+    """``value`` for a message: its repr when short, else its kind (a huge integer's repr may
+    not even be computable: Python limits int-to-str conversion to 4300 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 60 else type(value).__name__
+
+
+def _fields(document: dict[str, Any], source: str) -> dict[str, Any]:
+    """Every field of the document checked for its type and range, as :class:`SavedModel`
+    arguments (the tensors aside)."""
+
     def bad(key: str, expected: str) -> ModelFileError:
-        got = document.get(key)
-        shown = repr(got) if len(repr(got)) <= 60 else type(got).__name__
-        return ModelFileError(f"{source}: corrupt metadata: {key} must be {expected}, got {shown}")
+        return ModelFileError(
+            f"{source}: corrupt metadata: {key} must be {expected}, got {_shown(document.get(key))}"
+        )
 
     def names(key: str) -> tuple[str, ...]:
         value = document.get(key)
@@ -523,35 +473,56 @@ def _build(tensors: dict[str, torch.Tensor], document: dict[str, Any], source: s
         if isinstance(value, str) and value in _NON_FINITE:
             return _NON_FINITE[value]
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            return float(value)  # in range: number_out_of_range checked every number
         raise ValueError(value)
 
+    def finite_list(value: Any) -> list[float]:
+        if not isinstance(value, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+        ):
+            raise ValueError(value)
+        return [float(v) for v in value]
+
+    fields: dict[str, Any] = {
+        "feature_names": names("feature_names"),
+        "target_names": names("target_names"),
+        "format_version": document["format_version"],
+    }
     scaling = document.get("scaling")
-    mean = scale = None
+    fields["scaling_mean"] = fields["scaling_scale"] = None
     if scaling is not None:
         try:
-            mean = torch.tensor(scaling["mean"], dtype=torch.float64)
-            scale = torch.tensor(scaling["scale"], dtype=torch.float64)
-        except (TypeError, KeyError, ValueError, RuntimeError):
+            if not isinstance(scaling, dict):
+                raise ValueError(scaling)
+            fields["scaling_mean"] = torch.tensor(finite_list(scaling["mean"]), dtype=torch.float64)
+            fields["scaling_scale"] = torch.tensor(
+                finite_list(scaling["scale"]), dtype=torch.float64
+            )
+        except (KeyError, ValueError):
             raise bad("scaling", "null or {'mean': [...], 'scale': [...]}") from None
     try:
         loss = document.get("final_loss")
-        final_loss = None if loss is None else number(loss)
+        fields["final_loss"] = None if loss is None else number(loss)
     except ValueError:
         raise bad("final_loss", "a number or null") from None
     history = document.get("loss_history", [])
     try:
         if not isinstance(history, list):
             raise ValueError(history)
-        loss_history = [number(item) for item in history]
+        fields["loss_history"] = [number(item) for item in history]
     except ValueError:
         raise bad("loss_history", "a list of numbers") from None
-    for key, kind in (("hyperparameters", dict), ("metrics", dict), ("versions", dict)):
-        if not isinstance(document.get(key, {}), kind):
+    for key in ("hyperparameters", "metrics", "versions"):
+        value = document.get(key, {})
+        if not isinstance(value, dict):
             raise bad(key, "a JSON object")
+        fields[key] = value
+    fields["versions"] = {str(k): str(v) for k, v in fields["versions"].items()}
     for key in ("solver", "created"):
-        if not isinstance(document.get(key, ""), (str, type(None))):
+        if not isinstance(document.get(key), (str, type(None))):
             raise bad(key, "a string")
+    fields["solver"] = document.get("solver") or ""
+    fields["created"] = document.get("created")
     inference = document.get("inference")
     if inference is not None and (
         not isinstance(inference, dict)
@@ -559,29 +530,18 @@ def _build(tensors: dict[str, torch.Tensor], document: dict[str, Any], source: s
         or not isinstance(inference.get("text"), str)
     ):
         raise bad("inference", "null or {'predictor': {...}, 'summary': {...}, 'text': '...'}")
+    fields["inference"] = inference
+    return fields
+
+
+def _build(tensors: dict[str, torch.Tensor], fields: dict[str, Any], source: str) -> SavedModel:
     try:
-        model = SavedModel(
-            weight=tensors["weight"],
-            bias=tensors["bias"],
-            feature_names=names("feature_names"),
-            target_names=names("target_names"),
-            solver=document.get("solver") or "",
-            hyperparameters=document.get("hyperparameters", {}),
-            scaling_mean=mean,
-            scaling_scale=scale,
-            final_loss=final_loss,
-            loss_history=loss_history,
-            metrics=document.get("metrics", {}),
-            versions={str(k): str(v) for k, v in document.get("versions", {}).items()},
-            created=document.get("created"),
-            format_version=document["format_version"],
-            inference=inference,
-        )
+        model = SavedModel(weight=tensors["weight"], bias=tensors["bias"], **fields)
     except ValidationError as exc:
         raise ModelFileError(
             f"{source}: {exc}; the file is corrupt or was not written by gradfit"
         ) from None
-    if inference is not None:
+    if model.inference is not None:
         try:
             model.interval_predictor()  # checks the interval data against weight and bias
         except ModelFileError as exc:

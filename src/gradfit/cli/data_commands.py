@@ -114,6 +114,9 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     if args.resume and not args.checkpoint:
         raise ValidationError("--resume needs --checkpoint PATH (the checkpoint to resume from)")
     if args.checkpoint:
+        from gradfit.checkpoint import check_solver
+
+        check_solver(config.solver)
         _check_output_dir(args.checkpoint, "checkpoint")
 
     comm = None
