@@ -985,17 +985,19 @@ class SideEffect:
 def rewrite_document(path: Path, **changes: Any) -> None:
     """Change fields of the gradfit JSON document inside a model file's safetensors header,
     sealed again (a well-formed file that says something else, not a damaged one)."""
-    import hashlib
-
     data = path.read_bytes()
     (length,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + length])
     document = json.loads(header["__metadata__"]["gradfit"])
     document.update(changes)
-    header["__metadata__"]["gradfit"] = text = json.dumps(document)
+    header["__metadata__"]["gradfit"] = json.dumps(document)
     if "gradfit_sha256" in header["__metadata__"]:
-        digest = hashlib.sha256(text.encode("utf-8") + data[8 + length :])
-        header["__metadata__"]["gradfit_sha256"] = digest.hexdigest()
+        from safetensors.torch import load
+
+        from gradfit.tensorfile import seal
+
+        path.write_bytes(seal(load(data), header["__metadata__"]["gradfit"]))
+        return
     raw = json.dumps(header).encode("utf-8")
     raw += b" " * (-len(raw) % 8)  # safetensors pads its header to 8 bytes
     path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + length :])

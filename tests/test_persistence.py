@@ -112,8 +112,12 @@ def test_file_layout(tmp_path: Path) -> None:
     assert sorted(header) == ["__metadata__", "bias", "weight"]
     assert sorted(header["__metadata__"]) == ["gradfit", "gradfit_sha256"]
     text = header["__metadata__"]["gradfit"]
-    # The seal: SHA-256 of the document's text followed by the data section.
-    seal = hashlib.sha256(text.encode("utf-8") + data[8 + length :]).hexdigest()
+    # The seal: SHA-256 of the document's text, the tensor table and the data section.
+    table = {name: [e["dtype"], e["shape"], e["data_offsets"]] for name, e in header.items()}
+    del table["__metadata__"]
+    table_text = json.dumps(table, sort_keys=True, separators=(",", ":"))
+    sealed = f"{text}\n{table_text}\n".encode() + data[8 + length :]
+    seal = hashlib.sha256(sealed).hexdigest()
     assert header["__metadata__"]["gradfit_sha256"] == seal
     document = json.loads(text)
     assert document["format"] == "gradfit-model" and document["format_version"] == 3

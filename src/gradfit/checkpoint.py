@@ -313,14 +313,17 @@ class Checkpoint:
         if not isinstance(scores, list) or len(scores) > epoch or not all(map(_number, scores)):
             raise bad("state.validation_scores", f"a list of at most {epoch} numbers", scores)
         for key in ("learning_rate", "stable_lr", "lipschitz"):
-            value = meta.get(key)
+            value: Any = meta.get(key)
             value = _NON_FINITE.get(value, value) if isinstance(value, str) else value
-            if not _number(value) or not float(value) >= 0:
+            if not _number(value) or not value >= 0:
                 raise bad(f"state.{key}", "a non-negative number", meta.get(key))
         config = meta.get("config")
         expected = {name: self._settings.get(name) for name in SolverConfig.__dataclass_fields__}
         if config != expected:
-            raise bad("state.config", "the settings of the fit", "other settings")
+            raise ModelFileError(
+                f"{source}: corrupt checkpoint: state.config differs from the checkpoint's "
+                "settings; delete it to start afresh"
+            )
         return meta
 
     def _check_tensors(self, file: TensorFile, fresh: TrainState, source: str) -> None:

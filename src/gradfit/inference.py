@@ -92,6 +92,7 @@ _EXTENDED_RESIDUALS = 1 << 22  # elements of X below which residuals always use 
 _STATS_ALIAS = 10.0  # from statistics: alias within 10 sqrt(d eps) of the span (see there)
 _LEVERAGE_ONE = 1e-10  # HC2/HC3 divide by 1 - h: refuse when h is this close to 1
 _DICT_FORMAT = "gradfit-ols-intervals"
+_MAX_DF_RESID = 2**53  # beyond, the t quantile is the normal one; a count no file holds
 _DICT_VERSION = 1
 
 
@@ -491,7 +492,8 @@ class OLSPredictor:
             raise ValidationError(f"X has {Xt.shape[1]} features, but the model expects {d}")
         Xn = Xt.cpu().numpy()
         W, b = self.weight.numpy(), self.bias.numpy()
-        mean = Xn @ W.T + b  # (n, d) @ (d, k) -> (n, k)
+        with np.errstate(all="ignore"):  # overflow gives inf, as torch's predict does
+            mean = Xn @ W.T + b  # (n, d) @ (d, k) -> (n, k)
         if interval is None:
             return torch.from_numpy(mean)
         if interval not in INTERVALS:
@@ -499,17 +501,28 @@ class OLSPredictor:
                 f"interval must be None, 'confidence' or 'prediction', got {interval!r}"
             )
         q = _t_quantile(_check_level(level), self.df_resid)
-        Xc = Xn - self.center.numpy()
-        if self.fit_intercept:
-            Xc = np.hstack([Xc, np.ones((Xc.shape[0], 1))])  # (n, p)
-        C = self.covariance.numpy()
-        var = np.empty_like(mean)
-        for j in range(C.shape[0]):
-            var[:, j] = ((Xc @ C[j]) * Xc).sum(axis=1)  # diag(Xc C_j Xcᵀ)
-        var = np.maximum(var, 0.0)
-        if interval == "prediction":
-            var = var + self.sigma.numpy() ** 2
-        half = q * np.sqrt(var)
+        # Extreme features or interval data may overflow float64: computed without NumPy's
+        # warnings, and a bound that is not finite is refused below in one line.
+        with np.errstate(all="ignore"):
+            Xc = Xn - self.center.numpy()
+            if self.fit_intercept:
+                Xc = np.hstack([Xc, np.ones((Xc.shape[0], 1))])  # (n, p)
+            C = self.covariance.numpy()
+            var = np.empty_like(mean)
+            for j in range(C.shape[0]):
+                var[:, j] = ((Xc @ C[j]) * Xc).sum(axis=1)  # diag(Xc C_j Xcᵀ)
+            var = np.maximum(var, 0.0)
+            if interval == "prediction":
+                var = var + self.sigma.numpy() ** 2
+            half = q * np.sqrt(var)
+            bad = ~np.isfinite(half) | ~np.isfinite(mean)
+        if bool(bad.any()):
+            rows = np.flatnonzero(bad.any(axis=1))
+            raise ValidationError(
+                f"the {interval} interval is not finite in float64 for {rows.size} row(s) (the "
+                f"first is row {rows[0] + 1} of {mean.shape[0]}): its features are too large for "
+                "the model's interval data, or those data are extreme"
+            )
         return PredictionInterval(
             torch.from_numpy(mean), torch.from_numpy(mean - half), torch.from_numpy(mean + half)
         )
@@ -541,12 +554,12 @@ class OLSPredictor:
             raise ModelFileError(f"interval data lack {', '.join(missing)}")
         if data["format"] != _DICT_FORMAT:
             raise ModelFileError(
-                f"interval data have format {data['format']!r}, expected {_DICT_FORMAT!r}"
+                f"interval data have format {_brief(data['format'])}, expected {_DICT_FORMAT!r}"
             )
         version = data["version"]
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise ModelFileError(
-                f"interval data version must be a positive integer, got {version!r}"
+                f"interval data version must be a positive integer, got {_brief(version)}"
             )
         if version > _DICT_VERSION:
             raise ModelFileError(
@@ -555,18 +568,30 @@ class OLSPredictor:
             )
         fit_intercept = data["fit_intercept"]
         if not isinstance(fit_intercept, bool):
-            raise ModelFileError(f"fit_intercept must be true or false, got {fit_intercept!r}")
+            raise ModelFileError(
+                f"fit_intercept must be true or false, got {_brief(fit_intercept)}"
+            )
         cov_type = data["cov_type"]
         if cov_type not in COV_TYPES:
             raise ModelFileError(
-                f"cov_type must be one of {', '.join(COV_TYPES)}, got {cov_type!r}"
+                f"cov_type must be one of {', '.join(COV_TYPES)}, got {_brief(cov_type)}"
             )
         df_resid = data["df_resid"]
-        if isinstance(df_resid, bool) or not isinstance(df_resid, int) or df_resid < 1:
-            raise ModelFileError(f"df_resid must be a positive integer, got {df_resid!r}")
+        if (
+            isinstance(df_resid, bool)
+            or not isinstance(df_resid, int)
+            or not 1 <= df_resid <= _MAX_DF_RESID
+        ):
+            raise ModelFileError(
+                f"df_resid must be an integer from 1 to {_MAX_DF_RESID}, got {_brief(df_resid)}"
+            )
         center = _plain_array(data["center"], 1, "center")
         sigma = _plain_array(data["sigma"], 1, "sigma")
         covariance = _plain_array(data["covariance"], 3, "covariance")
+        with np.errstate(all="ignore"):
+            squares_finite = bool(np.all(np.isfinite(sigma**2)))
+        if not squares_finite:
+            raise ModelFileError("sigma is too large: its square overflows float64")
         d, k = center.shape[0], sigma.shape[0]
         p = d + int(fit_intercept)
         if covariance.shape != (k, p, p):
@@ -577,7 +602,9 @@ class OLSPredictor:
             )
         if bool(np.any(sigma < 0)) or bool(np.any(np.diagonal(covariance, 0, 1, 2) < 0)):
             raise ModelFileError("sigma and the covariance's diagonal must be non-negative")
-        if not np.allclose(covariance, covariance.transpose(0, 2, 1), rtol=1e-12, atol=0):
+        with np.errstate(all="ignore"):
+            symmetric = np.allclose(covariance, covariance.transpose(0, 2, 1), rtol=1e-12, atol=0)
+        if not symmetric:
             raise ModelFileError("covariance must be symmetric")
         try:
             W = as_matrix(weight, "weight", dtype=torch.float64).cpu()
@@ -603,24 +630,32 @@ class OLSPredictor:
         )
 
 
+def _brief(value: Any) -> str:
+    """``value``'s repr for a one-line message, or its type when that is long."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**40 else "a huge int"
+    return text if len(text) <= 40 else type(value).__name__
+
+
 def _plain_array(value: Any, ndim: int, key: str) -> np.ndarray:
     """A nested list of finite numbers (not bools) of the given depth, as float64."""
 
     def check(item: Any, depth: int) -> None:
         if depth == 0:
             if isinstance(item, bool) or not isinstance(item, (int, float)):
-                raise ModelFileError(f"{key} must hold numbers, got {item!r}")
+                raise ModelFileError(f"{key} must hold numbers, got {_brief(item)}")
             return
         if not isinstance(item, list):
-            raise ModelFileError(f"{key} must be a {ndim}-level nested list, got {item!r}")
+            raise ModelFileError(f"{key} must be a {ndim}-level nested list, got {_brief(item)}")
         for inner in item:
             check(inner, depth - 1)
 
     check(value, ndim)
     try:
         array = np.array(value, dtype=np.float64)
-    except ValueError as exc:  # ragged lists
-        raise ModelFileError(f"{key} must be a rectangular nested list: {exc}") from exc
+    except OverflowError:  # an integer beyond float64
+        raise ModelFileError(f"{key} must hold finite numbers") from None
+    except ValueError:  # ragged lists
+        raise ModelFileError(f"{key} must be a rectangular {ndim}-level nested list") from None
     if array.ndim != ndim:
         raise ModelFileError(f"{key} must be a rectangular {ndim}-level nested list")
     if not bool(np.all(np.isfinite(array))):

@@ -19,10 +19,12 @@ own size in memory and one line of error:
 
 **The seal.** :func:`seal` writes, beside the gradfit JSON document (metadata key
 ``"gradfit"``), a SHA-256 checksum (metadata key ``"gradfit_sha256"``, 64 lowercase hex
-digits) of the document's UTF-8 text followed by the file's whole data section (the bytes after
-the header, as the header's offsets lay them out). :meth:`TensorFile.verify` recomputes it from
-the bytes read, before any tensor is built: a flipped bit in the weights or in the document is
-a checksum mismatch naming the file.
+digits) of, in this order: the document's UTF-8 text; a newline; the tensor table as compact
+JSON, ``{"name": ["DTYPE", [shape...], [begin, end]], ...}`` with the names sorted; a newline;
+and the file's whole data section (the bytes after the header, as the table lays them out).
+:meth:`TensorFile.verify` recomputes it from the bytes read, before any tensor is built: a
+flipped bit in the weights, in the document or in the table (two tensors' offsets swapped)
+is a checksum mismatch naming the file.
 
 Every problem is a :class:`~gradfit.errors.ModelFileError` whose one-line message starts with
 the path; the messages speak of a "model file" (:mod:`gradfit.checkpoint` rewords them).
@@ -231,10 +233,12 @@ class TensorFile:
     data_start: int
 
     def checksum(self, text: str) -> str:
-        """SHA-256 of ``text`` (UTF-8) followed by the data section (see the module doc)."""
-        digest = hashlib.sha256(text.encode("utf-8"))
-        digest.update(memoryview(self.data)[self.data_start :])
-        return digest.hexdigest()
+        """The seal of the document ``text`` with this file's tensors (see the module doc)."""
+        table = {
+            name: [entry.dtype, list(entry.shape), [entry.begin, entry.end]]
+            for name, entry in self.entries.items()
+        }
+        return _digest(text, table, memoryview(self.data)[self.data_start :])
 
     def verify(self, text: str) -> None:
         """Check the seal of the document ``text`` against the bytes read."""
@@ -256,11 +260,23 @@ def seal(tensors: dict[str, torch.Tensor], text: str) -> bytes:
     so it is laid out once without the checksum, hashed, and written again with it."""
     draft = safetensors_save(tensors, metadata={DOCUMENT_KEY: text})
     (length,) = struct.unpack("<Q", draft[:8])
+    header = json.loads(draft[8 : 8 + length])
+    table = {
+        name: [entry["dtype"], entry["shape"], entry["data_offsets"]]
+        for name, entry in header.items()
+        if name != "__metadata__"
+    }
+    digest = _digest(text, table, memoryview(draft)[8 + length :])
+    return safetensors_save(tensors, metadata={DOCUMENT_KEY: text, CHECKSUM_KEY: digest})
+
+
+def _digest(text: str, table: dict[str, list[Any]], data: memoryview) -> str:
     digest = hashlib.sha256(text.encode("utf-8"))
-    digest.update(memoryview(draft)[8 + length :])
-    return safetensors_save(
-        tensors, metadata={DOCUMENT_KEY: text, CHECKSUM_KEY: digest.hexdigest()}
-    )
+    digest.update(b"\n")
+    digest.update(json.dumps(table, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+    digest.update(b"\n")
+    digest.update(data)
+    return digest.hexdigest()
 
 
 def read_tensor_file(path: str | Path, max_bytes: int | None = None) -> TensorFile:

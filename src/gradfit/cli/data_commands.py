@@ -460,6 +460,7 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
     info = {
         "model": args.model,
         "format_version": model.format_version,
+        "checksum": model.has_checksum,
         "solver": model.solver,
         "features": list(model.feature_names),
         "targets": list(model.target_names),
@@ -482,6 +483,11 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
         _print_json(info, out)
         return EXIT_OK
     print(f"gradfit model {args.model} (format version {model.format_version})", file=out)
+    if not model.has_checksum:
+        print(
+            "note: written by an older gradfit without a checksum; its contents cannot be verified",
+            file=out,
+        )
     print(
         f"solver: {model.solver}; written by gradfit {model.versions.get('gradfit')}, "
         f"torch {model.versions.get('torch')}, on {model.created}",
