@@ -113,8 +113,11 @@ def test_file_layout(tmp_path: Path) -> None:
     assert sorted(header["__metadata__"]) == ["gradfit", "gradfit_sha256"]
     text = header["__metadata__"]["gradfit"]
     # The seal: SHA-256 of the document's text, the tensor table and the data section.
-    table = {name: [e["dtype"], e["shape"], e["data_offsets"]] for name, e in header.items()}
-    del table["__metadata__"]
+    table = {
+        name: [e["dtype"], e["shape"], e["data_offsets"]]
+        for name, e in header.items()
+        if name != "__metadata__"
+    }
     table_text = json.dumps(table, sort_keys=True, separators=(",", ":"))
     sealed = f"{text}\n{table_text}\n".encode() + data[8 + length :]
     seal = hashlib.sha256(sealed).hexdigest()
@@ -347,7 +350,15 @@ def test_corrupt_tensor_entry(tmp_path: Path) -> None:
     (length,) = struct.unpack("<Q", data[:8])
     header = data[8 : 8 + length].replace(b'"shape":[2,3]', b'"shape":[3,2]')
     path.write_bytes(data[:8] + header + data[8 + length :])
-    # Shape (3, 2) no longer matches 3 features and 2 targets.
+    refused(path, r"checksum mismatch: the file is corrupted; refit or restore it$")  # sealed
+    # In a file without a seal (format 1), shape (3, 2) no longer matches 3 features and 2
+    # targets.
+    names = {"feature_names": ["a", "b", "c"], "target_names": ["y", "z"]}
+    write_raw(path, {"weight": torch.ones(2, 3), "bias": torch.zeros(2)}, names)
+    data = path.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = data[8 : 8 + length].replace(b'"shape":[2,3]', b'"shape":[3,2]')
+    path.write_bytes(data[:8] + header + data[8 + length :])
     refused(path, r"weight has shape \(3, 2\) but 2 target name\(s\) and 3 feature name\(s\)")
 
 

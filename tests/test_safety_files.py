@@ -326,6 +326,11 @@ def _crafted(tmp_path: Path) -> dict[str, Path]:
         },
         b"\0" * 16,
     )
+    # The same tensor twice: which entry counts would depend on the reader.
+    entry = '{"dtype": "F64", "shape": [1], "data_offsets": [0, 8]}'
+    raw = '{"bias": ' + entry + ', "bias": ' + entry + ', "weight": ' + entry + "}"
+    files["repeated_key"] = tmp_path / "repeated_key.safetensors"
+    files["repeated_key"].write_bytes(struct.pack("<Q", len(raw)) + raw.encode() + b"\0" * 8)
     files["length_2_62"] = tmp_path / "length_2_62.safetensors"
     files["length_2_62"].write_bytes(struct.pack("<Q", 2**62) + b"{}" + b"\0" * 100)
     files["length_over_size"] = tmp_path / "length_over_size.safetensors"
@@ -342,6 +347,7 @@ def test_lying_headers_are_refused_before_any_allocation(tmp_path: Path) -> None
         "foreign_dtype": "has dtype U8; gradfit model tensors are F32 or F64",
         "overlap": "data offsets overlap or leave gaps",
         "length_2_62": "its header length is impossible",
+        "repeated_key": "corrupt: the safetensors header repeats a key",
         "length_over_size": "truncated: the header alone needs 5000 bytes",
     }
     for name, path in files.items():

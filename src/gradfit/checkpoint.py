@@ -264,11 +264,13 @@ class Checkpoint:
                 {"tensors": dict(tensors), "meta": meta}, device=fresh.weight.device
             )
             state.generator.set_state(generators[self.comm.rank].clone())
+        except ValidationError as exc:
+            raise ModelFileError(
+                f"{source}: {exc}; delete the checkpoint to start afresh"
+            ) from None
         except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
             message = " ".join(str(exc).split())[:200]
             raise ModelFileError(f"{source}: corrupt training state ({message})") from None
-        except ValidationError as exc:
-            raise ModelFileError(f"{source}: {exc}") from None
         finished = document["finished"]
         converged = document["converged"]
         self.notes.append(

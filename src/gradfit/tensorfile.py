@@ -151,13 +151,19 @@ class _BadJSON(ValueError):
 
 def parse_json(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """``json.loads`` that fails only with :class:`ValueError` (a ``_BadJSON`` whose
-    ``reason`` reads "is not valid JSON", "is nested more than N levels deep" or "holds a
-    number too long to read"): deep nesting, which raises ``RecursionError`` in the parser or
-    in any recursive walk after it, and integers over Python's digit limit are refused."""
+    ``reason`` completes "the ...": "is not valid JSON", "is nested more than N levels deep",
+    "holds a number too long to read" or "repeats a key"). Deep nesting, which raises
+    ``RecursionError`` in the parser or in any recursive walk after it, integers over Python's
+    digit limit and repeated keys (readers disagree on which value counts) are refused."""
     try:
-        value = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+        value = json.loads(
+            text.decode("utf-8") if isinstance(text, bytes) else text,
+            object_pairs_hook=_unique_keys,
+        )
     except RecursionError:
         raise _BadJSON(f"is nested more than {max_depth} levels deep") from None
+    except _BadJSON:
+        raise
     except json.JSONDecodeError:
         raise _BadJSON("is not valid JSON") from None
     except UnicodeDecodeError:
@@ -166,6 +172,15 @@ def parse_json(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
         raise _BadJSON("holds a number too long to read") from None
     if _deeper_than(value, max_depth):
         raise _BadJSON(f"is nested more than {max_depth} levels deep")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique: with a repeated key, what one reader sees (the
+    last value) may not be what another does."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise _BadJSON("repeats a key")
     return value
 
 
