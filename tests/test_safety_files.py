@@ -34,7 +34,7 @@ from gradfit.persistence import FORMAT_VERSION, SavedModel, load_model, save_mod
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import init_state_from_stats
 from gradfit.solvers.stats import SufficientStats
-from gradfit.tensorfile import seal
+from gradfit.tensorfile import header_document, seal
 
 DATA = Path(__file__).parent / "data"
 OLD_MODEL = DATA / "model-format2.safetensors"  # written by gradfit before checksums (format 2)
@@ -776,3 +776,22 @@ def test_checkpoint_needs_a_solver_that_supports_it(
     check_solver("gd")
     check_solver("sgd")
     assert not list(tmp_path.glob("*.ckpt")) and not (tmp_path / "m.safetensors").exists()
+
+
+def test_a_checkpoint_is_recognised_by_its_header_alone(
+    tmp_path: Path, fifo: Path, checkpointed: tuple[Path, list[str]]
+) -> None:
+    ckpt, _ = checkpointed
+    document = header_document(ckpt)
+    assert document is not None and document["kind"] == "gradfit-checkpoint"
+    model = tmp_path / "m.safetensors"
+    save_model(model, small_model())
+    assert (header_document(model) or {}).get("format") == "gradfit-model"
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    start = time.monotonic()
+    for path in (fifo, Path("/dev/zero"), tmp_path, tmp_path / "absent", tmp_path / "data.csv"):
+        assert header_document(path) is None, path
+    assert time.monotonic() - start < 5
+    for path in _crafted(tmp_path).values():
+        document = header_document(path)
+        assert document is None or document.get("kind") != "gradfit-checkpoint"

@@ -55,6 +55,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "Entry",
     "TensorFile",
+    "header_document",
     "number_out_of_range",
     "parse_json",
     "parse_tensor_file",
@@ -326,6 +327,37 @@ def parse_tensor_file(data: bytes, source: str) -> TensorFile:
     """:func:`read_tensor_file` for bytes already read (``source`` names them)."""
     entries, metadata, start = _layout(io.BytesIO(data), len(data), source)
     return TensorFile(source, data, entries, metadata, start)
+
+
+def header_document(path: str | Path) -> dict[str, Any] | None:
+    """The gradfit JSON document (metadata key ``"gradfit"``) of the safetensors file at
+    ``path``, from its header alone (bounded; the data are not read); None when ``path`` is
+    missing, unreadable, not a regular file, or not a safetensors file with such a document.
+    Never raises for what the file holds: a cheap test of what a file is, e.g. a checkpoint
+    (``document.get("kind") == "gradfit-checkpoint"``) or a model file
+    (``document.get("format") == "gradfit-model"``), before replacing it."""
+    source = str(path)
+    try:
+        size = regular_file_size(path, source)
+        with _open_regular(path, source) as fh:
+            prefix = fh.read(8)
+            if len(prefix) < 8:
+                return None
+            (length,) = struct.unpack("<Q", prefix)
+            if not 2 <= length < MAX_HEADER_BYTES or length > size - 8:
+                return None
+            header = parse_json(fh.read(length), _HEADER_DEPTH)
+    except (OSError, ValueError):  # ModelFileError and _BadJSON are ValueErrors
+        return None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    text = metadata.get(DOCUMENT_KEY) if isinstance(metadata, dict) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        document = parse_json(text)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def _foreign(prefix: bytes) -> str | None:
