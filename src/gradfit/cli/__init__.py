@@ -14,6 +14,7 @@ from gradfit import __version__
 from gradfit.cli.data_commands import add_data_commands
 from gradfit.cli.demo import cmd_demo
 from gradfit.cli.options import OneLineParser, positive_float, positive_int, seed
+from gradfit.cli.render import escape
 from gradfit.errors import GradfitError
 
 __all__ = ["main"]
@@ -49,11 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(text: object) -> str:
-    """A message on one line: a stray newline (e.g. from an odd value) must not split it."""
-    return " ".join(str(text).splitlines())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gradfit`` command; returns the exit code."""
     parser = build_parser()
@@ -69,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args, sys.stdout)
     except GradfitError as exc:
         if not rank:
-            print(f"gradfit: error: {_one_line(exc)}", file=sys.stderr)
+            print(f"gradfit: error: {escape(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("gradfit: interrupted", file=sys.stderr)
@@ -78,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except Exception as exc:  # an internal error: say so, one line, exit 1
         print(
-            f"gradfit: internal error ({type(exc).__name__}): {_one_line(exc)}. "
+            f"gradfit: internal error ({type(exc).__name__}): {escape(exc)}. "
             "Please report it with the command you ran.",
             file=sys.stderr,
         )

@@ -6,6 +6,8 @@ import argparse
 import math
 from typing import NoReturn
 
+from gradfit.cli.render import escape
+
 __all__ = [
     "MAX_SEED",
     "OneLineParser",
@@ -27,8 +29,7 @@ class OneLineParser(argparse.ArgumentParser):
     fit --help')``; used for the main parser and every subcommand's parser."""
 
     def error(self, message: str) -> NoReturn:
-        text = " ".join(str(message).split())
-        self.exit(2, f"gradfit: error: {text} (see '{self.prog} --help')\n")
+        self.exit(2, f"gradfit: error: {escape(message)} (see '{escape(self.prog)} --help')\n")
 
 
 def _number(text: str, expected: str) -> float:
