@@ -72,7 +72,7 @@ def _finite_or_none(value: Any) -> Any:
 
 
 def _print_json(document: Any, out: TextIO) -> None:
-    # ensure_ascii: control, bidi and other non-ASCII characters of names are \\u escapes.
+    # ensure_ascii: control, bidi and other non-ASCII characters of names are \u escapes.
     text = json.dumps(_finite_or_none(document), indent=2, allow_nan=False, ensure_ascii=True)
     print(text, file=out)
 
