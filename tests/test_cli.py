@@ -1243,7 +1243,7 @@ def test_internal_error_exits_1_with_one_line(
     monkeypatch.setattr(target, broken)
     line = one_error_line(gradfit_cli(capsys, *argv), code=1)
     assert line == (
-        "gradfit: internal error (RuntimeError): boom at a second line. "
+        "gradfit: internal error (RuntimeError): boom\\nat a second line. "
         "Please report it with the command you ran."
     )
     assert list(out_dir.iterdir()) == []

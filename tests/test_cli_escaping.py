@@ -265,9 +265,7 @@ def test_info_escapes_hand_written_metadata(
     assert "\\x1b[2J\\x07end\\x85" in stdout
 
 
-def test_evaluate_is_escaped(
-    capsys: pytest.CaptureFixture[str], model: Path, data: Path
-) -> None:
+def test_evaluate_is_escaped(capsys: pytest.CaptureFixture[str], model: Path, data: Path) -> None:
     for stream in ("--no-stream", "--stream"):
         code, stdout, err = run(capsys, "evaluate", model, data, stream)
         if stream == "--stream" and code == 2:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from gradfit import __version__
 from gradfit.cli.data_commands import add_data_commands
 from gradfit.cli.demo import cmd_demo
-from gradfit.cli.options import OneLineParser, positive_float, positive_int, seed
+from gradfit.cli.options import OneLineParser, learning_rate, positive_int, seed
 from gradfit.cli.render import escape
 from gradfit.errors import GradfitError
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the tutorial end to end on the built-in crop data")
     demo.add_argument("--seed", type=seed, default=0, help="seed of weights and shuffling (0)")
     demo.add_argument("--epochs", type=positive_int, default=100, help="epochs per path (100)")
-    demo.add_argument("--lr", type=positive_float, default=1e-5, help="learning rate (1e-5)")
+    demo.add_argument("--lr", type=learning_rate, default=1e-5, help="learning rate (1e-5)")
     demo.add_argument(
         "--rows",
         type=int,

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 import torch
 
-from gradfit.cli.options import byte_size, confidence_level, positive_float, positive_int, seed
+from gradfit.cli.options import (
+    byte_size,
+    confidence_level,
+    positive_int,
+    seed,
+    timeout_seconds,
+)
 from gradfit.cli.render import BytesProgress, Progress, escape, escape_report, fmt, table
 from gradfit.errors import (
     DataError,
@@ -618,7 +624,7 @@ def add_data_commands(sub: Any) -> None:
     )
     fit.add_argument(
         "--dist-timeout",
-        type=positive_float,
+        type=timeout_seconds,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help="under torchrun: how long a process waits for the others before giving up "

@@ -7,20 +7,26 @@ import math
 from typing import NoReturn
 
 from gradfit.cli.render import escape
+from gradfit.solvers.config import MAX_COUNT, MAX_LEARNING_RATE
 
 __all__ = [
+    "MAX_COUNT",
     "MAX_SEED",
+    "MAX_TIMEOUT",
     "OneLineParser",
     "byte_size",
+    "learning_rate",
     "non_negative_float",
     "positive_float",
     "positive_int",
     "seed",
+    "timeout_seconds",
     "unit_fraction",
     "unit_interval",
 ]
 
 MAX_SEED = 2**63 - 1  # torch.manual_seed and numpy accept up to a signed 64-bit integer
+MAX_TIMEOUT = 7 * 24 * 3600.0  # --dist-timeout: one week (datetime.timedelta overflows ~1e14 s)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -36,9 +42,9 @@ def _number(text: str, expected: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}") from None
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}")
     return value
 
 
@@ -54,6 +60,16 @@ def positive_float(text: str) -> float:
     value = _number(text, "a positive number")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def learning_rate(text: str) -> float:
+    """argparse type: a learning rate, a number above 0 and up to
+    :data:`~gradfit.solvers.config.MAX_LEARNING_RATE` (demo --lr; fit --lr adds 'auto')."""
+    expected = f"a positive number up to {MAX_LEARNING_RATE:g}"
+    value = _number(text, expected)
+    if not 0 < value <= MAX_LEARNING_RATE:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}")
     return value
 
 
@@ -82,14 +98,20 @@ def confidence_level(text: str) -> float:
     return value
 
 
+def _shown(text: str) -> str:
+    """``text`` quoted for a message, a very long one (10**400 written out) cut short."""
+    return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
+
+
 def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+    """argparse type: an integer from 1 to :data:`MAX_COUNT` (2**63 - 1)."""
+    expected = "a positive integer up to 2**63 - 1"
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}") from None
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}")
     return value
 
 
@@ -99,9 +121,19 @@ def seed(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}") from None
     if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}")
+    return value
+
+
+def timeout_seconds(text: str) -> float:
+    """argparse type: a number of seconds from 0.001 to :data:`MAX_TIMEOUT` (one week)
+    (--dist-timeout; ``datetime.timedelta`` and torch's milliseconds overflow far above)."""
+    expected = f"a number of seconds from 0.001 to {MAX_TIMEOUT:.0f} (one week)"
+    value = _number(text, expected)
+    if not 0.001 <= value <= MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}")
     return value
 
 
