@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from typing import NoReturn
 
 from gradfit.cli.render import escape
@@ -17,7 +18,6 @@ __all__ = [
     "byte_size",
     "learning_rate",
     "non_negative_float",
-    "positive_float",
     "positive_int",
     "seed",
     "timeout_seconds",
@@ -25,7 +25,7 @@ __all__ = [
     "unit_interval",
 ]
 
-MAX_SEED = 2**63 - 1  # torch.manual_seed and numpy accept up to a signed 64-bit integer
+MAX_SEED = MAX_COUNT  # torch.manual_seed and numpy accept up to a signed 64-bit integer
 MAX_TIMEOUT = 7 * 24 * 3600.0  # --dist-timeout: one week (datetime.timedelta overflows ~1e14 s)
 
 
@@ -35,16 +35,26 @@ class OneLineParser(argparse.ArgumentParser):
     fit --help')``; used for the main parser and every subcommand's parser."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"gradfit: error: {escape(message)} (see '{escape(self.prog)} --help')\n")
+        text = _LONG_WORD.sub(_shortened, escape(message))
+        self.exit(2, f"gradfit: error: {text} (see '{escape(self.prog)} --help')\n")
+
+
+_LONG_WORD = re.compile(r"\S{80,}")
+
+
+def _shortened(match: re.Match[str]) -> str:
+    """A very long value in a usage error (10**400 written out) cut short."""
+    word = match.group()
+    return f"{word[:30]}... ({len(word)} characters)"
 
 
 def _number(text: str, expected: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
 
@@ -55,26 +65,18 @@ def _in_range(text: str, expected: str, low: float, high: float, open_high: bool
     return value
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    value = _number(text, "a positive number")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
 def learning_rate(text: str) -> float:
     """argparse type: a learning rate, a number above 0 and up to
     :data:`~gradfit.solvers.config.MAX_LEARNING_RATE` (demo --lr; fit --lr adds 'auto')."""
     expected = f"a positive number up to {MAX_LEARNING_RATE:g}"
     value = _number(text, expected)
     if not 0 < value <= MAX_LEARNING_RATE:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
 
 def non_negative_float(text: str) -> float:
-    """argparse type: a finite number >= 0 (--tol, --alpha)."""
+    """argparse type: a finite number >= 0 (--tol)."""
     return _in_range(text, "a number >= 0", 0.0, math.inf, open_high=False)
 
 
@@ -98,20 +100,15 @@ def confidence_level(text: str) -> float:
     return value
 
 
-def _shown(text: str) -> str:
-    """``text`` quoted for a message, a very long one (10**400 written out) cut short."""
-    return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
-
-
 def positive_int(text: str) -> int:
     """argparse type: an integer from 1 to :data:`MAX_COUNT` (2**63 - 1)."""
     expected = "a positive integer up to 2**63 - 1"
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
     if not 1 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
 
@@ -121,9 +118,9 @@ def seed(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
     if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
 
@@ -133,7 +130,7 @@ def timeout_seconds(text: str) -> float:
     expected = f"a number of seconds from 0.001 to {MAX_TIMEOUT:.0f} (one week)"
     value = _number(text, expected)
     if not 0.001 <= value <= MAX_TIMEOUT:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {_shown(text)}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
 
