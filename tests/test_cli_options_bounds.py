@@ -201,3 +201,21 @@ def test_the_library_refuses_the_same_ranges() -> None:
         max_epochs=MAX_COUNT,
     )
     assert edge.alpha == MAX_ALPHA and edge.batch_size == 2**63 - 1
+
+
+@pytest.mark.parametrize("rank", ["0", "1", "3"])
+def test_under_torchrun_rank_0_alone_reports_a_bad_dist_timeout(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, rank: str
+) -> None:
+    """--dist-timeout 1e300 under torchrun: refused as it is parsed, before any process group,
+    by every process (exit 2), and said once, by rank 0, instead of an internal error per rank."""
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", rank)
+    code, err = run(capsys, ["fit", "d.csv", "--target", "y", "--out", "m", "--dist-timeout",
+                             "1e300"])  # fmt: skip
+    assert code == 2
+    if rank == "0":
+        assert err.startswith("gradfit: error: argument --dist-timeout: expected a number of")
+        assert err.count("\n") == 1
+    else:
+        assert err == ""

@@ -6,14 +6,19 @@ Every user error becomes one line on stderr and exit code 2; internal errors exi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
 from gradfit import __version__
 from gradfit.cli.data_commands import add_data_commands
 from gradfit.cli.demo import cmd_demo
-from gradfit.cli.options import OneLineParser, learning_rate, positive_int, seed
+from gradfit.cli.options import (
+    OneLineParser,
+    launched_rank,
+    learning_rate,
+    positive_int,
+    seed,
+)
 from gradfit.cli.render import escape
 from gradfit.errors import GradfitError
 
@@ -58,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(["demo"])
     # Under torchrun (several processes): `fit` runs on every process as one program; the other
     # commands run once, on rank 0. Messages come from rank 0 only.
-    rank = _launched_rank()
+    rank = launched_rank()
     if rank and getattr(args, "command", None) != "fit":
         return EXIT_OK
     try:
@@ -80,16 +85,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_INTERNAL
     return code
-
-
-def _launched_rank() -> int:
-    """This process's rank when launched as one of several (torchrun), else 0."""
-    try:
-        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-            return 0
-        return int(os.environ.get("RANK", "0"))
-    except ValueError:
-        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 from typing import NoReturn
 
@@ -16,6 +17,7 @@ __all__ = [
     "MAX_TIMEOUT",
     "OneLineParser",
     "byte_size",
+    "launched_rank",
     "learning_rate",
     "non_negative_float",
     "positive_int",
@@ -35,8 +37,20 @@ class OneLineParser(argparse.ArgumentParser):
     fit --help')``; used for the main parser and every subcommand's parser."""
 
     def error(self, message: str) -> NoReturn:
+        if launched_rank():  # under torchrun, rank 0 alone says it (every rank exits 2)
+            self.exit(2)
         text = _LONG_WORD.sub(_shortened, escape(message))
         self.exit(2, f"gradfit: error: {text} (see '{escape(self.prog)} --help')\n")
+
+
+def launched_rank() -> int:
+    """This process's rank when launched as one of several (torchrun), else 0."""
+    try:
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return 0
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
 
 
 _LONG_WORD = re.compile(r"\S{80,}")
