@@ -6,14 +6,20 @@ Every user error becomes one line on stderr and exit code 2; internal errors exi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
 from gradfit import __version__
 from gradfit.cli.data_commands import add_data_commands
 from gradfit.cli.demo import cmd_demo
-from gradfit.cli.options import OneLineParser, positive_float, positive_int, seed
+from gradfit.cli.options import (
+    OneLineParser,
+    launched_rank,
+    learning_rate,
+    positive_int,
+    seed,
+)
+from gradfit.cli.render import escape
 from gradfit.errors import GradfitError
 
 __all__ = ["main"]
@@ -35,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the tutorial end to end on the built-in crop data")
     demo.add_argument("--seed", type=seed, default=0, help="seed of weights and shuffling (0)")
     demo.add_argument("--epochs", type=positive_int, default=100, help="epochs per path (100)")
-    demo.add_argument("--lr", type=positive_float, default=1e-5, help="learning rate (1e-5)")
+    demo.add_argument("--lr", type=learning_rate, default=1e-5, help="learning rate (1e-5)")
     demo.add_argument(
         "--rows",
         type=int,
@@ -49,11 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(text: object) -> str:
-    """A message on one line: a stray newline (e.g. from an odd value) must not split it."""
-    return " ".join(str(text).splitlines())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gradfit`` command; returns the exit code."""
     parser = build_parser()
@@ -62,14 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(["demo"])
     # Under torchrun (several processes): `fit` runs on every process as one program; the other
     # commands run once, on rank 0. Messages come from rank 0 only.
-    rank = _launched_rank()
+    rank = launched_rank()
     if rank and getattr(args, "command", None) != "fit":
         return EXIT_OK
     try:
         code: int = args.handler(args, sys.stdout)
     except GradfitError as exc:
         if not rank:
-            print(f"gradfit: error: {_one_line(exc)}", file=sys.stderr)
+            print(f"gradfit: error: {escape(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("gradfit: interrupted", file=sys.stderr)
@@ -78,22 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except Exception as exc:  # an internal error: say so, one line, exit 1
         print(
-            f"gradfit: internal error ({type(exc).__name__}): {_one_line(exc)}. "
+            f"gradfit: internal error ({type(exc).__name__}): {escape(exc)}. "
             "Please report it with the command you ran.",
             file=sys.stderr,
         )
         return EXIT_INTERNAL
     return code
-
-
-def _launched_rank() -> int:
-    """This process's rank when launched as one of several (torchrun), else 0."""
-    try:
-        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-            return 0
-        return int(os.environ.get("RANK", "0"))
-    except ValueError:
-        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,13 +15,14 @@ from dataclasses import MISSING, Field, fields
 from typing import Any
 
 from gradfit.cli.options import (
+    learning_rate,
     non_negative_float,
     positive_int,
     unit_fraction,
     unit_interval,
 )
 from gradfit.solvers import registry
-from gradfit.solvers.config import SCHEDULES, SolverConfig
+from gradfit.solvers.config import MAX_ALPHA, MAX_POWER_T, SCHEDULES, SolverConfig
 
 __all__ = ["add_config_arguments", "config_fields", "config_from_args", "flag_of"]
 
@@ -30,14 +31,11 @@ def _learning_rate(text: str) -> float | str:
     if text == "auto":
         return "auto"
     try:
-        value = float(text)
-    except ValueError:
+        return learning_rate(text)
+    except argparse.ArgumentTypeError as exc:
         raise argparse.ArgumentTypeError(
-            f"expected 'auto' or a positive number, got {text!r}"
+            f"expected 'auto' or {str(exc).removeprefix('expected ')}"
         ) from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number, got {text!r}")
-    return value
 
 
 def _tol(text: str) -> float | None:
@@ -70,6 +68,22 @@ def _open_range(low: float, high: float, *, high_closed: bool) -> Callable[[str]
     return parse
 
 
+def _closed_range(low: float, high: float, why: str = "") -> Callable[[str], float]:
+    """A number from ``low`` to ``high``, both included (``why``: the reason for the bound)."""
+    expected = f"a number from {low:g} to {high:g}{why}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
 def _above_one(text: str) -> float:
     return _open_range(1.0, math.inf, high_closed=False)(text)
 
@@ -81,7 +95,12 @@ _KINDS: dict[str, Callable[[], dict[str, Any]]] = {
     "lr": lambda: {"type": _learning_rate},
     "tol": lambda: {"type": _tol},
     "positive_int": lambda: {"type": positive_int},
-    "non_negative": lambda: {"type": non_negative_float},
+    # --alpha: far beyond MAX_ALPHA every coefficient is 0 all the same, and the arithmetic
+    # of the penalty overflows (see gradfit.solvers.config).
+    "penalty": lambda: {
+        "type": _closed_range(0.0, MAX_ALPHA, " (a larger penalty sets every coefficient to 0)")
+    },
+    "exponent": lambda: {"type": _closed_range(0.0, MAX_POWER_T)},
     "unit_interval": lambda: {"type": unit_interval},
     "unit_fraction": lambda: {"type": unit_fraction},
     "fraction": lambda: {"type": _open_range(0.0, 1.0, high_closed=False)},

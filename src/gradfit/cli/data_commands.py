@@ -15,8 +15,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 import torch
 
-from gradfit.cli.options import byte_size, confidence_level, positive_float, positive_int, seed
-from gradfit.cli.render import BytesProgress, Progress, fmt, printable, table
+from gradfit.cli.options import (
+    byte_size,
+    confidence_level,
+    positive_int,
+    seed,
+    timeout_seconds,
+)
+from gradfit.cli.render import BytesProgress, Progress, escape, escape_report, fmt, table
 from gradfit.errors import (
     DataError,
     DivergenceError,
@@ -72,7 +78,9 @@ def _finite_or_none(value: Any) -> Any:
 
 
 def _print_json(document: Any, out: TextIO) -> None:
-    print(json.dumps(_finite_or_none(document), indent=2, allow_nan=False), file=out)
+    # ensure_ascii: control, bidi and other non-ASCII characters of names are \u escapes.
+    text = json.dumps(_finite_or_none(document), indent=2, allow_nan=False, ensure_ascii=True)
+    print(text, file=out)
 
 
 def _emit_warnings(caught: list[warnings.WarningMessage]) -> None:
@@ -81,7 +89,7 @@ def _emit_warnings(caught: list[warnings.WarningMessage]) -> None:
         text = str(w.message)
         if text not in seen:
             seen.add(text)
-            print(f"gradfit: warning: {text}", file=sys.stderr)
+            print(f"gradfit: warning: {escape(text)}", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- fit
@@ -227,7 +235,7 @@ def _fit_command(
             bar.close()
             if main_rank and not args.quiet:
                 for note in notes:
-                    print(f"gradfit: note: {note}", file=sys.stderr)
+                    print(f"gradfit: note: {escape(note)}", file=sys.stderr)
     if not main_rank:
         return EXIT_OK  # one program: rank 0 reports and writes the model
     result = report.result
@@ -236,12 +244,12 @@ def _fit_command(
             listed = ", ".join(f"{name!r} ({why})" for name, why in report.left_out.items())
             print(
                 f"gradfit: note: {len(report.left_out)} column(s) left out of the features: "
-                f"{listed}; name the features with --features to choose them yourself",
+                f"{escape(listed)}; name the features with --features to choose them yourself",
                 file=sys.stderr,
             )
         _emit_warnings(caught)
         if report.inference_note is not None and args.cov is not None:
-            print(f"gradfit: note: {report.inference_note}", file=sys.stderr)
+            print(f"gradfit: note: {escape(report.inference_note)}", file=sys.stderr)
         if not result.converged and spec.iterative and result.n_iter >= config.max_epochs:
             tol = "none" if config.tol is None else f"{config.tol:g}"
             print(
@@ -291,10 +299,10 @@ def _fit_command(
     ]
     print(table([f"fit ({config.solver}, {report.n_samples} rows)", "value"], rows), file=out)
     if report.inference is not None:
-        print(f"\n{report.inference.summary()}\n", file=out)
-    print(
-        f"model written to {model_path}" + (f", plot to {plot_path}" if plot_path else ""), file=out
-    )
+        names = (*report.model.feature_names, *report.model.target_names)
+        print(f"\n{escape_report(report.inference.summary(), names)}\n", file=out)
+    written = f"model written to {model_path}" + (f", plot to {plot_path}" if plot_path else "")
+    print(escape(written), file=out)
     return EXIT_OK
 
 
@@ -482,20 +490,24 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         _print_json(info, out)
         return EXIT_OK
-    print(f"gradfit model {args.model} (format version {model.format_version})", file=out)
+    # Everything below comes from the file: each line goes through escape (or table).
+    print(escape(f"gradfit model {args.model} (format version {model.format_version})"), file=out)
     if not model.has_checksum:
         print(
             "note: written by an older gradfit without a checksum; its contents cannot be verified",
             file=out,
         )
     print(
-        f"solver: {model.solver}; written by gradfit {model.versions.get('gradfit')}, "
-        f"torch {model.versions.get('torch')}, on {model.created}",
+        escape(
+            f"solver: {model.solver}; written by gradfit {model.versions.get('gradfit')}, "
+            f"torch {model.versions.get('torch')}, on {model.created}"
+        ),
         file=out,
     )
     print(
-        f"features used ({len(model.feature_names)}): {', '.join(model.feature_names)}; "
-        f"predicts {', '.join(model.target_names)}",
+        f"features used ({len(model.feature_names)}): "
+        f"{', '.join(map(escape, model.feature_names))}; "
+        f"predicts {', '.join(map(escape, model.target_names))}",
         file=out,
     )
     headers = ["target", *model.feature_names, "bias"]
@@ -526,9 +538,10 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
             file=out,
         )
     settings = ", ".join(f"{k}={v}" for k, v in model.hyperparameters.items())
-    print(f"settings: {settings}", file=out)
+    print(f"settings: {escape(settings)}", file=out)
     if model.inference is not None:
-        print(f"\n{printable(str(model.inference['text']))}", file=out)
+        names = (*model.feature_names, *model.target_names)
+        print(f"\n{escape_report(str(model.inference['text']), names)}", file=out)
     return EXIT_OK
 
 
@@ -620,7 +633,7 @@ def add_data_commands(sub: Any) -> None:
     )
     fit.add_argument(
         "--dist-timeout",
-        type=positive_float,
+        type=timeout_seconds,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help="under torchrun: how long a process waits for the others before giving up "

@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import re
 from typing import NoReturn
 
+from gradfit.cli.render import escape
+from gradfit.solvers.config import MAX_COUNT, MAX_LEARNING_RATE
+
 __all__ = [
+    "MAX_COUNT",
     "MAX_SEED",
+    "MAX_TIMEOUT",
     "OneLineParser",
     "byte_size",
+    "launched_rank",
+    "learning_rate",
     "non_negative_float",
-    "positive_float",
     "positive_int",
     "seed",
+    "timeout_seconds",
     "unit_fraction",
     "unit_interval",
 ]
 
-MAX_SEED = 2**63 - 1  # torch.manual_seed and numpy accept up to a signed 64-bit integer
+MAX_SEED = MAX_COUNT  # torch.manual_seed and numpy accept up to a signed 64-bit integer
+MAX_TIMEOUT = 7 * 24 * 3600.0  # --dist-timeout: one week (datetime.timedelta overflows ~1e14 s)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -27,8 +37,29 @@ class OneLineParser(argparse.ArgumentParser):
     fit --help')``; used for the main parser and every subcommand's parser."""
 
     def error(self, message: str) -> NoReturn:
-        text = " ".join(str(message).split())
-        self.exit(2, f"gradfit: error: {text} (see '{self.prog} --help')\n")
+        if launched_rank():  # under torchrun, rank 0 alone says it (every rank exits 2)
+            self.exit(2)
+        text = _LONG_WORD.sub(_shortened, escape(message))
+        self.exit(2, f"gradfit: error: {text} (see '{escape(self.prog)} --help')\n")
+
+
+def launched_rank() -> int:
+    """This process's rank when launched as one of several (torchrun), else 0."""
+    try:
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return 0
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
+_LONG_WORD = re.compile(r"\S{80,}")
+
+
+def _shortened(match: re.Match[str]) -> str:
+    """A very long value in a usage error (10**400 written out) cut short."""
+    word = match.group()
+    return f"{word[:30]}... ({len(word)} characters)"
 
 
 def _number(text: str, expected: str) -> float:
@@ -48,16 +79,18 @@ def _in_range(text: str, expected: str, low: float, high: float, open_high: bool
     return value
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    value = _number(text, "a positive number")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+def learning_rate(text: str) -> float:
+    """argparse type: a learning rate, a number above 0 and up to
+    :data:`~gradfit.solvers.config.MAX_LEARNING_RATE` (demo --lr; fit --lr adds 'auto')."""
+    expected = f"a positive number up to {MAX_LEARNING_RATE:g}"
+    value = _number(text, expected)
+    if not 0 < value <= MAX_LEARNING_RATE:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
 
 def non_negative_float(text: str) -> float:
-    """argparse type: a finite number >= 0 (--tol, --alpha)."""
+    """argparse type: a finite number >= 0 (--tol)."""
     return _in_range(text, "a number >= 0", 0.0, math.inf, open_high=False)
 
 
@@ -82,13 +115,14 @@ def confidence_level(text: str) -> float:
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+    """argparse type: an integer from 1 to :data:`MAX_COUNT` (2**63 - 1)."""
+    expected = "a positive integer up to 2**63 - 1"
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
 
@@ -100,6 +134,16 @@ def seed(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
     if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def timeout_seconds(text: str) -> float:
+    """argparse type: a number of seconds from 0.001 to :data:`MAX_TIMEOUT` (one week)
+    (--dist-timeout; ``datetime.timedelta`` and torch's milliseconds overflow far above)."""
+    expected = f"a number of seconds from 0.001 to {MAX_TIMEOUT:.0f} (one week)"
+    value = _number(text, expected)
+    if not 0.001 <= value <= MAX_TIMEOUT:
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 

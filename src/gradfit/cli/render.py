@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["BytesProgress", "Progress", "fmt", "matrix", "table"]
+__all__ = ["BytesProgress", "Progress", "escape", "escape_report", "fmt", "matrix", "table"]
 
 
 def fmt(value: float, digits: int = 6) -> str:
@@ -20,13 +20,49 @@ def fmt(value: float, digits: int = 6) -> str:
     return f"{value:.{digits}g}"
 
 
-def printable(text: str) -> str:
-    """``text`` with control characters other than newline and tab shown as ``?``: text from a
-    file (a model's stored summary) never drives the terminal."""
-    return "".join(c if c.isprintable() or c in "\n\t" else "?" for c in text)
+def escape(text: object, keep: str = "") -> str:
+    """``text`` made safe for a terminal: every character that is not printable is shown as its
+    escape, as ``repr`` writes it (ESC as ``\\x1b``, a newline as ``\\n``, U+202E as
+    ``\\u202e``), so user-supplied text (column names, paths, cell values, names stored in a
+    model file) can neither drive the terminal nor forge lines.
+
+    Not printable are the control characters (C0, DEL, C1 such as the CSI ``\\x9b``), the format
+    characters (bidi overrides and isolates U+202A-202E, U+2066-2069, zero-width characters),
+    the line and paragraph separators U+2028/9, other separators than the space, and lone
+    surrogates (undecodable bytes of a file name). Characters in ``keep`` (e.g. ``"\\n\\t"`` for
+    a multi-line report) are left as they are. Every line the command line writes to the
+    terminal goes through this function; its result is printable, so it is idempotent.
+
+    >>> escape("a\\x1b[2Jb\\nc\\u202e")
+    'a\\\\x1b[2Jb\\\\nc\\\\u202e'
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
+def escape_report(text: str, names: Sequence[str]) -> str:
+    """A multi-line report (an inference summary) made safe: each of ``names`` (feature and
+    target names, which the report shows raw) is replaced by its :func:`escape`, so that a
+    newline in a name cannot forge a line; then every other unprintable character but the
+    report's own newlines and tabs is escaped. (A name of blanks and control characters only
+    is not looked for: it could match the report's own layout.)"""
+    unsafe = {
+        n
+        for n in names
+        if not n.isprintable() and any(c.isprintable() and not c.isspace() for c in n)
+    }
+    for name in sorted(unsafe, key=len, reverse=True):
+        text = text.replace(name, escape(name))
+    return escape(text, keep="\n\t")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain text table: the first column left-aligned, the others right-aligned. Every
+    header and cell goes through :func:`escape` (names come from the user's files)."""
+    headers = [escape(h) for h in headers]
+    rows = [[escape(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:

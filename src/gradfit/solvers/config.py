@@ -17,12 +17,37 @@ from gradfit.errors import ValidationError
 from gradfit.solvers import registry
 from gradfit.solvers.registry import Capability
 
-__all__ = ["SCHEDULES", "SOLVERS", "SolverConfig"]
+__all__ = [
+    "MAX_ALPHA",
+    "MAX_COUNT",
+    "MAX_LEARNING_RATE",
+    "MAX_POWER_T",
+    "SCHEDULES",
+    "SOLVERS",
+    "SolverConfig",
+]
 
 SOLVERS = registry.names()
 SCHEDULES = ("constant", "invscaling", "step")
 
 Schedule = Literal["constant", "invscaling", "step"]
+
+# The largest penalty accepted. Far beyond it every coefficient is 0 to working precision all
+# the same (standardized features have unit scale; 1e30 outweighs features up to ~1e15 left
+# unscaled), while the arithmetic of the penalty overflows near it: gd's step bound squares
+# alpha (inf above ~1e154), float32 mini-batches hold 2·alpha (inf above ~1.7e38), and
+# lstsq's penalty rows sqrt(alpha·n) (inf above ~1e307 / n).
+MAX_ALPHA = 1e30
+# The largest learning rate: float32 tensors (the tutorial's, --dtype float32) cannot hold a
+# step above ~3.4e38 (torch refuses the conversion); no data scaled to be fitted needs one.
+MAX_LEARNING_RATE = 1e38
+# The largest count (epochs, batch size, ...): torch, NumPy and Python's slicing hold counts as
+# signed 64-bit integers.
+MAX_COUNT = 2**63 - 1
+# The largest invscaling exponent: lr / (1 + epoch) ** power_t overflows a float (an error in
+# Python) within the first thousand epochs above ~100, and the step is ~0 after a few epochs
+# long before that.
+MAX_POWER_T = 10.0
 
 
 def _cli(help: str, kind: str, flag: str | None = None) -> dict[str, Any]:
@@ -49,14 +74,21 @@ class SolverConfig:
     solver: str = field(default="gd", metadata=_cli("solver", "solver"))
     learning_rate: float | Literal["auto"] = field(
         default="auto",
-        metadata=_cli("learning rate, or 'auto' (computed from the data)", "lr", flag="--lr"),
+        metadata=_cli(
+            f"learning rate up to {MAX_LEARNING_RATE:g}, or 'auto' (computed from the data)",
+            "lr",
+            flag="--lr",
+        ),
     )
     schedule: Schedule = field(
         default="constant",
         metadata=_cli("step schedule: constant, invscaling or step", "schedule"),
     )
     power_t: float = field(
-        default=0.5, metadata=_cli("invscaling: lr / (1 + epoch) ** power_t", "non_negative")
+        default=0.5,
+        metadata=_cli(
+            f"invscaling: lr / (1 + epoch) ** power_t, from 0 to {MAX_POWER_T:g}", "exponent"
+        ),
     )
     decay_every: int = field(
         default=10, metadata=_cli("step: multiply lr by decay_rate every N epochs", "positive_int")
@@ -69,7 +101,8 @@ class SolverConfig:
     )
     nesterov: bool = field(default=False, metadata=_cli("Nesterov momentum", "bool"))
     alpha: float = field(
-        default=0.0, metadata=_cli("regularization strength, >= 0", "non_negative")
+        default=0.0,
+        metadata=_cli(f"regularization strength, from 0 to {MAX_ALPHA:g}", "penalty"),
     )
     l1_ratio: float = field(
         default=0.0, metadata=_cli("elastic-net mix in [0, 1] (0: ridge)", "unit_interval")
@@ -117,14 +150,17 @@ class SolverConfig:
         elif (
             isinstance(lr, bool)
             or not isinstance(lr, numbers.Real)
-            or not (math.isfinite(lr) and lr > 0)
+            or not (math.isfinite(lr) and 0 < lr <= MAX_LEARNING_RATE)
         ):
-            raise ValidationError(f"learning_rate must be 'auto' or a positive number, got {lr!r}")
+            raise ValidationError(
+                f"learning_rate must be 'auto' or a positive number up to "
+                f"{MAX_LEARNING_RATE:g}, got {lr!r}"
+            )
         if self.schedule not in SCHEDULES:
             raise ValidationError(
                 f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}"
             )
-        _number(self.power_t, "power_t", low=0.0)
+        _number(self.power_t, "power_t", low=0.0, high=MAX_POWER_T)
         _integer(self.decay_every, "decay_every")
         _number(self.decay_rate, "decay_rate", low=0.0, high=1.0, low_open=True)
         _number(self.momentum, "momentum", low=0.0, high=1.0, high_open=True)
@@ -134,6 +170,11 @@ class SolverConfig:
         if self.nesterov and self.momentum == 0:
             raise ValidationError("nesterov=True needs momentum > 0")
         _number(self.alpha, "alpha", low=0.0)
+        if self.alpha > MAX_ALPHA:
+            raise ValidationError(
+                f"alpha must be from 0 to {MAX_ALPHA:g}, got {self.alpha!r}: a larger penalty "
+                "sets every coefficient to 0 all the same, and overflows the arithmetic"
+            )
         _number(self.l1_ratio, "l1_ratio", low=0.0, high=1.0)
         _integer(self.batch_size, "batch_size")
         _integer(self.max_epochs, "max_epochs")
@@ -211,5 +252,10 @@ def _number(
 
 
 def _integer(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
-        raise ValidationError(f"{name} must be a positive integer, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not 1 <= int(value) <= MAX_COUNT
+    ):
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}..."
+        raise ValidationError(f"{name} must be a positive integer up to 2**63 - 1, got {shown}")
