@@ -21,7 +21,7 @@ from test_cli import gradfit_cli, ok, one_error_line, rewrite_document, write_cs
 
 import gradfit
 from gradfit.errors import ModelFileError, RankDeficiencyWarning, ValidationError
-from gradfit.inference import ESTIMABLE_TOL, ols, ols_from_stats
+from gradfit.inference import ESTIMABLE_TOL, Estimability, estimability, ols, ols_from_stats
 from gradfit.persistence import load_model
 from gradfit.solvers.stats import SufficientStats
 
@@ -68,7 +68,9 @@ def collinear_csv(tmp_path: Path) -> Path:
 @pytest.fixture
 def new_csv(tmp_path: Path) -> Path:
     rows = np.array(NEW)
-    return write_csv(tmp_path / "new.csv", {n: rows[:, j] for j, n in enumerate(("x1", "x2", "x3"))})
+    return write_csv(
+        tmp_path / "new.csv", {n: rows[:, j] for j, n in enumerate(("x1", "x2", "x3"))}
+    )
 
 
 def floats(csv_text: str) -> np.ndarray:
@@ -211,7 +213,9 @@ def test_ols_predict_warns_only_off_the_span() -> None:
     with pytest.warns(RankDeficiencyWarning):
         fit = ols(X, y)
     assert fit.estimable is not None and fit.estimable.aliased == ("x1",)
-    on_span = np.array([[4.0, 8.0, 1.0], [-3.0, -6.0, 100.0], [X[:, 0].mean(), 2 * X[:, 0].mean(), 0]])
+    on_span = np.array(
+        [[4.0, 8.0, 1.0], [-3.0, -6.0, 100.0], [X[:, 0].mean(), 2 * X[:, 0].mean(), 0]]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit.predict(on_span)
@@ -378,3 +382,29 @@ def test_confint_text_matches_conf_int() -> None:
     assert not math.isnan(float(first[2]))
     with pytest.raises(ValidationError, match="level"):
         fit.confint_text(1.5)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"basis": [[1.0]]},
+        {"scale": [1.0, 0.0, 1.0]},
+        {"aliased": "x2"},
+        {"center": "nan"},
+    ],
+)
+def test_estimability_data_are_checked(change: dict) -> None:
+    X, y = design()
+    with pytest.warns(RankDeficiencyWarning):
+        fit = ols(X, y)
+    data = {**estimability_of(fit), **change}
+    with pytest.raises(ModelFileError, match="estimability"):
+        Estimability.from_dict(data, 3)
+    with pytest.raises(ModelFileError, match="estimability data lack scale, basis, aliased"):
+        Estimability.from_dict({"center": [0, 0, 0]}, 3)
+
+
+def estimability_of(fit: gradfit.OLSResult) -> dict:
+    data = estimability(fit)
+    assert data is not None
+    return data

@@ -399,7 +399,7 @@ test("a rank-deficient fit follows lm(): x2 aliased (NA, weight 0), same predict
                                              feature_names = colnames(X), target_names = "y")))
   lm_fit <- lm(y ~ x1 + x2 + x3, data = collinear)
   check(is.na(coef(lm_fit)[["x2"]]), "(lm: x2 is NA)")
-  check(identical(gf_to_r(fit$aliased), c(FALSE, TRUE, FALSE)), "x2 aliased, as lm()")
+  check(identical(gf_to_r(fit$aliased), c(0, 1, 0)), "x2 aliased, as lm()") # bool -> double
   coefs <- gf_coef(fit$weight, fit$bias, colnames(X), "y")
   check(coefs["x2", "y"] == 0, "the aliased weight is 0")
   keep <- c("(Intercept)", "x1", "x3")

@@ -69,16 +69,19 @@ def single_rank_warning(function: Callable[..., FitReport]) -> Callable[..., Fit
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> FitReport:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                report = function(*args, **kwargs)
-            finally:
-                rank = [w for w in caught if issubclass(w.category, RankDeficiencyWarning)]
-                passed = [w for w in caught if w not in rank[:-1]]
-        for w in passed:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-        return report
+        caught: list[warnings.WarningMessage] = []
+        try:
+            with warnings.catch_warnings(record=True) as log:
+                warnings.simplefilter("always")
+                caught = log  # filled as the fit goes; passed on even when it raises
+                return function(*args, **kwargs)
+        finally:
+            rank = [w for w in caught if issubclass(w.category, RankDeficiencyWarning)]
+            for w in caught:
+                if w not in rank[:-1]:
+                    warnings.warn_explicit(
+                        w.message, w.category, w.filename, w.lineno, source=w.source
+                    )
 
     return wrapper
 
