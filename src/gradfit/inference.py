@@ -615,11 +615,14 @@ class Estimability:
     without an intercept). The training design, centred and column-equilibrated (columns
     divided by their norms ``scale``), has the orthonormal null-space basis ``basis`` (d, m),
     m = the number of aliased coefficients. For ``u = (x - center) / scale`` the row is off
-    the span when ``||basisᵀ u|| > ESTIMABLE_TOL · ||u||`` (R's ``predict.lm`` test, with its
-    tolerance 1e-6). Such a row breaks a linear relation that held among the training
-    features (x2 = 2 x1, or a constant feature taking another value): its prediction depends
-    on which of the collinear coefficients was set to 0, and R warns "prediction from a
-    rank-deficient fit may be misleading".
+    the span when ``||basisᵀ u|| > ESTIMABLE_TOL · ||u||``: a null-space test in the manner of
+    R's ``predict.lm`` (R >= 4.3, ``rankdeficient = "warnif"``), with its default tolerance
+    1e-6. Why not warn for every new row, as R < 4.3 does: rows that keep the training
+    relation predict the same under every convention, and a warning there is noise.
+    A row off the span breaks a linear relation that held among the training features
+    (x2 = 2 x1, or a constant feature taking another value): its prediction depends on which
+    of the collinear coefficients was set to 0, and R warns "prediction from a rank-deficient
+    fit may be misleading".
     """
 
     center: np.ndarray  # (d,)

@@ -29,7 +29,7 @@ the usual tolerance ``s_max · max(n, d) · eps``. A rank-deficient design is *r
   on the kept columns and an aliased column's coefficient is exactly 0 (``aliased`` marks them).
 
 Both give the same predictions on rows in the span of the training rows, and differ elsewhere
-(a new row that breaks the collinearity); see :func:`gradfit.inference.estimability`.
+(a new row that breaks the collinearity); see :class:`gradfit.inference.Estimability`.
 """
 
 from __future__ import annotations
