@@ -13,13 +13,17 @@
 #   gf_to_r(x)     R matrix or vector from a tensor, NumPy array, pandas DataFrame or number
 #   gf_coef(w, b)  coefficients laid out as coef(lm(cbind(y1, y2) ~ ...)) lays them out
 #   gf_try(expr)   runs expr; a Python exception becomes an R error of class "gradfit_error"
-#                  carrying gradfit's own message
+#                  carrying gradfit's own message, and each Python warning raised meanwhile
+#                  (RankDeficiencyWarning, ConvergenceWarning, ...) an R warning of class
+#                  "gradfit_warning", which suppressWarnings(), tryCatch(warning = ) and
+#                  withCallingHandlers() see: gf_try(gradfit$ols(X, y)). Without gf_try a Python
+#                  warning is only printed by Python, out of R's reach.
 #
 # Integer (and logical) columns are accepted and become doubles. NA, NaN and Inf are refused with
 # gradfit's own message (gradfit.validation), plus where the value sits in R's terms. Pass data
 # through these functions rather than handing R objects to gradfit directly: reticulate turns an
 # integer matrix into int32 (gradfit would then train in float32) and an integer NA into
-# -2147483648, silently.
+# -2147483648 (gradfit refuses that value in int32 input, naming NA_integer_ and gf_matrix()).
 
 .gf <- new.env(parent = emptyenv())
 
@@ -61,6 +65,7 @@ if not preloaded and not torch_loaded and spec is not None and spec.origin and d
     .gf$np <- reticulate::import("numpy", convert = FALSE)
     .gf$torch <- reticulate::import("torch", convert = FALSE)
     .gf$validation <- reticulate::import("gradfit.validation", convert = FALSE)
+    .gf$warnings <- reticulate::import("warnings", convert = FALSE)
     .gf$builtins <- reticulate::import_builtins(convert = TRUE)
     # The same object, as a handle that does not convert its results to R (objects reached
     # through a module imported with convert = TRUE would turn tensor$numpy() into R at once).
@@ -109,13 +114,42 @@ if not preloaded and not torch_loaded and spec is not None and spec.origin and d
 
 # Evaluate `expr`; a Python exception becomes an R error of class "gradfit_error" whose message
 # is the exception's own (e.g. a DataError naming the file, column and row) and whose `type` is
-# the exception's class name ("DataError", "ValidationError", "DivergenceError", ...).
+# the exception's class name ("DataError", "ValidationError", "DivergenceError", ...). The
+# Python warnings raised meanwhile are recorded (warnings.catch_warnings(record = True), every
+# one: simplefilter("always")) and then signalled in R, in order, before the value is returned
+# or the error raised: each an R warning of classes "gradfit_warning", "warning" and
+# "condition" whose message is "gradfit <Category>: <Python's message>" and whose `type` is the
+# category's name ("RankDeficiencyWarning", "ConvergenceWarning", ...).
 gf_try <- function(expr) {
-  tryCatch(expr, error = function(e) {
-    if (inherits(e, "gradfit_error")) stop(e)
-    err <- .gf_py_error(e)
-    .gf_stop(sprintf("gradfit %s: %s", err$type, err$message), err$type)
-  })
+  py <- .gf_modules()
+  recorder <- py$warnings$catch_warnings(record = TRUE)
+  caught <- recorder$`__enter__`()
+  py$warnings$simplefilter("always")
+  outcome <- tryCatch(list(value = expr), error = function(e) list(error = e))
+  recorder$`__exit__`(NULL, NULL, NULL)
+  .gf_warn(caught)
+  e <- outcome$error
+  if (is.null(e)) {
+    return(outcome$value)
+  }
+  if (inherits(e, "gradfit_error")) stop(e)
+  err <- .gf_py_error(e)
+  .gf_stop(sprintf("gradfit %s: %s", err$type, err$message), err$type)
+}
+
+# Signal each recorded Python warning (a list of warnings.WarningMessage) as an R warning.
+.gf_warn <- function(caught) {
+  py <- .gf_modules()
+  for (i in seq_len(py$builtins$len(caught))) {
+    w <- reticulate::py_get_item(caught, i - 1L)
+    type <- reticulate::py_to_r(reticulate::py_get_attr(w$category, "__name__"))
+    message <- py$builtins$str(w$message) # builtins convert: an R string
+    warning(structure(
+      class = c("gradfit_warning", "warning", "condition"),
+      list(message = sprintf("gradfit %s: %s", type, message), call = NULL, type = type)
+    ))
+  }
+  invisible(NULL)
 }
 
 # ---------------------------------------------------------------------------------------------

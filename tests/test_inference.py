@@ -625,7 +625,8 @@ def test_argument_errors_name_the_argument(rng: np.random.Generator) -> None:
     with pytest.raises(ValidationError, match="feature_names must name each of the 2"):
         ols(X, y, feature_names=["a"])
     with pytest.raises(ValidationError, match="target_names"):
-        ols(X, y, target_names="y")
+        ols(X, y, target_names=["y", "z"])
+    assert ols(X, y, target_names="y").target_names == ("y",)  # one name as a string
     with pytest.raises(ValidationError, match="same number of rows"):
         ols(X, y[:5])
     fit = ols(X, y)

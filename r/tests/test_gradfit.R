@@ -364,11 +364,97 @@ for _ in range(4):
     "a float32 1000x1000 product ran at %.1f GFLOP/s: torch is using R's reference BLAS", gflops))
 })
 
-test("a Python with NumPy 2 is refused with a message saying which Python to use", {
-  main_python <- file.path(normalizePath(root), ".venv/bin/python")
-  if (utils::packageVersion("reticulate") >= "1.38" || !file.exists(main_python)) {
-    return(invisible()) # nothing to check: newer reticulate, or no main .venv here
-  }
+test("an R integer NA handed straight to gradfit is refused, naming NA_integer_ and gf_matrix()", {
+  # airquality: Ozone, Solar.R and Temp are integer columns with NA; reticulate hands the integer
+  # matrix to Python as int32, each NA as -2147483648 (R's NA_integer_).
+  X <- as.matrix(airquality[, c("Ozone", "Solar.R", "Temp")])
+  check(is.integer(X) && anyNA(X), "(an integer matrix with NA)")
+  err <- check_error(gf_try(gradfit$ols(X, airquality$Wind)),
+                     c("gradfit ValidationError: X holds -2147483648 at row 4, column 0",
+                       "NA_integer_", "gf_matrix()"), "the NA is refused, not fitted")
+  check(identical(err$type, "ValidationError"), "a ValidationError")
+  check_error(gf_try(gradfit$least_squares(X, airquality$Wind)), "NA_integer_", "least_squares too")
+  # What to do instead: gf_matrix() turns NA into NaN and says where; R's na.omit() drops them.
+  check_error(gf_matrix(X), "[in R: X[5, 1] (column 'Ozone') is NA", "gf_matrix names the NA")
+  complete <- na.omit(airquality[, c("Ozone", "Solar.R", "Temp", "Wind")])
+  fit <- gradfit$ols(gf_matrix(complete[, 1:3]), gf_vector(complete$Wind))
+  check(fit$n == 111L, "111 complete rows, as lm() uses")
+  lm_fit <- lm(Wind ~ Ozone + Solar.R + Temp, data = airquality)
+  check_close(gf_coef(fit$weight, fit$bias), coef(lm_fit), CLOSED, "the coefficients of lm()")
+})
+
+collinear <- local({
+  x1 <- c(8.45, 1.61, 5.58, 3.68, 2.15, 3.86, 4.28, 6.11, 7.36, 0.15,
+          2.54, 6.04, 0.84, 9.98, 8.32, 0.37, 5.68, 6.09, 0.07, 1.79)
+  x3 <- c(-3.35, -0.38, 0.67, -0.48, 4.2, 3.15, -0.99, -2.97, -1.42, 3.62,
+          -1.51, 4.91, 0.66, -2.63, 1.59, 1.6, 0.15, -2.21, 1.3, -0.21)
+  y <- c(22.813, 6.568, 7.595, 9.37, -2.012, 3.051, 10.584, 16.777, 15.929, -3.467,
+         8.978, 1.476, 4.084, 22.444, 11.401, 0.264, 11.419, 17.593, -0.374, 4.537)
+  data.frame(x1 = x1, x2 = 2 * x1, x3 = x3, y = y)
+})
+
+test("a rank-deficient fit follows lm(): x2 aliased (NA, weight 0), same predictions", {
+  X <- as.matrix(collinear[, c("x1", "x2", "x3")])
+  fit <- suppressWarnings(gf_try(gradfit$ols(gf_matrix(X), gf_vector(collinear$y),
+                                             feature_names = colnames(X), target_names = "y")))
+  lm_fit <- lm(y ~ x1 + x2 + x3, data = collinear)
+  check(is.na(coef(lm_fit)[["x2"]]), "(lm: x2 is NA)")
+  check(identical(gf_to_r(fit$aliased), c(0, 1, 0)), "x2 aliased, as lm()") # bool -> double
+  coefs <- gf_coef(fit$weight, fit$bias, colnames(X), "y")
+  check(coefs["x2", "y"] == 0, "the aliased weight is 0")
+  keep <- c("(Intercept)", "x1", "x3")
+  check_close(coefs[keep, "y"], coef(lm_fit)[keep], CLOSED, "the others are lm()'s")
+  check_close(gf_to_r(fit$weight_se)[c(1, 3)], summary(lm_fit)$coefficients[c("x1", "x3"), 2],
+              CLOSED, "standard errors")
+  new <- data.frame(x1 = c(4, 4), x2 = c(8, 5), x3 = c(1, 1)) # the second row breaks x2 = 2 x1
+  r_pred <- suppressWarnings(predict(lm_fit, new, interval = "prediction"))
+  ours <- suppressWarnings(gf_try(fit$predict(gf_matrix(new), interval = "prediction")))
+  got <- cbind(gf_to_r(ours$mean), gf_to_r(ours$lower), gf_to_r(ours$upper))
+  check_close(got, unname(r_pred), CLOSED, "prediction intervals of predict.lm")
+})
+
+test("Python warnings reach R's warning(): suppressWarnings, tryCatch, withCallingHandlers", {
+  X <- gf_matrix(as.matrix(collinear[, c("x1", "x2", "x3")]))
+  y <- gf_vector(collinear$y)
+  w <- tryCatch(gf_try(gradfit$ols(X, y)), warning = identity)
+  check(inherits(w, "gradfit_warning") && inherits(w, "warning"), "a gradfit_warning condition")
+  check(identical(w$type, "RankDeficiencyWarning"), "its type is the Python category")
+  check(grepl("gradfit RankDeficiencyWarning: X is rank deficient", conditionMessage(w), fixed = TRUE),
+        paste("Python's message:", conditionMessage(w)))
+  seen <- character()
+  fit <- withCallingHandlers(gf_try(gradfit$ols(X, y)), warning = function(w) {
+    seen <<- c(seen, conditionMessage(w))
+    invokeRestart("muffleWarning")
+  })
+  check(length(seen) == 1L, "one warning for the fit")
+  check(fit$df_resid == 17L, "and the value is returned")
+  quiet <- tryCatch(suppressWarnings(gf_try(gradfit$ols(X, y))), warning = function(w) "leaked")
+  check(!identical(quiet, "leaked"), "suppressWarnings() silences it")
+  new <- gf_matrix(rbind(c(4, 8, 1), c(4, 5, 1)))
+  w <- tryCatch(gf_try(fit$predict(new)), warning = identity)
+  check(inherits(w, "gradfit_warning") && grepl("rank-deficient fit may be misleading",
+                                                 conditionMessage(w), fixed = TRUE),
+        "predict warns as predict.lm does for a row that breaks the collinearity")
+  on_span <- gf_matrix(rbind(c(4, 8, 1)))
+  silent <- withCallingHandlers(gf_try(fit$predict(on_span)), warning = function(w) {
+    stop("unexpected warning: ", conditionMessage(w))
+  })
+  check(length(gf_to_r(silent)) == 1L, "no warning for a row on the training span")
+  err <- tryCatch(gf_try(gradfit$ols(X, gf_vector(collinear$y[1:3]))), error = identity)
+  check(inherits(err, "gradfit_error"), "errors still become gradfit_error")
+})
+
+test("one name may be a single string (target_names = \"mpg\")", {
+  fit <- gf_try(gradfit$ols(gf_matrix(mtcars[, "wt", drop = FALSE]), gf_vector(mtcars$mpg),
+                            feature_names = "wt", target_names = "mpg"))
+  check(identical(unlist(fit$target_names), "mpg") && identical(unlist(fit$feature_names), "wt"),
+        "names kept")
+  check_close(gf_coef(fit$weight, fit$bias)[, 1], coef(lm(mpg ~ wt, data = mtcars)), CLOSED,
+              "lm(mpg ~ wt)")
+})
+
+# Sourcing r/gradfit.R with a NumPy 2 Python fails and says which Python to use.
+check_numpy2_refused <- function(main_python) {
   out <- suppressWarnings(system2(
     file.path(R.home("bin"), "Rscript"),
     c("-e", shQuote(sprintf("source('%s')", file.path(normalizePath(root), "r/gradfit.R")))),
@@ -380,6 +466,16 @@ test("a Python with NumPy 2 is refused with a message saying which Python to use
   check(grepl("cannot exchange arrays with NumPy 2", text, fixed = TRUE), paste("says why:", text))
   check(grepl("RETICULATE_PYTHON = \"r/.venv/bin/python\"", text, fixed = TRUE),
         paste("says what to do:", text))
+}
+
+test("a Python with NumPy 2 is refused with a message saying which Python to use", {
+  # Nothing to check with a newer reticulate, or without the main .venv here (a fresh clone
+  # running `make test-r` alone). No return() here: test() evaluates this block as a promise at
+  # top level, where return() fails ("no function to return from").
+  main_python <- file.path(normalizePath(root), ".venv/bin/python")
+  if (utils::packageVersion("reticulate") < "1.38" && file.exists(main_python)) {
+    check_numpy2_refused(main_python)
+  }
 })
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ the other solvers hand their statistics back in their result.
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -23,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from gradfit.errors import DataError, ValidationError
-from gradfit.inference import COV_TYPES, ols, ols_from_stats
+from gradfit.errors import DataError, RankDeficiencyWarning, ValidationError
+from gradfit.inference import COV_TYPES, estimability, ols, ols_from_stats
 from gradfit.losses import mse
 from gradfit.metrics import RegressionMetrics, regression_metrics
 from gradfit.model import predict
@@ -46,6 +47,7 @@ __all__ = [
     "model_file_settings",
     "read_source",
     "recorded_scaling",
+    "single_rank_warning",
 ]
 
 # Below this fraction of the targets' mean square, the optimum from the statistics is rounding
@@ -57,6 +59,31 @@ _EXACT_FIT = 1e-10
 # this many standard errors of the optimum (in the Mahalanobis sense: sqrt(n (w - w*)ᵀ S
 # (w - w*)) / σ, which is sqrt((mse / optimum - 1) · df_resid) for each target).
 _INFERENCE_DISTANCE = 0.01
+
+
+def single_rank_warning(function: Callable[..., FitReport]) -> Callable[..., FitReport]:
+    """``function`` (a fit that reports), warning about a rank-deficient design once: the
+    solver and the coefficient table each find it, and only the last
+    :class:`~gradfit.errors.RankDeficiencyWarning` (the table's, which names the aliased
+    features) is passed on; other warnings pass unchanged, in order."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> FitReport:
+        caught: list[warnings.WarningMessage] = []
+        try:
+            with warnings.catch_warnings(record=True) as log:
+                warnings.simplefilter("always")
+                caught = log  # filled as the fit goes; passed on even when it raises
+                return function(*args, **kwargs)
+        finally:
+            rank = [w for w in caught if issubclass(w.category, RankDeficiencyWarning)]
+            for w in caught:
+                if w not in rank[:-1]:
+                    warnings.warn_explicit(
+                        w.message, w.category, w.filename, w.lineno, source=w.source
+                    )
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -79,6 +106,7 @@ class FitReport:
     inference_note: str | None = None  # why there is none, when it was asked for
 
 
+@single_rank_warning
 def fit_data(
     source: str,
     targets: Sequence[str],
@@ -90,6 +118,7 @@ def fit_data(
     device: torch.device | str = "cpu",
     callback: Callable[[EpochInfo], None] | None = None,
     inference: str | None = "nonrobust",
+    level: float = 0.95,
 ) -> FitReport:
     """Fit ``config.solver`` to the columns of ``source`` and report.
 
@@ -106,6 +135,7 @@ def fit_data(
         (:func:`gradfit.inference.ols`; None: none): given for ``lstsq`` and for an iterative
         fit that reached the least-squares optimum, without a penalty; see
         :func:`attach_inference`
+    level : coverage of the coefficients' confidence intervals in the model's summary
 
     Raises
     ------
@@ -177,7 +207,7 @@ def fit_data(
         targets=Yd.numpy(),
         predictions=pred.numpy(),
     )
-    return attach_inference(report, inference, rows=(Xd, Yd), stats=stats)
+    return attach_inference(report, inference, rows=(Xd, Yd), stats=stats, level=level)
 
 
 def inference_problem(
@@ -208,6 +238,7 @@ def attach_inference(
     stats: SufficientStats | None = None,
     batches: Callable[[], Iterable[tuple[Any, Any]]] | None = None,
     collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
+    level: float = 0.95,
 ) -> FitReport:
     """``report`` with the classical inference of its fit (:mod:`gradfit.inference`) in
     ``report.inference`` and in its model (what intervals need), where it applies:
@@ -222,6 +253,16 @@ def attach_inference(
       fit only when its coefficients are within 1% of a standard error of the optimum for
       every target (``report.inference_note`` says how far they are otherwise). ``collect``:
       for rows spread over processes, see :func:`gradfit.inference.ols_from_stats`.
+
+    ``level``: the coverage of the coefficients' intervals in the stored summary.
+
+    A rank-deficient design follows R's convention everywhere: the aliased coefficients (the
+    later of collinear features) are 0 in the table, in its JSON and in the model's weights
+    (replaced by the table's when they differ, e.g. a streamed or gradient-descent fit's: the
+    same predictions on the training rows), and the model keeps what ``predict`` needs to
+    warn about new rows off the training rows' span (:func:`gradfit.inference.estimability`,
+    under ``inference["estimability"]``). The table's :class:`~gradfit.errors.RankDeficiencyWarning`
+    names the aliased features.
     """
     config, model = report.config, report.model
     if cov_type is None or config.alpha > 0:
@@ -248,32 +289,39 @@ def attach_inference(
     features, targets = model.feature_names, model.target_names
     if batches is None and rows is not None:
         batches = lambda: [rows]  # noqa: E731
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # rank deficiency: the solver has warned already
-        try:
-            if stats is None and rows is not None:  # the closed form in memory: QR of the rows
-                fit = ols(
-                    *rows,
-                    fit_intercept=config.fit_intercept,
-                    cov_type=cov_type,
-                    feature_names=features,
-                    target_names=targets,
-                )
-            else:
-                fit = ols_from_stats(
-                    _stats_of(rows, stats),
-                    model.weight,
-                    model.bias,
-                    fit_intercept=config.fit_intercept,
-                    cov_type=cov_type,
-                    batches=batches,
-                    collect=collect,
-                    feature_names=features,
-                    target_names=targets,
-                )
-        except ValidationError as exc:  # e.g. HC2/HC3 and a row of leverage 1: the fit stands
-            return replace(report, inference_note=f"no coefficient table: {exc}")
-    document = {"predictor": fit.to_dict(), "summary": fit.as_dict(), "text": fit.summary()}
+    try:
+        if stats is None and rows is not None:  # the closed form in memory: QR of the rows
+            fit = ols(
+                *rows,
+                fit_intercept=config.fit_intercept,
+                cov_type=cov_type,
+                feature_names=features,
+                target_names=targets,
+            )
+        else:
+            fit = ols_from_stats(
+                _stats_of(rows, stats),
+                model.weight,
+                model.bias,
+                fit_intercept=config.fit_intercept,
+                cov_type=cov_type,
+                batches=batches,
+                collect=collect,
+                feature_names=features,
+                target_names=targets,
+            )
+    except ValidationError as exc:  # e.g. HC2/HC3 and a row of leverage 1: the fit stands
+        return replace(report, inference_note=f"no coefficient table: {exc}")
+    document: dict[str, Any] = {
+        "predictor": fit.to_dict(),
+        "summary": fit.as_dict(level),
+        "text": fit.summary(),
+    }
+    if bool(fit.aliased.any()):
+        # R's convention in the model file too (not the solver's minimum-norm weights).
+        dtype = model.weight.dtype
+        model = replace(model, weight=fit.weight.to(dtype), bias=fit.bias.to(dtype))
+        document["estimability"] = estimability(fit)
     return replace(report, model=replace(model, inference=document), inference=fit)
 
 

@@ -70,17 +70,21 @@ import numpy as np
 import torch
 
 from gradfit.errors import ModelFileError, RankDeficiencyWarning, ValidationError
-from gradfit.solvers.lstsq import least_squares
+from gradfit.solvers.lstsq import drop_weakest, independent_columns, least_squares
 from gradfit.solvers.stats import SufficientStats
 from gradfit.validation import as_matrix, as_targets, check_lengths
 
 __all__ = [
     "COV_TYPES",
+    "ESTIMABLE_TOL",
+    "Estimability",
     "OLSPredictor",
     "OLSResult",
     "PredictionInterval",
+    "estimability",
     "ols",
     "ols_from_stats",
+    "warn_not_estimable",
 ]
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
@@ -93,6 +97,10 @@ _STATS_ALIAS = 10.0  # from statistics: alias within 10 sqrt(d eps) of the span 
 _LEVERAGE_ONE = 1e-10  # HC2/HC3 divide by 1 - h: refuse when h is this close to 1
 _DICT_FORMAT = "gradfit-ols-intervals"
 _MAX_DF_RESID = 2**53  # beyond, the t quantile is the normal one; a count no file holds
+# A new row is off the training rows' span when the part of its (centred, equilibrated)
+# features in the null space of the training design exceeds this fraction of their norm: R's
+# default tolerance (predict.lm's tol = 1e-6, R >= 4.3).
+ESTIMABLE_TOL = 1e-6
 _DICT_VERSION = 1
 
 
@@ -136,7 +144,9 @@ def _refuse_penalty(alpha: Any) -> None:
 def _names(names: Sequence[str] | None, count: int, prefix: str, what: str) -> tuple[str, ...]:
     if names is None:
         return tuple(f"{prefix}{i}" for i in range(count))
-    if isinstance(names, str) or len(names) != count:
+    if isinstance(names, str):  # one name (e.g. target_names="mpg" for one target)
+        names = (names,)
+    if len(names) != count:
         raise ValidationError(
             f"{what}_names must name each of the {count} {what}(s), got {names!r}"
         )
@@ -198,39 +208,6 @@ class _Factor:
         """``R_e⁻ᵀ D⁻¹ x`` (r,), so that ``xᵀ G x = ||half(x)||²`` (a sum of squares)."""
         v: np.ndarray = self.r_inv.T @ (x / self.scale)
         return v
-
-
-def _independent_columns(F: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Which columns of F (m, d), taken in order, are not (numerically) combinations of the
-    columns kept before them: column j is kept when its distance from their span exceeds
-    ``tol``. F is any matrix with the Gram matrix of the equilibrated design (its R factor,
-    or a square root from the statistics). Returns the kept mask (d,) and the distances (d,).
-    Classical Gram-Schmidt, applied twice per column, which keeps the basis orthonormal to
-    working precision."""
-    m, d = F.shape
-    basis = np.zeros((m, d))
-    count = 0
-    kept = np.zeros(d, dtype=bool)
-    distance = np.zeros(d)
-    for j in range(d):
-        v = F[:, j].copy()
-        for _ in range(2):
-            v -= basis[:, :count] @ (basis[:, :count].T @ v)
-        rho = float(np.linalg.norm(v))
-        distance[j] = rho
-        if rho > tol:
-            basis[:, count] = v / rho
-            count += 1
-            kept[j] = True
-    return kept, distance
-
-
-def _drop_weakest(kept: np.ndarray, distance: np.ndarray) -> np.ndarray:
-    """Alias one more column: the kept one closest to the span of those before it."""
-    index = np.flatnonzero(kept)
-    out: np.ndarray = kept.copy()
-    out[index[np.argmin(distance[index])]] = False
-    return out
 
 
 def _residuals(A: np.ndarray, B: np.ndarray, W: np.ndarray) -> np.ndarray:
@@ -664,6 +641,121 @@ def _plain_array(value: Any, ndim: int, key: str) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
+class Estimability:
+    """Which new rows a rank-deficient fit predicts without depending on its convention.
+
+    With aliased coefficients set to 0 (R's convention), a prediction ``x @ weight.T + bias``
+    is the same for every least-squares solution exactly when ``x - center`` lies in the span
+    of the training rows' centred features (the row space of the design; ``center`` is 0
+    without an intercept). The training design, centred and column-equilibrated (columns
+    divided by their norms ``scale``), has the orthonormal null-space basis ``basis`` (d, m),
+    m = the number of aliased coefficients. For ``u = (x - center) / scale`` the row is off
+    the span when ``||basisᵀ u|| > ESTIMABLE_TOL · ||u||``: a null-space test in the manner of
+    R's ``predict.lm`` (R >= 4.3, ``rankdeficient = "warnif"``), with its default tolerance
+    1e-6. Why not warn for every new row, as R < 4.3 does: rows that keep the training
+    relation predict the same under every convention, and a warning there is noise.
+    A row off the span breaks a linear relation that held among the training features
+    (x2 = 2 x1, or a constant feature taking another value): its prediction depends on which
+    of the collinear coefficients was set to 0, and R warns "prediction from a rank-deficient
+    fit may be misleading".
+    """
+
+    center: np.ndarray  # (d,)
+    scale: np.ndarray  # (d,), 1 for a column with no spread
+    basis: np.ndarray  # (d, m), orthonormal columns
+    aliased: tuple[str, ...]  # the names of the aliased features
+
+    def off_span(self, X: np.ndarray) -> np.ndarray:
+        """(n,) bool: the rows of X (n, d) off the training rows' span."""
+        U = (X - self.center) / self.scale  # (n, d)
+        part = np.linalg.norm(U @ self.basis, axis=1)  # (n, d) @ (d, m) -> (n, m) -> (n,)
+        off: np.ndarray = part > ESTIMABLE_TOL * np.linalg.norm(U, axis=1)
+        return off
+
+    def warn(self, X: np.ndarray, stacklevel: int = 2) -> None:
+        """A :class:`~gradfit.errors.RankDeficiencyWarning` when some row of X is off the
+        span (one message per fit, whatever the rows, so that a stream of batches says it
+        once)."""
+        if X.shape[0] and bool(self.off_span(X).any()):
+            warnings.warn(
+                "prediction from a rank-deficient fit may be misleading (as R warns): some "
+                "rows break a linear relation that held among the training features, along "
+                f"which the coefficient(s) of {', '.join(self.aliased)} were set to 0 (R's "
+                "convention), so their predictions depend on that choice; refit without the "
+                "collinear features, or predict only rows that keep the training relation",
+                RankDeficiencyWarning,
+                stacklevel=stacklevel + 1,
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists and strings (JSON-ready): what a model file keeps."""
+        return {
+            "center": self.center.tolist(),
+            "scale": self.scale.tolist(),
+            "basis": self.basis.tolist(),
+            "aliased": list(self.aliased),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, d: int) -> Estimability:
+        """Rebuild from :meth:`to_dict`'s output for a model of ``d`` features; anything
+        malformed raises :class:`~gradfit.errors.ModelFileError` naming the entry."""
+        if not isinstance(data, Mapping):
+            raise ModelFileError(f"estimability data must be a mapping, got {type(data).__name__}")
+        missing = [key for key in ("center", "scale", "basis", "aliased") if key not in data]
+        if missing:
+            raise ModelFileError(f"estimability data lack {', '.join(missing)}")
+        center = _plain_array(data["center"], 1, "estimability center")
+        scale = _plain_array(data["scale"], 1, "estimability scale")
+        basis = _plain_array(data["basis"], 2, "estimability basis")
+        aliased = data["aliased"]
+        if not isinstance(aliased, list) or not all(isinstance(a, str) for a in aliased):
+            raise ModelFileError(f"estimability aliased must be a list of names, got {aliased!r}")
+        if center.shape != (d,) or scale.shape != (d,) or basis.shape[0] != d:
+            raise ModelFileError(
+                f"estimability data must describe {d} feature(s): center {center.shape}, "
+                f"scale {scale.shape}, basis {basis.shape}"
+            )
+        if not bool(np.all(scale > 0)):
+            raise ModelFileError("estimability scale must be positive")
+        return cls(center=center, scale=scale, basis=basis, aliased=tuple(aliased))
+
+
+def _estimability(
+    F: np.ndarray, center: np.ndarray, scale: np.ndarray, kept: np.ndarray, names: Sequence[str]
+) -> Estimability | None:
+    """The :class:`Estimability` of a design whose equilibrated Gram matrix is ``FᵀF`` (F: its
+    R factor, or a square root from the statistics), ``kept`` its estimable columns; None for
+    a full-rank design. The null space is spanned by F's last right singular vectors."""
+    d, r = kept.shape[0], int(kept.sum())
+    if r == d:
+        return None
+    _, _, Vt = np.linalg.svd(F, full_matrices=True)  # Vt (d, d)
+    return Estimability(
+        center=center.astype(np.float64),
+        scale=scale.astype(np.float64),
+        basis=np.ascontiguousarray(Vt[r:].T),
+        aliased=tuple(names[int(i)] for i in np.flatnonzero(~kept)),
+    )
+
+
+def estimability(fit: OLSResult) -> dict[str, Any] | None:
+    """What a model file keeps of ``fit`` to warn about new rows off the training rows' span
+    (:meth:`Estimability.to_dict`), or None for a full-rank fit."""
+    return None if fit.estimable is None else fit.estimable.to_dict()
+
+
+def warn_not_estimable(X: Any, data: Any) -> None:
+    """Warn (:class:`~gradfit.errors.RankDeficiencyWarning`) when a row of X (n, d) is off the
+    span of the training rows of a rank-deficient fit; ``data``: the model's stored
+    :func:`estimability` (None for a full-rank fit: nothing to check)."""
+    if data is None:
+        return
+    Xn = as_matrix(X, "X", dtype=torch.float64).cpu().numpy()
+    Estimability.from_dict(data, Xn.shape[1]).warn(Xn, stacklevel=2)
+
+
+@dataclass(frozen=True, eq=False)
 class OLSResult:
     """An ordinary least-squares fit with its classical inference, per target.
 
@@ -673,7 +765,10 @@ class OLSResult:
     without an intercept, when ``bias`` is 0 and ``bias_se``, ``bias_t``, ``bias_p`` are NaN).
     ``sigma`` (the residual standard error), ``r2``, ``r2_adj``, ``f_statistic``,
     ``f_pvalue``, ``log_likelihood``, ``aic`` and ``bic`` are (k,). ``aliased`` (d,) marks the
-    coefficients of a rank-deficient design that are not estimable (weight 0, NaN errors).
+    coefficients of a rank-deficient design that are not estimable (weight 0, NaN errors:
+    R's convention, the later of collinear features being aliased); ``estimable`` then says
+    which new rows :meth:`predict` can predict without depending on that convention (it warns
+    for the others, as R does), and is None for a full-rank design.
     """
 
     weight: torch.Tensor
@@ -697,6 +792,7 @@ class OLSResult:
     target_names: tuple[str, ...]
     predictor: OLSPredictor
     residual_quantiles: torch.Tensor | None = None  # (k, 5): min, 1Q, median, 3Q, max
+    estimable: Estimability | None = None
 
     # ------------------------------------------------------------------ per coefficient
 
@@ -753,8 +849,19 @@ class OLSResult:
     def predict(
         self, X: Any, interval: str | None = None, level: float = 0.95
     ) -> torch.Tensor | PredictionInterval:
-        """See :meth:`OLSPredictor.predict`."""
-        return self.predictor.predict(X, interval, level)
+        """See :meth:`OLSPredictor.predict`.
+
+        Warns
+        -----
+        RankDeficiencyWarning
+            A rank-deficient fit, and some row of X is off the span of the training rows
+            (see :class:`Estimability`): its prediction depends on the aliased coefficients
+            being 0, and R warns too.
+        """
+        out = self.predictor.predict(X, interval, level)  # checks X first
+        if self.estimable is not None:
+            self.estimable.warn(as_matrix(X, "X", dtype=torch.float64).cpu().numpy())
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """What prediction intervals need, as plain data; see :meth:`OLSPredictor.to_dict`."""
@@ -817,6 +924,38 @@ class OLSResult:
         }
 
     # ------------------------------------------------------------------ summary
+
+    def confint_text(self, level: float = 0.95) -> str:
+        """The coefficients' confidence intervals (:meth:`conf_int`) as R's
+        ``confint(fit, level = level)`` prints them, per target: the intercept first, columns
+        named by their tail probabilities (``5 %``, ``95 %`` for 0.9), NA for the aliased."""
+        bounds = self.conf_int(level).numpy()  # (k, p, 2), features then intercept
+        tail = (1.0 - _check_level(level)) / 2.0
+        heads = ["", f"{100 * tail:.3g} %", f"{100 * (1 - tail):.3g} %"]
+        d = self.weight.shape[1]
+        order = ([d] if self.fit_intercept else []) + list(range(d))
+        names = [*self.feature_names, "(Intercept)"]
+        aliased = [*self.aliased.tolist(), False]
+        blocks = []
+        for j, target in enumerate(self.target_names):
+            rows = [heads]
+            for i in order:
+                low, high = bounds[j, i]
+                cells = ["NA", "NA"] if aliased[i] else [f"{low:.6g}", f"{high:.6g}"]
+                rows.append([names[i], *cells])
+            widths = [max(len(row[c]) for row in rows) for c in range(3)]
+            lines = [f"Confidence intervals ({100 * level:g} %) of {target}:"]
+            lines += [
+                "  ".join(
+                    [
+                        row[0].ljust(widths[0]),
+                        *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)),
+                    ]
+                )
+                for row in rows
+            ]
+            blocks.append("\n".join(line.rstrip() for line in lines))
+        return "\n\n".join(blocks)
 
     def summary(self) -> str:
         """A text report per target in the manner of R's ``summary.lm``."""
@@ -918,6 +1057,7 @@ def _assemble(
     feature_names: tuple[str, ...],
     target_names: tuple[str, ...],
     residual_quantiles: np.ndarray | None,
+    estimable: Estimability | None = None,
 ) -> OLSResult:
     """Statistics shared by the in-memory and the sufficient-statistics routes."""
     r = int(kept.sum())
@@ -984,6 +1124,7 @@ def _assemble(
         target_names=target_names,
         predictor=predictor,
         residual_quantiles=None if residual_quantiles is None else t64(residual_quantiles),
+        estimable=estimable,
     )
 
 
@@ -1014,37 +1155,21 @@ def _warn_aliased(kept: np.ndarray, names: tuple[str, ...], precision: str = "")
 # ----------------------------------------------------------------------------- in memory
 
 
-def _fit_kept(
-    Xn: np.ndarray, Yn: np.ndarray, fit_intercept: bool, A: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class _KeptFit(NamedTuple):
+    weight: np.ndarray  # (k, d), 0 for the aliased columns
+    bias: np.ndarray  # (k,)
+    kept: np.ndarray  # (d,) bool
+
+
+def _fit_kept(Xn: np.ndarray, Yn: np.ndarray, fit_intercept: bool) -> _KeptFit:
     """Least-squares weight (k, d), bias (k,) and the kept-columns mask (d,): all columns for a
-    full-rank design; otherwise the columns independent of those before them, refitted."""
-    n, d = Xn.shape
+    full-rank design; otherwise R's solution (:func:`gradfit.least_squares` with
+    ``rank_deficient="aliased"``: the columns independent of those before them, refitted)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RankDeficiencyWarning)  # we warn with the names
-        fit = least_squares(Xn, Yn, fit_intercept=fit_intercept)
-    if fit.rank == d:
-        return fit.weight.numpy(), fit.bias.numpy(), np.ones(d, dtype=bool)
-    # The R factor of the centred design has its Gram matrix; equilibrated, its columns have
-    # unit norm and the distances are comparable with least_squares' rank tolerance.
-    norms = _column_norms(A)
-    a, _ = torch.geqrf(torch.from_numpy(np.ascontiguousarray(A / np.where(norms > 0, norms, 1))))
-    F = torch.triu(a[: min(n, d)]).numpy()
-    s_max = float(fit.singular_values[0]) if fit.singular_values.numel() else 0.0
-    kept, distance = _independent_columns(F, s_max * max(n, d) * _EPS)
-    k = Yn.shape[1]
-    while True:
-        weight = np.zeros((k, d))
-        if not kept.any():
-            bias = _mean_ext(Yn) if fit_intercept else np.zeros(k)
-            return weight, bias, kept
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RankDeficiencyWarning)
-            sub = least_squares(Xn[:, kept], Yn, fit_intercept=fit_intercept)
-        if sub.rank == int(kept.sum()):
-            weight[:, kept] = sub.weight.numpy()
-            return weight, sub.bias.numpy(), kept
-        kept = _drop_weakest(kept, distance)  # borderline: least_squares saw one more
+        fit = least_squares(Xn, Yn, fit_intercept=fit_intercept, rank_deficient="aliased")
+    aliased = fit.aliased.numpy() if fit.aliased is not None else np.zeros(Xn.shape[1], bool)
+    return _KeptFit(fit.weight.numpy(), fit.bias.numpy(), ~aliased)
 
 
 def ols(
@@ -1068,7 +1193,7 @@ def ols(
         are R's uncentred ones and ``df_model = d``).
     cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3"}
         Homoskedastic errors, or White/MacKinnon heteroskedasticity-consistent covariance.
-    feature_names, target_names : sequences of str, optional
+    feature_names, target_names : sequences of str, or one str for one name, optional
         Names for :meth:`OLSResult.summary` (default ``x0, x1, ...`` and ``y0, y1, ...``).
 
     Returns
@@ -1083,7 +1208,8 @@ def ols(
     Warns
     -----
     RankDeficiencyWarning
-        Some coefficients are not estimable; they get weight 0 and NaN standard errors.
+        Some coefficients are not estimable; they get weight 0 and NaN standard errors (R's
+        NA), the later of collinear features being aliased, as in R's ``lm``.
 
     Examples
     --------
@@ -1114,11 +1240,17 @@ def ols(
         B = Yn - _mean_ext(Yn)
     else:
         center, A, B = np.zeros(d), Xn, Yn
-    weight, bias, kept = _fit_kept(Xn, Yn, fit_intercept, A)
+    weight, bias, kept = _fit_kept(Xn, Yn, fit_intercept)
     r = int(kept.sum())
     df_resid = _check_df(n, r, fit_intercept)
+    estimable = None
     if r < d:
         _warn_aliased(kept, features)
+        norms = _column_norms(A)
+        safe = np.where(norms > 0, norms, 1.0)
+        a_e, _ = torch.geqrf(torch.from_numpy(np.ascontiguousarray(A / safe)))
+        F = torch.triu(a_e[: min(n, d)]).numpy()  # R factor of the equilibrated design
+        estimable = _estimability(F, center, safe, kept, features)
 
     A_k = np.ascontiguousarray(A if r == d else A[:, kept])  # (n, r)
     W_k = weight[:, kept]  # (k, r)
@@ -1161,6 +1293,7 @@ def ols(
         feature_names=features,
         target_names=targets,
         residual_quantiles=quantiles,
+        estimable=estimable,
     )
 
 
@@ -1257,7 +1390,7 @@ def ols_from_stats(
     distance = np.ones(d)
     if not (bool(kept.all()) and float(lam[0]) > _STATS_ALIAS**2 * floor):
         F = np.sqrt(np.clip(lam, 0.0, None))[:, None] * U.T  # FᵀF = C
-        kept, distance = _independent_columns(F, _STATS_ALIAS * math.sqrt(floor))
+        kept, distance = independent_columns(F, _STATS_ALIAS * math.sqrt(floor))
     while True:
         index = np.flatnonzero(kept)
         if not index.size:
@@ -1265,13 +1398,16 @@ def ols_from_stats(
         try:
             L = np.linalg.cholesky(C[np.ix_(index, index)])
         except np.linalg.LinAlgError:
-            kept = _drop_weakest(kept, distance)
+            kept = drop_weakest(kept, distance)
             continue
         break
     r = int(kept.sum())
     df_resid = _check_df(n, r, fit_intercept)
+    estimable = None
     if r < d:
         _warn_aliased(kept, features, " to the precision of its sufficient statistics")
+        root = np.sqrt(np.clip(lam, 0.0, None))[:, None] * U.T  # rootᵀ root = C
+        estimable = _estimability(root, center, safe, kept, features)
         # Re-express the given weights on the kept columns: Z_a = Z_k T (+ offset), T from the
         # Gram blocks, so the predictions do not change.
         alias = np.flatnonzero(~kept)
@@ -1323,4 +1459,5 @@ def ols_from_stats(
         feature_names=features,
         target_names=targets,
         residual_quantiles=None,
+        estimable=estimable,
     )

@@ -54,6 +54,7 @@ from gradfit.fitting import (
     inference_problem,
     model_file_settings,
     recorded_scaling,
+    single_rank_warning,
 )
 from gradfit.metrics import RegressionMetrics, r2_from_errors
 from gradfit.model import predict
@@ -299,6 +300,7 @@ class StreamData:
 # ----------------------------------------------------------------------------- fit
 
 
+@single_rank_warning
 def fit_stream(
     source: str | Path | Sequence[str | Path],
     targets: Sequence[str],
@@ -319,6 +321,7 @@ def fit_stream(
     resume: bool = False,
     notes: list[str] | None = None,
     inference: str | None = "nonrobust",
+    level: float = 0.95,
 ) -> FitReport:
     """Fit ``config.solver`` to files of any size, one batch at a time.
 
@@ -349,6 +352,7 @@ def fit_stream(
         :func:`gradfit.fitting.fit_data` (None: none); from the statistics, and for the
         heteroskedasticity-consistent types (HC0-HC3) one more pass over the data for each
         row's residual and leverage (one process only)
+    level : coverage of the coefficients' confidence intervals in the model's summary
 
     Returns
     -------
@@ -454,7 +458,7 @@ def fit_stream(
         return group.sum(local).numpy() if group.world > 1 else local.numpy()
 
     report = attach_inference(
-        report, inference, stats=stats, batches=rows64.tensors, collect=collect
+        report, inference, stats=stats, batches=rows64.tensors, collect=collect, level=level
     )
     if sample_rows > 0:
         Ys, Ps = _sample(data, result, stats.n, sample_rows, seed)
@@ -615,7 +619,13 @@ def prediction_columns(
     """The float64 prediction columns of the features ``X`` (n, d): one per target, or with
     ``interval`` ("confidence" or "prediction", at ``level``) each target followed by
     ``<target>_lower`` and ``<target>_upper`` from ``predictor``
-    (:class:`gradfit.inference.OLSPredictor`; the model's own when None)."""
+    (:class:`gradfit.inference.OLSPredictor`; the model's own when None). Rows off the span of
+    the training rows of a rank-deficient fit warn once
+    (:func:`gradfit.inference.warn_not_estimable`)."""
+    if model.inference is not None and model.inference.get("estimability") is not None:
+        from gradfit.inference import warn_not_estimable
+
+        warn_not_estimable(X, model.inference["estimability"])
     if interval is None:
         pred = model.predict(X.to(model.weight.dtype)).double().numpy()
         return {name: pred[:, j] for j, name in enumerate(model.target_names)}

@@ -36,11 +36,31 @@ def _to_tensor(value: Any, name: str, dtype: torch.dtype | None) -> torch.Tensor
         tensor = torch.from_numpy(np.ascontiguousarray(array))
     if tensor.is_complex():
         raise ValidationError(f"{name} must be real, got a complex tensor")
+    if tensor.dtype == torch.int32:
+        _refuse_r_integer_na(tensor, name)
     if not tensor.is_floating_point():
         tensor = tensor.to(torch.get_default_dtype() if dtype is None else dtype)
     if dtype is not None and tensor.dtype != dtype:
         tensor = tensor.to(dtype)
     return tensor
+
+
+_R_INTEGER_NA = -(2**31)  # R's NA_integer_, as reticulate hands it over in an int32 array
+
+
+def _refuse_r_integer_na(tensor: torch.Tensor, name: str) -> None:
+    """An int32 array holding -2**31 is R data whose NA reticulate turned into that number:
+    refused (it would otherwise be fitted as a value near -2.1e9)."""
+    hits = (tensor == _R_INTEGER_NA).nonzero()
+    if hits.shape[0]:
+        where = hits[0].tolist()
+        at = f"row {where[0]}" + (f", column {where[1]}" if len(where) > 1 else "")
+        raise ValidationError(
+            f"{name} holds -2147483648 at {at} of an int32 array: that is R's NA_integer_ as "
+            "reticulate passes it on, not a number; pass R data through gf_matrix() (or "
+            "gf_frame(), gf_vector(); r/gradfit.R), which turns NA into NaN and says where it "
+            "is, or remove the NA in R first"
+        )
 
 
 def _check_finite(tensor: torch.Tensor, name: str) -> None:

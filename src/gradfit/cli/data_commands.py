@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import math
 import secrets
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -209,6 +211,7 @@ def _fit_command(
                     resume=args.resume,
                     notes=notes,
                     inference=args.cov or "nonrobust",
+                    level=args.level or 0.95,
                 )
             else:
                 report = fit_data(
@@ -221,6 +224,7 @@ def _fit_command(
                     device=device,
                     callback=on_epoch,
                     inference=args.cov or "nonrobust",
+                    level=args.level or 0.95,
                 )
         except DivergenceError as exc:
             hint = " or --standardize" if not config.standardize else ""
@@ -280,7 +284,7 @@ def _fit_command(
         "inference": None
         if report.inference is None
         else {
-            **report.inference.as_dict(),
+            **report.inference.as_dict(args.level or 0.95),
             "covariance": dict(zip(names, report.inference.covariance.tolist(), strict=True)),
         },
     }
@@ -301,6 +305,8 @@ def _fit_command(
     if report.inference is not None:
         names = (*report.model.feature_names, *report.model.target_names)
         print(f"\n{escape_report(report.inference.summary(), names)}\n", file=out)
+        if args.level is not None:  # R's confint(fit, level = ...)
+            print(f"{escape_report(report.inference.confint_text(args.level), names)}\n", file=out)
     written = f"model written to {model_path}" + (f", plot to {plot_path}" if plot_path else "")
     print(escape(written), file=out)
     return EXIT_OK
@@ -335,6 +341,35 @@ def _save_with_plot(model_path: Path, report: FitReport, plot_path: Path, data: 
 # ----------------------------------------------------------------------------- predict etc.
 
 
+def _warnings_to_stderr(command: Callable[..., int]) -> Callable[..., int]:
+    """``command`` with the library's warnings printed once each, as ``gradfit: warning: ...``,
+    when it ends (e.g. predict's about rows off a rank-deficient model's training span)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> int:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                return command(*args, **kwargs)
+            finally:
+                _emit_warnings(caught)
+
+    return wrapper
+
+
+def _check_estimability(model: SavedModel, path: str) -> None:
+    """The model's estimability data (rank-deficient fits), checked before any reading."""
+    from gradfit.inference import Estimability
+
+    data = None if model.inference is None else model.inference.get("estimability")
+    if data is not None:
+        try:
+            Estimability.from_dict(data, model.n_features)
+        except ModelFileError as exc:
+            raise ModelFileError(f"{path}: corrupt estimability data: {exc}") from None
+
+
+@_warnings_to_stderr
 def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     from gradfit.data import feature_matrix, table_to_csv_text, write_table
     from gradfit.fitting import expand_names, read_source
@@ -342,6 +377,7 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     from gradfit.streaming import prediction_columns, use_streaming
 
     model = load_model(args.model)
+    _check_estimability(model, args.model)
     # Before any reading: a model without interval data is refused at once.
     predictor = model.interval_predictor() if args.interval else None
     out_path = _check_output_dir(args.out, "predictions") if args.out else None
@@ -646,6 +682,13 @@ def add_data_commands(sub: Any) -> None:
         help="covariance of the coefficient table and of intervals: classical (nonrobust, the "
         "default) or White/MacKinnon heteroskedasticity-consistent (HC0-HC3; when streaming, "
         "one more pass over the data); unpenalized fits only",
+    )
+    fit.add_argument(
+        "--level",
+        type=confidence_level,
+        default=None,
+        help="coverage of the coefficients' confidence intervals, between 0 and 1: the "
+        "bounds in --json (0.95) and, when given, R's confint() table after the summary",
     )
     fit.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
     fit.add_argument("--json", action="store_true", help="print the summary as JSON")

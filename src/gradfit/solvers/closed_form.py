@@ -1,9 +1,13 @@
 """``lstsq``: the closed form in float64 (the registry's entry for it).
 
 Without a penalty, :func:`gradfit.least_squares` (Householder QR, rank and condition reported,
-refined in extended precision). With ``alpha > 0`` (ridge only: the registry refuses an L1
-part), the augmented system ``[Zc; sqrt(n alpha) I] W^T = [Yc; 0]`` on the (standardized,
-centred) features, solved by the same QR: Tikhonov's formulation, as accurate as QR.
+refined in extended precision); a rank-deficient design gets R's solution (the later of
+collinear columns aliased: coefficient 0), in memory here and, for a stream (TSQR gives the
+minimum-norm one), from the coefficient table (:func:`gradfit.fitting.attach_inference`).
+
+With ``alpha > 0`` (ridge only: the registry refuses an L1 part), the augmented system
+``[Zc; sqrt(n alpha) I] W^T = [Yc; 0]`` on the (standardized, centred) features,
+solved by the same QR: Tikhonov's formulation, as accurate as QR.
 """
 
 from __future__ import annotations
@@ -46,7 +50,9 @@ def fit_lstsq(
     n, d = X64.shape
     stats = None
     if config.alpha == 0:
-        r = least_squares(X64, Y64, fit_intercept=config.fit_intercept)
+        # R's convention for a rank-deficient design (aliased coefficients 0), as the
+        # coefficient table and model files follow.
+        r = least_squares(X64, Y64, fit_intercept=config.fit_intercept, rank_deficient="aliased")
         w, b = r.weight.to(X.device), r.bias.to(X.device)
         scaler = Standardizer.identity(d, device=X.device)
         loss = float(mse(predict(X64, w, b), Y64))

@@ -17,8 +17,19 @@ Method (all in float64, whatever the input dtype):
 
 Rank is read from the singular values of ``R·D`` (those of the equilibrated design) against
 the usual tolerance ``s_max · max(n, d) · eps``. A rank-deficient design is *reported* with a
-:class:`~gradfit.errors.RankDeficiencyWarning`, and the minimum-norm solution in the original
-units (SVD of the centred design, truncated at that rank) is returned.
+:class:`~gradfit.errors.RankDeficiencyWarning`, and one of two solutions is returned
+(``rank_deficient``):
+
+* ``"min-norm"`` (the default of :func:`least_squares`): the minimum-norm solution in the
+  original units (SVD of the centred design, truncated at that rank);
+* ``"aliased"``, R's convention (``lm``), which the ``lstsq`` solver, :func:`gradfit.ols`, the
+  command line and model files follow: columns are taken in order and a column is *aliased*
+  when its distance from the span of the kept columns before it (equilibrated design) is within
+  the rank tolerance; so of collinear columns the later ones are aliased. The model is refitted
+  on the kept columns and an aliased column's coefficient is exactly 0 (``aliased`` marks them).
+
+Both give the same predictions on rows in the span of the training rows, and differ elsewhere
+(a new row that breaks the collinearity); see :class:`gradfit.inference.Estimability`.
 """
 
 from __future__ import annotations
@@ -31,12 +42,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from gradfit.errors import RankDeficiencyWarning
+from gradfit.errors import RankDeficiencyWarning, ValidationError
 from gradfit.validation import as_matrix, as_targets, check_lengths
 
-__all__ = ["LeastSquaresResult", "least_squares"]
+__all__ = ["RANK_DEFICIENT", "LeastSquaresResult", "least_squares"]
 
 _MAX_REFINEMENTS = 5
+RANK_DEFICIENT = ("min-norm", "aliased")
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,9 @@ class LeastSquaresResult:
     rank: int
     condition_number: float  # 2-norm condition number of the centred, column-scaled design
     singular_values: torch.Tensor  # (min(n, d),) of the centred, column-scaled design
+    # (d,) bool: the columns whose coefficient was set to 0 as aliased (rank_deficient="aliased");
+    # all False for a full-rank design or a minimum-norm solution. None where not computed.
+    aliased: torch.Tensor | None = None
 
     @property
     def full_rank(self) -> bool:
@@ -123,7 +138,9 @@ def _solve_upper(R: np.ndarray, B: np.ndarray) -> np.ndarray:
     return solution
 
 
-def least_squares(X: Any, Y: Any, *, fit_intercept: bool = True) -> LeastSquaresResult:
+def least_squares(
+    X: Any, Y: Any, *, fit_intercept: bool = True, rank_deficient: str = "min-norm"
+) -> LeastSquaresResult:
     """Exact least-squares fit of a (multi-output) linear model, in float64.
 
     Parameters
@@ -132,11 +149,20 @@ def least_squares(X: Any, Y: Any, *, fit_intercept: bool = True) -> LeastSquares
     Y : (n,) or (n, k) tensor or array
     fit_intercept : bool
         Fit a bias per target (centre the data) or force the model through the origin.
+    rank_deficient : {"min-norm", "aliased"}
+        The solution returned when X is rank deficient (see the module's docstring): the
+        minimum-norm one, or R's (later collinear columns aliased: coefficient 0).
 
     Returns
     -------
     LeastSquaresResult
-        ``weight`` (k, d), ``bias`` (k,), ``rank``, ``condition_number``, ``singular_values``.
+        ``weight`` (k, d), ``bias`` (k,), ``rank``, ``condition_number``, ``singular_values``,
+        ``aliased`` (d,).
+
+    Warns
+    -----
+    RankDeficiencyWarning
+        X is rank deficient; the message says which solution is returned.
 
     Examples
     --------
@@ -146,6 +172,10 @@ def least_squares(X: Any, Y: Any, *, fit_intercept: bool = True) -> LeastSquares
     >>> round(r.weight.item(), 6), round(r.bias.item(), 6), r.rank
     (3.0, 1.0, 1)
     """
+    if rank_deficient not in RANK_DEFICIENT:
+        raise ValidationError(
+            f"rank_deficient must be 'min-norm' or 'aliased', got {rank_deficient!r}"
+        )
     Xt = as_matrix(X, "X", dtype=torch.float64)
     Yt = as_targets(Y, "Y", dtype=torch.float64)
     check_lengths(Xt, Yt)
@@ -191,6 +221,27 @@ def least_squares(X: Any, Y: Any, *, fit_intercept: bool = True) -> LeastSquares
         # (forward error ~ condition * eps, already near full precision) it is skipped.
         if A.size <= _ALWAYS_REFINE or condition > 1e4:
             Z = _refine(A, B, Z, qr)
+    elif rank_deficient == "aliased":
+        F = qr.R / scale if qr is not None else _r_factor(A / scale)  # equilibrated R
+        weight_a, bias_a, kept = _fit_kept(Xn, Yn, fit_intercept, F, tol)
+        aliased = np.flatnonzero(~kept)
+        warnings.warn(
+            f"X is rank deficient (rank {rank} < {d} features after centring and scaling; "
+            f"condition number {condition:.3g}): column(s) {', '.join(map(str, aliased))} "
+            "(counted from 0) are combinations of the columns before them; as in R, their "
+            "coefficients are set to 0 and the others are estimated without them. Remove "
+            "collinear or constant features.",
+            RankDeficiencyWarning,
+            stacklevel=2,
+        )
+        return LeastSquaresResult(
+            weight=torch.from_numpy(np.ascontiguousarray(weight_a)),
+            bias=torch.from_numpy(np.ascontiguousarray(bias_a)),
+            rank=rank,
+            condition_number=condition,
+            singular_values=torch.from_numpy(np.ascontiguousarray(s)),
+            aliased=torch.from_numpy(~kept),
+        )
     else:
         warnings.warn(
             f"X is rank deficient (rank {rank} < {d} features after centring and scaling; "
@@ -217,4 +268,69 @@ def least_squares(X: Any, Y: Any, *, fit_intercept: bool = True) -> LeastSquares
         rank=rank,
         condition_number=condition,
         singular_values=torch.from_numpy(np.ascontiguousarray(s)),
+        aliased=torch.zeros(d, dtype=torch.bool),
     )
+
+
+def _r_factor(A: np.ndarray) -> np.ndarray:
+    """The upper-triangular factor (min(n, d), d) of the Householder QR of A (n, d)."""
+    a, _ = torch.geqrf(torch.from_numpy(np.ascontiguousarray(A)))
+    R: np.ndarray = torch.triu(a[: min(A.shape)]).numpy()
+    return R
+
+
+def independent_columns(F: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Which columns of F (m, d), taken in order, are not (numerically) combinations of the
+    columns kept before them: column j is kept when its distance from their span exceeds
+    ``tol``. F is any matrix with the Gram matrix of the equilibrated design (its R factor,
+    or a square root from the statistics). Returns the kept mask (d,) and the distances (d,).
+    Classical Gram-Schmidt, applied twice per column, which keeps the basis orthonormal to
+    working precision. This is R's rule (``lm``'s pivoting moves each such column to the end):
+    of collinear columns, the later ones are aliased."""
+    m, d = F.shape
+    basis = np.zeros((m, d))
+    count = 0
+    kept = np.zeros(d, dtype=bool)
+    distance = np.zeros(d)
+    for j in range(d):
+        v = F[:, j].copy()
+        for _ in range(2):
+            v -= basis[:, :count] @ (basis[:, :count].T @ v)
+        rho = float(np.linalg.norm(v))
+        distance[j] = rho
+        if rho > tol:
+            basis[:, count] = v / rho
+            count += 1
+            kept[j] = True
+    return kept, distance
+
+
+def drop_weakest(kept: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    """Alias one more column: the kept one closest to the span of those before it."""
+    index = np.flatnonzero(kept)
+    out: np.ndarray = kept.copy()
+    out[index[np.argmin(distance[index])]] = False
+    return out
+
+
+def _fit_kept(
+    Xn: np.ndarray, Yn: np.ndarray, fit_intercept: bool, F: np.ndarray, tol: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """R's solution of a rank-deficient design: weight (k, d) with 0 for the aliased columns,
+    bias (k,) and the kept mask (d,). ``F``: the R factor of the equilibrated (centred)
+    design; ``tol``: the rank tolerance on its scale. The kept columns are refitted; where
+    that fit still finds them deficient (a borderline column), one more is aliased."""
+    d, k = Xn.shape[1], Yn.shape[1]
+    kept, distance = independent_columns(F, tol)
+    while True:
+        weight = np.zeros((k, d))
+        if not kept.any():
+            bias = _mean_ext(Yn).astype(np.float64) if fit_intercept else np.zeros(k)
+            return weight, bias, kept
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RankDeficiencyWarning)  # the caller warns once
+            sub = least_squares(Xn[:, kept], Yn, fit_intercept=fit_intercept)
+        if sub.rank == int(kept.sum()):
+            weight[:, kept] = sub.weight.numpy()
+            return weight, sub.bias.numpy(), kept
+        kept = drop_weakest(kept, distance)
