@@ -33,6 +33,7 @@ def test_all_is_exact_and_importable() -> None:
         "distributed",
         "checkpoint",
         "inference",
+        "outputs",
     }
     assert set(gradfit.__all__) - {"__version__"} == (public - modules) | {
         "GradientDescentRegressor"
