@@ -23,7 +23,7 @@ from typing import Any, TextIO, cast
 
 from gradfit.errors import GradfitError
 
-__all__ = ["main"]
+__all__ = ["entry", "main"]
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
@@ -182,6 +182,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(argv)
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: anywhere, imports included
             return _interrupted(exc)
+
+
+def entry() -> int:
+    """The ``gradfit`` program (``python -m gradfit``, the console script): :func:`main` on the
+    command line's arguments, with the interpreter's own shutdown made safe from signals.
+
+    After Ctrl-C or SIGTERM the process ends at once (``os._exit``, once the one line is out
+    and the clean-up done): the interpreter's shutdown would tear native libraries down (C++
+    destructors at exit) while their own worker threads may still be in a task the interrupt
+    abandoned, and abort ("terminate called without an active exception", SIGABRT). After a
+    command that finished, a signal during the shutdown (finalizers, which can take a second
+    after PyTorch) ends the process at once with the command's own exit code, instead of a
+    traceback or an exit status of -2."""
+    code = main()
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    if code >= 128:  # interrupted (128 + the signal's number)
+        os._exit(code)
+
+    def exit_now(signum: int, frame: FrameType | None) -> None:
+        os._exit(code)
+
+    if threading.current_thread() is threading.main_thread():
+        for number in (signal.SIGINT, *_TERMINATING):
+            if signal.getsignal(number) is not signal.SIG_IGN:
+                signal.signal(number, exit_now)
+    return code
 
 
 def _run(argv: Sequence[str] | None) -> int:
