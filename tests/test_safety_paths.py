@@ -22,8 +22,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -440,7 +441,7 @@ def test_kill_9_leaves_a_temporary_that_the_next_write_removes(
     out = tmp_path / "pred.csv"
     proc = start_predict(large, out)
     proc.kill()
-    proc.wait()
+    proc.communicate(timeout=60)
     assert len(temporaries(tmp_path)) == 1 and not out.exists()
     (tmp_path / "small.csv").write_text("a,b,y\n1,2,5\n")
     small = tmp_path / "small.csv"
@@ -498,3 +499,57 @@ def test_a_signal_during_the_first_imports_is_one_line(
     _, err = proc.communicate(timeout=60)
     assert b"Traceback" not in err
     assert (proc.returncode, err) == (code, line)
+
+
+# ----------------------------------------------------------------------------- read-ahead
+
+
+def counted_source(log: list[str], n: int = 50) -> Generator[int, None, None]:
+    try:
+        for i in range(n):
+            time.sleep(0.001)
+            yield i
+    finally:
+        log.append(f"closed in {threading.current_thread().name}")
+
+
+@pytest.mark.parametrize("started", [True, False], ids=["after-start", "before-start"])
+def test_read_ahead_interrupted_while_its_thread_starts(
+    monkeypatch: pytest.MonkeyPatch, started: bool
+) -> None:
+    """Ctrl-C landing inside ``Thread.start`` (its wait for the new thread): the items are
+    closed once, by whichever thread owns them, never while running ("generator already
+    executing"); the interrupt reaches the caller."""
+    from gradfit.data.ahead import read_ahead
+
+    real_start = threading.Thread.start
+
+    def interrupted_start(self: threading.Thread) -> None:
+        if started:
+            real_start(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", interrupted_start)
+    log: list[str] = []
+    source = counted_source(log)
+    with pytest.raises(KeyboardInterrupt):
+        next(read_ahead(source))
+    deadline = time.monotonic() + 10
+    while source.gi_frame is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert source.gi_frame is None  # closed (or never started)
+    # Closed once, in the thread that ran it (a source never started has nothing to close).
+    assert log in ([], ["closed in gradfit-read-ahead"] if started else [])
+
+
+def test_read_ahead_stopped_early_waits_for_its_thread() -> None:
+    from gradfit.data.ahead import read_ahead
+
+    log: list[str] = []
+    items = read_ahead(counted_source(log), depth=2)
+    assert next(items) == 0
+    before = {t.name for t in threading.enumerate()}
+    assert "gradfit-read-ahead" in before
+    items.close()
+    assert log == ["closed in gradfit-read-ahead"]
+    assert "gradfit-read-ahead" not in {t.name for t in threading.enumerate()}
