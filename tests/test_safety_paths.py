@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import inspect
 import os
 import signal
 import subprocess
@@ -535,9 +536,9 @@ def test_read_ahead_interrupted_while_its_thread_starts(
     with pytest.raises(KeyboardInterrupt):
         next(read_ahead(source))
     deadline = time.monotonic() + 10
-    while source.gi_frame is not None and time.monotonic() < deadline:
+    while inspect.getgeneratorstate(source) != "GEN_CLOSED" and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert source.gi_frame is None  # closed (or never started)
+    assert inspect.getgeneratorstate(source) == "GEN_CLOSED"
     # Closed once, in the thread that ran it (a source never started has nothing to close).
     assert log in ([], ["closed in gradfit-read-ahead"] if started else [])
 

@@ -78,11 +78,11 @@ def _terminating_signals_raise() -> Iterator[None]:
 
 def _interrupted(exc: KeyboardInterrupt) -> int:
     """One line for Ctrl-C or a terminating signal; the exit code, 128 + the signal."""
-    if isinstance(exc, Terminated):
-        print(f"gradfit: {_TERMINATING.get(exc.signum, 'terminated')}", file=sys.stderr)
-        return 128 + exc.signum
-    print("gradfit: interrupted", file=sys.stderr)
-    return EXIT_INTERRUPTED
+    terminated = isinstance(exc, Terminated)
+    word = _TERMINATING.get(exc.signum, "terminated") if terminated else "interrupted"
+    with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+        print(f"gradfit: {word}", file=sys.stderr)
+    return 128 + exc.signum if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 # ----------------------------------------------------------------------------- standard output
