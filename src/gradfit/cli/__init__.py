@@ -78,11 +78,11 @@ def _terminating_signals_raise() -> Iterator[None]:
 
 def _interrupted(exc: KeyboardInterrupt) -> int:
     """One line for Ctrl-C or a terminating signal; the exit code, 128 + the signal."""
-    terminated = isinstance(exc, Terminated)
-    word = _TERMINATING.get(exc.signum, "terminated") if terminated else "interrupted"
+    signum = exc.signum if isinstance(exc, Terminated) else None
+    word = "interrupted" if signum is None else _TERMINATING.get(signum, "terminated")
     with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
         print(f"gradfit: {word}", file=sys.stderr)
-    return 128 + exc.signum if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+    return EXIT_INTERRUPTED if signum is None else 128 + signum
 
 
 # ----------------------------------------------------------------------------- standard output
