@@ -34,6 +34,7 @@ def test_all_is_exact_and_importable() -> None:
         "checkpoint",
         "inference",
         "tensorfile",
+        "outputs",
     }
     assert set(gradfit.__all__) - {"__version__"} == (public - modules) | {
         "GradientDescentRegressor"

@@ -1,13 +1,12 @@
 """gradfit: linear regression trained by gradient descent on PyTorch.
 
-``gradfit.GradientDescentRegressor`` (the scikit-learn estimator) and ``gradfit.ols`` with its
-``gradfit.OLSResult`` (standard errors and tests, on SciPy's distributions) are imported on first
-use, so that ``import gradfit`` does not pay for importing scikit-learn or SciPy.
+Every public name but the exceptions is imported on first use, so that ``import gradfit`` pays
+for neither PyTorch nor scikit-learn nor SciPy until they are needed.
 """
 
+import importlib as _importlib
 import typing as _typing
 
-from gradfit.datasets import load_crops
 from gradfit.errors import (
     ConvergenceWarning,
     DataError,
@@ -17,13 +16,14 @@ from gradfit.errors import (
     RankDeficiencyWarning,
     ValidationError,
 )
-from gradfit.metrics import RegressionMetrics, r2_score, regression_metrics
-from gradfit.model import LinearModel, predict
-from gradfit.solvers.lstsq import LeastSquaresResult, least_squares
 
 if _typing.TYPE_CHECKING:
+    from gradfit.datasets import load_crops
     from gradfit.estimator import GradientDescentRegressor
     from gradfit.inference import OLSResult, ols
+    from gradfit.metrics import RegressionMetrics, r2_score, regression_metrics
+    from gradfit.model import LinearModel, predict
+    from gradfit.solvers.lstsq import LeastSquaresResult, least_squares
 
 __version__ = "0.1.0"
 
@@ -50,18 +50,35 @@ __all__ = [
 ]
 
 
+# Imported on first use (PEP 562): `import gradfit` does not import torch, so that the command
+# line can catch Ctrl-C from its very first import (a traceback otherwise) and print one line.
+_LAZY = {
+    "GradientDescentRegressor": "gradfit.estimator",
+    "LeastSquaresResult": "gradfit.solvers.lstsq",
+    "LinearModel": "gradfit.model",
+    "OLSResult": "gradfit.inference",
+    "RegressionMetrics": "gradfit.metrics",
+    "least_squares": "gradfit.solvers.lstsq",
+    "load_crops": "gradfit.datasets",
+    "ols": "gradfit.inference",
+    "predict": "gradfit.model",
+    "r2_score": "gradfit.metrics",
+    "regression_metrics": "gradfit.metrics",
+}
+# Submodules that `import gradfit` used to load, still reachable as attributes.
+_SUBMODULES = ("datasets", "metrics", "model", "solvers")
+
+
 def __getattr__(name: str) -> _typing.Any:
-    if name == "GradientDescentRegressor":
-        from gradfit.estimator import GradientDescentRegressor
-
-        return GradientDescentRegressor
-    if name in ("OLSResult", "ols"):
-        from gradfit import inference
-
-        return getattr(inference, name)
+    if name in _LAZY:
+        value = getattr(_importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return _importlib.import_module(f"gradfit.{name}")
     raise AttributeError(f"module 'gradfit' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
     # PEP 562: list the lazily imported names too, so that dir(gradfit) matches __all__.
-    return sorted({*globals(), "GradientDescentRegressor", "OLSResult", "ols"})
+    return sorted({*globals(), *_LAZY})

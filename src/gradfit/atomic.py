@@ -1,8 +1,16 @@
 """Atomic file writing: a file is written all at once or not at all.
 
 gradfit writes every file through :func:`atomic_write` (data tables, model files, plots), so a
-failure (a full disk, an exception while serialising, Ctrl-C) never leaves a truncated file or
-clobbers the one that was there.
+failure (a full disk, an exception while serialising, Ctrl-C, SIGTERM) never leaves a truncated
+file or clobbers the one that was there.
+
+The temporary file is ``.{name}.{pid}-{12 hex digits}.tmp`` beside the file, ``pid`` the
+writer's process id. Only ``kill -9`` (or a power cut) can leave one behind; the next write of
+the same file removes those whose writer is gone (:func:`remove_stale_temporaries`). A writer is
+judged gone when no process with its id exists on this machine: a concurrent writer of the same
+file is never robbed of its temporary, and one left by a killed process goes at the next write,
+however recent. (Two machines writing the same file in a shared directory at the same moment
+could mistake each other's temporaries; such writes race for the file anyway.)
 """
 
 from __future__ import annotations
@@ -11,13 +19,25 @@ import contextlib
 import os
 import re
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from gradfit.errors import DataError, GradfitError
 
-__all__ = ["atomic_write", "remove_stale_temporaries"]
+__all__ = ["atomic_write", "remove_stale_temporaries", "temporary_path"]
+
+# An unknown writer's temporary (another OS, where process ids cannot be probed) is only taken
+# for stale after this long without a change.
+_UNKNOWN_WRITER_AGE = 3600.0
+
+
+def temporary_path(target: Path) -> Path:
+    """A fresh name for a temporary file beside ``target`` (see the module doc): hidden, with
+    this process's id, so that :func:`remove_stale_temporaries` can tell a live writer's
+    temporary from one left by a killed process."""
+    return target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp"
 
 
 def atomic_write(
@@ -78,7 +98,8 @@ def atomic_write(
     parent = target.parent
     if not parent.is_dir():
         raise error(f"{path}: cannot write: directory '{parent}' does not exist; create it first")
-    temp = parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    remove_stale_temporaries(target)  # what a writer of this file killed by kill -9 left
+    temp = temporary_path(target)
     try:
         # os.open with mode 0o666 lets the umask set the permissions, as for any new file.
         descriptor = os.open(
@@ -103,19 +124,42 @@ def atomic_write(
 
 def remove_stale_temporaries(path: str | Path) -> int:
     """Remove the temporary files that :func:`atomic_write` left for ``path`` when its process
-    was killed outright (``kill -9``) mid-write: ``.{name}.{12 hex digits}.tmp`` beside the
-    file. For a run that continues a killed one (``--resume``); a write to ``path`` in progress
-    elsewhere at the same moment would lose its temporary file. Returns how many were removed."""
+    was killed outright (``kill -9``) mid-write: ``.{name}.{pid}-{12 hex digits}.tmp`` beside
+    the file whose writer ``pid`` no longer runs (see the module doc), and the names of earlier
+    gradfit versions (``.{name}.{12 hex digits}.tmp``, no writer named: always stale).
+    :func:`atomic_write` calls it before each write; a run that resumes (``--resume``) too.
+    Returns how many were removed."""
     target = Path(os.path.realpath(Path(path)))
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{12}}\.tmp")
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:([0-9]+)-)?[0-9a-f]{{12}}\.tmp")
     removed = 0
-    with contextlib.suppress(OSError):
-        for entry in target.parent.iterdir():
-            if pattern.fullmatch(entry.name) and entry.is_file():
-                with contextlib.suppress(OSError):
-                    entry.unlink()
-                    removed += 1
+    with contextlib.suppress(OSError), os.scandir(target.parent) as entries:
+        for entry in entries:
+            match = pattern.fullmatch(entry.name)
+            if match is None or not entry.is_file(follow_symlinks=False):
+                continue
+            if match[1] is not None and _writer_alive(int(match[1]), entry):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed += 1
     return removed
+
+
+def _writer_alive(pid: int, entry: os.DirEntry[str]) -> bool:
+    """Whether the process that named a temporary file ``pid`` may still be writing it."""
+    if os.name != "posix":  # pragma: no cover - os.kill(pid, 0) would signal on Windows
+        with contextlib.suppress(OSError):
+            return time.time() - entry.stat(follow_symlinks=False).st_mtime < _UNKNOWN_WRITER_AGE
+        return True
+    if pid == os.getpid():
+        return True  # this process: another write of the same file, in another thread
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, only whether the process exists
+    except ProcessLookupError:
+        return False
+    except (OverflowError, OSError):
+        return True  # it exists (another user's), or the id cannot be probed: keep its file
+    return True
 
 
 def _write_in_place(

@@ -7,7 +7,6 @@ import functools
 import importlib.util
 import json
 import math
-import secrets
 import sys
 import warnings
 from collections.abc import Callable
@@ -101,8 +100,13 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     from gradfit.cli.config_options import config_from_args
     from gradfit.distributed import from_environment, launched, shutdown
     from gradfit.fitting import inference_problem
+    from gradfit.outputs import check_checkpoint_target, check_outputs
     from gradfit.solvers import registry
 
+    outputs = [("--out", args.out), ("--checkpoint", args.checkpoint), ("--plot", args.plot)]
+    check_outputs(outputs, data=args.data, stdout=out)
+    if args.checkpoint:
+        check_checkpoint_target("--checkpoint", args.checkpoint, resume=args.resume)
     model_path = _check_output_dir(args.out, "model file")
     plot_path = _check_output_dir(args.plot, "plot") if args.plot else None
     if plot_path is not None and plot_path.suffix.lower() not in _PLOT_SUFFIXES:
@@ -315,13 +319,16 @@ def _fit_command(
 def _save_with_plot(model_path: Path, report: FitReport, plot_path: Path, data: str) -> None:
     """All or nothing: the model is staged beside its destination and moved there only once the
     plot is written, so a failed plot leaves neither a new model nor a clobbered old one."""
-    from gradfit.atomic import atomic_write
+    from gradfit.atomic import atomic_write, temporary_path
     from gradfit.persistence import save_model
     from gradfit.report import plot_training
 
-    staged = model_path.parent / f".{model_path.name}.{secrets.token_hex(6)}.tmp"
+    staged = temporary_path(model_path)
     try:
-        save_model(staged, report.model)
+        try:
+            save_model(staged, report.model)
+        except GradfitError as exc:  # name the user's path, not the hidden staging file
+            raise type(exc)(str(exc).replace(str(staged), str(model_path))) from None
         plot_training(
             plot_path,
             report.result.loss_curve,
@@ -373,9 +380,12 @@ def _check_estimability(model: SavedModel, path: str) -> None:
 def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     from gradfit.data import feature_matrix, table_to_csv_text, write_table
     from gradfit.fitting import expand_names, read_source
+    from gradfit.outputs import check_outputs
     from gradfit.persistence import load_model
     from gradfit.streaming import prediction_columns, use_streaming
 
+    reads = [("the model file", args.model)]
+    check_outputs([("--out", args.out)], data=args.data, reads=reads, stdout=out)
     model = load_model(args.model)
     _check_estimability(model, args.model)
     # Before any reading: a model without interval data is refused at once.
@@ -453,9 +463,11 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from gradfit.data import feature_matrix
     from gradfit.fitting import read_source
     from gradfit.metrics import regression_metrics
+    from gradfit.outputs import check_outputs
     from gradfit.persistence import load_model
     from gradfit.streaming import evaluate_stream, use_streaming
 
+    check_outputs([], data=args.data, reads=[("the model file", args.model)], stdout=out)
     model = load_model(args.model)
     if use_streaming(args.data, memory_limit=args.memory_limit, stream=args.stream):
         reading = BytesProgress(not args.json and sys.stderr.isatty(), "evaluate")
@@ -498,8 +510,10 @@ def _render_metrics(
 
 
 def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
+    from gradfit.outputs import check_outputs
     from gradfit.persistence import load_model
 
+    check_outputs([], reads=[("the model file", args.model)], stdout=out)
     model = load_model(args.model)
     info = {
         "model": args.model,
