@@ -62,6 +62,7 @@ from gradfit.solvers.stats import SufficientStats
 from gradfit.tensorfile import (
     DOCUMENT_KEY,
     TensorFile,
+    header_document,
     number_out_of_range,
     parse_json,
     parse_tensor_file,
@@ -447,37 +448,11 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-_MAX_HEADER_PEEK = 100 << 20  # safetensors' own bound on a header
-
-
 def looks_like_checkpoint(path: str | Path) -> bool:
     """Whether ``path`` is a regular file that starts as a gradfit checkpoint does: a
     safetensors header whose metadata names the kind ``gradfit-checkpoint``. Reads the header
     only (not the tensors), and never opens anything but a regular file (a FIFO would block).
     It tells a checkpoint that may be replaced from a file that must not be (a data file, a
     model), not a sound checkpoint from a damaged one: resuming checks the whole file."""
-    import os
-    import stat
-    import struct
-
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return False
-        with open(path, "rb") as fh:
-            prefix = fh.read(8)
-            if len(prefix) != 8:
-                return False
-            (size,) = struct.unpack("<Q", prefix)
-            if size > _MAX_HEADER_PEEK:
-                return False
-            raw = fh.read(size)
-    except OSError:
-        return False
-    try:
-        header = json.loads(raw)
-        metadata = header.get("__metadata__") if isinstance(header, dict) else None
-        text = metadata.get("gradfit") if isinstance(metadata, dict) else None
-        document = json.loads(text) if isinstance(text, str) else None
-    except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError is a ValueError)
-        return False
-    return isinstance(document, dict) and document.get("kind") == _KIND
+    document = header_document(path)
+    return document is not None and document.get("kind") == _KIND
