@@ -40,18 +40,27 @@ __all__ = [
     "FitReport",
     "as_training_tensor",
     "attach_inference",
+    "check_width",
     "expand_names",
     "fit_data",
     "inference_problem",
     "model_file_settings",
     "read_source",
     "recorded_scaling",
+    "statistics_bytes",
 ]
 
 # Below this fraction of the targets' mean square, the optimum from the statistics is rounding
 # noise (their accuracy is about eps times the condition number): the fit is called exact and
 # no loss/optimum ratio is given.
 _EXACT_FIT = 1e-10
+
+# Square matrices of the statistics' size alive at once at the peak of a fit from them (Szz and
+# its scaled and symmetrized copies, the eigenvectors and LAPACK's workspace of the optimum's
+# eigendecomposition): measured at d = 3,000 (72 MB each), 8.6 for gd, 9 for lstsq and 10 for
+# sgd streamed, above a small fit's resident memory.
+STATS_COPIES = 10
+
 
 # An iterative fit reports the least-squares inference only when its coefficients are within
 # this many standard errors of the optimum (in the Mahalanobis sense: sqrt(n (w - w*)ᵀ S
@@ -90,6 +99,7 @@ def fit_data(
     device: torch.device | str = "cpu",
     callback: Callable[[EpochInfo], None] | None = None,
     inference: str | None = "nonrobust",
+    memory_limit: int | None = None,
 ) -> FitReport:
     """Fit ``config.solver`` to the columns of ``source`` and report.
 
@@ -106,6 +116,9 @@ def fit_data(
         (:func:`gradfit.inference.ols`; None: none): given for ``lstsq`` and for an iterative
         fit that reached the least-squares optimum, without a penalty; see
         :func:`attach_inference`
+    memory_limit : bytes; a fit that builds d × d statistics (every solver but ``lstsq``
+        without a penalty, which works on the rows) is refused, before training, when they
+        would need more (:func:`check_width`); None: no limit
 
     Raises
     ------
@@ -120,10 +133,22 @@ def fit_data(
     problem = inference_problem(config, inference)
     if problem is not None:
         raise ValidationError(problem)
+    statistics = not (registry.get(config.solver).exact and config.alpha == 0)
+    if statistics and memory_limit is not None and not _builtin(source):
+        from gradfit.data import column_names
+
+        # From the header, before the rows are parsed (100,000 columns: 20 s of parsing).
+        header = column_names(source)
+        if features is None:
+            check_width(source, 0, memory_limit, columns=header, targets=targets)
+        else:
+            check_width(source, len(set(expand_names(features, header))), memory_limit)
     table = read_source(source)
     target_names = expand_names(targets, table.columns)
     feature_names = None if features is None else expand_names(features, table.columns)
     X64, Y64, fnames, tnames = select(table, target_names, feature_names, min_rows=2)
+    if statistics:
+        check_width(source, len(fnames), memory_limit)
     left_out = left_out_columns(table, tnames) if feature_names is None else {}
     X = as_training_tensor(X64, fnames, dtype, device, source)
     Y = as_training_tensor(Y64, tnames, dtype, device, source)
@@ -178,6 +203,49 @@ def fit_data(
         predictions=pred.numpy(),
     )
     return attach_inference(report, inference, rows=(Xd, Yd), stats=stats)
+
+
+def statistics_bytes(d: int) -> int:
+    """About how many bytes a fit from the sufficient statistics of ``d`` features holds at its
+    peak: :data:`STATS_COPIES` float64 matrices of (d + 1) × (d + 1)."""
+    return STATS_COPIES * (d + 1) ** 2 * 8
+
+
+def check_width(
+    source: str,
+    d: int,
+    memory_limit: int | None,
+    *,
+    columns: Sequence[str] | None = None,
+    targets: Sequence[str] = (),
+) -> None:
+    """A DataError, before anything of the statistics' size is allocated, when ``d`` features
+    need more memory for them (:func:`statistics_bytes`) than ``memory_limit`` (None: no
+    limit): they grow as d², and 100,000 columns would need 800 GB.
+
+    With ``columns`` (the file's header), ``d`` is the width of the default feature choice
+    before the rows are read: every column but the ``targets``, at most (the text columns,
+    unknown yet, would be left out), so that a file too wide is refused before it is parsed."""
+    if memory_limit is None:
+        return
+    if columns is not None:
+        d = len(columns) - len(set(expand_names(targets, columns)) & set(columns))
+    if statistics_bytes(d) <= memory_limit:
+        return
+    what = (
+        f"{d:,} feature columns"
+        if columns is None
+        else f"{len(columns):,} columns, {d:,} of them features by default,"
+    )
+    raise DataError(
+        f"{source}: {what} need about {_mib(statistics_bytes(d))} in memory for the "
+        f"{d + 1:,} x {d + 1:,} statistics of a fit, above the memory limit of "
+        f"{_mib(memory_limit)}; choose fewer columns with --features, or raise --memory-limit"
+    )
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB"
 
 
 def inference_problem(
@@ -305,9 +373,9 @@ def _distance_from_optimum(
 def read_source(source: str, text_columns: Sequence[str] = ()) -> Any:
     """The :class:`gradfit.data.Table` of a file, or of a built-in data set by name."""
     from gradfit.data import Table, read_table
-    from gradfit.datasets import BUILTIN_DATASETS, load_dataset
+    from gradfit.datasets import load_dataset
 
-    if source in BUILTIN_DATASETS and not Path(source).exists():
+    if _builtin(source):
         data = load_dataset(source)
         columns = {
             **{n: data.data[:, j].double().numpy() for j, n in enumerate(data.feature_names)},
@@ -315,6 +383,13 @@ def read_source(source: str, text_columns: Sequence[str] = ()) -> Any:
         }
         return Table(columns=columns, source=source)
     return read_table(source, text_columns=text_columns)
+
+
+def _builtin(source: str) -> bool:
+    """Whether ``source`` names a built-in data set (and no file of that name exists)."""
+    from gradfit.datasets import BUILTIN_DATASETS
+
+    return source in BUILTIN_DATASETS and not Path(source).exists()
 
 
 def expand_names(values: Sequence[str], columns: Sequence[str]) -> list[str]:
@@ -326,9 +401,10 @@ def expand_names(values: Sequence[str], columns: Sequence[str]) -> list[str]:
     (['a', 'b', 'c'], ['x,y'])
     """
     values = [values] if isinstance(values, str) else list(values)
+    known = set(columns)  # a set: --features may list 100,000 of 100,000 columns
     names: list[str] = []
     for value in values:
-        if value in columns:
+        if value in known:
             names.append(value)
         else:
             names.extend(part.strip() for part in value.split(",") if part.strip())

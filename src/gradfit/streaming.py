@@ -36,6 +36,7 @@ import itertools
 import math
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,6 +51,7 @@ from gradfit.fitting import (
     FitReport,
     as_training_tensor,
     attach_inference,
+    check_width,
     expand_names,
     inference_problem,
     model_file_settings,
@@ -319,6 +321,7 @@ def fit_stream(
     resume: bool = False,
     notes: list[str] | None = None,
     inference: str | None = "nonrobust",
+    memory_limit: int | None = None,
 ) -> FitReport:
     """Fit ``config.solver`` to files of any size, one batch at a time.
 
@@ -349,6 +352,8 @@ def fit_stream(
         :func:`gradfit.fitting.fit_data` (None: none); from the statistics, and for the
         heteroskedasticity-consistent types (HC0-HC3) one more pass over the data for each
         row's residual and leverage (one process only)
+    memory_limit : bytes; the fit is refused before the first pass when the features' d × d
+        statistics would need more (:func:`gradfit.fitting.check_width`); None: no limit
 
     Returns
     -------
@@ -377,7 +382,7 @@ def fit_stream(
         )
     dev = torch.device(device)
     stream, fnames, tnames, left_out = guarded(
-        group, lambda: _open(open_stream, source, batch_rows, targets, features)
+        group, lambda: _open(open_stream, source, batch_rows, targets, features, memory_limit)
     )
     data = StreamData(stream, fnames, tnames, dtype, dev, shuffle_buffer, progress)
     if group.world > 1:
@@ -487,9 +492,15 @@ def _open(
     batch_rows: int,
     targets: Sequence[str],
     features: Sequence[str] | None,
+    memory_limit: int | None = None,
 ) -> tuple[BatchStream, tuple[str, ...], tuple[str, ...], dict[str, str]]:
+    """The stream and its columns, the width checked (:func:`gradfit.fitting.check_width`)
+    from the header first, then once the features are chosen."""
     stream = open_stream(source, batch_rows=batch_rows)
+    if features is None:
+        check_width(stream.source, 0, memory_limit, columns=stream.columns, targets=targets)
     fnames, tnames, left_out = choose_columns(stream, targets, features)
+    check_width(stream.source, len(fnames), memory_limit)
     return stream, fnames, tnames, left_out
 
 
@@ -778,8 +789,7 @@ def choose_columns(
             f"{stream.source}: column {both[0]!r} is given both as a target and as a feature; "
             "a column can only be one of them"
         )
-    used = [*tnames, *fnames]
-    twice = sorted({n for n in used if used.count(n) > 1})
+    twice = sorted(n for n, count in Counter([*tnames, *fnames]).items() if count > 1)
     if twice:
         raise DataError(f"{stream.source}: column {twice[0]!r} is given more than once")
     return fnames, tnames, {}

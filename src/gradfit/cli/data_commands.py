@@ -198,6 +198,7 @@ def _fit_command(
                     resume=args.resume,
                     notes=notes,
                     inference=args.cov or "nonrobust",
+                    memory_limit=args.memory_limit,
                 )
             else:
                 report = fit_data(
@@ -210,6 +211,7 @@ def _fit_command(
                     device=device,
                     callback=on_epoch,
                     inference=args.cov or "nonrobust",
+                    memory_limit=args.memory_limit,
                 )
         except DivergenceError as exc:
             hint = " or --standardize" if not config.standardize else ""
@@ -540,7 +542,8 @@ def _add_reading_options(parser: argparse.ArgumentParser) -> None:
         "--memory-limit",
         type=byte_size,
         default=DEFAULT_MEMORY_LIMIT,
-        help="largest estimated in-memory size of a file read whole (256M)",
+        help="largest estimated in-memory size of a file read whole, and of a fit's d x d "
+        "statistics (256M)",
     )
     parser.add_argument(
         "--batch-rows",

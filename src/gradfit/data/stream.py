@@ -50,6 +50,7 @@ from gradfit.data.readers import (
     Table,
     _check_known,
     _check_text_head,
+    _csv_header,
     _decompressed_head,
     _delimiter_for,
     _flat,
@@ -60,6 +61,7 @@ from gradfit.data.readers import (
     _open_head,
     _stack,
     _to_table,
+    check_column_names,
     left_out_columns,
     select,
 )
@@ -569,22 +571,19 @@ def _inspect(path: Path) -> _File:
         groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
         sizes = tuple(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         names = tuple(meta.schema.to_arrow_schema().names)
+        check_column_names(source, names)
         return _File(path, True, False, ",", b"", names, size, groups, sizes)
     text = _decompressed_head(path, source, head)
     _check_text_head(source, text)
     delimiter = _delimiter_for(path, source, text)
-    header = text.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0].rstrip(b"\r")
-    try:
-        names = tuple(
-            pv.read_csv(
-                pa.BufferReader(header + b"\n"),
-                parse_options=pv.ParseOptions(delimiter=delimiter),
-                read_options=pv.ReadOptions(use_threads=False),
-            ).column_names
-        )
-    except pa.ArrowException as exc:
-        raise DataError(f"{source}: cannot read the header line ({_flat(exc)})") from None
+    names = _csv_header(path, source, head.startswith(_GZIP_MAGIC), text, delimiter)
     return _File(path, False, head.startswith(_GZIP_MAGIC), delimiter, text, names, size, ())
+
+
+def _is_member(path: Path) -> bool:
+    """Whether a directory entry or glob match is read as a data file: anything but a directory
+    (:func:`gradfit.data.readers.check_regular_file` then refuses what is not a regular file)."""
+    return path.exists() and not path.is_dir()
 
 
 def _expand(source: str | Path | Sequence[str | Path]) -> tuple[list[Path], str]:
@@ -592,8 +591,12 @@ def _expand(source: str | Path | Sequence[str | Path]) -> tuple[list[Path], str]
         text = str(source)
         path = Path(source)
         if path.is_dir():
+            # A member that is not a regular file (a named pipe called part.csv) is kept, to be
+            # refused by name when it is inspected, not skipped in silence.
             files = sorted(
-                p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(_DATA_SUFFIXES)
+                p
+                for p in path.iterdir()
+                if _is_member(p) and p.name.lower().endswith(_DATA_SUFFIXES)
             )
             if not files:
                 raise DataError(
@@ -602,7 +605,7 @@ def _expand(source: str | Path | Sequence[str | Path]) -> tuple[list[Path], str]
                 )
             return files, text
         if not path.exists() and any(c in text for c in "*?["):
-            files = sorted(Path(p) for p in globbing.glob(text) if Path(p).is_file())
+            files = sorted(Path(p) for p in globbing.glob(text) if _is_member(Path(p)))
             if not files:
                 raise DataError(f"{text}: no file matches this pattern; check the path")
             return files, text
