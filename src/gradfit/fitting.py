@@ -43,6 +43,7 @@ __all__ = [
     "check_width",
     "expand_names",
     "fit_data",
+    "holdout_problem",
     "inference_problem",
     "model_file_settings",
     "read_source",
@@ -150,6 +151,14 @@ def fit_data(
     if statistics:
         check_width(source, len(fnames), memory_limit)
     left_out = left_out_columns(table, tnames) if feature_names is None else {}
+    if config.early_stopping:
+        # The split of the engine (solvers.engine.fit_gd): round(fraction * n) rows, at least 1.
+        n = X64.shape[0]
+        problem = holdout_problem(
+            source, n, max(1, round(config.validation_fraction * n)), config.validation_fraction
+        )
+        if problem is not None:
+            raise ValidationError(problem)
     X = as_training_tensor(X64, fnames, dtype, device, source)
     Y = as_training_tensor(Y64, tnames, dtype, device, source)
 
@@ -246,6 +255,25 @@ def check_width(
 
 def _mib(n: int) -> str:
     return f"{n / 2**20:,.0f} MiB"
+
+
+def holdout_problem(source: str, n: int, held: int, fraction: float) -> str | None:
+    """Why early stopping cannot train when it holds out ``held`` of the ``n`` rows of
+    ``source`` (``fraction`` asked), or None: fewer than 2 rows would be left to train on, or
+    none held out. One message for the fit in memory and the streamed fit."""
+    train = n - held
+    if train >= 2 and held >= 1:
+        return None
+    if held < 1:
+        return (
+            f"{source}: early stopping held out no row of {n} (--validation-fraction "
+            f"{fraction:g}); raise --validation-fraction, or add rows"
+        )
+    return (
+        f"{source}: early stopping holds out {held} of {n} rows (--validation-fraction "
+        f"{fraction:g}), leaving {train} to train on, and at least 2 are needed; lower "
+        "--validation-fraction, or add rows"
+    )
 
 
 def inference_problem(
@@ -361,13 +389,17 @@ def _distance_from_optimum(
 ) -> float:
     """How many standard errors the model's coefficients are from the least-squares optimum,
     at worst over the targets: their Mahalanobis distance ``sqrt((mse / optimum - 1) ·
-    df_resid)`` (inf or NaN where the optimum is 0, an exact fit: no standard errors there)."""
+    df_resid)``. Where the optimum is 0 (an exact fit, e.g. a constant target): 0 when the
+    model is exact too, else inf; a NaN loss is inf."""
     device = stats.zbar.device
     mse = stats.per_target_mse(model.weight.double().to(device), model.bias.double().to(device))
     optimum = stats.optimum(fit_intercept=fit_intercept)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        excess = np.maximum(mse.cpu().numpy() / optimum.cpu().numpy() - 1.0, 0.0)
-        return float(np.nanmax(np.sqrt(excess * df_resid)))
+    mse_np, optimum_np = mse.cpu().numpy(), optimum.cpu().numpy()
+    positive = optimum_np > 0
+    ratio = np.divide(mse_np, optimum_np, out=np.zeros_like(mse_np), where=positive)
+    excess = np.where(positive, np.maximum(ratio - 1.0, 0.0), np.where(mse_np > 0, np.inf, 0.0))
+    excess = np.where(np.isnan(mse_np), np.inf, excess)
+    return float(np.max(np.sqrt(excess * df_resid))) if excess.size else 0.0
 
 
 def read_source(source: str, text_columns: Sequence[str] = ()) -> Any:

@@ -32,10 +32,13 @@ single ``randperm(n)`` of the rows in file order: exactly the in-memory epoch, b
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import itertools
 import math
 import secrets
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -53,6 +56,7 @@ from gradfit.fitting import (
     attach_inference,
     check_width,
     expand_names,
+    holdout_problem,
     inference_problem,
     model_file_settings,
     recorded_scaling,
@@ -405,16 +409,15 @@ def fit_stream(
     data.rows = 0 if local is None else local.n
     stats = merge_stats(group, local, d, k, dev)
     validation = merge_stats(group, local_held, d, k, dev) if config.early_stopping else None
-    if stats.n < 2:
-        held = f" ({validation.n} held out for early stopping)" if validation is not None else ""
-        raise DataError(
-            f"{stream.source}: {stats.n} training row(s){held}; at least 2 are needed to fit "
-            "a model"
+    if validation is not None:
+        problem = holdout_problem(
+            stream.source, stats.n + validation.n, validation.n, config.validation_fraction
         )
-    if validation is not None and validation.n == 0:
-        raise ValidationError(
-            f"{stream.source}: early stopping held out no row (validation_fraction="
-            f"{config.validation_fraction:g} of {stats.n} rows); raise validation_fraction"
+        if problem is not None:
+            raise ValidationError(problem)
+    if stats.n < 2:
+        raise DataError(
+            f"{stream.source}: {stats.n} training row(s); at least 2 are needed to fit a model"
         )
     keeper = None
     if checkpoint is not None:
@@ -692,19 +695,41 @@ def evaluate_stream(
 
 DEFAULT_MEMORY_LIMIT = 256 * 2**20
 # Bytes in memory per byte of file when a file is read whole (measured: a CSV peaks at ~3.3x
-# its size, a float Parquet file at ~6x; gzip compresses numeric CSV about 3-4x).
-_EXPANSION = ((".csv.gz", 16), (".tsv.gz", 16), (".gz", 16), (".parquet", 8), (".pq", 8))
+# its size, a float Parquet file at ~6x).
+_EXPANSION = ((".parquet", 8), (".pq", 8))
 _DEFAULT_EXPANSION = 4
+_INFLATE_BLOCK = 1 << 20  # bytes decompressed at a time when a gzip file is measured
 
 
-def memory_estimate(source: str | Path) -> int:
-    """About how many bytes reading ``source`` whole would take (a file's size times the
-    expansion of its format)."""
+def memory_estimate(source: str | Path, limit: int | None = None) -> int:
+    """About how many bytes reading ``source`` whole would take: the size of its text times
+    the expansion of its format. The text of a gzip file is measured by decompressing it (in
+    blocks of 1 MiB, nothing kept): its compressed size says nothing (a 0.6 MB file can hold
+    300 MB of text). With ``limit``, the measure stops once the estimate passes it (the
+    result is then only known to exceed ``limit``)."""
     path = Path(source)
     factor = next(
         (f for suffix, f in _EXPANSION if path.name.lower().endswith(suffix)), _DEFAULT_EXPANSION
     )
-    return path.stat().st_size * factor
+    with path.open("rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    if not gzipped:
+        return path.stat().st_size * factor
+    return _inflated_size(path, None if limit is None else limit // factor + 1) * factor
+
+
+def _inflated_size(path: Path, cap: int | None) -> int:
+    """Bytes of the decompressed text of the gzip file ``path``, counted up to just past
+    ``cap`` (None: all); a corrupt file counts what decompressed before the fault (the
+    reader names the fault)."""
+    total = 0
+    with contextlib.suppress(OSError, EOFError, zlib.error), gzip.open(path, "rb") as fh:
+        while cap is None or total <= cap:
+            block = fh.read(_INFLATE_BLOCK)
+            if not block:
+                break
+            total += len(block)
+    return total
 
 
 def use_streaming(
@@ -739,7 +764,9 @@ def use_streaming(
     if stream is None:
         if builtin:
             return False
-        if single and (not path.is_file() or memory_estimate(source) <= memory_limit):
+        if single and (
+            not path.is_file() or memory_estimate(source, memory_limit) <= memory_limit
+        ):
             return False
     if config is None:
         return True
@@ -747,8 +774,7 @@ def use_streaming(
     why = (
         "is streamed"
         if stream
-        else f"needs about {_mb(memory_estimate(source))} in memory, above the memory limit "
-        f"of {_mb(memory_limit)}"
+        else f"needs more than the memory limit of {_mb(memory_limit)} in memory"
         if single
         else "is several files, read by streaming"
     )

@@ -66,6 +66,8 @@ _CSV_SUFFIXES = {".csv": ",", ".csv.gz": ",", ".tsv": "\t", ".tsv.gz": "\t"}
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _SNIFF_DELIMITERS = (",", ";", "\t", "|")
 _HEAD_BYTES = 1 << 16
+_BLOCK = 1 << 20  # bytes pyarrow parses as one block (its default)
+_MAX_BLOCK = 1 << 28  # the longest row (or cell) read: 256 MiB
 _MAX_HEADER = 64 << 20  # the longest header line read (bytes): 100,000 columns take about 1 MB
 _GZIP_MAGIC = b"\x1f\x8b"
 _PARQUET_MAGIC = b"PAR1"
@@ -257,25 +259,28 @@ def _csv_header(
 ) -> tuple[str, ...]:
     """The column names of a CSV file's header line: from ``text`` (the start of the
     decompressed file) when the line ends there, else read on, up to :data:`_MAX_HEADER`."""
-    line = text.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0]
-    if b"\n" not in text:
+    text = text.removeprefix(b"\xef\xbb\xbf")
+    end = _header_end(text)
+    if end is None:
         try:
             with gzip.open(file, "rb") if gzipped else file.open("rb") as fh:
-                line = fh.readline(_MAX_HEADER + 1).removeprefix(b"\xef\xbb\xbf")
+                text = fh.read(_MAX_HEADER + 1).removeprefix(b"\xef\xbb\xbf")
         except (OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{source}: cannot read the header line ({_flat(exc)})") from None
-        if len(line) > _MAX_HEADER:
+        end = _header_end(text)
+        if end is None and len(text) > _MAX_HEADER:
             raise DataError(
                 f"{source}: the header line is longer than {_MAX_HEADER >> 20} MiB; is the file a "
                 "CSV file with one header line?"
             )
-        _check_text_head(source, line)
+        _check_text_head(source, text[: end or len(text)])
+    line = text[: end or len(text)].rstrip(b"\r\n") + b"\n"
     try:
         names = tuple(
             pv.read_csv(
-                pa.BufferReader(line.rstrip(b"\r\n") + b"\n"),
-                parse_options=pv.ParseOptions(delimiter=delimiter),
-                read_options=pv.ReadOptions(use_threads=False, block_size=len(line) + 2),
+                pa.BufferReader(line),
+                parse_options=pv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+                read_options=pv.ReadOptions(use_threads=False, block_size=len(line) + 1),
             ).column_names
         )
     except UnicodeDecodeError:
@@ -284,6 +289,17 @@ def _csv_header(
         raise DataError(f"{source}: cannot read the header line ({_flat(exc)})") from None
     check_column_names(source, names)
     return names
+
+
+def _header_end(text: bytes) -> int | None:
+    """The end (after its line break) of the header line at the start of ``text``: the first
+    line break outside quotes (a quoted name may hold one); None when ``text`` holds none."""
+    end = text.find(b"\n")
+    while end >= 0:
+        if text.count(b'"', 0, end) % 2 == 0:
+            return end + 1
+        end = text.find(b"\n", end + 1)
+    return None
 
 
 def _open_head(file: Path, source: str) -> bytes:
@@ -439,19 +455,34 @@ def _read_csv(
     compression = "gzip" if gzipped else None
     as_text = {name: pa.string() for name in text_columns}
 
+    block = _BLOCK
+
     def read(
         column_types: Mapping[str, Any] | None = None,
         handler: Callable[[Any], str] | None = None,
     ) -> pa.Table:
-        with pa.input_stream(str(file), compression=compression) as stream:
-            return pv.read_csv(
-                stream,
-                read_options=pv.ReadOptions(use_threads=handler is None),
-                parse_options=pv.ParseOptions(delimiter=delimiter, invalid_row_handler=handler),
-                convert_options=pv.ConvertOptions(
-                    strings_can_be_null=True, column_types={**as_text, **(column_types or {})}
-                ),
-            )
+        nonlocal block
+        while True:
+            try:
+                with pa.input_stream(str(file), compression=compression) as stream:
+                    return pv.read_csv(
+                        stream,
+                        read_options=pv.ReadOptions(use_threads=handler is None, block_size=block),
+                        parse_options=pv.ParseOptions(
+                            delimiter=delimiter, invalid_row_handler=handler
+                        ),
+                        convert_options=pv.ConvertOptions(
+                            strings_can_be_null=True,
+                            column_types={**as_text, **(column_types or {})},
+                        ),
+                    )
+            except pa.ArrowInvalid as exc:
+                # A row longer than a block: read again with blocks 8 times larger.
+                if "straddling" not in str(exc):
+                    raise
+                if block >= _MAX_BLOCK:
+                    raise DataError(long_row_message(source, _MAX_BLOCK, None)) from None
+                block = min(block * 8, _MAX_BLOCK)
 
     try:
         table = read()
@@ -498,6 +529,18 @@ def _field_count_message(
     source: str, delimiter: str, read: Callable[..., pa.Table], message: str
 ) -> str:
     """Re-read single-threaded to learn which row has the wrong number of fields."""
+    row = first_invalid_row(lambda handler: read(handler=handler))
+    if row is None or row.number is None:
+        return f"{source}: a row has the wrong number of fields ({message}); fix that row"
+    return field_count_message(source, delimiter, row.number - 1, row)  # the header is row 1
+
+
+def first_invalid_row(parse: Callable[[Callable[[Any], str]], Any]) -> Any | None:
+    """The first row that pyarrow finds with the wrong number of fields (its
+    ``InvalidRow``: ``number`` counted from 1 over the non-blank rows parsed, the header
+    included when it is parsed; ``actual_columns``, ``expected_columns``, ``text``) when
+    ``parse(handler)`` parses again with that invalid-row handler, single-threaded; None when
+    it finds none."""
     found: list[Any] = []
 
     def handler(row: Any) -> str:
@@ -505,15 +548,35 @@ def _field_count_message(
         return "error"
 
     with contextlib.suppress(pa.ArrowException, OSError):
-        read(handler=handler)
-    if not found or found[0].number is None:
-        return f"{source}: a row has the wrong number of fields ({message}); fix that row"
-    row = found[0]
+        parse(handler)
+    return found[0] if found else None
+
+
+def field_count_message(source: str, delimiter: str, data_row: int, row: Any) -> str:
+    """The message for data row ``data_row`` (counted from 1 below the header) that has the
+    wrong number of fields (``row``: pyarrow's ``InvalidRow``), in memory and streamed alike. A
+    row with an odd number of quotes ends inside a quoted value: a line break in a quoted cell
+    where the reader cut its blocks, or a quote never closed."""
+    if (row.text or "").count('"') % 2:
+        return (
+            f"{source}: row {data_row} ends inside a quoted value (a line break in a quoted "
+            "cell, or a quote never closed); remove line breaks from quoted cells, or close "
+            "the quote"
+        )
     shown = {"\t": "tab"}.get(delimiter, repr(delimiter))
     return (
-        f"{source}: row {row.number - 1} has {row.actual_columns} fields but the header has "
+        f"{source}: row {data_row} has {row.actual_columns} fields but the header has "
         f"{row.expected_columns} (delimiter {shown}); fix that row, e.g. quote a value that "
         "contains the delimiter"
+    )
+
+
+def long_row_message(source: str, limit: int, line: int | None) -> str:
+    """The message for a row (or cell) longer than ``limit`` bytes, near ``line`` when known."""
+    where = f" at line {line}" if line is not None else ""
+    return (
+        f"{source}: a row longer than {limit >> 20} MiB{where}; is the file a CSV file with "
+        "one row per line (a quote never closed makes the rest of the file one cell)?"
     )
 
 
