@@ -764,9 +764,7 @@ def use_streaming(
     if stream is None:
         if builtin:
             return False
-        if single and (
-            not path.is_file() or memory_estimate(source, memory_limit) <= memory_limit
-        ):
+        if single and (not path.is_file() or memory_estimate(source, memory_limit) <= memory_limit):
             return False
     if config is None:
         return True

@@ -219,7 +219,7 @@ def column_names(path: str | Path) -> tuple[str, ...]:
 
     >>> import tempfile, pathlib
     >>> f = pathlib.Path(tempfile.mkdtemp()) / "d.csv"
-    >>> _ = f.write_text("id;temp;yield\nr1;73;56\n")
+    >>> _ = f.write_text("id;temp;yield\\nr1;73;56\\n")
     >>> column_names(f)
     ('id', 'temp', 'yield')
     """
