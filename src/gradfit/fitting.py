@@ -41,19 +41,32 @@ __all__ = [
     "FitReport",
     "as_training_tensor",
     "attach_inference",
+    "check_width",
     "expand_names",
     "fit_data",
+    "holdout_problem",
     "inference_problem",
     "model_file_settings",
     "read_source",
     "recorded_scaling",
     "single_rank_warning",
+    "statistics_bytes",
 ]
 
 # Below this fraction of the targets' mean square, the optimum from the statistics is rounding
 # noise (their accuracy is about eps times the condition number): the fit is called exact and
 # no loss/optimum ratio is given.
 _EXACT_FIT = 1e-10
+
+# The width check weighs one float64 (d + 1) x (d + 1) matrix, the statistics themselves,
+# against --memory-limit, as the data read whole are weighed by their own size: the limit says
+# how large the data may be, not the process's peak. A fit from the statistics keeps several
+# such matrices alive at its peak (Szz, its scaled and symmetrized copies, the eigenvectors and
+# LAPACK's workspace: measured at d = 3,000, 8.6 for gd, 9 for lstsq, 10 for sgd streamed), so
+# 2,000 columns (32 MB of statistics, about 300 MB at the peak) fit under the default limit,
+# while 100,000 (80 GB of statistics) are refused before the file is parsed.
+STATS_COPIES = 1
+
 
 # An iterative fit reports the least-squares inference only when its coefficients are within
 # this many standard errors of the optimum (in the Mahalanobis sense: sqrt(n (w - w*)ᵀ S
@@ -119,6 +132,7 @@ def fit_data(
     callback: Callable[[EpochInfo], None] | None = None,
     inference: str | None = "nonrobust",
     level: float = 0.95,
+    memory_limit: int | None = None,
 ) -> FitReport:
     """Fit ``config.solver`` to the columns of ``source`` and report.
 
@@ -136,6 +150,9 @@ def fit_data(
         fit that reached the least-squares optimum, without a penalty; see
         :func:`attach_inference`
     level : coverage of the coefficients' confidence intervals in the model's summary
+    memory_limit : bytes; a fit that builds d × d statistics (every solver but ``lstsq``
+        without a penalty, which works on the rows) is refused, before training, when they
+        would need more (:func:`check_width`); None: no limit
 
     Raises
     ------
@@ -150,11 +167,31 @@ def fit_data(
     problem = inference_problem(config, inference)
     if problem is not None:
         raise ValidationError(problem)
+    statistics = not (registry.get(config.solver).exact and config.alpha == 0)
+    if statistics and memory_limit is not None and not _builtin(source):
+        from gradfit.data import column_names
+
+        # From the header, before the rows are parsed (100,000 columns: 20 s of parsing).
+        header = column_names(source)
+        if features is None:
+            check_width(source, 0, memory_limit, columns=header, targets=targets)
+        else:
+            check_width(source, len(set(expand_names(features, header))), memory_limit)
     table = read_source(source)
     target_names = expand_names(targets, table.columns)
     feature_names = None if features is None else expand_names(features, table.columns)
     X64, Y64, fnames, tnames = select(table, target_names, feature_names, min_rows=2)
+    if statistics:
+        check_width(source, len(fnames), memory_limit)
     left_out = left_out_columns(table, tnames) if feature_names is None else {}
+    if config.early_stopping:
+        # The split of the engine (solvers.engine.fit_gd): round(fraction * n) rows, at least 1.
+        n = X64.shape[0]
+        problem = holdout_problem(
+            source, n, max(1, round(config.validation_fraction * n)), config.validation_fraction
+        )
+        if problem is not None:
+            raise ValidationError(problem)
     X = as_training_tensor(X64, fnames, dtype, device, source)
     Y = as_training_tensor(Y64, tnames, dtype, device, source)
 
@@ -208,6 +245,68 @@ def fit_data(
         predictions=pred.numpy(),
     )
     return attach_inference(report, inference, rows=(Xd, Yd), stats=stats, level=level)
+
+
+def statistics_bytes(d: int) -> int:
+    """The bytes of the sufficient statistics of ``d`` features, weighed against the memory
+    limit: :data:`STATS_COPIES` float64 matrix of (d + 1) × (d + 1) (see there)."""
+    return STATS_COPIES * (d + 1) ** 2 * 8
+
+
+def check_width(
+    source: str,
+    d: int,
+    memory_limit: int | None,
+    *,
+    columns: Sequence[str] | None = None,
+    targets: Sequence[str] = (),
+) -> None:
+    """A DataError, before anything of the statistics' size is allocated, when ``d`` features
+    need more memory for them (:func:`statistics_bytes`) than ``memory_limit`` (None: no
+    limit): they grow as d², and 100,000 columns would need 800 GB.
+
+    With ``columns`` (the file's header), ``d`` is the width of the default feature choice
+    before the rows are read: every column but the ``targets``, at most (the text columns,
+    unknown yet, would be left out), so that a file too wide is refused before it is parsed."""
+    if memory_limit is None:
+        return
+    if columns is not None:
+        d = len(columns) - len(set(expand_names(targets, columns)) & set(columns))
+    if statistics_bytes(d) <= memory_limit:
+        return
+    what = (
+        f"{d:,} feature columns"
+        if columns is None
+        else f"{len(columns):,} columns, {d:,} of them features by default,"
+    )
+    raise DataError(
+        f"{source}: {what} need about {_mib(statistics_bytes(d))} in memory for the "
+        f"{d + 1:,} x {d + 1:,} statistics of a fit, above the memory limit of "
+        f"{_mib(memory_limit)}; choose fewer columns with --features, or raise --memory-limit"
+    )
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def holdout_problem(source: str, n: int, held: int, fraction: float) -> str | None:
+    """Why early stopping cannot train when it holds out ``held`` of the ``n`` rows of
+    ``source`` (``fraction`` asked), or None: fewer than 2 rows would be left to train on, or
+    none held out. One message for the fit in memory and the streamed fit."""
+    train = n - held
+    if train >= 2 and held >= 1:
+        return None
+    if held < 1:
+        return (
+            f"{source}: early stopping held out no row of {n} (--validation-fraction "
+            f"{fraction:g}); raise --validation-fraction, or add rows"
+        )
+    return (
+        f"{source}: early stopping holds out {held} of {n} rows (--validation-fraction "
+        f"{fraction:g}), leaving {train} to train on, and at least 2 are needed; lower "
+        "--validation-fraction, or add rows"
+    )
 
 
 def inference_problem(
@@ -341,21 +440,25 @@ def _distance_from_optimum(
 ) -> float:
     """How many standard errors the model's coefficients are from the least-squares optimum,
     at worst over the targets: their Mahalanobis distance ``sqrt((mse / optimum - 1) ·
-    df_resid)`` (inf or NaN where the optimum is 0, an exact fit: no standard errors there)."""
+    df_resid)``. Where the optimum is 0 (an exact fit, e.g. a constant target): 0 when the
+    model is exact too, else inf; a NaN loss is inf."""
     device = stats.zbar.device
     mse = stats.per_target_mse(model.weight.double().to(device), model.bias.double().to(device))
     optimum = stats.optimum(fit_intercept=fit_intercept)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        excess = np.maximum(mse.cpu().numpy() / optimum.cpu().numpy() - 1.0, 0.0)
-        return float(np.nanmax(np.sqrt(excess * df_resid)))
+    mse_np, optimum_np = mse.cpu().numpy(), optimum.cpu().numpy()
+    positive = optimum_np > 0
+    ratio = np.divide(mse_np, optimum_np, out=np.zeros_like(mse_np), where=positive)
+    excess = np.where(positive, np.maximum(ratio - 1.0, 0.0), np.where(mse_np > 0, np.inf, 0.0))
+    excess = np.where(np.isnan(mse_np), np.inf, excess)
+    return float(np.max(np.sqrt(excess * df_resid))) if excess.size else 0.0
 
 
 def read_source(source: str, text_columns: Sequence[str] = ()) -> Any:
     """The :class:`gradfit.data.Table` of a file, or of a built-in data set by name."""
     from gradfit.data import Table, read_table
-    from gradfit.datasets import BUILTIN_DATASETS, load_dataset
+    from gradfit.datasets import load_dataset
 
-    if source in BUILTIN_DATASETS and not Path(source).exists():
+    if _builtin(source):
         data = load_dataset(source)
         columns = {
             **{n: data.data[:, j].double().numpy() for j, n in enumerate(data.feature_names)},
@@ -363,6 +466,13 @@ def read_source(source: str, text_columns: Sequence[str] = ()) -> Any:
         }
         return Table(columns=columns, source=source)
     return read_table(source, text_columns=text_columns)
+
+
+def _builtin(source: str) -> bool:
+    """Whether ``source`` names a built-in data set (and no file of that name exists)."""
+    from gradfit.datasets import BUILTIN_DATASETS
+
+    return source in BUILTIN_DATASETS and not Path(source).exists()
 
 
 def expand_names(values: Sequence[str], columns: Sequence[str]) -> list[str]:
@@ -374,9 +484,10 @@ def expand_names(values: Sequence[str], columns: Sequence[str]) -> list[str]:
     (['a', 'b', 'c'], ['x,y'])
     """
     values = [values] if isinstance(values, str) else list(values)
+    known = set(columns)  # a set: --features may list 100,000 of 100,000 columns
     names: list[str] = []
     for value in values:
-        if value in columns:
+        if value in known:
             names.append(value)
         else:
             names.extend(part.strip() for part in value.split(",") if part.strip())

@@ -32,10 +32,14 @@ single ``randperm(n)`` of the rows in file order: exactly the in-memory epoch, b
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import itertools
 import math
 import secrets
 import time
+import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,7 +54,9 @@ from gradfit.fitting import (
     FitReport,
     as_training_tensor,
     attach_inference,
+    check_width,
     expand_names,
+    holdout_problem,
     inference_problem,
     model_file_settings,
     recorded_scaling,
@@ -322,6 +328,7 @@ def fit_stream(
     notes: list[str] | None = None,
     inference: str | None = "nonrobust",
     level: float = 0.95,
+    memory_limit: int | None = None,
 ) -> FitReport:
     """Fit ``config.solver`` to files of any size, one batch at a time.
 
@@ -353,6 +360,8 @@ def fit_stream(
         heteroskedasticity-consistent types (HC0-HC3) one more pass over the data for each
         row's residual and leverage (one process only)
     level : coverage of the coefficients' confidence intervals in the model's summary
+    memory_limit : bytes; the fit is refused before the first pass when the features' d × d
+        statistics would need more (:func:`gradfit.fitting.check_width`); None: no limit
 
     Returns
     -------
@@ -381,7 +390,7 @@ def fit_stream(
         )
     dev = torch.device(device)
     stream, fnames, tnames, left_out = guarded(
-        group, lambda: _open(open_stream, source, batch_rows, targets, features)
+        group, lambda: _open(open_stream, source, batch_rows, targets, features, memory_limit)
     )
     data = StreamData(stream, fnames, tnames, dtype, dev, shuffle_buffer, progress)
     if group.world > 1:
@@ -404,16 +413,15 @@ def fit_stream(
     data.rows = 0 if local is None else local.n
     stats = merge_stats(group, local, d, k, dev)
     validation = merge_stats(group, local_held, d, k, dev) if config.early_stopping else None
-    if stats.n < 2:
-        held = f" ({validation.n} held out for early stopping)" if validation is not None else ""
-        raise DataError(
-            f"{stream.source}: {stats.n} training row(s){held}; at least 2 are needed to fit "
-            "a model"
+    if validation is not None:
+        problem = holdout_problem(
+            stream.source, stats.n + validation.n, validation.n, config.validation_fraction
         )
-    if validation is not None and validation.n == 0:
-        raise ValidationError(
-            f"{stream.source}: early stopping held out no row (validation_fraction="
-            f"{config.validation_fraction:g} of {stats.n} rows); raise validation_fraction"
+        if problem is not None:
+            raise ValidationError(problem)
+    if stats.n < 2:
+        raise DataError(
+            f"{stream.source}: {stats.n} training row(s); at least 2 are needed to fit a model"
         )
     keeper = None
     if checkpoint is not None:
@@ -491,9 +499,15 @@ def _open(
     batch_rows: int,
     targets: Sequence[str],
     features: Sequence[str] | None,
+    memory_limit: int | None = None,
 ) -> tuple[BatchStream, tuple[str, ...], tuple[str, ...], dict[str, str]]:
+    """The stream and its columns, the width checked (:func:`gradfit.fitting.check_width`)
+    from the header first, then once the features are chosen."""
     stream = open_stream(source, batch_rows=batch_rows)
+    if features is None:
+        check_width(stream.source, 0, memory_limit, columns=stream.columns, targets=targets)
     fnames, tnames, left_out = choose_columns(stream, targets, features)
+    check_width(stream.source, len(fnames), memory_limit)
     return stream, fnames, tnames, left_out
 
 
@@ -691,19 +705,41 @@ def evaluate_stream(
 
 DEFAULT_MEMORY_LIMIT = 256 * 2**20
 # Bytes in memory per byte of file when a file is read whole (measured: a CSV peaks at ~3.3x
-# its size, a float Parquet file at ~6x; gzip compresses numeric CSV about 3-4x).
-_EXPANSION = ((".csv.gz", 16), (".tsv.gz", 16), (".gz", 16), (".parquet", 8), (".pq", 8))
+# its size, a float Parquet file at ~6x).
+_EXPANSION = ((".parquet", 8), (".pq", 8))
 _DEFAULT_EXPANSION = 4
+_INFLATE_BLOCK = 1 << 20  # bytes decompressed at a time when a gzip file is measured
 
 
-def memory_estimate(source: str | Path) -> int:
-    """About how many bytes reading ``source`` whole would take (a file's size times the
-    expansion of its format)."""
+def memory_estimate(source: str | Path, limit: int | None = None) -> int:
+    """About how many bytes reading ``source`` whole would take: the size of its text times
+    the expansion of its format. The text of a gzip file is measured by decompressing it (in
+    blocks of 1 MiB, nothing kept): its compressed size says nothing (a 0.6 MB file can hold
+    300 MB of text). With ``limit``, the measure stops once the estimate passes it (the
+    result is then only known to exceed ``limit``)."""
     path = Path(source)
     factor = next(
         (f for suffix, f in _EXPANSION if path.name.lower().endswith(suffix)), _DEFAULT_EXPANSION
     )
-    return path.stat().st_size * factor
+    with path.open("rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    if not gzipped:
+        return path.stat().st_size * factor
+    return _inflated_size(path, None if limit is None else limit // factor + 1) * factor
+
+
+def _inflated_size(path: Path, cap: int | None) -> int:
+    """Bytes of the decompressed text of the gzip file ``path``, counted up to just past
+    ``cap`` (None: all); a corrupt file counts what decompressed before the fault (the
+    reader names the fault)."""
+    total = 0
+    with contextlib.suppress(OSError, EOFError, zlib.error), gzip.open(path, "rb") as fh:
+        while cap is None or total <= cap:
+            block = fh.read(_INFLATE_BLOCK)
+            if not block:
+                break
+            total += len(block)
+    return total
 
 
 def use_streaming(
@@ -738,7 +774,7 @@ def use_streaming(
     if stream is None:
         if builtin:
             return False
-        if single and (not path.is_file() or memory_estimate(source) <= memory_limit):
+        if single and (not path.is_file() or memory_estimate(source, memory_limit) <= memory_limit):
             return False
     if config is None:
         return True
@@ -746,8 +782,7 @@ def use_streaming(
     why = (
         "is streamed"
         if stream
-        else f"needs about {_mb(memory_estimate(source))} in memory, above the memory limit "
-        f"of {_mb(memory_limit)}"
+        else f"needs more than the memory limit of {_mb(memory_limit)} in memory"
         if single
         else "is several files, read by streaming"
     )
@@ -788,8 +823,7 @@ def choose_columns(
             f"{stream.source}: column {both[0]!r} is given both as a target and as a feature; "
             "a column can only be one of them"
         )
-    used = [*tnames, *fnames]
-    twice = sorted({n for n in used if used.count(n) > 1})
+    twice = sorted(n for n, count in Counter([*tnames, *fnames]).items() if count > 1)
     if twice:
         raise DataError(f"{stream.source}: column {twice[0]!r} is given more than once")
     return fnames, tnames, {}

@@ -216,6 +216,7 @@ def _fit_command(
                     notes=notes,
                     inference=args.cov or "nonrobust",
                     level=args.level or 0.95,
+                    memory_limit=args.memory_limit,
                 )
             else:
                 report = fit_data(
@@ -229,6 +230,7 @@ def _fit_command(
                     callback=on_epoch,
                     inference=args.cov or "nonrobust",
                     level=args.level or 0.95,
+                    memory_limit=args.memory_limit,
                 )
         except DivergenceError as exc:
             hint = " or --standardize" if not config.standardize else ""
@@ -612,7 +614,8 @@ def _add_reading_options(parser: argparse.ArgumentParser) -> None:
         "--memory-limit",
         type=byte_size,
         default=DEFAULT_MEMORY_LIMIT,
-        help="largest estimated in-memory size of a file read whole (256M)",
+        help="largest estimated in-memory size of a file read whole, and of a fit's d x d "
+        "statistics (256M)",
     )
     parser.add_argument(
         "--batch-rows",

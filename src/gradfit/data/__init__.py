@@ -4,6 +4,7 @@ targets, writing results."""
 from gradfit.atomic import atomic_write
 from gradfit.data.readers import (
     Table,
+    column_names,
     feature_matrix,
     left_out_columns,
     read_table,
@@ -20,6 +21,7 @@ __all__ = [
     "Table",
     "Unit",
     "atomic_write",
+    "column_names",
     "feature_matrix",
     "left_out_columns",
     "open_stream",

@@ -50,6 +50,7 @@ from gradfit.data.readers import (
     Table,
     _check_known,
     _check_text_head,
+    _csv_header,
     _decompressed_head,
     _delimiter_for,
     _flat,
@@ -60,7 +61,11 @@ from gradfit.data.readers import (
     _open_head,
     _stack,
     _to_table,
+    check_column_names,
+    field_count_message,
+    first_invalid_row,
     left_out_columns,
+    long_row_message,
     select,
 )
 from gradfit.errors import DataError, ValidationError
@@ -74,6 +79,7 @@ _HEAD_TEXT = 1 << 22  # bytes of a CSV file's start read for the same
 _WHOLE_GROUP_BYTES = 48 << 20  # Parquet row groups up to this size are decoded in one go
 _PAGE_BUFFER = 1 << 20  # read buffer for larger row groups (pages streamed through it)
 _PARQUET_AHEAD = 1  # batches decoded ahead of the caller (more: slower, out of cache)
+_MAX_ROW = 1 << 28  # the longest CSV line read (256 MiB, as by the whole-file reader)
 
 
 @dataclass(frozen=True)
@@ -270,19 +276,18 @@ class BatchStream:
         )
 
         def parse(chunk: bytes | memoryview) -> pa.Table:
-            return pv.read_csv(
-                pa.py_buffer(chunk),
-                read_options=read_options,
-                parse_options=parse_options,
-                convert_options=convert_options,
-            )
+            return _parse_chunk(chunk, read_options, parse_options, convert_options)
 
         rows = 0
         counted = 0  # rows parsed so far, counted by the worker (tasks run one at a time, in order)
 
         def parse_batch(chunk: bytes | memoryview, position: int) -> Batch:
             nonlocal counted
-            arrow = parse(chunk)
+            try:
+                arrow = parse(chunk)
+            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                # Named from this chunk alone: its rows, counted, are data rows counted + 1...
+                raise _chunk_error(f, chunk, exc, numeric, text, counted) from None
             before, counted = counted, counted + arrow.num_rows
             return self._batch(f, arrow, numeric, text, before, done_before + position, stack)
 
@@ -302,8 +307,6 @@ class BatchStream:
                     batch = pending.result()
                     yield batch
                     rows += batch.n_rows
-            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-                raise self._csv_error(f, exc, numeric, text, rows) from None
             except (OSError, EOFError, zlib.error, pa.ArrowException) as exc:
                 what = "gzip data" if f.gzipped else "file"
                 raise DataError(
@@ -316,52 +319,6 @@ class BatchStream:
             raise DataError(
                 f"{source}: the file has a header but no data rows; add rows below the header"
             )
-
-    def _csv_error(
-        self,
-        f: _File,
-        exc: BaseException,
-        numeric: Sequence[str],
-        text: Sequence[str],
-        rows: int,
-    ) -> DataError:
-        """The exact message for a block pyarrow could not convert: the file is read again
-        from its start (this error path only) with the columns as text, and the first bad cell
-        named as :func:`gradfit.data.select` names it."""
-        source = str(f.path)
-        message = _flat(exc)
-        if isinstance(exc, UnicodeDecodeError) or "invalid UTF8" in message:
-            return _not_text_error(source, "undecodable bytes", None)
-        if "Expected" in message and "columns, got" in message:
-            return DataError(
-                f"{source}: a row after data row {rows} has the wrong number of fields "
-                f"({message}); fix that row, e.g. quote a value that contains the delimiter"
-            )
-        if "CSV conversion error" not in message:
-            return DataError(f"{source}: cannot parse the file as CSV ({message})")
-        wanted = list(dict.fromkeys([*numeric, *text]))
-        seen = 0
-        try:
-            with pa.input_stream(str(f.path), compression="gzip" if f.gzipped else None) as stream:
-                reader = pv.open_csv(
-                    stream,
-                    read_options=pv.ReadOptions(use_threads=True, block_size=self._block_size(f)),
-                    parse_options=pv.ParseOptions(delimiter=f.delimiter),
-                    convert_options=pv.ConvertOptions(
-                        include_columns=wanted,
-                        column_types={n: pa.string() for n in wanted},
-                        strings_can_be_null=True,
-                    ),
-                )
-                for record in reader:
-                    arrow = pa.Table.from_batches([record])
-                    _stack(_to_table(arrow, source, "csv", seen), list(numeric))
-                    seen += arrow.num_rows
-        except DataError as found:
-            return found
-        except (pa.ArrowException, OSError, EOFError):
-            pass
-        return DataError(f"{source}: a value after data row {rows} is not a number ({message})")
 
     def _block_size(self, f: _File) -> int:
         """Bytes per CSV block for about ``batch_rows`` rows (from the head's line length)."""
@@ -448,12 +405,28 @@ class BatchStream:
                     record = next(pf.iter_batches(batch_size=_INFER_ROWS), None)
                 arrow = pa.Table.from_batches([record]) if record is not None else None
             else:
-                arrow = pv.read_csv(
-                    pa.py_buffer(_csv_head(f)),
-                    read_options=pv.ReadOptions(use_threads=False),
-                    parse_options=pv.ParseOptions(delimiter=f.delimiter),
-                    convert_options=pv.ConvertOptions(strings_can_be_null=True),
-                )
+                head = _csv_head(f)
+
+                def parse(handler: Any = None) -> pa.Table:
+                    return pv.read_csv(
+                        pa.py_buffer(head),
+                        # One block: the head may hold a row of any length (a 30 MB cell).
+                        read_options=pv.ReadOptions(use_threads=False, block_size=len(head) + 1),
+                        parse_options=pv.ParseOptions(
+                            delimiter=f.delimiter, invalid_row_handler=handler
+                        ),
+                        convert_options=pv.ConvertOptions(strings_can_be_null=True),
+                    )
+
+                try:
+                    arrow = parse()
+                except pa.ArrowInvalid as exc:
+                    row = first_invalid_row(parse)
+                    if row is None or row.number is None:
+                        raise
+                    # The header is row 1 of the head.
+                    message = field_count_message(source, f.delimiter, row.number - 1, row)
+                    raise DataError(message) from exc
         except (OSError, EOFError, zlib.error, pa.ArrowException, UnicodeDecodeError) as exc:
             raise DataError(
                 f"{source}: cannot read the file ({_flat(exc)}); it may be corrupt or truncated"
@@ -473,6 +446,89 @@ class BatchStream:
         return _to_table(arrow, source, "parquet" if f.parquet else "csv")
 
 
+def _parse_chunk(
+    chunk: bytes | memoryview,
+    read_options: pv.ReadOptions,
+    parse_options: pv.ParseOptions,
+    convert_options: pv.ConvertOptions,
+) -> pa.Table:
+    """A chunk of whole CSV lines (no header) parsed by pyarrow with its threads; a chunk
+    holding a row longer than pyarrow's block (a 30 MB cell) again as one block."""
+    try:
+        return pv.read_csv(
+            pa.py_buffer(chunk),
+            read_options=read_options,
+            parse_options=parse_options,
+            convert_options=convert_options,
+        )
+    except pa.ArrowInvalid as exc:
+        if "straddling" not in str(exc):
+            raise
+    one_block = pv.ReadOptions(
+        column_names=read_options.column_names, use_threads=False, block_size=len(chunk) + 1
+    )
+    return pv.read_csv(
+        pa.py_buffer(chunk),
+        read_options=one_block,
+        parse_options=parse_options,
+        convert_options=convert_options,
+    )
+
+
+def _chunk_error(
+    f: _File,
+    chunk: bytes | memoryview,
+    exc: BaseException,
+    numeric: Sequence[str],
+    text: Sequence[str],
+    before: int,
+) -> DataError:
+    """The message for a chunk (data rows ``before + 1`` on) that pyarrow could not parse or
+    convert, found in that chunk alone (bounded memory, no second pass over the file), in the
+    words of the whole-file reader: the row with the wrong number of fields, or the first bad
+    cell as :func:`gradfit.data.select` names it."""
+    source = str(f.path)
+    message = _flat(exc)
+    try:
+        bytes(chunk).decode("utf-8")
+    except UnicodeDecodeError:
+        # pyarrow cannot hand such a row to a handler; the line is that of the chunk's start.
+        return _not_text_error(source, "undecodable bytes", None)
+    wanted = list(dict.fromkeys([*numeric, *text]))
+
+    def parse(**options: Any) -> pa.Table:
+        return _parse_chunk(
+            chunk,
+            pv.ReadOptions(column_names=list(f.columns), use_threads=False),
+            pv.ParseOptions(delimiter=f.delimiter, **options),
+            pv.ConvertOptions(
+                include_columns=wanted,
+                column_types={n: pa.string() for n in wanted},
+                strings_can_be_null=True,
+            ),
+        )
+
+    if "Expected" in message and "columns, got" in message:
+        row = first_invalid_row(lambda handler: parse(invalid_row_handler=handler))
+        if row is not None and row.number is not None:  # the chunk holds no header
+            return DataError(field_count_message(source, f.delimiter, before + row.number, row))
+        return DataError(
+            f"{source}: a row after data row {before} has the wrong number of fields "
+            f"({message}); fix that row"
+        )
+    if "CSV conversion error" in message:
+        try:
+            _stack(_to_table(parse(), source, "csv", before), list(numeric))
+        except DataError as found:
+            return found
+        except pa.ArrowException:
+            pass
+        return DataError(
+            f"{source}: a value after data row {before} is not a number ({message}); fix it"
+        )
+    return DataError(f"{source}: cannot parse the file as CSV after data row {before} ({message})")
+
+
 def _csv_head(f: _File) -> bytes:
     """The first whole lines of a CSV file (header included), about :data:`_HEAD_TEXT` bytes
     of (decompressed) text: the rows the column types are inferred from. A bounded read:
@@ -480,6 +536,8 @@ def _csv_head(f: _File) -> bytes:
     with _text(f) as (_, fh):
         text: bytes = fh.read(_HEAD_TEXT)
         while text.count(b"\n") < 2:  # the header and a first row, however long
+            if len(text) > _MAX_ROW:
+                raise DataError(long_row_message(str(f.path), _MAX_ROW, 2))
             more = fh.read(_HEAD_TEXT)
             if not more:
                 break
@@ -509,7 +567,10 @@ def _line_chunks(f: _File, size: int) -> Generator[tuple[bytes | memoryview, int
         if header.startswith(b"\xef\xbb\xbf"):
             header = header[3:]
         rest = b""
+        line = 2  # of the file, at the start of the next chunk
         while True:
+            if len(rest) > _MAX_ROW:  # no line end in 256 MiB: not rows of a CSV file
+                raise DataError(long_row_message(str(f.path), _MAX_ROW, line))
             # A fresh buffer per chunk (pyarrow may still be parsing the previous one); the
             # carried partial line goes first, the block is read in after it.
             data = bytearray(len(rest) + size)
@@ -523,6 +584,7 @@ def _line_chunks(f: _File, size: int) -> Generator[tuple[bytes | memoryview, int
                 rest = bytes(data[:end])
                 continue
             rest = bytes(data[cut:end])
+            line += data.count(b"\n", 0, cut)
             yield memoryview(data)[:cut], raw.tell()
         if rest.strip():
             yield rest + b"\n", raw.tell()
@@ -569,22 +631,19 @@ def _inspect(path: Path) -> _File:
         groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
         sizes = tuple(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         names = tuple(meta.schema.to_arrow_schema().names)
+        check_column_names(source, names)
         return _File(path, True, False, ",", b"", names, size, groups, sizes)
     text = _decompressed_head(path, source, head)
     _check_text_head(source, text)
     delimiter = _delimiter_for(path, source, text)
-    header = text.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0].rstrip(b"\r")
-    try:
-        names = tuple(
-            pv.read_csv(
-                pa.BufferReader(header + b"\n"),
-                parse_options=pv.ParseOptions(delimiter=delimiter),
-                read_options=pv.ReadOptions(use_threads=False),
-            ).column_names
-        )
-    except pa.ArrowException as exc:
-        raise DataError(f"{source}: cannot read the header line ({_flat(exc)})") from None
+    names = _csv_header(path, source, head.startswith(_GZIP_MAGIC), text, delimiter)
     return _File(path, False, head.startswith(_GZIP_MAGIC), delimiter, text, names, size, ())
+
+
+def _is_member(path: Path) -> bool:
+    """Whether a directory entry or glob match is read as a data file: anything but a directory
+    (:func:`gradfit.data.readers.check_regular_file` then refuses what is not a regular file)."""
+    return path.exists() and not path.is_dir()
 
 
 def _expand(source: str | Path | Sequence[str | Path]) -> tuple[list[Path], str]:
@@ -592,8 +651,12 @@ def _expand(source: str | Path | Sequence[str | Path]) -> tuple[list[Path], str]
         text = str(source)
         path = Path(source)
         if path.is_dir():
+            # A member that is not a regular file (a named pipe called part.csv) is kept, to be
+            # refused by name when it is inspected, not skipped in silence.
             files = sorted(
-                p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(_DATA_SUFFIXES)
+                p
+                for p in path.iterdir()
+                if _is_member(p) and p.name.lower().endswith(_DATA_SUFFIXES)
             )
             if not files:
                 raise DataError(
@@ -602,7 +665,7 @@ def _expand(source: str | Path | Sequence[str | Path]) -> tuple[list[Path], str]
                 )
             return files, text
         if not path.exists() and any(c in text for c in "*?["):
-            files = sorted(Path(p) for p in globbing.glob(text) if Path(p).is_file())
+            files = sorted(Path(p) for p in globbing.glob(text) if _is_member(Path(p)))
             if not files:
                 raise DataError(f"{text}: no file matches this pattern; check the path")
             return files, text
