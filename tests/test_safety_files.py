@@ -204,7 +204,7 @@ def test_special_files_are_refused_without_being_opened(tmp_path: Path, fifo: Pa
     sock.bind(str(sock_path))
     try:
         cases = {
-            fifo: "a named pipe",
+            fifo: "a named pipe (FIFO)",
             Path("/dev/zero"): "a character device",
             directory: "a directory",
             sock_path: "a socket",
@@ -227,7 +227,7 @@ def test_a_symlink_to_a_model_is_followed_but_one_to_a_fifo_is_not(
     (tmp_path / "link").symlink_to(model)
     assert load_model(tmp_path / "link").n_features == 2
     (tmp_path / "pipe-link").symlink_to(fifo)
-    with pytest.raises(ModelFileError, match=r"is not a regular file \(a named pipe\)"):
+    with pytest.raises(ModelFileError, match=r"is not a regular file \(a named pipe \(FIFO\)\)"):
         load_model(tmp_path / "pipe-link")
 
 
@@ -239,7 +239,7 @@ def _keeper(path: Path, resume: bool = True) -> tuple[Checkpoint, Any]:
 
 
 def test_a_checkpoint_that_is_a_fifo_or_a_device_is_refused(tmp_path: Path, fifo: Path) -> None:
-    for path, kind in ((fifo, "a named pipe"), (Path("/dev/zero"), "a character device")):
+    for path, kind in ((fifo, "a named pipe (FIFO)"), (Path("/dev/zero"), "a character device")):
         keeper, state = _keeper(path)
         start = time.monotonic()
         with pytest.raises(ModelFileError) as exc:

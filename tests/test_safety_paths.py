@@ -220,7 +220,7 @@ def test_checkpoint_at_a_named_pipe_is_refused_without_blocking(
     assert not looks_like_checkpoint(work / "pipe")  # returns: it never opens the pipe
     code, _, err = run_cli(capsys, *CKPT_FIT, "--out", "x.st", "--checkpoint", "pipe")
     assert code == 2
-    one_error_line(err, "--checkpoint pipe: is not a regular file")
+    one_error_line(err, "--checkpoint pipe: is a named pipe (FIFO), not a regular file")
 
 
 # ----------------------------------------------------------------------------- temporaries

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gradfit.errors import DataError
+from gradfit.file_kinds import kind_of
 
 __all__ = ["check_checkpoint_target", "check_outputs", "data_files"]
 
@@ -162,7 +163,8 @@ def check_checkpoint_target(option: str, path: str, *, resume: bool) -> None:
         return  # nothing there yet (or unreadable: the write will say so)
     if not stat.S_ISREG(info.st_mode):
         raise DataError(
-            f"{option} {path}: is not a regular file; give the path of a file for the checkpoint"
+            f"{option} {path}: is {kind_of(info.st_mode)}, not a regular file; give the path of "
+            "a file for the checkpoint"
         )
     if not resume and info.st_size > 0 and not looks_like_checkpoint(path):
         raise DataError(

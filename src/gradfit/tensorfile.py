@@ -47,6 +47,7 @@ import torch
 from safetensors.torch import save as safetensors_save
 
 from gradfit.errors import ModelFileError
+from gradfit.file_kinds import kind_of
 
 __all__ = [
     "CHECKSUM_KEY",
@@ -83,23 +84,8 @@ _DTYPE_SIZES = {
 # regular files only
 
 
-def _file_kind(mode: int) -> str:
-    for test, kind in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a named pipe"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return kind
-    return "not a plain file"
-
-
 def _not_regular(source: str, mode: int) -> ModelFileError:
-    return ModelFileError(
-        f"{source}: is not a regular file ({_file_kind(mode)}); give a model file"
-    )
+    return ModelFileError(f"{source}: is not a regular file ({kind_of(mode)}); give a model file")
 
 
 def regular_file_size(path: str | Path, source: str) -> int:

@@ -48,6 +48,7 @@ import pyarrow.parquet as pq
 from gradfit.atomic import atomic_write
 from gradfit.data.ahead import read_ahead
 from gradfit.errors import DataError, GradfitError, ValidationError
+from gradfit.file_kinds import kind_of
 
 __all__ = [
     "Table",
@@ -328,14 +329,6 @@ def _open_head(file: Path, source: str) -> bytes:
     return head
 
 
-_SPECIAL_FILES = (
-    (stat.S_ISFIFO, "a named pipe (FIFO)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
 def check_regular_file(file: Path, source: str) -> int:
     """The size of ``file``, a regular file (a symbolic link to one is followed); a DataError
     naming it otherwise, decided by ``os.stat`` without opening it (opening a named pipe blocks
@@ -344,7 +337,7 @@ def check_regular_file(file: Path, source: str) -> int:
     info = file.stat()
     if stat.S_ISREG(info.st_mode):
         return info.st_size
-    what = next((name for test, name in _SPECIAL_FILES if test(info.st_mode)), "a special file")
+    what = kind_of(info.st_mode)
     raise DataError(
         f"{source}: is {what}, not a regular file; gradfit reads data from regular files only: "
         "save the data to a file and give its path"
