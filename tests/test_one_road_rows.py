@@ -258,3 +258,32 @@ def test_the_command_line_gives_the_same_model_with_and_without_stream(
     rtol = 1e-12 if solver == "gd" else 1e-10
     assert float((a.weight - b.weight).abs().max()) <= rtol * scale
     assert float((a.bias - b.bias).abs().max()) <= rtol * (float(a.bias.abs().max()) + 10 * scale)
+
+
+def test_the_compiled_epoch_in_memory_equals_the_streamed_epoch(tmp_path: Path) -> None:
+    """An epoch of more than 1024 steps is the compiled kernel's in memory (numba; the torch
+    reference otherwise) and the torch reference's streamed: the same rows held out, the same
+    order, the same model."""
+    from gradfit.solvers import compiled, engine
+
+    if not compiled.available():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(4)
+    n = 1300
+    X = rng.normal(size=(n, 2)) * [1.0, 3.0] + [2.0, -1.0]
+    Y = X @ np.array([[0.5], [-2.0]]) + rng.normal(size=(n, 1))
+    path = tmp_path / "large.csv"
+    rows = [",".join(repr(float(v)) for v in row) for row in np.hstack([X, Y])]
+    path.write_text("a,b,y\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    config = SolverConfig(
+        solver="sgd", batch_size=1, learning_rate=1e-3, max_epochs=4, tol=1e-4,
+        n_iter_no_change=2, early_stopping=True, validation_fraction=0.1,
+    )  # fmt: skip
+    held = holdout_mask(0, 1, n, 0.1, holdout_seed(SEED))
+    Xt, Yt = torch.from_numpy(X[~held]), torch.from_numpy(Y[~held])
+    state = engine.init_state(Xt, Yt, replace(config, early_stopping=False))
+    assert engine.epoch_kernel(state, engine.TensorData(Xt, Yt), 1).name == "numba"
+    memory = fit_data(str(path), ["y"], config=config, seed=SEED)
+    streamed = fit_stream(path, ["y"], config=config, seed=SEED, batch_rows=97, shuffle_buffer=n)
+    _assert_same_model(memory, streamed, 1e-10)
+    assert memory.result.loss_curve == pytest.approx(streamed.result.loss_curve, rel=1e-10)
