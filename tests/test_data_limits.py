@@ -400,10 +400,13 @@ def test_the_hold_out_message_is_one_for_both_roads(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as streamed:
         fit_stream(str(path), ["y"], config=config)
     assert str(whole.value) == str(streamed.value)
-    # One row left to train on is refused too (the engine alone would train on it).
-    config = SolverConfig(early_stopping=True, validation_fraction=0.996)
+    # One row left to train on is refused too, on both roads: the row rule (a seeded coin per
+    # row, gradfit.solvers.rows) holds out 299 of these 300 rows with 0.998 and seed 0.
+    config = SolverConfig(early_stopping=True, validation_fraction=0.998)
     with pytest.raises(ValidationError, match=r"holds out 299 of 300 rows .* leaving 1 to"):
         fit_data(str(path), ["y"], config=config)
+    with pytest.raises(ValidationError, match=r"holds out 299 of 300 rows .* leaving 1 to"):
+        fit_stream(str(path), ["y"], config=config)
 
 
 # ----------------------------------------------------------------------------- 8. constant target

@@ -21,6 +21,7 @@ from gradfit.errors import DivergenceError
 from gradfit.solvers import engine, stats
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo, init_state, result_of, run_epochs, train
+from gradfit.solvers.rows import holdout_mask, holdout_seed
 from gradfit.solvers.stats import SufficientStats, batch_lipschitz, hessian_lipschitz
 from gradfit.tutorial import init_params, train_builtin, train_from_scratch
 
@@ -341,10 +342,7 @@ def test_engine_module_exports() -> None:
 
 def _val_r2(result: engine.FitResult, X: torch.Tensor, Y: torch.Tensor, seed: int) -> float:
     """Validation R² of the returned weights, on the split train() made for ``seed``."""
-    n = X.shape[0]
-    g = torch.Generator().manual_seed(seed ^ 0x5EED)
-    perm = torch.randperm(n, generator=g)
-    val = perm[: max(1, round(0.1 * n))]
+    val = torch.from_numpy(holdout_mask(0, 1, X.shape[0], 0.1, holdout_seed(seed)))
     pred = X[val].double() @ result.weight.double().T + result.bias.double()
     return float(gradfit.r2_score(Y[val].double(), pred).mean())
 

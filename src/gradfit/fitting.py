@@ -34,6 +34,7 @@ from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
 from gradfit.solvers.result import FitResult
+from gradfit.solvers.rows import holdout_mask, holdout_seed, resolve_seed
 from gradfit.solvers.stats import SufficientStats
 from gradfit.training import fit_linear
 
@@ -184,19 +185,22 @@ def fit_data(
     if statistics:
         check_width(source, len(fnames), memory_limit)
     left_out = left_out_columns(table, tnames) if feature_names is None else {}
+    run_seed = seed
     if config.early_stopping:
-        # The split of the engine (solvers.engine.fit_gd): round(fraction * n) rows, at least 1.
+        # The engine's split, by the row rule of every road (gradfit.solvers.rows): the table
+        # is file 0. One seed (drawn here without one) for the split checked here and the
+        # engine's, so that both are the same rows.
+        run_seed = resolve_seed(seed)
         n = X64.shape[0]
-        problem = holdout_problem(
-            source, n, max(1, round(config.validation_fraction * n)), config.validation_fraction
-        )
+        held = holdout_mask(0, 1, n, config.validation_fraction, holdout_seed(run_seed))
+        problem = holdout_problem(source, n, int(held.sum()), config.validation_fraction)
         if problem is not None:
             raise ValidationError(problem)
     X = as_training_tensor(X64, fnames, dtype, device, source)
     Y = as_training_tensor(Y64, tnames, dtype, device, source)
 
     start = time.perf_counter()
-    result = fit_linear(X, Y, config, random_state=seed, callback=callback)
+    result = fit_linear(X, Y, config, random_state=run_seed, callback=callback)
     seconds = time.perf_counter() - start
 
     Xd, Yd = X.double().cpu(), Y.double().cpu()

@@ -28,6 +28,11 @@ Passes over the data, by solver:
 
 ``generator`` is the training state's. With one unit and ``shuffle_buffer >= n`` the epoch is a
 single ``randperm(n)`` of the rows in file order: exactly the in-memory epoch, bit for bit.
+
+**Early stopping's held-out rows** are picked row by row by the row rule of
+:mod:`gradfit.solvers.rows` (a seeded hash of file and row), as in memory: the same rows, and
+the training rows in the same order, whatever the batches, so that the fit in memory and the
+fit streamed as above give the same model.
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ import contextlib
 import gzip
 import itertools
 import math
-import secrets
 import time
 import zlib
 from collections import Counter
@@ -69,6 +73,7 @@ from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
 from gradfit.solvers.result import FitResult
+from gradfit.solvers.rows import holdout_mask, holdout_seed
 from gradfit.solvers.stats import SufficientStats
 
 if TYPE_CHECKING:
@@ -207,7 +212,7 @@ class StreamData:
     progress: Progress | None = None
     shard: tuple[Any, ...] | None = None  # this process's units (None: all of them)
     rows: int = 0  # training rows in the shard, once the statistics pass has counted them
-    holdout: float = 0.0  # early stopping: the fraction of rows held out (see holdout_mask)
+    holdout: float = 0.0  # early stopping: the fraction held out (gradfit.solvers.rows)
     holdout_seed: int = 0
 
     def split(
@@ -407,8 +412,8 @@ def fit_stream(
     d, k = len(fnames), len(tnames)
     if config.early_stopping:
         data.holdout = config.validation_fraction
-        # As in memory: the split's seed from the fit's (fresh entropy without one).
-        data.holdout_seed = (secrets.randbits(63) if seed is None else int(seed)) ^ 0x5EED
+        # The split's seed from the fit's (fresh entropy without one), as in memory.
+        data.holdout_seed = holdout_seed(seed)
     local, local_held = guarded(group, lambda: _local_stats(data))
     data.rows = 0 if local is None else local.n
     stats = merge_stats(group, local, d, k, dev)
@@ -472,25 +477,6 @@ def fit_stream(
         Ys, Ps = _sample(data, result, stats.n, sample_rows, seed)
         report = replace(report, targets=Ys, predictions=Ps)
     return report
-
-
-def holdout_mask(
-    file_index: int, first_row: int, m: int, fraction: float, seed: int
-) -> npt.NDArray[np.bool_]:
-    """Which of the rows ``first_row .. first_row + m - 1`` (counted from 1) of the stream's
-    file number ``file_index`` are held out for early stopping's validation: each row
-    independently with probability ``fraction``, decided by a seeded hash of (file, row)
-    (SplitMix64's finalizer). The same rows whatever the batch size, the order of reading,
-    the sharding or the number of processes; about ``fraction * n`` of the n rows."""
-    u64 = np.uint64
-    offset = (seed * 0x9E3779B97F4A7C15 + file_index * 0xD1B54A32D192ED03) % (1 << 64)
-    z = np.arange(first_row, first_row + m, dtype=u64) + u64(offset)
-    z = (z ^ (z >> u64(30))) * u64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> u64(27))) * u64(0x94D049BB133111EB)
-    z ^= z >> u64(31)
-    uniform = (z >> u64(11)).astype(np.float64) * 2.0**-53
-    mask: npt.NDArray[np.bool_] = uniform < fraction
-    return mask
 
 
 def _open(

@@ -29,7 +29,6 @@ the :class:`~gradfit.solvers.result.FitResult` of the last good epoch.
 from __future__ import annotations
 
 import math
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -44,6 +43,7 @@ from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.guards import LOSS_RESOLUTION, DivergenceGuard, EarlyStopping, PlateauRule
 from gradfit.solvers.kernels import sgd_update
 from gradfit.solvers.result import FitResult
+from gradfit.solvers.rows import holdout_mask, holdout_seed, resolve_seed
 from gradfit.solvers.state import TrainState
 from gradfit.solvers.stats import SufficientStats, batch_lipschitz, hessian_lipschitz
 
@@ -582,10 +582,6 @@ def _parallel_sgd_epoch(
 # ----------------------------------------------------------------------------- driver
 
 
-def _resolve_seed(random_state: int | None) -> int:
-    return secrets.randbits(63) if random_state is None else int(random_state)
-
-
 def init_state(
     X: torch.Tensor,
     Y: torch.Tensor,
@@ -657,7 +653,7 @@ def init_state_from_stats(
     else:
         w0 = torch.zeros(k, d, dtype=torch.float64, device=device)
         b0 = torch.zeros(k, dtype=torch.float64, device=device)
-    generator = torch.Generator().manual_seed(_resolve_seed(random_state))
+    generator = torch.Generator().manual_seed(resolve_seed(random_state))
     start = zst.objective(w0, b0, config.alpha, config.l1_ratio)
     return TrainState(
         config=config,
@@ -923,17 +919,25 @@ def train(
     validation = None
     X_train, Y_train = X, Y
     if config.early_stopping:
+        # The row rule of every road (gradfit.solvers.rows): the rows in memory are file 0,
+        # counted from 1; the training rows keep their order, as a stream visits them.
+        if random_state is None:
+            random_state = resolve_seed(None)  # one draw for the split and the shuffling
         n = X.shape[0]
-        n_val = max(1, round(config.validation_fraction * n))
-        if n - n_val < 1:
+        held = torch.from_numpy(
+            holdout_mask(0, 1, n, config.validation_fraction, holdout_seed(random_state))
+        ).to(X.device)
+        n_val = int(held.sum())
+        if n_val < 1 or n - n_val < 2:
             raise ValidationError(
-                f"early_stopping with validation_fraction={config.validation_fraction} leaves "
-                f"no training rows out of {n}"
+                f"early_stopping with validation_fraction={config.validation_fraction:g} holds "
+                f"out {n_val} of {n} rows (each row with that probability, by a seeded hash of "
+                "its position), and needs at least 1 held out and 2 to train on; change "
+                "validation_fraction or random_state, or add rows"
             )
-        g = torch.Generator().manual_seed(_resolve_seed(random_state) ^ 0x5EED)
-        perm = torch.randperm(n, generator=g).to(X.device)
-        validation = (X[perm[:n_val]], Y[perm[:n_val]])
-        X_train, Y_train = X[perm[n_val:]], Y[perm[n_val:]]
+        validation = (X[held], Y[held])
+        keep = ~held
+        X_train, Y_train = X[keep], Y[keep]
     stats = SufficientStats.compute(X_train, Y_train)  # one pass, shared by every step below
     if state is None:
         state = init_state(
@@ -1046,7 +1050,7 @@ def fit_stream(
         )
         max_row = max(float(t[0]) for t in comm.gather(torch.tensor([local], dtype=torch.float64)))
         max_row += 1.0 if config.fit_intercept else 0.0
-    seed = _resolve_seed(random_state)
+    seed = resolve_seed(random_state)
     if comm.world > 1:
         # One seed for the group (rank 0's), whatever each process drew from fresh entropy.
         seed = int(comm.gather(torch.tensor([seed], dtype=torch.int64))[0][0])
