@@ -1,0 +1,122 @@
+"""What a hostile or careless user found (``tests/probe_hostile.py``), each kept as a test.
+
+Every case ends with exit 0 or exit 2 and one line, never an internal error:
+
+* data files whose names are bytes that are not UTF-8 (pyarrow takes a path only as UTF-8
+  text): CSV and Parquet, read whole and streamed, fit, predict and evaluate;
+* plots whose title or labels hold such a name, or a column name with ``$...$`` (which
+  matplotlib would parse as mathtext and fail on).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from gradfit.cli import main
+
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+UNDECODABLE = os.fsdecode(b"\xff")  # how Python names the byte 0xff in a file name
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
+    """``gradfit ARGV`` in this process: exit code, stdout, stderr."""
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        assert isinstance(exc.code, int)
+        code = exc.code
+    captured = capsys.readouterr()
+    for text in (captured.out, captured.err):
+        assert CONTROL.search(text) is None, text
+    assert "internal error" not in captured.err
+    return code, captured.out, captured.err
+
+
+def one_error(err: str, *fragments: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gradfit: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+CSV = "x1,x2,y\n1,2,3\n2,3,1\n4,1,2\n5,5,7\n3,1,0\n"
+
+
+@pytest.fixture
+def odd(tmp_path: Path) -> Path:
+    """A directory holding a good CSV and Parquet file whose names are not UTF-8."""
+    import pyarrow.csv as pv
+    import pyarrow.parquet as pq
+
+    (tmp_path / f"g{UNDECODABLE}.csv").write_text(CSV)
+    (tmp_path / "plain.csv").write_text(CSV)
+    pq.write_table(pv.read_csv(tmp_path / "plain.csv"), tmp_path / "plain.parquet")
+    os.rename(tmp_path / "plain.parquet", tmp_path / f"g{UNDECODABLE}.parquet")
+    return tmp_path
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file names of raw bytes are POSIX")
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("stream", ["--no-stream", "--stream"])
+def test_data_name_not_utf8(
+    capsys: pytest.CaptureFixture[str], odd: Path, suffix: str, stream: str
+) -> None:
+    data = odd / f"g{UNDECODABLE}{suffix}"
+    model = odd / "m.safetensors"
+    code, out, err = run_cli(capsys, "fit", data, "--target", "y", "--out", model, stream)
+    assert code == 0, err
+    assert model.is_file()
+    code, out, err = run_cli(capsys, "predict", model, data, stream)
+    assert code == 0, err
+    assert out.splitlines()[0] == "y" and len(out.splitlines()) == 6
+    code, out, err = run_cli(capsys, "evaluate", model, data, stream)
+    assert code == 0, err
+    written = odd / f"o{UNDECODABLE}{suffix}"
+    code, out, err = run_cli(capsys, "predict", model, data, "--out", written, stream)
+    assert code == 0, err
+    assert written.is_file()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file names of raw bytes are POSIX")
+def test_data_name_not_utf8_bad_cell(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    data = tmp_path / f"b{UNDECODABLE}\x1b.csv"
+    data.write_text("x1,y\n1,2\n2,a\x1b[31m\n")
+    before = data.read_bytes()
+    code, _, err = run_cli(capsys, "fit", data, "--target", "y", "--out", tmp_path / "m.sf")
+    assert code == 2
+    one_error(err, "\\udcff")
+    assert data.read_bytes() == before
+    assert not (tmp_path / "m.sf").exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file names of raw bytes are POSIX")
+def test_plot_of_data_name_not_utf8(capsys: pytest.CaptureFixture[str], odd: Path) -> None:
+    pytest.importorskip("matplotlib")
+    plot = odd / f"p{UNDECODABLE}.png"
+    code, _, err = run_cli(
+        capsys, "fit", odd / f"g{UNDECODABLE}.csv", "--target", "y", "--out", odd / "m.sf",
+        "--plot", plot, "--epochs", "3", "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_plot_of_target_with_dollar_signs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``$\\frac{$`` is a name, not a formula (matplotlib's mathtext would fail on it)."""
+    pytest.importorskip("matplotlib")
+    data = tmp_path / "d$x$.csv"
+    data.write_text(CSV.replace(",y\n", ",$\\frac{$\n", 1))
+    plot = tmp_path / "p.png"
+    code, _, err = run_cli(
+        capsys, "fit", data, "--target", "$\\frac{$", "--out", tmp_path / "m.sf",
+        "--plot", plot, "--epochs", "3", "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    assert plot.read_bytes().startswith(b"\x89PNG")
