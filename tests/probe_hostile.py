@@ -1530,7 +1530,10 @@ def run_case(case: Case, base: Path, keep: bool = False) -> Outcome:
     shutil.copytree(base, d, symlinks=True)
     problems: list[str] = []
     if case.setup:
-        case.setup(d)
+        try:
+            case.setup(d)
+        except Exception as exc:  # the probe's own fault: say so, go on
+            return Outcome(case, None, "", "", [f"SETUP {exc!r}"[:300]])
     before = _hashes(d)
     listing_before = set(os.listdir(d))
     out_f = open(work / "stdout", "wb")  # noqa: SIM115
@@ -1621,14 +1624,24 @@ def main() -> int:
     ap.add_argument("-j", type=int, default=2)
     ap.add_argument("-k", default="")
     ap.add_argument("-v", action="store_true")
+    ap.add_argument("--start", default="", help="skip the cases before the first so named")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="gfprobe-base-"))
+    # The cases run a snapshot of the sources, so that editing them meanwhile changes nothing.
+    snapshot = Path(tempfile.mkdtemp(prefix="gfprobe-src-")) / "src"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "src", snapshot)
+    os.environ["PYTHONPATH"] = str(snapshot)
     _base(base)
     selected = [c for c in cases() if args.k in c.name]
+    if args.start:
+        first = next(i for i, c in enumerate(selected) if args.start in c.name)
+        selected = selected[first:]
     print(f"{len(selected)} cases", flush=True)
     failures = 0
     with concurrent.futures.ThreadPoolExecutor(args.j) as pool:
-        for o in pool.map(lambda c: run_case(c, base), selected):
+        futures = [pool.submit(run_case, c, base) for c in selected]
+        for future in concurrent.futures.as_completed(futures):
+            o = future.result()
             tag = "FAIL" if o.problems else "ok  "
             if o.problems:
                 failures += 1

@@ -439,15 +439,24 @@ class BatchStream:
             raise DataError(
                 f"{source}: the file has a header but no data rows; add rows below the header"
             )
-        # Booleans, dates and times count as text, as in read_table.
+        # Booleans, dates and times count as text, as in read_table; a type with no text form
+        # (a list, a struct) is kept, to be named as not numeric as read_table names it.
         keep = [
             c
             if _is_numeric(c.type) or _is_text(c.type) or pa.types.is_null(c.type)
-            else c.cast(pa.string())
+            else _as_text(c)
             for c in arrow.columns
         ]
         arrow = pa.Table.from_arrays(keep, names=arrow.column_names)
         return _to_table(arrow, source, "parquet" if f.parquet else "csv")
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column as text where pyarrow can write it so, else unchanged."""
+    try:
+        return column.cast(pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return column
 
 
 def _parse_chunk(
