@@ -149,3 +149,46 @@ def test_parquet_nested_column_streamed(
         )
         assert code == 2
         one_error(err, "column 'n'", "not numbers")
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+@pytest.mark.parametrize("stream", ["--no-stream", "--stream"])
+def test_predict_to_terminal_escapes_kept_cells(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, stream: str
+) -> None:
+    """``predict --keep`` copies cells exactly into a file or a pipe, but a terminal sees their
+    control characters as escapes (a cell cannot clear the screen or forge a line)."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "d.csv"
+    data.write_text('id,x1,x2,y\n"a\x1b[2Jb",1,2,3\n"q\u202e",2,3,1\n"r",4,1,2\n"s",5,5,7\n')
+    model = tmp_path / "m.sf"
+    code, _, err = run_cli(capsys, "fit", data, "--target", "y", "--out", model, "--quiet")
+    assert code == 0, err
+    capsys.readouterr()
+    assert main(["predict", str(model), str(data), "--keep", "id", stream]) == 0
+    assert "a\x1b[2Jb" in capsys.readouterr().out  # not a terminal: the data, exactly
+    argv = [sys.executable, "-m", "gradfit", "predict", model, data, "--keep", "id", stream]
+    leader, follower = os.openpty()
+    try:
+        process = subprocess.run(argv, stdout=follower, stderr=subprocess.PIPE, timeout=60)
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+        if follower != -1:
+            os.close(follower)
+    assert process.returncode == 0, process.stderr
+    text = shown.decode().replace("\r\n", "\n")
+    assert "a\\x1b[2Jb" in text and "q\\u202e" in text
+    assert CONTROL.search(text) is None
