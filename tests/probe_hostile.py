@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import gzip
 import hashlib
 import os
@@ -1535,6 +1536,25 @@ def _hashes(root: Path) -> dict[str, str]:
     return out
 
 
+def _threads(pid: int) -> str:
+    """Each thread of a hung process: its name and where it waits in the kernel."""
+    shown = []
+    with contextlib.suppress(OSError):
+        for tid in sorted(os.listdir(f"/proc/{pid}/task")):
+            base = f"/proc/{pid}/task/{tid}"
+            with contextlib.suppress(OSError):
+                comm = Path(base, "comm").read_text().strip()
+                wchan = Path(base, "wchan").read_text().strip()
+                state = Path(base, "stat").read_text().split(") ", 1)[1][:1]
+                shown.append(f"{comm}:{state}:{wchan}")
+    return ", ".join(shown)
+
+
+def _default_signals() -> None:
+    for number in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(number, signal.SIG_DFL)
+
+
 def run_case(case: Case, base: Path, keep: bool = False) -> Outcome:
     work = Path(tempfile.mkdtemp(prefix="gfprobe-"))
     d = work / "w"
@@ -1553,7 +1573,14 @@ def run_case(case: Case, base: Path, keep: bool = False) -> Outcome:
     argv = [os.fsencode(PY)] + [a if isinstance(a, bytes) else os.fsencode(a) for a in case.argv]
     start = time.monotonic()
     proc = subprocess.Popen(
-        argv, cwd=d, stdout=out_f, stderr=err_f, stdin=stdin, start_new_session=True
+        argv,
+        cwd=d,
+        stdout=out_f,
+        stderr=err_f,
+        stdin=stdin,
+        start_new_session=True,
+        # A shell's background job ignores SIGINT, nohup SIGHUP; the command gets them again.
+        preexec_fn=_default_signals,
     )
     rc: int | None = None
     rss = 0
@@ -1570,6 +1597,7 @@ def run_case(case: Case, base: Path, keep: bool = False) -> Outcome:
             os.kill(proc.pid, case.signal_after[1])
             sent = True
         if elapsed > TIMEOUT:
+            problems.append("threads: " + _threads(proc.pid))
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             problems.append("HANG (timeout)")
