@@ -80,12 +80,23 @@ def plot_training(
         _draw_fit(axes[1 + j], true[:, j], pred[:, j], str(target_names[j]), r2[j])
     for ax in axes[panels:]:
         ax.set_visible(False)
-    figure.suptitle(title)
+    figure.suptitle(_literal(title), parse_math=False)
 
     def write(fh: IO[bytes]) -> None:
         figure.savefig(fh, format=fmt, dpi=110)
 
     atomic_write(path, write)
+
+
+def _literal(text: str) -> str:
+    """``text`` as matplotlib can draw it: a file name's bytes that are not UTF-8 (kept by
+    Python as lone surrogates, which the font engine refuses) shown as ``\\xff`` escapes.
+    (Dollar signs are kept literal by ``parse_math=False`` where the text is drawn.)"""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that no file name's byte stands for
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def _targets(
@@ -179,9 +190,10 @@ def _draw_fit(
     ax.set_xlim(line)
     ax.set_ylim(line)
     ax.set_aspect("equal", adjustable="box")
-    ax.set_title(f"{name}: R² = {r2:.4f}")
-    ax.set_xlabel(f"actual {name}")
-    ax.set_ylabel(f"predicted {name}")
+    name = _literal(name)  # a column or file name is drawn as written, never as mathtext
+    ax.set_title(f"{name}: R² = {r2:.4f}", parse_math=False)
+    ax.set_xlabel(f"actual {name}", parse_math=False)
+    ax.set_ylabel(f"predicted {name}", parse_math=False)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize=9, frameon=False)
     if n > _MAX_POINTS:

@@ -419,10 +419,21 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
         columns[name] = data.columns[name]
     columns.update(predicted)
     if out_path is None:
-        out.write(table_to_csv_text(columns))
+        out.write(_csv_for(out, table_to_csv_text(columns)))
     else:
         write_table(out_path, columns)
     return EXIT_OK
+
+
+def _csv_for(out: TextIO, text: str) -> str:
+    """Predictions as CSV text for standard output: exactly the data when it goes to a file or
+    a pipe; on a terminal, with the control characters of ``--keep`` values (or names) shown as
+    escapes (:func:`escape`), so that a cell cannot drive the terminal or forge lines."""
+    try:
+        terminal = out.isatty()
+    except (AttributeError, ValueError, OSError):
+        terminal = False
+    return escape(text, keep="\n") if terminal else text
 
 
 def _predict_stream(
@@ -455,7 +466,7 @@ def _predict_stream(
             write_table_batches(out_path, batches)
         else:
             for i, columns in enumerate(batches):
-                out.write(table_to_csv_text(columns, header=i == 0))
+                out.write(_csv_for(out, table_to_csv_text(columns, header=i == 0)))
     finally:
         reading.close()
     return EXIT_OK

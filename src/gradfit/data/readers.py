@@ -29,6 +29,7 @@ import csv
 import difflib
 import gzip
 import io
+import os
 import re
 import stat
 import zlib
@@ -229,7 +230,8 @@ def column_names(path: str | Path) -> tuple[str, ...]:
     head = _open_head(file, source)
     if head.startswith(_PARQUET_MAGIC) or file.name.lower().endswith(_PARQUET_SUFFIXES):
         try:
-            names = tuple(pq.read_schema(str(file)).names)
+            with arrow_file(file) as fh:
+                names = tuple(pq.read_schema(fh).names)
         except (OSError, pa.ArrowException) as exc:
             raise DataError(
                 f"{source}: not a readable Parquet file ({_flat(exc)}); it may be corrupt, "
@@ -301,6 +303,13 @@ def _header_end(text: bytes) -> int | None:
             return end + 1
         end = text.find(b"\n", end + 1)
     return None
+
+
+def arrow_file(file: Path) -> pa.NativeFile:
+    """``file`` opened for pyarrow's readers. pyarrow takes a path as UTF-8 text, which a name
+    of bytes that are not UTF-8 (kept by Python as surrogate escapes) cannot be; the file is
+    opened from its name's own bytes instead. Raises ``OSError`` as ``open`` does."""
+    return pa.OSFile(os.fsencode(file))
 
 
 def _open_head(file: Path, source: str) -> bytes:
@@ -457,7 +466,10 @@ def _read_csv(
         nonlocal block
         while True:
             try:
-                with pa.input_stream(str(file), compression=compression) as stream:
+                with (
+                    arrow_file(file) as raw,
+                    pa.input_stream(raw, compression=compression) as stream,
+                ):
                     return pv.read_csv(
                         stream,
                         read_options=pv.ReadOptions(use_threads=handler is None, block_size=block),
@@ -589,7 +601,8 @@ def _column_from_message(message: str, head: bytes, delimiter: str) -> str:
 
 def _read_parquet(file: Path, source: str) -> pa.Table:
     try:
-        return pq.read_table(str(file))
+        with arrow_file(file) as fh:
+            return pq.read_table(fh)
     except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
         raise DataError(
             f"{source}: not a readable Parquet file ({_flat(exc)}); it may be corrupt, truncated "

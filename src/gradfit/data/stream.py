@@ -61,6 +61,7 @@ from gradfit.data.readers import (
     _open_head,
     _stack,
     _to_table,
+    arrow_file,
     check_column_names,
     field_count_message,
     first_invalid_row,
@@ -364,7 +365,7 @@ class BatchStream:
         stack: bool,
     ) -> Iterator[Batch]:
         wanted = list(dict.fromkeys([*numeric, *text]))
-        with pq.ParquetFile(str(f.path), **options) as pf:
+        with arrow_file(f.path) as fh, pq.ParquetFile(fh, **options) as pf:
             for g in groups:
                 rows = sum(f.row_groups[:g])
                 total = max(f.row_groups[g], 1)
@@ -401,7 +402,10 @@ class BatchStream:
         source = str(f.path)
         try:
             if f.parquet:
-                with pq.ParquetFile(str(f.path), buffer_size=_PAGE_BUFFER, pre_buffer=False) as pf:
+                with (
+                    arrow_file(f.path) as fh,
+                    pq.ParquetFile(fh, buffer_size=_PAGE_BUFFER, pre_buffer=False) as pf,
+                ):
                     record = next(pf.iter_batches(batch_size=_INFER_ROWS), None)
                 arrow = pa.Table.from_batches([record]) if record is not None else None
             else:
@@ -435,15 +439,24 @@ class BatchStream:
             raise DataError(
                 f"{source}: the file has a header but no data rows; add rows below the header"
             )
-        # Booleans, dates and times count as text, as in read_table.
+        # Booleans, dates and times count as text, as in read_table; a type with no text form
+        # (a list, a struct) is kept, to be named as not numeric as read_table names it.
         keep = [
             c
             if _is_numeric(c.type) or _is_text(c.type) or pa.types.is_null(c.type)
-            else c.cast(pa.string())
+            else _as_text(c)
             for c in arrow.columns
         ]
         arrow = pa.Table.from_arrays(keep, names=arrow.column_names)
         return _to_table(arrow, source, "parquet" if f.parquet else "csv")
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column as text where pyarrow can write it so, else unchanged."""
+    try:
+        return column.cast(pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return column
 
 
 def _parse_chunk(
@@ -622,7 +635,8 @@ def _inspect(path: Path) -> _File:
     size = path.stat().st_size
     if head.startswith(_PARQUET_MAGIC) or path.name.lower().endswith(_PARQUET_SUFFIXES):
         try:
-            meta = pq.read_metadata(str(path))
+            with arrow_file(path) as fh:
+                meta = pq.read_metadata(fh)
         except (OSError, pa.ArrowException) as exc:
             raise DataError(
                 f"{source}: not a readable Parquet file ({_flat(exc)}); it may be corrupt, "
