@@ -281,7 +281,9 @@ def test_fit_with_a_checkpoint_streams(files: dict[str, Path], tmp_path: Path) -
     checkpoint = tmp_path / "state.ckpt"
     report = gradfit.fit(files["csv"], TARGETS, FEATURES, config=gd, checkpoint=checkpoint)
     assert checkpoint.is_file() and report.targets.shape == (0, 2)
-    with pytest.raises(ValidationError, match="a checkpoint need the data streamed"):
+    with pytest.raises(
+        ValidationError, match="a checkpointed fit streams the data; leave out stream=False"
+    ):
         gradfit.fit(files["csv"], TARGETS, FEATURES, config=gd, checkpoint=checkpoint, stream=False)
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +50,9 @@ from gradfit.streaming import (
     fit_stream,
     use_streaming,
 )
+
+if TYPE_CHECKING:
+    from gradfit.solvers.collective import Communicator
 
 __all__ = [
     "EvaluationReport",
@@ -85,7 +88,7 @@ def fit(
     inference: str | None = "nonrobust",
     level: float = 0.95,
     sample_rows: int = 0,
-    comm: Any = None,
+    comm: Communicator | None = None,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 1,
     resume: bool = False,
@@ -115,10 +118,8 @@ def fit(
     config = config if config is not None else SolverConfig()
     if comm is not None or checkpoint is not None:
         if stream is False:
-            what = "several processes" if comm is not None else "a checkpoint"
-            raise ValidationError(
-                f"{source}: {what} need the data streamed; leave out stream=False"
-            )
+            what = "several processes stream" if comm is not None else "a checkpointed fit streams"
+            raise ValidationError(f"{source}: {what} the data; leave out stream=False")
         stream = True
     text = str(source)
     if not use_streaming(text, config, memory_limit=memory_limit, stream=stream):
