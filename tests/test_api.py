@@ -29,6 +29,8 @@ def test_all_is_exact_and_importable() -> None:
         "report",
         "estimator",
         "fitting",
+        "jobs",
+        "file_kinds",
         "streaming",
         "distributed",
         "checkpoint",

@@ -20,9 +20,11 @@ from gradfit.errors import (
 if _typing.TYPE_CHECKING:
     from gradfit.datasets import load_crops
     from gradfit.estimator import GradientDescentRegressor
+    from gradfit.fitting import FitReport
     from gradfit.inference import OLSResult, ols
+    from gradfit.jobs import EvaluationReport, evaluate, fit, predict, predict_batches
     from gradfit.metrics import RegressionMetrics, r2_score, regression_metrics
-    from gradfit.model import LinearModel, predict
+    from gradfit.model import LinearModel
     from gradfit.solvers.lstsq import LeastSquaresResult, least_squares
 
 __version__ = "0.1.0"
@@ -31,6 +33,8 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "DivergenceError",
+    "EvaluationReport",
+    "FitReport",
     "GradfitError",
     "GradientDescentRegressor",
     "LeastSquaresResult",
@@ -41,10 +45,13 @@ __all__ = [
     "RegressionMetrics",
     "ValidationError",
     "__version__",
+    "evaluate",
+    "fit",
     "least_squares",
     "load_crops",
     "ols",
     "predict",
+    "predict_batches",
     "r2_score",
     "regression_metrics",
 ]
@@ -53,15 +60,21 @@ __all__ = [
 # Imported on first use (PEP 562): `import gradfit` does not import torch, so that the command
 # line can catch Ctrl-C from its very first import (a traceback otherwise) and print one line.
 _LAZY = {
+    "EvaluationReport": "gradfit.jobs",
+    "FitReport": "gradfit.fitting",
     "GradientDescentRegressor": "gradfit.estimator",
     "LeastSquaresResult": "gradfit.solvers.lstsq",
     "LinearModel": "gradfit.model",
     "OLSResult": "gradfit.inference",
     "RegressionMetrics": "gradfit.metrics",
+    "evaluate": "gradfit.jobs",
+    "fit": "gradfit.jobs",
     "least_squares": "gradfit.solvers.lstsq",
     "load_crops": "gradfit.datasets",
     "ols": "gradfit.inference",
-    "predict": "gradfit.model",
+    # gradfit.jobs.predict: of tensors (gradfit.model.predict, as ever) or over a data source.
+    "predict": "gradfit.jobs",
+    "predict_batches": "gradfit.jobs",
     "r2_score": "gradfit.metrics",
     "regression_metrics": "gradfit.metrics",
 }

@@ -555,6 +555,10 @@ def _sample(
 
 # ----------------------------------------------------------------------------- predict, evaluate
 
+# Predictions and metrics take one road for a file read whole and streamed: gradfit.jobs. These
+# are its streamed forms under their old names; jobs imports this module, so it is imported
+# when they are called.
+
 
 def predict_batches(
     model: SavedModel,
@@ -567,46 +571,14 @@ def predict_batches(
     level: float = 0.95,
     predictor: Any = None,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """The model's predictions over files of any size, batch by batch: for each batch, the
-    ``keep`` columns (as :func:`gradfit.data.read_table` reads them) then the columns of
-    :func:`prediction_columns`. Columns are matched by name; a bad cell is named with its file
-    and row. ``predictor``: the model's :meth:`~gradfit.persistence.SavedModel.interval_predictor`
-    (read from the model when an interval is asked for and it is not given)."""
-    from gradfit.data import open_stream
+    """:func:`gradfit.jobs.predict_batches` of files of any size (a file, a list of files, a
+    directory or a glob), always streamed."""
+    from gradfit import jobs
 
     if interval is not None and predictor is None:
         predictor = model.interval_predictor()
-    stream = open_stream(source, batch_rows=batch_rows)
-    keep = list(dict.fromkeys(expand_names(keep, list(stream.columns))))
-    stream.check_columns(model.feature_names, "feature")
-    stream.check_columns(keep, "--keep")
-    produced = _predicted_names(model.target_names, interval)
-    clash = [name for name in keep if name in produced]
-    if clash:
-        raise DataError(
-            f"--keep column {clash[0]!r} has the name of a predicted column; rename it or "
-            "leave it out"
-        )
-    numeric = list(model.feature_names)
-    rows = 0
-    for batch in stream.batches([n for n in numeric if n not in keep], text=keep):
-        X = (
-            np.column_stack([_as_float(batch.columns[n], n, batch) for n in numeric])
-            if numeric
-            else np.empty((batch.n_rows, 0))
-        )
-        out: dict[str, np.ndarray] = {name: batch.columns[name] for name in keep}
-        out.update(prediction_columns(model, torch.from_numpy(X), predictor, interval, level))
-        rows += batch.n_rows
-        if progress is not None:
-            progress(batch.bytes_done, batch.total_bytes, rows)
-        yield out
-
-
-def _predicted_names(targets: Sequence[str], interval: str | None) -> list[str]:
-    if interval is None:
-        return list(targets)
-    return [f"{name}{suffix}" for name in targets for suffix in ("", "_lower", "_upper")]
+    data = jobs._Streamed(source, batch_rows, progress)
+    return jobs._predict(model, data, keep, predictor, interval, level)
 
 
 def prediction_columns(
@@ -616,43 +588,10 @@ def prediction_columns(
     interval: str | None = None,
     level: float = 0.95,
 ) -> dict[str, np.ndarray]:
-    """The float64 prediction columns of the features ``X`` (n, d): one per target, or with
-    ``interval`` ("confidence" or "prediction", at ``level``) each target followed by
-    ``<target>_lower`` and ``<target>_upper`` from ``predictor``
-    (:class:`gradfit.inference.OLSPredictor`; the model's own when None). Rows off the span of
-    the training rows of a rank-deficient fit warn once
-    (:func:`gradfit.inference.warn_not_estimable`)."""
-    if model.inference is not None and model.inference.get("estimability") is not None:
-        from gradfit.inference import warn_not_estimable
+    """:func:`gradfit.jobs.prediction_columns`."""
+    from gradfit import jobs
 
-        warn_not_estimable(X, model.inference["estimability"])
-    if interval is None:
-        pred = model.predict(X.to(model.weight.dtype)).double().numpy()
-        return {name: pred[:, j] for j, name in enumerate(model.target_names)}
-    if predictor is None:
-        predictor = model.interval_predictor()
-    bounds = predictor.predict(X.double(), interval=interval, level=level)
-    # The mean is the model's own prediction (in its dtype), as without an interval.
-    mean = model.predict(X.to(model.weight.dtype)).double().numpy()
-    lower, upper = bounds.lower.numpy(), bounds.upper.numpy()
-    columns: dict[str, np.ndarray] = {}
-    for j, name in enumerate(model.target_names):
-        columns[name] = mean[:, j]
-        columns[f"{name}_lower"] = lower[:, j]
-        columns[f"{name}_upper"] = upper[:, j]
-    return columns
-
-
-def _as_float(values: np.ndarray, name: str, batch: Any) -> np.ndarray:
-    """A feature that is also a kept column arrives as read (text, int64): as float64."""
-    if values.dtype == np.float64:
-        return values
-    from gradfit.data import Table
-    from gradfit.data.readers import _stack
-
-    table = Table({name: values}, source=str(batch.file), row_offset=batch.file_row - 1)
-    stacked: np.ndarray = _stack(table, [name])[:, 0]
-    return stacked
+    return jobs.prediction_columns(model, X, predictor, interval, level)
 
 
 def evaluate_stream(
@@ -662,29 +601,11 @@ def evaluate_stream(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
 ) -> tuple[int, RegressionMetrics]:
-    """MSE, RMSE, MAE and R² of the model on files of any size, from sums accumulated batch by
-    batch (:class:`gradfit.metrics.MetricsAccumulator`); returns (rows, metrics)."""
-    from gradfit.data import open_stream
-    from gradfit.metrics import MetricsAccumulator
+    """:func:`gradfit.jobs.evaluate` of files of any size, always streamed: (rows, metrics)."""
+    from gradfit import jobs
 
-    stream = open_stream(source, batch_rows=batch_rows)
-    missing = [name for name in model.target_names if name not in stream.columns]
-    if missing:
-        raise DataError(
-            f"{stream.source}: missing target column(s) {', '.join(map(repr, missing))} that "
-            "evaluate compares the predictions with; available columns: "
-            f"{', '.join(map(repr, stream.columns))}"
-        )
-    stream.check_columns(model.feature_names, "feature")
-    acc = MetricsAccumulator()
-    rows = 0
-    for X, Y, batch in stream.matrix_batches(model.feature_names, model.target_names):
-        pred = model.predict(torch.from_numpy(X).to(model.weight.dtype)).double()
-        acc.update(torch.from_numpy(Y), pred)
-        rows += batch.n_rows
-        if progress is not None:
-            progress(batch.bytes_done, batch.total_bytes, rows)
-    return rows, acc.result()
+    report = jobs._evaluate(model, jobs._Streamed(source, batch_rows, progress))
+    return report.n_samples, report.metrics
 
 
 # ----------------------------------------------------------------------------- memory policy

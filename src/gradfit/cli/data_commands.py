@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-import numpy as np
 import torch
 
 from gradfit.cli.options import (
@@ -172,17 +171,13 @@ def _fit_command(
     model_path: Path,
     plot_path: Path | None,
 ) -> int:
-    from gradfit.fitting import fit_data
     from gradfit.inference import preload_distributions
+    from gradfit.jobs import fit
     from gradfit.persistence import save_model
     from gradfit.solvers.engine import EpochInfo
-    from gradfit.streaming import fit_stream, use_streaming
 
     preload_distributions()  # the report's p-values need SciPy: imported while the data are read
     main_rank = comm is None or comm.rank == 0
-    streaming = use_streaming(
-        args.data, config, memory_limit=args.memory_limit, stream=stream_choice
-    )
     show = main_rank and not args.quiet and not args.json and sys.stderr.isatty()
     notes: list[str] = []
     bar = Progress(config.max_epochs, show and spec.iterative, f"fit {config.solver}")
@@ -195,43 +190,29 @@ def _fit_command(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            if streaming:
-                report = fit_stream(
-                    args.data,
-                    args.target,
-                    args.features,
-                    config,
-                    seed=args.seed,
-                    dtype=dtype,
-                    device=device,
-                    batch_rows=args.batch_rows,
-                    shuffle_buffer=args.shuffle_buffer,
-                    callback=on_epoch,
-                    progress=reading,
-                    sample_rows=_PLOT_SAMPLE if plot_path is not None and main_rank else 0,
-                    comm=comm,
-                    checkpoint=args.checkpoint,
-                    checkpoint_every=args.checkpoint_every,
-                    resume=args.resume,
-                    notes=notes,
-                    inference=args.cov or "nonrobust",
-                    level=args.level or 0.95,
-                    memory_limit=args.memory_limit,
-                )
-            else:
-                report = fit_data(
-                    args.data,
-                    args.target,
-                    args.features,
-                    config,
-                    seed=args.seed,
-                    dtype=dtype,
-                    device=device,
-                    callback=on_epoch,
-                    inference=args.cov or "nonrobust",
-                    level=args.level or 0.95,
-                    memory_limit=args.memory_limit,
-                )
+            report = fit(
+                args.data,
+                args.target,
+                args.features,
+                config,
+                seed=args.seed,
+                dtype=dtype,
+                device=device,
+                stream=stream_choice,
+                memory_limit=args.memory_limit,
+                batch_rows=args.batch_rows,
+                shuffle_buffer=args.shuffle_buffer,
+                callback=on_epoch,
+                progress=reading,
+                inference=args.cov or "nonrobust",
+                level=args.level or 0.95,
+                sample_rows=_PLOT_SAMPLE if plot_path is not None and main_rank else 0,
+                comm=comm,
+                checkpoint=args.checkpoint,
+                checkpoint_every=args.checkpoint_every,
+                resume=args.resume,
+                notes=notes,
+            )
         except DivergenceError as exc:
             hint = " or --standardize" if not config.standardize else ""
             bound = exc.stable_lr
@@ -380,11 +361,12 @@ def _check_estimability(model: SavedModel, path: str) -> None:
 
 @_warnings_to_stderr
 def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
-    from gradfit.data import feature_matrix, table_to_csv_text, write_table
-    from gradfit.fitting import expand_names, read_source
+    """Predictions batch by batch (one batch for a file read whole): to a file atomically (it
+    appears whole, or not at all), or as CSV to standard output."""
+    from gradfit.data import table_to_csv_text, write_table_batches
+    from gradfit.jobs import predict_batches
     from gradfit.outputs import check_outputs
     from gradfit.persistence import load_model
-    from gradfit.streaming import prediction_columns, use_streaming
 
     reads = [("the model file", args.model)]
     check_outputs([("--out", args.out)], data=args.data, reads=reads, stdout=out)
@@ -393,35 +375,27 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     # Before any reading: a model without interval data is refused at once.
     predictor = model.interval_predictor() if args.interval else None
     out_path = _check_output_dir(args.out, "predictions") if args.out else None
-    given = args.keep or []
-    if use_streaming(args.data, memory_limit=args.memory_limit, stream=args.stream):
-        return _predict_stream(args, model, predictor, out_path, given, out)
-    # Kept columns are copied exactly: from a CSV file as the text written (00123 stays
-    # 00123), from a Parquet file in their stored types (integers stay int64). Before the
-    # header is known, each value is read as text both whole and split at its commas.
-    candidates = dict.fromkeys([*given, *expand_names(given, [])])
-    data = read_source(args.data, text_columns=list(candidates))
-    keep = list(dict.fromkeys(expand_names(given, list(data.columns))))
-    X = torch.from_numpy(feature_matrix(data, model.feature_names))
-    predicted = prediction_columns(model, X, predictor, args.interval, args.level)
-    columns: dict[str, np.ndarray] = {}
-    for name in keep:
-        if name not in data.columns:
-            raise DataError(
-                f"{args.data}: --keep column {name!r} not found; available: "
-                f"{', '.join(data.columns)}"
-            )
-        if name in predicted:
-            raise DataError(
-                f"--keep column {name!r} has the name of a predicted column; "
-                "rename it or leave it out"
-            )
-        columns[name] = data.columns[name]
-    columns.update(predicted)
-    if out_path is None:
-        out.write(_csv_for(out, table_to_csv_text(columns)))
-    else:
-        write_table(out_path, columns)
+    reading = BytesProgress(out_path is not None and sys.stderr.isatty(), "predict")
+    try:
+        batches = predict_batches(
+            model,
+            args.data,
+            keep=args.keep or [],
+            interval=args.interval,
+            level=args.level,
+            stream=args.stream,
+            memory_limit=args.memory_limit,
+            batch_rows=args.batch_rows,
+            progress=reading,
+            predictor=predictor,
+        )
+        if out_path is not None:
+            write_table_batches(out_path, batches)
+        else:
+            for i, columns in enumerate(batches):
+                out.write(_csv_for(out, table_to_csv_text(columns, header=i == 0)))
+    finally:
+        reading.close()
     return EXIT_OK
 
 
@@ -436,74 +410,26 @@ def _csv_for(out: TextIO, text: str) -> str:
     return escape(text, keep="\n") if terminal else text
 
 
-def _predict_stream(
-    args: argparse.Namespace,
-    model: SavedModel,
-    predictor: Any,
-    out_path: Path | None,
-    keep: list[str],
-    out: TextIO,
-) -> int:
-    """Predictions batch by batch: to a file atomically (it appears whole, or not at all), or
-    as CSV to standard output."""
-    from gradfit.data import table_to_csv_text, write_table_batches
-    from gradfit.streaming import predict_batches
-
-    show = out_path is not None and sys.stderr.isatty()
-    reading = BytesProgress(show, "predict")
-    batches = predict_batches(
-        model,
-        args.data,
-        keep=keep,
-        batch_rows=args.batch_rows,
-        progress=reading,
-        interval=args.interval,
-        level=args.level,
-        predictor=predictor,
-    )
-    try:
-        if out_path is not None:
-            write_table_batches(out_path, batches)
-        else:
-            for i, columns in enumerate(batches):
-                out.write(_csv_for(out, table_to_csv_text(columns, header=i == 0)))
-    finally:
-        reading.close()
-    return EXIT_OK
-
-
 def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
-    from gradfit.data import feature_matrix
-    from gradfit.fitting import read_source
-    from gradfit.metrics import regression_metrics
+    from gradfit.jobs import evaluate
     from gradfit.outputs import check_outputs
     from gradfit.persistence import load_model
-    from gradfit.streaming import evaluate_stream, use_streaming
 
     check_outputs([], data=args.data, reads=[("the model file", args.model)], stdout=out)
     model = load_model(args.model)
-    if use_streaming(args.data, memory_limit=args.memory_limit, stream=args.stream):
-        reading = BytesProgress(not args.json and sys.stderr.isatty(), "evaluate")
-        try:
-            n, streamed = evaluate_stream(
-                model, args.data, batch_rows=args.batch_rows, progress=reading
-            )
-        finally:
-            reading.close()
-        return _render_metrics(args, n, streamed.as_dict(model.target_names), out)
-    data = read_source(args.data)
-    missing = [name for name in model.target_names if name not in data.columns]
-    if missing:
-        raise DataError(
-            f"{args.data}: missing target column(s) {', '.join(map(repr, missing))} that "
-            f"evaluate compares the predictions with; available columns: "
-            f"{', '.join(map(repr, data.columns))}"
+    reading = BytesProgress(not args.json and sys.stderr.isatty(), "evaluate")
+    try:
+        report = evaluate(
+            model,
+            args.data,
+            stream=args.stream,
+            memory_limit=args.memory_limit,
+            batch_rows=args.batch_rows,
+            progress=reading,
         )
-    X = torch.from_numpy(feature_matrix(data, model.feature_names))
-    Y = torch.from_numpy(feature_matrix(data, model.target_names))
-    pred = model.predict(X.to(model.weight.dtype)).double()
-    metrics = regression_metrics(Y, pred).as_dict(model.target_names)
-    return _render_metrics(args, int(X.shape[0]), metrics, out)
+    finally:
+        reading.close()
+    return _render_metrics(args, report.n_samples, report.as_dict(), out)
 
 
 def _render_metrics(

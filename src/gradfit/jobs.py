@@ -1,0 +1,546 @@
+"""The library's faces over data sources: :func:`fit`, :func:`predict` and :func:`evaluate`.
+
+Each takes a source (a data file, a directory or glob of files with the same columns, or the
+name of a built-in data set) and returns a report or the prediction columns; nothing here
+prints. Whether the source is read whole or streamed in batches is decided in one place,
+:func:`gradfit.streaming.use_streaming` (``stream`` forces it; by default a directory, a glob or
+a file that would need more than ``memory_limit`` bytes in memory is streamed).
+
+Predictions and metrics take one road whatever the source: a file read whole is a source of
+one batch, a stream a source of many, and the same code checks the columns (with the same
+messages), builds each batch's prediction columns and accumulates the metrics
+(:class:`gradfit.metrics.MetricsAccumulator`) batch by batch. Only how a batch's numbers and
+kept columns are read differs: from a :class:`gradfit.data.Table` read whole
+(:func:`gradfit.data.feature_matrix`) or from a :class:`gradfit.data.BatchStream`.
+
+Example (a model fitted on a CSV file, then used on it)::
+
+    import gradfit
+    report = gradfit.fit("crops.csv", ["apples", "oranges"])
+    columns = gradfit.predict(report.model, "crops.csv", keep=["region"])
+    print(gradfit.evaluate(report.model, "crops.csv").as_dict())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, overload
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+import gradfit.data
+from gradfit.data import BatchStream, Table, open_stream
+from gradfit.data.readers import _stack
+from gradfit.errors import DataError, ValidationError
+from gradfit.fitting import FitReport, expand_names, fit_data, read_source
+from gradfit.metrics import MetricsAccumulator, RegressionMetrics
+from gradfit.model import predict as predict_tensors
+from gradfit.persistence import SavedModel, load_model
+from gradfit.solvers.config import SolverConfig
+from gradfit.solvers.engine import EpochInfo
+from gradfit.streaming import (
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_MEMORY_LIMIT,
+    DEFAULT_SHUFFLE_BUFFER,
+    Progress,
+    fit_stream,
+    use_streaming,
+)
+
+if TYPE_CHECKING:
+    from gradfit.solvers.collective import Communicator
+
+__all__ = [
+    "EvaluationReport",
+    "evaluate",
+    "fit",
+    "predict",
+    "predict_batches",
+    "prediction_columns",
+]
+
+ModelLike = SavedModel | str | Path  # a model, or the path of its file (gradfit.persistence)
+Source = str | Path  # a file, a directory or glob of files, or a built-in data set's name
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+def fit(
+    source: Source,
+    targets: Sequence[str],
+    features: Sequence[str] | None = None,
+    config: SolverConfig | None = None,
+    *,
+    seed: int | None = 0,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+    stream: bool | None = None,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    callback: Callable[[EpochInfo], None] | None = None,
+    progress: Progress | None = None,
+    inference: str | None = "nonrobust",
+    level: float = 0.95,
+    sample_rows: int = 0,
+    comm: Communicator | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 1,
+    resume: bool = False,
+    notes: list[str] | None = None,
+) -> FitReport:
+    """Fit ``config.solver`` (default: ``SolverConfig()``, gd) to the columns of ``source``.
+
+    The data are read whole (:func:`gradfit.fitting.fit_data`) or streamed
+    (:func:`gradfit.streaming.fit_stream`) as :func:`gradfit.streaming.use_streaming` decides
+    from ``stream`` and ``memory_limit``; a group of processes (``comm``) or a ``checkpoint``
+    always streams. ``batch_rows``, ``shuffle_buffer``, ``progress``, ``sample_rows``,
+    ``comm``, ``checkpoint``, ``checkpoint_every``, ``resume`` and ``notes`` are the streamed
+    fit's (see there); the other arguments are those of both.
+
+    Returns
+    -------
+    FitReport
+        the model to save, the training result and the summary figures.
+
+    Raises
+    ------
+    DataError, ValidationError
+        a file, a column or a setting that cannot be used (the message says which).
+    DivergenceError
+        training diverged.
+    """
+    config = config if config is not None else SolverConfig()
+    if comm is not None or checkpoint is not None:
+        if stream is False:
+            what = "several processes stream" if comm is not None else "a checkpointed fit streams"
+            raise ValidationError(f"{source}: {what} the data; leave out stream=False")
+        stream = True
+    text = str(source)
+    if not use_streaming(text, config, memory_limit=memory_limit, stream=stream):
+        return fit_data(
+            text,
+            targets,
+            features,
+            config,
+            seed=seed,
+            dtype=dtype,
+            device=device,
+            callback=callback,
+            inference=inference,
+            level=level,
+            memory_limit=memory_limit,
+        )
+    return fit_stream(
+        text,
+        targets,
+        features,
+        config,
+        seed=seed,
+        dtype=dtype,
+        device=device,
+        batch_rows=batch_rows,
+        shuffle_buffer=shuffle_buffer,
+        callback=callback,
+        progress=progress,
+        sample_rows=sample_rows,
+        comm=comm,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        notes=notes,
+        inference=inference,
+        level=level,
+        memory_limit=memory_limit,
+    )
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+class _Batches(Protocol):
+    """A source as predict and evaluate read it: its name (the prefix of every message), its
+    columns, and its rows batch by batch."""
+
+    name: str
+    columns: tuple[str, ...]
+
+    def read(
+        self, numeric: Sequence[str], text: Sequence[str]
+    ) -> Iterator[tuple[npt.NDArray[np.float64], dict[str, npt.NDArray[Any]]]]:
+        """Batch by batch: the ``numeric`` columns as a finite float64 (m, len(numeric))
+        matrix (a bad cell is a DataError naming file, row and column), and the ``text``
+        columns as :func:`gradfit.data.read_table` keeps them. A name may be in both."""
+        ...
+
+
+class _Whole:
+    """A file (or built-in data set) read whole: a source of one batch."""
+
+    def __init__(self, source: str, text: Sequence[str], progress: Progress | None) -> None:
+        self.table: Table = read_source(source, text_columns=list(dict.fromkeys(text)))
+        self.name = self.table.source
+        self.columns = tuple(self.table.columns)
+        self.progress = progress
+        path = Path(source)
+        self.size = path.stat().st_size if path.is_file() else 0
+
+    def read(
+        self, numeric: Sequence[str], text: Sequence[str]
+    ) -> Iterator[tuple[npt.NDArray[np.float64], dict[str, npt.NDArray[Any]]]]:
+        X = gradfit.data.feature_matrix(self.table, numeric)
+        if self.progress is not None:
+            self.progress(self.size, self.size, self.table.n_rows)
+        yield X, {name: self.table.columns[name] for name in text}
+
+
+class _Streamed:
+    """Files read in batches of about ``batch_rows`` rows (:func:`gradfit.data.open_stream`)."""
+
+    def __init__(
+        self,
+        source: str | Path | Sequence[str | Path],
+        batch_rows: int,
+        progress: Progress | None,
+    ) -> None:
+        self.stream: BatchStream = open_stream(source, batch_rows=batch_rows)
+        self.name = self.stream.source
+        self.columns = self.stream.columns
+        self.progress = progress
+
+    def read(
+        self, numeric: Sequence[str], text: Sequence[str]
+    ) -> Iterator[tuple[npt.NDArray[np.float64], dict[str, npt.NDArray[Any]]]]:
+        # A column wanted both as a number and as text is read as text (kept exactly), then
+        # converted here with the reader's checks.
+        numbers = [name for name in numeric if name not in text]
+        rows = 0
+        for batch in self.stream.batches(numbers, text=text):
+            if not numeric:
+                X = np.empty((batch.n_rows, 0))
+            elif batch.matrix is not None and len(numbers) == len(numeric):
+                # The stacked numeric columns, in the order asked, laid out by rows as a
+                # matrix read whole is: the same products, to the bit.
+                X = np.ascontiguousarray(batch.matrix)
+            else:
+                X = np.column_stack([_as_float(batch.columns[n], n, batch) for n in numeric])
+            rows += batch.n_rows
+            if self.progress is not None:
+                self.progress(batch.bytes_done, batch.total_bytes, rows)
+            yield X, {name: batch.columns[name] for name in text}
+
+
+def _as_float(values: npt.NDArray[Any], name: str, batch: Any) -> npt.NDArray[np.float64]:
+    """A feature that is also a kept column arrives as read (text, int64): as float64."""
+    if values.dtype == np.float64:
+        return values
+    table = Table({name: values}, source=str(batch.file), row_offset=batch.file_row - 1)
+    stacked: npt.NDArray[np.float64] = _stack(table, [name])[:, 0]
+    return stacked
+
+
+def _open(
+    source: Source,
+    *,
+    stream: bool | None,
+    memory_limit: int,
+    batch_rows: int,
+    progress: Progress | None,
+    text: Sequence[str] = (),
+) -> _Batches:
+    """``source`` read whole (with the columns ``text`` kept as written) or streamed, as
+    :func:`gradfit.streaming.use_streaming` decides."""
+    name = str(source)
+    if use_streaming(name, memory_limit=memory_limit, stream=stream):
+        return _Streamed(name, batch_rows, progress)
+    return _Whole(name, text, progress)
+
+
+def _model(model: ModelLike) -> SavedModel:
+    return model if isinstance(model, SavedModel) else load_model(model)
+
+
+def _check_features(source: _Batches, model: SavedModel) -> None:
+    """The message of :func:`gradfit.data.feature_matrix` for a feature the source lacks."""
+    header = Table({name: np.zeros(0) for name in source.columns}, source=source.name)
+    gradfit.data.feature_matrix(header, model.feature_names)
+
+
+# ----------------------------------------------------------------------------- predict
+
+
+def prediction_columns(
+    model: SavedModel,
+    X: torch.Tensor,
+    predictor: Any = None,
+    interval: str | None = None,
+    level: float = 0.95,
+) -> dict[str, np.ndarray]:
+    """The float64 prediction columns of the features ``X`` (n, d): one per target, or with
+    ``interval`` ("confidence" or "prediction", at ``level``) each target followed by
+    ``<target>_lower`` and ``<target>_upper`` from ``predictor``
+    (:class:`gradfit.inference.OLSPredictor`; the model's own when None). Rows off the span of
+    the training rows of a rank-deficient fit warn once
+    (:func:`gradfit.inference.warn_not_estimable`)."""
+    if model.inference is not None and model.inference.get("estimability") is not None:
+        from gradfit.inference import warn_not_estimable
+
+        warn_not_estimable(X, model.inference["estimability"])
+    if interval is None:
+        pred = model.predict(X.to(model.weight.dtype)).double().numpy()
+        return {name: pred[:, j] for j, name in enumerate(model.target_names)}
+    if predictor is None:
+        predictor = model.interval_predictor()
+    bounds = predictor.predict(X.double(), interval=interval, level=level)
+    # The mean is the model's own prediction (in its dtype), as without an interval.
+    mean = model.predict(X.to(model.weight.dtype)).double().numpy()
+    lower, upper = bounds.lower.numpy(), bounds.upper.numpy()
+    columns: dict[str, np.ndarray] = {}
+    for j, name in enumerate(model.target_names):
+        columns[name] = mean[:, j]
+        columns[f"{name}_lower"] = lower[:, j]
+        columns[f"{name}_upper"] = upper[:, j]
+    return columns
+
+
+def _predicted_names(targets: Sequence[str], interval: str | None) -> list[str]:
+    if interval is None:
+        return list(targets)
+    return [f"{name}{suffix}" for name in targets for suffix in ("", "_lower", "_upper")]
+
+
+def predict_batches(
+    model: ModelLike,
+    source: Source,
+    *,
+    keep: Sequence[str] = (),
+    interval: str | None = None,
+    level: float = 0.95,
+    stream: bool | None = None,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Progress | None = None,
+    predictor: Any = None,
+) -> Iterator[dict[str, np.ndarray]]:
+    """The model's predictions over ``source``, batch by batch: one batch when the source is
+    read whole, one per batch of about ``batch_rows`` rows when it is streamed (see the module
+    doc). Each batch holds the ``keep`` columns, copied exactly (from a CSV file as the text
+    written, 00123 stays 00123; from a Parquet file in their stored types), then the columns
+    of :func:`prediction_columns`.
+
+    The model (loaded here when a path is given), the interval data, the source's columns and
+    the names are checked before this returns; a bad cell fails when its batch is read, named
+    with its file and row.
+
+    Parameters
+    ----------
+    model : a :class:`~gradfit.persistence.SavedModel`, or the path of its file
+    source : a data file, a directory or glob of files, or a built-in data set's name
+    keep : columns to copy through (values listing several comma-separated names are split,
+        as :func:`gradfit.fitting.expand_names` does)
+    interval, level : "confidence" or "prediction" intervals at ``level`` (a model of an
+        unpenalized least-squares fit)
+    stream, memory_limit : read whole or streamed (:func:`gradfit.streaming.use_streaming`)
+    batch_rows : rows per batch when streamed
+    progress : called with (bytes read, total bytes, rows read) after every batch is read
+    predictor : the model's :meth:`~gradfit.persistence.SavedModel.interval_predictor`, when
+        the caller already built it (default: built here when an interval is asked for)
+    """
+    loaded = _model(model)
+    if interval is not None and predictor is None:
+        predictor = loaded.interval_predictor()  # before any reading: refused at once
+    given = [keep] if isinstance(keep, str) else list(keep)
+    # Before the header is known, each value is read as text both whole and split at its
+    # commas (reading whole); the header then says which it is.
+    candidates = list(dict.fromkeys([*given, *expand_names(given, [])]))
+    data = _open(
+        source,
+        stream=stream,
+        memory_limit=memory_limit,
+        batch_rows=batch_rows,
+        progress=progress,
+        text=candidates,
+    )
+    return _predict(loaded, data, given, predictor, interval, level)
+
+
+def _predict(
+    model: SavedModel,
+    data: _Batches,
+    keep: Sequence[str],
+    predictor: Any,
+    interval: str | None,
+    level: float,
+) -> Iterator[dict[str, np.ndarray]]:
+    """The checks of :func:`predict_batches` on the source's columns, now; then its batches."""
+    names = list(dict.fromkeys(expand_names(keep, list(data.columns))))
+    _check_features(data, model)
+    produced = set(_predicted_names(model.target_names, interval))
+    for name in names:
+        if name not in data.columns:
+            raise DataError(
+                f"{data.name}: --keep column {name!r} not found; available: "
+                f"{', '.join(data.columns)}"
+            )
+        if name in produced:
+            raise DataError(
+                f"--keep column {name!r} has the name of a predicted column; "
+                "rename it or leave it out"
+            )
+    return _predictions(model, data, names, predictor, interval, level)
+
+
+def _predictions(
+    model: SavedModel,
+    data: _Batches,
+    keep: list[str],
+    predictor: Any,
+    interval: str | None,
+    level: float,
+) -> Iterator[dict[str, np.ndarray]]:
+    for X, kept in data.read(model.feature_names, keep):
+        columns: dict[str, np.ndarray] = {name: kept[name] for name in keep}
+        columns.update(prediction_columns(model, torch.from_numpy(X), predictor, interval, level))
+        yield columns
+
+
+def _predict_table(
+    model: ModelLike,
+    source: Source,
+    *,
+    keep: Sequence[str] = (),
+    interval: str | None = None,
+    level: float = 0.95,
+    stream: bool | None = None,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Progress | None = None,
+) -> dict[str, np.ndarray]:
+    """The batches of :func:`predict_batches` joined into one table of columns."""
+    parts = list(
+        predict_batches(
+            model,
+            source,
+            keep=keep,
+            interval=interval,
+            level=level,
+            stream=stream,
+            memory_limit=memory_limit,
+            batch_rows=batch_rows,
+            progress=progress,
+        )
+    )
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:  # a stream of files without rows: the columns, empty
+        produced = _predicted_names(_model(model).target_names, interval)
+        return {name: np.empty(0) for name in [*keep, *produced]}
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+@overload
+def predict(X: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor: ...
+
+
+@overload
+def predict(
+    model: ModelLike,
+    source: Source,
+    *,
+    keep: Sequence[str] = (),
+    interval: str | None = None,
+    level: float = 0.95,
+    stream: bool | None = None,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Progress | None = None,
+) -> dict[str, np.ndarray]: ...
+
+
+def predict(*args: Any, **kwargs: Any) -> Any:
+    """Predictions of a linear model: of tensors, or of a saved model over a data source.
+
+    ``predict(X, weight, bias)`` (tensors: X (n, d), weight (k, d), bias (k,)) is
+    :func:`gradfit.model.predict`: the (n, k) tensor ``X @ weight.T + bias``, as ever.
+
+    ``predict(model, source, *, keep=(), interval=None, level=0.95, stream=None, ...)`` (a
+    :class:`~gradfit.persistence.SavedModel` or its file, and a data file, directory, glob or
+    built-in data set) returns the columns of :func:`predict_batches` as one table: a dict of
+    column name to (n,) array, the ``keep`` columns then one float64 column per target (with
+    ``<target>_lower`` and ``<target>_upper`` after it when an interval is asked for). A
+    streamed source is predicted batch by batch and only the columns are joined; use
+    :func:`predict_batches` to handle them batch by batch instead.
+
+    The first argument chooses: a tensor, the first form; anything else, the second.
+    """
+    if (args and isinstance(args[0], torch.Tensor)) or "X" in kwargs:
+        return predict_tensors(*args, **kwargs)
+    return _predict_table(*args, **kwargs)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """What :func:`evaluate` found: the rows compared and each target's metrics."""
+
+    source: str
+    n_samples: int
+    target_names: tuple[str, ...]
+    metrics: RegressionMetrics  # MSE, RMSE, MAE and R² per target, in target order
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        """``{target: {"mse": .., "rmse": .., "mae": .., "r2": ..}}``."""
+        return self.metrics.as_dict(self.target_names)
+
+
+def evaluate(
+    model: ModelLike,
+    source: Source,
+    *,
+    stream: bool | None = None,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Progress | None = None,
+) -> EvaluationReport:
+    """MSE, RMSE, MAE and R² of ``model`` (a :class:`~gradfit.persistence.SavedModel` or its
+    file) on the rows of ``source``, whose columns must hold the model's features and
+    targets (matched by name; other columns are ignored). The sums are accumulated batch by
+    batch (:class:`gradfit.metrics.MetricsAccumulator`; a source read whole is one batch), so
+    the metrics of a source read whole and streamed agree to rounding.
+
+    ``stream``, ``memory_limit``, ``batch_rows`` and ``progress`` are as in
+    :func:`predict_batches`.
+    """
+    loaded = _model(model)
+    data = _open(
+        source, stream=stream, memory_limit=memory_limit, batch_rows=batch_rows, progress=progress
+    )
+    return _evaluate(loaded, data)
+
+
+def _evaluate(loaded: SavedModel, data: _Batches) -> EvaluationReport:
+    """:func:`evaluate` on a source opened one way or the other."""
+    missing = [name for name in loaded.target_names if name not in data.columns]
+    if missing:
+        raise DataError(
+            f"{data.name}: missing target column(s) {', '.join(map(repr, missing))} that "
+            "evaluate compares the predictions with; available columns: "
+            f"{', '.join(map(repr, data.columns))}"
+        )
+    _check_features(data, loaded)
+    d = loaded.n_features
+    acc = MetricsAccumulator()
+    rows = 0
+    for matrix, _ in data.read([*loaded.feature_names, *loaded.target_names], ()):
+        X, Y = matrix[:, :d], matrix[:, d:]
+        pred = loaded.predict(torch.from_numpy(X).to(loaded.weight.dtype)).double()
+        acc.update(torch.from_numpy(Y), pred)
+        rows += X.shape[0]
+    return EvaluationReport(data.name, rows, tuple(loaded.target_names), acc.result())
