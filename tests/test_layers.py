@@ -10,11 +10,12 @@ library, or the command line's first instant, when Ctrl-C must already be caught
 The others, found when this list was written (issue 18), are marked ``LEGACY`` and go as their
 modules are rewritten; the list may only shrink.
 
-Import times below: CPU seconds (user + system) of the import in a fresh interpreter that has
-already imported the importing module, best of two, measured on the development machine
-(2 cores, shared): ``import torch`` 2.0 s, ``sklearn`` 1.5 s, ``scipy.stats`` 0.96 s,
-``matplotlib`` (figure + Agg) 0.64 s, ``numba`` 0.37 s, ``scipy.special`` 0.34 s,
-``pyarrow`` 0.14 s, ``tqdm`` 0.07 s; ``import gradfit.cli`` 0.03 s.
+Import times: CPU seconds (``time.process_time``) of the import in a fresh interpreter that has
+already imported the importing module, best of two, on the development machine (2 cores,
+shared with other work, so a guide to within tens of percent). For scale, in a bare interpreter:
+``import torch`` 2.0 s, ``sklearn`` 1.5 s, ``scipy.stats`` 0.96 s, ``matplotlib`` (figure and
+Agg) 0.64 s, ``numba`` 0.37 s, ``scipy.special`` 0.34 s, ``pyarrow`` 0.14 s; ``import
+gradfit`` and ``import gradfit.cli`` 0.01 and 0.03 s.
 """
 
 from __future__ import annotations
@@ -26,57 +27,70 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "gradfit"
 
 LEGACY = "legacy, to be removed (issue 18)"
 
-# (importing module, imported module) -> why the import is inside a function.
+# (importing module, imported module) -> why the import is inside a function. The figure is the
+# CPU time of the import in a fresh interpreter that holds the importing module already.
 ALLOWED: dict[tuple[str, str], str] = {
     # The command line's first instant: `gradfit` installs its signal handlers, then imports
-    # the commands (and through them torch, 1.8 s): Ctrl-C or SIGTERM during that import
-    # prints one line, not a traceback (tests/test_safety_paths.py).
-    ("gradfit.cli", "gradfit"): "Ctrl-C from the first import: gradfit.cli alone takes 0.03 s",
-    ("gradfit.cli", "gradfit.cli.data_commands"): "Ctrl-C from the first import: 1.8 s (torch)",
-    ("gradfit.cli", "gradfit.cli.demo"): "Ctrl-C from the first import",
-    ("gradfit.cli", "gradfit.cli.options"): "Ctrl-C from the first import: 1.8 s (torch)",
-    ("gradfit.cli", "gradfit.cli.render"): "Ctrl-C from the first import",
+    # the commands and with them torch: Ctrl-C or SIGTERM during that import prints one line,
+    # not a traceback (test_safety_paths.py::test_a_signal_during_the_first_imports_is_one_line).
+    ("gradfit.cli", "gradfit.cli.data_commands"): "Ctrl-C from the first import: 1.39 s",
+    ("gradfit.cli", "gradfit.cli.demo"): "Ctrl-C from the first import: 1.38 s",
+    ("gradfit.cli", "gradfit.cli.options"): "Ctrl-C from the first import: 1.29 s",
+    ("gradfit.cli", "gradfit.cli.render"): "Ctrl-C from the first import: 1.32 s",
     # Heavy or optional libraries, paid only by the code that uses them.
-    ("gradfit.cli.render", "tqdm"): "progress bars only when shown: 0.07 s",
-    ("gradfit.report", "matplotlib.backends.backend_agg"): "optional [plot] extra: 0.64 s",
-    ("gradfit.report", "matplotlib.figure"): "optional [plot] extra: 0.64 s",
-    ("gradfit.inference", "scipy"): "scipy.special for p-values only: 0.34 s",
-    ("gradfit.solvers.compiled", "gradfit.solvers.numba_epoch"): "numba: 0.37 s, then compiling",
-    ("gradfit.solvers.engine", "gradfit.solvers.compiled"): "the compiled epoch only when chosen",
-    # Measured as not worth it, or never measured: imports that belong at the top.
-    ("gradfit.cli.data_commands", "gradfit.atomic"): LEGACY,
-    ("gradfit.cli.data_commands", "gradfit.checkpoint"): LEGACY,
-    ("gradfit.cli.data_commands", "gradfit.cli.config_options"): LEGACY,
-    ("gradfit.cli.data_commands", "gradfit.data"): LEGACY,
-    ("gradfit.cli.data_commands", "gradfit.distributed"): LEGACY,
-    ("gradfit.cli.data_commands", "gradfit.fitting"): LEGACY,
-    ("gradfit.cli.data_commands", "gradfit.inference"): LEGACY,
-    ("gradfit.cli.data_commands", "gradfit.metrics"): LEGACY,
-    ("gradfit.cli.data_commands", "gradfit.outputs"): LEGACY,
-    ("gradfit.cli.data_commands", "gradfit.persistence"): LEGACY,
-    ("gradfit.cli.data_commands", "gradfit.report"): LEGACY,
-    ("gradfit.cli.data_commands", "gradfit.solvers.registry"): LEGACY,
-    ("gradfit.cli.data_commands", "gradfit.solvers.engine"): LEGACY,
-    ("gradfit.cli.data_commands", "gradfit.streaming"): LEGACY,
-    ("gradfit.cli.demo", "gradfit.demo"): LEGACY,
-    ("gradfit.cli.demo", "gradfit.solvers.guards"): LEGACY,
-    ("gradfit.cli.demo", "gradfit.solvers.stats"): LEGACY,
-    ("gradfit.fitting", "gradfit.data"): LEGACY,
-    ("gradfit.fitting", "gradfit.datasets"): LEGACY,
-    ("gradfit.outputs", "gradfit.checkpoint"): LEGACY,
-    ("gradfit.outputs", "gradfit.data.stream"): LEGACY,
-    ("gradfit.outputs", "gradfit.datasets"): LEGACY,
-    ("gradfit.persistence", "gradfit"): LEGACY + "; an upward import (pyproject.toml)",
-    ("gradfit.persistence", "gradfit.inference"): LEGACY,
-    ("gradfit.solvers.closed_form", "gradfit.solvers.tsqr"): LEGACY,
+    ("gradfit.inference", "scipy"): "scipy.special, for p-values only: 0.23 s",
+    ("gradfit.report", "matplotlib.figure"): "the optional [plot] extra: 0.42 s",
+    ("gradfit.report", "matplotlib.backends.backend_agg"): "the optional [plot] extra: 0.27 s",
+    ("gradfit.solvers.compiled", "gradfit.solvers.numba_epoch"): (
+        "numba: 0.24 s, then compiling; short fits never load it (test_compiled.py)"
+    ),
+    # Measured and not worth it (the figure is nothing, or every caller pays it anyway), or
+    # with no reason at all: these belong at the top of their modules.
+    ("gradfit.cli", "gradfit"): LEGACY + "; 0 s: the package is loaded before gradfit.cli",
+    ("gradfit.cli.render", "tqdm"): LEGACY + "; 0 s: torch imports tqdm",
+    ("gradfit.solvers.engine", "gradfit.solvers.compiled"): (
+        LEGACY + "; 0.001 s: compiled imports numba itself, on first use"
+    ),
     ("gradfit.solvers.engine", "gradfit.solvers.collective"): LEGACY + "; also at the top",
-    ("gradfit.streaming", "gradfit.checkpoint"): LEGACY,
-    ("gradfit.streaming", "gradfit.data"): LEGACY,
-    ("gradfit.streaming", "gradfit.data.readers"): LEGACY,
-    ("gradfit.streaming", "gradfit.datasets"): LEGACY,
-    ("gradfit.streaming", "gradfit.inference"): LEGACY,
-    ("gradfit.streaming", "gradfit.metrics"): LEGACY,
-    ("gradfit.streaming", "gradfit.solvers.collective"): LEGACY,
+    ("gradfit.solvers.closed_form", "gradfit.solvers.tsqr"): LEGACY + "; 0.002 s",
+    ("gradfit.outputs", "gradfit.checkpoint"): (
+        LEGACY + "; 1.31 s (torch), but its one importer, cli.data_commands, holds torch"
+    ),
+    ("gradfit.outputs", "gradfit.datasets"): LEGACY + "; 1.41 s (torch), as above",
+    ("gradfit.outputs", "gradfit.data.stream"): (
+        LEGACY + "; 0.21 s (pyarrow), and a private name (_expand) from another package"
+    ),
+    ("gradfit.fitting", "gradfit.data"): LEGACY + "; 0.18 s (pyarrow), paid by every caller",
+    ("gradfit.fitting", "gradfit.datasets"): LEGACY + "; 0.001 s",
+    ("gradfit.persistence", "gradfit"): (
+        LEGACY + "; 0 s; for __version__, an upward import (ignored in pyproject.toml)"
+    ),
+    ("gradfit.persistence", "gradfit.inference"): LEGACY + "; 0.03 s",
+    ("gradfit.streaming", "gradfit.checkpoint"): LEGACY + "; 0.004 s",
+    ("gradfit.streaming", "gradfit.data"): LEGACY + "; 0.16 s (pyarrow), paid by every caller",
+    ("gradfit.streaming", "gradfit.data.readers"): LEGACY + "; 0.16 s, as above; private names",
+    ("gradfit.streaming", "gradfit.datasets"): LEGACY + "; 0.001 s",
+    ("gradfit.streaming", "gradfit.inference"): LEGACY + "; 0 s (already imported)",
+    ("gradfit.streaming", "gradfit.metrics"): LEGACY + "; 0 s (already imported)",
+    ("gradfit.streaming", "gradfit.solvers.collective"): LEGACY + "; 0 s",
+    ("gradfit.cli.demo", "gradfit.demo"): LEGACY + "; 0.012 s",
+    ("gradfit.cli.demo", "gradfit.solvers.guards"): LEGACY + "; 0.007 s",
+    ("gradfit.cli.demo", "gradfit.solvers.stats"): LEGACY + "; 0.014 s",
+    # cli.data_commands imports torch at its top: none of these saves more than 0.2 s.
+    ("gradfit.cli.data_commands", "gradfit.atomic"): LEGACY + "; 0.002 s",
+    ("gradfit.cli.data_commands", "gradfit.checkpoint"): LEGACY + "; 0.03 s",
+    ("gradfit.cli.data_commands", "gradfit.cli.config_options"): LEGACY + "; 0.002 s",
+    ("gradfit.cli.data_commands", "gradfit.data"): LEGACY + "; 0.20 s (pyarrow)",
+    ("gradfit.cli.data_commands", "gradfit.distributed"): LEGACY + "; 0.012 s",
+    ("gradfit.cli.data_commands", "gradfit.fitting"): LEGACY + "; 0.054 s",
+    ("gradfit.cli.data_commands", "gradfit.inference"): LEGACY + "; 0.025 s",
+    ("gradfit.cli.data_commands", "gradfit.metrics"): LEGACY + "; 0.002 s",
+    ("gradfit.cli.data_commands", "gradfit.outputs"): LEGACY + "; 0.001 s",
+    ("gradfit.cli.data_commands", "gradfit.persistence"): LEGACY + "; 0.014 s",
+    ("gradfit.cli.data_commands", "gradfit.report"): LEGACY + "; 0.006 s",
+    ("gradfit.cli.data_commands", "gradfit.solvers.engine"): LEGACY + "; 0.029 s",
+    ("gradfit.cli.data_commands", "gradfit.solvers.registry"): LEGACY + "; 0 s",
+    ("gradfit.cli.data_commands", "gradfit.streaming"): LEGACY + "; 0.068 s",
 }
 
 
