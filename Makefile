@@ -1,4 +1,6 @@
 # The two commands: `make demo` and `make test`. Each sets itself up from a fresh clone.
+# `make test` runs every test (and prints the 15 slowest); `make test-fast` leaves out the ones
+# marked slow (they start processes: the command line as a subprocess, torchrun, signals).
 # TORCH pins the CPU wheel this project is developed with; override it elsewhere, e.g.
 #   make test TORCH='torch>=2.1,<3'
 PYTHON ?= python3
@@ -7,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.gradfit-installed
 
-.PHONY: demo test lint typecheck bench clean test-r
+.PHONY: demo test test-fast lint layers typecheck bench clean test-r
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,11 +24,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+# The import-linter contracts in pyproject.toml: imports point down the layers only.
+layers: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
-test: lint typecheck
-	$(BIN)/python -m pytest
+test: lint layers typecheck
+	$(BIN)/python -m pytest --durations=15
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_solvers.py

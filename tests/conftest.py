@@ -1,9 +1,14 @@
 """Shared fixtures: the tutorial's crop data in float64, a seeded NumPy generator, and one
-intra-op thread for modules of tiny problems."""
+intra-op thread for modules of tiny problems; and the rule that only tests marked ``slow``
+start Python processes."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,3 +39,30 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _only_slow_tests_start_python(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that starts a Python process (``python -m gradfit``, a worker of a process group,
+    torchrun) is marked ``@pytest.mark.slow``: each such process pays the imports (PyTorch:
+    seconds), and ``make test-fast`` leaves these tests out. An unmarked one fails here at its
+    first start, naming the rule. Other programs (a library asking ``lscpu`` or ``fc-list``)
+    are not this rule's business and pass."""
+    if request.node.get_closest_marker("slow") is not None:
+        yield
+        return
+    start = subprocess.Popen.__init__
+
+    def refuse_python(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        program = args if isinstance(args, (str, bytes, os.PathLike)) else next(iter(args), "")
+        name = os.path.basename(os.fsdecode(program).split()[0]) if program else ""
+        if os.fsdecode(program) == sys.executable or name.startswith(("python", "torchrun")):
+            raise AssertionError(
+                f"{request.node.nodeid} starts a Python process ({name}): mark it "
+                "@pytest.mark.slow (`make test-fast` leaves such tests out)"
+            )
+        start(self, args, *rest, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "__init__", refuse_python)
+        yield

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import gradfit
 
 
@@ -45,6 +47,7 @@ def test_all_is_exact_and_importable() -> None:
         assert getattr(gradfit, name) is not None
 
 
+@pytest.mark.slow
 def test_import_does_not_load_sklearn() -> None:
     code = "import sys, gradfit; print('sklearn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1274,6 +1274,7 @@ def run_gradfit(*argv: str | Path, cwd: Path) -> subprocess.CompletedProcess[str
     )
 
 
+@pytest.mark.slow
 def test_subprocess_fit_and_predict_success(tmp_path: Path, train_csv: Path) -> None:
     done = run_gradfit(
         "fit", train_csv, "--target", "apples,oranges", "--out", "m.safetensors", cwd=tmp_path
@@ -1290,6 +1291,7 @@ def test_subprocess_fit_and_predict_success(tmp_path: Path, train_csv: Path) -> 
     np.testing.assert_array_equal(np.array([float(v) for v in got["apples"]]), expected[:, 0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["bad-cell", "pickle", "diverges"])
 def test_subprocess_error_is_one_line(tmp_path: Path, case: str) -> None:
     out_dir = tmp_path / "out"

@@ -294,6 +294,7 @@ def test_predict_keep_csv_is_data_and_messages_are_escaped(
     assert err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_a_real_terminal_gets_no_raw_control_bytes(data: Path) -> None:
     """As a subprocess: the bytes written to stdout and stderr, not Python's strings."""
     out = data.parent / "m.safetensors"

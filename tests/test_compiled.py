@@ -253,6 +253,7 @@ def test_a_nan_weight_is_not_hidden_by_the_l1_step(kernel: engine.EpochKernel) -
     assert bool(torch.isnan(state.weight).all())
 
 
+@pytest.mark.slow
 def test_short_fits_and_imports_do_not_load_numba() -> None:
     """numba costs about a second on first use: gradfit's import and a small sgd fit (the torch
     loop) never import it."""

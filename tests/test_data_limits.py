@@ -73,6 +73,7 @@ def subprocess_fit(tmp_path: Path, *argv: str | Path) -> subprocess.CompletedPro
 # ----------------------------------------------------------------------------- 1. regular files
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 @pytest.mark.parametrize("mode", ["--no-stream", "--stream"])
 def test_a_named_pipe_as_the_data_is_refused_without_blocking(tmp_path: Path, mode: str) -> None:
@@ -87,6 +88,7 @@ def test_a_named_pipe_as_the_data_is_refused_without_blocking(tmp_path: Path, mo
     assert not (tmp_path / "m.safetensors").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
 def test_a_device_as_the_data_is_refused_without_reading_it(tmp_path: Path) -> None:
     done = subprocess_fit(tmp_path, "/dev/zero", "--target", "y")
@@ -421,6 +423,7 @@ def constant_target(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["--no-stream", "--stream"])
 def test_a_constant_target_prints_no_numpy_warning(
     constant_target: Path, tmp_path: Path, mode: str

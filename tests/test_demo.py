@@ -141,6 +141,7 @@ def test_cli_demo_seed_out_of_range_is_one_usage_line(
     assert err.rstrip().endswith("(see 'gradfit demo --help')")
 
 
+@pytest.mark.slow
 def test_console_script_runs_as_module() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "gradfit", "demo", "--epochs", "10"],

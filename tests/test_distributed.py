@@ -135,6 +135,7 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 # ----------------------------------------------------------------------------- exact solvers
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("solver", "alpha", "world", "kind"),
     [
@@ -162,6 +163,7 @@ def test_a_group_equals_one_process(
     assert _rel(results[0]["bias"], b1) <= 1e-10
 
 
+@pytest.mark.slow
 def test_early_stopping_is_decided_together(tmp_path: Path, files: dict[str, Path]) -> None:
     """Each row is held out or not by a hash of its file and row, whatever process reads it:
     the group holds out the rows one process holds out, merges their statistics, and scores,
@@ -182,6 +184,7 @@ def test_early_stopping_is_decided_together(tmp_path: Path, files: dict[str, Pat
     np.testing.assert_allclose(r0["scores"], scores, rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_robust_errors_from_a_group_equal_one_process(
     tmp_path: Path, files: dict[str, Path]
 ) -> None:
@@ -198,6 +201,7 @@ def test_robust_errors_from_a_group_equal_one_process(
     assert _rel(ranks[0]["se"], one.inference.weight_se.numpy()) <= 1e-10
 
 
+@pytest.mark.slow
 def test_sgd_over_a_group_reaches_the_same_optimum(tmp_path: Path, files: dict[str, Path]) -> None:
     codes, out = _group(tmp_path, 2, files["dir"], "sgd")
     assert codes == [0, 0], [p.read_text() for p in out.glob("*.err")]
@@ -211,6 +215,7 @@ def test_sgd_over_a_group_reaches_the_same_optimum(tmp_path: Path, files: dict[s
     assert _rel(w_one, w_opt) < 1e-2
 
 
+@pytest.mark.slow
 def test_a_bad_shard_ends_every_process_with_its_message(
     tmp_path: Path, files: dict[str, Path]
 ) -> None:
@@ -254,6 +259,7 @@ def _torchrun(tmp_path: Path, nproc: int, *args: object) -> subprocess.Completed
     )
 
 
+@pytest.mark.slow
 def test_torchrun_fit_is_one_program(tmp_path: Path, files: dict[str, Path]) -> None:
     model = tmp_path / "model.safetensors"
     run = _torchrun(
@@ -268,6 +274,7 @@ def test_torchrun_fit_is_one_program(tmp_path: Path, files: dict[str, Path]) -> 
     assert not list(tmp_path.glob("*.tmp*"))
 
 
+@pytest.mark.slow
 def test_torchrun_bad_file_exit_2_one_message_nothing_written(
     tmp_path: Path, files: dict[str, Path]
 ) -> None:
@@ -306,6 +313,7 @@ def _stderr(tmp_path: Path) -> str:
     return (tmp_path / "stderr.log").read_text()
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_is_bitwise_the_uninterrupted_fit(
     tmp_path: Path, files: dict[str, Path]
 ) -> None:
@@ -334,6 +342,7 @@ def test_kill_9_then_resume_is_bitwise_the_uninterrupted_fit(
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_settings_other_data_and_bad_files(
     tmp_path: Path, files: dict[str, Path]
 ) -> None:

@@ -54,6 +54,7 @@ CASES: dict[str, tuple[str, bytes, str]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_fit_on_a_file_that_is_not_utf8_text(tmp_path: Path, case: str) -> None:
     name, content, says = CASES[case]

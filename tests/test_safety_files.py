@@ -255,6 +255,7 @@ def test_a_checkpoint_that_is_a_fifo_or_a_device_is_refused(tmp_path: Path, fifo
     assert keeper.notes == [f"no checkpoint at {tmp_path / 'absent.ckpt'}; starting afresh"]
 
 
+@pytest.mark.slow
 def test_cli_on_a_fifo_and_on_dev_zero_returns_at_once(
     tmp_path: Path, fifo: Path, tiny: Path
 ) -> None:
@@ -381,6 +382,7 @@ def test_declared_shapes_are_checked_against_the_names_before_reading(tmp_path: 
     )
 
 
+@pytest.mark.slow
 def test_lying_headers_keep_memory_small(tmp_path: Path) -> None:
     """In a process of its own: loading every crafted file leaves the peak RSS near that of
     importing gradfit (a [1e9, 1e9] float64 tensor would be 8 EB)."""
@@ -409,6 +411,7 @@ def test_lying_headers_keep_memory_small(tmp_path: Path) -> None:
     assert int(done.stdout) < 50_000, done.stdout  # KiB: under 50 MB more than the imports
 
 
+@pytest.mark.slow
 def test_cli_on_lying_headers(tmp_path: Path, tiny: Path) -> None:
     files = _crafted(tmp_path)
     runs = [spawn("info", files["huge_shape"]), spawn("predict", files["beyond_eof"], tiny)]
@@ -570,6 +573,7 @@ def _interval_edit(key: str, value: Any) -> Any:
     return edit
 
 
+@pytest.mark.slow
 def test_hostile_metadata_through_the_cli(tmp_path: Path, tiny: Path, lstsq_model: Path) -> None:
     """Each refusal in a real process: exit 2, one line naming the file, nothing else."""
     good = lstsq_model.read_bytes()
@@ -598,6 +602,7 @@ def test_hostile_metadata_through_the_cli(tmp_path: Path, tiny: Path, lstsq_mode
 # 6. extreme interval data
 
 
+@pytest.mark.slow
 def test_extreme_interval_data_give_one_line_and_no_warnings(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny: Path, lstsq_model: Path
 ) -> None:

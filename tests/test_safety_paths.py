@@ -152,6 +152,7 @@ def test_an_output_that_is_an_input_or_another_output_is_refused_before_any_work
     assert sorted(p.name for p in work.rglob("*")) == listing  # nothing written, no temporary
 
 
+@pytest.mark.slow
 def test_standard_output_appended_to_the_data_is_refused(work: Path) -> None:
     before = inputs_of(work)
     for argv in (("predict", "m.st", "data.csv"), ("evaluate", "m.st", "data.csv")):
@@ -233,6 +234,7 @@ def dead_pid() -> int:
     return proc.pid
 
 
+@pytest.mark.slow
 def test_the_next_write_removes_a_killed_writers_temporaries_but_not_a_live_ones(
     tmp_path: Path,
 ) -> None:
@@ -291,6 +293,7 @@ def test_standard_output_that_fails_is_one_line_and_exit_2(
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 @pytest.mark.parametrize(
     "argv",
@@ -316,6 +319,7 @@ def test_standard_output_on_a_full_disk(work: Path, argv: tuple[str, ...]) -> No
     )
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_on_standard_output_ends_quietly(tmp_path: Path) -> None:
     write_data(tmp_path / "big.csv", rows=20_000)
     assert (
@@ -425,6 +429,7 @@ def start_predict(directory: Path, out: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
+@pytest.mark.slow
 def test_sigterm_cleans_up_and_exits_143(large: Path, tmp_path: Path) -> None:
     before = digest(large / "big.csv")
     out = tmp_path / "pred.csv"
@@ -436,6 +441,7 @@ def test_sigterm_cleans_up_and_exits_143(large: Path, tmp_path: Path) -> None:
     assert digest(large / "big.csv") == before
 
 
+@pytest.mark.slow
 def test_kill_9_leaves_a_temporary_that_the_next_write_removes(
     large: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -451,6 +457,7 @@ def test_kill_9_leaves_a_temporary_that_the_next_write_removes(
     assert not temporaries(tmp_path) and out.exists()
 
 
+@pytest.mark.slow
 def test_repeated_ctrl_c_on_a_streamed_predict_never_aborts(large: Path, tmp_path: Path) -> None:
     """Ctrl-C at different moments of the work: always one line and exit 130; never SIGABRT
     ("terminate called without an active exception") from a read-ahead thread still in native
@@ -469,6 +476,7 @@ def test_repeated_ctrl_c_on_a_streamed_predict_never_aborts(large: Path, tmp_pat
         assert not out.exists() and not temporaries(tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LINUX, reason="watches /proc/PID/maps for the import of torch")
 @pytest.mark.parametrize(
     ("signum", "code", "line"),

@@ -1,0 +1,195 @@
+"""The dependency graph stays in sight: imports inside functions only where listed here.
+
+The layers themselves (command line → jobs → job helpers → results → work and data → files →
+maths → errors) are import-linter contracts in ``pyproject.toml``, checked by ``make layers``
+(part of ``make test``). import-linter sees an import inside a function as well as one at the
+top; what it cannot say is *why* an import was put inside a function. An import there hides a
+dependency from a reader of the module's head, so each one is allowed only with a reason,
+written once, below: a measured import time that the caller must not pay (a heavy or optional
+library, or the command line's first instant, when Ctrl-C must already be caught), or a cycle.
+The others, found when this list was written (issue 18), are marked ``LEGACY`` and go as their
+modules are rewritten; the list may only shrink.
+
+Import times: CPU seconds (``time.process_time``) of the import in a fresh interpreter that has
+already imported the importing module, best of two, on the development machine (2 cores,
+shared with other work, so a guide to within tens of percent). For scale, in a bare interpreter:
+``import torch`` 2.0 s, ``sklearn`` 1.5 s, ``scipy.stats`` 0.96 s, ``matplotlib`` (figure and
+Agg) 0.64 s, ``numba`` 0.37 s, ``scipy.special`` 0.34 s, ``pyarrow`` 0.14 s; ``import
+gradfit`` and ``import gradfit.cli`` 0.01 and 0.03 s.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "gradfit"
+
+LEGACY = "legacy, to be removed (issue 18)"
+
+# (importing module, imported module) -> why the import is inside a function. The figure is the
+# CPU time of the import in a fresh interpreter that holds the importing module already.
+ALLOWED: dict[tuple[str, str], str] = {
+    # The command line's first instant: `gradfit` installs its signal handlers, then imports
+    # the commands and with them torch: Ctrl-C or SIGTERM during that import prints one line,
+    # not a traceback (test_safety_paths.py::test_a_signal_during_the_first_imports_is_one_line).
+    ("gradfit.cli", "gradfit.cli.data_commands"): "Ctrl-C from the first import: 1.39 s",
+    ("gradfit.cli", "gradfit.cli.demo"): "Ctrl-C from the first import: 1.38 s",
+    ("gradfit.cli", "gradfit.cli.options"): "Ctrl-C from the first import: 1.29 s",
+    ("gradfit.cli", "gradfit.cli.render"): "Ctrl-C from the first import: 1.32 s",
+    # Heavy or optional libraries, paid only by the code that uses them.
+    ("gradfit.inference", "scipy"): "scipy.special, for p-values only: 0.23 s",
+    ("gradfit.report", "matplotlib.figure"): "the optional [plot] extra: 0.42 s",
+    ("gradfit.report", "matplotlib.backends.backend_agg"): "the optional [plot] extra: 0.27 s",
+    ("gradfit.solvers.compiled", "gradfit.solvers.numba_epoch"): (
+        "numba: 0.24 s, then compiling; short fits never load it (test_compiled.py)"
+    ),
+    # Measured and not worth it (the figure is nothing, or every caller pays it anyway), or
+    # with no reason at all: these belong at the top of their modules.
+    ("gradfit.cli", "gradfit"): LEGACY + "; 0 s: the package is loaded before gradfit.cli",
+    ("gradfit.cli.render", "tqdm"): LEGACY + "; 0 s: torch imports tqdm",
+    ("gradfit.solvers.engine", "gradfit.solvers.compiled"): (
+        LEGACY + "; 0.001 s: compiled imports numba itself, on first use"
+    ),
+    ("gradfit.solvers.engine", "gradfit.solvers.collective"): LEGACY + "; also at the top",
+    ("gradfit.solvers.closed_form", "gradfit.solvers.tsqr"): LEGACY + "; 0.002 s",
+    ("gradfit.outputs", "gradfit.checkpoint"): (
+        LEGACY + "; 1.31 s (torch), but its one importer, cli.data_commands, holds torch"
+    ),
+    ("gradfit.outputs", "gradfit.datasets"): LEGACY + "; 1.41 s (torch), as above",
+    ("gradfit.outputs", "gradfit.data.stream"): (
+        LEGACY + "; 0.21 s (pyarrow), and a private name (_expand) from another package"
+    ),
+    ("gradfit.fitting", "gradfit.data"): LEGACY + "; 0.18 s (pyarrow), paid by every caller",
+    ("gradfit.fitting", "gradfit.datasets"): LEGACY + "; 0.001 s",
+    ("gradfit.persistence", "gradfit"): (
+        LEGACY + "; 0 s; for __version__, an upward import (ignored in pyproject.toml)"
+    ),
+    ("gradfit.persistence", "gradfit.inference"): LEGACY + "; 0.03 s",
+    ("gradfit.streaming", "gradfit.checkpoint"): LEGACY + "; 0.004 s",
+    ("gradfit.streaming", "gradfit.data"): LEGACY + "; 0.16 s (pyarrow), paid by every caller",
+    ("gradfit.streaming", "gradfit.data.readers"): LEGACY + "; 0.16 s, as above; private names",
+    ("gradfit.streaming", "gradfit.datasets"): LEGACY + "; 0.001 s",
+    ("gradfit.streaming", "gradfit.inference"): LEGACY + "; 0 s (already imported)",
+    ("gradfit.streaming", "gradfit.metrics"): LEGACY + "; 0 s (already imported)",
+    ("gradfit.streaming", "gradfit.solvers.collective"): LEGACY + "; 0 s",
+    ("gradfit.cli.demo", "gradfit.demo"): LEGACY + "; 0.012 s",
+    ("gradfit.cli.demo", "gradfit.solvers.guards"): LEGACY + "; 0.007 s",
+    ("gradfit.cli.demo", "gradfit.solvers.stats"): LEGACY + "; 0.014 s",
+    # cli.data_commands imports torch at its top: none of these saves more than 0.2 s.
+    ("gradfit.cli.data_commands", "gradfit.atomic"): LEGACY + "; 0.002 s",
+    ("gradfit.cli.data_commands", "gradfit.checkpoint"): LEGACY + "; 0.03 s",
+    ("gradfit.cli.data_commands", "gradfit.cli.config_options"): LEGACY + "; 0.002 s",
+    ("gradfit.cli.data_commands", "gradfit.data"): LEGACY + "; 0.20 s (pyarrow)",
+    ("gradfit.cli.data_commands", "gradfit.distributed"): LEGACY + "; 0.012 s",
+    ("gradfit.cli.data_commands", "gradfit.fitting"): LEGACY + "; 0.054 s",
+    ("gradfit.cli.data_commands", "gradfit.inference"): LEGACY + "; 0.025 s",
+    ("gradfit.cli.data_commands", "gradfit.metrics"): LEGACY + "; 0.002 s",
+    ("gradfit.cli.data_commands", "gradfit.outputs"): LEGACY + "; 0.001 s",
+    ("gradfit.cli.data_commands", "gradfit.persistence"): LEGACY + "; 0.014 s",
+    ("gradfit.cli.data_commands", "gradfit.report"): LEGACY + "; 0.006 s",
+    ("gradfit.cli.data_commands", "gradfit.solvers.engine"): LEGACY + "; 0.029 s",
+    ("gradfit.cli.data_commands", "gradfit.solvers.registry"): LEGACY + "; 0 s",
+    ("gradfit.cli.data_commands", "gradfit.streaming"): LEGACY + "; 0.068 s",
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def is_gradfit_module(name: str) -> bool:
+    relative = Path(*name.split("."))
+    return (PACKAGE.parent / relative).with_suffix(".py").is_file() or (
+        PACKAGE.parent / relative / "__init__.py"
+    ).is_file()
+
+
+def imported_modules(node: ast.Import | ast.ImportFrom, importer: str, path: Path) -> set[str]:
+    """The modules one import statement loads: ``from gradfit.solvers import compiled`` is
+    gradfit.solvers.compiled; ``from gradfit.data import read_table`` is gradfit.data."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    base = node.module or ""
+    if node.level:  # relative: from the importing module's package
+        package = importer.split(".") if path.name == "__init__.py" else importer.split(".")[:-1]
+        base = ".".join([*package[: len(package) - node.level + 1], *filter(None, [base])])
+    names = set()
+    for alias in node.names:
+        submodule = f"{base}.{alias.name}"
+        names.add(submodule if is_gradfit_module(submodule) else base)
+    return names
+
+
+def imports_in_function_bodies(
+    tree: ast.Module, importer: str, path: Path
+) -> dict[tuple[str, str], list[int]]:
+    """The import statements in the function and method bodies of one module, at any depth:
+    (importer, imported module) -> line numbers."""
+    found: dict[tuple[str, str], list[int]] = {}
+    for function in ast.walk(tree):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for statement in function.body:
+            for node in ast.walk(statement):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    for imported in imported_modules(node, importer, path):
+                        lines = found.setdefault((importer, imported), [])
+                        if node.lineno not in lines:  # a nested function is walked twice
+                            lines.append(node.lineno)
+    return found
+
+
+def imports_inside_functions() -> dict[tuple[str, str], list[str]]:
+    """Every import inside a function in src/gradfit: (importer, imported module) -> the
+    places ("gradfit/x.py:12") where it is written."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        importer = module_name(path)
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for pair, lines in imports_in_function_bodies(tree, importer, path).items():
+            where = path.relative_to(PACKAGE.parent)
+            found[pair] = [f"{where}:{line}" for line in lines]
+    return found
+
+
+def test_imports_inside_functions_are_the_listed_ones() -> None:
+    found = imports_inside_functions()
+    new = {pair: places for pair, places in found.items() if pair not in ALLOWED}
+    assert not new, (
+        "imports inside functions that tests/test_layers.py does not list: "
+        + "; ".join(f"{a} imports {b} at {', '.join(p)}" for (a, b), p in sorted(new.items()))
+        + ". Import at the top of the module; or, if the import time is measured and must not "
+        "be paid there (or there is a cycle), add the pair to ALLOWED with the figure."
+    )
+
+
+def test_every_listed_import_inside_a_function_still_exists() -> None:
+    """The list only shrinks: an import moved to the top leaves the list with it."""
+    stale = sorted(set(ALLOWED) - set(imports_inside_functions()))
+    assert not stale, f"no longer imported inside a function, remove from ALLOWED: {stale}"
+
+
+def test_every_reason_is_written() -> None:
+    assert all(reason.strip() for reason in ALLOWED.values())
+
+
+def test_the_scan_sees_imports_inside_functions(tmp_path: Path) -> None:
+    """The scanner itself: a method's import, a nested function's, a relative one; not the
+    module's own head or a class body."""
+    source = (
+        "import os\n"
+        "class A:\n"
+        "    import sys\n"
+        "    def m(self):\n"
+        "        from gradfit.solvers import compiled\n"
+        "        def inner():\n"
+        "            from . import errors\n"
+        "        return inner\n"
+    )
+    found = imports_in_function_bodies(ast.parse(source), "gradfit.fitting", PACKAGE / "fitting.py")
+    assert found == {
+        ("gradfit.fitting", "gradfit.solvers.compiled"): [5],
+        ("gradfit.fitting", "gradfit.errors"): [7],
+    }
