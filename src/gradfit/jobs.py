@@ -37,6 +37,7 @@ from gradfit.data import BatchStream, Table, open_stream
 from gradfit.data.readers import _stack
 from gradfit.errors import DataError, ValidationError
 from gradfit.fitting import FitReport, expand_names, fit_data, read_source
+from gradfit.inference import warn_not_estimable
 from gradfit.metrics import MetricsAccumulator, RegressionMetrics
 from gradfit.model import predict as predict_tensors
 from gradfit.persistence import SavedModel, load_model
@@ -288,8 +289,6 @@ def prediction_columns(
     the training rows of a rank-deficient fit warn once
     (:func:`gradfit.inference.warn_not_estimable`)."""
     if model.inference is not None and model.inference.get("estimability") is not None:
-        from gradfit.inference import warn_not_estimable
-
         warn_not_estimable(X, model.inference["estimability"])
     if interval is None:
         pred = model.predict(X.to(model.weight.dtype)).double().numpy()
