@@ -151,6 +151,7 @@ def test_parquet_nested_column_streamed(
         one_error(err, "column 'n'", "not numbers")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
 @pytest.mark.parametrize("stream", ["--no-stream", "--stream"])
 def test_predict_to_terminal_escapes_kept_cells(
