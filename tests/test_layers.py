@@ -48,10 +48,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     # with no reason at all: these belong at the top of their modules.
     ("gradfit.cli", "gradfit"): LEGACY + "; 0 s: the package is loaded before gradfit.cli",
     ("gradfit.cli.render", "tqdm"): LEGACY + "; 0 s: torch imports tqdm",
-    ("gradfit.solvers.engine", "gradfit.solvers.compiled"): (
-        LEGACY + "; 0.001 s: compiled imports numba itself, on first use"
-    ),
-    ("gradfit.solvers.engine", "gradfit.solvers.collective"): LEGACY + "; also at the top",
     ("gradfit.solvers.closed_form", "gradfit.solvers.tsqr"): LEGACY + "; 0.002 s",
     ("gradfit.outputs", "gradfit.checkpoint"): (
         LEGACY + "; 1.31 s (torch), but its one importer, cli.data_commands, holds torch"

@@ -1,6 +1,6 @@
 """A compiled epoch of mini-batch SGD on rows in memory (numba), for the CPU.
 
-The engine's reference epoch (:func:`gradfit.solvers.engine._sgd_epoch`) spends its time in
+The engine's reference epoch (:func:`gradfit.solvers.minibatch.sgd_epoch`) spends its time in
 per-batch overhead: a gather, a standardization, two small matrix products and the update, each
 a separate torch call of a few microseconds on a batch of 5 rows. This module runs the same
 epoch as one compiled loop over the rows: each row is read once (standardized on the fly,

@@ -1,0 +1,116 @@
+"""What the engine and its callers exchange: the progress callback's :class:`EpochInfo`, where
+mini-batches come from (:class:`EpochData`, a stream's :class:`StreamPasses`, a process's
+:class:`AlignedData` shard, and :class:`TensorData`, rows in memory) and where a fit saves
+its state (:class:`Checkpointer`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from gradfit.solvers.state import TrainState
+
+__all__ = [
+    "AlignedData",
+    "Callback",
+    "Checkpointer",
+    "EpochData",
+    "EpochInfo",
+    "StreamPasses",
+    "TensorData",
+]
+
+
+@dataclass(frozen=True)
+class EpochInfo:
+    """What a progress callback receives after each epoch (epoch counted from 1)."""
+
+    epoch: int
+    max_epochs: int
+    loss: float
+    learning_rate: float
+    validation_score: float | None = None
+
+
+Callback = Callable[[EpochInfo], None]
+
+
+class EpochData(Protocol):
+    """Where mini-batches come from: rows in memory (:class:`TensorData`) or a stream of files
+    (:mod:`gradfit.streaming`). ``batches`` yields the raw (unstandardized) mini-batches of one
+    epoch, in buffers the engine may overwrite, drawing any shuffle from ``generator``."""
+
+    def batches(
+        self, generator: torch.Generator, batch_size: int, shuffle: bool
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+class StreamPasses(EpochData, Protocol):
+    """Data read in passes (a stream of files): each ``tensors()`` call is one pass, yielding
+    (X (m, d), Y (m, k)) blocks in the training dtype ``dtype``."""
+
+    dtype: torch.dtype
+
+    def tensors(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+class AlignedData(StreamPasses, Protocol):
+    """This process's shard of data spread over a group of processes (data-parallel sgd):
+    ``aligned_batches`` yields exactly ``steps`` mini-batches (some may be empty) whose sizes
+    are this shard's share of each global step, so that every process ends the epoch at the same
+    step. ``rows`` is the number of rows in this shard."""
+
+    rows: int
+
+    def aligned_batches(
+        self, generator: torch.Generator, steps: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+class Checkpointer(Protocol):
+    """Where a fit saves its training state and resumes from (:mod:`gradfit.checkpoint`).
+
+    ``resume(state)`` returns the saved state (validated against this fit's data and settings)
+    with whether that fit had finished and converged, or None to start afresh from ``state``;
+    ``save(state, finished, converged)`` is called after every epoch (it decides whether to
+    write) and once at the end with ``finished`` True. Both are called on every process of a
+    group, at the same points."""
+
+    def resume(self, state: TrainState) -> tuple[TrainState, bool, bool] | None: ...
+
+    def save(self, state: TrainState, finished: bool, converged: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class TensorData:
+    """Rows in memory. With ``shuffle``, batch ``i`` is rows ``perm[i*B : (i+1)*B]`` of one
+    ``torch.randperm(n, generator)`` per epoch, gathered into a reused buffer: gathering batch by
+    batch is several times faster than permuting the whole matrix once per epoch (no fresh
+    n x d allocation to fault in), and X itself is never modified."""
+
+    X: torch.Tensor  # (n, d)
+    Y: torch.Tensor  # (n, k)
+
+    def batches(
+        self, generator: torch.Generator, batch_size: int, shuffle: bool
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        X, Y = self.X, self.Y
+        n, d = X.shape
+        B = min(batch_size, n)
+        perm = torch.randperm(n, generator=generator).to(X.device) if shuffle else None
+        zbuf = torch.empty(B, d, dtype=X.dtype, device=X.device)
+        ybuf = torch.empty(B, Y.shape[1], dtype=Y.dtype, device=Y.device)
+        for start in range(0, n, B):
+            m = min(B, n - start)
+            zb, yb = zbuf[:m], ybuf[:m]
+            if perm is not None:
+                rows = perm[start : start + m]
+                torch.index_select(X, 0, rows, out=zb)
+                torch.index_select(Y, 0, rows, out=yb)
+            else:
+                zb.copy_(X[start : start + m])
+                yb.copy_(Y[start : start + m])
+            yield zb, yb
