@@ -2,13 +2,12 @@
 
 :func:`fit_data` reads a file (CSV, TSV, gzip, Parquet) or a built-in data set, selects the
 features and targets, trains with any registered solver (:func:`gradfit.training.fit_linear`)
-and returns a :class:`FitReport`: the model to save, the training result, and the summary
-figures (final loss, the optimum, R² and the other metrics). The command line only renders the
-report and writes the files; nothing here prints.
-
-The reported optimum comes from the sufficient statistics the solver already computed (one
-d × d eigenproblem), not from a second solve: ``lstsq`` without a penalty *is* the optimum, and
-the other solvers hand their statistics back in their result.
+and returns a :class:`~gradfit.fit_report.FitReport` (built by
+:func:`gradfit.fit_report.build_fit_report`, as a streamed fit's): the model to save, the
+training result, and the summary figures (final loss, the optimum, R² and the other metrics)
+over the training rows. The command line only renders the report and writes the files; nothing
+here prints. :class:`FitReport`, :func:`attach_inference`, :func:`model_file_settings` and
+:func:`recorded_scaling` are re-exported from :mod:`gradfit.fit_report` under their old names.
 """
 
 from __future__ import annotations
@@ -16,8 +15,7 @@ from __future__ import annotations
 import functools
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +23,18 @@ import numpy as np
 import torch
 
 from gradfit.errors import DataError, RankDeficiencyWarning, ValidationError
-from gradfit.inference import COV_TYPES, estimability, ols, ols_from_stats
-from gradfit.losses import mse
-from gradfit.metrics import RegressionMetrics, regression_metrics
-from gradfit.model import predict
-from gradfit.persistence import SavedModel
+from gradfit.fit_report import (
+    FitReport,
+    attach_inference,
+    build_fit_report,
+    model_file_settings,
+    recorded_scaling,
+)
+from gradfit.inference import COV_TYPES
 from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
-from gradfit.solvers.result import FitResult
 from gradfit.solvers.rows import holdout_mask, holdout_seed, resolve_seed
-from gradfit.solvers.stats import SufficientStats
 from gradfit.training import fit_linear
 
 __all__ = [
@@ -54,11 +53,6 @@ __all__ = [
     "statistics_bytes",
 ]
 
-# Below this fraction of the targets' mean square, the optimum from the statistics is rounding
-# noise (their accuracy is about eps times the condition number): the fit is called exact and
-# no loss/optimum ratio is given.
-_EXACT_FIT = 1e-10
-
 # The width check weighs one float64 (d + 1) x (d + 1) matrix, the statistics themselves,
 # against --memory-limit, as the data read whole are weighed by their own size: the limit says
 # how large the data may be, not the process's peak. A fit from the statistics keeps several
@@ -67,12 +61,6 @@ _EXACT_FIT = 1e-10
 # 2,000 columns (32 MB of statistics, about 300 MB at the peak) fit under the default limit,
 # while 100,000 (80 GB of statistics) are refused before the file is parsed.
 STATS_COPIES = 1
-
-
-# An iterative fit reports the least-squares inference only when its coefficients are within
-# this many standard errors of the optimum (in the Mahalanobis sense: sqrt(n (w - w*)ᵀ S
-# (w - w*)) / σ, which is sqrt((mse / optimum - 1) · df_resid) for each target).
-_INFERENCE_DISTANCE = 0.01
 
 
 def single_rank_warning(function: Callable[..., FitReport]) -> Callable[..., FitReport]:
@@ -98,26 +86,6 @@ def single_rank_warning(function: Callable[..., FitReport]) -> Callable[..., Fit
                     )
 
     return wrapper
-
-
-@dataclass(frozen=True)
-class FitReport:
-    """What :func:`fit_data` did: the model to save and the figures to show."""
-
-    model: SavedModel  # weights in original units, names, scaling, settings, history, metrics
-    result: FitResult
-    config: SolverConfig
-    n_samples: int
-    final_loss: float  # MSE of the final model on the training rows
-    optimal_loss: float  # the smallest MSE any linear model reaches on them
-    loss_ratio: float | None  # final / optimal; None for an exact fit (optimum is noise)
-    metrics: RegressionMetrics
-    seconds: float  # training time
-    left_out: dict[str, str]  # columns the default feature choice left out, and why
-    targets: np.ndarray  # (n, k) float64, for plots
-    predictions: np.ndarray  # (n, k) float64, for plots
-    inference: Any = None  # gradfit.inference.OLSResult of an unpenalized least-squares fit
-    inference_note: str | None = None  # why there is none, when it was asked for
 
 
 @single_rank_warning
@@ -185,7 +153,7 @@ def fit_data(
     if statistics:
         check_width(source, len(fnames), memory_limit)
     left_out = left_out_columns(table, tnames) if feature_names is None else {}
-    run_seed = seed
+    run_seed, held = seed, None
     if config.early_stopping:
         # The engine's split, by the row rule of every road (gradfit.solvers.rows): the table
         # is file 0. One seed (drawn here without one) for the split checked here and the
@@ -203,52 +171,28 @@ def fit_data(
     result = fit_linear(X, Y, config, random_state=run_seed, callback=callback)
     seconds = time.perf_counter() - start
 
+    # The report is over the training rows, as streamed (gradfit.fit_report): the rows held out
+    # for early stopping are left out. The statistics the solver computed are theirs.
     Xd, Yd = X.double().cpu(), Y.double().cpu()
-    weight, bias = result.weight.double().cpu(), result.bias.double().cpu()
-    pred = predict(Xd, weight, bias)
-    final_loss = float(mse(pred, Yd))
-    # The optimum (and the inference of an iterative fit) come from the statistics the solver
-    # computed, or from one pass here; the closed form's own loss is the optimum.
-    stats = result.stats
-    if registry.get(config.solver).exact and config.alpha == 0:
-        optimum = final_loss
-    else:
-        if stats is None:
-            stats = SufficientStats.compute(Xd, Yd)
-        optimum = float(stats.optimum(fit_intercept=config.fit_intercept).mean())
-    scale = float((Yd * Yd).mean())
-    exact_fit = optimum <= _EXACT_FIT * max(scale, 1e-300)
-    metrics = regression_metrics(Yd, pred)
-    scaling = recorded_scaling(result, config)
-    hyper = model_file_settings(config, result, seed, dtype, X.device, int(X.shape[0]), source)
-    model = SavedModel(
-        weight=weight,
-        bias=bias,
-        feature_names=fnames,
-        target_names=tnames,
-        scaling_mean=None if scaling is None else scaling[0],
-        scaling_scale=None if scaling is None else scaling[1],
-        solver=config.solver,
-        hyperparameters=hyper,
-        final_loss=final_loss,
-        loss_history=[float(v) for v in result.loss_curve],
-        metrics=metrics.as_dict(tnames),
-    )
-    report = FitReport(
-        model=model,
-        result=result,
-        config=config,
-        n_samples=int(X.shape[0]),
-        final_loss=final_loss,
-        optimal_loss=optimum,
-        loss_ratio=None if exact_fit else final_loss / optimum,
-        metrics=metrics,
+    if held is not None:
+        keep = torch.from_numpy(~held)
+        Xd, Yd = Xd[keep], Yd[keep]
+    return build_fit_report(
+        source,
+        result,
+        config,
+        features=fnames,
+        targets=tnames,
+        seed=seed,
+        dtype=dtype,
+        device=X.device,
         seconds=seconds,
         left_out=left_out,
-        targets=Yd.numpy(),
-        predictions=pred.numpy(),
+        stats=result.stats,
+        rows=(Xd, Yd),
+        inference=inference,
+        level=level,
     )
-    return attach_inference(report, inference, rows=(Xd, Yd), stats=stats, level=level)
 
 
 def statistics_bytes(d: int) -> int:
@@ -333,130 +277,6 @@ def inference_problem(
     return None
 
 
-def attach_inference(
-    report: FitReport,
-    cov_type: str | None,
-    *,
-    rows: tuple[torch.Tensor, torch.Tensor] | None = None,
-    stats: SufficientStats | None = None,
-    batches: Callable[[], Iterable[tuple[Any, Any]]] | None = None,
-    collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
-    level: float = 0.95,
-) -> FitReport:
-    """``report`` with the classical inference of its fit (:mod:`gradfit.inference`) in
-    ``report.inference`` and in its model (what intervals need), where it applies:
-
-    * ``cov_type`` None, or a penalized fit (alpha > 0): none, and no note;
-    * the closed form (``lstsq``) with the rows ``(X, Y)`` (float64) in memory:
-      :func:`gradfit.inference.ols` on them;
-    * otherwise (a stream, or an iterative fit) from the sufficient statistics ``stats``
-      (computed from ``rows`` when not given; :func:`gradfit.inference.ols_from_stats`) with
-      the model's own coefficients, the HC types by one more pass over the rows (``rows``, or
-      ``batches``: a callable returning a fresh iterable of ``(X, Y)`` blocks); an iterative
-      fit only when its coefficients are within 1% of a standard error of the optimum for
-      every target (``report.inference_note`` says how far they are otherwise). ``collect``:
-      for rows spread over processes, see :func:`gradfit.inference.ols_from_stats`.
-
-    ``level``: the coverage of the coefficients' intervals in the stored summary.
-
-    A rank-deficient design follows R's convention everywhere: the aliased coefficients (the
-    later of collinear features) are 0 in the table, in its JSON and in the model's weights
-    (replaced by the table's when they differ, e.g. a streamed or gradient-descent fit's: the
-    same predictions on the training rows), and the model keeps what ``predict`` needs to
-    warn about new rows off the training rows' span (:func:`gradfit.inference.estimability`,
-    under ``inference["estimability"]``). The table's :class:`~gradfit.errors.RankDeficiencyWarning`
-    names the aliased features.
-    """
-    config, model = report.config, report.model
-    if cov_type is None or config.alpha > 0:
-        return report
-    exact = registry.get(config.solver).exact
-    if exact and rows is not None:
-        stats, n = None, int(rows[0].shape[0])
-    else:
-        stats = _stats_of(rows, stats)
-        n = int(stats.n)
-    p = len(model.feature_names) + int(config.fit_intercept)
-    if n <= p:
-        note = f"no standard errors: {n} rows for {p} coefficients leave no degrees of freedom"
-        return replace(report, inference_note=note)
-    if stats is not None and not exact:
-        distance = _distance_from_optimum(stats, model, config.fit_intercept, n - p)
-        if not distance <= _INFERENCE_DISTANCE:
-            note = (
-                f"no coefficient table: {config.solver} stopped {distance:.3g} standard errors "
-                "from the least-squares optimum, and standard errors describe the optimum; "
-                "fit with --solver lstsq, or raise --epochs / lower --tol"
-            )
-            return replace(report, inference_note=note)
-    features, targets = model.feature_names, model.target_names
-    if batches is None and rows is not None:
-        batches = lambda: [rows]  # noqa: E731
-    try:
-        if stats is None and rows is not None:  # the closed form in memory: QR of the rows
-            fit = ols(
-                *rows,
-                fit_intercept=config.fit_intercept,
-                cov_type=cov_type,
-                feature_names=features,
-                target_names=targets,
-            )
-        else:
-            fit = ols_from_stats(
-                _stats_of(rows, stats),
-                model.weight,
-                model.bias,
-                fit_intercept=config.fit_intercept,
-                cov_type=cov_type,
-                batches=batches,
-                collect=collect,
-                feature_names=features,
-                target_names=targets,
-            )
-    except ValidationError as exc:  # e.g. HC2/HC3 and a row of leverage 1: the fit stands
-        return replace(report, inference_note=f"no coefficient table: {exc}")
-    document: dict[str, Any] = {
-        "predictor": fit.to_dict(),
-        "summary": fit.as_dict(level),
-        "text": fit.summary(),
-    }
-    if bool(fit.aliased.any()):
-        # R's convention in the model file too (not the solver's minimum-norm weights).
-        dtype = model.weight.dtype
-        model = replace(model, weight=fit.weight.to(dtype), bias=fit.bias.to(dtype))
-        document["estimability"] = estimability(fit)
-    return replace(report, model=replace(model, inference=document), inference=fit)
-
-
-def _stats_of(
-    rows: tuple[torch.Tensor, torch.Tensor] | None, stats: SufficientStats | None
-) -> SufficientStats:
-    """``stats``, or those of ``rows`` (one pass) when there are none."""
-    if stats is not None:
-        return stats
-    if rows is None:
-        raise ValidationError("attach_inference needs the rows (X, Y) or their statistics")
-    return SufficientStats.compute(*rows)
-
-
-def _distance_from_optimum(
-    stats: SufficientStats, model: SavedModel, fit_intercept: bool, df_resid: int
-) -> float:
-    """How many standard errors the model's coefficients are from the least-squares optimum,
-    at worst over the targets: their Mahalanobis distance ``sqrt((mse / optimum - 1) ·
-    df_resid)``. Where the optimum is 0 (an exact fit, e.g. a constant target): 0 when the
-    model is exact too, else inf; a NaN loss is inf."""
-    device = stats.zbar.device
-    mse = stats.per_target_mse(model.weight.double().to(device), model.bias.double().to(device))
-    optimum = stats.optimum(fit_intercept=fit_intercept)
-    mse_np, optimum_np = mse.cpu().numpy(), optimum.cpu().numpy()
-    positive = optimum_np > 0
-    ratio = np.divide(mse_np, optimum_np, out=np.zeros_like(mse_np), where=positive)
-    excess = np.where(positive, np.maximum(ratio - 1.0, 0.0), np.where(mse_np > 0, np.inf, 0.0))
-    excess = np.where(np.isnan(mse_np), np.inf, excess)
-    return float(np.max(np.sqrt(excess * df_resid))) if excess.size else 0.0
-
-
 def read_source(source: str, text_columns: Sequence[str] = ()) -> Any:
     """The :class:`gradfit.data.Table` of a file, or of a built-in data set by name."""
     from gradfit.data import Table, read_table
@@ -498,35 +318,6 @@ def expand_names(values: Sequence[str], columns: Sequence[str]) -> list[str]:
     return names
 
 
-def model_file_settings(
-    config: SolverConfig,
-    result: FitResult,
-    seed: int | None,
-    dtype: torch.dtype,
-    device: torch.device | str,
-    n_samples: int,
-    source: str,
-) -> dict[str, Any]:
-    """The settings a model file records: every solver setting, the step actually used, how
-    training ended and on what."""
-    settings = config.as_dict()
-    return {
-        "learning_rate": result.learning_rate,  # the step used ("auto" resolved)
-        "stable_learning_rate": result.stable_lr,
-        "learning_rate_setting": settings.pop("learning_rate"),
-        **({"method": result.method} if result.method else {}),  # gd: "conjugate gradient"...
-        "epochs": settings.pop("max_epochs"),
-        **settings,
-        "seed": seed,
-        "dtype": str(dtype).removeprefix("torch."),
-        "device": str(device),
-        "n_iter": result.n_iter,
-        "converged": result.converged,
-        "n_samples": n_samples,
-        "data": source,
-    }
-
-
 def as_training_tensor(
     array: np.ndarray,
     names: Sequence[str],
@@ -550,14 +341,3 @@ def as_training_tensor(
                 "--dtype float64 (or dtype='float64'), or rescale the column"
             )
     return torch.from_numpy(array).to(device=device, dtype=dtype)
-
-
-def recorded_scaling(
-    result: FitResult, config: SolverConfig
-) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The (mean, scale) to record in the model file, or None when training used none (the
-    scaler is the identity: lstsq without alpha, or standardize=False)."""
-    mean, scale = result.scaler.mean.double().cpu(), result.scaler.scale.double().cpu()
-    if not config.standardize or (bool((mean == 0).all()) and bool((scale == 1).all())):
-        return None
-    return mean, scale

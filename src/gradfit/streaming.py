@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import itertools
-import math
 import time
 import zlib
 from collections import Counter
@@ -54,19 +53,16 @@ import numpy.typing as npt
 import torch
 
 from gradfit.errors import DataError, ValidationError
+from gradfit.fit_report import FitReport, build_fit_report
 from gradfit.fitting import (
-    FitReport,
     as_training_tensor,
-    attach_inference,
     check_width,
     expand_names,
     holdout_problem,
     inference_problem,
-    model_file_settings,
-    recorded_scaling,
     single_rank_warning,
 )
-from gradfit.metrics import RegressionMetrics, r2_from_errors
+from gradfit.metrics import RegressionMetrics
 from gradfit.model import predict
 from gradfit.persistence import SavedModel
 from gradfit.solvers import registry
@@ -459,10 +455,7 @@ def fit_stream(
         if keeper is not None and notes is not None:
             notes.extend(keeper.notes)
     seconds = time.perf_counter() - start
-    report = _report(
-        stream.source, result, stats, config, seed, dtype, dev, seconds, fnames, tnames, left_out
-    )
-
+    sample = _sample(data, result, stats.n, sample_rows, seed) if sample_rows > 0 else None
     # The HC covariances' pass: this process's training rows again, in float64.
     rows64 = replace(data, dtype=torch.float64, progress=None)
 
@@ -470,13 +463,24 @@ def fit_stream(
         local = torch.from_numpy(guarded(group, work))
         return group.sum(local).numpy() if group.world > 1 else local.numpy()
 
-    report = attach_inference(
-        report, inference, stats=stats, batches=rows64.tensors, collect=collect, level=level
+    return build_fit_report(
+        stream.source,
+        result,
+        config,
+        features=fnames,
+        targets=tnames,
+        seed=seed,
+        dtype=dtype,
+        device=dev,
+        seconds=seconds,
+        left_out=left_out,
+        stats=stats,
+        sample=sample,
+        inference=inference,
+        level=level,
+        batches=rows64.tensors,
+        collect=collect,
     )
-    if sample_rows > 0:
-        Ys, Ps = _sample(data, result, stats.n, sample_rows, seed)
-        report = replace(report, targets=Ys, predictions=Ps)
-    return report
 
 
 def _open(
@@ -734,74 +738,3 @@ def choose_columns(
     if twice:
         raise DataError(f"{stream.source}: column {twice[0]!r} is given more than once")
     return fnames, tnames, {}
-
-
-def _report(
-    source: str,
-    result: FitResult,
-    stats: SufficientStats,
-    config: SolverConfig,
-    seed: int | None,
-    dtype: torch.dtype,
-    device: torch.device,
-    seconds: float,
-    fnames: tuple[str, ...],
-    tnames: tuple[str, ...],
-    left_out: dict[str, str],
-) -> FitReport:
-    weight, bias = result.weight.double().cpu(), result.bias.double().cpu()
-    cpu = SufficientStats(
-        n=stats.n,
-        zbar=stats.zbar.cpu(),
-        ybar=stats.ybar.cpu(),
-        Szz=stats.Szz.cpu(),
-        Szy=stats.Szy.cpu(),
-        syy=stats.syy.cpu(),
-    )
-    mse = cpu.per_target_mse(weight, bias)
-    r2 = r2_from_errors(mse, cpu.syy)
-    final_loss = float(mse.mean())
-    if registry.get(config.solver).exact and config.alpha == 0:
-        optimum = final_loss  # the closed form is the optimum
-    else:
-        optimum = float(cpu.optimum(fit_intercept=config.fit_intercept).mean())
-    scale = float((cpu.syy + cpu.ybar**2).mean())
-    exact_fit = optimum <= 1e-10 * max(scale, 1e-300)
-    metrics = RegressionMetrics(
-        mse=tuple(mse.tolist()),
-        rmse=tuple(mse.sqrt().tolist()),
-        mae=tuple(math.nan for _ in tnames),
-        r2=tuple(r2.tolist()),
-    )
-    saved_metrics = {
-        name: {key: value for key, value in row.items() if key != "mae"}
-        for name, row in metrics.as_dict(tnames).items()
-    }
-    scaling = recorded_scaling(result, config)
-    model = SavedModel(
-        weight=weight,
-        bias=bias,
-        feature_names=fnames,
-        target_names=tnames,
-        scaling_mean=None if scaling is None else scaling[0],
-        scaling_scale=None if scaling is None else scaling[1],
-        solver=config.solver,
-        hyperparameters=model_file_settings(config, result, seed, dtype, device, stats.n, source),
-        final_loss=final_loss,
-        loss_history=[float(v) for v in result.loss_curve],
-        metrics=saved_metrics,
-    )
-    return FitReport(
-        model=model,
-        result=result,
-        config=config,
-        n_samples=stats.n,
-        final_loss=final_loss,
-        optimal_loss=optimum,
-        loss_ratio=None if exact_fit else final_loss / optimum,
-        metrics=metrics,
-        seconds=seconds,
-        left_out=left_out,
-        targets=np.empty((0, len(tnames))),
-        predictions=np.empty((0, len(tnames))),
-    )
