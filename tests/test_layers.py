@@ -38,7 +38,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("gradfit.cli", "gradfit.cli.options"): "Ctrl-C from the first import: 1.29 s",
     ("gradfit.cli", "gradfit.cli.render"): "Ctrl-C from the first import: 1.32 s",
     # Heavy or optional libraries, paid only by the code that uses them.
-    ("gradfit.inference", "scipy"): "scipy.special, for p-values only: 0.23 s",
+    ("gradfit.inference.distributions", "scipy"): "scipy.special, for p-values only: 0.23 s",
     ("gradfit.report", "matplotlib.figure"): "the optional [plot] extra: 0.42 s",
     ("gradfit.report", "matplotlib.backends.backend_agg"): "the optional [plot] extra: 0.27 s",
     ("gradfit.solvers.compiled", "gradfit.solvers.numba_epoch"): (

@@ -1,0 +1,244 @@
+"""Covariances of the least-squares coefficients: classical (homoskedastic) and the
+heteroskedasticity-consistent HC0-HC3, from rows in memory or from batches of rows.
+
+Both are computed in the centred coordinates of the package's docstring: the slopes ``w`` and
+the mean response at the centre ``c = b + w·x̄`` (intercept last), and, for the public
+covariance, the slopes and the bias ``b``. ``(AᵀA)⁻¹`` is held as a :class:`Factor`. The
+sandwich of the HC types has one routine, :func:`sandwich_sums`, for a block of rows: all the
+rows of an in-memory fit at once, or each batch of a stream (its sums add up over batches and
+processes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from gradfit.errors import ValidationError
+
+__all__ = [
+    "COV_TYPES",
+    "Factor",
+    "check_cov_type",
+    "embed",
+    "nonrobust_covariances",
+    "robust_covariances",
+    "robust_over_batches",
+    "sandwich_sums",
+]
+
+COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
+_LEVERAGE_ONE = 1e-10  # HC2/HC3 divide by 1 - h: refuse when h is this close to 1
+
+
+def check_cov_type(cov_type: Any) -> str:
+    """``cov_type`` if it is one of :data:`COV_TYPES`, else a :class:`ValidationError`."""
+    if cov_type not in COV_TYPES:
+        raise ValidationError(f"cov_type must be one of {', '.join(COV_TYPES)}; got {cov_type!r}")
+    return str(cov_type)
+
+
+@dataclass(frozen=True)
+class Factor:
+    """``(AᵀA)⁻¹ = D⁻¹ R_e⁻¹ R_e⁻ᵀ D⁻¹``: the inverse of an equilibrated triangular factor
+    ``R_e`` (r, r) of the Gram matrix and the column norms ``D`` (r,)."""
+
+    r_inv: np.ndarray  # (r, r) upper triangular
+    scale: np.ndarray  # (r,)
+
+    @property
+    def left(self) -> np.ndarray:
+        """``D⁻¹ R_e⁻¹`` (r, r), so that ``G = left @ left.T``."""
+        left: np.ndarray = self.r_inv / self.scale[:, None]
+        return left
+
+    def gram_inverse(self) -> np.ndarray:
+        left = self.left
+        G: np.ndarray = left @ left.T
+        symmetric: np.ndarray = (G + G.T) / 2
+        return symmetric
+
+    def half(self, x: np.ndarray) -> np.ndarray:
+        """``R_e⁻ᵀ D⁻¹ x`` (r,), so that ``xᵀ G x = ||half(x)||²`` (a sum of squares)."""
+        v: np.ndarray = self.r_inv.T @ (x / self.scale)
+        return v
+
+
+def nonrobust_covariances(
+    factor: Factor, sigma2: np.ndarray, center: np.ndarray, n: int, fit_intercept: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Homoskedastic covariances (k, p, p) of (w, b) and of (w, c), ``c = b + w·x̄``."""
+    G = factor.gram_inverse()  # (r, r)
+    r = G.shape[0]
+    p = r + int(fit_intercept)
+    k = sigma2.shape[0]
+    wc = np.zeros((k, p, p))
+    wc[:, :r, :r] = sigma2[:, None, None] * G
+    if not fit_intercept:
+        return wc.copy(), wc
+    wc[:, r, r] = sigma2 / n
+    wb = wc.copy()
+    v = factor.half(center)  # (r,)
+    g_center = factor.left @ v  # G x̄ (r,)
+    wb[:, r, r] = sigma2 * (1.0 / n + v @ v)
+    wb[:, :r, r] = wb[:, r, :r] = -sigma2[:, None] * g_center
+    return wb, wc
+
+
+def _sandwich(U: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``Σ_i weights[i, j] u_i u_iᵀ`` for each target j: (n, p), (n, k) -> (k, p, p)."""
+    out = np.empty((weights.shape[1], U.shape[1], U.shape[1]))
+    for j in range(weights.shape[1]):
+        M = (U * weights[:, j : j + 1]).T @ U  # (p, n) @ (n, p)
+        out[j] = (M + M.T) / 2
+    return out
+
+
+def _hc_omega(
+    leverage: np.ndarray, cov_type: str, n: int, df_resid: int, first_row: int = 0
+) -> np.ndarray:
+    """The sandwich's weight of each row's squared residual: 1 (HC0), n / df_resid (HC1),
+    1 / (1 - h) (HC2) or 1 / (1 - h)² (HC3), for rows ``first_row, first_row + 1, ...``
+    (counted from 0) of leverages ``h``. A row of leverage 1 is refused under HC2/HC3."""
+    m = leverage.shape[0]
+    if cov_type == "HC0":
+        return np.ones(m)
+    if cov_type == "HC1":
+        return np.full(m, n / df_resid)
+    worst = int(np.argmax(leverage)) if m else 0
+    if m and leverage[worst] > 1.0 - _LEVERAGE_ONE:
+        raise ValidationError(
+            f"row {first_row + worst} has leverage 1 (the fit passes through it whatever its "
+            f"target), and {cov_type} divides by 1 - leverage: use cov_type='HC0' or 'HC1', or "
+            "remove the features that single out that row"
+        )
+    omega: np.ndarray = 1.0 / (1.0 - leverage) ** (1 if cov_type == "HC2" else 2)
+    return omega
+
+
+def sandwich_sums(
+    Q: np.ndarray,
+    U_w: np.ndarray,
+    E: np.ndarray,
+    center: np.ndarray,
+    cov_type: str,
+    n: int,
+    df_resid: int,
+    fit_intercept: bool,
+    first_row: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The HC sandwich sums (k, p, p) of (w, b) and of (w, c) over a block of m rows: the
+    rows ``first_row, ...`` of a design of ``n`` rows.
+
+    ``Q`` (m, r): the block's rows of the thin Q factor of the centred (kept) design, so that
+    the leverage is ``h_i = ||Q_i||²`` (+ 1/n with an intercept); ``U_w`` (m, r): the slopes'
+    influence rows ``a_i (AᵀA)⁻¹``; ``E`` (m, k): the residuals; ``center`` (r,): x̄ of the
+    kept columns. With an intercept the influence row of ``c`` is ``1/n`` and that of ``b``
+    is ``1/n - x̄ᵀ u_w``."""
+    leverage = (Q * Q).sum(axis=1) + (1.0 / n if fit_intercept else 0.0)  # (m,)
+    weights = _hc_omega(leverage, cov_type, n, df_resid, first_row)[:, None] * E * E  # (m, k)
+    if not fit_intercept:
+        wc = _sandwich(U_w, weights)
+        return wc.copy(), wc
+    ones = np.full((Q.shape[0], 1), 1.0 / n)
+    wc = _sandwich(np.hstack([U_w, ones]), weights)
+    wb = _sandwich(np.hstack([U_w, ones - (U_w @ center)[:, None]]), weights)
+    return wb, wc
+
+
+def robust_covariances(
+    Q: np.ndarray,
+    factor: Factor,
+    E: np.ndarray,
+    cov_type: str,
+    center: np.ndarray,
+    df_resid: int,
+    fit_intercept: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """HC0-HC3 covariances (k, p, p) of (w, b) and of (w, c), from the thin Q (n, r) of the
+    centred design of all the rows, its factor and the residuals E (n, k)."""
+    U_w = (Q @ factor.r_inv.T) / factor.scale  # A G = Q R_e⁻ᵀ D⁻¹ (n, r)
+    return sandwich_sums(Q, U_w, E, center, cov_type, Q.shape[0], df_resid, fit_intercept)
+
+
+def _as_float64(block: Any) -> np.ndarray:
+    array: np.ndarray = np.asarray(
+        block.cpu().numpy() if isinstance(block, torch.Tensor) else block, dtype=np.float64
+    )
+    return array
+
+
+def robust_over_batches(
+    batches: Callable[[], Iterable[tuple[Any, Any]]],
+    collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None,
+    factor: Factor,
+    kept: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    center: np.ndarray,
+    cov_type: str,
+    n: int,
+    df_resid: int,
+    fit_intercept: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """HC covariances (k, p, p) of (w, b) and of (w, c) of a fit known by its statistics:
+    :func:`sandwich_sums` over a fresh pass of ``batches``, added over the processes by
+    ``collect`` (see :func:`gradfit.inference.ols_from_stats`), after a check that the pass
+    saw the ``n`` rows of the statistics.
+
+    No Q factor is needed: for the centred kept columns ``A_c`` of a block,
+    ``Q = A_c D⁻¹ R_e⁻¹`` (the rows of the thin Q of the whole design) and
+    ``U_w = Q R_e⁻ᵀ D⁻¹ = A_c (AᵀA)⁻¹``; the sandwich sums are sums over rows, so blocks (and
+    processes) add up. ``weight`` (k, d), ``bias`` (k,) are the kept-column fit; ``n`` the
+    rows of the whole design."""
+    k, p = weight.shape[0], int(kept.sum()) + int(fit_intercept)
+    left = factor.left  # (r, r)
+    c = center[kept]
+
+    def local() -> np.ndarray:
+        """This process's sums (k, p, p) for (w, b) and (w, c), and its rows, in one array."""
+        wb = np.zeros((k, p, p))
+        wc = np.zeros((k, p, p))
+        seen = 0
+        for X_block, Y_block in batches():
+            Xb, Yb = _as_float64(X_block), _as_float64(Y_block)
+            m = Xb.shape[0]
+            if m == 0:
+                continue
+            E = Yb - Xb @ weight.T - bias  # (m, k)
+            Ac = Xb[:, kept] - c  # centred (c = 0 without an intercept)
+            Q = Ac @ left  # (m, r)
+            U_w = Q @ left.T  # A_c (AᵀA)⁻¹ (m, r)
+            block_wb, block_wc = sandwich_sums(
+                Q, U_w, E, c, cov_type, n, df_resid, fit_intercept, first_row=seen
+            )
+            wc += block_wc
+            if fit_intercept:
+                wb += block_wb
+            seen += m
+        if not fit_intercept:
+            wb = wc.copy()
+        return np.concatenate([wb.ravel(), wc.ravel(), [float(seen)]])
+
+    total = local() if collect is None else collect(local)
+    seen = round(float(total[-1]))
+    if seen != n:
+        raise ValidationError(
+            f"the second pass over the data gave {seen} rows where the statistics counted "
+            f"{n}; the data changed while being read"
+        )
+    size = k * p * p
+    return total[:size].reshape(k, p, p), total[size : 2 * size].reshape(k, p, p)
+
+
+def embed(small: np.ndarray, kept: np.ndarray, fit_intercept: bool, fill: float) -> np.ndarray:
+    """(k, r', r') over the kept coefficients -> (k, p, p) over all, ``fill`` elsewhere."""
+    index = np.flatnonzero(np.append(kept, True) if fit_intercept else kept)
+    p = kept.shape[0] + int(fit_intercept)
+    out = np.full((small.shape[0], p, p), fill)
+    out[:, index[:, None], index[None, :]] = small
+    return out

@@ -1,0 +1,56 @@
+"""The Student t and F distributions of the tests and intervals, with SciPy loaded on first use.
+
+Loading a model file checks its interval data with this package, and `gradfit predict` without
+intervals should not pay for SciPy: ``scipy.special`` (lighter than ``scipy.stats``) is
+imported by :func:`special` only when a p-value or a quantile is asked for, or ahead of time
+in a thread of its own by :func:`preload_distributions`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+import numpy as np
+
+from gradfit.errors import ValidationError
+
+__all__ = ["check_level", "preload_distributions", "special", "t_quantile"]
+
+
+def special() -> Any:
+    """``scipy.special``, for the t and F distributions, imported on first use (0.17 s)."""
+    from scipy import special as module
+
+    return module
+
+
+def preload_distributions() -> threading.Thread:
+    """Import :func:`special`'s module in a thread of its own (0.2-0.4 s), for a caller that
+    will need it after long work of its own, e.g. the command line before a fit whose report
+    has p-values: the import then overlaps the reading of the data instead of following it.
+    A failed import is left for the first real use to report."""
+
+    def load() -> None:
+        with contextlib.suppress(ImportError):
+            special()
+
+    thread = threading.Thread(target=load, name="gradfit-preload-scipy")
+    thread.start()
+    return thread
+
+
+def check_level(level: Any) -> float:
+    """``level`` as a float strictly between 0 and 1, or a :class:`ValidationError`."""
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)):
+        raise ValidationError(f"level must be a number strictly between 0 and 1, got {level!r}")
+    value = float(level)
+    if not 0.0 < value < 1.0:
+        raise ValidationError(f"level must be strictly between 0 and 1 (e.g. 0.95), got {level!r}")
+    return value
+
+
+def t_quantile(level: float, df: int) -> float:
+    """The Student t quantile ``t_{(1+level)/2, df}`` of a two-sided interval."""
+    return float(special().stdtrit(df, (1.0 + level) / 2.0))

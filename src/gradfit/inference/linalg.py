@@ -1,0 +1,59 @@
+"""Numerics of the inference: extended-precision means and residuals, column norms, and the
+inverse of a triangular factor.
+
+Everything is float64 NumPy; sums that lose digits to cancellation (the column means, the
+residuals of a nearly exact fit) are accumulated in ``np.longdouble`` a chunk of rows at a time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["EPS", "column_norms", "mean_ext", "residuals", "solve_upper_identity"]
+
+EPS = float(np.finfo(np.float64).eps)
+_CHUNK = 1 << 16
+_EXTENDED_RESIDUALS = 1 << 22  # elements of X below which residuals always use longdouble
+
+
+def mean_ext(M: np.ndarray) -> np.ndarray:
+    """Column means accumulated in extended precision, a chunk of rows at a time."""
+    total = np.zeros(M.shape[1], dtype=np.longdouble)
+    for start in range(0, M.shape[0], _CHUNK):
+        total += M[start : start + _CHUNK].astype(np.longdouble).sum(axis=0)
+    mean: np.ndarray = (total / max(M.shape[0], 1)).astype(np.float64)
+    return mean
+
+
+def column_norms(M: np.ndarray) -> np.ndarray:
+    """Euclidean column norms, scaled by each column's largest entry (no overflow)."""
+    big = np.abs(M).max(axis=0) if M.shape[0] else np.zeros(M.shape[1])
+    safe = np.where(big > 0, big, 1.0)
+    norms: np.ndarray = big * np.sqrt(((M / safe) ** 2).sum(axis=0))
+    return norms
+
+
+def solve_upper_identity(R: np.ndarray) -> np.ndarray:
+    """R⁻¹ of an upper-triangular R, by a triangular solve against the identity."""
+    eye = torch.eye(R.shape[0], dtype=torch.float64)
+    inverse: np.ndarray = torch.linalg.solve_triangular(
+        torch.from_numpy(np.ascontiguousarray(R)), eye, upper=True
+    ).numpy()
+    return inverse
+
+
+def residuals(A: np.ndarray, B: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``B - A @ W.T`` (n, k). In extended precision (a chunk of rows at a time, rounded to
+    float64) on small problems and whenever the fit is nearly exact, where the float64
+    rounding of the products would be a large part of the residuals."""
+    E: np.ndarray = B - A @ W.T
+    ss_res = (E * E).sum(axis=0)
+    ss_tot = (B * B).sum(axis=0)
+    if A.size > _EXTENDED_RESIDUALS and bool(np.all(ss_res > 1e-4 * ss_tot)):
+        return E
+    W_ext = W.T.astype(np.longdouble)
+    for start in range(0, A.shape[0], _CHUNK):
+        stop = start + _CHUNK
+        E[start:stop] = B[start:stop] - A[start:stop].astype(np.longdouble) @ W_ext
+    return E

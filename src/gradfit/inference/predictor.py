@@ -1,0 +1,376 @@
+"""Prediction from an OLS fit: the interval predictor that a model file keeps (with its JSON
+codec), and the estimability check of new rows for a rank-deficient fit.
+
+:class:`OLSPredictor` holds what confidence and prediction intervals of the response need, in
+the centred coordinates of the package's docstring; :class:`Estimability` the null space of a
+rank-deficient training design, to warn (as R's ``predict.lm`` does) about new rows whose
+prediction depends on the aliased coefficients being 0. Both write themselves as plain JSON
+data and read it back, refusing anything malformed with a one-line
+:class:`~gradfit.errors.ModelFileError`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import torch
+
+from gradfit.errors import ModelFileError, RankDeficiencyWarning, ValidationError
+from gradfit.inference.covariance import COV_TYPES
+from gradfit.inference.distributions import check_level, t_quantile
+from gradfit.validation import as_matrix, as_targets
+
+if TYPE_CHECKING:
+    from gradfit.inference.result import OLSResult
+
+__all__ = [
+    "ESTIMABLE_TOL",
+    "INTERVALS",
+    "Estimability",
+    "OLSPredictor",
+    "PredictionInterval",
+    "estimability",
+    "estimability_of",
+    "warn_not_estimable",
+]
+
+INTERVALS = ("confidence", "prediction")
+_DICT_FORMAT = "gradfit-ols-intervals"
+_DICT_VERSION = 1
+_MAX_DF_RESID = 2**53  # beyond, the t quantile is the normal one; a count no file holds
+# A new row is off the training rows' span when the part of its (centred, equilibrated)
+# features in the null space of the training design exceeds this fraction of their norm: R's
+# default tolerance (predict.lm's tol = 1e-6, R >= 4.3).
+ESTIMABLE_TOL = 1e-6
+
+
+class PredictionInterval(NamedTuple):
+    """Predicted mean and the lower and upper bounds of an interval, each (n, k)."""
+
+    mean: torch.Tensor
+    lower: torch.Tensor
+    upper: torch.Tensor
+
+
+@dataclass(frozen=True, eq=False)
+class OLSPredictor:
+    """What confidence and prediction intervals of the response need, and nothing else.
+
+    ``covariance`` (k, p, p) is that of the slopes and of the *mean response at the centre*,
+    ``c = bias + weight @ center`` (intercept last, p = d + 1; without an intercept ``center``
+    is zero and p = d). In these coordinates the variance of the fitted mean at x,
+    ``[x - center, 1] Cov [x - center, 1]ᵀ``, does not cancel the large terms that
+    ``[x, 1] Cov(w, b) [x, 1]ᵀ`` would on a design far from the origin. Aliased coefficients
+    (rank-deficient fits) have zero rows and columns: their weight is 0 and stays 0.
+    """
+
+    weight: torch.Tensor  # (k, d)
+    bias: torch.Tensor  # (k,)
+    center: torch.Tensor  # (d,)
+    covariance: torch.Tensor  # (k, p, p)
+    sigma: torch.Tensor  # (k,)
+    df_resid: int
+    fit_intercept: bool
+    cov_type: str = "nonrobust"
+
+    def predict(
+        self, X: Any, interval: str | None = None, level: float = 0.95
+    ) -> torch.Tensor | PredictionInterval:
+        """The mean ``X @ weight.T + bias`` (n, k), or with ``interval="confidence"`` (for the
+        mean response) or ``"prediction"`` (for a new observation) a
+        :class:`PredictionInterval` ``mean ± t_{(1+level)/2, df_resid} · se``, where
+        ``se² = x̃ᵀ Cov x̃`` (plus ``sigma²`` for a prediction) and ``x̃ = [x - center, 1]``."""
+        Xt = as_matrix(X, "X", dtype=torch.float64)
+        d = self.weight.shape[1]
+        if Xt.shape[1] != d:
+            raise ValidationError(f"X has {Xt.shape[1]} features, but the model expects {d}")
+        Xn = Xt.cpu().numpy()
+        W, b = self.weight.numpy(), self.bias.numpy()
+        with np.errstate(all="ignore"):  # overflow gives inf, as torch's predict does
+            mean = Xn @ W.T + b  # (n, d) @ (d, k) -> (n, k)
+        if interval is None:
+            return torch.from_numpy(mean)
+        if interval not in INTERVALS:
+            raise ValidationError(
+                f"interval must be None, 'confidence' or 'prediction', got {interval!r}"
+            )
+        q = t_quantile(check_level(level), self.df_resid)
+        # Extreme features or interval data may overflow float64: computed without NumPy's
+        # warnings, and a bound that is not finite is refused below in one line.
+        with np.errstate(all="ignore"):
+            Xc = Xn - self.center.numpy()
+            if self.fit_intercept:
+                Xc = np.hstack([Xc, np.ones((Xc.shape[0], 1))])  # (n, p)
+            C = self.covariance.numpy()
+            var = np.empty_like(mean)
+            for j in range(C.shape[0]):
+                var[:, j] = ((Xc @ C[j]) * Xc).sum(axis=1)  # diag(Xc C_j Xcᵀ)
+            var = np.maximum(var, 0.0)
+            if interval == "prediction":
+                var = var + self.sigma.numpy() ** 2
+            half = q * np.sqrt(var)
+            bad = ~np.isfinite(half) | ~np.isfinite(mean)
+        if bool(bad.any()):
+            rows = np.flatnonzero(bad.any(axis=1))
+            raise ValidationError(
+                f"the {interval} interval is not finite in float64 for {rows.size} row(s) (the "
+                f"first is row {rows[0] + 1} of {mean.shape[0]}): its features are too large for "
+                "the model's interval data, or those data are extreme"
+            )
+        return PredictionInterval(
+            torch.from_numpy(mean), torch.from_numpy(mean - half), torch.from_numpy(mean + half)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists, floats, ints, bools and strings (JSON-ready): everything but the
+        weight and bias, which a model file already holds."""
+        return {
+            "format": _DICT_FORMAT,
+            "version": _DICT_VERSION,
+            "fit_intercept": self.fit_intercept,
+            "cov_type": self.cov_type,
+            "df_resid": self.df_resid,
+            "center": self.center.tolist(),
+            "sigma": self.sigma.tolist(),
+            "covariance": self.covariance.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, weight: Any, bias: Any) -> OLSPredictor:
+        """Rebuild from :meth:`to_dict`'s output and the model's ``weight`` (k, d) and
+        ``bias`` (k,). Anything malformed or inconsistent raises
+        :class:`~gradfit.errors.ModelFileError` naming the entry."""
+        if not isinstance(data, Mapping):
+            raise ModelFileError(f"interval data must be a mapping, got {type(data).__name__}")
+        required = ("format", "version", "fit_intercept", "cov_type", "df_resid", "center")
+        missing = [key for key in (*required, "sigma", "covariance") if key not in data]
+        if missing:
+            raise ModelFileError(f"interval data lack {', '.join(missing)}")
+        if data["format"] != _DICT_FORMAT:
+            raise ModelFileError(
+                f"interval data have format {_brief(data['format'])}, expected {_DICT_FORMAT!r}"
+            )
+        version = data["version"]
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ModelFileError(
+                f"interval data version must be a positive integer, got {_brief(version)}"
+            )
+        if version > _DICT_VERSION:
+            raise ModelFileError(
+                f"interval data version {version} is newer than this gradfit reads "
+                f"({_DICT_VERSION}); upgrade gradfit"
+            )
+        fit_intercept = data["fit_intercept"]
+        if not isinstance(fit_intercept, bool):
+            raise ModelFileError(
+                f"fit_intercept must be true or false, got {_brief(fit_intercept)}"
+            )
+        cov_type = data["cov_type"]
+        if cov_type not in COV_TYPES:
+            raise ModelFileError(
+                f"cov_type must be one of {', '.join(COV_TYPES)}, got {_brief(cov_type)}"
+            )
+        df_resid = data["df_resid"]
+        if (
+            isinstance(df_resid, bool)
+            or not isinstance(df_resid, int)
+            or not 1 <= df_resid <= _MAX_DF_RESID
+        ):
+            raise ModelFileError(
+                f"df_resid must be an integer from 1 to {_MAX_DF_RESID}, got {_brief(df_resid)}"
+            )
+        center = _plain_array(data["center"], 1, "center")
+        sigma = _plain_array(data["sigma"], 1, "sigma")
+        covariance = _plain_array(data["covariance"], 3, "covariance")
+        with np.errstate(all="ignore"):
+            squares_finite = bool(np.all(np.isfinite(sigma**2)))
+        if not squares_finite:
+            raise ModelFileError("sigma is too large: its square overflows float64")
+        d, k = center.shape[0], sigma.shape[0]
+        p = d + int(fit_intercept)
+        if covariance.shape != (k, p, p):
+            raise ModelFileError(
+                f"covariance must have shape ({k}, {p}, {p}) for {k} target(s) and {d} "
+                f"feature(s){' and an intercept' if fit_intercept else ''}, got "
+                f"{covariance.shape}"
+            )
+        if bool(np.any(sigma < 0)) or bool(np.any(np.diagonal(covariance, 0, 1, 2) < 0)):
+            raise ModelFileError("sigma and the covariance's diagonal must be non-negative")
+        with np.errstate(all="ignore"):
+            symmetric = np.allclose(covariance, covariance.transpose(0, 2, 1), rtol=1e-12, atol=0)
+        if not symmetric:
+            raise ModelFileError("covariance must be symmetric")
+        try:
+            W = as_matrix(weight, "weight", dtype=torch.float64).cpu()
+            bt = as_targets(bias, "bias", dtype=torch.float64).cpu()
+        except ValidationError as exc:
+            raise ModelFileError(str(exc)) from exc
+        if W.shape != (k, d) or bt.shape != (k, 1):
+            raise ModelFileError(
+                f"weight {tuple(W.shape)} and bias ({bt.shape[0]},) do not match the interval "
+                f"data of {k} target(s) and {d} feature(s)"
+            )
+        if not fit_intercept and bool((bt != 0).any()):
+            raise ModelFileError("a model without an intercept must have a zero bias")
+        return cls(
+            weight=W.contiguous(),
+            bias=bt[:, 0].contiguous(),
+            center=torch.from_numpy(center),
+            covariance=torch.from_numpy(covariance),
+            sigma=torch.from_numpy(sigma),
+            df_resid=df_resid,
+            fit_intercept=fit_intercept,
+            cov_type=cov_type,
+        )
+
+
+def _brief(value: Any) -> str:
+    """``value``'s repr for a one-line message, or its type when that is long."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**40 else "a huge int"
+    return text if len(text) <= 40 else type(value).__name__
+
+
+def _plain_array(value: Any, ndim: int, key: str) -> np.ndarray:
+    """A nested list of finite numbers (not bools) of the given depth, as float64."""
+
+    def check(item: Any, depth: int) -> None:
+        if depth == 0:
+            if isinstance(item, bool) or not isinstance(item, (int, float)):
+                raise ModelFileError(f"{key} must hold numbers, got {_brief(item)}")
+            return
+        if not isinstance(item, list):
+            raise ModelFileError(f"{key} must be a {ndim}-level nested list, got {_brief(item)}")
+        for inner in item:
+            check(inner, depth - 1)
+
+    check(value, ndim)
+    try:
+        array = np.array(value, dtype=np.float64)
+    except OverflowError:  # an integer beyond float64
+        raise ModelFileError(f"{key} must hold finite numbers") from None
+    except ValueError:  # ragged lists
+        raise ModelFileError(f"{key} must be a rectangular {ndim}-level nested list") from None
+    if array.ndim != ndim:
+        raise ModelFileError(f"{key} must be a rectangular {ndim}-level nested list")
+    if not bool(np.all(np.isfinite(array))):
+        raise ModelFileError(f"{key} must hold finite numbers")
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class Estimability:
+    """Which new rows a rank-deficient fit predicts without depending on its convention.
+
+    With aliased coefficients set to 0 (R's convention), a prediction ``x @ weight.T + bias``
+    is the same for every least-squares solution exactly when ``x - center`` lies in the span
+    of the training rows' centred features (the row space of the design; ``center`` is 0
+    without an intercept). The training design, centred and column-equilibrated (columns
+    divided by their norms ``scale``), has the orthonormal null-space basis ``basis`` (d, m),
+    m = the number of aliased coefficients. For ``u = (x - center) / scale`` the row is off
+    the span when ``||basisᵀ u|| > ESTIMABLE_TOL · ||u||``: a null-space test in the manner of
+    R's ``predict.lm`` (R >= 4.3, ``rankdeficient = "warnif"``), with its default tolerance
+    1e-6. Why not warn for every new row, as R < 4.3 does: rows that keep the training
+    relation predict the same under every convention, and a warning there is noise.
+    A row off the span breaks a linear relation that held among the training features
+    (x2 = 2 x1, or a constant feature taking another value): its prediction depends on which
+    of the collinear coefficients was set to 0, and R warns "prediction from a rank-deficient
+    fit may be misleading".
+    """
+
+    center: np.ndarray  # (d,)
+    scale: np.ndarray  # (d,), 1 for a column with no spread
+    basis: np.ndarray  # (d, m), orthonormal columns
+    aliased: tuple[str, ...]  # the names of the aliased features
+
+    def off_span(self, X: np.ndarray) -> np.ndarray:
+        """(n,) bool: the rows of X (n, d) off the training rows' span."""
+        U = (X - self.center) / self.scale  # (n, d)
+        part = np.linalg.norm(U @ self.basis, axis=1)  # (n, d) @ (d, m) -> (n, m) -> (n,)
+        off: np.ndarray = part > ESTIMABLE_TOL * np.linalg.norm(U, axis=1)
+        return off
+
+    def warn(self, X: np.ndarray, stacklevel: int = 2) -> None:
+        """A :class:`~gradfit.errors.RankDeficiencyWarning` when some row of X is off the
+        span (one message per fit, whatever the rows, so that a stream of batches says it
+        once)."""
+        if X.shape[0] and bool(self.off_span(X).any()):
+            warnings.warn(
+                "prediction from a rank-deficient fit may be misleading (as R warns): some "
+                "rows break a linear relation that held among the training features, along "
+                f"which the coefficient(s) of {', '.join(self.aliased)} were set to 0 (R's "
+                "convention), so their predictions depend on that choice; refit without the "
+                "collinear features, or predict only rows that keep the training relation",
+                RankDeficiencyWarning,
+                stacklevel=stacklevel + 1,
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists and strings (JSON-ready): what a model file keeps."""
+        return {
+            "center": self.center.tolist(),
+            "scale": self.scale.tolist(),
+            "basis": self.basis.tolist(),
+            "aliased": list(self.aliased),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, d: int) -> Estimability:
+        """Rebuild from :meth:`to_dict`'s output for a model of ``d`` features; anything
+        malformed raises :class:`~gradfit.errors.ModelFileError` naming the entry."""
+        if not isinstance(data, Mapping):
+            raise ModelFileError(f"estimability data must be a mapping, got {type(data).__name__}")
+        missing = [key for key in ("center", "scale", "basis", "aliased") if key not in data]
+        if missing:
+            raise ModelFileError(f"estimability data lack {', '.join(missing)}")
+        center = _plain_array(data["center"], 1, "estimability center")
+        scale = _plain_array(data["scale"], 1, "estimability scale")
+        basis = _plain_array(data["basis"], 2, "estimability basis")
+        aliased = data["aliased"]
+        if not isinstance(aliased, list) or not all(isinstance(a, str) for a in aliased):
+            raise ModelFileError(f"estimability aliased must be a list of names, got {aliased!r}")
+        if center.shape != (d,) or scale.shape != (d,) or basis.shape[0] != d:
+            raise ModelFileError(
+                f"estimability data must describe {d} feature(s): center {center.shape}, "
+                f"scale {scale.shape}, basis {basis.shape}"
+            )
+        if not bool(np.all(scale > 0)):
+            raise ModelFileError("estimability scale must be positive")
+        return cls(center=center, scale=scale, basis=basis, aliased=tuple(aliased))
+
+
+def estimability_of(
+    F: np.ndarray, center: np.ndarray, scale: np.ndarray, kept: np.ndarray, names: Sequence[str]
+) -> Estimability | None:
+    """The :class:`Estimability` of a design whose equilibrated Gram matrix is ``FᵀF`` (F: its
+    R factor, or a square root from the statistics), ``kept`` its estimable columns; None for
+    a full-rank design. The null space is spanned by F's last right singular vectors."""
+    d, r = kept.shape[0], int(kept.sum())
+    if r == d:
+        return None
+    _, _, Vt = np.linalg.svd(F, full_matrices=True)  # Vt (d, d)
+    return Estimability(
+        center=center.astype(np.float64),
+        scale=scale.astype(np.float64),
+        basis=np.ascontiguousarray(Vt[r:].T),
+        aliased=tuple(names[int(i)] for i in np.flatnonzero(~kept)),
+    )
+
+
+def estimability(fit: OLSResult) -> dict[str, Any] | None:
+    """What a model file keeps of ``fit`` to warn about new rows off the training rows' span
+    (:meth:`Estimability.to_dict`), or None for a full-rank fit."""
+    return None if fit.estimable is None else fit.estimable.to_dict()
+
+
+def warn_not_estimable(X: Any, data: Any) -> None:
+    """Warn (:class:`~gradfit.errors.RankDeficiencyWarning`) when a row of X (n, d) is off the
+    span of the training rows of a rank-deficient fit; ``data``: the model's stored
+    :func:`estimability` (None for a full-rank fit: nothing to check)."""
+    if data is None:
+        return
+    Xn = as_matrix(X, "X", dtype=torch.float64).cpu().numpy()
+    Estimability.from_dict(data, Xn.shape[1]).warn(Xn, stacklevel=2)

@@ -1,0 +1,520 @@
+"""Ordinary least squares with its classical inference, by two routes to one result.
+
+:func:`ols` works on the rows in memory (QR of the centred design, residuals in extended
+precision, every covariance type); :func:`ols_from_stats` on the sufficient statistics of a
+streamed or gradient-descent fit (a Cholesky factor of the Gram matrix; the HC types by a
+second pass over the rows). Each route computes the coefficients, the kept (estimable)
+columns and the sums of squares its own way; what follows is shared: the checks of the
+options, the residual degrees of freedom, the rank-deficiency warning and estimability, and
+:func:`_assemble`, which derives the tests, fit statistics and predictor of the result.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from gradfit.errors import RankDeficiencyWarning, ValidationError
+from gradfit.inference.covariance import (
+    Factor,
+    check_cov_type,
+    embed,
+    nonrobust_covariances,
+    robust_covariances,
+    robust_over_batches,
+)
+from gradfit.inference.distributions import special
+from gradfit.inference.linalg import (
+    EPS,
+    column_norms,
+    mean_ext,
+    residuals,
+    solve_upper_identity,
+)
+from gradfit.inference.predictor import Estimability, OLSPredictor, estimability_of
+from gradfit.inference.result import OLSResult
+from gradfit.solvers.lstsq import drop_weakest, independent_columns, least_squares
+from gradfit.solvers.stats import SufficientStats
+from gradfit.validation import as_matrix, as_targets, check_lengths
+
+__all__ = ["ols", "ols_from_stats"]
+
+_STATS_ALIAS = 10.0  # from statistics: alias within 10 sqrt(d eps) of the span (see there)
+
+
+# ----------------------------------------------------------------------------- shared
+
+
+class _Options(NamedTuple):
+    """The checked choices of a call, the same for both routes."""
+
+    fit_intercept: bool
+    cov_type: str
+    feature_names: tuple[str, ...]
+    target_names: tuple[str, ...]
+
+
+class _Estimates(NamedTuple):
+    """What a route (rows in memory, or sufficient statistics) gives :func:`_assemble`."""
+
+    weight: np.ndarray  # (k, d), 0 for the aliased columns
+    bias: np.ndarray  # (k,)
+    kept: np.ndarray  # (d,) bool: the estimable columns
+    center: np.ndarray  # (d,): x̄, or 0 without an intercept
+    rss: np.ndarray  # (k,) residual sums of squares
+    mss: np.ndarray  # (k,) model sums of squares (R's: centred, or uncentred without intercept)
+    n: int
+
+
+def _check_intercept(fit_intercept: Any) -> bool:
+    if not isinstance(fit_intercept, (bool, np.bool_)):
+        raise ValidationError(f"fit_intercept must be True or False, got {fit_intercept!r}")
+    return bool(fit_intercept)
+
+
+def _refuse_penalty(alpha: Any) -> None:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)):
+        raise ValidationError(f"alpha must be a number, got {alpha!r}")
+    if float(alpha) != 0.0:
+        raise ValidationError(
+            f"standard errors need an unpenalized least-squares fit, got alpha={alpha!r}: the "
+            "coefficients of ridge and elastic-net fits are biased and the classical standard "
+            "errors, tests and intervals do not apply to them; refit with alpha=0"
+        )
+
+
+def _names(names: Sequence[str] | None, count: int, prefix: str, what: str) -> tuple[str, ...]:
+    if names is None:
+        return tuple(f"{prefix}{i}" for i in range(count))
+    if isinstance(names, str):  # one name (e.g. target_names="mpg" for one target)
+        names = (names,)
+    if len(names) != count:
+        raise ValidationError(
+            f"{what}_names must name each of the {count} {what}(s), got {names!r}"
+        )
+    if not all(isinstance(name, str) for name in names):
+        raise ValidationError(f"{what}_names must be strings, got {names!r}")
+    return tuple(names)
+
+
+def _check_df(n: int, r: int, fit_intercept: bool) -> int:
+    df_resid = n - r - int(fit_intercept)
+    if df_resid < 1:
+        p = r + int(fit_intercept)
+        raise ValidationError(
+            f"standard errors need more rows than estimated coefficients: {n} row(s) for {p} "
+            f"coefficient(s) leaves {df_resid} residual degrees of freedom; add rows or "
+            "remove features"
+        )
+    return df_resid
+
+
+def _warn_aliased(kept: np.ndarray, names: tuple[str, ...], precision: str = "") -> None:
+    aliased = [names[i] for i in np.flatnonzero(~kept)]
+    warnings.warn(
+        f"X is rank deficient{precision}: {len(aliased)} coefficient(s) are not estimable, "
+        f"being (numerically) combinations of the features before them: {', '.join(aliased)}. "
+        "They are set to 0 with NaN standard errors (R's NA) and the others are estimated "
+        "without them. Remove collinear or constant features.",
+        RankDeficiencyWarning,
+        stacklevel=4,  # the caller of ols or ols_from_stats (through _aliasing)
+    )
+
+
+def _options(
+    fit_intercept: bool,
+    cov_type: str,
+    feature_names: Sequence[str] | None,
+    target_names: Sequence[str] | None,
+    d: int,
+    k: int,
+) -> _Options:
+    """The options with the names checked against ``d`` features and ``k`` targets (default
+    ``x0, x1, ...`` and ``y0, y1, ...``)."""
+    features = _names(feature_names, d, "x", "feature")
+    return _Options(fit_intercept, cov_type, features, _names(target_names, k, "y", "target"))
+
+
+def _aliasing(
+    kept: np.ndarray,
+    n: int,
+    options: _Options,
+    center: np.ndarray,
+    root: Callable[[], tuple[np.ndarray, np.ndarray]],
+    precision: str = "",
+) -> tuple[int, Estimability | None]:
+    """The residual degrees of freedom of a design with the ``kept`` columns (refused when
+    none are left) and, for a rank-deficient one, the warning that names the aliased columns
+    and the :class:`Estimability` of new rows. ``root()``: a square root F (FᵀF = the
+    equilibrated Gram matrix) and the column norms that equilibrate it, computed only then."""
+    df_resid = _check_df(n, int(kept.sum()), options.fit_intercept)
+    if bool(kept.all()):
+        return df_resid, None
+    _warn_aliased(kept, options.feature_names, precision)
+    F, scale = root()
+    return df_resid, estimability_of(F, center, scale, kept, options.feature_names)
+
+
+def _residual_variance(rss: np.ndarray, df_resid: int) -> np.ndarray:
+    """``σ² = RSS / df_resid`` (k,)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma2: np.ndarray = rss / df_resid
+    return sigma2
+
+
+def _assemble(
+    estimates: _Estimates,
+    options: _Options,
+    cov_wb: np.ndarray,
+    cov_wc: np.ndarray,
+    residual_quantiles: np.ndarray | None,
+    estimable: Estimability | None,
+) -> OLSResult:
+    """The tests, fit statistics and predictor shared by the in-memory and the
+    sufficient-statistics routes, from the covariances (k, p', p') over the kept coefficients
+    of (w, b) and of (w, c)."""
+    weight, bias, kept, center, rss, mss, n = estimates
+    fit_intercept, cov_type = options.fit_intercept, options.cov_type
+    r = int(kept.sum())
+    df_model = r
+    df_resid = n - r - int(fit_intercept)
+    n_params = r + int(fit_intercept) + 1  # σ counts, as in R's logLik
+    sigma2 = _residual_variance(rss, df_resid)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = mss / (mss + rss)
+        r2_adj = 1.0 - (1.0 - r2) * (n - int(fit_intercept)) / df_resid
+        if cov_type == "nonrobust":
+            f_stat = (mss / df_model) / sigma2
+        else:  # robust Wald test of all (estimable) slopes
+            f_stat = np.full(weight.shape[0], math.nan)
+            if r:
+                V = cov_wb[:, :r, :r]  # (k, r, r): the kept slopes come first
+                beta = weight[:, kept]  # (k, r)
+                for j in range(weight.shape[0]):
+                    try:
+                        z = np.linalg.solve(V[j], beta[j])
+                    except np.linalg.LinAlgError:
+                        continue
+                    f_stat[j] = float(beta[j] @ z) / r
+        f_p = np.asarray(special().fdtrc(df_model, df_resid, f_stat), dtype=np.float64)  # F tail
+        if df_model == 0:
+            f_p = np.full_like(f_stat, math.nan)
+        loglik = -0.5 * n * (math.log(2 * math.pi) + np.log(rss / n) + 1.0)
+    cov_public = embed(cov_wb, kept, fit_intercept, math.nan)
+    cov_predict = embed(cov_wc, kept, fit_intercept, 0.0)
+
+    def t64(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
+
+    sigma = np.sqrt(sigma2)
+    predictor = OLSPredictor(
+        weight=t64(weight),
+        bias=t64(bias),
+        center=t64(center),
+        covariance=t64(cov_predict),
+        sigma=t64(sigma),
+        df_resid=df_resid,
+        fit_intercept=fit_intercept,
+        cov_type=cov_type,
+    )
+    return OLSResult(
+        weight=t64(weight),
+        bias=t64(bias),
+        covariance=t64(cov_public),
+        sigma=t64(sigma),
+        r2=t64(r2),
+        r2_adj=t64(r2_adj),
+        f_statistic=t64(f_stat),
+        f_pvalue=t64(f_p),
+        log_likelihood=t64(loglik),
+        aic=t64(-2.0 * loglik + 2.0 * n_params),
+        bic=t64(-2.0 * loglik + math.log(n) * n_params),
+        n=n,
+        df_model=df_model,
+        df_resid=df_resid,
+        fit_intercept=fit_intercept,
+        cov_type=cov_type,
+        aliased=torch.from_numpy(~kept),
+        feature_names=options.feature_names,
+        target_names=options.target_names,
+        predictor=predictor,
+        residual_quantiles=None if residual_quantiles is None else t64(residual_quantiles),
+        estimable=estimable,
+    )
+
+
+# ----------------------------------------------------------------------------- in memory
+
+
+class _KeptFit(NamedTuple):
+    weight: np.ndarray  # (k, d), 0 for the aliased columns
+    bias: np.ndarray  # (k,)
+    kept: np.ndarray  # (d,) bool
+
+
+def _fit_kept(Xn: np.ndarray, Yn: np.ndarray, fit_intercept: bool) -> _KeptFit:
+    """Least-squares weight (k, d), bias (k,) and the kept-columns mask (d,): all columns for a
+    full-rank design; otherwise R's solution (:func:`gradfit.least_squares` with
+    ``rank_deficient="aliased"``: the columns independent of those before them, refitted)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RankDeficiencyWarning)  # we warn with the names
+        fit = least_squares(Xn, Yn, fit_intercept=fit_intercept, rank_deficient="aliased")
+    aliased = fit.aliased.numpy() if fit.aliased is not None else np.zeros(Xn.shape[1], bool)
+    return _KeptFit(fit.weight.numpy(), fit.bias.numpy(), ~aliased)
+
+
+def ols(
+    X: Any,
+    Y: Any,
+    *,
+    fit_intercept: bool = True,
+    cov_type: str = "nonrobust",
+    feature_names: Sequence[str] | None = None,
+    target_names: Sequence[str] | None = None,
+) -> OLSResult:
+    """Ordinary least squares with standard errors, tests and intervals (see the module's
+    docstring for the method).
+
+    Parameters
+    ----------
+    X : (n, d) tensor or array
+    Y : (n,) or (n, k) tensor or array
+    fit_intercept : bool
+        Estimate a bias per target, or force the model through the origin (then R² and F
+        are R's uncentred ones and ``df_model = d``).
+    cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3"}
+        Homoskedastic errors, or White/MacKinnon heteroskedasticity-consistent covariance.
+    feature_names, target_names : sequences of str, or one str for one name, optional
+        Names for :meth:`OLSResult.summary` (default ``x0, x1, ...`` and ``y0, y1, ...``).
+
+    Returns
+    -------
+    OLSResult
+
+    Raises
+    ------
+    ValidationError
+        Bad arguments, or no residual degrees of freedom (n <= number of coefficients).
+
+    Warns
+    -----
+    RankDeficiencyWarning
+        Some coefficients are not estimable; they get weight 0 and NaN standard errors (R's
+        NA), the later of collinear features being aliased, as in R's ``lm``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> X = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+    >>> fit = ols(X, torch.tensor([1.0, 3.0, 2.0, 5.0]))
+    >>> round(float(fit.weight[0, 0]), 6), round(float(fit.weight_se[0, 0]), 6)
+    (1.1, 0.519615)
+    >>> round(float(fit.r2[0]), 6), fit.df_resid
+    (0.691429, 2)
+    """
+    cov_type = check_cov_type(cov_type)
+    fit_intercept = _check_intercept(fit_intercept)
+    Xt = as_matrix(X, "X", dtype=torch.float64)
+    Yt = as_targets(Y, "Y", dtype=torch.float64)
+    check_lengths(Xt, Yt)
+    Xn, Yn = Xt.cpu().numpy(), Yt.cpu().numpy()
+    n, d = Xn.shape
+    k = Yn.shape[1]
+    options = _options(fit_intercept, cov_type, feature_names, target_names, d, k)
+
+    if fit_intercept:
+        center = mean_ext(Xn)
+        A = Xn - center  # (n, d) centred design
+        B = Yn - mean_ext(Yn)
+    else:
+        center, A, B = np.zeros(d), Xn, Yn
+    weight, bias, kept = _fit_kept(Xn, Yn, fit_intercept)
+
+    def root() -> tuple[np.ndarray, np.ndarray]:
+        norms = column_norms(A)
+        safe = np.where(norms > 0, norms, 1.0)
+        a_e, _ = torch.geqrf(torch.from_numpy(np.ascontiguousarray(A / safe)))
+        return torch.triu(a_e[: min(n, d)]).numpy(), safe  # R factor of the equilibrated design
+
+    df_resid, estimable = _aliasing(kept, n, options, center, root)
+    r = int(kept.sum())
+    A_k = np.ascontiguousarray(A if r == d else A[:, kept])  # (n, r)
+    W_k = weight[:, kept]  # (k, r)
+    E = residuals(A_k, B, W_k)  # (n, k)
+    rss = (E * E).sum(axis=0)
+    fitted = A_k @ W_k.T  # centred fitted values (or raw, through the origin)
+    mss = (fitted * fitted).sum(axis=0)
+    center_k = center[kept]
+
+    sigma2 = _residual_variance(rss, df_resid)
+    if r:
+        a, tau = torch.geqrf(torch.from_numpy(A_k))
+        R = torch.triu(a[:r]).numpy()
+        scale = column_norms(R)  # those of A_k: QR preserves column norms
+        factor = Factor(r_inv=solve_upper_identity(R / scale), scale=scale)
+    else:  # no estimable slope: the intercept alone, or nothing
+        factor = Factor(r_inv=np.zeros((0, 0)), scale=np.zeros(0))
+    if cov_type == "nonrobust":
+        cov_wb, cov_wc = nonrobust_covariances(factor, sigma2, center_k, n, fit_intercept)
+    else:
+        Q = torch.linalg.householder_product(a, tau).numpy() if r else np.zeros((n, 0))
+        cov_wb, cov_wc = robust_covariances(
+            Q, factor, E, cov_type, center_k, df_resid, fit_intercept
+        )
+
+    quantiles = np.quantile(E, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0).T  # (k, 5)
+    estimates = _Estimates(weight, bias, kept, center, rss, mss, n)
+    return _assemble(estimates, options, cov_wb, cov_wc, quantiles, estimable)
+
+
+# ----------------------------------------------------------------------------- from statistics
+
+
+def ols_from_stats(
+    stats: SufficientStats,
+    weight: Any,
+    bias: Any,
+    *,
+    fit_intercept: bool = True,
+    cov_type: str = "nonrobust",
+    alpha: float = 0.0,
+    feature_names: Sequence[str] | None = None,
+    target_names: Sequence[str] | None = None,
+    batches: Callable[[], Iterable[tuple[Any, Any]]] | None = None,
+    collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
+) -> OLSResult:
+    """The :func:`ols` result of a fit known only through its sufficient statistics.
+
+    For a streamed least-squares fit or a converged gradient-descent fit: ``stats`` are those
+    of the features (in their original units, not standardized) and targets, and ``weight``
+    (k, d), ``bias`` (k,) the fitted coefficients. With ``RSS_j = n · mse_j`` from the
+    statistics, ``σ² = RSS / df_resid`` and the nonrobust covariance of the module's
+    docstring, with ``G = (n Szz)⁻¹`` (centred, with an intercept) or
+    ``(n (Szz + z̄ z̄ᵀ))⁻¹`` (through the origin) from the Cholesky factor of the equilibrated
+    Gram matrix. The inference is that of the least-squares optimum: it assumes the weights
+    are at it (a gradient-descent fit that has converged).
+
+    A rank-deficient Gram matrix warns; the given weights are re-expressed on the estimable
+    columns (same predictions; the aliased coefficients become 0 with NaN errors).
+
+    The heteroskedasticity-consistent types (HC0-HC3) need each row's residual and leverage:
+    give ``batches``, a callable that returns a fresh iterable over the same rows as blocks
+    ``(X (m, d), Y (m, k))``, and they are computed in one more pass over them (the leverage
+    ``h_i = 1/n + ||(x_i - x̄) L||²`` with ``L Lᵀ = (AᵀA)⁻¹`` from the statistics' factor, and
+    the sandwich sums accumulated block by block); without it they are refused. ``collect``:
+    for rows spread over a group of processes (each passing its own ``batches``), a callable
+    that runs the given function on this process and returns the sum of its results over the
+    group (raising on every process what any process raised); default: the function's own
+    result.
+    ``alpha > 0`` is refused (a penalized fit has no classical standard errors).
+    """
+    cov_type = check_cov_type(cov_type)
+    second_pass = None  # the rows again, for the HC types
+    if cov_type != "nonrobust":
+        if batches is None:
+            raise ValidationError(
+                f"cov_type={cov_type!r} needs the data rows (each residual and leverage), which "
+                "sufficient statistics do not keep: pass batches= (a second pass over the "
+                "rows), or use gradfit.ols on the data in memory"
+            )
+        second_pass = batches
+    _refuse_penalty(alpha)
+    if not isinstance(stats, SufficientStats):
+        raise ValidationError(f"stats must be a SufficientStats, got {type(stats).__name__}")
+    fit_intercept = _check_intercept(fit_intercept)
+    zbar = stats.zbar.detach().cpu().double().numpy()
+    ybar = stats.ybar.detach().cpu().double().numpy()
+    Szz = stats.Szz.detach().cpu().double().numpy()
+    d, k, n = zbar.shape[0], ybar.shape[0], int(stats.n)
+    W = as_matrix(weight, "weight", dtype=torch.float64).cpu()
+    b = as_targets(bias, "bias", dtype=torch.float64).cpu()
+    if W.shape != (k, d) or b.shape != (k, 1):
+        raise ValidationError(
+            f"weight must be ({k}, {d}) and bias ({k},) for statistics of {d} feature(s) and "
+            f"{k} target(s), got {tuple(W.shape)} and ({b.shape[0]},)"
+        )
+    if not fit_intercept and bool((b != 0).any()):
+        raise ValidationError("fit_intercept=False but bias is not zero")
+    options = _options(fit_intercept, cov_type, feature_names, target_names, d, k)
+    Wn, bn = W.numpy().copy(), b[:, 0].numpy().copy()
+
+    device = stats.zbar.device
+    rss = n * stats.per_target_mse(W.to(device), b[:, 0].to(device)).cpu().numpy()
+    S = Szz if fit_intercept else Szz + np.outer(zbar, zbar)  # Gram / n
+    mss = n * ((Wn @ S) * Wn).sum(axis=1)
+    center = zbar if fit_intercept else np.zeros(d)
+
+    norms = np.sqrt(np.clip(np.diagonal(S), 0.0, None))
+    safe = np.where(norms > 0, norms, 1.0)
+    C = S / np.outer(safe, safe)  # equilibrated: unit diagonal (zero for a constant column)
+    lam, U = np.linalg.eigh((C + C.T) / 2)
+    lam_max = max(float(lam[-1]), 0.0)
+    # The Gram matrix squares the condition number: a column closer than ~sqrt(eps) to the
+    # span of the others leaves no correct digit in G. Such columns are treated as aliased
+    # (with a margin of _STATS_ALIAS over the eigenvalue floor of SufficientStats.optimum).
+    floor = lam_max * max(d, 1) * EPS
+    kept = norms > 0
+    distance = np.ones(d)
+    if not (bool(kept.all()) and float(lam[0]) > _STATS_ALIAS**2 * floor):
+        F = np.sqrt(np.clip(lam, 0.0, None))[:, None] * U.T  # FᵀF = C
+        kept, distance = independent_columns(F, _STATS_ALIAS * math.sqrt(floor))
+    while True:
+        index = np.flatnonzero(kept)
+        if not index.size:
+            break
+        try:
+            L = np.linalg.cholesky(C[np.ix_(index, index)])
+        except np.linalg.LinAlgError:
+            kept = drop_weakest(kept, distance)
+            continue
+        break
+    r = int(kept.sum())
+
+    def root() -> tuple[np.ndarray, np.ndarray]:
+        return np.sqrt(np.clip(lam, 0.0, None))[:, None] * U.T, safe  # rootᵀ root = C
+
+    precision = " to the precision of its sufficient statistics"
+    df_resid, estimable = _aliasing(kept, n, options, center, root, precision)
+    if r < d:
+        # Re-express the given weights on the kept columns: Z_a = Z_k T (+ offset), T from the
+        # Gram blocks, so the predictions do not change.
+        alias = np.flatnonzero(~kept)
+        if r:
+            Linv = solve_upper_identity(L.T)  # R_e⁻¹ with R_e = Lᵀ
+            G_e = Linv @ Linv.T  # C_kk⁻¹
+            T = (G_e @ C[np.ix_(index, alias)]) * safe[alias] / safe[index][:, None]  # (r, a)
+            Wn[:, index] += Wn[:, alias] @ T.T
+            if fit_intercept:
+                bn += Wn[:, alias] @ (zbar[alias] - T.T @ zbar[index])
+        Wn[:, alias] = 0.0
+
+    sigma2 = _residual_variance(rss, df_resid)
+    if r:
+        factor = Factor(r_inv=solve_upper_identity(L.T), scale=norms[index] * math.sqrt(n))
+        if second_pass is None:
+            cov_wb, cov_wc = nonrobust_covariances(factor, sigma2, center[kept], n, fit_intercept)
+        else:
+            cov_wb, cov_wc = robust_over_batches(
+                second_pass,
+                collect,
+                factor,
+                kept,
+                Wn,
+                bn,
+                center,
+                cov_type,
+                n,
+                df_resid,
+                fit_intercept,
+            )
+    elif fit_intercept:
+        cov_wb = cov_wc = (sigma2 / n)[:, None, None] * np.ones((k, 1, 1))
+    else:
+        cov_wb = cov_wc = np.zeros((k, 0, 0))
+    estimates = _Estimates(Wn, bn, kept, center, rss, mss, n)
+    return _assemble(estimates, options, cov_wb, cov_wc, None, estimable)

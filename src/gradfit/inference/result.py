@@ -1,0 +1,207 @@
+"""The result of an OLS fit: coefficients, their covariance and tests, fit statistics, and the
+predictor of intervals.
+
+:class:`OLSResult` is built by :func:`gradfit.inference.ols` (rows in memory) and
+:func:`gradfit.inference.ols_from_stats` (sufficient statistics) alike; it derives the
+per-coefficient standard errors, t values, p-values and confidence intervals from its
+covariance, and gives its numbers as plain data (:meth:`OLSResult.as_dict`) or as R's text
+(:mod:`gradfit.inference.summary`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from gradfit.inference.distributions import check_level, special, t_quantile
+from gradfit.inference.predictor import Estimability, OLSPredictor, PredictionInterval
+from gradfit.inference.summary import confint_text, summary_text
+from gradfit.validation import as_matrix
+
+__all__ = ["OLSResult"]
+
+
+@dataclass(frozen=True, eq=False)
+class OLSResult:
+    """An ordinary least-squares fit with its classical inference, per target.
+
+    Arrays are float64 tensors in gradfit's orientation (targets first): ``weight`` (k, d),
+    ``bias`` (k,), their standard errors ``weight_se``, ``bias_se``, and ``covariance``
+    (k, p, p) of the coefficients, features first and the intercept last (p = d + 1; p = d
+    without an intercept, when ``bias`` is 0 and ``bias_se``, ``bias_t``, ``bias_p`` are NaN).
+    ``sigma`` (the residual standard error), ``r2``, ``r2_adj``, ``f_statistic``,
+    ``f_pvalue``, ``log_likelihood``, ``aic`` and ``bic`` are (k,). ``aliased`` (d,) marks the
+    coefficients of a rank-deficient design that are not estimable (weight 0, NaN errors:
+    R's convention, the later of collinear features being aliased); ``estimable`` then says
+    which new rows :meth:`predict` can predict without depending on that convention (it warns
+    for the others, as R does), and is None for a full-rank design.
+    """
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    covariance: torch.Tensor
+    sigma: torch.Tensor
+    r2: torch.Tensor
+    r2_adj: torch.Tensor
+    f_statistic: torch.Tensor
+    f_pvalue: torch.Tensor
+    log_likelihood: torch.Tensor
+    aic: torch.Tensor
+    bic: torch.Tensor
+    n: int
+    df_model: int
+    df_resid: int
+    fit_intercept: bool
+    cov_type: str
+    aliased: torch.Tensor
+    feature_names: tuple[str, ...]
+    target_names: tuple[str, ...]
+    predictor: OLSPredictor
+    residual_quantiles: torch.Tensor | None = None  # (k, 5): min, 1Q, median, 3Q, max
+    estimable: Estimability | None = None
+
+    # ------------------------------------------------------------------ per coefficient
+
+    @property
+    def _se(self) -> torch.Tensor:
+        """(k, p) standard errors, features then intercept."""
+        return self.covariance.diagonal(dim1=1, dim2=2).clamp_min(0.0).sqrt()
+
+    @property
+    def weight_se(self) -> torch.Tensor:
+        return self._se[:, : self.weight.shape[1]].contiguous()
+
+    @property
+    def bias_se(self) -> torch.Tensor:
+        if not self.fit_intercept:
+            return torch.full_like(self.bias, math.nan)
+        return self._se[:, -1].contiguous()
+
+    @property
+    def weight_t(self) -> torch.Tensor:
+        return self.weight / self.weight_se
+
+    @property
+    def bias_t(self) -> torch.Tensor:
+        return self.bias / self.bias_se
+
+    @property
+    def weight_p(self) -> torch.Tensor:
+        return self._two_sided(self.weight_t)
+
+    @property
+    def bias_p(self) -> torch.Tensor:
+        return self._two_sided(self.bias_t)
+
+    def _two_sided(self, t: torch.Tensor) -> torch.Tensor:
+        p = 2.0 * special().stdtr(self.df_resid, -np.abs(t.numpy()))  # two-sided t tail
+        return torch.from_numpy(np.asarray(p, dtype=np.float64))
+
+    def _estimates(self) -> torch.Tensor:
+        """(k, p): the slopes, then the intercept when there is one."""
+        if self.fit_intercept:
+            return torch.cat([self.weight, self.bias[:, None]], dim=1)
+        return self.weight
+
+    def conf_int(self, level: float = 0.95) -> torch.Tensor:
+        """(k, p, 2): for each target and coefficient (features, then the intercept), the
+        bounds ``estimate ∓ t_{(1+level)/2, df_resid} · se``."""
+        q = t_quantile(check_level(level), self.df_resid)
+        est, half = self._estimates(), q * self._se
+        return torch.stack([est - half, est + half], dim=2)
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict(
+        self, X: Any, interval: str | None = None, level: float = 0.95
+    ) -> torch.Tensor | PredictionInterval:
+        """See :meth:`OLSPredictor.predict`.
+
+        Warns
+        -----
+        RankDeficiencyWarning
+            A rank-deficient fit, and some row of X is off the span of the training rows
+            (see :class:`Estimability`): its prediction depends on the aliased coefficients
+            being 0, and R warns too.
+        """
+        out = self.predictor.predict(X, interval, level)  # checks X first
+        if self.estimable is not None:
+            self.estimable.warn(as_matrix(X, "X", dtype=torch.float64).cpu().numpy())
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """What prediction intervals need, as plain data; see :meth:`OLSPredictor.to_dict`."""
+        return self.predictor.to_dict()
+
+    def as_dict(self, level: float = 0.95) -> dict[str, Any]:
+        """Everything :meth:`summary` shows, as plain data (floats may be NaN: aliased
+        coefficients, or the intercept's entries of a fit through the origin)::
+
+            {"cov_type", "n", "df_model", "df_resid", "fit_intercept", "level",
+             "targets": {name: {"coefficients": {feature or "(Intercept)":
+                 {"estimate", "std_error", "t", "p", "lower", "upper", "aliased"}},
+               "sigma", "r2", "r2_adj", "f_statistic", "f_pvalue", "log_likelihood",
+               "aic", "bic"}}}
+        """
+        bounds = self.conf_int(level)
+        names = [*self.feature_names, *(["(Intercept)"] if self.fit_intercept else [])]
+        est, se = self._estimates(), self._se
+        t = est / se
+        p = self._two_sided(t)
+        aliased = [*self.aliased.tolist(), *([False] if self.fit_intercept else [])]
+        targets: dict[str, Any] = {}
+        for j, target in enumerate(self.target_names):
+            coefficients = {
+                name: {
+                    "estimate": float(est[j, i]),
+                    "std_error": float(se[j, i]),
+                    "t": float(t[j, i]),
+                    "p": float(p[j, i]),
+                    "lower": float(bounds[j, i, 0]),
+                    "upper": float(bounds[j, i, 1]),
+                    "aliased": bool(aliased[i]),
+                }
+                for i, name in enumerate(names)
+            }
+            targets[target] = {
+                "coefficients": coefficients,
+                **{
+                    key: float(getattr(self, key)[j])
+                    for key in (
+                        "sigma",
+                        "r2",
+                        "r2_adj",
+                        "f_statistic",
+                        "f_pvalue",
+                        "log_likelihood",
+                        "aic",
+                        "bic",
+                    )
+                },
+            }
+        return {
+            "cov_type": self.cov_type,
+            "n": self.n,
+            "df_model": self.df_model,
+            "df_resid": self.df_resid,
+            "fit_intercept": self.fit_intercept,
+            "level": float(level),
+            "targets": targets,
+        }
+
+    # ------------------------------------------------------------------ summary
+    # ------------------------------------------------------------------ summary
+
+    def confint_text(self, level: float = 0.95) -> str:
+        """The coefficients' confidence intervals (:meth:`conf_int`) as R's
+        ``confint(fit, level = level)`` prints them, per target: the intercept first, columns
+        named by their tail probabilities (``5 %``, ``95 %`` for 0.9), NA for the aliased."""
+        return confint_text(self, level)
+
+    def summary(self) -> str:
+        """A text report per target in the manner of R's ``summary.lm``."""
+        return summary_text(self)
