@@ -728,11 +728,16 @@ def test_preload_distributions_leaves_a_failed_import_for_first_use(
     # No traceback from the thread (pytest turns an unhandled thread exception into an error
     # here): the import error is reported where the distributions are first used.
     import gradfit.inference as inference_module
+    import gradfit.inference.distributions as distributions
+
+    calls: list[str] = []
 
     def missing() -> None:
+        calls.append("special")
         raise ImportError("No module named 'scipy'")
 
-    monkeypatch.setattr(inference_module, "_special", missing)
+    monkeypatch.setattr(distributions, "special", missing)
     thread = inference_module.preload_distributions()
     thread.join(timeout=60)
     assert not thread.is_alive()
+    assert calls == ["special"]  # the thread tried the import, and swallowed its failure
