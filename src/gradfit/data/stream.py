@@ -42,39 +42,40 @@ import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
 from gradfit.data.ahead import read_ahead as _read_ahead
-from gradfit.data.readers import (
-    _CSV_SUFFIXES,
-    _GZIP_MAGIC,
-    _PARQUET_MAGIC,
-    _PARQUET_SUFFIXES,
-    Table,
-    _check_known,
-    _check_text_head,
-    _csv_header,
-    _decompressed_head,
-    _delimiter_for,
-    _flat,
-    _is_numeric,
-    _is_text,
-    _listing,
-    _not_text_error,
-    _open_head,
-    _stack,
-    _to_table,
+from gradfit.data.formats import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
     arrow_file,
     check_column_names,
+    corrupt_file_error,
     field_count_message,
     first_invalid_row,
-    left_out_columns,
+    flat,
+    is_parquet,
     long_row_message,
+    no_data_rows_error,
+    not_text_error,
+    open_head,
+    sniff_csv,
+    unreadable_parquet_error,
+)
+from gradfit.data.tables import (
+    Table,
+    check_known,
+    float_matrix,
+    is_numeric,
+    is_text,
+    left_out_columns,
+    listing,
     select,
+    to_table,
 )
 from gradfit.errors import DataError, ValidationError
 
 __all__ = ["Batch", "BatchStream", "Unit", "open_stream"]
 
 
-_DATA_SUFFIXES = (*_CSV_SUFFIXES, *_PARQUET_SUFFIXES)
+_DATA_SUFFIXES = (*CSV_SUFFIXES, *PARQUET_SUFFIXES)
 _INFER_ROWS = 1 << 16  # rows of the first file read to tell numeric columns from the others
 _HEAD_TEXT = 1 << 22  # bytes of a CSV file's start read for the same
 _WHOLE_GROUP_BYTES = 48 << 20  # Parquet row groups up to this size are decoded in one go
@@ -138,9 +139,9 @@ class BatchStream:
                 missing = [c for c in first.columns if c not in other.columns]
                 extra = [c for c in other.columns if c not in first.columns]
                 what = (
-                    (f"lacks {_listing(missing)}" if missing else "")
+                    (f"lacks {listing(missing)}" if missing else "")
                     + ("; " if missing and extra else "")
-                    + (f"has extra {_listing(extra)}" if extra else "")
+                    + (f"has extra {listing(extra)}" if extra else "")
                 ) or "has the same columns in another order"
                 raise DataError(
                     f"{other.path}: its columns differ from those of {first.path} (it {what}); "
@@ -180,7 +181,7 @@ class BatchStream:
 
     def check_columns(self, names: Sequence[str], kind: str) -> None:
         """A DataError naming the first of ``names`` that is not a column (with a suggestion)."""
-        _check_known(Table({c: np.zeros(0) for c in self.columns}, source=self.source), names, kind)
+        check_known(Table({c: np.zeros(0) for c in self.columns}, source=self.source), names, kind)
 
     # ------------------------------------------------------------------------- reading
 
@@ -237,8 +238,8 @@ class BatchStream:
         table = None
         values = None
         if plain is None:  # not all plain finite numbers: the checks and messages of select()
-            table = _to_table(arrow, str(f.path), "parquet" if f.parquet else "csv", rows_before)
-            values = _stack(table, list(numeric))
+            table = to_table(arrow, str(f.path), "parquet" if f.parquet else "csv", rows_before)
+            values = float_matrix(table, list(numeric))
             plain = list(values.T)
         elif stack:
             values = np.empty((arrow.num_rows, len(numeric)), order="F")  # columns contiguous
@@ -248,7 +249,7 @@ class BatchStream:
         columns: dict[str, npt.NDArray[Any]] = dict(zip(numeric, plain, strict=True))
         if text:
             if table is None:
-                table = _to_table(arrow, str(f.path), "parquet" if f.parquet else "csv")
+                table = to_table(arrow, str(f.path), "parquet" if f.parquet else "csv")
             columns.update({n: table.columns[n] for n in text if n not in columns})
         return Batch(
             columns, f.path, rows_before + 1, arrow.num_rows, bytes_done, self.total_bytes, values
@@ -311,15 +312,13 @@ class BatchStream:
             except (OSError, EOFError, zlib.error, pa.ArrowException) as exc:
                 what = "gzip data" if f.gzipped else "file"
                 raise DataError(
-                    f"{source}: cannot read the {what} after row {rows} ({_flat(exc)}); it may "
+                    f"{source}: cannot read the {what} after row {rows} ({flat(exc)}); it may "
                     "be corrupt or truncated"
                 ) from None
             finally:
                 chunks.close()
         if rows == 0:
-            raise DataError(
-                f"{source}: the file has a header but no data rows; add rows below the header"
-            )
+            raise no_data_rows_error(source)
 
     def _block_size(self, f: _File) -> int:
         """Bytes per CSV block for about ``batch_rows`` rows (from the head's line length)."""
@@ -349,10 +348,7 @@ class BatchStream:
             batches = self._parquet_batches(f, groups, numeric, text, done_before, options, stack)
             yield from _read_ahead(batches, _PARQUET_AHEAD)
         except (OSError, EOFError, pa.ArrowException, UnicodeDecodeError) as exc:
-            raise DataError(
-                f"{source}: not a readable Parquet file ({_flat(exc)}); it may be corrupt, "
-                "truncated or in another format"
-            ) from None
+            raise unreadable_parquet_error(source, exc) from None
 
     def _parquet_batches(
         self,
@@ -432,23 +428,17 @@ class BatchStream:
                     message = field_count_message(source, f.delimiter, row.number - 1, row)
                     raise DataError(message) from exc
         except (OSError, EOFError, zlib.error, pa.ArrowException, UnicodeDecodeError) as exc:
-            raise DataError(
-                f"{source}: cannot read the file ({_flat(exc)}); it may be corrupt or truncated"
-            ) from None
+            raise corrupt_file_error(source, exc) from None
         if arrow is None or arrow.num_rows == 0:
-            raise DataError(
-                f"{source}: the file has a header but no data rows; add rows below the header"
-            )
+            raise no_data_rows_error(source)
         # Booleans, dates and times count as text, as in read_table; a type with no text form
         # (a list, a struct) is kept, to be named as not numeric as read_table names it.
         keep = [
-            c
-            if _is_numeric(c.type) or _is_text(c.type) or pa.types.is_null(c.type)
-            else _as_text(c)
+            c if is_numeric(c.type) or is_text(c.type) or pa.types.is_null(c.type) else _as_text(c)
             for c in arrow.columns
         ]
         arrow = pa.Table.from_arrays(keep, names=arrow.column_names)
-        return _to_table(arrow, source, "parquet" if f.parquet else "csv")
+        return to_table(arrow, source, "parquet" if f.parquet else "csv")
 
 
 def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -501,12 +491,12 @@ def _chunk_error(
     words of the whole-file reader: the row with the wrong number of fields, or the first bad
     cell as :func:`gradfit.data.select` names it."""
     source = str(f.path)
-    message = _flat(exc)
+    message = flat(exc)
     try:
         bytes(chunk).decode("utf-8")
     except UnicodeDecodeError:
         # pyarrow cannot hand such a row to a handler; the line is that of the chunk's start.
-        return _not_text_error(source, "undecodable bytes", None)
+        return not_text_error(source, "undecodable bytes", None)
     wanted = list(dict.fromkeys([*numeric, *text]))
 
     def parse(**options: Any) -> pa.Table:
@@ -531,7 +521,7 @@ def _chunk_error(
         )
     if "CSV conversion error" in message:
         try:
-            _stack(_to_table(parse(), source, "csv", before), list(numeric))
+            float_matrix(to_table(parse(), source, "csv", before), list(numeric))
         except DataError as found:
             return found
         except pa.ArrowException:
@@ -607,7 +597,7 @@ def _plain_columns(arrow: pa.Table, numeric: Sequence[str]) -> list[npt.NDArray[
     """The numeric columns as float64 arrays when they are all numbers with no missing or
     non-finite value (the common case, without the per-cell checks; a float64 column in one
     piece is pyarrow's buffer itself, not a copy); None otherwise, for
-    :func:`gradfit.data.readers._stack` to name the problem."""
+    :func:`gradfit.data.tables.float_matrix` to name the problem."""
     out: list[npt.NDArray[np.float64]] = []
     for name in numeric:
         column = arrow.column(name)
@@ -631,32 +621,26 @@ def _share(f: _File, group: int) -> int:
 def _inspect(path: Path) -> _File:
     """A file's format and columns, from its first bytes (CSV) or its footer (Parquet)."""
     source = str(path)
-    head = _open_head(path, source)
+    head = open_head(path, source)
     size = path.stat().st_size
-    if head.startswith(_PARQUET_MAGIC) or path.name.lower().endswith(_PARQUET_SUFFIXES):
+    if is_parquet(path, head):
         try:
             with arrow_file(path) as fh:
                 meta = pq.read_metadata(fh)
         except (OSError, pa.ArrowException) as exc:
-            raise DataError(
-                f"{source}: not a readable Parquet file ({_flat(exc)}); it may be corrupt, "
-                "truncated or in another format"
-            ) from None
+            raise unreadable_parquet_error(source, exc) from None
         groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
         sizes = tuple(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         names = tuple(meta.schema.to_arrow_schema().names)
         check_column_names(source, names)
         return _File(path, True, False, ",", b"", names, size, groups, sizes)
-    text = _decompressed_head(path, source, head)
-    _check_text_head(source, text)
-    delimiter = _delimiter_for(path, source, text)
-    names = _csv_header(path, source, head.startswith(_GZIP_MAGIC), text, delimiter)
-    return _File(path, False, head.startswith(_GZIP_MAGIC), delimiter, text, names, size, ())
+    layout = sniff_csv(path, source, head)
+    return _File(path, False, layout.gzipped, layout.delimiter, layout.text, layout.names, size, ())
 
 
 def _is_member(path: Path) -> bool:
     """Whether a directory entry or glob match is read as a data file: anything but a directory
-    (:func:`gradfit.data.readers.check_regular_file` then refuses what is not a regular file)."""
+    (:func:`gradfit.data.formats.check_regular_file` then refuses what is not a regular file)."""
     return path.exists() and not path.is_dir()
 
 

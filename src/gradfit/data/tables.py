@@ -1,0 +1,488 @@
+"""Tables in memory: the :class:`Table` type, pyarrow tables converted to it, and the choice of
+features and targets with every check on columns and cells.
+
+Integer columns without missing cells become int64 arrays (uint64 for unsigned 64-bit Parquet
+columns), so that an identifier such as 9007199254740993 is kept exactly; other numeric columns
+become float64 arrays; every other column is kept as a numpy object array (the text as written
+in a CSV file) so that identifier columns can be copied through to a predictions file. Features
+and targets are always converted to float64 by :func:`select` and :func:`feature_matrix`.
+
+Rows in messages are data rows counted from 1 below the header (blank lines are not counted),
+plus the table's ``row_offset`` (a batch of a stream), so ``row 7`` is line 8 of a CSV file
+without blank lines. Every problem is a :class:`~gradfit.errors.DataError` with a one-line
+message that names the file, the column and the row, and says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gradfit.data.formats import flat, printable
+from gradfit.errors import DataError, ValidationError
+
+__all__ = [
+    "FloatArray",
+    "Table",
+    "check_known",
+    "feature_matrix",
+    "float_matrix",
+    "is_numeric",
+    "is_text",
+    "left_out_columns",
+    "listing",
+    "name_list",
+    "plain_integers_as_int64",
+    "select",
+    "to_table",
+]
+
+# What pyarrow's float parser accepts, as a regular expression (RE2 syntax, case-insensitive).
+_NUMBER_RE = r"(?i)^\s*[+-]?(?:\d+\.?\d*(?:e[+-]?\d+)?|\.\d+(?:e[+-]?\d+)?|inf|infinity|nan)\s*$"
+_DECIMAL_COMMA_RE = re.compile(r"^\s*[+-]?\d+,\d+\s*$")
+_MAX_LISTED = 20
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Table:
+    """Columns read from one file, in file order.
+
+    Attributes
+    ----------
+    columns : dict of str to (n,) array
+        Integer columns without missing cells as int64 (uint64 for an unsigned 64-bit Parquet
+        column), other numeric columns as float64 (missing cells are NaN); all others as object
+        arrays (text as written, ``None`` for an empty cell).
+    source : str
+        The path as given, used to prefix every message.
+    types : dict of str to str
+        Each column's type in the file as pyarrow names it (``"int64"``, ``"double"``,
+        ``"string"``, ``"list<element: int64>"``...); informational, and used in messages.
+    duplicates : tuple of str
+        Column names that appear more than once in the file (``columns`` keeps the first); using
+        one of them is an error.
+    file_format : str
+        ``"csv"``, ``"parquet"`` or ``"memory"`` for a table built in code.
+    row_offset : int
+        Data rows of the file before this table's first row (a batch of a stream): messages
+        count rows from ``row_offset + 1``.
+    """
+
+    columns: dict[str, npt.NDArray[Any]]
+    source: str = "<table>"
+    types: dict[str, str] = field(default_factory=dict)
+    duplicates: tuple[str, ...] = ()
+    file_format: str = "memory"
+    row_offset: int = 0
+
+    def __post_init__(self) -> None:
+        lengths = {name: np.shape(col) for name, col in self.columns.items()}
+        if any(len(shape) != 1 for shape in lengths.values()):
+            raise ValidationError(f"table columns must be 1-D arrays, got shapes {lengths}")
+        if len({shape[0] for shape in lengths.values()}) > 1:
+            raise ValidationError(f"table columns must have the same length, got {lengths}")
+
+    @property
+    def n_rows(self) -> int:
+        """Number of data rows (the header is not a row)."""
+        return next((len(col) for col in self.columns.values()), 0)
+
+    @property
+    def numeric_columns(self) -> tuple[str, ...]:
+        """Names of the numeric columns, in file order."""
+        return tuple(
+            name
+            for name, col in self.columns.items()
+            if np.issubdtype(col.dtype, np.number)
+            and not np.issubdtype(col.dtype, np.complexfloating)
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# conversion from pyarrow
+
+
+def plain_integers_as_int64(arrow: pa.Table, names: Sequence[str]) -> pa.Table:
+    """Each text column in ``names`` whose cells are all integers written in their plain form
+    (``cast(cast(text, int64), string) == text``) becomes int64; any other stays text."""
+    for index, name in enumerate(arrow.column_names):
+        column = arrow.column(index)
+        if name not in names or not is_text(column.type) or column.null_count:
+            continue
+        try:
+            numbers = pc.cast(column, pa.int64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        if pc.all(pc.equal(pc.cast(numbers, pa.string()), column)).as_py():
+            arrow = arrow.set_column(index, arrow.field(index).with_type(pa.int64()), numbers)
+    return arrow
+
+
+def is_numeric(arrow_type: Any) -> bool:
+    return bool(
+        pa.types.is_integer(arrow_type)
+        or pa.types.is_floating(arrow_type)
+        or pa.types.is_decimal(arrow_type)
+    )
+
+
+def is_text(arrow_type: Any) -> bool:
+    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
+
+
+def to_table(arrow: pa.Table, source: str, file_format: str, row_offset: int = 0) -> Table:
+    names = list(arrow.column_names)
+    counts = Counter(names)
+    columns: dict[str, npt.NDArray[Any]] = {}
+    types: dict[str, str] = {}
+    for index, name in enumerate(names):  # one step per column, not per row
+        if name in columns:
+            continue
+        column = arrow.column(index)
+        if pa.types.is_dictionary(column.type):
+            column = pc.cast(column, column.type.value_type)
+        types[name] = str(column.type)
+        columns[name] = _column_to_numpy(column)
+    return Table(
+        columns=columns,
+        source=source,
+        types=types,
+        duplicates=tuple(name for name, count in counts.items() if count > 1),
+        file_format=file_format,
+        row_offset=row_offset,
+    )
+
+
+def _column_to_numpy(column: Any) -> npt.NDArray[Any]:
+    if pa.types.is_integer(column.type) and column.null_count == 0:
+        # Exact: float64 would round integers beyond 2**53 (identifiers).
+        wide = pa.uint64() if column.type == pa.uint64() else pa.int64()
+        integers: npt.NDArray[Any] = pc.cast(column, wide).to_numpy()
+        return integers if integers.flags.writeable else integers.copy()
+    if is_numeric(column.type):
+        numbers: FloatArray = pc.cast(column, pa.float64(), safe=False).to_numpy()
+        return numbers if numbers.flags.writeable else numbers.copy()
+    if pa.types.is_temporal(column.type):
+        column = pc.cast(column, pa.string())
+    values: npt.NDArray[Any] = column.to_numpy(zero_copy_only=False)
+    return values if values.dtype == object else values.astype(object)
+
+
+# ---------------------------------------------------------------------------------------------
+# selecting features and targets
+
+
+def select(
+    table: Table,
+    targets: Sequence[str],
+    features: Sequence[str] | None = None,
+    *,
+    min_rows: int = 1,
+) -> tuple[FloatArray, FloatArray, tuple[str, ...], tuple[str, ...]]:
+    """Split a table into a feature matrix and a target matrix.
+
+    Parameters
+    ----------
+    table : Table
+    targets : sequence of str
+        Target column names (a single string is one target).
+    features : sequence of str, optional
+        Feature column names; by default every numeric column that is not a target.
+    min_rows : int, default 1
+        The fewest data rows accepted (2 to fit a model).
+
+    Returns
+    -------
+    X : (n, d) float64 array
+    Y : (n, k) float64 array
+    feature_names : tuple of d str
+    target_names : tuple of k str
+
+    Raises
+    ------
+    DataError
+        An unknown or duplicated column, a column that is both target and feature, no features
+        left, too few rows, or a cell that is not a finite number (the message names its column,
+        row and value).
+
+    Examples
+    --------
+    >>> t = Table({"a": np.array([1.0, 2.0]), "b": np.array([3.0, 5.0]), "y": np.array([0.0, 1.0])})
+    >>> X, Y, names, target_names = select(t, ["y"])
+    >>> X.shape, Y.shape, names, target_names
+    ((2, 2), (2, 1), ('a', 'b'), ('y',))
+    """
+    source = table.source
+    target_names = name_list(targets, "target")
+    if not target_names:
+        raise DataError(f"{source}: no target column given; name at least one target column")
+    check_known(table, target_names, "target")
+    target_set = set(target_names)
+    if features is None:
+        feature_names = tuple(name for name in table.numeric_columns if name not in target_set)
+        # First: a text column that is a numeric column with a typo names its bad cell.
+        _refuse_numeric_looking_text(table, target_set)
+        if not feature_names:
+            raise DataError(f"{source}: no feature columns left: {_no_features_reason(table)}")
+    else:
+        feature_names = name_list(features, "feature")
+        if not feature_names:
+            raise DataError(f"{source}: no feature column given; name at least one feature")
+        check_known(table, feature_names, "feature")
+        both = [name for name in feature_names if name in target_set]
+        if both:
+            raise DataError(
+                f"{source}: column {both[0]!r} is given both as a target and as a feature; "
+                "a column can only be one of them"
+            )
+    _check_duplicates(table, target_names + feature_names)
+    if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
+        raise ValidationError(f"min_rows must be a positive integer, got {min_rows!r}")
+    if table.n_rows < min_rows:
+        rows = "1 data row" if table.n_rows == 1 else f"{table.n_rows} data rows"
+        raise DataError(
+            f"{source}: the file has {rows}, at least {min_rows} are needed to fit a model; "
+            "add more rows"
+        )
+    Y = float_matrix(table, target_names)
+    X = float_matrix(table, feature_names)
+    return X, Y, feature_names, target_names
+
+
+def feature_matrix(table: Table, feature_names: Sequence[str]) -> FloatArray:
+    """The (n, d) float64 feature matrix for prediction, columns in ``feature_names`` order.
+
+    Columns are matched by name in any order; extra columns are ignored.
+
+    >>> t = Table({"y": np.array([0.0]), "b": np.array([2.0]), "a": np.array([1.0])})
+    >>> feature_matrix(t, ["a", "b"])
+    array([[1., 2.]])
+    """
+    names = name_list(feature_names, "feature")
+    missing = [name for name in names if name not in table.columns]
+    if missing:
+        listed = ", ".join(repr(name) for name in missing)
+        raise DataError(
+            f"{table.source}: missing feature column(s) {listed} that the model needs; "
+            f"available columns: {listing(table.columns)}"
+        )
+    _check_duplicates(table, names)
+    return float_matrix(table, names)
+
+
+def left_out_columns(table: Table, targets: Sequence[str]) -> dict[str, str]:
+    """The columns that the default feature choice of :func:`select` leaves out, and why.
+
+    With ``features=None``, :func:`select` uses every numeric column that is not a target; this
+    names the others, e.g. to tell the user that a text column was not used.
+
+    Parameters
+    ----------
+    table : Table
+    targets : sequence of str
+        Target column names (a single string is one target); they are not listed.
+
+    Returns
+    -------
+    dict of str to str
+        In column order, each left-out column with a short reason: ``"text"``, ``"empty (no
+        values)"``, ``"not numeric (type bool)"``, ``"not numeric (type timestamp[s])"``...
+        Empty when every non-target column is a feature.
+
+    Examples
+    --------
+    >>> t = Table({"id": np.array(["r1", "r2"], dtype=object), "x": np.array([1.0, 2.0]),
+    ...            "y": np.array([0.0, 1.0])})
+    >>> left_out_columns(t, ["y"])
+    {'id': 'text'}
+    """
+    skip = set(name_list(targets, "target")) | set(table.numeric_columns)
+    return {
+        name: _left_out_reason(table, name, column)
+        for name, column in table.columns.items()
+        if name not in skip
+    }
+
+
+def _left_out_reason(table: Table, name: str, column: npt.NDArray[Any]) -> str:
+    type_name = table.types.get(name)
+    if type_name is None:  # a table built in code: describe what the array holds
+        if column.dtype != object:
+            return f"not numeric (dtype {column.dtype})"
+        try:
+            type_name = str(pa.array(column, from_pandas=True).type)
+        except (pa.ArrowException, TypeError, ValueError):
+            return "not numeric (mixed values)"
+        if type_name in ("int64", "double", "uint64"):
+            return "numbers stored as Python objects (dtype object)"
+    if type_name in ("string", "large_string"):
+        return "text"
+    if type_name == "null":
+        return "empty (no values)"
+    return f"not numeric (type {printable(type_name)})"
+
+
+def name_list(names: Sequence[str], kind: str) -> tuple[str, ...]:
+    out = (names,) if isinstance(names, str) else tuple(names)
+    for name in out:
+        if not isinstance(name, str):
+            raise ValidationError(f"{kind} names must be strings, got {name!r}")
+    repeated = [name for name, count in Counter(out).items() if count > 1]
+    if repeated:
+        raise DataError(f"{kind} column {repeated[0]!r} is given more than once; give it once")
+    return out
+
+
+def check_known(table: Table, names: Sequence[str], kind: str) -> None:
+    for name in names:
+        if name not in table.columns:
+            close = difflib.get_close_matches(name, list(table.columns), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise DataError(
+                f"{table.source}: no {kind} column {name!r}{hint}; "
+                f"available columns: {listing(table.columns)}"
+            )
+
+
+def _check_duplicates(table: Table, used: Sequence[str]) -> None:
+    duplicates = set(table.duplicates)
+    for name in used:
+        if name in duplicates:
+            raise DataError(
+                f"{table.source}: column name {name!r} appears more than once in the header; "
+                "rename the columns so that each name is unique"
+            )
+
+
+def _no_features_reason(table: Table) -> str:
+    numeric = set(table.numeric_columns)  # once: it looks at every column
+    others = [name for name in table.columns if name not in numeric]
+    if not others:
+        return "every numeric column is a target; add feature columns"
+    described = ", ".join(
+        f"{name!r} ({printable(table.types.get(name, 'text'))})" for name in others[:5]
+    )
+    return (
+        f"the other columns are not numeric ({described}); add numeric feature columns or "
+        "fix the values that are not numbers"
+    )
+
+
+def listing(names: Mapping[str, Any] | Sequence[str]) -> str:
+    names = list(names)
+    shown = ", ".join(repr(name) for name in names[:_MAX_LISTED])
+    return shown + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
+
+
+def float_matrix(table: Table, names: Sequence[str]) -> FloatArray:
+    """The (n, len(names)) float64 matrix of the named columns, each checked as
+    :func:`select` checks features and targets (the first bad cell named by column and row)."""
+    out = np.empty((table.n_rows, len(names)), dtype=np.float64)
+    for j, name in enumerate(names):  # one step per column
+        out[:, j] = _numeric_column(table, name)
+    return out
+
+
+def _numeric_column(table: Table, name: str) -> FloatArray:
+    """The column as finite float64 numbers, or a DataError naming the first bad row."""
+    source, column = table.source, table.columns[name]
+    where = f"{source}: column {name!r}"
+    if column.dtype == object and table.file_format == "memory":
+        # A table built in code may hold Python numbers in an object array.
+        with contextlib.suppress(TypeError, ValueError):
+            column = np.asarray(column, dtype=np.float64)
+    if column.dtype == object:
+        column = _parse_text_column(table, name, column)
+    elif not np.issubdtype(column.dtype, np.number) or np.issubdtype(
+        column.dtype, np.complexfloating
+    ):
+        raise DataError(f"{where} has type {column.dtype}, not numbers; use a numeric column")
+    values = np.asarray(column, dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        if np.isnan(values[row]):
+            raise _missing_value_error(where, row + 1 + table.row_offset)
+        raise DataError(
+            f"{where}, row {row + 1 + table.row_offset}: infinite value ({values[row]}); replace "
+            "it or remove that row"
+        )
+    return values
+
+
+def _missing_value_error(where: str, row: int) -> DataError:
+    """A missing cell (empty, NA or NaN) at data row ``row`` of the column ``where`` names."""
+    return DataError(
+        f"{where}, row {row}: missing value (an empty cell, NA or NaN); fill it in or remove "
+        "that row"
+    )
+
+
+def _refuse_numeric_looking_text(table: Table, skip: set[str]) -> None:
+    """With default features, a text column whose values are mostly numbers is a numeric column
+    with a typo, not an identifier: name the bad cell instead of silently dropping the column."""
+    skip = skip | set(table.numeric_columns)  # once, not once per column (2,000 columns: 45 s)
+    for name, column in table.columns.items():
+        if name in skip or column.dtype != object:
+            continue
+        if table.file_format == "parquet" or "string" not in table.types.get(name, "string"):
+            continue
+        try:
+            text = pa.array(column, type=pa.string())
+        except (pa.ArrowException, TypeError, ValueError):
+            continue
+        present = len(text) - text.null_count
+        if present == 0:
+            continue
+        numbers = int(pc.sum(pc.match_substring_regex(text, pattern=_NUMBER_RE)).as_py() or 0)
+        if numbers * 2 > present:  # mostly numbers: parsing names the first offending cell
+            _parse_text_column(table, name, column)
+
+
+def _parse_text_column(table: Table, name: str, column: npt.NDArray[Any]) -> FloatArray:
+    where = f"{table.source}: column {name!r}"
+    file_type = table.types.get(name, "")
+    if table.file_format == "parquet" or not (file_type == "" or "string" in file_type):
+        shown = printable(file_type) or "text"
+        raise DataError(
+            f"{where} has type {shown}, not numbers; features and targets must be numeric columns"
+        )
+    try:
+        text = pa.array(column, type=pa.string())
+    except (pa.ArrowException, TypeError, ValueError):
+        raise DataError(
+            f"{where} holds values that are not text or numbers; features and targets must be "
+            "numeric columns"
+        ) from None
+    numeric = pc.match_substring_regex(text, pattern=_NUMBER_RE)
+    not_number = np.asarray(pc.fill_null(pc.invert(numeric), False).to_numpy(zero_copy_only=False))
+    missing = np.asarray(text.is_null().to_numpy(zero_copy_only=False))
+    first_bad = int(np.argmax(not_number)) if not_number.any() else None
+    first_missing = int(np.argmax(missing)) if missing.any() else None
+    if first_missing is not None and (first_bad is None or first_missing < first_bad):
+        raise _missing_value_error(where, first_missing + 1 + table.row_offset)
+    if first_bad is not None:
+        value = str(column[first_bad])
+        shown = repr(value if len(value) <= 40 else value[:37] + "...")
+        hint = " (use '.' as the decimal point)" if _DECIMAL_COMMA_RE.match(value) else ""
+        raise DataError(
+            f"{where}, row {first_bad + 1 + table.row_offset}: {shown} is not a number{hint}; "
+            "fix or remove that row"
+        )
+    try:
+        parsed = pc.cast(pc.utf8_trim_whitespace(text), pa.float64())
+    except pa.ArrowInvalid as exc:  # pragma: no cover - the pattern mirrors pyarrow's parser
+        raise DataError(f"{where} holds a value that is not a number ({flat(exc)})") from None
+    return np.asarray(parsed.to_numpy(zero_copy_only=False), dtype=np.float64)
