@@ -34,7 +34,7 @@ import torch
 
 import gradfit.data
 from gradfit.data import BatchStream, Table, open_stream
-from gradfit.data.readers import _stack
+from gradfit.data.tables import float_matrix
 from gradfit.errors import DataError, ValidationError
 from gradfit.fitting import FitReport, expand_names, fit_data, read_source
 from gradfit.inference import warn_not_estimable
@@ -241,7 +241,7 @@ def _as_float(values: npt.NDArray[Any], name: str, batch: Any) -> npt.NDArray[np
     if values.dtype == np.float64:
         return values
     table = Table({name: values}, source=str(batch.file), row_offset=batch.file_row - 1)
-    stacked: npt.NDArray[np.float64] = _stack(table, [name])[:, 0]
+    stacked: npt.NDArray[np.float64] = float_matrix(table, [name])[:, 0]
     return stacked
 
 

@@ -44,7 +44,6 @@ from gradfit.data.formats import (
 from gradfit.data.tables import (
     Table,
     feature_matrix,
-    float_matrix,
     is_numeric,
     is_text,
     left_out_columns,
@@ -76,10 +75,6 @@ __all__ = [
 
 _BLOCK = 1 << 20  # bytes pyarrow parses as one block (its default)
 _MAX_BLOCK = 1 << 28  # the longest row (or cell) read: 256 MiB
-
-# The float64 matrix of named columns, imported from here by gradfit.jobs.
-_stack = float_matrix
-
 
 # ---------------------------------------------------------------------------------------------
 # reading
