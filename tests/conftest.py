@@ -1,6 +1,6 @@
 """Shared fixtures: the tutorial's crop data in float64, a seeded NumPy generator, and one
-intra-op thread for modules of tiny problems; and the rule that only tests marked ``slow``
-start Python processes."""
+intra-op thread for modules of tiny problems; the command-line tests' training file and empty
+output directory; and the rule that only tests marked ``slow`` start Python processes."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from cli_helpers import training_columns, write_csv
 
 import gradfit
 
@@ -27,6 +29,19 @@ def crops64() -> tuple[torch.Tensor, torch.Tensor]:
     """The 15-row crop data as float64 tensors X (15, 3), Y (15, 2)."""
     crops = gradfit.load_crops()
     return crops.data.double(), crops.target.double()
+
+
+@pytest.fixture
+def train_csv(tmp_path: Path) -> Path:
+    return write_csv(tmp_path / "train.csv", training_columns())
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    """An empty directory for every output: a test asserts what it holds afterwards."""
+    path = tmp_path / "out"
+    path.mkdir()
+    return path
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from scipy import stats as sps
-from test_cli import (
+from cli_helpers import (
     Run,
     gradfit_cli,
     ok,
@@ -23,6 +22,7 @@ from test_cli import (
     user_error,
     write_csv,
 )
+from scipy import stats as sps
 
 import gradfit
 from gradfit.persistence import FORMAT_VERSION, load_model

@@ -174,7 +174,8 @@ def test_fit_data_lstsq_is_its_own_optimum() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# gaps a new user hit
+# messages and names: a value beyond float32, columns left out of the features, column names
+# with commas
 
 
 def test_a_value_beyond_float32_names_the_column_row_and_fix(

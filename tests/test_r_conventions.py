@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import gradfit_cli, ok, one_error_line, rewrite_document, write_csv
 from scipy import stats as sps
-from test_cli import gradfit_cli, ok, one_error_line, rewrite_document, write_csv
 
 import gradfit
 from gradfit.errors import ModelFileError, RankDeficiencyWarning, ValidationError

@@ -193,7 +193,7 @@ def fifo(tmp_path: Path) -> Iterator[Path]:
 
 
 # ---------------------------------------------------------------------------------------------
-# 1. regular files only
+# regular files only
 
 
 def test_special_files_are_refused_without_being_opened(tmp_path: Path, fifo: Path) -> None:
@@ -278,7 +278,7 @@ def test_cli_on_a_fifo_and_on_dev_zero_returns_at_once(
 
 
 # ---------------------------------------------------------------------------------------------
-# 2. bounded reads
+# bounded reads
 
 
 def _crafted(tmp_path: Path) -> dict[str, Path]:
@@ -420,7 +420,7 @@ def test_cli_on_lying_headers(tmp_path: Path, tiny: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# 3. integrity
+# integrity
 
 
 def test_a_flipped_bit_in_the_weights_is_a_checksum_mismatch(tmp_path: Path) -> None:
@@ -497,7 +497,7 @@ def test_a_model_of_the_previous_format_still_loads_unverified(
 
 
 # ---------------------------------------------------------------------------------------------
-# 4. hostile metadata
+# hostile metadata
 
 
 def _nested(depth: int) -> Any:
@@ -599,7 +599,7 @@ def test_hostile_metadata_through_the_cli(tmp_path: Path, tiny: Path, lstsq_mode
 
 
 # ---------------------------------------------------------------------------------------------
-# 6. extreme interval data
+# extreme interval data
 
 
 @pytest.mark.slow
@@ -637,7 +637,7 @@ def test_predictor_computes_without_numpy_warnings(lstsq_model: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# 5. checkpoints
+# checkpoints
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ in-memory 14.5.
 from __future__ import annotations
 
 import gzip
-import itertools
 import json
 import math
 import sys
@@ -32,7 +31,6 @@ from gradfit.errors import DataError, ValidationError
 from gradfit.fitting import fit_data
 from gradfit.persistence import load_model
 from gradfit.solvers.config import SolverConfig
-from gradfit.solvers.stats import SufficientStats
 from gradfit.solvers.tsqr import least_squares_stream, merge_r
 from gradfit.streaming import fit_stream, holdout_mask, shuffled, use_streaming
 
@@ -78,30 +76,6 @@ def data(tmp_path: Path) -> dict[str, Path]:
 
 
 # ----------------------------------------------------------------------------- the maths
-
-
-def test_merged_statistics_equal_one_pass() -> None:
-    g = torch.Generator().manual_seed(0)
-    X = torch.randn(1000, 4, generator=g, dtype=torch.float64) + 1e6
-    Y = X[:, :2] * 3 + torch.randn(1000, 2, generator=g, dtype=torch.float64)
-    whole = SufficientStats.compute(X, Y)
-    edges = [0]
-    for size in itertools.cycle([1, 2, 7, 300, 3]):  # very different batch sizes
-        if edges[-1] + size >= 1000:
-            break
-        edges.append(edges[-1] + size)
-    edges.append(1000)
-    pieces = [(X[a:b], Y[a:b]) for a, b in itertools.pairwise(edges)]
-    streamed = SufficientStats.from_batches(pieces)
-    for name in ("zbar", "ybar", "Szz", "Szy", "syy"):
-        a, b = getattr(whole, name), getattr(streamed, name)
-        assert float((a - b).abs().max() / b.abs().max()) < 1e-13, name
-    # merge() in either order, and with an empty part
-    left, right = SufficientStats.compute(X[:10], Y[:10]), SufficientStats.compute(X[10:], Y[10:])
-    for merged in (left.merge(right), right.merge(left)):
-        torch.testing.assert_close(merged.Szz, whole.Szz, rtol=1e-10, atol=0)
-    with pytest.raises(ValidationError, match="no data rows"):
-        SufficientStats.from_batches([])
 
 
 @pytest.mark.parametrize("name", NIST_NAMES)
