@@ -71,3 +71,27 @@ def test_shape_mismatch_is_refused() -> None:
         gradfit.regression_metrics(torch.zeros(5, 1), torch.zeros(5))
     with pytest.raises(gradfit.ValidationError, match="n >= 1"):
         gradfit.regression_metrics(torch.zeros(0, 2), torch.zeros(0, 2))
+
+
+def test_numpy_arrays_and_lists_are_metrics_inputs_too() -> None:
+    y = np.array([[1.0, 2.0], [2.0, 1.0], [3.0, 5.0]])
+    p = np.array([[1.5, 2.0], [2.0, 0.5], [2.5, 4.0]])
+    expected = gradfit.regression_metrics(torch.from_numpy(y), torch.from_numpy(p))
+    assert gradfit.regression_metrics(y, p) == expected
+    assert gradfit.regression_metrics(y.tolist(), p.tolist()) == expected
+    np.testing.assert_array_equal(gradfit.r2_score(y, p).numpy(), np.array(expected.r2))
+
+
+def test_metrics_of_other_things_or_of_no_rows_are_one_clear_error() -> None:
+    with pytest.raises(
+        gradfit.ValidationError, match=r"targets must be \(n,\) or \(n, k\) with n >= 1"
+    ):
+        gradfit.regression_metrics(np.ones(0), np.ones(0))
+    with pytest.raises(
+        gradfit.ValidationError, match=r"y_true must be a tensor, a NumPy array or a list"
+    ):
+        gradfit.regression_metrics({"a": 1}, np.ones(1))
+    with pytest.raises(
+        gradfit.ValidationError, match=r"y_pred must be a tensor, a NumPy array or a list"
+    ):
+        gradfit.regression_metrics(np.ones(2), ["x", "y"])

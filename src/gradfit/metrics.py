@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import torch
 
 from gradfit.errors import ValidationError
@@ -35,7 +38,23 @@ class RegressionMetrics:
         }
 
 
-def _pair(y_true: torch.Tensor, y_pred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _as_tensor(values: Any, name: str) -> torch.Tensor:
+    """``values`` as a tensor: a tensor as it is, a NumPy array or a (nested) list of numbers
+    converted; anything else refused naming the argument."""
+    if isinstance(values, torch.Tensor):
+        return values
+    try:
+        tensor = torch.as_tensor(np.asarray(values, dtype=np.float64))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"{name} must be a tensor, a NumPy array or a list of numbers, got "
+            f"{type(values).__name__} ({exc})"
+        ) from None
+    return tensor
+
+
+def _pair(y_true: Any, y_pred: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    y_true, y_pred = _as_tensor(y_true, "y_true"), _as_tensor(y_pred, "y_pred")
     if y_true.shape != y_pred.shape:
         raise ValidationError(
             f"y_true and y_pred must have the same shape, got {tuple(y_true.shape)} "
@@ -59,7 +78,9 @@ def r2_from_errors(ss_res: torch.Tensor, ss_tot: torch.Tensor) -> torch.Tensor:
     return torch.where(ss_tot == 0, (ss_res == 0).to(r2.dtype), r2)
 
 
-def r2_score(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+def r2_score(
+    y_true: torch.Tensor | npt.ArrayLike, y_pred: torch.Tensor | npt.ArrayLike
+) -> torch.Tensor:
     """R² per target, shape (k,). A constant target scores 1.0 if predicted exactly, else 0.0
     (scikit-learn's ``force_finite`` convention), so the result is always finite."""
     y_true, y_pred = _pair(y_true, y_pred)
@@ -68,8 +89,10 @@ def r2_score(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
     return r2_from_errors(ss_res, ss_tot)
 
 
-def regression_metrics(y_true: torch.Tensor, y_pred: torch.Tensor) -> RegressionMetrics:
-    """MSE, RMSE, MAE and R² for each target column.
+def regression_metrics(
+    y_true: torch.Tensor | npt.ArrayLike, y_pred: torch.Tensor | npt.ArrayLike
+) -> RegressionMetrics:
+    """MSE, RMSE, MAE and R² for each target column, of tensors, NumPy arrays or lists.
 
     >>> import torch
     >>> m = regression_metrics(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 4.0]))
