@@ -193,3 +193,31 @@ def test_predict_to_terminal_escapes_kept_cells(
     text = shown.decode().replace("\r\n", "\n")
     assert "a\\x1b[2Jb" in text and "q\\u202e" in text
     assert CONTROL.search(text) is None
+
+
+@pytest.mark.parametrize("kind", ["list", "struct"])
+@pytest.mark.parametrize("out", ["stdout", "p.csv", "p.parquet"])
+def test_keeping_a_nested_column_names_it_or_writes_parquet(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, kind: str, out: str
+) -> None:
+    """A list or struct column kept through ``predict --keep`` has no CSV form: the error names
+    the column and the way out (Parquet), which writes it as it is."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    nested = pa.array([[1.0]] * 6) if kind == "list" else pa.array([{"a": 1}] * 6)
+    data = tmp_path / "d.parquet"
+    pq.write_table(
+        pa.table({"n": nested, "x": [0.5, 1, 0, 2, 1, 3], "y": [1.0, 2, 3, 4, 5, 7]}), data
+    )
+    model = tmp_path / "m.sf"
+    assert run_cli(capsys, "fit", data, "--target", "y", "--out", model)[0] == 0
+    target = [] if out == "stdout" else ["--out", tmp_path / out]
+    code, _, err = run_cli(capsys, "predict", model, data, "--keep", "n", *target)
+    if out == "p.parquet":
+        assert code == 0, err
+        assert pq.read_table(tmp_path / out).column("n").to_pylist() == nested.to_pylist()
+    else:
+        assert code == 2
+        one_error(err, "column 'n' holds", "which CSV cannot hold", "write Parquet")
+        assert not (tmp_path / out).exists()

@@ -144,7 +144,14 @@ def _to_arrow(columns: Mapping[str, npt.ArrayLike]) -> pa.Table:
 
 
 def _write_csv(arrow: pa.Table, fh: _Writable, delimiter: str, *, header: bool = True) -> None:
-    """CSV with a minimally quoted header; text values are quoted only when one needs it."""
+    """CSV with a minimally quoted header; text values are quoted only when one needs it.
+    A column of lists, structs or maps has no CSV form: refused naming it."""
+    for name, column in zip(arrow.column_names, arrow.columns, strict=True):
+        if pa.types.is_nested(column.type):
+            raise DataError(
+                f"column {name!r} holds {column.type}, which CSV cannot hold; leave it out of "
+                "the columns written, or write Parquet (a .parquet file name)"
+            )
     if header:
         names = delimiter.join(_quote_field(name, delimiter) for name in arrow.column_names)
         fh.write((names + "\n").encode("utf-8"))
