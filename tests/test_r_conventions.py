@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -178,6 +179,9 @@ def test_corrupt_estimability_data_is_refused_naming_the_file(
     run = gradfit_cli(capsys, "predict", model_path, new_csv)
     line = one_error_line(run)
     assert str(model_path) in line and "estimability" in line
+    # The library loads the model with the same check: the file is named there too.
+    with pytest.raises(ModelFileError, match=f"{re.escape(str(model_path))}: corrupt estimab"):
+        load_model(model_path)
 
 
 # ----------------------------------------------------------------------------- item 1: library

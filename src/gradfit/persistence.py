@@ -54,6 +54,7 @@ from safetensors.torch import load as safetensors_load
 
 from gradfit.atomic import atomic_write
 from gradfit.errors import ModelFileError, ValidationError
+from gradfit.inference import Estimability
 from gradfit.model import LinearModel, predict
 from gradfit.tensorfile import (
     DOCUMENT_KEY,
@@ -530,6 +531,12 @@ def _fields(document: dict[str, Any], source: str) -> dict[str, Any]:
         or not isinstance(inference.get("text"), str)
     ):
         raise bad("inference", "null or {'predictor': {...}, 'summary': {...}, 'text': '...'}")
+    if inference is not None and inference.get("estimability") is not None:
+        # A rank-deficient fit's null space, for predict's warning: checked here, with the rest.
+        try:
+            Estimability.from_dict(inference["estimability"], len(fields["feature_names"]))
+        except ModelFileError as exc:
+            raise ModelFileError(f"{source}: corrupt estimability data: {exc}") from None
     fields["inference"] = inference
     return fields
 

@@ -33,7 +33,6 @@ from gradfit.errors import (
 
 if TYPE_CHECKING:
     from gradfit.fitting import FitReport
-    from gradfit.persistence import SavedModel
 
 __all__ = ["add_data_commands"]
 
@@ -347,18 +346,6 @@ def _warnings_to_stderr(command: Callable[..., int]) -> Callable[..., int]:
     return wrapper
 
 
-def _check_estimability(model: SavedModel, path: str) -> None:
-    """The model's estimability data (rank-deficient fits), checked before any reading."""
-    from gradfit.inference import Estimability
-
-    data = None if model.inference is None else model.inference.get("estimability")
-    if data is not None:
-        try:
-            Estimability.from_dict(data, model.n_features)
-        except ModelFileError as exc:
-            raise ModelFileError(f"{path}: corrupt estimability data: {exc}") from None
-
-
 @_warnings_to_stderr
 def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     """Predictions batch by batch (one batch for a file read whole): to a file atomically (it
@@ -371,7 +358,6 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     reads = [("the model file", args.model)]
     check_outputs([("--out", args.out)], data=args.data, reads=reads, stdout=out)
     model = load_model(args.model)
-    _check_estimability(model, args.model)
     # Before any reading: a model without interval data is refused at once.
     predictor = model.interval_predictor() if args.interval else None
     out_path = _check_output_dir(args.out, "predictions") if args.out else None

@@ -69,9 +69,6 @@ from __future__ import annotations
 
 from gradfit.inference.covariance import COV_TYPES
 from gradfit.inference.distributions import preload_distributions as preload_distributions
-
-# The name of the lazy SciPy loader before the split, kept importable (tests patch it).
-from gradfit.inference.distributions import special as _special  # noqa: F401
 from gradfit.inference.predictor import (
     ESTIMABLE_TOL,
     Estimability,
