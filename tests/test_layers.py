@@ -49,13 +49,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("gradfit.cli", "gradfit"): LEGACY + "; 0 s: the package is loaded before gradfit.cli",
     ("gradfit.cli.render", "tqdm"): LEGACY + "; 0 s: torch imports tqdm",
     ("gradfit.solvers.closed_form", "gradfit.solvers.tsqr"): LEGACY + "; 0.002 s",
-    ("gradfit.outputs", "gradfit.checkpoint"): (
-        LEGACY + "; 1.31 s (torch), but its one importer, cli.data_commands, holds torch"
-    ),
-    ("gradfit.outputs", "gradfit.datasets"): LEGACY + "; 1.41 s (torch), as above",
-    ("gradfit.outputs", "gradfit.data.stream"): (
-        LEGACY + "; 0.21 s (pyarrow), and a private name (_expand) from another package"
-    ),
     ("gradfit.fitting", "gradfit.data"): LEGACY + "; 0.18 s (pyarrow), paid by every caller",
     ("gradfit.fitting", "gradfit.datasets"): LEGACY + "; 0.001 s",
     ("gradfit.persistence", "gradfit"): (

@@ -19,6 +19,9 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
+from gradfit.checkpoint import looks_like_checkpoint
+from gradfit.data.stream import expand_source
+from gradfit.datasets import BUILTIN_DATASETS
 from gradfit.errors import DataError
 from gradfit.file_kinds import kind_of
 
@@ -32,13 +35,10 @@ def data_files(source: str) -> list[Path]:
     match of a glob (as the readers expand them); none for a built-in data set. A source the
     readers would refuse (an empty directory, a glob matching nothing) gives none here: the
     reader's own message comes later."""
-    from gradfit.data.stream import _expand
-    from gradfit.datasets import BUILTIN_DATASETS
-
     if source in BUILTIN_DATASETS and not os.path.lexists(source):
         return []
     try:
-        files, _ = _expand(source)
+        files, _ = expand_source(source)
     except (DataError, OSError):
         return []
     return files
@@ -155,8 +155,6 @@ def check_checkpoint_target(option: str, path: str, *, resume: bool) -> None:
     DataError
         One line naming the path and what to do.
     """
-    from gradfit.checkpoint import looks_like_checkpoint
-
     try:
         info = os.stat(path)
     except OSError:

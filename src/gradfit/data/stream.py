@@ -72,7 +72,7 @@ from gradfit.data.tables import (
 )
 from gradfit.errors import DataError, ValidationError
 
-__all__ = ["Batch", "BatchStream", "Unit", "open_stream"]
+__all__ = ["Batch", "BatchStream", "Unit", "expand_source", "open_stream"]
 
 
 _DATA_SUFFIXES = (*CSV_SUFFIXES, *PARQUET_SUFFIXES)
@@ -644,7 +644,7 @@ def _is_member(path: Path) -> bool:
     return path.exists() and not path.is_dir()
 
 
-def _expand(source: str | Path | Sequence[str | Path]) -> tuple[list[Path], str]:
+def expand_source(source: str | Path | Sequence[str | Path]) -> tuple[list[Path], str]:
     if isinstance(source, (str, Path)):
         text = str(source)
         path = Path(source)
@@ -688,5 +688,5 @@ def open_stream(
     >>> s.columns, [(b.file.name, b.file_row, b.columns["y"].tolist()) for b in s.batches(["y"])]
     (('x', 'y'), [('a.csv', 1, [2.0, 4.0]), ('b.csv', 1, [6.0])])
     """
-    files, shown = _expand(source)
+    files, shown = expand_source(source)
     return BatchStream(files, shown, batch_rows)
