@@ -299,11 +299,11 @@ def _model(model: ModelLike) -> SavedModel:
 def _model_and_source(
     model: ModelLike,
     source: Source,
-    *,
     stream: bool | None,
     memory_limit: int,
     batch_rows: int,
     progress: Progress | None,
+    *,
     interval: str | None = None,
     predictor: Any = None,
     text: Sequence[str] = (),
@@ -419,10 +419,10 @@ def predict_batches(
     loaded, predictor, data = _model_and_source(
         model,
         source,
-        stream=stream,
-        memory_limit=memory_limit,
-        batch_rows=batch_rows,
-        progress=progress,
+        stream,
+        memory_limit,
+        batch_rows,
+        progress,
         interval=interval,
         predictor=predictor,
         text=candidates,
@@ -553,19 +553,13 @@ def evaluate(
     file) on the rows of ``source`` (as in :func:`predict_batches`), whose columns must hold
     the model's features and targets (matched by name; other columns are ignored). The sums
     are accumulated batch by batch (:class:`gradfit.metrics.MetricsAccumulator`; a source
-    read whole is one batch), so the metrics of a source read whole and streamed agree to rounding.
+    read whole is one batch), so the metrics of a source read whole and streamed agree to
+    rounding.
 
     ``stream``, ``memory_limit``, ``batch_rows`` and ``progress`` are as in
     :func:`predict_batches`.
     """
-    loaded, _, data = _model_and_source(
-        model,
-        source,
-        stream=stream,
-        memory_limit=memory_limit,
-        batch_rows=batch_rows,
-        progress=progress,
-    )
+    loaded, _, data = _model_and_source(model, source, stream, memory_limit, batch_rows, progress)
     return _evaluate(loaded, data)
 
 
