@@ -4,11 +4,11 @@
 memory (what a source is, :func:`source_kind` says, for every road), selects the features and
 targets, trains with any registered solver (:func:`gradfit.training.fit_linear`) and returns
 a :class:`~gradfit.fit_report.FitReport` (built by :func:`gradfit.fit_report.build_fit_report`,
-as a streamed fit's): the model to save, the
-training result, and the summary figures (final loss, the optimum, R² and the other metrics)
-over the training rows. The command line only renders the report and writes the files; nothing
-here prints. :class:`FitReport`, :func:`attach_inference`, :func:`model_file_settings` and
-:func:`recorded_scaling` are re-exported from :mod:`gradfit.fit_report` under their old names.
+as a streamed fit's): the model to save, the training result, and the summary figures (final
+loss, the optimum, R² and the other metrics) over the training rows. The command line only
+renders the report and writes the files; nothing here prints. :class:`FitReport`,
+:func:`attach_inference`, :func:`model_file_settings` and :func:`recorded_scaling` are
+re-exported from :mod:`gradfit.fit_report` under their old names.
 """
 
 from __future__ import annotations
