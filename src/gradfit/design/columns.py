@@ -91,6 +91,8 @@ def _all_numbers(values: npt.NDArray[Any]) -> bool:
 
 
 def _all_bools(values: npt.NDArray[Any]) -> bool:
+    if values.dtype != object:
+        return False
     present = [v for v in values if v is not None]
     return bool(present) and all(isinstance(v, (bool, np.bool_)) for v in present)
 
@@ -134,9 +136,7 @@ def as_columns(batch: Any, source: str | None = None, first_row: int | None = No
         batch = to_table(batch, source or "<table>", "memory")
     if isinstance(batch, Table):
         columns = {
-            name: (_bool_text(col) if col.dtype == np.bool_ or _all_bools(col) else col)
-            if col.dtype in (np.bool_, object)
-            else col
+            name: _bool_text(col) if col.dtype == np.bool_ or _all_bools(col) else col
             for name, col in batch.columns.items()
         }
         return Columns(
@@ -183,5 +183,6 @@ def missing_mask(column: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
     if column.dtype == object:
         return np.fromiter((_is_missing_scalar(v) for v in column), bool, len(column))
     if column.dtype.kind == "f":
-        return np.isnan(column)
+        nan: npt.NDArray[np.bool_] = np.isnan(column)
+        return nan
     return np.zeros(len(column), dtype=bool)

@@ -62,7 +62,7 @@ class _RNames(PandasMaterializer):  # type: ignore[misc]
 
     REGISTER_NAME = "gradfit_r_names"
 
-    @override  # type: ignore[untyped-decorator]
+    @override
     def _flatten_encoded_evaled_factor(self, name: str, values: Any) -> dict[str, Any]:
         if not isinstance(values, dict):
             return {name: values}
@@ -231,9 +231,7 @@ class Design:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                parsed = Formula(
-                    formula, _context={"__formulaic_variables_available__": available}
-                )
+                parsed = Formula(formula, _context={"__formulaic_variables_available__": available})
         except (FormulaicError, SyntaxError, ValueError) as exc:
             message = " ".join(str(exc).split())
             raise ValidationError(f"cannot read the formula {formula!r}: {message}") from None
@@ -400,7 +398,10 @@ class Design:
             for expr, levels in self.encoders.items()
         }
         formula = SimpleFormula(
-            [Term([Factor(expr, eval_method=method) for expr, method in term]) for term in self.terms]
+            [
+                Term([Factor(expr, eval_method=method) for expr, method in term])
+                for term in self.terms
+            ]
         )
         return ModelSpec(
             formula=formula,
@@ -417,7 +418,10 @@ class Design:
         if all(term[0][1] == "lookup" for term in self.target_terms):
             return None
         formula = SimpleFormula(
-            [Term([Factor(expr, eval_method=method) for expr, method in term]) for term in self.target_terms]
+            [
+                Term([Factor(expr, eval_method=method) for expr, method in term])
+                for term in self.target_terms
+            ]
         )
         return ModelSpec(
             formula=formula,
@@ -713,9 +717,7 @@ class Design:
 def _factors(term: Any) -> tuple[tuple[str, str], ...]:
     if not term.factors:
         return (("1", "literal"),)
-    return tuple(
-        (str(factor.expr), str(factor.eval_method.value)) for factor in term.factors
-    )
+    return tuple((str(factor.expr), str(factor.eval_method.value)) for factor in term.factors)
 
 
 def _term_text(term: tuple[tuple[str, str], ...]) -> str:
