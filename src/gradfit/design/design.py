@@ -468,8 +468,7 @@ class Design:
             if name in self.levels:
                 levels = list(self.levels[name])
                 if values.dtype == object:
-                    codes = pd.Categorical(values, categories=levels).codes
-                    unknown = codes < 0
+                    unknown = pd.Index(levels, dtype=object).get_indexer(values) < 0
                 else:
                     unknown = ~np.isin(values.astype(np.float64), np.asarray(levels, float))
                 if unknown.any():
