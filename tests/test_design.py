@@ -203,6 +203,7 @@ def test_the_default_design_encodes_text_and_boolean_columns_as_r_does() -> None
     assert design.columns == ("woolB", "tensionL", "tensionM")
     assert design.formula is None and design.fit_intercept
     names, _, matrix = r_model_matrix("warpbreaks")
+    assert design.columns == tuple(names[1:4])
     np.testing.assert_array_equal(design.matrices(table).X, matrix[:, 1:4])
     # R: a logical column x gives xTRUE
     flags = {"y": [1.0, 2.0, 4.0], "x": [True, False, True], "z": [0.5, 0.25, 1.0]}
