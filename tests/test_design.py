@@ -121,6 +121,21 @@ def test_one_batch_or_many_give_the_same_matrix() -> None:
     np.testing.assert_array_equal(np.concatenate([p.Y for p in parts if p.Y is not None]), whole.Y)
 
 
+def test_a_levels_pass_then_a_first_batch_gives_the_whole_datas_design() -> None:
+    # As a stream will: the categorical columns' levels over every batch (two "ranks"
+    # merged), then the design from the first batch, which holds wool A and tension H only.
+    frame = pd.read_csv(R_DATA / "warpbreaks.csv").sort_values(["wool", "tension"])
+    formula = "breaks ~ wool * tension"
+    names = Design.categorical_columns(formula, frame.iloc[:5])
+    assert names == ("wool", "tension")
+    rank0 = LevelGatherer(names).update(frame.iloc[:20])
+    rank1 = LevelGatherer(names).update(frame.iloc[20:])
+    levels = rank0.merge(rank1).levels()
+    design = Design.from_formula(formula, frame.iloc[:5], levels=levels)
+    assert design == Design.from_formula(formula, frame)
+    assert Design.categorical_columns(None, frame, "breaks") == ("wool", "tension")
+
+
 def test_the_design_is_plain_json_and_round_trips() -> None:
     table = read_table(str(R_DATA / "ToothGrowth.csv"))
     design = Design.from_formula("len ~ supp + poly(dose, 2) + C(dose)", table)

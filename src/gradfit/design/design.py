@@ -227,29 +227,7 @@ class Design:
                 f"{formula!r}"
             )
         columns = as_columns(data, source)
-        available = list(columns.columns)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                parsed = Formula(formula, _context={"__formulaic_variables_available__": available})
-        except (FormulaicError, SyntaxError, ValueError) as exc:
-            message = " ".join(str(exc).split())
-            raise ValidationError(f"cannot read the formula {formula!r}: {message}") from None
-        if not hasattr(parsed, "lhs") or not list(parsed.lhs):
-            raise ValidationError(
-                f"the formula {formula!r} names no target: write 'target ~ terms'"
-            )
-        rhs = parsed.rhs
-        if hasattr(rhs, "lhs"):
-            raise ValidationError(f"the formula {formula!r} has more than one '~'")
-        target_terms = tuple(_factors(term) for term in parsed.lhs)
-        for term in target_terms:
-            if len(term) != 1 or term[0][1] == "literal":
-                raise ValidationError(
-                    f"a target must be one column or expression, got {_term_text(term)!r} in "
-                    f"the formula {formula!r}"
-                )
-        terms = tuple(_factors(term) for term in rhs)
+        terms, target_terms = _parse(formula, columns)
         return cls._make(formula, terms, target_terms, columns, levels, max_levels, missing)
 
     @classmethod
@@ -286,6 +264,31 @@ class Design:
         target_terms: Terms = tuple(((name, "lookup"),) for name in target_names)
         return cls._make(None, terms, target_terms, columns, levels, max_levels, missing)
 
+    @staticmethod
+    def categorical_columns(
+        formula: str | None,
+        sample: Any,
+        targets: Sequence[str] | str = (),
+        features: Sequence[str] | None = None,
+    ) -> tuple[str, ...]:
+        """The columns whose levels a levels pass (:class:`LevelGatherer`) must gather over
+        all the data before the design is made from a first batch ``sample`` (``levels=``):
+        the text and boolean columns the model reads, and the numeric ones under ``C()``.
+        ``formula`` None: the plain columns of :meth:`default` (``targets``, ``features``)."""
+        columns = as_columns(sample)
+        if formula is None:
+            names = (targets,) if isinstance(targets, str) else tuple(targets)
+            chosen = (
+                list(features)
+                if features is not None
+                else [name for name in columns.columns if name not in names]
+            )
+            terms: Terms = tuple(((name, "lookup"),) for name in chosen)
+            target_terms: Terms = tuple(((name, "lookup"),) for name in names)
+        else:
+            terms, target_terms = _parse(formula, columns)
+        return tuple(_usage(terms, target_terms, columns)[2])
+
     @classmethod
     def _make(
         cls,
@@ -298,33 +301,8 @@ class Design:
         missing: str,
     ) -> Design:
         missing = _check_choice(missing, MISSING, "missing")
+        variables, target_variables, categorical = _usage(terms, target_terms, columns)
         available = list(columns.columns)
-        target_variables: list[str] = []
-        for (expr, method), *_ in target_terms:
-            if method == "lookup" and expr not in columns.columns:
-                columns.column(expr)  # a DataError naming it
-            target_variables += _factor_variables(expr, method, available)
-        variables = list(dict.fromkeys(target_variables))
-        categorical: list[str] = []
-        for term in terms:
-            for expr, method in term:
-                if method == "lookup" and expr not in columns.columns:
-                    columns.column(expr)
-                used = _factor_variables(expr, method, available)
-                variables += [v for v in used if v not in variables]
-                c_column = _c_column(expr, available) if method == "python" else None
-                if c_column is not None and c_column not in categorical:
-                    categorical.append(c_column)
-        for name in variables:
-            if columns.columns[name].dtype == object and name not in categorical:
-                categorical.append(name)
-        for name in target_variables:
-            if name in categorical:
-                raise DataError(
-                    f"{columns.source}: target column {name!r} holds text, not numbers; a "
-                    "target must be numeric"
-                )
-        categorical = [name for name in variables if name in categorical]
         if levels is None:
             found = LevelGatherer(categorical, max_levels, columns.source).update(columns).levels()
         else:
@@ -711,6 +689,67 @@ class Design:
         for name, levels in self.levels.items():
             lines.append(f"levels of {name}: {_shown(levels)} (reference {levels[0]!r})")
         return "\n".join(lines)
+
+
+def _parse(formula: str, columns: Columns) -> tuple[Terms, Terms]:
+    """The formula's terms and its targets' terms, ``.`` expanded over the columns."""
+    available = list(columns.columns)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = Formula(formula, _context={"__formulaic_variables_available__": available})
+    except (FormulaicError, SyntaxError, ValueError) as exc:
+        message = " ".join(str(exc).split())
+        raise ValidationError(f"cannot read the formula {formula!r}: {message}") from None
+    if not hasattr(parsed, "lhs") or not list(parsed.lhs):
+        raise ValidationError(f"the formula {formula!r} names no target: write 'target ~ terms'")
+    rhs = parsed.rhs
+    if hasattr(rhs, "lhs"):
+        raise ValidationError(f"the formula {formula!r} has more than one '~'")
+    target_terms = tuple(_factors(term) for term in parsed.lhs)
+    for term in target_terms:
+        if len(term) != 1 or term[0][1] == "literal":
+            raise ValidationError(
+                f"a target must be one column or expression, got {_term_text(term)!r} in "
+                f"the formula {formula!r}"
+            )
+    terms = tuple(_factors(term) for term in rhs)
+    return terms, target_terms
+
+
+def _usage(
+    terms: Terms, target_terms: Terms, columns: Columns
+) -> tuple[list[str], list[str], list[str]]:
+    """The columns the model reads, those its targets read, and its categorical columns (text
+    and boolean columns it reads, numeric ones under ``C()``), in order."""
+    available = list(columns.columns)
+    target_variables: list[str] = []
+    for (expr, method), *_ in target_terms:
+        if method == "lookup" and expr not in columns.columns:
+            columns.column(expr)  # a DataError naming it
+        target_variables += _factor_variables(expr, method, available)
+    variables = list(dict.fromkeys(target_variables))
+    categorical: list[str] = []
+    for term in terms:
+        for expr, method in term:
+            if method == "lookup" and expr not in columns.columns:
+                columns.column(expr)
+            used = _factor_variables(expr, method, available)
+            variables += [v for v in used if v not in variables]
+            c_column = _c_column(expr, available) if method == "python" else None
+            if c_column is not None and c_column not in categorical:
+                categorical.append(c_column)
+    for name in variables:
+        if columns.columns[name].dtype == object and name not in categorical:
+            categorical.append(name)
+    for name in target_variables:
+        if name in categorical:
+            raise DataError(
+                f"{columns.source}: target column {name!r} holds text, not numbers; a "
+                "target must be numeric"
+            )
+    categorical = [name for name in variables if name in categorical]
+    return variables, target_variables, categorical
 
 
 def _factors(term: Any) -> tuple[tuple[str, str], ...]:
