@@ -2,7 +2,8 @@
 levels of its categorical columns), turned into float64 matrices batch by batch.
 
 Imported only when a formula or a categorical column is used: it imports formulaic and pandas
-(about 0.9 s of CPU on the development machine, on top of NumPy and pyarrow).
+(0.57 s of CPU on the development machine after gradfit.data, 0.73 s after
+gradfit.inference).
 """
 
 from gradfit.design.design import MISSING, UNKNOWN_LEVEL, Design, DesignMatrices

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import pyarrow as pa
 
 from gradfit.data.tables import Table, to_table
@@ -58,10 +59,9 @@ def _pandas_columns(frame: Any) -> tuple[dict[str, npt.NDArray[Any]], dict[str, 
         if str(dtype) == "category":
             categories = series.cat.categories
             declared[name] = tuple(_plain(v) for v in categories)
-            values = np.asarray(series.astype(object), dtype=object)
-            columns[name] = np.array(
-                [None if _is_missing_scalar(v) else _plain(v) for v in values], dtype=object
-            )
+            codes = series.cat.codes.to_numpy()
+            table = np.array([*declared[name], None], dtype=object)
+            columns[name] = table[codes]  # code -1 (missing): the last entry, None
             continue
         if dtype.kind in "iu" or dtype.kind == "f":
             columns[name] = series.to_numpy()
@@ -73,35 +73,39 @@ def _pandas_columns(frame: Any) -> tuple[dict[str, npt.NDArray[Any]], dict[str, 
                 if dtype.kind == "O" and not _all_numbers(series.to_numpy(dtype=object)):
                     raise TypeError
             except (TypeError, ValueError):
-                values = series.to_numpy(dtype=object)
-                columns[name] = np.array(
-                    [None if _is_missing_scalar(v) else v for v in values], dtype=object
-                )
+                columns[name] = _none_for_missing(series.to_numpy(dtype=object))
                 if _all_bools(columns[name]):
                     columns[name] = _bool_text(columns[name])
     return columns, declared
 
 
 def _all_numbers(values: npt.NDArray[Any]) -> bool:
-    return all(
-        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-        for v in values
-        if not _is_missing_scalar(v)
-    )
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    return kind in ("integer", "floating", "mixed-integer-float", "decimal", "empty")
 
 
 def _all_bools(values: npt.NDArray[Any]) -> bool:
     if values.dtype != object:
         return False
-    present = [v for v in values if v is not None]
-    return bool(present) and all(isinstance(v, (bool, np.bool_)) for v in present)
+    return bool(pd.api.types.infer_dtype(values, skipna=True) == "boolean")
+
+
+def _none_for_missing(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """An object array with None for each missing cell (None, NaN, pandas' NA)."""
+    out = np.asarray(values, dtype=object)
+    mask = pd.isna(out)
+    if mask.any():
+        out = out.copy()
+        out[mask] = None
+    return out
 
 
 def _bool_text(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    return np.array(
-        [None if _is_missing_scalar(v) else ("TRUE" if bool(v) else "FALSE") for v in values],
-        dtype=object,
-    )
+    missing = np.asarray(pd.isna(values), dtype=bool)
+    truth = np.where(missing, False, values).astype(bool)
+    out = np.where(truth, "TRUE", "FALSE").astype(object)
+    out[missing] = None
+    return out
 
 
 def _is_missing_scalar(value: Any) -> bool:
@@ -159,13 +163,9 @@ def as_columns(batch: Any, source: str | None = None, first_row: int | None = No
             elif array.dtype.kind in "US":
                 array = array.astype(object)
             elif array.dtype == object:
-                array = np.array(
-                    [None if _is_missing_scalar(v) else v for v in array], dtype=object
-                )
+                array = _none_for_missing(array)
                 if _all_numbers(array):
-                    array = np.array(
-                        [np.nan if v is None else float(v) for v in array], dtype=np.float64
-                    )
+                    array = np.where(pd.isna(array), np.nan, array).astype(np.float64)
             columns[name] = array
         lengths = {len(col) for col in columns.values()}
         if len(lengths) > 1:
@@ -181,7 +181,8 @@ def as_columns(batch: Any, source: str | None = None, first_row: int | None = No
 def missing_mask(column: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
     """True where a cell is missing: NaN in a float column, None (or NaN) in an object one."""
     if column.dtype == object:
-        return np.fromiter((_is_missing_scalar(v) for v in column), bool, len(column))
+        missing: npt.NDArray[np.bool_] = np.asarray(pd.isna(column), dtype=bool)
+        return missing
     if column.dtype.kind == "f":
         nan: npt.NDArray[np.bool_] = np.isnan(column)
         return nan

@@ -67,7 +67,7 @@ def ols(
                 f"{given[0]}= is given by the formula (its names; '0 +' or '- 1' for no "
                 "intercept); leave it out"
             )
-        # formulaic and pandas: 0.9 s of CPU, paid only by a formula (tests/test_layers.py).
+        # formulaic and pandas: 0.73 s of CPU, paid only by a formula (tests/test_layers.py).
         from gradfit.design import Design
 
         design = Design.from_formula(X, data, missing=missing, max_levels=max_levels)
