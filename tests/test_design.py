@@ -46,6 +46,20 @@ CASES = [
     ("ToothGrowth", "len ~ supp + poly(dose, 2)", "ToothGrowth", {}),
     ("iris", "Sepal.Length ~ 0 + Species + Petal.Length", "iris", {}),
     # R: mpg ~ log(disp) + I(wt^2)
+    # R: mpg ~ wt:factor(cyl) (full coding: no main effect of cyl)
+    ("mtcars", "mpg ~ wt:C(cyl)", "mtcars-slopes", {"factor(cyl)": "C(cyl)"}),
+    # R: yield ~ factor(block) + factor(N) * factor(P) * factor(K)
+    (
+        "npk",
+        "yield ~ C(block) + C(N) * C(P) * C(K)",
+        "npk",
+        {
+            "factor(block)": "C(block)",
+            "factor(N)": "C(N)",
+            "factor(P)": "C(P)",
+            "factor(K)": "C(K)",
+        },
+    ),
     (
         "mtcars",
         "mpg ~ np.log(disp) + I(wt**2)",
@@ -312,6 +326,35 @@ def test_ols_of_a_formula_is_rs_summary_lm() -> None:
     )
     assert (fit.df_model, fit.df_resid, fit.n_dropped) == (5, 48, 0)
     assert "deleted due to missingness" not in fit.summary()
+
+
+def test_ols_of_a_rank_deficient_formula_aliases_as_r_does() -> None:
+    # R 4.2.2: n <- read.csv("npk.csv")
+    #   s <- summary(lm(yield ~ factor(block) + factor(N) * factor(P) * factor(K), n))
+    #   s$coefficients; s$aliased; s$sigma; s$r.squared; s$fstatistic
+    # (N:P:K is confounded with the blocks: NA in R)
+    estimate = [51.82499999999998153, 3.42499999999999893, 6.75000000000000622]
+    estimate += [-3.89999999999999858, -3.50000000000000000, 2.32499999999999796]
+    estimate += [9.85000000000000142, 0.41666666666667335, -1.91666666666666119]
+    estimate += [-3.76666666666667016, -4.70000000000000462, 0.56666666666666554]
+    se = [2.7785387846452299, 2.7785387846452299, 2.7785387846452307, 2.7785387846452281]
+    se += [2.7785387846452290, 2.7785387846452285, 2.7785387846452285, 2.7785387846452294]
+    se += [2.7785387846452281, 3.2083802305374758, 3.2083802305374758, 3.2083802305374776]
+    table = read_table(str(R_DATA / "npk.csv"))
+    with pytest.warns(gradfit.RankDeficiencyWarning, match="C\\(N\\)1:C\\(P\\)1:C\\(K\\)1"):
+        fit = gradfit.ols("yield ~ C(block) + C(N) * C(P) * C(K)", data=table)
+    assert fit.feature_names[-1] == "C(N)1:C(P)1:C(K)1"
+    assert fit.aliased.tolist() == [False] * 11 + [True]
+    got = [float(fit.bias[0]), *fit.weight[0, :11].tolist()]
+    got_se = [float(fit.bias_se[0]), *fit.weight_se[0, :11].tolist()]
+    np.testing.assert_allclose(got, estimate, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(got_se, se, rtol=1e-8)
+    np.testing.assert_allclose(
+        [float(fit.sigma[0]), float(fit.r2[0]), float(fit.f_statistic[0])],
+        [3.92944723282493902, 0.78857363465374941, 4.06884990661480561],
+        rtol=1e-8,
+    )
+    assert (fit.df_model, fit.df_resid) == (11, 12)
 
 
 def test_ols_drops_rows_with_missing_values_as_r_does() -> None:

@@ -184,7 +184,8 @@ class Design:
     transform_state : dict
         formulaic's stateful-transform state, as plain JSON data.
     contrasts : str
-        ``"treatment"``.
+        ``"treatment"``, the default coding; ``C(x, contr.sum)`` and the other codings of
+        formulaic are taken from their expression (and named as formulaic names them).
     """
 
     formula: str | None
@@ -318,7 +319,7 @@ class Design:
                     encoders[expr] = found[expr]
                 elif method == "python":
                     c_column = _c_column(expr, available)
-                    if c_column is not None and "," not in expr:
+                    if c_column is not None and "levels=" not in expr.replace(" ", ""):
                         encoders[expr] = found[c_column]
         fit_intercept = any(term == (("1", "literal"),) for term in terms)
         draft = cls(

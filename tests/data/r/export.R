@@ -36,5 +36,7 @@ write_mm(Ozone ~ ., read_data("airquality"), "airquality")
 write_mm(len ~ supp + poly(dose, 2), read_data("ToothGrowth"), "ToothGrowth")
 write_mm(Sepal.Length ~ 0 + Species + Petal.Length, read_data("iris"), "iris")
 write_mm(mpg ~ log(disp) + I(wt^2), read_data("mtcars"), "mtcars-log")
+write_mm(mpg ~ wt:factor(cyl), read_data("mtcars"), "mtcars-slopes")
+write_mm(yield ~ factor(block) + factor(N) * factor(P) * factor(K), read_data("npk"), "npk")
 # R's own warpbreaks: tension's levels in R's order L, M, H (a pandas Categorical keeps it).
 write_mm(breaks ~ wool * tension, warpbreaks, "warpbreaks-lmh")
