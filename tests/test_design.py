@@ -211,6 +211,40 @@ def test_level_order_is_code_point_for_text_and_numeric_for_numbers() -> None:
     assert levels == {"x": ("FALSE", "TRUE")}
 
 
+def test_a_batch_of_text_that_looked_numeric_keeps_the_text_levels() -> None:
+    # A CSV stream infers types per batch: a text column may come as int64 in one batch.
+    gatherer = LevelGatherer(["b"]).update({"b": np.array([1, 2])})
+    gatherer.update({"b": np.array(["x", None], dtype=object)})
+    assert gatherer.levels() == {"b": ("1", "2", "x")}
+    design = Design.from_formula(
+        "y ~ b", {"y": [1.0, 2.0, 3.0], "b": ["1", "2", "x"]}, levels=gatherer.levels()
+    )
+    assert design.columns == ("b2", "bx")
+    got = design.matrices({"y": [1.0, 2.0], "b": np.array([2, 1])})
+    np.testing.assert_array_equal(got.X, [[1, 0], [0, 0]])
+
+
+def test_a_pandas_frame_with_missing_cells_nullable_and_boolean_columns() -> None:
+    frame = pd.DataFrame(
+        {
+            "y": [1.0, 2.0, 4.0, 3.0, 5.0],
+            "n": pd.array([1, None, 3, 4, 5], dtype="Int64"),
+            "flag": pd.array([True, False, None, True, False], dtype="boolean"),
+            "g": pd.Categorical(["u", "v", "u", None, "v"], categories=["v", "u"]),
+        }
+    )
+    design = Design.from_formula("y ~ n + flag + g", frame, missing="drop")
+    assert design.columns == ("n", "flagTRUE", "gu")
+    assert design.levels == {"flag": ("FALSE", "TRUE"), "g": ("v", "u")}
+    got = design.matrices(frame, missing="drop")
+    assert (got.n_dropped, got.kept.tolist()) == (3, [True, False, False, False, True])
+    np.testing.assert_array_equal(got.X, [[1, 1, 1], [5, 0, 0]])
+    with pytest.raises(DataError, match="column 'n', row 2: missing value"):
+        design.matrices(frame)
+    with pytest.raises(DataError, match="no rows left"):
+        Design.from_formula("y ~ n", {"y": [1.0, np.nan], "n": [np.nan, 2.0]}, missing="drop")
+
+
 def test_too_many_levels_is_one_line_naming_the_column() -> None:
     ids = {"id": [f"r{i}" for i in range(30)], "y": np.arange(30.0)}
     with pytest.raises(DataError) as info:

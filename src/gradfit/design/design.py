@@ -335,6 +335,11 @@ class Design:
             encoders=encoders,
         )
         frame, _, _, _ = draft._frame(columns, missing, "error", with_targets=True)
+        if len(frame) == 0:
+            raise DataError(
+                f"{columns.source}: no rows left to make the design from: every row has a "
+                "missing value in a column the model uses"
+            )
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -446,6 +451,7 @@ class Design:
             values = data[name][kept] if not kept.all() else data[name]
             if name in self.levels:
                 levels = list(self.levels[name])
+                values = _like_levels(values, levels, name, columns)
                 if values.dtype == object:
                     unknown = pd.Index(levels, dtype=object).get_indexer(values) < 0
                 else:
@@ -751,6 +757,25 @@ def _usage(
             )
     categorical = [name for name in variables if name in categorical]
     return variables, target_variables, categorical
+
+
+def _like_levels(
+    values: npt.NDArray[Any], levels: list[Any], name: str, columns: Columns
+) -> npt.NDArray[Any]:
+    """A batch's cells as the kind of the levels: numbers as text for text levels (a batch of
+    a text column whose cells all looked like numbers), text as numbers for numbers."""
+    text_levels = any(isinstance(level, str) for level in levels)
+    if text_levels and values.dtype != object:
+        return np.array([str(_plain(v)) for v in values.tolist()], dtype=object)
+    if not text_levels and values.dtype == object:
+        try:
+            return np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{columns.source}: column {name!r} holds text, but its levels are numbers; "
+                "give that column numbers in every file and batch"
+            ) from None
+    return values
 
 
 def _factors(term: Any) -> tuple[tuple[str, str], ...]:

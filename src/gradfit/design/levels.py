@@ -142,5 +142,8 @@ class LevelGatherer:
         out = {}
         for name in self.names:
             declared = self._declared.get(name)
-            out[name] = declared if declared is not None else sort_levels(self._seen[name])
+            seen = self._seen[name]
+            if any(isinstance(v, str) for v in seen):  # a batch of text that looked numeric
+                seen = {str(v) for v in seen}
+            out[name] = declared if declared is not None else sort_levels(seen)
         return out
