@@ -275,6 +275,18 @@ def test_the_default_design_encodes_text_and_boolean_columns_as_r_does() -> None
     np.testing.assert_array_equal(design.matrices(flags).X, [[1, 0.5], [0, 0.25], [1, 1]])
 
 
+def test_describe_names_the_formula_targets_columns_and_levels() -> None:
+    table = read_table(str(R_DATA / "warpbreaks.csv"))
+    assert Design.from_formula("breaks ~ wool + tension", table).describe() == (
+        "formula: breaks ~ wool + tension\n"
+        "targets: breaks\n"
+        "intercept: yes\n"
+        "columns: woolB, tensionL, tensionM\n"
+        "levels of wool: 'A', 'B' (reference 'A')\n"
+        "levels of tension: 'H', 'L', 'M' (reference 'H')"
+    )
+
+
 def test_several_targets_and_no_intercept() -> None:
     table = read_table(str(R_DATA / "mtcars.csv"))
     design = Design.from_formula("mpg + qsec ~ wt + hp - 1", table)

@@ -691,6 +691,7 @@ class Design:
     def describe(self) -> str:
         """A few lines for ``gradfit info``: the formula, the columns, the levels."""
         lines = [f"formula: {self.formula if self.formula is not None else '(plain columns)'}"]
+        lines.append(f"targets: {', '.join(self.targets)}")
         lines.append(f"intercept: {'yes' if self.fit_intercept else 'no'}")
         lines.append(f"columns: {', '.join(self.columns)}")
         for name, levels in self.levels.items():
