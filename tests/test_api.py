@@ -40,6 +40,7 @@ def test_all_is_exact_and_importable() -> None:
         "inference",
         "tensorfile",
         "outputs",
+        "design",
     }
     assert set(gradfit.__all__) - {"__version__"} == (public - modules) | {
         "GradientDescentRegressor"

@@ -39,6 +39,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("gradfit.cli", "gradfit.cli.render"): "Ctrl-C from the first import: 1.32 s",
     # Heavy or optional libraries, paid only by the code that uses them.
     ("gradfit.inference.distributions", "scipy"): "scipy.special, for p-values only: 0.23 s",
+    ("gradfit.inference.formula", "gradfit.design"): (
+        "formulaic and pandas, for a formula only: 0.73 s (ols of matrices never loads them)"
+    ),
     ("gradfit.report", "matplotlib.figure"): "the optional [plot] extra: 0.42 s",
     ("gradfit.report", "matplotlib.backends.backend_agg"): "the optional [plot] extra: 0.27 s",
     ("gradfit.solvers.compiled", "gradfit.solvers.numba_epoch"): (

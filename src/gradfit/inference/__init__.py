@@ -69,6 +69,7 @@ from __future__ import annotations
 
 from gradfit.inference.covariance import COV_TYPES
 from gradfit.inference.distributions import preload_distributions as preload_distributions
+from gradfit.inference.formula import ols
 from gradfit.inference.predictor import (
     ESTIMABLE_TOL,
     Estimability,
@@ -80,7 +81,7 @@ from gradfit.inference.predictor import (
 from gradfit.inference.predictor import (
     INTERVALS as INTERVALS,
 )
-from gradfit.inference.regression import ols, ols_from_stats
+from gradfit.inference.regression import ols_from_stats
 from gradfit.inference.result import OLSResult
 
 __all__ = [

@@ -63,6 +63,7 @@ class OLSResult:
     predictor: OLSPredictor
     residual_quantiles: torch.Tensor | None = None  # (k, 5): min, 1Q, median, 3Q, max
     estimable: Estimability | None = None
+    n_dropped: int = 0  # rows left out for a missing value (a formula's missing="drop")
 
     # ------------------------------------------------------------------ per coefficient
 
@@ -141,7 +142,7 @@ class OLSResult:
         """Everything :meth:`summary` shows, as plain data (floats may be NaN: aliased
         coefficients, or the intercept's entries of a fit through the origin)::
 
-            {"cov_type", "n", "df_model", "df_resid", "fit_intercept", "level",
+            {"cov_type", "n", "df_model", "df_resid", "fit_intercept", "n_dropped", "level",
              "targets": {name: {"coefficients": {feature or "(Intercept)":
                  {"estimate", "std_error", "t", "p", "lower", "upper", "aliased"}},
                "sigma", "r2", "r2_adj", "f_statistic", "f_pvalue", "log_likelihood",
@@ -189,6 +190,7 @@ class OLSResult:
             "df_model": self.df_model,
             "df_resid": self.df_resid,
             "fit_intercept": self.fit_intercept,
+            "n_dropped": self.n_dropped,
             "level": float(level),
             "targets": targets,
         }

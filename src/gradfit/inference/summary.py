@@ -104,6 +104,11 @@ def _summary_of(fit: OLSResult, j: int) -> str:
     lines += [
         "",
         f"Residual standard error: {float(fit.sigma[j]):.6g} on {fit.df_resid} degrees of freedom",
+        *(
+            [f"  ({fit.n_dropped} observations deleted due to missingness)"]
+            if fit.n_dropped
+            else []
+        ),
         f"Multiple R-squared:  {float(fit.r2[j]):.6g},\t"
         f"Adjusted R-squared:  {float(fit.r2_adj[j]):.6g}",
     ]

@@ -1,0 +1,806 @@
+"""What a model's columns are made of: :class:`Design`, a formula (or plain columns) with its
+categorical levels and transform state frozen, turned into matrices batch by batch.
+
+Formulas are Wilkinson formulas as `formulaic <https://matthewwardrop.github.io/formulaic/>`_
+reads them (``.``, ``-``, ``:``, ``*``, ``C(x)``, ``I(...)``, ``np.log(x)``, ``poly(x, 2)``,
+``0 +`` / ``- 1``), with R's conventions: treatment contrasts, the first level the reference,
+full-rank coding of the first factor of a model without intercept, terms ordered by degree, and
+R's column names (``woolB``, ``woolB:tensionM``, ``C(cyl)6``, ``poly(dose, 2)1``). A column
+name that is not a Python name (``Petal.Length``) may be written as it is where it stands
+alone, and between backticks inside an expression (``np.log(`Petal.Length`)``).
+
+gradfit fits the intercept apart from the other coefficients, so the matrices hold no
+intercept column: :attr:`Design.fit_intercept` says whether the model has one.
+
+The levels are frozen when the design is made (from the whole data in memory, or from a levels
+pass over a stream, :class:`~gradfit.design.levels.LevelGatherer`), so that every batch is
+encoded the same way: one batch or many give the same matrix. So is the state of the stateful
+transforms (``poly``, ``center``, ``scale``, the splines), computed on the data the design is
+made from. :meth:`Design.to_json` keeps all of it as plain JSON (no pickle).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from formulaic import Formula, ModelSpec
+from formulaic.errors import FormulaicError
+from formulaic.formula import SimpleFormula
+from formulaic.materializers import PandasMaterializer
+from formulaic.parser.types import Factor, Term
+from formulaic.transforms.contrasts import ContrastsState, TreatmentContrasts
+from interface_meta import override
+
+from gradfit.design.columns import Columns, _plain, as_columns, missing_mask
+from gradfit.design.levels import DEFAULT_MAX_LEVELS, LevelGatherer
+from gradfit.design.state import from_plain, to_plain
+from gradfit.errors import DataError, ValidationError
+
+__all__ = ["MISSING", "UNKNOWN_LEVEL", "Design", "DesignMatrices"]
+
+MISSING = ("error", "drop")
+UNKNOWN_LEVEL = ("error", "zero")
+FORMAT = "gradfit-design"
+VERSION = 1
+
+_BACKTICK = re.compile(r"`([^`]*)`")
+
+
+class _RNames(PandasMaterializer):  # type: ignore[misc]
+    """formulaic's pandas materializer, naming the columns of a factor as R does: the factor's
+    name then the level or column (``woolB``, ``poly(dose, 2)1``), not ``wool[T.B]``."""
+
+    REGISTER_NAME = "gradfit_r_names"
+
+    @override
+    def _flatten_encoded_evaled_factor(self, name: str, values: Any) -> dict[str, Any]:
+        if not isinstance(values, dict):
+            return {name: values}
+        flat: dict[str, Any] = {}
+        for subfield, value in values.items():
+            if isinstance(subfield, str) and subfield.startswith("__"):
+                continue
+            subname = f"{name}{_plain(subfield)}"
+            if isinstance(value, dict):
+                flat.update(self._flatten_encoded_evaled_factor(subname, value))
+            else:
+                flat[subname] = value
+        return flat
+
+
+class DesignMatrices(NamedTuple):
+    """The matrices of one batch: ``X`` (n, p) and ``Y`` (n, k) float64 (``Y`` None when the
+    targets were not asked for), over the kept rows; ``kept`` (rows of the batch,) bool;
+    ``n_dropped`` rows left out for a missing value; ``n_unknown`` cells of an unknown level
+    encoded as the reference level (``unknown_level="zero"``)."""
+
+    X: npt.NDArray[np.float64]
+    Y: npt.NDArray[np.float64] | None
+    kept: npt.NDArray[np.bool_]
+    n_dropped: int
+    n_unknown: int
+
+
+def _factor_variables(expr: str, method: str, available: Iterable[str]) -> list[str]:
+    """The data columns a factor reads, in order of appearance."""
+    names = set(available)
+    if method == "lookup":
+        return [expr] if expr in names else []
+    if method != "python":
+        return []
+    quoted: list[str] = []
+
+    def stash(match: re.Match[str]) -> str:
+        quoted.append(match.group(1))
+        return f"__gradfit_q{len(quoted) - 1}__"
+
+    try:
+        tree = ast.parse(_BACKTICK.sub(stash, expr), mode="eval")
+    except SyntaxError:
+        return []
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            name = node.id
+            if name.startswith("__gradfit_q"):
+                name = quoted[int(name[len("__gradfit_q") : -2])]
+            if name in names and name not in found:
+                found.append(name)
+    return found
+
+
+def _c_column(expr: str, available: Iterable[str]) -> str | None:
+    """The column of a factor ``C(column, ...)``, or None."""
+    quoted: list[str] = []
+
+    def stash(match: re.Match[str]) -> str:
+        quoted.append(match.group(1))
+        return f"__gradfit_q{len(quoted) - 1}__"
+
+    try:
+        tree = ast.parse(_BACKTICK.sub(stash, expr), mode="eval").body
+    except SyntaxError:
+        return None
+    if (
+        isinstance(tree, ast.Call)
+        and isinstance(tree.func, ast.Name)
+        and tree.func.id == "C"
+        and tree.args
+        and isinstance(tree.args[0], ast.Name)
+    ):
+        name = tree.args[0].id
+        if name.startswith("__gradfit_q"):
+            name = quoted[int(name[len("__gradfit_q") : -2])]
+        return name if name in set(available) else None
+    return None
+
+
+def _check_choice(value: Any, choices: Sequence[str], what: str) -> str:
+    if not isinstance(value, str) or value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValidationError(f"{what} must be one of {listed}, got {value!r}")
+    return value
+
+
+Terms = tuple[tuple[tuple[str, str], ...], ...]
+
+
+@dataclass(frozen=True)
+class Design:
+    """What the model's columns are made of (see the module's docstring).
+
+    Attributes
+    ----------
+    formula : str or None
+        The formula as given, or None for plain columns (:meth:`default`).
+    targets : tuple of str
+        The targets' names (a column, or an expression such as ``np.log(y)``).
+    columns : tuple of str
+        The columns of X, named as R names them; no intercept column.
+    fit_intercept : bool
+        Whether the model has an intercept (False for ``0 + ...`` or ``... - 1``).
+    levels : dict of str to tuple
+        Each categorical data column (text, boolean, or numbers under ``C()``) with its levels
+        in order, the first the reference (treatment contrasts).
+    variables : tuple of str
+        The data columns the model reads (targets included), in order.
+    target_variables : tuple of str
+        Those of them the targets read.
+    terms, target_terms : tuples
+        The formula's terms (each a tuple of factors ``(expression, "lookup" | "python" |
+        "literal")``), ``.`` expanded; the targets' factors.
+    encoders : dict of str to tuple
+        The levels of each categorical factor (``wool``, ``C(cyl)``), frozen.
+    transform_state : dict
+        formulaic's stateful-transform state, as plain JSON data.
+    contrasts : str
+        ``"treatment"``, the default coding; ``C(x, contr.sum)`` and the other codings of
+        formulaic are taken from their expression (and named as formulaic names them).
+    """
+
+    formula: str | None
+    targets: tuple[str, ...]
+    columns: tuple[str, ...]
+    fit_intercept: bool
+    levels: dict[str, tuple[Any, ...]]
+    variables: tuple[str, ...]
+    target_variables: tuple[str, ...]
+    terms: Terms
+    target_terms: Terms
+    encoders: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    transform_state: dict[str, Any] = field(default_factory=dict)
+    contrasts: str = "treatment"
+
+    # ------------------------------------------------------------------ making one
+
+    @classmethod
+    def from_formula(
+        cls,
+        formula: str,
+        data: Any,
+        *,
+        levels: Mapping[str, Sequence[Any]] | None = None,
+        max_levels: int = DEFAULT_MAX_LEVELS,
+        missing: str = "error",
+        source: str | None = None,
+    ) -> Design:
+        """The design of ``formula`` (``"y ~ x + C(g)"``, ``"a + b ~ ."``) on ``data`` (a
+        pandas DataFrame, pyarrow or gradfit Table, dict of columns).
+
+        The levels of the categorical columns are those of ``data`` unless ``levels`` gives
+        them (from a levels pass over all the data, when ``data`` is a first batch); the state
+        of stateful transforms (``poly``...) is computed on the rows of ``data`` that the
+        model keeps (``missing``: ``"error"`` or ``"drop"``, R's ``na.omit``).
+        """
+        if not isinstance(formula, str) or "~" not in formula:
+            raise ValidationError(
+                f"a formula must be a string 'targets ~ terms' (e.g. 'y ~ x + C(g)'), got "
+                f"{formula!r}"
+            )
+        columns = as_columns(data, source)
+        terms, target_terms = _parse(formula, columns)
+        return cls._make(formula, terms, target_terms, columns, levels, max_levels, missing)
+
+    @classmethod
+    def default(
+        cls,
+        data: Any,
+        targets: Sequence[str] | str,
+        features: Sequence[str] | None = None,
+        *,
+        levels: Mapping[str, Sequence[Any]] | None = None,
+        max_levels: int = DEFAULT_MAX_LEVELS,
+        missing: str = "error",
+        source: str | None = None,
+    ) -> Design:
+        """The design without a formula, R's ``y ~ .``: the ``features`` (default every column
+        that is not a target), numeric columns as they are, text and boolean columns as
+        categorical ones (treatment contrasts: ``woolB``), with an intercept."""
+        columns = as_columns(data, source)
+        target_names = (targets,) if isinstance(targets, str) else tuple(targets)
+        if not target_names:
+            raise ValidationError("name at least one target column")
+        for name in target_names:
+            columns.column(name)
+        if features is None:
+            features = [name for name in columns.columns if name not in target_names]
+        else:
+            features = list(features)
+            for name in features:
+                columns.column(name)
+        terms: Terms = (
+            (("1", "literal"),),
+            *(((name, "lookup"),) for name in features),
+        )
+        target_terms: Terms = tuple(((name, "lookup"),) for name in target_names)
+        return cls._make(None, terms, target_terms, columns, levels, max_levels, missing)
+
+    @staticmethod
+    def categorical_columns(
+        formula: str | None,
+        sample: Any,
+        targets: Sequence[str] | str = (),
+        features: Sequence[str] | None = None,
+    ) -> tuple[str, ...]:
+        """The columns whose levels a levels pass (:class:`LevelGatherer`) must gather over
+        all the data before the design is made from a first batch ``sample`` (``levels=``):
+        the text and boolean columns the model reads, and the numeric ones under ``C()``.
+        ``formula`` None: the plain columns of :meth:`default` (``targets``, ``features``)."""
+        columns = as_columns(sample)
+        if formula is None:
+            names = (targets,) if isinstance(targets, str) else tuple(targets)
+            chosen = (
+                list(features)
+                if features is not None
+                else [name for name in columns.columns if name not in names]
+            )
+            terms: Terms = tuple(((name, "lookup"),) for name in chosen)
+            target_terms: Terms = tuple(((name, "lookup"),) for name in names)
+        else:
+            terms, target_terms = _parse(formula, columns)
+        return tuple(_usage(terms, target_terms, columns)[2])
+
+    @classmethod
+    def _make(
+        cls,
+        formula: str | None,
+        terms: Terms,
+        target_terms: Terms,
+        columns: Columns,
+        levels: Mapping[str, Sequence[Any]] | None,
+        max_levels: int,
+        missing: str,
+    ) -> Design:
+        missing = _check_choice(missing, MISSING, "missing")
+        variables, target_variables, categorical = _usage(terms, target_terms, columns)
+        available = list(columns.columns)
+        if levels is None:
+            found = LevelGatherer(categorical, max_levels, columns.source).update(columns).levels()
+        else:
+            found = {}
+            for name in categorical:
+                if name not in levels:
+                    raise ValidationError(f"levels= gives no levels for column {name!r}")
+                found[name] = tuple(_plain(v) for v in levels[name])
+        encoders: dict[str, tuple[Any, ...]] = {}
+        for term in terms:
+            for expr, method in term:
+                if method == "lookup" and expr in found:
+                    encoders[expr] = found[expr]
+                elif method == "python":
+                    c_column = _c_column(expr, available)
+                    if c_column is not None and "levels=" not in expr.replace(" ", ""):
+                        encoders[expr] = found[c_column]
+        fit_intercept = any(term == (("1", "literal"),) for term in terms)
+        draft = cls(
+            formula=formula,
+            targets=tuple(term[0][0] for term in target_terms),
+            columns=(),
+            fit_intercept=fit_intercept,
+            levels=found,
+            variables=tuple(variables),
+            target_variables=tuple(dict.fromkeys(target_variables)),
+            terms=terms,
+            target_terms=target_terms,
+            encoders=encoders,
+        )
+        frame, _, _, _ = draft._frame(columns, missing, "error", with_targets=True)
+        if len(frame) == 0:
+            raise DataError(
+                f"{columns.source}: no rows left to make the design from: every row has a "
+                "missing value in a column the model uses"
+            )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                matrix = draft._spec.get_model_matrix(frame)
+        except FormulaicError as exc:
+            raise DataError(f"{columns.source}: {' '.join(str(exc).split())}") from None
+        spec = matrix.model_spec
+        names = tuple(str(name) for name in spec.column_names)
+        for expr, (kind, state) in spec.encoder_state.items():
+            if kind == Factor.Kind.CATEGORICAL and expr not in encoders:
+                encoders[expr] = tuple(_plain(v) for v in state["categories"])
+        return cls(
+            formula=formula,
+            targets=draft.targets,
+            columns=tuple(name for name in names if name != "Intercept"),
+            fit_intercept=fit_intercept,
+            levels=found,
+            variables=draft.variables,
+            target_variables=draft.target_variables,
+            terms=terms,
+            target_terms=target_terms,
+            encoders=encoders,
+            transform_state=to_plain(dict(spec.transform_state)),
+        )
+
+    # ------------------------------------------------------------------ formulaic
+
+    @cached_property
+    def _spec(self) -> ModelSpec:
+        encoder_state = {
+            expr: (
+                Factor.Kind.CATEGORICAL,
+                {
+                    "categories": list(levels),
+                    "contrasts": ContrastsState(
+                        contrasts=TreatmentContrasts(), levels=list(levels)
+                    ),
+                },
+            )
+            for expr, levels in self.encoders.items()
+        }
+        formula = SimpleFormula(
+            [
+                Term([Factor(expr, eval_method=method) for expr, method in term])
+                for term in self.terms
+            ]
+        )
+        return ModelSpec(
+            formula=formula,
+            materializer=_RNames,
+            ensure_full_rank=True,
+            na_action="ignore",
+            output="numpy",
+            transform_state=from_plain(self.transform_state),
+            encoder_state=encoder_state,
+        )
+
+    @cached_property
+    def _target_spec(self) -> ModelSpec | None:
+        if all(term[0][1] == "lookup" for term in self.target_terms):
+            return None
+        formula = SimpleFormula(
+            [
+                Term([Factor(expr, eval_method=method) for expr, method in term])
+                for term in self.target_terms
+            ]
+        )
+        return ModelSpec(
+            formula=formula,
+            materializer=_RNames,
+            ensure_full_rank=False,
+            na_action="ignore",
+            output="numpy",
+        )
+
+    # ------------------------------------------------------------------ the matrices
+
+    def _frame(
+        self, columns: Columns, missing: str, unknown_level: str, with_targets: bool
+    ) -> tuple[Any, npt.NDArray[np.bool_], int, int]:
+        """The DataFrame of the kept rows of the used columns (the categorical ones as pandas
+        Categoricals of the frozen levels), the kept mask, rows dropped, unknown cells."""
+        n = columns.n_rows
+        used = [
+            name
+            for name in self.variables
+            if with_targets or name not in self.target_variables or self._rhs_uses(name)
+        ]
+        data = {name: columns.column(name) for name in used}
+        kept = np.ones(n, dtype=bool)
+        first_bad: tuple[int, str] | None = None
+        for name in used:
+            bad = missing_mask(data[name])
+            if bad.any():
+                row = int(np.argmax(bad))
+                if first_bad is None or row < first_bad[0]:
+                    first_bad = (row, name)
+                kept &= ~bad
+        if first_bad is not None and missing == "error":
+            row, name = first_bad
+            raise DataError(
+                f"{columns.source}: column {name!r}, row {columns.first_row + row}: missing "
+                "value (an empty cell, NA or NaN); fill it in or remove that row, or leave out "
+                "the rows with a missing value with --missing drop (missing='drop')"
+            )
+        n_unknown = 0
+        frame: dict[str, Any] = {}
+        for name in used:
+            values = data[name][kept] if not kept.all() else data[name]
+            if name in self.levels:
+                levels = list(self.levels[name])
+                values = _like_levels(values, levels, name, columns)
+                if values.dtype == object:
+                    unknown = pd.Index(levels, dtype=object).get_indexer(values) < 0
+                else:
+                    unknown = ~np.isin(values.astype(np.float64), np.asarray(levels, float))
+                if unknown.any():
+                    if unknown_level == "error":
+                        index = int(np.flatnonzero(unknown)[0])
+                        row = columns.first_row + int(np.flatnonzero(kept)[index])
+                        level = values[index]
+                        raise DataError(
+                            f"{columns.source}: column {name!r}, row {row}: level "
+                            f"{_plain(level)!r} was not seen in training (levels: "
+                            f"{_shown(levels)}); remove that row, or encode unknown levels as "
+                            f"the reference level {_plain(levels[0])!r} with --unknown-level "
+                            "zero (unknown_level='zero')"
+                        )
+                    n_unknown += int(unknown.sum())
+                    values = values.copy()
+                    values[unknown] = levels[0]
+                if values.dtype == object:
+                    frame[name] = pd.Categorical(values, categories=levels)
+                    continue
+            elif values.dtype == object:
+                frame[name] = values
+                continue
+            frame[name] = values.astype(np.float64)
+        return pd.DataFrame(frame), kept, int(n - kept.sum()), n_unknown
+
+    def _rhs_uses(self, name: str) -> bool:
+        available = list(self.variables)
+        return any(
+            name in _factor_variables(expr, method, available)
+            for term in self.terms
+            for expr, method in term
+        )
+
+    def matrices(
+        self,
+        batch: Any,
+        *,
+        missing: str = "error",
+        unknown_level: str = "error",
+        with_targets: bool = True,
+        first_row: int | None = None,
+        source: str | None = None,
+    ) -> DesignMatrices:
+        """X (n, p) and Y (n, k) of a batch, float64, encoded by the frozen design.
+
+        Parameters
+        ----------
+        batch : pandas DataFrame, pyarrow or gradfit Table, or dict of columns
+        missing : {"error", "drop"}
+            A missing value in a column the model reads is one DataError naming the source,
+            column and row, or its row is left out (R's ``na.omit``).
+        unknown_level : {"error", "zero"}
+            A level not seen when the design was made is one DataError naming the column, row
+            and level, or is encoded as the reference level (all its treatment columns 0),
+            counted in ``n_unknown``.
+        with_targets : bool
+            Also Y (to fit or evaluate); False for prediction (the targets need not be there).
+        first_row : int, optional
+            The data row of the batch's first row (1-based) in messages; default a Table's
+            ``row_offset + 1``, else 1.
+        """
+        missing = _check_choice(missing, MISSING, "missing")
+        unknown_level = _check_choice(unknown_level, UNKNOWN_LEVEL, "unknown_level")
+        columns = as_columns(batch, source, first_row)
+        frame, kept, n_dropped, n_unknown = self._frame(
+            columns, missing, unknown_level, with_targets
+        )
+        rows = np.flatnonzero(kept) + columns.first_row
+        if len(frame) == 0:
+            X = np.zeros((0, len(self.columns)))
+        else:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    matrix = self._spec.get_model_matrix(frame)
+            except FormulaicError as exc:
+                raise DataError(f"{columns.source}: {' '.join(str(exc).split())}") from None
+            names = [str(name) for name in matrix.model_spec.column_names]
+            X = np.asarray(matrix, dtype=np.float64)
+            if self.fit_intercept:
+                X = X[:, [i for i, name in enumerate(names) if name != "Intercept"]]
+                names = [name for name in names if name != "Intercept"]
+            if tuple(names) != self.columns:  # pragma: no cover - formulaic's contract
+                raise DataError(
+                    f"{columns.source}: the formula gives columns {names}, not the design's "
+                    f"{list(self.columns)}"
+                )
+            _check_finite(X, self.columns, rows, columns.source)
+        Y = None
+        if with_targets:
+            Y = self._targets(frame, columns.source)
+            _check_finite(Y, self.targets, rows, columns.source)
+        return DesignMatrices(np.ascontiguousarray(X), Y, kept, n_dropped, n_unknown)
+
+    def _targets(self, frame: Any, source: str) -> npt.NDArray[np.float64]:
+        if len(frame) == 0:
+            return np.zeros((0, len(self.targets)))
+        spec = self._target_spec
+        if spec is None:
+            out = np.empty((len(frame), len(self.targets)))
+            for j, name in enumerate(self.targets):
+                column = frame[name]
+                if str(column.dtype) in ("category", "object"):
+                    raise DataError(
+                        f"{source}: target column {name!r} holds text, not numbers; a target "
+                        "must be numeric"
+                    )
+                out[:, j] = column.to_numpy(dtype=np.float64)
+            return out
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                matrix = spec.get_model_matrix(frame)
+        except FormulaicError as exc:
+            raise DataError(f"{source}: {' '.join(str(exc).split())}") from None
+        Y = np.asarray(matrix, dtype=np.float64)
+        if Y.shape[1] != len(self.targets):
+            raise DataError(f"{source}: each target must be one numeric column")
+        return Y
+
+    # ------------------------------------------------------------------ JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        """The design as plain JSON data (see :meth:`from_dict`)."""
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "formula": self.formula,
+            "targets": list(self.targets),
+            "columns": list(self.columns),
+            "fit_intercept": self.fit_intercept,
+            "contrasts": self.contrasts,
+            "levels": {name: list(levels) for name, levels in self.levels.items()},
+            "variables": list(self.variables),
+            "target_variables": list(self.target_variables),
+            "terms": [[list(factor) for factor in term] for term in self.terms],
+            "target_terms": [[list(factor) for factor in term] for term in self.target_terms],
+            "encoders": {expr: list(levels) for expr, levels in self.encoders.items()},
+            "transform_state": self.transform_state,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes | Mapping[str, Any]) -> Design:
+        """The design of :meth:`to_json` (or :meth:`to_dict`); a document that is not one is a
+        ValidationError saying what is wrong."""
+        try:
+            document = text if isinstance(text, Mapping) else json.loads(text)
+        except (ValueError, TypeError) as exc:
+            raise ValidationError(f"not a gradfit design: not JSON ({exc})") from None
+        try:
+            return cls._from_document(document)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            problem = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ValidationError(f"not a valid gradfit design: {problem}") from None
+
+    @classmethod
+    def _from_document(cls, document: Any) -> Design:
+        if not isinstance(document, Mapping) or document.get("format") != FORMAT:
+            raise ValueError(f"'format' must be {FORMAT!r}")
+        if document.get("version") != VERSION:
+            raise ValueError(
+                f"version {document.get('version')!r}, this gradfit reads version {VERSION}"
+            )
+
+        def strings(value: Any, what: str) -> tuple[str, ...]:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{what!r} must be a list of strings")
+            return tuple(value)
+
+        def level_map(value: Any, what: str) -> dict[str, tuple[Any, ...]]:
+            if not isinstance(value, dict):
+                raise ValueError(f"{what!r} must be an object")
+            out = {}
+            for name, levels in value.items():
+                if not isinstance(levels, list) or not all(
+                    isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in levels
+                ):
+                    raise ValueError(f"{what!r}: the levels of {name!r} must be a list")
+                if len(set(levels)) != len(levels) or not levels:
+                    raise ValueError(f"{what!r}: the levels of {name!r} must be distinct")
+                out[name] = tuple(levels)
+            return out
+
+        def term_list(value: Any, what: str) -> Terms:
+            if not isinstance(value, list):
+                raise ValueError(f"{what!r} must be a list")
+            out = []
+            for term in value:
+                factors = []
+                for factor in term:
+                    if (
+                        not isinstance(factor, list)
+                        or len(factor) != 2
+                        or not isinstance(factor[0], str)
+                        or factor[1] not in ("lookup", "python", "literal")
+                    ):
+                        raise ValueError(f"{what!r}: bad factor {factor!r}")
+                    factors.append((factor[0], factor[1]))
+                out.append(tuple(factors))
+            return tuple(out)
+
+        formula = document["formula"]
+        if formula is not None and not isinstance(formula, str):
+            raise ValueError("'formula' must be a string or null")
+        if not isinstance(document["fit_intercept"], bool):
+            raise ValueError("'fit_intercept' must be true or false")
+        if document["contrasts"] != "treatment":
+            raise ValueError("'contrasts' must be 'treatment'")
+        if not isinstance(document["transform_state"], dict):
+            raise ValueError("'transform_state' must be an object")
+        from_plain(document["transform_state"])  # checks it
+        design = cls(
+            formula=formula,
+            targets=strings(document["targets"], "targets"),
+            columns=strings(document["columns"], "columns"),
+            fit_intercept=document["fit_intercept"],
+            levels=level_map(document["levels"], "levels"),
+            variables=strings(document["variables"], "variables"),
+            target_variables=strings(document["target_variables"], "target_variables"),
+            terms=term_list(document["terms"], "terms"),
+            target_terms=term_list(document["target_terms"], "target_terms"),
+            encoders=level_map(document["encoders"], "encoders"),
+            transform_state=document["transform_state"],
+        )
+        if len(design.targets) != len(design.target_terms):
+            raise ValueError("'targets' and 'target_terms' differ in length")
+        return design
+
+    # ------------------------------------------------------------------ text
+
+    def describe(self) -> str:
+        """A few lines for ``gradfit info``: the formula, the columns, the levels."""
+        lines = [f"formula: {self.formula if self.formula is not None else '(plain columns)'}"]
+        lines.append(f"targets: {', '.join(self.targets)}")
+        lines.append(f"intercept: {'yes' if self.fit_intercept else 'no'}")
+        lines.append(f"columns: {', '.join(self.columns)}")
+        for name, levels in self.levels.items():
+            lines.append(f"levels of {name}: {_shown(levels)} (reference {levels[0]!r})")
+        return "\n".join(lines)
+
+
+def _parse(formula: str, columns: Columns) -> tuple[Terms, Terms]:
+    """The formula's terms and its targets' terms, ``.`` expanded over the columns."""
+    available = list(columns.columns)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = Formula(formula, _context={"__formulaic_variables_available__": available})
+    except (FormulaicError, SyntaxError, ValueError) as exc:
+        message = " ".join(str(exc).split())
+        raise ValidationError(f"cannot read the formula {formula!r}: {message}") from None
+    if not hasattr(parsed, "lhs") or not list(parsed.lhs):
+        raise ValidationError(f"the formula {formula!r} names no target: write 'target ~ terms'")
+    rhs = parsed.rhs
+    if hasattr(rhs, "lhs"):
+        raise ValidationError(f"the formula {formula!r} has more than one '~'")
+    target_terms = tuple(_factors(term) for term in parsed.lhs)
+    for term in target_terms:
+        if len(term) != 1 or term[0][1] == "literal":
+            raise ValidationError(
+                f"a target must be one column or expression, got {_term_text(term)!r} in "
+                f"the formula {formula!r}"
+            )
+    terms = tuple(_factors(term) for term in rhs)
+    return terms, target_terms
+
+
+def _usage(
+    terms: Terms, target_terms: Terms, columns: Columns
+) -> tuple[list[str], list[str], list[str]]:
+    """The columns the model reads, those its targets read, and its categorical columns (text
+    and boolean columns it reads, numeric ones under ``C()``), in order."""
+    available = list(columns.columns)
+    target_variables: list[str] = []
+    for (expr, method), *_ in target_terms:
+        if method == "lookup" and expr not in columns.columns:
+            columns.column(expr)  # a DataError naming it
+        target_variables += _factor_variables(expr, method, available)
+    variables = list(dict.fromkeys(target_variables))
+    categorical: list[str] = []
+    for term in terms:
+        for expr, method in term:
+            if method == "lookup" and expr not in columns.columns:
+                columns.column(expr)
+            used = _factor_variables(expr, method, available)
+            variables += [v for v in used if v not in variables]
+            c_column = _c_column(expr, available) if method == "python" else None
+            if c_column is not None and c_column not in categorical:
+                categorical.append(c_column)
+    for name in variables:
+        if columns.columns[name].dtype == object and name not in categorical:
+            categorical.append(name)
+    for name in target_variables:
+        if name in categorical:
+            raise DataError(
+                f"{columns.source}: target column {name!r} holds text, not numbers; a "
+                "target must be numeric"
+            )
+    categorical = [name for name in variables if name in categorical]
+    return variables, target_variables, categorical
+
+
+def _like_levels(
+    values: npt.NDArray[Any], levels: list[Any], name: str, columns: Columns
+) -> npt.NDArray[Any]:
+    """A batch's cells as the kind of the levels: numbers as text for text levels (a batch of
+    a text column whose cells all looked like numbers), text as numbers for numbers."""
+    text_levels = any(isinstance(level, str) for level in levels)
+    if text_levels and values.dtype != object:
+        return np.array([str(_plain(v)) for v in values.tolist()], dtype=object)
+    if not text_levels and values.dtype == object:
+        try:
+            return np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{columns.source}: column {name!r} holds text, but its levels are numbers; "
+                "give that column numbers in every file and batch"
+            ) from None
+    return values
+
+
+def _factors(term: Any) -> tuple[tuple[str, str], ...]:
+    if not term.factors:
+        return (("1", "literal"),)
+    return tuple((str(factor.expr), str(factor.eval_method.value)) for factor in term.factors)
+
+
+def _term_text(term: tuple[tuple[str, str], ...]) -> str:
+    return ":".join(expr for expr, _ in term)
+
+
+def _shown(levels: Sequence[Any], limit: int = 10) -> str:
+    shown = ", ".join(repr(v) for v in list(levels)[:limit])
+    return shown + (f" and {len(levels) - limit} more" if len(levels) > limit else "")
+
+
+def _check_finite(
+    matrix: npt.NDArray[np.float64], names: Sequence[str], rows: npt.NDArray[Any], source: str
+) -> None:
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise DataError(
+            f"{source}: column {names[j]!r}, row {int(rows[i])}: the formula gives "
+            f"{matrix[i, j]} (not a finite number); fix the value or the formula"
+        )
