@@ -42,6 +42,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("gradfit.inference.formula", "gradfit.design"): (
         "formulaic and pandas, for a formula only: 0.73 s (ols of matrices never loads them)"
     ),
+    ("gradfit.persistence", "gradfit.design"): (
+        "formulaic and pandas, for a model fitted from a formula or categoricals only: 0.7 s"
+    ),
     ("gradfit.report", "matplotlib.figure"): "the optional [plot] extra: 0.42 s",
     ("gradfit.report", "matplotlib.backends.backend_agg"): "the optional [plot] extra: 0.27 s",
     ("gradfit.solvers.compiled", "gradfit.solvers.numba_epoch"): (

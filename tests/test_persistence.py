@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import safetensors.torch
 import torch
+from cli_helpers import rewrite_document
 
 import gradfit
 from gradfit import persistence
@@ -94,7 +95,7 @@ def test_round_trip_is_bit_identical(tmp_path: Path, dtype: torch.dtype) -> None
     assert loaded.final_loss == model.final_loss
     assert loaded.loss_history[:3] == [1e4, math.inf, 12.5]
     assert math.isnan(loaded.loss_history[3]) and loaded.loss_history[4] == model.final_loss
-    assert loaded.format_version == FORMAT_VERSION == 3
+    assert loaded.format_version == FORMAT_VERSION == 4
     assert loaded.inference is None
     assert loaded.versions == written.versions
     assert loaded.versions["gradfit"] == gradfit.__version__
@@ -123,7 +124,7 @@ def test_file_layout(tmp_path: Path) -> None:
     seal = hashlib.sha256(sealed).hexdigest()
     assert header["__metadata__"]["gradfit_sha256"] == seal
     document = json.loads(text)
-    assert document["format"] == "gradfit-model" and document["format_version"] == 3
+    assert document["format"] == "gradfit-model" and document["format_version"] == 4
     assert document["inference"] is None
     assert document["scaling"] == {"mean": [80.0, 90.0, 55.0], "scale": [12.5, 30.25, 11.0]}
     assert document["loss_history"][1] == "inf" and document["loss_history"][3] == "nan"
@@ -384,7 +385,7 @@ def test_future_format_version(tmp_path: Path) -> None:
     path = write_raw(tmp_path / "model.safetensors", document={"format_version": 7})
     message = refused(path, "newer")
     assert message == (
-        f"{path}: written by a newer gradfit (format version 7, this gradfit reads up to 3); "
+        f"{path}: written by a newer gradfit (format version 7, this gradfit reads up to 4); "
         "upgrade gradfit"
     )
 
@@ -484,3 +485,65 @@ def test_public_api() -> None:
         "load_model",
         "save_model",
     ]
+
+
+# a model of a formula (format version 4): the design and the rows dropped travel with it
+
+
+def _design_model() -> SavedModel:
+    import pandas as pd
+
+    from gradfit.design import Design
+
+    data = pd.DataFrame({"y": [1.0, 2.0, 3.0, 5.0], "x": [0.0, 1.0, 2.0, 4.0], "g": list("abab")})
+    design = Design.from_formula("y ~ x + g", data)
+    return SavedModel(
+        torch.tensor([[2.0, -1.0]], dtype=torch.float64),
+        torch.tensor([0.5], dtype=torch.float64),
+        design.columns,
+        design.targets,
+        design=design.to_dict(),
+        rows_dropped=3,
+    )
+
+
+def test_the_design_and_the_rows_dropped_round_trip(tmp_path: Path) -> None:
+    model = _design_model()
+    assert model.feature_names == ("x", "gb")
+    save_model(tmp_path / "m.safetensors", model)
+    loaded = load_model(tmp_path / "m.safetensors")
+    assert loaded.design == model.design and loaded.rows_dropped == 3
+    encoding = loaded.encoding()
+    assert encoding is not None and encoding.levels == {"g": ("a", "b")}
+    assert _plain_model().encoding() is None and _plain_model().rows_dropped == 0
+
+
+def _plain_model() -> SavedModel:
+    return SavedModel(torch.tensor([[2.0]]), torch.tensor([0.5]), ("a",), ("y",))
+
+
+def test_a_design_whose_columns_are_not_the_features_is_refused() -> None:
+    model = _design_model()
+    with pytest.raises(ValidationError, match=r"the design's columns \['x', 'gb'\] are not"):
+        SavedModel(model.weight, model.bias, ("x", "gc"), ("y",), design=model.design)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"design": [1]}, "corrupt metadata: design must be null or a JSON object"),
+        ({"design": {"format": "x"}}, "design: not a valid gradfit design"),
+        ({"rows_dropped": -1}, "corrupt metadata: rows_dropped must be a count"),
+        ({"rows_dropped": True}, "corrupt metadata: rows_dropped must be a count"),
+    ],
+)
+def test_a_bad_design_or_count_in_a_file_is_one_line(
+    tmp_path: Path, changes: dict[str, Any], message: str
+) -> None:
+    path = tmp_path / "m.safetensors"
+    save_model(path, _design_model())
+    rewrite_document(path, **changes)
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
+    assert "\n" not in str(info.value)

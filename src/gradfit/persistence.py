@@ -11,7 +11,14 @@ safetensors metadata holds one key, ``"gradfit"``, whose value is a JSON documen
      "solver": "...", "hyperparameters": {...}, "final_loss": 0.5, "loss_history": [...],
      "metrics": {...}, "versions": {"gradfit": "...", "torch": "...", "python": "..."},
      "created": "2025-01-01T12:00:00Z",
-     "inference": null or {"predictor": {...}, "summary": {...}, "text": "..."}}
+     "inference": null or {"predictor": {...}, "summary": {...}, "text": "..."},
+     "design": null or {...}, "rows_dropped": 0}
+
+``design`` and ``rows_dropped`` (new in format version 4; older files, which lack them, load
+with null and 0): what the model's columns are made of when it was fitted from a formula or
+from categorical columns (the document of :meth:`gradfit.design.Design.to_dict`: the formula,
+the levels, the transforms' state; predict and evaluate encode new data by it), and the rows
+the fit left out for a missing value (``missing="drop"``, R's ``na.omit``).
 
 ``inference`` (new in format version 2; version 1 files, which lack it, still load) is what
 confidence and prediction intervals need (:meth:`gradfit.inference.OLSPredictor.to_dict`:
@@ -46,7 +53,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -65,10 +72,13 @@ from gradfit.tensorfile import (
     seal,
 )
 
+if TYPE_CHECKING:
+    from gradfit.design import Design
+
 __all__ = ["FORMAT", "FORMAT_VERSION", "SavedModel", "load_model", "save_model"]
 
 FORMAT = "gradfit-model"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 CHECKSUM_SINCE = 3  # the first format version whose files carry a checksum
 _TENSOR_NAMES = ("bias", "weight")
 _FLOAT_DTYPES = {torch.float32: "F32", torch.float64: "F64"}
@@ -108,6 +118,13 @@ class SavedModel:
         The classical inference of an unpenalized least-squares fit, JSON-serializable:
         ``{"predictor": OLSPredictor.to_dict(), "summary": OLSResult.as_dict(), "text":
         OLSResult.summary()}`` (see :meth:`interval_predictor`); None for other models.
+    design : dict or None
+        The :meth:`gradfit.design.Design.to_dict` document of a model fitted from a formula or
+        from categorical columns: ``feature_names`` are then its encoded columns (e.g.
+        ``woolB``), and new data are encoded by it (:meth:`encoding`). None: the features are
+        columns of the data, as they are.
+    rows_dropped : int
+        Rows the fit left out for a missing value in a column it uses (``missing="drop"``).
     """
 
     weight: torch.Tensor
@@ -125,6 +142,8 @@ class SavedModel:
     created: str | None = None
     format_version: int = FORMAT_VERSION
     inference: dict[str, Any] | None = None
+    design: dict[str, Any] | None = None
+    rows_dropped: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "feature_names", tuple(self.feature_names))
@@ -153,6 +172,21 @@ class SavedModel:
     def predict(self, X: torch.Tensor) -> torch.Tensor:
         """(n, d) -> (n, k): ``X @ weight.T + bias``, in ``X``'s dtype."""
         return predict(X, self.weight, self.bias)
+
+    def encoding(self) -> Design | None:
+        """The :class:`gradfit.design.Design` that encodes new data for this model (from
+        :attr:`design`), or None for a model of plain columns.
+
+        Raises
+        ------
+        ValidationError
+            :attr:`design` is not a design document.
+        """
+        if self.design is None:
+            return None
+        from gradfit.design import Design  # formulaic and pandas: only for such models
+
+        return Design.from_json(self.design)
 
     def interval_predictor(self) -> Any:
         """The :class:`gradfit.inference.OLSPredictor` of confidence and prediction intervals.
@@ -224,6 +258,21 @@ def _problem(model: SavedModel) -> str | None:
             return f"{name} holds non-finite values"
     if model.scaling_scale is not None and not bool((model.scaling_scale > 0).all()):
         return "scaling_scale must be positive"
+    if isinstance(model.rows_dropped, bool) or not isinstance(model.rows_dropped, int):
+        return f"rows_dropped must be an integer, got {model.rows_dropped!r}"
+    if model.rows_dropped < 0:
+        return f"rows_dropped must be >= 0, got {model.rows_dropped}"
+    if model.design is not None:
+        try:
+            encoding = model.encoding()
+        except ValidationError as exc:
+            return f"design: {exc}"
+        columns = () if encoding is None else encoding.columns
+        if tuple(columns) != model.feature_names:
+            return (
+                f"the design's columns {list(columns)} are not the feature names "
+                f"{list(model.feature_names)}"
+            )
     return None
 
 
@@ -298,6 +347,8 @@ def save_model(path: str | Path, model: SavedModel) -> SavedModel:
         "versions": written.versions,
         "created": written.created,
         "inference": _jsonable(written.inference, "inference"),
+        "design": _jsonable(written.design, "design"),
+        "rows_dropped": written.rows_dropped,
     }
     text = json.dumps(document, allow_nan=False, separators=(",", ":"))
     # Own, contiguous CPU copies: safetensors refuses tensors that share storage.
@@ -538,6 +589,14 @@ def _fields(document: dict[str, Any], source: str) -> dict[str, Any]:
         except ModelFileError as exc:
             raise ModelFileError(f"{source}: corrupt estimability data: {exc}") from None
     fields["inference"] = inference
+    design = document.get("design")
+    if design is not None and not isinstance(design, dict):
+        raise bad("design", "null or a JSON object")
+    fields["design"] = design
+    dropped = document.get("rows_dropped", 0)
+    if isinstance(dropped, bool) or not isinstance(dropped, int) or dropped < 0:
+        raise bad("rows_dropped", "a count (an integer >= 0)")
+    fields["rows_dropped"] = dropped
     return fields
 
 
