@@ -42,6 +42,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from gradfit import errors
 from gradfit.errors import DivergenceError, ValidationError
+from gradfit.settings import resolve_device
 from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.result import FitResult
@@ -272,14 +273,7 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
             raise ValidationError(
                 f"device must be one of {', '.join(_DEVICES)}; got {self.device!r}"
             )
-        cuda = torch.cuda.is_available()
-        if self.device == "cuda" and not cuda:
-            raise ValidationError(
-                "device='cuda' but no CUDA device is available; use device='cpu' or 'auto'"
-            )
-        device = torch.device(
-            "cuda" if self.device == "cuda" or (self.device == "auto" and cuda) else "cpu"
-        )
+        device = resolve_device(self.device)
         tdtype, ndtype = _DTYPES[self.dtype]
         return device, tdtype, ndtype
 

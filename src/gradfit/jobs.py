@@ -35,22 +35,28 @@ import torch
 import gradfit.data
 from gradfit.data import BatchStream, Table, open_stream
 from gradfit.data.tables import float_matrix
-from gradfit.errors import DataError, ValidationError
+from gradfit.errors import DataError
 from gradfit.fitting import FitReport, expand_names, fit_data, read_source
 from gradfit.inference import warn_not_estimable
 from gradfit.metrics import MetricsAccumulator, RegressionMetrics
 from gradfit.model import predict as predict_tensors
 from gradfit.persistence import SavedModel, load_model
+from gradfit.settings import (
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_CHECKPOINT_EVERY,
+    DEFAULT_DEVICE,
+    DEFAULT_INFERENCE,
+    DEFAULT_LEVEL,
+    DEFAULT_MEMORY_LIMIT,
+    DEFAULT_SEED,
+    DEFAULT_SHUFFLE_BUFFER,
+    CheckpointSettings,
+    ReadSettings,
+    RunSettings,
+)
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
-from gradfit.streaming import (
-    DEFAULT_BATCH_ROWS,
-    DEFAULT_MEMORY_LIMIT,
-    DEFAULT_SHUFFLE_BUFFER,
-    Progress,
-    fit_stream,
-    use_streaming,
-)
+from gradfit.streaming import Progress, fit_stream, use_streaming
 
 if TYPE_CHECKING:
     from gradfit.solvers.collective import Communicator
@@ -77,22 +83,22 @@ def fit(
     features: Sequence[str] | None = None,
     config: SolverConfig | None = None,
     *,
-    seed: int | None = 0,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str = "cpu",
+    seed: int | None = DEFAULT_SEED,
+    dtype: torch.dtype | str = torch.float64,
+    device: torch.device | str = DEFAULT_DEVICE,
     stream: bool | None = None,
-    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    inference: str | None = DEFAULT_INFERENCE,
+    level: float = DEFAULT_LEVEL,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+    resume: bool = False,
     callback: Callable[[EpochInfo], None] | None = None,
     progress: Progress | None = None,
-    inference: str | None = "nonrobust",
-    level: float = 0.95,
     sample_rows: int = 0,
     comm: Communicator | None = None,
-    checkpoint: str | Path | None = None,
-    checkpoint_every: int = 1,
-    resume: bool = False,
     notes: list[str] | None = None,
 ) -> FitReport:
     """Fit ``config.solver`` (default: ``SolverConfig()``, gd) to the columns of ``source``.
@@ -100,9 +106,12 @@ def fit(
     The data are read whole (:func:`gradfit.fitting.fit_data`) or streamed
     (:func:`gradfit.streaming.fit_stream`) as :func:`gradfit.streaming.use_streaming` decides
     from ``stream`` and ``memory_limit``; a group of processes (``comm``) or a ``checkpoint``
-    always streams. ``batch_rows``, ``shuffle_buffer``, ``progress``, ``sample_rows``,
-    ``comm``, ``checkpoint``, ``checkpoint_every``, ``resume`` and ``notes`` are the streamed
-    fit's (see there); the other arguments are those of both.
+    always streams. The keyword arguments are the fields of the settings objects
+    (:class:`~gradfit.settings.ReadSettings`: ``stream`` to ``shuffle_buffer``;
+    :class:`~gradfit.settings.RunSettings`: ``seed`` to ``level``, ``device`` "auto" for CUDA
+    when available; :class:`~gradfit.settings.CheckpointSettings`: ``checkpoint`` to
+    ``resume``), validated on construction, then ``callback``, ``progress``, ``sample_rows``,
+    ``comm`` and ``notes`` (the streamed fit's but ``callback``; see there).
 
     Returns
     -------
@@ -117,47 +126,30 @@ def fit(
         training diverged.
     """
     config = config if config is not None else SolverConfig()
-    if comm is not None or checkpoint is not None:
-        if stream is False:
-            what = "several processes stream" if comm is not None else "a checkpointed fit streams"
-            raise ValidationError(f"{source}: {what} the data; leave out stream=False")
-        stream = True
+    reading = ReadSettings(stream, memory_limit, batch_rows, shuffle_buffer)
+    run = RunSettings(seed, dtype, device, inference, level)
+    checkpointing = CheckpointSettings(checkpoint, checkpoint_every, resume)
     text = str(source)
-    if not use_streaming(text, config, memory_limit=memory_limit, stream=stream):
+    streamed = use_streaming(
+        text, config, reading, group=comm is not None, checkpoint=checkpoint is not None
+    )
+    if not streamed:
         return fit_data(
-            text,
-            targets,
-            features,
-            config,
-            seed=seed,
-            dtype=dtype,
-            device=device,
-            callback=callback,
-            inference=inference,
-            level=level,
-            memory_limit=memory_limit,
+            text, targets, features, config, run=run, callback=callback, memory_limit=memory_limit
         )
     return fit_stream(
         text,
         targets,
         features,
         config,
-        seed=seed,
-        dtype=dtype,
-        device=device,
-        batch_rows=batch_rows,
-        shuffle_buffer=shuffle_buffer,
+        reading=reading,
+        run=run,
+        checkpointing=checkpointing,
         callback=callback,
         progress=progress,
         sample_rows=sample_rows,
         comm=comm,
-        checkpoint=checkpoint,
-        checkpoint_every=checkpoint_every,
-        resume=resume,
         notes=notes,
-        inference=inference,
-        level=level,
-        memory_limit=memory_limit,
     )
 
 
@@ -249,7 +241,7 @@ def _open(
     source: Source,
     *,
     stream: bool | None,
-    memory_limit: int,
+    memory_limit: int | None,
     batch_rows: int,
     progress: Progress | None,
     text: Sequence[str] = (),
@@ -321,7 +313,7 @@ def predict_batches(
     interval: str | None = None,
     level: float = 0.95,
     stream: bool | None = None,
-    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
     predictor: Any = None,
@@ -416,7 +408,7 @@ def _predict_table(
     interval: str | None = None,
     level: float = 0.95,
     stream: bool | None = None,
-    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
 ) -> dict[str, np.ndarray]:
@@ -455,7 +447,7 @@ def predict(
     interval: str | None = None,
     level: float = 0.95,
     stream: bool | None = None,
-    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
 ) -> dict[str, np.ndarray]: ...
@@ -504,7 +496,7 @@ def evaluate(
     source: Source,
     *,
     stream: bool | None = None,
-    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
 ) -> EvaluationReport:
