@@ -57,7 +57,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("gradfit.persistence", "gradfit.inference"): LEGACY + "; 0.03 s",
     ("gradfit.streaming", "gradfit.checkpoint"): LEGACY + "; 0.004 s",
     ("gradfit.streaming", "gradfit.data"): LEGACY + "; 0.16 s (pyarrow), paid by every caller",
-    ("gradfit.streaming", "gradfit.datasets"): LEGACY + "; 0.001 s",
     ("gradfit.streaming", "gradfit.solvers.collective"): LEGACY + "; 0 s",
     ("gradfit.cli.demo", "gradfit.demo"): LEGACY + "; 0.012 s",
     ("gradfit.cli.demo", "gradfit.solvers.guards"): LEGACY + "; 0.007 s",
@@ -78,8 +77,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("gradfit.cli.data_commands", "gradfit.persistence"): LEGACY + "; 0.014 s",
     ("gradfit.cli.data_commands", "gradfit.report"): LEGACY + "; 0.006 s",
     ("gradfit.cli.data_commands", "gradfit.solvers.engine"): LEGACY + "; 0.029 s",
-    ("gradfit.cli.data_commands", "gradfit.solvers.registry"): LEGACY + "; 0 s",
-    ("gradfit.cli.data_commands", "gradfit.streaming"): LEGACY + "; 0.068 s",
 }
 
 

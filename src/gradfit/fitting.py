@@ -135,9 +135,9 @@ def fit_data(
 
     run = settings_from_options(RunSettings, run, options)
     refuse_unknown("fit_data", options)
-    seed, dtype, device, inference = run.seed, run.torch_dtype, run.torch_device(), run.inference
+    seed, dtype, device = run.seed, run.torch_dtype, run.torch_device()
     config = config if config is not None else SolverConfig()
-    problem = inference_problem(config, inference)
+    problem = inference_problem(config, run.inference)
     if problem is not None:
         raise ValidationError(problem)
     statistics = not (registry.get(config.solver).exact and config.alpha == 0)
@@ -187,15 +187,12 @@ def fit_data(
         config,
         features=fnames,
         targets=tnames,
-        seed=seed,
-        dtype=dtype,
+        run=run,
         device=X.device,
         seconds=seconds,
         left_out=left_out,
         stats=result.stats,
         rows=(Xd, Yd),
-        inference=inference,
-        level=run.level,
     )
 
 

@@ -383,12 +383,10 @@ def fit_stream(
     run = settings_from_options(RunSettings, run, options)
     checkpointing = settings_from_options(CheckpointSettings, checkpointing, options)
     refuse_unknown("fit_stream", options)
-    seed, dtype, inference, checkpoint = run.seed, run.torch_dtype, run.inference, None
-    if checkpointing.checkpoint is not None:
-        checkpoint = Path(checkpointing.checkpoint)
+    seed, dtype, checkpoint = run.seed, run.torch_dtype, checkpointing.checkpoint
     config = config if config is not None else SolverConfig()
     group = comm if comm is not None else LOCAL
-    problem = inference_problem(config, inference, processes=group.world)
+    problem = inference_problem(config, run.inference, processes=group.world)
     if problem is not None:
         raise ValidationError(problem)
     spec = registry.get(config.solver)
@@ -449,7 +447,7 @@ def fit_stream(
             "processes": group.world,
         }
         keeper = Checkpoint(
-            checkpoint,
+            Path(checkpoint),
             data_fingerprint(stats, fnames, tnames),
             settings,
             every=checkpointing.checkpoint_every,
@@ -483,15 +481,12 @@ def fit_stream(
         config,
         features=fnames,
         targets=tnames,
-        seed=seed,
-        dtype=dtype,
+        run=run,
         device=dev,
         seconds=seconds,
         left_out=left_out,
         stats=stats,
         sample=sample,
-        inference=inference,
-        level=run.level,
         batches=rows64.tensors,
         collect=collect,
     )

@@ -201,14 +201,15 @@ def add_settings_arguments(
             help_text = help_text.replace("{default}", f"{shown}")
         elif cli["show_default"]:
             help_text = f"{help_text} ({shown})"
-        extra = {"metavar": cli["metavar"]} if cli["metavar"] else {}
+        flag, how = flag_of(f), _KINDS[cli["kind"]]()
+        if "type" in how or cli["metavar"]:  # --seed SEED, not the prefixed destination
+            how["metavar"] = cli["metavar"] or flag.removeprefix("--").upper().replace("-", "_")
         parser.add_argument(
-            flag_of(f),
+            flag,
             dest=f"{prefix}_{f.name}",
             default=None if cli["unset"] else default,
             help=help_text.replace("%", "%%"),
-            **extra,
-            **_KINDS[cli["kind"]](),
+            **how,
         )
 
 
