@@ -32,7 +32,7 @@ from gradfit.losses import mse as mean_squared_error
 from gradfit.metrics import RegressionMetrics, r2_from_errors, regression_metrics
 from gradfit.model import predict
 from gradfit.persistence import SavedModel
-from gradfit.settings import RunSettings
+from gradfit.settings import DEFAULT_LEVEL, RunSettings
 from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.result import FitResult
@@ -221,7 +221,7 @@ def attach_inference(
     stats: SufficientStats | None = None,
     batches: Callable[[], Iterable[tuple[Any, Any]]] | None = None,
     collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
-    level: float = 0.95,
+    level: float = DEFAULT_LEVEL,
 ) -> FitReport:
     """``report`` with the classical inference of its fit (:mod:`gradfit.inference`) in
     ``report.inference`` and in its model (what intervals need), where it applies:

@@ -272,7 +272,7 @@ def prediction_columns(
     X: torch.Tensor,
     predictor: Any = None,
     interval: str | None = None,
-    level: float = 0.95,
+    level: float = DEFAULT_LEVEL,
 ) -> dict[str, np.ndarray]:
     """The float64 prediction columns of the features ``X`` (n, d): one per target, or with
     ``interval`` ("confidence" or "prediction", at ``level``) each target followed by
@@ -311,7 +311,7 @@ def predict_batches(
     *,
     keep: Sequence[str] = (),
     interval: str | None = None,
-    level: float = 0.95,
+    level: float = DEFAULT_LEVEL,
     stream: bool | None = None,
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     batch_rows: int = DEFAULT_BATCH_ROWS,
@@ -406,7 +406,7 @@ def _predict_table(
     *,
     keep: Sequence[str] = (),
     interval: str | None = None,
-    level: float = 0.95,
+    level: float = DEFAULT_LEVEL,
     stream: bool | None = None,
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     batch_rows: int = DEFAULT_BATCH_ROWS,
@@ -445,7 +445,7 @@ def predict(
     *,
     keep: Sequence[str] = (),
     interval: str | None = None,
-    level: float = 0.95,
+    level: float = DEFAULT_LEVEL,
     stream: bool | None = None,
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     batch_rows: int = DEFAULT_BATCH_ROWS,

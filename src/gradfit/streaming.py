@@ -68,6 +68,7 @@ from gradfit.model import predict
 from gradfit.persistence import SavedModel
 from gradfit.settings import (
     DEFAULT_BATCH_ROWS,
+    DEFAULT_LEVEL,
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_SHUFFLE_BUFFER,
     CheckpointSettings,
@@ -586,7 +587,7 @@ def predict_batches(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
     interval: str | None = None,
-    level: float = 0.95,
+    level: float = DEFAULT_LEVEL,
     predictor: Any = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """:func:`gradfit.jobs.predict_batches` of files of any size (a file, a list of files, a
@@ -604,7 +605,7 @@ def prediction_columns(
     X: torch.Tensor,
     predictor: Any = None,
     interval: str | None = None,
-    level: float = 0.95,
+    level: float = DEFAULT_LEVEL,
 ) -> dict[str, np.ndarray]:
     """:func:`gradfit.jobs.prediction_columns`."""
     from gradfit import jobs
