@@ -126,9 +126,16 @@ def fit(
         training diverged.
     """
     config = config if config is not None else SolverConfig()
-    reading = ReadSettings(stream, memory_limit, batch_rows, shuffle_buffer)
-    run = RunSettings(seed, dtype, device, inference, level)
-    checkpointing = CheckpointSettings(checkpoint, checkpoint_every, resume)
+    reading = ReadSettings(
+        stream=stream,
+        memory_limit=memory_limit,
+        batch_rows=batch_rows,
+        shuffle_buffer=shuffle_buffer,
+    )
+    run = RunSettings(seed=seed, dtype=dtype, device=device, inference=inference, level=level)
+    checkpointing = CheckpointSettings(
+        checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume
+    )
     text = str(source)
     streamed = use_streaming(
         text, config, reading, group=comm is not None, checkpoint=checkpoint is not None
