@@ -34,6 +34,7 @@ def test_all_is_exact_and_importable() -> None:
         "fit_report",
         "jobs",
         "file_kinds",
+        "settings",
         "streaming",
         "distributed",
         "checkpoint",

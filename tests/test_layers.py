@@ -83,8 +83,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("gradfit.cli.data_commands", "gradfit.persistence"): LEGACY + "; 0.014 s",
     ("gradfit.cli.data_commands", "gradfit.report"): LEGACY + "; 0.006 s",
     ("gradfit.cli.data_commands", "gradfit.solvers.engine"): LEGACY + "; 0.029 s",
-    ("gradfit.cli.data_commands", "gradfit.solvers.registry"): LEGACY + "; 0 s",
-    ("gradfit.cli.data_commands", "gradfit.streaming"): LEGACY + "; 0.068 s",
 }
 
 

@@ -42,6 +42,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from gradfit import errors
 from gradfit.errors import DivergenceError, ValidationError
+from gradfit.settings import DEVICES, resolve_device
 from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.result import FitResult
@@ -54,7 +55,6 @@ _DTYPES: dict[str, tuple[torch.dtype, Any]] = {
     "float32": (torch.float32, np.float32),
     "float64": (torch.float64, np.float64),
 }
-_DEVICES = ("cpu", "cuda", "auto")
 
 
 class ConvergenceWarning(errors.ConvergenceWarning, sklearn.exceptions.ConvergenceWarning):  # type: ignore[misc]
@@ -268,18 +268,11 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
     def _device_dtype(self) -> tuple[torch.device, torch.dtype, Any]:
         if self.dtype not in _DTYPES:
             raise ValidationError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        if self.device not in _DEVICES:
+        if self.device not in DEVICES:
             raise ValidationError(
-                f"device must be one of {', '.join(_DEVICES)}; got {self.device!r}"
+                f"device must be one of {', '.join(DEVICES)}; got {self.device!r}"
             )
-        cuda = torch.cuda.is_available()
-        if self.device == "cuda" and not cuda:
-            raise ValidationError(
-                "device='cuda' but no CUDA device is available; use device='cpu' or 'auto'"
-            )
-        device = torch.device(
-            "cuda" if self.device == "cuda" or (self.device == "auto" and cuda) else "cpu"
-        )
+        device = resolve_device(self.device)
         tdtype, ndtype = _DTYPES[self.dtype]
         return device, tdtype, ndtype
 

@@ -32,6 +32,7 @@ from gradfit.losses import mse as mean_squared_error
 from gradfit.metrics import RegressionMetrics, r2_from_errors, regression_metrics
 from gradfit.model import predict
 from gradfit.persistence import SavedModel
+from gradfit.settings import DEFAULT_LEVEL, RunSettings
 from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.result import FitResult
@@ -85,16 +86,13 @@ def build_fit_report(
     *,
     features: Sequence[str],
     targets: Sequence[str],
-    seed: int | None,
-    dtype: torch.dtype,
+    run: RunSettings,
     device: torch.device | str,
     seconds: float,
     left_out: dict[str, str],
     stats: SufficientStats | None = None,
     rows: tuple[torch.Tensor, torch.Tensor] | None = None,
     sample: tuple[np.ndarray, np.ndarray] | None = None,
-    inference: str | None = None,
-    level: float = 0.95,
     batches: Callable[[], Iterable[tuple[Any, Any]]] | None = None,
     collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
 ) -> FitReport:
@@ -111,8 +109,11 @@ def build_fit_report(
         pass over the rows, is NaN in the report and left out of the model file
     sample : ``(targets (m, k), predictions (m, k))`` float64 for the plots (default: every
         training row with ``rows``, none without)
-    features, targets, seed, dtype, device, seconds, left_out : recorded as given
-    inference, level, batches, collect : the coefficient table, see :func:`attach_inference`
+    features, targets, seconds, left_out : recorded as given
+    run : the run's settings: its seed and dtype are recorded, its ``inference`` and ``level``
+        are those of the coefficient table (see :func:`attach_inference`)
+    device : the device trained on, recorded
+    batches, collect : the coefficient table's, see :func:`attach_inference`
 
     The optimum is the closed form's own loss (``lstsq`` without a penalty), else the least
     squares optimum of ``stats`` (computed from ``rows`` when not given). A fit whose optimum is
@@ -163,7 +164,9 @@ def build_fit_report(
         scaling_mean=None if scaling is None else scaling[0],
         scaling_scale=None if scaling is None else scaling[1],
         solver=config.solver,
-        hyperparameters=model_file_settings(config, result, seed, dtype, device, n, source),
+        hyperparameters=model_file_settings(
+            config, result, run.seed, run.torch_dtype, device, n, source
+        ),
         final_loss=final_loss,
         loss_history=[float(v) for v in result.loss_curve],
         metrics=saved_metrics,
@@ -184,7 +187,13 @@ def build_fit_report(
         predictions=empty if sample is None else sample[1],
     )
     return attach_inference(
-        report, inference, rows=rows, stats=stats, batches=batches, collect=collect, level=level
+        report,
+        run.inference,
+        rows=rows,
+        stats=stats,
+        batches=batches,
+        collect=collect,
+        level=run.level,
     )
 
 
@@ -212,7 +221,7 @@ def attach_inference(
     stats: SufficientStats | None = None,
     batches: Callable[[], Iterable[tuple[Any, Any]]] | None = None,
     collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
-    level: float = 0.95,
+    level: float = DEFAULT_LEVEL,
 ) -> FitReport:
     """``report`` with the classical inference of its fit (:mod:`gradfit.inference`) in
     ``report.inference`` and in its model (what intervals need), where it applies:

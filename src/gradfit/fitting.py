@@ -35,6 +35,7 @@ from gradfit.fit_report import (
     recorded_scaling,
 )
 from gradfit.inference import COV_TYPES
+from gradfit.settings import RunSettings, refuse_unknown, settings_from_options
 from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
@@ -101,13 +102,10 @@ def fit_data(
     features: Sequence[str] | None = None,
     config: SolverConfig | None = None,
     *,
-    seed: int | None = 0,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str = "cpu",
+    run: RunSettings | None = None,
     callback: Callable[[EpochInfo], None] | None = None,
-    inference: str | None = "nonrobust",
-    level: float = 0.95,
     memory_limit: int | None = None,
+    **options: Any,
 ) -> FitReport:
     """Fit ``config.solver`` to the columns of ``source`` and report.
 
@@ -119,17 +117,20 @@ def fit_data(
     targets : target column names, expanded by :func:`expand_names`
     features : feature column names (same rule); None: every other numeric column
     config : the solver and its settings (default: ``SolverConfig()``, gd)
-    seed : seed of shuffling, the validation split and the tutorial loops' initial weights
-    dtype, device : where and in which precision the data are trained on
+    run : the run's settings (:class:`~gradfit.settings.RunSettings`): ``seed``, of shuffling,
+        the validation split and the tutorial loops' initial weights; ``dtype`` and ``device``
+        (``"auto"``: :func:`gradfit.settings.resolve_device`), where and in which precision the
+        data are trained on; ``inference``, the covariance type of the coefficient table and
+        intervals (:func:`gradfit.inference.ols`; None: none): given for ``lstsq`` and for an
+        iterative fit that reached the least-squares optimum, without a penalty (see
+        :func:`attach_inference`); ``level``, the coverage of the coefficients' confidence
+        intervals in the model's summary
     callback : called with an :class:`EpochInfo` after every epoch
-    inference : the covariance type of the coefficient table and intervals
-        (:func:`gradfit.inference.ols`; None: none): given for ``lstsq`` and for an iterative
-        fit that reached the least-squares optimum, without a penalty; see
-        :func:`attach_inference`
-    level : coverage of the coefficients' confidence intervals in the model's summary
     memory_limit : bytes; a fit that builds d × d statistics (every solver but ``lstsq``
         without a penalty, which works on the rows) is refused, before training, when they
         would need more (:func:`check_width`); None: no limit
+    options : the fields of :class:`~gradfit.settings.RunSettings` as keyword arguments
+        (``seed=``, ``dtype=``, ...), each replacing the field of ``run`` (or of the default)
 
     Raises
     ------
@@ -140,8 +141,11 @@ def fit_data(
     """
     from gradfit.data import left_out_columns, select
 
+    run = settings_from_options(RunSettings, run, options)
+    refuse_unknown("fit_data", options)
+    seed, dtype, device = run.seed, run.torch_dtype, run.torch_device()
     config = config if config is not None else SolverConfig()
-    problem = inference_problem(config, inference)
+    problem = inference_problem(config, run.inference)
     if problem is not None:
         raise ValidationError(problem)
     statistics = not (registry.get(config.solver).exact and config.alpha == 0)
@@ -192,15 +196,12 @@ def fit_data(
         config,
         features=fnames,
         targets=tnames,
-        seed=seed,
-        dtype=dtype,
+        run=run,
         device=X.device,
         seconds=seconds,
         left_out=left_out,
         stats=result.stats,
         rows=(Xd, Yd),
-        inference=inference,
-        level=level,
     )
 
 

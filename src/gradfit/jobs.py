@@ -43,29 +43,34 @@ import gradfit.data
 from gradfit.data import BatchStream, Table, open_stream
 from gradfit.data.memory import TableInMemory
 from gradfit.data.tables import float_matrix
-from gradfit.errors import DataError, ValidationError
+from gradfit.errors import DataError
 from gradfit.fitting import (
     FitReport,
     expand_names,
     fit_data,
     read_source,
     source_kind,
-    source_name,
 )
 from gradfit.inference import warn_not_estimable
 from gradfit.metrics import MetricsAccumulator, RegressionMetrics
 from gradfit.model import predict as predict_tensors
 from gradfit.persistence import SavedModel, load_model
+from gradfit.settings import (
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_CHECKPOINT_EVERY,
+    DEFAULT_DEVICE,
+    DEFAULT_INFERENCE,
+    DEFAULT_LEVEL,
+    DEFAULT_MEMORY_LIMIT,
+    DEFAULT_SEED,
+    DEFAULT_SHUFFLE_BUFFER,
+    CheckpointSettings,
+    ReadSettings,
+    RunSettings,
+)
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
-from gradfit.streaming import (
-    DEFAULT_BATCH_ROWS,
-    DEFAULT_MEMORY_LIMIT,
-    DEFAULT_SHUFFLE_BUFFER,
-    Progress,
-    fit_stream,
-    use_streaming,
-)
+from gradfit.streaming import Progress, fit_stream, use_streaming
 
 if TYPE_CHECKING:
     from gradfit.solvers.collective import Communicator
@@ -94,22 +99,22 @@ def fit(
     features: Sequence[str] | None = None,
     config: SolverConfig | None = None,
     *,
-    seed: int | None = 0,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str = "cpu",
+    seed: int | None = DEFAULT_SEED,
+    dtype: torch.dtype | str = torch.float64,
+    device: torch.device | str = DEFAULT_DEVICE,
     stream: bool | None = None,
-    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    inference: str | None = DEFAULT_INFERENCE,
+    level: float = DEFAULT_LEVEL,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+    resume: bool = False,
     callback: Callable[[EpochInfo], None] | None = None,
     progress: Progress | None = None,
-    inference: str | None = "nonrobust",
-    level: float = 0.95,
     sample_rows: int = 0,
     comm: Communicator | None = None,
-    checkpoint: str | Path | None = None,
-    checkpoint_every: int = 1,
-    resume: bool = False,
     notes: list[str] | None = None,
 ) -> FitReport:
     """Fit ``config.solver`` (default: ``SolverConfig()``, gd) to the columns of ``source``: a
@@ -122,10 +127,13 @@ def fit(
     The data are read whole (:func:`gradfit.fitting.fit_data`) or streamed
     (:func:`gradfit.streaming.fit_stream`) as :func:`gradfit.streaming.use_streaming` decides
     from ``stream`` and ``memory_limit``; a group of processes (``comm``) or a ``checkpoint``
-    always streams (a table in memory, never streamed, is refused with them). ``batch_rows``,
-    ``shuffle_buffer``, ``progress``, ``sample_rows``, ``comm``, ``checkpoint``,
-    ``checkpoint_every``, ``resume`` and ``notes`` are the streamed fit's (see there); the
-    other arguments are those of both.
+    always streams (a table in memory, never streamed, is refused with them). The keyword
+    arguments are the fields of the settings objects (:class:`~gradfit.settings.ReadSettings`:
+    ``stream`` to ``shuffle_buffer``; :class:`~gradfit.settings.RunSettings`: ``seed`` to
+    ``level``, ``device`` "auto" for CUDA when available;
+    :class:`~gradfit.settings.CheckpointSettings`: ``checkpoint`` to ``resume``), validated on
+    construction, then ``callback``, ``progress``, ``sample_rows``, ``comm`` and ``notes`` (the
+    streamed fit's but ``callback``; see there).
 
     Returns
     -------
@@ -140,55 +148,38 @@ def fit(
         training diverged.
     """
     config = config if config is not None else SolverConfig()
-    kind = source_kind(source)
-    if comm is not None or checkpoint is not None:
-        what = "several processes stream" if comm is not None else "a checkpointed fit streams"
-        if kind == "memory":
-            raise ValidationError(
-                f"{source_name(source)}: {what} files, and a table in memory is read whole in "
-                f"this process; leave out {'comm' if comm is not None else 'checkpoint'}, or "
-                "write the table to a file and fit that"
-            )
-        if stream is False:
-            raise ValidationError(f"{source}: {what} the data; leave out stream=False")
-        stream = True
+    reading = ReadSettings(
+        stream=stream,
+        memory_limit=memory_limit,
+        batch_rows=batch_rows,
+        shuffle_buffer=shuffle_buffer,
+    )
+    run = RunSettings(seed=seed, dtype=dtype, device=device, inference=inference, level=level)
+    checkpointing = CheckpointSettings(
+        checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume
+    )
     # A table in memory as it is (never streamed); a path as its text.
-    data = source if kind == "memory" else str(source)
-    if not use_streaming(data, config, memory_limit=memory_limit, stream=stream):
+    data = source if source_kind(source) == "memory" else str(source)
+    streamed = use_streaming(
+        data, config, reading, group=comm is not None, checkpoint=checkpoint is not None
+    )
+    if not streamed:
         return fit_data(
-            data,
-            targets,
-            features,
-            config,
-            seed=seed,
-            dtype=dtype,
-            device=device,
-            callback=callback,
-            inference=inference,
-            level=level,
-            memory_limit=memory_limit,
+            data, targets, features, config, run=run, callback=callback, memory_limit=memory_limit
         )
     return fit_stream(
         data,
         targets,
         features,
         config,
-        seed=seed,
-        dtype=dtype,
-        device=device,
-        batch_rows=batch_rows,
-        shuffle_buffer=shuffle_buffer,
+        reading=reading,
+        run=run,
+        checkpointing=checkpointing,
         callback=callback,
         progress=progress,
         sample_rows=sample_rows,
         comm=comm,
-        checkpoint=checkpoint,
-        checkpoint_every=checkpoint_every,
-        resume=resume,
         notes=notes,
-        inference=inference,
-        level=level,
-        memory_limit=memory_limit,
     )
 
 
@@ -280,7 +271,7 @@ def _open(
     source: Source,
     *,
     stream: bool | None,
-    memory_limit: int,
+    memory_limit: int | None,
     batch_rows: int,
     progress: Progress | None,
     text: Sequence[str] = (),
@@ -300,7 +291,7 @@ def _model_and_source(
     model: ModelLike,
     source: Source,
     stream: bool | None,
-    memory_limit: int,
+    memory_limit: int | None,
     batch_rows: int,
     progress: Progress | None,
     *,
@@ -340,7 +331,7 @@ def prediction_columns(
     X: torch.Tensor,
     predictor: Any = None,
     interval: str | None = None,
-    level: float = 0.95,
+    level: float = DEFAULT_LEVEL,
 ) -> dict[str, np.ndarray]:
     """The float64 prediction columns of the features ``X`` (n, d): one per target, or with
     ``interval`` ("confidence" or "prediction", at ``level``) each target followed by
@@ -379,9 +370,9 @@ def predict_batches(
     *,
     keep: Sequence[str] = (),
     interval: str | None = None,
-    level: float = 0.95,
+    level: float = DEFAULT_LEVEL,
     stream: bool | None = None,
-    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
     predictor: Any = None,
@@ -494,9 +485,9 @@ def predict(
     *,
     keep: Sequence[str] = (),
     interval: str | None = None,
-    level: float = 0.95,
+    level: float = DEFAULT_LEVEL,
     stream: bool | None = None,
-    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
 ) -> dict[str, np.ndarray]: ...
@@ -545,7 +536,7 @@ def evaluate(
     source: Source,
     *,
     stream: bool | None = None,
-    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
 ) -> EvaluationReport:

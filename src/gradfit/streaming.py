@@ -68,6 +68,17 @@ from gradfit.fitting import (
 from gradfit.metrics import RegressionMetrics
 from gradfit.model import predict
 from gradfit.persistence import SavedModel
+from gradfit.settings import (
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_LEVEL,
+    DEFAULT_MEMORY_LIMIT,
+    DEFAULT_SHUFFLE_BUFFER,
+    CheckpointSettings,
+    ReadSettings,
+    RunSettings,
+    refuse_unknown,
+    settings_from_options,
+)
 from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
@@ -94,9 +105,6 @@ __all__ = [
     "shuffled",
     "use_streaming",
 ]
-
-DEFAULT_BATCH_ROWS = 1 << 16
-DEFAULT_SHUFFLE_BUFFER = 100_000
 
 Progress = Callable[[int, int, int], None]  # (bytes done, total bytes, rows done)
 
@@ -317,22 +325,15 @@ def fit_stream(
     features: Sequence[str] | None = None,
     config: SolverConfig | None = None,
     *,
-    seed: int | None = 0,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str = "cpu",
-    batch_rows: int = DEFAULT_BATCH_ROWS,
-    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    reading: ReadSettings | None = None,
+    run: RunSettings | None = None,
+    checkpointing: CheckpointSettings | None = None,
     callback: Callable[[EpochInfo], None] | None = None,
     progress: Progress | None = None,
     sample_rows: int = 0,
     comm: Communicator | None = None,
-    checkpoint: str | Path | None = None,
-    checkpoint_every: int = 1,
-    resume: bool = False,
     notes: list[str] | None = None,
-    inference: str | None = "nonrobust",
-    level: float = 0.95,
-    memory_limit: int | None = None,
+    **options: Any,
 ) -> FitReport:
     """Fit ``config.solver`` to files of any size, one batch at a time.
 
@@ -342,9 +343,19 @@ def fit_stream(
     targets, features : column names (see :func:`gradfit.fitting.expand_names`); features
         default to every other numeric column
     config : the solver and its settings (gd, sgd or lstsq; see the module doc)
-    seed, dtype, device : as :func:`gradfit.fitting.fit_data`
-    batch_rows : rows read per batch
-    shuffle_buffer : rows of sgd's shuffle buffer (see the module doc)
+    reading : how the files are read (:class:`~gradfit.settings.ReadSettings`): ``batch_rows``
+        rows per batch, ``shuffle_buffer`` rows of sgd's shuffle buffer (see the module doc),
+        ``memory_limit`` bytes: the fit is refused before the first pass when the features'
+        d × d statistics would need more (:func:`gradfit.fitting.check_width`; default here:
+        None, no limit); ``stream`` is not consulted (this function streams)
+    run : seed, dtype, device, inference and level (:class:`~gradfit.settings.RunSettings`),
+        as :func:`gradfit.fitting.fit_data`; ``inference``, the covariance type of the
+        coefficient table, from the statistics, and for the heteroskedasticity-consistent types
+        (HC0-HC3) one more pass over the data for each row's residual and leverage
+    checkpointing : save the training state to ``checkpoint`` after every
+        ``checkpoint_every`` epochs and at the end (gd, sgd; see :mod:`gradfit.checkpoint`);
+        with ``resume``, continue from it when it exists
+        (:class:`~gradfit.settings.CheckpointSettings`; default: none)
     callback : called with an :class:`EpochInfo` after every epoch
     progress : called with (bytes read, total bytes, rows read) after every batch of a pass
     sample_rows : with > 0, one more pass keeps about this many rows (a seeded uniform sample)
@@ -354,18 +365,11 @@ def fit_stream(
         ``world``-th unit, a unit being a Parquet row group or a whole CSV file); the
         statistics, R factors and sgd's gradients are combined over the group, and every
         process returns the same model. Every process must call this with the same arguments.
-    checkpoint, checkpoint_every, resume : save the training state to ``checkpoint`` after
-        every ``checkpoint_every`` epochs and at the end (gd, sgd; see
-        :mod:`gradfit.checkpoint`); with ``resume``, continue from it when it exists
     notes : a list to which messages for the user are appended (a resumed or fresh start,
         shards without data)
-    inference : the covariance type of the coefficient table and intervals, as in
-        :func:`gradfit.fitting.fit_data` (None: none); from the statistics, and for the
-        heteroskedasticity-consistent types (HC0-HC3) one more pass over the data for each
-        row's residual and leverage (one process only)
-    level : coverage of the coefficients' confidence intervals in the model's summary
-    memory_limit : bytes; the fit is refused before the first pass when the features' d × d
-        statistics would need more (:func:`gradfit.fitting.check_width`); None: no limit
+    options : the fields of the settings objects as keyword arguments (``seed=``,
+        ``batch_rows=``, ``checkpoint=``, ...), each replacing the field of the object given
+        (or of the default one)
 
     Returns
     -------
@@ -378,9 +382,14 @@ def fit_stream(
     from gradfit.data import open_stream
     from gradfit.solvers.collective import LOCAL, guarded, merge_stats
 
+    reading = settings_from_options(ReadSettings, reading or _NO_LIMIT, options)
+    run = settings_from_options(RunSettings, run, options)
+    checkpointing = settings_from_options(CheckpointSettings, checkpointing, options)
+    refuse_unknown("fit_stream", options)
+    seed, dtype, checkpoint = run.seed, run.torch_dtype, checkpointing.checkpoint
     config = config if config is not None else SolverConfig()
     group = comm if comm is not None else LOCAL
-    problem = inference_problem(config, inference, processes=group.world)
+    problem = inference_problem(config, run.inference, processes=group.world)
     if problem is not None:
         raise ValidationError(problem)
     spec = registry.get(config.solver)
@@ -392,11 +401,14 @@ def fit_stream(
             f"solver={config.solver!r} has no epochs to checkpoint; leave out --checkpoint, "
             "or use gd or sgd"
         )
-    dev = torch.device(device)
+    dev = run.torch_device()
     stream, fnames, tnames, left_out = guarded(
-        group, lambda: _open(open_stream, source, batch_rows, targets, features, memory_limit)
+        group,
+        lambda: _open(
+            open_stream, source, reading.batch_rows, targets, features, reading.memory_limit
+        ),
     )
-    data = StreamData(stream, fnames, tnames, dtype, dev, shuffle_buffer, progress)
+    data = StreamData(stream, fnames, tnames, dtype, dev, reading.shuffle_buffer, progress)
     if group.world > 1:
         data.shard = tuple(stream.shard(group.rank, group.world))
         units = len(stream.units())
@@ -433,16 +445,16 @@ def fit_stream(
             **config.as_dict(),
             "seed": seed,
             "dtype": str(dtype).removeprefix("torch."),
-            "batch_rows": batch_rows,
-            "shuffle_buffer": shuffle_buffer,
+            "batch_rows": reading.batch_rows,
+            "shuffle_buffer": reading.shuffle_buffer,
             "processes": group.world,
         }
         keeper = Checkpoint(
             Path(checkpoint),
             data_fingerprint(stats, fnames, tnames),
             settings,
-            every=checkpoint_every,
-            resume_from_file=resume,
+            every=checkpointing.checkpoint_every,
+            resume_from_file=checkpointing.resume,
             comm=group,
         )
     kwargs: dict[str, Any] = {}
@@ -472,18 +484,20 @@ def fit_stream(
         config,
         features=fnames,
         targets=tnames,
-        seed=seed,
-        dtype=dtype,
+        run=run,
         device=dev,
         seconds=seconds,
         left_out=left_out,
         stats=stats,
         sample=sample,
-        inference=inference,
-        level=level,
         batches=rows64.tensors,
         collect=collect,
     )
+
+
+# A streamed fit called directly weighs no memory limit unless given one (gradfit.fit gives its
+# own: the default limit).
+_NO_LIMIT = ReadSettings(memory_limit=None)
 
 
 def _open(
@@ -575,7 +589,7 @@ def predict_batches(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
     interval: str | None = None,
-    level: float = 0.95,
+    level: float = DEFAULT_LEVEL,
     predictor: Any = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """:func:`gradfit.jobs.predict_batches` of files of any size (a file, a list of files, a
@@ -593,7 +607,7 @@ def prediction_columns(
     X: torch.Tensor,
     predictor: Any = None,
     interval: str | None = None,
-    level: float = 0.95,
+    level: float = DEFAULT_LEVEL,
 ) -> dict[str, np.ndarray]:
     """:func:`gradfit.jobs.prediction_columns`."""
     from gradfit import jobs
@@ -617,7 +631,6 @@ def evaluate_stream(
 
 # ----------------------------------------------------------------------------- memory policy
 
-DEFAULT_MEMORY_LIMIT = 256 * 2**20
 # Bytes in memory per byte of file when a file is read whole (measured: a CSV peaks at ~3.3x
 # its size, a float Parquet file at ~6x).
 _EXPANSION = ((".parquet", 8), (".pq", 8))
@@ -659,28 +672,55 @@ def _inflated_size(path: Path, cap: int | None) -> int:
 def use_streaming(
     source: str | TableInMemory,
     config: SolverConfig | None = None,
+    reading: ReadSettings | None = None,
     *,
-    memory_limit: int = DEFAULT_MEMORY_LIMIT,
-    stream: bool | None = None,
+    group: bool = False,
+    checkpoint: bool = False,
+    **options: Any,
 ) -> bool:
-    """Whether to fit ``source`` by streaming rather than in memory.
+    """Whether to read ``source`` by streaming rather than whole: the one place that decides.
 
     What ``source`` is, :func:`gradfit.fitting.source_kind` says. A table in memory is never
-    streamed: ``stream=True`` with one is refused. ``stream`` True or False forces the choice.
-    Otherwise (None): the built-in data sets are fitted in memory; a directory, a glob or a
-    file whose :func:`memory_estimate` exceeds ``memory_limit`` is streamed, so that the
-    default never exhausts memory on a file larger than it; smaller files take the in-memory
-    path. A solver that cannot stream (the tutorial loops), or early stopping, on such a
-    source is refused with what to do instead (``config`` None: predict and evaluate, which
-    always can)."""
+    streamed: ``stream=True``, a group or a checkpoint with one is refused. A group of
+    processes (``group``) or a ``checkpoint`` always streams (they shard the data and resume by
+    epochs); ``reading.stream`` False is then refused. Otherwise ``reading.stream`` True or
+    False forces the choice, and None decides: the built-in data sets are read whole; a
+    directory, a glob or a file whose :func:`memory_estimate` exceeds ``reading.memory_limit``
+    (None: no limit) is streamed, so that the default never exhausts memory on a file larger
+    than it; smaller files are read whole. A solver that cannot stream (the tutorial loops), or
+    early stopping, on such a source is refused with what to do instead (``config`` None:
+    predict and evaluate, which always can). ``options``: fields of
+    :class:`~gradfit.settings.ReadSettings` (``stream=``, ``memory_limit=``) instead of
+    ``reading``."""
+    reading = settings_from_options(ReadSettings, reading, options)
+    refuse_unknown("use_streaming", options)
+    stream, memory_limit = reading.stream, reading.memory_limit
     kind = source_kind(source)
     if kind == "memory":
+        if group or checkpoint:
+            what = "several processes stream" if group else "a checkpointed fit streams"
+            raise ValidationError(
+                f"{source_name(source)}: {what} files, and a table in memory is read whole in "
+                f"this process; leave out {'comm' if group else 'checkpoint'}, or write the "
+                "table to a file and fit that"
+            )
         if stream:
             raise ValidationError(
                 f"{source_name(source)}: a table in memory is read whole, never streamed; leave "
                 "out stream=True (or write the table to a file and stream that)"
             )
         return False
+    if group or checkpoint:
+        if stream is False:
+            what = (
+                "several processes stream their shards of"
+                if group
+                else "a checkpointed fit streams"
+            )
+            raise ValidationError(
+                f"{source}: {what} the data; leave out stream=False (--no-stream)"
+            )
+        stream = True
     path = Path(source)
     # Anything but a directory or a glob is one file; one that is missing or unreadable gets
     # the reader's message.
@@ -695,7 +735,11 @@ def use_streaming(
     if stream is None:
         if kind == "builtin":
             return False
-        if single and (not path.is_file() or memory_estimate(source, memory_limit) <= memory_limit):
+        if single and (
+            memory_limit is None
+            or not path.is_file()
+            or memory_estimate(source, memory_limit) <= memory_limit
+        ):
             return False
     if config is None:
         return True
@@ -703,7 +747,7 @@ def use_streaming(
     why = (
         "is streamed"
         if stream
-        else f"needs more than the memory limit of {_mb(memory_limit)} in memory"
+        else f"needs more than the memory limit of {_mb(memory_limit or 0)} in memory"
         if single
         else "is several files, read by streaming"
     )

@@ -1,30 +1,65 @@
-"""Command-line options derived from :class:`~gradfit.solvers.config.SolverConfig`.
+"""Command-line options derived from the fields of the settings dataclasses.
 
-Every field of the configuration becomes one option (its ``metadata["cli"]`` gives the flag,
-the kind of value and the help text; the default is the field's own), so the command line
-covers every setting and cannot drift from the library. :func:`config_from_args` builds the
-configuration back from the parsed options.
+Every field of :class:`~gradfit.solvers.config.SolverConfig` and of the settings of
+:mod:`gradfit.settings` (:class:`~gradfit.settings.ReadSettings`,
+:class:`~gradfit.settings.RunSettings`, :class:`~gradfit.settings.CheckpointSettings`) becomes
+one option: its ``metadata["cli"]`` (:func:`gradfit.settings.cli`) gives the flag, the kind of
+value and the help text; the default is the field's own (shown in the help as the command line
+writes it), so the command line covers every setting and cannot drift from the library.
+:func:`settings_from_args` (for the solver's, :func:`config_from_args`) builds the settings
+back from the parsed options.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, Field, fields
-from typing import Any
+from typing import Any, TypeVar
+
+import torch
 
 from gradfit.cli.options import (
+    byte_size,
+    confidence_level,
     learning_rate,
     non_negative_float,
     positive_int,
+    seed,
     unit_fraction,
     unit_interval,
+)
+from gradfit.inference import COV_TYPES
+from gradfit.settings import (
+    DEVICES,
+    DTYPES,
+    CheckpointSettings,
+    ReadSettings,
+    RunSettings,
+    format_size,
 )
 from gradfit.solvers import registry
 from gradfit.solvers.config import MAX_ALPHA, MAX_POWER_T, SCHEDULES, SolverConfig
 
-__all__ = ["add_config_arguments", "config_fields", "config_from_args", "flag_of"]
+__all__ = [
+    "add_config_arguments",
+    "add_settings_arguments",
+    "config_fields",
+    "config_from_args",
+    "flag_of",
+    "settings_from_args",
+]
+
+_Settings = TypeVar("_Settings", SolverConfig, ReadSettings, RunSettings, CheckpointSettings)
+
+# The prefix of each settings class's options in the parsed arguments (``config_lr``).
+_PREFIX: dict[type, str] = {
+    SolverConfig: "config",
+    ReadSettings: "read",
+    RunSettings: "run",
+    CheckpointSettings: "checkpointing",
+}
 
 
 def _learning_rate(text: str) -> float | str:
@@ -107,36 +142,96 @@ _KINDS: dict[str, Callable[[], dict[str, Any]]] = {
     "decay_rate": lambda: {"type": _open_range(0.0, 1.0, high_closed=True)},
     "above_one": lambda: {"type": _above_one},
     "bool": lambda: {"action": argparse.BooleanOptionalAction},
+    "flag": lambda: {"action": "store_true"},
+    "byte_size": lambda: {"type": byte_size},
+    "seed": lambda: {"type": seed},
+    "dtype": lambda: {"choices": tuple(DTYPES)},
+    "device": lambda: {"choices": DEVICES},
+    "cov": lambda: {"choices": COV_TYPES},
+    "level": lambda: {"type": confidence_level},
+    "path": lambda: {},
 }
+
+
+def _written(kind: str, value: Any) -> Any:
+    """A default as the command line writes it (in the help, and as argparse's default)."""
+    if kind == "byte_size" and value is not None:
+        return format_size(value)
+    if kind == "dtype" and isinstance(value, torch.dtype):
+        return str(value).removeprefix("torch.")
+    return value
+
+
+def option_fields(kind: type[Any]) -> tuple[Field[Any], ...]:
+    """The fields of a settings class, each of which has an option."""
+    return tuple(f for f in fields(kind) if "cli" in f.metadata)
 
 
 def config_fields() -> tuple[Field[Any], ...]:
     """The configuration's fields, each of which has an option."""
-    return tuple(fields(SolverConfig))
+    return option_fields(SolverConfig)
 
 
 def flag_of(f: Field[Any]) -> str:
-    """The option of a configuration field: ``--lr``, ``--epochs``, else ``--field-name``."""
+    """The option of a settings field: ``--lr``, ``--epochs``, else ``--field-name``."""
     flag: str | None = f.metadata["cli"]["flag"]
     return flag if flag is not None else "--" + f.name.replace("_", "-")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One option per configuration field, with the field's default."""
-    group = parser.add_argument_group("solver settings")
-    for f in config_fields():
+def add_settings_arguments(
+    parser: argparse.ArgumentParser | Any,
+    kind: type[Any],
+    names: Sequence[str] | None = None,
+) -> None:
+    """One option per field of the settings class ``kind`` (only those in ``names``, when
+    given), with the field's default (or the command line's own, see
+    :func:`gradfit.settings.cli`) shown in its help."""
+    prefix = _PREFIX[kind]
+    for f in option_fields(kind):
+        if names is not None and f.name not in names:
+            continue
         cli = f.metadata["cli"]
         default = f.default if f.default is not MISSING else None
+        if cli["default"] is not None:
+            default = cli["default"]
+        default = _written(cli["kind"], default)
         shown = "none" if default is None else default
-        group.add_argument(
-            flag_of(f),
-            dest=f"config_{f.name}",
-            default=default,
-            help=f"{cli['help']} ({shown})",
-            **_KINDS[cli["kind"]](),
+        help_text: str = cli["help"]
+        if "{default}" in help_text:
+            help_text = help_text.replace("{default}", f"{shown}")
+        elif cli["show_default"]:
+            help_text = f"{help_text} ({shown})"
+        flag, how = flag_of(f), _KINDS[cli["kind"]]()
+        if "type" in how or cli["metavar"]:  # --seed SEED, not the prefixed destination
+            how["metavar"] = cli["metavar"] or flag.removeprefix("--").upper().replace("-", "_")
+        parser.add_argument(
+            flag,
+            dest=f"{prefix}_{f.name}",
+            default=None if cli["unset"] else default,
+            help=help_text.replace("%", "%%"),
+            **how,
         )
+
+
+def settings_from_args(kind: type[_Settings], args: argparse.Namespace) -> _Settings:
+    """The validated settings of the parsed options (a field without an option in this
+    command, or whose option was left out where its default is None, keeps the field's
+    default)."""
+    prefix = _PREFIX[kind]
+    values = {}
+    for f in option_fields(kind):
+        value = getattr(args, f"{prefix}_{f.name}", MISSING)
+        if value is MISSING or (value is None and f.metadata["cli"]["unset"]):
+            continue
+        values[f.name] = value
+    return kind(**values)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per configuration field, with the field's default."""
+    add_settings_arguments(parser.add_argument_group("solver settings"), SolverConfig)
 
 
 def config_from_args(args: argparse.Namespace) -> SolverConfig:
     """The validated configuration of the parsed options."""
-    return SolverConfig(**{f.name: getattr(args, f"config_{f.name}") for f in config_fields()})
+    return settings_from_args(SolverConfig, args)

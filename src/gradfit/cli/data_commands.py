@@ -10,18 +10,12 @@ import math
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-import torch
-
-from gradfit.cli.options import (
-    byte_size,
-    confidence_level,
-    positive_int,
-    seed,
-    timeout_seconds,
-)
+from gradfit.cli.config_options import add_settings_arguments, settings_from_args
+from gradfit.cli.options import confidence_level, timeout_seconds
 from gradfit.cli.render import BytesProgress, Progress, escape, escape_report, fmt, table
 from gradfit.errors import (
     DataError,
@@ -30,9 +24,20 @@ from gradfit.errors import (
     ModelFileError,
     ValidationError,
 )
+from gradfit.settings import (
+    DEFAULT_LEVEL,
+    CheckpointSettings,
+    ReadSettings,
+    RunSettings,
+    as_keywords,
+)
+from gradfit.solvers import registry
+from gradfit.solvers.config import SolverConfig
+from gradfit.streaming import use_streaming
 
 if TYPE_CHECKING:
     from gradfit.fitting import FitReport
+    from gradfit.solvers.collective import Communicator
 
 __all__ = ["add_data_commands"]
 
@@ -55,14 +60,6 @@ def _check_output_dir(path: str, what: str) -> Path:
     if out.is_dir():
         raise DataError(f"{path}: is a directory; give a file name for the {what}")
     return out
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValidationError("--device cuda: no CUDA device is available; use --device cpu")
-    return torch.device(name)
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -99,12 +96,15 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     from gradfit.distributed import from_environment, launched, shutdown
     from gradfit.fitting import inference_problem
     from gradfit.outputs import check_checkpoint_target, check_outputs
-    from gradfit.solvers import registry
 
-    outputs = [("--out", args.out), ("--checkpoint", args.checkpoint), ("--plot", args.plot)]
+    reading = settings_from_args(ReadSettings, args)
+    run = settings_from_args(RunSettings, args)
+    checkpointing = settings_from_args(CheckpointSettings, args)
+    checkpoint, resume = checkpointing.checkpoint, checkpointing.resume
+    outputs = [("--out", args.out), ("--checkpoint", checkpoint), ("--plot", args.plot)]
     check_outputs(outputs, data=args.data, stdout=out)
-    if args.checkpoint:
-        check_checkpoint_target("--checkpoint", args.checkpoint, resume=args.resume)
+    if checkpoint:
+        check_checkpoint_target("--checkpoint", str(checkpoint), resume=resume)
     model_path = _check_output_dir(args.out, "model file")
     plot_path = _check_output_dir(args.plot, "plot") if args.plot else None
     if plot_path is not None and plot_path.suffix.lower() not in _PLOT_SUFFIXES:
@@ -117,65 +117,61 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     if not any(value.strip(" ,") for value in args.target):
         raise ValidationError("give at least one --target column")
     config = config_from_args(args)
-    problem = inference_problem(config, args.cov, asked=True)
+    problem = inference_problem(config, args.run_inference, asked=True)
     if problem is not None:
         raise ValidationError(problem)
-    spec = registry.get(config.solver)
-    device = _device(args.device)
-    dtype = torch.float64 if args.dtype == "float64" else torch.float32
-    if args.resume and not args.checkpoint:
+    run = replace(run, device=run.torch_device())
+    if resume and not checkpoint:
         raise ValidationError("--resume needs --checkpoint PATH (the checkpoint to resume from)")
-    if args.checkpoint:
+    if checkpoint:
         from gradfit.checkpoint import check_solver
 
         check_solver(config.solver)
-        _check_output_dir(args.checkpoint, "checkpoint")
-
-    comm = None
-    if launched():
-        if args.stream is False:
-            raise ValidationError(
-                "several processes stream their shards of the data; leave out --no-stream"
-            )
-        comm = from_environment(device, timeout=args.dist_timeout)
-    if args.resume and (comm is None or comm.rank == 0):
+        _check_output_dir(str(checkpoint), "checkpoint")
+    # Decided once, before a group of processes is formed (several processes, or a checkpoint,
+    # run the streaming engine: it shards and resumes); the library then follows the choice.
+    several = launched()
+    streamed = use_streaming(
+        args.data, config, reading, group=several, checkpoint=checkpoint is not None
+    )
+    reading = replace(reading, stream=streamed)
+    comm = from_environment(run.torch_device(), timeout=args.dist_timeout) if several else None
+    if resume and (comm is None or comm.rank == 0):
         from gradfit.atomic import remove_stale_temporaries
 
         # A run killed outright (kill -9) may have died writing its model: its temporary goes.
         remove_stale_temporaries(model_path)
-    # Several processes, or a checkpoint, run the streaming engine (it shards and resumes).
-    stream_choice = True if comm is not None else args.stream
-    if args.checkpoint and stream_choice is None:
-        stream_choice = True
-    elif args.checkpoint and stream_choice is False:
-        raise ValidationError("--checkpoint runs the streaming engine; leave out --no-stream")
+    plan = _FitPlan(config, reading, run, checkpointing, comm, model_path, plot_path)
     try:
-        return _fit_command(
-            args, out, config, spec, device, dtype, stream_choice, comm, model_path, plot_path
-        )
+        return _fit_command(args, out, plan)
     finally:
         if comm is not None:
             shutdown()
 
 
-def _fit_command(
-    args: argparse.Namespace,
-    out: TextIO,
-    config: Any,
-    spec: Any,
-    device: torch.device,
-    dtype: torch.dtype,
-    stream_choice: bool | None,
-    comm: Any,
-    model_path: Path,
-    plot_path: Path | None,
-) -> int:
+@dataclass(frozen=True)
+class _FitPlan:
+    """What ``gradfit fit`` was asked to do, checked: the settings, the group of processes
+    (None: this one alone) and where the model and the plot go."""
+
+    config: SolverConfig
+    reading: ReadSettings
+    run: RunSettings
+    checkpointing: CheckpointSettings
+    comm: Communicator | None
+    model_path: Path
+    plot_path: Path | None
+
+
+def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
     from gradfit.inference import preload_distributions
     from gradfit.jobs import fit
     from gradfit.persistence import save_model
     from gradfit.solvers.engine import EpochInfo
 
     preload_distributions()  # the report's p-values need SciPy: imported while the data are read
+    config, comm, model_path, plot_path = plan.config, plan.comm, plan.model_path, plan.plot_path
+    spec = registry.get(config.solver)
     main_rank = comm is None or comm.rank == 0
     show = main_rank and not args.quiet and not args.json and sys.stderr.isatty()
     notes: list[str] = []
@@ -194,22 +190,11 @@ def _fit_command(
                 args.target,
                 args.features,
                 config,
-                seed=args.seed,
-                dtype=dtype,
-                device=device,
-                stream=stream_choice,
-                memory_limit=args.memory_limit,
-                batch_rows=args.batch_rows,
-                shuffle_buffer=args.shuffle_buffer,
+                **as_keywords(plan.reading, plan.run, plan.checkpointing),
                 callback=on_epoch,
                 progress=reading,
-                inference=args.cov or "nonrobust",
-                level=args.level or 0.95,
                 sample_rows=_PLOT_SAMPLE if plot_path is not None and main_rank else 0,
                 comm=comm,
-                checkpoint=args.checkpoint,
-                checkpoint_every=args.checkpoint_every,
-                resume=args.resume,
                 notes=notes,
             )
         except DivergenceError as exc:
@@ -238,7 +223,7 @@ def _fit_command(
                 file=sys.stderr,
             )
         _emit_warnings(caught)
-        if report.inference_note is not None and args.cov is not None:
+        if report.inference_note is not None and args.run_inference is not None:
             print(f"gradfit: note: {escape(report.inference_note)}", file=sys.stderr)
         if not result.converged and spec.iterative and result.n_iter >= config.max_epochs:
             tol = "none" if config.tol is None else f"{config.tol:g}"
@@ -270,7 +255,7 @@ def _fit_command(
         "inference": None
         if report.inference is None
         else {
-            **report.inference.as_dict(args.level or 0.95),
+            **report.inference.as_dict(plan.run.level),
             "covariance": dict(zip(names, report.inference.covariance.tolist(), strict=True)),
         },
     }
@@ -291,8 +276,9 @@ def _fit_command(
     if report.inference is not None:
         names = (*report.model.feature_names, *report.model.target_names)
         print(f"\n{escape_report(report.inference.summary(), names)}\n", file=out)
-        if args.level is not None:  # R's confint(fit, level = ...)
-            print(f"{escape_report(report.inference.confint_text(args.level), names)}\n", file=out)
+        if args.run_level is not None:  # R's confint(fit, level = ...)
+            confint = report.inference.confint_text(plan.run.level)
+            print(f"{escape_report(confint, names)}\n", file=out)
     written = f"model written to {model_path}" + (f", plot to {plot_path}" if plot_path else "")
     print(escape(written), file=out)
     return EXIT_OK
@@ -361,6 +347,7 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     # Before any reading: a model without interval data is refused at once.
     predictor = model.interval_predictor() if args.interval else None
     out_path = _check_output_dir(args.out, "predictions") if args.out else None
+    settings = settings_from_args(ReadSettings, args)
     reading = BytesProgress(out_path is not None and sys.stderr.isatty(), "predict")
     try:
         batches = predict_batches(
@@ -369,9 +356,9 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
             keep=args.keep or [],
             interval=args.interval,
             level=args.level,
-            stream=args.stream,
-            memory_limit=args.memory_limit,
-            batch_rows=args.batch_rows,
+            stream=settings.stream,
+            memory_limit=settings.memory_limit,
+            batch_rows=settings.batch_rows,
             progress=reading,
             predictor=predictor,
         )
@@ -403,14 +390,15 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
 
     check_outputs([], data=args.data, reads=[("the model file", args.model)], stdout=out)
     model = load_model(args.model)
+    settings = settings_from_args(ReadSettings, args)
     reading = BytesProgress(not args.json and sys.stderr.isatty(), "evaluate")
     try:
         report = evaluate(
             model,
             args.data,
-            stream=args.stream,
-            memory_limit=args.memory_limit,
-            batch_rows=args.batch_rows,
+            stream=settings.stream,
+            memory_limit=settings.memory_limit,
+            batch_rows=settings.batch_rows,
             progress=reading,
         )
     finally:
@@ -524,36 +512,12 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _add_reading_options(parser: argparse.ArgumentParser) -> None:
-    from gradfit.streaming import DEFAULT_BATCH_ROWS, DEFAULT_MEMORY_LIMIT
-
-    parser.add_argument(
-        "--stream",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="read the data in batches (files larger than memory) or whole; default: stream a "
-        "directory, a glob, or a file that would need more than --memory-limit in memory",
-    )
-    parser.add_argument(
-        "--memory-limit",
-        type=byte_size,
-        default=DEFAULT_MEMORY_LIMIT,
-        help="largest estimated in-memory size of a file read whole, and of a fit's d x d "
-        "statistics (256M)",
-    )
-    parser.add_argument(
-        "--batch-rows",
-        type=positive_int,
-        default=DEFAULT_BATCH_ROWS,
-        help=f"rows per batch when streaming ({DEFAULT_BATCH_ROWS})",
-    )
+    add_settings_arguments(parser, ReadSettings, ("stream", "memory_limit", "batch_rows"))
 
 
 def add_data_commands(sub: Any) -> None:
     from gradfit.cli.config_options import add_config_arguments
     from gradfit.distributed import DEFAULT_TIMEOUT
-    from gradfit.streaming import (
-        DEFAULT_SHUFFLE_BUFFER,
-    )
 
     fit = sub.add_parser("fit", help="train a model on a data file (CSV, TSV, .gz, Parquet)")
     fit.add_argument(
@@ -575,38 +539,11 @@ def add_data_commands(sub: Any) -> None:
         "column); a value that names a column is taken literally, commas included",
     )
     add_config_arguments(fit)
-    fit.add_argument("--seed", type=seed, default=0, help="random seed, 0 to 2**63 - 1 (0)")
-    fit.add_argument("--dtype", choices=("float32", "float64"), default="float64")
-    fit.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_settings_arguments(fit, RunSettings, ("seed", "dtype", "device"))
     fit.add_argument("--out", required=True, help="model file to write (.safetensors)")
     fit.add_argument("--plot", help="write the loss curve and predicted-vs-actual to a PNG")
-    _add_reading_options(fit)
-    fit.add_argument(
-        "--shuffle-buffer",
-        type=positive_int,
-        default=DEFAULT_SHUFFLE_BUFFER,
-        help=f"rows of sgd's shuffle buffer when streaming ({DEFAULT_SHUFFLE_BUFFER})",
-    )
-    fit.add_argument(
-        "--checkpoint",
-        metavar="PATH",
-        help="save the whole training state to PATH (atomically) every --checkpoint-every "
-        "epochs and at the end (gd, sgd; the data are streamed); an existing file is "
-        "replaced unless --resume",
-    )
-    fit.add_argument(
-        "--checkpoint-every",
-        type=positive_int,
-        default=1,
-        metavar="N",
-        help="epochs between checkpoints (1)",
-    )
-    fit.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue from --checkpoint when it exists (the same data and settings), to "
-        "bitwise the model of an uninterrupted run; start afresh when it does not",
-    )
+    add_settings_arguments(fit, ReadSettings)
+    add_settings_arguments(fit, CheckpointSettings)
     fit.add_argument(
         "--dist-timeout",
         type=timeout_seconds,
@@ -615,21 +552,7 @@ def add_data_commands(sub: Any) -> None:
         help="under torchrun: how long a process waits for the others before giving up "
         f"({DEFAULT_TIMEOUT:g})",
     )
-    fit.add_argument(
-        "--cov",
-        choices=("nonrobust", "HC0", "HC1", "HC2", "HC3"),
-        default=None,
-        help="covariance of the coefficient table and of intervals: classical (nonrobust, the "
-        "default) or White/MacKinnon heteroskedasticity-consistent (HC0-HC3; when streaming, "
-        "one more pass over the data); unpenalized fits only",
-    )
-    fit.add_argument(
-        "--level",
-        type=confidence_level,
-        default=None,
-        help="coverage of the coefficients' confidence intervals, between 0 and 1: the "
-        "bounds in --json (0.95) and, when given, R's confint() table after the summary",
-    )
+    add_settings_arguments(fit, RunSettings, ("inference", "level"))
     fit.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
     fit.add_argument("--json", action="store_true", help="print the summary as JSON")
     fit.set_defaults(handler=_cmd_fit)
@@ -656,8 +579,8 @@ def add_data_commands(sub: Any) -> None:
     pred.add_argument(
         "--level",
         type=confidence_level,
-        default=0.95,
-        help="coverage of --interval, between 0 and 1 (0.95)",
+        default=DEFAULT_LEVEL,
+        help=f"coverage of --interval, between 0 and 1 ({DEFAULT_LEVEL})",
     )
     _add_reading_options(pred)
     pred.set_defaults(handler=_cmd_predict)

@@ -71,6 +71,7 @@ from gradfit.data.tables import (
     to_table,
 )
 from gradfit.errors import DataError, ValidationError
+from gradfit.settings import DEFAULT_BATCH_ROWS
 
 __all__ = ["Batch", "BatchStream", "Unit", "expand_source", "open_stream"]
 
@@ -675,7 +676,7 @@ def expand_source(source: str | Path | Sequence[str | Path]) -> tuple[list[Path]
 
 
 def open_stream(
-    source: str | Path | Sequence[str | Path], *, batch_rows: int = 1 << 16
+    source: str | Path | Sequence[str | Path], *, batch_rows: int = DEFAULT_BATCH_ROWS
 ) -> BatchStream:
     """Open a file, a list of files, a directory or a glob for reading in batches of about
     ``batch_rows`` rows (see the module doc). The schema of every file is checked here.

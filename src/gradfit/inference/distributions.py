@@ -12,9 +12,7 @@ import contextlib
 import threading
 from typing import Any
 
-import numpy as np
-
-from gradfit.errors import ValidationError
+from gradfit.settings import check_level  # the check of RunSettings.level, re-exported
 
 __all__ = ["check_level", "preload_distributions", "special", "t_quantile"]
 
@@ -39,16 +37,6 @@ def preload_distributions() -> threading.Thread:
     thread = threading.Thread(target=load, name="gradfit-preload-scipy")
     thread.start()
     return thread
-
-
-def check_level(level: Any) -> float:
-    """``level`` as a float strictly between 0 and 1, or a :class:`ValidationError`."""
-    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)):
-        raise ValidationError(f"level must be a number strictly between 0 and 1, got {level!r}")
-    value = float(level)
-    if not 0.0 < value < 1.0:
-        raise ValidationError(f"level must be strictly between 0 and 1 (e.g. 0.95), got {level!r}")
-    return value
 
 
 def t_quantile(level: float, df: int) -> float:

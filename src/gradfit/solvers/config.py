@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gradfit.errors import ValidationError
+from gradfit.settings import MAX_COUNT
+from gradfit.settings import check_integer as _integer
+from gradfit.settings import check_number as _number
+from gradfit.settings import cli as _cli
 from gradfit.solvers import registry
 from gradfit.solvers.registry import Capability
 
@@ -41,19 +45,10 @@ MAX_ALPHA = 1e30
 # The largest learning rate: float32 tensors (the tutorial's, --dtype float32) cannot hold a
 # step above ~3.4e38 (torch refuses the conversion); no data scaled to be fitted needs one.
 MAX_LEARNING_RATE = 1e38
-# The largest count (epochs, batch size, ...): torch, NumPy and Python's slicing hold counts as
-# signed 64-bit integers.
-MAX_COUNT = 2**63 - 1
 # The largest invscaling exponent: lr / (1 + epoch) ** power_t overflows a float (an error in
 # Python) within the first thousand epochs above ~100, and the step is ~0 after a few epochs
 # long before that.
 MAX_POWER_T = 10.0
-
-
-def _cli(help: str, kind: str, flag: str | None = None) -> dict[str, Any]:
-    """Field metadata: the command-line flag (default ``--field-name``), the kind of value it
-    parses (see :mod:`gradfit.cli.config_options`) and its help text."""
-    return {"cli": {"flag": flag, "kind": kind, "help": help}}
 
 
 @dataclass(frozen=True)
@@ -223,39 +218,3 @@ class SolverConfig:
         if unknown:
             raise ValidationError(f"unknown solver settings: {', '.join(unknown)}")
         return cls(**values)
-
-
-def _number(
-    value: object,
-    name: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(float(value))
-    ):
-        raise ValidationError(f"{name} must be a finite number, got {value!r}")
-    value = float(value)
-    bad_low = low is not None and (value <= low if low_open else value < low)
-    bad_high = high is not None and (value >= high if high_open else value > high)
-    if bad_low or bad_high:
-        lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
-        hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
-        raise ValidationError(
-            f"{name} must be {' and '.join(p for p in (lo, hi) if p)}, got {value!r}"
-        )
-
-
-def _integer(value: object, name: str) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or not 1 <= int(value) <= MAX_COUNT
-    ):
-        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}..."
-        raise ValidationError(f"{name} must be a positive integer up to 2**63 - 1, got {shown}")

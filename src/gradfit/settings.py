@@ -1,0 +1,383 @@
+"""Settings with a home: how a source is read, how a fit runs, and where it checkpoints.
+
+Three frozen dataclasses, validated on construction, each default written once (the constants
+below):
+
+* :class:`ReadSettings`: whether to stream, the memory limit, rows per batch, sgd's shuffle
+  buffer;
+* :class:`RunSettings`: seed, dtype, device, the covariance of the coefficient table and its
+  level;
+* :class:`CheckpointSettings`: the checkpoint file, how often, whether to resume.
+
+As in :class:`~gradfit.solvers.config.SolverConfig`, each field carries in its ``metadata``
+(:func:`cli`) the command-line flag that sets it, the kind of value it parses and its help
+text; the command line generates its options from them (:mod:`gradfit.cli.config_options`),
+with the default shown from the field, so that the two cannot drift apart.
+
+Whether a source is streamed is decided from these by one function,
+:func:`gradfit.streaming.use_streaming`; ``"auto"`` and ``"cuda"`` are resolved to a device by
+one function, :func:`resolve_device`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import numpy as np
+import torch
+
+from gradfit.errors import ValidationError
+
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "DEFAULT_CHECKPOINT_EVERY",
+    "DEFAULT_DEVICE",
+    "DEFAULT_INFERENCE",
+    "DEFAULT_LEVEL",
+    "DEFAULT_MEMORY_LIMIT",
+    "DEFAULT_SEED",
+    "DEFAULT_SHUFFLE_BUFFER",
+    "DEVICES",
+    "DTYPES",
+    "MAX_COUNT",
+    "CheckpointSettings",
+    "ReadSettings",
+    "RunSettings",
+    "as_keywords",
+    "check_integer",
+    "check_level",
+    "check_number",
+    "cli",
+    "format_size",
+    "refuse_unknown",
+    "resolve_device",
+    "settings_from_options",
+]
+
+# The largest count (epochs, batch size, rows, a seed): torch, NumPy and Python's slicing hold
+# counts as signed 64-bit integers.
+MAX_COUNT = 2**63 - 1
+
+DEFAULT_MEMORY_LIMIT = 256 * 2**20  # bytes: a file read whole, a fit's d x d statistics
+DEFAULT_BATCH_ROWS = 1 << 16
+DEFAULT_SHUFFLE_BUFFER = 100_000
+DEFAULT_SEED = 0
+DEFAULT_DEVICE = "cpu"  # the library's; the command line's is "auto" (see RunSettings.device)
+DEFAULT_INFERENCE = "nonrobust"
+DEFAULT_LEVEL = 0.95
+DEFAULT_CHECKPOINT_EVERY = 1
+
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
+DEVICES = ("auto", "cpu", "cuda")  # the command line's choices; the library takes any device
+
+
+def cli(
+    help: str,
+    kind: str,
+    flag: str | None = None,
+    *,
+    default: Any = None,
+    unset: bool = False,
+    show_default: bool = True,
+    metavar: str | None = None,
+) -> dict[str, Any]:
+    """Field metadata: the command-line flag (default ``--field-name``), the kind of value it
+    parses (see :mod:`gradfit.cli.config_options`) and its help text, in which ``{default}``
+    stands for the default (else it is appended in parentheses, unless ``show_default`` is
+    False). ``default``: the command line's default where it differs from the field's (None:
+    the field's). ``unset``: the option's default is None, so that the command can tell
+    whether it was given; the settings then take the field's default."""
+    return {
+        "cli": {
+            "flag": flag,
+            "kind": kind,
+            "help": help,
+            "default": default,
+            "unset": unset,
+            "show_default": show_default,
+            "metavar": metavar,
+        }
+    }
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_number(
+    value: object,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """A ValidationError unless ``value`` is a finite real number in the range given."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(float(value))
+    ):
+        raise ValidationError(f"{name} must be a finite number, got {value!r}")
+    value = float(value)
+    bad_low = low is not None and (value <= low if low_open else value < low)
+    bad_high = high is not None and (value >= high if high_open else value > high)
+    if bad_low or bad_high:
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
+        raise ValidationError(
+            f"{name} must be {' and '.join(p for p in (lo, hi) if p)}, got {value!r}"
+        )
+
+
+def check_integer(value: object, name: str) -> None:
+    """A ValidationError unless ``value`` is an integer from 1 to :data:`MAX_COUNT`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not 1 <= int(value) <= MAX_COUNT
+    ):
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}..."
+        raise ValidationError(f"{name} must be a positive integer up to 2**63 - 1, got {shown}")
+
+
+def check_level(level: Any) -> float:
+    """``level`` as a float strictly between 0 and 1, or a :class:`ValidationError`."""
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)):
+        raise ValidationError(f"level must be a number strictly between 0 and 1, got {level!r}")
+    value = float(level)
+    if not 0.0 < value < 1.0:
+        raise ValidationError(f"level must be strictly between 0 and 1 (e.g. 0.95), got {level!r}")
+    return value
+
+
+def format_size(n: int) -> str:
+    """Bytes as the command line writes them: ``256M``, ``2G``, ``1536K``, ``1000``."""
+    for suffix, unit in (("T", 2**40), ("G", 2**30), ("M", 2**20), ("K", 2**10)):
+        if n >= unit and n % unit == 0:
+            return f"{n // unit}{suffix}"
+    return str(n)
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class ReadSettings:
+    """How a data source is read: whole, or streamed in batches (see
+    :func:`gradfit.streaming.use_streaming`, which decides)."""
+
+    stream: bool | None = field(
+        default=None,
+        metadata=cli(
+            "read the data in batches (files larger than memory) or whole; default: stream a "
+            "directory, a glob, or a file that would need more than --memory-limit in memory",
+            "bool",
+            show_default=False,
+        ),
+    )
+    memory_limit: int | None = field(
+        default=DEFAULT_MEMORY_LIMIT,
+        metadata=cli(
+            "largest estimated in-memory size of a file read whole, and of a fit's d x d "
+            "statistics",
+            "byte_size",
+        ),
+    )
+    batch_rows: int = field(
+        default=DEFAULT_BATCH_ROWS,
+        metadata=cli("rows per batch when streaming", "positive_int"),
+    )
+    shuffle_buffer: int = field(
+        default=DEFAULT_SHUFFLE_BUFFER,
+        metadata=cli("rows of sgd's shuffle buffer when streaming", "positive_int"),
+    )
+
+    def __post_init__(self) -> None:
+        if self.stream is not None and not isinstance(self.stream, bool):
+            raise ValidationError(
+                f"stream must be True, False or None (decided from the source), got {self.stream!r}"
+            )
+        limit = self.memory_limit
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 0
+        ):
+            raise ValidationError(
+                f"memory_limit must be a number of bytes >= 0 (None: no limit), got {limit!r}"
+            )
+        check_integer(self.batch_rows, "batch_rows")
+        check_integer(self.shuffle_buffer, "shuffle_buffer")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a fit runs: its seed, the dtype and device of the data, and the coefficient table
+    (:func:`gradfit.inference.ols`) with the coverage of its intervals."""
+
+    seed: int | None = field(
+        default=DEFAULT_SEED,
+        metadata=cli("random seed, 0 to 2**63 - 1", "seed"),
+    )
+    dtype: torch.dtype | str = field(
+        default=torch.float64,
+        metadata=cli("precision of the data in training", "dtype"),
+    )
+    device: torch.device | str = field(
+        default=DEFAULT_DEVICE,
+        metadata=cli(
+            "where to train: auto (cuda when available), cpu or cuda", "device", default="auto"
+        ),
+    )
+    inference: str | None = field(
+        default=DEFAULT_INFERENCE,
+        metadata=cli(
+            "covariance of the coefficient table and of intervals: classical (nonrobust, the "
+            "default) or White/MacKinnon heteroskedasticity-consistent (HC0-HC3; when "
+            "streaming, one more pass over the data); unpenalized fits only",
+            "cov",
+            flag="--cov",
+            unset=True,
+            show_default=False,
+        ),
+    )
+    level: float = field(
+        default=DEFAULT_LEVEL,
+        metadata=cli(
+            "coverage of the coefficients' confidence intervals, between 0 and 1: the bounds "
+            "in --json ({default}) and, when given, R's confint() table after the summary",
+            "level",
+            unset=True,
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        seed = self.seed
+        if seed is not None and (
+            isinstance(seed, bool)
+            or not isinstance(seed, numbers.Integral)
+            or not 0 <= int(seed) <= MAX_COUNT
+        ):
+            raise ValidationError(
+                f"seed must be an integer from 0 to 2**63 - 1, or None (fresh entropy), "
+                f"got {seed!r}"
+            )
+        dtype = self.dtype
+        if isinstance(dtype, str) and dtype in DTYPES:
+            object.__setattr__(self, "dtype", DTYPES[dtype])
+        elif dtype not in DTYPES.values():
+            raise ValidationError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        if not isinstance(self.device, (str, torch.device)):
+            raise ValidationError(
+                f"device must be 'auto', 'cpu', 'cuda' or a torch.device, got {self.device!r}"
+            )
+        if self.inference is not None and not isinstance(self.inference, str):
+            raise ValidationError(
+                f"inference must be a covariance type such as 'nonrobust', or None, "
+                f"got {self.inference!r}"
+            )
+        check_level(self.level)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        """The dtype (a string given is converted on construction)."""
+        return cast(torch.dtype, self.dtype)
+
+    def torch_device(self) -> torch.device:
+        """The device to train on (:func:`resolve_device`)."""
+        return resolve_device(self.device)
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """Where a streamed fit saves its training state (:mod:`gradfit.checkpoint`): the file
+    (None: no checkpoint), every how many epochs, and whether to resume from it."""
+
+    checkpoint: str | Path | None = field(
+        default=None,
+        metadata=cli(
+            "save the whole training state to PATH (atomically) every --checkpoint-every "
+            "epochs and at the end (gd, sgd; the data are streamed); an existing file is "
+            "replaced unless --resume",
+            "path",
+            show_default=False,
+            metavar="PATH",
+        ),
+    )
+    checkpoint_every: int = field(
+        default=DEFAULT_CHECKPOINT_EVERY,
+        metadata=cli("epochs between checkpoints", "positive_int", metavar="N"),
+    )
+    resume: bool = field(
+        default=False,
+        metadata=cli(
+            "continue from --checkpoint when it exists (the same data and settings), to "
+            "bitwise the model of an uninterrupted run; start afresh when it does not",
+            "flag",
+            show_default=False,
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        if self.checkpoint is not None and not isinstance(self.checkpoint, (str, Path)):
+            raise ValidationError(
+                f"checkpoint must be a path or None, got {type(self.checkpoint).__name__}"
+            )
+        check_integer(self.checkpoint_every, "checkpoint_every")
+        if not isinstance(self.resume, bool):
+            raise ValidationError(f"resume must be True or False, got {self.resume!r}")
+
+
+_Settings = TypeVar("_Settings", ReadSettings, RunSettings, CheckpointSettings)
+
+
+def settings_from_options(
+    kind: type[_Settings], given: _Settings | None, options: dict[str, Any]
+) -> _Settings:
+    """``given`` (default: ``kind()``) with the fields named in ``options`` replaced; the
+    names taken are removed from ``options``, so that what is left over can be refused. The
+    keyword arguments of the functions that kept their old signatures (``seed=``,
+    ``batch_rows=``, ...) become settings objects here."""
+    names = {f.name for f in fields(kind)}
+    taken = {name: options.pop(name) for name in list(options) if name in names}
+    base = given if given is not None else kind()
+    return replace(base, **taken) if taken else base
+
+
+def as_keywords(*settings: ReadSettings | RunSettings | CheckpointSettings) -> dict[str, Any]:
+    """The fields of settings objects as keyword arguments, by name: those of
+    :func:`gradfit.fit` (whose keywords are these fields)."""
+    return {f.name: getattr(s, f.name) for s in settings for f in fields(s)}
+
+
+def refuse_unknown(function: str, options: dict[str, Any]) -> None:
+    """The TypeError of Python for keyword arguments ``function`` does not take."""
+    if options:
+        raise TypeError(f"{function}() got an unexpected keyword argument {next(iter(options))!r}")
+
+
+# ----------------------------------------------------------------------------- device
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """The device to train on: ``"auto"`` is CUDA when a CUDA device is available, else the
+    CPU; any other name or :class:`torch.device` is itself, and a CUDA device where there is
+    none is one :class:`ValidationError` saying what to use instead."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValidationError(
+            f"device must be 'auto', 'cpu', 'cuda' or a torch device such as 'cuda:0', "
+            f"got {device!r}"
+        ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValidationError(
+            f"device {str(device)!r}: no CUDA device is available; use cpu or auto "
+            "(--device cpu, or device='cpu' in Python)"
+        )
+    return resolved
