@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from gradfit.data import Table, column_names, left_out_columns, read_table, select
+from gradfit.datasets import BUILTIN_DATASETS, load_dataset
 from gradfit.errors import DataError, RankDeficiencyWarning, ValidationError
 from gradfit.fit_report import (
     FitReport,
@@ -130,16 +132,12 @@ def fit_data(
     DivergenceError
         training diverged; nothing is returned (there is nothing worth saving).
     """
-    from gradfit.data import left_out_columns, select
-
     config = config if config is not None else SolverConfig()
     problem = inference_problem(config, inference)
     if problem is not None:
         raise ValidationError(problem)
     statistics = not (registry.get(config.solver).exact and config.alpha == 0)
     if statistics and memory_limit is not None and not _builtin(source):
-        from gradfit.data import column_names
-
         # From the header, before the rows are parsed (100,000 columns: 20 s of parsing).
         header = column_names(source)
         if features is None:
@@ -279,9 +277,6 @@ def inference_problem(
 
 def read_source(source: str, text_columns: Sequence[str] = ()) -> Any:
     """The :class:`gradfit.data.Table` of a file, or of a built-in data set by name."""
-    from gradfit.data import Table, read_table
-    from gradfit.datasets import load_dataset
-
     if _builtin(source):
         data = load_dataset(source)
         columns = {
@@ -294,8 +289,6 @@ def read_source(source: str, text_columns: Sequence[str] = ()) -> Any:
 
 def _builtin(source: str) -> bool:
     """Whether ``source`` names a built-in data set (and no file of that name exists)."""
-    from gradfit.datasets import BUILTIN_DATASETS
-
     return source in BUILTIN_DATASETS and not Path(source).exists()
 
 

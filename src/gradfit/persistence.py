@@ -52,9 +52,10 @@ import numpy as np
 import torch
 from safetensors.torch import load as safetensors_load
 
+from gradfit._version import __version__
 from gradfit.atomic import atomic_write
 from gradfit.errors import ModelFileError, ValidationError
-from gradfit.inference import Estimability
+from gradfit.inference import Estimability, OLSPredictor
 from gradfit.model import LinearModel, predict
 from gradfit.tensorfile import (
     DOCUMENT_KEY,
@@ -163,8 +164,6 @@ class SavedModel:
             The model holds no inference: a penalized fit, a gradient-descent fit that did not
             reach the least-squares optimum, or a file from before format version 2.
         """
-        from gradfit.inference import OLSPredictor
-
         if self.inference is None:
             alpha = self.hyperparameters.get("alpha")
             if isinstance(alpha, (int, float)) and alpha > 0:
@@ -267,12 +266,11 @@ def save_model(path: str | Path, model: SavedModel) -> SavedModel:
     """
     if not isinstance(model, SavedModel):
         raise ValidationError(f"model must be a SavedModel, got {type(model).__name__}")
-    import gradfit  # at call time: gradfit/__init__ may import this module
 
     written = dataclasses.replace(
         model,
         versions={
-            "gradfit": str(gradfit.__version__),
+            "gradfit": __version__,
             "torch": str(torch.__version__),
             "python": platform.python_version(),
         },

@@ -46,12 +46,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from gradfit.checkpoint import Checkpoint, data_fingerprint
+from gradfit.data import Batch, BatchStream, open_stream
+from gradfit.datasets import BUILTIN_DATASETS
 from gradfit.errors import DataError, ValidationError
 from gradfit.fit_report import FitReport, build_fit_report
 from gradfit.fitting import (
@@ -66,15 +69,12 @@ from gradfit.metrics import RegressionMetrics
 from gradfit.model import predict
 from gradfit.persistence import SavedModel
 from gradfit.solvers import registry
+from gradfit.solvers.collective import LOCAL, Communicator, guarded, merge_stats
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.rows import holdout_mask, holdout_seed
 from gradfit.solvers.stats import SufficientStats
-
-if TYPE_CHECKING:
-    from gradfit.data import Batch, BatchStream
-    from gradfit.solvers.collective import Communicator
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -371,10 +371,6 @@ def fit_stream(
         optimum come from the statistics (no extra pass); MAE, which needs one, is left out
         (``gradfit evaluate`` gives it).
     """
-    from gradfit.checkpoint import Checkpoint, data_fingerprint
-    from gradfit.data import open_stream
-    from gradfit.solvers.collective import LOCAL, guarded, merge_stats
-
     config = config if config is not None else SolverConfig()
     group = comm if comm is not None else LOCAL
     problem = inference_problem(config, inference, processes=group.world)
@@ -668,8 +664,6 @@ def use_streaming(
     than it; smaller files take the in-memory path. A solver that cannot stream (the tutorial
     loops), or early stopping, on such a source is refused with what to do instead (``config``
     None: predict and evaluate, which always can)."""
-    from gradfit.datasets import BUILTIN_DATASETS
-
     path = Path(source)
     builtin = source in BUILTIN_DATASETS and not path.exists()
     several = path.is_dir() or (not path.exists() and any(c in source for c in "*?["))

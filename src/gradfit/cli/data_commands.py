@@ -11,10 +11,13 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import torch
 
+from gradfit.atomic import atomic_write, remove_stale_temporaries, temporary_path
+from gradfit.checkpoint import check_solver
+from gradfit.cli.config_options import add_config_arguments, config_from_args
 from gradfit.cli.options import (
     byte_size,
     confidence_level,
@@ -23,6 +26,8 @@ from gradfit.cli.options import (
     timeout_seconds,
 )
 from gradfit.cli.render import BytesProgress, Progress, escape, escape_report, fmt, table
+from gradfit.data import table_to_csv_text, write_table_batches
+from gradfit.distributed import DEFAULT_TIMEOUT, from_environment, launched, shutdown
 from gradfit.errors import (
     DataError,
     DivergenceError,
@@ -30,9 +35,15 @@ from gradfit.errors import (
     ModelFileError,
     ValidationError,
 )
-
-if TYPE_CHECKING:
-    from gradfit.fitting import FitReport
+from gradfit.fitting import FitReport, inference_problem
+from gradfit.inference import preload_distributions
+from gradfit.jobs import evaluate, fit, predict_batches
+from gradfit.outputs import check_checkpoint_target, check_outputs
+from gradfit.persistence import load_model, save_model
+from gradfit.report import plot_training
+from gradfit.solvers import registry
+from gradfit.solvers.engine import EpochInfo
+from gradfit.streaming import DEFAULT_BATCH_ROWS, DEFAULT_MEMORY_LIMIT, DEFAULT_SHUFFLE_BUFFER
 
 __all__ = ["add_data_commands"]
 
@@ -95,12 +106,6 @@ def _emit_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 
 def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
-    from gradfit.cli.config_options import config_from_args
-    from gradfit.distributed import from_environment, launched, shutdown
-    from gradfit.fitting import inference_problem
-    from gradfit.outputs import check_checkpoint_target, check_outputs
-    from gradfit.solvers import registry
-
     outputs = [("--out", args.out), ("--checkpoint", args.checkpoint), ("--plot", args.plot)]
     check_outputs(outputs, data=args.data, stdout=out)
     if args.checkpoint:
@@ -126,8 +131,6 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     if args.resume and not args.checkpoint:
         raise ValidationError("--resume needs --checkpoint PATH (the checkpoint to resume from)")
     if args.checkpoint:
-        from gradfit.checkpoint import check_solver
-
         check_solver(config.solver)
         _check_output_dir(args.checkpoint, "checkpoint")
 
@@ -139,8 +142,6 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
             )
         comm = from_environment(device, timeout=args.dist_timeout)
     if args.resume and (comm is None or comm.rank == 0):
-        from gradfit.atomic import remove_stale_temporaries
-
         # A run killed outright (kill -9) may have died writing its model: its temporary goes.
         remove_stale_temporaries(model_path)
     # Several processes, or a checkpoint, run the streaming engine (it shards and resumes).
@@ -170,11 +171,6 @@ def _fit_command(
     model_path: Path,
     plot_path: Path | None,
 ) -> int:
-    from gradfit.inference import preload_distributions
-    from gradfit.jobs import fit
-    from gradfit.persistence import save_model
-    from gradfit.solvers.engine import EpochInfo
-
     preload_distributions()  # the report's p-values need SciPy: imported while the data are read
     main_rank = comm is None or comm.rank == 0
     show = main_rank and not args.quiet and not args.json and sys.stderr.isatty()
@@ -301,10 +297,6 @@ def _fit_command(
 def _save_with_plot(model_path: Path, report: FitReport, plot_path: Path, data: str) -> None:
     """All or nothing: the model is staged beside its destination and moved there only once the
     plot is written, so a failed plot leaves neither a new model nor a clobbered old one."""
-    from gradfit.atomic import atomic_write, temporary_path
-    from gradfit.persistence import save_model
-    from gradfit.report import plot_training
-
     staged = temporary_path(model_path)
     try:
         try:
@@ -350,11 +342,6 @@ def _warnings_to_stderr(command: Callable[..., int]) -> Callable[..., int]:
 def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     """Predictions batch by batch (one batch for a file read whole): to a file atomically (it
     appears whole, or not at all), or as CSV to standard output."""
-    from gradfit.data import table_to_csv_text, write_table_batches
-    from gradfit.jobs import predict_batches
-    from gradfit.outputs import check_outputs
-    from gradfit.persistence import load_model
-
     reads = [("the model file", args.model)]
     check_outputs([("--out", args.out)], data=args.data, reads=reads, stdout=out)
     model = load_model(args.model)
@@ -397,10 +384,6 @@ def _csv_for(out: TextIO, text: str) -> str:
 
 
 def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
-    from gradfit.jobs import evaluate
-    from gradfit.outputs import check_outputs
-    from gradfit.persistence import load_model
-
     check_outputs([], data=args.data, reads=[("the model file", args.model)], stdout=out)
     model = load_model(args.model)
     reading = BytesProgress(not args.json and sys.stderr.isatty(), "evaluate")
@@ -435,9 +418,6 @@ def _render_metrics(
 
 
 def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
-    from gradfit.outputs import check_outputs
-    from gradfit.persistence import load_model
-
     check_outputs([], reads=[("the model file", args.model)], stdout=out)
     model = load_model(args.model)
     info = {
@@ -524,8 +504,6 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _add_reading_options(parser: argparse.ArgumentParser) -> None:
-    from gradfit.streaming import DEFAULT_BATCH_ROWS, DEFAULT_MEMORY_LIMIT
-
     parser.add_argument(
         "--stream",
         action=argparse.BooleanOptionalAction,
@@ -549,12 +527,6 @@ def _add_reading_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_data_commands(sub: Any) -> None:
-    from gradfit.cli.config_options import add_config_arguments
-    from gradfit.distributed import DEFAULT_TIMEOUT
-    from gradfit.streaming import (
-        DEFAULT_SHUFFLE_BUFFER,
-    )
-
     fit = sub.add_parser("fit", help="train a model on a data file (CSV, TSV, .gz, Parquet)")
     fit.add_argument(
         "data",
