@@ -56,15 +56,17 @@ from gradfit._version import __version__
 from gradfit.atomic import atomic_write
 from gradfit.errors import ModelFileError, ValidationError
 from gradfit.inference import Estimability, OLSPredictor
-from gradfit.model import LinearModel, predict
+from gradfit.model import LinearMap, LinearModel
 from gradfit.tensorfile import (
     DOCUMENT_KEY,
     TensorFile,
-    number_out_of_range,
+    check_in_range,
+    check_version,
     parse_json,
     read_tensor_file,
     seal,
 )
+from gradfit.tensorfile import shown as _shown
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "SavedModel", "load_model", "save_model"]
 
@@ -77,7 +79,7 @@ _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
 @dataclass(frozen=True, eq=False)
-class SavedModel:
+class SavedModel(LinearMap):
     """A trained model with everything needed to use and describe it.
 
     Attributes
@@ -142,18 +144,6 @@ class SavedModel:
         """Whether the file format carries a checksum (verified on loading): False for files
         written by a gradfit before format version 3, whose contents cannot be verified."""
         return self.format_version >= CHECKSUM_SINCE
-
-    @property
-    def n_features(self) -> int:
-        return int(self.weight.shape[1])
-
-    @property
-    def n_targets(self) -> int:
-        return int(self.weight.shape[0])
-
-    def predict(self, X: torch.Tensor) -> torch.Tensor:
-        """(n, d) -> (n, k): ``X @ weight.T + bias``, in ``X``'s dtype."""
-        return predict(X, self.weight, self.bias)
 
     def interval_predictor(self) -> Any:
         """The :class:`gradfit.inference.OLSPredictor` of confidence and prediction intervals.
@@ -411,23 +401,20 @@ def _gradfit_document(file: TensorFile) -> tuple[dict[str, Any], str]:
             f"{source}: not a gradfit model file (format {_shown(document.get('format'))}, "
             f"expected {FORMAT!r})"
         )
-    version = document.get("format_version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ModelFileError(
-            f"{source}: corrupt: format_version must be a positive integer, got {_shown(version)}"
-        )
-    if version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{source}: written by a newer gradfit (format version {_shown(version)}, this "
+    check_version(
+        document.get("format_version"),
+        FORMAT_VERSION,
+        corrupt=lambda v: (
+            f"{source}: corrupt: format_version must be a positive integer, got {_shown(v)}"
+        ),
+        newer=lambda v: (
+            f"{source}: written by a newer gradfit (format version {_shown(v)}, this "
             f"gradfit reads up to {FORMAT_VERSION}); upgrade gradfit"
-        )
-    out_of_range = number_out_of_range(document)
-    if out_of_range is not None:
-        where, value = out_of_range
-        raise ModelFileError(
-            f"{source}: corrupt metadata: {where} holds a number out of range "
-            f"({_shown(value)}); the file is corrupt or was not written by gradfit"
-        )
+        ),
+    )
+    check_in_range(
+        document, source, "corrupt metadata", "the file is corrupt or was not written by gradfit"
+    )
     names = sorted(file.entries)
     if names != list(_TENSOR_NAMES):
         found = ", ".join(_shown(name) for name in names[:5]) or "none"
@@ -442,15 +429,6 @@ def _gradfit_document(file: TensorFile) -> tuple[dict[str, Any], str]:
                 f"{source}: tensor {name!r} has dtype {dtype}; gradfit model tensors are F32 or F64"
             )
     return document, text
-
-
-def _shown(value: Any) -> str:
-    """``value`` for a message: its repr when short, else its kind (a huge integer's repr may
-    not even be computable: Python limits int-to-str conversion to 4300 digits)."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
-        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
-    text = repr(value)
-    return text if len(text) <= 60 else type(value).__name__
 
 
 def _fields(document: dict[str, Any], source: str) -> dict[str, Any]:
