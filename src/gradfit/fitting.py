@@ -1,28 +1,31 @@
 """Fit a model to a data source and report on it: the work of ``gradfit fit`` as a library call.
 
-:func:`fit_data` reads a file (CSV, TSV, gzip, Parquet) or a built-in data set, selects the
-features and targets, trains with any registered solver (:func:`gradfit.training.fit_linear`)
-and returns a :class:`~gradfit.fit_report.FitReport` (built by
-:func:`gradfit.fit_report.build_fit_report`, as a streamed fit's): the model to save, the
-training result, and the summary figures (final loss, the optimum, R² and the other metrics)
-over the training rows. The command line only renders the report and writes the files; nothing
-here prints. :class:`FitReport`, :func:`attach_inference`, :func:`model_file_settings` and
-:func:`recorded_scaling` are re-exported from :mod:`gradfit.fit_report` under their old names.
+:func:`fit_data` reads a file (CSV, TSV, gzip, Parquet), a built-in data set or a table in
+memory (what a source is, :func:`source_kind` says, for every road), selects the features and
+targets, trains with any registered solver (:func:`gradfit.training.fit_linear`) and returns
+a :class:`~gradfit.fit_report.FitReport` (built by :func:`gradfit.fit_report.build_fit_report`,
+as a streamed fit's): the model to save, the training result, and the summary figures (final
+loss, the optimum, R² and the other metrics) over the training rows. The command line only
+renders the report and writes the files; nothing here prints. :class:`FitReport`,
+:func:`attach_inference`, :func:`model_file_settings` and :func:`recorded_scaling` are
+re-exported from :mod:`gradfit.fit_report` under their old names.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from gradfit.data import Table, column_names, left_out_columns, read_table, select
+from gradfit.data.memory import TableInMemory, memory_table_name, read_memory_table
 from gradfit.datasets import BUILTIN_DATASETS, load_dataset
 from gradfit.errors import DataError, RankDeficiencyWarning, ValidationError
 from gradfit.fit_report import (
@@ -52,6 +55,8 @@ __all__ = [
     "read_source",
     "recorded_scaling",
     "single_rank_warning",
+    "source_kind",
+    "source_name",
     "statistics_bytes",
 ]
 
@@ -92,7 +97,7 @@ def single_rank_warning(function: Callable[..., FitReport]) -> Callable[..., Fit
 
 @single_rank_warning
 def fit_data(
-    source: str,
+    source: str | TableInMemory,
     targets: Sequence[str],
     features: Sequence[str] | None = None,
     config: SolverConfig | None = None,
@@ -109,7 +114,9 @@ def fit_data(
 
     Parameters
     ----------
-    source : a data file path, or the name of a built-in data set (``"crops"``)
+    source : a data file path, the name of a built-in data set (``"crops"``), or a table in
+        memory (a pandas DataFrame, a pyarrow Table or RecordBatch, or a mapping of column name
+        to 1-D array: :mod:`gradfit.data.memory`), read as a file is read whole
     targets : target column names, expanded by :func:`expand_names`
     features : feature column names (same rule); None: every other numeric column
     config : the solver and its settings (default: ``SolverConfig()``, gd)
@@ -137,19 +144,20 @@ def fit_data(
     if problem is not None:
         raise ValidationError(problem)
     statistics = not (registry.get(config.solver).exact and config.alpha == 0)
-    if statistics and memory_limit is not None and not _builtin(source):
+    name = source_name(source)
+    if statistics and memory_limit is not None and source_kind(source) in ("file", "files"):
         # From the header, before the rows are parsed (100,000 columns: 20 s of parsing).
         header = column_names(source)
         if features is None:
-            check_width(source, 0, memory_limit, columns=header, targets=targets)
+            check_width(name, 0, memory_limit, columns=header, targets=targets)
         else:
-            check_width(source, len(set(expand_names(features, header))), memory_limit)
+            check_width(name, len(set(expand_names(features, header))), memory_limit)
     table = read_source(source)
     target_names = expand_names(targets, table.columns)
     feature_names = None if features is None else expand_names(features, table.columns)
     X64, Y64, fnames, tnames = select(table, target_names, feature_names, min_rows=2)
     if statistics:
-        check_width(source, len(fnames), memory_limit)
+        check_width(name, len(fnames), memory_limit)
     left_out = left_out_columns(table, tnames) if feature_names is None else {}
     run_seed, held = seed, None
     if config.early_stopping:
@@ -159,11 +167,11 @@ def fit_data(
         run_seed = resolve_seed(seed)
         n = X64.shape[0]
         held = holdout_mask(0, 1, n, config.validation_fraction, holdout_seed(run_seed))
-        problem = holdout_problem(source, n, int(held.sum()), config.validation_fraction)
+        problem = holdout_problem(name, n, int(held.sum()), config.validation_fraction)
         if problem is not None:
             raise ValidationError(problem)
-    X = as_training_tensor(X64, fnames, dtype, device, source)
-    Y = as_training_tensor(Y64, tnames, dtype, device, source)
+    X = as_training_tensor(X64, fnames, dtype, device, name)
+    Y = as_training_tensor(Y64, tnames, dtype, device, name)
 
     start = time.perf_counter()
     result = fit_linear(X, Y, config, random_state=run_seed, callback=callback)
@@ -176,7 +184,7 @@ def fit_data(
         keep = torch.from_numpy(~held)
         Xd, Yd = Xd[keep], Yd[keep]
     return build_fit_report(
-        source,
+        name,
         result,
         config,
         features=fnames,
@@ -275,9 +283,14 @@ def inference_problem(
     return None
 
 
-def read_source(source: str, text_columns: Sequence[str] = ()) -> Any:
-    """The :class:`gradfit.data.Table` of a file, or of a built-in data set by name."""
-    if _builtin(source):
+def read_source(source: str | TableInMemory, text_columns: Sequence[str] = ()) -> Any:
+    """The :class:`gradfit.data.Table` of a file, of a built-in data set by name, or of a table
+    in memory (:func:`gradfit.data.memory.read_memory_table`; ``text_columns`` apply to a CSV
+    file only: the columns of a table in memory keep their types)."""
+    kind = source_kind(source)
+    if kind == "memory":
+        return read_memory_table(source)
+    if kind == "builtin":
         data = load_dataset(source)
         columns = {
             **{n: data.data[:, j].double().numpy() for j, n in enumerate(data.feature_names)},
@@ -287,9 +300,45 @@ def read_source(source: str, text_columns: Sequence[str] = ()) -> Any:
     return read_table(source, text_columns=text_columns)
 
 
-def _builtin(source: str) -> bool:
-    """Whether ``source`` names a built-in data set (and no file of that name exists)."""
-    return source in BUILTIN_DATASETS and not Path(source).exists()
+SourceKind = Literal["memory", "builtin", "files", "file"]
+
+
+def source_kind(source: object) -> SourceKind:
+    """What a data source is: the one place that says it, for every road (fit, predict,
+    evaluate; read whole or streamed).
+
+    ``"memory"``: a table in memory (a pandas DataFrame, a pyarrow Table or RecordBatch, or a
+    mapping of column name to 1-D array: :func:`gradfit.data.memory.memory_table_name`), read
+    whole, never streamed. Otherwise a path (str or path-like): ``"builtin"``, the name of a
+    built-in data set when no file of that name exists; ``"files"``, a directory, or a glob
+    (a path that does not exist holding ``*``, ``?`` or ``[``); ``"file"``, anything else (a
+    missing or unreadable file gets the reader's message). Anything else is a ValidationError.
+
+    >>> source_kind("crops"), source_kind({"x": [1.0]}), source_kind("data/*.csv")
+    ('builtin', 'memory', 'files')
+    """
+    if memory_table_name(source) is not None:
+        return "memory"
+    if not isinstance(source, (str, os.PathLike)):
+        raise ValidationError(
+            "a data source is a data file, a directory or glob of files, a built-in data set's "
+            f"name ({', '.join(BUILTIN_DATASETS)}), or a table in memory (a pandas DataFrame, "
+            "a pyarrow Table or RecordBatch, or a dict of column name to 1-D array); got "
+            f"{type(source).__name__}"
+        )
+    text = str(source)
+    path = Path(text)
+    if path.exists():
+        return "files" if path.is_dir() else "file"
+    if text in BUILTIN_DATASETS:
+        return "builtin"
+    return "files" if any(c in text for c in "*?[") else "file"
+
+
+def source_name(source: object) -> str:
+    """``source`` as messages and reports name it: the path as given, a built-in data set's
+    name, or what a table in memory is (``"DataFrame"``, ``"table in memory"``...)."""
+    return memory_table_name(source) or str(source)
 
 
 def expand_names(values: Sequence[str], columns: Sequence[str]) -> list[str]:

@@ -1,10 +1,13 @@
 """The library's faces over data sources: :func:`fit`, :func:`predict` and :func:`evaluate`.
 
-Each takes a source (a data file, a directory or glob of files with the same columns, or the
-name of a built-in data set) and returns a report or the prediction columns; nothing here
-prints. Whether the source is read whole or streamed in batches is decided in one place,
+Each takes a source (a data file, a directory or glob of files with the same columns, the
+name of a built-in data set, or a table in memory: a pandas DataFrame, a pyarrow Table or
+RecordBatch, or a dict of column name to 1-D array) and returns a report or the prediction
+columns; nothing here prints. What a source is, :func:`gradfit.fitting.source_kind` says; whether
+it is read whole or streamed in batches is decided in one place,
 :func:`gradfit.streaming.use_streaming` (``stream`` forces it; by default a directory, a glob or
-a file that would need more than ``memory_limit`` bytes in memory is streamed).
+a file that would need more than ``memory_limit`` bytes in memory is streamed; a table in memory
+is never streamed, and is read as a file is read whole: :mod:`gradfit.data.memory`).
 
 Predictions and metrics take one road whatever the source: a file read whole is a source of
 one batch, a stream a source of many, and the same code checks the columns (with the same
@@ -19,6 +22,10 @@ Example (a model fitted on a CSV file, then used on it)::
     report = gradfit.fit("crops.csv", ["apples", "oranges"])
     columns = gradfit.predict(report.model, "crops.csv", keep=["region"])
     print(gradfit.evaluate(report.model, "crops.csv").as_dict())
+
+    import pandas as pd
+    frame = pd.read_csv("crops.csv")  # the same model, fitted from a DataFrame
+    report = gradfit.fit(frame, ["apples", "oranges"])
 """
 
 from __future__ import annotations
@@ -34,9 +41,17 @@ import torch
 
 import gradfit.data
 from gradfit.data import BatchStream, Table, open_stream
+from gradfit.data.memory import TableInMemory
 from gradfit.data.tables import float_matrix
 from gradfit.errors import DataError, ValidationError
-from gradfit.fitting import FitReport, expand_names, fit_data, read_source
+from gradfit.fitting import (
+    FitReport,
+    expand_names,
+    fit_data,
+    read_source,
+    source_kind,
+    source_name,
+)
 from gradfit.inference import warn_not_estimable
 from gradfit.metrics import MetricsAccumulator, RegressionMetrics
 from gradfit.model import predict as predict_tensors
@@ -65,7 +80,9 @@ __all__ = [
 ]
 
 ModelLike = SavedModel | str | Path  # a model, or the path of its file (gradfit.persistence)
-Source = str | Path  # a file, a directory or glob of files, or a built-in data set's name
+# A file, a directory or glob of files, a built-in data set's name, or a table in memory (a
+# pandas DataFrame, a pyarrow Table or RecordBatch, or a mapping of column name to 1-D array).
+Source = str | Path | TableInMemory
 
 
 # ----------------------------------------------------------------------------- fit
@@ -95,14 +112,20 @@ def fit(
     resume: bool = False,
     notes: list[str] | None = None,
 ) -> FitReport:
-    """Fit ``config.solver`` (default: ``SolverConfig()``, gd) to the columns of ``source``.
+    """Fit ``config.solver`` (default: ``SolverConfig()``, gd) to the columns of ``source``: a
+    data file, a directory or glob of files, a built-in data set's name, or a table in memory
+    (a pandas DataFrame, whose index is ignored; a pyarrow Table or RecordBatch; a dict of
+    column name to 1-D array: NumPy arrays, lists, torch tensors), read as a file read whole
+    is (the same columns chosen, the same checks and messages, named "DataFrame", "table in
+    memory"...: :mod:`gradfit.data.memory`).
 
     The data are read whole (:func:`gradfit.fitting.fit_data`) or streamed
     (:func:`gradfit.streaming.fit_stream`) as :func:`gradfit.streaming.use_streaming` decides
     from ``stream`` and ``memory_limit``; a group of processes (``comm``) or a ``checkpoint``
-    always streams. ``batch_rows``, ``shuffle_buffer``, ``progress``, ``sample_rows``,
-    ``comm``, ``checkpoint``, ``checkpoint_every``, ``resume`` and ``notes`` are the streamed
-    fit's (see there); the other arguments are those of both.
+    always streams (a table in memory, never streamed, is refused with them). ``batch_rows``,
+    ``shuffle_buffer``, ``progress``, ``sample_rows``, ``comm``, ``checkpoint``,
+    ``checkpoint_every``, ``resume`` and ``notes`` are the streamed fit's (see there); the
+    other arguments are those of both.
 
     Returns
     -------
@@ -117,15 +140,23 @@ def fit(
         training diverged.
     """
     config = config if config is not None else SolverConfig()
+    kind = source_kind(source)
     if comm is not None or checkpoint is not None:
+        what = "several processes stream" if comm is not None else "a checkpointed fit streams"
+        if kind == "memory":
+            raise ValidationError(
+                f"{source_name(source)}: {what} files, and a table in memory is read whole in "
+                f"this process; leave out {'comm' if comm is not None else 'checkpoint'}, or "
+                "write the table to a file and fit that"
+            )
         if stream is False:
-            what = "several processes stream" if comm is not None else "a checkpointed fit streams"
             raise ValidationError(f"{source}: {what} the data; leave out stream=False")
         stream = True
-    text = str(source)
-    if not use_streaming(text, config, memory_limit=memory_limit, stream=stream):
+    # A table in memory as it is (never streamed); a path as its text.
+    data = source if kind == "memory" else str(source)
+    if not use_streaming(data, config, memory_limit=memory_limit, stream=stream):
         return fit_data(
-            text,
+            data,
             targets,
             features,
             config,
@@ -138,7 +169,7 @@ def fit(
             memory_limit=memory_limit,
         )
     return fit_stream(
-        text,
+        data,
         targets,
         features,
         config,
@@ -181,15 +212,15 @@ class _Batches(Protocol):
 
 
 class _Whole:
-    """A file (or built-in data set) read whole: a source of one batch."""
+    """A file (or built-in data set, or table in memory) read whole: a source of one batch."""
 
-    def __init__(self, source: str, text: Sequence[str], progress: Progress | None) -> None:
+    def __init__(self, source: Source, text: Sequence[str], progress: Progress | None) -> None:
         self.table: Table = read_source(source, text_columns=list(dict.fromkeys(text)))
         self.name = self.table.source
         self.columns = tuple(self.table.columns)
         self.progress = progress
-        path = Path(source)
-        self.size = path.stat().st_size if path.is_file() else 0
+        file = source_kind(source) == "file" and Path(source).is_file()
+        self.size = Path(source).stat().st_size if file else 0
 
     def read(
         self, numeric: Sequence[str], text: Sequence[str]
@@ -256,14 +287,43 @@ def _open(
 ) -> _Batches:
     """``source`` read whole (with the columns ``text`` kept as written) or streamed, as
     :func:`gradfit.streaming.use_streaming` decides."""
-    name = str(source)
-    if use_streaming(name, memory_limit=memory_limit, stream=stream):
-        return _Streamed(name, batch_rows, progress)
-    return _Whole(name, text, progress)
+    if use_streaming(source, memory_limit=memory_limit, stream=stream):
+        return _Streamed(str(source), batch_rows, progress)
+    return _Whole(source, text, progress)
 
 
 def _model(model: ModelLike) -> SavedModel:
     return model if isinstance(model, SavedModel) else load_model(model)
+
+
+def _model_and_source(
+    model: ModelLike,
+    source: Source,
+    stream: bool | None,
+    memory_limit: int,
+    batch_rows: int,
+    progress: Progress | None,
+    *,
+    interval: str | None = None,
+    predictor: Any = None,
+    text: Sequence[str] = (),
+) -> tuple[SavedModel, Any, _Batches]:
+    """The set-up of predict and evaluate, in this order, so that a bad model or interval is
+    refused before any reading: the model (loaded when a path is given), its interval
+    predictor (built when ``interval`` is asked for and none is given), then the source
+    opened (:func:`_open`)."""
+    loaded = _model(model)
+    if interval is not None and predictor is None:
+        predictor = loaded.interval_predictor()
+    data = _open(
+        source,
+        stream=stream,
+        memory_limit=memory_limit,
+        batch_rows=batch_rows,
+        progress=progress,
+        text=text,
+    )
+    return loaded, predictor, data
 
 
 def _check_features(source: _Batches, model: SavedModel) -> None:
@@ -339,7 +399,9 @@ def predict_batches(
     Parameters
     ----------
     model : a :class:`~gradfit.persistence.SavedModel`, or the path of its file
-    source : a data file, a directory or glob of files, or a built-in data set's name
+    source : a data file, a directory or glob of files, a built-in data set's name, or a
+        table in memory (a pandas DataFrame, index ignored; a pyarrow Table or RecordBatch; a
+        dict of column name to 1-D array), read whole as one batch
     keep : columns to copy through (values listing several comma-separated names are split,
         as :func:`gradfit.fitting.expand_names` does)
     interval, level : "confidence" or "prediction" intervals at ``level`` (a model of an
@@ -350,19 +412,19 @@ def predict_batches(
     predictor : the model's :meth:`~gradfit.persistence.SavedModel.interval_predictor`, when
         the caller already built it (default: built here when an interval is asked for)
     """
-    loaded = _model(model)
-    if interval is not None and predictor is None:
-        predictor = loaded.interval_predictor()  # before any reading: refused at once
     given = [keep] if isinstance(keep, str) else list(keep)
     # Before the header is known, each value is read as text both whole and split at its
     # commas (reading whole); the header then says which it is.
     candidates = list(dict.fromkeys([*given, *expand_names(given, [])]))
-    data = _open(
+    loaded, predictor, data = _model_and_source(
+        model,
         source,
-        stream=stream,
-        memory_limit=memory_limit,
-        batch_rows=batch_rows,
-        progress=progress,
+        stream,
+        memory_limit,
+        batch_rows,
+        progress,
+        interval=interval,
+        predictor=predictor,
         text=candidates,
     )
     return _predict(loaded, data, given, predictor, interval, level)
@@ -408,36 +470,15 @@ def _predictions(
         yield columns
 
 
-def _predict_table(
-    model: ModelLike,
-    source: Source,
-    *,
-    keep: Sequence[str] = (),
-    interval: str | None = None,
-    level: float = 0.95,
-    stream: bool | None = None,
-    memory_limit: int = DEFAULT_MEMORY_LIMIT,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
-    progress: Progress | None = None,
-) -> dict[str, np.ndarray]:
-    """The batches of :func:`predict_batches` joined into one table of columns."""
-    parts = list(
-        predict_batches(
-            model,
-            source,
-            keep=keep,
-            interval=interval,
-            level=level,
-            stream=stream,
-            memory_limit=memory_limit,
-            batch_rows=batch_rows,
-            progress=progress,
-        )
-    )
+def _predict_table(model: ModelLike, source: Source, **options: Any) -> dict[str, np.ndarray]:
+    """The batches of :func:`predict_batches` (with its keyword ``options``, those of the
+    second form of :func:`predict`) joined into one table of columns."""
+    parts = list(predict_batches(model, source, **options))
     if len(parts) == 1:
         return parts[0]
     if not parts:  # a stream of files without rows: the columns, empty
-        produced = _predicted_names(_model(model).target_names, interval)
+        produced = _predicted_names(_model(model).target_names, options.get("interval"))
+        keep = options.get("keep", ())
         return {name: np.empty(0) for name in [*keep, *produced]}
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
@@ -468,12 +509,12 @@ def predict(*args: Any, **kwargs: Any) -> Any:
     :func:`gradfit.model.predict`: the (n, k) tensor ``X @ weight.T + bias``, as ever.
 
     ``predict(model, source, *, keep=(), interval=None, level=0.95, stream=None, ...)`` (a
-    :class:`~gradfit.persistence.SavedModel` or its file, and a data file, directory, glob or
-    built-in data set) returns the columns of :func:`predict_batches` as one table: a dict of
-    column name to (n,) array, the ``keep`` columns then one float64 column per target (with
-    ``<target>_lower`` and ``<target>_upper`` after it when an interval is asked for). A
-    streamed source is predicted batch by batch and only the columns are joined; use
-    :func:`predict_batches` to handle them batch by batch instead.
+    :class:`~gradfit.persistence.SavedModel` or its file, and a data file, directory, glob,
+    built-in data set or table in memory) returns the columns of :func:`predict_batches` as
+    one table: a dict of column name to (n,) array, the ``keep`` columns then one float64
+    column per target (with ``<target>_lower`` and ``<target>_upper`` after it when an
+    interval is asked for). A streamed source is predicted batch by batch and only the
+    columns are joined; use :func:`predict_batches` to handle them batch by batch instead.
 
     The first argument chooses: a tensor, the first form; anything else, the second.
     """
@@ -509,18 +550,16 @@ def evaluate(
     progress: Progress | None = None,
 ) -> EvaluationReport:
     """MSE, RMSE, MAE and R² of ``model`` (a :class:`~gradfit.persistence.SavedModel` or its
-    file) on the rows of ``source``, whose columns must hold the model's features and
-    targets (matched by name; other columns are ignored). The sums are accumulated batch by
-    batch (:class:`gradfit.metrics.MetricsAccumulator`; a source read whole is one batch), so
-    the metrics of a source read whole and streamed agree to rounding.
+    file) on the rows of ``source`` (as in :func:`predict_batches`), whose columns must hold
+    the model's features and targets (matched by name; other columns are ignored). The sums
+    are accumulated batch by batch (:class:`gradfit.metrics.MetricsAccumulator`; a source
+    read whole is one batch), so the metrics of a source read whole and streamed agree to
+    rounding.
 
     ``stream``, ``memory_limit``, ``batch_rows`` and ``progress`` are as in
     :func:`predict_batches`.
     """
-    loaded = _model(model)
-    data = _open(
-        source, stream=stream, memory_limit=memory_limit, batch_rows=batch_rows, progress=progress
-    )
+    loaded, _, data = _model_and_source(model, source, stream, memory_limit, batch_rows, progress)
     return _evaluate(loaded, data)
 
 

@@ -54,7 +54,7 @@ import torch
 
 from gradfit.checkpoint import Checkpoint, data_fingerprint
 from gradfit.data import Batch, BatchStream, open_stream
-from gradfit.datasets import BUILTIN_DATASETS
+from gradfit.data.memory import TableInMemory
 from gradfit.errors import DataError, ValidationError
 from gradfit.fit_report import FitReport, build_fit_report
 from gradfit.fitting import (
@@ -64,6 +64,8 @@ from gradfit.fitting import (
     holdout_problem,
     inference_problem,
     single_rank_warning,
+    source_kind,
+    source_name,
 )
 from gradfit.metrics import RegressionMetrics
 from gradfit.model import predict
@@ -650,7 +652,7 @@ def _inflated_size(path: Path, cap: int | None) -> int:
 
 
 def use_streaming(
-    source: str,
+    source: str | TableInMemory,
     config: SolverConfig | None = None,
     *,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
@@ -658,17 +660,26 @@ def use_streaming(
 ) -> bool:
     """Whether to fit ``source`` by streaming rather than in memory.
 
-    ``stream`` True or False forces the choice. Otherwise (None): the built-in data sets are
-    fitted in memory; a directory, a glob or a file whose :func:`memory_estimate` exceeds
-    ``memory_limit`` is streamed, so that the default never exhausts memory on a file larger
-    than it; smaller files take the in-memory path. A solver that cannot stream (the tutorial
-    loops), or early stopping, on such a source is refused with what to do instead (``config``
-    None: predict and evaluate, which always can)."""
+    What ``source`` is, :func:`gradfit.fitting.source_kind` says. A table in memory is never
+    streamed: ``stream=True`` with one is refused. ``stream`` True or False forces the choice.
+    Otherwise (None): the built-in data sets are fitted in memory; a directory, a glob or a
+    file whose :func:`memory_estimate` exceeds ``memory_limit`` is streamed, so that the
+    default never exhausts memory on a file larger than it; smaller files take the in-memory
+    path. A solver that cannot stream (the tutorial loops), or early stopping, on such a
+    source is refused with what to do instead (``config`` None: predict and evaluate, which
+    always can)."""
+    kind = source_kind(source)
+    if kind == "memory":
+        if stream:
+            raise ValidationError(
+                f"{source_name(source)}: a table in memory is read whole, never streamed; leave "
+                "out stream=True (or write the table to a file and stream that)"
+            )
+        return False
     path = Path(source)
-    builtin = source in BUILTIN_DATASETS and not path.exists()
-    several = path.is_dir() or (not path.exists() and any(c in source for c in "*?["))
-    # Anything else is one file; one that is missing or unreadable gets the reader's message.
-    single = not several
+    # Anything but a directory or a glob is one file; one that is missing or unreadable gets
+    # the reader's message.
+    single = kind != "files"
     if stream is False:
         if not single:
             raise DataError(
@@ -677,7 +688,7 @@ def use_streaming(
             )
         return False
     if stream is None:
-        if builtin:
+        if kind == "builtin":
             return False
         if single and (not path.is_file() or memory_estimate(source, memory_limit) <= memory_limit):
             return False

@@ -74,7 +74,9 @@ class Table:
         Column names that appear more than once in the file (``columns`` keeps the first); using
         one of them is an error.
     file_format : str
-        ``"csv"``, ``"parquet"`` or ``"memory"`` for a table built in code.
+        ``"csv"``, ``"parquet"``, ``"arrow"`` for a table in memory read as a file is
+        (:mod:`gradfit.data.memory`: typed as a Parquet file, its text checked as a CSV file's),
+        or ``"memory"`` for a table built in code.
     row_offset : int
         Data rows of the file before this table's first row (a batch of a stream): messages
         count rows from ``row_offset + 1``.
@@ -252,8 +254,9 @@ def select(
         raise ValidationError(f"min_rows must be a positive integer, got {min_rows!r}")
     if table.n_rows < min_rows:
         rows = "1 data row" if table.n_rows == 1 else f"{table.n_rows} data rows"
+        what = "the table" if table.file_format == "arrow" else "the file"
         raise DataError(
-            f"{source}: the file has {rows}, at least {min_rows} are needed to fit a model; "
+            f"{source}: {what} has {rows}, at least {min_rows} are needed to fit a model; "
             "add more rows"
         )
     Y = float_matrix(table, target_names)
