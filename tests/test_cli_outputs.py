@@ -58,7 +58,7 @@ def test_unsupported_plot_type_is_refused_before_training(
     def never(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("trained before checking --plot")
 
-    monkeypatch.setattr("gradfit.training.fit_linear", never)
+    monkeypatch.setattr("gradfit.fitting.fit_linear", never)  # the name fit_data calls
     user_error(
         capsys,
         out_dir,
