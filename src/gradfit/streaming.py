@@ -46,12 +46,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from gradfit.checkpoint import Checkpoint, data_fingerprint
+from gradfit.data import Batch, BatchStream, open_stream
 from gradfit.data.memory import TableInMemory
 from gradfit.errors import DataError, ValidationError
 from gradfit.fit_report import FitReport, build_fit_report
@@ -80,15 +82,12 @@ from gradfit.settings import (
     settings_from_options,
 )
 from gradfit.solvers import registry
+from gradfit.solvers.collective import LOCAL, Communicator, guarded, merge_stats
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.rows import holdout_mask, holdout_seed
 from gradfit.solvers.stats import SufficientStats
-
-if TYPE_CHECKING:
-    from gradfit.data import Batch, BatchStream
-    from gradfit.solvers.collective import Communicator
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -378,10 +377,6 @@ def fit_stream(
         optimum come from the statistics (no extra pass); MAE, which needs one, is left out
         (``gradfit evaluate`` gives it).
     """
-    from gradfit.checkpoint import Checkpoint, data_fingerprint
-    from gradfit.data import open_stream
-    from gradfit.solvers.collective import LOCAL, guarded, merge_stats
-
     reading = settings_from_options(ReadSettings, reading or _NO_LIMIT, options)
     run = settings_from_options(RunSettings, run, options)
     checkpointing = settings_from_options(CheckpointSettings, checkpointing, options)

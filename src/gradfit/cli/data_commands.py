@@ -12,11 +12,23 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
-from gradfit.cli.config_options import add_settings_arguments, settings_from_args
-from gradfit.cli.options import confidence_level, timeout_seconds
+from gradfit.atomic import atomic_write, remove_stale_temporaries, temporary_path
+from gradfit.checkpoint import check_solver
+from gradfit.cli.config_options import (
+    add_config_arguments,
+    add_settings_arguments,
+    config_from_args,
+    settings_from_args,
+)
+from gradfit.cli.options import (
+    confidence_level,
+    timeout_seconds,
+)
 from gradfit.cli.render import BytesProgress, Progress, escape, escape_report, fmt, table
+from gradfit.data import table_to_csv_text, write_table_batches
+from gradfit.distributed import DEFAULT_TIMEOUT, from_environment, launched, shutdown
 from gradfit.errors import (
     DataError,
     DivergenceError,
@@ -24,6 +36,12 @@ from gradfit.errors import (
     ModelFileError,
     ValidationError,
 )
+from gradfit.fitting import FitReport, inference_problem
+from gradfit.inference import preload_distributions
+from gradfit.jobs import evaluate, fit, predict_batches
+from gradfit.outputs import check_checkpoint_target, check_outputs
+from gradfit.persistence import load_model, save_model
+from gradfit.report import plot_training
 from gradfit.settings import (
     DEFAULT_LEVEL,
     CheckpointSettings,
@@ -32,12 +50,10 @@ from gradfit.settings import (
     as_keywords,
 )
 from gradfit.solvers import registry
+from gradfit.solvers.collective import Communicator
 from gradfit.solvers.config import SolverConfig
+from gradfit.solvers.engine import EpochInfo
 from gradfit.streaming import use_streaming
-
-if TYPE_CHECKING:
-    from gradfit.fitting import FitReport
-    from gradfit.solvers.collective import Communicator
 
 __all__ = ["add_data_commands"]
 
@@ -92,11 +108,6 @@ def _emit_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 
 def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
-    from gradfit.cli.config_options import config_from_args
-    from gradfit.distributed import from_environment, launched, shutdown
-    from gradfit.fitting import inference_problem
-    from gradfit.outputs import check_checkpoint_target, check_outputs
-
     reading = settings_from_args(ReadSettings, args)
     run = settings_from_args(RunSettings, args)
     checkpointing = settings_from_args(CheckpointSettings, args)
@@ -124,8 +135,6 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     if resume and not checkpoint:
         raise ValidationError("--resume needs --checkpoint PATH (the checkpoint to resume from)")
     if checkpoint:
-        from gradfit.checkpoint import check_solver
-
         check_solver(config.solver)
         _check_output_dir(str(checkpoint), "checkpoint")
     # Decided once, before a group of processes is formed (several processes, or a checkpoint,
@@ -137,8 +146,6 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     reading = replace(reading, stream=streamed)
     comm = from_environment(run.torch_device(), timeout=args.dist_timeout) if several else None
     if resume and (comm is None or comm.rank == 0):
-        from gradfit.atomic import remove_stale_temporaries
-
         # A run killed outright (kill -9) may have died writing its model: its temporary goes.
         remove_stale_temporaries(model_path)
     plan = _FitPlan(config, reading, run, checkpointing, comm, model_path, plot_path)
@@ -164,11 +171,6 @@ class _FitPlan:
 
 
 def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
-    from gradfit.inference import preload_distributions
-    from gradfit.jobs import fit
-    from gradfit.persistence import save_model
-    from gradfit.solvers.engine import EpochInfo
-
     preload_distributions()  # the report's p-values need SciPy: imported while the data are read
     config, comm, model_path, plot_path = plan.config, plan.comm, plan.model_path, plan.plot_path
     spec = registry.get(config.solver)
@@ -287,10 +289,6 @@ def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
 def _save_with_plot(model_path: Path, report: FitReport, plot_path: Path, data: str) -> None:
     """All or nothing: the model is staged beside its destination and moved there only once the
     plot is written, so a failed plot leaves neither a new model nor a clobbered old one."""
-    from gradfit.atomic import atomic_write, temporary_path
-    from gradfit.persistence import save_model
-    from gradfit.report import plot_training
-
     staged = temporary_path(model_path)
     try:
         try:
@@ -336,11 +334,6 @@ def _warnings_to_stderr(command: Callable[..., int]) -> Callable[..., int]:
 def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     """Predictions batch by batch (one batch for a file read whole): to a file atomically (it
     appears whole, or not at all), or as CSV to standard output."""
-    from gradfit.data import table_to_csv_text, write_table_batches
-    from gradfit.jobs import predict_batches
-    from gradfit.outputs import check_outputs
-    from gradfit.persistence import load_model
-
     reads = [("the model file", args.model)]
     check_outputs([("--out", args.out)], data=args.data, reads=reads, stdout=out)
     model = load_model(args.model)
@@ -384,10 +377,6 @@ def _csv_for(out: TextIO, text: str) -> str:
 
 
 def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
-    from gradfit.jobs import evaluate
-    from gradfit.outputs import check_outputs
-    from gradfit.persistence import load_model
-
     check_outputs([], data=args.data, reads=[("the model file", args.model)], stdout=out)
     model = load_model(args.model)
     settings = settings_from_args(ReadSettings, args)
@@ -423,9 +412,6 @@ def _render_metrics(
 
 
 def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
-    from gradfit.outputs import check_outputs
-    from gradfit.persistence import load_model
-
     check_outputs([], reads=[("the model file", args.model)], stdout=out)
     model = load_model(args.model)
     info = {
@@ -516,9 +502,6 @@ def _add_reading_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_data_commands(sub: Any) -> None:
-    from gradfit.cli.config_options import add_config_arguments
-    from gradfit.distributed import DEFAULT_TIMEOUT
-
     fit = sub.add_parser("fit", help="train a model on a data file (CSV, TSV, .gz, Parquet)")
     fit.add_argument(
         "data",

@@ -22,6 +22,7 @@ import torch
 from gradfit.errors import ModelFileError, RankDeficiencyWarning, ValidationError
 from gradfit.inference.covariance import COV_TYPES
 from gradfit.inference.distributions import check_level, t_quantile
+from gradfit.tensorfile import check_version
 from gradfit.validation import as_matrix, as_targets
 
 if TYPE_CHECKING:
@@ -154,16 +155,15 @@ class OLSPredictor:
             raise ModelFileError(
                 f"interval data have format {_brief(data['format'])}, expected {_DICT_FORMAT!r}"
             )
-        version = data["version"]
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise ModelFileError(
-                f"interval data version must be a positive integer, got {_brief(version)}"
-            )
-        if version > _DICT_VERSION:
-            raise ModelFileError(
-                f"interval data version {version} is newer than this gradfit reads "
+        check_version(
+            data["version"],
+            _DICT_VERSION,
+            corrupt=lambda v: f"interval data version must be a positive integer, got {_brief(v)}",
+            newer=lambda v: (
+                f"interval data version {v} is newer than this gradfit reads "
                 f"({_DICT_VERSION}); upgrade gradfit"
-            )
+            ),
+        )
         fit_intercept = data["fit_intercept"]
         if not isinstance(fit_intercept, bool):
             raise ModelFileError(

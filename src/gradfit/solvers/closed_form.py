@@ -28,6 +28,7 @@ from gradfit.solvers.lstsq import least_squares
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.state import TrainState
 from gradfit.solvers.stats import SufficientStats
+from gradfit.solvers.tsqr import least_squares_stream
 
 __all__ = ["fit_lstsq", "fit_lstsq_stream"]
 
@@ -90,8 +91,6 @@ def fit_lstsq_stream(
     (:func:`gradfit.solvers.tsqr.least_squares_stream`; its passes are the stream's). With a
     group of processes (``comm``), ``data`` is this process's shard and ``stats`` the group's;
     the shards' R factors are combined and every process gets the same solution."""
-    from gradfit.solvers.tsqr import least_squares_stream
-
     del random_state, callback  # no epochs, nothing random
     if checkpoint is not None:
         raise ValidationError(

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,11 +117,16 @@ class _HouseholderQR:
         return _solve_upper(self.R, QtB[: self.d].numpy())
 
 
-def _refine(A: np.ndarray, B: np.ndarray, Z: np.ndarray, qr: _HouseholderQR) -> np.ndarray:
-    """Iterative refinement: residuals in extended precision, corrections by the same QR."""
+def _refined(
+    Z: np.ndarray, correction: Callable[[np.ndarray], np.ndarray], steps: int
+) -> np.ndarray:
+    """Iterative refinement: ``Z`` plus ``correction(Z)``, at most ``steps`` times, while the
+    corrections shrink, and until one is below float64's resolution of ``Z``. In memory and
+    for a stream (:mod:`gradfit.solvers.tsqr`), which differ only in how a correction is
+    computed."""
     previous = math.inf
-    for _ in range(_MAX_REFINEMENTS):
-        dZ = qr.solve(_residual_ext(A, B, Z))
+    for _ in range(steps):
+        dZ = correction(Z)
         size = float(np.max(np.abs(dZ))) if dZ.size else 0.0
         if not size < previous:  # no longer contracting: stop before making it worse
             break
@@ -131,11 +137,77 @@ def _refine(A: np.ndarray, B: np.ndarray, Z: np.ndarray, qr: _HouseholderQR) -> 
     return Z
 
 
+def _refine(A: np.ndarray, B: np.ndarray, Z: np.ndarray, qr: _HouseholderQR) -> np.ndarray:
+    """Iterative refinement: residuals in extended precision, corrections by the same QR."""
+    return _refined(Z, lambda Z: qr.solve(_residual_ext(A, B, Z)), _MAX_REFINEMENTS)
+
+
 def _solve_upper(R: np.ndarray, B: np.ndarray) -> np.ndarray:
     solution: np.ndarray = torch.linalg.solve_triangular(
         torch.from_numpy(R), torch.from_numpy(np.ascontiguousarray(B)), upper=True
     ).numpy()
     return solution
+
+
+def _rank_and_condition(s: np.ndarray, n: int, d: int) -> tuple[int, float, float]:
+    """From the singular values ``s`` of a centred, column-scaled design of n rows and d
+    columns: its numerical rank (the values above ``s_max · max(n, d) · eps``), that tolerance,
+    and its 2-norm condition number (inf when fewer than d values or the smallest is 0)."""
+    s_max = float(s[0]) if s.size else 0.0
+    tol = s_max * max(n, d) * np.finfo(np.float64).eps
+    rank = int(np.sum(s > tol))
+    s_min = float(s[-1]) if s.size == d and d else 0.0
+    condition = s_max / s_min if s_min > 0 else math.inf
+    return rank, tol, condition
+
+
+def _min_norm_solution(
+    M: np.ndarray, rhs: np.ndarray, rank: int, d: int, condition: float
+) -> np.ndarray:
+    """Warn that X is rank deficient, then the minimum-norm ``Z`` of ``M Z ≈ rhs`` from the SVD
+    of ``M`` truncated to ``rank`` (M: the centred data in memory, or their R factor for a
+    stream; the rank comes from the scaled design). The warning names the caller's caller,
+    the user's call of :func:`least_squares` or of the streaming solve."""
+    warnings.warn(
+        f"X is rank deficient (rank {rank} < {d} features after centring and scaling; "
+        f"condition number {condition:.3g}): the least-squares solution is not unique, "
+        "returning the minimum-norm one. Remove collinear or constant features.",
+        RankDeficiencyWarning,
+        stacklevel=3,
+    )
+    U, S, Vt = np.linalg.svd(M, full_matrices=False)
+    r = min(rank, int(np.sum(S > 0)))
+    Z: np.ndarray = Vt[:r].T @ ((U[:, :r].T @ rhs) / S[:r, None])
+    return Z
+
+
+def _result(
+    Z: np.ndarray,
+    x_mean: np.ndarray,
+    y_mean: np.ndarray,
+    fit_intercept: bool,
+    rank: int,
+    condition: float,
+    s: np.ndarray,
+    aliased: torch.Tensor | None = None,
+) -> LeastSquaresResult:
+    """The result of coefficients ``Z`` (d, k) of the centred data: the bias from the means,
+    in extended precision (the data were centred on these float64 values, so the
+    reparametrisation is exact)."""
+    weight = Z.T  # (k, d)
+    bias = (
+        y_mean.astype(np.longdouble) - weight.astype(np.longdouble) @ x_mean.astype(np.longdouble)
+    ).astype(np.float64)
+    return LeastSquaresResult(
+        weight=torch.from_numpy(np.ascontiguousarray(weight)),
+        bias=torch.from_numpy(np.ascontiguousarray(bias))
+        if fit_intercept
+        else torch.zeros(weight.shape[0], dtype=torch.float64),
+        rank=rank,
+        condition_number=condition,
+        singular_values=torch.from_numpy(np.ascontiguousarray(s)),
+        aliased=aliased,
+    )
 
 
 def least_squares(
@@ -195,7 +267,6 @@ def least_squares(
         x_mean, y_mean = np.zeros(d), np.zeros(k)
         A, B = Xn, Yn
 
-    eps = np.finfo(np.float64).eps
     A = np.ascontiguousarray(A)
     qr: _HouseholderQR | None = None
     if n >= d:
@@ -209,11 +280,7 @@ def least_squares(
         norms = _column_norms(A)
         scale = np.where(norms > 0, norms, 1.0)
         s = np.linalg.svd(A / scale, compute_uv=False)
-    s_max = float(s[0]) if s.size else 0.0
-    tol = s_max * max(n, d) * eps
-    rank = int(np.sum(s > tol))
-    s_min = float(s[-1]) if s.size == d else 0.0
-    condition = s_max / s_min if s_min > 0 else math.inf
+    rank, tol, condition = _rank_and_condition(s, n, d)
 
     if rank == d and qr is not None:
         Z = qr.solve(B)  # (d, k), original units
@@ -243,33 +310,11 @@ def least_squares(
             aliased=torch.from_numpy(~kept),
         )
     else:
-        warnings.warn(
-            f"X is rank deficient (rank {rank} < {d} features after centring and scaling; "
-            f"condition number {condition:.3g}): the least-squares solution is not unique, "
-            "returning the minimum-norm one. Remove collinear or constant features.",
-            RankDeficiencyWarning,
-            stacklevel=2,
-        )
         # Minimum norm in the *original* units: the rank comes from the scaled design, the
         # solution from the SVD of the unscaled (centred) one, truncated to that rank.
-        U, S, Vt = np.linalg.svd(A, full_matrices=False)
-        r = min(rank, int(np.sum(S > 0)))
-        Z = Vt[:r].T @ ((U[:, :r].T @ B) / S[:r, None])
-
-    weight = Z.T  # (k, d)
-    bias = (
-        y_mean.astype(np.longdouble) - weight.astype(np.longdouble) @ x_mean.astype(np.longdouble)
-    ).astype(np.float64)
-    return LeastSquaresResult(
-        weight=torch.from_numpy(np.ascontiguousarray(weight)),
-        bias=torch.from_numpy(np.ascontiguousarray(bias))
-        if fit_intercept
-        else torch.zeros(k, dtype=torch.float64),
-        rank=rank,
-        condition_number=condition,
-        singular_values=torch.from_numpy(np.ascontiguousarray(s)),
-        aliased=torch.zeros(d, dtype=torch.bool),
-    )
+        Z = _min_norm_solution(A, B, rank, d, condition)
+    none = torch.zeros(d, dtype=torch.bool)  # no column aliased
+    return _result(Z, x_mean, y_mean, fit_intercept, rank, condition, s, none)
 
 
 def _r_factor(A: np.ndarray) -> np.ndarray:
