@@ -145,6 +145,8 @@ def check_weights(value: Any, n: int, name: str = "sample_weight") -> torch.Tens
     """Row weights as a float64 (n,) CPU tensor: 1-D, one per row, finite, non-negative and
     not all zero. A bad weight is one line naming the first bad row (counted from 0, as the
     rows of X in :func:`as_matrix`'s messages) and its value."""
+    if not isinstance(value, torch.Tensor):
+        value = np.array(value)  # a copy: writable (pandas' arrays may not be), never shared
     tensor = _to_tensor(value, name, torch.float64).cpu()
     if tensor.ndim != 1 or tensor.shape[0] != n:
         raise ValidationError(
