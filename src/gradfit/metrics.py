@@ -10,6 +10,7 @@ import numpy.typing as npt
 import torch
 
 from gradfit.errors import ValidationError
+from gradfit.validation import check_weights
 
 __all__ = [
     "MetricsAccumulator",
@@ -78,21 +79,41 @@ def r2_from_errors(ss_res: torch.Tensor, ss_tot: torch.Tensor) -> torch.Tensor:
     return torch.where(ss_tot == 0, (ss_res == 0).to(r2.dtype), r2)
 
 
+def _row_weights(sample_weight: Any, y: torch.Tensor) -> torch.Tensor | None:
+    """``sample_weight`` as a (n, 1) float64 tensor on y's device (None: unweighted)."""
+    if sample_weight is None:
+        return None
+    return check_weights(sample_weight, y.shape[0]).to(y.device)[:, None]
+
+
 def r2_score(
-    y_true: torch.Tensor | npt.ArrayLike, y_pred: torch.Tensor | npt.ArrayLike
+    y_true: torch.Tensor | npt.ArrayLike,
+    y_pred: torch.Tensor | npt.ArrayLike,
+    sample_weight: Any = None,
 ) -> torch.Tensor:
     """R² per target, shape (k,). A constant target scores 1.0 if predicted exactly, else 0.0
-    (scikit-learn's ``force_finite`` convention), so the result is always finite."""
+    (scikit-learn's ``force_finite`` convention), so the result is always finite.
+    ``sample_weight`` (n,): weighted sums of squares about the weighted mean, as
+    ``sklearn.metrics.r2_score(..., sample_weight=w)``."""
     y_true, y_pred = _pair(y_true, y_pred)
-    ss_res = ((y_true - y_pred) ** 2).sum(dim=0)
-    ss_tot = ((y_true - y_true.mean(dim=0)) ** 2).sum(dim=0)
+    w = _row_weights(sample_weight, y_true)
+    if w is None:
+        ss_res = ((y_true - y_pred) ** 2).sum(dim=0)
+        ss_tot = ((y_true - y_true.mean(dim=0)) ** 2).sum(dim=0)
+    else:
+        ss_res = (w * (y_true - y_pred) ** 2).sum(dim=0)
+        mean = (w * y_true).sum(dim=0) / w.sum()
+        ss_tot = (w * (y_true - mean) ** 2).sum(dim=0)
     return r2_from_errors(ss_res, ss_tot)
 
 
 def regression_metrics(
-    y_true: torch.Tensor | npt.ArrayLike, y_pred: torch.Tensor | npt.ArrayLike
+    y_true: torch.Tensor | npt.ArrayLike,
+    y_pred: torch.Tensor | npt.ArrayLike,
+    sample_weight: Any = None,
 ) -> RegressionMetrics:
-    """MSE, RMSE, MAE and R² for each target column, of tensors, NumPy arrays or lists.
+    """MSE, RMSE, MAE and R² for each target column, of tensors, NumPy arrays or lists;
+    weighted averages with ``sample_weight`` (n,), as scikit-learn's metrics take it.
 
     >>> import torch
     >>> m = regression_metrics(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 4.0]))
@@ -101,12 +122,18 @@ def regression_metrics(
     """
     t, p = _pair(y_true, y_pred)
     err = p - t
-    mse = (err**2).mean(dim=0)
+    w = _row_weights(sample_weight, t)
+    if w is None:
+        mse = (err**2).mean(dim=0)
+        mae = err.abs().mean(dim=0)
+    else:
+        mse = (w * err**2).sum(dim=0) / w.sum()
+        mae = (w * err.abs()).sum(dim=0) / w.sum()
     return RegressionMetrics(
         mse=tuple(mse.tolist()),
         rmse=tuple(mse.sqrt().tolist()),
-        mae=tuple(err.abs().mean(dim=0).tolist()),
-        r2=tuple(r2_score(t, p).tolist()),
+        mae=tuple(mae.tolist()),
+        r2=tuple(r2_score(t, p, sample_weight).tolist()),
     )
 
 
