@@ -74,5 +74,12 @@ def fit_linear(
         extra["sample_weight"] = check_weights(sample_weight, X.shape[0]).to(X.device)
     fit = spec.fit_function()
     return fit(
-        X, Y, config, random_state=random_state, start=start, callback=callback, state=state, **extra
+        X,
+        Y,
+        config,
+        random_state=random_state,
+        start=start,
+        callback=callback,
+        state=state,
+        **extra,
     )

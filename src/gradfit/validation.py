@@ -162,7 +162,5 @@ def check_weights(value: Any, n: int, name: str = "sample_weight") -> torch.Tens
             "finite and >= 0 (0 leaves the row out)"
         )
     if n and not bool((tensor > 0).any()):
-        raise ValidationError(
-            f"{name} are all zero: at least one row needs a positive weight"
-        )
+        raise ValidationError(f"{name} are all zero: at least one row needs a positive weight")
     return tensor.contiguous()

@@ -151,6 +151,7 @@ def sandwich_sums(
     influence rows ``a_i (AᵀA)⁻¹``; ``E`` (m, k): the residuals; ``center`` (r,): x̄ of the
     kept columns. With an intercept the influence row of ``c`` is ``1/n`` and that of ``b``
     is ``1/n - x̄ᵀ u_w``."""
+    own: float | np.ndarray
     if root_w is None:
         ones = np.full((Q.shape[0], 1), 1.0 / n)
         own = 1.0 / n
@@ -204,7 +205,7 @@ def _as_float64(block: Any) -> np.ndarray:
 
 
 def robust_over_batches(
-    batches: Callable[[], Iterable[tuple[Any, Any]]],
+    batches: Callable[[], Iterable[tuple[Any, ...]]],
     collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None,
     factor: Factor,
     kept: np.ndarray,
@@ -249,7 +250,8 @@ def robust_over_batches(
             m = Xb.shape[0]
             if m == 0:
                 continue
-            if weighted != (len(batch) > 2 and batch[2] is not None):
+            block_w = batch[2] if len(batch) > 2 else None
+            if weighted != (block_w is not None):
                 raise ValidationError(
                     "the second pass must give (X, Y, weights) batches for weighted "
                     "statistics, and (X, Y) batches for unweighted ones"
@@ -258,7 +260,7 @@ def robust_over_batches(
             Ac = Xb[:, kept] - c  # centred (c = 0 without an intercept)
             root = None
             if weighted:
-                root = np.sqrt(_as_float64(batch[2]))
+                root = np.sqrt(_as_float64(block_w))
                 E, Ac = E * root[:, None], Ac * root[:, None]
             Q = Ac @ left  # (m, r)
             U_w = Q @ left.T  # A_c (AᵀA)⁻¹ (m, r)

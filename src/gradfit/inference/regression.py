@@ -411,9 +411,7 @@ def ols(
     # R's (weighted) residuals sqrt(w) e: those of the rows of weight 0 are 0.
     listed = np.vstack([E, np.zeros((zero_rows, k))]) if zero_rows else E
     quantiles = np.quantile(listed, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0).T  # (k, 5)
-    estimates = _Estimates(
-        weight, bias, kept, center, rss, mss, n, total, log_weight_sum, varying
-    )
+    estimates = _Estimates(weight, bias, kept, center, rss, mss, n, total, log_weight_sum, varying)
     return _assemble(estimates, options, cov_wb, cov_wc, quantiles, estimable)
 
 
@@ -430,7 +428,7 @@ def ols_from_stats(
     alpha: float = 0.0,
     feature_names: Sequence[str] | None = None,
     target_names: Sequence[str] | None = None,
-    batches: Callable[[], Iterable[tuple[Any, Any]]] | None = None,
+    batches: Callable[[], Iterable[tuple[Any, ...]]] | None = None,
     collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
 ) -> OLSResult:
     """The :func:`ols` result of a fit known only through its sufficient statistics.

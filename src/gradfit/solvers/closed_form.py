@@ -60,7 +60,7 @@ def fit_lstsq(
         if not bool((sw > 0).all()):  # rows of weight 0 are left out
             keep = sw > 0
             X64, Y64, sw = X64[keep], Y64[keep], sw[keep]
-    n, d = X64.shape
+    d = X64.shape[1]
     stats = None
     if config.alpha == 0:
         # R's convention for a rank-deficient design (aliased coefficients 0), as the
@@ -85,9 +85,7 @@ def fit_lstsq(
             ybar = Y64.mean(0) if sw is None else (sw @ Y64) / total
         else:
             zbar, ybar = torch.zeros_like(Z[0]), torch.zeros_like(Y64[0])
-        ridge = math.sqrt(total * config.alpha) * torch.eye(
-            d, dtype=torch.float64, device=X.device
-        )
+        ridge = math.sqrt(total * config.alpha) * torch.eye(d, dtype=torch.float64, device=X.device)
         Zc, Yc = Z - zbar, Y64 - ybar
         if sw is not None:
             root = sw.sqrt()[:, None]

@@ -260,7 +260,7 @@ def run_epochs(
     val_stats = None
     if validation is not None:
         Xv, Yv = validation[0], validation[1]
-        wv = validation[2] if len(validation) > 2 else None  # type: ignore[misc]
+        wv = validation[2] if len(validation) > 2 else None
         val_stats = SufficientStats.compute(Xv, Yv, weights=wv)
     return run_on(
         state,

@@ -26,9 +26,10 @@ def sgd_epoch(
     """One pass of mini-batch steps over ``data`` (the reference epoch, any device); returns
     the mean batch objective (the mean squared error over every row seen during the epoch,
     plus the penalty after it). Weighted rows (:class:`~gradfit.solvers.interfaces.TensorData`
-    with weights scaled to mean 1) weigh their squared errors, in the loss and its gradient. Every :func:`check_every` steps the mean squared error of the
-    rows since the last check is compared with the divergence guard's bound: a non-finite or
-    larger one ends the epoch at once and is its loss (see :func:`window_limit`)."""
+    with weights scaled to mean 1) weigh their squared errors, in the loss and its gradient.
+    Every :func:`check_every` steps the mean squared error of the rows since the last check is
+    compared with the divergence guard's bound: a non-finite or larger one ends the epoch at
+    once and is its loss (see :func:`window_limit`)."""
     cfg = state.config
     k = state.weight.shape[0]
     mean, scale = state.scaler.mean, state.scaler.scale

@@ -210,7 +210,7 @@ class SufficientStats:
         shift = None
         for batch in batches:
             Z, Y = batch[0], batch[1]
-            weights = batch[2] if len(batch) > 2 else None  # type: ignore[misc]
+            weights = batch[2] if len(batch) > 2 else None
             m = _rows(Y)
             if m == 0:
                 continue
