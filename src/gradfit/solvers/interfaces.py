@@ -138,6 +138,6 @@ def weighted_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
     """``data``'s batches of one epoch with their rows' weights: those of weighted rows in
     memory (:class:`TensorData` with ``w``), None for every other source (unweighted)."""
-    if isinstance(data, TensorData):
+    if isinstance(data, TensorData) and data.w is not None:
         return data.weighted_batches(generator, batch_size, shuffle)
     return ((zb, yb, None) for zb, yb in data.batches(generator, batch_size, shuffle))
