@@ -182,6 +182,36 @@ def test_the_group_gather_carries_the_weights_exactly() -> None:
         )
 
 
+class _Gathered(collective.Local):
+    """A stand-in group whose gather returns given per-rank tensors."""
+
+    def __init__(self, parts: list[torch.Tensor]) -> None:
+        self.parts = parts
+        self.world = len(parts)
+
+    def gather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
+        return self.parts
+
+
+def test_weighted_statistics_of_a_group_merge_to_the_whole() -> None:
+    # torchrun's route: each process's statistics gathered and merged in rank order; shards
+    # with no rows, and with rows of weight 0 only, take part.
+    X, Y, w = _problem(16, n=90, offset=1e4)
+    w[40:50] = 0.0
+    whole = SufficientStats.compute(X, Y, weights=w)
+    cuts = [(0, 40), (40, 50), (50, 50), (50, 90)]
+    parts = [
+        collective._flatten(
+            SufficientStats.compute(X[a:b], Y[a:b], weights=w[a:b]) if b > a else None, 3, 2
+        )
+        for a, b in cuts
+    ]
+    merged = collective.merge_stats(_Gathered(parts), None, 3, 2)
+    _close_stats(merged, whole)
+    assert (merged.n, merged.n_positive, merged.total) == (90, whole.n_positive, whole.total)
+    assert merged.log_weight_sum == pytest.approx(whole.log_weight_sum, rel=1e-14)
+
+
 def test_standardized_weighted_statistics_keep_their_weights() -> None:
     X, Y, w = _problem(5)
     s = SufficientStats.compute(X, Y, weights=w)
