@@ -978,6 +978,31 @@ def test_zero_weights_are_the_rows_left_out(cov_type: str) -> None:
     _close(a.lower.numpy(), b.lower.numpy(), 1e-12)
 
 
+def test_weighted_fits_of_several_targets_are_each_targets_own() -> None:
+    X, y, w, _, _, _ = _case("trees")
+    Y = np.c_[y, np.log(y)]
+    both = ols(X, Y, weights=w, cov_type="HC3")
+    for j in range(2):
+        alone = ols(X, Y[:, j], weights=w, cov_type="HC3")
+        for name in ("weight", "covariance", "sigma", "r2", "f_statistic", "log_likelihood"):
+            _close(getattr(both, name)[j].numpy(), getattr(alone, name)[0].numpy(), 1e-13)
+    _close(both.covariance[0].numpy(), R_WLS["trees"]["HC3"])
+
+
+def test_a_collinear_column_is_aliased_as_r_does_weighted() -> None:
+    # lm(mpg ~ wt + hp + I(2 * wt), mtcars, weights = cyl): the last column's coefficient is
+    # NA and the others are those of lm(mpg ~ wt + hp, weights = cyl).
+    X, y, w, _, _, _ = _case("mtcars")
+    with pytest.warns(gradfit.RankDeficiencyWarning, match="x2"):
+        fit = ols(np.c_[X, 2 * X[:, 0]], y, weights=w)
+    ref = R_WLS["mtcars"]
+    assert fit.aliased.tolist() == [False, False, True]
+    _close(fit.weight[0, :2].numpy(), ref["estimate"][:2])
+    _close(fit.weight_se[0, :2].numpy(), ref["se"][:2])
+    _close(fit.sigma.numpy(), ref["sigma"])
+    assert fit.df_resid == ref["df_resid"] and bool(torch.isnan(fit.weight_se[0, 2]))
+
+
 def test_statistics_route_matches_rows_in_memory_weighted() -> None:
     X, y, w, _, new, new_w = _case("mtcars_zero")
     memory = ols(X, y, weights=w)
