@@ -14,7 +14,6 @@ degrees of freedom leave out rows of weight 0) and sum ``log w_i`` over them (R'
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -117,13 +116,13 @@ class SufficientStats:
         total: float | int = n
         extra: dict[str, Any] = {}
         if w64 is not None:
-            weight_sum = math.fsum(w64.tolist())  # exact to rounding, whatever the order
+            weight_sum = float(np.sum(w64))  # NumPy's pairwise sum: exact for integer weights
             keep = w64 > 0
             total = weight_sum if weight_sum > 0 else 1.0  # no weight: the sums are 0
             extra = {
                 "weight_sum": weight_sum,
-                "positive": int(keep.sum()),
-                "log_weight_sum": math.fsum(np.log(w64[keep]).tolist()),
+                "positive": int(np.count_nonzero(keep)),
+                "log_weight_sum": float(np.sum(np.log(w64[keep]))),
             }
         mz, my = sz / total, sy / total  # means of the shifted data
         Szz = Mzz / total - torch.outer(mz, mz)
