@@ -35,7 +35,7 @@ import gradfit
 from gradfit.errors import ValidationError
 from gradfit.estimator import GradientDescentRegressor
 from gradfit.inference import PredictionInterval, ols, ols_from_stats
-from gradfit.metrics import r2_score, regression_metrics
+from gradfit.metrics import MetricsAccumulator, r2_score, regression_metrics
 from gradfit.solvers import collective, stats
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import epoch_kernel, init_state, row_weights
@@ -1066,6 +1066,29 @@ def test_estimator_score_and_metrics_are_weighted_as_scikit_learns() -> None:
     torch.testing.assert_close(
         r2_score(Y, torch.from_numpy(pred), sample_weight=w), torch.tensor(m.r2).double()
     )
+
+
+def test_weighted_metrics_accumulate_over_batches_as_over_all_rows() -> None:
+    _, Y, w = _problem(17, n=90)
+    Y = Y + 1e4  # a large offset of the targets: the merge must not cancel it
+    pred = Y + torch.from_numpy(np.random.default_rng(0).normal(size=(90, 2)))
+    w[30:40] = 0.0
+    acc = MetricsAccumulator()
+    for a, b in [(0, 30), (30, 40), (40, 41), (41, 90)]:
+        acc.update(Y[a:b], pred[a:b], sample_weight=w[a:b])
+    got, whole = acc.result(), regression_metrics(Y, pred, sample_weight=w)
+    for name in ("mse", "mae", "r2"):
+        np.testing.assert_allclose(getattr(got, name), getattr(whole, name), rtol=1e-12)
+    assert acc.n == 90 and acc.total == w.sum()
+    zero = MetricsAccumulator()
+    zero.update(Y[30:40], pred[30:40], sample_weight=w[30:40])  # weight 0 only: counted
+    zero.update(Y[:30], pred[:30])  # no weights: weight 1 each
+    alone = regression_metrics(Y[:30], pred[:30])
+    np.testing.assert_allclose(zero.result().r2, alone.r2, rtol=1e-12)
+    empty = MetricsAccumulator()
+    empty.update(Y[30:40], pred[30:40], sample_weight=w[30:40])
+    with pytest.raises(ValidationError, match="all zero"):
+        empty.result()
 
 
 @pytest.mark.parametrize("solver", ["gd", "sgd"])

@@ -142,7 +142,10 @@ class MetricsAccumulator:
     """:func:`regression_metrics` over data seen in batches: ``update(y_true, y_pred)`` per
     batch, then :meth:`result`. Sums in float64; the targets' variance (for R²) is merged batch
     by batch with the pairwise update of Chan, Golub and LeVeque, so a large common offset does
-    not cancel.
+    not cancel. ``update(..., sample_weight=w)``: weighted metrics (as
+    :func:`regression_metrics` with ``sample_weight`` over all the rows), merged by the same
+    update with the batches' total weights; a batch without weights counts its rows as
+    weight 1.
 
     >>> import torch
     >>> acc = MetricsAccumulator()
@@ -154,41 +157,61 @@ class MetricsAccumulator:
     """
 
     n: int = 0
-    sse: torch.Tensor | None = None  # (k,) sum of squared errors
-    sae: torch.Tensor | None = None  # (k,) sum of absolute errors
-    mean: torch.Tensor | None = None  # (k,) mean of the targets
+    sse: torch.Tensor | None = None  # (k,) sum of (weighted) squared errors
+    sae: torch.Tensor | None = None  # (k,) sum of (weighted) absolute errors
+    mean: torch.Tensor | None = None  # (k,) (weighted) mean of the targets
     m2: torch.Tensor | None = field(default=None)  # (k,) sum of squared deviations from it
+    total: float = 0.0  # the rows' total weight (their number when unweighted)
 
-    def update(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> None:
+    def update(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         t, p = _pair(y_true, y_pred)
         t, p = t.cpu(), p.cpu()
         m = t.shape[0]
         err = p - t
-        bmean = t.mean(0)
-        bm2 = ((t - bmean) ** 2).sum(0)
+        w = None
+        if sample_weight is not None:
+            w = check_weights(sample_weight, m, all_zero=True)[:, None]
+        if w is None:
+            bw = float(m)
+            bmean = t.mean(0)
+            bm2 = ((t - bmean) ** 2).sum(0)
+            bsse, bsae = (err**2).sum(0), err.abs().sum(0)
+        else:
+            bw = float(w.sum())
+            bmean = (w * t).sum(0) / (bw if bw > 0 else 1.0)  # no weight: the sums are 0
+            bm2 = (w * (t - bmean) ** 2).sum(0)
+            bsse, bsae = (w * err**2).sum(0), (w * err.abs()).sum(0)
         if self.sse is None or self.sae is None or self.mean is None or self.m2 is None:
-            self.n, self.sse, self.sae = m, (err**2).sum(0), err.abs().sum(0)
+            self.n, self.sse, self.sae, self.total = m, bsse, bsae, bw
             self.mean, self.m2 = bmean, bm2
             return
         if t.shape[1] != self.sse.shape[0]:
             raise ValidationError(
                 f"batch has {t.shape[1]} targets, earlier batches had {self.sse.shape[0]}"
             )
-        n = self.n + m
+        self.n += m
+        if bw == 0:  # rows of weight 0 only: counted, nothing else
+            return
+        if self.total == 0:
+            self.sse, self.sae, self.total, self.mean, self.m2 = bsse, bsae, bw, bmean, bm2
+            return
+        total = self.total + bw
         delta = bmean - self.mean
-        self.m2 = self.m2 + bm2 + delta * delta * (self.n * m / n)
-        self.mean = self.mean + delta * (m / n)
-        self.sse = self.sse + (err**2).sum(0)
-        self.sae = self.sae + err.abs().sum(0)
-        self.n = n
+        self.m2 = self.m2 + bm2 + delta * delta * (self.total * bw / total)
+        self.mean = self.mean + delta * (bw / total)
+        self.sse = self.sse + bsse
+        self.sae = self.sae + bsae
+        self.total = total
 
     def result(self) -> RegressionMetrics:
         if self.sse is None or self.sae is None or self.m2 is None:
             raise ValidationError("no rows were seen: metrics need at least one row")
-        mse = self.sse / self.n
+        if self.total == 0:
+            raise ValidationError("the rows' sample_weight are all zero: metrics need a weight")
+        mse = self.sse / self.total
         return RegressionMetrics(
             mse=tuple(mse.tolist()),
             rmse=tuple(mse.sqrt().tolist()),
-            mae=tuple((self.sae / self.n).tolist()),
+            mae=tuple((self.sae / self.total).tolist()),
             r2=tuple(r2_from_errors(self.sse, self.m2).tolist()),
         )

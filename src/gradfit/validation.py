@@ -141,10 +141,13 @@ def check_positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
-def check_weights(value: Any, n: int, name: str = "sample_weight") -> torch.Tensor:
+def check_weights(
+    value: Any, n: int, name: str = "sample_weight", *, all_zero: bool = False
+) -> torch.Tensor:
     """Row weights as a float64 (n,) CPU tensor: 1-D, one per row, finite, non-negative and
-    not all zero. A bad weight is one line naming the first bad row (counted from 0, as the
-    rows of X in :func:`as_matrix`'s messages) and its value."""
+    not all zero (``all_zero``: allowed, for one batch of many). A bad weight is one line
+    naming the first bad row (counted from 0, as the rows of X in :func:`as_matrix`'s
+    messages) and its value."""
     if not isinstance(value, torch.Tensor):
         value = np.array(value)  # a copy: writable (pandas' arrays may not be), never shared
     tensor = _to_tensor(value, name, torch.float64).cpu()
@@ -161,6 +164,6 @@ def check_weights(value: Any, n: int, name: str = "sample_weight") -> torch.Tens
             f"{name} at row {row} (counted from 0) is {what} ({value:g}); weights must be "
             "finite and >= 0 (0 leaves the row out)"
         )
-    if n and not bool((tensor > 0).any()):
+    if n and not all_zero and not bool((tensor > 0).any()):
         raise ValidationError(f"{name} are all zero: at least one row needs a positive weight")
     return tensor.contiguous()
