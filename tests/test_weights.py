@@ -1037,6 +1037,28 @@ def test_statistics_route_matches_rows_in_memory_weighted() -> None:
     _close(interval.lower[:, 0].numpy(), np.array(R_WLS["mtcars_zero"]["prediction"])[:, 1], 1e-9)
 
 
+def test_hc_of_a_fit_without_its_zero_rows_takes_a_pass_over_every_row() -> None:
+    # A solver leaves rows of weight 0 out of its statistics; the second pass for the HC types
+    # may still give them (weight 0: they count for nothing, the check counts positive rows).
+    X, y, w, _, _, _ = _case("mtcars_zero")
+    keep = w > 0
+    st = SufficientStats.compute(torch.from_numpy(X[keep]), torch.from_numpy(y[keep, None]),
+                                 weights=w[keep])  # fmt: skip
+    memory = ols(X, y, weights=w)
+    fit = ols_from_stats(
+        st, memory.weight, memory.bias, cov_type="HC2", batches=lambda: [(X, y[:, None], w)]
+    )
+    _close(fit.covariance[0].numpy(), R_WLS["mtcars_zero"]["HC2"])
+    with pytest.raises(ValidationError, match="gave 29 rows of positive weight where the"):
+        ols_from_stats(
+            st,
+            memory.weight,
+            memory.bias,
+            cov_type="HC2",
+            batches=lambda: [(X[1:], y[1:, None], w[1:])],
+        )
+
+
 def test_a_gradient_descent_fit_gives_r_weighted_inference() -> None:
     X, y, w, _, _, _ = _case("trees")
     config = SolverConfig(solver="gd", tol=1e-13, max_epochs=500)

@@ -218,7 +218,6 @@ def robust_over_batches(
     fit_intercept: bool,
     *,
     total: float | None = None,
-    rows: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """HC covariances (k, p, p) of (w, b) and of (w, c) of a fit known by its statistics:
     :func:`sandwich_sums` over a fresh pass of ``batches``, added over the processes by
@@ -232,10 +231,10 @@ def robust_over_batches(
     rows of the whole design.
 
     Weighted statistics (``total``, their total weight, not None): the batches are
-    ``(X, Y, w)``, each row scaled by ``sqrt(w)``; ``n`` counts the rows of positive weight
-    and ``rows`` every row the statistics saw (rows of weight 0 add nothing)."""
+    ``(X, Y, w)``, each row scaled by ``sqrt(w)``; ``n`` counts the rows of positive weight,
+    and so does the check of the pass (rows of weight 0 add nothing, whether the statistics
+    counted them or not)."""
     weighted = total is not None
-    expected = n if rows is None else rows
     k, p = weight.shape[0], int(kept.sum()) + int(fit_intercept)
     left = factor.left  # (r, r)
     c = center[kept]
@@ -244,7 +243,7 @@ def robust_over_batches(
         """This process's sums (k, p, p) for (w, b) and (w, c), and its rows, in one array."""
         wb = np.zeros((k, p, p))
         wc = np.zeros((k, p, p))
-        seen = 0
+        seen = position = 0  # rows counted (of positive weight), and rows passed
         for batch in batches():
             Xb, Yb = _as_float64(batch[0]), _as_float64(batch[1])
             m = Xb.shape[0]
@@ -273,24 +272,26 @@ def robust_over_batches(
                 n,
                 df_resid,
                 fit_intercept,
-                first_row=seen,
+                first_row=position,
                 root_w=root,
                 total=total,
             )
             wc += block_wc
             if fit_intercept:
                 wb += block_wb
-            seen += m
+            seen += m if root is None else int(np.count_nonzero(root))
+            position += m
         if not fit_intercept:
             wb = wc.copy()
         return np.concatenate([wb.ravel(), wc.ravel(), [float(seen)]])
 
     summed = local() if collect is None else collect(local)
     seen = round(float(summed[-1]))
-    if seen != expected:
+    if seen != n:
+        what = "rows of positive weight" if weighted else "rows"
         raise ValidationError(
-            f"the second pass over the data gave {seen} rows where the statistics counted "
-            f"{expected}; the data changed while being read"
+            f"the second pass over the data gave {seen} {what} where the statistics counted "
+            f"{n}; the data changed while being read"
         )
     size = k * p * p
     return summed[:size].reshape(k, p, p), summed[size : 2 * size].reshape(k, p, p)

@@ -563,7 +563,6 @@ def ols_from_stats(
                 df_resid,
                 fit_intercept,
                 total=total if stats.weighted else None,
-                rows=int(stats.n),
             )
     elif fit_intercept:
         cov_wb = cov_wc = (sigma2 / total)[:, None, None] * np.ones((k, 1, 1))
