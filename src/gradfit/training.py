@@ -21,6 +21,7 @@ from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.state import TrainState
+from gradfit.validation import check_weights
 
 __all__ = ["FitResult", "fit_linear"]
 
@@ -36,6 +37,7 @@ def fit_linear(
     start: Start | None = None,
     callback: Callable[[EpochInfo], None] | None = None,
     state: TrainState | None = None,
+    sample_weight: torch.Tensor | None = None,
 ) -> FitResult:
     """Fit ``Y ≈ X @ weight.T + bias`` (X (n, d), Y (n, k), finite, same dtype and device).
 
@@ -48,6 +50,11 @@ def fit_linear(
     callback : called with an :class:`EpochInfo` after every epoch of every iterative solver
     state : a :class:`TrainState` to continue for ``config.max_epochs`` epochs (solvers that
         support ``partial_fit``)
+    sample_weight : optional (n,) row weights (tensor, array or list), finite and >= 0, not all
+        0: the objective's mean squared error becomes the weighted one,
+        ``Σ w_i ||e_i||² / (k Σ w_i)``, so that integer weights equal repeated rows; rows of
+        weight 0 are left out (solvers with the ``weights`` capability: gd, sgd, lstsq; see
+        :mod:`gradfit.solvers.engine` for what holds for sgd)
 
     Raises
     ------
@@ -61,5 +68,18 @@ def fit_linear(
         raise ValidationError(
             f"solver={config.solver!r} has no training state to continue; use fit"
         )
+    extra: dict[str, torch.Tensor] = {}
+    if sample_weight is not None:
+        spec.check({"weights": "sample_weight"})
+        extra["sample_weight"] = check_weights(sample_weight, X.shape[0]).to(X.device)
     fit = spec.fit_function()
-    return fit(X, Y, config, random_state=random_state, start=start, callback=callback, state=state)
+    return fit(
+        X,
+        Y,
+        config,
+        random_state=random_state,
+        start=start,
+        callback=callback,
+        state=state,
+        **extra,
+    )

@@ -30,6 +30,10 @@ the usual tolerance ``s_max · max(n, d) · eps``. A rank-deficient design is *r
 
 Both give the same predictions on rows in the span of the training rows, and differ elsewhere
 (a new row that breaks the collinearity); see :class:`gradfit.inference.Estimability`.
+
+Weighted least squares (``sample_weight``, R's ``lm(..., weights = w)``): rows of weight 0 are
+left out, the means are the weighted ones and every row of the centred design and targets is
+scaled by ``sqrt(w)``; the same QR then minimises ``Σ w_i r_i²``.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ import numpy as np
 import torch
 
 from gradfit.errors import RankDeficiencyWarning, ValidationError
-from gradfit.validation import as_matrix, as_targets, check_lengths
+from gradfit.validation import as_matrix, as_targets, check_lengths, check_weights
 
 __all__ = ["RANK_DEFICIENT", "LeastSquaresResult", "least_squares"]
 
@@ -74,12 +78,17 @@ _CHUNK = 1 << 16
 _ALWAYS_REFINE = 1 << 22  # elements of X below which refinement always runs
 
 
-def _mean_ext(M: np.ndarray) -> np.ndarray:
-    """Column means accumulated in extended precision, a chunk at a time (bounded memory)."""
+def _mean_ext(M: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """Column means accumulated in extended precision, a chunk at a time (bounded memory);
+    weighted by ``w`` (n,) when given."""
     total = np.zeros(M.shape[1], dtype=np.longdouble)
     for start in range(0, M.shape[0], _CHUNK):
-        total += M[start : start + _CHUNK].astype(np.longdouble).sum(axis=0)
-    mean: np.ndarray = total / M.shape[0]
+        chunk = M[start : start + _CHUNK].astype(np.longdouble)
+        if w is not None:
+            chunk *= w[start : start + _CHUNK, None].astype(np.longdouble)
+        total += chunk.sum(axis=0)
+    count = M.shape[0] if w is None else np.sum(w.astype(np.longdouble))
+    mean: np.ndarray = total / count
     return mean
 
 
@@ -211,7 +220,12 @@ def _result(
 
 
 def least_squares(
-    X: Any, Y: Any, *, fit_intercept: bool = True, rank_deficient: str = "min-norm"
+    X: Any,
+    Y: Any,
+    *,
+    fit_intercept: bool = True,
+    rank_deficient: str = "min-norm",
+    sample_weight: Any = None,
 ) -> LeastSquaresResult:
     """Exact least-squares fit of a (multi-output) linear model, in float64.
 
@@ -224,6 +238,9 @@ def least_squares(
     rank_deficient : {"min-norm", "aliased"}
         The solution returned when X is rank deficient (see the module's docstring): the
         minimum-norm one, or R's (later collinear columns aliased: coefficient 0).
+    sample_weight : (n,) tensor or array, optional
+        Row weights, finite and >= 0, not all 0: weighted least squares (minimises
+        ``Σ w_i r_i²``; rows of weight 0 are left out, as in R's ``lm``).
 
     Returns
     -------
@@ -253,19 +270,28 @@ def least_squares(
     check_lengths(Xt, Yt)
     Xn = Xt.cpu().numpy()
     Yn = Yt.cpu().numpy()
+    w: np.ndarray | None = None
+    if sample_weight is not None:
+        w = check_weights(sample_weight, Xn.shape[0]).numpy()
+        if not bool((w > 0).all()):
+            keep = w > 0
+            Xn, Yn, w = Xn[keep], Yn[keep], w[keep]
     n, d = Xn.shape
     k = Yn.shape[1]
 
     if fit_intercept:
         # Means in extended precision; the data are centred on their float64 roundings, and
         # the bias below uses the same values, so the reparametrisation is exact.
-        x_mean = _mean_ext(Xn).astype(np.float64)
-        y_mean = _mean_ext(Yn).astype(np.float64)
+        x_mean = _mean_ext(Xn, w).astype(np.float64)
+        y_mean = _mean_ext(Yn, w).astype(np.float64)
         A = Xn - x_mean
         B = Yn - y_mean
     else:
         x_mean, y_mean = np.zeros(d), np.zeros(k)
         A, B = Xn, Yn
+    if w is not None:
+        root = np.sqrt(w)[:, None]
+        A, B = A * root, B * root
 
     A = np.ascontiguousarray(A)
     qr: _HouseholderQR | None = None
@@ -290,7 +316,7 @@ def least_squares(
             Z = _refine(A, B, Z, qr)
     elif rank_deficient == "aliased":
         F = qr.R / scale if qr is not None else _r_factor(A / scale)  # equilibrated R
-        weight_a, bias_a, kept = _fit_kept(Xn, Yn, fit_intercept, F, tol)
+        weight_a, bias_a, kept = _fit_kept(Xn, Yn, fit_intercept, F, tol, w)
         aliased = np.flatnonzero(~kept)
         warnings.warn(
             f"X is rank deficient (rank {rank} < {d} features after centring and scaling; "
@@ -359,22 +385,28 @@ def drop_weakest(kept: np.ndarray, distance: np.ndarray) -> np.ndarray:
 
 
 def _fit_kept(
-    Xn: np.ndarray, Yn: np.ndarray, fit_intercept: bool, F: np.ndarray, tol: float
+    Xn: np.ndarray,
+    Yn: np.ndarray,
+    fit_intercept: bool,
+    F: np.ndarray,
+    tol: float,
+    w: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """R's solution of a rank-deficient design: weight (k, d) with 0 for the aliased columns,
     bias (k,) and the kept mask (d,). ``F``: the R factor of the equilibrated (centred)
     design; ``tol``: the rank tolerance on its scale. The kept columns are refitted; where
-    that fit still finds them deficient (a borderline column), one more is aliased."""
+    that fit still finds them deficient (a borderline column), one more is aliased. ``w``:
+    the (positive) row weights of a weighted fit."""
     d, k = Xn.shape[1], Yn.shape[1]
     kept, distance = independent_columns(F, tol)
     while True:
         weight = np.zeros((k, d))
         if not kept.any():
-            bias = _mean_ext(Yn).astype(np.float64) if fit_intercept else np.zeros(k)
+            bias = _mean_ext(Yn, w).astype(np.float64) if fit_intercept else np.zeros(k)
             return weight, bias, kept
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RankDeficiencyWarning)  # the caller warns once
-            sub = least_squares(Xn[:, kept], Yn, fit_intercept=fit_intercept)
+            sub = least_squares(Xn[:, kept], Yn, fit_intercept=fit_intercept, sample_weight=w)
         if sub.rank == int(kept.sum()):
             weight[:, kept] = sub.weight.numpy()
             return weight, sub.bias.numpy(), kept
