@@ -50,7 +50,7 @@ import torch
 from gradfit.errors import RankDeficiencyWarning, ValidationError
 from gradfit.validation import as_matrix, as_targets, check_lengths, check_weights
 
-__all__ = ["RANK_DEFICIENT", "LeastSquaresResult", "least_squares"]
+__all__ = ["RANK_DEFICIENT", "LeastSquaresResult", "least_squares", "mean_ext"]
 
 _MAX_REFINEMENTS = 5
 RANK_DEFICIENT = ("min-norm", "aliased")
@@ -78,17 +78,17 @@ _CHUNK = 1 << 16
 _ALWAYS_REFINE = 1 << 22  # elements of X below which refinement always runs
 
 
-def _mean_ext(M: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
-    """Column means accumulated in extended precision, a chunk at a time (bounded memory);
-    weighted by ``w`` (n,) when given."""
+def mean_ext(M: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """Column means (float64) accumulated in extended precision, a chunk of rows at a time
+    (bounded memory); weighted by ``w`` (n,) (``Σ w_i m_i / Σ w_i``) when given."""
     total = np.zeros(M.shape[1], dtype=np.longdouble)
     for start in range(0, M.shape[0], _CHUNK):
         chunk = M[start : start + _CHUNK].astype(np.longdouble)
         if w is not None:
             chunk *= w[start : start + _CHUNK, None].astype(np.longdouble)
         total += chunk.sum(axis=0)
-    count = M.shape[0] if w is None else np.sum(w.astype(np.longdouble))
-    mean: np.ndarray = total / count
+    count = max(M.shape[0], 1) if w is None else np.sum(w.astype(np.longdouble))
+    mean: np.ndarray = (total / count).astype(np.float64)
     return mean
 
 
@@ -282,8 +282,8 @@ def least_squares(
     if fit_intercept:
         # Means in extended precision; the data are centred on their float64 roundings, and
         # the bias below uses the same values, so the reparametrisation is exact.
-        x_mean = _mean_ext(Xn, w).astype(np.float64)
-        y_mean = _mean_ext(Yn, w).astype(np.float64)
+        x_mean = mean_ext(Xn, w)
+        y_mean = mean_ext(Yn, w)
         A = Xn - x_mean
         B = Yn - y_mean
     else:
@@ -402,7 +402,7 @@ def _fit_kept(
     while True:
         weight = np.zeros((k, d))
         if not kept.any():
-            bias = _mean_ext(Yn, w).astype(np.float64) if fit_intercept else np.zeros(k)
+            bias = mean_ext(Yn, w) if fit_intercept else np.zeros(k)
             return weight, bias, kept
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RankDeficiencyWarning)  # the caller warns once
