@@ -30,7 +30,7 @@ import torch
 from gradfit.checkpoint import Checkpoint, check_solver
 from gradfit.cli import main
 from gradfit.errors import ModelFileError, ValidationError
-from gradfit.persistence import FORMAT_VERSION, SavedModel, load_model, save_model
+from gradfit.persistence import SavedModel, load_model, save_model
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import init_state_from_stats
 from gradfit.solvers.stats import SufficientStats

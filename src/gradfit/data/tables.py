@@ -132,6 +132,26 @@ def plain_integers_as_int64(arrow: pa.Table, names: Sequence[str]) -> pa.Table:
     return arrow
 
 
+_R_INTEGER_NA = -(2**31)  # R's NA_integer_, as reticulate hands an integer column over
+
+
+def check_r_integer_na(values: Any, column: str, source: str) -> None:
+    """A column (1-D NumPy array or pandas Series) of int32 holding -2**31 is an R
+    data.frame's integer column whose NA reticulate turned into that number: one DataError
+    naming the column and the data row (counted from 1), instead of a fit on -2.1e9 (as
+    :func:`gradfit.validation.as_matrix` refuses it in a matrix)."""
+    if str(getattr(values, "dtype", "")) != "int32":
+        return
+    hits = np.flatnonzero(np.asarray(values) == _R_INTEGER_NA)
+    if hits.size:
+        raise DataError(
+            f"{source}: column {column!r} holds -2147483648 at row {int(hits[0]) + 1}, an int32 "
+            "column: that is R's NA_integer_ as reticulate passes it on, not a number; make the "
+            "column double in R first (as.double(), or data.frame(lapply(df, as.double)) for "
+            "every column), which keeps NA as a missing value"
+        )
+
+
 def is_numeric(arrow_type: Any) -> bool:
     return bool(
         pa.types.is_integer(arrow_type)
