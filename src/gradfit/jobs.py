@@ -426,7 +426,7 @@ def _notes(command: str, missing: str, dropped: int, unknown: int, notes: list[s
         return f"{n} row{'' if n == 1 else 's'}"
 
     if dropped and missing == "keep":
-        notes.append(f"{command}: {rows(dropped)} with missing values have an empty prediction")
+        notes.append(f"{command}: {rows(dropped)} with missing values left without a prediction")
     elif dropped:
         notes.append(f"{command}: {rows(dropped)} dropped for missing values")
     if unknown:
@@ -703,6 +703,7 @@ def evaluate(
     progress: Progress | None = None,
     missing: str = "error",
     unknown_level: str = "error",
+    notes: list[str] | None = None,
 ) -> EvaluationReport:
     """MSE, RMSE, MAE and R² of ``model`` (a :class:`~gradfit.persistence.SavedModel` or its
     file) on the rows of ``source`` (as in :func:`predict_batches`), whose columns must hold
@@ -714,8 +715,8 @@ def evaluate(
 
     ``stream``, ``memory_limit``, ``batch_rows`` and ``progress`` are as in
     :func:`predict_batches`; so are ``missing`` ("error" or "drop": a row without a target or
-    prediction has nothing to compare, so "keep" is refused) and ``unknown_level``; the rows
-    dropped and the rows of an unknown level are counted in the report.
+    prediction has nothing to compare, so "keep" is refused), ``unknown_level`` and
+    ``notes``; the rows dropped and the rows of an unknown level are counted in the report.
     """
     if missing == "keep":
         raise ValidationError(
@@ -733,7 +734,9 @@ def evaluate(
         applying=applying,
         with_targets=True,
     )
-    return _evaluate(loaded, data, rows)
+    report = _evaluate(loaded, data, rows)
+    _notes("evaluate", missing, report.n_dropped, report.n_unknown, notes)
+    return report
 
 
 def _evaluate(loaded: SavedModel, data: _Batches, rows: _Rows | None = None) -> EvaluationReport:
