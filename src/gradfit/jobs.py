@@ -14,7 +14,12 @@ one batch, a stream a source of many, and the same code checks the columns (with
 messages), builds each batch's prediction columns and accumulates the metrics
 (:class:`gradfit.metrics.MetricsAccumulator`) batch by batch. Only how a batch's numbers and
 kept columns are read differs: from a :class:`gradfit.data.Table` read whole
-(:func:`gradfit.data.feature_matrix`) or from a :class:`gradfit.data.BatchStream`.
+(:func:`gradfit.data.feature_matrix`) or from a :class:`gradfit.data.BatchStream`. How a model
+reads a batch is one road too (:class:`_Rows`): a model with a design (a formula, categorical
+columns) encodes each batch by it (:meth:`gradfit.design.Design.matrices`, formulaic imported
+for such models only); a model of plain columns reads its features as numbers. Either way a row
+with a missing value is an error, dropped or kept without a prediction (``missing``), and a
+level not seen in training is an error or the reference level (``unknown_level``).
 
 Example (a model fitted on a CSV file, then used on it)::
 
