@@ -1,13 +1,15 @@
 """Settings with a home: how a source is read, how a fit runs, and where it checkpoints.
 
-Three frozen dataclasses, validated on construction, each default written once (the constants
+Frozen dataclasses, validated on construction, each default written once (the constants
 below):
 
 * :class:`ReadSettings`: whether to stream, the memory limit, rows per batch, sgd's shuffle
   buffer;
 * :class:`RunSettings`: seed, dtype, device, the covariance of the coefficient table and its
   level;
-* :class:`CheckpointSettings`: the checkpoint file, how often, whether to resume.
+* :class:`CheckpointSettings`: the checkpoint file, how often, whether to resume;
+* :class:`ApplySettings`: how predict and evaluate treat a row with a missing value or a level
+  not seen in training.
 
 As in :class:`~gradfit.solvers.config.SolverConfig`, each field carries in its ``metadata``
 (:func:`cli`) the command-line flag that sets it, the kind of value it parses and its help
@@ -33,6 +35,7 @@ import torch
 from gradfit.errors import ValidationError
 
 __all__ = [
+    "APPLY_MISSING",
     "DEFAULT_BATCH_ROWS",
     "DEFAULT_CHECKPOINT_EVERY",
     "DEFAULT_DEVICE",
@@ -44,6 +47,8 @@ __all__ = [
     "DEVICES",
     "DTYPES",
     "MAX_COUNT",
+    "UNKNOWN_LEVELS",
+    "ApplySettings",
     "CheckpointSettings",
     "ReadSettings",
     "RunSettings",
@@ -70,6 +75,9 @@ DEFAULT_DEVICE = "cpu"  # the library's; the command line's is "auto" (see RunSe
 DEFAULT_INFERENCE = "nonrobust"
 DEFAULT_LEVEL = 0.95
 DEFAULT_CHECKPOINT_EVERY = 1
+
+APPLY_MISSING = ("error", "drop", "keep")  # predict's; evaluate takes the first two
+UNKNOWN_LEVELS = ("error", "zero")
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 DEVICES = ("auto", "cpu", "cuda")  # the command line's choices; the library takes any device
@@ -331,7 +339,42 @@ class CheckpointSettings:
             raise ValidationError(f"resume must be True or False, got {self.resume!r}")
 
 
-_Settings = TypeVar("_Settings", ReadSettings, RunSettings, CheckpointSettings)
+@dataclass(frozen=True)
+class ApplySettings:
+    """How a saved model is applied to new data (:func:`gradfit.jobs.predict`,
+    :func:`gradfit.jobs.evaluate`): a row with a missing value in a column the model uses
+    (``missing``), and a level of a categorical column not seen in training
+    (``unknown_level``, a model with a design: :mod:`gradfit.design`)."""
+
+    missing: str = field(
+        default="error",
+        metadata=cli(
+            "a row with a missing value (an empty cell, NA or NaN) in a column the model uses: "
+            "error (one line naming it), drop (left out of the output and counted, R's "
+            "na.omit) or keep (an empty prediction, so that the output stays row-aligned with "
+            "the input, R's na.exclude; predict only)",
+            "apply_missing",
+        ),
+    )
+    unknown_level: str = field(
+        default="error",
+        metadata=cli(
+            "a level of a categorical column not seen in training: error (one line naming "
+            "column, row and level) or zero (encoded as the reference level, all its "
+            "columns 0, and counted)",
+            "unknown_level",
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        for name, choices in (("missing", APPLY_MISSING), ("unknown_level", UNKNOWN_LEVELS)):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in choices:
+                listed = ", ".join(repr(c) for c in choices)
+                raise ValidationError(f"{name} must be one of {listed}, got {value!r}")
+
+
+_Settings = TypeVar("_Settings", ReadSettings, RunSettings, CheckpointSettings, ApplySettings)
 
 
 def settings_from_options(
@@ -347,7 +390,9 @@ def settings_from_options(
     return replace(base, **taken) if taken else base
 
 
-def as_keywords(*settings: ReadSettings | RunSettings | CheckpointSettings) -> dict[str, Any]:
+def as_keywords(
+    *settings: ReadSettings | RunSettings | CheckpointSettings | ApplySettings,
+) -> dict[str, Any]:
     """The fields of settings objects as keyword arguments, by name: those of
     :func:`gradfit.fit` (whose keywords are these fields)."""
     return {f.name: getattr(s, f.name) for s in settings for f in fields(s)}

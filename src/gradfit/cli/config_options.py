@@ -2,7 +2,8 @@
 
 Every field of :class:`~gradfit.solvers.config.SolverConfig` and of the settings of
 :mod:`gradfit.settings` (:class:`~gradfit.settings.ReadSettings`,
-:class:`~gradfit.settings.RunSettings`, :class:`~gradfit.settings.CheckpointSettings`) becomes
+:class:`~gradfit.settings.RunSettings`, :class:`~gradfit.settings.CheckpointSettings`,
+:class:`~gradfit.settings.ApplySettings`) becomes
 one option: its ``metadata["cli"]`` (:func:`gradfit.settings.cli`) gives the flag, the kind of
 value and the help text; the default is the field's own (shown in the help as the command line
 writes it), so the command line covers every setting and cannot drift from the library.
@@ -32,8 +33,11 @@ from gradfit.cli.options import (
 )
 from gradfit.inference import COV_TYPES
 from gradfit.settings import (
+    APPLY_MISSING,
     DEVICES,
     DTYPES,
+    UNKNOWN_LEVELS,
+    ApplySettings,
     CheckpointSettings,
     ReadSettings,
     RunSettings,
@@ -51,7 +55,9 @@ __all__ = [
     "settings_from_args",
 ]
 
-_Settings = TypeVar("_Settings", SolverConfig, ReadSettings, RunSettings, CheckpointSettings)
+_Settings = TypeVar(
+    "_Settings", SolverConfig, ReadSettings, RunSettings, CheckpointSettings, ApplySettings
+)
 
 # The prefix of each settings class's options in the parsed arguments (``config_lr``).
 _PREFIX: dict[type, str] = {
@@ -59,6 +65,7 @@ _PREFIX: dict[type, str] = {
     ReadSettings: "read",
     RunSettings: "run",
     CheckpointSettings: "checkpointing",
+    ApplySettings: "apply",
 }
 
 
@@ -150,6 +157,8 @@ _KINDS: dict[str, Callable[[], dict[str, Any]]] = {
     "cov": lambda: {"choices": COV_TYPES},
     "level": lambda: {"type": confidence_level},
     "path": lambda: {},
+    "apply_missing": lambda: {"choices": APPLY_MISSING},
+    "unknown_level": lambda: {"choices": UNKNOWN_LEVELS},
 }
 
 

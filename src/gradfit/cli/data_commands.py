@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
 from gradfit.atomic import atomic_write, remove_stale_temporaries, temporary_path
 from gradfit.checkpoint import check_solver
 from gradfit.cli.config_options import (
@@ -44,6 +46,7 @@ from gradfit.persistence import load_model, save_model
 from gradfit.report import plot_training
 from gradfit.settings import (
     DEFAULT_LEVEL,
+    ApplySettings,
     CheckpointSettings,
     ReadSettings,
     RunSettings,
@@ -341,7 +344,9 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     predictor = model.interval_predictor() if args.interval else None
     out_path = _check_output_dir(args.out, "predictions") if args.out else None
     settings = settings_from_args(ReadSettings, args)
+    applying = settings_from_args(ApplySettings, args)
     reading = BytesProgress(out_path is not None and sys.stderr.isatty(), "predict")
+    notes: list[str] = []
     try:
         batches = predict_batches(
             model,
@@ -354,7 +359,15 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
             batch_rows=settings.batch_rows,
             progress=reading,
             predictor=predictor,
+            missing=applying.missing,
+            unknown_level=applying.unknown_level,
+            notes=notes,
         )
+        if applying.missing == "keep":
+            produced = {*model.target_names}
+            if args.interval:
+                produced |= {f"{t}_{b}" for t in model.target_names for b in ("lower", "upper")}
+            batches = (_empty_for_nan(columns, produced) for columns in batches)
         if out_path is not None:
             write_table_batches(out_path, batches)
         else:
@@ -362,7 +375,18 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
                 out.write(_csv_for(out, table_to_csv_text(columns, header=i == 0)))
     finally:
         reading.close()
+    for note in notes:
+        print(escape(note), file=sys.stderr)
     return EXIT_OK
+
+
+def _empty_for_nan(columns: dict[str, Any], produced: set[str]) -> dict[str, Any]:
+    """The predicted columns of ``predict --missing keep`` masked (a null: an empty CSV cell,
+    a Parquet null) where a row has no prediction (NaN)."""
+    return {
+        name: np.ma.masked_invalid(values) if name in produced else values
+        for name, values in columns.items()
+    }
 
 
 def _csv_for(out: TextIO, text: str) -> str:
@@ -380,7 +404,9 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     check_outputs([], data=args.data, reads=[("the model file", args.model)], stdout=out)
     model = load_model(args.model)
     settings = settings_from_args(ReadSettings, args)
+    applying = settings_from_args(ApplySettings, args)
     reading = BytesProgress(not args.json and sys.stderr.isatty(), "evaluate")
+    notes: list[str] = []
     try:
         report = evaluate(
             model,
@@ -389,9 +415,14 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             memory_limit=settings.memory_limit,
             batch_rows=settings.batch_rows,
             progress=reading,
+            missing=applying.missing,
+            unknown_level=applying.unknown_level,
+            notes=notes,
         )
     finally:
         reading.close()
+    for note in notes:
+        print(escape(note), file=sys.stderr)
     return _render_metrics(args, report.n_samples, report.as_dict(), out)
 
 
@@ -436,6 +467,13 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
         "created": model.created,
         "inference": model.inference,
     }
+    # A model fitted from a formula or categorical columns: its encoding (the formula, the
+    # levels: gradfit.design), and the rows its fit left out; nothing for other models.
+    encoding = model.encoding()
+    if model.design is not None:
+        info["design"] = model.design
+    if model.rows_dropped:
+        info["rows_dropped"] = model.rows_dropped
     if args.json:
         _print_json(info, out)
         return EXIT_OK
@@ -459,6 +497,10 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
         f"predicts {', '.join(map(escape, model.target_names))}",
         file=out,
     )
+    if encoding is not None:
+        print("\n".join(escape(line) for line in encoding.describe().splitlines()), file=out)
+    if model.rows_dropped:
+        print(f"rows dropped for missing values in training: {model.rows_dropped}", file=out)
     headers = ["target", *model.feature_names, "bias"]
     rows = [
         [t, *(fmt(v) for v in model.weight[j].tolist()), fmt(float(model.bias[j]))]
@@ -566,6 +608,7 @@ def add_data_commands(sub: Any) -> None:
         help=f"coverage of --interval, between 0 and 1 ({DEFAULT_LEVEL})",
     )
     _add_reading_options(pred)
+    add_settings_arguments(pred, ApplySettings)
     pred.set_defaults(handler=_cmd_predict)
 
     ev = sub.add_parser("evaluate", help="MSE, RMSE, MAE and R² of a saved model on data")
@@ -573,6 +616,7 @@ def add_data_commands(sub: Any) -> None:
     ev.add_argument("data")
     ev.add_argument("--json", action="store_true")
     _add_reading_options(ev)
+    add_settings_arguments(ev, ApplySettings)
     ev.set_defaults(handler=_cmd_evaluate)
 
     info = sub.add_parser("info", help="what a model file holds")
