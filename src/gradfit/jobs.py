@@ -67,6 +67,7 @@ from gradfit.settings import (
     CheckpointSettings,
     ReadSettings,
     RunSettings,
+    WeightSettings,
 )
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
@@ -116,6 +117,7 @@ def fit(
     sample_rows: int = 0,
     comm: Communicator | None = None,
     notes: list[str] | None = None,
+    weights: str | None = None,
 ) -> FitReport:
     """Fit ``config.solver`` (default: ``SolverConfig()``, gd) to the columns of ``source``: a
     data file, a directory or glob of files, a built-in data set's name, or a table in memory
@@ -133,7 +135,9 @@ def fit(
     ``level``, ``device`` "auto" for CUDA when available;
     :class:`~gradfit.settings.CheckpointSettings`: ``checkpoint`` to ``resume``), validated on
     construction, then ``callback``, ``progress``, ``sample_rows``, ``comm`` and ``notes`` (the
-    streamed fit's but ``callback``; see there).
+    streamed fit's but ``callback``; see there). ``weights``: the name of a column of row
+    weights (:class:`~gradfit.settings.WeightSettings`): weighted least squares on every road,
+    as R's ``lm(weights = w)``; the column is never a feature.
 
     Returns
     -------
@@ -158,6 +162,7 @@ def fit(
     checkpointing = CheckpointSettings(
         checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume
     )
+    weighting = WeightSettings(weights=weights)
     # A table in memory as it is (never streamed); a path as its text.
     data = source if source_kind(source) == "memory" else str(source)
     streamed = use_streaming(
@@ -165,7 +170,14 @@ def fit(
     )
     if not streamed:
         return fit_data(
-            data, targets, features, config, run=run, callback=callback, memory_limit=memory_limit
+            data,
+            targets,
+            features,
+            config,
+            run=run,
+            callback=callback,
+            memory_limit=memory_limit,
+            weighting=weighting,
         )
     return fit_stream(
         data,
@@ -180,6 +192,7 @@ def fit(
         sample_rows=sample_rows,
         comm=comm,
         notes=notes,
+        weighting=weighting,
     )
 
 

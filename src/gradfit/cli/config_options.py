@@ -37,6 +37,7 @@ from gradfit.settings import (
     CheckpointSettings,
     ReadSettings,
     RunSettings,
+    WeightSettings,
     format_size,
 )
 from gradfit.solvers import registry
@@ -51,7 +52,9 @@ __all__ = [
     "settings_from_args",
 ]
 
-_Settings = TypeVar("_Settings", SolverConfig, ReadSettings, RunSettings, CheckpointSettings)
+_Settings = TypeVar(
+    "_Settings", SolverConfig, ReadSettings, RunSettings, CheckpointSettings, WeightSettings
+)
 
 # The prefix of each settings class's options in the parsed arguments (``config_lr``).
 _PREFIX: dict[type, str] = {
@@ -59,6 +62,7 @@ _PREFIX: dict[type, str] = {
     ReadSettings: "read",
     RunSettings: "run",
     CheckpointSettings: "checkpointing",
+    WeightSettings: "weighting",
 }
 
 
@@ -150,6 +154,7 @@ _KINDS: dict[str, Callable[[], dict[str, Any]]] = {
     "cov": lambda: {"choices": COV_TYPES},
     "level": lambda: {"type": confidence_level},
     "path": lambda: {},
+    "column": lambda: {},
 }
 
 

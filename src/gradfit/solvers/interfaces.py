@@ -22,6 +22,7 @@ __all__ = [
     "StreamPasses",
     "TensorData",
     "weighted_batches",
+    "weighted_passes",
 ]
 
 
@@ -141,3 +142,16 @@ def weighted_batches(
     if isinstance(data, TensorData) and data.w is not None:
         return data.weighted_batches(generator, batch_size, shuffle)
     return ((zb, yb, None) for zb, yb in data.batches(generator, batch_size, shuffle))
+
+
+def weighted_passes(
+    data: StreamPasses,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """One pass of ``data.tensors()`` with each block's row weights: those of a stream that
+    reads a weight column (its ``weighted_tensors()``, (m,) float64), None for every other
+    source (unweighted)."""
+    weighted: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]]
+    weighted = getattr(data, "weighted_tensors", None) or (
+        lambda: ((X, Y, None) for X, Y in data.tensors())
+    )
+    return weighted()
