@@ -43,7 +43,7 @@ import gradfit.data
 from gradfit.data import BatchStream, Table, open_stream
 from gradfit.data.memory import TableInMemory
 from gradfit.data.tables import float_matrix
-from gradfit.errors import DataError
+from gradfit.errors import DataError, ValidationError
 from gradfit.fitting import (
     FitReport,
     expand_names,
@@ -345,13 +345,15 @@ def prediction_columns(
     predictor: Any = None,
     interval: str | None = None,
     level: float = DEFAULT_LEVEL,
+    weights: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The float64 prediction columns of the features ``X`` (n, d): one per target, or with
     ``interval`` ("confidence" or "prediction", at ``level``) each target followed by
     ``<target>_lower`` and ``<target>_upper`` from ``predictor``
     (:class:`gradfit.inference.OLSPredictor`; the model's own when None). Rows off the span of
     the training rows of a rank-deficient fit warn once
-    (:func:`gradfit.inference.warn_not_estimable`)."""
+    (:func:`gradfit.inference.warn_not_estimable`). ``weights`` (n,): the rows' weights for
+    a prediction interval of a weighted fit (default 1, as R's ``predict.lm``)."""
     if model.inference is not None and model.inference.get("estimability") is not None:
         warn_not_estimable(X, model.inference["estimability"])
     if interval is None:
@@ -359,7 +361,7 @@ def prediction_columns(
         return {name: pred[:, j] for j, name in enumerate(model.target_names)}
     if predictor is None:
         predictor = model.interval_predictor()
-    bounds = predictor.predict(X.double(), interval=interval, level=level)
+    bounds = predictor.predict(X.double(), interval=interval, level=level, weights=weights)
     # The mean is the model's own prediction (in its dtype), as without an interval.
     mean = model.predict(X.to(model.weight.dtype)).double().numpy()
     lower, upper = bounds.lower.numpy(), bounds.upper.numpy()
@@ -389,6 +391,7 @@ def predict_batches(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
     predictor: Any = None,
+    pred_weights: str | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """The model's predictions over ``source``, batch by batch: one batch when the source is
     read whole, one per batch of about ``batch_rows`` rows when it is streamed (see the module
@@ -415,7 +418,15 @@ def predict_batches(
     progress : called with (bytes read, total bytes, rows read) after every batch is read
     predictor : the model's :meth:`~gradfit.persistence.SavedModel.interval_predictor`, when
         the caller already built it (default: built here when an interval is asked for)
+    pred_weights : a column of the new rows' weights (> 0) for ``interval="prediction"`` of a
+        weighted fit: the variance of a new observation is ``sigma² / w`` (R's ``predict.lm``
+        with ``weights=``); default: weight 1
     """
+    if pred_weights is not None and interval != "prediction":
+        raise ValidationError(
+            "--pred-weights (pred_weights=) weighs new observations, and applies only to "
+            "--interval prediction; add it, or leave out --pred-weights"
+        )
     given = [keep] if isinstance(keep, str) else list(keep)
     # Before the header is known, each value is read as text both whole and split at its
     # commas (reading whole); the header then says which it is.
@@ -431,7 +442,7 @@ def predict_batches(
         predictor=predictor,
         text=candidates,
     )
-    return _predict(loaded, data, given, predictor, interval, level)
+    return _predict(loaded, data, given, predictor, interval, level, pred_weights)
 
 
 def _predict(
@@ -441,6 +452,7 @@ def _predict(
     predictor: Any,
     interval: str | None,
     level: float,
+    pred_weights: str | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """The checks of :func:`predict_batches` on the source's columns, now; then its batches."""
     names = list(dict.fromkeys(expand_names(keep, list(data.columns))))
@@ -457,7 +469,12 @@ def _predict(
                 f"--keep column {name!r} has the name of a predicted column; "
                 "rename it or leave it out"
             )
-    return _predictions(model, data, names, predictor, interval, level)
+    if pred_weights is not None and pred_weights not in data.columns:
+        raise DataError(
+            f"{data.name}: --pred-weights column {pred_weights!r} not found; available: "
+            f"{', '.join(data.columns)}"
+        )
+    return _predictions(model, data, names, predictor, interval, level, pred_weights)
 
 
 def _predictions(
@@ -467,11 +484,38 @@ def _predictions(
     predictor: Any,
     interval: str | None,
     level: float,
+    pred_weights: str | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
-    for X, kept in data.read(model.feature_names, keep):
+    numeric = [*model.feature_names, *([pred_weights] if pred_weights is not None else [])]
+    rows = 0
+    for matrix, kept in data.read(numeric, keep):
+        X, w = matrix, None
+        if pred_weights is not None:
+            X, w = (
+                matrix[:, : model.n_features],
+                _new_row_weights(matrix[:, model.n_features], data.name, pred_weights, rows),
+            )
+        rows += matrix.shape[0]
         columns: dict[str, np.ndarray] = {name: kept[name] for name in keep}
-        columns.update(prediction_columns(model, torch.from_numpy(X), predictor, interval, level))
+        columns.update(
+            prediction_columns(model, torch.from_numpy(X), predictor, interval, level, weights=w)
+        )
         yield columns
+
+
+def _new_row_weights(
+    values: np.ndarray, source: str, column: str, before: int
+) -> npt.NDArray[np.float64]:
+    """The new rows' weights of a prediction interval (finite, by the reader), each > 0: a
+    DataError naming the data row otherwise (counted from 1 over the whole source)."""
+    bad = np.flatnonzero(~(values > 0))
+    if bad.size:
+        row = int(bad[0])
+        raise DataError(
+            f"{source}: column {column!r} (--pred-weights), data row {before + row + 1}: weight "
+            f"{values[row]:g}; a new observation's weight must be > 0"
+        )
+    return np.ascontiguousarray(values, dtype=np.float64)
 
 
 def _predict_table(model: ModelLike, source: Source, **options: Any) -> dict[str, np.ndarray]:

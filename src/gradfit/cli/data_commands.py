@@ -47,6 +47,7 @@ from gradfit.settings import (
     CheckpointSettings,
     ReadSettings,
     RunSettings,
+    WeightSettings,
     as_keywords,
 )
 from gradfit.solvers import registry
@@ -198,6 +199,7 @@ def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
                 sample_rows=_PLOT_SAMPLE if plot_path is not None and main_rank else 0,
                 comm=comm,
                 notes=notes,
+                weights=settings_from_args(WeightSettings, args).weights,
             )
         except DivergenceError as exc:
             hint = " or --standardize" if not config.standardize else ""
@@ -354,6 +356,7 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
             batch_rows=settings.batch_rows,
             progress=reading,
             predictor=predictor,
+            pred_weights=args.pred_weights,
         )
         if out_path is not None:
             write_table_batches(out_path, batches)
@@ -536,6 +539,7 @@ def add_data_commands(sub: Any) -> None:
         f"({DEFAULT_TIMEOUT:g})",
     )
     add_settings_arguments(fit, RunSettings, ("inference", "level"))
+    add_settings_arguments(fit, WeightSettings)
     fit.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
     fit.add_argument("--json", action="store_true", help="print the summary as JSON")
     fit.set_defaults(handler=_cmd_fit)
@@ -564,6 +568,13 @@ def add_data_commands(sub: Any) -> None:
         type=confidence_level,
         default=DEFAULT_LEVEL,
         help=f"coverage of --interval, between 0 and 1 ({DEFAULT_LEVEL})",
+    )
+    pred.add_argument(
+        "--pred-weights",
+        metavar="COLUMN",
+        help="column of the new rows' weights (> 0) for --interval prediction of a weighted "
+        "fit: a new observation's variance is sigma^2 / weight, as R's predict.lm (default: "
+        "weight 1)",
     )
     _add_reading_options(pred)
     pred.set_defaults(handler=_cmd_predict)
