@@ -264,6 +264,8 @@ class StreamData:
                 yield Xt, Yt, mask, None
                 continue
             positive = w > 0
+            if not positive.any():  # nothing of this batch counts
+                continue
             if not positive.all():
                 keep = torch.from_numpy(positive)
                 Xt, Yt = Xt[keep.to(Xt.device)], Yt[keep.to(Yt.device)]
