@@ -409,12 +409,16 @@ def test_cli_fit_weights_and_predict_pred_weights_are_rs(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("solver", ["gd", "lstsq"])
+@pytest.mark.parametrize(("solver", "cov"), [("gd", "nonrobust"), ("lstsq", "HC3")])
 def test_torchrun_weighted_fit_equals_the_fit_in_memory(
-    tmp_path: Path, files: dict[str, Path], solver: str
+    tmp_path: Path, files: dict[str, Path], solver: str, cov: str
 ) -> None:
+    """Two processes (gloo, torchrun --standalone: a free port), each reading its Parquet row
+    groups: the weighted statistics (gd) or R factors (lstsq), and the HC pass's sandwich sums,
+    merged over the group."""
     model = tmp_path / "model.safetensors"
     settings: list[object] = ["--epochs", 5000, "--tol", 1e-12] if solver == "gd" else []
+    settings += ["--cov", cov]
     run = _gradfit(
         tmp_path, "fit", files["parquet"], "--target", "mpg", "--features", "wt,hp",
         "--weights", "cyl", "--solver", solver, *settings, "--out", model, "--batch-rows", 5,
@@ -422,13 +426,17 @@ def test_torchrun_weighted_fit_equals_the_fit_in_memory(
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("model written to") == 1
-    whole = gradfit.fit(MTCARS, ["mpg"], ["wt", "hp"], _config(solver), weights="cyl")
+    whole = gradfit.fit(MTCARS, ["mpg"], ["wt", "hp"], _config(solver), weights="cyl",
+                        inference=cov)  # fmt: skip
     saved = load_model(model)
     coef = np.r_[saved.weight[0].numpy(), saved.bias.numpy()]
     assert _rel(coef, _coefficients(whole)) <= ROAD_RTOL
     assert saved.hyperparameters["weights"] == "cyl"
     assert saved.inference is not None
     table = saved.inference["summary"]
-    assert table is not None
-    text = str(saved.inference["text"])
-    assert "Weighted Residuals:" in text and "29 degrees of freedom" in text
+    assert (table["n"], table["df_resid"]) == (32, R_FIT["df_resid"])
+    rows = table["targets"]["mpg"]["coefficients"]
+    se = [rows[name]["std_error"] for name in ("wt", "hp", "(Intercept)")]
+    assert _rel(se, _standard_errors(whole)) <= ROAD_RTOL
+    expected = R_FIT["se"] if cov == "nonrobust" else np.sqrt(np.diag(R_FIT["HC3"]))
+    np.testing.assert_allclose(se, expected, rtol=R_RTOL)

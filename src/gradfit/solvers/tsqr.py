@@ -68,7 +68,8 @@ def _root_weights(block: tuple[torch.Tensor, ...]) -> np.ndarray | None:
     """sqrt(w) (m, 1) of a weighted block, None for an unweighted one."""
     if len(block) < 3:
         return None
-    return np.sqrt(block[2].double().cpu().numpy())[:, None]
+    root: np.ndarray = np.sqrt(block[2].double().cpu().numpy())[:, None]
+    return root
 
 
 def _means(passes: Passes, d: int | None) -> tuple[int, np.ndarray, np.ndarray]:
