@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 import gradfit
 from gradfit.errors import DataError, ValidationError
@@ -440,3 +441,37 @@ def test_torchrun_weighted_fit_equals_the_fit_in_memory(
     assert _rel(se, _standard_errors(whole)) <= ROAD_RTOL
     expected = R_FIT["se"] if cov == "nonrobust" else np.sqrt(np.diag(R_FIT["HC3"]))
     np.testing.assert_allclose(se, expected, rtol=R_RTOL)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_evaluate_with_weights_gives_scikit_learns_weighted_metrics(stream: bool) -> None:
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    report = gradfit.fit(MTCARS, ["mpg"], ["wt", "hp"], SolverConfig(solver="lstsq"))
+    table = pv.read_csv(MTCARS)
+    X = np.c_[table.column("wt").to_numpy(), table.column("hp").to_numpy()]
+    y, w = table.column("mpg").to_numpy(), table.column("cyl").to_numpy().astype(np.float64)
+    pred = report.model.predict(torch.from_numpy(X)).numpy()[:, 0]
+    got = gradfit.evaluate(report.model, MTCARS, weights="cyl", stream=stream, batch_rows=5)
+    metrics = got.as_dict()["mpg"]
+    assert got.n_samples == 32
+    # Metrics from sums accumulated batch by batch: 1e-12 relative.
+    np.testing.assert_allclose(metrics["mse"], mean_squared_error(y, pred, sample_weight=w),
+                               rtol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(metrics["mae"], mean_absolute_error(y, pred, sample_weight=w),
+                               rtol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(metrics["r2"], r2_score(y, pred, sample_weight=w), rtol=1e-12)
+    unweighted = gradfit.evaluate(report.model, MTCARS).as_dict()["mpg"]
+    assert abs(unweighted["mse"] - metrics["mse"]) > 1e-3  # the weights do weigh
+
+
+def test_evaluate_refuses_bad_weights_by_row(tmp_path: Path) -> None:
+    report = gradfit.fit(MTCARS, ["mpg"], ["wt", "hp"], SolverConfig(solver="lstsq"))
+    source = _with_weight(tmp_path, 9, "-3")
+    with pytest.raises(DataError, match=r"column 'cyl', row 9: negative weight"):
+        gradfit.evaluate(report.model, source, weights="cyl", stream=True, batch_rows=4)
+    with pytest.raises(DataError, match="every weight is 0"):
+        gradfit.evaluate(report.model, _with_weight(tmp_path, 0, "0"), weights="cyl")

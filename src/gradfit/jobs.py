@@ -43,6 +43,7 @@ import gradfit.data
 from gradfit.data import BatchStream, Table, open_stream
 from gradfit.data.memory import TableInMemory
 from gradfit.data.tables import float_matrix
+from gradfit.data.weights import check_weight_values, refuse_all_zero
 from gradfit.errors import DataError, ValidationError
 from gradfit.fitting import (
     FitReport,
@@ -596,6 +597,7 @@ def evaluate(
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
+    weights: str | None = None,
 ) -> EvaluationReport:
     """MSE, RMSE, MAE and R² of ``model`` (a :class:`~gradfit.persistence.SavedModel` or its
     file) on the rows of ``source`` (as in :func:`predict_batches`), whose columns must hold
@@ -605,13 +607,15 @@ def evaluate(
     rounding.
 
     ``stream``, ``memory_limit``, ``batch_rows`` and ``progress`` are as in
-    :func:`predict_batches`.
+    :func:`predict_batches`. ``weights``: a column of row weights (finite, >= 0, not all 0):
+    the weighted metrics, as scikit-learn's with ``sample_weight``.
     """
+    weights = WeightSettings(weights=weights).weights
     loaded, _, data = _model_and_source(model, source, stream, memory_limit, batch_rows, progress)
-    return _evaluate(loaded, data)
+    return _evaluate(loaded, data, weights)
 
 
-def _evaluate(loaded: SavedModel, data: _Batches) -> EvaluationReport:
+def _evaluate(loaded: SavedModel, data: _Batches, weights: str | None = None) -> EvaluationReport:
     """:func:`evaluate` on a source opened one way or the other."""
     missing = [name for name in loaded.target_names if name not in data.columns]
     if missing:
@@ -621,12 +625,24 @@ def _evaluate(loaded: SavedModel, data: _Batches) -> EvaluationReport:
             f"{', '.join(map(repr, data.columns))}"
         )
     _check_features(data, loaded)
-    d = loaded.n_features
+    if weights is not None and weights not in data.columns:
+        raise DataError(
+            f"{data.name}: --weights column {weights!r} not found; available: "
+            f"{', '.join(data.columns)}"
+        )
+    d, k = loaded.n_features, loaded.n_targets
     acc = MetricsAccumulator()
-    rows = 0
-    for matrix, _ in data.read([*loaded.feature_names, *loaded.target_names], ()):
-        X, Y = matrix[:, :d], matrix[:, d:]
+    rows, positive = 0, False
+    extra = [] if weights is None else [weights]
+    for matrix, _ in data.read([*loaded.feature_names, *loaded.target_names, *extra], ()):
+        X, Y = matrix[:, :d], matrix[:, d : d + k]
+        w = None
+        if weights is not None:
+            w = check_weight_values(matrix[:, d + k].copy(), data.name, weights, rows + 1)
+            positive = positive or bool((w > 0).any())
         pred = loaded.predict(torch.from_numpy(X).to(loaded.weight.dtype)).double()
-        acc.update(torch.from_numpy(Y), pred)
+        acc.update(torch.from_numpy(Y), pred, sample_weight=w)
         rows += X.shape[0]
+    if weights is not None and rows and not positive:
+        raise refuse_all_zero(data.name, weights)
     return EvaluationReport(data.name, rows, tuple(loaded.target_names), acc.result())

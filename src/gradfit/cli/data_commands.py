@@ -392,6 +392,7 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             memory_limit=settings.memory_limit,
             batch_rows=settings.batch_rows,
             progress=reading,
+            weights=settings_from_args(WeightSettings, args).weights,
         )
     finally:
         reading.close()
@@ -584,6 +585,7 @@ def add_data_commands(sub: Any) -> None:
     ev.add_argument("data")
     ev.add_argument("--json", action="store_true")
     _add_reading_options(ev)
+    add_settings_arguments(ev, WeightSettings)
     ev.set_defaults(handler=_cmd_evaluate)
 
     info = sub.add_parser("info", help="what a model file holds")
