@@ -86,7 +86,7 @@ from gradfit.settings import (
 from gradfit.solvers import registry
 from gradfit.solvers.collective import LOCAL, Communicator, guarded, merge_stats
 from gradfit.solvers.config import SolverConfig
-from gradfit.solvers.engine import EpochInfo
+from gradfit.solvers.engine import EpochInfo, stream_row_scale
 from gradfit.solvers.methods import method_of
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.rows import holdout_mask, holdout_seed
@@ -224,6 +224,7 @@ class StreamData:
     holdout: float = 0.0  # early stopping: the fraction held out (gradfit.solvers.rows)
     holdout_seed: int = 0
     weights: str | None = None  # the column of row weights (None: unweighted)
+    weight_scale: float = 1.0  # sgd: the weights times this have mean 1 over the training rows
 
     def split(
         self, units: Sequence[Any] | None = None
@@ -325,7 +326,7 @@ class StreamData:
                 yield X[keep.to(X.device)], Y[keep.to(Y.device)], None if w is None else w[keep]
 
     def _epoch_rows(
-        self, generator: torch.Generator, shuffle: bool
+        self, generator: torch.Generator, shuffle: bool, weighted: bool = False
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         units = list(self.shard) if self.shard is not None else self.stream.units()
         if not units:
@@ -333,8 +334,30 @@ class StreamData:
         if shuffle and len(units) > 1:
             order = torch.randperm(len(units), generator=generator).tolist()
             units = [units[i] for i in order]
-        rows = self.tensors(units)
+        rows = self._weighted_rows(units) if weighted else self.tensors(units)
         return shuffled(rows, self.shuffle_buffer, generator) if shuffle else rows
+
+    def _weighted_rows(self, units: Sequence[Any]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The training rows with their weights (times :attr:`weight_scale`, in the training
+        dtype, as sgd steps on them) as Y's last column: they travel through the shuffle
+        buffer and the cut into mini-batches with their rows."""
+        for X, Y, w in self.weighted_tensors(units):
+            assert w is not None
+            scaled = (w * self.weight_scale).to(device=Y.device, dtype=Y.dtype)
+            yield X, torch.cat([Y, scaled[:, None]], 1)
+
+    def weighted_batches(
+        self, generator: torch.Generator, batch_size: int, shuffle: bool
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """:meth:`batches` with each batch's row weights (scaled to mean 1 over the training
+        rows; None unweighted), for sgd (:func:`gradfit.solvers.interfaces.weighted_batches`)."""
+        if self.weights is None:
+            for X, Y in self.batches(generator, batch_size, shuffle):
+                yield X, Y, None
+            return
+        k = len(self.targets)
+        for X, Yw in _minibatches(self._epoch_rows(generator, shuffle, True), batch_size):
+            yield X, Yw[:, :k].contiguous(), Yw[:, k].contiguous()
 
     def batches(
         self, generator: torch.Generator, batch_size: int, shuffle: bool
@@ -443,7 +466,7 @@ def fit_stream(
     if group.world > 1:
         spec.check({"distributed": "training on several processes"})
     if weights_column is not None:
-        _check_weighted_stream(config)
+        _check_weighted_stream(config, group.world)
     if checkpoint is not None and not spec.iterative:
         raise ValidationError(
             f"solver={config.solver!r} has no epochs to checkpoint; leave out --checkpoint, "
@@ -486,6 +509,7 @@ def fit_stream(
     validation = merge_stats(group, local_held, d, k, dev) if config.early_stopping else None
     if weights_column is not None and stats.n == 0 and (validation is None or validation.n == 0):
         raise refuse_all_zero(stream.source, weights_column)
+    data.weight_scale = stream_row_scale(stats)
     if validation is not None:
         problem = holdout_problem(
             stream.source, stats.n + validation.n, validation.n, config.validation_fraction
@@ -580,14 +604,15 @@ def _open(
     return stream, fnames, tnames, left_out
 
 
-def _check_weighted_stream(config: SolverConfig) -> None:
-    """Row weights streamed: gd (from the weighted statistics) and lstsq (TSQR on the weighted
-    rows); sgd, which steps on the rows as they come, is refused."""
-    if registry.get(config.solver).iterative and not method_of(config).full_batch:
+def _check_weighted_stream(config: SolverConfig, processes: int) -> None:
+    """Row weights streamed: gd (from the weighted statistics), lstsq (TSQR on the weighted
+    rows) and sgd in one process (its mini-batches carry their rows' weights); sgd over a
+    group of processes, whose synchronous steps do not weigh rows yet, is refused."""
+    if processes > 1 and registry.get(config.solver).iterative and not method_of(config).full_batch:
         raise ValidationError(
-            f"solver={config.solver!r} with --weights trains on data in memory only (streamed "
-            "mini-batches do not carry weights yet); use --solver gd or lstsq, or read the data "
-            "whole (--no-stream)"
+            f"solver={config.solver!r} with --weights over several processes is not supported "
+            "(their synchronous mini-batch steps do not weigh rows yet); use --solver gd or "
+            "lstsq, or fit in one process"
         )
 
 

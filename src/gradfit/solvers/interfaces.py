@@ -137,10 +137,14 @@ class TensorData:
 def weighted_batches(
     data: EpochData, generator: torch.Generator, batch_size: int, shuffle: bool
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-    """``data``'s batches of one epoch with their rows' weights: those of weighted rows in
-    memory (:class:`TensorData` with ``w``), None for every other source (unweighted)."""
-    if isinstance(data, TensorData) and data.w is not None:
-        return data.weighted_batches(generator, batch_size, shuffle)
+    """``data``'s batches of one epoch with their rows' weights: those of a source that
+    yields them (its ``weighted_batches``: weighted rows in memory, :class:`TensorData` with
+    ``w``; a stream that reads a weight column), None for every other source (unweighted)."""
+    weighted = getattr(data, "weighted_batches", None)
+    if weighted is not None:
+        batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+        batches = weighted(generator, batch_size, shuffle)
+        return batches
     return ((zb, yb, None) for zb, yb in data.batches(generator, batch_size, shuffle))
 
 
