@@ -36,9 +36,7 @@ import torch
 import gradfit
 from gradfit.errors import DataError, ValidationError
 from gradfit.persistence import load_model
-from gradfit.solvers.collective import Local
 from gradfit.solvers.config import SolverConfig
-from gradfit.streaming import fit_stream
 
 MTCARS = Path(__file__).parent / "data" / "r" / "mtcars.csv"
 R_RTOL = 1e-8
@@ -280,19 +278,6 @@ def test_streamed_weighted_sgd_steps_as_in_memory(files: dict[str, Path], kind: 
     assert _rel(_coefficients(whole), R_FIT["estimate"]) < 2e-2
 
 
-class _Pair(Local):
-    """A group of two as a fit sees it before any exchange (the refusal comes first)."""
-
-    world = 2
-
-
-def test_weighted_sgd_over_several_processes_is_refused_in_one_line() -> None:
-    config = SolverConfig(solver="sgd")
-    with pytest.raises(ValidationError, match="over several processes is not supported") as info:
-        fit_stream(MTCARS, ["mpg"], ["wt", "hp"], config, weights="cyl", comm=_Pair())
-    assert "\n" not in str(info.value)
-
-
 # ----------------------------------------------------------------------------- bad weights
 
 
@@ -466,6 +451,27 @@ def test_torchrun_weighted_fit_equals_the_fit_in_memory(
     assert _rel(se, _standard_errors(whole)) <= ROAD_RTOL
     expected = R_FIT["se"] if cov == "nonrobust" else np.sqrt(np.diag(R_FIT["HC3"]))
     np.testing.assert_allclose(se, expected, rtol=R_RTOL)
+
+
+@pytest.mark.slow
+def test_torchrun_weighted_sgd_reaches_the_weighted_optimum(
+    tmp_path: Path, files: dict[str, Path]
+) -> None:
+    """sgd over two processes steps on the group's weighted mini-batches (each process's share
+    weighted, the weights scaled to mean 1 over the group's rows): other steps than one
+    process's, the same weighted optimum (R's coefficients to 2 %, as one process reaches)."""
+    model = tmp_path / "model.safetensors"
+    run = _gradfit(
+        tmp_path, "fit", files["parquet"], "--target", "mpg", "--features", "wt,hp",
+        "--weights", "cyl", "--solver", "sgd", "--batch-size", 4, "--epochs", 200,
+        "--out", model, "--batch-rows", 5, "--device", "cpu", "--seed", 1, nproc=2,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    saved = load_model(model)
+    coef = np.r_[saved.weight[0].numpy(), saved.bias.numpy()]
+    assert _rel(coef, R_FIT["estimate"]) < 2e-2
+    unweighted = gradfit.fit(MTCARS, ["mpg"], ["wt", "hp"], SolverConfig(solver="lstsq"))
+    assert _rel(coef, _coefficients(unweighted)) > 2e-2  # the weights do weigh
 
 
 # ----------------------------------------------------------------------------- evaluate

@@ -87,7 +87,6 @@ from gradfit.solvers import registry
 from gradfit.solvers.collective import LOCAL, Communicator, guarded, merge_stats
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo, stream_row_scale
-from gradfit.solvers.methods import method_of
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.rows import holdout_mask, holdout_seed
 from gradfit.solvers.stats import SufficientStats
@@ -346,6 +345,21 @@ class StreamData:
             scaled = (w * self.weight_scale).to(device=Y.device, dtype=Y.dtype)
             yield X, torch.cat([Y, scaled[:, None]], 1)
 
+    def aligned_weighted_batches(
+        self, generator: torch.Generator, steps: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """:meth:`aligned_batches` with each batch's row weights (as :meth:`weighted_batches`;
+        None unweighted), for sgd over a group of processes."""
+        if self.weights is None:
+            for X, Y in self.aligned_batches(generator, steps):
+                yield X, Y, None
+            return
+        sizes = [(self.rows * (s + 1)) // steps - (self.rows * s) // steps for s in range(steps)]
+        k = len(self.targets)
+        rows = self._epoch_rows(generator, True, True)
+        for X, Yw in _cut(rows, sizes, len(self.features), k + 1, self.dtype, self.device):
+            yield X, Yw[:, :k].contiguous(), Yw[:, k].contiguous()
+
     def weighted_batches(
         self, generator: torch.Generator, batch_size: int, shuffle: bool
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
@@ -437,8 +451,8 @@ def fit_stream(
     weighting : row weights from a column (:class:`~gradfit.settings.WeightSettings`;
         ``weights=`` among ``options``): the weighted statistics (merged across batches and
         processes as the unweighted ones), gd from them, lstsq by TSQR on the rows scaled by
-        sqrt(w), the HC pass weighted; rows of weight 0 are left out. sgd streamed is refused
-        with weights
+        sqrt(w), sgd's mini-batches carrying their rows' weights (scaled to mean 1 over the
+        training rows, as in memory), the HC pass weighted; rows of weight 0 are left out
     options : the fields of the settings objects as keyword arguments (``seed=``,
         ``batch_rows=``, ``checkpoint=``, ...), each replacing the field of the object given
         (or of the default one)
@@ -465,8 +479,6 @@ def fit_stream(
     fit = spec.stream_function()
     if group.world > 1:
         spec.check({"distributed": "training on several processes"})
-    if weights_column is not None:
-        _check_weighted_stream(config, group.world)
     if checkpoint is not None and not spec.iterative:
         raise ValidationError(
             f"solver={config.solver!r} has no epochs to checkpoint; leave out --checkpoint, "
@@ -602,18 +614,6 @@ def _open(
         fnames = _weighted_columns(stream, weights, tnames, fnames, features is None)
     check_width(stream.source, len(fnames), memory_limit)
     return stream, fnames, tnames, left_out
-
-
-def _check_weighted_stream(config: SolverConfig, processes: int) -> None:
-    """Row weights streamed: gd (from the weighted statistics), lstsq (TSQR on the weighted
-    rows) and sgd in one process (its mini-batches carry their rows' weights); sgd over a
-    group of processes, whose synchronous steps do not weigh rows yet, is refused."""
-    if processes > 1 and registry.get(config.solver).iterative and not method_of(config).full_batch:
-        raise ValidationError(
-            f"solver={config.solver!r} with --weights over several processes is not supported "
-            "(their synchronous mini-batch steps do not weigh rows yet); use --solver gd or "
-            "lstsq, or fit in one process"
-        )
 
 
 def _weighted_columns(

@@ -21,6 +21,7 @@ __all__ = [
     "EpochInfo",
     "StreamPasses",
     "TensorData",
+    "aligned_weighted_batches",
     "weighted_batches",
     "weighted_passes",
 ]
@@ -159,3 +160,17 @@ def weighted_passes(
         lambda: ((X, Y, None) for X, Y in data.tensors())
     )
     return weighted()
+
+
+def aligned_weighted_batches(
+    data: AlignedData, generator: torch.Generator, steps: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """``data.aligned_batches`` with each batch's row weights: those of a shard that yields
+    them (its ``aligned_weighted_batches``: a stream that reads a weight column, the weights
+    scaled to mean 1 over the group's training rows), None otherwise (unweighted)."""
+    weighted = getattr(data, "aligned_weighted_batches", None)
+    if weighted is not None:
+        batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+        batches = weighted(generator, steps)
+        return batches
+    return ((zb, yb, None) for zb, yb in data.aligned_batches(generator, steps))
