@@ -32,6 +32,7 @@ import pyarrow.csv as pv
 import pyarrow.parquet as pq
 import pytest
 import torch
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 import gradfit
 from gradfit.errors import DataError, ValidationError
@@ -479,8 +480,6 @@ def test_torchrun_weighted_sgd_reaches_the_weighted_optimum(
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_evaluate_with_weights_gives_scikit_learns_weighted_metrics(stream: bool) -> None:
-    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
-
     report = gradfit.fit(MTCARS, ["mpg"], ["wt", "hp"], SolverConfig(solver="lstsq"))
     table = pv.read_csv(MTCARS)
     X = np.c_[table.column("wt").to_numpy(), table.column("hp").to_numpy()]
