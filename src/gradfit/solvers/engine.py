@@ -613,7 +613,9 @@ def fit_stream(
             def largest() -> float:
                 return max(
                     (
-                        row_norm2_bound(X, scaler, config, None if w is None else w * scale)
+                        row_norm2_bound(
+                            X, scaler, config, None if w is None else (w * scale).to(X.device)
+                        )
                         for X, _, w in weighted_passes(data)
                     ),
                     default=0.0,
