@@ -93,8 +93,10 @@ def build_fit_report(
     stats: SufficientStats | None = None,
     rows: tuple[torch.Tensor, torch.Tensor] | None = None,
     sample: tuple[np.ndarray, np.ndarray] | None = None,
-    batches: Callable[[], Iterable[tuple[Any, Any]]] | None = None,
+    batches: Callable[[], Iterable[tuple[Any, ...]]] | None = None,
     collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
+    weights: torch.Tensor | None = None,
+    weights_column: str | None = None,
 ) -> FitReport:
     """The report of the fit ``result`` of ``config.solver`` to the training rows of
     ``source``, from what the road computed.
@@ -114,6 +116,11 @@ def build_fit_report(
         are those of the coefficient table (see :func:`attach_inference`)
     device : the device trained on, recorded
     batches, collect : the coefficient table's, see :func:`attach_inference`
+    weights : the weights (n,) float64 of ``rows`` (positive), for a weighted fit in memory:
+        the metrics and the coefficient table are weighted (scikit-learn's ``sample_weight``,
+        R's ``lm(weights = w)``); a streamed weighted fit gives weighted ``stats`` instead
+    weights_column : the column the weights came from, recorded in the model file
+        (``hyperparameters["weights"]``)
 
     The optimum is the closed form's own loss (``lstsq`` without a penalty), else the least
     squares optimum of ``stats`` (computed from ``rows`` when not given). A fit whose optimum is
@@ -127,8 +134,11 @@ def build_fit_report(
         n = int(X.shape[0])
         pred = predict(X, weight, bias)
         final_loss = float(mean_squared_error(pred, Y))
-        metrics = regression_metrics(Y, pred)
+        metrics = regression_metrics(Y, pred, sample_weight=weights)
         scale = float((Y * Y).mean())
+        if weights is not None:  # the weighted mean square error and mean square
+            final_loss = float(np.mean(metrics.mse))
+            scale = float((weights @ (Y * Y)).sum() / (weights.sum() * Y.shape[1]))
         if sample is None:
             sample = (Y.numpy(), pred.numpy())
     elif cpu is not None:
@@ -148,7 +158,7 @@ def build_fit_report(
         optimum = final_loss  # the closed form is the optimum
     else:
         if cpu is None and rows is not None:
-            stats = cpu = SufficientStats.compute(*rows)
+            stats = cpu = SufficientStats.compute(*rows, weights=weights)
         optimum = float(_on_cpu(cpu).optimum(fit_intercept=config.fit_intercept).mean())
     exact_fit = optimum <= EXACT_FIT * max(scale, 1e-300)
     saved_metrics = {
@@ -164,9 +174,10 @@ def build_fit_report(
         scaling_mean=None if scaling is None else scaling[0],
         scaling_scale=None if scaling is None else scaling[1],
         solver=config.solver,
-        hyperparameters=model_file_settings(
-            config, result, run.seed, run.torch_dtype, device, n, source
-        ),
+        hyperparameters={
+            **model_file_settings(config, result, run.seed, run.torch_dtype, device, n, source),
+            **({} if weights_column is None else {"weights": weights_column}),
+        },
         final_loss=final_loss,
         loss_history=[float(v) for v in result.loss_curve],
         metrics=saved_metrics,
@@ -194,6 +205,7 @@ def build_fit_report(
         batches=batches,
         collect=collect,
         level=run.level,
+        weights=weights,
     )
 
 
@@ -219,9 +231,10 @@ def attach_inference(
     *,
     rows: tuple[torch.Tensor, torch.Tensor] | None = None,
     stats: SufficientStats | None = None,
-    batches: Callable[[], Iterable[tuple[Any, Any]]] | None = None,
+    batches: Callable[[], Iterable[tuple[Any, ...]]] | None = None,
     collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
     level: float = DEFAULT_LEVEL,
+    weights: torch.Tensor | None = None,
 ) -> FitReport:
     """``report`` with the classical inference of its fit (:mod:`gradfit.inference`) in
     ``report.inference`` and in its model (what intervals need), where it applies:
@@ -238,6 +251,9 @@ def attach_inference(
       for rows spread over processes, see :func:`gradfit.inference.ols_from_stats`.
 
     ``level``: the coverage of the coefficients' intervals in the stored summary.
+    ``weights``: the (positive) weights of ``rows``, for weighted least squares (R's
+    ``lm(weights = w)``); weighted ``stats`` and ``(X, Y, w)`` blocks from ``batches`` give
+    the same for rows not in memory.
 
     A rank-deficient design follows R's convention everywhere: the aliased coefficients (the
     later of collinear features) are 0 in the table, in its JSON and in the model's weights
@@ -254,8 +270,8 @@ def attach_inference(
     if exact and rows is not None:
         stats, n = None, int(rows[0].shape[0])
     else:
-        stats = _stats_of(rows, stats)
-        n = int(stats.n)
+        stats = _stats_of(rows, stats, weights)
+        n = int(stats.n_positive)
     p = len(model.feature_names) + int(config.fit_intercept)
     if n <= p:
         note = f"no standard errors: {n} rows for {p} coefficients leave no degrees of freedom"
@@ -271,7 +287,7 @@ def attach_inference(
             return replace(report, inference_note=note)
     features, targets = model.feature_names, model.target_names
     if batches is None and rows is not None:
-        batches = lambda: [rows]  # noqa: E731
+        batches = lambda: [rows if weights is None else (*rows, weights)]  # noqa: E731
     try:
         if stats is None and rows is not None:  # the closed form in memory: QR of the rows
             fit = ols(
@@ -280,10 +296,11 @@ def attach_inference(
                 cov_type=cov_type,
                 feature_names=features,
                 target_names=targets,
+                weights=weights,
             )
         else:
             fit = ols_from_stats(
-                _stats_of(rows, stats),
+                _stats_of(rows, stats, weights),
                 model.weight,
                 model.bias,
                 fit_intercept=config.fit_intercept,
@@ -309,14 +326,17 @@ def attach_inference(
 
 
 def _stats_of(
-    rows: tuple[torch.Tensor, torch.Tensor] | None, stats: SufficientStats | None
+    rows: tuple[torch.Tensor, torch.Tensor] | None,
+    stats: SufficientStats | None,
+    weights: torch.Tensor | None = None,
 ) -> SufficientStats:
-    """``stats``, or those of ``rows`` (one pass) when there are none."""
+    """``stats``, or those of ``rows`` (one pass, weighted by ``weights``) when there are
+    none."""
     if stats is not None:
         return stats
     if rows is None:
         raise ValidationError("attach_inference needs the rows (X, Y) or their statistics")
-    return SufficientStats.compute(*rows)
+    return SufficientStats.compute(*rows, weights=weights)
 
 
 def _distance_from_optimum(

@@ -26,6 +26,7 @@ import torch
 
 from gradfit.data import Table, column_names, left_out_columns, read_table, select
 from gradfit.data.memory import TableInMemory, memory_table_name, read_memory_table
+from gradfit.data.weights import refuse_weight_role, table_weights, without_column
 from gradfit.datasets import BUILTIN_DATASETS, load_dataset
 from gradfit.errors import DataError, RankDeficiencyWarning, ValidationError
 from gradfit.fit_report import (
@@ -36,7 +37,7 @@ from gradfit.fit_report import (
     recorded_scaling,
 )
 from gradfit.inference import COV_TYPES
-from gradfit.settings import RunSettings, refuse_unknown, settings_from_options
+from gradfit.settings import RunSettings, WeightSettings, refuse_unknown, settings_from_options
 from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
@@ -106,6 +107,7 @@ def fit_data(
     run: RunSettings | None = None,
     callback: Callable[[EpochInfo], None] | None = None,
     memory_limit: int | None = None,
+    weighting: WeightSettings | None = None,
     **options: Any,
 ) -> FitReport:
     """Fit ``config.solver`` to the columns of ``source`` and report.
@@ -130,8 +132,12 @@ def fit_data(
     memory_limit : bytes; a fit that builds d × d statistics (every solver but ``lstsq``
         without a penalty, which works on the rows) is refused, before training, when they
         would need more (:func:`check_width`); None: no limit
-    options : the fields of :class:`~gradfit.settings.RunSettings` as keyword arguments
-        (``seed=``, ``dtype=``, ...), each replacing the field of ``run`` (or of the default)
+    weighting : row weights from a column (:class:`~gradfit.settings.WeightSettings`;
+        ``weights=`` among ``options``): weighted least squares, as R's ``lm(weights = w)``;
+        the column is never a feature, rows of weight 0 are left out of the report's rows
+    options : the fields of :class:`~gradfit.settings.RunSettings` (and ``weights``) as keyword
+        arguments (``seed=``, ``dtype=``, ...), each replacing the field of ``run`` (or of the
+        default)
 
     Raises
     ------
@@ -141,6 +147,7 @@ def fit_data(
         training diverged; nothing is returned (there is nothing worth saving).
     """
     run = settings_from_options(RunSettings, run, options)
+    weights_column = settings_from_options(WeightSettings, weighting, options).weights
     refuse_unknown("fit_data", options)
     seed, dtype, device = run.seed, run.torch_dtype, run.torch_device()
     config = config if config is not None else SolverConfig()
@@ -159,10 +166,13 @@ def fit_data(
     table = read_source(source)
     target_names = expand_names(targets, table.columns)
     feature_names = None if features is None else expand_names(features, table.columns)
-    X64, Y64, fnames, tnames = select(table, target_names, feature_names, min_rows=2)
+    refuse_weight_role(name, weights_column, target_names, feature_names)
+    chosen = without_column(table, weights_column)  # the weights are never a feature
+    X64, Y64, fnames, tnames = select(chosen, target_names, feature_names, min_rows=2)
     if statistics:
         check_width(name, len(fnames), memory_limit)
-    left_out = left_out_columns(table, tnames) if feature_names is None else {}
+    left_out = left_out_columns(chosen, tnames) if feature_names is None else {}
+    w64 = None if weights_column is None else table_weights(table, weights_column)
     run_seed, held = seed, None
     if config.early_stopping:
         # The engine's split, by the row rule of every road (gradfit.solvers.rows): the table
@@ -178,15 +188,24 @@ def fit_data(
     Y = as_training_tensor(Y64, tnames, dtype, device, name)
 
     start = time.perf_counter()
-    result = fit_linear(X, Y, config, random_state=run_seed, callback=callback)
+    sample_weight = None if w64 is None else torch.from_numpy(w64)
+    result = fit_linear(
+        X, Y, config, random_state=run_seed, callback=callback, sample_weight=sample_weight
+    )
     seconds = time.perf_counter() - start
 
     # The report is over the training rows, as streamed (gradfit.fit_report): the rows held out
-    # for early stopping are left out. The statistics the solver computed are theirs.
+    # for early stopping are left out, and so are rows of weight 0 (R counts them nowhere).
+    # The statistics the solver computed are theirs.
     Xd, Yd = X.double().cpu(), Y.double().cpu()
-    if held is not None:
-        keep = torch.from_numpy(~held)
+    keep_rows = None if held is None else ~held
+    if w64 is not None:
+        keep_rows = (w64 > 0) if keep_rows is None else keep_rows & (w64 > 0)
+    if keep_rows is not None:
+        keep = torch.from_numpy(keep_rows)
         Xd, Yd = Xd[keep], Yd[keep]
+        if sample_weight is not None:
+            sample_weight = sample_weight[keep]
     return build_fit_report(
         name,
         result,
@@ -199,6 +218,8 @@ def fit_data(
         left_out=left_out,
         stats=result.stats,
         rows=(Xd, Yd),
+        weights=sample_weight,
+        weights_column=weights_column,
     )
 
 

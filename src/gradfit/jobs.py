@@ -48,6 +48,7 @@ import gradfit.data
 from gradfit.data import BatchStream, Table, open_stream
 from gradfit.data.memory import TableInMemory
 from gradfit.data.tables import float_matrix
+from gradfit.data.weights import check_weight_values, refuse_all_zero
 from gradfit.errors import DataError, ValidationError
 from gradfit.fitting import (
     FitReport,
@@ -73,6 +74,7 @@ from gradfit.settings import (
     CheckpointSettings,
     ReadSettings,
     RunSettings,
+    WeightSettings,
 )
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
@@ -122,6 +124,7 @@ def fit(
     sample_rows: int = 0,
     comm: Communicator | None = None,
     notes: list[str] | None = None,
+    weights: str | None = None,
 ) -> FitReport:
     """Fit ``config.solver`` (default: ``SolverConfig()``, gd) to the columns of ``source``: a
     data file, a directory or glob of files, a built-in data set's name, or a table in memory
@@ -139,7 +142,9 @@ def fit(
     ``level``, ``device`` "auto" for CUDA when available;
     :class:`~gradfit.settings.CheckpointSettings`: ``checkpoint`` to ``resume``), validated on
     construction, then ``callback``, ``progress``, ``sample_rows``, ``comm`` and ``notes`` (the
-    streamed fit's but ``callback``; see there).
+    streamed fit's but ``callback``; see there). ``weights``: the name of a column of row
+    weights (:class:`~gradfit.settings.WeightSettings`): weighted least squares on every road,
+    as R's ``lm(weights = w)``; the column is never a feature.
 
     Returns
     -------
@@ -164,6 +169,7 @@ def fit(
     checkpointing = CheckpointSettings(
         checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume
     )
+    weighting = WeightSettings(weights=weights)
     # A table in memory as it is (never streamed); a path as its text.
     data = source if source_kind(source) == "memory" else str(source)
     streamed = use_streaming(
@@ -171,7 +177,14 @@ def fit(
     )
     if not streamed:
         return fit_data(
-            data, targets, features, config, run=run, callback=callback, memory_limit=memory_limit
+            data,
+            targets,
+            features,
+            config,
+            run=run,
+            callback=callback,
+            memory_limit=memory_limit,
+            weighting=weighting,
         )
     return fit_stream(
         data,
@@ -186,6 +199,7 @@ def fit(
         sample_rows=sample_rows,
         comm=comm,
         notes=notes,
+        weighting=weighting,
     )
 
 
@@ -450,13 +464,15 @@ def prediction_columns(
     predictor: Any = None,
     interval: str | None = None,
     level: float = DEFAULT_LEVEL,
+    weights: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The float64 prediction columns of the features ``X`` (n, d): one per target, or with
     ``interval`` ("confidence" or "prediction", at ``level``) each target followed by
     ``<target>_lower`` and ``<target>_upper`` from ``predictor``
     (:class:`gradfit.inference.OLSPredictor`; the model's own when None). Rows off the span of
     the training rows of a rank-deficient fit warn once
-    (:func:`gradfit.inference.warn_not_estimable`)."""
+    (:func:`gradfit.inference.warn_not_estimable`). ``weights`` (n,): the rows' weights for
+    a prediction interval of a weighted fit (default 1, as R's ``predict.lm``)."""
     if model.inference is not None and model.inference.get("estimability") is not None:
         warn_not_estimable(X, model.inference["estimability"])
     if interval is None:
@@ -464,7 +480,7 @@ def prediction_columns(
         return {name: pred[:, j] for j, name in enumerate(model.target_names)}
     if predictor is None:
         predictor = model.interval_predictor()
-    bounds = predictor.predict(X.double(), interval=interval, level=level)
+    bounds = predictor.predict(X.double(), interval=interval, level=level, weights=weights)
     # The mean is the model's own prediction (in its dtype), as without an interval.
     mean = model.predict(X.to(model.weight.dtype)).double().numpy()
     lower, upper = bounds.lower.numpy(), bounds.upper.numpy()
@@ -497,6 +513,7 @@ def predict_batches(
     missing: str = "error",
     unknown_level: str = "error",
     notes: list[str] | None = None,
+    pred_weights: str | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """The model's predictions over ``source``, batch by batch: one batch when the source is
     read whole, one per batch of about ``batch_rows`` rows when it is streamed (see the module
@@ -536,8 +553,16 @@ def predict_batches(
     notes : when given, receives after the last batch a line for the rows dropped (or kept
         without a prediction) and one for the rows of an unknown level, where there are any
         (``"predict: 3 rows dropped for missing values"``)
+    pred_weights : a column of the new rows' weights (> 0) for ``interval="prediction"`` of a
+        weighted fit: the variance of a new observation is ``sigma² / w`` (R's ``predict.lm``
+        with ``weights=``); default: weight 1
     """
     applying = ApplySettings(missing=missing, unknown_level=unknown_level)
+    if pred_weights is not None and interval != "prediction":
+        raise ValidationError(
+            "--pred-weights (pred_weights=) weighs new observations, and applies only to "
+            "--interval prediction; add it, or leave out --pred-weights"
+        )
     given = [keep] if isinstance(keep, str) else list(keep)
     # Before the header is known, each value is read as text both whole and split at its
     # commas (reading whole); the header then says which it is.
@@ -554,7 +579,7 @@ def predict_batches(
         text=candidates,
         applying=applying,
     )
-    return _predict(loaded, data, given, predictor, interval, level, rows, notes)
+    return _predict(loaded, data, given, predictor, interval, level, rows, notes, pred_weights)
 
 
 def _predict(
@@ -566,6 +591,7 @@ def _predict(
     level: float,
     rows: _Rows | None = None,
     notes: list[str] | None = None,
+    pred_weights: str | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """The checks of :func:`predict_batches` on the source's columns, now; then its batches."""
     rows = rows if rows is not None else _Rows(model, ApplySettings(), with_targets=False)
@@ -583,7 +609,12 @@ def _predict(
                 f"--keep column {name!r} has the name of a predicted column; "
                 "rename it or leave it out"
             )
-    return _predictions(model, data, names, predictor, interval, level, rows, notes)
+    if pred_weights is not None and pred_weights not in data.columns:
+        raise DataError(
+            f"{data.name}: --pred-weights column {pred_weights!r} not found; available: "
+            f"{', '.join(data.columns)}"
+        )
+    return _predictions(model, data, names, predictor, interval, level, rows, notes, pred_weights)
 
 
 def _predictions(
@@ -595,15 +626,24 @@ def _predictions(
     level: float,
     rows: _Rows,
     notes: list[str] | None,
+    pred_weights: str | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
-    dropped = unknown = 0
-    for batch in data.read(rows.numeric, [*rows.text, *keep]):
+    dropped = unknown = before = 0
+    extra = [] if pred_weights is None else [pred_weights]
+    for batch in data.read(rows.numeric, [*rows.text, *keep, *extra]):
         encoded = rows.encode(batch)
         unknown += encoded.n_unknown
-        predicted = prediction_columns(
-            model, torch.from_numpy(encoded.X), predictor, interval, level
-        )
         kept = encoded.kept
+        w = None
+        if pred_weights is not None:
+            w = _new_row_weights(
+                _number_column(batch, pred_weights), data.name, pred_weights, before
+            )
+            w = w if kept is None else w[kept]
+        before += len(kept) if kept is not None else encoded.X.shape[0]
+        predicted = prediction_columns(
+            model, torch.from_numpy(encoded.X), predictor, interval, level, weights=w
+        )
         columns: dict[str, np.ndarray] = {name: batch.table.columns[name] for name in keep}
         if kept is not None:
             dropped += int(len(kept) - kept.sum())
@@ -617,6 +657,28 @@ def _predictions(
         columns.update(predicted)
         yield columns
     _notes("predict", rows.missing, dropped, unknown, notes)
+
+
+def _number_column(batch: _Batch, name: str) -> npt.NDArray[np.float64]:
+    """A column of ``batch`` read as kept (text from a CSV file) as finite float64, with the
+    reader's checks and messages (file, column, row)."""
+    one = replace(batch.table, columns={name: batch.table.columns[name]})
+    return float_matrix(one, [name])[:, 0]
+
+
+def _new_row_weights(
+    values: np.ndarray, source: str, column: str, before: int
+) -> npt.NDArray[np.float64]:
+    """The new rows' weights of a prediction interval (finite, by the reader), each > 0: a
+    DataError naming the data row otherwise (counted from 1 over the whole source)."""
+    bad = np.flatnonzero(~(values > 0))
+    if bad.size:
+        row = int(bad[0])
+        raise DataError(
+            f"{source}: column {column!r} (--pred-weights), data row {before + row + 1}: weight "
+            f"{values[row]:g}; a new observation's weight must be > 0"
+        )
+    return np.ascontiguousarray(values, dtype=np.float64)
 
 
 def _predict_table(model: ModelLike, source: Source, **options: Any) -> dict[str, np.ndarray]:
@@ -709,6 +771,7 @@ def evaluate(
     missing: str = "error",
     unknown_level: str = "error",
     notes: list[str] | None = None,
+    weights: str | None = None,
 ) -> EvaluationReport:
     """MSE, RMSE, MAE and R² of ``model`` (a :class:`~gradfit.persistence.SavedModel` or its
     file) on the rows of ``source`` (as in :func:`predict_batches`), whose columns must hold
@@ -722,7 +785,10 @@ def evaluate(
     :func:`predict_batches`; so are ``missing`` ("error" or "drop": a row without a target or
     prediction has nothing to compare, so "keep" is refused), ``unknown_level`` and
     ``notes``; the rows dropped and the rows of an unknown level are counted in the report.
+    ``weights``: a column of row weights (finite, >= 0, not all 0): the weighted metrics, as
+    scikit-learn's with ``sample_weight``.
     """
+    weights = WeightSettings(weights=weights).weights
     if missing == "keep":
         raise ValidationError(
             "evaluate: missing must be 'error' or 'drop', got 'keep': a row without a "
@@ -739,12 +805,14 @@ def evaluate(
         applying=applying,
         with_targets=True,
     )
-    report = _evaluate(loaded, data, rows)
+    report = _evaluate(loaded, data, rows, weights)
     _notes("evaluate", missing, report.n_dropped, report.n_unknown, notes)
     return report
 
 
-def _evaluate(loaded: SavedModel, data: _Batches, rows: _Rows | None = None) -> EvaluationReport:
+def _evaluate(
+    loaded: SavedModel, data: _Batches, rows: _Rows | None = None, weights: str | None = None
+) -> EvaluationReport:
     """:func:`evaluate` on a source opened one way or the other."""
     rows = rows if rows is not None else _Rows(loaded, ApplySettings(), with_targets=True)
     targets = list(rows.design.target_variables) if rows.design is not None else loaded.target_names
@@ -756,17 +824,32 @@ def _evaluate(loaded: SavedModel, data: _Batches, rows: _Rows | None = None) -> 
             f"{', '.join(map(repr, data.columns))}"
         )
     _check_features(data, rows.features)
+    if weights is not None and weights not in data.columns:
+        raise DataError(
+            f"{data.name}: --weights column {weights!r} not found; available: "
+            f"{', '.join(data.columns)}"
+        )
     acc = MetricsAccumulator()
-    n = dropped = unknown = 0
-    for batch in data.read(rows.numeric, rows.text):
+    n = dropped = unknown = read = 0
+    positive = False
+    extra = [] if weights is None else [weights]
+    for batch in data.read(rows.numeric, [*rows.text, *extra]):
         encoded = rows.encode(batch)
         assert encoded.Y is not None  # the targets were asked for
+        w = None
+        if weights is not None:
+            w = check_weight_values(_number_column(batch, weights), data.name, weights, read + 1)
+            w = w if encoded.kept is None else w[encoded.kept]
+            positive = positive or bool((w > 0).any())
+        read += batch.table.n_rows
         pred = loaded.predict(torch.from_numpy(encoded.X).to(loaded.weight.dtype)).double()
-        acc.update(torch.from_numpy(encoded.Y), pred)
+        acc.update(torch.from_numpy(encoded.Y), pred, sample_weight=w)
         n += encoded.X.shape[0]
         unknown += encoded.n_unknown
         if encoded.kept is not None:
             dropped += int(len(encoded.kept) - encoded.kept.sum())
+    if weights is not None and n and not positive:
+        raise refuse_all_zero(data.name, weights)
     return EvaluationReport(
         data.name, n, tuple(loaded.target_names), acc.result(), dropped, unknown
     )

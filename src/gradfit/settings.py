@@ -52,6 +52,7 @@ __all__ = [
     "CheckpointSettings",
     "ReadSettings",
     "RunSettings",
+    "WeightSettings",
     "as_keywords",
     "check_integer",
     "check_level",
@@ -374,7 +375,9 @@ class ApplySettings:
                 raise ValidationError(f"{name} must be one of {listed}, got {value!r}")
 
 
-_Settings = TypeVar("_Settings", ReadSettings, RunSettings, CheckpointSettings, ApplySettings)
+_Settings = TypeVar(
+    "_Settings", ReadSettings, RunSettings, CheckpointSettings, ApplySettings, "WeightSettings"
+)
 
 
 def settings_from_options(
@@ -426,3 +429,32 @@ def resolve_device(device: str | torch.device) -> torch.device:
             "(--device cpu, or device='cpu' in Python)"
         )
     return resolved
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+@dataclass(frozen=True)
+class WeightSettings:
+    """Row weights from a column of the data (R's ``lm(..., weights = w)``): the column's
+    name, or None for every row weight 1. The column is never a feature or a target; its
+    values must be finite and >= 0 (0 leaves a row out), not all 0."""
+
+    weights: str | None = field(
+        default=None,
+        metadata=cli(
+            "column of row weights (weighted least squares, as R's lm(weights = w)): finite, "
+            ">= 0, not all 0; never a feature",
+            "column",
+            show_default=False,
+            metavar="COLUMN",
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        if self.weights is not None and (
+            not isinstance(self.weights, str) or not self.weights.strip()
+        ):
+            raise ValidationError(
+                f"weights must be the name of a column of the data, or None, got {self.weights!r}"
+            )

@@ -55,6 +55,7 @@ import torch
 from gradfit.checkpoint import Checkpoint, data_fingerprint
 from gradfit.data import Batch, BatchStream, open_stream
 from gradfit.data.memory import TableInMemory
+from gradfit.data.weights import check_weight_values, refuse_all_zero, refuse_weight_role
 from gradfit.errors import DataError, ValidationError
 from gradfit.fit_report import FitReport, build_fit_report
 from gradfit.fitting import (
@@ -78,13 +79,14 @@ from gradfit.settings import (
     CheckpointSettings,
     ReadSettings,
     RunSettings,
+    WeightSettings,
     refuse_unknown,
     settings_from_options,
 )
 from gradfit.solvers import registry
 from gradfit.solvers.collective import LOCAL, Communicator, guarded, merge_stats
 from gradfit.solvers.config import SolverConfig
-from gradfit.solvers.engine import EpochInfo
+from gradfit.solvers.engine import EpochInfo, stream_row_scale
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.rows import holdout_mask, holdout_seed
 from gradfit.solvers.stats import SufficientStats
@@ -220,6 +222,8 @@ class StreamData:
     rows: int = 0  # training rows in the shard, once the statistics pass has counted them
     holdout: float = 0.0  # early stopping: the fraction held out (gradfit.solvers.rows)
     holdout_seed: int = 0
+    weights: str | None = None  # the column of row weights (None: unweighted)
+    weight_scale: float = 1.0  # sgd: the weights times this have mean 1 over the training rows
 
     def split(
         self, units: Sequence[Any] | None = None
@@ -227,9 +231,24 @@ class StreamData:
         """The rows as (X (m, d), Y (m, k)) tensors in the training dtype, batch by batch, in
         the stream's order (or the order of ``units``; default: the shard's), with the mask of
         the rows held out for validation (None without a hold-out)."""
+        for X, Y, mask, _ in self.weighted_split(units):
+            yield X, Y, mask
+
+    def weighted_split(
+        self, units: Sequence[Any] | None = None
+    ) -> Iterator[
+        tuple[torch.Tensor, torch.Tensor, npt.NDArray[np.bool_] | None, torch.Tensor | None]
+    ]:
+        """:meth:`split` with the rows' weights ((m,) float64 on the CPU; None unweighted).
+        Rows of weight 0 are left out here, once for every pass (R counts them nowhere); the
+        hold-out is drawn first, by file row, so that it is the unweighted fit's."""
         index = {path: i for i, path in enumerate(self.stream.files)}
         for batch in self._read(units, stack=True):
             X, Y = batch.split_matrix(len(self.features))
+            w = None
+            if self.weights is not None:
+                Y = Y[:, : len(self.targets)]  # the weight column is read last
+                w = self._batch_weights(batch)
             Xt = as_training_tensor(
                 X, self.features, self.dtype, self.device, str(batch.file), batch.file_row
             )
@@ -241,7 +260,24 @@ class StreamData:
                 mask = holdout_mask(
                     index[batch.file], batch.file_row, batch.n_rows, self.holdout, self.holdout_seed
                 )
-            yield Xt, Yt, mask
+            if w is None:
+                yield Xt, Yt, mask, None
+                continue
+            positive = w > 0
+            if not positive.any():  # nothing of this batch counts
+                continue
+            if not positive.all():
+                keep = torch.from_numpy(positive)
+                Xt, Yt = Xt[keep.to(Xt.device)], Yt[keep.to(Yt.device)]
+                w = w[positive]
+                mask = None if mask is None else mask[positive]
+            yield Xt, Yt, mask, torch.from_numpy(w)
+
+    def _batch_weights(self, batch: Batch) -> npt.NDArray[np.float64]:
+        """The weight column of a batch, checked (finite by the reader, >= 0 here)."""
+        assert self.weights is not None
+        values = np.array(batch.columns[self.weights], dtype=np.float64)
+        return check_weight_values(values, str(batch.file), self.weights, batch.file_row)
 
     def columns(self) -> Iterator[tuple[list[np.ndarray], list[np.ndarray]]]:
         """The shard's rows as (features, targets) lists of float64 columns, batch by batch,
@@ -261,7 +297,7 @@ class StreamData:
             if not units:
                 return
         rows = 0
-        names = [*self.features, *self.targets]
+        names = [*self.features, *self.targets, *([self.weights] if self.weights else [])]
         for batch in self.stream.batches(names, units=units, stack=stack):
             rows += batch.n_rows
             if self.progress is not None:
@@ -273,15 +309,23 @@ class StreamData:
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The training rows as (X (m, d), Y (m, k)) tensors (those of :meth:`split` less the
         held-out rows)."""
-        for X, Y, mask in self.split(units):
+        for X, Y, _ in self.weighted_tensors(units):
+            yield X, Y
+
+    def weighted_tensors(
+        self, units: Sequence[Any] | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """:meth:`tensors` with the rows' weights ((m,) float64 on the CPU, all positive;
+        None unweighted)."""
+        for X, Y, mask, w in self.weighted_split(units):
             if mask is None:
-                yield X, Y
+                yield X, Y, w
             elif not mask.all():
-                keep = torch.from_numpy(~mask).to(X.device)
-                yield X[keep], Y[keep]
+                keep = torch.from_numpy(~mask)
+                yield X[keep.to(X.device)], Y[keep.to(Y.device)], None if w is None else w[keep]
 
     def _epoch_rows(
-        self, generator: torch.Generator, shuffle: bool
+        self, generator: torch.Generator, shuffle: bool, weighted: bool = False
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         units = list(self.shard) if self.shard is not None else self.stream.units()
         if not units:
@@ -289,8 +333,45 @@ class StreamData:
         if shuffle and len(units) > 1:
             order = torch.randperm(len(units), generator=generator).tolist()
             units = [units[i] for i in order]
-        rows = self.tensors(units)
+        rows = self._weighted_rows(units) if weighted else self.tensors(units)
         return shuffled(rows, self.shuffle_buffer, generator) if shuffle else rows
+
+    def _weighted_rows(self, units: Sequence[Any]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The training rows with their weights (times :attr:`weight_scale`, in the training
+        dtype, as sgd steps on them) as Y's last column: they travel through the shuffle
+        buffer and the cut into mini-batches with their rows."""
+        for X, Y, w in self.weighted_tensors(units):
+            assert w is not None
+            scaled = (w * self.weight_scale).to(device=Y.device, dtype=Y.dtype)
+            yield X, torch.cat([Y, scaled[:, None]], 1)
+
+    def aligned_weighted_batches(
+        self, generator: torch.Generator, steps: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """:meth:`aligned_batches` with each batch's row weights (as :meth:`weighted_batches`;
+        None unweighted), for sgd over a group of processes."""
+        if self.weights is None:
+            for X, Y in self.aligned_batches(generator, steps):
+                yield X, Y, None
+            return
+        sizes = [(self.rows * (s + 1)) // steps - (self.rows * s) // steps for s in range(steps)]
+        k = len(self.targets)
+        rows = self._epoch_rows(generator, True, True)
+        for X, Yw in _cut(rows, sizes, len(self.features), k + 1, self.dtype, self.device):
+            yield X, Yw[:, :k].contiguous(), Yw[:, k].contiguous()
+
+    def weighted_batches(
+        self, generator: torch.Generator, batch_size: int, shuffle: bool
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """:meth:`batches` with each batch's row weights (scaled to mean 1 over the training
+        rows; None unweighted), for sgd (:func:`gradfit.solvers.interfaces.weighted_batches`)."""
+        if self.weights is None:
+            for X, Y in self.batches(generator, batch_size, shuffle):
+                yield X, Y, None
+            return
+        k = len(self.targets)
+        for X, Yw in _minibatches(self._epoch_rows(generator, shuffle, True), batch_size):
+            yield X, Yw[:, :k].contiguous(), Yw[:, k].contiguous()
 
     def batches(
         self, generator: torch.Generator, batch_size: int, shuffle: bool
@@ -332,6 +413,7 @@ def fit_stream(
     sample_rows: int = 0,
     comm: Communicator | None = None,
     notes: list[str] | None = None,
+    weighting: WeightSettings | None = None,
     **options: Any,
 ) -> FitReport:
     """Fit ``config.solver`` to files of any size, one batch at a time.
@@ -366,6 +448,11 @@ def fit_stream(
         process returns the same model. Every process must call this with the same arguments.
     notes : a list to which messages for the user are appended (a resumed or fresh start,
         shards without data)
+    weighting : row weights from a column (:class:`~gradfit.settings.WeightSettings`;
+        ``weights=`` among ``options``): the weighted statistics (merged across batches and
+        processes as the unweighted ones), gd from them, lstsq by TSQR on the rows scaled by
+        sqrt(w), sgd's mini-batches carrying their rows' weights (scaled to mean 1 over the
+        training rows, as in memory), the HC pass weighted; rows of weight 0 are left out
     options : the fields of the settings objects as keyword arguments (``seed=``,
         ``batch_rows=``, ``checkpoint=``, ...), each replacing the field of the object given
         (or of the default one)
@@ -380,6 +467,7 @@ def fit_stream(
     reading = settings_from_options(ReadSettings, reading or _NO_LIMIT, options)
     run = settings_from_options(RunSettings, run, options)
     checkpointing = settings_from_options(CheckpointSettings, checkpointing, options)
+    weights_column = settings_from_options(WeightSettings, weighting, options).weights
     refuse_unknown("fit_stream", options)
     seed, dtype, checkpoint = run.seed, run.torch_dtype, checkpointing.checkpoint
     config = config if config is not None else SolverConfig()
@@ -400,10 +488,17 @@ def fit_stream(
     stream, fnames, tnames, left_out = guarded(
         group,
         lambda: _open(
-            open_stream, source, reading.batch_rows, targets, features, reading.memory_limit
+            open_stream,
+            source,
+            reading.batch_rows,
+            targets,
+            features,
+            reading.memory_limit,
+            weights_column,
         ),
     )
     data = StreamData(stream, fnames, tnames, dtype, dev, reading.shuffle_buffer, progress)
+    data.weights = weights_column
     if group.world > 1:
         data.shard = tuple(stream.shard(group.rank, group.world))
         units = len(stream.units())
@@ -424,6 +519,9 @@ def fit_stream(
     data.rows = 0 if local is None else local.n
     stats = merge_stats(group, local, d, k, dev)
     validation = merge_stats(group, local_held, d, k, dev) if config.early_stopping else None
+    if weights_column is not None and stats.n == 0 and (validation is None or validation.n == 0):
+        raise refuse_all_zero(stream.source, weights_column)
+    data.weight_scale = stream_row_scale(stats)
     if validation is not None:
         problem = holdout_problem(
             stream.source, stats.n + validation.n, validation.n, config.validation_fraction
@@ -485,8 +583,9 @@ def fit_stream(
         left_out=left_out,
         stats=stats,
         sample=sample,
-        batches=rows64.tensors,
+        batches=rows64.tensors if weights_column is None else rows64.weighted_tensors,
         collect=collect,
+        weights_column=weights_column,
     )
 
 
@@ -502,15 +601,39 @@ def _open(
     targets: Sequence[str],
     features: Sequence[str] | None,
     memory_limit: int | None = None,
+    weights: str | None = None,
 ) -> tuple[BatchStream, tuple[str, ...], tuple[str, ...], dict[str, str]]:
     """The stream and its columns, the width checked (:func:`gradfit.fitting.check_width`)
-    from the header first, then once the features are chosen."""
+    from the header first, then once the features are chosen. ``weights``: the column of row
+    weights, never a feature."""
     stream = open_stream(source, batch_rows=batch_rows)
     if features is None:
         check_width(stream.source, 0, memory_limit, columns=stream.columns, targets=targets)
     fnames, tnames, left_out = choose_columns(stream, targets, features)
+    if weights is not None:
+        fnames = _weighted_columns(stream, weights, tnames, fnames, features is None)
     check_width(stream.source, len(fnames), memory_limit)
     return stream, fnames, tnames, left_out
+
+
+def _weighted_columns(
+    stream: BatchStream,
+    weights: str,
+    targets: tuple[str, ...],
+    features: tuple[str, ...],
+    default: bool,
+) -> tuple[str, ...]:
+    """The features without the weights column (``default``: the default choice, which left
+    it in), after checking that the column exists and is named as nothing else."""
+    stream.check_columns([weights], "weights")
+    refuse_weight_role(stream.source, weights, targets, None if default else features)
+    fnames = tuple(name for name in features if name != weights)
+    if not fnames:
+        raise DataError(
+            f"{stream.source}: no feature columns left once the weights column {weights!r} is "
+            "set apart; name the features with --features"
+        )
+    return fnames
 
 
 def _local_stats(data: StreamData) -> tuple[SufficientStats | None, SufficientStats | None]:
@@ -518,7 +641,12 @@ def _local_stats(data: StreamData) -> tuple[SufficientStats | None, SufficientSt
     there are none: an empty shard, no hold-out), in one pass."""
     if data.shard is not None and not data.shard:
         return None, None
-    if data.holdout == 0 and data.dtype == torch.float64 and data.device.type == "cpu":
+    if (
+        data.holdout == 0
+        and data.weights is None
+        and data.dtype == torch.float64
+        and data.device.type == "cpu"
+    ):
         # The columns as read: the statistics shift them straight into their own buffer.
         parts = data.columns()
         head = next(parts, None)
@@ -527,18 +655,19 @@ def _local_stats(data: StreamData) -> tuple[SufficientStats | None, SufficientSt
         return SufficientStats.from_batches(itertools.chain([head], parts)), None
     held: list[SufficientStats | None] = [None]
 
-    def training() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for X, Y, mask in data.split():
+    def training() -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        for X, Y, mask, w in data.weighted_split():
             if mask is None:
-                yield X, Y
+                yield X, Y, w
                 continue
             if mask.any():
-                out = torch.from_numpy(mask).to(X.device)
-                part = SufficientStats.compute(X[out], Y[out])
+                out = torch.from_numpy(mask)
+                wo = None if w is None else w[out]
+                part = SufficientStats.compute(X[out.to(X.device)], Y[out.to(Y.device)], weights=wo)
                 held[0] = part if held[0] is None else held[0].merge(part)
             if not mask.all():
-                keep = torch.from_numpy(~mask).to(X.device)
-                yield X[keep], Y[keep]
+                keep = torch.from_numpy(~mask)
+                yield X[keep.to(X.device)], Y[keep.to(Y.device)], None if w is None else w[keep]
 
     batches = training()
     first = next(batches, None)

@@ -41,6 +41,7 @@ from gradfit.settings import (
     CheckpointSettings,
     ReadSettings,
     RunSettings,
+    WeightSettings,
     format_size,
 )
 from gradfit.solvers import registry
@@ -56,7 +57,13 @@ __all__ = [
 ]
 
 _Settings = TypeVar(
-    "_Settings", SolverConfig, ReadSettings, RunSettings, CheckpointSettings, ApplySettings
+    "_Settings",
+    SolverConfig,
+    ReadSettings,
+    RunSettings,
+    CheckpointSettings,
+    ApplySettings,
+    WeightSettings,
 )
 
 # The prefix of each settings class's options in the parsed arguments (``config_lr``).
@@ -66,6 +73,7 @@ _PREFIX: dict[type, str] = {
     RunSettings: "run",
     CheckpointSettings: "checkpointing",
     ApplySettings: "apply",
+    WeightSettings: "weighting",
 }
 
 
@@ -159,6 +167,7 @@ _KINDS: dict[str, Callable[[], dict[str, Any]]] = {
     "path": lambda: {},
     "apply_missing": lambda: {"choices": APPLY_MISSING},
     "unknown_level": lambda: {"choices": UNKNOWN_LEVELS},
+    "column": lambda: {},
 }
 
 

@@ -50,6 +50,7 @@ from gradfit.settings import (
     CheckpointSettings,
     ReadSettings,
     RunSettings,
+    WeightSettings,
     as_keywords,
 )
 from gradfit.solvers import registry
@@ -201,6 +202,7 @@ def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
                 sample_rows=_PLOT_SAMPLE if plot_path is not None and main_rank else 0,
                 comm=comm,
                 notes=notes,
+                weights=settings_from_args(WeightSettings, args).weights,
             )
         except DivergenceError as exc:
             hint = " or --standardize" if not config.standardize else ""
@@ -362,6 +364,7 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
             missing=applying.missing,
             unknown_level=applying.unknown_level,
             notes=notes,
+            pred_weights=args.pred_weights,
         )
         if applying.missing == "keep":
             produced = {*model.target_names}
@@ -418,6 +421,7 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             missing=applying.missing,
             unknown_level=applying.unknown_level,
             notes=notes,
+            weights=settings_from_args(WeightSettings, args).weights,
         )
     finally:
         reading.close()
@@ -578,6 +582,7 @@ def add_data_commands(sub: Any) -> None:
         f"({DEFAULT_TIMEOUT:g})",
     )
     add_settings_arguments(fit, RunSettings, ("inference", "level"))
+    add_settings_arguments(fit, WeightSettings)
     fit.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
     fit.add_argument("--json", action="store_true", help="print the summary as JSON")
     fit.set_defaults(handler=_cmd_fit)
@@ -607,6 +612,13 @@ def add_data_commands(sub: Any) -> None:
         default=DEFAULT_LEVEL,
         help=f"coverage of --interval, between 0 and 1 ({DEFAULT_LEVEL})",
     )
+    pred.add_argument(
+        "--pred-weights",
+        metavar="COLUMN",
+        help="column of the new rows' weights (> 0) for --interval prediction of a weighted "
+        "fit: a new observation's variance is sigma^2 / weight, as R's predict.lm (default: "
+        "weight 1)",
+    )
     _add_reading_options(pred)
     add_settings_arguments(pred, ApplySettings)
     pred.set_defaults(handler=_cmd_predict)
@@ -617,6 +629,7 @@ def add_data_commands(sub: Any) -> None:
     ev.add_argument("--json", action="store_true")
     _add_reading_options(ev)
     add_settings_arguments(ev, ApplySettings)
+    add_settings_arguments(ev, WeightSettings)
     ev.set_defaults(handler=_cmd_evaluate)
 
     info = sub.add_parser("info", help="what a model file holds")

@@ -29,6 +29,7 @@ from gradfit.scaling import Standardizer
 from gradfit.solvers.collective import LOCAL, Communicator
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo, StreamPasses, feature_scaler
+from gradfit.solvers.interfaces import weighted_passes
 from gradfit.solvers.lstsq import least_squares
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.state import TrainState
@@ -131,7 +132,12 @@ def fit_lstsq_stream(
             "leave out --checkpoint, or use gd or sgd"
         )
 
-    def passes() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def passes() -> Iterator[tuple[torch.Tensor, ...]]:
+        if stats.weighted:  # (X, Y, w) blocks: TSQR of the rows scaled by sqrt(w)
+            return (
+                (X.double(), Y.double(), *(() if w is None else (w.double(),)))
+                for X, Y, w in weighted_passes(data)
+            )
         return ((X.double(), Y.double()) for X, Y in data.tensors())
 
     d = stats.zbar.shape[0]
@@ -147,6 +153,7 @@ def fit_lstsq_stream(
         alpha=config.alpha,
         scale=scaler.scale if ridge and config.standardize else None,
         means=(stats.n, stats.zbar, stats.ybar),  # the statistics pass has them
+        total=stats.total,  # Σ w for the ridge rows, as in memory
         comm=comm,
         shape=(d, stats.ybar.shape[0]),
     )

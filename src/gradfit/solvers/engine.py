@@ -61,6 +61,7 @@ from gradfit.solvers.interfaces import (
     EpochInfo,
     StreamPasses,
     TensorData,
+    weighted_passes,
 )
 from gradfit.solvers.methods import Method, method_name, method_of, uses_conjugate_gradient
 from gradfit.solvers.minibatch import check_every, parallel_sgd_epoch, window_limit
@@ -138,6 +139,12 @@ def row_weights(sample_weight: torch.Tensor | None, dtype: torch.dtype) -> torch
     if bool((w == w[0]).all()):
         return None
     return (w * (w.shape[0] / w.sum())).to(dtype)
+
+
+def stream_row_scale(stats: SufficientStats) -> float:
+    """The factor that scales a stream's row weights to mean 1 over its training rows (as
+    :func:`row_weights` does in memory): rows / total weight of the weighted ``stats``."""
+    return float(stats.n) / stats.total if stats.weighted and stats.total > 0 else 1.0
 
 
 def init_state(
@@ -600,11 +607,33 @@ def fit_stream(
     max_row = None
     if needs_row_norm(config):
         scaler = feature_scaler(stats, config)
-        local = guarded(
-            comm, lambda: max((max_row_norm2(X, scaler) for X, _ in data.tensors()), default=0.0)
-        )
-        max_row = max(float(t[0]) for t in comm.gather(torch.tensor([local], dtype=torch.float64)))
-        max_row += 1.0 if config.fit_intercept else 0.0
+        if stats.weighted:  # the rows' weights as sgd steps on them (stream_row_scale)
+            scale = stream_row_scale(stats)
+
+            def largest() -> float:
+                return max(
+                    (
+                        row_norm2_bound(
+                            X, scaler, config, None if w is None else (w * scale).to(X.device)
+                        )
+                        for X, _, w in weighted_passes(data)
+                    ),
+                    default=0.0,
+                )
+
+            local = guarded(comm, largest)
+            max_row = max(
+                float(t[0]) for t in comm.gather(torch.tensor([local], dtype=torch.float64))
+            )
+        else:
+            local = guarded(
+                comm,
+                lambda: max((max_row_norm2(X, scaler) for X, _ in data.tensors()), default=0.0),
+            )
+            max_row = max(
+                float(t[0]) for t in comm.gather(torch.tensor([local], dtype=torch.float64))
+            )
+            max_row += 1.0 if config.fit_intercept else 0.0
     seed = resolve_seed(random_state)
     if comm.world > 1:
         # One seed for the group (rank 0's), whatever each process drew from fresh entropy.

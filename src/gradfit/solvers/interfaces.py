@@ -21,7 +21,9 @@ __all__ = [
     "EpochInfo",
     "StreamPasses",
     "TensorData",
+    "aligned_weighted_batches",
     "weighted_batches",
+    "weighted_passes",
 ]
 
 
@@ -136,8 +138,39 @@ class TensorData:
 def weighted_batches(
     data: EpochData, generator: torch.Generator, batch_size: int, shuffle: bool
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-    """``data``'s batches of one epoch with their rows' weights: those of weighted rows in
-    memory (:class:`TensorData` with ``w``), None for every other source (unweighted)."""
-    if isinstance(data, TensorData) and data.w is not None:
-        return data.weighted_batches(generator, batch_size, shuffle)
+    """``data``'s batches of one epoch with their rows' weights: those of a source that
+    yields them (its ``weighted_batches``: weighted rows in memory, :class:`TensorData` with
+    ``w``; a stream that reads a weight column), None for every other source (unweighted)."""
+    weighted = getattr(data, "weighted_batches", None)
+    if weighted is not None:
+        batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+        batches = weighted(generator, batch_size, shuffle)
+        return batches
     return ((zb, yb, None) for zb, yb in data.batches(generator, batch_size, shuffle))
+
+
+def weighted_passes(
+    data: StreamPasses,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """One pass of ``data.tensors()`` with each block's row weights: those of a stream that
+    reads a weight column (its ``weighted_tensors()``, (m,) float64), None for every other
+    source (unweighted)."""
+    weighted: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]]
+    weighted = getattr(data, "weighted_tensors", None) or (
+        lambda: ((X, Y, None) for X, Y in data.tensors())
+    )
+    return weighted()
+
+
+def aligned_weighted_batches(
+    data: AlignedData, generator: torch.Generator, steps: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """``data.aligned_batches`` with each batch's row weights: those of a shard that yields
+    them (its ``aligned_weighted_batches``: a stream that reads a weight column, the weights
+    scaled to mean 1 over the group's training rows), None otherwise (unweighted)."""
+    weighted = getattr(data, "aligned_weighted_batches", None)
+    if weighted is not None:
+        batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+        batches = weighted(generator, steps)
+        return batches
+    return ((zb, yb, None) for zb, yb in data.aligned_batches(generator, steps))

@@ -13,7 +13,12 @@ import torch
 from gradfit.errors import GradfitError, ValidationError
 from gradfit.losses import penalty, squared_error_gradient
 from gradfit.solvers.collective import Communicator
-from gradfit.solvers.interfaces import AlignedData, EpochData, weighted_batches
+from gradfit.solvers.interfaces import (
+    AlignedData,
+    EpochData,
+    aligned_weighted_batches,
+    weighted_batches,
+)
 from gradfit.solvers.kernels import update_state
 from gradfit.solvers.state import TrainState
 
@@ -89,7 +94,7 @@ def parallel_sgd_epoch(
     k, d = state.weight.shape
     mean, scale = state.scaler.mean, state.scaler.scale
     steps = max(1, math.ceil(n_total / batch_size))
-    batches = data.aligned_batches(state.generator, steps)
+    batches = aligned_weighted_batches(data, state.generator, steps)
     kd = k * d
     total = 0.0
     rows = 0
@@ -97,12 +102,14 @@ def parallel_sgd_epoch(
         sums = torch.zeros(kd + k + 3, dtype=torch.float64)
         error: BaseException | None = None
         try:
-            zb, yb = next(batches)
+            zb, yb, wb = next(batches)
             m = zb.shape[0]
             if m:
                 if cfg.standardize:
                     zb.sub_(mean.to(zb.dtype)).div_(scale.to(zb.dtype))
-                sse, gW, gb = squared_error_gradient(zb, yb, state.weight, state.bias)
+                # Weighted rows (scaled to mean 1 over the group): times m, the sums of the
+                # weighted gradients, so that the global step is the weighted mean's.
+                sse, gW, gb = squared_error_gradient(zb, yb, state.weight, state.bias, wb)
                 sums[:kd] = gW.double().reshape(-1).cpu() * m
                 sums[kd : kd + k] = gb.double().cpu() * m
                 sums[kd + k] = float(sse)

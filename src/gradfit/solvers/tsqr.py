@@ -45,7 +45,8 @@ from gradfit.solvers.lstsq import (
 __all__ = ["MAX_REFINEMENTS", "least_squares_stream", "merge_r"]
 
 MAX_REFINEMENTS = 3
-Passes = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+# A pass: (X (m, d), Y (m, k)) blocks, or (X, Y, w) with the rows' weights w (m,) > 0.
+Passes = Callable[[], Iterable[tuple[torch.Tensor, ...]]]
 
 
 _REFINE_ROWS = 4096  # rows per slice of the refinement's extended-precision products
@@ -63,19 +64,36 @@ def merge_r(R_a: torch.Tensor | None, block: torch.Tensor) -> torch.Tensor:
     return torch.triu(a[:p])
 
 
+def _root_weights(block: tuple[torch.Tensor, ...]) -> np.ndarray | None:
+    """sqrt(w) (m, 1) of a weighted block, None for an unweighted one."""
+    if len(block) < 3:
+        return None
+    root: np.ndarray = np.sqrt(block[2].double().cpu().numpy())[:, None]
+    return root
+
+
 def _means(passes: Passes, d: int | None) -> tuple[int, np.ndarray, np.ndarray]:
     n = 0
+    total = np.longdouble(0)
     sx: np.ndarray | None = None
     sy: np.ndarray | None = None
-    for X, Y in passes():
-        xs = X.cpu().numpy().astype(np.longdouble).sum(axis=0)
-        ys = Y.cpu().numpy().astype(np.longdouble).sum(axis=0)
+    for block in passes():
+        X, Y = block[0], block[1]
+        Xn = X.cpu().numpy().astype(np.longdouble)
+        Yn = Y.cpu().numpy().astype(np.longdouble)
+        if len(block) > 2:  # weighted means
+            w = block[2].double().cpu().numpy().astype(np.longdouble)[:, None]
+            Xn, Yn = Xn * w, Yn * w
+            total += w.sum()
+        else:
+            total += X.shape[0]
+        xs, ys = Xn.sum(axis=0), Yn.sum(axis=0)
         sx = xs if sx is None else sx + xs
         sy = ys if sy is None else sy + ys
         n += X.shape[0]
     if n == 0 or sx is None or sy is None:
         raise ValidationError("no data rows: least squares needs at least one row")
-    return n, (sx / n).astype(np.float64), (sy / n).astype(np.float64)
+    return n, (sx / total).astype(np.float64), (sy / total).astype(np.float64)
 
 
 def least_squares_stream(
@@ -88,13 +106,16 @@ def least_squares_stream(
     means: tuple[int, torch.Tensor, torch.Tensor] | None = None,
     comm: Communicator = LOCAL,
     shape: tuple[int, int] | None = None,
+    total: float | None = None,
 ) -> LeastSquaresResult:
     """Least squares (or ridge) over row blocks, one pass per step of the module doc.
 
     Parameters
     ----------
-    passes : callable returning a fresh iterable of (X (m, d), Y (m, k)) float64 blocks; called
-        once per pass over the data
+    passes : callable returning a fresh iterable of (X (m, d), Y (m, k)) float64 blocks, or
+        (X, Y, w) with the rows' positive weights w (m,): weighted least squares, the centred
+        rows scaled by sqrt(w) (the means must then be the weighted ones); called once per
+        pass over the data
     fit_intercept : centre on the means (pass 1) and return a bias
     alpha : ridge strength; the penalty ``n alpha ||w_z||²`` on the coefficients of
         ``Z = (X - x̄) / scale`` (``scale`` None: ones), as the in-memory closed form
@@ -112,6 +133,8 @@ def least_squares_stream(
         precision (each sent as a float64 pair, high and low parts), and every process returns
         the same solution
     shape : (d, k), needed with a group (a process whose shard is empty sees no block)
+    total : the total weight Σ w of weighted rows, for the ridge rows ``sqrt(Σw alpha)`` (as
+        in memory); default: the number of rows
 
     Returns
     -------
@@ -130,12 +153,16 @@ def least_squares_stream(
     def local_r() -> tuple[torch.Tensor | None, int, int, int]:
         R: torch.Tensor | None = None
         rows, d_, k_ = 0, d, k
-        for X, Y in passes():
+        for block in passes():
+            X, Y = block[0], block[1]
             d_, k_ = X.shape[1], Y.shape[1]
             A = X.double().cpu().numpy()
             B = Y.double().cpu().numpy()
             if fit_intercept:
                 A, B = A - x_mean, B - y_mean
+            root = _root_weights(block)
+            if root is not None:
+                A, B = A * root, B * root
             R = merge_r(R, torch.from_numpy(np.ascontiguousarray(np.hstack([A, B]))))
             rows += X.shape[0]
         return R, rows, d_, k_
@@ -157,7 +184,7 @@ def least_squares_stream(
         augmented = np.zeros((2 * d, d + k))
         augmented[:d, :d] = R11 / scales
         augmented[:d, d:] = R12
-        augmented[d:, :d] = math.sqrt(n * alpha) * np.eye(d)
+        augmented[d:, :d] = math.sqrt((n if total is None else total) * alpha) * np.eye(d)
         Ra = merge_r(None, torch.from_numpy(augmented)).numpy()
         R11, R12 = Ra[:d, :d], Ra[:d, d:]
     norms = _column_norms(R11)
@@ -191,8 +218,9 @@ def _refine(
 
         def local_g(Z_ext: np.ndarray = Z_ext) -> np.ndarray:
             g = np.zeros(Z_ext.shape, dtype=np.longdouble)
-            for X, Y in passes():
-                Xn, Yn = X.double().cpu().numpy(), Y.double().cpu().numpy()
+            for block in passes():
+                Xn, Yn = block[0].double().cpu().numpy(), block[1].double().cpu().numpy()
+                root = _root_weights(block)
                 # In slices: the extended-precision copies of a whole batch would take 16
                 # bytes a value, several times over (measured: +70 MiB resident at 65,536 rows).
                 for start in range(0, Xn.shape[0], _REFINE_ROWS):
@@ -200,6 +228,9 @@ def _refine(
                     B = Yn[start : start + _REFINE_ROWS].astype(np.longdouble)
                     if fit_intercept:
                         A, B = A - x_mean, B - y_mean
+                    if root is not None:  # Aᵀ W r = (sqrt(w) A)ᵀ (sqrt(w) r)
+                        s = root[start : start + _REFINE_ROWS].astype(np.longdouble)
+                        A, B = A * s, B * s
                     g += A.T @ (B - A @ Z_ext)  # Aᵀ r with r in extended precision
             return g
 
