@@ -80,7 +80,12 @@ def ols(
             target_names=design.targets,
             **options,
         )
-        return dataclasses.replace(result, n_dropped=matrices.n_dropped)
+        return dataclasses.replace(
+            result,
+            n_dropped=matrices.n_dropped,
+            terms=design.term_columns(),
+            formula=design.formula,
+        )
     if data is not None:
         raise ValidationError(
             "data= goes with a formula, ols('y ~ x', data=frame); with matrices call ols(X, Y)"
