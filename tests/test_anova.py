@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import gradfit
+from gradfit.design import Design
 from gradfit.errors import RankDeficiencyWarning, ValidationError
 from gradfit.inference import AnovaTable, anova, ols, ols_from_stats
 from gradfit.solvers.stats import SufficientStats
@@ -181,3 +182,19 @@ def test_anova_refusals(mtcars: dict[str, list[Any]]) -> None:
         anova(fit, "mpg ~ wt + hp")  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="no column 'F'"):
         anova(fit).column("F")
+
+
+def test_the_design_names_the_columns_of_each_term() -> None:
+    data = _read("warpbreaks.csv")
+    design = Design.from_formula("breaks ~ wool * tension", data)
+    expected = (("wool", (0,)), ("tension", (1, 2)), ("wool:tension", (3, 4)))
+    assert design.term_columns() == expected
+    again = Design.from_json(design.to_json())  # kept in the design's document
+    assert again.term_columns() == expected
+    older = {k: v for k, v in design.to_dict().items() if k != "column_terms"}
+    with pytest.raises(ValidationError, match="does not say which term made each column"):
+        Design.from_json(older).term_columns()
+    with pytest.raises(ValidationError, match="'column_terms' must give a term"):
+        Design.from_json({**design.to_dict(), "column_terms": [0, 1, 2, 3, 9]})
+    no_intercept = Design.from_formula("breaks ~ 0 + wool + tension", data)
+    assert no_intercept.term_columns() == (("wool", (0, 1)), ("tension", (2, 3)))

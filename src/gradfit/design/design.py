@@ -701,8 +701,7 @@ class Design:
         from_plain(document["transform_state"])  # checks it
         column_terms = document.get("column_terms", [])  # absent from older documents
         if not isinstance(column_terms, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(document["terms"])
-            for v in column_terms
+            isinstance(v, int) and not isinstance(v, bool) for v in column_terms
         ):
             raise ValueError("'column_terms' must be a list of indices of 'terms'")
         design = cls(
@@ -719,8 +718,11 @@ class Design:
             transform_state=document["transform_state"],
             column_terms=tuple(column_terms),
         )
-        if column_terms and len(column_terms) != len(design.columns):
-            raise ValueError("'column_terms' and 'columns' differ in length")
+        if column_terms and (
+            len(column_terms) != len(design.columns)
+            or not all(0 <= v < len(design.terms) for v in column_terms)
+        ):
+            raise ValueError("'column_terms' must give a term of 'terms' for each column")
         if len(design.targets) != len(design.target_terms):
             raise ValueError("'targets' and 'target_terms' differ in length")
         return design
