@@ -21,6 +21,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -328,3 +329,46 @@ def test_influence_refusals(mtcars: dict[str, np.ndarray]) -> None:
     weighted = ols(X, y, weights=mtcars["cyl"])
     with pytest.raises(ValidationError, match="the fit had weights"):
         weighted.influence(X, y)
+
+
+def test_a_formula_fit_takes_its_data_rows_with_missing_values_left_out() -> None:
+    # a <- read.csv("tests/data/r/airquality.csv")
+    # f <- lm(Ozone ~ Solar.R + Wind + Temp, a, weights = Wind)   # na.omit: 111 rows
+    # cooks.distance(f)[1:6]; rstudent(f)[1:6]; hatvalues(f)[1:6]; dfbetas(f)[1:6, 4]
+    # (the rows named 1, 2, 3, 4, 7, 8); which.max(cooks.distance(f)): the 30th
+    data = pd.read_csv(R_DATA / "airquality.csv")
+    wind = data["Wind"].to_numpy(copy=True)  # a weight per data row, NA rows' too
+    fit = ols("Ozone ~ Solar.R + Wind + Temp", data=data, missing="drop", weights=wind)
+    assert fit.n == 111 and fit.n_dropped == 42
+    measures = fit.influence(data, weights=wind)
+    assert measures.hat.shape == (111,)
+    assert measures.coefficient_names == ("(Intercept)", "Solar.R", "Wind", "Temp")
+    head = {
+        "cooks": [
+            0.0026232153969558939, 0.00015696329223259116, 0.0030333284147809041,
+            3.7147173256953725e-08, 0.0011032694875876845, 0.025467490676072586,
+        ],
+        "rstudent": [
+            0.55632026980758453, 0.17020116196961541, -0.91968238296221905,
+            0.001320883172756843, -0.27044193545145695, 1.320096681913367,
+        ],
+        "hat": [
+            0.032586998608142924, 0.021025445724727136, 0.014122141034956584,
+            0.077804058032694468, 0.056439716407159307, 0.055590298320854763,
+        ],
+        "dfb_temp": [
+            -0.076754242911102513, -0.010765299182644541, -0.0021476936135705221,
+            -0.00029756202662670976, 0.05127874152566303, -0.23091679575811183,
+        ],
+    }  # fmt: skip
+    ours = {
+        "cooks": measures.cooks_distance[:6, 0],
+        "rstudent": measures.rstudent[:6, 0],
+        "hat": measures.hat[:6],
+        "dfb_temp": measures.dfbetas[:6, 0, 3],
+    }
+    for name, values in ours.items():
+        np.testing.assert_allclose(values.numpy(), head[name], rtol=RTOL, err_msg=name)
+    assert int(torch.argmax(measures.cooks_distance[:, 0])) == 29
+    with pytest.raises(ValidationError, match="needs the targets Y"):
+        ols(np.ones((5, 1)) * np.arange(5)[:, None], np.arange(5.0) ** 2).influence(np.ones((5, 1)))

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gradfit.errors import ValidationError
 from gradfit.inference.covariance import Factor
 from gradfit.inference.distributions import check_level, special, t_quantile
 from gradfit.inference.influence import Influence, influence_whole
@@ -85,6 +86,8 @@ class OLSResult:
     terms: tuple[tuple[str, tuple[int, ...]], ...] | None = None
     formula: str | None = None
     n_groups: int | None = None
+    design: Any = None  # the formula's gradfit.design.Design (None: a fit of matrices)
+    missing: str = "error"  # the formula's missing= (rows with a missing value: left out?)
 
     # ------------------------------------------------------------------ per coefficient
 
@@ -143,15 +146,28 @@ class OLSResult:
         """(k,) residual sums of squares (weighted: of ``sqrt(w) e``), ``σ² df_resid``."""
         return self.sigma * self.sigma * self.df_resid
 
-    def influence(self, X: Any, Y: Any, weights: Any = None) -> Influence:
+    def influence(self, X: Any, Y: Any = None, weights: Any = None) -> Influence:
         """Per-row diagnostics of the fit (see :mod:`gradfit.inference.influence`): fitted
         values, residuals, hat values, internally and externally studentized residuals, Cook's
         distance, DFFITS, COVRATIO and DFBETAS, as R's ``influence.measures``.
 
         The result does not keep the rows: give those it was fitted to again, ``X`` (n, d),
-        ``Y`` and, for a weighted fit, its ``weights`` (for a formula fit, the matrices of its
-        design). For a part of them (a batch of a stream) use
-        :func:`gradfit.inference.influence_batch`."""
+        ``Y`` and, for a weighted fit, its ``weights``; for a fit of a formula, its data
+        alone, ``fit.influence(data, weights=...)`` (rows left out by ``missing="drop"`` are
+        left out here too, as R's ``na.omit``). For a part of the rows (a batch of a stream)
+        use :func:`gradfit.inference.influence_batch`."""
+        if Y is None:
+            if self.design is None:
+                raise ValidationError(
+                    "influence(X, Y) needs the targets Y (a fit of a formula takes its data "
+                    "alone: fit.influence(data))"
+                )
+            matrices = self.design.matrices(X, missing=self.missing)
+            X, Y = matrices.X, matrices.Y
+            if weights is not None and not bool(matrices.kept.all()):
+                array = np.asarray(weights)
+                if array.ndim == 1 and array.shape[0] == matrices.kept.shape[0]:
+                    weights = array[matrices.kept]
         return influence_whole(self, X, Y, weights)
 
     # ------------------------------------------------------------------ prediction
