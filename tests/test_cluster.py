@@ -20,6 +20,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -78,7 +79,8 @@ def test_clustered_errors_as_sandwich_vcovcl(mtcars: dict[str, np.ndarray], weig
     # t tests on the model's residual degrees of freedom (n - p = 29), as lmtest::coeftest
     p = [float(fit.bias_p[0]), *fit.weight_p[0].tolist()]
     np.testing.assert_allclose(p, R_P[weighting], rtol=PTOL)
-    assert "clustered" in fit.summary()
+    assert "clustered by group (CR1, 3 groups)" in fit.summary()
+    assert fit.as_dict()["n_groups"] == 3
     # confidence intervals of the response use the clustered covariance too
     assert fit.predictor.cov_type == "cluster"
 
@@ -184,3 +186,21 @@ def test_cluster_refusals(mtcars: dict[str, np.ndarray]) -> None:
     other = ClusterScores(fit.weight * 2, fit.bias)
     with pytest.raises(ValidationError, match="same fit"):
         half.merge(other)
+
+
+def test_a_formula_fit_clusters_by_a_column_of_its_data() -> None:
+    # a <- read.csv("tests/data/r/airquality.csv"); f <- lm(Ozone ~ Wind + Temp, a)  # na.omit
+    # sqrt(diag(vcovCL(f, cluster = ~Month, type = "HC1")))
+    data = pd.read_csv(R_DATA / "airquality.csv")
+    fit = ols(
+        "Ozone ~ Wind + Temp",
+        data=data,
+        missing="drop",
+        cov_type="cluster",
+        groups=data["Month"].to_numpy(),  # a label per data row: those of the rows kept
+    )
+    assert fit.n == 116 and fit.n_groups == 5
+    se = [float(fit.bias_se[0]), *fit.weight_se[0].tolist()]
+    np.testing.assert_allclose(
+        se, [21.748420720815368, 1.1655089641058443, 0.23298451124730221], rtol=RTOL
+    )

@@ -42,6 +42,17 @@ def _array(values: Any, name: str) -> np.ndarray:
     return array
 
 
+def _missing(value: Any) -> bool:
+    """A missing label: None, NaN, or a value that is not equal to itself (pandas' NA, whose
+    comparison is itself NA)."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)
+    except (TypeError, ValueError):
+        return True
+
+
 def _labels(groups: Any, m: int, first_row: int) -> np.ndarray:
     """The group labels (m,) of a block as a 1-D array; a missing label is refused by row."""
     if isinstance(groups, torch.Tensor):
@@ -54,7 +65,7 @@ def _labels(groups: Any, m: int, first_row: int) -> np.ndarray:
     if array.dtype.kind == "f":
         bad = ~np.isfinite(array)
     elif array.dtype == object:
-        bad = np.array([v is None or (isinstance(v, float) and v != v) for v in array], bool)
+        bad = np.fromiter((_missing(v) for v in array.tolist()), bool, m)
     else:
         bad = np.zeros(m, bool)
     if m and bool(bad.any()):

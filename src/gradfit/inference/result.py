@@ -199,6 +199,7 @@ class OLSResult:
         coefficients, or the intercept's entries of a fit through the origin)::
 
             {"cov_type", "n", "df_model", "df_resid", "fit_intercept", "n_dropped", "level",
+             "n_groups" (with cov_type "cluster" only),
              "targets": {name: {"coefficients": {feature or "(Intercept)":
                  {"estimate", "std_error", "t", "p", "lower", "upper", "aliased"}},
                "sigma", "r2", "r2_adj", "f_statistic", "f_pvalue", "log_likelihood",
@@ -248,6 +249,7 @@ class OLSResult:
             "fit_intercept": self.fit_intercept,
             "n_dropped": self.n_dropped,
             "level": float(level),
+            **({"n_groups": self.n_groups} if self.cov_type == "cluster" else {}),
             "targets": targets,
         }
 
