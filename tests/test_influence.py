@@ -372,3 +372,43 @@ def test_a_formula_fit_takes_its_data_rows_with_missing_values_left_out() -> Non
     assert int(torch.argmax(measures.cooks_distance[:, 0])) == 29
     with pytest.raises(ValidationError, match="needs the targets Y"):
         ols(np.ones((5, 1)) * np.arange(5)[:, None], np.arange(5.0) ** 2).influence(np.ones((5, 1)))
+
+
+def test_a_weighted_fit_through_the_origin_as_r(mtcars: dict[str, np.ndarray]) -> None:
+    # f <- lm(mpg ~ 0 + wt + hp, m, weights = cyl); im <- influence.measures(f)$infmat
+    # hatvalues(f)[1:4]; cooks.distance(f)[1:4]; rstudent(f)[1:4]; im[1:4, 2]; im[1:4, "cov.r"]
+    X = np.column_stack([mtcars["wt"], mtcars["hp"]])
+    w = mtcars["cyl"]
+    fit = ols(X, mtcars["mpg"], fit_intercept=False, weights=w)
+    measures = fit.influence(X, mtcars["mpg"], weights=w)
+    assert measures.coefficient_names == ("x0", "x1")
+    reference = {
+        "hat": [
+            0.018299191366030091, 0.026499463823297546, 0.010424656036920367,
+            0.042580286826015668,
+        ],
+        "cooks": [
+            0.0063988506440560474, 0.0065220704989918301, 0.0045269133635951146,
+            0.0067243556071548546,
+        ],
+        "rstudent": [
+            0.82414802728798198, 0.68610757810389489, 0.92482542917733768,
+            0.54340735250607863,
+        ],
+        "dfb_hp": [
+            -0.035962907307604382, -0.056986407504956975, -0.039837410497834944,
+            -0.074178678487017397,
+        ],
+        "covratio": [
+            1.0407786996065722, 1.0644472053412124, 1.0203536069435035, 1.0953287701016152,
+        ],
+    }  # fmt: skip
+    ours = {
+        "hat": measures.hat[:4],
+        "cooks": measures.cooks_distance[:4, 0],
+        "rstudent": measures.rstudent[:4, 0],
+        "dfb_hp": measures.dfbetas[:4, 0, 1],
+        "covratio": measures.covratio[:4, 0],
+    }
+    for name, values in ours.items():
+        np.testing.assert_allclose(values.numpy(), reference[name], rtol=RTOL, err_msg=name)
