@@ -116,9 +116,9 @@ def design_rows(
     columns less ``center`` (the kept columns' x̄, or 0 without an intercept), each row scaled
     by ``root_w`` (sqrt of the rows' weights) for a weighted fit, and ``left`` the
     :attr:`Factor.left` of the whole design."""
-    A = X[:, kept] - center
+    A = (X if bool(kept.all()) else X[:, kept]) - center
     if root_w is not None:
-        A = A * root_w[:, None]
+        A *= root_w[:, None]
     Q: np.ndarray = A @ left
     return Q
 

@@ -135,10 +135,12 @@ def influence_batch(result: OLSResult, X: Any, Y: Any, weights: Any = None) -> I
         covratio = (s_i / s) ** (2 * p) / one_h
         # Influence rows u = (X̃ᵀX̃)⁻¹ x̃ in (intercept, slopes): slopes A G = Q R_e⁻ᵀ D⁻¹,
         # intercept sqrt(w)/W - x̄ᵀ(A G) (1/n - x̄ᵀ(A G) unweighted).
-        U = Q @ factor.left.T  # (m, r)
+        U = np.empty((Xn.shape[0], p))  # (m, p)
+        slopes = U[:, p - Q.shape[1] :]
+        np.matmul(Q, factor.left.T, out=slopes)
         if result.fit_intercept:
             own = (np.ones(Xn.shape[0]) if root is None else root) / result.total
-            U = np.hstack([(own - U @ center)[:, None], U])  # (m, p)
+            U[:, 0] = own - slopes @ center
         unit = nonrobust_covariances(
             factor, np.ones(1), center, result.total, result.fit_intercept
         )[0][0]  # (X̃ᵀX̃)⁻¹, slopes then intercept
@@ -147,7 +149,7 @@ def influence_batch(result: OLSResult, X: Any, Y: Any, weights: Any = None) -> I
             unit = unit[np.ix_(order, order)]
         scale = np.sqrt(np.diagonal(unit))  # (p,)
         # dfbetas (m, k, p): u e_w / (1 - h) / (s_(i) sqrt(diag))
-        dfbetas = (U[:, None, :] * (e_w / one_h / s_i)[:, :, None]) / scale
+        dfbetas = U[:, None, :] / scale * (e_w / one_h / s_i)[:, :, None]
     if w is not None and not bool((w > 0).all()):  # rows of weight 0 are not in the fit
         out = w == 0
         h[out] = 0.0
