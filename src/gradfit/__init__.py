@@ -22,7 +22,7 @@ if _typing.TYPE_CHECKING:
     from gradfit.datasets import load_crops
     from gradfit.estimator import GradientDescentRegressor
     from gradfit.fitting import FitReport
-    from gradfit.inference import OLSResult, ols
+    from gradfit.inference import AnovaTable, OLSResult, anova, ols
     from gradfit.jobs import EvaluationReport, evaluate, fit, predict, predict_batches
     from gradfit.metrics import RegressionMetrics, r2_score, regression_metrics
     from gradfit.model import LinearModel
@@ -30,6 +30,7 @@ if _typing.TYPE_CHECKING:
 
 
 __all__ = [
+    "AnovaTable",
     "ConvergenceWarning",
     "DataError",
     "DivergenceError",
@@ -45,6 +46,7 @@ __all__ = [
     "RegressionMetrics",
     "ValidationError",
     "__version__",
+    "anova",
     "evaluate",
     "fit",
     "least_squares",
@@ -60,6 +62,7 @@ __all__ = [
 # Imported on first use (PEP 562): `import gradfit` does not import torch, so that the command
 # line can catch Ctrl-C from its very first import (a traceback otherwise) and print one line.
 _LAZY = {
+    "AnovaTable": "gradfit.inference",
     "EvaluationReport": "gradfit.jobs",
     "FitReport": "gradfit.fitting",
     "GradientDescentRegressor": "gradfit.estimator",
@@ -67,6 +70,7 @@ _LAZY = {
     "LinearModel": "gradfit.model",
     "OLSResult": "gradfit.inference",
     "RegressionMetrics": "gradfit.metrics",
+    "anova": "gradfit.inference",
     "evaluate": "gradfit.jobs",
     "fit": "gradfit.jobs",
     "least_squares": "gradfit.solvers.lstsq",

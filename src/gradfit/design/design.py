@@ -186,6 +186,9 @@ class Design:
     contrasts : str
         ``"treatment"``, the default coding; ``C(x, contr.sum)`` and the other codings of
         formulaic are taken from their expression (and named as formulaic names them).
+    column_terms : tuple of int
+        For each column of X, the index in ``terms`` of the term that made it (see
+        :meth:`term_columns`); empty for a design read from a document without them.
     """
 
     formula: str | None
@@ -200,6 +203,7 @@ class Design:
     encoders: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     transform_state: dict[str, Any] = field(default_factory=dict)
     contrasts: str = "treatment"
+    column_terms: tuple[int, ...] = field(default=(), compare=False)
 
     # ------------------------------------------------------------------ making one
 
@@ -348,6 +352,7 @@ class Design:
             raise DataError(f"{columns.source}: {' '.join(str(exc).split())}") from None
         spec = matrix.model_spec
         names = tuple(str(name) for name in spec.column_names)
+        column_terms = _column_terms(spec, terms, names)
         for expr, (kind, state) in spec.encoder_state.items():
             if kind == Factor.Kind.CATEGORICAL and expr not in encoders:
                 encoders[expr] = tuple(_plain(v) for v in state["categories"])
@@ -363,7 +368,26 @@ class Design:
             target_terms=target_terms,
             encoders=encoders,
             transform_state=to_plain(dict(spec.transform_state)),
+            column_terms=column_terms,
         )
+
+    def term_columns(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """The formula's terms but the intercept, in order, each with the indices of the
+        columns of X it made: ``(("wool", (0,)), ("tension", (1, 2)), ("wool:tension",
+        (3, 4)))`` for ``breaks ~ wool * tension`` (R's ``assign`` of a model matrix). A term
+        that made no column (all of its columns redundant) is left out. A ValidationError for a
+        design read from a document that does not keep the columns' terms."""
+        if len(self.column_terms) != len(self.columns):
+            raise ValidationError(
+                "this design does not say which term made each column (it was saved by an "
+                "older gradfit); make it again from the formula and the data"
+            )
+        out = []
+        for index, term in enumerate(self.terms):
+            columns = tuple(i for i, t in enumerate(self.column_terms) if t == index)
+            if columns and term != (("1", "literal"),):
+                out.append((_term_text(term), columns))
+        return tuple(out)
 
     # ------------------------------------------------------------------ formulaic
 
@@ -599,6 +623,7 @@ class Design:
             "target_terms": [[list(factor) for factor in term] for term in self.target_terms],
             "encoders": {expr: list(levels) for expr, levels in self.encoders.items()},
             "transform_state": self.transform_state,
+            "column_terms": list(self.column_terms),
         }
 
     def to_json(self) -> str:
@@ -674,6 +699,11 @@ class Design:
         if not isinstance(document["transform_state"], dict):
             raise ValueError("'transform_state' must be an object")
         from_plain(document["transform_state"])  # checks it
+        column_terms = document.get("column_terms", [])  # absent from older documents
+        if not isinstance(column_terms, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in column_terms
+        ):
+            raise ValueError("'column_terms' must be a list of indices of 'terms'")
         design = cls(
             formula=formula,
             targets=strings(document["targets"], "targets"),
@@ -686,7 +716,13 @@ class Design:
             target_terms=term_list(document["target_terms"], "target_terms"),
             encoders=level_map(document["encoders"], "encoders"),
             transform_state=document["transform_state"],
+            column_terms=tuple(column_terms),
         )
+        if column_terms and (
+            len(column_terms) != len(design.columns)
+            or not all(0 <= v < len(design.terms) for v in column_terms)
+        ):
+            raise ValueError("'column_terms' must give a term of 'terms' for each column")
         if len(design.targets) != len(design.target_terms):
             raise ValueError("'targets' and 'target_terms' differ in length")
         return design
@@ -788,6 +824,20 @@ def _factors(term: Any) -> tuple[tuple[str, str], ...]:
     if not term.factors:
         return (("1", "literal"),)
     return tuple((str(factor.expr), str(factor.eval_method.value)) for factor in term.factors)
+
+
+def _column_terms(spec: ModelSpec, terms: Terms, names: tuple[str, ...]) -> tuple[int, ...]:
+    """For each column of X (``names``, the intercept left out), the index in ``terms`` of the
+    term that made it, from formulaic's term slices (its terms are those of ``terms``, in
+    order)."""
+    index = {_term_text(term): i for i, term in enumerate(terms)}
+    out: list[int] = []
+    for term, where in spec.term_slices.items():
+        text = _term_text(_factors(term))
+        for name in names[where]:
+            if name != "Intercept":
+                out.append(index[text])
+    return tuple(out)
 
 
 def _term_text(term: tuple[tuple[str, str], ...]) -> str:

@@ -37,6 +37,8 @@ Method (float64 throughout; the coefficients themselves come from
    slopes with the robust covariance, ``β_sᵀ V_s⁻¹ β_s / df_model`` (which equals the
    classical F under ``nonrobust``). The log-likelihood is the Gaussian one at the maximum,
    ``-n/2 (log 2π + log(RSS/n) + 1)``; AIC and BIC count σ as a parameter, as R's ``AIC`` does.
+   ``cov_type="cluster"`` (with ``groups``): cluster-robust CR1, as Stata and
+   ``sandwich::vcovCL`` give it (:mod:`~gradfit.inference.cluster`).
 6. **Rank deficiency.** Columns are taken in order and a column is *aliased* when its distance
    from the span of the kept columns before it (equilibrated design) is within the rank
    tolerance of :func:`gradfit.least_squares`, the rule of R's ``lm``. The model is refitted
@@ -59,6 +61,10 @@ The package, a module a job: :mod:`~gradfit.inference.regression` (:func:`ols` a
 :func:`ols_from_stats`, the two routes, and what they share),
 :mod:`~gradfit.inference.covariance` (points 2-4: classical and HC0-HC3, one sandwich routine
 for rows in memory and for batches), :mod:`~gradfit.inference.result` (:class:`OLSResult`),
+:mod:`~gradfit.inference.influence` (per-row diagnostics: leverage, studentized residuals,
+Cook's distance, DFFITS, DFBETAS, batch by batch), :mod:`~gradfit.inference.anova` (R's
+``anova``: sequential sums of squares by term, F tests between nested fits),
+:mod:`~gradfit.inference.cluster` (clustered errors from per-group score sums),
 :mod:`~gradfit.inference.predictor` (intervals of the response, the model file's interval
 data, estimability of new rows), :mod:`~gradfit.inference.summary` (R's text),
 :mod:`~gradfit.inference.distributions` (t and F, SciPy on first use) and
@@ -67,9 +73,12 @@ data, estimability of new rows), :mod:`~gradfit.inference.summary` (R's text),
 
 from __future__ import annotations
 
-from gradfit.inference.covariance import COV_TYPES
+from gradfit.inference.anova import AnovaTable, anova
+from gradfit.inference.cluster import DEFAULT_MAX_GROUPS, ClusterScores
+from gradfit.inference.covariance import ALL_COV_TYPES, COV_TYPES
 from gradfit.inference.distributions import preload_distributions as preload_distributions
 from gradfit.inference.formula import ols
+from gradfit.inference.influence import Influence, influence_batch
 from gradfit.inference.predictor import (
     ESTIMABLE_TOL,
     Estimability,
@@ -85,13 +94,20 @@ from gradfit.inference.regression import ols_from_stats
 from gradfit.inference.result import OLSResult
 
 __all__ = [
+    "ALL_COV_TYPES",
     "COV_TYPES",
+    "DEFAULT_MAX_GROUPS",
     "ESTIMABLE_TOL",
+    "AnovaTable",
+    "ClusterScores",
     "Estimability",
+    "Influence",
     "OLSPredictor",
     "OLSResult",
     "PredictionInterval",
+    "anova",
     "estimability",
+    "influence_batch",
     "ols",
     "ols_from_stats",
     "warn_not_estimable",

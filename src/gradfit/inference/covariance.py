@@ -26,10 +26,14 @@ import torch
 from gradfit.errors import ValidationError
 
 __all__ = [
+    "ALL_COV_TYPES",
+    "CLUSTER",
     "COV_TYPES",
     "Factor",
     "check_cov_type",
+    "design_rows",
     "embed",
+    "hat_values",
     "nonrobust_covariances",
     "robust_covariances",
     "robust_over_batches",
@@ -37,13 +41,18 @@ __all__ = [
 ]
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
+# With groups of rows (gradfit.ols(..., groups=)): cluster-robust CR1 (gradfit.inference.cluster).
+CLUSTER = "cluster"
+ALL_COV_TYPES = (*COV_TYPES, CLUSTER)
 _LEVERAGE_ONE = 1e-10  # HC2/HC3 divide by 1 - h: refuse when h is this close to 1
 
 
 def check_cov_type(cov_type: Any) -> str:
-    """``cov_type`` if it is one of :data:`COV_TYPES`, else a :class:`ValidationError`."""
-    if cov_type not in COV_TYPES:
-        raise ValidationError(f"cov_type must be one of {', '.join(COV_TYPES)}; got {cov_type!r}")
+    """``cov_type`` if it is one of :data:`ALL_COV_TYPES`, else a :class:`ValidationError`."""
+    if cov_type not in ALL_COV_TYPES:
+        raise ValidationError(
+            f"cov_type must be one of {', '.join(ALL_COV_TYPES)}; got {cov_type!r}"
+        )
     return str(cov_type)
 
 
@@ -93,6 +102,39 @@ def nonrobust_covariances(
     wb[:, r, r] = sigma2 * (1.0 / n + v @ v)
     wb[:, :r, r] = wb[:, r, :r] = -sigma2[:, None] * g_center
     return wb, wc
+
+
+def design_rows(
+    X: np.ndarray,
+    kept: np.ndarray,
+    center: np.ndarray,
+    left: np.ndarray,
+    root_w: np.ndarray | None = None,
+) -> np.ndarray:
+    """The rows (m, r) of the thin Q factor of the whole (centred, kept, weighted) design that
+    a block of m rows ``X`` (m, d) makes: ``Q = A_c D⁻¹ R_e⁻¹`` with ``A_c`` the block's kept
+    columns less ``center`` (the kept columns' x̄, or 0 without an intercept), each row scaled
+    by ``root_w`` (sqrt of the rows' weights) for a weighted fit, and ``left`` the
+    :attr:`Factor.left` of the whole design."""
+    A = (X if bool(kept.all()) else X[:, kept]) - center
+    if root_w is not None:
+        A *= root_w[:, None]
+    Q: np.ndarray = A @ left
+    return Q
+
+
+def hat_values(
+    Q: np.ndarray, fit_intercept: bool, total: float, root_w: np.ndarray | None = None
+) -> np.ndarray:
+    """The leverages (hat values) (m,) of a block's rows from their rows ``Q`` of the thin Q
+    factor of the centred design (:func:`design_rows`): ``h_i = ||Q_i||²`` plus, with an
+    intercept, ``1/n`` (``total`` = n), or ``w_i / W`` for a weighted fit (``total`` = W = Σ w,
+    ``root_w`` the rows' sqrt(w)). The one routine of the HC2/HC3 sandwich and the
+    influence measures."""
+    h: np.ndarray = (Q * Q).sum(axis=1)
+    if fit_intercept:
+        h = h + (1.0 / total if root_w is None else root_w * root_w / total)
+    return h
 
 
 def _sandwich(U: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -151,14 +193,9 @@ def sandwich_sums(
     influence rows ``a_i (AᵀA)⁻¹``; ``E`` (m, k): the residuals; ``center`` (r,): x̄ of the
     kept columns. With an intercept the influence row of ``c`` is ``1/n`` and that of ``b``
     is ``1/n - x̄ᵀ u_w``."""
-    own: float | np.ndarray
-    if root_w is None:
-        ones = np.full((Q.shape[0], 1), 1.0 / n)
-        own = 1.0 / n
-    else:
-        ones = (root_w / (n if total is None else total))[:, None]
-        own = root_w * ones[:, 0]  # w_i / W
-    leverage = (Q * Q).sum(axis=1) + (own if fit_intercept else 0.0)  # (m,)
+    scale = float(n if root_w is None or total is None else total)
+    ones = (np.full(Q.shape[0], 1.0) if root_w is None else root_w)[:, None] / scale
+    leverage = hat_values(Q, fit_intercept, scale, root_w)  # (m,)
     weights = _hc_omega(leverage, cov_type, n, df_resid, first_row)[:, None] * E * E  # (m, k)
     if not fit_intercept:
         wc = _sandwich(U_w, weights)
@@ -256,12 +293,11 @@ def robust_over_batches(
                     "statistics, and (X, Y) batches for unweighted ones"
                 )
             E = Yb - Xb @ weight.T - bias  # (m, k)
-            Ac = Xb[:, kept] - c  # centred (c = 0 without an intercept)
             root = None
             if weighted:
                 root = np.sqrt(_as_float64(block_w))
-                E, Ac = E * root[:, None], Ac * root[:, None]
-            Q = Ac @ left  # (m, r)
+                E = E * root[:, None]
+            Q = design_rows(Xb, kept, c, left, root)  # (m, r)
             U_w = Q @ left.T  # A_c (AᵀA)⁻¹ (m, r)
             block_wb, block_wc = sandwich_sums(
                 Q,

@@ -12,6 +12,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
+import torch
+
 from gradfit.errors import ValidationError
 from gradfit.inference.regression import ols as ols_matrices
 from gradfit.inference.result import OLSResult
@@ -19,6 +22,19 @@ from gradfit.inference.result import OLSResult
 __all__ = ["ols"]
 
 _FROM_FORMULA = ("fit_intercept", "feature_names", "target_names")
+
+
+def _kept_rows(values: Any, kept: np.ndarray) -> Any:
+    """Per-row ``values`` (weights, groups) of all the data's rows cut to the ``kept`` ones
+    (rows left out for a missing value); anything else as it is (checked by the fit)."""
+    if values is None or bool(kept.all()):
+        return values
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    array = np.asarray(values)
+    if array.ndim == 1 and array.shape[0] == kept.shape[0]:
+        return array[kept]
+    return values
 
 
 def ols(
@@ -39,7 +55,9 @@ def ols(
     or dict of columns; the coefficients are named as R names them and the intercept is the
     formula's. ``missing``: ``"error"`` (a missing value is one DataError naming its column
     and row) or ``"drop"`` (its row is left out, R's ``na.omit``; ``n_dropped`` counts them).
-    ``max_levels``: a categorical column with more levels is refused.
+    ``max_levels``: a categorical column with more levels is refused. ``weights`` and
+    ``groups`` (see below) give a value per row of ``data``; those of the rows left out go
+    with them. The result keeps the design, so that ``fit.influence(data)`` works on the data.
 
     ``ols(X, Y)``: see :func:`gradfit.inference.regression.ols`, whose options
     (``fit_intercept``, ``cov_type``, ``feature_names``, ``target_names``) both forms take,
@@ -72,6 +90,8 @@ def ols(
 
         design = Design.from_formula(X, data, missing=missing, max_levels=max_levels)
         matrices = design.matrices(data, missing=missing)
+        for name in ("weights", "groups"):  # per data row: those of the rows kept
+            options[name] = _kept_rows(options.get(name), matrices.kept)
         result = ols_matrices(
             matrices.X,
             matrices.Y,
@@ -80,7 +100,14 @@ def ols(
             target_names=design.targets,
             **options,
         )
-        return dataclasses.replace(result, n_dropped=matrices.n_dropped)
+        return dataclasses.replace(
+            result,
+            n_dropped=matrices.n_dropped,
+            terms=design.term_columns(),
+            formula=design.formula,
+            design=design,
+            missing=missing,
+        )
     if data is not None:
         raise ValidationError(
             "data= goes with a formula, ols('y ~ x', data=frame); with matrices call ols(X, Y)"

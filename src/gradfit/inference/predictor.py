@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from gradfit.errors import ModelFileError, RankDeficiencyWarning, ValidationError
-from gradfit.inference.covariance import COV_TYPES
+from gradfit.inference.covariance import ALL_COV_TYPES
 from gradfit.inference.distributions import check_level, t_quantile
 from gradfit.tensorfile import check_version
 from gradfit.validation import as_matrix, as_targets, check_weights
@@ -173,9 +173,9 @@ class OLSPredictor:
                 f"fit_intercept must be true or false, got {_brief(fit_intercept)}"
             )
         cov_type = data["cov_type"]
-        if cov_type not in COV_TYPES:
+        if cov_type not in ALL_COV_TYPES:
             raise ModelFileError(
-                f"cov_type must be one of {', '.join(COV_TYPES)}, got {_brief(cov_type)}"
+                f"cov_type must be one of {', '.join(ALL_COV_TYPES)}, got {_brief(cov_type)}"
             )
         df_resid = data["df_resid"]
         if (

@@ -29,7 +29,9 @@ import numpy as np
 import torch
 
 from gradfit.errors import RankDeficiencyWarning, ValidationError
+from gradfit.inference.cluster import ClusterScores, cluster_covariances
 from gradfit.inference.covariance import (
+    CLUSTER,
     Factor,
     check_cov_type,
     embed,
@@ -81,6 +83,10 @@ class _Estimates(NamedTuple):
     total: float  # n, or the total weight Σ w
     log_weight_sum: float  # Σ log w over the rows of positive weight (0 unweighted)
     weighted: bool  # weights that are not all equal (R's "Weighted Residuals")
+    factor: Factor  # (AᵀA)⁻¹ of the centred (weighted) kept columns
+    effects: np.ndarray  # (k, d) R's effects Qᵀy of the kept columns in order, 0 for the aliased
+    sample_weights: bool  # the fit had weights=
+    n_groups: int | None = None  # cov_type="cluster": the groups
 
 
 def _check_intercept(fit_intercept: Any) -> bool:
@@ -124,6 +130,28 @@ def _check_df(n: int, r: int, fit_intercept: bool) -> int:
             "remove features"
         )
     return df_resid
+
+
+def _check_groups(cov_type: str, groups: Any, n: int) -> np.ndarray | None:
+    """The rows' group labels (n,) for ``cov_type="cluster"`` (which needs them), else None
+    (and groups given with another ``cov_type`` are refused)."""
+    if cov_type != CLUSTER:
+        if groups is not None:
+            raise ValidationError(
+                f"groups= goes with cov_type='cluster' (clustered standard errors), got "
+                f"cov_type={cov_type!r}"
+            )
+        return None
+    if groups is None:
+        raise ValidationError("cov_type='cluster' needs groups=: each row's group (cluster) label")
+    if isinstance(groups, torch.Tensor):
+        groups = groups.detach().cpu().numpy()
+    labels = np.asarray(groups)
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise ValidationError(
+            f"groups must give one label per row: X has {n} row(s), groups has shape {labels.shape}"
+        )
+    return labels
 
 
 def _warn_aliased(kept: np.ndarray, names: tuple[str, ...], precision: str = "") -> None:
@@ -260,6 +288,11 @@ def _assemble(
         residual_quantiles=None if residual_quantiles is None else t64(residual_quantiles),
         estimable=estimable,
         weighted=estimates.weighted,
+        factor=estimates.factor,
+        effects=t64(estimates.effects),
+        total=float(estimates.total),
+        sample_weights=estimates.sample_weights,
+        n_groups=estimates.n_groups,
     )
 
 
@@ -297,6 +330,7 @@ def ols(
     feature_names: Sequence[str] | None = None,
     target_names: Sequence[str] | None = None,
     weights: Any = None,
+    groups: Any = None,
 ) -> OLSResult:
     """Ordinary least squares with standard errors, tests and intervals (see the module's
     docstring for the method); weighted least squares with ``weights``.
@@ -308,14 +342,17 @@ def ols(
     fit_intercept : bool
         Estimate a bias per target, or force the model through the origin (then R² and F
         are R's uncentred ones and ``df_model = d``).
-    cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3"}
-        Homoskedastic errors, or White/MacKinnon heteroskedasticity-consistent covariance.
+    cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster"}
+        Homoskedastic errors, White/MacKinnon heteroskedasticity-consistent covariance, or
+        cluster-robust (CR1, with ``groups``; see :mod:`gradfit.inference.cluster`).
     feature_names, target_names : sequences of str, or one str for one name, optional
         Names for :meth:`OLSResult.summary` (default ``x0, x1, ...`` and ``y0, y1, ...``).
     weights : (n,) tensor, array or list, optional
         Row weights, finite and >= 0, not all 0: weighted least squares with R's
         conventions (``lm(..., weights = w)``; see the module's docstring). Rows of weight 0
         do not count (in n, the degrees of freedom, the log-likelihood).
+    groups : (n,) array or list of labels, optional
+        Each row's group (cluster) for ``cov_type="cluster"``, and only then.
 
     Returns
     -------
@@ -349,6 +386,7 @@ def ols(
     Yt = as_targets(Y, "Y", dtype=torch.float64)
     check_lengths(Xt, Yt)
     Xn, Yn = Xt.cpu().numpy(), Yt.cpu().numpy()
+    labels = _check_groups(cov_type, groups, Xn.shape[0])
     w: np.ndarray | None = None
     zero_rows, log_weight_sum, varying = 0, 0.0, False
     if weights is not None:
@@ -358,6 +396,7 @@ def ols(
             keep = w > 0
             zero_rows = int((~keep).sum())
             Xn, Yn, w = Xn[keep], Yn[keep], w[keep]
+            labels = None if labels is None else labels[keep]
         log_weight_sum = math.fsum(np.log(w).tolist())
     n, d = Xn.shape
     k = Yn.shape[1]
@@ -393,15 +432,27 @@ def ols(
     center_k = center[kept]
 
     sigma2 = _residual_variance(rss, df_resid)
+    effects = np.zeros((k, d))
     if r:
         a, tau = torch.geqrf(torch.from_numpy(A_k))
         R = torch.triu(a[:r]).numpy()
         scale = column_norms(R)  # those of A_k: QR preserves column norms
         factor = Factor(r_inv=solve_upper_identity(R / scale), scale=scale)
+        # R's effects Qᵀb: their squares are the sequential sums of squares of the columns.
+        qtb = torch.ormqr(a, tau, torch.from_numpy(np.ascontiguousarray(B)), transpose=True)
+        effects[:, kept] = qtb[:r].numpy().T
     else:  # no estimable slope: the intercept alone, or nothing
         factor = Factor(r_inv=np.zeros((0, 0)), scale=np.zeros(0))
+    n_groups = None
     if cov_type == "nonrobust":
         cov_wb, cov_wc = nonrobust_covariances(factor, sigma2, center_k, total, fit_intercept)
+    elif cov_type == CLUSTER:
+        scores = ClusterScores(weight, bias, shift=center, max_groups=None)
+        scores.add(Xn, E if root_w is None else E * root_w[:, None], labels)
+        n_groups = scores.n_groups
+        cov_wb, cov_wc = cluster_covariances(
+            scores, factor, kept, center, total, fit_intercept, n, df_resid
+        )
     else:
         Q = torch.linalg.householder_product(a, tau).numpy() if r else np.zeros((n, 0))
         cov_wb, cov_wc = robust_covariances(
@@ -411,7 +462,22 @@ def ols(
     # R's (weighted) residuals sqrt(w) e: those of the rows of weight 0 are 0.
     listed = np.vstack([E, np.zeros((zero_rows, k))]) if zero_rows else E
     quantiles = np.quantile(listed, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0).T  # (k, 5)
-    estimates = _Estimates(weight, bias, kept, center, rss, mss, n, total, log_weight_sum, varying)
+    estimates = _Estimates(
+        weight,
+        bias,
+        kept,
+        center,
+        rss,
+        mss,
+        n,
+        total,
+        log_weight_sum,
+        varying,
+        factor,
+        effects,
+        weights is not None,
+        n_groups,
+    )
     return _assemble(estimates, options, cov_wb, cov_wc, quantiles, estimable)
 
 
@@ -430,6 +496,7 @@ def ols_from_stats(
     target_names: Sequence[str] | None = None,
     batches: Callable[[], Iterable[tuple[Any, ...]]] | None = None,
     collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
+    clusters: ClusterScores | None = None,
 ) -> OLSResult:
     """The :func:`ols` result of a fit known only through its sufficient statistics.
 
@@ -460,10 +527,23 @@ def ols_from_stats(
     group (raising on every process what any process raised); default: the function's own
     result.
     ``alpha > 0`` is refused (a penalized fit has no classical standard errors).
+
+    ``cov_type="cluster"`` needs ``clusters``, the per-group score sums of every row at the
+    given ``weight`` and ``bias`` (:class:`~gradfit.inference.cluster.ClusterScores`, fed
+    batch by batch in a pass after the fit and merged across processes; ``shift`` best the
+    statistics' ``zbar``).
     """
     cov_type = check_cov_type(cov_type)
     second_pass = None  # the rows again, for the HC types
-    if cov_type != "nonrobust":
+    if (cov_type == CLUSTER) != (clusters is not None):
+        raise ValidationError(
+            "cov_type='cluster' needs clusters= (a ClusterScores of the rows' groups)"
+            if clusters is None
+            else f"clusters= goes with cov_type='cluster', got cov_type={cov_type!r}"
+        )
+    if clusters is not None and not isinstance(clusters, ClusterScores):
+        raise ValidationError(f"clusters must be a ClusterScores, got {type(clusters).__name__}")
+    if cov_type not in ("nonrobust", CLUSTER):
         if batches is None:
             raise ValidationError(
                 f"cov_type={cov_type!r} needs the data rows (each residual and leverage), which "
@@ -543,8 +623,30 @@ def ols_from_stats(
         Wn[:, alias] = 0.0
 
     sigma2 = _residual_variance(rss, df_resid)
+    effects = np.zeros((k, d))
+    n_groups = None
+    factor = Factor(r_inv=np.zeros((0, 0)), scale=np.zeros(0))
     if r:
         factor = Factor(r_inv=solve_upper_identity(L.T), scale=norms[index] * math.sqrt(total))
+        # R's effects R⁻ᵀ Aᵀb with R = sqrt(W) Lᵀ D: sqrt(W) L⁻¹ D⁻¹ (Aᵀb / W).
+        Szy = stats.Szy.detach().cpu().double().numpy()
+        cross = Szy if fit_intercept else Szy + np.outer(zbar, ybar)  # (d, k)
+        effects[:, index] = (
+            math.sqrt(total) * (factor.r_inv.T @ (cross[index] / norms[index][:, None])).T
+        )
+    if clusters is not None:
+        if not (
+            np.array_equal(clusters.weight, W.numpy())
+            and np.array_equal(clusters.bias, b[:, 0].numpy())
+        ):
+            raise ValidationError(
+                "clusters= holds the sums of other coefficients than weight and bias"
+            )
+        n_groups = clusters.n_groups
+        cov_wb, cov_wc = cluster_covariances(
+            clusters, factor, kept, center, total, fit_intercept, n, df_resid
+        )
+    elif r:
         if second_pass is None:
             cov_wb, cov_wc = nonrobust_covariances(
                 factor, sigma2, center[kept], total, fit_intercept
@@ -570,6 +672,19 @@ def ols_from_stats(
         cov_wb = cov_wc = np.zeros((k, 0, 0))
     # Whether the weights varied is not kept by the statistics: weighted ones say "Weighted".
     estimates = _Estimates(
-        Wn, bn, kept, center, rss, mss, n, total, stats.log_weight_sum, stats.weighted
+        Wn,
+        bn,
+        kept,
+        center,
+        rss,
+        mss,
+        n,
+        total,
+        stats.log_weight_sum,
+        stats.weighted,
+        factor,
+        effects,
+        stats.weighted,
+        n_groups,
     )
     return _assemble(estimates, options, cov_wb, cov_wc, None, estimable)

@@ -17,7 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from gradfit.errors import ValidationError
+from gradfit.inference.covariance import Factor
 from gradfit.inference.distributions import check_level, special, t_quantile
+from gradfit.inference.influence import Influence, influence_whole
 from gradfit.inference.predictor import Estimability, OLSPredictor, PredictionInterval
 from gradfit.inference.summary import confint_text, summary_text
 from gradfit.validation import as_matrix
@@ -39,6 +42,15 @@ class OLSResult:
     R's convention, the later of collinear features being aliased); ``estimable`` then says
     which new rows :meth:`predict` can predict without depending on that convention (it warns
     for the others, as R does), and is None for a full-rank design.
+
+    For the diagnostics (:meth:`influence`, :func:`gradfit.anova`) the result keeps, without
+    the rows: ``factor``, the triangular factor of ``(AᵀA)⁻¹`` of the centred (weighted)
+    design over the estimable columns; ``effects`` (k, d), R's effects ``Qᵀy`` of those
+    columns in order (0 for the aliased), whose squares are the sequential sums of squares;
+    ``total``, the number of rows or their total weight; ``sample_weights``, whether the fit
+    had weights; ``terms``, the formula's terms with the columns each made (None: a fit of
+    matrices, one term a column) and ``formula``; ``n_groups``, the clusters of
+    ``cov_type="cluster"``.
     """
 
     weight: torch.Tensor
@@ -67,6 +79,15 @@ class OLSResult:
     # A weighted fit whose weights are not all equal: R prints "Weighted Residuals" (the
     # quantiles are then those of sqrt(w) e, 0 for rows of weight 0).
     weighted: bool = False
+    factor: Factor | None = None
+    effects: torch.Tensor | None = None  # (k, d)
+    total: float = 0.0
+    sample_weights: bool = False
+    terms: tuple[tuple[str, tuple[int, ...]], ...] | None = None
+    formula: str | None = None
+    n_groups: int | None = None
+    design: Any = None  # the formula's gradfit.design.Design (None: a fit of matrices)
+    missing: str = "error"  # the formula's missing= (rows with a missing value: left out?)
 
     # ------------------------------------------------------------------ per coefficient
 
@@ -118,6 +139,37 @@ class OLSResult:
         est, half = self._estimates(), q * self._se
         return torch.stack([est - half, est + half], dim=2)
 
+    # ------------------------------------------------------------------ diagnostics
+
+    @property
+    def rss(self) -> torch.Tensor:
+        """(k,) residual sums of squares (weighted: of ``sqrt(w) e``), ``σ² df_resid``."""
+        return self.sigma * self.sigma * self.df_resid
+
+    def influence(self, X: Any, Y: Any = None, weights: Any = None) -> Influence:
+        """Per-row diagnostics of the fit (see :mod:`gradfit.inference.influence`): fitted
+        values, residuals, hat values, internally and externally studentized residuals, Cook's
+        distance, DFFITS, COVRATIO and DFBETAS, as R's ``influence.measures``.
+
+        The result does not keep the rows: give those it was fitted to again, ``X`` (n, d),
+        ``Y`` and, for a weighted fit, its ``weights``; for a fit of a formula, its data
+        alone, ``fit.influence(data, weights=...)`` (rows left out by ``missing="drop"`` are
+        left out here too, as R's ``na.omit``). For a part of the rows (a batch of a stream)
+        use :func:`gradfit.inference.influence_batch`."""
+        if Y is None:
+            if self.design is None:
+                raise ValidationError(
+                    "influence(X, Y) needs the targets Y (a fit of a formula takes its data "
+                    "alone: fit.influence(data))"
+                )
+            matrices = self.design.matrices(X, missing=self.missing)
+            X, Y = matrices.X, matrices.Y
+            if weights is not None and not bool(matrices.kept.all()):
+                array = np.asarray(weights)
+                if array.ndim == 1 and array.shape[0] == matrices.kept.shape[0]:
+                    weights = array[matrices.kept]
+        return influence_whole(self, X, Y, weights)
+
     # ------------------------------------------------------------------ prediction
 
     def predict(
@@ -147,6 +199,7 @@ class OLSResult:
         coefficients, or the intercept's entries of a fit through the origin)::
 
             {"cov_type", "n", "df_model", "df_resid", "fit_intercept", "n_dropped", "level",
+             "n_groups" (with cov_type "cluster" only),
              "targets": {name: {"coefficients": {feature or "(Intercept)":
                  {"estimate", "std_error", "t", "p", "lower", "upper", "aliased"}},
                "sigma", "r2", "r2_adj", "f_statistic", "f_pvalue", "log_likelihood",
@@ -196,6 +249,7 @@ class OLSResult:
             "fit_intercept": self.fit_intercept,
             "n_dropped": self.n_dropped,
             "level": float(level),
+            **({"n_groups": self.n_groups} if self.cov_type == "cluster" else {}),
             "targets": targets,
         }
 

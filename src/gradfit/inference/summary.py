@@ -99,7 +99,9 @@ def _summary_of(fit: OLSResult, j: int) -> str:
         cells += [c.rjust(w) for c, w in zip(row[1:5], widths[1:5], strict=True)]
         lines.append(("  ".join(cells) + " " + row[5]).rstrip())
     lines += ["---", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
-    if fit.cov_type != "nonrobust":
+    if fit.cov_type == "cluster":
+        lines.append(f"Standard errors: clustered by group (CR1, {fit.n_groups} groups)")
+    elif fit.cov_type != "nonrobust":
         lines.append(f"Standard errors: heteroskedasticity-consistent ({fit.cov_type})")
     lines += [
         "",
