@@ -227,8 +227,7 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
             raise ValidationError(
                 f"cross-validation needs at least 2 samples, got n_samples = {n} (1 sample)"
             )
-        Xt = torch.from_numpy(np.ascontiguousarray(X))
-        Yt = torch.from_numpy(np.ascontiguousarray(Y))
+        Xt, Yt = _tensor(X), _tensor(Y)
         weights = None if sample_weight is None else check_weights(sample_weight, n)
         tests, trains = self._folds(X, Y, n)
         test_stats = paths.fold_statistics(Xt, Yt, tests, weights)
@@ -322,6 +321,12 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
         check_is_fitted(self, "coef_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
         return np.asarray(X @ np.asarray(self.coef_).T + self.intercept_, dtype=np.float64)
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    # torch.from_numpy shares memory; a read-only array (memmap) is copied, never written.
+    a = np.ascontiguousarray(a)
+    return torch.from_numpy(a if a.flags.writeable else a.copy())
 
 
 def _flat(value: Any) -> bool:
