@@ -144,6 +144,21 @@ def test_per_target_choices_equal_fitting_each_target_alone(l1_ratio: object) ->
     assert len(alphas) > 1  # the targets do want different penalties
 
 
+def test_per_target_automatic_grids_are_each_targets_own() -> None:
+    """With ``alpha_per_target`` and a count of alphas, each target has its own grid (from its
+    own alpha_max): its grid, errors and choice are those of the target fitted alone."""
+    X, Y = _targets(2, k=3)
+    common = {"alphas": 12, "l1_ratio": [0.5, 1.0], "cv": 4, "random_state": 3, **TIGHT}
+    both = GradientDescentRegressorCV(alpha_per_target=True, **common).fit(X, Y)
+    assert both.alphas_.shape == (3, 2, 12)
+    for t in range(3):
+        alone = GradientDescentRegressorCV(**common).fit(X, Y[:, t])
+        np.testing.assert_allclose(both.alphas_[t], alone.alphas_, rtol=1e-15)
+        np.testing.assert_allclose(both.mse_path_[..., t], alone.mse_path_[..., 0], rtol=1e-12)
+        assert both.alpha_[t] == alone.alpha_ and both.l1_ratio_[t] == alone.l1_ratio_
+        np.testing.assert_allclose(both.coef_[t], alone.coef_, rtol=1e-12, atol=1e-14)
+
+
 def test_shared_alpha_is_chosen_on_the_error_averaged_over_targets() -> None:
     X, Y = _targets(3)
     reg = GradientDescentRegressorCV(alphas=15, l1_ratio=[0.5, 1.0], cv=4, random_state=0).fit(X, Y)

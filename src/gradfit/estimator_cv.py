@@ -48,8 +48,10 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
     alphas : int or array-like, default=100
         A count: that many values log-spaced from ``alpha_max`` (the smallest penalty that
         zeroes every coefficient of every target, on all rows) down to ``eps * alpha_max``, one
-        grid per l1 ratio (ridge: the grid of ``l1_ratio=0.001``, as glmnet). Or the penalties
-        themselves (sorted decreasing).
+        grid per l1 ratio (ridge: the grid of ``l1_ratio=0.001``, as glmnet); with
+        ``alpha_per_target`` and several targets, one grid per target from its own
+        ``alpha_max`` (each target's path is then that of the target fitted alone). Or the
+        penalties themselves (sorted decreasing).
     l1_ratio : float or array-like of floats in [0, 1], default=0.0
         The elastic-net mix(es) to try: 0 ridge (closed form per alpha), 1 the lasso.
     cv : int, array-like of fold ids, scikit-learn splitter or iterable of (train, test), default=5
@@ -85,6 +87,7 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
     alpha_ : float, or ndarray (n_targets,) with ``alpha_per_target``
     l1_ratio_ : float, or ndarray (n_targets,) with ``alpha_per_target``
     alphas_ : ndarray (n_l1_ratios, n_alphas), decreasing
+        (n_targets, n_l1_ratios, n_alphas) with per-target grids (see ``alphas``).
     l1_ratios_ : ndarray (n_l1_ratios,)
     mse_path_ : ndarray (n_folds, n_alphas, n_l1_ratios, n_targets)
         Each fold's validation mean squared error (weighted, with ``sample_weight``).
@@ -252,23 +255,41 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
         problem = paths.Quadratic.from_stats(
             total, fit_intercept=fit_intercept, standardize=standardize
         )
-        grids = self._grids(problem, ratios)
-        mse_path, not_converged = paths.cv_mse_path(
-            train_stats,
-            test_stats,
-            grids,
-            ratios,
-            fit_intercept=fit_intercept,
-            standardize=standardize,
-            tol=float(self.tol),
-            max_iter=int(self.max_iter),
-        )
         per_target = bool(self.alpha_per_target)
-        choice = paths.choose(mse_path, per_target=per_target, selection=self.selection)  # type: ignore[arg-type]
         k = Y.shape[1]
+        automatic = isinstance(self.alphas, numbers.Integral) and not isinstance(self.alphas, bool)
+        settings: dict[str, Any] = {
+            "fit_intercept": fit_intercept,
+            "standardize": standardize,
+            "tol": float(self.tol),
+            "max_iter": int(self.max_iter),
+        }
+        if per_target and automatic and k > 1:
+            # Each target its own grid (from its own alpha_max): its path and choice are
+            # those of the target fitted alone.
+            grids = np.stack([self._grids(_targets(problem, [t]), ratios) for t in range(k)])
+            parts = [
+                paths.cv_mse_path(
+                    [paths.select_targets(s, [t]) for s in train_stats],
+                    [paths.select_targets(s, [t]) for s in test_stats],
+                    grids[t],
+                    ratios,
+                    **settings,
+                )
+                for t in range(k)
+            ]
+            mse_path = np.concatenate([m for m, _ in parts], axis=3)
+            not_converged = sum(c for _, c in parts)
+        else:
+            grids = self._grids(problem, ratios)[None]
+            mse_path, not_converged = paths.cv_mse_path(
+                train_stats, test_stats, grids[0], ratios, **settings
+            )
+        choice = paths.choose(mse_path, per_target=per_target, selection=self.selection)  # type: ignore[arg-type]
         a_idx = np.broadcast_to(choice.alpha_index, (k,))
         r_idx = np.broadcast_to(choice.l1_index, (k,))
-        alpha = grids[r_idx, a_idx]
+        g_idx = np.arange(k) if grids.shape[0] > 1 else np.zeros(k, dtype=np.int64)
+        alpha = grids[g_idx, r_idx, a_idx]
         ratio = np.asarray(ratios)[r_idx]
         coef = np.zeros((k, X.shape[1]))
         intercept = np.zeros(k)
@@ -279,7 +300,7 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
             targets = list(range(k)) if not per_target else [t]
             sub = _targets(problem, targets)
             # The refit: down the grid to the chosen alpha (warm starts), as the path does.
-            steps = grids[r_idx[t], : a_idx[t] + 1]
+            steps = grids[g_idx[t], r_idx[t], : a_idx[t] + 1]
             result = paths.problem_path(
                 sub, steps, float(ratio[t]), tol=float(self.tol), max_iter=int(self.max_iter)
             )
@@ -296,7 +317,7 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        self.alphas_ = grids
+        self.alphas_ = grids if grids.shape[0] > 1 else grids[0]
         self.l1_ratios_ = np.asarray(ratios)
         self.mse_path_ = mse_path
         self.cv_mean_, self.cv_se_ = paths.cv_errors(mse_path)

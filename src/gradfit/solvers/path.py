@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -70,6 +70,7 @@ __all__ = [
     "path",
     "problem_path",
     "ridge_path",
+    "select_targets",
     "training_statistics",
 ]
 
@@ -345,6 +346,12 @@ def fold_statistics(
         w = None if weights is None else weights[index]
         out.append(SufficientStats.compute(X[index], Y[index], weights=w))
     return out
+
+
+def select_targets(stats: SufficientStats, targets: Sequence[int]) -> SufficientStats:
+    """The statistics of some of the targets (the features' moments shared)."""
+    index = torch.as_tensor(list(targets), dtype=torch.long, device=stats.ybar.device)
+    return replace(stats, ybar=stats.ybar[index], Szy=stats.Szy[:, index], syy=stats.syy[index])
 
 
 def training_statistics(folds: Sequence[SufficientStats]) -> list[SufficientStats]:
