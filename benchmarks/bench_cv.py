@@ -9,11 +9,9 @@ Run::
 The data: float64 ``Y = X W^T + b + noise`` with correlated features (AR(1), rho 0.5) and a
 sparse W (a third of its entries 0). The folds: gradfit's seeded row hash
 (:func:`gradfit.solvers.rows.fold_ids`), given to both as fold ids (scikit-learn through
-``PredefinedSplit``). The grid: ``--alphas`` values per l1 ratio from ``alpha_max`` down to
-``1e-3 * alpha_max``. scikit-learn's ``alpha_max`` is each target's own; gradfit's timed run
-(all targets at once, ``alpha_per_target=True``) has one grid per l1 ratio, from the largest
-over the targets, so its choices are compared on gradfit fitted to each target alone (the
-same grid as scikit-learn's; untimed).
+``PredefinedSplit``). The grid: ``--alphas`` values per l1 ratio from each target's own
+``alpha_max`` down to ``1e-3 * alpha_max`` (scikit-learn's per target; gradfit's with
+``alpha_per_target=True``, the same values).
 
 What is timed:
 
@@ -24,9 +22,10 @@ What is timed:
   per target (it refits each fold's path on the fold's rows, with a precomputed Gram per
   fold), summed over targets.
 
-Both use their default ``tol=1e-4`` (the same duality-gap rule). The script prints both times,
-their ratio, and whether each target's chosen (alpha, l1_ratio) agree, with the largest
-relative difference of the CV errors.
+Both use their default ``tol=1e-4`` (a duality-gap rule). The script prints both times, their
+ratio, and whether each target's chosen (alpha, l1_ratio) agree, with the largest relative
+difference of the CV errors (at ``tol=1e-4`` scikit-learn 1.9's errors were measured 2.6e-3
+from the exact ones, gradfit's 2e-6, on 20,000 rows: the difference is scikit-learn's).
 """
 
 from __future__ import annotations
@@ -76,7 +75,7 @@ def main() -> None:
     GradientDescentRegressorCV(alphas=3, l1_ratio=ratios, cv=folds[:1000]).fit(X[:1000], Y[:1000])
 
     start = time.perf_counter()
-    ours_all = GradientDescentRegressorCV(
+    ours = GradientDescentRegressorCV(
         alphas=args.alphas, l1_ratio=ratios, cv=folds, alpha_per_target=True, standardize=False
     ).fit(X, Y)
     ours_time = time.perf_counter() - start
@@ -90,24 +89,20 @@ def main() -> None:
             alphas=args.alphas, l1_ratio=ratios, cv=PredefinedSplit(folds), n_jobs=1
         ).fit(X, Y[:, t])
         sk_time += time.perf_counter() - start
-        # the same target alone (its own alpha_max, as scikit-learn's grid)
-        ours = GradientDescentRegressorCV(
-            alphas=args.alphas, l1_ratio=ratios, cv=folds, standardize=False
-        ).fit(X, Y[:, t])
-        same = np.isclose(ours.alpha_, sk.alpha_, rtol=1e-9) and ours.l1_ratio_ == sk.l1_ratio_
-        agree += bool(same)
+        alpha, ratio = ours.alpha_[t], ours.l1_ratio_[t]
+        same = bool(np.isclose(alpha, sk.alpha_, rtol=1e-9) and ratio == sk.l1_ratio_)
+        agree += same
         theirs = sk.mse_path_.reshape(len(ratios), args.alphas, -1)
-        mine = ours.mse_path_[..., 0].transpose(2, 1, 0)
+        mine = ours.mse_path_[..., t].transpose(2, 1, 0)
         worst = max(worst, float(np.abs(mine - theirs).max() / np.abs(theirs).max()))
         print(
-            f"  target {t}: alpha {ours.alpha_:.6g} vs {sk.alpha_:.6g}, l1_ratio "
-            f"{ours.l1_ratio_} vs {sk.l1_ratio_}{'' if same else '  (differ)'}"
+            f"  target {t}: alpha {alpha:.6g} vs {sk.alpha_:.6g}, l1_ratio {ratio} vs "
+            f"{sk.l1_ratio_}{'' if same else '  (differ)'}"
         )
     print(f"gradfit GradientDescentRegressorCV (all targets): {ours_time:8.3f} s")
     print(f"scikit-learn ElasticNetCV (n_jobs=1, per target): {sk_time:8.3f} s")
     print(f"ratio gradfit / scikit-learn: {ours_time / sk_time:.4f}")
     print(f"choices agree on {agree}/{args.targets} targets; CV errors differ by <= {worst:.2e}")
-    print(f"(per-target alphas on the shared grid, all targets at once: {ours_all.alpha_})")
 
 
 if __name__ == "__main__":

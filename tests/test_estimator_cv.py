@@ -252,6 +252,13 @@ def test_1se_takes_the_largest_alpha_within_one_standard_error() -> None:
     np.testing.assert_allclose(high.cv_se_[:, 0, 0], se, rtol=1e-12)
 
 
+def test_cv_none_is_five_hashed_folds() -> None:
+    X, y = _correlated(12, n=60)
+    none = GradientDescentRegressorCV(alphas=4, cv=None, random_state=2).fit(X, y)
+    five = GradientDescentRegressorCV(alphas=4, cv=5, random_state=2).fit(X, y)
+    np.testing.assert_array_equal(none.mse_path_, five.mse_path_)
+
+
 def test_empty_folds_are_left_out() -> None:
     X, y = _correlated(9, n=40)
     ids = np.where(np.arange(40) % 2 == 0, 0, 3)  # folds 0 and 3 only
@@ -274,6 +281,7 @@ def test_empty_folds_are_left_out() -> None:
         ({"alphas": [-1.0]}, "alphas must be finite and >= 0"),
         ({"eps": 0.0}, "eps must be in"),
         ({"alpha_per_target": "yes"}, "alpha_per_target must be True or False"),
+        ({"random_state": -1}, "random_state must be None or a non-negative int"),
     ],
 )
 def test_bad_settings_are_refused_in_one_line(kwargs: dict, words: str) -> None:

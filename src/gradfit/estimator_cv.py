@@ -55,7 +55,7 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
     l1_ratio : float or array-like of floats in [0, 1], default=0.0
         The elastic-net mix(es) to try: 0 ridge (closed form per alpha), 1 the lasso.
     cv : int, array-like of fold ids, scikit-learn splitter or iterable of (train, test), default=5
-        An int K: each row's fold from the seeded row hash of
+        An int K (None: 5): each row's fold from the seeded row hash of
         :func:`gradfit.solvers.rows.fold_ids` (the rule a stream or torchrun uses; folds of
         about n/K rows, not contiguous blocks as scikit-learn's ``KFold``). An array of n fold
         ids: those folds. A splitter or a list of splits: each split's test rows; when the test
@@ -172,11 +172,19 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
     ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
         """Each fold's test rows, and (when the test sets do not partition the rows with the
         rest as training) each fold's training rows."""
-        cv = self.cv
+        cv = 5 if self.cv is None else self.cv
         if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
             if int(cv) < 2:
                 raise ValidationError(f"cv must be at least 2 folds, got {cv}")
-            seed = holdout_seed(self.random_state)
+            rs = self.random_state
+            if rs is not None and not (
+                isinstance(rs, numbers.Integral) and not isinstance(rs, bool) and int(rs) >= 0
+            ):
+                raise ValidationError(
+                    f"random_state must be None or a non-negative int (the seed of the folds' "
+                    f"row hash), got {rs!r}"
+                )
+            seed = holdout_seed(None if rs is None else int(rs))
             ids = fold_ids(0, 1, n, int(cv), seed)
             return [np.nonzero(ids == f)[0] for f in range(int(cv))], None
         if not hasattr(cv, "split") and not isinstance(cv, (str, bytes)):

@@ -57,6 +57,7 @@ from gradfit.errors import ValidationError
 from gradfit.scaling import Standardizer
 from gradfit.solvers.path_kernels import enet_gram_path
 from gradfit.solvers.stats import SufficientStats
+from gradfit.validation import check_weights
 
 __all__ = [
     "CVChoice",
@@ -302,12 +303,7 @@ def path(
         raise ValidationError("X and Y must be finite (no NaN or inf)")
     weights = None
     if sample_weight is not None:
-        from_validation = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-        if from_validation.shape[0] != X64.shape[0] or not np.all(np.isfinite(from_validation)):
-            raise ValidationError("sample_weight must be (n,) finite values")
-        if np.any(from_validation < 0) or not np.any(from_validation > 0):
-            raise ValidationError("sample_weight must be >= 0 with at least one > 0")
-        weights = from_validation
+        weights = check_weights(sample_weight, X64.shape[0]).numpy()
     stats = SufficientStats.compute(
         torch.from_numpy(np.ascontiguousarray(X64)),
         torch.from_numpy(np.ascontiguousarray(Y2)),
