@@ -365,3 +365,26 @@ def test_bad_settings_are_refused_in_one_line() -> None:
         assert words in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(ValidationError, match="must be finite"):
         gradfit.path(np.full((3, 2), np.nan), np.zeros(3))
+
+
+def test_path_without_intercept_standardized_equals_gradient_descent_regressor() -> None:
+    """No intercept and standardize: the features scaled by their root mean squares (the
+    engine's rule), uncentred moments."""
+    X, Y = _many_targets(14, k=2)
+    X = X + 2.0
+    alphas, coefs, intercepts = gradfit.path(
+        X, Y, l1_ratio=0.5, n_alphas=8, fit_intercept=False, standardize=True, **TIGHT
+    )
+    assert np.all(intercepts == 0)
+    reg = GradientDescentRegressor(
+        alpha=float(alphas[4]),
+        l1_ratio=0.5,
+        fit_intercept=False,
+        standardize=True,
+        tol=1e-13,
+        max_epochs=200_000,
+    ).fit(X, Y)
+    np.testing.assert_allclose(reg.coef_, coefs[:, :, 4], rtol=0, atol=1e-5)
+    rms = np.sqrt((X**2).mean(0))
+    _, theirs, _ = enet_path(X / rms, Y[:, 0], l1_ratio=0.5, alphas=alphas, **TIGHT)
+    _assert_path_close(coefs[0] * rms[:, None], theirs)
