@@ -17,6 +17,8 @@ Tolerances:
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -263,6 +265,35 @@ def test_training_statistics_equal_those_of_the_training_rows(weighted: bool) ->
             torch.testing.assert_close(
                 getattr(train[f], name), getattr(direct, name), rtol=STATS_RTOL, atol=1e-9
             )
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fold_statistics_from_batches_equal_those_of_each_folds_rows(weighted: bool) -> None:
+    """One pass over a stream of batches (as a file is read), each row to its fold: the same
+    statistics as each fold's rows in memory; a fold no row reaches is empty."""
+    X, Y = _many_targets(15, n=500)
+    X = X + 1e4
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+    rng = np.random.default_rng(15)
+    ids = rng.integers(0, 4, size=len(X))  # fold 4 of 5 is empty
+    w = torch.from_numpy(rng.uniform(0, 2, size=len(X))) if weighted else None
+    edges = [0, 1, 130, 131, 377, 500]
+    batches = [
+        (Xt[a:b], Yt[a:b], ids[a:b]) + (() if w is None else (w[a:b],))
+        for a, b in itertools.pairwise(edges)
+    ]
+    streamed = paths.fold_statistics_from_batches(batches, 5)
+    direct = paths.fold_statistics(Xt, Yt, [np.nonzero(ids == f)[0] for f in range(4)], w)
+    assert streamed[4].n == 0
+    for f in range(4):
+        assert streamed[f].n == direct[f].n
+        assert streamed[f].total == pytest.approx(direct[f].total, rel=STATS_RTOL)
+        for name in ("zbar", "ybar", "Szz", "Szy", "syy"):
+            torch.testing.assert_close(
+                getattr(streamed[f], name), getattr(direct[f], name), rtol=STATS_RTOL, atol=1e-9
+            )
+    with pytest.raises(ValidationError, match=r"fold ids must be one per row, in 0 \.\. 2"):
+        paths.fold_statistics_from_batches([(Xt, Yt, ids)], 3)
 
 
 @pytest.mark.parametrize("fit_intercept", [True, False])

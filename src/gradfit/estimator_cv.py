@@ -169,9 +169,9 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
 
     def _folds(
         self, X: np.ndarray, y: np.ndarray, n: int
-    ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-        """Each fold's test rows, and (when the test sets do not partition the rows with the
-        rest as training) each fold's training rows."""
+    ) -> tuple[np.ndarray | list[np.ndarray], list[np.ndarray] | None]:
+        """Each row's fold (0 .. K-1), or each split's test rows and (when the test sets do not
+        partition the rows with the rest as training) its training rows."""
         cv = 5 if self.cv is None else self.cv
         if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
             if int(cv) < 2:
@@ -186,7 +186,7 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
                 )
             seed = holdout_seed(None if rs is None else int(rs))
             ids = fold_ids(0, 1, n, int(cv), seed)
-            return [np.nonzero(ids == f)[0] for f in range(int(cv))], None
+            return ids, None
         if not hasattr(cv, "split") and not isinstance(cv, (str, bytes)):
             as_array = np.asarray(cv) if not isinstance(cv, Iterable) or _flat(cv) else None
             if as_array is not None and as_array.ndim == 1:
@@ -195,8 +195,8 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
                         f"cv as fold ids must be {n} integers (one per row), got "
                         f"{as_array.shape[0]} values of type {as_array.dtype}"
                     )
-                labels = np.unique(as_array)
-                return [np.nonzero(as_array == g)[0] for g in labels], None
+                _, inverse = np.unique(as_array, return_inverse=True)
+                return inverse.astype(np.int64), None
         splitter = check_cv(cv)
         tests, trains = [], []
         for train, test in splitter.split(X, y):
@@ -241,7 +241,11 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
         Xt, Yt = _tensor(X), _tensor(Y)
         weights = None if sample_weight is None else check_weights(sample_weight, n)
         tests, trains = self._folds(X, Y, n)
-        test_stats = paths.fold_statistics(Xt, Yt, tests, weights)
+        if isinstance(tests, np.ndarray):  # fold ids: one pass, each row to its fold
+            batch = (Xt, Yt, tests) if weights is None else (Xt, Yt, tests, weights)
+            test_stats = paths.fold_statistics_from_batches([batch], int(tests.max()) + 1)
+        else:
+            test_stats = paths.fold_statistics(Xt, Yt, tests, weights)
         if trains is None:  # the folds partition the rows: train on the others, merged
             nonempty = [s for s in test_stats if s.n > 0]
             total = nonempty[0]

@@ -45,7 +45,7 @@ the minimum, whose error is within one standard error of the minimum.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -68,6 +68,7 @@ __all__ = [
     "cv_errors",
     "cv_mse_path",
     "fold_statistics",
+    "fold_statistics_from_batches",
     "path",
     "problem_path",
     "ridge_path",
@@ -342,6 +343,63 @@ def fold_statistics(
         w = None if weights is None else weights[index]
         out.append(SufficientStats.compute(X[index], Y[index], weights=w))
     return out
+
+
+def fold_statistics_from_batches(
+    batches: Iterable[tuple[Any, ...]], n_folds: int
+) -> list[SufficientStats]:
+    """The statistics of each of ``n_folds`` folds from one pass over a stream of batches
+    ``(Z (m, d), Y (m, k), folds (m,))`` or ``(Z, Y, folds, weights (m,))``, each row to its
+    fold's statistics (fold ids ``0 .. n_folds - 1``, e.g. from
+    :func:`gradfit.solvers.rows.fold_ids` of the rows' addresses). As
+    :meth:`SufficientStats.from_batches`, every part is shifted by the first batch's means and
+    merged; a fold that no row reaches has ``n == 0`` (and zero moments)."""
+    shift: tuple[torch.Tensor, torch.Tensor] | None = None
+    parts: list[SufficientStats | None] = [None] * n_folds
+    width: tuple[int, int] | None = None
+    for batch in batches:
+        Z, Y, ids = batch[0], batch[1], np.asarray(batch[2])
+        weights = batch[3] if len(batch) > 3 else None
+        m = int(Y.shape[0])
+        width = (int(Z.shape[1]), int(Y.shape[1]))
+        if m == 0:
+            continue
+        if ids.shape != (m,) or (ids.size and (ids.min() < 0 or ids.max() >= n_folds)):
+            raise ValidationError(
+                f"fold ids must be one per row, in 0 .. {n_folds - 1}; got shape {ids.shape}"
+            )
+        if shift is None:
+            head = min(m, 1 << 16)
+            shift = (Z[:head].double().mean(0).cpu(), Y[:head].double().mean(0).cpu())
+        for f in np.unique(ids).tolist():
+            rows = torch.from_numpy(np.nonzero(ids == f)[0])
+            w = None if weights is None else weights[rows]
+            part = SufficientStats.compute(Z[rows], Y[rows], shift, shifted=True, weights=w)
+            current = parts[f]
+            parts[f] = part if current is None else current.merge(part)
+    if width is None:
+        raise ValidationError("no batches: the fold statistics need at least one")
+    d, k = width
+    out = []
+    for acc in parts:
+        if acc is None or shift is None:
+            out.append(_empty_stats(d, k))
+        else:
+            out.append(replace(acc, zbar=acc.zbar + shift[0], ybar=acc.ybar + shift[1]))
+    return out
+
+
+def _empty_stats(d: int, k: int) -> SufficientStats:
+    zeros = torch.zeros
+    f64 = torch.float64
+    return SufficientStats(
+        n=0,
+        zbar=zeros(d, dtype=f64),
+        ybar=zeros(k, dtype=f64),
+        Szz=zeros(d, d, dtype=f64),
+        Szy=zeros(d, k, dtype=f64),
+        syy=zeros(k, dtype=f64),
+    )
 
 
 def select_targets(stats: SufficientStats, targets: Sequence[int]) -> SufficientStats:
