@@ -30,6 +30,7 @@ def test_all_is_exact_and_importable() -> None:
         "persistence",
         "report",
         "estimator",
+        "estimator_cv",
         "fitting",
         "fit_report",
         "jobs",

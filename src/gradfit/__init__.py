@@ -21,12 +21,14 @@ from gradfit.errors import (
 if _typing.TYPE_CHECKING:
     from gradfit.datasets import load_crops
     from gradfit.estimator import GradientDescentRegressor
+    from gradfit.estimator_cv import GradientDescentRegressorCV
     from gradfit.fitting import FitReport
     from gradfit.inference import AnovaTable, OLSResult, anova, ols
     from gradfit.jobs import EvaluationReport, evaluate, fit, predict, predict_batches
     from gradfit.metrics import RegressionMetrics, r2_score, regression_metrics
     from gradfit.model import LinearModel
     from gradfit.solvers.lstsq import LeastSquaresResult, least_squares
+    from gradfit.solvers.path import path
 
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "FitReport",
     "GradfitError",
     "GradientDescentRegressor",
+    "GradientDescentRegressorCV",
     "LeastSquaresResult",
     "LinearModel",
     "ModelFileError",
@@ -52,6 +55,7 @@ __all__ = [
     "least_squares",
     "load_crops",
     "ols",
+    "path",
     "predict",
     "predict_batches",
     "r2_score",
@@ -66,6 +70,7 @@ _LAZY = {
     "EvaluationReport": "gradfit.jobs",
     "FitReport": "gradfit.fitting",
     "GradientDescentRegressor": "gradfit.estimator",
+    "GradientDescentRegressorCV": "gradfit.estimator_cv",
     "LeastSquaresResult": "gradfit.solvers.lstsq",
     "LinearModel": "gradfit.model",
     "OLSResult": "gradfit.inference",
@@ -76,6 +81,7 @@ _LAZY = {
     "least_squares": "gradfit.solvers.lstsq",
     "load_crops": "gradfit.datasets",
     "ols": "gradfit.inference",
+    "path": "gradfit.solvers.path",
     # gradfit.jobs.predict: of tensors (gradfit.model.predict, as ever) or over a data source.
     "predict": "gradfit.jobs",
     "predict_batches": "gradfit.jobs",

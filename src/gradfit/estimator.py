@@ -1,4 +1,5 @@
-"""A scikit-learn regressor over the gradfit engine: the only module that imports scikit-learn.
+"""A scikit-learn regressor over the gradfit engine (with :mod:`gradfit.estimator_cv`, the only
+modules that import scikit-learn).
 
 :class:`GradientDescentRegressor` fits ``Y ≈ X @ coef_.T + intercept_`` (one or several targets,
 trained jointly) with one of five solvers:
