@@ -77,6 +77,7 @@ class FitReport:
     predictions: np.ndarray  # (n, k) float64, for plots
     inference: Any = None  # gradfit.inference.OLSResult of an unpenalized least-squares fit
     inference_note: str | None = None  # why there is none, when it was asked for
+    rows_dropped: int = 0  # rows left out for a missing value (missing="drop", R's na.omit)
 
 
 def build_fit_report(
@@ -95,6 +96,8 @@ def build_fit_report(
     sample: tuple[np.ndarray, np.ndarray] | None = None,
     batches: Callable[[], Iterable[tuple[Any, Any]]] | None = None,
     collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
+    design: dict[str, Any] | None = None,
+    rows_dropped: int = 0,
 ) -> FitReport:
     """The report of the fit ``result`` of ``config.solver`` to the training rows of
     ``source``, from what the road computed.
@@ -114,6 +117,9 @@ def build_fit_report(
         are those of the coefficient table (see :func:`attach_inference`)
     device : the device trained on, recorded
     batches, collect : the coefficient table's, see :func:`attach_inference`
+    design, rows_dropped : the :meth:`gradfit.design.Design.to_dict` document of the model's
+        columns (None: plain numeric columns) and the rows left out for a missing value, kept
+        in the model file and the report (the degrees of freedom count the rows kept)
 
     The optimum is the closed form's own loss (``lstsq`` without a penalty), else the least
     squares optimum of ``stats`` (computed from ``rows`` when not given). A fit whose optimum is
@@ -170,6 +176,8 @@ def build_fit_report(
         final_loss=final_loss,
         loss_history=[float(v) for v in result.loss_curve],
         metrics=saved_metrics,
+        design=design,
+        rows_dropped=int(rows_dropped),
     )
     empty = np.empty((0, len(tnames)))
     report = FitReport(
@@ -185,6 +193,7 @@ def build_fit_report(
         left_out=left_out,
         targets=empty if sample is None else sample[0],
         predictions=empty if sample is None else sample[1],
+        rows_dropped=int(rows_dropped),
     )
     return attach_inference(
         report,

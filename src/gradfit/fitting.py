@@ -18,6 +18,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from gradfit.data.memory import TableInMemory, memory_table_name, read_memory_table
+from gradfit.data.tables import check_known, name_list, refuse_numeric_looking_text
 from gradfit.datasets import BUILTIN_DATASETS
 from gradfit.errors import DataError, RankDeficiencyWarning, ValidationError
 from gradfit.fit_report import (
@@ -35,7 +37,7 @@ from gradfit.fit_report import (
     recorded_scaling,
 )
 from gradfit.inference import COV_TYPES
-from gradfit.settings import RunSettings, refuse_unknown, settings_from_options
+from gradfit.settings import DesignSettings, RunSettings, refuse_unknown, settings_from_options
 from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
@@ -46,11 +48,16 @@ __all__ = [
     "FitReport",
     "as_training_tensor",
     "attach_inference",
+    "check_design_names",
+    "check_names",
     "check_width",
+    "design_features",
+    "encode_table",
     "expand_names",
     "fit_data",
     "holdout_problem",
     "inference_problem",
+    "intercept_of_design",
     "model_file_settings",
     "read_source",
     "recorded_scaling",
@@ -98,11 +105,12 @@ def single_rank_warning(function: Callable[..., FitReport]) -> Callable[..., Fit
 @single_rank_warning
 def fit_data(
     source: str | TableInMemory,
-    targets: Sequence[str],
+    targets: Sequence[str] | None,
     features: Sequence[str] | None = None,
     config: SolverConfig | None = None,
     *,
     run: RunSettings | None = None,
+    design: DesignSettings | None = None,
     callback: Callable[[EpochInfo], None] | None = None,
     memory_limit: int | None = None,
     **options: Any,
@@ -125,6 +133,12 @@ def fit_data(
         iterative fit that reached the least-squares optimum, without a penalty (see
         :func:`attach_inference`); ``level``, the coverage of the coefficients' confidence
         intervals in the model's summary
+    design : the formula, ``missing`` and ``max_levels``
+        (:class:`~gradfit.settings.DesignSettings`): with a formula, or a categorical column
+        (text, boolean) among the features (by default every column but the targets that is
+        numeric, text or boolean, R's ``y ~ .``), or ``missing="drop"``, the matrices come
+        from a :class:`gradfit.design.Design` of the table (:func:`encode_table`); otherwise
+        the numeric columns are read as they are
     callback : called with an :class:`EpochInfo` after every epoch
     memory_limit : bytes; a fit that builds d × d statistics (every solver but ``lstsq``
         without a penalty, which works on the rows) is refused, before training, when they
@@ -142,7 +156,9 @@ def fit_data(
     from gradfit.data import left_out_columns, select
 
     run = settings_from_options(RunSettings, run, options)
+    design = settings_from_options(DesignSettings, design, options)
     refuse_unknown("fit_data", options)
+    check_design_names(design, targets, features)
     seed, dtype, device = run.seed, run.torch_dtype, run.torch_device()
     config = config if config is not None else SolverConfig()
     problem = inference_problem(config, run.inference)
@@ -155,25 +171,44 @@ def fit_data(
 
         # From the header, before the rows are parsed (100,000 columns: 20 s of parsing).
         header = column_names(source)
-        if features is None:
-            check_width(name, 0, memory_limit, columns=header, targets=targets)
+        if design.formula is not None:
+            pass  # the formula's columns are known once it is read with the table
+        elif features is None:
+            check_width(name, 0, memory_limit, columns=header, targets=targets or ())
         else:
             check_width(name, len(set(expand_names(features, header))), memory_limit)
     table = read_source(source)
-    target_names = expand_names(targets, table.columns)
+    target_names = [] if targets is None else expand_names(targets, table.columns)
     feature_names = None if features is None else expand_names(features, table.columns)
-    X64, Y64, fnames, tnames = select(table, target_names, feature_names, min_rows=2)
+    encoded = encode_table(table, target_names, feature_names, design, name)
+    design_doc: dict[str, Any] | None = None
+    rows_dropped = 0
+    kept: np.ndarray | None = None
+    if encoded is None:
+        X64, Y64, fnames, tnames = select(table, target_names, feature_names, min_rows=2)
+        left_out = left_out_columns(table, tnames) if feature_names is None else {}
+    else:
+        X64, Y64, fnames, tnames, left_out, kept, rows_dropped, design_doc = encoded
+        config = intercept_of_design(config, design_doc["fit_intercept"], design.formula)
+        if X64.shape[0] < 2:
+            raise DataError(
+                f"{name}: {X64.shape[0]} row(s) left after dropping {rows_dropped} with a "
+                "missing value; at least 2 are needed to fit a model"
+            )
     if statistics:
         check_width(name, len(fnames), memory_limit)
-    left_out = left_out_columns(table, tnames) if feature_names is None else {}
     run_seed, held = seed, None
     if config.early_stopping:
         # The engine's split, by the row rule of every road (gradfit.solvers.rows): the table
-        # is file 0. One seed (drawn here without one) for the split checked here and the
-        # engine's, so that both are the same rows.
+        # is file 0, its rows counted as in the file (dropped rows included, as streamed).
+        # One seed (drawn here without one) for the split checked here and the engine's, so
+        # that both are the same rows.
         run_seed = resolve_seed(seed)
         n = X64.shape[0]
-        held = holdout_mask(0, 1, n, config.validation_fraction, holdout_seed(run_seed))
+        n_read = n if kept is None else len(kept)
+        held = holdout_mask(0, 1, n_read, config.validation_fraction, holdout_seed(run_seed))
+        if kept is not None:
+            held = held[kept]
         problem = holdout_problem(name, n, int(held.sum()), config.validation_fraction)
         if problem is not None:
             raise ValidationError(problem)
@@ -181,7 +216,16 @@ def fit_data(
     Y = as_training_tensor(Y64, tnames, dtype, device, name)
 
     start = time.perf_counter()
-    result = fit_linear(X, Y, config, random_state=run_seed, callback=callback)
+    # Rows dropped: the engine holds out the rows of the file's numbering (held), not those of
+    # the rows kept.
+    result = fit_linear(
+        X,
+        Y,
+        config,
+        random_state=run_seed,
+        callback=callback,
+        held=held if kept is not None else None,
+    )
     seconds = time.perf_counter() - start
 
     # The report is over the training rows, as streamed (gradfit.fit_report): the rows held out
@@ -202,7 +246,169 @@ def fit_data(
         left_out=left_out,
         stats=result.stats,
         rows=(Xd, Yd),
+        design=design_doc,
+        rows_dropped=rows_dropped,
     )
+
+
+Encoded = tuple[
+    np.ndarray,
+    np.ndarray,
+    tuple[str, ...],
+    tuple[str, ...],
+    dict[str, str],
+    np.ndarray,
+    int,
+    dict[str, Any],
+]
+
+
+def check_design_names(
+    design: DesignSettings, targets: Sequence[str] | None, features: Sequence[str] | None
+) -> None:
+    """A formula names the targets and features itself: given with them, one
+    ValidationError; without a formula, at least one target is needed."""
+    given = targets is not None and any(str(t).strip(" ,") for t in _listed(targets))
+    if design.formula is not None:
+        if given or features is not None:
+            what = "targets" if given else "features"
+            raise ValidationError(
+                f"the formula {design.formula!r} names the targets and features itself; "
+                f"leave out the {what} (--target/--features), or the formula (--formula)"
+            )
+        return
+    if not given:
+        raise ValidationError(
+            "name at least one target column (--target, targets=), or give a formula "
+            "(--formula 'y ~ x', formula=)"
+        )
+
+
+def _listed(values: Sequence[str] | str) -> list[str]:
+    return [values] if isinstance(values, str) else list(values)
+
+
+def intercept_of_design(
+    config: SolverConfig, fit_intercept: bool, formula: str | None
+) -> SolverConfig:
+    """``config`` fitting an intercept as the design says: a formula without one (``0 +``,
+    ``- 1``) fits without; a formula with one and ``fit_intercept=False`` is refused."""
+    if fit_intercept == config.fit_intercept:
+        return config
+    if not fit_intercept:
+        return replace(config, fit_intercept=False)
+    raise ValidationError(
+        f"the formula {formula!r} has an intercept, and fit_intercept=False "
+        "(--no-fit-intercept) asks for none; write '0 +' or '- 1' in the formula for a model "
+        "without intercept, and leave out --no-fit-intercept"
+    )
+
+
+# Column types (as pyarrow names them) read as categorical columns by default, R's y ~ .
+_CATEGORICAL_TYPES = ("string", "large_string", "bool")
+
+
+def design_features(
+    table: Any, targets: Sequence[str]
+) -> tuple[list[str], list[str], dict[str, str]]:
+    """The default features, R's ``y ~ .``: every column but the ``targets`` that is numeric,
+    or text or boolean (a categorical column; a dictionary column is read as its values);
+    the categorical ones among them; and the columns left out, with why (empty, dates,
+    lists...)."""
+    from gradfit.data import left_out_columns
+
+    numeric = set(table.numeric_columns)
+    skipped = left_out_columns(table, targets)
+    categorical = [
+        name
+        for name in skipped
+        if table.types.get(name, "string") in _CATEGORICAL_TYPES
+        and table.columns[name].dtype == object
+        and name not in table.duplicates
+    ]
+    chosen = set(categorical) | numeric
+    features = [name for name in table.columns if name in chosen and name not in set(targets)]
+    left_out = {name: why for name, why in skipped.items() if name not in set(categorical)}
+    return features, categorical, left_out
+
+
+def encode_table(
+    table: Any,
+    targets: Sequence[str],
+    features: Sequence[str] | None,
+    design: DesignSettings,
+    name: str,
+) -> Encoded | None:
+    """The matrices of ``table`` through a :class:`gradfit.design.Design` (imported only
+    here: formulaic), or None when the plain road applies: no formula, ``missing="error"``
+    and only numeric columns among the features. Returns (X, Y, feature names, target names,
+    columns left out, the mask of the rows kept, the count dropped, the design's document)."""
+    left_out: dict[str, str] = {}
+    chosen: list[str] | None = None
+    if design.formula is None:
+        if features is None:
+            chosen, categorical, left_out = design_features(table, targets)
+            if not categorical and not design.uses_design:
+                return None
+            # A text column of numbers with a typo names its bad cell, as in select().
+            refuse_numeric_looking_text(table, targets)
+        else:
+            chosen = list(features)
+            numeric = set(table.numeric_columns)
+            if all(n in numeric for n in chosen) and not design.uses_design:
+                return None
+        check_names(table, targets, chosen, name)
+    from gradfit.design import Design
+
+    if design.formula is not None:
+        made = Design.from_formula(
+            design.formula,
+            table,
+            max_levels=design.max_levels,
+            missing=design.missing,
+            source=name,
+        )
+    else:
+        made = Design.default(
+            table,
+            targets,
+            chosen,
+            max_levels=design.max_levels,
+            missing=design.missing,
+            source=name,
+        )
+    mats = made.matrices(table, missing=design.missing, source=name)
+    if mats.Y is None:  # pragma: no cover - with_targets=True
+        raise DataError(f"{name}: no targets")
+    document = made.to_dict()
+    return (
+        mats.X,
+        mats.Y,
+        made.columns,
+        made.targets,
+        left_out,
+        mats.kept,
+        int(mats.n_dropped),
+        document,
+    )
+
+
+def check_names(table: Any, targets: Sequence[str], features: Sequence[str], source: str) -> None:
+    """The checks of :func:`gradfit.data.select` on the names (not the cells)."""
+    tnames = name_list(targets, "target")
+    if not tnames:
+        raise DataError(f"{source}: no target column given; name at least one target column")
+    check_known(table, tnames, "target")
+    fnames = name_list(features, "feature")
+    if not fnames:
+        raise DataError(f"{source}: no feature column given; name at least one feature")
+    check_known(table, fnames, "feature")
+    both = [n for n in fnames if n in set(tnames)]
+    if both:
+        raise DataError(
+            f"{source}: column {both[0]!r} is given both as a target and as a feature; "
+            "a column can only be one of them"
+        )
 
 
 def statistics_bytes(d: int) -> int:

@@ -7,7 +7,9 @@ below):
   buffer;
 * :class:`RunSettings`: seed, dtype, device, the covariance of the coefficient table and its
   level;
-* :class:`CheckpointSettings`: the checkpoint file, how often, whether to resume.
+* :class:`CheckpointSettings`: the checkpoint file, how often, whether to resume;
+* :class:`DesignSettings`: the formula, what a missing value does, the most levels of a
+  categorical column.
 
 As in :class:`~gradfit.solvers.config.SolverConfig`, each field carries in its ``metadata``
 (:func:`cli`) the command-line flag that sets it, the kind of value it parses and its help
@@ -38,13 +40,17 @@ __all__ = [
     "DEFAULT_DEVICE",
     "DEFAULT_INFERENCE",
     "DEFAULT_LEVEL",
+    "DEFAULT_MAX_LEVELS",
     "DEFAULT_MEMORY_LIMIT",
+    "DEFAULT_MISSING",
     "DEFAULT_SEED",
     "DEFAULT_SHUFFLE_BUFFER",
     "DEVICES",
     "DTYPES",
     "MAX_COUNT",
+    "MISSING_CHOICES",
     "CheckpointSettings",
+    "DesignSettings",
     "ReadSettings",
     "RunSettings",
     "as_keywords",
@@ -70,6 +76,9 @@ DEFAULT_DEVICE = "cpu"  # the library's; the command line's is "auto" (see RunSe
 DEFAULT_INFERENCE = "nonrobust"
 DEFAULT_LEVEL = 0.95
 DEFAULT_CHECKPOINT_EVERY = 1
+DEFAULT_MISSING = "error"
+DEFAULT_MAX_LEVELS = 1000  # gradfit.design.DEFAULT_MAX_LEVELS (not imported: formulaic)
+MISSING_CHOICES = ("error", "drop")  # gradfit.design.MISSING
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 DEVICES = ("auto", "cpu", "cuda")  # the command line's choices; the library takes any device
@@ -331,7 +340,64 @@ class CheckpointSettings:
             raise ValidationError(f"resume must be True or False, got {self.resume!r}")
 
 
-_Settings = TypeVar("_Settings", ReadSettings, RunSettings, CheckpointSettings)
+@dataclass(frozen=True)
+class DesignSettings:
+    """What a model's columns are made of (:mod:`gradfit.design`): a Wilkinson ``formula``
+    (None: the named or default columns, text and boolean ones as categorical, R's
+    ``y ~ .``), what a missing value in a column the model uses does (``"error"``, or
+    ``"drop"`` its row, R's ``na.omit``), and the most levels a categorical column may have."""
+
+    formula: str | None = field(
+        default=None,
+        metadata=cli(
+            "a Wilkinson formula 'targets ~ terms' (e.g. 'mpg ~ wt + hp + C(cyl) + wt:hp', "
+            "'y ~ .'), instead of --target and --features: categorical columns (text, "
+            "boolean, C(x)) in treatment coding, interactions, I(...), np.log(x); '0 +' for "
+            "no intercept",
+            "formula",
+            show_default=False,
+            metavar="FORMULA",
+        ),
+    )
+    missing: str = field(
+        default=DEFAULT_MISSING,
+        metadata=cli(
+            "a missing value in a column the model uses: error, or drop its row (R's "
+            "na.omit; counted in the summary and the model file)",
+            "missing",
+        ),
+    )
+    max_levels: int = field(
+        default=DEFAULT_MAX_LEVELS,
+        metadata=cli(
+            "the most distinct values of a categorical column (more: refused, e.g. an "
+            "identifier column)",
+            "positive_int",
+            metavar="N",
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        formula = self.formula
+        if formula is not None and (not isinstance(formula, str) or "~" not in formula):
+            raise ValidationError(
+                f"formula must be a string 'targets ~ terms' (e.g. 'y ~ x + C(g)'), got {formula!r}"
+            )
+        if not isinstance(self.missing, str) or self.missing not in MISSING_CHOICES:
+            raise ValidationError(
+                f"missing must be 'error' or 'drop' (leave out rows with a missing value), "
+                f"got {self.missing!r}"
+            )
+        check_integer(self.max_levels, "max_levels")
+
+    @property
+    def uses_design(self) -> bool:
+        """Whether the design layer is needed whatever the columns: a formula, or rows to
+        drop."""
+        return self.formula is not None or self.missing == "drop"
+
+
+_Settings = TypeVar("_Settings", ReadSettings, RunSettings, CheckpointSettings, DesignSettings)
 
 
 def settings_from_options(
@@ -347,7 +413,9 @@ def settings_from_options(
     return replace(base, **taken) if taken else base
 
 
-def as_keywords(*settings: ReadSettings | RunSettings | CheckpointSettings) -> dict[str, Any]:
+def as_keywords(
+    *settings: ReadSettings | RunSettings | CheckpointSettings | DesignSettings,
+) -> dict[str, Any]:
     """The fields of settings objects as keyword arguments, by name: those of
     :func:`gradfit.fit` (whose keywords are these fields)."""
     return {f.name: getattr(s, f.name) for s in settings for f in fields(s)}

@@ -53,14 +53,19 @@ import numpy.typing as npt
 import torch
 
 from gradfit.data.memory import TableInMemory
+from gradfit.data.tables import refuse_numeric_looking_text
 from gradfit.errors import DataError, ValidationError
 from gradfit.fit_report import FitReport, build_fit_report
 from gradfit.fitting import (
     as_training_tensor,
+    check_design_names,
+    check_names,
     check_width,
+    design_features,
     expand_names,
     holdout_problem,
     inference_problem,
+    intercept_of_design,
     single_rank_warning,
     source_kind,
     source_name,
@@ -74,6 +79,7 @@ from gradfit.settings import (
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_SHUFFLE_BUFFER,
     CheckpointSettings,
+    DesignSettings,
     ReadSettings,
     RunSettings,
     refuse_unknown,
@@ -87,7 +93,8 @@ from gradfit.solvers.rows import holdout_mask, holdout_seed
 from gradfit.solvers.stats import SufficientStats
 
 if TYPE_CHECKING:
-    from gradfit.data import Batch, BatchStream
+    from gradfit.data import Batch, BatchStream, Table
+    from gradfit.design import Design
     from gradfit.solvers.collective import Communicator
 
 __all__ = [
@@ -221,6 +228,23 @@ class StreamData:
     rows: int = 0  # training rows in the shard, once the statistics pass has counted them
     holdout: float = 0.0  # early stopping: the fraction held out (gradfit.solvers.rows)
     holdout_seed: int = 0
+    # A design (gradfit.design): the columns read as they are (raw_numeric, raw_text), each
+    # batch encoded by `encoder` into (X, Y, rows kept, rows dropped); `dropped` counts.
+    encoder: Callable[[Batch], tuple[np.ndarray, np.ndarray, np.ndarray, int]] | None = None
+    raw_numeric: tuple[str, ...] = ()
+    raw_text: tuple[str, ...] = ()
+    dropped: int = 0
+
+    def _encoded(
+        self, batch: Batch
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_] | None]:
+        """The batch's (X, Y) float64 and the mask of its rows kept (None: all, no design)."""
+        if self.encoder is None:
+            X, Y = batch.split_matrix(len(self.features))
+            return X, Y, None
+        X, Y, kept, dropped = self.encoder(batch)
+        self.dropped += dropped
+        return X, Y, kept
 
     def split(
         self, units: Sequence[Any] | None = None
@@ -230,7 +254,9 @@ class StreamData:
         the rows held out for validation (None without a hold-out)."""
         index = {path: i for i, path in enumerate(self.stream.files)}
         for batch in self._read(units, stack=True):
-            X, Y = batch.split_matrix(len(self.features))
+            X, Y, kept = self._encoded(batch)
+            if kept is not None and X.shape[0] == 0:
+                continue  # every row dropped
             Xt = as_training_tensor(
                 X, self.features, self.dtype, self.device, str(batch.file), batch.file_row
             )
@@ -239,9 +265,12 @@ class StreamData:
             )
             mask = None
             if self.holdout > 0:
+                # The row rule numbers the file's rows, those dropped included (as in memory).
                 mask = holdout_mask(
                     index[batch.file], batch.file_row, batch.n_rows, self.holdout, self.holdout_seed
                 )
+                if kept is not None:
+                    mask = mask[kept]
             yield Xt, Yt, mask
 
     def columns(self) -> Iterator[tuple[list[np.ndarray], list[np.ndarray]]]:
@@ -249,6 +278,11 @@ class StreamData:
         as read (not stacked into matrices, not converted to tensors): the statistics pass in
         float64 on the CPU without a hold-out, where nothing else is needed."""
         for batch in self._read(None, stack=False):
+            if self.encoder is not None:
+                X, Y, _ = self._encoded(batch)
+                if X.shape[0]:
+                    yield list(X.T), list(Y.T)
+                continue
             yield (
                 [batch.columns[name] for name in self.features],
                 [batch.columns[name] for name in self.targets],
@@ -263,7 +297,11 @@ class StreamData:
                 return
         rows = 0
         names = [*self.features, *self.targets]
-        for batch in self.stream.batches(names, units=units, stack=stack):
+        if self.encoder is not None:
+            read = self.stream.batches(self.raw_numeric, self.raw_text, units=units, raw=True)
+        else:
+            read = self.stream.batches(names, units=units, stack=stack)
+        for batch in read:
             rows += batch.n_rows
             if self.progress is not None:
                 self.progress(batch.bytes_done, batch.total_bytes, rows)
@@ -328,6 +366,7 @@ def fit_stream(
     reading: ReadSettings | None = None,
     run: RunSettings | None = None,
     checkpointing: CheckpointSettings | None = None,
+    design: DesignSettings | None = None,
     callback: Callable[[EpochInfo], None] | None = None,
     progress: Progress | None = None,
     sample_rows: int = 0,
@@ -385,7 +424,9 @@ def fit_stream(
     reading = settings_from_options(ReadSettings, reading or _NO_LIMIT, options)
     run = settings_from_options(RunSettings, run, options)
     checkpointing = settings_from_options(CheckpointSettings, checkpointing, options)
+    design = settings_from_options(DesignSettings, design, options)
     refuse_unknown("fit_stream", options)
+    check_design_names(design, targets, features)
     seed, dtype, checkpoint = run.seed, run.torch_dtype, checkpointing.checkpoint
     config = config if config is not None else SolverConfig()
     group = comm if comm is not None else LOCAL
@@ -402,13 +443,25 @@ def fit_stream(
             "or use gd or sgd"
         )
     dev = run.torch_device()
-    stream, fnames, tnames, left_out = guarded(
+    stream, plan = guarded(
         group,
-        lambda: _open(
-            open_stream, source, reading.batch_rows, targets, features, reading.memory_limit
-        ),
+        lambda: _open_design(open_stream, source, reading.batch_rows, targets, features, design),
     )
+    encoding = None
+    if plan is None:
+        fnames, tnames, left_out = guarded(
+            group, lambda: _open(stream, targets or (), features, reading.memory_limit)
+        )
+    else:
+        shard = None if group.world == 1 else stream.shard(group.rank, group.world)
+        encoding = _freeze_design(stream, plan, design, group, shard)
+        fnames, tnames, left_out = encoding.columns, encoding.targets, plan.left_out
+        config = intercept_of_design(config, encoding.fit_intercept, design.formula)
+        guarded(group, lambda: check_width(stream.source, len(fnames), reading.memory_limit))
     data = StreamData(stream, fnames, tnames, dtype, dev, reading.shuffle_buffer, progress)
+    if plan is not None and encoding is not None:
+        data.encoder = _encoder(encoding, plan, design.missing, stream.columns)
+        data.raw_numeric, data.raw_text = plan.numeric, plan.text
     if group.world > 1:
         data.shard = tuple(stream.shard(group.rank, group.world))
         units = len(stream.units())
@@ -425,7 +478,11 @@ def fit_stream(
         data.holdout = config.validation_fraction
         # The split's seed from the fit's (fresh entropy without one), as in memory.
         data.holdout_seed = holdout_seed(seed)
+    data.dropped = 0
     local, local_held = guarded(group, lambda: _local_stats(data))
+    dropped = data.dropped
+    if group.world > 1 and plan is not None:
+        dropped = int(group.sum(torch.tensor([dropped], dtype=torch.int64))[0])
     data.rows = 0 if local is None else local.n
     stats = merge_stats(group, local, d, k, dev)
     validation = merge_stats(group, local_held, d, k, dev) if config.early_stopping else None
@@ -492,6 +549,8 @@ def fit_stream(
         sample=sample,
         batches=rows64.tensors,
         collect=collect,
+        design=None if encoding is None else encoding.to_dict(),
+        rows_dropped=dropped,
     )
 
 
@@ -501,21 +560,189 @@ _NO_LIMIT = ReadSettings(memory_limit=None)
 
 
 def _open(
-    open_stream: Callable[..., BatchStream],
-    source: str | Path | Sequence[str | Path],
-    batch_rows: int,
+    stream: BatchStream,
     targets: Sequence[str],
     features: Sequence[str] | None,
     memory_limit: int | None = None,
-) -> tuple[BatchStream, tuple[str, ...], tuple[str, ...], dict[str, str]]:
-    """The stream and its columns, the width checked (:func:`gradfit.fitting.check_width`)
+) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, str]]:
+    """The stream's plain columns, the width checked (:func:`gradfit.fitting.check_width`)
     from the header first, then once the features are chosen."""
-    stream = open_stream(source, batch_rows=batch_rows)
     if features is None:
         check_width(stream.source, 0, memory_limit, columns=stream.columns, targets=targets)
     fnames, tnames, left_out = choose_columns(stream, targets, features)
     check_width(stream.source, len(fnames), memory_limit)
-    return stream, fnames, tnames, left_out
+    return fnames, tnames, left_out
+
+
+@dataclass(frozen=True)
+class _DesignPlan:
+    """A streamed fit through a design: the formula or the chosen columns, and how each
+    column the model reads is read (numbers, or text), from the head of the first file."""
+
+    formula: str | None
+    targets: tuple[str, ...]
+    features: tuple[str, ...] | None
+    categorical: tuple[str, ...]
+    numeric: tuple[str, ...]
+    text: tuple[str, ...]
+    bools: tuple[str, ...]  # text columns that are booleans in a CSV file
+    left_out: dict[str, str]
+
+
+def _open_design(
+    open_stream: Callable[..., BatchStream],
+    source: str | Path | Sequence[str | Path],
+    batch_rows: int,
+    targets: Sequence[str] | None,
+    features: Sequence[str] | None,
+    design: DesignSettings,
+) -> tuple[BatchStream, _DesignPlan | None]:
+    """The stream, and the plan of a fit through a design (None: plain numeric columns, as
+    :func:`gradfit.fitting.encode_table` decides in memory)."""
+    stream = open_stream(source, batch_rows=batch_rows)
+    head = stream.head_table()
+    columns = list(stream.columns)
+    tlist = [] if targets is None else expand_names(targets, columns)
+    left_out: dict[str, str] = {}
+    chosen: list[str] | None = None
+    if design.formula is None:
+        if features is None:
+            chosen, found, left_out = design_features(head, tlist)
+            if not found and not design.uses_design:
+                return stream, None
+            refuse_numeric_looking_text(head, tlist)
+        else:
+            chosen = expand_names(features, columns)
+            if all(n in set(head.numeric_columns) for n in chosen) and not design.uses_design:
+                return stream, None
+        check_names(head, tlist, chosen, stream.source)
+    from gradfit.design import Design
+
+    options: dict[str, Any] = {"max_levels": design.max_levels, "missing": design.missing}
+    draft = (
+        Design.from_formula(design.formula, head, source=stream.source, **options)
+        if design.formula is not None
+        else Design.default(head, tlist, chosen, source=stream.source, **options)
+    )
+    if draft.transform_state:
+        stateful = ", ".join(repr(name) for name in draft.transform_state)
+        raise ValidationError(
+            f"{stream.source}: {stateful} in the formula needs its state (poly's coefficients, "
+            "a centre or scale) computed from all the rows, and a streamed fit encodes them "
+            "batch by batch; fit in memory (--no-stream, stream=False), or add the transformed "
+            "column to the data"
+        )
+    numeric_columns = set(head.numeric_columns)
+    numeric = tuple(v for v in draft.variables if v in numeric_columns)
+    text = tuple(v for v in draft.variables if v not in numeric_columns)
+    categorical_columns = Design.categorical_columns(design.formula, head, tlist, chosen)
+    bools = tuple(v for v in text if head.types.get(v) == "bool")
+    plan = _DesignPlan(
+        design.formula,
+        tuple(tlist),
+        None if chosen is None else tuple(chosen),
+        tuple(categorical_columns),
+        numeric,
+        text,
+        bools,
+        left_out,
+    )
+    return stream, plan
+
+
+def _batch_table(batch: Batch, plan: _DesignPlan, order: Sequence[str]) -> Table:
+    """A raw batch as a :class:`gradfit.data.Table` for the design: its columns in the file's
+    order (a formula's ``.`` expands in it), booleans read as text in a CSV file as booleans,
+    rows counted in its file."""
+    from gradfit.data import Table
+
+    columns = {name: batch.columns[name] for name in order if name in batch.columns}
+    for name in plan.bools:
+        if name in columns:
+            columns[name] = _as_bools(columns[name])
+    return Table(columns, source=str(batch.file), row_offset=batch.file_row - 1)
+
+
+def _as_bools(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Text as a CSV reader reads booleans (true/false, 1/0, any case) as Python booleans."""
+    if values.dtype != object:
+        return values
+    truth = {"true": True, "1": True, "false": False, "0": False}
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values.tolist()):
+        if isinstance(value, str):
+            out[i] = truth.get(value.strip().lower(), value)
+        else:
+            out[i] = value
+    return out
+
+
+def _freeze_design(
+    stream: BatchStream,
+    plan: _DesignPlan,
+    design: DesignSettings,
+    group: Communicator,
+    shard: Sequence[Any] | None,
+) -> Design:
+    """The levels pass (the categorical columns only, over this process's shard), its levels
+    merged over the group, then the design frozen from the first batch of the data with
+    them: the same on every process."""
+    import json
+
+    from gradfit.design import Design, LevelGatherer
+    from gradfit.solvers.collective import gather_bytes, guarded
+
+    order = stream.columns
+
+    def gather() -> LevelGatherer:
+        gatherer = LevelGatherer(plan.categorical, design.max_levels, stream.source)
+        if not plan.categorical or (shard is not None and not shard):
+            return gatherer
+        numbers = [c for c in plan.categorical if c in plan.numeric]
+        texts = [c for c in plan.categorical if c not in plan.numeric]
+        for batch in stream.batches(numbers, texts, units=shard, raw=True):
+            gatherer.update(_batch_table(batch, plan, order))
+        return gatherer
+
+    local = guarded(group, gather)
+    states = gather_bytes(group, json.dumps(local.to_state()).encode())
+
+    def freeze() -> Design:
+        merged = LevelGatherer.from_state(json.loads(states[0]), stream.source)
+        for state in states[1:]:
+            merged.merge(LevelGatherer.from_state(json.loads(state), stream.source))
+        levels = merged.levels()
+        batches = stream.batches(plan.numeric, plan.text, units=stream.units()[:1], raw=True)
+        try:
+            first = next(batches)
+        finally:
+            batches.close()  # type: ignore[attr-defined]
+        table = _batch_table(first, plan, order)
+        options: dict[str, Any] = {
+            "levels": levels,
+            "max_levels": design.max_levels,
+            "missing": design.missing,
+            "source": stream.source,
+        }
+        if plan.formula is not None:
+            return Design.from_formula(plan.formula, table, **options)
+        return Design.default(table, plan.targets, plan.features, **options)
+
+    return guarded(group, freeze)
+
+
+def _encoder(
+    encoding: Design, plan: _DesignPlan, missing: str, order: Sequence[str]
+) -> Callable[[Batch], tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """A raw batch to (X, Y, rows kept, rows dropped) by the frozen design."""
+
+    def encode(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        made = encoding.matrices(_batch_table(batch, plan, order), missing=missing)
+        if made.Y is None:  # pragma: no cover - with_targets=True
+            raise DataError(f"{batch.file}: no targets")
+        return made.X, made.Y, made.kept, int(made.n_dropped)
+
+    return encode
 
 
 def _local_stats(data: StreamData) -> tuple[SufficientStats | None, SufficientStats | None]:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+import numpy.typing as npt
 import torch
 
 from gradfit.errors import ValidationError
 from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
-from gradfit.solvers.engine import EpochInfo
+from gradfit.solvers.engine import EpochInfo, train
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.state import TrainState
 
@@ -36,6 +38,7 @@ def fit_linear(
     start: Start | None = None,
     callback: Callable[[EpochInfo], None] | None = None,
     state: TrainState | None = None,
+    held: npt.NDArray[np.bool_] | None = None,
 ) -> FitResult:
     """Fit ``Y ≈ X @ weight.T + bias`` (X (n, d), Y (n, k), finite, same dtype and device).
 
@@ -48,6 +51,8 @@ def fit_linear(
     callback : called with an :class:`EpochInfo` after every epoch of every iterative solver
     state : a :class:`TrainState` to continue for ``config.max_epochs`` epochs (solvers that
         support ``partial_fit``)
+    held : with early stopping, the rows to hold out, when the caller decided them (see
+        :func:`gradfit.solvers.engine.train`; the engine's solvers, which alone stop early)
 
     Raises
     ------
@@ -60,6 +65,20 @@ def fit_linear(
     if state is not None and "partial_fit" not in spec.supports:
         raise ValidationError(
             f"solver={config.solver!r} has no training state to continue; use fit"
+        )
+    if held is not None:
+        spec.check({"early_stopping": "held-out rows"})
+        weight, bias = start if start is not None else (None, None)
+        return train(
+            X,
+            Y,
+            config,
+            random_state=random_state,
+            weight=weight,
+            bias=bias,
+            callback=callback,
+            state=state,
+            held=held,
         )
     fit = spec.fit_function()
     return fit(X, Y, config, random_state=random_state, start=start, callback=callback, state=state)

@@ -34,7 +34,9 @@ from gradfit.inference import COV_TYPES
 from gradfit.settings import (
     DEVICES,
     DTYPES,
+    MISSING_CHOICES,
     CheckpointSettings,
+    DesignSettings,
     ReadSettings,
     RunSettings,
     format_size,
@@ -51,7 +53,9 @@ __all__ = [
     "settings_from_args",
 ]
 
-_Settings = TypeVar("_Settings", SolverConfig, ReadSettings, RunSettings, CheckpointSettings)
+_Settings = TypeVar(
+    "_Settings", SolverConfig, ReadSettings, RunSettings, CheckpointSettings, DesignSettings
+)
 
 # The prefix of each settings class's options in the parsed arguments (``config_lr``).
 _PREFIX: dict[type, str] = {
@@ -59,6 +63,7 @@ _PREFIX: dict[type, str] = {
     ReadSettings: "read",
     RunSettings: "run",
     CheckpointSettings: "checkpointing",
+    DesignSettings: "design",
 }
 
 
@@ -150,6 +155,8 @@ _KINDS: dict[str, Callable[[], dict[str, Any]]] = {
     "cov": lambda: {"choices": COV_TYPES},
     "level": lambda: {"type": confidence_level},
     "path": lambda: {},
+    "formula": lambda: {},
+    "missing": lambda: {"choices": MISSING_CHOICES},
 }
 
 
