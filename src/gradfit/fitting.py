@@ -26,7 +26,12 @@ import numpy as np
 import torch
 
 from gradfit.data.memory import TableInMemory, memory_table_name, read_memory_table
-from gradfit.data.tables import check_known, name_list, refuse_numeric_looking_text
+from gradfit.data.tables import (
+    check_known,
+    float_matrix,
+    name_list,
+    refuse_numeric_looking_text,
+)
 from gradfit.datasets import BUILTIN_DATASETS
 from gradfit.errors import DataError, RankDeficiencyWarning, ValidationError
 from gradfit.fit_report import (
@@ -45,12 +50,14 @@ from gradfit.solvers.rows import holdout_mask, holdout_seed, resolve_seed
 from gradfit.training import fit_linear
 
 __all__ = [
+    "IDENTIFIER",
     "FitReport",
     "as_training_tensor",
     "attach_inference",
     "check_design_names",
     "check_names",
     "check_width",
+    "design_columns",
     "design_features",
     "encode_table",
     "expand_names",
@@ -153,7 +160,7 @@ def fit_data(
     DivergenceError
         training diverged; nothing is returned (there is nothing worth saving).
     """
-    from gradfit.data import left_out_columns, select
+    from gradfit.data import select
 
     run = settings_from_options(RunSettings, run, options)
     design = settings_from_options(DesignSettings, design, options)
@@ -186,7 +193,7 @@ def fit_data(
     kept: np.ndarray | None = None
     if encoded is None:
         X64, Y64, fnames, tnames = select(table, target_names, feature_names, min_rows=2)
-        left_out = left_out_columns(table, tnames) if feature_names is None else {}
+        left_out = design_features(table, tnames)[2] if feature_names is None else {}
     else:
         X64, Y64, fnames, tnames, left_out, kept, rows_dropped, design_doc = encoded
         config = intercept_of_design(config, design_doc["fit_intercept"], design.formula)
@@ -314,22 +321,77 @@ def design_features(
     """The default features, R's ``y ~ .``: every column but the ``targets`` that is numeric,
     or text or boolean (a categorical column; a dictionary column is read as its values);
     the categorical ones among them; and the columns left out, with why (empty, dates,
-    lists...)."""
+    lists...; an identifier: a text column with a different value in each of its first
+    65,536 rows, which would fit every row exactly)."""
     from gradfit.data import left_out_columns
 
     numeric = set(table.numeric_columns)
     skipped = left_out_columns(table, targets)
     categorical = [
-        name
-        for name in skipped
-        if table.types.get(name, "string") in _CATEGORICAL_TYPES
-        and table.columns[name].dtype == object
-        and name not in table.duplicates
+        name for name in skipped if _categorical(table, name) and name not in table.duplicates
     ]
+    for name in list(categorical):
+        if _identifier(table.columns[name]):
+            categorical.remove(name)
+            skipped[name] = IDENTIFIER
     chosen = set(categorical) | numeric
     features = [name for name in table.columns if name in chosen and name not in set(targets)]
     left_out = {name: why for name, why in skipped.items() if name not in set(categorical)}
     return features, categorical, left_out
+
+
+# Rows of a text column looked at to tell an identifier (see design_features): those of the
+# head of a stream (gradfit.data.BatchStream.head_table), so that a file read whole and
+# streamed choose the same features.
+IDENTIFIER_ROWS = 1 << 16
+IDENTIFIER = "identifier: text with a different value in every row"
+
+
+def _identifier(column: np.ndarray) -> bool:
+    """Whether a text column is an identifier, left out of the default features: a
+    different value in each of its first :data:`IDENTIFIER_ROWS` rows (at least 2 with a
+    value). As a categorical column it would fit every row exactly (a level per row)."""
+    head = [v for v in column[:IDENTIFIER_ROWS].tolist() if v is not None and v == v]
+    return len(head) >= 2 and len(set(head)) == len(head)
+
+
+def design_columns(
+    table: Any,
+    targets: Sequence[str],
+    features: Sequence[str] | None,
+    design: DesignSettings,
+    source: str,
+) -> tuple[bool, list[str] | None, dict[str, str]]:
+    """Whether the columns of ``table`` (a whole table, or the head of a stream) go through a
+    design: a formula, ``missing="drop"``, or a categorical column (text, boolean) among the
+    features (named, or by default every column but the targets that is numeric, text or
+    boolean); with the features chosen (None with a formula) and the columns left out. A
+    text column that is mostly numbers is a numeric column with a typo: its bad cell is
+    named, as without a design. The names are checked as :func:`gradfit.data.select` does."""
+    if design.formula is not None:
+        return True, None, {}
+    left_out: dict[str, str] = {}
+    if features is None:
+        chosen, categorical, left_out = design_features(table, targets)
+        skip = list(targets)
+    else:
+        chosen = list(features)
+        categorical = [n for n in chosen if n in table.columns and _categorical(table, n)]
+        skip = [n for n in table.columns if n not in set(categorical)]
+    if not categorical and not design.uses_design:
+        return False, chosen, left_out
+    refuse_numeric_looking_text(table, skip)
+    check_names(table, targets, chosen, source)
+    numeric = set(table.numeric_columns)
+    others = [n for n in chosen if n not in numeric and n not in set(categorical)]
+    if others:  # a list, a struct, a date: not numbers (select's message)
+        float_matrix(table, others[:1])
+    return True, chosen, left_out
+
+
+def _categorical(table: Any, name: str) -> bool:
+    column = table.columns[name]
+    return bool(column.dtype == object and table.types.get(name, "string") in _CATEGORICAL_TYPES)
 
 
 def encode_table(
@@ -340,24 +402,12 @@ def encode_table(
     name: str,
 ) -> Encoded | None:
     """The matrices of ``table`` through a :class:`gradfit.design.Design` (imported only
-    here: formulaic), or None when the plain road applies: no formula, ``missing="error"``
-    and only numeric columns among the features. Returns (X, Y, feature names, target names,
-    columns left out, the mask of the rows kept, the count dropped, the design's document)."""
-    left_out: dict[str, str] = {}
-    chosen: list[str] | None = None
-    if design.formula is None:
-        if features is None:
-            chosen, categorical, left_out = design_features(table, targets)
-            if not categorical and not design.uses_design:
-                return None
-            # A text column of numbers with a typo names its bad cell, as in select().
-            refuse_numeric_looking_text(table, targets)
-        else:
-            chosen = list(features)
-            numeric = set(table.numeric_columns)
-            if all(n in numeric for n in chosen) and not design.uses_design:
-                return None
-        check_names(table, targets, chosen, name)
+    here: formulaic), or None when the plain road applies (:func:`design_columns`). Returns
+    (X, Y, feature names, target names, columns left out, the mask of the rows kept, the
+    count dropped, the design's document)."""
+    needed, chosen, left_out = design_columns(table, targets, features, design, name)
+    if not needed:
+        return None
     from gradfit.design import Design
 
     if design.formula is not None:

@@ -53,15 +53,13 @@ import numpy.typing as npt
 import torch
 
 from gradfit.data.memory import TableInMemory
-from gradfit.data.tables import refuse_numeric_looking_text
 from gradfit.errors import DataError, ValidationError
 from gradfit.fit_report import FitReport, build_fit_report
 from gradfit.fitting import (
     as_training_tensor,
     check_design_names,
-    check_names,
     check_width,
-    design_features,
+    design_columns,
     expand_names,
     holdout_problem,
     inference_problem,
@@ -443,15 +441,17 @@ def fit_stream(
             "or use gd or sgd"
         )
     dev = run.torch_device()
-    stream, plan = guarded(
+    stream, found = guarded(
         group,
         lambda: _open_design(open_stream, source, reading.batch_rows, targets, features, design),
     )
     encoding = None
+    plan = found if isinstance(found, _DesignPlan) else None
     if plan is None:
-        fnames, tnames, left_out = guarded(
+        fnames, tnames, _ = guarded(
             group, lambda: _open(stream, targets or (), features, reading.memory_limit)
         )
+        left_out = found if isinstance(found, dict) else {}
     else:
         shard = None if group.world == 1 else stream.shard(group.rank, group.world)
         encoding = _freeze_design(stream, plan, design, group, shard)
@@ -596,26 +596,18 @@ def _open_design(
     targets: Sequence[str] | None,
     features: Sequence[str] | None,
     design: DesignSettings,
-) -> tuple[BatchStream, _DesignPlan | None]:
-    """The stream, and the plan of a fit through a design (None: plain numeric columns, as
-    :func:`gradfit.fitting.encode_table` decides in memory)."""
+) -> tuple[BatchStream, _DesignPlan | dict[str, str]]:
+    """The stream, and the plan of a fit through a design, or for plain numeric columns (as
+    :func:`gradfit.fitting.encode_table` decides in memory) the columns the default features
+    leave out, with why."""
     stream = open_stream(source, batch_rows=batch_rows)
     head = stream.head_table()
     columns = list(stream.columns)
     tlist = [] if targets is None else expand_names(targets, columns)
-    left_out: dict[str, str] = {}
-    chosen: list[str] | None = None
-    if design.formula is None:
-        if features is None:
-            chosen, found, left_out = design_features(head, tlist)
-            if not found and not design.uses_design:
-                return stream, None
-            refuse_numeric_looking_text(head, tlist)
-        else:
-            chosen = expand_names(features, columns)
-            if all(n in set(head.numeric_columns) for n in chosen) and not design.uses_design:
-                return stream, None
-        check_names(head, tlist, chosen, stream.source)
+    chosen_names = None if features is None else expand_names(features, columns)
+    needed, chosen, left_out = design_columns(head, tlist, chosen_names, design, stream.source)
+    if not needed:
+        return stream, left_out
     from gradfit.design import Design
 
     options: dict[str, Any] = {"max_levels": design.max_levels, "missing": design.missing}

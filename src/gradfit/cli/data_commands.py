@@ -259,7 +259,6 @@ def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
         "converged": result.converged,
         "seconds": report.seconds,
         "r2": dict(zip(names, report.metrics.r2, strict=True)),
-        "rows": report.n_samples,
         "rows_dropped": report.rows_dropped,
         "plot": str(plot_path) if plot_path else None,
         "inference": None

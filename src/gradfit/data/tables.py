@@ -435,10 +435,11 @@ def _missing_value_error(where: str, row: int) -> DataError:
     )
 
 
-def refuse_numeric_looking_text(table: Table, targets: Sequence[str]) -> None:
-    """The check of :func:`select`'s default features on the text columns (not the
-    ``targets``): one whose values are mostly numbers names its first bad cell."""
-    _refuse_numeric_looking_text(table, set(targets))
+def refuse_numeric_looking_text(table: Table, skip: Sequence[str]) -> None:
+    """The check of :func:`select`'s default features on the text columns (but those in
+    ``skip``): one whose values are mostly numbers (a numeric column with a typo, not a
+    categorical one) names its first bad cell."""
+    _refuse_numeric_looking_text(table, set(skip))
 
 
 def _refuse_numeric_looking_text(table: Table, skip: set[str]) -> None:
