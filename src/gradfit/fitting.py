@@ -29,6 +29,7 @@ from gradfit.data.memory import TableInMemory, memory_table_name, read_memory_ta
 from gradfit.data.tables import (
     check_known,
     float_matrix,
+    left_out_columns,
     name_list,
     refuse_numeric_looking_text,
 )
@@ -323,8 +324,6 @@ def design_features(
     the categorical ones among them; and the columns left out, with why (empty, dates,
     lists...; an identifier: a text column with a different value in each of its first
     65,536 rows, which would fit every row exactly)."""
-    from gradfit.data import left_out_columns
-
     numeric = set(table.numeric_columns)
     skipped = left_out_columns(table, targets)
     categorical = [

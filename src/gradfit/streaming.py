@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import itertools
+import json
 import time
 import zlib
 from collections import Counter
@@ -53,6 +54,7 @@ import numpy.typing as npt
 import torch
 
 from gradfit.data.memory import TableInMemory
+from gradfit.data.tables import Table
 from gradfit.errors import DataError, ValidationError
 from gradfit.fit_report import FitReport, build_fit_report
 from gradfit.fitting import (
@@ -91,7 +93,7 @@ from gradfit.solvers.rows import holdout_mask, holdout_seed
 from gradfit.solvers.stats import SufficientStats
 
 if TYPE_CHECKING:
-    from gradfit.data import Batch, BatchStream, Table
+    from gradfit.data import Batch, BatchStream
     from gradfit.design import Design
     from gradfit.solvers.collective import Communicator
 
@@ -646,8 +648,6 @@ def _batch_table(batch: Batch, plan: _DesignPlan, order: Sequence[str]) -> Table
     """A raw batch as a :class:`gradfit.data.Table` for the design: its columns in the file's
     order (a formula's ``.`` expands in it), booleans read as text in a CSV file as booleans,
     rows counted in its file."""
-    from gradfit.data import Table
-
     columns = {name: batch.columns[name] for name in order if name in batch.columns}
     for name in plan.bools:
         if name in columns:
@@ -679,8 +679,6 @@ def _freeze_design(
     """The levels pass (the categorical columns only, over this process's shard), its levels
     merged over the group, then the design frozen from the first batch of the data with
     them: the same on every process."""
-    import json
-
     from gradfit.design import Design, LevelGatherer
     from gradfit.solvers.collective import gather_bytes, guarded
 
