@@ -587,7 +587,6 @@ class _DesignPlan:
     categorical: tuple[str, ...]
     numeric: tuple[str, ...]
     text: tuple[str, ...]
-    bools: tuple[str, ...]  # text columns that are booleans in a CSV file
     left_out: dict[str, str]
 
 
@@ -630,7 +629,6 @@ def _open_design(
     numeric = tuple(v for v in draft.variables if v in numeric_columns)
     text = tuple(v for v in draft.variables if v not in numeric_columns)
     categorical_columns = Design.categorical_columns(design.formula, head, tlist, chosen)
-    bools = tuple(v for v in text if head.types.get(v) == "bool")
     plan = _DesignPlan(
         design.formula,
         tuple(tlist),
@@ -638,35 +636,16 @@ def _open_design(
         tuple(categorical_columns),
         numeric,
         text,
-        bools,
         left_out,
     )
     return stream, plan
 
 
-def _batch_table(batch: Batch, plan: _DesignPlan, order: Sequence[str]) -> Table:
+def _batch_table(batch: Batch, order: Sequence[str]) -> Table:
     """A raw batch as a :class:`gradfit.data.Table` for the design: its columns in the file's
-    order (a formula's ``.`` expands in it), booleans read as text in a CSV file as booleans,
-    rows counted in its file."""
+    order (a formula's ``.`` expands in it), rows counted in its file."""
     columns = {name: batch.columns[name] for name in order if name in batch.columns}
-    for name in plan.bools:
-        if name in columns:
-            columns[name] = _as_bools(columns[name])
     return Table(columns, source=str(batch.file), row_offset=batch.file_row - 1)
-
-
-def _as_bools(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """Text as a CSV reader reads booleans (true/false, 1/0, any case) as Python booleans."""
-    if values.dtype != object:
-        return values
-    truth = {"true": True, "1": True, "false": False, "0": False}
-    out = np.empty(len(values), dtype=object)
-    for i, value in enumerate(values.tolist()):
-        if isinstance(value, str):
-            out[i] = truth.get(value.strip().lower(), value)
-        else:
-            out[i] = value
-    return out
 
 
 def _freeze_design(
@@ -691,7 +670,7 @@ def _freeze_design(
         numbers = [c for c in plan.categorical if c in plan.numeric]
         texts = [c for c in plan.categorical if c not in plan.numeric]
         for batch in stream.batches(numbers, texts, units=shard, raw=True):
-            gatherer.update(_batch_table(batch, plan, order))
+            gatherer.update(_batch_table(batch, order))
         return gatherer
 
     local = guarded(group, gather)
@@ -707,7 +686,7 @@ def _freeze_design(
             first = next(batches)
         finally:
             batches.close()  # type: ignore[attr-defined]
-        table = _batch_table(first, plan, order)
+        table = _batch_table(first, order)
         options: dict[str, Any] = {
             "levels": levels,
             "max_levels": design.max_levels,
@@ -727,7 +706,7 @@ def _encoder(
     """A raw batch to (X, Y, rows kept, rows dropped) by the frozen design."""
 
     def encode(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        made = encoding.matrices(_batch_table(batch, plan, order), missing=missing)
+        made = encoding.matrices(_batch_table(batch, order), missing=missing)
         if made.Y is None:  # pragma: no cover - with_targets=True
             raise DataError(f"{batch.file}: no targets")
         return made.X, made.Y, made.kept, int(made.n_dropped)
