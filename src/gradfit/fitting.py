@@ -130,8 +130,9 @@ def fit_data(
     source : a data file path, the name of a built-in data set (``"crops"``), or a table in
         memory (a pandas DataFrame, a pyarrow Table or RecordBatch, or a mapping of column name
         to 1-D array: :mod:`gradfit.data.memory`), read as a file is read whole
-    targets : target column names, expanded by :func:`expand_names`
-    features : feature column names (same rule); None: every other numeric column
+    targets : target column names, expanded by :func:`expand_names` (None with a formula)
+    features : feature column names (same rule); None: every other numeric, text or boolean
+        column (:func:`design_features`)
     config : the solver and its settings (default: ``SolverConfig()``, gd)
     run : the run's settings (:class:`~gradfit.settings.RunSettings`): ``seed``, of shuffling,
         the validation split and the tutorial loops' initial weights; ``dtype`` and ``device``

@@ -29,6 +29,16 @@ Passes over the data, by solver:
 ``generator`` is the training state's. With one unit and ``shuffle_buffer >= n`` the epoch is a
 single ``randperm(n)`` of the rows in file order: exactly the in-memory epoch, bit for bit.
 
+**Formulas, categorical columns and missing values** (:mod:`gradfit.design`, when
+:func:`gradfit.fitting.design_columns` says so, as in memory): first a levels pass over the
+categorical columns only (a Parquet file reads just those columns), each process over its
+shard, the levels merged over the group (:class:`~gradfit.design.LevelGatherer`'s JSON,
+:func:`~gradfit.solvers.collective.gather_bytes`); then the design is frozen from the first
+batch of the data with those levels, the same on every process, and every batch is encoded by
+it (messages name the file and its row). Stateful transforms (``poly``, ``center``,
+``scale``, the splines), whose state would come from one batch, are refused: fit such a formula
+in memory. ``missing="drop"`` drops rows batch by batch; the count is summed over the group.
+
 **Early stopping's held-out rows** are picked row by row by the row rule of
 :mod:`gradfit.solvers.rows` (a seeded hash of file and row), as in memory: the same rows, and
 the training rows in the same order, whatever the batches, so that the fit in memory and the
@@ -380,7 +390,8 @@ def fit_stream(
     ----------
     source : a file, a list of files, a directory of files with the same columns, or a glob
     targets, features : column names (see :func:`gradfit.fitting.expand_names`); features
-        default to every other numeric column
+        default to every other numeric, text or boolean column (an identifier left out:
+        :func:`gradfit.fitting.design_features`)
     config : the solver and its settings (gd, sgd or lstsq; see the module doc)
     reading : how the files are read (:class:`~gradfit.settings.ReadSettings`): ``batch_rows``
         rows per batch, ``shuffle_buffer`` rows of sgd's shuffle buffer (see the module doc),
@@ -406,6 +417,9 @@ def fit_stream(
         process returns the same model. Every process must call this with the same arguments.
     notes : a list to which messages for the user are appended (a resumed or fresh start,
         shards without data)
+    design : the formula, ``missing`` and ``max_levels``
+        (:class:`~gradfit.settings.DesignSettings`; see the module doc): ``targets`` None and
+        ``features`` None with a formula
     options : the fields of the settings objects as keyword arguments (``seed=``,
         ``batch_rows=``, ``checkpoint=``, ...), each replacing the field of the object given
         (or of the default one)
