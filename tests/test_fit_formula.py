@@ -128,6 +128,10 @@ def test_airquality_drops_42_rows_and_counts_them_everywhere(tmp_path: Path) -> 
     # Degrees of freedom from the rows kept: R's 105 (111 - 6 coefficients).
     assert report.inference is not None
     assert "on 105 degrees of freedom" in report.inference.summary()
+    assert "(42 observations deleted due to missingness)" in report.inference.summary()
+    assert report.inference.n_dropped == 42
+    assert report.model.inference is not None
+    assert report.model.inference["summary"]["n_dropped"] == 42
     path = tmp_path / "m.safetensors"
     save_model(path, report.model)
     loaded = load_model(path)

@@ -203,6 +203,7 @@ def build_fit_report(
         batches=batches,
         collect=collect,
         level=run.level,
+        rows_dropped=int(rows_dropped),
     )
 
 
@@ -231,6 +232,7 @@ def attach_inference(
     batches: Callable[[], Iterable[tuple[Any, Any]]] | None = None,
     collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
     level: float = DEFAULT_LEVEL,
+    rows_dropped: int = 0,
 ) -> FitReport:
     """``report`` with the classical inference of its fit (:mod:`gradfit.inference`) in
     ``report.inference`` and in its model (what intervals need), where it applies:
@@ -247,6 +249,9 @@ def attach_inference(
       for rows spread over processes, see :func:`gradfit.inference.ols_from_stats`.
 
     ``level``: the coverage of the coefficients' intervals in the stored summary.
+    ``rows_dropped``: the rows left out for a missing value, in the table
+    (:attr:`~gradfit.inference.OLSResult.n_dropped`: R's "(42 observations deleted due to
+    missingness)").
 
     A rank-deficient design follows R's convention everywhere: the aliased coefficients (the
     later of collinear features) are 0 in the table, in its JSON and in the model's weights
@@ -304,6 +309,8 @@ def attach_inference(
             )
     except ValidationError as exc:  # e.g. HC2/HC3 and a row of leverage 1: the fit stands
         return replace(report, inference_note=f"no coefficient table: {exc}")
+    if rows_dropped:
+        fit = replace(fit, n_dropped=int(rows_dropped))
     document: dict[str, Any] = {
         "predictor": fit.to_dict(),
         "summary": fit.as_dict(level),

@@ -286,30 +286,13 @@ def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
     print(table([f"fit ({config.solver}, {report.n_samples} rows)", "value"], rows), file=out)
     if report.inference is not None:
         names = (*report.model.feature_names, *report.model.target_names)
-        text = report.inference.summary()
-        if report.rows_dropped:  # R's summary.lm: after the residual standard error
-            text = _with_dropped(text, report.rows_dropped)
-        print(f"\n{escape_report(text, names)}\n", file=out)
+        print(f"\n{escape_report(report.inference.summary(), names)}\n", file=out)
         if args.run_level is not None:  # R's confint(fit, level = ...)
             confint = report.inference.confint_text(plan.run.level)
             print(f"{escape_report(confint, names)}\n", file=out)
     written = f"model written to {model_path}" + (f", plot to {plot_path}" if plot_path else "")
     print(escape(written), file=out)
     return EXIT_OK
-
-
-def _with_dropped(summary: str, dropped: int) -> str:
-    """The summary with R's line on the rows dropped for a missing value after each
-    "Residual standard error" line: ``  (42 observations deleted due to missingness)``."""
-    note = f"  ({dropped} observation{'s' if dropped != 1 else ''} deleted due to missingness)"
-    lines: list[str] = []
-    for line in summary.splitlines():
-        lines.append(line)
-        if line.startswith("Residual standard error"):
-            lines.append(note)
-    if note not in lines:
-        lines.append(note)
-    return "\n".join(lines)
 
 
 def _save_with_plot(model_path: Path, report: FitReport, plot_path: Path, data: str) -> None:
