@@ -118,6 +118,26 @@ def test_lstsq_and_gd_give_r_lm_coefficients(case: str) -> None:
     assert report.model.design["fit_intercept"] is ("(Intercept)" in expected)
 
 
+def test_a_pandas_categorical_keeps_its_levels_order() -> None:
+    """R's own warpbreaks has tension as a factor L, M, H (H is not the reference): a
+    DataFrame's Categorical says so, as R's factor does."""
+    frame = pd.read_csv(R_DATA / "warpbreaks.csv")
+    frame["tension"] = pd.Categorical(frame["tension"], categories=["L", "M", "H"])
+    report = gradfit.fit(frame, formula="breaks ~ wool * tension", config=LSTSQ)
+    # R 4.2.2: w$tension <- factor(w$tension, levels = c("L", "M", "H"));
+    # coef(lm(breaks ~ wool * tension, w))
+    expected = {
+        "(Intercept)": 44.555555555555543,
+        "woolB": -16.333333333333325,
+        "tensionM": -20.555555555555546,
+        "tensionH": -19.999999999999982,
+        "woolB:tensionM": 21.111111111111097,
+        "woolB:tensionH": 10.555555555555536,
+    }
+    assert _rel(_coefficients(report), expected) <= 1e-8
+    assert report.model.design["levels"]["tension"] == ["L", "M", "H"]
+
+
 def test_airquality_drops_42_rows_and_counts_them_everywhere(tmp_path: Path) -> None:
     report = gradfit.fit(
         R_DATA / "airquality.csv", formula="Ozone ~ .", missing="drop", config=LSTSQ

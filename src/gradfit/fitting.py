@@ -189,7 +189,7 @@ def fit_data(
     table = read_source(source)
     target_names = [] if targets is None else expand_names(targets, table.columns)
     feature_names = None if features is None else expand_names(features, table.columns)
-    encoded = encode_table(table, target_names, feature_names, design, name)
+    encoded = encode_table(table, target_names, feature_names, design, name, frame=source)
     design_doc: dict[str, Any] | None = None
     rows_dropped = 0
     kept: np.ndarray | None = None
@@ -400,33 +400,36 @@ def encode_table(
     features: Sequence[str] | None,
     design: DesignSettings,
     name: str,
+    *,
+    frame: Any = None,
 ) -> Encoded | None:
     """The matrices of ``table`` through a :class:`gradfit.design.Design` (imported only
     here: formulaic), or None when the plain road applies (:func:`design_columns`). Returns
     (X, Y, feature names, target names, columns left out, the mask of the rows kept, the
-    count dropped, the design's document)."""
+    count dropped, the design's document). ``frame``: the source, when it is a pandas
+    DataFrame whose ``Categorical`` columns give their levels in their order (R's factor
+    levels: the first the reference), which ``table`` (read as a Parquet file is) lacks."""
     needed, chosen, left_out = design_columns(table, targets, features, design, name)
     if not needed:
         return None
-    from gradfit.design import Design
+    from gradfit.design import Design, LevelGatherer
 
+    levels = None
+    if type(frame).__name__ == "DataFrame" and any(
+        str(dtype) == "category" for dtype in getattr(frame, "dtypes", ())
+    ):
+        categorical = Design.categorical_columns(design.formula, table, targets, chosen)
+        levels = LevelGatherer(categorical, design.max_levels, name).update(frame).levels()
+    options: dict[str, Any] = {
+        "levels": levels,
+        "max_levels": design.max_levels,
+        "missing": design.missing,
+        "source": name,
+    }
     if design.formula is not None:
-        made = Design.from_formula(
-            design.formula,
-            table,
-            max_levels=design.max_levels,
-            missing=design.missing,
-            source=name,
-        )
+        made = Design.from_formula(design.formula, table, **options)
     else:
-        made = Design.default(
-            table,
-            targets,
-            chosen,
-            max_levels=design.max_levels,
-            missing=design.missing,
-            source=name,
-        )
+        made = Design.default(table, targets, chosen, **options)
     mats = made.matrices(table, missing=design.missing, source=name)
     if mats.Y is None:  # pragma: no cover - with_targets=True
         raise DataError(f"{name}: no targets")
