@@ -291,6 +291,7 @@ def test_engine_module_exports() -> None:
         "method_name",
         "needs_row_norm",
         "result_of",
+        "row_weights",
         "run_epochs",
         "run_on",
         "train",

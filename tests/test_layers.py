@@ -7,8 +7,8 @@ top; what it cannot say is *why* an import was put inside a function. An import 
 dependency from a reader of the module's head, so each one is allowed only with a reason,
 written once, below: a measured import time that the caller must not pay (a heavy or optional
 library, or the command line's first instant, when Ctrl-C must already be caught), or a cycle.
-The others, found when this list was written (issue 18), are marked ``LEGACY`` and go as their
-modules are rewritten; the list may only shrink.
+The list may only shrink (issue 18 moved about thirty others, of no measured use, to the top
+of their modules).
 
 Import times: CPU seconds (``time.process_time``) of the import in a fresh interpreter that has
 already imported the importing module, best of two, on the development machine (2 cores,
@@ -24,8 +24,6 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "gradfit"
-
-LEGACY = "legacy, to be removed (issue 18)"
 
 # (importing module, imported module) -> why the import is inside a function. The figure is the
 # CPU time of the import in a fresh interpreter that holds the importing module already.
@@ -58,39 +56,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("gradfit.solvers.compiled", "gradfit.solvers.numba_epoch"): (
         "numba: 0.24 s, then compiling; short fits never load it (test_compiled.py)"
     ),
-    # Measured and not worth it (the figure is nothing, or every caller pays it anyway), or
-    # with no reason at all: these belong at the top of their modules.
-    ("gradfit.cli", "gradfit"): LEGACY + "; 0 s: the package is loaded before gradfit.cli",
-    ("gradfit.cli.render", "tqdm"): LEGACY + "; 0 s: torch imports tqdm",
-    ("gradfit.solvers.closed_form", "gradfit.solvers.tsqr"): LEGACY + "; 0.002 s",
-    ("gradfit.fitting", "gradfit.data"): LEGACY + "; 0.18 s (pyarrow), paid by every caller",
-    ("gradfit.fitting", "gradfit.datasets"): LEGACY + "; 0.001 s",
-    ("gradfit.persistence", "gradfit"): (
-        LEGACY + "; 0 s; for __version__, an upward import (ignored in pyproject.toml)"
-    ),
-    ("gradfit.persistence", "gradfit.inference"): LEGACY + "; 0.03 s",
-    ("gradfit.streaming", "gradfit.checkpoint"): LEGACY + "; 0.004 s",
-    ("gradfit.streaming", "gradfit.data"): LEGACY + "; 0.16 s (pyarrow), paid by every caller",
-    ("gradfit.streaming", "gradfit.solvers.collective"): LEGACY + "; 0 s",
-    ("gradfit.cli.demo", "gradfit.demo"): LEGACY + "; 0.012 s",
-    ("gradfit.cli.demo", "gradfit.solvers.guards"): LEGACY + "; 0.007 s",
-    ("gradfit.cli.demo", "gradfit.solvers.stats"): LEGACY + "; 0.014 s",
-    # cli.data_commands imports torch at its top: none of these saves more than 0.2 s.
-    ("gradfit.cli.data_commands", "gradfit.atomic"): LEGACY + "; 0.002 s",
-    ("gradfit.cli.data_commands", "gradfit.checkpoint"): LEGACY + "; 0.03 s",
-    ("gradfit.cli.data_commands", "gradfit.cli.config_options"): LEGACY + "; 0.002 s",
-    ("gradfit.cli.data_commands", "gradfit.data"): LEGACY + "; 0.20 s (pyarrow)",
-    ("gradfit.cli.data_commands", "gradfit.distributed"): LEGACY + "; 0.012 s",
-    ("gradfit.cli.data_commands", "gradfit.fitting"): LEGACY + "; 0.054 s",
-    ("gradfit.cli.data_commands", "gradfit.inference"): LEGACY + "; 0.025 s",
-    ("gradfit.cli.data_commands", "gradfit.jobs"): LEGACY + "; 0 s: data_commands holds torch",
     # A cycle: gradfit.jobs imports streaming, whose old predict/evaluate names are thin
     # wrappers over jobs, kept for the public API.
     ("gradfit.streaming", "gradfit.jobs"): "a cycle (jobs imports streaming)",
-    ("gradfit.cli.data_commands", "gradfit.outputs"): LEGACY + "; 0.001 s",
-    ("gradfit.cli.data_commands", "gradfit.persistence"): LEGACY + "; 0.014 s",
-    ("gradfit.cli.data_commands", "gradfit.report"): LEGACY + "; 0.006 s",
-    ("gradfit.cli.data_commands", "gradfit.solvers.engine"): LEGACY + "; 0.029 s",
 }
 
 

@@ -422,3 +422,31 @@ def test_tables_in_memory_need_no_pandas() -> None:
         check=True,
     )
     assert out.stdout.split() == [str(10), "False"]
+
+
+# R's NA_integer_: reticulate hands an R data.frame's integer column with NA to Python as int32
+# holding -2**31 (checked from R in r/tests/test_gradfit.R); never fitted as a number.
+
+
+def test_an_r_integer_na_in_an_int32_column_is_refused_naming_column_and_row() -> None:
+    from gradfit.design import Design
+
+    frame = pd.DataFrame(
+        {
+            "x": np.array([1, 2, -(2**31), 4, 5], dtype=np.int32),
+            "y": [1.0, 2.0, 3.0, 4.5, 5.0],
+        }
+    )
+    expected = "DataFrame: column 'x' holds -2147483648 at row 3, an int32 column: that is R's NA"
+    with pytest.raises(DataError) as fit_error:
+        gradfit.fit(frame, ["y"], config=SolverConfig(solver="lstsq"))
+    assert str(fit_error.value).startswith(expected)
+    with pytest.raises(DataError) as design_error:
+        Design.from_formula("y ~ x", frame)
+    assert str(design_error.value).startswith(expected)
+    # The same number in an int64 column is a number (only R's int32 hand-over is suspect).
+    frame["x"] = frame["x"].astype(np.int64)
+    assert gradfit.fit(frame, ["y"], config=SolverConfig(solver="lstsq")).model.weight.shape == (
+        1,
+        1,
+    )

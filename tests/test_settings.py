@@ -41,6 +41,7 @@ from gradfit.settings import (
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_SEED,
     DEFAULT_SHUFFLE_BUFFER,
+    ApplySettings,
     CheckpointSettings,
     ReadSettings,
     RunSettings,
@@ -144,11 +145,17 @@ def test_dtype_is_taken_by_name_too() -> None:
 # ----------------------------------------------------------------------------- command line
 
 # The command that carries each settings class's options: fit all of them; predict and evaluate
-# the reading options but the shuffle buffer (they do not train).
+# the reading options but the shuffle buffer (they do not train), and how a model is applied.
 COMMANDS = {
     "fit": {kind: [f.name for f in fields(kind)] for kind in SETTINGS},
-    "predict": {ReadSettings: ["stream", "memory_limit", "batch_rows"]},
-    "evaluate": {ReadSettings: ["stream", "memory_limit", "batch_rows"]},
+    "predict": {
+        ReadSettings: ["stream", "memory_limit", "batch_rows"],
+        ApplySettings: ["missing", "unknown_level"],
+    },
+    "evaluate": {
+        ReadSettings: ["stream", "memory_limit", "batch_rows"],
+        ApplySettings: ["missing", "unknown_level"],
+    },
 }
 
 

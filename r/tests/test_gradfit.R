@@ -453,6 +453,92 @@ test("one name may be a single string (target_names = \"mpg\")", {
               "lm(mpg ~ wt)")
 })
 
+# ---------------------------------------------------------------------------------------------
+# formulas, factors, missing values and weights (issue 19): gradfit against R's own lm(), live
+
+# Everything summary(lm) shows, from gradfit's OLSResult$as_dict(), for one target, against the
+# lm fit: names, estimates, standard errors, t and sigma, R², adjusted R², F to CLOSED (the same
+# closed form twice in float64); p-values to 1e-6 (the issue's tolerance: they pass through the
+# t and F distributions, computed by SciPy in Python and by R's pt/pf here).
+check_like_lm <- function(fit, lm_fit, what) {
+  d <- fit$as_dict()
+  t <- d$targets[[1]]
+  s <- summary(lm_fit)
+  co <- s$coefficients
+  names_py <- names(t$coefficients)
+  # gradfit lists the features, then "(Intercept)"; R the intercept first.
+  order_r <- rownames(co)
+  check(setequal(names_py, order_r), sprintf("%s: the coefficients are R's (%s vs %s)", what,
+        paste(names_py, collapse = ", "), paste(order_r, collapse = ", ")))
+  field <- function(f) vapply(order_r, function(n) t$coefficients[[n]][[f]], numeric(1))
+  check_close(field("estimate"), co[, "Estimate"], CLOSED, paste(what, "estimates"))
+  check_close(field("std_error"), co[, "Std. Error"], CLOSED, paste(what, "standard errors"))
+  check_close(field("t"), co[, "t value"], CLOSED, paste(what, "t values"))
+  check_close(field("p"), co[, "Pr(>|t|)"], 1e-6, paste(what, "p-values"))
+  check_close(t$sigma, s$sigma, CLOSED, paste(what, "sigma"))
+  check_close(t$r2, s$r.squared, CLOSED, paste(what, "R squared"))
+  check_close(t$r2_adj, s$adj.r.squared, CLOSED, paste(what, "adjusted R squared"))
+  check_close(t$f_statistic, s$fstatistic[["value"]], CLOSED, paste(what, "F"))
+  check(d$df_resid == lm_fit$df.residual, paste(what, "residual degrees of freedom"))
+  invisible(d)
+}
+
+test("a formula with factors and an interaction on a data.frame: lm(breaks ~ wool * tension)", {
+  # reticulate hands the data.frame to Python as a pandas DataFrame, its factors as pandas
+  # Categoricals with R's levels in R's order (tension: L, M, H), which gradfit keeps.
+  fit <- gf_try(gradfit$ols("breaks ~ wool * tension", data = warpbreaks))
+  lm_fit <- lm(breaks ~ wool * tension, data = warpbreaks)
+  check_like_lm(fit, lm_fit, "warpbreaks")
+  check(identical(unlist(fit$feature_names), c("woolB", "tensionM", "tensionH",
+                                               "woolB:tensionM", "woolB:tensionH")),
+        "coefficients named as R names them")
+})
+
+test("y ~ . with missing values dropped: lm(Ozone ~ ., airquality) and its 42 deleted rows", {
+  # reticulate hands an integer column's NA over as -2147483648 (int32): gradfit refuses it,
+  # naming column and row; as doubles, NA arrives as NaN, a missing value.
+  check_error(gf_try(gradfit$ols("Ozone ~ .", data = airquality, missing = "drop")),
+              c("column 'Ozone' holds -2147483648 at row 5", "NA_integer_", "as.double()"),
+              "an integer NA is refused, not fitted as -2.1e9")
+  aq <- data.frame(lapply(airquality, as.double))
+  fit <- gf_try(gradfit$ols("Ozone ~ .", data = aq, missing = "drop"))
+  lm_fit <- lm(Ozone ~ ., data = airquality)
+  check_like_lm(fit, lm_fit, "airquality")
+  check(fit$n_dropped == length(lm_fit$na.action), "42 rows dropped, as na.omit drops")
+  check(grepl("(42 observations deleted due to missingness)", fit$summary(), fixed = TRUE),
+        "the summary says so, in R's words")
+  check_error(gf_try(gradfit$ols("Ozone ~ .", data = aq)), "missing",
+              "without missing = \"drop\" a missing value is refused, saying what to do")
+})
+
+test("a factor made in R and a numeric interaction: lm(mpg ~ wt + hp + cyl + wt:hp)", {
+  cars <- transform(mtcars, cyl = factor(cyl))
+  fit <- gf_try(gradfit$ols("mpg ~ wt + hp + cyl + wt:hp", data = cars))
+  check_like_lm(fit, lm(mpg ~ wt + hp + cyl + wt:hp, data = cars), "mtcars")
+})
+
+test("no intercept: every level of the factor, as lm(Sepal.Length ~ 0 + Species + Petal.Length)", {
+  fit <- gf_try(gradfit$ols("Sepal.Length ~ 0 + Species + Petal.Length", data = iris))
+  lm_fit <- lm(Sepal.Length ~ 0 + Species + Petal.Length, data = iris)
+  check(!fit$fit_intercept, "no intercept")
+  field <- function(f) vapply(names(coef(lm_fit)), function(n) {
+    fit$as_dict()$targets[[1]]$coefficients[[n]][[f]]
+  }, numeric(1))
+  check_close(field("estimate"), coef(lm_fit), CLOSED, "iris estimates")
+  check_close(field("std_error"), summary(lm_fit)$coefficients[, 2], CLOSED, "iris SEs")
+})
+
+test("weighted least squares: lm(mpg ~ wt + hp, mtcars, weights = cyl)", {
+  X <- gf_matrix(mtcars[, c("wt", "hp")])
+  fit <- gf_try(gradfit$ols(X, gf_vector(mtcars$mpg), weights = gf_vector(mtcars$cyl, "w"),
+                            feature_names = c("wt", "hp"), target_names = "mpg"))
+  lm_fit <- lm(mpg ~ wt + hp, data = mtcars, weights = cyl)
+  check_like_lm(fit, lm_fit, "weighted mtcars")
+  check_close(fit$as_dict()$targets[[1]]$log_likelihood, as.numeric(logLik(lm_fit)), CLOSED,
+              "logLik of a weighted fit, R's definition")
+  check_close(fit$as_dict()$targets[[1]]$aic, AIC(lm_fit), CLOSED, "AIC")
+})
+
 # Sourcing r/gradfit.R with a NumPy 2 Python fails and says which Python to use.
 check_numpy2_refused <- function(main_python) {
   out <- suppressWarnings(system2(

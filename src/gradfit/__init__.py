@@ -7,6 +7,7 @@ for neither PyTorch nor scikit-learn nor SciPy until they are needed.
 import importlib as _importlib
 import typing as _typing
 
+from gradfit._version import __version__
 from gradfit.errors import (
     ConvergenceWarning,
     DataError,
@@ -27,7 +28,6 @@ if _typing.TYPE_CHECKING:
     from gradfit.model import LinearModel
     from gradfit.solvers.lstsq import LeastSquaresResult, least_squares
 
-__version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning",

@@ -62,13 +62,14 @@ from gradfit.solvers.stats import SufficientStats
 from gradfit.tensorfile import (
     DOCUMENT_KEY,
     TensorFile,
+    check_in_range,
     header_document,
-    number_out_of_range,
     parse_json,
     parse_tensor_file,
     read_tensor_file,
     seal,
 )
+from gradfit.tensorfile import shown as _shown
 
 __all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "check_solver", "data_fingerprint"]
 
@@ -232,20 +233,10 @@ class Checkpoint:
                 f"{self.path} was written by an older gradfit without a checksum; its contents "
                 "cannot be verified"
             )
-        saved_data = document.get("data")
-        if saved_data != self._data:
-            raise ValidationError(
-                f"{source}: the checkpoint was written for other data "
-                f"({_difference(saved_data, self._data)}); resume with the same data, or "
-                "delete the checkpoint (or leave out --resume) to start afresh"
-            )
-        saved_settings = document.get("settings")
-        if saved_settings != self._settings:
-            raise ValidationError(
-                f"{source}: the checkpoint was written with other settings "
-                f"({_difference(saved_settings, self._settings)}); resume with the same "
-                "settings, or delete the checkpoint (or leave out --resume) to start afresh"
-            )
+        _same_as_saved(source, "for other data", "data", document.get("data"), self._data)
+        _same_as_saved(
+            source, "with other settings", "settings", document.get("settings"), self._settings
+        )
         meta = self._check_document(document, source)
         self._check_tensors(file, fresh, source)
         try:
@@ -383,13 +374,6 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _shown(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
-        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
-    text = repr(value)
-    return text if len(text) <= 60 else type(value).__name__
-
-
 def _parse(data: bytes, source: str) -> tuple[TensorFile, dict[str, Any], str]:
     """The checkpoint's checked layout, its JSON document and the document's text."""
     try:
@@ -408,14 +392,19 @@ def _parse(data: bytes, source: str) -> tuple[TensorFile, dict[str, Any], str]:
             f"{source}: not a gradfit checkpoint (a model file, or another safetensors file?); "
             "give the path of a checkpoint, or leave out --resume"
         )
-    out_of_range = number_out_of_range(document)
-    if out_of_range is not None:
-        where, value = out_of_range
-        raise ModelFileError(
-            f"{source}: corrupt checkpoint: {where} holds a number out of range "
-            f"({_shown(value)}); delete it to start afresh"
-        )
+    check_in_range(document, source, "corrupt checkpoint", "delete it to start afresh")
     return file, document, text
+
+
+def _same_as_saved(source: str, written: str, what: str, saved: Any, current: Any) -> None:
+    """Resume only with the checkpoint's own data and settings: a difference is refused,
+    naming it."""
+    if saved != current:
+        raise ValidationError(
+            f"{source}: the checkpoint was written {written} "
+            f"({_difference(saved, current)}); resume with the same {what}, or "
+            "delete the checkpoint (or leave out --resume) to start afresh"
+        )
 
 
 def _as_checkpoint(message: str) -> str:

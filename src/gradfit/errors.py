@@ -7,10 +7,7 @@ Python user would expect (``ValueError``...), so ``except ValueError`` keeps wor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from gradfit.solvers.result import FitResult
+from typing import Any
 
 __all__ = [
     "ConvergenceWarning",
@@ -47,7 +44,8 @@ class DivergenceError(GradfitError, ArithmeticError):
     descent, L the largest eigenvalue of the Hessian of the loss), when it could be computed.
     ``result`` is the :class:`gradfit.solvers.result.FitResult` of the last good epoch (its
     weights in original units, its history and, for the engine's solvers, its state), when a
-    solver raised it.
+    solver raised it; typed ``Any``, since the errors, at the bottom of the layers, name no
+    solver's type.
     """
 
     def __init__(
@@ -57,7 +55,7 @@ class DivergenceError(GradfitError, ArithmeticError):
         stable_lr: float | None = None,
         epoch: int | None = None,
         reason: str | None = None,
-        result: FitResult | None = None,
+        result: Any = None,
     ):
         super().__init__(message)
         self.stable_lr = stable_lr

@@ -19,6 +19,11 @@ Objective (all solvers; see :class:`~gradfit.solvers.config.SolverConfig`)::
     J(W, b) = ||X W^T + b - Y||^2 / (n k)
               + (2 alpha / k) * (l1_ratio * ||W||_1 + (1 - l1_ratio) / 2 * ||W||_F^2)
 
+``fit``, ``partial_fit`` and ``score`` take ``sample_weight`` with scikit-learn's meaning: the
+mean squared error becomes ``Σ w_i ||e_i||² / (k Σ w_i)``, so integer weights equal repeated
+rows (exactly for gd, lstsq and their penalties; for sgd in each step's expected gradient) and
+rows of weight 0 are left out.
+
 Divergence is never hidden: :class:`~gradfit.errors.DivergenceError` propagates, after the
 estimator has taken the last good weights as its ``coef_``/``intercept_``. Stopping at
 ``max_epochs`` before the stopping rule is met emits a :class:`ConvergenceWarning` (a subclass
@@ -48,6 +53,7 @@ from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.state import StateDict, TrainState
 from gradfit.training import fit_linear
+from gradfit.validation import check_weights
 
 __all__ = ["ConvergenceWarning", "GradientDescentRegressor"]
 
@@ -303,13 +309,16 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
 
     # ------------------------------------------------------------------------- fit
 
-    def fit(self, X: Any, y: Any) -> GradientDescentRegressor:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> GradientDescentRegressor:
         """Fit the model.
 
         Parameters
         ----------
         X : array-like (n_samples, n_features)
         y : array-like (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like (n_samples,), optional
+            Row weights, finite and >= 0, not all 0 (see the module's docstring); the
+            tutorial solvers refuse them.
 
         Returns
         -------
@@ -323,18 +332,22 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
             the loss became non-finite or exploded; ``coef_``/``intercept_`` then hold the
             last good weights and ``stable_learning_rate_`` the step that would be stable.
         """
-        return self._fit(X, y, partial=False)
+        return self._fit(X, y, sample_weight, partial=False)
 
     @available_if(_partial_fit_available)  # type: ignore[untyped-decorator]
-    def partial_fit(self, X: Any, y: Any) -> GradientDescentRegressor:
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> GradientDescentRegressor:
         """One epoch of gd or sgd over the given rows, continuing from the previous call (or
         from ``fit``). The first call fixes the scaling and the step from its rows; ``tol`` and
         early stopping do not apply. ``partial_fit(X, y)`` once from scratch equals
         ``fit(X, y)`` with ``max_epochs=1`` and the same ``random_state``, bit for bit.
+        ``sample_weight``: the rows' weights, relative to each other within the call (sgd
+        scales them to mean 1 over the call's rows).
         """
-        return self._fit(X, y, partial=True)
+        return self._fit(X, y, sample_weight, partial=True)
 
-    def _fit(self, X: Any, y: Any, *, partial: bool) -> GradientDescentRegressor:
+    def _fit(
+        self, X: Any, y: Any, sample_weight: Any, *, partial: bool
+    ) -> GradientDescentRegressor:
         """The one path of ``fit`` and ``partial_fit`` (as scikit-learn's SGD estimators'
         ``_partial_fit``): ``fit`` trains ``max_epochs`` epochs from a fresh (or warm) start,
         ``partial_fit`` one epoch from the saved training state."""
@@ -346,6 +359,9 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
             self, X, y, dtype=ndtype, order="C", y_numeric=True, multi_output=True, reset=first
         )
         Xt, Yt, one_d = self._tensors(X, y, device, ndtype)
+        weights = None
+        if sample_weight is not None:
+            weights = check_weights(sample_weight, Xt.shape[0]).to(device)
         k, d = Yt.shape[1], Xt.shape[1]
         state = start = None
         if partial:
@@ -361,7 +377,15 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
         self._one_d = one_d
         self._state: StateDict | None = None
         try:
-            result = fit_linear(Xt, Yt, config, random_state=seed, start=start, state=state)
+            result = fit_linear(
+                Xt,
+                Yt,
+                config,
+                random_state=seed,
+                start=start,
+                state=state,
+                sample_weight=weights,
+            )
         except DivergenceError as exc:
             if exc.result is not None:  # the last good epoch
                 self._take(exc.result)
@@ -439,6 +463,11 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
         self.converged_ = bool(result.converged)
         self.learning_rate_ = result.learning_rate
         self.stable_learning_rate_ = result.stable_lr
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """R² of the predictions (scikit-learn's ``r2_score``, weighted by ``sample_weight``;
+        several targets: their uniform average)."""
+        return float(super().score(X, y, sample_weight=sample_weight))
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions ``X @ coef_.T + intercept_``: (n_samples,) when fitted on a 1-D y,

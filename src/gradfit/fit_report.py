@@ -213,8 +213,8 @@ def _on_cpu(stats: SufficientStats | None) -> SufficientStats:
         raise ValidationError("build_fit_report needs the training rows or their statistics")
     if stats.zbar.device.type == "cpu":
         return stats
-    return SufficientStats(
-        n=stats.n,
+    return replace(
+        stats,
         zbar=stats.zbar.cpu(),
         ybar=stats.ybar.cpu(),
         Szz=stats.Szz.cpu(),

@@ -25,15 +25,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from gradfit.data import Table, column_names, left_out_columns, read_table, select
 from gradfit.data.memory import TableInMemory, memory_table_name, read_memory_table
 from gradfit.data.tables import (
     check_known,
     float_matrix,
-    left_out_columns,
     name_list,
     refuse_numeric_looking_text,
 )
-from gradfit.datasets import BUILTIN_DATASETS
+from gradfit.datasets import BUILTIN_DATASETS, load_dataset
 from gradfit.errors import DataError, RankDeficiencyWarning, ValidationError
 from gradfit.fit_report import (
     FitReport,
@@ -162,8 +162,6 @@ def fit_data(
     DivergenceError
         training diverged; nothing is returned (there is nothing worth saving).
     """
-    from gradfit.data import select
-
     run = settings_from_options(RunSettings, run, options)
     design = settings_from_options(DesignSettings, design, options)
     refuse_unknown("fit_data", options)
@@ -176,8 +174,6 @@ def fit_data(
     statistics = not (registry.get(config.solver).exact and config.alpha == 0)
     name = source_name(source)
     if statistics and memory_limit is not None and source_kind(source) in ("file", "files"):
-        from gradfit.data import column_names
-
         # From the header, before the rows are parsed (100,000 columns: 20 s of parsing).
         header = column_names(source)
         if design.formula is not None:
@@ -550,9 +546,6 @@ def read_source(source: str | TableInMemory, text_columns: Sequence[str] = ()) -
     """The :class:`gradfit.data.Table` of a file, of a built-in data set by name, or of a table
     in memory (:func:`gradfit.data.memory.read_memory_table`; ``text_columns`` apply to a CSV
     file only: the columns of a table in memory keep their types)."""
-    from gradfit.data import Table, read_table
-    from gradfit.datasets import load_dataset
-
     kind = source_kind(source)
     if kind == "memory":
         return read_memory_table(source)

@@ -14,7 +14,12 @@ one batch, a stream a source of many, and the same code checks the columns (with
 messages), builds each batch's prediction columns and accumulates the metrics
 (:class:`gradfit.metrics.MetricsAccumulator`) batch by batch. Only how a batch's numbers and
 kept columns are read differs: from a :class:`gradfit.data.Table` read whole
-(:func:`gradfit.data.feature_matrix`) or from a :class:`gradfit.data.BatchStream`.
+(:func:`gradfit.data.feature_matrix`) or from a :class:`gradfit.data.BatchStream`. How a model
+reads a batch is one road too (:class:`_Rows`): a model with a design (a formula, categorical
+columns) encodes each batch by it (:meth:`gradfit.design.Design.matrices`, formulaic imported
+for such models only); a model of plain columns reads its features as numbers. Either way a row
+with a missing value is an error, dropped or kept without a prediction (``missing``), and a
+level not seen in training is an error or the reference level (``unknown_level``).
 
 Example (a model fitted on a CSV file, then used on it)::
 
@@ -31,9 +36,9 @@ Example (a model fitted on a CSV file, then used on it)::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -43,7 +48,7 @@ import gradfit.data
 from gradfit.data import BatchStream, Table, open_stream
 from gradfit.data.memory import TableInMemory
 from gradfit.data.tables import float_matrix
-from gradfit.errors import DataError
+from gradfit.errors import DataError, ValidationError
 from gradfit.fitting import (
     FitReport,
     check_design_names,
@@ -67,6 +72,7 @@ from gradfit.settings import (
     DEFAULT_MISSING,
     DEFAULT_SEED,
     DEFAULT_SHUFFLE_BUFFER,
+    ApplySettings,
     CheckpointSettings,
     DesignSettings,
     ReadSettings,
@@ -212,6 +218,15 @@ def fit(
 # ----------------------------------------------------------------------------- sources
 
 
+class _Batch(NamedTuple):
+    """One batch as read: the numeric columns asked for as a float64 (m, len(numeric)) matrix,
+    and a :class:`gradfit.data.Table` holding the text columns asked for, whose ``source`` and
+    ``row_offset`` name the batch's file and rows in messages."""
+
+    X: npt.NDArray[np.float64]
+    table: Table
+
+
 class _Batches(Protocol):
     """A source as predict and evaluate read it: its name (the prefix of every message), its
     columns, and its rows batch by batch."""
@@ -219,9 +234,7 @@ class _Batches(Protocol):
     name: str
     columns: tuple[str, ...]
 
-    def read(
-        self, numeric: Sequence[str], text: Sequence[str]
-    ) -> Iterator[tuple[npt.NDArray[np.float64], dict[str, npt.NDArray[Any]]]]:
+    def read(self, numeric: Sequence[str], text: Sequence[str]) -> Iterator[_Batch]:
         """Batch by batch: the ``numeric`` columns as a finite float64 (m, len(numeric))
         matrix (a bad cell is a DataError naming file, row and column), and the ``text``
         columns as :func:`gradfit.data.read_table` keeps them. A name may be in both."""
@@ -239,13 +252,11 @@ class _Whole:
         file = source_kind(source) == "file" and Path(source).is_file()
         self.size = Path(source).stat().st_size if file else 0
 
-    def read(
-        self, numeric: Sequence[str], text: Sequence[str]
-    ) -> Iterator[tuple[npt.NDArray[np.float64], dict[str, npt.NDArray[Any]]]]:
+    def read(self, numeric: Sequence[str], text: Sequence[str]) -> Iterator[_Batch]:
         X = gradfit.data.feature_matrix(self.table, numeric)
         if self.progress is not None:
             self.progress(self.size, self.size, self.table.n_rows)
-        yield X, {name: self.table.columns[name] for name in text}
+        yield _Batch(X, self.table)
 
 
 class _Streamed:
@@ -262,11 +273,10 @@ class _Streamed:
         self.columns = self.stream.columns
         self.progress = progress
 
-    def read(
-        self, numeric: Sequence[str], text: Sequence[str]
-    ) -> Iterator[tuple[npt.NDArray[np.float64], dict[str, npt.NDArray[Any]]]]:
+    def read(self, numeric: Sequence[str], text: Sequence[str]) -> Iterator[_Batch]:
         # A column wanted both as a number and as text is read as text (kept exactly), then
         # converted here with the reader's checks.
+        text = list(dict.fromkeys(text))
         numbers = [name for name in numeric if name not in text]
         rows = 0
         for batch in self.stream.batches(numbers, text=text):
@@ -281,7 +291,12 @@ class _Streamed:
             rows += batch.n_rows
             if self.progress is not None:
                 self.progress(batch.bytes_done, batch.total_bytes, rows)
-            yield X, {name: batch.columns[name] for name in text}
+            kept = Table(
+                {name: batch.columns[name] for name in text},
+                source=str(batch.file),
+                row_offset=batch.file_row - 1,
+            )
+            yield _Batch(X, kept)
 
 
 def _as_float(values: npt.NDArray[Any], name: str, batch: Any) -> npt.NDArray[np.float64]:
@@ -324,29 +339,132 @@ def _model_and_source(
     interval: str | None = None,
     predictor: Any = None,
     text: Sequence[str] = (),
-) -> tuple[SavedModel, Any, _Batches]:
+    applying: ApplySettings | None = None,
+    with_targets: bool = False,
+) -> tuple[SavedModel, Any, _Batches, _Rows]:
     """The set-up of predict and evaluate, in this order, so that a bad model or interval is
     refused before any reading: the model (loaded when a path is given), its interval
-    predictor (built when ``interval`` is asked for and none is given), then the source
-    opened (:func:`_open`)."""
+    predictor (built when ``interval`` is asked for and none is given), how it reads rows
+    (:class:`_Rows`), then the source opened (:func:`_open`)."""
     loaded = _model(model)
     if interval is not None and predictor is None:
         predictor = loaded.interval_predictor()
+    rows = _Rows(loaded, applying or ApplySettings(), with_targets)
     data = _open(
         source,
         stream=stream,
         memory_limit=memory_limit,
         batch_rows=batch_rows,
         progress=progress,
-        text=text,
+        text=[*rows.text, *text],
     )
-    return loaded, predictor, data
+    return loaded, predictor, data, rows
 
 
-def _check_features(source: _Batches, model: SavedModel) -> None:
-    """The message of :func:`gradfit.data.feature_matrix` for a feature the source lacks."""
+def _check_features(source: _Batches, names: Sequence[str]) -> None:
+    """The message of :func:`gradfit.data.feature_matrix` for a column the source lacks."""
     header = Table({name: np.zeros(0) for name in source.columns}, source=source.name)
-    gradfit.data.feature_matrix(header, model.feature_names)
+    gradfit.data.feature_matrix(header, names)
+
+
+class _Encoded(NamedTuple):
+    """A batch's matrices over the rows kept: X (m, d), Y (m, k) (None unless the targets were
+    asked for), the kept rows of the batch (None: all of them), and how many rows held a level
+    not seen in training (encoded as the reference level)."""
+
+    X: npt.NDArray[np.float64]
+    Y: npt.NDArray[np.float64] | None
+    kept: npt.NDArray[np.bool_] | None
+    n_unknown: int
+
+
+class _Rows:
+    """How a model reads the rows of a source, one road for both kinds of model: the columns
+    it asks the reader for (:attr:`numeric`, :attr:`text`) and each batch's matrices
+    (:meth:`encode`), with the rows of a missing value dropped unless ``missing`` is "error".
+
+    A model with a design (:meth:`gradfit.persistence.SavedModel.encoding`) reads its data
+    columns as the reader keeps them (text as text, for the levels) and encodes every batch
+    by the design (:meth:`gradfit.design.Design.matrices`); formulaic is imported only for
+    such a model. A model of plain columns reads its features as numbers: as fast as ever
+    when a missing value is an error, else with a missing cell as NaN and its row left out.
+    """
+
+    def __init__(self, model: SavedModel, applying: ApplySettings, with_targets: bool) -> None:
+        self.model = model
+        self.missing = applying.missing
+        self.unknown_level = applying.unknown_level
+        self.with_targets = with_targets
+        self.design = model.encoding()
+        plain = [*model.feature_names, *(model.target_names if with_targets else ())]
+        if self.design is not None:
+            self.columns = list(self.design.input_columns(with_targets))
+            self.numeric: list[str] = []
+            self.text = self.columns
+        elif self.missing == "error":
+            self.columns, self.numeric, self.text = plain, plain, []
+        else:
+            self.columns, self.numeric, self.text = plain, [], plain
+
+    @property
+    def features(self) -> list[str]:
+        """The data columns the predictions read (the targets left out)."""
+        if self.design is not None:
+            return list(self.design.input_columns(False))
+        return list(self.model.feature_names)
+
+    def encode(self, batch: _Batch) -> _Encoded:
+        d = self.model.n_features
+        if self.design is None:
+            matrix = batch.X
+            kept: npt.NDArray[np.bool_] | None = None
+            if self.missing != "error":
+                matrix = gradfit.data.feature_matrix(batch.table, self.columns, missing_ok=True)
+                absent = np.asarray(np.isnan(matrix).any(axis=1), dtype=bool)
+                if absent.any():
+                    kept = ~absent
+                    matrix = matrix[kept]
+            Y = matrix[:, d:] if self.with_targets else None
+            return _Encoded(matrix[:, :d], Y, kept, 0)
+        columns = {}
+        for name in self.columns:
+            values = batch.table.columns[name]
+            if values.dtype == object and name not in self.design.levels:
+                # A numeric column read as text (from a CSV file): as numbers, with the
+                # reader's checks, a missing cell NaN for the design to drop or name.
+                one = replace(batch.table, columns={name: values})
+                values = float_matrix(one, [name], missing_ok=True)[:, 0]
+            columns[name] = values
+        encoded = self.design.matrices(
+            columns,
+            missing="error" if self.missing == "error" else "drop",
+            unknown_level=self.unknown_level,
+            with_targets=self.with_targets,
+            first_row=batch.table.row_offset + 1,
+            source=batch.table.source,
+        )
+        kept = None if encoded.kept.all() else encoded.kept
+        return _Encoded(encoded.X, encoded.Y, kept, encoded.n_unknown)
+
+
+def _notes(command: str, missing: str, dropped: int, unknown: int, notes: list[str] | None) -> None:
+    """The counts of rows without a prediction and of unknown levels, as lines for ``notes``:
+    ``predict: 3 rows dropped for missing values``."""
+    if notes is None:
+        return
+
+    def rows(n: int) -> str:
+        return f"{n} row{'' if n == 1 else 's'}"
+
+    if dropped and missing == "keep":
+        notes.append(f"{command}: {rows(dropped)} with missing values left without a prediction")
+    elif dropped:
+        notes.append(f"{command}: {rows(dropped)} dropped for missing values")
+    if unknown:
+        notes.append(
+            f"{command}: {rows(unknown)} had a level not seen in training (encoded as the "
+            "reference level)"
+        )
 
 
 # ----------------------------------------------------------------------------- predict
@@ -402,12 +520,19 @@ def predict_batches(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
     predictor: Any = None,
+    missing: str = "error",
+    unknown_level: str = "error",
+    notes: list[str] | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """The model's predictions over ``source``, batch by batch: one batch when the source is
     read whole, one per batch of about ``batch_rows`` rows when it is streamed (see the module
     doc). Each batch holds the ``keep`` columns, copied exactly (from a CSV file as the text
     written, 00123 stays 00123; from a Parquet file in their stored types), then the columns
     of :func:`prediction_columns`.
+
+    A model with a design (a formula, categorical columns: :mod:`gradfit.design`) reads the
+    data columns its formula names and encodes each batch by the levels of its training
+    data; other models read their feature columns as numbers.
 
     The model (loaded here when a path is given), the interval data, the source's columns and
     the names are checked before this returns; a bad cell fails when its batch is read, named
@@ -428,12 +553,22 @@ def predict_batches(
     progress : called with (bytes read, total bytes, rows read) after every batch is read
     predictor : the model's :meth:`~gradfit.persistence.SavedModel.interval_predictor`, when
         the caller already built it (default: built here when an interval is asked for)
+    missing : a row with a missing value (empty, NA, NaN) in a column the model reads:
+        "error" (one DataError naming file, column and row), "drop" (left out of the output,
+        R's ``na.omit``) or "keep" (NaN in every predicted column, so that the output stays
+        row-aligned with the input, R's ``na.exclude``)
+    unknown_level : a level not seen in training (a model with a design): "error" (one
+        DataError naming column, row and level) or "zero" (encoded as the reference level)
+    notes : when given, receives after the last batch a line for the rows dropped (or kept
+        without a prediction) and one for the rows of an unknown level, where there are any
+        (``"predict: 3 rows dropped for missing values"``)
     """
+    applying = ApplySettings(missing=missing, unknown_level=unknown_level)
     given = [keep] if isinstance(keep, str) else list(keep)
     # Before the header is known, each value is read as text both whole and split at its
     # commas (reading whole); the header then says which it is.
     candidates = list(dict.fromkeys([*given, *expand_names(given, [])]))
-    loaded, predictor, data = _model_and_source(
+    loaded, predictor, data, rows = _model_and_source(
         model,
         source,
         stream,
@@ -443,8 +578,9 @@ def predict_batches(
         interval=interval,
         predictor=predictor,
         text=candidates,
+        applying=applying,
     )
-    return _predict(loaded, data, given, predictor, interval, level)
+    return _predict(loaded, data, given, predictor, interval, level, rows, notes)
 
 
 def _predict(
@@ -454,10 +590,13 @@ def _predict(
     predictor: Any,
     interval: str | None,
     level: float,
+    rows: _Rows | None = None,
+    notes: list[str] | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """The checks of :func:`predict_batches` on the source's columns, now; then its batches."""
+    rows = rows if rows is not None else _Rows(model, ApplySettings(), with_targets=False)
     names = list(dict.fromkeys(expand_names(keep, list(data.columns))))
-    _check_features(data, model)
+    _check_features(data, rows.features)
     produced = set(_predicted_names(model.target_names, interval))
     for name in names:
         if name not in data.columns:
@@ -470,7 +609,7 @@ def _predict(
                 f"--keep column {name!r} has the name of a predicted column; "
                 "rename it or leave it out"
             )
-    return _predictions(model, data, names, predictor, interval, level)
+    return _predictions(model, data, names, predictor, interval, level, rows, notes)
 
 
 def _predictions(
@@ -480,11 +619,30 @@ def _predictions(
     predictor: Any,
     interval: str | None,
     level: float,
+    rows: _Rows,
+    notes: list[str] | None,
 ) -> Iterator[dict[str, np.ndarray]]:
-    for X, kept in data.read(model.feature_names, keep):
-        columns: dict[str, np.ndarray] = {name: kept[name] for name in keep}
-        columns.update(prediction_columns(model, torch.from_numpy(X), predictor, interval, level))
+    dropped = unknown = 0
+    for batch in data.read(rows.numeric, [*rows.text, *keep]):
+        encoded = rows.encode(batch)
+        unknown += encoded.n_unknown
+        predicted = prediction_columns(
+            model, torch.from_numpy(encoded.X), predictor, interval, level
+        )
+        kept = encoded.kept
+        columns: dict[str, np.ndarray] = {name: batch.table.columns[name] for name in keep}
+        if kept is not None:
+            dropped += int(len(kept) - kept.sum())
+            if rows.missing == "drop":
+                columns = {name: values[kept] for name, values in columns.items()}
+            else:  # keep: NaN where there is no prediction, the rows as in the input
+                for name, values in predicted.items():
+                    full = np.full(len(kept), np.nan)
+                    full[kept] = values
+                    predicted[name] = full
+        columns.update(predicted)
         yield columns
+    _notes("predict", rows.missing, dropped, unknown, notes)
 
 
 def _predict_table(model: ModelLike, source: Source, **options: Any) -> dict[str, np.ndarray]:
@@ -516,6 +674,9 @@ def predict(
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
+    missing: str = "error",
+    unknown_level: str = "error",
+    notes: list[str] | None = None,
 ) -> dict[str, np.ndarray]: ...
 
 
@@ -532,6 +693,8 @@ def predict(*args: Any, **kwargs: Any) -> Any:
     column per target (with ``<target>_lower`` and ``<target>_upper`` after it when an
     interval is asked for). A streamed source is predicted batch by batch and only the
     columns are joined; use :func:`predict_batches` to handle them batch by batch instead.
+    ``missing`` ("error", "drop" or "keep": NaN predictions for the rows of a missing value),
+    ``unknown_level`` ("error" or "zero") and ``notes``: see :func:`predict_batches`.
 
     The first argument chooses: a tensor, the first form; anything else, the second.
     """
@@ -545,12 +708,16 @@ def predict(*args: Any, **kwargs: Any) -> Any:
 
 @dataclass(frozen=True)
 class EvaluationReport:
-    """What :func:`evaluate` found: the rows compared and each target's metrics."""
+    """What :func:`evaluate` found: the rows compared and each target's metrics; the rows left
+    out for a missing value (``missing="drop"``) and those of a level not seen in training
+    encoded as the reference level (``unknown_level="zero"``)."""
 
     source: str
     n_samples: int
     target_names: tuple[str, ...]
     metrics: RegressionMetrics  # MSE, RMSE, MAE and R² per target, in target order
+    n_dropped: int = 0
+    n_unknown: int = 0
 
     def as_dict(self) -> dict[str, dict[str, float]]:
         """``{target: {"mse": .., "rmse": .., "mae": .., "r2": ..}}``."""
@@ -565,37 +732,67 @@ def evaluate(
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
+    missing: str = "error",
+    unknown_level: str = "error",
+    notes: list[str] | None = None,
 ) -> EvaluationReport:
     """MSE, RMSE, MAE and R² of ``model`` (a :class:`~gradfit.persistence.SavedModel` or its
     file) on the rows of ``source`` (as in :func:`predict_batches`), whose columns must hold
-    the model's features and targets (matched by name; other columns are ignored). The sums
-    are accumulated batch by batch (:class:`gradfit.metrics.MetricsAccumulator`; a source
-    read whole is one batch), so the metrics of a source read whole and streamed agree to
-    rounding.
+    the model's features and targets (matched by name; other columns are ignored; a model
+    with a design reads the columns of its formula, its targets as the formula gives them).
+    The sums are accumulated batch by batch (:class:`gradfit.metrics.MetricsAccumulator`; a
+    source read whole is one batch), so the metrics of a source read whole and streamed agree
+    to rounding.
 
     ``stream``, ``memory_limit``, ``batch_rows`` and ``progress`` are as in
-    :func:`predict_batches`.
+    :func:`predict_batches`; so are ``missing`` ("error" or "drop": a row without a target or
+    prediction has nothing to compare, so "keep" is refused), ``unknown_level`` and
+    ``notes``; the rows dropped and the rows of an unknown level are counted in the report.
     """
-    loaded, _, data = _model_and_source(model, source, stream, memory_limit, batch_rows, progress)
-    return _evaluate(loaded, data)
+    if missing == "keep":
+        raise ValidationError(
+            "evaluate: missing must be 'error' or 'drop', got 'keep': a row without a "
+            "prediction has nothing to compare; use 'drop'"
+        )
+    applying = ApplySettings(missing=missing, unknown_level=unknown_level)
+    loaded, _, data, rows = _model_and_source(
+        model,
+        source,
+        stream,
+        memory_limit,
+        batch_rows,
+        progress,
+        applying=applying,
+        with_targets=True,
+    )
+    report = _evaluate(loaded, data, rows)
+    _notes("evaluate", missing, report.n_dropped, report.n_unknown, notes)
+    return report
 
 
-def _evaluate(loaded: SavedModel, data: _Batches) -> EvaluationReport:
+def _evaluate(loaded: SavedModel, data: _Batches, rows: _Rows | None = None) -> EvaluationReport:
     """:func:`evaluate` on a source opened one way or the other."""
-    missing = [name for name in loaded.target_names if name not in data.columns]
+    rows = rows if rows is not None else _Rows(loaded, ApplySettings(), with_targets=True)
+    targets = list(rows.design.target_variables) if rows.design is not None else loaded.target_names
+    missing = [name for name in targets if name not in data.columns]
     if missing:
         raise DataError(
             f"{data.name}: missing target column(s) {', '.join(map(repr, missing))} that "
             "evaluate compares the predictions with; available columns: "
             f"{', '.join(map(repr, data.columns))}"
         )
-    _check_features(data, loaded)
-    d = loaded.n_features
+    _check_features(data, rows.features)
     acc = MetricsAccumulator()
-    rows = 0
-    for matrix, _ in data.read([*loaded.feature_names, *loaded.target_names], ()):
-        X, Y = matrix[:, :d], matrix[:, d:]
-        pred = loaded.predict(torch.from_numpy(X).to(loaded.weight.dtype)).double()
-        acc.update(torch.from_numpy(Y), pred)
-        rows += X.shape[0]
-    return EvaluationReport(data.name, rows, tuple(loaded.target_names), acc.result())
+    n = dropped = unknown = 0
+    for batch in data.read(rows.numeric, rows.text):
+        encoded = rows.encode(batch)
+        assert encoded.Y is not None  # the targets were asked for
+        pred = loaded.predict(torch.from_numpy(encoded.X).to(loaded.weight.dtype)).double()
+        acc.update(torch.from_numpy(encoded.Y), pred)
+        n += encoded.X.shape[0]
+        unknown += encoded.n_unknown
+        if encoded.kept is not None:
+            dropped += int(len(encoded.kept) - encoded.kept.sum())
+    return EvaluationReport(
+        data.name, n, tuple(loaded.target_names), acc.result(), dropped, unknown
+    )

@@ -35,17 +35,26 @@ def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def squared_error_gradient(
-    X: torch.Tensor, Y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The sum of squared errors of the linear model (a float64 scalar) and the gradient of
     :func:`mse` w.r.t. ``weight`` (k, d) and ``bias`` (k,), from one residual matrix.
 
+    With row ``weights`` (n,) the loss is ``Σ_i w_i ||e_i||² / (n k)`` (its sum
+    ``Σ_i w_i ||e_i||²``, and its gradient): the engine passes weights scaled to mean 1 over
+    the training rows, so that a batch's loss estimates the weighted MSE.
+
     The mini-batch gradient source of the engine: one call per batch."""
     residual = predict(X, weight, bias) - Y  # (n, k)
     scale = 2.0 / residual.numel()
-    grad_weight = scale * (residual.T @ X)  # (k, n) @ (n, d) -> (k, d)
-    grad_bias = scale * residual.sum(dim=0)  # (k,)
-    sse = (residual * residual).sum().double()
+    weighted = residual if weights is None else residual * weights[:, None]
+    grad_weight = scale * (weighted.T @ X)  # (k, n) @ (n, d) -> (k, d)
+    grad_bias = scale * weighted.sum(dim=0)  # (k,)
+    sse = (weighted * residual).sum().double()
     return sse, grad_weight, grad_bias
 
 

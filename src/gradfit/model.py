@@ -12,7 +12,7 @@ import torch
 
 from gradfit.errors import ValidationError
 
-__all__ = ["LinearModel", "predict"]
+__all__ = ["LinearMap", "LinearModel", "predict"]
 
 
 def predict(X: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -51,8 +51,29 @@ def predict(X: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.
     return torch.addmm(bias.to(X.dtype), X, weight.to(X.dtype).T)
 
 
+class LinearMap:
+    """What every holder of a ``weight`` (k, d) and ``bias`` (k,) answers: its sizes and its
+    predictions (:class:`LinearModel`; a model file's
+    :class:`~gradfit.persistence.SavedModel`)."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+
+    @property
+    def n_features(self) -> int:
+        return int(self.weight.shape[1])
+
+    @property
+    def n_targets(self) -> int:
+        return int(self.weight.shape[0])
+
+    def predict(self, X: torch.Tensor) -> torch.Tensor:
+        """(n, d) -> (n, k): ``X @ weight.T + bias``, in ``X``'s dtype."""
+        return predict(X, self.weight, self.bias)
+
+
 @dataclass(frozen=True)
-class LinearModel:
+class LinearModel(LinearMap):
     """A trained linear model with the names that travel with it."""
 
     weight: torch.Tensor  # (k, d)
@@ -78,15 +99,3 @@ class LinearModel:
             raise ValidationError(
                 f"{len(self.target_names)} target names for {self.n_targets} targets"
             )
-
-    @property
-    def n_features(self) -> int:
-        return int(self.weight.shape[1])
-
-    @property
-    def n_targets(self) -> int:
-        return int(self.weight.shape[0])
-
-    def predict(self, X: torch.Tensor) -> torch.Tensor:
-        """(n, d) -> (n, k)."""
-        return predict(X, self.weight, self.bias)

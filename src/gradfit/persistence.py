@@ -59,18 +59,21 @@ import numpy as np
 import torch
 from safetensors.torch import load as safetensors_load
 
+from gradfit._version import __version__
 from gradfit.atomic import atomic_write
 from gradfit.errors import ModelFileError, ValidationError
-from gradfit.inference import Estimability
-from gradfit.model import LinearModel, predict
+from gradfit.inference import Estimability, OLSPredictor
+from gradfit.model import LinearMap, LinearModel
 from gradfit.tensorfile import (
     DOCUMENT_KEY,
     TensorFile,
-    number_out_of_range,
+    check_in_range,
+    check_version,
     parse_json,
     read_tensor_file,
     seal,
 )
+from gradfit.tensorfile import shown as _shown
 
 if TYPE_CHECKING:
     from gradfit.design import Design
@@ -86,7 +89,7 @@ _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
 @dataclass(frozen=True, eq=False)
-class SavedModel:
+class SavedModel(LinearMap):
     """A trained model with everything needed to use and describe it.
 
     Attributes
@@ -161,18 +164,6 @@ class SavedModel:
         written by a gradfit before format version 3, whose contents cannot be verified."""
         return self.format_version >= CHECKSUM_SINCE
 
-    @property
-    def n_features(self) -> int:
-        return int(self.weight.shape[1])
-
-    @property
-    def n_targets(self) -> int:
-        return int(self.weight.shape[0])
-
-    def predict(self, X: torch.Tensor) -> torch.Tensor:
-        """(n, d) -> (n, k): ``X @ weight.T + bias``, in ``X``'s dtype."""
-        return predict(X, self.weight, self.bias)
-
     def encoding(self) -> Design | None:
         """The :class:`gradfit.design.Design` that encodes new data for this model (from
         :attr:`design`), or None for a model of plain columns.
@@ -197,8 +188,6 @@ class SavedModel:
             The model holds no inference: a penalized fit, a gradient-descent fit that did not
             reach the least-squares optimum, or a file from before format version 2.
         """
-        from gradfit.inference import OLSPredictor
-
         if self.inference is None:
             alpha = self.hyperparameters.get("alpha")
             if isinstance(alpha, (int, float)) and alpha > 0:
@@ -316,12 +305,11 @@ def save_model(path: str | Path, model: SavedModel) -> SavedModel:
     """
     if not isinstance(model, SavedModel):
         raise ValidationError(f"model must be a SavedModel, got {type(model).__name__}")
-    import gradfit  # at call time: gradfit/__init__ may import this module
 
     written = dataclasses.replace(
         model,
         versions={
-            "gradfit": str(gradfit.__version__),
+            "gradfit": __version__,
             "torch": str(torch.__version__),
             "python": platform.python_version(),
         },
@@ -464,23 +452,20 @@ def _gradfit_document(file: TensorFile) -> tuple[dict[str, Any], str]:
             f"{source}: not a gradfit model file (format {_shown(document.get('format'))}, "
             f"expected {FORMAT!r})"
         )
-    version = document.get("format_version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ModelFileError(
-            f"{source}: corrupt: format_version must be a positive integer, got {_shown(version)}"
-        )
-    if version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{source}: written by a newer gradfit (format version {_shown(version)}, this "
+    check_version(
+        document.get("format_version"),
+        FORMAT_VERSION,
+        corrupt=lambda v: (
+            f"{source}: corrupt: format_version must be a positive integer, got {_shown(v)}"
+        ),
+        newer=lambda v: (
+            f"{source}: written by a newer gradfit (format version {_shown(v)}, this "
             f"gradfit reads up to {FORMAT_VERSION}); upgrade gradfit"
-        )
-    out_of_range = number_out_of_range(document)
-    if out_of_range is not None:
-        where, value = out_of_range
-        raise ModelFileError(
-            f"{source}: corrupt metadata: {where} holds a number out of range "
-            f"({_shown(value)}); the file is corrupt or was not written by gradfit"
-        )
+        ),
+    )
+    check_in_range(
+        document, source, "corrupt metadata", "the file is corrupt or was not written by gradfit"
+    )
     names = sorted(file.entries)
     if names != list(_TENSOR_NAMES):
         found = ", ".join(_shown(name) for name in names[:5]) or "none"
@@ -495,15 +480,6 @@ def _gradfit_document(file: TensorFile) -> tuple[dict[str, Any], str]:
                 f"{source}: tensor {name!r} has dtype {dtype}; gradfit model tensors are F32 or F64"
             )
     return document, text
-
-
-def _shown(value: Any) -> str:
-    """``value`` for a message: its repr when short, else its kind (a huge integer's repr may
-    not even be computable: Python limits int-to-str conversion to 4300 digits)."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
-        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
-    text = repr(value)
-    return text if len(text) <= 60 else type(value).__name__
 
 
 def _fields(document: dict[str, Any], source: str) -> dict[str, Any]:

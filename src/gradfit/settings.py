@@ -1,6 +1,6 @@
 """Settings with a home: how a source is read, how a fit runs, and where it checkpoints.
 
-Three frozen dataclasses, validated on construction, each default written once (the constants
+Frozen dataclasses, validated on construction, each default written once (the constants
 below):
 
 * :class:`ReadSettings`: whether to stream, the memory limit, rows per batch, sgd's shuffle
@@ -9,7 +9,9 @@ below):
   level;
 * :class:`CheckpointSettings`: the checkpoint file, how often, whether to resume;
 * :class:`DesignSettings`: the formula, what a missing value does, the most levels of a
-  categorical column.
+  categorical column;
+* :class:`ApplySettings`: how predict and evaluate treat a row with a missing value or a level
+  not seen in training.
 
 As in :class:`~gradfit.solvers.config.SolverConfig`, each field carries in its ``metadata``
 (:func:`cli`) the command-line flag that sets it, the kind of value it parses and its help
@@ -35,6 +37,7 @@ import torch
 from gradfit.errors import ValidationError
 
 __all__ = [
+    "APPLY_MISSING",
     "DEFAULT_BATCH_ROWS",
     "DEFAULT_CHECKPOINT_EVERY",
     "DEFAULT_DEVICE",
@@ -49,6 +52,8 @@ __all__ = [
     "DTYPES",
     "MAX_COUNT",
     "MISSING_CHOICES",
+    "UNKNOWN_LEVELS",
+    "ApplySettings",
     "CheckpointSettings",
     "DesignSettings",
     "ReadSettings",
@@ -79,6 +84,9 @@ DEFAULT_CHECKPOINT_EVERY = 1
 DEFAULT_MISSING = "error"
 DEFAULT_MAX_LEVELS = 1000  # gradfit.design.DEFAULT_MAX_LEVELS (not imported: formulaic)
 MISSING_CHOICES = ("error", "drop")  # gradfit.design.MISSING
+
+APPLY_MISSING = ("error", "drop", "keep")  # predict's; evaluate takes the first two
+UNKNOWN_LEVELS = ("error", "zero")
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 DEVICES = ("auto", "cpu", "cuda")  # the command line's choices; the library takes any device
@@ -397,7 +405,44 @@ class DesignSettings:
         return self.formula is not None or self.missing == "drop"
 
 
-_Settings = TypeVar("_Settings", ReadSettings, RunSettings, CheckpointSettings, DesignSettings)
+@dataclass(frozen=True)
+class ApplySettings:
+    """How a saved model is applied to new data (:func:`gradfit.jobs.predict`,
+    :func:`gradfit.jobs.evaluate`): a row with a missing value in a column the model uses
+    (``missing``), and a level of a categorical column not seen in training
+    (``unknown_level``, a model with a design: :mod:`gradfit.design`)."""
+
+    missing: str = field(
+        default="error",
+        metadata=cli(
+            "a row with a missing value (an empty cell, NA or NaN) in a column the model uses: "
+            "error (one line naming it), drop (left out of the output and counted, R's "
+            "na.omit) or keep (an empty prediction, so that the output stays row-aligned with "
+            "the input, R's na.exclude; predict only)",
+            "apply_missing",
+        ),
+    )
+    unknown_level: str = field(
+        default="error",
+        metadata=cli(
+            "a level of a categorical column not seen in training: error (one line naming "
+            "column, row and level) or zero (encoded as the reference level, all its "
+            "columns 0, and counted)",
+            "unknown_level",
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        for name, choices in (("missing", APPLY_MISSING), ("unknown_level", UNKNOWN_LEVELS)):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in choices:
+                listed = ", ".join(repr(c) for c in choices)
+                raise ValidationError(f"{name} must be one of {listed}, got {value!r}")
+
+
+_Settings = TypeVar(
+    "_Settings", ReadSettings, RunSettings, CheckpointSettings, DesignSettings, ApplySettings
+)
 
 
 def settings_from_options(
@@ -414,7 +459,7 @@ def settings_from_options(
 
 
 def as_keywords(
-    *settings: ReadSettings | RunSettings | CheckpointSettings | DesignSettings,
+    *settings: ReadSettings | RunSettings | CheckpointSettings | DesignSettings | ApplySettings,
 ) -> dict[str, Any]:
     """The fields of settings objects as keyword arguments, by name: those of
     :func:`gradfit.fit` (whose keywords are these fields)."""

@@ -63,6 +63,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from gradfit.checkpoint import Checkpoint, data_fingerprint
+from gradfit.data import Batch, BatchStream, open_stream
 from gradfit.data.memory import TableInMemory
 from gradfit.data.tables import Table
 from gradfit.errors import DataError, ValidationError
@@ -96,6 +98,7 @@ from gradfit.settings import (
     settings_from_options,
 )
 from gradfit.solvers import registry
+from gradfit.solvers.collective import LOCAL, Communicator, gather_bytes, guarded, merge_stats
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
 from gradfit.solvers.result import FitResult
@@ -103,9 +106,7 @@ from gradfit.solvers.rows import holdout_mask, holdout_seed
 from gradfit.solvers.stats import SufficientStats
 
 if TYPE_CHECKING:
-    from gradfit.data import Batch, BatchStream
     from gradfit.design import Design
-    from gradfit.solvers.collective import Communicator
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -431,10 +432,6 @@ def fit_stream(
         optimum come from the statistics (no extra pass); MAE, which needs one, is left out
         (``gradfit evaluate`` gives it).
     """
-    from gradfit.checkpoint import Checkpoint, data_fingerprint
-    from gradfit.data import open_stream
-    from gradfit.solvers.collective import LOCAL, guarded, merge_stats
-
     reading = settings_from_options(ReadSettings, reading or _NO_LIMIT, options)
     run = settings_from_options(RunSettings, run, options)
     checkpointing = settings_from_options(CheckpointSettings, checkpointing, options)
@@ -673,7 +670,6 @@ def _freeze_design(
     merged over the group, then the design frozen from the first batch of the data with
     them: the same on every process."""
     from gradfit.design import Design, LevelGatherer
-    from gradfit.solvers.collective import gather_bytes, guarded
 
     order = stream.columns
 

@@ -39,6 +39,7 @@ import math
 import os
 import stat
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -56,6 +57,8 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "Entry",
     "TensorFile",
+    "check_in_range",
+    "check_version",
     "header_document",
     "number_out_of_range",
     "parse_json",
@@ -63,6 +66,7 @@ __all__ = [
     "read_tensor_file",
     "regular_file_size",
     "seal",
+    "shown",
 ]
 
 DOCUMENT_KEY = "gradfit"  # the metadata key of gradfit's JSON document
@@ -205,6 +209,40 @@ def number_out_of_range(value: Any) -> tuple[str, Any] | None:
         elif isinstance(item, float) and not math.isfinite(item):
             return where, item
     return None
+
+
+def check_in_range(document: Any, source: str, corrupt: str, advice: str) -> None:
+    """Refuse a document that holds a number out of range (:func:`number_out_of_range`):
+    ``{source}: {corrupt}: {where} holds a number out of range ({value}); {advice}``."""
+    out_of_range = number_out_of_range(document)
+    if out_of_range is not None:
+        where, value = out_of_range
+        raise ModelFileError(
+            f"{source}: {corrupt}: {where} holds a number out of range ({shown(value)}); {advice}"
+        )
+
+
+def check_version(
+    version: Any, newest: int, corrupt: Callable[[Any], str], newer: Callable[[Any], str]
+) -> int:
+    """``version``, a format version read from a file (a model file's, or that of the
+    interval data it holds), if this gradfit reads it: a positive integer (else a
+    :class:`~gradfit.errors.ModelFileError` with the message ``corrupt(version)``) up to
+    ``newest`` (else ``newer(version)``)."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFileError(corrupt(version))
+    if version > newest:
+        raise ModelFileError(newer(version))
+    return version
+
+
+def shown(value: Any) -> str:
+    """``value`` for a message: its repr when short, else its kind (a huge integer's repr may
+    not even be computable: Python limits int-to-str conversion to 4300 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 60 else type(value).__name__
 
 
 # ---------------------------------------------------------------------------------------------

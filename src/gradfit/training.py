@@ -23,6 +23,7 @@ from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo, train
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.state import TrainState
+from gradfit.validation import check_weights
 
 __all__ = ["FitResult", "fit_linear"]
 
@@ -39,6 +40,7 @@ def fit_linear(
     callback: Callable[[EpochInfo], None] | None = None,
     state: TrainState | None = None,
     held: npt.NDArray[np.bool_] | None = None,
+    sample_weight: torch.Tensor | None = None,
 ) -> FitResult:
     """Fit ``Y ≈ X @ weight.T + bias`` (X (n, d), Y (n, k), finite, same dtype and device).
 
@@ -53,6 +55,11 @@ def fit_linear(
         support ``partial_fit``)
     held : with early stopping, the rows to hold out, when the caller decided them (see
         :func:`gradfit.solvers.engine.train`; the engine's solvers, which alone stop early)
+    sample_weight : optional (n,) row weights (tensor, array or list), finite and >= 0, not all
+        0: the objective's mean squared error becomes the weighted one,
+        ``Σ w_i ||e_i||² / (k Σ w_i)``, so that integer weights equal repeated rows; rows of
+        weight 0 are left out (solvers with the ``weights`` capability: gd, sgd, lstsq; see
+        :mod:`gradfit.solvers.engine` for what holds for sgd)
 
     Raises
     ------
@@ -66,7 +73,11 @@ def fit_linear(
         raise ValidationError(
             f"solver={config.solver!r} has no training state to continue; use fit"
         )
-    if held is not None:
+    extra: dict[str, torch.Tensor] = {}
+    if sample_weight is not None:
+        spec.check({"weights": "sample_weight"})
+        extra["sample_weight"] = check_weights(sample_weight, X.shape[0]).to(X.device)
+    if held is not None:  # the rows the caller holds out: the engine's solvers
         spec.check({"early_stopping": "held-out rows"})
         weight, bias = start if start is not None else (None, None)
         return train(
@@ -79,6 +90,16 @@ def fit_linear(
             callback=callback,
             state=state,
             held=held,
+            **extra,
         )
     fit = spec.fit_function()
-    return fit(X, Y, config, random_state=random_state, start=start, callback=callback, state=state)
+    return fit(
+        X,
+        Y,
+        config,
+        random_state=random_state,
+        start=start,
+        callback=callback,
+        state=state,
+        **extra,
+    )

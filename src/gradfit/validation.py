@@ -18,6 +18,7 @@ __all__ = [
     "check_lengths",
     "check_positive_float",
     "check_positive_int",
+    "check_weights",
 ]
 
 
@@ -138,3 +139,31 @@ def check_positive_int(value: Any, name: str) -> int:
     if int(value) < 1:
         raise ValidationError(f"{name} must be a positive integer (at least 1), got {value!r}")
     return int(value)
+
+
+def check_weights(
+    value: Any, n: int, name: str = "sample_weight", *, all_zero: bool = False
+) -> torch.Tensor:
+    """Row weights as a float64 (n,) CPU tensor: 1-D, one per row, finite, non-negative and
+    not all zero (``all_zero``: allowed, for one batch of many). A bad weight is one line
+    naming the first bad row (counted from 0, as the rows of X in :func:`as_matrix`'s
+    messages) and its value."""
+    if not isinstance(value, torch.Tensor):
+        value = np.array(value)  # a copy: writable (pandas' arrays may not be), never shared
+    tensor = _to_tensor(value, name, torch.float64).cpu()
+    if tensor.ndim != 1 or tensor.shape[0] != n:
+        raise ValidationError(
+            f"{name} must be 1-D with one weight per row ({n},), got shape {tuple(tensor.shape)}"
+        )
+    bad = (~torch.isfinite(tensor) | (tensor < 0)).nonzero()
+    if bad.shape[0]:
+        row = int(bad[0, 0])
+        value = float(tensor[row])
+        what = "negative" if value < 0 else "not finite"
+        raise ValidationError(
+            f"{name} at row {row} (counted from 0) is {what} ({value:g}); weights must be "
+            "finite and >= 0 (0 leaves the row out)"
+        )
+    if n and not all_zero and not bool((tensor > 0).any()):
+        raise ValidationError(f"{name} are all zero: at least one row needs a positive weight")
+    return tensor.contiguous()

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Any, TextIO, cast
 
+from gradfit._version import __version__
 from gradfit.errors import GradfitError
 
 __all__ = ["entry", "main"]
@@ -141,7 +142,6 @@ def _discard_standard_output() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gradfit import __version__
     from gradfit.cli.data_commands import add_data_commands
     from gradfit.cli.demo import cmd_demo
     from gradfit.cli.options import OneLineParser, learning_rate, positive_int, seed

@@ -2,7 +2,8 @@
 
 Every field of :class:`~gradfit.solvers.config.SolverConfig` and of the settings of
 :mod:`gradfit.settings` (:class:`~gradfit.settings.ReadSettings`,
-:class:`~gradfit.settings.RunSettings`, :class:`~gradfit.settings.CheckpointSettings`) becomes
+:class:`~gradfit.settings.RunSettings`, :class:`~gradfit.settings.CheckpointSettings`,
+:class:`~gradfit.settings.ApplySettings`) becomes
 one option: its ``metadata["cli"]`` (:func:`gradfit.settings.cli`) gives the flag, the kind of
 value and the help text; the default is the field's own (shown in the help as the command line
 writes it), so the command line covers every setting and cannot drift from the library.
@@ -32,9 +33,12 @@ from gradfit.cli.options import (
 )
 from gradfit.inference import COV_TYPES
 from gradfit.settings import (
+    APPLY_MISSING,
     DEVICES,
     DTYPES,
     MISSING_CHOICES,
+    UNKNOWN_LEVELS,
+    ApplySettings,
     CheckpointSettings,
     DesignSettings,
     ReadSettings,
@@ -54,7 +58,13 @@ __all__ = [
 ]
 
 _Settings = TypeVar(
-    "_Settings", SolverConfig, ReadSettings, RunSettings, CheckpointSettings, DesignSettings
+    "_Settings",
+    SolverConfig,
+    ReadSettings,
+    RunSettings,
+    CheckpointSettings,
+    DesignSettings,
+    ApplySettings,
 )
 
 # The prefix of each settings class's options in the parsed arguments (``config_lr``).
@@ -64,6 +74,7 @@ _PREFIX: dict[type, str] = {
     RunSettings: "run",
     CheckpointSettings: "checkpointing",
     DesignSettings: "design",
+    ApplySettings: "apply",
 }
 
 
@@ -157,6 +168,8 @@ _KINDS: dict[str, Callable[[], dict[str, Any]]] = {
     "path": lambda: {},
     "formula": lambda: {},
     "missing": lambda: {"choices": MISSING_CHOICES},
+    "apply_missing": lambda: {"choices": APPLY_MISSING},
+    "unknown_level": lambda: {"choices": UNKNOWN_LEVELS},
 }
 
 

@@ -12,11 +12,25 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
-from gradfit.cli.config_options import add_settings_arguments, settings_from_args
-from gradfit.cli.options import confidence_level, timeout_seconds
+import numpy as np
+
+from gradfit.atomic import atomic_write, remove_stale_temporaries, temporary_path
+from gradfit.checkpoint import check_solver
+from gradfit.cli.config_options import (
+    add_config_arguments,
+    add_settings_arguments,
+    config_from_args,
+    settings_from_args,
+)
+from gradfit.cli.options import (
+    confidence_level,
+    timeout_seconds,
+)
 from gradfit.cli.render import BytesProgress, Progress, escape, escape_report, fmt, table
+from gradfit.data import table_to_csv_text, write_table_batches
+from gradfit.distributed import DEFAULT_TIMEOUT, from_environment, launched, shutdown
 from gradfit.errors import (
     DataError,
     DivergenceError,
@@ -24,8 +38,15 @@ from gradfit.errors import (
     ModelFileError,
     ValidationError,
 )
+from gradfit.fitting import FitReport, inference_problem
+from gradfit.inference import preload_distributions
+from gradfit.jobs import evaluate, fit, predict_batches
+from gradfit.outputs import check_checkpoint_target, check_outputs
+from gradfit.persistence import load_model, save_model
+from gradfit.report import plot_training
 from gradfit.settings import (
     DEFAULT_LEVEL,
+    ApplySettings,
     CheckpointSettings,
     DesignSettings,
     ReadSettings,
@@ -33,12 +54,10 @@ from gradfit.settings import (
     as_keywords,
 )
 from gradfit.solvers import registry
+from gradfit.solvers.collective import Communicator
 from gradfit.solvers.config import SolverConfig
+from gradfit.solvers.engine import EpochInfo
 from gradfit.streaming import use_streaming
-
-if TYPE_CHECKING:
-    from gradfit.fitting import FitReport
-    from gradfit.solvers.collective import Communicator
 
 __all__ = ["add_data_commands"]
 
@@ -93,11 +112,6 @@ def _emit_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 
 def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
-    from gradfit.cli.config_options import config_from_args
-    from gradfit.distributed import from_environment, launched, shutdown
-    from gradfit.fitting import inference_problem
-    from gradfit.outputs import check_checkpoint_target, check_outputs
-
     reading = settings_from_args(ReadSettings, args)
     run = settings_from_args(RunSettings, args)
     checkpointing = settings_from_args(CheckpointSettings, args)
@@ -131,8 +145,6 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     if resume and not checkpoint:
         raise ValidationError("--resume needs --checkpoint PATH (the checkpoint to resume from)")
     if checkpoint:
-        from gradfit.checkpoint import check_solver
-
         check_solver(config.solver)
         _check_output_dir(str(checkpoint), "checkpoint")
     # Decided once, before a group of processes is formed (several processes, or a checkpoint,
@@ -144,8 +156,6 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     reading = replace(reading, stream=streamed)
     comm = from_environment(run.torch_device(), timeout=args.dist_timeout) if several else None
     if resume and (comm is None or comm.rank == 0):
-        from gradfit.atomic import remove_stale_temporaries
-
         # A run killed outright (kill -9) may have died writing its model: its temporary goes.
         remove_stale_temporaries(model_path)
     plan = _FitPlan(config, reading, run, checkpointing, design, comm, model_path, plot_path)
@@ -172,11 +182,6 @@ class _FitPlan:
 
 
 def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
-    from gradfit.inference import preload_distributions
-    from gradfit.jobs import fit
-    from gradfit.persistence import save_model
-    from gradfit.solvers.engine import EpochInfo
-
     preload_distributions()  # the report's p-values need SciPy: imported while the data are read
     config, comm, model_path, plot_path = plan.config, plan.comm, plan.model_path, plan.plot_path
     spec = registry.get(config.solver)
@@ -298,10 +303,6 @@ def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
 def _save_with_plot(model_path: Path, report: FitReport, plot_path: Path, data: str) -> None:
     """All or nothing: the model is staged beside its destination and moved there only once the
     plot is written, so a failed plot leaves neither a new model nor a clobbered old one."""
-    from gradfit.atomic import atomic_write, temporary_path
-    from gradfit.persistence import save_model
-    from gradfit.report import plot_training
-
     staged = temporary_path(model_path)
     try:
         try:
@@ -347,11 +348,6 @@ def _warnings_to_stderr(command: Callable[..., int]) -> Callable[..., int]:
 def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     """Predictions batch by batch (one batch for a file read whole): to a file atomically (it
     appears whole, or not at all), or as CSV to standard output."""
-    from gradfit.data import table_to_csv_text, write_table_batches
-    from gradfit.jobs import predict_batches
-    from gradfit.outputs import check_outputs
-    from gradfit.persistence import load_model
-
     reads = [("the model file", args.model)]
     check_outputs([("--out", args.out)], data=args.data, reads=reads, stdout=out)
     model = load_model(args.model)
@@ -359,7 +355,9 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     predictor = model.interval_predictor() if args.interval else None
     out_path = _check_output_dir(args.out, "predictions") if args.out else None
     settings = settings_from_args(ReadSettings, args)
+    applying = settings_from_args(ApplySettings, args)
     reading = BytesProgress(out_path is not None and sys.stderr.isatty(), "predict")
+    notes: list[str] = []
     try:
         batches = predict_batches(
             model,
@@ -372,7 +370,15 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
             batch_rows=settings.batch_rows,
             progress=reading,
             predictor=predictor,
+            missing=applying.missing,
+            unknown_level=applying.unknown_level,
+            notes=notes,
         )
+        if applying.missing == "keep":
+            produced = {*model.target_names}
+            if args.interval:
+                produced |= {f"{t}_{b}" for t in model.target_names for b in ("lower", "upper")}
+            batches = (_empty_for_nan(columns, produced) for columns in batches)
         if out_path is not None:
             write_table_batches(out_path, batches)
         else:
@@ -380,7 +386,18 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
                 out.write(_csv_for(out, table_to_csv_text(columns, header=i == 0)))
     finally:
         reading.close()
+    for note in notes:
+        print(escape(note), file=sys.stderr)
     return EXIT_OK
+
+
+def _empty_for_nan(columns: dict[str, Any], produced: set[str]) -> dict[str, Any]:
+    """The predicted columns of ``predict --missing keep`` masked (a null: an empty CSV cell,
+    a Parquet null) where a row has no prediction (NaN)."""
+    return {
+        name: np.ma.masked_invalid(values) if name in produced else values
+        for name, values in columns.items()
+    }
 
 
 def _csv_for(out: TextIO, text: str) -> str:
@@ -395,14 +412,12 @@ def _csv_for(out: TextIO, text: str) -> str:
 
 
 def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
-    from gradfit.jobs import evaluate
-    from gradfit.outputs import check_outputs
-    from gradfit.persistence import load_model
-
     check_outputs([], data=args.data, reads=[("the model file", args.model)], stdout=out)
     model = load_model(args.model)
     settings = settings_from_args(ReadSettings, args)
+    applying = settings_from_args(ApplySettings, args)
     reading = BytesProgress(not args.json and sys.stderr.isatty(), "evaluate")
+    notes: list[str] = []
     try:
         report = evaluate(
             model,
@@ -411,9 +426,14 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
             memory_limit=settings.memory_limit,
             batch_rows=settings.batch_rows,
             progress=reading,
+            missing=applying.missing,
+            unknown_level=applying.unknown_level,
+            notes=notes,
         )
     finally:
         reading.close()
+    for note in notes:
+        print(escape(note), file=sys.stderr)
     return _render_metrics(args, report.n_samples, report.as_dict(), out)
 
 
@@ -434,9 +454,6 @@ def _render_metrics(
 
 
 def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
-    from gradfit.outputs import check_outputs
-    from gradfit.persistence import load_model
-
     check_outputs([], reads=[("the model file", args.model)], stdout=out)
     model = load_model(args.model)
     info = {
@@ -461,6 +478,13 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
         "created": model.created,
         "inference": model.inference,
     }
+    # A model fitted from a formula or categorical columns: its encoding (the formula, the
+    # levels: gradfit.design), and the rows its fit left out; nothing for other models.
+    encoding = model.encoding()
+    if model.design is not None:
+        info["design"] = model.design
+    if model.rows_dropped:
+        info["rows_dropped"] = model.rows_dropped
     if args.json:
         _print_json(info, out)
         return EXIT_OK
@@ -484,6 +508,10 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
         f"predicts {', '.join(map(escape, model.target_names))}",
         file=out,
     )
+    if encoding is not None:
+        print("\n".join(escape(line) for line in encoding.describe().splitlines()), file=out)
+    if model.rows_dropped:
+        print(f"rows dropped for missing values in training: {model.rows_dropped}", file=out)
     headers = ["target", *model.feature_names, "bias"]
     rows = [
         [t, *(fmt(v) for v in model.weight[j].tolist()), fmt(float(model.bias[j]))]
@@ -527,9 +555,6 @@ def _add_reading_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_data_commands(sub: Any) -> None:
-    from gradfit.cli.config_options import add_config_arguments
-    from gradfit.distributed import DEFAULT_TIMEOUT
-
     fit = sub.add_parser("fit", help="train a model on a data file (CSV, TSV, .gz, Parquet)")
     fit.add_argument(
         "data",
@@ -595,6 +620,7 @@ def add_data_commands(sub: Any) -> None:
         help=f"coverage of --interval, between 0 and 1 ({DEFAULT_LEVEL})",
     )
     _add_reading_options(pred)
+    add_settings_arguments(pred, ApplySettings)
     pred.set_defaults(handler=_cmd_predict)
 
     ev = sub.add_parser("evaluate", help="MSE, RMSE, MAE and R² of a saved model on data")
@@ -602,6 +628,7 @@ def add_data_commands(sub: Any) -> None:
     ev.add_argument("data")
     ev.add_argument("--json", action="store_true")
     _add_reading_options(ev)
+    add_settings_arguments(ev, ApplySettings)
     ev.set_defaults(handler=_cmd_evaluate)
 
     info = sub.add_parser("info", help="what a model file holds")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from gradfit.cli.render import matrix, table
+from gradfit.demo import NEW_INPUT, DemoReport, run_demo
 from gradfit.errors import DivergenceError
-
-if TYPE_CHECKING:
-    from gradfit.demo import DemoReport
+from gradfit.solvers.guards import DivergenceGuard
+from gradfit.solvers.stats import SufficientStats, hessian_lipschitz
 
 __all__ = ["cmd_demo"]
 
@@ -18,8 +18,6 @@ EXIT_OK = 0
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    from gradfit.demo import NEW_INPUT, run_demo
-
     every = max(1, args.epochs // 10)
     print(
         f"gradfit demo: the tutorial end to end on the crop data ({args.rows} rows, seed "
@@ -107,9 +105,6 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 def _refuse_divergence(report: DemoReport, lr: float) -> None:
     """A path whose loss is not finite, or above the random start's, diverged: say so (exit 2)
     with the largest stable learning rate, the full-batch bound 2/L of this data."""
-    from gradfit.solvers.guards import DivergenceGuard
-    from gradfit.solvers.stats import SufficientStats, hessian_lipschitz
-
     start = report.initial_loss
     # gradfit's one divergence rule, with no tolerance: a path must end below its start.
     bad = [p for p in report.paths if DivergenceGuard(factor=1.0, reference=start).diverged(p.loss)]

@@ -114,28 +114,25 @@ def confidence_level(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer from 1 to :data:`MAX_COUNT` (2**63 - 1)."""
-    expected = "a positive integer up to 2**63 - 1"
+def _integer(text: str, expected: str, low: int, high: int) -> int:
+    """``text`` as an integer from ``low`` to ``high``, or argparse's one-line refusal."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if not 1 <= value <= MAX_COUNT:
+    if not low <= value <= high:
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer from 1 to :data:`MAX_COUNT` (2**63 - 1)."""
+    return _integer(text, "a positive integer up to 2**63 - 1", 1, MAX_COUNT)
 
 
 def seed(text: str) -> int:
     """argparse type: a random seed, an integer in [0, 2**63)."""
-    expected = f"an integer from 0 to {MAX_SEED} (2**63 - 1)"
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-    return value
+    return _integer(text, f"an integer from 0 to {MAX_SEED} (2**63 - 1)", 0, MAX_SEED)
 
 
 def timeout_seconds(text: str) -> float:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 __all__ = ["BytesProgress", "Progress", "escape", "escape_report", "fmt", "matrix", "table"]
 
@@ -85,8 +86,6 @@ class Progress:
     def __init__(self, total: int, enabled: bool, desc: str):
         self._bar: Any = None
         if enabled:
-            from tqdm import tqdm
-
             self._bar = tqdm(total=total, desc=desc, unit="epoch", leave=False, file=sys.stderr)
 
     def update(self, loss: float) -> None:
@@ -115,8 +114,6 @@ class BytesProgress:
             return
         if self._bar is None or done < self._done:
             self.close()
-            from tqdm import tqdm
-
             self._passes += 1
             self._bar = tqdm(
                 total=total,

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from gradfit.data.formats import flat
-from gradfit.data.tables import Table, to_table
+from gradfit.data.tables import Table, check_r_integer_na, to_table
 from gradfit.errors import DataError, ValidationError
 
 __all__ = ["TableInMemory", "memory_table_name", "read_memory_table"]
@@ -138,6 +138,7 @@ def _arrow_column(source: str, name: str, value: Any) -> pa.Array | pa.ChunkedAr
                 f"{source}: column {name!r} is a {type(value).__name__}, not a 1-D array-like; "
                 "give each column as a NumPy array, a list or a tensor, one value per row"
             )
+    check_r_integer_na(value, name, source)
     try:
         return pa.array(value, from_pandas=True)
     except (pa.ArrowException, TypeError, ValueError) as exc:

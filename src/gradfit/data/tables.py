@@ -133,6 +133,26 @@ def plain_integers_as_int64(arrow: pa.Table, names: Sequence[str]) -> pa.Table:
     return arrow
 
 
+_R_INTEGER_NA = -(2**31)  # R's NA_integer_, as reticulate hands an integer column over
+
+
+def check_r_integer_na(values: Any, column: str, source: str) -> None:
+    """A column (1-D NumPy array or pandas Series) of int32 holding -2**31 is an R
+    data.frame's integer column whose NA reticulate turned into that number: one DataError
+    naming the column and the data row (counted from 1), instead of a fit on -2.1e9 (as
+    :func:`gradfit.validation.as_matrix` refuses it in a matrix)."""
+    if str(getattr(values, "dtype", "")) != "int32":
+        return
+    hits = np.flatnonzero(np.asarray(values) == _R_INTEGER_NA)
+    if hits.size:
+        raise DataError(
+            f"{source}: column {column!r} holds -2147483648 at row {int(hits[0]) + 1}, an int32 "
+            "column: that is R's NA_integer_ as reticulate passes it on, not a number; make the "
+            "column double in R first (as.double(), or data.frame(lapply(df, as.double)) for "
+            "every column), which keeps NA as a missing value"
+        )
+
+
 def is_numeric(arrow_type: Any) -> bool:
     return bool(
         pa.types.is_integer(arrow_type)
@@ -265,10 +285,13 @@ def select(
     return X, Y, feature_names, target_names
 
 
-def feature_matrix(table: Table, feature_names: Sequence[str]) -> FloatArray:
+def feature_matrix(
+    table: Table, feature_names: Sequence[str], *, missing_ok: bool = False
+) -> FloatArray:
     """The (n, d) float64 feature matrix for prediction, columns in ``feature_names`` order.
 
-    Columns are matched by name in any order; extra columns are ignored.
+    Columns are matched by name in any order; extra columns are ignored. ``missing_ok``: a
+    missing cell is NaN (:func:`float_matrix`).
 
     >>> t = Table({"y": np.array([0.0]), "b": np.array([2.0]), "a": np.array([1.0])})
     >>> feature_matrix(t, ["a", "b"])
@@ -283,7 +306,7 @@ def feature_matrix(table: Table, feature_names: Sequence[str]) -> FloatArray:
             f"available columns: {listing(table.columns)}"
         )
     _check_duplicates(table, names)
-    return float_matrix(table, names)
+    return float_matrix(table, names, missing_ok=missing_ok)
 
 
 def left_out_columns(table: Table, targets: Sequence[str]) -> dict[str, str]:
@@ -390,17 +413,20 @@ def listing(names: Mapping[str, Any] | Sequence[str]) -> str:
     return shown + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
 
 
-def float_matrix(table: Table, names: Sequence[str]) -> FloatArray:
+def float_matrix(table: Table, names: Sequence[str], *, missing_ok: bool = False) -> FloatArray:
     """The (n, len(names)) float64 matrix of the named columns, each checked as
-    :func:`select` checks features and targets (the first bad cell named by column and row)."""
+    :func:`select` checks features and targets (the first bad cell named by column and row).
+    ``missing_ok``: a missing cell (empty, NA or NaN) is NaN, not an error (for the caller to
+    drop or keep its row)."""
     out = np.empty((table.n_rows, len(names)), dtype=np.float64)
     for j, name in enumerate(names):  # one step per column
-        out[:, j] = _numeric_column(table, name)
+        out[:, j] = _numeric_column(table, name, missing_ok)
     return out
 
 
-def _numeric_column(table: Table, name: str) -> FloatArray:
-    """The column as finite float64 numbers, or a DataError naming the first bad row."""
+def _numeric_column(table: Table, name: str, missing_ok: bool = False) -> FloatArray:
+    """The column as finite float64 numbers (NaN for a missing cell with ``missing_ok``), or a
+    DataError naming the first bad row."""
     source, column = table.source, table.columns[name]
     where = f"{source}: column {name!r}"
     if column.dtype == object and table.file_format == "memory":
@@ -408,13 +434,15 @@ def _numeric_column(table: Table, name: str) -> FloatArray:
         with contextlib.suppress(TypeError, ValueError):
             column = np.asarray(column, dtype=np.float64)
     if column.dtype == object:
-        column = _parse_text_column(table, name, column)
+        column = _parse_text_column(table, name, column, missing_ok)
     elif not np.issubdtype(column.dtype, np.number) or np.issubdtype(
         column.dtype, np.complexfloating
     ):
         raise DataError(f"{where} has type {column.dtype}, not numbers; use a numeric column")
     values = np.asarray(column, dtype=np.float64)
     bad = ~np.isfinite(values)
+    if missing_ok:
+        bad &= ~np.isnan(values)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         if np.isnan(values[row]):
@@ -463,7 +491,9 @@ def _refuse_numeric_looking_text(table: Table, skip: set[str]) -> None:
             _parse_text_column(table, name, column)
 
 
-def _parse_text_column(table: Table, name: str, column: npt.NDArray[Any]) -> FloatArray:
+def _parse_text_column(
+    table: Table, name: str, column: npt.NDArray[Any], missing_ok: bool = False
+) -> FloatArray:
     where = f"{table.source}: column {name!r}"
     file_type = table.types.get(name, "")
     if table.file_format == "parquet" or not (file_type == "" or "string" in file_type):
@@ -482,7 +512,7 @@ def _parse_text_column(table: Table, name: str, column: npt.NDArray[Any]) -> Flo
     not_number = np.asarray(pc.fill_null(pc.invert(numeric), False).to_numpy(zero_copy_only=False))
     missing = np.asarray(text.is_null().to_numpy(zero_copy_only=False))
     first_bad = int(np.argmax(not_number)) if not_number.any() else None
-    first_missing = int(np.argmax(missing)) if missing.any() else None
+    first_missing = int(np.argmax(missing)) if missing.any() and not missing_ok else None
     if first_missing is not None and (first_bad is None or first_missing < first_bad):
         raise _missing_value_error(where, first_missing + 1 + table.row_offset)
     if first_bad is not None:

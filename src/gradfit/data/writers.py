@@ -130,6 +130,9 @@ def _to_arrow(columns: Mapping[str, npt.ArrayLike]) -> pa.Table:
         array = np.asarray(values)
         if array.ndim != 1:
             raise ValidationError(f"column {name!r} must be 1-D, got shape {array.shape}")
+        if isinstance(values, np.ma.MaskedArray):  # a masked cell is a null (an empty cell)
+            arrays[name] = pa.array(array, mask=np.ma.getmaskarray(values))
+            continue
         try:
             arrays[name] = pa.array(array, from_pandas=array.dtype == object)
         except (pa.ArrowException, TypeError, ValueError):

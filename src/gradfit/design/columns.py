@@ -18,7 +18,7 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
-from gradfit.data.tables import Table, to_table
+from gradfit.data.tables import Table, check_r_integer_na, to_table
 from gradfit.errors import DataError, ValidationError
 
 __all__ = ["Columns", "as_columns", "missing_mask"]
@@ -48,7 +48,9 @@ class Columns:
             ) from None
 
 
-def _pandas_columns(frame: Any) -> tuple[dict[str, npt.NDArray[Any]], dict[str, tuple[Any, ...]]]:
+def _pandas_columns(
+    frame: Any, source: str
+) -> tuple[dict[str, npt.NDArray[Any]], dict[str, tuple[Any, ...]]]:
     columns: dict[str, npt.NDArray[Any]] = {}
     declared: dict[str, tuple[Any, ...]] = {}
     for name in frame.columns:
@@ -64,6 +66,7 @@ def _pandas_columns(frame: Any) -> tuple[dict[str, npt.NDArray[Any]], dict[str, 
             columns[name] = table[codes]  # code -1 (missing): the last entry, None
             continue
         if dtype.kind in "iu" or dtype.kind == "f":
+            check_r_integer_na(series, name, source)
             columns[name] = series.to_numpy()
         elif dtype.kind == "b" or str(dtype) == "boolean":
             columns[name] = _bool_text(series.to_numpy(dtype=object))
@@ -149,13 +152,14 @@ def as_columns(batch: Any, source: str | None = None, first_row: int | None = No
             batch.row_offset + 1 if first_row is None else first_row,
         )
     if type(batch).__name__ == "DataFrame" and hasattr(batch, "columns"):
-        columns, declared = _pandas_columns(batch)
+        columns, declared = _pandas_columns(batch, source or "DataFrame")
     elif isinstance(batch, Mapping):
         columns = {}
         for name, values in batch.items():
             if not isinstance(name, str):
                 raise ValidationError(f"data column names must be strings, got {name!r}")
             array = np.asarray(values)
+            check_r_integer_na(array, name, source or "table in memory")
             if array.ndim != 1:
                 raise ValidationError(f"data column {name!r} must be 1-D, got {array.shape}")
             if array.dtype == np.bool_ or (array.dtype == object and _all_bools(array)):

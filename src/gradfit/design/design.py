@@ -81,8 +81,8 @@ class _RNames(PandasMaterializer):  # type: ignore[misc]
 class DesignMatrices(NamedTuple):
     """The matrices of one batch: ``X`` (n, p) and ``Y`` (n, k) float64 (``Y`` None when the
     targets were not asked for), over the kept rows; ``kept`` (rows of the batch,) bool;
-    ``n_dropped`` rows left out for a missing value; ``n_unknown`` cells of an unknown level
-    encoded as the reference level (``unknown_level="zero"``)."""
+    ``n_dropped`` rows left out for a missing value; ``n_unknown`` rows with a level not seen
+    in training, encoded as the reference level (``unknown_level="zero"``)."""
 
     X: npt.NDArray[np.float64]
     Y: npt.NDArray[np.float64] | None
@@ -423,11 +423,7 @@ class Design:
         """The DataFrame of the kept rows of the used columns (the categorical ones as pandas
         Categoricals of the frozen levels), the kept mask, rows dropped, unknown cells."""
         n = columns.n_rows
-        used = [
-            name
-            for name in self.variables
-            if with_targets or name not in self.target_variables or self._rhs_uses(name)
-        ]
+        used = self.input_columns(with_targets)
         data = {name: columns.column(name) for name in used}
         kept = np.ones(n, dtype=bool)
         first_bad: tuple[int, str] | None = None
@@ -445,7 +441,7 @@ class Design:
                 "value (an empty cell, NA or NaN); fill it in or remove that row, or leave out "
                 "the rows with a missing value with --missing drop (missing='drop')"
             )
-        n_unknown = 0
+        unknown_rows = np.zeros(int(kept.sum()), dtype=bool)
         frame: dict[str, Any] = {}
         for name in used:
             values = data[name][kept] if not kept.all() else data[name]
@@ -468,7 +464,7 @@ class Design:
                             f"the reference level {_plain(levels[0])!r} with --unknown-level "
                             "zero (unknown_level='zero')"
                         )
-                    n_unknown += int(unknown.sum())
+                    unknown_rows |= unknown
                     values = values.copy()
                     values[unknown] = levels[0]
                 if values.dtype == object:
@@ -478,7 +474,16 @@ class Design:
                 frame[name] = values
                 continue
             frame[name] = values.astype(np.float64)
-        return pd.DataFrame(frame), kept, int(n - kept.sum()), n_unknown
+        return pd.DataFrame(frame), kept, int(n - kept.sum()), int(unknown_rows.sum())
+
+    def input_columns(self, with_targets: bool = True) -> tuple[str, ...]:
+        """The data columns a batch must hold: every variable, or (``with_targets`` False, to
+        predict) those the formula's right-hand side reads."""
+        return tuple(
+            name
+            for name in self.variables
+            if with_targets or name not in self.target_variables or self._rhs_uses(name)
+        )
 
     def _rhs_uses(self, name: str) -> bool:
         available = list(self.variables)
@@ -509,7 +514,7 @@ class Design:
         unknown_level : {"error", "zero"}
             A level not seen when the design was made is one DataError naming the column, row
             and level, or is encoded as the reference level (all its treatment columns 0),
-            counted in ``n_unknown``.
+            its rows counted in ``n_unknown``.
         with_targets : bool
             Also Y (to fit or evaluate); False for prediction (the targets need not be there).
         first_row : int, optional

@@ -7,6 +7,11 @@ covariance, the slopes and the bias ``b``. ``(AᵀA)⁻¹`` is held as a :class:
 sandwich of the HC types has one routine, :func:`sandwich_sums`, for a block of rows: all the
 rows of an in-memory fit at once, or each batch of a stream (its sums add up over batches and
 processes).
+
+Weighted least squares works on the rows scaled by ``sqrt(w)`` (design and residuals), as R's
+``lm`` and ``sandwich::vcovHC`` do: the intercept's column is then ``sqrt(w)`` rather than 1,
+so ``1/n`` becomes ``1/W`` (``W = Σ w``) in the variance of the mean response, and the
+intercept's part of a row's influence and leverage is ``sqrt(w_i)/W`` and ``w_i/W``.
 """
 
 from __future__ import annotations
@@ -69,9 +74,10 @@ class Factor:
 
 
 def nonrobust_covariances(
-    factor: Factor, sigma2: np.ndarray, center: np.ndarray, n: int, fit_intercept: bool
+    factor: Factor, sigma2: np.ndarray, center: np.ndarray, n: float, fit_intercept: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Homoskedastic covariances (k, p, p) of (w, b) and of (w, c), ``c = b + w·x̄``."""
+    """Homoskedastic covariances (k, p, p) of (w, b) and of (w, c), ``c = b + w·x̄``; ``n``:
+    the number of rows, or their total weight ``Σ w`` for a weighted fit."""
     G = factor.gram_inverse()  # (r, r)
     r = G.shape[0]
     p = r + int(fit_intercept)
@@ -130,21 +136,33 @@ def sandwich_sums(
     df_resid: int,
     fit_intercept: bool,
     first_row: int = 0,
+    root_w: np.ndarray | None = None,
+    total: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The HC sandwich sums (k, p, p) of (w, b) and of (w, c) over a block of m rows: the
     rows ``first_row, ...`` of a design of ``n`` rows.
+
+    Weighted (``root_w`` (m,), the square roots of the rows' weights, and ``total``, the
+    weights' sum): ``Q``, ``U_w`` and ``E`` are those of the scaled rows, and the intercept's
+    influence is ``sqrt(w_i)/W``, its leverage ``w_i/W``.
 
     ``Q`` (m, r): the block's rows of the thin Q factor of the centred (kept) design, so that
     the leverage is ``h_i = ||Q_i||²`` (+ 1/n with an intercept); ``U_w`` (m, r): the slopes'
     influence rows ``a_i (AᵀA)⁻¹``; ``E`` (m, k): the residuals; ``center`` (r,): x̄ of the
     kept columns. With an intercept the influence row of ``c`` is ``1/n`` and that of ``b``
     is ``1/n - x̄ᵀ u_w``."""
-    leverage = (Q * Q).sum(axis=1) + (1.0 / n if fit_intercept else 0.0)  # (m,)
+    own: float | np.ndarray
+    if root_w is None:
+        ones = np.full((Q.shape[0], 1), 1.0 / n)
+        own = 1.0 / n
+    else:
+        ones = (root_w / (n if total is None else total))[:, None]
+        own = root_w * ones[:, 0]  # w_i / W
+    leverage = (Q * Q).sum(axis=1) + (own if fit_intercept else 0.0)  # (m,)
     weights = _hc_omega(leverage, cov_type, n, df_resid, first_row)[:, None] * E * E  # (m, k)
     if not fit_intercept:
         wc = _sandwich(U_w, weights)
         return wc.copy(), wc
-    ones = np.full((Q.shape[0], 1), 1.0 / n)
     wc = _sandwich(np.hstack([U_w, ones]), weights)
     wb = _sandwich(np.hstack([U_w, ones - (U_w @ center)[:, None]]), weights)
     return wb, wc
@@ -158,11 +176,25 @@ def robust_covariances(
     center: np.ndarray,
     df_resid: int,
     fit_intercept: bool,
+    root_w: np.ndarray | None = None,
+    total: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """HC0-HC3 covariances (k, p, p) of (w, b) and of (w, c), from the thin Q (n, r) of the
-    centred design of all the rows, its factor and the residuals E (n, k)."""
+    centred design of all the rows, its factor and the residuals E (n, k) (weighted: of the
+    scaled rows, with ``root_w`` and ``total`` as :func:`sandwich_sums` takes them)."""
     U_w = (Q @ factor.r_inv.T) / factor.scale  # A G = Q R_e⁻ᵀ D⁻¹ (n, r)
-    return sandwich_sums(Q, U_w, E, center, cov_type, Q.shape[0], df_resid, fit_intercept)
+    return sandwich_sums(
+        Q,
+        U_w,
+        E,
+        center,
+        cov_type,
+        Q.shape[0],
+        df_resid,
+        fit_intercept,
+        root_w=root_w,
+        total=total,
+    )
 
 
 def _as_float64(block: Any) -> np.ndarray:
@@ -173,7 +205,7 @@ def _as_float64(block: Any) -> np.ndarray:
 
 
 def robust_over_batches(
-    batches: Callable[[], Iterable[tuple[Any, Any]]],
+    batches: Callable[[], Iterable[tuple[Any, ...]]],
     collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None,
     factor: Factor,
     kept: np.ndarray,
@@ -184,6 +216,8 @@ def robust_over_batches(
     n: int,
     df_resid: int,
     fit_intercept: bool,
+    *,
+    total: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """HC covariances (k, p, p) of (w, b) and of (w, c) of a fit known by its statistics:
     :func:`sandwich_sums` over a fresh pass of ``batches``, added over the processes by
@@ -194,7 +228,13 @@ def robust_over_batches(
     ``Q = A_c D⁻¹ R_e⁻¹`` (the rows of the thin Q of the whole design) and
     ``U_w = Q R_e⁻ᵀ D⁻¹ = A_c (AᵀA)⁻¹``; the sandwich sums are sums over rows, so blocks (and
     processes) add up. ``weight`` (k, d), ``bias`` (k,) are the kept-column fit; ``n`` the
-    rows of the whole design."""
+    rows of the whole design.
+
+    Weighted statistics (``total``, their total weight, not None): the batches are
+    ``(X, Y, w)``, each row scaled by ``sqrt(w)``; ``n`` counts the rows of positive weight,
+    and so does the check of the pass (rows of weight 0 add nothing, whether the statistics
+    counted them or not)."""
+    weighted = total is not None
     k, p = weight.shape[0], int(kept.sum()) + int(fit_intercept)
     left = factor.left  # (r, r)
     c = center[kept]
@@ -203,36 +243,58 @@ def robust_over_batches(
         """This process's sums (k, p, p) for (w, b) and (w, c), and its rows, in one array."""
         wb = np.zeros((k, p, p))
         wc = np.zeros((k, p, p))
-        seen = 0
-        for X_block, Y_block in batches():
-            Xb, Yb = _as_float64(X_block), _as_float64(Y_block)
+        seen = position = 0  # rows counted (of positive weight), and rows passed
+        for batch in batches():
+            Xb, Yb = _as_float64(batch[0]), _as_float64(batch[1])
             m = Xb.shape[0]
             if m == 0:
                 continue
+            block_w = batch[2] if len(batch) > 2 else None
+            if weighted != (block_w is not None):
+                raise ValidationError(
+                    "the second pass must give (X, Y, weights) batches for weighted "
+                    "statistics, and (X, Y) batches for unweighted ones"
+                )
             E = Yb - Xb @ weight.T - bias  # (m, k)
             Ac = Xb[:, kept] - c  # centred (c = 0 without an intercept)
+            root = None
+            if weighted:
+                root = np.sqrt(_as_float64(block_w))
+                E, Ac = E * root[:, None], Ac * root[:, None]
             Q = Ac @ left  # (m, r)
             U_w = Q @ left.T  # A_c (AᵀA)⁻¹ (m, r)
             block_wb, block_wc = sandwich_sums(
-                Q, U_w, E, c, cov_type, n, df_resid, fit_intercept, first_row=seen
+                Q,
+                U_w,
+                E,
+                c,
+                cov_type,
+                n,
+                df_resid,
+                fit_intercept,
+                first_row=position,
+                root_w=root,
+                total=total,
             )
             wc += block_wc
             if fit_intercept:
                 wb += block_wb
-            seen += m
+            seen += m if root is None else int(np.count_nonzero(root))
+            position += m
         if not fit_intercept:
             wb = wc.copy()
         return np.concatenate([wb.ravel(), wc.ravel(), [float(seen)]])
 
-    total = local() if collect is None else collect(local)
-    seen = round(float(total[-1]))
+    summed = local() if collect is None else collect(local)
+    seen = round(float(summed[-1]))
     if seen != n:
+        what = "rows of positive weight" if weighted else "rows"
         raise ValidationError(
-            f"the second pass over the data gave {seen} rows where the statistics counted "
+            f"the second pass over the data gave {seen} {what} where the statistics counted "
             f"{n}; the data changed while being read"
         )
     size = k * p * p
-    return total[:size].reshape(k, p, p), total[size : 2 * size].reshape(k, p, p)
+    return summed[:size].reshape(k, p, p), summed[size : 2 * size].reshape(k, p, p)
 
 
 def embed(small: np.ndarray, kept: np.ndarray, fit_intercept: bool, fill: float) -> np.ndarray:

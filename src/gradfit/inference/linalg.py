@@ -10,20 +10,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gradfit.solvers.lstsq import mean_ext  # the solver's: one extended-precision mean
+
 __all__ = ["EPS", "column_norms", "mean_ext", "residuals", "solve_upper_identity"]
 
 EPS = float(np.finfo(np.float64).eps)
 _CHUNK = 1 << 16
 _EXTENDED_RESIDUALS = 1 << 22  # elements of X below which residuals always use longdouble
-
-
-def mean_ext(M: np.ndarray) -> np.ndarray:
-    """Column means accumulated in extended precision, a chunk of rows at a time."""
-    total = np.zeros(M.shape[1], dtype=np.longdouble)
-    for start in range(0, M.shape[0], _CHUNK):
-        total += M[start : start + _CHUNK].astype(np.longdouble).sum(axis=0)
-    mean: np.ndarray = (total / max(M.shape[0], 1)).astype(np.float64)
-    return mean
 
 
 def column_norms(M: np.ndarray) -> np.ndarray:

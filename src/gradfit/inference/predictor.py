@@ -22,7 +22,8 @@ import torch
 from gradfit.errors import ModelFileError, RankDeficiencyWarning, ValidationError
 from gradfit.inference.covariance import COV_TYPES
 from gradfit.inference.distributions import check_level, t_quantile
-from gradfit.validation import as_matrix, as_targets
+from gradfit.tensorfile import check_version
+from gradfit.validation import as_matrix, as_targets, check_weights
 
 if TYPE_CHECKING:
     from gradfit.inference.result import OLSResult
@@ -78,12 +79,15 @@ class OLSPredictor:
     cov_type: str = "nonrobust"
 
     def predict(
-        self, X: Any, interval: str | None = None, level: float = 0.95
+        self, X: Any, interval: str | None = None, level: float = 0.95, weights: Any = None
     ) -> torch.Tensor | PredictionInterval:
         """The mean ``X @ weight.T + bias`` (n, k), or with ``interval="confidence"`` (for the
         mean response) or ``"prediction"`` (for a new observation) a
         :class:`PredictionInterval` ``mean ± t_{(1+level)/2, df_resid} · se``, where
-        ``se² = x̃ᵀ Cov x̃`` (plus ``sigma²`` for a prediction) and ``x̃ = [x - center, 1]``."""
+        ``se² = x̃ᵀ Cov x̃`` (plus ``sigma² / w`` for a prediction) and
+        ``x̃ = [x - center, 1]``. ``weights`` (n,): the new rows' weights, each > 0, for a
+        prediction interval of a weighted fit (default 1: R's ``predict.lm``, whose
+        ``pred.var = res.var / weights``); ignored without ``interval="prediction"``."""
         Xt = as_matrix(X, "X", dtype=torch.float64)
         d = self.weight.shape[1]
         if Xt.shape[1] != d:
@@ -111,7 +115,7 @@ class OLSPredictor:
                 var[:, j] = ((Xc @ C[j]) * Xc).sum(axis=1)  # diag(Xc C_j Xcᵀ)
             var = np.maximum(var, 0.0)
             if interval == "prediction":
-                var = var + self.sigma.numpy() ** 2
+                var = var + self.sigma.numpy() ** 2 / _prediction_weights(weights, Xn.shape[0])
             half = q * np.sqrt(var)
             bad = ~np.isfinite(half) | ~np.isfinite(mean)
         if bool(bad.any()):
@@ -154,16 +158,15 @@ class OLSPredictor:
             raise ModelFileError(
                 f"interval data have format {_brief(data['format'])}, expected {_DICT_FORMAT!r}"
             )
-        version = data["version"]
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise ModelFileError(
-                f"interval data version must be a positive integer, got {_brief(version)}"
-            )
-        if version > _DICT_VERSION:
-            raise ModelFileError(
-                f"interval data version {version} is newer than this gradfit reads "
+        check_version(
+            data["version"],
+            _DICT_VERSION,
+            corrupt=lambda v: f"interval data version must be a positive integer, got {_brief(v)}",
+            newer=lambda v: (
+                f"interval data version {v} is newer than this gradfit reads "
                 f"({_DICT_VERSION}); upgrade gradfit"
-            )
+            ),
+        )
         fit_intercept = data["fit_intercept"]
         if not isinstance(fit_intercept, bool):
             raise ModelFileError(
@@ -226,6 +229,20 @@ class OLSPredictor:
             fit_intercept=fit_intercept,
             cov_type=cov_type,
         )
+
+
+def _prediction_weights(weights: Any, n: int) -> np.ndarray:
+    """The new rows' weights (n, 1) for a prediction interval: 1 by default; each > 0."""
+    if weights is None:
+        return np.ones((n, 1))
+    w = check_weights(weights, n, "weights").numpy()
+    zero = np.flatnonzero(w == 0)
+    if zero.size:
+        raise ValidationError(
+            f"weights at row {zero[0]} (counted from 0) is 0: a prediction interval needs a "
+            "positive weight (its variance is sigma² / weight)"
+        )
+    return w[:, None]
 
 
 def _brief(value: Any) -> str:

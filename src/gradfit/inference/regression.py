@@ -7,6 +7,15 @@ second pass over the rows). Each route computes the coefficients, the kept (esti
 columns and the sums of squares its own way; what follows is shared: the checks of the
 options, the residual degrees of freedom, the rank-deficiency warning and estimability, and
 :func:`_assemble`, which derives the tests, fit statistics and predictor of the result.
+
+Weighted least squares (``weights``; weighted :class:`SufficientStats`) follows R's
+``lm(..., weights = w)``: the rows are scaled by ``sqrt(w)`` (design, targets, residuals), the
+centring is on the weighted means, RSS and MSS are weighted sums of squares, σ² = RSS / df with
+``df = (rows of weight > 0) - p``, ``n`` (R's ``nobs``) counts the rows of positive weight, and
+the log-likelihood is R's ``logLik.lm``: ``0.5 Σ log w - n/2 (log 2π + 1 - log n + log RSS)``
+over those rows. Rows of weight 0 give what leaving them out gives (sandwich's HC types on such
+a fit instead count them in n, which scales HC0/HC1 by (n₊/n)² and misaligns the leverages of
+HC2/HC3; gradfit follows the fit without them).
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ from gradfit.inference.predictor import Estimability, OLSPredictor, estimability
 from gradfit.inference.result import OLSResult
 from gradfit.solvers.lstsq import drop_weakest, independent_columns, least_squares
 from gradfit.solvers.stats import SufficientStats
-from gradfit.validation import as_matrix, as_targets, check_lengths
+from gradfit.validation import as_matrix, as_targets, check_lengths, check_weights
 
 __all__ = ["ols", "ols_from_stats"]
 
@@ -68,7 +77,10 @@ class _Estimates(NamedTuple):
     center: np.ndarray  # (d,): x̄, or 0 without an intercept
     rss: np.ndarray  # (k,) residual sums of squares
     mss: np.ndarray  # (k,) model sums of squares (R's: centred, or uncentred without intercept)
-    n: int
+    n: int  # rows (of positive weight, when weighted)
+    total: float  # n, or the total weight Σ w
+    log_weight_sum: float  # Σ log w over the rows of positive weight (0 unweighted)
+    weighted: bool  # weights that are not all equal (R's "Weighted Residuals")
 
 
 def _check_intercept(fit_intercept: Any) -> bool:
@@ -178,7 +190,7 @@ def _assemble(
     """The tests, fit statistics and predictor shared by the in-memory and the
     sufficient-statistics routes, from the covariances (k, p', p') over the kept coefficients
     of (w, b) and of (w, c)."""
-    weight, bias, kept, center, rss, mss, n = estimates
+    weight, bias, kept, center, rss, mss, n = estimates[:7]
     fit_intercept, cov_type = options.fit_intercept, options.cov_type
     r = int(kept.sum())
     df_model = r
@@ -204,7 +216,9 @@ def _assemble(
         f_p = np.asarray(special().fdtrc(df_model, df_resid, f_stat), dtype=np.float64)  # F tail
         if df_model == 0:
             f_p = np.full_like(f_stat, math.nan)
-        loglik = -0.5 * n * (math.log(2 * math.pi) + np.log(rss / n) + 1.0)
+        loglik = 0.5 * estimates.log_weight_sum - 0.5 * n * (
+            math.log(2 * math.pi) + np.log(rss / n) + 1.0
+        )
     cov_public = embed(cov_wb, kept, fit_intercept, math.nan)
     cov_predict = embed(cov_wc, kept, fit_intercept, 0.0)
 
@@ -245,6 +259,7 @@ def _assemble(
         predictor=predictor,
         residual_quantiles=None if residual_quantiles is None else t64(residual_quantiles),
         estimable=estimable,
+        weighted=estimates.weighted,
     )
 
 
@@ -257,13 +272,18 @@ class _KeptFit(NamedTuple):
     kept: np.ndarray  # (d,) bool
 
 
-def _fit_kept(Xn: np.ndarray, Yn: np.ndarray, fit_intercept: bool) -> _KeptFit:
+def _fit_kept(
+    Xn: np.ndarray, Yn: np.ndarray, fit_intercept: bool, w: np.ndarray | None = None
+) -> _KeptFit:
     """Least-squares weight (k, d), bias (k,) and the kept-columns mask (d,): all columns for a
     full-rank design; otherwise R's solution (:func:`gradfit.least_squares` with
-    ``rank_deficient="aliased"``: the columns independent of those before them, refitted)."""
+    ``rank_deficient="aliased"``: the columns independent of those before them, refitted).
+    ``w``: the rows' (positive) weights of a weighted fit."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RankDeficiencyWarning)  # we warn with the names
-        fit = least_squares(Xn, Yn, fit_intercept=fit_intercept, rank_deficient="aliased")
+        fit = least_squares(
+            Xn, Yn, fit_intercept=fit_intercept, rank_deficient="aliased", sample_weight=w
+        )
     aliased = fit.aliased.numpy() if fit.aliased is not None else np.zeros(Xn.shape[1], bool)
     return _KeptFit(fit.weight.numpy(), fit.bias.numpy(), ~aliased)
 
@@ -276,9 +296,10 @@ def ols(
     cov_type: str = "nonrobust",
     feature_names: Sequence[str] | None = None,
     target_names: Sequence[str] | None = None,
+    weights: Any = None,
 ) -> OLSResult:
     """Ordinary least squares with standard errors, tests and intervals (see the module's
-    docstring for the method).
+    docstring for the method); weighted least squares with ``weights``.
 
     Parameters
     ----------
@@ -291,6 +312,10 @@ def ols(
         Homoskedastic errors, or White/MacKinnon heteroskedasticity-consistent covariance.
     feature_names, target_names : sequences of str, or one str for one name, optional
         Names for :meth:`OLSResult.summary` (default ``x0, x1, ...`` and ``y0, y1, ...``).
+    weights : (n,) tensor, array or list, optional
+        Row weights, finite and >= 0, not all 0: weighted least squares with R's
+        conventions (``lm(..., weights = w)``; see the module's docstring). Rows of weight 0
+        do not count (in n, the degrees of freedom, the log-likelihood).
 
     Returns
     -------
@@ -299,7 +324,8 @@ def ols(
     Raises
     ------
     ValidationError
-        Bad arguments, or no residual degrees of freedom (n <= number of coefficients).
+        Bad arguments (a negative or non-finite weight: naming its row), or no residual
+        degrees of freedom (n <= number of coefficients).
 
     Warns
     -----
@@ -323,17 +349,32 @@ def ols(
     Yt = as_targets(Y, "Y", dtype=torch.float64)
     check_lengths(Xt, Yt)
     Xn, Yn = Xt.cpu().numpy(), Yt.cpu().numpy()
+    w: np.ndarray | None = None
+    zero_rows, log_weight_sum, varying = 0, 0.0, False
+    if weights is not None:
+        w = check_weights(weights, Xn.shape[0], "weights").numpy()
+        varying = bool(w.min() != w.max())
+        if not bool((w > 0).all()):  # R leaves rows of weight 0 out of the fit
+            keep = w > 0
+            zero_rows = int((~keep).sum())
+            Xn, Yn, w = Xn[keep], Yn[keep], w[keep]
+        log_weight_sum = math.fsum(np.log(w).tolist())
     n, d = Xn.shape
     k = Yn.shape[1]
+    total = float(n) if w is None else float(np.sum(w.astype(np.longdouble)))
     options = _options(fit_intercept, cov_type, feature_names, target_names, d, k)
 
     if fit_intercept:
-        center = mean_ext(Xn)
+        center = mean_ext(Xn, w)
         A = Xn - center  # (n, d) centred design
-        B = Yn - mean_ext(Yn)
+        B = Yn - mean_ext(Yn, w)
     else:
         center, A, B = np.zeros(d), Xn, Yn
-    weight, bias, kept = _fit_kept(Xn, Yn, fit_intercept)
+    root_w = None
+    if w is not None:  # the rows scaled by sqrt(w): weighted least squares is OLS on them
+        root_w = np.sqrt(w)
+        A, B = A * root_w[:, None], B * root_w[:, None]
+    weight, bias, kept = _fit_kept(Xn, Yn, fit_intercept, w)
 
     def root() -> tuple[np.ndarray, np.ndarray]:
         norms = column_norms(A)
@@ -360,15 +401,17 @@ def ols(
     else:  # no estimable slope: the intercept alone, or nothing
         factor = Factor(r_inv=np.zeros((0, 0)), scale=np.zeros(0))
     if cov_type == "nonrobust":
-        cov_wb, cov_wc = nonrobust_covariances(factor, sigma2, center_k, n, fit_intercept)
+        cov_wb, cov_wc = nonrobust_covariances(factor, sigma2, center_k, total, fit_intercept)
     else:
         Q = torch.linalg.householder_product(a, tau).numpy() if r else np.zeros((n, 0))
         cov_wb, cov_wc = robust_covariances(
-            Q, factor, E, cov_type, center_k, df_resid, fit_intercept
+            Q, factor, E, cov_type, center_k, df_resid, fit_intercept, root_w, total
         )
 
-    quantiles = np.quantile(E, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0).T  # (k, 5)
-    estimates = _Estimates(weight, bias, kept, center, rss, mss, n)
+    # R's (weighted) residuals sqrt(w) e: those of the rows of weight 0 are 0.
+    listed = np.vstack([E, np.zeros((zero_rows, k))]) if zero_rows else E
+    quantiles = np.quantile(listed, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0).T  # (k, 5)
+    estimates = _Estimates(weight, bias, kept, center, rss, mss, n, total, log_weight_sum, varying)
     return _assemble(estimates, options, cov_wb, cov_wc, quantiles, estimable)
 
 
@@ -385,7 +428,7 @@ def ols_from_stats(
     alpha: float = 0.0,
     feature_names: Sequence[str] | None = None,
     target_names: Sequence[str] | None = None,
-    batches: Callable[[], Iterable[tuple[Any, Any]]] | None = None,
+    batches: Callable[[], Iterable[tuple[Any, ...]]] | None = None,
     collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
 ) -> OLSResult:
     """The :func:`ols` result of a fit known only through its sufficient statistics.
@@ -401,6 +444,11 @@ def ols_from_stats(
 
     A rank-deficient Gram matrix warns; the given weights are re-expressed on the estimable
     columns (same predictions; the aliased coefficients become 0 with NaN errors).
+
+    Weighted statistics (``stats.weighted``, from row weights) give weighted least squares
+    as :func:`ols` with ``weights`` does (R's ``lm(..., weights = w)``): ``n`` is the
+    number of rows of positive weight, RSS = ``Σw · mse``, ``G`` from ``Σw · Szz``; the
+    second pass for HC types then yields ``(X, Y, w)`` blocks.
 
     The heteroskedasticity-consistent types (HC0-HC3) need each row's residual and leverage:
     give ``batches``, a callable that returns a fresh iterable over the same rows as blocks
@@ -430,7 +478,8 @@ def ols_from_stats(
     zbar = stats.zbar.detach().cpu().double().numpy()
     ybar = stats.ybar.detach().cpu().double().numpy()
     Szz = stats.Szz.detach().cpu().double().numpy()
-    d, k, n = zbar.shape[0], ybar.shape[0], int(stats.n)
+    d, k, n = zbar.shape[0], ybar.shape[0], int(stats.n_positive)
+    total = stats.total  # n, or the total weight Σ w
     W = as_matrix(weight, "weight", dtype=torch.float64).cpu()
     b = as_targets(bias, "bias", dtype=torch.float64).cpu()
     if W.shape != (k, d) or b.shape != (k, 1):
@@ -444,9 +493,9 @@ def ols_from_stats(
     Wn, bn = W.numpy().copy(), b[:, 0].numpy().copy()
 
     device = stats.zbar.device
-    rss = n * stats.per_target_mse(W.to(device), b[:, 0].to(device)).cpu().numpy()
+    rss = total * stats.per_target_mse(W.to(device), b[:, 0].to(device)).cpu().numpy()
     S = Szz if fit_intercept else Szz + np.outer(zbar, zbar)  # Gram / n
-    mss = n * ((Wn @ S) * Wn).sum(axis=1)
+    mss = total * ((Wn @ S) * Wn).sum(axis=1)
     center = zbar if fit_intercept else np.zeros(d)
 
     norms = np.sqrt(np.clip(np.diagonal(S), 0.0, None))
@@ -495,9 +544,11 @@ def ols_from_stats(
 
     sigma2 = _residual_variance(rss, df_resid)
     if r:
-        factor = Factor(r_inv=solve_upper_identity(L.T), scale=norms[index] * math.sqrt(n))
+        factor = Factor(r_inv=solve_upper_identity(L.T), scale=norms[index] * math.sqrt(total))
         if second_pass is None:
-            cov_wb, cov_wc = nonrobust_covariances(factor, sigma2, center[kept], n, fit_intercept)
+            cov_wb, cov_wc = nonrobust_covariances(
+                factor, sigma2, center[kept], total, fit_intercept
+            )
         else:
             cov_wb, cov_wc = robust_over_batches(
                 second_pass,
@@ -511,10 +562,14 @@ def ols_from_stats(
                 n,
                 df_resid,
                 fit_intercept,
+                total=total if stats.weighted else None,
             )
     elif fit_intercept:
-        cov_wb = cov_wc = (sigma2 / n)[:, None, None] * np.ones((k, 1, 1))
+        cov_wb = cov_wc = (sigma2 / total)[:, None, None] * np.ones((k, 1, 1))
     else:
         cov_wb = cov_wc = np.zeros((k, 0, 0))
-    estimates = _Estimates(Wn, bn, kept, center, rss, mss, n)
+    # Whether the weights varied is not kept by the statistics: weighted ones say "Weighted".
+    estimates = _Estimates(
+        Wn, bn, kept, center, rss, mss, n, total, stats.log_weight_sum, stats.weighted
+    )
     return _assemble(estimates, options, cov_wb, cov_wc, None, estimable)

@@ -64,6 +64,9 @@ class OLSResult:
     residual_quantiles: torch.Tensor | None = None  # (k, 5): min, 1Q, median, 3Q, max
     estimable: Estimability | None = None
     n_dropped: int = 0  # rows left out for a missing value (a formula's missing="drop")
+    # A weighted fit whose weights are not all equal: R prints "Weighted Residuals" (the
+    # quantiles are then those of sqrt(w) e, 0 for rows of weight 0).
+    weighted: bool = False
 
     # ------------------------------------------------------------------ per coefficient
 
@@ -118,9 +121,10 @@ class OLSResult:
     # ------------------------------------------------------------------ prediction
 
     def predict(
-        self, X: Any, interval: str | None = None, level: float = 0.95
+        self, X: Any, interval: str | None = None, level: float = 0.95, weights: Any = None
     ) -> torch.Tensor | PredictionInterval:
-        """See :meth:`OLSPredictor.predict`.
+        """See :meth:`OLSPredictor.predict` (``weights``: the new rows' weights for a
+        prediction interval, default 1, as R's ``predict.lm``).
 
         Warns
         -----
@@ -129,7 +133,7 @@ class OLSResult:
             (see :class:`Estimability`): its prediction depends on the aliased coefficients
             being 0, and R warns too.
         """
-        out = self.predictor.predict(X, interval, level)  # checks X first
+        out = self.predictor.predict(X, interval, level, weights)  # checks X first
         if self.estimable is not None:
             self.estimable.warn(as_matrix(X, "X", dtype=torch.float64).cpu().numpy())
         return out

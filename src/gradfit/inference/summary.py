@@ -64,7 +64,7 @@ def _summary_of(fit: OLSResult, j: int) -> str:
         cells = [f"{v:.6g}" for v in fit.residual_quantiles[j].tolist()]
         width = max(len(c) for c in (*heads, *cells))
         lines += [
-            "Residuals:",
+            "Weighted Residuals:" if fit.weighted else "Residuals:",
             " ".join(h.rjust(width) for h in heads),
             " ".join(c.rjust(width) for c in cells),
             "",

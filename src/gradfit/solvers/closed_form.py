@@ -8,6 +8,11 @@ minimum-norm one), from the coefficient table (:func:`gradfit.fitting.attach_inf
 With ``alpha > 0`` (ridge only: the registry refuses an L1 part), the augmented system
 ``[Zc; sqrt(n alpha) I] W^T = [Yc; 0]`` on the (standardized, centred) features,
 solved by the same QR: Tikhonov's formulation, as accurate as QR.
+
+With row weights (``sample_weight``): rows of weight 0 are left out, the centring is on the
+weighted means and each row is scaled by ``sqrt(w)``, and the ridge rows by ``sqrt(W alpha)``
+(``W = Σ w``): the optimum of the weighted objective, that of the rows repeated by integer
+weights.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from gradfit.solvers.lstsq import least_squares
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.state import TrainState
 from gradfit.solvers.stats import SufficientStats
+from gradfit.solvers.tsqr import least_squares_stream
 
 __all__ = ["fit_lstsq", "fit_lstsq_stream"]
 
@@ -41,39 +47,67 @@ def fit_lstsq(
     start: tuple[torch.Tensor, torch.Tensor] | None = None,
     callback: Callable[[EpochInfo], None] | None = None,
     state: TrainState | None = None,
+    sample_weight: torch.Tensor | None = None,
 ) -> FitResult:
-    """The closed form; ``random_state``, ``start`` and ``callback`` do not apply (no epochs)."""
+    """The closed form; ``random_state``, ``start`` and ``callback`` do not apply (no epochs).
+    ``sample_weight`` (n,): the rows' weights (weighted least squares)."""
     del random_state, start, callback  # part of the solvers' common signature
     if state is not None:
         raise ValueError("lstsq has no training state to continue")
     X64, Y64 = X.double(), Y.double()
-    n, d = X64.shape
+    sw = None
+    if sample_weight is not None:
+        sw = sample_weight.double()
+        if not bool((sw > 0).all()):  # rows of weight 0 are left out
+            keep = sw > 0
+            X64, Y64, sw = X64[keep], Y64[keep], sw[keep]
+    d = X64.shape[1]
     stats = None
     if config.alpha == 0:
         # R's convention for a rank-deficient design (aliased coefficients 0), as the
         # coefficient table and model files follow.
-        r = least_squares(X64, Y64, fit_intercept=config.fit_intercept, rank_deficient="aliased")
+        r = least_squares(
+            X64,
+            Y64,
+            fit_intercept=config.fit_intercept,
+            rank_deficient="aliased",
+            sample_weight=sw,
+        )
         w, b = r.weight.to(X.device), r.bias.to(X.device)
         scaler = Standardizer.identity(d, device=X.device)
-        loss = float(mse(predict(X64, w, b), Y64))
+        loss = _weighted_mse(predict(X64, w, b), Y64, sw)
     else:
-        stats = SufficientStats.compute(X64, Y64)
+        stats = SufficientStats.compute(X64, Y64, weights=sw)
         scaler = feature_scaler(stats, config)
         Z = scaler.transform(X64)  # (n, d); identity map when standardize=False
-        zbar = Z.mean(0) if config.fit_intercept else torch.zeros_like(Z[0])
-        ybar = Y64.mean(0) if config.fit_intercept else torch.zeros_like(Y64[0])
-        ridge = math.sqrt(n * config.alpha) * torch.eye(d, dtype=torch.float64, device=X.device)
-        A = torch.cat([Z - zbar, ridge])  # (n + d, d)
-        B = torch.cat(
-            [Y64 - ybar, torch.zeros(d, Y.shape[1], dtype=torch.float64, device=X.device)]
-        )
+        total = stats.total  # n, or the total weight
+        if config.fit_intercept:
+            zbar = Z.mean(0) if sw is None else (sw @ Z) / total
+            ybar = Y64.mean(0) if sw is None else (sw @ Y64) / total
+        else:
+            zbar, ybar = torch.zeros_like(Z[0]), torch.zeros_like(Y64[0])
+        ridge = math.sqrt(total * config.alpha) * torch.eye(d, dtype=torch.float64, device=X.device)
+        Zc, Yc = Z - zbar, Y64 - ybar
+        if sw is not None:
+            root = sw.sqrt()[:, None]
+            Zc, Yc = Zc * root, Yc * root
+        A = torch.cat([Zc, ridge])  # (n + d, d)
+        B = torch.cat([Yc, torch.zeros(d, Y.shape[1], dtype=torch.float64, device=X.device)])
         wz = least_squares(A, B, fit_intercept=False).weight.to(X.device)
         bz = ybar - wz @ zbar
-        loss = float(mse(predict(Z, wz, bz), Y64)) + penalty(
+        loss = _weighted_mse(predict(Z, wz, bz), Y64, sw) + penalty(
             wz, config.alpha, config.l1_ratio, Y.shape[1]
         )
         w, b = scaler.unscale(wz, bz)
     return FitResult(w, b, (loss,), 1, True, None, None, scaler, stats=stats)
+
+
+def _weighted_mse(pred: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None) -> float:
+    """:func:`gradfit.losses.mse`, or with row weights ``Σ w_i ||e_i||² / (k Σ w_i)``."""
+    if w is None:
+        return float(mse(pred, target))
+    e = pred - target
+    return float((w @ (e * e)).sum() / (w.sum() * e.shape[1]))
 
 
 def fit_lstsq_stream(
@@ -90,8 +124,6 @@ def fit_lstsq_stream(
     (:func:`gradfit.solvers.tsqr.least_squares_stream`; its passes are the stream's). With a
     group of processes (``comm``), ``data`` is this process's shard and ``stats`` the group's;
     the shards' R factors are combined and every process gets the same solution."""
-    from gradfit.solvers.tsqr import least_squares_stream
-
     del random_state, callback  # no epochs, nothing random
     if checkpoint is not None:
         raise ValidationError(

@@ -142,12 +142,23 @@ def gather_bytes(comm: Communicator, data: bytes) -> list[bytes]:
 # ----------------------------------------------------------------------------- mergeable pieces
 
 
+_HEAD = 5  # n, weighted (0 or 1), Σ w, rows of weight > 0, Σ log w
+
+
 def _flatten(stats: SufficientStats | None, d: int, k: int) -> torch.Tensor:
-    """n, zbar, ybar, Szz, Szy, syy in one float64 vector (zeros for no rows)."""
+    """n, the weights' totals, zbar, ybar, Szz, Szy, syy in one float64 vector (zeros for no
+    rows)."""
     if stats is None or stats.n == 0:
-        return torch.zeros(1 + d + k + d * d + d * k + k, dtype=torch.float64)
+        return torch.zeros(_HEAD + d + k + d * d + d * k + k, dtype=torch.float64)
+    head = [
+        float(stats.n),
+        float(stats.weighted),
+        stats.total,
+        float(stats.n_positive),
+        stats.log_weight_sum,
+    ]
     parts = [
-        torch.tensor([float(stats.n)], dtype=torch.float64),
+        torch.tensor(head, dtype=torch.float64),
         stats.zbar,
         stats.ybar,
         stats.Szz.reshape(-1),
@@ -158,15 +169,19 @@ def _flatten(stats: SufficientStats | None, d: int, k: int) -> torch.Tensor:
 
 
 def _unflatten(flat: torch.Tensor, d: int, k: int, device: torch.device) -> SufficientStats:
-    sizes = [1, d, k, d * d, d * k, k]
-    n, zbar, ybar, Szz, Szy, syy = torch.split(flat.to(device), sizes)
+    sizes = [_HEAD, d, k, d * d, d * k, k]
+    head, zbar, ybar, Szz, Szy, syy = torch.split(flat.to(device), sizes)
+    n, weighted, weight_sum, positive, log_weight_sum = head.tolist()
     return SufficientStats(
-        n=round(float(n)),
+        n=round(n),
         zbar=zbar.clone(),
         ybar=ybar.clone(),
         Szz=Szz.reshape(d, d).clone(),
         Szy=Szy.reshape(d, k).clone(),
         syy=syy.clone(),
+        weight_sum=weight_sum if weighted else None,
+        positive=round(positive) if weighted else None,
+        log_weight_sum=log_weight_sum if weighted else 0.0,
     )
 
 
@@ -179,7 +194,8 @@ def merge_stats(
 ) -> SufficientStats:
     """The statistics of every process's rows: gathered, then merged in rank order (the same
     result, bit for bit, on every process). ``stats`` None or ``n == 0``: this process has no
-    rows. One gather of ``1 + d + k + d² + dk + k`` float64 values per process."""
+    rows. One gather of ``5 + d + k + d² + dk + k`` float64 values per process. Weighted
+    statistics merge alike (by their total weights)."""
     if comm.world == 1 and stats is not None:
         return stats
     dev = device if device is not None else torch.device("cpu")

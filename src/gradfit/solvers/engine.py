@@ -25,6 +25,15 @@ An epoch composes three pieces, each replaceable on its own:
 * the **guards** of :mod:`gradfit.solvers.guards` (divergence, the tol plateau, early stopping),
   kept in the :class:`~gradfit.solvers.state.TrainState` so that a saved state resumes exactly.
 
+Row weights (``sample_weight``): the objective's mean squared error becomes the weighted one,
+``Σ w_i ||e_i||² / (k Σ w_i)``; rows of weight 0 are left out. gd steps from the weighted
+statistics, so integer weights give the iterates of the rows repeated that many times (to
+rounding). sgd steps on the rows as they are, each row's squared error times its weight scaled
+to mean 1 over the training rows (:func:`row_weights`): every step's expected gradient is then
+that of the weighted objective, as a step on the repeated rows is, and the optimum is the same;
+the iterates are not (an epoch visits each row once, not once per unit of weight). Rows whose
+positive weights are all equal step as unweighted rows, bit for bit.
+
 Divergence is never hidden: a non-finite loss, or one ``divergence_factor`` times above the
 starting loss, stops training, restores the last good weights and raises
 :class:`~gradfit.errors.DivergenceError` with the stable step bound computed from the data and
@@ -93,6 +102,7 @@ __all__ = [
     "method_name",
     "needs_row_norm",
     "result_of",
+    "row_weights",
     "run_epochs",
     "run_on",
     "train",
@@ -121,6 +131,17 @@ def _internal(stats: SufficientStats, scaler: Standardizer) -> SufficientStats:
     return stats.standardized(scaler.mean, scaler.scale)
 
 
+def row_weights(sample_weight: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """The weights sgd's steps give the rows: ``sample_weight`` scaled to mean 1 over the rows,
+    in the data's ``dtype``; None (unweighted) when there are none or all are equal."""
+    if sample_weight is None or not sample_weight.numel():
+        return None
+    w = sample_weight.double()
+    if bool((w == w[0]).all()):
+        return None
+    return (w * (w.shape[0] / w.sum())).to(dtype)
+
+
 def init_state(
     X: torch.Tensor,
     Y: torch.Tensor,
@@ -130,13 +151,17 @@ def init_state(
     weight: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     stats: SufficientStats | None = None,
+    sample_weight: torch.Tensor | None = None,
 ) -> TrainState:
     """Scaling, step size, guards and starting point (zeros, or ``weight``/``bias`` in
-    original units). ``stats``: the :class:`SufficientStats` of (X, Y) when already computed."""
-    stats = stats if stats is not None else SufficientStats.compute(X, Y)
+    original units). ``stats``: the :class:`SufficientStats` of (X, Y) when already computed
+    (weighted by ``sample_weight`` (n,), the rows' weights, when given)."""
+    if stats is None:
+        stats = SufficientStats.compute(X, Y, weights=sample_weight)
     max_row = None
     if not method_of(config).full_batch:
-        max_row = row_norm2_bound(X, feature_scaler(stats, config), config)
+        rw = row_weights(sample_weight, X.dtype)
+        max_row = row_norm2_bound(X, feature_scaler(stats, config), config, rw)
     return init_state_from_stats(
         stats,
         config,
@@ -218,25 +243,34 @@ def run_epochs(
     n_epochs: int,
     *,
     stop_early: bool = True,
-    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    validation: tuple[torch.Tensor, torch.Tensor]
+    | tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+    | None = None,
     callback: Callback | None = None,
     stats: SufficientStats | None = None,
     kernels: tuple[EpochKernel, ...] = EPOCH_KERNELS,
+    sample_weight: torch.Tensor | None = None,
 ) -> bool:
     """Run up to ``n_epochs`` epochs on rows in memory (see :func:`run_on`). ``stats``
     (optional) are the :class:`SufficientStats` of (X, Y), when the caller already has them
     (``gd`` then makes no pass over the data at all); ``kernels``: sgd's epoch kernels to
-    choose from (:func:`epoch_kernel`)."""
+    choose from (:func:`epoch_kernel`). ``sample_weight`` (n,): the rows' weights (then
+    ``stats`` are the weighted ones); ``validation``: (X, Y) or (X, Y, weights)."""
     full_batch = method_of(state.config).full_batch
     if full_batch and X.shape[1] <= _MAX_GD_FEATURES and stats is None:
-        stats = SufficientStats.compute(X, Y)
+        stats = SufficientStats.compute(X, Y, weights=sample_weight)
+    val_stats = None
+    if validation is not None:
+        Xv, Yv = validation[0], validation[1]
+        wv = validation[2] if len(validation) > 2 else None
+        val_stats = SufficientStats.compute(Xv, Yv, weights=wv)
     return run_on(
         state,
-        TensorData(X, Y),
+        TensorData(X, Y, row_weights(sample_weight, X.dtype)),
         n_epochs,
         stop_early=stop_early,
         stats=stats if full_batch and X.shape[1] <= _MAX_GD_FEATURES else None,
-        validation=None if validation is None else SufficientStats.compute(*validation),
+        validation=val_stats,
         callback=callback,
         n_rows=X.shape[0],
         kernels=kernels,
@@ -398,6 +432,7 @@ def train(
     callback: Callback | None = None,
     state: TrainState | None = None,
     held: npt.NDArray[np.bool_] | None = None,
+    sample_weight: torch.Tensor | None = None,
 ) -> FitResult:
     """Fit ``Y ≈ X @ weight.T + bias`` with ``config.solver`` ('gd' or 'sgd').
 
@@ -415,14 +450,17 @@ def train(
     held : with early stopping, the rows to hold out (n,) when the caller decided them (rows
         of a file some of which were dropped: the row rule numbers the file's rows); default
         the row rule over the rows of ``X``
+    sample_weight : (n,) float64 row weights, finite, >= 0, not all 0 (checked by the
+        caller), or None: the weighted objective of the module's docstring; rows of weight 0
+        are left out (after the validation split, which is drawn on every row)
 
     Raises
     ------
     DivergenceError
         with ``stable_lr`` and ``result``, the :class:`FitResult` of the last good epoch.
     """
-    validation = None
-    X_train, Y_train = X, Y
+    validation: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
+    X_train, Y_train, w_train = X, Y, sample_weight
     if config.early_stopping:
         # The row rule of every road (gradfit.solvers.rows): the rows in memory are file 0,
         # counted from 1; the training rows keep their order, as a stream visits them.
@@ -442,10 +480,26 @@ def train(
                 "its position), and needs at least 1 held out and 2 to train on; change "
                 "validation_fraction or random_state, or add rows"
             )
-        validation = (X[held_rows], Y[held_rows])
         keep = ~held_rows
+        w_val = None if sample_weight is None else sample_weight[held_rows]
+        if w_val is not None and not bool((w_val > 0).any()):
+            raise ValidationError(
+                f"early_stopping holds out {n_val} row(s), all of weight 0: the validation "
+                "score needs a positive weight; change validation_fraction or random_state"
+            )
+        validation = (X[held_rows], Y[held_rows], w_val)
         X_train, Y_train = X[keep], Y[keep]
-    stats = SufficientStats.compute(X_train, Y_train)  # one pass, shared by every step below
+        w_train = None if sample_weight is None else sample_weight[keep]
+    if w_train is not None:
+        positive = w_train > 0
+        if not bool(positive.any()):
+            raise ValidationError(
+                "the training rows' sample_weight are all zero: at least one needs weight > 0"
+            )
+        if not bool(positive.all()):  # rows of weight 0 are left out
+            X_train, Y_train, w_train = X_train[positive], Y_train[positive], w_train[positive]
+    # One pass, shared by every step below.
+    stats = SufficientStats.compute(X_train, Y_train, weights=w_train)
     if state is None:
         state = init_state(
             X_train,
@@ -455,6 +509,7 @@ def train(
             weight=weight,
             bias=bias,
             stats=stats,
+            sample_weight=w_train,
         )
     else:
         state.config = config
@@ -466,6 +521,7 @@ def train(
         validation=validation,
         callback=callback,
         stats=stats,
+        sample_weight=w_train,
     )
     return result_of(state, converged, stats=None if validation is not None else stats)
 
@@ -508,6 +564,7 @@ def _fit(
     start: tuple[torch.Tensor, torch.Tensor] | None,
     callback: Callback | None,
     state: TrainState | None = None,
+    sample_weight: torch.Tensor | None = None,
 ) -> FitResult:
     weight, bias = start if start is not None else (None, None)
     return train(
@@ -519,6 +576,7 @@ def _fit(
         bias=bias,
         callback=callback,
         state=state,
+        sample_weight=sample_weight,
     )
 
 

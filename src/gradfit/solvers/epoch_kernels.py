@@ -81,6 +81,7 @@ class EpochKernel:
     devices: frozenset[str] | None = None  # torch device types it runs on (None: any)
     dtypes: frozenset[torch.dtype] | None = None  # data dtypes it handles (None: any)
     rows_in_memory: bool = False  # needs contiguous rows in memory (TensorData)
+    weighted: bool = True  # steps on weighted rows (TensorData with weights)
     # Worth its one-time cost (import, loading machine code) from this many steps, or this
     # many rows, per epoch (0, 0: always).
     min_steps: int = 0
@@ -89,6 +90,8 @@ class EpochKernel:
 
     def accepts(self, state: TrainState, data: EpochData, batch_size: int) -> bool:
         weight = state.weight
+        if not self.weighted and isinstance(data, TensorData) and data.w is not None:
+            return False
         if self.devices is not None and weight.device.type not in self.devices:
             return False
         if self.dtypes is not None and weight.dtype not in self.dtypes:
@@ -126,6 +129,9 @@ EPOCH_KERNELS: tuple[EpochKernel, ...] = (
         min_steps=1024,
         min_rows=1 << 16,
         available=compiled_available,
+        # Weighted rows step in the torch loop (the compiled loop takes no weights); rows
+        # whose positive weights are all equal are unweighted and keep it.
+        weighted=False,
     ),
     EpochKernel(name="torch", run=sgd_epoch),
 )

@@ -21,6 +21,7 @@ __all__ = [
     "EpochInfo",
     "StreamPasses",
     "TensorData",
+    "weighted_batches",
 ]
 
 
@@ -89,28 +90,54 @@ class TensorData:
     """Rows in memory. With ``shuffle``, batch ``i`` is rows ``perm[i*B : (i+1)*B]`` of one
     ``torch.randperm(n, generator)`` per epoch, gathered into a reused buffer: gathering batch by
     batch is several times faster than permuting the whole matrix once per epoch (no fresh
-    n x d allocation to fault in), and X itself is never modified."""
+    n x d allocation to fault in), and X itself is never modified. ``w``: the rows' weights
+    (n,), in the data's dtype (the engine scales them to mean 1), which
+    :meth:`weighted_batches` yields with each batch; None: unweighted."""
 
     X: torch.Tensor  # (n, d)
     Y: torch.Tensor  # (n, k)
+    w: torch.Tensor | None = None  # (n,)
 
     def batches(
         self, generator: torch.Generator, batch_size: int, shuffle: bool
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        X, Y = self.X, self.Y
+        for zb, yb, _ in self.weighted_batches(generator, batch_size, shuffle):
+            yield zb, yb
+
+    def weighted_batches(
+        self, generator: torch.Generator, batch_size: int, shuffle: bool
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """:meth:`batches` with each batch's weights (None when unweighted)."""
+        X, Y, w = self.X, self.Y, self.w
         n, d = X.shape
         B = min(batch_size, n)
         perm = torch.randperm(n, generator=generator).to(X.device) if shuffle else None
         zbuf = torch.empty(B, d, dtype=X.dtype, device=X.device)
         ybuf = torch.empty(B, Y.shape[1], dtype=Y.dtype, device=Y.device)
+        wbuf = None if w is None else torch.empty(B, dtype=w.dtype, device=w.device)
         for start in range(0, n, B):
             m = min(B, n - start)
             zb, yb = zbuf[:m], ybuf[:m]
+            wb = None if wbuf is None else wbuf[:m]
             if perm is not None:
                 rows = perm[start : start + m]
                 torch.index_select(X, 0, rows, out=zb)
                 torch.index_select(Y, 0, rows, out=yb)
+                if w is not None and wb is not None:
+                    torch.index_select(w, 0, rows, out=wb)
             else:
                 zb.copy_(X[start : start + m])
                 yb.copy_(Y[start : start + m])
-            yield zb, yb
+                if w is not None and wb is not None:
+                    wb.copy_(w[start : start + m])
+            yield zb, yb, wb
+
+
+def weighted_batches(
+    data: EpochData, generator: torch.Generator, batch_size: int, shuffle: bool
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """``data``'s batches of one epoch with their rows' weights: those of weighted rows in
+    memory (:class:`TensorData` with ``w``), None for every other source (unweighted)."""
+    if isinstance(data, TensorData) and data.w is not None:
+        return data.weighted_batches(generator, batch_size, shuffle)
+    return ((zb, yb, None) for zb, yb in data.batches(generator, batch_size, shuffle))

@@ -30,12 +30,17 @@ the usual tolerance ``s_max · max(n, d) · eps``. A rank-deficient design is *r
 
 Both give the same predictions on rows in the span of the training rows, and differ elsewhere
 (a new row that breaks the collinearity); see :class:`gradfit.inference.Estimability`.
+
+Weighted least squares (``sample_weight``, R's ``lm(..., weights = w)``): rows of weight 0 are
+left out, the means are the weighted ones and every row of the centred design and targets is
+scaled by ``sqrt(w)``; the same QR then minimises ``Σ w_i r_i²``.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,9 +48,9 @@ import numpy as np
 import torch
 
 from gradfit.errors import RankDeficiencyWarning, ValidationError
-from gradfit.validation import as_matrix, as_targets, check_lengths
+from gradfit.validation import as_matrix, as_targets, check_lengths, check_weights
 
-__all__ = ["RANK_DEFICIENT", "LeastSquaresResult", "least_squares"]
+__all__ = ["RANK_DEFICIENT", "LeastSquaresResult", "least_squares", "mean_ext"]
 
 _MAX_REFINEMENTS = 5
 RANK_DEFICIENT = ("min-norm", "aliased")
@@ -73,12 +78,17 @@ _CHUNK = 1 << 16
 _ALWAYS_REFINE = 1 << 22  # elements of X below which refinement always runs
 
 
-def _mean_ext(M: np.ndarray) -> np.ndarray:
-    """Column means accumulated in extended precision, a chunk at a time (bounded memory)."""
+def mean_ext(M: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """Column means (float64) accumulated in extended precision, a chunk of rows at a time
+    (bounded memory); weighted by ``w`` (n,) (``Σ w_i m_i / Σ w_i``) when given."""
     total = np.zeros(M.shape[1], dtype=np.longdouble)
     for start in range(0, M.shape[0], _CHUNK):
-        total += M[start : start + _CHUNK].astype(np.longdouble).sum(axis=0)
-    mean: np.ndarray = total / M.shape[0]
+        chunk = M[start : start + _CHUNK].astype(np.longdouble)
+        if w is not None:
+            chunk *= w[start : start + _CHUNK, None].astype(np.longdouble)
+        total += chunk.sum(axis=0)
+    count = max(M.shape[0], 1) if w is None else np.sum(w.astype(np.longdouble))
+    mean: np.ndarray = (total / count).astype(np.float64)
     return mean
 
 
@@ -116,11 +126,16 @@ class _HouseholderQR:
         return _solve_upper(self.R, QtB[: self.d].numpy())
 
 
-def _refine(A: np.ndarray, B: np.ndarray, Z: np.ndarray, qr: _HouseholderQR) -> np.ndarray:
-    """Iterative refinement: residuals in extended precision, corrections by the same QR."""
+def _refined(
+    Z: np.ndarray, correction: Callable[[np.ndarray], np.ndarray], steps: int
+) -> np.ndarray:
+    """Iterative refinement: ``Z`` plus ``correction(Z)``, at most ``steps`` times, while the
+    corrections shrink, and until one is below float64's resolution of ``Z``. In memory and
+    for a stream (:mod:`gradfit.solvers.tsqr`), which differ only in how a correction is
+    computed."""
     previous = math.inf
-    for _ in range(_MAX_REFINEMENTS):
-        dZ = qr.solve(_residual_ext(A, B, Z))
+    for _ in range(steps):
+        dZ = correction(Z)
         size = float(np.max(np.abs(dZ))) if dZ.size else 0.0
         if not size < previous:  # no longer contracting: stop before making it worse
             break
@@ -131,6 +146,11 @@ def _refine(A: np.ndarray, B: np.ndarray, Z: np.ndarray, qr: _HouseholderQR) -> 
     return Z
 
 
+def _refine(A: np.ndarray, B: np.ndarray, Z: np.ndarray, qr: _HouseholderQR) -> np.ndarray:
+    """Iterative refinement: residuals in extended precision, corrections by the same QR."""
+    return _refined(Z, lambda Z: qr.solve(_residual_ext(A, B, Z)), _MAX_REFINEMENTS)
+
+
 def _solve_upper(R: np.ndarray, B: np.ndarray) -> np.ndarray:
     solution: np.ndarray = torch.linalg.solve_triangular(
         torch.from_numpy(R), torch.from_numpy(np.ascontiguousarray(B)), upper=True
@@ -138,8 +158,74 @@ def _solve_upper(R: np.ndarray, B: np.ndarray) -> np.ndarray:
     return solution
 
 
+def _rank_and_condition(s: np.ndarray, n: int, d: int) -> tuple[int, float, float]:
+    """From the singular values ``s`` of a centred, column-scaled design of n rows and d
+    columns: its numerical rank (the values above ``s_max · max(n, d) · eps``), that tolerance,
+    and its 2-norm condition number (inf when fewer than d values or the smallest is 0)."""
+    s_max = float(s[0]) if s.size else 0.0
+    tol = s_max * max(n, d) * np.finfo(np.float64).eps
+    rank = int(np.sum(s > tol))
+    s_min = float(s[-1]) if s.size == d and d else 0.0
+    condition = s_max / s_min if s_min > 0 else math.inf
+    return rank, tol, condition
+
+
+def _min_norm_solution(
+    M: np.ndarray, rhs: np.ndarray, rank: int, d: int, condition: float
+) -> np.ndarray:
+    """Warn that X is rank deficient, then the minimum-norm ``Z`` of ``M Z ≈ rhs`` from the SVD
+    of ``M`` truncated to ``rank`` (M: the centred data in memory, or their R factor for a
+    stream; the rank comes from the scaled design). The warning names the caller's caller,
+    the user's call of :func:`least_squares` or of the streaming solve."""
+    warnings.warn(
+        f"X is rank deficient (rank {rank} < {d} features after centring and scaling; "
+        f"condition number {condition:.3g}): the least-squares solution is not unique, "
+        "returning the minimum-norm one. Remove collinear or constant features.",
+        RankDeficiencyWarning,
+        stacklevel=3,
+    )
+    U, S, Vt = np.linalg.svd(M, full_matrices=False)
+    r = min(rank, int(np.sum(S > 0)))
+    Z: np.ndarray = Vt[:r].T @ ((U[:, :r].T @ rhs) / S[:r, None])
+    return Z
+
+
+def _result(
+    Z: np.ndarray,
+    x_mean: np.ndarray,
+    y_mean: np.ndarray,
+    fit_intercept: bool,
+    rank: int,
+    condition: float,
+    s: np.ndarray,
+    aliased: torch.Tensor | None = None,
+) -> LeastSquaresResult:
+    """The result of coefficients ``Z`` (d, k) of the centred data: the bias from the means,
+    in extended precision (the data were centred on these float64 values, so the
+    reparametrisation is exact)."""
+    weight = Z.T  # (k, d)
+    bias = (
+        y_mean.astype(np.longdouble) - weight.astype(np.longdouble) @ x_mean.astype(np.longdouble)
+    ).astype(np.float64)
+    return LeastSquaresResult(
+        weight=torch.from_numpy(np.ascontiguousarray(weight)),
+        bias=torch.from_numpy(np.ascontiguousarray(bias))
+        if fit_intercept
+        else torch.zeros(weight.shape[0], dtype=torch.float64),
+        rank=rank,
+        condition_number=condition,
+        singular_values=torch.from_numpy(np.ascontiguousarray(s)),
+        aliased=aliased,
+    )
+
+
 def least_squares(
-    X: Any, Y: Any, *, fit_intercept: bool = True, rank_deficient: str = "min-norm"
+    X: Any,
+    Y: Any,
+    *,
+    fit_intercept: bool = True,
+    rank_deficient: str = "min-norm",
+    sample_weight: Any = None,
 ) -> LeastSquaresResult:
     """Exact least-squares fit of a (multi-output) linear model, in float64.
 
@@ -152,6 +238,9 @@ def least_squares(
     rank_deficient : {"min-norm", "aliased"}
         The solution returned when X is rank deficient (see the module's docstring): the
         minimum-norm one, or R's (later collinear columns aliased: coefficient 0).
+    sample_weight : (n,) tensor or array, optional
+        Row weights, finite and >= 0, not all 0: weighted least squares (minimises
+        ``Σ w_i r_i²``; rows of weight 0 are left out, as in R's ``lm``).
 
     Returns
     -------
@@ -181,21 +270,29 @@ def least_squares(
     check_lengths(Xt, Yt)
     Xn = Xt.cpu().numpy()
     Yn = Yt.cpu().numpy()
+    w: np.ndarray | None = None
+    if sample_weight is not None:
+        w = check_weights(sample_weight, Xn.shape[0]).numpy()
+        if not bool((w > 0).all()):
+            keep = w > 0
+            Xn, Yn, w = Xn[keep], Yn[keep], w[keep]
     n, d = Xn.shape
     k = Yn.shape[1]
 
     if fit_intercept:
         # Means in extended precision; the data are centred on their float64 roundings, and
         # the bias below uses the same values, so the reparametrisation is exact.
-        x_mean = _mean_ext(Xn).astype(np.float64)
-        y_mean = _mean_ext(Yn).astype(np.float64)
+        x_mean = mean_ext(Xn, w)
+        y_mean = mean_ext(Yn, w)
         A = Xn - x_mean
         B = Yn - y_mean
     else:
         x_mean, y_mean = np.zeros(d), np.zeros(k)
         A, B = Xn, Yn
+    if w is not None:
+        root = np.sqrt(w)[:, None]
+        A, B = A * root, B * root
 
-    eps = np.finfo(np.float64).eps
     A = np.ascontiguousarray(A)
     qr: _HouseholderQR | None = None
     if n >= d:
@@ -209,11 +306,7 @@ def least_squares(
         norms = _column_norms(A)
         scale = np.where(norms > 0, norms, 1.0)
         s = np.linalg.svd(A / scale, compute_uv=False)
-    s_max = float(s[0]) if s.size else 0.0
-    tol = s_max * max(n, d) * eps
-    rank = int(np.sum(s > tol))
-    s_min = float(s[-1]) if s.size == d else 0.0
-    condition = s_max / s_min if s_min > 0 else math.inf
+    rank, tol, condition = _rank_and_condition(s, n, d)
 
     if rank == d and qr is not None:
         Z = qr.solve(B)  # (d, k), original units
@@ -223,7 +316,7 @@ def least_squares(
             Z = _refine(A, B, Z, qr)
     elif rank_deficient == "aliased":
         F = qr.R / scale if qr is not None else _r_factor(A / scale)  # equilibrated R
-        weight_a, bias_a, kept = _fit_kept(Xn, Yn, fit_intercept, F, tol)
+        weight_a, bias_a, kept = _fit_kept(Xn, Yn, fit_intercept, F, tol, w)
         aliased = np.flatnonzero(~kept)
         warnings.warn(
             f"X is rank deficient (rank {rank} < {d} features after centring and scaling; "
@@ -243,33 +336,11 @@ def least_squares(
             aliased=torch.from_numpy(~kept),
         )
     else:
-        warnings.warn(
-            f"X is rank deficient (rank {rank} < {d} features after centring and scaling; "
-            f"condition number {condition:.3g}): the least-squares solution is not unique, "
-            "returning the minimum-norm one. Remove collinear or constant features.",
-            RankDeficiencyWarning,
-            stacklevel=2,
-        )
         # Minimum norm in the *original* units: the rank comes from the scaled design, the
         # solution from the SVD of the unscaled (centred) one, truncated to that rank.
-        U, S, Vt = np.linalg.svd(A, full_matrices=False)
-        r = min(rank, int(np.sum(S > 0)))
-        Z = Vt[:r].T @ ((U[:, :r].T @ B) / S[:r, None])
-
-    weight = Z.T  # (k, d)
-    bias = (
-        y_mean.astype(np.longdouble) - weight.astype(np.longdouble) @ x_mean.astype(np.longdouble)
-    ).astype(np.float64)
-    return LeastSquaresResult(
-        weight=torch.from_numpy(np.ascontiguousarray(weight)),
-        bias=torch.from_numpy(np.ascontiguousarray(bias))
-        if fit_intercept
-        else torch.zeros(k, dtype=torch.float64),
-        rank=rank,
-        condition_number=condition,
-        singular_values=torch.from_numpy(np.ascontiguousarray(s)),
-        aliased=torch.zeros(d, dtype=torch.bool),
-    )
+        Z = _min_norm_solution(A, B, rank, d, condition)
+    none = torch.zeros(d, dtype=torch.bool)  # no column aliased
+    return _result(Z, x_mean, y_mean, fit_intercept, rank, condition, s, none)
 
 
 def _r_factor(A: np.ndarray) -> np.ndarray:
@@ -314,22 +385,28 @@ def drop_weakest(kept: np.ndarray, distance: np.ndarray) -> np.ndarray:
 
 
 def _fit_kept(
-    Xn: np.ndarray, Yn: np.ndarray, fit_intercept: bool, F: np.ndarray, tol: float
+    Xn: np.ndarray,
+    Yn: np.ndarray,
+    fit_intercept: bool,
+    F: np.ndarray,
+    tol: float,
+    w: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """R's solution of a rank-deficient design: weight (k, d) with 0 for the aliased columns,
     bias (k,) and the kept mask (d,). ``F``: the R factor of the equilibrated (centred)
     design; ``tol``: the rank tolerance on its scale. The kept columns are refitted; where
-    that fit still finds them deficient (a borderline column), one more is aliased."""
+    that fit still finds them deficient (a borderline column), one more is aliased. ``w``:
+    the (positive) row weights of a weighted fit."""
     d, k = Xn.shape[1], Yn.shape[1]
     kept, distance = independent_columns(F, tol)
     while True:
         weight = np.zeros((k, d))
         if not kept.any():
-            bias = _mean_ext(Yn).astype(np.float64) if fit_intercept else np.zeros(k)
+            bias = mean_ext(Yn, w) if fit_intercept else np.zeros(k)
             return weight, bias, kept
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RankDeficiencyWarning)  # the caller warns once
-            sub = least_squares(Xn[:, kept], Yn, fit_intercept=fit_intercept)
+            sub = least_squares(Xn[:, kept], Yn, fit_intercept=fit_intercept, sample_weight=w)
         if sub.rank == int(kept.sum()):
             weight[:, kept] = sub.weight.numpy()
             return weight, sub.bias.numpy(), kept

@@ -13,7 +13,7 @@ import torch
 from gradfit.errors import GradfitError, ValidationError
 from gradfit.losses import penalty, squared_error_gradient
 from gradfit.solvers.collective import Communicator
-from gradfit.solvers.interfaces import AlignedData, EpochData
+from gradfit.solvers.interfaces import AlignedData, EpochData, weighted_batches
 from gradfit.solvers.kernels import update_state
 from gradfit.solvers.state import TrainState
 
@@ -25,9 +25,11 @@ def sgd_epoch(
 ) -> float:
     """One pass of mini-batch steps over ``data`` (the reference epoch, any device); returns
     the mean batch objective (the mean squared error over every row seen during the epoch,
-    plus the penalty after it). Every :func:`check_every` steps the mean squared error of the
-    rows since the last check is compared with the divergence guard's bound: a non-finite or
-    larger one ends the epoch at once and is its loss (see :func:`window_limit`)."""
+    plus the penalty after it). Weighted rows (:class:`~gradfit.solvers.interfaces.TensorData`
+    with weights scaled to mean 1) weigh their squared errors, in the loss and its gradient.
+    Every :func:`check_every` steps the mean squared error of the rows since the last check is
+    compared with the divergence guard's bound: a non-finite or larger one ends the epoch at
+    once and is its loss (see :func:`window_limit`)."""
     cfg = state.config
     k = state.weight.shape[0]
     mean, scale = state.scaler.mean, state.scaler.scale
@@ -35,10 +37,11 @@ def sgd_epoch(
     rows = 0
     every, limit = check_every(batch_size), window_limit(state)
     checked, checked_rows = 0.0, 0
-    for steps, (zb, yb) in enumerate(data.batches(state.generator, batch_size, shuffle), 1):
+    batches = weighted_batches(data, state.generator, batch_size, shuffle)
+    for steps, (zb, yb, wb) in enumerate(batches, 1):
         if cfg.standardize:
             zb.sub_(mean.to(zb.dtype)).div_(scale.to(zb.dtype))
-        sse, gW, gb = squared_error_gradient(zb, yb, state.weight, state.bias)
+        sse, gW, gb = squared_error_gradient(zb, yb, state.weight, state.bias, wb)
         total += sse
         rows += zb.shape[0]
         update_state(state, gW, gb, lr)

@@ -52,6 +52,7 @@ Capability = Literal[
     "partial_fit",  # one epoch at a time over new rows, continuing a saved state
     "streaming",  # data that do not fit in memory, as a stream of batches
     "distributed",  # several processes (torch.distributed)
+    "weights",  # row weights (sample_weight): the weighted mean squared error
 ]
 CAPABILITIES: tuple[Capability, ...] = (
     "ridge",
@@ -64,6 +65,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     "partial_fit",
     "streaming",
     "distributed",
+    "weights",
 )
 
 
@@ -74,6 +76,8 @@ class FitFunction(Protocol):
     optional ``(weight (k, d), bias (k,))`` in original units; ``callback`` receives an
     :class:`~gradfit.solvers.engine.EpochInfo` after every epoch; ``state`` (solvers with the
     ``partial_fit`` capability) is a :class:`~gradfit.solvers.state.TrainState` to continue.
+    Solvers with the ``weights`` capability also take ``sample_weight``, the rows' weights
+    (n,) float64 (checked: finite, >= 0, not all 0), by keyword; it is passed only when given.
     Raises
     :class:`~gradfit.errors.DivergenceError` carrying the last good :class:`FitResult`.
     """
@@ -191,7 +195,7 @@ REGISTRY: dict[str, SolverSpec] = {
             entry="gradfit.solvers.closed_form:fit_lstsq",
             summary="the closed form in float64, with no penalty or the ridge penalty only "
             "(l1_ratio=0); no step size, momentum, schedule or epochs",
-            supports=frozenset({"ridge", "no_intercept", "streaming", "distributed"}),
+            supports=frozenset({"ridge", "no_intercept", "streaming", "distributed", "weights"}),
             iterative=False,
             exact=True,
             stream_entry="gradfit.solvers.closed_form:fit_lstsq_stream",

@@ -3,12 +3,19 @@
 For a linear model the squared loss depends on the data only through the means, the centred
 second moments and the target variances. Computed once (one pass, float64), they make each
 full-batch gradient step cost O(d² k) instead of O(n d k).
+
+With row weights ``w_i >= 0`` the same statistics are the weighted ones: means
+``Σ w_i z_i / Σ w_i`` and centred moments ``Σ w_i (z_i - z̄)(z_i - z̄)ᵀ / Σ w_i``, so that the
+objective they give is the weighted mean squared error ``Σ w_i r_i² / Σ w_i`` (integer weights:
+the statistics, hence every fit from them, of the rows repeated that many times, as
+scikit-learn's ``sample_weight``). They also count the rows of positive weight (R's residual
+degrees of freedom leave out rows of weight 0) and sum ``log w_i`` over them (R's ``logLik``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -32,6 +39,8 @@ _NUMPY_DTYPES = (torch.float64, torch.float32)
 # A block of rows: an (m, d) tensor, or (on the CPU) its d columns as float64 arrays of m values
 # (a batch read from a file, used as read without stacking it into a matrix).
 Block = torch.Tensor | Sequence[npt.NDArray[np.float64]]
+# Row weights of a block: (m,) float64, a tensor or an array (None: every row weight 1).
+Weights = torch.Tensor | npt.NDArray[np.float64] | None
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,11 @@ class SufficientStats:
 
     ``zbar`` (d,), ``ybar`` (k,), ``Szz = Zc.T @ Zc / n`` (d, d), ``Szy = Zc.T @ Yc / n`` (d, k),
     ``syy = (Yc**2).sum(0) / n`` (k,), where Zc and Yc are the column-centred data.
+
+    Weighted (``weight_sum`` not None): the means and moments are weighted, ``n`` replaced by
+    the total weight ``Σ w`` (:attr:`total`) and the centring by the weighted means;
+    ``n`` still counts every row seen, ``positive`` those of weight > 0 and
+    ``log_weight_sum`` is ``Σ log w_i`` over them.
     """
 
     n: int
@@ -48,6 +62,25 @@ class SufficientStats:
     Szz: torch.Tensor
     Szy: torch.Tensor
     syy: torch.Tensor
+    weight_sum: float | None = None  # Σ w; None: unweighted (every row weight 1)
+    positive: int | None = None  # rows of weight > 0; None: all n
+    log_weight_sum: float = 0.0  # Σ log w over the rows of weight > 0
+
+    @property
+    def weighted(self) -> bool:
+        return self.weight_sum is not None
+
+    @property
+    def total(self) -> float:
+        """The total weight Σ w (the number of rows when unweighted): the divisor of the
+        means and moments."""
+        return float(self.n) if self.weight_sum is None else self.weight_sum
+
+    @property
+    def n_positive(self) -> int:
+        """The rows of positive weight (all rows when unweighted): what R counts in the
+        degrees of freedom, ``nobs`` and ``logLik``."""
+        return self.n if self.positive is None else self.positive
 
     @classmethod
     def compute(
@@ -57,12 +90,15 @@ class SufficientStats:
         shift: tuple[torch.Tensor, torch.Tensor] | None = None,
         *,
         shifted: bool = False,
+        weights: Weights = None,
     ) -> SufficientStats:
         """One pass over (Z, Y) in chunks, accumulated in float64, shifted by ``shift`` (means
         near those of the data: (d,), (k,) float64; default: the first chunk's means) so that
         the centred moments do not suffer cancellation. ``shifted``: return the statistics of
         the shifted data ``(Z - shift, Y - shift)`` (their means near 0), for merging. Z and Y
-        are (n, d) and (n, k) tensors, or (on the CPU) their columns as float64 arrays."""
+        are (n, d) and (n, k) tensors, or (on the CPU) their columns as float64 arrays.
+        ``weights``: (n,) float64 row weights, finite and >= 0 (checked by the caller:
+        :func:`gradfit.validation.check_weights`); the statistics are then the weighted ones."""
         n, d, k = _rows(Y), _width(Z), _width(Y)
         if shift is None:
             z0, y0 = _head_mean(Z, n), _head_mean(Y, n)
@@ -71,12 +107,25 @@ class SufficientStats:
         # One product per chunk gives every sum: with A = [Z - z0, Y - y0, 1] (c, d + k + 1),
         # A^T A holds Mzz, Mzy, the targets' sums of squares and, in its last row, the column
         # sums. The shift and the conversion to float64 are one pass into a reused buffer.
-        G = _shifted_gram(Z, Y, z0, y0)
+        # With weights each row of A is scaled by sqrt(w): A^T A holds the weighted sums.
+        w64 = None if weights is None else _as_weights(weights)
+        G = _shifted_gram(Z, Y, z0, y0, None if w64 is None else np.sqrt(w64))
         Mzz, Mzy = G[:d, :d], G[:d, d : d + k]
         myy = G[d : d + k, d : d + k].diagonal()
         sz, sy = G[-1, :d], G[-1, d : d + k]
-        mz, my = sz / n, sy / n  # means of the shifted data
-        Szz = Mzz / n - torch.outer(mz, mz)
+        total: float | int = n
+        extra: dict[str, Any] = {}
+        if w64 is not None:
+            weight_sum = float(np.sum(w64))  # NumPy's pairwise sum: exact for integer weights
+            keep = w64 > 0
+            total = weight_sum if weight_sum > 0 else 1.0  # no weight: the sums are 0
+            extra = {
+                "weight_sum": weight_sum,
+                "positive": int(np.count_nonzero(keep)),
+                "log_weight_sum": float(np.sum(np.log(w64[keep]))),
+            }
+        mz, my = sz / total, sy / total  # means of the shifted data
+        Szz = Mzz / total - torch.outer(mz, mz)
         Szz = (Szz + Szz.T) / 2  # exact symmetry for eigvalsh
         for name, value in (("X^T X", Mzz), ("X^T Y", Mzy), ("Y^T Y", myy)):
             if not bool(torch.isfinite(value).all()):
@@ -89,8 +138,9 @@ class SufficientStats:
             zbar=mz if shifted else z0 + mz,
             ybar=my if shifted else y0 + my,
             Szz=Szz,
-            Szy=Mzy / n - torch.outer(mz, my),
-            syy=(myy / n - my * my).clamp_min(0.0),
+            Szy=Mzy / total - torch.outer(mz, my),
+            syy=(myy / total - my * my).clamp_min(0.0),
+            **extra,
         )
 
     def merge(self, other: SufficientStats) -> SufficientStats:
@@ -101,7 +151,10 @@ class SufficientStats:
             S    = (n_a S_a + n_b S_b) / n + w δ δᵀ      (centred moments / n, each block)
 
         No shift is shared between the parts, so batches or processes merge in any order and a
-        large common offset does not cancel. A part with no rows leaves the other unchanged."""
+        large common offset does not cancel. A part with no rows leaves the other unchanged.
+        Weighted statistics merge by the same update with the total weights in place of the
+        row counts (a part with rows of weight 0 only adds its rows to the count); unweighted
+        ones merged with weighted ones count as rows of weight 1."""
         if other.n == 0:
             return self
         if self.n == 0:
@@ -113,7 +166,21 @@ class SufficientStats:
                 f"{other.ybar.shape[0]}"
             )
         n = self.n + other.n
-        fa, fb = self.n / n, other.n / n
+        extra: dict[str, Any] = {}
+        if self.weighted or other.weighted:
+            ta, tb = self.total, other.total
+            extra = {
+                "weight_sum": ta + tb,
+                "positive": self.n_positive + other.n_positive,
+                "log_weight_sum": self.log_weight_sum + other.log_weight_sum,
+            }
+            if tb == 0:  # rows of weight 0 only: counted, nothing else
+                return replace(self, n=n, **extra)
+            if ta == 0:
+                return replace(other, n=n, **extra)
+            fa, fb = ta / (ta + tb), tb / (ta + tb)
+        else:
+            fa, fb = self.n / n, other.n / n
         dz = other.zbar - self.zbar
         dy = other.ybar - self.ybar
         w = fa * fb
@@ -125,46 +192,44 @@ class SufficientStats:
             Szz=(Szz + Szz.T) / 2,
             Szy=fa * self.Szy + fb * other.Szy + w * torch.outer(dz, dy),
             syy=fa * self.syy + fb * other.syy + w * dy * dy,
+            **extra,
         )
 
     @classmethod
-    def from_batches(cls, batches: Iterable[tuple[Block, Block]]) -> SufficientStats:
-        """The statistics of a stream of (Z (m, d), Y (m, k)) batches, one pass: each batch by
-        :meth:`compute`, merged into the running total by :meth:`merge`. The batches are first
-        shifted by the first batch's means (and the means shifted back at the end), so that the
-        merges' differences of means are differences of small numbers: with a large common
-        offset the result matches :meth:`compute` of all rows to ~1e-15 relative rather than
-        ~1e-11."""
+    def from_batches(
+        cls, batches: Iterable[tuple[Block, Block] | tuple[Block, Block, Weights]]
+    ) -> SufficientStats:
+        """The statistics of a stream of (Z (m, d), Y (m, k)) batches, or (Z, Y, w) with the
+        rows' weights w (m,), one pass: each batch by :meth:`compute`, merged into the running
+        total by :meth:`merge`. The batches are first shifted by the first batch's means (and
+        the means shifted back at the end), so that the merges' differences of means are
+        differences of small numbers: with a large common offset the result matches
+        :meth:`compute` of all rows to ~1e-15 relative rather than ~1e-11."""
         total: SufficientStats | None = None
         shift = None
-        for Z, Y in batches:
+        for batch in batches:
+            Z, Y = batch[0], batch[1]
+            weights = batch[2] if len(batch) > 2 else None
             m = _rows(Y)
             if m == 0:
                 continue
             if shift is None:
                 shift = (_head_mean(Z, m), _head_mean(Y, m))
-            part = cls.compute(Z, Y, shift, shifted=True)
+            part = cls.compute(Z, Y, shift, shifted=True, weights=weights)
             total = part if total is None else total.merge(part)
         if total is None or shift is None:
             raise ValidationError("no data rows: the statistics need at least one row")
-        return SufficientStats(
-            n=total.n,
-            zbar=total.zbar + shift[0],
-            ybar=total.ybar + shift[1],
-            Szz=total.Szz,
-            Szy=total.Szy,
-            syy=total.syy,
-        )
+        if total.weighted and total.total == 0:
+            raise ValidationError("the weights are all zero: at least one row needs weight > 0")
+        return replace(total, zbar=total.zbar + shift[0], ybar=total.ybar + shift[1])
 
     def standardized(self, mean: torch.Tensor, scale: torch.Tensor) -> SufficientStats:
         """Statistics of ``Z = (X - mean) / scale`` from those of X, exactly (no second pass)."""
-        return SufficientStats(
-            n=self.n,
+        return replace(
+            self,
             zbar=(self.zbar - mean) / scale,
-            ybar=self.ybar,
             Szz=self.Szz / torch.outer(scale, scale),
             Szy=self.Szy / scale[:, None],
-            syy=self.syy,
         )
 
     # ------------------------------------------------------------------------- the objective
@@ -275,19 +340,37 @@ def _head_mean(block: Block, n: int) -> torch.Tensor:
     return torch.tensor(sums, dtype=torch.float64) / max(head, 1)
 
 
-def _shifted_gram(Z: Block, Y: Block, z0: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:
-    """``AᵀA`` (w, w) float64 for ``A = [Z - z0, Y - y0, 1]``, in chunks that stay in cache:
-    by NumPy for columns and CPU float32/float64 tensors, by torch otherwise (a GPU, half
-    precision)."""
+def _as_weights(weights: torch.Tensor | npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    if isinstance(weights, torch.Tensor):
+        weights = weights.detach().cpu().numpy()
+    return np.ascontiguousarray(weights, dtype=np.float64)
+
+
+def _shifted_gram(
+    Z: Block,
+    Y: Block,
+    z0: torch.Tensor,
+    y0: torch.Tensor,
+    root_w: npt.NDArray[np.float64] | None = None,
+) -> torch.Tensor:
+    """``AᵀA`` (w, w) float64 for ``A = [Z - z0, Y - y0, 1]``, each row scaled by ``root_w``
+    (the square roots of the row weights) when given, in chunks that stay in cache: by NumPy
+    for columns and CPU float32/float64 tensors, by torch otherwise (a GPU, half precision)."""
     if isinstance(Z, torch.Tensor) and isinstance(Y, torch.Tensor):
         on_cpu = Z.device.type == "cpu" and Y.device.type == "cpu"
         if not (on_cpu and Z.dtype in _NUMPY_DTYPES and Y.dtype in _NUMPY_DTYPES):
-            return _shifted_gram_torch(Z, Y, z0, y0)
-    return torch.from_numpy(_shifted_gram_numpy(Z, Y, torch.cat([z0, y0]).cpu().numpy()))
+            root = None if root_w is None else torch.from_numpy(root_w).to(Z.device)
+            return _shifted_gram_torch(Z, Y, z0, y0, root)
+    shift = torch.cat([z0, y0]).cpu().numpy()
+    return torch.from_numpy(_shifted_gram_numpy(Z, Y, shift, root_w))
 
 
 def _shifted_gram_torch(
-    Z: torch.Tensor, Y: torch.Tensor, z0: torch.Tensor, y0: torch.Tensor
+    Z: torch.Tensor,
+    Y: torch.Tensor,
+    z0: torch.Tensor,
+    y0: torch.Tensor,
+    root_w: torch.Tensor | None = None,
 ) -> torch.Tensor:
     n, d, k = Z.shape[0], Z.shape[1], Y.shape[1]
     w = d + k + 1
@@ -303,6 +386,9 @@ def _shifted_gram_torch(
         # takes a slow path: ten times slower than these two passes).
         A[:, :d].copy_(Z[start : start + rows]).sub_(z0)
         A[:, d : d + k].copy_(Y[start : start + rows]).sub_(y0)
+        if root_w is not None:
+            A[:, -1] = 1.0  # the buffer's last column, scaled by the last chunk's weights
+            A.mul_(root_w[start : start + rows, None])
         G.addmm_(A.T, A)  # (w, c) @ (c, w)
     return G
 
@@ -322,7 +408,10 @@ def _columns(block: Block) -> list[npt.NDArray[Any]]:
 
 
 def _shifted_gram_numpy(
-    Z: Block, Y: Block, shift: npt.NDArray[np.float64]
+    Z: Block,
+    Y: Block,
+    shift: npt.NDArray[np.float64],
+    root_w: npt.NDArray[np.float64] | None = None,
 ) -> npt.NDArray[np.float64]:
     """:func:`_shifted_gram` with NumPy, the buffer laid out as the data are: row-major arrays
     are shifted whole rows at a time into a row-major buffer; columns (a batch read from a
@@ -337,7 +426,7 @@ def _shifted_gram_numpy(
                 np.subtract(Zn[start : start + m], shift[:d], out=A[:, :d])
                 np.subtract(Yn[start : start + m], shift[d:], out=A[:, d:])
 
-            return _chunked_gram(Yn.shape[0], d + Yn.shape[1], "C", fill_rows)
+            return _chunked_gram(Yn.shape[0], d + Yn.shape[1], "C", fill_rows, root_w)
         columns = [*Zn.T, *Yn.T]
     else:
         columns = [*_columns(Z), *_columns(Y)]
@@ -346,7 +435,7 @@ def _shifted_gram_numpy(
         for j, column in enumerate(columns):
             np.subtract(column[start : start + m], shift[j], out=A[:, j])
 
-    return _chunked_gram(_rows(Y), len(columns), "F", fill_columns)
+    return _chunked_gram(_rows(Y), len(columns), "F", fill_columns, root_w)
 
 
 def _chunked_gram(
@@ -354,10 +443,12 @@ def _chunked_gram(
     p: int,
     order: Literal["C", "F"],
     fill: Callable[[npt.NDArray[np.float64], int, int], None],
+    root_w: npt.NDArray[np.float64] | None = None,
 ) -> npt.NDArray[np.float64]:
     """``AᵀA`` (p + 1, p + 1) of ``A = [data, 1]`` for n rows of p shifted columns, chunk by
     chunk: ``fill(view, start, m)`` writes rows ``start .. start + m`` into the (m, p) view of
-    a buffer that is contiguous in ``order``, so BLAS takes it without a copy."""
+    a buffer that is contiguous in ``order``, so BLAS takes it without a copy. ``root_w``
+    (n,): scale each row of A by it (weighted sums)."""
     w = p + 1
     rows = max(1, min(_CHUNK_ROWS, _CHUNK_ELEMENTS // w))
     storage = np.empty(min(n, rows) * w)
@@ -368,6 +459,8 @@ def _chunked_gram(
         fill(A[:, :p], start, m)
         A[:, -1] = 1.0
         with np.errstate(over="ignore", invalid="ignore"):  # overflow: checked by the caller
+            if root_w is not None:
+                A *= root_w[start : start + m, None]
             G += A.T @ A
     return G
 

@@ -24,18 +24,21 @@ it in memory). :func:`merge_r` combines the R factors of two sets of rows (proce
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
 
-from gradfit.errors import RankDeficiencyWarning, ValidationError
+from gradfit.errors import ValidationError
 from gradfit.solvers.collective import LOCAL, Communicator, guarded, merge_r_factors
 from gradfit.solvers.lstsq import (
     _ALWAYS_REFINE,
     LeastSquaresResult,
     _column_norms,
+    _min_norm_solution,
+    _rank_and_condition,
+    _refined,
+    _result,
     _solve_upper,
 )
 
@@ -157,44 +160,19 @@ def least_squares_stream(
         augmented[d:, :d] = math.sqrt(n * alpha) * np.eye(d)
         Ra = merge_r(None, torch.from_numpy(augmented)).numpy()
         R11, R12 = Ra[:d, :d], Ra[:d, d:]
-    eps = np.finfo(np.float64).eps
     norms = _column_norms(R11)
     s = np.linalg.svd(R11 / np.where(norms > 0, norms, 1.0), compute_uv=False)
-    s_max = float(s[0]) if s.size else 0.0
-    rank = int(np.sum(s > s_max * max(n, d) * eps))
-    s_min = float(s[-1]) if s.size else 0.0
-    condition = s_max / s_min if s_min > 0 else math.inf
+    rank, _, condition = _rank_and_condition(s, n, d)
     if rank == d:
         Z = _solve_upper(R11, R12)  # (d, k)
         if refine and alpha == 0 and (rows * d <= _ALWAYS_REFINE or condition > 1e4):
             Z = _refine(passes, Z, R11, x_mean, y_mean, fit_intercept, comm)
     else:
-        warnings.warn(
-            f"X is rank deficient (rank {rank} < {d} features after centring and scaling; "
-            f"condition number {condition:.3g}): the least-squares solution is not unique, "
-            "returning the minimum-norm one. Remove collinear or constant features.",
-            RankDeficiencyWarning,
-            stacklevel=2,
-        )
         # A = Q R11, so the SVD of R11 gives A's singular values and right vectors.
-        U, S, Vt = np.linalg.svd(R11)
-        r = min(rank, int(np.sum(S > 0)))
-        Z = Vt[:r].T @ ((U[:, :r].T @ R12) / S[:r, None])
+        Z = _min_norm_solution(R11, R12, rank, d, condition)
     if alpha > 0:
         Z = Z / scales[:, None]  # coefficients of Z back to those of X
-    weight = Z.T
-    bias = (
-        y_mean.astype(np.longdouble) - weight.astype(np.longdouble) @ x_mean.astype(np.longdouble)
-    ).astype(np.float64)
-    return LeastSquaresResult(
-        weight=torch.from_numpy(np.ascontiguousarray(weight)),
-        bias=torch.from_numpy(np.ascontiguousarray(bias))
-        if fit_intercept
-        else torch.zeros(k, dtype=torch.float64),
-        rank=rank,
-        condition_number=condition,
-        singular_values=torch.from_numpy(np.ascontiguousarray(s)),
-    )
+    return _result(Z, x_mean, y_mean, fit_intercept, rank, condition, s)
 
 
 def _refine(
@@ -207,8 +185,8 @@ def _refine(
     comm: Communicator = LOCAL,
 ) -> np.ndarray:
     """Corrected semi-normal equations, one pass per step, while the correction shrinks."""
-    previous = math.inf
-    for _ in range(MAX_REFINEMENTS):
+
+    def correction(Z: np.ndarray) -> np.ndarray:
         Z_ext = Z.astype(np.longdouble)
 
         def local_g(Z_ext: np.ndarray = Z_ext) -> np.ndarray:
@@ -228,15 +206,9 @@ def _refine(
         g = guarded(comm, local_g)
         if comm.world > 1:
             g = _sum_extended(comm, g)
-        step = _solve_upper(R11, _solve_lower(R11.T, g.astype(np.float64)))
-        size = float(np.max(np.abs(step))) if step.size else 0.0
-        if not size < previous:
-            break
-        Z = Z + step
-        previous = size
-        if size <= np.finfo(np.float64).eps * max(float(np.max(np.abs(Z))), 1e-300):
-            break
-    return Z
+        return _solve_upper(R11, _solve_lower(R11.T, g.astype(np.float64)))
+
+    return _refined(Z, correction, MAX_REFINEMENTS)
 
 
 def _sum_extended(comm: Communicator, g: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ class _Diverged(Exception):
 class _Loop:
     """One tutorial loop: how to run it, how it draws its start, what it records."""
 
-    run: Callable[..., _Run]
+    run: Callable[[_RunArgs], _Run]
     initial: Callable[[int, int, int, torch.dtype], Start]
     engine_equivalent: str  # the engine solver with the same step bounds
     # scratch records the loss *before* an epoch's update, builtin the mean during it: the
@@ -65,44 +65,39 @@ class _Loop:
         return _fit_loop(self, X, Y, config, random_state, start, callback, state)
 
 
-def _run_scratch(
-    Z: torch.Tensor,
-    Y: torch.Tensor,
-    epochs: int,
-    lr: float,
-    seed: int,
-    w0: torch.Tensor | None,
-    b0: torch.Tensor | None,
-    batch_size: int,
-    watch: Callable[[int, int, float], None] | None,
-) -> _Run:
-    del batch_size  # full batch
+@dataclass(frozen=True)
+class _RunArgs:
+    """What a tutorial loop is run with (the loops' own arguments, from :func:`_fit_loop`)."""
+
+    Z: torch.Tensor
+    Y: torch.Tensor
+    epochs: int
+    lr: float
+    seed: int
+    w0: torch.Tensor | None
+    b0: torch.Tensor | None
+    batch_size: int  # builtin's mini-batches; scratch is full batch
+    watch: Callable[[int, int, float], None] | None
+
+
+def _run_scratch(a: _RunArgs) -> _Run:
     r = train_from_scratch(
-        Z, Y, epochs=epochs, lr=lr, seed=seed, weight=w0, bias=b0, callback=watch
+        a.Z, a.Y, epochs=a.epochs, lr=a.lr, seed=a.seed, weight=a.w0, bias=a.b0, callback=a.watch
     )
     return r.weight, r.bias, r.losses, r.final_loss
 
 
-def _run_builtin(
-    Z: torch.Tensor,
-    Y: torch.Tensor,
-    epochs: int,
-    lr: float,
-    seed: int,
-    w0: torch.Tensor | None,
-    b0: torch.Tensor | None,
-    batch_size: int,
-    watch: Callable[[int, int, float], None] | None,
-) -> _Run:
+def _run_builtin(a: _RunArgs) -> _Run:
+    watch = a.watch
     rb = train_builtin(
-        Z,
-        Y,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        seed=seed,
-        weight=w0,
-        bias=b0,
+        a.Z,
+        a.Y,
+        epochs=a.epochs,
+        lr=a.lr,
+        batch_size=a.batch_size,
+        seed=a.seed,
+        weight=a.w0,
+        bias=a.b0,
         callback=None if watch is None else (lambda e, n, _last, mean: watch(e, n, mean)),
     )
     return rb.weight, rb.bias, tuple(rb.history.mean_loss), rb.final_loss
@@ -176,7 +171,9 @@ def _fit_loop(
             callback(EpochInfo(epoch, total, loss, lr))
 
     def run(epochs: int, cb: bool) -> _Run:
-        return loop.run(Z, Y, epochs, lr, seed, w0, b0, config.batch_size, watch if cb else None)
+        return loop.run(
+            _RunArgs(Z, Y, epochs, lr, seed, w0, b0, config.batch_size, watch if cb else None)
+        )
 
     def finish(w: torch.Tensor, b: torch.Tensor) -> Start:
         w, b = w.double(), b.double()
