@@ -27,7 +27,7 @@ from cli_helpers import ok, user_error
 
 import gradfit
 from gradfit.errors import DataError, ValidationError
-from gradfit.fitting import IDENTIFIER
+from gradfit.fitting import CONSTANT, IDENTIFIER
 from gradfit.persistence import load_model, save_model
 from gradfit.solvers.config import SolverConfig
 
@@ -231,6 +231,13 @@ def test_default_features_take_a_text_column_as_categorical() -> None:
     beta = np.linalg.lstsq(X, kept.y.to_numpy(), rcond=None)[0]
     np.testing.assert_allclose(report.model.weight[0].numpy(), beta[1:], rtol=1e-10)
     np.testing.assert_allclose(float(report.model.bias[0]), beta[0], rtol=1e-10)
+
+
+def test_a_text_column_of_one_value_is_left_out_by_default() -> None:
+    frame = _regions().assign(site="north")
+    report = gradfit.fit(frame, ["y"], missing="drop", config=LSTSQ)
+    assert report.left_out == {"id": IDENTIFIER, "site": CONSTANT}
+    assert report.model.feature_names == ("regionB", "regionC", "regionD", "x")
 
 
 def test_too_many_levels_is_refused_in_one_line() -> None:

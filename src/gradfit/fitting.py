@@ -51,6 +51,7 @@ from gradfit.solvers.rows import holdout_mask, holdout_seed, resolve_seed
 from gradfit.training import fit_linear
 
 __all__ = [
+    "CONSTANT",
     "IDENTIFIER",
     "FitReport",
     "as_training_tensor",
@@ -320,16 +321,18 @@ def design_features(
     or text or boolean (a categorical column; a dictionary column is read as its values);
     the categorical ones among them; and the columns left out, with why (empty, dates,
     lists...; an identifier: a text column with a different value in each of its first
-    65,536 rows, which would fit every row exactly)."""
+    65,536 rows, which would fit every row exactly; a text column with a single value
+    there)."""
     numeric = set(table.numeric_columns)
     skipped = left_out_columns(table, targets)
     categorical = [
         name for name in skipped if _categorical(table, name) and name not in table.duplicates
     ]
     for name in list(categorical):
-        if _identifier(table.columns[name]):
+        why = _not_categorical(table.columns[name])
+        if why is not None:
             categorical.remove(name)
-            skipped[name] = IDENTIFIER
+            skipped[name] = why
     chosen = set(categorical) | numeric
     features = [name for name in table.columns if name in chosen and name not in set(targets)]
     left_out = {name: why for name, why in skipped.items() if name not in set(categorical)}
@@ -341,14 +344,19 @@ def design_features(
 # streamed choose the same features.
 IDENTIFIER_ROWS = 1 << 16
 IDENTIFIER = "identifier: text with a different value in every row"
+CONSTANT = "text with a single value"
 
 
-def _identifier(column: np.ndarray) -> bool:
-    """Whether a text column is an identifier, left out of the default features: a
-    different value in each of its first :data:`IDENTIFIER_ROWS` rows (at least 2 with a
-    value). As a categorical column it would fit every row exactly (a level per row)."""
+def _not_categorical(column: np.ndarray) -> str | None:
+    """Why a text column is left out of the default features, or None: an identifier (a
+    different value in each of its first :data:`IDENTIFIER_ROWS` rows, at least 2 with a
+    value: as a categorical column it would fit every row exactly, a level per row), or a
+    single value there (no contrast to estimate; R refuses such a factor)."""
     head = [v for v in column[:IDENTIFIER_ROWS].tolist() if v is not None and v == v]
-    return len(head) >= 2 and len(set(head)) == len(head)
+    distinct = len(set(head))
+    if distinct <= 1:
+        return CONSTANT
+    return IDENTIFIER if distinct == len(head) else None
 
 
 def design_columns(
