@@ -27,10 +27,12 @@ FEATURES = ("temp", "rainfall", "humidity")
 TARGETS = ("apples", "oranges")
 
 
-# The training files have a text column, 'region', that the default features leave out.
+# The training files have a text column, 'region', a different value in every row: an
+# identifier, that the default features leave out (other text columns are categorical).
 REGION_NOTE = (
-    "gradfit: note: 1 column(s) left out of the features: 'region' (text); name the features "
-    "with --features to choose them yourself\n"
+    "gradfit: note: 1 column(s) left out of the features: 'region' (identifier: text with a "
+    "different value in every row); name the features with --features to choose them "
+    "yourself\n"
 )
 
 

@@ -30,6 +30,7 @@ EPOCHS = {"gd": 1000, "sgd": 1000, "lstsq": 1000, "scratch": 40, "builtin": 20}
 
 SUMMARY_KEYS = {
     "model",
+    "rows_dropped",
     "solver",
     "epochs_run",
     "final_loss",

@@ -202,7 +202,9 @@ def test_columns_left_out_of_the_features_are_named_once(
     crops = gradfit.load_crops()
     columns = {n: crops.data[:, j].double().numpy() for j, n in enumerate(crops.feature_names)}
     columns["apples"] = crops.target[:, 0].double().numpy()
-    columns["region"] = np.array([f"r{i % 3}" for i in range(15)])
+    # An identifier (a text column with a different value in every row): left out, named;
+    # a text column of a few levels would be categorical (issue 19).
+    columns["region"] = np.array([f"r{i}" for i in range(15)])
     data = tmp_path / "crops.parquet"
     pq.write_table(pa.table(columns), data)
     model = tmp_path / "m.safetensors"

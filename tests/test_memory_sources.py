@@ -21,7 +21,7 @@ import torch
 
 import gradfit
 from gradfit.errors import DataError, ValidationError
-from gradfit.fitting import source_kind
+from gradfit.fitting import IDENTIFIER, source_kind
 from gradfit.persistence import SavedModel
 from gradfit.solvers.config import SolverConfig
 
@@ -130,7 +130,7 @@ def test_fit_gives_the_model_of_the_file(tmp_path: Path, kind: str, config: str)
     assert torch.equal(report.model.weight, by_file.model.weight)
     assert torch.equal(report.model.bias, by_file.model.bias)
     assert report.model.feature_names == by_file.model.feature_names == ("a", "b", "c", "n")
-    assert report.left_out == by_file.left_out == {"id": "text"}
+    assert report.left_out == by_file.left_out == {"id": IDENTIFIER}
     assert report.n_samples == by_file.n_samples
     assert report.final_loss == by_file.final_loss
     assert report.metrics.as_dict(TARGETS) == by_file.metrics.as_dict(TARGETS)
@@ -241,14 +241,17 @@ def test_a_missing_value_is_named_as_in_the_file(tmp_path: Path, kind: str) -> N
 
 
 def test_a_text_column_named_as_a_feature(tmp_path: Path, kind: str) -> None:
+    """A text column named as a feature is categorical (issue 19), its levels counted alike:
+    the same refusal above max_levels."""
     columns = _columns()
     path = _csv(tmp_path, columns)
     with pytest.raises(DataError) as by_file:
-        gradfit.fit(path, ["y"], ["a", "id"])
+        gradfit.fit(path, ["y"], ["a", "id"], max_levels=10)
     with pytest.raises(DataError) as in_memory:
-        gradfit.fit(_table(kind, columns), ["y"], ["a", "id"])
+        gradfit.fit(_table(kind, columns), ["y"], ["a", "id"], max_levels=10)
     _same_message(by_file.value, path, in_memory.value, _name(kind))
-    assert "column 'id', row 1: 'r000' is not a number" in str(in_memory.value)
+    assert "column 'id' has more than 10 distinct values (60 so far)" in str(in_memory.value)
+    assert "--max-levels" in str(in_memory.value)
 
 
 def test_unknown_columns_and_missing_features(tmp_path: Path, kind: str) -> None:

@@ -487,7 +487,8 @@ def test_missing_value(tmp_path: Path, cell: str) -> None:
         select(table, ["y"])
     assert one_line(exc) == (
         f"{table.source}: column 'x', row 3: missing value (an empty cell, NA or NaN); "
-        "fill it in or remove that row"
+        "fill it in or remove that row, or leave out the rows with a missing value with "
+        "--missing drop (missing='drop')"
     )
 
 

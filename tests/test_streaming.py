@@ -28,7 +28,7 @@ import torch
 import gradfit
 from gradfit.cli import main
 from gradfit.errors import DataError, ValidationError
-from gradfit.fitting import fit_data
+from gradfit.fitting import IDENTIFIER, fit_data
 from gradfit.persistence import load_model
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.tsqr import least_squares_stream, merge_r
@@ -166,7 +166,7 @@ def test_streamed_fit_equals_the_in_memory_fit(
     assert streamed.result.n_iter == memory.result.n_iter
     assert streamed.final_loss == pytest.approx(memory.final_loss, rel=1e-9)
     assert streamed.model.metrics["y"]["r2"] == pytest.approx(memory.model.metrics["y"]["r2"])
-    assert streamed.left_out == {"id": "text"}  # the default features, as in memory
+    assert streamed.left_out == {"id": IDENTIFIER}  # the default features, as in memory
     assert streamed.model.feature_names == ("a", "b", "c")
 
 

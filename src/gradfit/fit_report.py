@@ -77,6 +77,7 @@ class FitReport:
     predictions: np.ndarray  # (n, k) float64, for plots
     inference: Any = None  # gradfit.inference.OLSResult of an unpenalized least-squares fit
     inference_note: str | None = None  # why there is none, when it was asked for
+    rows_dropped: int = 0  # rows left out for a missing value (missing="drop", R's na.omit)
 
 
 def build_fit_report(
@@ -97,6 +98,8 @@ def build_fit_report(
     collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
     weights: torch.Tensor | None = None,
     weights_column: str | None = None,
+    design: dict[str, Any] | None = None,
+    rows_dropped: int = 0,
 ) -> FitReport:
     """The report of the fit ``result`` of ``config.solver`` to the training rows of
     ``source``, from what the road computed.
@@ -121,6 +124,9 @@ def build_fit_report(
         R's ``lm(weights = w)``); a streamed weighted fit gives weighted ``stats`` instead
     weights_column : the column the weights came from, recorded in the model file
         (``hyperparameters["weights"]``)
+    design, rows_dropped : the :meth:`gradfit.design.Design.to_dict` document of the model's
+        columns (None: plain numeric columns) and the rows left out for a missing value, kept
+        in the model file and the report (the degrees of freedom count the rows kept)
 
     The optimum is the closed form's own loss (``lstsq`` without a penalty), else the least
     squares optimum of ``stats`` (computed from ``rows`` when not given). A fit whose optimum is
@@ -181,6 +187,8 @@ def build_fit_report(
         final_loss=final_loss,
         loss_history=[float(v) for v in result.loss_curve],
         metrics=saved_metrics,
+        design=design,
+        rows_dropped=int(rows_dropped),
     )
     empty = np.empty((0, len(tnames)))
     report = FitReport(
@@ -196,6 +204,7 @@ def build_fit_report(
         left_out=left_out,
         targets=empty if sample is None else sample[0],
         predictions=empty if sample is None else sample[1],
+        rows_dropped=int(rows_dropped),
     )
     return attach_inference(
         report,
@@ -206,6 +215,7 @@ def build_fit_report(
         collect=collect,
         level=run.level,
         weights=weights,
+        rows_dropped=int(rows_dropped),
     )
 
 
@@ -235,6 +245,7 @@ def attach_inference(
     collect: Callable[[Callable[[], np.ndarray]], np.ndarray] | None = None,
     level: float = DEFAULT_LEVEL,
     weights: torch.Tensor | None = None,
+    rows_dropped: int = 0,
 ) -> FitReport:
     """``report`` with the classical inference of its fit (:mod:`gradfit.inference`) in
     ``report.inference`` and in its model (what intervals need), where it applies:
@@ -254,6 +265,9 @@ def attach_inference(
     ``weights``: the (positive) weights of ``rows``, for weighted least squares (R's
     ``lm(weights = w)``); weighted ``stats`` and ``(X, Y, w)`` blocks from ``batches`` give
     the same for rows not in memory.
+    ``rows_dropped``: the rows left out for a missing value, in the table
+    (:attr:`~gradfit.inference.OLSResult.n_dropped`: R's "(42 observations deleted due to
+    missingness)").
 
     A rank-deficient design follows R's convention everywhere: the aliased coefficients (the
     later of collinear features) are 0 in the table, in its JSON and in the model's weights
@@ -312,6 +326,8 @@ def attach_inference(
             )
     except ValidationError as exc:  # e.g. HC2/HC3 and a row of leverage 1: the fit stands
         return replace(report, inference_note=f"no coefficient table: {exc}")
+    if rows_dropped:
+        fit = replace(fit, n_dropped=int(rows_dropped))
     document: dict[str, Any] = {
         "predictor": fit.to_dict(),
         "summary": fit.as_dict(level),

@@ -18,6 +18,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +27,12 @@ import torch
 
 from gradfit.data import Table, column_names, left_out_columns, read_table, select
 from gradfit.data.memory import TableInMemory, memory_table_name, read_memory_table
+from gradfit.data.tables import (
+    check_known,
+    float_matrix,
+    name_list,
+    refuse_numeric_looking_text,
+)
 from gradfit.data.weights import refuse_weight_role, table_weights, without_column
 from gradfit.datasets import BUILTIN_DATASETS, load_dataset
 from gradfit.errors import DataError, RankDeficiencyWarning, ValidationError
@@ -37,7 +44,13 @@ from gradfit.fit_report import (
     recorded_scaling,
 )
 from gradfit.inference import COV_TYPES
-from gradfit.settings import RunSettings, WeightSettings, refuse_unknown, settings_from_options
+from gradfit.settings import (
+    DesignSettings,
+    RunSettings,
+    WeightSettings,
+    refuse_unknown,
+    settings_from_options,
+)
 from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
@@ -45,14 +58,22 @@ from gradfit.solvers.rows import holdout_mask, holdout_seed, resolve_seed
 from gradfit.training import fit_linear
 
 __all__ = [
+    "CONSTANT",
+    "IDENTIFIER",
     "FitReport",
     "as_training_tensor",
     "attach_inference",
+    "check_design_names",
+    "check_names",
     "check_width",
+    "design_columns",
+    "design_features",
+    "encode_table",
     "expand_names",
     "fit_data",
     "holdout_problem",
     "inference_problem",
+    "intercept_of_design",
     "model_file_settings",
     "read_source",
     "recorded_scaling",
@@ -100,11 +121,12 @@ def single_rank_warning(function: Callable[..., FitReport]) -> Callable[..., Fit
 @single_rank_warning
 def fit_data(
     source: str | TableInMemory,
-    targets: Sequence[str],
+    targets: Sequence[str] | None,
     features: Sequence[str] | None = None,
     config: SolverConfig | None = None,
     *,
     run: RunSettings | None = None,
+    design: DesignSettings | None = None,
     callback: Callable[[EpochInfo], None] | None = None,
     memory_limit: int | None = None,
     weighting: WeightSettings | None = None,
@@ -117,8 +139,9 @@ def fit_data(
     source : a data file path, the name of a built-in data set (``"crops"``), or a table in
         memory (a pandas DataFrame, a pyarrow Table or RecordBatch, or a mapping of column name
         to 1-D array: :mod:`gradfit.data.memory`), read as a file is read whole
-    targets : target column names, expanded by :func:`expand_names`
-    features : feature column names (same rule); None: every other numeric column
+    targets : target column names, expanded by :func:`expand_names` (None with a formula)
+    features : feature column names (same rule); None: every other numeric, text or boolean
+        column (:func:`design_features`)
     config : the solver and its settings (default: ``SolverConfig()``, gd)
     run : the run's settings (:class:`~gradfit.settings.RunSettings`): ``seed``, of shuffling,
         the validation split and the tutorial loops' initial weights; ``dtype`` and ``device``
@@ -128,6 +151,12 @@ def fit_data(
         iterative fit that reached the least-squares optimum, without a penalty (see
         :func:`attach_inference`); ``level``, the coverage of the coefficients' confidence
         intervals in the model's summary
+    design : the formula, ``missing`` and ``max_levels``
+        (:class:`~gradfit.settings.DesignSettings`): with a formula, or a categorical column
+        (text, boolean) among the features (by default every column but the targets that is
+        numeric, text or boolean, R's ``y ~ .``), or ``missing="drop"``, the matrices come
+        from a :class:`gradfit.design.Design` of the table (:func:`encode_table`); otherwise
+        the numeric columns are read as they are
     callback : called with an :class:`EpochInfo` after every epoch
     memory_limit : bytes; a fit that builds d × d statistics (every solver but ``lstsq``
         without a penalty, which works on the rows) is refused, before training, when they
@@ -148,7 +177,9 @@ def fit_data(
     """
     run = settings_from_options(RunSettings, run, options)
     weights_column = settings_from_options(WeightSettings, weighting, options).weights
+    design = settings_from_options(DesignSettings, design, options)
     refuse_unknown("fit_data", options)
+    check_design_names(design, targets, features)
     seed, dtype, device = run.seed, run.torch_dtype, run.torch_device()
     config = config if config is not None else SolverConfig()
     problem = inference_problem(config, run.inference)
@@ -159,28 +190,49 @@ def fit_data(
     if statistics and memory_limit is not None and source_kind(source) in ("file", "files"):
         # From the header, before the rows are parsed (100,000 columns: 20 s of parsing).
         header = column_names(source)
-        if features is None:
-            check_width(name, 0, memory_limit, columns=header, targets=targets)
+        if design.formula is not None:
+            pass  # the formula's columns are known once it is read with the table
+        elif features is None:
+            check_width(name, 0, memory_limit, columns=header, targets=targets or ())
         else:
             check_width(name, len(set(expand_names(features, header))), memory_limit)
     table = read_source(source)
-    target_names = expand_names(targets, table.columns)
+    target_names = [] if targets is None else expand_names(targets, table.columns)
     feature_names = None if features is None else expand_names(features, table.columns)
     refuse_weight_role(name, weights_column, target_names, feature_names)
     chosen = without_column(table, weights_column)  # the weights are never a feature
-    X64, Y64, fnames, tnames = select(chosen, target_names, feature_names, min_rows=2)
+    encoded = encode_table(chosen, target_names, feature_names, design, name, frame=source)
+    design_doc: dict[str, Any] | None = None
+    rows_dropped = 0
+    kept: np.ndarray | None = None
+    if encoded is None:
+        X64, Y64, fnames, tnames = select(chosen, target_names, feature_names, min_rows=2)
+        left_out = design_features(chosen, tnames)[2] if feature_names is None else {}
+    else:
+        X64, Y64, fnames, tnames, left_out, kept, rows_dropped, design_doc = encoded
+        config = intercept_of_design(config, design_doc["fit_intercept"], design.formula)
+        if X64.shape[0] < 2:
+            raise DataError(
+                f"{name}: {X64.shape[0]} row(s) left after dropping {rows_dropped} with a "
+                "missing value; at least 2 are needed to fit a model"
+            )
     if statistics:
         check_width(name, len(fnames), memory_limit)
-    left_out = left_out_columns(chosen, tnames) if feature_names is None else {}
     w64 = None if weights_column is None else table_weights(table, weights_column)
+    if w64 is not None and kept is not None:
+        w64 = w64[kept]  # the weights of the rows kept
     run_seed, held = seed, None
     if config.early_stopping:
         # The engine's split, by the row rule of every road (gradfit.solvers.rows): the table
-        # is file 0. One seed (drawn here without one) for the split checked here and the
-        # engine's, so that both are the same rows.
+        # is file 0, its rows counted as in the file (dropped rows included, as streamed).
+        # One seed (drawn here without one) for the split checked here and the engine's, so
+        # that both are the same rows.
         run_seed = resolve_seed(seed)
         n = X64.shape[0]
-        held = holdout_mask(0, 1, n, config.validation_fraction, holdout_seed(run_seed))
+        n_read = n if kept is None else len(kept)
+        held = holdout_mask(0, 1, n_read, config.validation_fraction, holdout_seed(run_seed))
+        if kept is not None:
+            held = held[kept]
         problem = holdout_problem(name, n, int(held.sum()), config.validation_fraction)
         if problem is not None:
             raise ValidationError(problem)
@@ -189,8 +241,16 @@ def fit_data(
 
     start = time.perf_counter()
     sample_weight = None if w64 is None else torch.from_numpy(w64)
+    # Rows dropped: the engine holds out the rows of the file's numbering (held), not those of
+    # the rows kept.
     result = fit_linear(
-        X, Y, config, random_state=run_seed, callback=callback, sample_weight=sample_weight
+        X,
+        Y,
+        config,
+        random_state=run_seed,
+        callback=callback,
+        sample_weight=sample_weight,
+        held=held if kept is not None else None,
     )
     seconds = time.perf_counter() - start
 
@@ -220,7 +280,220 @@ def fit_data(
         rows=(Xd, Yd),
         weights=sample_weight,
         weights_column=weights_column,
+        design=design_doc,
+        rows_dropped=rows_dropped,
     )
+
+
+Encoded = tuple[
+    np.ndarray,
+    np.ndarray,
+    tuple[str, ...],
+    tuple[str, ...],
+    dict[str, str],
+    np.ndarray,
+    int,
+    dict[str, Any],
+]
+
+
+def check_design_names(
+    design: DesignSettings, targets: Sequence[str] | None, features: Sequence[str] | None
+) -> None:
+    """A formula names the targets and features itself: given with them, one
+    ValidationError; without a formula, at least one target is needed."""
+    given = targets is not None and any(str(t).strip(" ,") for t in _listed(targets))
+    if design.formula is not None:
+        if given or features is not None:
+            what = "targets" if given else "features"
+            raise ValidationError(
+                f"the formula {design.formula!r} names the targets and features itself; "
+                f"leave out the {what} (--target/--features), or the formula (--formula)"
+            )
+        return
+    if not given:
+        raise ValidationError(
+            "name at least one target column (--target, targets=), or give a formula "
+            "(--formula 'y ~ x', formula=)"
+        )
+
+
+def _listed(values: Sequence[str] | str) -> list[str]:
+    return [values] if isinstance(values, str) else list(values)
+
+
+def intercept_of_design(
+    config: SolverConfig, fit_intercept: bool, formula: str | None
+) -> SolverConfig:
+    """``config`` fitting an intercept as the design says: a formula without one (``0 +``,
+    ``- 1``) fits without; a formula with one and ``fit_intercept=False`` is refused."""
+    if fit_intercept == config.fit_intercept:
+        return config
+    if not fit_intercept:
+        return replace(config, fit_intercept=False)
+    raise ValidationError(
+        f"the formula {formula!r} has an intercept, and fit_intercept=False "
+        "(--no-fit-intercept) asks for none; write '0 +' or '- 1' in the formula for a model "
+        "without intercept, and leave out --no-fit-intercept"
+    )
+
+
+# Column types (as pyarrow names them) read as categorical columns by default, R's y ~ .
+_CATEGORICAL_TYPES = ("string", "large_string", "bool")
+
+
+def design_features(
+    table: Any, targets: Sequence[str]
+) -> tuple[list[str], list[str], dict[str, str]]:
+    """The default features, R's ``y ~ .``: every column but the ``targets`` that is numeric,
+    or text or boolean (a categorical column; a dictionary column is read as its values);
+    the categorical ones among them; and the columns left out, with why (empty, dates,
+    lists...; an identifier: a text column with a different value in each of its first
+    65,536 rows, which would fit every row exactly; a text column with a single value
+    there)."""
+    numeric = set(table.numeric_columns)
+    skipped = left_out_columns(table, targets)
+    categorical = [
+        name for name in skipped if _categorical(table, name) and name not in table.duplicates
+    ]
+    for name in list(categorical):
+        why = _not_categorical(table.columns[name])
+        if why is not None:
+            categorical.remove(name)
+            skipped[name] = why
+    chosen = set(categorical) | numeric
+    features = [name for name in table.columns if name in chosen and name not in set(targets)]
+    left_out = {name: why for name, why in skipped.items() if name not in set(categorical)}
+    return features, categorical, left_out
+
+
+# Rows of a text column looked at to tell an identifier (see design_features): those of the
+# head of a stream (gradfit.data.BatchStream.head_table), so that a file read whole and
+# streamed choose the same features.
+IDENTIFIER_ROWS = 1 << 16
+IDENTIFIER = "identifier: text with a different value in every row"
+CONSTANT = "text with a single value"
+
+
+def _not_categorical(column: np.ndarray) -> str | None:
+    """Why a text column is left out of the default features, or None: an identifier (a
+    different value in each of its first :data:`IDENTIFIER_ROWS` rows, at least 2 with a
+    value: as a categorical column it would fit every row exactly, a level per row), or a
+    single value there (no contrast to estimate; R refuses such a factor)."""
+    head = [v for v in column[:IDENTIFIER_ROWS].tolist() if v is not None and v == v]
+    distinct = len(set(head))
+    if distinct <= 1:
+        return CONSTANT
+    return IDENTIFIER if distinct == len(head) else None
+
+
+def design_columns(
+    table: Any,
+    targets: Sequence[str],
+    features: Sequence[str] | None,
+    design: DesignSettings,
+    source: str,
+) -> tuple[bool, list[str] | None, dict[str, str]]:
+    """Whether the columns of ``table`` (a whole table, or the head of a stream) go through a
+    design: a formula, ``missing="drop"``, or a categorical column (text, boolean) among the
+    features (named, or by default every column but the targets that is numeric, text or
+    boolean); with the features chosen (None with a formula) and the columns left out. A
+    text column that is mostly numbers is a numeric column with a typo: its bad cell is
+    named, as without a design. The names are checked as :func:`gradfit.data.select` does."""
+    if design.formula is not None:
+        return True, None, {}
+    left_out: dict[str, str] = {}
+    if features is None:
+        chosen, categorical, left_out = design_features(table, targets)
+        skip = list(targets)
+    else:
+        chosen = list(features)
+        categorical = [n for n in chosen if n in table.columns and _categorical(table, n)]
+        skip = [n for n in table.columns if n not in set(categorical)]
+    if not categorical and not design.uses_design:
+        return False, chosen, left_out
+    refuse_numeric_looking_text(table, skip)
+    check_names(table, targets, chosen, source)
+    numeric = set(table.numeric_columns)
+    others = [n for n in chosen if n not in numeric and n not in set(categorical)]
+    if others:  # a list, a struct, a date: not numbers (select's message)
+        float_matrix(table, others[:1])
+    return True, chosen, left_out
+
+
+def _categorical(table: Any, name: str) -> bool:
+    column = table.columns[name]
+    return bool(column.dtype == object and table.types.get(name, "string") in _CATEGORICAL_TYPES)
+
+
+def encode_table(
+    table: Any,
+    targets: Sequence[str],
+    features: Sequence[str] | None,
+    design: DesignSettings,
+    name: str,
+    *,
+    frame: Any = None,
+) -> Encoded | None:
+    """The matrices of ``table`` through a :class:`gradfit.design.Design` (imported only
+    here: formulaic), or None when the plain road applies (:func:`design_columns`). Returns
+    (X, Y, feature names, target names, columns left out, the mask of the rows kept, the
+    count dropped, the design's document). ``frame``: the source, when it is a pandas
+    DataFrame whose ``Categorical`` columns give their levels in their order (R's factor
+    levels: the first the reference), which ``table`` (read as a Parquet file is) lacks."""
+    needed, chosen, left_out = design_columns(table, targets, features, design, name)
+    if not needed:
+        return None
+    from gradfit.design import Design, LevelGatherer
+
+    levels = None
+    if type(frame).__name__ == "DataFrame" and any(
+        str(dtype) == "category" for dtype in getattr(frame, "dtypes", ())
+    ):
+        categorical = Design.categorical_columns(design.formula, table, targets, chosen)
+        levels = LevelGatherer(categorical, design.max_levels, name).update(frame).levels()
+    options: dict[str, Any] = {
+        "levels": levels,
+        "max_levels": design.max_levels,
+        "missing": design.missing,
+        "source": name,
+    }
+    if design.formula is not None:
+        made = Design.from_formula(design.formula, table, **options)
+    else:
+        made = Design.default(table, targets, chosen, **options)
+    mats = made.matrices(table, missing=design.missing, source=name)
+    if mats.Y is None:  # pragma: no cover - with_targets=True
+        raise DataError(f"{name}: no targets")
+    document = made.to_dict()
+    return (
+        mats.X,
+        mats.Y,
+        made.columns,
+        made.targets,
+        left_out,
+        mats.kept,
+        int(mats.n_dropped),
+        document,
+    )
+
+
+def check_names(table: Any, targets: Sequence[str], features: Sequence[str], source: str) -> None:
+    """The checks of :func:`gradfit.data.select` on the names (not the cells)."""
+    tnames = name_list(targets, "target")
+    if not tnames:
+        raise DataError(f"{source}: no target column given; name at least one target column")
+    check_known(table, tnames, "target")
+    fnames = name_list(features, "feature")
+    if not fnames:
+        raise DataError(f"{source}: no feature column given; name at least one feature")
+    check_known(table, fnames, "feature")
+    both = [n for n in fnames if n in set(tnames)]
+    if both:
+        raise DataError(
+            f"{source}: column {both[0]!r} is given both as a target and as a feature; "
+            "a column can only be one of them"
+        )
 
 
 def statistics_bytes(d: int) -> int:

@@ -52,6 +52,7 @@ from gradfit.data.weights import check_weight_values, refuse_all_zero
 from gradfit.errors import DataError, ValidationError
 from gradfit.fitting import (
     FitReport,
+    check_design_names,
     expand_names,
     fit_data,
     read_source,
@@ -67,11 +68,14 @@ from gradfit.settings import (
     DEFAULT_DEVICE,
     DEFAULT_INFERENCE,
     DEFAULT_LEVEL,
+    DEFAULT_MAX_LEVELS,
     DEFAULT_MEMORY_LIMIT,
+    DEFAULT_MISSING,
     DEFAULT_SEED,
     DEFAULT_SHUFFLE_BUFFER,
     ApplySettings,
     CheckpointSettings,
+    DesignSettings,
     ReadSettings,
     RunSettings,
     WeightSettings,
@@ -103,7 +107,7 @@ Source = str | Path | TableInMemory
 
 def fit(
     source: Source,
-    targets: Sequence[str],
+    targets: Sequence[str] | None = None,
     features: Sequence[str] | None = None,
     config: SolverConfig | None = None,
     *,
@@ -119,6 +123,9 @@ def fit(
     checkpoint: str | Path | None = None,
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     resume: bool = False,
+    formula: str | None = None,
+    missing: str = DEFAULT_MISSING,
+    max_levels: int = DEFAULT_MAX_LEVELS,
     callback: Callable[[EpochInfo], None] | None = None,
     progress: Progress | None = None,
     sample_rows: int = 0,
@@ -140,9 +147,18 @@ def fit(
     arguments are the fields of the settings objects (:class:`~gradfit.settings.ReadSettings`:
     ``stream`` to ``shuffle_buffer``; :class:`~gradfit.settings.RunSettings`: ``seed`` to
     ``level``, ``device`` "auto" for CUDA when available;
-    :class:`~gradfit.settings.CheckpointSettings`: ``checkpoint`` to ``resume``), validated on
-    construction, then ``callback``, ``progress``, ``sample_rows``, ``comm`` and ``notes`` (the
-    streamed fit's but ``callback``; see there). ``weights``: the name of a column of row
+    :class:`~gradfit.settings.CheckpointSettings`: ``checkpoint`` to ``resume``;
+    :class:`~gradfit.settings.DesignSettings`: ``formula``, ``missing``, ``max_levels``),
+    validated on construction, then ``callback``, ``progress``, ``sample_rows``, ``comm`` and
+    ``notes`` (the streamed fit's but ``callback``; see there).
+
+    ``formula`` (``"breaks ~ wool * tension"``, ``"Ozone ~ ."``) names the targets and the
+    features itself: give it without ``targets`` and ``features`` (together: a
+    ValidationError). Without one, text and boolean columns among the features (by default
+    every column but the targets) are categorical, as in R's ``y ~ .``; a column with more
+    than ``max_levels`` levels is refused. ``missing="drop"`` leaves out the rows with a
+    missing value in a column the model uses (R's ``na.omit``), counted in
+    ``report.rows_dropped`` and the model file. ``weights``: the name of a column of row
     weights (:class:`~gradfit.settings.WeightSettings`): weighted least squares on every road,
     as R's ``lm(weights = w)``; the column is never a feature.
 
@@ -170,6 +186,8 @@ def fit(
         checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume
     )
     weighting = WeightSettings(weights=weights)
+    design = DesignSettings(formula=formula, missing=missing, max_levels=max_levels)
+    check_design_names(design, targets, features)
     # A table in memory as it is (never streamed); a path as its text.
     data = source if source_kind(source) == "memory" else str(source)
     streamed = use_streaming(
@@ -182,6 +200,7 @@ def fit(
             features,
             config,
             run=run,
+            design=design,
             callback=callback,
             memory_limit=memory_limit,
             weighting=weighting,
@@ -194,6 +213,7 @@ def fit(
         reading=reading,
         run=run,
         checkpointing=checkpointing,
+        design=design,
         callback=callback,
         progress=progress,
         sample_rows=sample_rows,

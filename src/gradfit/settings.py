@@ -8,6 +8,8 @@ below):
 * :class:`RunSettings`: seed, dtype, device, the covariance of the coefficient table and its
   level;
 * :class:`CheckpointSettings`: the checkpoint file, how often, whether to resume;
+* :class:`DesignSettings`: the formula, what a missing value does, the most levels of a
+  categorical column;
 * :class:`ApplySettings`: how predict and evaluate treat a row with a missing value or a level
   not seen in training.
 
@@ -41,15 +43,19 @@ __all__ = [
     "DEFAULT_DEVICE",
     "DEFAULT_INFERENCE",
     "DEFAULT_LEVEL",
+    "DEFAULT_MAX_LEVELS",
     "DEFAULT_MEMORY_LIMIT",
+    "DEFAULT_MISSING",
     "DEFAULT_SEED",
     "DEFAULT_SHUFFLE_BUFFER",
     "DEVICES",
     "DTYPES",
     "MAX_COUNT",
+    "MISSING_CHOICES",
     "UNKNOWN_LEVELS",
     "ApplySettings",
     "CheckpointSettings",
+    "DesignSettings",
     "ReadSettings",
     "RunSettings",
     "WeightSettings",
@@ -76,6 +82,9 @@ DEFAULT_DEVICE = "cpu"  # the library's; the command line's is "auto" (see RunSe
 DEFAULT_INFERENCE = "nonrobust"
 DEFAULT_LEVEL = 0.95
 DEFAULT_CHECKPOINT_EVERY = 1
+DEFAULT_MISSING = "error"
+DEFAULT_MAX_LEVELS = 1000  # gradfit.design.DEFAULT_MAX_LEVELS (not imported: formulaic)
+MISSING_CHOICES = ("error", "drop")  # gradfit.design.MISSING
 
 APPLY_MISSING = ("error", "drop", "keep")  # predict's; evaluate takes the first two
 UNKNOWN_LEVELS = ("error", "zero")
@@ -341,6 +350,63 @@ class CheckpointSettings:
 
 
 @dataclass(frozen=True)
+class DesignSettings:
+    """What a model's columns are made of (:mod:`gradfit.design`): a Wilkinson ``formula``
+    (None: the named or default columns, text and boolean ones as categorical, R's
+    ``y ~ .``), what a missing value in a column the model uses does (``"error"``, or
+    ``"drop"`` its row, R's ``na.omit``), and the most levels a categorical column may have."""
+
+    formula: str | None = field(
+        default=None,
+        metadata=cli(
+            "a Wilkinson formula 'targets ~ terms' (e.g. 'mpg ~ wt + hp + C(cyl) + wt:hp', "
+            "'y ~ .'), instead of --target and --features: categorical columns (text, "
+            "boolean, C(x)) in treatment coding, interactions, I(...), np.log(x); '0 +' for "
+            "no intercept",
+            "formula",
+            show_default=False,
+            metavar="FORMULA",
+        ),
+    )
+    missing: str = field(
+        default=DEFAULT_MISSING,
+        metadata=cli(
+            "a missing value in a column the model uses: error, or drop its row (R's "
+            "na.omit; counted in the summary and the model file)",
+            "missing",
+        ),
+    )
+    max_levels: int = field(
+        default=DEFAULT_MAX_LEVELS,
+        metadata=cli(
+            "the most distinct values of a categorical column (more: refused, e.g. an "
+            "identifier column)",
+            "positive_int",
+            metavar="N",
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        formula = self.formula
+        if formula is not None and (not isinstance(formula, str) or "~" not in formula):
+            raise ValidationError(
+                f"formula must be a string 'targets ~ terms' (e.g. 'y ~ x + C(g)'), got {formula!r}"
+            )
+        if not isinstance(self.missing, str) or self.missing not in MISSING_CHOICES:
+            raise ValidationError(
+                f"missing must be 'error' or 'drop' (leave out rows with a missing value), "
+                f"got {self.missing!r}"
+            )
+        check_integer(self.max_levels, "max_levels")
+
+    @property
+    def uses_design(self) -> bool:
+        """Whether the design layer is needed whatever the columns: a formula, or rows to
+        drop."""
+        return self.formula is not None or self.missing == "drop"
+
+
+@dataclass(frozen=True)
 class ApplySettings:
     """How a saved model is applied to new data (:func:`gradfit.jobs.predict`,
     :func:`gradfit.jobs.evaluate`): a row with a missing value in a column the model uses
@@ -376,7 +442,13 @@ class ApplySettings:
 
 
 _Settings = TypeVar(
-    "_Settings", ReadSettings, RunSettings, CheckpointSettings, ApplySettings, "WeightSettings"
+    "_Settings",
+    ReadSettings,
+    RunSettings,
+    CheckpointSettings,
+    DesignSettings,
+    ApplySettings,
+    "WeightSettings",
 )
 
 
@@ -394,7 +466,7 @@ def settings_from_options(
 
 
 def as_keywords(
-    *settings: ReadSettings | RunSettings | CheckpointSettings | ApplySettings,
+    *settings: ReadSettings | RunSettings | CheckpointSettings | DesignSettings | ApplySettings,
 ) -> dict[str, Any]:
     """The fields of settings objects as keyword arguments, by name: those of
     :func:`gradfit.fit` (whose keywords are these fields)."""

@@ -29,6 +29,16 @@ Passes over the data, by solver:
 ``generator`` is the training state's. With one unit and ``shuffle_buffer >= n`` the epoch is a
 single ``randperm(n)`` of the rows in file order: exactly the in-memory epoch, bit for bit.
 
+**Formulas, categorical columns and missing values** (:mod:`gradfit.design`, when
+:func:`gradfit.fitting.design_columns` says so, as in memory): first a levels pass over the
+categorical columns only (a Parquet file reads just those columns), each process over its
+shard, the levels merged over the group (:class:`~gradfit.design.LevelGatherer`'s JSON,
+:func:`~gradfit.solvers.collective.gather_bytes`); then the design is frozen from the first
+batch of the data with those levels, the same on every process, and every batch is encoded by
+it (messages name the file and its row). Stateful transforms (``poly``, ``center``,
+``scale``, the splines), whose state would come from one batch, are refused: fit such a formula
+in memory. ``missing="drop"`` drops rows batch by batch; the count is summed over the group.
+
 **Early stopping's held-out rows** are picked row by row by the row rule of
 :mod:`gradfit.solvers.rows` (a seeded hash of file and row), as in memory: the same rows, and
 the training rows in the same order, whatever the batches, so that the fit in memory and the
@@ -40,13 +50,14 @@ from __future__ import annotations
 import contextlib
 import gzip
 import itertools
+import json
 import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -55,15 +66,24 @@ import torch
 from gradfit.checkpoint import Checkpoint, data_fingerprint
 from gradfit.data import Batch, BatchStream, open_stream
 from gradfit.data.memory import TableInMemory
-from gradfit.data.weights import check_weight_values, refuse_all_zero, refuse_weight_role
+from gradfit.data.tables import Table
+from gradfit.data.weights import (
+    check_weight_values,
+    refuse_all_zero,
+    refuse_weight_role,
+    without_column,
+)
 from gradfit.errors import DataError, ValidationError
 from gradfit.fit_report import FitReport, build_fit_report
 from gradfit.fitting import (
     as_training_tensor,
+    check_design_names,
     check_width,
+    design_columns,
     expand_names,
     holdout_problem,
     inference_problem,
+    intercept_of_design,
     single_rank_warning,
     source_kind,
     source_name,
@@ -77,6 +97,7 @@ from gradfit.settings import (
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_SHUFFLE_BUFFER,
     CheckpointSettings,
+    DesignSettings,
     ReadSettings,
     RunSettings,
     WeightSettings,
@@ -84,12 +105,15 @@ from gradfit.settings import (
     settings_from_options,
 )
 from gradfit.solvers import registry
-from gradfit.solvers.collective import LOCAL, Communicator, guarded, merge_stats
+from gradfit.solvers.collective import LOCAL, Communicator, gather_bytes, guarded, merge_stats
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo, stream_row_scale
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.rows import holdout_mask, holdout_seed
 from gradfit.solvers.stats import SufficientStats
+
+if TYPE_CHECKING:
+    from gradfit.design import Design
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -224,6 +248,23 @@ class StreamData:
     holdout_seed: int = 0
     weights: str | None = None  # the column of row weights (None: unweighted)
     weight_scale: float = 1.0  # sgd: the weights times this have mean 1 over the training rows
+    # A design (gradfit.design): the columns read as they are (raw_numeric, raw_text), each
+    # batch encoded by `encoder` into (X, Y, rows kept, rows dropped); `dropped` counts.
+    encoder: Callable[[Batch], tuple[np.ndarray, np.ndarray, np.ndarray, int]] | None = None
+    raw_numeric: tuple[str, ...] = ()
+    raw_text: tuple[str, ...] = ()
+    dropped: int = 0
+
+    def _encoded(
+        self, batch: Batch
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_] | None]:
+        """The batch's (X, Y) float64 and the mask of its rows kept (None: all, no design)."""
+        if self.encoder is None:
+            X, Y = batch.split_matrix(len(self.features))
+            return X, Y, None
+        X, Y, kept, dropped = self.encoder(batch)
+        self.dropped += dropped
+        return X, Y, kept
 
     def split(
         self, units: Sequence[Any] | None = None
@@ -244,11 +285,16 @@ class StreamData:
         hold-out is drawn first, by file row, so that it is the unweighted fit's."""
         index = {path: i for i, path in enumerate(self.stream.files)}
         for batch in self._read(units, stack=True):
-            X, Y = batch.split_matrix(len(self.features))
+            X, Y, kept = self._encoded(batch)
+            if kept is not None and X.shape[0] == 0:
+                continue  # every row dropped
             w = None
             if self.weights is not None:
-                Y = Y[:, : len(self.targets)]  # the weight column is read last
+                if self.encoder is None:
+                    Y = Y[:, : len(self.targets)]  # the weight column is read last
                 w = self._batch_weights(batch)
+                if kept is not None:
+                    w = w[kept]  # the weights of the rows kept
             Xt = as_training_tensor(
                 X, self.features, self.dtype, self.device, str(batch.file), batch.file_row
             )
@@ -257,9 +303,12 @@ class StreamData:
             )
             mask = None
             if self.holdout > 0:
+                # The row rule numbers the file's rows, those dropped included (as in memory).
                 mask = holdout_mask(
                     index[batch.file], batch.file_row, batch.n_rows, self.holdout, self.holdout_seed
                 )
+                if kept is not None:
+                    mask = mask[kept]
             if w is None:
                 yield Xt, Yt, mask, None
                 continue
@@ -284,6 +333,11 @@ class StreamData:
         as read (not stacked into matrices, not converted to tensors): the statistics pass in
         float64 on the CPU without a hold-out, where nothing else is needed."""
         for batch in self._read(None, stack=False):
+            if self.encoder is not None:
+                X, Y, _ = self._encoded(batch)
+                if X.shape[0]:
+                    yield list(X.T), list(Y.T)
+                continue
             yield (
                 [batch.columns[name] for name in self.features],
                 [batch.columns[name] for name in self.targets],
@@ -297,8 +351,14 @@ class StreamData:
             if not units:
                 return
         rows = 0
-        names = [*self.features, *self.targets, *([self.weights] if self.weights else [])]
-        for batch in self.stream.batches(names, units=units, stack=stack):
+        weights = [self.weights] if self.weights else []
+        names = [*self.features, *self.targets, *weights]
+        if self.encoder is not None:
+            numeric = [*self.raw_numeric, *(c for c in weights if c not in self.raw_numeric)]
+            read = self.stream.batches(numeric, self.raw_text, units=units, raw=True)
+        else:
+            read = self.stream.batches(names, units=units, stack=stack)
+        for batch in read:
             rows += batch.n_rows
             if self.progress is not None:
                 self.progress(batch.bytes_done, batch.total_bytes, rows)
@@ -408,6 +468,7 @@ def fit_stream(
     reading: ReadSettings | None = None,
     run: RunSettings | None = None,
     checkpointing: CheckpointSettings | None = None,
+    design: DesignSettings | None = None,
     callback: Callable[[EpochInfo], None] | None = None,
     progress: Progress | None = None,
     sample_rows: int = 0,
@@ -422,7 +483,8 @@ def fit_stream(
     ----------
     source : a file, a list of files, a directory of files with the same columns, or a glob
     targets, features : column names (see :func:`gradfit.fitting.expand_names`); features
-        default to every other numeric column
+        default to every other numeric, text or boolean column (an identifier left out:
+        :func:`gradfit.fitting.design_features`)
     config : the solver and its settings (gd, sgd or lstsq; see the module doc)
     reading : how the files are read (:class:`~gradfit.settings.ReadSettings`): ``batch_rows``
         rows per batch, ``shuffle_buffer`` rows of sgd's shuffle buffer (see the module doc),
@@ -453,6 +515,9 @@ def fit_stream(
         processes as the unweighted ones), gd from them, lstsq by TSQR on the rows scaled by
         sqrt(w), sgd's mini-batches carrying their rows' weights (scaled to mean 1 over the
         training rows, as in memory), the HC pass weighted; rows of weight 0 are left out
+    design : the formula, ``missing`` and ``max_levels``
+        (:class:`~gradfit.settings.DesignSettings`; see the module doc): ``targets`` None and
+        ``features`` None with a formula
     options : the fields of the settings objects as keyword arguments (``seed=``,
         ``batch_rows=``, ``checkpoint=``, ...), each replacing the field of the object given
         (or of the default one)
@@ -468,7 +533,9 @@ def fit_stream(
     run = settings_from_options(RunSettings, run, options)
     checkpointing = settings_from_options(CheckpointSettings, checkpointing, options)
     weights_column = settings_from_options(WeightSettings, weighting, options).weights
+    design = settings_from_options(DesignSettings, design, options)
     refuse_unknown("fit_stream", options)
+    check_design_names(design, targets, features)
     seed, dtype, checkpoint = run.seed, run.torch_dtype, checkpointing.checkpoint
     config = config if config is not None else SolverConfig()
     group = comm if comm is not None else LOCAL
@@ -485,20 +552,37 @@ def fit_stream(
             "or use gd or sgd"
         )
     dev = run.torch_device()
-    stream, fnames, tnames, left_out = guarded(
+    stream, found = guarded(
         group,
-        lambda: _open(
+        lambda: _open_design(
             open_stream,
             source,
             reading.batch_rows,
             targets,
             features,
-            reading.memory_limit,
+            design,
             weights_column,
         ),
     )
+    encoding = None
+    plan = found if isinstance(found, _DesignPlan) else None
+    if plan is None:
+        fnames, tnames, _ = guarded(
+            group,
+            lambda: _open(stream, targets or (), features, reading.memory_limit, weights_column),
+        )
+        left_out = found if isinstance(found, dict) else {}
+    else:
+        shard = None if group.world == 1 else stream.shard(group.rank, group.world)
+        encoding = _freeze_design(stream, plan, design, group, shard)
+        fnames, tnames, left_out = encoding.columns, encoding.targets, plan.left_out
+        config = intercept_of_design(config, encoding.fit_intercept, design.formula)
+        guarded(group, lambda: check_width(stream.source, len(fnames), reading.memory_limit))
     data = StreamData(stream, fnames, tnames, dtype, dev, reading.shuffle_buffer, progress)
     data.weights = weights_column
+    if plan is not None and encoding is not None:
+        data.encoder = _encoder(encoding, plan, design.missing, stream.columns)
+        data.raw_numeric, data.raw_text = plan.numeric, plan.text
     if group.world > 1:
         data.shard = tuple(stream.shard(group.rank, group.world))
         units = len(stream.units())
@@ -515,7 +599,11 @@ def fit_stream(
         data.holdout = config.validation_fraction
         # The split's seed from the fit's (fresh entropy without one), as in memory.
         data.holdout_seed = holdout_seed(seed)
+    data.dropped = 0
     local, local_held = guarded(group, lambda: _local_stats(data))
+    dropped = data.dropped
+    if group.world > 1 and plan is not None:
+        dropped = int(group.sum(torch.tensor([dropped], dtype=torch.int64))[0])
     data.rows = 0 if local is None else local.n
     stats = merge_stats(group, local, d, k, dev)
     validation = merge_stats(group, local_held, d, k, dev) if config.early_stopping else None
@@ -586,6 +674,8 @@ def fit_stream(
         batches=rows64.tensors if weights_column is None else rows64.weighted_tensors,
         collect=collect,
         weights_column=weights_column,
+        design=None if encoding is None else encoding.to_dict(),
+        rows_dropped=dropped,
     )
 
 
@@ -595,25 +685,165 @@ _NO_LIMIT = ReadSettings(memory_limit=None)
 
 
 def _open(
-    open_stream: Callable[..., BatchStream],
-    source: str | Path | Sequence[str | Path],
-    batch_rows: int,
+    stream: BatchStream,
     targets: Sequence[str],
     features: Sequence[str] | None,
     memory_limit: int | None = None,
     weights: str | None = None,
-) -> tuple[BatchStream, tuple[str, ...], tuple[str, ...], dict[str, str]]:
-    """The stream and its columns, the width checked (:func:`gradfit.fitting.check_width`)
+) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, str]]:
+    """The stream's plain columns, the width checked (:func:`gradfit.fitting.check_width`)
     from the header first, then once the features are chosen. ``weights``: the column of row
     weights, never a feature."""
-    stream = open_stream(source, batch_rows=batch_rows)
     if features is None:
         check_width(stream.source, 0, memory_limit, columns=stream.columns, targets=targets)
     fnames, tnames, left_out = choose_columns(stream, targets, features)
     if weights is not None:
         fnames = _weighted_columns(stream, weights, tnames, fnames, features is None)
     check_width(stream.source, len(fnames), memory_limit)
-    return stream, fnames, tnames, left_out
+    return fnames, tnames, left_out
+
+
+@dataclass(frozen=True)
+class _DesignPlan:
+    """A streamed fit through a design: the formula or the chosen columns, and how each
+    column the model reads is read (numbers, or text), from the head of the first file."""
+
+    formula: str | None
+    targets: tuple[str, ...]
+    features: tuple[str, ...] | None
+    categorical: tuple[str, ...]
+    numeric: tuple[str, ...]
+    text: tuple[str, ...]
+    left_out: dict[str, str]
+
+
+def _open_design(
+    open_stream: Callable[..., BatchStream],
+    source: str | Path | Sequence[str | Path],
+    batch_rows: int,
+    targets: Sequence[str] | None,
+    features: Sequence[str] | None,
+    design: DesignSettings,
+    weights: str | None = None,
+) -> tuple[BatchStream, _DesignPlan | dict[str, str]]:
+    """The stream, and the plan of a fit through a design, or for plain numeric columns (as
+    :func:`gradfit.fitting.encode_table` decides in memory) the columns the default features
+    leave out, with why. ``weights``: the column of row weights, never a feature (left out of
+    the head the design is planned on)."""
+    stream = open_stream(source, batch_rows=batch_rows)
+    head = stream.head_table()
+    columns = list(stream.columns)
+    tlist = [] if targets is None else expand_names(targets, columns)
+    chosen_names = None if features is None else expand_names(features, columns)
+    if weights is not None:
+        stream.check_columns([weights], "weights")
+        refuse_weight_role(stream.source, weights, tlist, chosen_names)
+        head = without_column(head, weights)
+    needed, chosen, left_out = design_columns(head, tlist, chosen_names, design, stream.source)
+    if not needed:
+        return stream, left_out
+    from gradfit.design import Design
+
+    options: dict[str, Any] = {"max_levels": design.max_levels, "missing": design.missing}
+    draft = (
+        Design.from_formula(design.formula, head, source=stream.source, **options)
+        if design.formula is not None
+        else Design.default(head, tlist, chosen, source=stream.source, **options)
+    )
+    if draft.transform_state:
+        stateful = ", ".join(repr(name) for name in draft.transform_state)
+        raise ValidationError(
+            f"{stream.source}: {stateful} in the formula needs its state (poly's coefficients, "
+            "a centre or scale) computed from all the rows, and a streamed fit encodes them "
+            "batch by batch; fit in memory (--no-stream, stream=False), or add the transformed "
+            "column to the data"
+        )
+    numeric_columns = set(head.numeric_columns)
+    numeric = tuple(v for v in draft.variables if v in numeric_columns)
+    text = tuple(v for v in draft.variables if v not in numeric_columns)
+    categorical_columns = Design.categorical_columns(design.formula, head, tlist, chosen)
+    plan = _DesignPlan(
+        design.formula,
+        tuple(tlist),
+        None if chosen is None else tuple(chosen),
+        tuple(categorical_columns),
+        numeric,
+        text,
+        left_out,
+    )
+    return stream, plan
+
+
+def _batch_table(batch: Batch, order: Sequence[str]) -> Table:
+    """A raw batch as a :class:`gradfit.data.Table` for the design: its columns in the file's
+    order (a formula's ``.`` expands in it), rows counted in its file."""
+    columns = {name: batch.columns[name] for name in order if name in batch.columns}
+    return Table(columns, source=str(batch.file), row_offset=batch.file_row - 1)
+
+
+def _freeze_design(
+    stream: BatchStream,
+    plan: _DesignPlan,
+    design: DesignSettings,
+    group: Communicator,
+    shard: Sequence[Any] | None,
+) -> Design:
+    """The levels pass (the categorical columns only, over this process's shard), its levels
+    merged over the group, then the design frozen from the first batch of the data with
+    them: the same on every process."""
+    from gradfit.design import Design, LevelGatherer
+
+    order = stream.columns
+
+    def gather() -> LevelGatherer:
+        gatherer = LevelGatherer(plan.categorical, design.max_levels, stream.source)
+        if not plan.categorical or (shard is not None and not shard):
+            return gatherer
+        numbers = [c for c in plan.categorical if c in plan.numeric]
+        texts = [c for c in plan.categorical if c not in plan.numeric]
+        for batch in stream.batches(numbers, texts, units=shard, raw=True):
+            gatherer.update(_batch_table(batch, order))
+        return gatherer
+
+    local = guarded(group, gather)
+    states = gather_bytes(group, json.dumps(local.to_state()).encode())
+
+    def freeze() -> Design:
+        merged = LevelGatherer.from_state(json.loads(states[0]), stream.source)
+        for state in states[1:]:
+            merged.merge(LevelGatherer.from_state(json.loads(state), stream.source))
+        levels = merged.levels()
+        batches = stream.batches(plan.numeric, plan.text, units=stream.units()[:1], raw=True)
+        try:
+            first = next(batches)
+        finally:
+            batches.close()  # type: ignore[attr-defined]
+        table = _batch_table(first, order)
+        options: dict[str, Any] = {
+            "levels": levels,
+            "max_levels": design.max_levels,
+            "missing": design.missing,
+            "source": stream.source,
+        }
+        if plan.formula is not None:
+            return Design.from_formula(plan.formula, table, **options)
+        return Design.default(table, plan.targets, plan.features, **options)
+
+    return guarded(group, freeze)
+
+
+def _encoder(
+    encoding: Design, plan: _DesignPlan, missing: str, order: Sequence[str]
+) -> Callable[[Batch], tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """A raw batch to (X, Y, rows kept, rows dropped) by the frozen design."""
+
+    def encode(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        made = encoding.matrices(_batch_table(batch, order), missing=missing)
+        if made.Y is None:  # pragma: no cover - with_targets=True
+            raise DataError(f"{batch.file}: no targets")
+        return made.X, made.Y, made.kept, int(made.n_dropped)
+
+    return encode
 
 
 def _weighted_columns(

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+import numpy.typing as npt
 import torch
 
 from gradfit.errors import ValidationError
 from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
-from gradfit.solvers.engine import EpochInfo
+from gradfit.solvers.engine import EpochInfo, train
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.state import TrainState
 from gradfit.validation import check_weights
@@ -37,6 +39,7 @@ def fit_linear(
     start: Start | None = None,
     callback: Callable[[EpochInfo], None] | None = None,
     state: TrainState | None = None,
+    held: npt.NDArray[np.bool_] | None = None,
     sample_weight: torch.Tensor | None = None,
 ) -> FitResult:
     """Fit ``Y ≈ X @ weight.T + bias`` (X (n, d), Y (n, k), finite, same dtype and device).
@@ -50,6 +53,8 @@ def fit_linear(
     callback : called with an :class:`EpochInfo` after every epoch of every iterative solver
     state : a :class:`TrainState` to continue for ``config.max_epochs`` epochs (solvers that
         support ``partial_fit``)
+    held : with early stopping, the rows to hold out, when the caller decided them (see
+        :func:`gradfit.solvers.engine.train`; the engine's solvers, which alone stop early)
     sample_weight : optional (n,) row weights (tensor, array or list), finite and >= 0, not all
         0: the objective's mean squared error becomes the weighted one,
         ``Σ w_i ||e_i||² / (k Σ w_i)``, so that integer weights equal repeated rows; rows of
@@ -72,6 +77,21 @@ def fit_linear(
     if sample_weight is not None:
         spec.check({"weights": "sample_weight"})
         extra["sample_weight"] = check_weights(sample_weight, X.shape[0]).to(X.device)
+    if held is not None:  # the rows the caller holds out: the engine's solvers
+        spec.check({"early_stopping": "held-out rows"})
+        weight, bias = start if start is not None else (None, None)
+        return train(
+            X,
+            Y,
+            config,
+            random_state=random_state,
+            weight=weight,
+            bias=bias,
+            callback=callback,
+            state=state,
+            held=held,
+            **extra,
+        )
     fit = spec.fit_function()
     return fit(
         X,

@@ -48,6 +48,7 @@ from gradfit.settings import (
     DEFAULT_LEVEL,
     ApplySettings,
     CheckpointSettings,
+    DesignSettings,
     ReadSettings,
     RunSettings,
     WeightSettings,
@@ -129,8 +130,14 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
             "--plot needs matplotlib, an optional extra: "
             "pip install 'gradfit[plot]' (or leave out --plot)"
         )
-    if not any(value.strip(" ,") for value in args.target):
-        raise ValidationError("give at least one --target column")
+    design = settings_from_args(DesignSettings, args)
+    if design.formula is not None and (args.target or args.features):
+        what = "--target" if args.target else "--features"
+        raise ValidationError(
+            f"--formula names the targets and features itself; leave out {what}, or --formula"
+        )
+    if design.formula is None and not any(value.strip(" ,") for value in args.target or ()):
+        raise ValidationError("give at least one --target column, or a --formula 'y ~ x'")
     config = config_from_args(args)
     problem = inference_problem(config, args.run_inference, asked=True)
     if problem is not None:
@@ -152,7 +159,7 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     if resume and (comm is None or comm.rank == 0):
         # A run killed outright (kill -9) may have died writing its model: its temporary goes.
         remove_stale_temporaries(model_path)
-    plan = _FitPlan(config, reading, run, checkpointing, comm, model_path, plot_path)
+    plan = _FitPlan(config, reading, run, checkpointing, design, comm, model_path, plot_path)
     try:
         return _fit_command(args, out, plan)
     finally:
@@ -169,6 +176,7 @@ class _FitPlan:
     reading: ReadSettings
     run: RunSettings
     checkpointing: CheckpointSettings
+    design: DesignSettings
     comm: Communicator | None
     model_path: Path
     plot_path: Path | None
@@ -196,7 +204,7 @@ def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
                 args.target,
                 args.features,
                 config,
-                **as_keywords(plan.reading, plan.run, plan.checkpointing),
+                **as_keywords(plan.reading, plan.run, plan.checkpointing, plan.design),
                 callback=on_epoch,
                 progress=reading,
                 sample_rows=_PLOT_SAMPLE if plot_path is not None and main_rank else 0,
@@ -258,6 +266,7 @@ def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
         "converged": result.converged,
         "seconds": report.seconds,
         "r2": dict(zip(names, report.metrics.r2, strict=True)),
+        "rows_dropped": report.rows_dropped,
         "plot": str(plot_path) if plot_path else None,
         "inference": None
         if report.inference is None
@@ -279,6 +288,8 @@ def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
         *([f"R² {n}", f"{r:.6f}"] for n, r in zip(names, report.metrics.r2, strict=True)),
         ["time", f"{report.seconds:.3f} s"],
     ]
+    if report.rows_dropped:
+        rows.append(["rows dropped (missing values)", str(report.rows_dropped)])
     print(table([f"fit ({config.solver}, {report.n_samples} rows)", "value"], rows), file=out)
     if report.inference is not None:
         names = (*report.model.feature_names, *report.model.target_names)
@@ -557,16 +568,17 @@ def add_data_commands(sub: Any) -> None:
     fit.add_argument(
         "--target",
         action="append",
-        required=True,
         help="target column (repeat, or comma-separate, for several; a value that names a "
-        "column is taken literally, commas included)",
+        "column is taken literally, commas included); required without --formula",
     )
     fit.add_argument(
         "--features",
         action="append",
-        help="feature columns, repeated or comma-separated (default: every other numeric "
-        "column); a value that names a column is taken literally, commas included",
+        help="feature columns, repeated or comma-separated (default: every other numeric, "
+        "text or boolean column, text and booleans as categorical, as R's y ~ .); a value "
+        "that names a column is taken literally, commas included",
     )
+    add_settings_arguments(fit, DesignSettings)
     add_config_arguments(fit)
     add_settings_arguments(fit, RunSettings, ("seed", "dtype", "device"))
     fit.add_argument("--out", required=True, help="model file to write (.safetensors)")

@@ -151,6 +151,7 @@ class BatchStream:
         self.columns: tuple[str, ...] = first.columns
         self.files: tuple[Path, ...] = tuple(f.path for f in self._files)
         self.total_bytes = sum(f.size for f in self._files)
+        self._head: Table | None = None
 
     # ------------------------------------------------------------------------- pieces
 
@@ -176,7 +177,7 @@ class BatchStream:
         """The default features (every numeric column but the targets, as
         :func:`gradfit.data.select` chooses them, with its checks) and the columns it leaves
         out with why, from the first rows of the first file."""
-        table = self._head_table()
+        table = self.head_table()
         _, _, features, _ = select(table, targets, None)
         return features, left_out_columns(table, targets)
 
@@ -193,22 +194,29 @@ class BatchStream:
         *,
         units: Sequence[Unit] | None = None,
         stack: bool = True,
+        raw: bool = False,
     ) -> Iterator[Batch]:
         """The rows of ``units`` (default: all, in order), batch by batch: ``numeric`` columns
         as finite float64 (a bad cell is a DataError naming file, row and column), ``text``
         columns as :func:`gradfit.data.read_table` keeps them. ``stack``: also stack the
         numeric columns into one matrix (:attr:`Batch.matrix`); without it the columns are
-        pyarrow's own buffers where they can be (float64 without missing values), no copy."""
+        pyarrow's own buffers where they can be (float64 without missing values), no copy.
+        ``raw``: every column as :func:`gradfit.data.read_table` keeps it, missing cells
+        included (NaN, None), for :mod:`gradfit.design` to encode; a CSV file's ``numeric``
+        columns are parsed as numbers (a cell that is not one is named), the others as text;
+        no matrix."""
         wanted = list(dict.fromkeys([*numeric, *text]))
         self.check_columns(wanted, "requested")
         by_path = {f.path: f for f in self._files}
         done_before = 0
+        if raw:
+            stack = False
         for unit in units if units is not None else self.units():
             f = by_path[unit.file]
             if f.parquet:
-                yield from self._parquet(f, unit.row_group, numeric, text, done_before, stack)
+                yield from self._parquet(f, unit.row_group, numeric, text, done_before, stack, raw)
             else:
-                yield from self._csv(f, numeric, text, done_before, stack)
+                yield from self._csv(f, numeric, text, done_before, stack, raw)
             done_before += f.size if unit.row_group is None else _share(f, unit.row_group)
 
     def matrix_batches(
@@ -234,9 +242,22 @@ class BatchStream:
         rows_before: int,
         bytes_done: int,
         stack: bool = True,
+        raw: bool = False,
     ) -> Batch:
+        if raw:
+            kind = "parquet" if f.parquet else "csv"
+            whole = to_table(arrow, str(f.path), kind, rows_before)
+            return Batch(
+                whole.columns,
+                f.path,
+                rows_before + 1,
+                arrow.num_rows,
+                bytes_done,
+                self.total_bytes,
+                None,
+            )
         plain = _plain_columns(arrow, numeric)
-        table = None
+        table: Table | None = None
         values = None
         if plain is None:  # not all plain finite numbers: the checks and messages of select()
             table = to_table(arrow, str(f.path), "parquet" if f.parquet else "csv", rows_before)
@@ -263,6 +284,7 @@ class BatchStream:
         text: Sequence[str],
         done_before: int,
         stack: bool = True,
+        raw: bool = False,
     ) -> Iterator[Batch]:
         """The file in chunks of about ``batch_rows`` rows, cut at line ends, each parsed by
         ``pyarrow.csv.read_csv`` with its threads while the previous one is being used (a
@@ -292,7 +314,7 @@ class BatchStream:
                 # Named from this chunk alone: its rows, counted, are data rows counted + 1...
                 raise _chunk_error(f, chunk, exc, numeric, text, counted) from None
             before, counted = counted, counted + arrow.num_rows
-            return self._batch(f, arrow, numeric, text, before, done_before + position, stack)
+            return self._batch(f, arrow, numeric, text, before, done_before + position, stack, raw)
 
         # The file is read in a thread of its own, ahead of the parse.
         chunks = _read_ahead(_line_chunks(f, self._block_size(f)))
@@ -335,6 +357,7 @@ class BatchStream:
         text: Sequence[str],
         done_before: int,
         stack: bool = True,
+        raw: bool = False,
     ) -> Iterator[Batch]:
         source = str(f.path)
         groups = range(len(f.row_groups)) if group is None else [group]
@@ -346,7 +369,9 @@ class BatchStream:
             options: dict[str, Any] = (
                 {"buffer_size": _PAGE_BUFFER, "pre_buffer": False} if large else {}
             )
-            batches = self._parquet_batches(f, groups, numeric, text, done_before, options, stack)
+            batches = self._parquet_batches(
+                f, groups, numeric, text, done_before, options, stack, raw
+            )
             yield from _read_ahead(batches, _PARQUET_AHEAD)
         except (OSError, EOFError, pa.ArrowException, UnicodeDecodeError) as exc:
             raise unreadable_parquet_error(source, exc) from None
@@ -360,6 +385,7 @@ class BatchStream:
         done_before: int,
         options: dict[str, Any],
         stack: bool,
+        raw: bool = False,
     ) -> Iterator[Batch]:
         wanted = list(dict.fromkeys([*numeric, *text]))
         with arrow_file(f.path) as fh, pq.ParquetFile(fh, **options) as pf:
@@ -369,7 +395,7 @@ class BatchStream:
                 for arrow in self._row_group(pf, f, g, wanted):
                     part = rows - sum(f.row_groups[:g]) + arrow.num_rows
                     done = done_before + int(_share(f, g) * min(part / total, 1.0))
-                    yield self._batch(f, arrow, numeric, text, rows, done, stack)
+                    yield self._batch(f, arrow, numeric, text, rows, done, stack, raw)
                     rows += arrow.num_rows
 
     def _row_group(
@@ -392,6 +418,13 @@ class BatchStream:
             use_threads=False,
         ):
             yield pa.Table.from_batches([record])
+
+    def head_table(self) -> Table:
+        """The first rows (up to 65,536) of the first file, typed as a file read whole is: what
+        the default features, and a formula's columns, are chosen from (read once)."""
+        if self._head is None:
+            self._head = self._head_table()
+        return self._head
 
     def _head_table(self) -> Table:
         """The first rows of the first file, read whole-file style (types inferred)."""

@@ -43,6 +43,7 @@ __all__ = [
     "listing",
     "name_list",
     "plain_integers_as_int64",
+    "refuse_numeric_looking_text",
     "select",
     "to_table",
 ]
@@ -457,8 +458,16 @@ def _missing_value_error(where: str, row: int) -> DataError:
     """A missing cell (empty, NA or NaN) at data row ``row`` of the column ``where`` names."""
     return DataError(
         f"{where}, row {row}: missing value (an empty cell, NA or NaN); fill it in or remove "
-        "that row"
+        "that row, or leave out the rows with a missing value with --missing drop "
+        "(missing='drop')"
     )
+
+
+def refuse_numeric_looking_text(table: Table, skip: Sequence[str]) -> None:
+    """The check of :func:`select`'s default features on the text columns (but those in
+    ``skip``): one whose values are mostly numbers (a numeric column with a typo, not a
+    categorical one) names its first bad cell."""
+    _refuse_numeric_looking_text(table, set(skip))
 
 
 def _refuse_numeric_looking_text(table: Table, skip: set[str]) -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "Local",
     "error_from_wire",
     "error_to_wire",
+    "gather_bytes",
     "guarded",
     "merge_r_factors",
     "merge_stats",
@@ -122,6 +123,20 @@ def guarded(comm: Communicator, work: Callable[[], T]) -> T:
         raise  # not reached: check raises
     comm.check(None)
     return value
+
+
+def gather_bytes(comm: Communicator, data: bytes) -> list[bytes]:
+    """Every process's ``data``, in rank order, on every process (lengths first, then the
+    bytes padded to the longest): e.g. the JSON of each rank's levels
+    (:class:`gradfit.design.LevelGatherer`), to merge exactly."""
+    if comm.world == 1:
+        return [data]
+    lengths = [int(n[0]) for n in comm.gather(torch.tensor([len(data)], dtype=torch.int64))]
+    mine = torch.zeros(max(max(lengths), 1), dtype=torch.uint8)
+    if data:
+        mine[: len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    parts = comm.gather(mine)
+    return [bytes(part[:n].numpy().tobytes()) for part, n in zip(parts, lengths, strict=True)]
 
 
 # ----------------------------------------------------------------------------- mergeable pieces

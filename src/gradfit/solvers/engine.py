@@ -44,6 +44,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+import numpy.typing as npt
 import torch
 
 from gradfit.errors import DivergenceError, ValidationError
@@ -436,6 +438,7 @@ def train(
     bias: torch.Tensor | None = None,
     callback: Callback | None = None,
     state: TrainState | None = None,
+    held: npt.NDArray[np.bool_] | None = None,
     sample_weight: torch.Tensor | None = None,
 ) -> FitResult:
     """Fit ``Y ≈ X @ weight.T + bias`` with ``config.solver`` ('gd' or 'sgd').
@@ -451,6 +454,9 @@ def train(
     state : continue this :class:`TrainState` (its scaling, step and generator) for
         ``config.max_epochs`` more epochs instead of starting afresh; ``config`` must shape
         the epochs as the state's own does (``partial_fit``)
+    held : with early stopping, the rows to hold out (n,) when the caller decided them (rows
+        of a file some of which were dropped: the row rule numbers the file's rows); default
+        the row rule over the rows of ``X``
     sample_weight : (n,) float64 row weights, finite, >= 0, not all 0 (checked by the
         caller), or None: the weighted objective of the module's docstring; rows of weight 0
         are left out (after the validation split, which is drawn on every row)
@@ -468,10 +474,12 @@ def train(
         if random_state is None:
             random_state = resolve_seed(None)  # one draw for the split and the shuffling
         n = X.shape[0]
-        held = torch.from_numpy(
-            holdout_mask(0, 1, n, config.validation_fraction, holdout_seed(random_state))
-        ).to(X.device)
-        n_val = int(held.sum())
+        if held is None:
+            held = holdout_mask(0, 1, n, config.validation_fraction, holdout_seed(random_state))
+        elif held.shape != (n,):
+            raise ValidationError(f"held must be a mask of the {n} rows, got {held.shape}")
+        held_rows = torch.from_numpy(held).to(X.device)
+        n_val = int(held_rows.sum())
         if n_val < 1 or n - n_val < 2:
             raise ValidationError(
                 f"early_stopping with validation_fraction={config.validation_fraction:g} holds "
@@ -479,14 +487,14 @@ def train(
                 "its position), and needs at least 1 held out and 2 to train on; change "
                 "validation_fraction or random_state, or add rows"
             )
-        keep = ~held
-        w_val = None if sample_weight is None else sample_weight[held]
+        keep = ~held_rows
+        w_val = None if sample_weight is None else sample_weight[held_rows]
         if w_val is not None and not bool((w_val > 0).any()):
             raise ValidationError(
                 f"early_stopping holds out {n_val} row(s), all of weight 0: the validation "
                 "score needs a positive weight; change validation_fraction or random_state"
             )
-        validation = (X[held], Y[held], w_val)
+        validation = (X[held_rows], Y[held_rows], w_val)
         X_train, Y_train = X[keep], Y[keep]
         w_train = None if sample_weight is None else sample_weight[keep]
     if w_train is not None:
