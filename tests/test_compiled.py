@@ -210,11 +210,12 @@ def test_a_blow_up_at_batch_1_is_caught_within_the_epoch(kernel: engine.EpochKer
     drawn = 0
 
     class Counting(TensorData):
-        def batches(
+        # The epoch draws its batches with their weights (interfaces.weighted_batches).
+        def weighted_batches(
             self, generator: torch.Generator, batch_size: int, shuffle: bool
-        ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
             nonlocal drawn
-            for batch in super().batches(generator, batch_size, shuffle):
+            for batch in super().weighted_batches(generator, batch_size, shuffle):
                 drawn += 1
                 yield batch
 
