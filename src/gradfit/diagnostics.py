@@ -46,6 +46,7 @@ from gradfit.jobs import (
     _Rows,
 )
 from gradfit.persistence import SavedModel
+from gradfit.report import PlotPoints
 from gradfit.settings import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_MEMORY_LIMIT,
@@ -159,33 +160,6 @@ class TopRow:
     label: str | None
     cooks_distance: float
     values: dict[str, float]
-
-
-@dataclass
-class PlotPoints:
-    """The rows drawn in the plots: ``row`` (m,) their data rows (from 1), ``label`` (m,) their
-    labels (None without), ``sampled`` (m,) whether a row is of the uniform sample (the others
-    are beyond Cook's distance 0.5 only), ``hat`` (m,) and per target (m, k) ``fitted``,
-    ``residual``, ``rstandard``, ``cooks_distance``; ``n_rows``: the rows of the source,
-    ``sample_rows``: the sample's size asked for; ``p``: the coefficients (for the contours)."""
-
-    row: npt.NDArray[np.int64]
-    label: npt.NDArray[Any] | None
-    sampled: npt.NDArray[np.bool_]
-    hat: npt.NDArray[np.float64]
-    fitted: npt.NDArray[np.float64]
-    residual: npt.NDArray[np.float64]
-    rstandard: npt.NDArray[np.float64]
-    cooks_distance: npt.NDArray[np.float64]
-    n_rows: int
-    sample_rows: int
-    p: int
-    target_names: tuple[str, ...]
-
-    @property
-    def complete(self) -> bool:
-        """Every row of the source is drawn."""
-        return int(self.sampled.sum()) == self.n_rows
 
 
 @dataclass
