@@ -334,7 +334,8 @@ def _run(
     read = n = dropped = 0
     extra = [*keep, *([label] if label else []), *([weights] if weights else [])]
     for batch in data.read(rows.numeric, [*rows.text, *extra]):
-        m = batch.table.n_rows
+        # The batch's rows: its kept columns' (a model of plain columns may keep none).
+        m = batch.table.n_rows if batch.table.columns else batch.X.shape[0]
         encoded = rows.encode(batch)
         assert encoded.Y is not None  # the targets were asked for
         where = np.arange(read + 1, read + m + 1, dtype=np.int64)
@@ -374,7 +375,7 @@ def _run(
             labels = labels if encoded.kept is None else labels[encoded.kept]
         cooks = values["cooks_distance"]
         for j in range(k):
-            best[j] = _best(best[j], cooks[:, j], where, labels, values, j, top)
+            best[j] = _best(best[j], where, labels, hat, values, j, top)
         keys = rng.random(where.shape[0])
         pool = _merge(pool, keys, where, labels, hat, values, cooks, sample_rows)
         n += where.shape[0]
@@ -388,15 +389,15 @@ def _run(
 
 def _best(
     best: dict[str, npt.NDArray[Any]],
-    cooks: npt.NDArray[np.float64],
     where: npt.NDArray[np.int64],
     labels: npt.NDArray[Any] | None,
+    hat: npt.NDArray[np.float64],
     values: dict[str, npt.NDArray[np.float64]],
     j: int,
     top: int,
 ) -> dict[str, npt.NDArray[Any]]:
     """The ``top`` rows by Cook's distance (NaN last) among ``best`` and a batch."""
-    batch: dict[str, npt.NDArray[Any]] = {"row": where}
+    batch: dict[str, npt.NDArray[Any]] = {"row": where, "hat": hat}
     if labels is not None:
         batch["label"] = labels
     for measure, array in values.items():
@@ -410,8 +411,7 @@ def _best(
 def _top_rows(best: dict[str, npt.NDArray[Any]], coefficients: Sequence[str]) -> list[TopRow]:
     if not best:
         return []
-    measures = [m for m in DIAGNOSTIC_MEASURES if m != "hat"]
-    measures += [f"dfbetas_{c}" for c in coefficients]
+    measures = [*DIAGNOSTIC_MEASURES, *(f"dfbetas_{c}" for c in coefficients)]
     return [
         TopRow(
             row=int(best["row"][i]),
