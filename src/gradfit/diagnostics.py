@@ -130,8 +130,7 @@ def _kept_of(model: SavedModel) -> _Kept:
     if model.inference is None:
         raise ValidationError(
             "diagnose needs the model of an unpenalized least-squares fit (fit --solver lstsq, "
-            "alpha 0, with its coefficient table); "
-            + model_problem(model)
+            "alpha 0, with its coefficient table); " + model_problem(model)
         )
     predictor = model.interval_predictor()
     if predictor.cov_type != "nonrobust":
@@ -382,7 +381,8 @@ def _run(
         yield columns
     job.n_rows, job.n_dropped = n, dropped
     job.top = {
-        target: _top_rows(best[j], job.coefficient_names) for j, target in enumerate(job.target_names)
+        target: _top_rows(best[j], job.coefficient_names)
+        for j, target in enumerate(job.target_names)
     }
     job.points = _points(pool, job, n, sample_rows, fit)
 

@@ -350,9 +350,13 @@ def _diagnostic_panels(
     rstandard, cooks, hat = points.rstandard[:, j], points.cooks_distance[:, j], points.hat
     m = fitted.shape[0]
     size = 14 if m <= 500 else 4
-    style = {"s": size, "facecolors": "none" if m <= 500 else "0.2", "edgecolors": "0.2"}
-    style["rasterized"] = m > 1000
-    style["linewidths"] = 0.7
+    style: dict[str, Any] = {
+        "s": size,
+        "facecolors": "none" if m <= 500 else "0.2",
+        "edgecolors": "0.2",
+        "rasterized": m > 1000,
+        "linewidths": 0.7,
+    }
 
     def label(
         ax: Any,

@@ -106,9 +106,11 @@ def _cmd_diagnose(args: argparse.Namespace, out: TextIO) -> int:
     if job.n_dropped:
         print(f"diagnose: {job.n_dropped} rows dropped for missing values", file=sys.stderr)
     fitted = (model.inference or {}).get("summary", {}).get("n")
-    if isinstance(fitted, int) and fitted != job.n_rows and model.hyperparameters.get(
-        "weights"
-    ) is None:
+    if (
+        isinstance(fitted, int)
+        and fitted != job.n_rows
+        and model.hyperparameters.get("weights") is None
+    ):
         print(
             escape(
                 f"gradfit: warning: the model was fitted to {fitted} rows and the data hold "
@@ -279,4 +281,3 @@ def _top_count(text: str) -> int:
         return 0
     value: int = positive_int(text)
     return value
-
