@@ -136,7 +136,7 @@ def _kept_of(model: SavedModel) -> _Kept:
     if predictor.cov_type != "nonrobust":
         raise ValidationError(
             f"diagnose needs the classical (nonrobust) covariance, and this model keeps the "
-            f"{predictor.cov_type} one; refit it with --inference nonrobust (the default)"
+            f"{predictor.cov_type} one; refit it with --cov nonrobust (the default)"
         )
     return _Kept(model, predictor, model.hyperparameters.get("weights") is not None)
 
