@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from cli_helpers import gradfit_cli, ok, one_error_line
 from test_influence import R_UNWEIGHTED, R_WEIGHTED, _parse
@@ -310,3 +311,28 @@ def test_diagnose_plot_writes_a_png(
     assert (width, height) == (720, 608)  # 9 x 7.6 inches at 80 dpi
     assert 10_000 < len(data) < 300_000
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_a_model_with_a_design_equals_the_formula_fit_in_memory(tmp_path: Path) -> None:
+    # a model as `gradfit fit --formula` writes one (tests/test_predict_design.py), with a
+    # factor and an interaction: each batch is encoded by the model's design
+    from test_predict_design import formula_model
+
+    frame = pd.read_csv(MTCARS)
+    formula = "mpg ~ wt * hp + C(cyl)"
+    path = tmp_path / "formula.safetensors"
+    save_model(path, formula_model(formula, frame))
+    measures = gradfit.ols(formula, data=frame).influence(frame)
+    for options in ({}, {"stream": True, "batch_rows": 5}):
+        job = gradfit.diagnose(path, str(MTCARS), **options)
+        table = job.table()
+        assert job.coefficient_names == measures.coefficient_names
+        assert job.coefficient_names[-1] == "wt:hp" and len(job.coefficient_names) == 6
+        assert all(type(name) is str for name in job.coefficient_names)
+        np.testing.assert_allclose(table["hat"], measures.hat.numpy(), rtol=SAME)
+        np.testing.assert_allclose(
+            table["cooks_distance"], measures.cooks_distance[:, 0].numpy(), rtol=SAME
+        )
+        np.testing.assert_allclose(
+            table["dfbetas_wt:hp"], measures.dfbetas[:, 0, 5].numpy(), rtol=SAME
+        )

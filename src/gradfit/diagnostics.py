@@ -293,9 +293,8 @@ def diagnose(
             f"the data lack; available: {', '.join(data.columns)}"
         )
     kept = ~fit.aliased.numpy()
-    coefficients = tuple(
-        [*(["(Intercept)"] if fit.fit_intercept else []), *np.array(loaded.feature_names)[kept]]
-    )
+    estimable = [name for name, ok in zip(loaded.feature_names, kept, strict=True) if ok]
+    coefficients = (*(["(Intercept)"] if fit.fit_intercept else []), *estimable)
     names = _names(loaded.target_names, coefficients)
     for name in given:
         if name == "row" or any(name == column for column, _, _ in names):
