@@ -18,7 +18,8 @@ batch; a weighted fit's weight column, named in the model file, is read beside t
 Besides the columns of every row, a :class:`Diagnostics` keeps, for the report and the plots:
 the ``top`` rows by Cook's distance per target, and the rows to draw — a uniform sample of
 ``sample_rows`` rows (the rows of the smallest seeded random keys, so the same rows whether the
-source is read whole or in batches of any size) plus every row beyond Cook's distance 0.5.
+source is read whole or in batches of any size) plus every row beyond Cook's distance 0.5 (at
+most ``sample_rows`` of them, those of the largest distances: memory stays bounded).
 """
 
 from __future__ import annotations
@@ -437,7 +438,9 @@ def _merge(
 ) -> _Pool:
     """The pool with a batch's rows: those of the ``size`` smallest keys over all rows so far
     (a uniform sample without replacement, whatever the batches), and every row beyond
-    Cook's distance 0.5 for some target (key inf when it is not in the sample)."""
+    Cook's distance 0.5 for some target (key inf when it is not in the sample); of the latter
+    at most ``size`` (those of the largest distance), so the pool stays within 2 ``size``
+    rows (plus ties)."""
     columns: dict[str, npt.NDArray[Any]] = {"row": where, "hat": hat}
     if labels is not None:
         columns["label"] = labels
@@ -446,7 +449,8 @@ def _merge(
     if pool is not None:
         keys = np.concatenate([pool.key, keys])
         columns = {name: np.concatenate([pool.columns[name], a]) for name, a in columns.items()}
-    beyond = np.nan_to_num(columns["cooks_distance"], nan=0.0).max(axis=1) > COOK_CONTOUR
+    cooks_max = np.nan_to_num(columns["cooks_distance"], nan=0.0).max(axis=1)
+    beyond = cooks_max > COOK_CONTOUR
     finite = np.isfinite(keys)
     if int(finite.sum()) > size:
         cut = np.partition(keys[finite], size - 1)[size - 1]
@@ -454,6 +458,10 @@ def _merge(
     else:
         in_sample = finite
     keys = np.where(in_sample, keys, np.inf)
+    only = beyond & ~in_sample
+    if int(only.sum()) > size:  # memory stays bounded: the `size` largest of them
+        cut = np.partition(cooks_max[only], -size)[-size]
+        beyond &= in_sample | (cooks_max >= cut)
     stay = in_sample | beyond
     return _Pool(keys[stay], {name: a[stay] for name, a in columns.items()})
 
