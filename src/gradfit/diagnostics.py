@@ -397,11 +397,18 @@ def _best(
     top: int,
 ) -> dict[str, npt.NDArray[Any]]:
     """The ``top`` rows by Cook's distance (NaN last) among ``best`` and a batch."""
-    batch: dict[str, npt.NDArray[Any]] = {"row": where, "hat": hat}
+    cooks = values["cooks_distance"][:, j]
+    score = np.where(np.isnan(cooks), -np.inf, cooks)
+    if score.shape[0] > top:  # the batch's candidates only: its top, ties included
+        floor = np.partition(score, score.shape[0] - top)[score.shape[0] - top] if top else np.inf
+        pick: npt.NDArray[np.intp] | slice = np.flatnonzero(score >= floor)
+    else:
+        pick = slice(None)
+    batch: dict[str, npt.NDArray[Any]] = {"row": where[pick], "hat": hat[pick]}
     if labels is not None:
-        batch["label"] = labels
+        batch["label"] = labels[pick]
     for measure, array in values.items():
-        batch[measure] = array[:, j]
+        batch[measure] = array[pick, j]
     both = batch if not best else {key: np.concatenate([best[key], batch[key]]) for key in batch}
     key = np.where(np.isnan(both["cooks_distance"]), -np.inf, both["cooks_distance"])
     order = np.lexsort((both["row"], -key))[:top]  # largest first; ties by row
@@ -441,11 +448,19 @@ def _merge(
     Cook's distance 0.5 for some target (key inf when it is not in the sample); of the latter
     at most ``size`` (those of the largest distance), so the pool stays within 2 ``size``
     rows (plus ties)."""
-    columns: dict[str, npt.NDArray[Any]] = {"row": where, "hat": hat}
+    cooks_max = np.nan_to_num(cooks, nan=0.0).max(axis=1)
+    pick = cooks_max > COOK_CONTOUR
+    sampled = np.isfinite(pool.key) if pool is not None else None
+    if pool is not None and sampled is not None and int(sampled.sum()) >= size:
+        pick |= keys < float(pool.key[sampled].max())  # only those can enter the sample
+    else:
+        pick[:] = True
+    keys = keys[pick]
+    columns: dict[str, npt.NDArray[Any]] = {"row": where[pick], "hat": hat[pick]}
     if labels is not None:
-        columns["label"] = labels
+        columns["label"] = labels[pick]
     for name in _DRAWN:
-        columns[name] = values[name]
+        columns[name] = values[name][pick]
     if pool is not None:
         keys = np.concatenate([pool.key, keys])
         columns = {name: np.concatenate([pool.columns[name], a]) for name, a in columns.items()}
