@@ -43,6 +43,7 @@ def test_all_is_exact_and_importable() -> None:
         "tensorfile",
         "outputs",
         "design",
+        "diagnostics",
     }
     assert set(gradfit.__all__) - {"__version__"} == (public - modules) | {
         "GradientDescentRegressor"

@@ -20,6 +20,7 @@ from gradfit.errors import (
 
 if _typing.TYPE_CHECKING:
     from gradfit.datasets import load_crops
+    from gradfit.diagnostics import Diagnostics, diagnose
     from gradfit.estimator import GradientDescentRegressor
     from gradfit.estimator_cv import GradientDescentRegressorCV
     from gradfit.fitting import FitReport
@@ -35,6 +36,7 @@ __all__ = [
     "AnovaTable",
     "ConvergenceWarning",
     "DataError",
+    "Diagnostics",
     "DivergenceError",
     "EvaluationReport",
     "FitReport",
@@ -50,6 +52,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "anova",
+    "diagnose",
     "evaluate",
     "fit",
     "least_squares",
@@ -67,6 +70,7 @@ __all__ = [
 # line can catch Ctrl-C from its very first import (a traceback otherwise) and print one line.
 _LAZY = {
     "AnovaTable": "gradfit.inference",
+    "Diagnostics": "gradfit.diagnostics",
     "EvaluationReport": "gradfit.jobs",
     "FitReport": "gradfit.fitting",
     "GradientDescentRegressor": "gradfit.estimator",
@@ -76,6 +80,7 @@ _LAZY = {
     "OLSResult": "gradfit.inference",
     "RegressionMetrics": "gradfit.metrics",
     "anova": "gradfit.inference",
+    "diagnose": "gradfit.diagnostics",
     "evaluate": "gradfit.jobs",
     "fit": "gradfit.jobs",
     "least_squares": "gradfit.solvers.lstsq",

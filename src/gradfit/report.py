@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 from typing import IO, Any
 
 import numpy as np
@@ -20,7 +22,7 @@ from gradfit.atomic import atomic_write
 from gradfit.errors import DataError, GradfitError, ValidationError
 from gradfit.metrics import r2_score
 
-__all__ = ["plot_training"]
+__all__ = ["PlotPoints", "diagnostic_figure", "lowess", "plot_diagnostics", "plot_training"]
 
 _FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 _MAX_POINTS = 20_000  # points drawn per scatter panel; more only blur into a blob and slow down
@@ -207,3 +209,238 @@ def _draw_fit(
             fontsize=8,
             color="0.4",
         )
+
+
+# ----------------------------------------------------------------------------- diagnostics
+
+DIAGNOSTIC_TITLES = ("Residuals vs Fitted", "Normal Q-Q", "Scale-Location", "Residuals vs Leverage")
+_COOK_LEVELS = (0.5, 1.0)
+_SMOOTHER = "lowess (f = 2/3, 3 robustness iterations, evaluated on 100 points)"
+
+
+@dataclass
+class PlotPoints:
+    """The rows drawn in the diagnostic plots (:func:`gradfit.diagnostics.diagnose` gathers
+    them): ``row`` (m,) their data rows (counted from 1), ``label`` (m,) their labels (None:
+    the row numbers), ``sampled`` (m,) whether a row is of the uniform sample (the others are
+    drawn for being beyond Cook's distance 0.5), ``hat`` (m,) and per target (m, k)
+    ``fitted``, ``residual``, ``rstandard``, ``cooks_distance``; ``n_rows``: the rows of the
+    source; ``sample_rows``: the sample's size; ``p``: the fit's coefficients (the Cook's
+    distance contours are ``rstandard = ±sqrt(c p (1 - h) / h)``)."""
+
+    row: npt.NDArray[np.int64]
+    label: npt.NDArray[Any] | None
+    sampled: npt.NDArray[np.bool_]
+    hat: npt.NDArray[np.float64]
+    fitted: npt.NDArray[np.float64]
+    residual: npt.NDArray[np.float64]
+    rstandard: npt.NDArray[np.float64]
+    cooks_distance: npt.NDArray[np.float64]
+    n_rows: int
+    sample_rows: int
+    p: int
+    target_names: tuple[str, ...]
+
+    @property
+    def complete(self) -> bool:
+        """Every row of the source is drawn."""
+        return int(self.sampled.sum()) == self.n_rows
+
+
+def lowess(
+    x: npt.ArrayLike, y: npt.ArrayLike, f: float = 2 / 3, iterations: int = 3, points: int = 100
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Cleveland's robust locally weighted line (R's ``lowess``: span ``f``, tricube weights
+    over the ``ceil(f n)`` nearest x, ``iterations`` robustness steps with bisquare weights
+    of the residuals over 6 median |residual|), evaluated at ``points`` x values evenly
+    spread over the range (R skips and interpolates too, by its ``delta``), the residuals of
+    the robustness steps from the curve interpolated between them. Returns (x, curve)."""
+    xs = np.asarray(x, dtype=np.float64)
+    ys = np.asarray(y, dtype=np.float64)
+    keep = np.isfinite(xs) & np.isfinite(ys)
+    xs, ys = xs[keep], ys[keep]
+    n = xs.shape[0]
+    if n < 2 or float(xs.min()) == float(xs.max()):
+        return np.empty(0), np.empty(0)
+    grid = np.linspace(float(xs.min()), float(xs.max()), points)
+    q = min(n, max(2, math.ceil(f * n)))
+    robust = np.ones(n)
+    curve = np.empty(points)
+    for step in range(iterations + 1):
+        for i, x0 in enumerate(grid):
+            distance = np.abs(xs - x0)
+            h = float(np.partition(distance, q - 1)[q - 1])
+            h = h if h > 0 else float(distance.max()) or 1.0
+            u = np.clip(distance / (h * 1.0000001), 0.0, 1.0)
+            w = (1 - u**3) ** 3 * robust
+            total = float(w.sum())
+            if total <= 0:
+                curve[i] = np.nan
+                continue
+            mx, my = float(w @ xs) / total, float(w @ ys) / total
+            sxx = float(w @ (xs - mx) ** 2)
+            slope = float(w @ ((xs - mx) * (ys - my))) / sxx if sxx > 0 else 0.0
+            curve[i] = my + slope * (x0 - mx)
+        if step == iterations:
+            break
+        residual = ys - np.interp(xs, grid, curve)
+        scale = 6.0 * float(np.median(np.abs(residual)))
+        if scale == 0:
+            break
+        robust = np.clip(1 - (residual / scale) ** 2, 0.0, None) ** 2
+    return grid, curve
+
+
+def _normal_quantiles(n: int) -> npt.NDArray[np.float64]:
+    """R's ``qnorm(ppoints(n))``."""
+    a = 3 / 8 if n <= 10 else 1 / 2
+    probabilities = (np.arange(1, n + 1) - a) / (n + 1 - 2 * a)
+    normal = NormalDist()
+    return np.array([normal.inv_cdf(float(p)) for p in probabilities])
+
+
+def diagnostic_figure(points: PlotPoints, title: str = "gradfit diagnose") -> Any:
+    """The matplotlib Figure of R's ``plot(lm)`` (``which = c(1, 2, 3, 5)``) per target: four
+    axes, titled as R 4.2 titles them (:data:`DIAGNOSTIC_TITLES`; with several targets the
+    target's name first, ``mpg: Residuals vs Fitted``), the three most extreme rows labelled
+    (largest |residual| in panels 1 and 3, |standardized residual| in the Q-Q panel, Cook's
+    distance in the last) by their row numbers or labels, and a caption saying which rows are
+    drawn and which smoother (:func:`lowess`). Raises GradfitError without matplotlib."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise GradfitError("plotting needs matplotlib: pip install 'gradfit[plot]'") from None
+    k = len(points.target_names)
+    figure = Figure(figsize=(9.0, 7.6 * k), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(2 * k, 2, squeeze=False)
+    names = (
+        np.array([_literal(str(v)) for v in points.label], dtype=object)
+        if points.label is not None
+        else points.row.astype(str).astype(object)
+    )
+    for j, target in enumerate(points.target_names):
+        prefix = "" if k == 1 else f"{_literal(target)}: "
+        panels = axes[2 * j : 2 * j + 2].ravel()
+        _diagnostic_panels(panels, points, j, names, prefix)
+    figure.suptitle(_literal(title), parse_math=False)
+    figure.supxlabel(_literal(_caption(points)), fontsize=8, color="0.3", parse_math=False)
+    return figure
+
+
+def _caption(points: PlotPoints) -> str:
+    n = points.n_rows
+    if points.complete:
+        drawn = f"all {n:,} rows drawn"
+    else:
+        sampled = int(points.sampled.sum())
+        beyond = int((~points.sampled).sum())
+        drawn = (
+            f"{n:,} rows, measures exact; drawn: a uniform random sample of {sampled:,} rows "
+            f"(seeded) and the {beyond:,} other rows beyond Cook's distance 0.5"
+        )
+    return f"{drawn}; smoother: {_SMOOTHER}"
+
+
+def _diagnostic_panels(
+    panels: Any, points: PlotPoints, j: int, names: npt.NDArray[Any], prefix: str
+) -> None:
+    fitted, residual = points.fitted[:, j], points.residual[:, j]
+    rstandard, cooks, hat = points.rstandard[:, j], points.cooks_distance[:, j], points.hat
+    m = fitted.shape[0]
+    size = 14 if m <= 500 else 4
+    style: dict[str, Any] = {
+        "s": size,
+        "facecolors": "none" if m <= 500 else "0.2",
+        "edgecolors": "0.2",
+        "rasterized": m > 1000,
+        "linewidths": 0.7,
+    }
+
+    def label(
+        ax: Any,
+        x: npt.NDArray[Any],
+        y: npt.NDArray[Any],
+        by: npt.NDArray[Any],
+        called: npt.NDArray[Any] = names,
+    ) -> None:
+        score = np.where(np.isfinite(by), by, -np.inf)
+        for i in np.argsort(-score, kind="stable")[: min(3, x.shape[0])]:
+            if np.isfinite(x[i]) and np.isfinite(y[i]):
+                ax.annotate(
+                    called[i], (x[i], y[i]), xytext=(4, 2), textcoords="offset points",
+                    fontsize=7, parse_math=False,
+                )  # fmt: skip
+
+    def smooth(ax: Any, x: npt.NDArray[Any], y: npt.NDArray[Any]) -> None:
+        gx, gy = lowess(x, y)
+        if gx.size:
+            ax.plot(gx, gy, color="red", linewidth=1)
+
+    titles = [f"{prefix}{t}" for t in DIAGNOSTIC_TITLES]
+    ax = panels[0]
+    ax.scatter(fitted, residual, **style)
+    ax.axhline(0.0, color="0.5", linestyle=":", linewidth=1)
+    smooth(ax, fitted, residual)
+    label(ax, fitted, residual, np.abs(residual))
+    ax.set(title=titles[0], xlabel="Fitted values", ylabel="Residuals")
+
+    ax = panels[1]
+    drawn = np.flatnonzero(points.sampled & np.isfinite(rstandard))
+    order = drawn[np.argsort(rstandard[drawn], kind="stable")]
+    theory = _normal_quantiles(order.size)
+    ax.scatter(theory, rstandard[order], **style)
+    if order.size >= 2:
+        q1, q3 = np.quantile(rstandard[order], [0.25, 0.75])
+        t1, t3 = NormalDist().inv_cdf(0.25), NormalDist().inv_cdf(0.75)
+        slope = (q3 - q1) / (t3 - t1)
+        ends = np.array([theory[0], theory[-1]])
+        ax.plot(ends, q1 + slope * (ends - t1), color="0.5", linestyle=":", linewidth=1)
+    label(ax, theory, rstandard[order], np.abs(rstandard[order]), names[order])
+    ax.set(title=titles[1], xlabel="Theoretical Quantiles", ylabel="Standardized residuals")
+
+    ax = panels[2]
+    root = np.sqrt(np.abs(rstandard))
+    ax.scatter(fitted, root, **style)
+    smooth(ax, fitted, root)
+    label(ax, fitted, root, np.abs(residual))
+    ax.set(title=titles[2], xlabel="Fitted values", ylabel="√|Standardized residuals|")
+
+    ax = panels[3]
+    ax.scatter(hat, rstandard, **style)
+    ax.axhline(0.0, color="0.5", linestyle=":", linewidth=1)
+    ax.axvline(0.0, color="0.5", linestyle=":", linewidth=1)
+    smooth(ax, hat, rstandard)
+    finite = hat[np.isfinite(hat)]
+    top = float(finite.max()) if finite.size else 1.0
+    h = np.linspace(top / 200, top * 1.05, 200)
+    low, high = ax.get_ylim()
+    for level in _COOK_LEVELS:
+        bound = np.sqrt(level * points.p * (1 - h) / h)
+        for sign in (1, -1):
+            ax.plot(h, sign * bound, color="red", linestyle="--", linewidth=0.8)
+            ax.annotate(
+                f"{level:g}", (h[-1], sign * bound[-1]), fontsize=7, color="red",
+                xytext=(2, 0), textcoords="offset points",
+            )  # fmt: skip
+    ax.set_ylim(low, high)
+    label(ax, hat, rstandard, cooks)
+    ax.set(title=titles[3], xlabel="Leverage", ylabel="Standardized residuals")
+    ax.text(
+        0.02, 0.02, "Cook's distance (- -)", transform=ax.transAxes, fontsize=7, color="red"
+    )  # fmt: skip
+
+
+def plot_diagnostics(path: str | Path, points: PlotPoints, title: str = "gradfit diagnose") -> None:
+    """:func:`diagnostic_figure` written to ``path`` (``.png``, ``.svg`` or ``.pdf``; its
+    directory must exist), atomically."""
+    fmt = _FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise DataError(f"{path}: unsupported image type; use .png, .svg or .pdf")
+    figure = diagnostic_figure(points, title)
+
+    def write(fh: IO[bytes]) -> None:
+        figure.savefig(fh, format=fmt, dpi=80)
+
+    atomic_write(path, write)

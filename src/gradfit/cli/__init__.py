@@ -144,6 +144,7 @@ def _discard_standard_output() -> None:
 def build_parser() -> argparse.ArgumentParser:
     from gradfit.cli.data_commands import add_data_commands
     from gradfit.cli.demo import cmd_demo
+    from gradfit.cli.diagnose_commands import add_diagnose_commands
     from gradfit.cli.options import OneLineParser, learning_rate, positive_int, seed
 
     parser = OneLineParser(
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo)
 
     add_data_commands(sub)
+    add_diagnose_commands(sub)
     return parser
 
 
