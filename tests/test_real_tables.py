@@ -138,3 +138,35 @@ def test_torchrun_with_two_processes_is_the_fit_read_whole(tmp_path: Path, parqu
     np.testing.assert_allclose(saved.weight, whole.model.weight, rtol=1e-10, atol=0)
     np.testing.assert_allclose(saved.bias, whole.model.bias, rtol=1e-10, atol=0)
     assert saved.hyperparameters.get("weights") == "w"
+
+
+def _with_identifier(path: Path, rows: int) -> Path:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=rows)
+    lines = ["id,x,y"] + [f"c{i:05d},{x[i]:.6f},{2 * x[i] + 1:.6f}" for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_identifier_with_more_levels_than_max_levels_is_refused_in_one_line(
+    tmp_path: Path, stream: bool
+) -> None:
+    """R's y ~ . would make a level of every row of an id column; gradfit refuses it by
+    default (more than max_levels = 1000 distinct values), naming it and the way out."""
+    path = _with_identifier(tmp_path / "ids.csv", 1500)
+    with pytest.raises(gradfit.DataError) as info:
+        gradfit.fit(path, ["y"], config=SolverConfig(solver="lstsq"), stream=stream)
+    message = str(info.value)
+    assert message == (
+        f"{path}: column 'id' has more than 1000 distinct values (1500 so far) to be a "
+        "categorical column (an identifier?); leave it out of the features or the formula, "
+        "or raise --max-levels (max_levels=) above 1500"
+    )
+    # Named features leave it out; a small identifier (fewer rows than max_levels) is left
+    # out of the default features with a note, as it would fit every row exactly.
+    named = gradfit.fit(path, ["y"], ["x"], config=SolverConfig(solver="lstsq"), stream=stream)
+    assert named.model.feature_names == ("x",)
+    small = _with_identifier(tmp_path / "few.csv", 50)
+    report = gradfit.fit(small, ["y"], config=SolverConfig(solver="lstsq"), stream=stream)
+    assert report.model.feature_names == ("x",) and "identifier" in report.left_out["id"]

@@ -32,6 +32,7 @@ from gradfit.data.tables import (
     float_matrix,
     name_list,
     refuse_numeric_looking_text,
+    too_many_levels,
 )
 from gradfit.data.weights import refuse_weight_role, table_weights, without_column
 from gradfit.datasets import BUILTIN_DATASETS, load_dataset
@@ -207,7 +208,9 @@ def fit_data(
     kept: np.ndarray | None = None
     if encoded is None:
         X64, Y64, fnames, tnames = select(chosen, target_names, feature_names, min_rows=2)
-        left_out = design_features(chosen, tnames)[2] if feature_names is None else {}
+        left_out = (
+            design_features(chosen, tnames, design.max_levels)[2] if feature_names is None else {}
+        )
     else:
         X64, Y64, fnames, tnames, left_out, kept, rows_dropped, design_doc = encoded
         config = intercept_of_design(config, design_doc["fit_intercept"], design.formula)
@@ -343,14 +346,15 @@ _CATEGORICAL_TYPES = ("string", "large_string", "bool")
 
 
 def design_features(
-    table: Any, targets: Sequence[str]
+    table: Any, targets: Sequence[str], max_levels: int | None = None
 ) -> tuple[list[str], list[str], dict[str, str]]:
     """The default features, R's ``y ~ .``: every column but the ``targets`` that is numeric,
     or text or boolean (a categorical column; a dictionary column is read as its values);
     the categorical ones among them; and the columns left out, with why (empty, dates,
     lists...; an identifier: a text column with a different value in each of its first
     65,536 rows, which would fit every row exactly; a text column with a single value
-    there)."""
+    there). An identifier with more than ``max_levels`` values there is refused instead
+    (:func:`gradfit.data.tables.too_many_levels`), as the levels pass would refuse it."""
     numeric = set(table.numeric_columns)
     skipped = left_out_columns(table, targets)
     categorical = [
@@ -358,6 +362,10 @@ def design_features(
     ]
     for name in list(categorical):
         why = _not_categorical(table.columns[name])
+        if why == IDENTIFIER and max_levels is not None:
+            count = len(set(table.columns[name][:IDENTIFIER_ROWS].tolist()) - {None})
+            if count > max_levels:
+                raise too_many_levels(table.source, name, count, max_levels)
         if why is not None:
             categorical.remove(name)
             skipped[name] = why
@@ -404,7 +412,7 @@ def design_columns(
         return True, None, {}
     left_out: dict[str, str] = {}
     if features is None:
-        chosen, categorical, left_out = design_features(table, targets)
+        chosen, categorical, left_out = design_features(table, targets, design.max_levels)
         skip = list(targets)
     else:
         chosen = list(features)

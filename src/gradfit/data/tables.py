@@ -153,6 +153,16 @@ def check_r_integer_na(values: Any, column: str, source: str) -> None:
         )
 
 
+def too_many_levels(source: str, name: str, count: int, max_levels: int) -> DataError:
+    """The refusal of a categorical column with more than ``max_levels`` levels (the levels
+    pass and the default features' identifier check both say it)."""
+    return DataError(
+        f"{source}: column {name!r} has more than {max_levels} distinct values ({count} so far) "
+        "to be a categorical column (an identifier?); leave it out of the features or the "
+        f"formula, or raise --max-levels (max_levels=) above {count}"
+    )
+
+
 def is_numeric(arrow_type: Any) -> bool:
     return bool(
         pa.types.is_integer(arrow_type)

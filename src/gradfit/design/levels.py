@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from gradfit.data.tables import too_many_levels
 from gradfit.design.columns import Columns, _plain, as_columns, missing_mask
-from gradfit.errors import DataError, ValidationError
+from gradfit.errors import ValidationError
 
 __all__ = ["DEFAULT_MAX_LEVELS", "LevelGatherer", "sort_levels"]
 
@@ -37,14 +38,6 @@ def sort_levels(values: Iterable[Any]) -> tuple[Any, ...]:
     numbers = sorted(v for v in values if not isinstance(v, str))
     texts = sorted(v for v in values if isinstance(v, str))
     return (*numbers, *texts)
-
-
-def too_many_levels(source: str, name: str, count: int, max_levels: int) -> DataError:
-    return DataError(
-        f"{source}: column {name!r} has more than {max_levels} distinct values ({count} so far) "
-        "to be a categorical column (an identifier?); leave it out of the features or the "
-        f"formula, or raise --max-levels (max_levels=) above {count}"
-    )
 
 
 class LevelGatherer:
