@@ -19,6 +19,7 @@ from gradfit.errors import (
 )
 
 if _typing.TYPE_CHECKING:
+    from gradfit.cv_fit import fit_cv
     from gradfit.datasets import load_crops
     from gradfit.estimator import GradientDescentRegressor
     from gradfit.estimator_cv import GradientDescentRegressorCV
@@ -52,6 +53,7 @@ __all__ = [
     "anova",
     "evaluate",
     "fit",
+    "fit_cv",
     "least_squares",
     "load_crops",
     "ols",
@@ -78,6 +80,7 @@ _LAZY = {
     "anova": "gradfit.inference",
     "evaluate": "gradfit.jobs",
     "fit": "gradfit.jobs",
+    "fit_cv": "gradfit.cv_fit",
     "least_squares": "gradfit.solvers.lstsq",
     "load_crops": "gradfit.datasets",
     "ols": "gradfit.inference",

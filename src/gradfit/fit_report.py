@@ -77,6 +77,7 @@ class FitReport:
     predictions: np.ndarray  # (n, k) float64, for plots
     inference: Any = None  # gradfit.inference.OLSResult of an unpenalized least-squares fit
     inference_note: str | None = None  # why there is none, when it was asked for
+    cv: Any = None  # gradfit.cv_fit.CVRecord of a fit whose alpha was cross-validated
 
 
 def build_fit_report(
