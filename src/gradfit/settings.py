@@ -48,6 +48,7 @@ __all__ = [
     "DEVICES",
     "DTYPES",
     "MAX_COUNT",
+    "MAX_FOLDS",
     "UNKNOWN_LEVELS",
     "ApplySettings",
     "CVSettings",
