@@ -13,6 +13,7 @@ these sizes; the chosen alphas must be equal).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -281,8 +282,6 @@ def test_plot_cv_axes(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("ratio", ["0", "0.5,1"])
 def test_torchrun_equals_read_whole(files: dict[str, Path], tmp_path: Path, ratio: str) -> None:
-    import os
-
     env = dict(os.environ)
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
