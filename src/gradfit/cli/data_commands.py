@@ -334,7 +334,7 @@ _CV_FLAGS = {
 def _cross_validated(args: argparse.Namespace) -> bool:
     """Whether ``gradfit fit`` was asked for ``--alpha cv``; the options of cross-validation
     (and a list of l1 ratios) without it are refused here, one line each."""
-    cv = args.config_alpha == "cv"
+    cv = bool(args.config_alpha == "cv")
     if not cv:
         given = [
             flag for name, flag in _CV_FLAGS.items() if getattr(args, f"cv_{name}") is not None
