@@ -388,20 +388,27 @@ def _local_folds(
         return None
     index = {path: i for i, path in enumerate(stream.files)}
     d = len(features)
+    names = [*features, *targets]
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray]]:
         rows = 0
         units = None if shard is None else list(shard)
-        for batch in stream.batches([*features, *targets], units=units, stack=True):
+        for batch in stream.batches(names, units=units, stack=False):
             rows += batch.n_rows
             if progress is not None:
                 progress(batch.bytes_done, batch.total_bytes, rows)
-            X, Y = batch.split_matrix(d)
+            # The batch's rows gathered by fold (a stable sort: file order within a fold),
+            # column by column into a column-major matrix as the reader's (each column's
+            # gather stays in cache); X and Y are views of it, and each fold a slice of them.
             ids = fold_ids(index[batch.file], batch.file_row, batch.n_rows, K, seed)
+            order = np.argsort(ids, kind="stable")
+            gathered = np.empty((batch.n_rows, len(names)), order="F")
+            for j, name in enumerate(names):
+                np.take(batch.columns[name], order, out=gathered[:, j])
             yield (
-                torch.from_numpy(np.ascontiguousarray(X, dtype=np.float64)),
-                torch.from_numpy(np.ascontiguousarray(Y, dtype=np.float64)),
-                ids,
+                torch.from_numpy(gathered[:, :d]),
+                torch.from_numpy(gathered[:, d:]),
+                ids[order],
             )
 
     parts = batches()

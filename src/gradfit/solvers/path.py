@@ -374,12 +374,26 @@ def fold_statistics_from_batches(
         if shift is None:
             head = min(m, 1 << 16)
             shift = (Z[:head].double().mean(0).cpu(), Y[:head].double().mean(0).cpu())
-        for f in np.unique(ids).tolist():
-            rows = torch.from_numpy(np.nonzero(ids == f)[0])
-            w = None if weights is None else weights[rows]
-            part = SufficientStats.compute(Z[rows], Y[rows], shift, shifted=True, weights=w)
-            current = parts[f]
-            parts[f] = part if current is None else current.merge(part)
+        # One gather puts each fold's rows together (a stable sort by fold: file order
+        # within a fold); each fold's statistics then come from a contiguous slice, a view.
+        # Rows already sorted by fold (the caller gathered them) are taken as they are.
+        ends = np.cumsum(np.bincount(ids, minlength=n_folds)).tolist()
+        if m > 1 and bool(np.any(ids[1:] < ids[:-1])):
+            order = torch.from_numpy(np.argsort(ids, kind="stable"))
+            Zs, Ys = Z[order.to(Z.device)], Y[order.to(Y.device)]
+            ws = None if weights is None else weights[order.to(weights.device)]
+        else:
+            Zs, Ys, ws = Z, Y, weights
+        begin = 0
+        for f, end in enumerate(ends):
+            if end > begin:
+                w = None if ws is None else ws[begin:end]
+                part = SufficientStats.compute(
+                    Zs[begin:end], Ys[begin:end], shift, shifted=True, weights=w
+                )
+                current = parts[f]
+                parts[f] = part if current is None else current.merge(part)
+            begin = end
     if width is None:
         raise ValidationError("no batches: the fold statistics need at least one")
     d, k = width
