@@ -399,12 +399,13 @@ def _local_folds(
                 progress(batch.bytes_done, batch.total_bytes, rows)
             # The batch's rows gathered by fold (a stable sort: file order within a fold),
             # column by column into a column-major matrix as the reader's (each column's
-            # gather stays in cache); X and Y are views of it, and each fold a slice of them.
+            # gather stays in cache; "clip": the order is in range, and "raise" would buffer
+            # the output); X and Y are views of it, and each fold a slice of them.
             ids = fold_ids(index[batch.file], batch.file_row, batch.n_rows, K, seed)
             order = np.argsort(ids, kind="stable")
             gathered = np.empty((batch.n_rows, len(names)), order="F")
             for j, name in enumerate(names):
-                np.take(batch.columns[name], order, out=gathered[:, j])
+                np.take(batch.columns[name], order, out=gathered[:, j], mode="clip")
             yield (
                 torch.from_numpy(gathered[:, :d]),
                 torch.from_numpy(gathered[:, d:]),
