@@ -379,7 +379,8 @@ def fold_statistics_from_batches(
         # Rows already sorted by fold (the caller gathered them) are taken as they are.
         ends = np.cumsum(np.bincount(ids, minlength=n_folds)).tolist()
         if m > 1 and bool(np.any(ids[1:] < ids[:-1])):
-            order = torch.from_numpy(np.argsort(ids, kind="stable"))
+            small = ids.astype(np.uint8 if n_folds <= 256 else np.uint16)  # radix sort
+            order = torch.from_numpy(np.argsort(small, kind="stable"))
             Zs, Ys = Z[order.to(Z.device)], Y[order.to(Y.device)]
             ws = None if weights is None else weights[order.to(weights.device)]
         else:
