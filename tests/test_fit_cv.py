@@ -129,6 +129,15 @@ def test_streamed_equals_read_whole(files: dict[str, Path], where: str, ratio: o
     assert np.allclose(streamed.metrics.r2, whole.metrics.r2, rtol=1e-9)
 
 
+def test_table_in_memory_equals_the_file(files: dict[str, Path]) -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.read_csv(files["csv"])
+    a = gradfit.fit_cv(frame, ["y1", "y2"], alphas=np.int64(20), l1_ratio=1.0, seed=SEED)
+    b = gradfit.fit_cv(files["csv"], ["y1", "y2"], alphas=20, l1_ratio=1.0, seed=SEED)
+    assert a.cv.fold_rows == b.cv.fold_rows
+    np.testing.assert_array_equal(a.model.weight.numpy(), b.model.weight.numpy())
+
+
 def test_seed_changes_the_folds(files: dict[str, Path]) -> None:
     a = gradfit.fit_cv(files["csv"], ["y1"], alphas=10, seed=1)
     b = gradfit.fit_cv(files["csv"], ["y1"], alphas=10, seed=2)

@@ -35,6 +35,7 @@ to it. ``gradfit fit --alpha cv`` is the command line's face of this function.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -201,7 +202,9 @@ def fit_cv(
     config = config if config is not None else SolverConfig()
     ratios = _ratios(config.l1_ratio if l1_ratio is None else l1_ratio)
     settings = CVSettings(
-        alphas=alphas if isinstance(alphas, int) else tuple(alphas),
+        alphas=int(alphas)
+        if isinstance(alphas, numbers.Integral) and not isinstance(alphas, bool)
+        else tuple(alphas),  # type: ignore[arg-type]
         folds=folds,
         alpha_per_target=alpha_per_target,
         selection=selection,
