@@ -393,6 +393,10 @@ def _local_folds(
     d = len(features)
     names = [*features, *targets]
 
+    # The gathered rows of a batch, reused: each batch's statistics are taken before the next
+    # batch is read.
+    buffer = [np.empty((0, len(names)), order="F")]
+
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor, np.ndarray]]:
         rows = 0
         units = None if shard is None else list(shard)
@@ -406,7 +410,9 @@ def _local_folds(
             # the output); X and Y are views of it, and each fold a slice of them.
             ids = fold_ids(index[batch.file], batch.file_row, batch.n_rows, K, seed)
             order = _fold_order(ids, K)
-            gathered = np.empty((batch.n_rows, len(names)), order="F")
+            if buffer[0].shape[0] < batch.n_rows:  # one buffer for every batch (no new pages)
+                buffer[0] = np.empty((batch.n_rows, len(names)), order="F")
+            gathered = buffer[0][: batch.n_rows]
             for j, name in enumerate(names):
                 np.take(batch.columns[name], order, out=gathered[:, j], mode="clip")
             yield (
