@@ -6,6 +6,7 @@ Run::
     .venv/bin/python benchmarks/bench_cv.py                  # 1,000,000 x 50 -> 3 (the issue's)
     .venv/bin/python benchmarks/bench_cv.py --rows 100000    # smaller
     .venv/bin/python benchmarks/bench_cv.py --gradfit-only   # gradfit's time alone
+    .venv/bin/python benchmarks/bench_cv.py --streamed DIR   # a file streamed: CV vs plain gd
 
 The data: float64 ``Y = X W^T + b + noise`` with correlated features (AR(1), rho 0.5) and a
 sparse W (a third of its entries 0). The folds: gradfit's seeded row hash
@@ -33,11 +34,13 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import numpy as np
 from sklearn.linear_model import ElasticNetCV
 from sklearn.model_selection import PredefinedSplit
 
+import gradfit
 from gradfit import GradientDescentRegressorCV
 from gradfit.solvers.rows import fold_ids
 
@@ -66,8 +69,20 @@ def main() -> None:
     parser.add_argument(
         "--gradfit-only", action="store_true", help="time gradfit alone (no scikit-learn)"
     )
+    parser.add_argument(
+        "--streamed",
+        metavar="DIR",
+        help="write the data to DIR/cv_bench.parquet (--format) and time, streamed, the whole "
+        "cross-validation (gradfit.fit_cv) against a plain gd fit of the same file (the "
+        "issue's target: <= 1.3x)",
+    )
+    parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument("--repeats", type=int, default=5, help="--streamed: runs of each")
     args = parser.parse_args()
     ratios = [float(r) for r in args.l1_ratios.split(",")]
+    if args.streamed:
+        streamed(args, ratios)
+        return
     X, Y = make_data(args.rows, args.features, args.targets, args.seed)
     folds = fold_ids(0, 1, args.rows, args.folds, args.seed)
     print(
@@ -109,6 +124,61 @@ def main() -> None:
     print(f"scikit-learn ElasticNetCV (n_jobs=1, per target): {sk_time:8.3f} s")
     print(f"ratio gradfit / scikit-learn: {ours_time / sk_time:.4f}")
     print(f"choices agree on {agree}/{args.targets} targets; CV errors differ by <= {worst:.2e}")
+
+
+def streamed(args: argparse.Namespace, ratios: list[float]) -> None:
+    """A file streamed in batches: one pass for the K fold statistics then the paths
+    (``gradfit.fit_cv``), against ``gradfit.fit`` with gd (one pass for the statistics, then
+    its steps), both streamed with the default batch rows; the best of ``--repeats`` runs each,
+    interleaved."""
+    import pathlib
+
+    import pyarrow as pa
+    import pyarrow.csv as pv
+    import pyarrow.parquet as pq
+
+    X, Y = make_data(args.rows, args.features, args.targets, args.seed)
+    cols = {f"x{j}": X[:, j] for j in range(X.shape[1])}
+    cols.update({f"y{t}": Y[:, t] for t in range(Y.shape[1])})
+    table = pa.table(cols)
+    del X, Y, cols
+    path = pathlib.Path(args.streamed) / f"cv_bench.{args.format}"
+    if args.format == "parquet":
+        pq.write_table(table, path, row_group_size=100_000)
+    else:
+        pv.write_csv(table, path)
+    del table
+    size = path.stat().st_size
+    targets = [f"y{t}" for t in range(args.targets)]
+    print(
+        f"{path} ({size / 2**20:,.0f} MiB): {args.rows:,} x {args.features} -> {args.targets}, "
+        f"{args.alphas} alphas x {args.folds} folds x {len(ratios)} l1 ratios {ratios}"
+    )
+    gradfit.fit_cv(path, targets, alphas=3, l1_ratio=ratios, stream=True)  # warm-up (numba)
+
+    def timed(run: Any) -> float:
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
+
+    def plain_fit() -> None:
+        gradfit.fit(path, targets, stream=True)
+
+    def whole_cv() -> None:
+        gradfit.fit_cv(
+            path, targets, alphas=args.alphas, l1_ratio=ratios, folds=args.folds,
+            alpha_per_target=True, stream=True,
+        )  # fmt: skip
+
+    # Interleaved, the best of --repeats each: on a shared machine the load moves between runs.
+    times: dict[str, list[float]] = {"plain": [], "cv": []}
+    for _ in range(args.repeats):
+        times["plain"].append(timed(plain_fit))
+        times["cv"].append(timed(whole_cv))
+    plain, cv = min(times["plain"]), min(times["cv"])
+    print(f"plain gd fit, streamed:        {plain:8.3f} s")
+    print(f"whole CV (gradfit.fit_cv):     {cv:8.3f} s")
+    print(f"ratio CV / plain fit: {cv / plain:.3f} (target <= 1.3)")
 
 
 if __name__ == "__main__":

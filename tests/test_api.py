@@ -31,6 +31,7 @@ def test_all_is_exact_and_importable() -> None:
         "report",
         "estimator",
         "estimator_cv",
+        "cv_fit",
         "fitting",
         "fit_report",
         "jobs",

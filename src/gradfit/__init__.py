@@ -19,6 +19,7 @@ from gradfit.errors import (
 )
 
 if _typing.TYPE_CHECKING:
+    from gradfit.cv_fit import fit_cv
     from gradfit.datasets import load_crops
     from gradfit.diagnostics import Diagnostics, diagnose
     from gradfit.estimator import GradientDescentRegressor
@@ -55,6 +56,7 @@ __all__ = [
     "diagnose",
     "evaluate",
     "fit",
+    "fit_cv",
     "least_squares",
     "load_crops",
     "ols",
@@ -83,6 +85,7 @@ _LAZY = {
     "diagnose": "gradfit.diagnostics",
     "evaluate": "gradfit.jobs",
     "fit": "gradfit.jobs",
+    "fit_cv": "gradfit.cv_fit",
     "least_squares": "gradfit.solvers.lstsq",
     "load_crops": "gradfit.datasets",
     "ols": "gradfit.inference",

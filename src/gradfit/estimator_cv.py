@@ -158,13 +158,6 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
         if not isinstance(self.eps, numbers.Real) or not 0 < float(self.eps) < 1:
             raise ValidationError(f"eps must be in (0, 1), got {self.eps!r}")
 
-    def _grids(self, problem: paths.Quadratic, ratios: list[float]) -> np.ndarray:
-        if isinstance(self.alphas, numbers.Integral) and not isinstance(self.alphas, bool):
-            count = int(self.alphas)
-            return np.stack([paths.alpha_grid(problem, r, count, float(self.eps)) for r in ratios])
-        values = np.sort(paths.check_alphas(self.alphas))[::-1]
-        return np.stack([values.copy() for _ in ratios])
-
     # ------------------------------------------------------------------------- folds
 
     def _folds(
@@ -247,80 +240,37 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
         else:
             test_stats = paths.fold_statistics(Xt, Yt, tests, weights)
         if trains is None:  # the folds partition the rows: train on the others, merged
-            nonempty = [s for s in test_stats if s.n > 0]
-            total = nonempty[0]
-            for part in nonempty[1:]:
-                total = total.merge(part)
-            pairs = list(zip(paths.training_statistics(nonempty), nonempty, strict=True))
+            pairs, merged = paths.fold_pairs(test_stats)
+            total = (
+                merged if merged is not None else SufficientStats.compute(Xt, Yt, weights=weights)
+            )
         else:
             total = SufficientStats.compute(Xt, Yt, weights=weights)
             fold_train = paths.fold_statistics(Xt, Yt, trains, weights)
             pairs = [(tr, te) for tr, te in zip(fold_train, test_stats, strict=True) if tr.n]
-        pairs = [(tr, te) for tr, te in pairs if te.n > 0 and te.total > 0 and tr.total > 0]
+            pairs = [(tr, te) for tr, te in pairs if te.n > 0 and te.total > 0 and tr.total > 0]
         if len(pairs) < 2:
             raise ValidationError(
                 f"cross-validation needs at least 2 folds with rows to train and validate on; "
                 f"the {n} rows (n_samples = {n}) gave {len(pairs)}: give more rows or fewer folds"
             )
-        train_stats, test_stats = [t for t, _ in pairs], [v for _, v in pairs]
-        fit_intercept, standardize = bool(self.fit_intercept), bool(self.standardize)
-        problem = paths.Quadratic.from_stats(
-            total, fit_intercept=fit_intercept, standardize=standardize
-        )
-        per_target = bool(self.alpha_per_target)
-        k = Y.shape[1]
         automatic = isinstance(self.alphas, numbers.Integral) and not isinstance(self.alphas, bool)
-        settings: dict[str, Any] = {
-            "fit_intercept": fit_intercept,
-            "standardize": standardize,
-            "tol": float(self.tol),
-            "max_iter": int(self.max_iter),
-        }
-        if per_target and automatic and k > 1:
-            # Each target its own grid (from its own alpha_max): its path and choice are
-            # those of the target fitted alone.
-            grids = np.stack([self._grids(_targets(problem, [t]), ratios) for t in range(k)])
-            parts = [
-                paths.cv_mse_path(
-                    [paths.select_targets(s, [t]) for s in train_stats],
-                    [paths.select_targets(s, [t]) for s in test_stats],
-                    grids[t],
-                    ratios,
-                    **settings,
-                )
-                for t in range(k)
-            ]
-            mse_path = np.concatenate([m for m, _ in parts], axis=3)
-            not_converged = sum(c for _, c in parts)
-        else:
-            grids = self._grids(problem, ratios)[None]
-            mse_path, not_converged = paths.cv_mse_path(
-                train_stats, test_stats, grids[0], ratios, **settings
-            )
-        choice = paths.choose(mse_path, per_target=per_target, selection=self.selection)  # type: ignore[arg-type]
-        a_idx = np.broadcast_to(choice.alpha_index, (k,))
-        r_idx = np.broadcast_to(choice.l1_index, (k,))
-        g_idx = np.arange(k) if grids.shape[0] > 1 else np.zeros(k, dtype=np.int64)
-        alpha = grids[g_idx, r_idx, a_idx]
-        ratio = np.asarray(ratios)[r_idx]
-        coef = np.zeros((k, X.shape[1]))
-        intercept = np.zeros(k)
-        n_iter = 0
-        for t in range(k):  # each target at its penalty (one solve when shared)
-            if t and not per_target:
-                break
-            targets = list(range(k)) if not per_target else [t]
-            sub = _targets(problem, targets)
-            # The refit: down the grid to the chosen alpha (warm starts), as the path does.
-            steps = grids[g_idx[t], r_idx[t], : a_idx[t] + 1]
-            result = paths.problem_path(
-                sub, steps, float(ratio[t]), tol=float(self.tol), max_iter=int(self.max_iter)
-            )
-            not_converged += int((~result.converged[-1]).sum())
-            n_iter = max(n_iter, int(result.n_iter[-1].max()))
-            c, b = sub.original_units(result.coefs[-1])
-            coef[targets] = c
-            intercept[targets] = b if fit_intercept else 0.0
+        cv = paths.cross_validate(
+            pairs,
+            total,
+            int(self.alphas) if automatic else self.alphas,  # type: ignore[arg-type]
+            ratios,
+            per_target=bool(self.alpha_per_target),
+            selection=self.selection,
+            eps=float(self.eps),
+            tol=float(self.tol),
+            max_iter=int(self.max_iter),
+            fit_intercept=bool(self.fit_intercept),
+            standardize=bool(self.standardize),
+        )
+        grids, mse_path, not_converged = cv.grids, cv.mse_path, cv.not_converged
+        per_target, n_iter = bool(self.alpha_per_target), cv.n_iter
+        alpha, ratio, coef, intercept = cv.alpha, cv.l1_ratio, cv.coef, cv.intercept
         if not_converged:
             warnings.warn(
                 f"coordinate descent did not reach its duality gap tolerance (tol={self.tol}) "
@@ -369,14 +319,3 @@ def _flat(value: Any) -> bool:
     except ValueError:  # ragged: a list of splits
         return False
     return array.ndim == 1 and array.dtype != object
-
-
-def _targets(problem: paths.Quadratic, targets: list[int]) -> paths.Quadratic:
-    return paths.Quadratic(
-        S=problem.S,
-        q=np.ascontiguousarray(problem.q[:, targets]),
-        syy=problem.syy[targets],
-        xbar=problem.xbar,
-        ybar=problem.ybar[targets],
-        scale=problem.scale,
-    )

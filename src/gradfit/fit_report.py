@@ -78,6 +78,7 @@ class FitReport:
     inference: Any = None  # gradfit.inference.OLSResult of an unpenalized least-squares fit
     inference_note: str | None = None  # why there is none, when it was asked for
     rows_dropped: int = 0  # rows left out for a missing value (missing="drop", R's na.omit)
+    cv: Any = None  # gradfit.cv_fit.CVRecord of a fit whose alpha was cross-validated
 
 
 def build_fit_report(

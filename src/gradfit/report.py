@@ -22,7 +22,14 @@ from gradfit.atomic import atomic_write
 from gradfit.errors import DataError, GradfitError, ValidationError
 from gradfit.metrics import r2_score
 
-__all__ = ["PlotPoints", "diagnostic_figure", "lowess", "plot_diagnostics", "plot_training"]
+__all__ = [
+    "PlotPoints",
+    "diagnostic_figure",
+    "lowess",
+    "plot_cv",
+    "plot_diagnostics",
+    "plot_training",
+]
 
 _FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 _MAX_POINTS = 20_000  # points drawn per scatter panel; more only blur into a blob and slow down
@@ -444,3 +451,75 @@ def plot_diagnostics(path: str | Path, points: PlotPoints, title: str = "gradfit
         figure.savefig(fh, format=fmt, dpi=80)
 
     atomic_write(path, write)
+
+
+# ----------------------------------------------------------------------------- cross-validation
+
+
+def plot_cv(
+    path: str | Path,
+    alphas: Sequence[npt.ArrayLike],
+    mean: Sequence[npt.ArrayLike],
+    se: Sequence[npt.ArrayLike],
+    alpha_min: Sequence[float],
+    alpha_1se: Sequence[float],
+    target_names: Sequence[str],
+    title: str = "gradfit cross-validation",
+) -> Any:
+    """Draw each target's cross-validation curve, as R's ``plot(cv.glmnet)``: the mean CV
+    error (points) with one standard error above and below (error bars) against log(alpha),
+    the alphas of both rules (``"min"``, ``"1se"``) marked by dashed vertical lines; written
+    atomically.
+
+    ``alphas``, ``mean``, ``se``: per target, the (A,) alphas of its path (at its chosen l1
+    ratio) and the mean CV error and standard error at each; ``alpha_min``, ``alpha_1se``: per
+    target. An alpha of 0 has no logarithm and is left out of the drawing. Returns the
+    matplotlib Figure drawn.
+    """
+    k = len(target_names)
+    if not (len(alphas) == len(mean) == len(se) == len(alpha_min) == len(alpha_1se) == k):
+        raise ValidationError("plot_cv needs the path and the choices of every target")
+    fmt = _FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise DataError(f"{path}: unsupported image type; use .png, .svg or .pdf")
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise GradfitError("plotting needs matplotlib: pip install 'gradfit[plot]'") from None
+    ncols = min(k, 3)
+    nrows = math.ceil(k / ncols)
+    figure = Figure(figsize=(4.8 * ncols, 4.0 * nrows), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
+    for t in range(k):
+        ax = axes[t]
+        a = np.asarray(alphas[t], dtype=np.float64)
+        m = np.asarray(mean[t], dtype=np.float64)
+        s = np.asarray(se[t], dtype=np.float64)
+        keep = a > 0
+        x = np.log(a[keep])
+        ax.errorbar(
+            x, m[keep], yerr=s[keep], fmt="o", color="tab:red", ecolor="0.6", ms=3, capsize=2
+        )
+        for value, style, label in (
+            (alpha_min[t], "--", "min"),
+            (alpha_1se[t], ":", "1se"),
+        ):
+            if value > 0:
+                ax.axvline(
+                    math.log(value), color="0.2", linestyle=style, label=f"{label}: {value:.3g}"
+                )
+        ax.set_xlabel("log(alpha)")
+        ax.set_ylabel("mean squared error (CV)")
+        ax.set_title(_literal(str(target_names[t])), parse_math=False)
+        ax.legend(loc="best", fontsize="small")
+    for ax in axes[k:]:
+        ax.set_visible(False)
+    figure.suptitle(_literal(title), parse_math=False)
+
+    def write(fh: IO[bytes]) -> None:
+        figure.savefig(fh, format=fmt, dpi=110)
+
+    atomic_write(path, write)
+    return figure

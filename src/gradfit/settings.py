@@ -38,6 +38,7 @@ from gradfit.errors import ValidationError
 
 __all__ = [
     "APPLY_MISSING",
+    "CV_SELECTIONS",
     "DEFAULT_BATCH_ROWS",
     "DEFAULT_CHECKPOINT_EVERY",
     "DEFAULT_DEVICE",
@@ -51,9 +52,11 @@ __all__ = [
     "DEVICES",
     "DTYPES",
     "MAX_COUNT",
+    "MAX_FOLDS",
     "MISSING_CHOICES",
     "UNKNOWN_LEVELS",
     "ApplySettings",
+    "CVSettings",
     "CheckpointSettings",
     "DesignSettings",
     "ReadSettings",
@@ -530,3 +533,92 @@ class WeightSettings:
             raise ValidationError(
                 f"weights must be the name of a column of the data, or None, got {self.weights!r}"
             )
+
+
+# ----------------------------------------------------------------------------- cross-validation
+
+CV_SELECTIONS = ("min", "1se")
+MAX_FOLDS = 1000  # more folds than this is leave-nearly-one-out: d² work per fold, no gain
+
+
+@dataclass(frozen=True)
+class CVSettings:
+    """How ``gradfit.fit_cv`` (``gradfit fit --alpha cv``) chooses the penalty by K-fold
+    cross-validation (:func:`gradfit.cv_fit.fit_cv`): the alphas tried (a count, for the grid
+    from ``alpha_max`` down, or the values), the number of folds (each row's fold from the
+    seeded row hash, :func:`gradfit.solvers.rows.fold_ids`), one alpha for all targets or one
+    each, and the rule (glmnet's ``lambda.min`` or ``lambda.1se``). Every option is ``unset``
+    on the command line, so that one given without ``--alpha cv`` can be refused."""
+
+    alphas: int | tuple[float, ...] = field(
+        default=100,
+        metadata=cli(
+            "--alpha cv: how many alphas, log-spaced from the smallest that zeroes every "
+            "coefficient down 1000-fold (as glmnet and ElasticNetCV), or the alphas themselves "
+            "comma-separated",
+            "alphas",
+            unset=True,
+            metavar="N|A,B,..",
+        ),
+    )
+    folds: int = field(
+        default=5,
+        metadata=cli(
+            f"--alpha cv: the number of folds, 2 to {MAX_FOLDS} (rows by a seeded hash of file "
+            "and row: the same folds in memory, streamed and under torchrun; --seed picks them)",
+            "folds",
+            unset=True,
+            metavar="K",
+        ),
+    )
+    alpha_per_target: bool = field(
+        default=False,
+        metadata=cli(
+            "--alpha cv: each target its own alpha (default: one for all, on the CV error "
+            "averaged over the targets)",
+            "flag",
+            unset=True,
+            show_default=False,
+        ),
+    )
+    selection: str = field(
+        default="min",
+        metadata=cli(
+            "--alpha cv: min (the smallest mean CV error) or 1se (the largest alpha within one "
+            "standard error of it, glmnet's lambda.1se)",
+            "selection",
+            flag="--select",
+            unset=True,
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        alphas = self.alphas
+        if isinstance(alphas, bool):
+            raise ValidationError(f"alphas must be a count or a list of alphas, got {alphas!r}")
+        if isinstance(alphas, numbers.Integral):
+            check_integer(alphas, "alphas")
+        else:
+            values = np.asarray(alphas, dtype=np.float64).reshape(-1) if _listlike(alphas) else None
+            if values is None or values.size == 0:
+                raise ValidationError(f"alphas must be a count or a list of alphas, got {alphas!r}")
+            if not np.all(np.isfinite(values)) or np.any(values < 0):
+                raise ValidationError(f"alphas must be finite and >= 0, got {values.tolist()}")
+            object.__setattr__(self, "alphas", tuple(float(v) for v in values))
+        check_integer(self.folds, "folds")
+        if not 2 <= self.folds <= MAX_FOLDS:
+            raise ValidationError(f"folds must be from 2 to {MAX_FOLDS}, got {self.folds}")
+        if not isinstance(self.alpha_per_target, bool):
+            raise ValidationError(
+                f"alpha_per_target must be True or False, got {self.alpha_per_target!r}"
+            )
+        if self.selection not in CV_SELECTIONS:
+            raise ValidationError(f"selection must be 'min' or '1se', got {self.selection!r}")
+
+
+def _listlike(value: object) -> bool:
+    try:
+        np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, (str, bytes))

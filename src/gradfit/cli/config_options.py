@@ -34,12 +34,15 @@ from gradfit.cli.options import (
 from gradfit.inference import COV_TYPES
 from gradfit.settings import (
     APPLY_MISSING,
+    CV_SELECTIONS,
     DEVICES,
     DTYPES,
+    MAX_FOLDS,
     MISSING_CHOICES,
     UNKNOWN_LEVELS,
     ApplySettings,
     CheckpointSettings,
+    CVSettings,
     DesignSettings,
     ReadSettings,
     RunSettings,
@@ -67,6 +70,7 @@ _Settings = TypeVar(
     DesignSettings,
     ApplySettings,
     WeightSettings,
+    CVSettings,
 )
 
 # The prefix of each settings class's options in the parsed arguments (``config_lr``).
@@ -78,6 +82,7 @@ _PREFIX: dict[type, str] = {
     DesignSettings: "design",
     ApplySettings: "apply",
     WeightSettings: "weighting",
+    CVSettings: "cv",
 }
 
 
@@ -138,6 +143,64 @@ def _closed_range(low: float, high: float, why: str = "") -> Callable[[str], flo
     return parse
 
 
+def _penalty(text: str) -> float | str:
+    """--alpha: a number from 0 to MAX_ALPHA, or "cv" (chosen by cross-validation: the
+    command runs :func:`gradfit.cv_fit.fit_cv`; the settings never see the word)."""
+    if text.strip().lower() == "cv":
+        return "cv"
+    try:
+        return _closed_range(0.0, MAX_ALPHA)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number from 0 to {MAX_ALPHA:g} (a larger penalty sets every "
+            f"coefficient to 0), or 'cv' (chosen by cross-validation), got {text!r}"
+        ) from None
+
+
+def _l1_ratios(text: str) -> float | tuple[float, ...]:
+    """--l1-ratio: a number in [0, 1], or (for --alpha cv, which tries each) a comma-separated
+    list of them."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) == 1:
+        return unit_interval(text)
+    try:
+        return tuple(unit_interval(part) for part in parts)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number from 0 to 1, or a comma-separated list of them (--alpha cv), "
+            f"got {text!r}"
+        ) from None
+
+
+def _alphas(text: str) -> int | tuple[float, ...]:
+    """--alphas: a count N, or the alphas themselves comma-separated (each finite, >= 0)."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) == 1 and parts[0].isdigit():
+        return positive_int(parts[0])
+    values = []
+    for part in parts:
+        try:
+            value = float(part)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and 0 <= value <= MAX_ALPHA):
+            raise argparse.ArgumentTypeError(
+                f"expected a count of alphas (a positive integer) or alphas from 0 to "
+                f"{MAX_ALPHA:g} separated by commas, got {text!r}"
+            )
+        values.append(value)
+    return tuple(values)
+
+
+def _folds(text: str) -> int:
+    value = positive_int(text)
+    if value < 2 or value > MAX_FOLDS:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of folds from 2 to {MAX_FOLDS}, got {text!r}"
+        )
+    return value
+
+
 def _above_one(text: str) -> float:
     return _open_range(1.0, math.inf, high_closed=False)(text)
 
@@ -151,9 +214,11 @@ _KINDS: dict[str, Callable[[], dict[str, Any]]] = {
     "positive_int": lambda: {"type": positive_int},
     # --alpha: far beyond MAX_ALPHA every coefficient is 0 all the same, and the arithmetic
     # of the penalty overflows (see gradfit.solvers.config).
-    "penalty": lambda: {
-        "type": _closed_range(0.0, MAX_ALPHA, " (a larger penalty sets every coefficient to 0)")
-    },
+    "penalty": lambda: {"type": _penalty},
+    "l1_ratios": lambda: {"type": _l1_ratios},
+    "alphas": lambda: {"type": _alphas},
+    "folds": lambda: {"type": _folds},
+    "selection": lambda: {"choices": CV_SELECTIONS},
     "exponent": lambda: {"type": _closed_range(0.0, MAX_POWER_T)},
     "unit_interval": lambda: {"type": unit_interval},
     "unit_fraction": lambda: {"type": unit_fraction},

@@ -29,6 +29,7 @@ from gradfit.cli.options import (
     timeout_seconds,
 )
 from gradfit.cli.render import BytesProgress, Progress, escape, escape_report, fmt, table
+from gradfit.cv_fit import fit_cv
 from gradfit.data import table_to_csv_text, write_table_batches
 from gradfit.distributed import DEFAULT_TIMEOUT, from_environment, launched, shutdown
 from gradfit.errors import (
@@ -43,11 +44,12 @@ from gradfit.inference import preload_distributions
 from gradfit.jobs import evaluate, fit, predict_batches
 from gradfit.outputs import check_checkpoint_target, check_outputs
 from gradfit.persistence import load_model, save_model
-from gradfit.report import plot_training
+from gradfit.report import plot_cv, plot_training
 from gradfit.settings import (
     DEFAULT_LEVEL,
     ApplySettings,
     CheckpointSettings,
+    CVSettings,
     DesignSettings,
     ReadSettings,
     RunSettings,
@@ -113,6 +115,8 @@ def _emit_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 
 def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
+    if _cross_validated(args):  # --alpha cv: the one branch to cross-validation
+        return _cmd_fit_cv(args, out)
     reading = settings_from_args(ReadSettings, args)
     run = settings_from_args(RunSettings, args)
     checkpointing = settings_from_args(CheckpointSettings, args)
@@ -321,6 +325,193 @@ def _save_with_plot(model_path: Path, report: FitReport, plot_path: Path, data: 
         )
         # Copied, not renamed, into place: atomic_write writes through a symbolic link (and
         # into a named pipe) instead of replacing it.
+        staged_bytes = staged.read_bytes()
+        atomic_write(model_path, lambda fh: fh.write(staged_bytes), error=ModelFileError)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- fit --alpha cv
+
+
+_CV_FLAGS = {
+    "alphas": "--alphas",
+    "folds": "--folds",
+    "alpha_per_target": "--alpha-per-target",
+    "selection": "--select",
+}
+
+
+def _cross_validated(args: argparse.Namespace) -> bool:
+    """Whether ``gradfit fit`` was asked for ``--alpha cv``; the options of cross-validation
+    (and a list of l1 ratios) without it are refused here, one line each."""
+    cv = bool(args.config_alpha == "cv")
+    if not cv:
+        given = [
+            flag for name, flag in _CV_FLAGS.items() if getattr(args, f"cv_{name}") is not None
+        ]
+        if given:
+            raise ValidationError(
+                f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --alpha cv "
+                "(the penalty chosen by cross-validation); add --alpha cv, or leave "
+                f"{'it' if len(given) == 1 else 'them'} out"
+            )
+        if isinstance(args.config_l1_ratio, tuple):
+            raise ValidationError(
+                "--l1-ratio takes one value unless --alpha cv, which tries each of a list; "
+                "give one value, or add --alpha cv"
+            )
+    return cv
+
+
+def _cmd_fit_cv(args: argparse.Namespace, out: TextIO) -> int:
+    """``gradfit fit --alpha cv``: :func:`gradfit.cv_fit.fit_cv` in memory, streamed or under
+    torchrun; the summary per target (the chosen alpha, its CV error and standard error),
+    ``--json`` with the whole path, ``--plot`` the CV curves."""
+    reading = settings_from_args(ReadSettings, args)
+    run = settings_from_args(RunSettings, args)
+    checkpointing = settings_from_args(CheckpointSettings, args)
+    cv = settings_from_args(CVSettings, args)
+    if checkpointing.checkpoint is not None or checkpointing.resume:
+        raise ValidationError(
+            "--alpha cv has no epochs to checkpoint (one pass, then the path from the "
+            "statistics); leave out --checkpoint and --resume"
+        )
+    if settings_from_args(WeightSettings, args).weights is not None:
+        raise ValidationError(
+            "--weights is not yet supported with --alpha cv; leave out --weights, or give "
+            "--alpha a number"
+        )
+    check_outputs([("--out", args.out), ("--plot", args.plot)], data=args.data, stdout=out)
+    model_path = _check_output_dir(args.out, "model file")
+    plot_path = _check_output_dir(args.plot, "plot") if args.plot else None
+    if plot_path is not None and plot_path.suffix.lower() not in _PLOT_SUFFIXES:
+        raise DataError(f"{args.plot}: unsupported image type; use .png, .svg or .pdf")
+    if plot_path is not None and importlib.util.find_spec("matplotlib") is None:
+        raise GradfitError(
+            "--plot needs matplotlib, an optional extra: "
+            "pip install 'gradfit[plot]' (or leave out --plot)"
+        )
+    if not any(value.strip(" ,") for value in args.target):
+        raise ValidationError("give at least one --target column")
+    ratios = args.config_l1_ratio
+    ratios = list(ratios) if isinstance(ratios, tuple) else [ratios]
+    settings = argparse.Namespace(**vars(args))
+    settings.config_alpha, settings.config_l1_ratio = 0.0, ratios[0]
+    config = config_from_args(settings)
+    several = launched()
+    streamed = use_streaming(args.data, config, reading, group=several)
+    comm = from_environment(run.torch_device(), timeout=args.dist_timeout) if several else None
+    main_rank = comm is None or comm.rank == 0
+    show = main_rank and not args.quiet and not args.json and sys.stderr.isatty()
+    notes: list[str] = []
+    progress = BytesProgress(show, "read")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                report = fit_cv(
+                    args.data,
+                    args.target,
+                    args.features,
+                    config,
+                    alphas=cv.alphas,
+                    l1_ratio=ratios,
+                    folds=cv.folds,
+                    alpha_per_target=cv.alpha_per_target,
+                    selection=cv.selection,
+                    seed=run.seed,
+                    stream=streamed,
+                    memory_limit=reading.memory_limit,
+                    batch_rows=reading.batch_rows,
+                    progress=progress,
+                    comm=comm,
+                    notes=notes,
+                )
+            finally:
+                progress.close()
+                if main_rank and not args.quiet:
+                    for note in notes:
+                        print(f"gradfit: note: {escape(note)}", file=sys.stderr)
+    finally:
+        if comm is not None:
+            shutdown()
+    if not main_rank:
+        return EXIT_OK
+    if not args.quiet:
+        if report.left_out:
+            listed = ", ".join(f"{name!r} ({why})" for name, why in report.left_out.items())
+            print(
+                f"gradfit: note: {len(report.left_out)} column(s) left out of the features: "
+                f"{escape(listed)}; name the features with --features to choose them yourself",
+                file=sys.stderr,
+            )
+        _emit_warnings(caught)
+    record = report.cv
+    names = report.model.target_names
+    if plot_path is None:
+        save_model(model_path, report.model)
+    else:
+        _save_with_cv_plot(model_path, report, plot_path, args.data)
+    if args.json:
+        _print_json(
+            {
+                "model": str(model_path),
+                "solver": "cv",
+                "n_samples": report.n_samples,
+                "final_loss": report.final_loss,
+                "seconds": report.seconds,
+                "r2": dict(zip(names, report.metrics.r2, strict=True)),
+                "plot": str(plot_path) if plot_path else None,
+                "cv": record.as_dict(names),
+            },
+            out,
+        )
+        return EXIT_OK
+    rule = "1se" if record.selection == "1se" else "min"
+    rows = [
+        [
+            name,
+            fmt(float(record.alpha[t])),
+            fmt(float(record.l1_ratio[t])),
+            fmt(float(record.cv_error[t])),
+            fmt(float(record.cv_se[t])),
+            f"{report.metrics.r2[t]:.6f}",
+        ]
+        for t, name in enumerate(names)
+    ]
+    header = f"target ({record.folds_used}-fold CV, {report.n_samples} rows)"
+    print(
+        table([header, f"alpha ({rule})", "l1_ratio", "CV error", "standard error", "R²"], rows),
+        file=out,
+    )
+    written = f"model written to {model_path}" + (f", plot to {plot_path}" if plot_path else "")
+    print(escape(written), file=out)
+    return EXIT_OK
+
+
+def _save_with_cv_plot(model_path: Path, report: FitReport, plot_path: Path, data: str) -> None:
+    """As :func:`_save_with_plot`, the plot being the CV curves (all or nothing)."""
+    record = report.cv
+    names = report.model.target_names
+    k = len(names)
+    staged = temporary_path(model_path)
+    try:
+        try:
+            save_model(staged, report.model)
+        except GradfitError as exc:
+            raise type(exc)(str(exc).replace(str(staged), str(model_path))) from None
+        ratio = [int(record.l1_index[t]) for t in range(k)]
+        plot_cv(
+            plot_path,
+            [record.grid(t, ratio[t]) for t in range(k)],
+            [record.mean[:, ratio[t], t] for t in range(k)],
+            [record.se[:, ratio[t], t] for t in range(k)],
+            [float(v) for v in record.alpha_min],
+            [float(v) for v in record.alpha_1se],
+            names,
+            title=f"gradfit cross-validation on {data}",
+        )
         staged_bytes = staged.read_bytes()
         atomic_write(model_path, lambda fh: fh.write(staged_bytes), error=ModelFileError)
     finally:
@@ -595,6 +786,7 @@ def add_data_commands(sub: Any) -> None:
     )
     add_settings_arguments(fit, RunSettings, ("inference", "level"))
     add_settings_arguments(fit, WeightSettings)
+    add_settings_arguments(fit.add_argument_group("--alpha cv (cross-validation)"), CVSettings)
     fit.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
     fit.add_argument("--json", action="store_true", help="print the summary as JSON")
     fit.set_defaults(handler=_cmd_fit)

@@ -100,7 +100,11 @@ class SolverConfig:
         metadata=_cli(f"regularization strength, from 0 to {MAX_ALPHA:g}", "penalty"),
     )
     l1_ratio: float = field(
-        default=0.0, metadata=_cli("elastic-net mix in [0, 1] (0: ridge)", "unit_interval")
+        default=0.0,
+        metadata=_cli(
+            "elastic-net mix in [0, 1] (0: ridge); with --alpha cv, a comma-separated list to try",
+            "l1_ratios",
+        ),
     )
     batch_size: int = field(
         default=32, metadata=_cli("mini-batch size for sgd and builtin", "positive_int")

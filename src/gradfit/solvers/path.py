@@ -61,12 +61,15 @@ from gradfit.validation import check_weights
 
 __all__ = [
     "CVChoice",
+    "CrossValidation",
     "PathResult",
     "Quadratic",
     "alpha_grid",
     "choose",
+    "cross_validate",
     "cv_errors",
     "cv_mse_path",
+    "fold_pairs",
     "fold_statistics",
     "fold_statistics_from_batches",
     "path",
@@ -371,12 +374,27 @@ def fold_statistics_from_batches(
         if shift is None:
             head = min(m, 1 << 16)
             shift = (Z[:head].double().mean(0).cpu(), Y[:head].double().mean(0).cpu())
-        for f in np.unique(ids).tolist():
-            rows = torch.from_numpy(np.nonzero(ids == f)[0])
-            w = None if weights is None else weights[rows]
-            part = SufficientStats.compute(Z[rows], Y[rows], shift, shifted=True, weights=w)
-            current = parts[f]
-            parts[f] = part if current is None else current.merge(part)
+        # One gather puts each fold's rows together (a stable sort by fold: file order
+        # within a fold); each fold's statistics then come from a contiguous slice, a view.
+        # Rows already sorted by fold (the caller gathered them) are taken as they are.
+        ends = np.cumsum(np.bincount(ids, minlength=n_folds)).tolist()
+        if m > 1 and bool(np.any(ids[1:] < ids[:-1])):
+            small = ids.astype(np.uint8 if n_folds <= 256 else np.uint16)  # radix sort
+            order = torch.from_numpy(np.argsort(small, kind="stable"))
+            Zs, Ys = Z[order.to(Z.device)], Y[order.to(Y.device)]
+            ws = None if weights is None else weights[order.to(weights.device)]
+        else:
+            Zs, Ys, ws = Z, Y, weights
+        begin = 0
+        for f, end in enumerate(ends):
+            if end > begin:
+                w = None if ws is None else ws[begin:end]
+                part = SufficientStats.compute(
+                    Zs[begin:end], Ys[begin:end], shift, shifted=True, weights=w
+                )
+                current = parts[f]
+                parts[f] = part if current is None else current.merge(part)
+            begin = end
     if width is None:
         raise ValidationError("no batches: the fold statistics need at least one")
     d, k = width
@@ -519,3 +537,180 @@ def choose(
             best_a = int(within[0])  # alphas decrease: the first is the largest
         alpha_index[t], l1_index[t] = best_a, best_r
     return CVChoice(alpha_index=alpha_index, l1_index=l1_index)
+
+
+# ----------------------------------------------------------------------------- the whole CV
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """Cross-validation of a path from the folds' statistics, and the refit on all rows.
+
+    ``grids`` (G, L, A): the alphas, decreasing, one grid per l1 ratio (G = 1), or per target
+    and l1 ratio (G = k, ``alpha_per_target`` with grids generated from each target's own
+    ``alpha_max``); ``mse_path`` (K, A, L, k) each fold's validation error, ``mean`` and
+    ``se`` (A, L, k) their mean and standard error; ``choice`` (the ``selection`` asked) and
+    ``choice_min`` / ``choice_1se`` (both rules, for plots); ``alpha`` and ``l1_ratio`` (k,)
+    the penalty of each target's refit (the same for all without ``alpha_per_target``);
+    ``coef`` (k, d) and ``intercept`` (k,) the refit on the statistics of all rows (``total``)
+    in the data's units."""
+
+    grids: Array
+    l1_ratios: Array
+    mse_path: Array
+    mean: Array
+    se: Array
+    choice: CVChoice
+    choice_min: CVChoice
+    choice_1se: CVChoice
+    alpha: Array
+    l1_ratio: Array
+    coef: Array
+    intercept: Array
+    n_iter: int
+    not_converged: int
+    n_folds: int
+    total: SufficientStats
+    per_target: bool
+    selection: str
+
+
+def _targets_of(problem: Quadratic, targets: list[int]) -> Quadratic:
+    return Quadratic(
+        S=problem.S,
+        q=np.ascontiguousarray(problem.q[:, targets]),
+        syy=problem.syy[targets],
+        xbar=problem.xbar,
+        ybar=problem.ybar[targets],
+        scale=problem.scale,
+    )
+
+
+def cross_validate(
+    pairs: Sequence[tuple[SufficientStats, SufficientStats]],
+    total: SufficientStats,
+    alphas: int | Any,
+    l1_ratios: Sequence[float],
+    *,
+    per_target: bool = False,
+    selection: str = "min",
+    eps: float = 1e-3,
+    tol: float = 1e-4,
+    max_iter: int = 1000,
+    fit_intercept: bool = True,
+    standardize: bool = False,
+) -> CrossValidation:
+    """The whole of K-fold cross-validation from statistics: ``pairs`` (training, validation)
+    statistics of each fold (at least 2), ``total`` those of all rows (the grid's
+    ``alpha_max`` and the refit). ``alphas``: a count (the grid of :func:`alpha_grid` per l1
+    ratio; with ``per_target`` and several targets, per target from its own ``alpha_max``) or
+    the penalties. The same numbers whether the statistics came from memory, a stream or
+    processes merged: :class:`~gradfit.GradientDescentRegressorCV` and ``gradfit.fit_cv`` both
+    call this."""
+    if selection not in ("min", "1se"):
+        raise ValidationError(f"selection must be 'min' or '1se', got {selection!r}")
+    if len(pairs) < 2:
+        raise ValidationError("cross-validation needs at least 2 folds")
+    ratios = [float(r) for r in l1_ratios]
+    train_stats, test_stats = [t for t, _ in pairs], [v for _, v in pairs]
+    problem = Quadratic.from_stats(total, fit_intercept=fit_intercept, standardize=standardize)
+    k = int(total.ybar.shape[0])
+    d = int(total.zbar.shape[0])
+    automatic = isinstance(alphas, (int, np.integer)) and not isinstance(alphas, bool)
+
+    def grids_of(prob: Quadratic) -> Array:
+        if automatic:
+            return np.stack([alpha_grid(prob, r, int(alphas), float(eps)) for r in ratios])
+        values = np.sort(check_alphas(alphas))[::-1]
+        return np.stack([values.copy() for _ in ratios])
+
+    settings: dict[str, Any] = {
+        "fit_intercept": fit_intercept,
+        "standardize": standardize,
+        "tol": float(tol),
+        "max_iter": int(max_iter),
+    }
+    if per_target and automatic and k > 1:
+        # Each target its own grid (from its own alpha_max): its path and choice are those of
+        # the target fitted alone.
+        grids = np.stack([grids_of(_targets_of(problem, [t])) for t in range(k)])
+        parts = [
+            cv_mse_path(
+                [select_targets(s, [t]) for s in train_stats],
+                [select_targets(s, [t]) for s in test_stats],
+                grids[t],
+                ratios,
+                **settings,
+            )
+            for t in range(k)
+        ]
+        mse_path = np.concatenate([m for m, _ in parts], axis=3)
+        not_converged = sum(c for _, c in parts)
+    else:
+        grids = grids_of(problem)[None]
+        mse_path, not_converged = cv_mse_path(train_stats, test_stats, grids[0], ratios, **settings)
+    rule: Literal["min", "1se"] = "1se" if selection == "1se" else "min"
+    choice_min = choose(mse_path, per_target=per_target, selection="min")
+    choice_1se = choose(mse_path, per_target=per_target, selection="1se")
+    choice = choice_1se if rule == "1se" else choice_min
+    a_idx = np.broadcast_to(choice.alpha_index, (k,))
+    r_idx = np.broadcast_to(choice.l1_index, (k,))
+    g_idx = np.arange(k) if grids.shape[0] > 1 else np.zeros(k, dtype=np.int64)
+    alpha = grids[g_idx, r_idx, a_idx]
+    ratio = np.asarray(ratios)[r_idx]
+    coef = np.zeros((k, d))
+    intercept = np.zeros(k)
+    n_iter = 0
+    for t in range(k):  # each target at its penalty (one solve when shared)
+        if t and not per_target:
+            break
+        targets = list(range(k)) if not per_target else [t]
+        sub = _targets_of(problem, targets)
+        # The refit: down the grid to the chosen alpha (warm starts), as the path does.
+        steps = grids[g_idx[t], r_idx[t], : a_idx[t] + 1]
+        result = problem_path(sub, steps, float(ratio[t]), tol=float(tol), max_iter=int(max_iter))
+        not_converged += int((~result.converged[-1]).sum())
+        n_iter = max(n_iter, int(result.n_iter[-1].max()))
+        c, b = sub.original_units(result.coefs[-1])
+        coef[targets] = c
+        intercept[targets] = b if fit_intercept else 0.0
+    mean, se = cv_errors(mse_path)
+    return CrossValidation(
+        grids=grids,
+        l1_ratios=np.asarray(ratios, dtype=np.float64),
+        mse_path=mse_path,
+        mean=mean,
+        se=se,
+        choice=choice,
+        choice_min=choice_min,
+        choice_1se=choice_1se,
+        alpha=np.asarray(alpha, dtype=np.float64),
+        l1_ratio=np.asarray(ratio, dtype=np.float64),
+        coef=coef,
+        intercept=intercept,
+        n_iter=n_iter,
+        not_converged=not_converged,
+        n_folds=len(pairs),
+        total=total,
+        per_target=per_target,
+        selection=rule,
+    )
+
+
+def fold_pairs(
+    folds: Sequence[SufficientStats],
+) -> tuple[list[tuple[SufficientStats, SufficientStats]], SufficientStats | None]:
+    """From each fold's statistics (a partition of the rows): the (training, validation)
+    pairs of the folds that can be used (a fold with rows and weight, whose training set has
+    weight too) and the statistics of all rows (None when no fold has rows)."""
+    nonempty = [s for s in folds if s.n > 0]
+    if not nonempty:
+        return [], None
+    total = nonempty[0]
+    for part in nonempty[1:]:
+        total = total.merge(part)
+    if len(nonempty) < 2:
+        return [], total
+    pairs = list(zip(training_statistics(nonempty), nonempty, strict=True))
+    pairs = [(tr, te) for tr, te in pairs if te.n > 0 and te.total > 0 and tr.total > 0]
+    return pairs, total
