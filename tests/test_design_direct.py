@@ -97,3 +97,25 @@ def test_other_designs_keep_formulaic(formula: str) -> None:
     design = Design.from_formula(formula, frame)
     assert design._direct is None
     design.matrices(frame)  # formulaic's path, unchanged
+
+
+def test_targets_formulaic_computes_beside_a_direct_design() -> None:
+    frame = pd.DataFrame(_data(seed=7)).dropna()
+    frame["y"] = frame["y"].abs() + 1
+    design = Design.from_formula("np.log(y) ~ g + x", frame)
+    assert design._direct is not None and design.targets == ("np.log(y)",)
+    _same(design, frame)
+    fast = design.matrices(frame)
+    assert fast.Y is not None
+    np.testing.assert_array_equal(fast.Y[:, 0], np.log(frame["y"].to_numpy()))
+
+
+def test_a_text_target_is_refused_on_the_direct_path() -> None:
+    data = _data(seed=8)
+    table = Table(data, source="t")
+    design = Design.default(table, ["y"], ["x", "g"], missing="drop")
+    assert design._direct is not None
+    data["y"] = data["h"]
+    for each in (design, _formulaic(design)):
+        with pytest.raises(DataError, match="target column 'y' holds text"):
+            each.matrices(Table(data, source="t"), missing="drop")

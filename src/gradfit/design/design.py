@@ -484,16 +484,29 @@ class Design:
     ) -> tuple[Any, npt.NDArray[np.bool_], int, int]:
         """The DataFrame of the kept rows of the used columns (the categorical ones as pandas
         Categoricals of the frozen levels), the kept mask, rows dropped, unknown cells."""
-        cells, kept, n_dropped, n_unknown, _ = self._cells(
+        cells, kept, n_dropped, n_unknown, codes = self._cells(
             columns, missing, unknown_level, with_targets
         )
-        return pd.DataFrame(cells), kept, n_dropped, n_unknown
+        return self._dataframe(cells, codes), kept, n_dropped, n_unknown
+
+    def _dataframe(self, cells: dict[str, Any], codes: Mapping[str, Any]) -> Any:
+        """:meth:`_cells`' columns as formulaic reads them: the text categorical ones (those
+        with codes) as pandas Categoricals of the frozen levels."""
+        return pd.DataFrame(
+            {
+                name: pd.Categorical(values, categories=list(self.levels[name]))
+                if name in codes
+                else values
+                for name, values in cells.items()
+            }
+        )
 
     def _cells(
         self, columns: Columns, missing: str, unknown_level: str, with_targets: bool
     ) -> tuple[dict[str, Any], npt.NDArray[np.bool_], int, int, dict[str, npt.NDArray[Any]]]:
-        """:meth:`_frame`'s columns as a dict (not yet a DataFrame), and each text
-        categorical column's level codes (the index of each kept cell's level)."""
+        """:meth:`_frame`'s columns as a dict (not yet a DataFrame; a text categorical column
+        as its cells, not yet a Categorical), and each text categorical column's level codes
+        (the index of each kept cell's level)."""
         n = columns.n_rows
         used = self.input_columns(with_targets)
         data = {name: columns.column(name) for name in used}
@@ -545,7 +558,7 @@ class Design:
                     if index is not None:
                         index = np.where(unknown, 0, index)
                 if values.dtype == object:
-                    frame[name] = pd.Categorical(values, categories=levels)
+                    frame[name] = values  # a Categorical of the levels in _dataframe
                     if index is not None:
                         codes[name] = index
                     continue
@@ -613,7 +626,7 @@ class Design:
             for name, _, levels in direct
         ):
             direct = None  # a numeric column holding text: formulaic's own message
-        frame: Any = cells if direct is not None else pd.DataFrame(cells)
+        frame: Any = cells if direct is not None else self._dataframe(cells, codes)
         if len(rows) == 0:
             X = np.zeros((0, len(self.columns)))
         elif direct is not None:
@@ -639,13 +652,15 @@ class Design:
             _check_finite(X, self.columns, rows, columns.source)
         Y = None
         if with_targets:
+            if direct is not None and self._target_spec is not None:
+                frame = self._dataframe(cells, codes)  # targets formulaic computes
             Y = self._targets(frame, len(rows), columns.source)
             _check_finite(Y, self.targets, rows, columns.source)
         return DesignMatrices(np.ascontiguousarray(X), Y, kept, n_dropped, n_unknown)
 
     def _targets(self, frame: Any, n: int, source: str) -> npt.NDArray[np.float64]:
-        """Y of the kept rows (``n``) from their columns (a DataFrame, or a dict of arrays
-        when the targets are plain columns)."""
+        """Y of the kept rows (``n``) from their columns (a DataFrame; or a dict of arrays,
+        see :meth:`_cells`, when the targets are plain columns)."""
         if n == 0:
             return np.zeros((0, len(self.targets)))
         spec = self._target_spec
@@ -653,15 +668,13 @@ class Design:
             out = np.empty((n, len(self.targets)))
             for j, name in enumerate(self.targets):
                 column = frame[name]
-                if str(column.dtype) in ("category", "object"):
+                if str(column.dtype) in ("category", "object", "str", "string"):
                     raise DataError(
                         f"{source}: target column {name!r} holds text, not numbers; a target "
                         "must be numeric"
                     )
                 out[:, j] = np.asarray(column, dtype=np.float64)
             return out
-        if not isinstance(frame, pd.DataFrame):
-            frame = pd.DataFrame(frame)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
