@@ -68,14 +68,22 @@ def _same(old: dict[str, tuple[Any, ...]], new: dict[str, tuple[Any, ...]]) -> N
         assert [type(v) for v in old[name]] == [type(v) for v in new[name]], name
 
 
-@pytest.mark.parametrize("kind", ["parquet", "csv"])
-def test_distinct_pass_gives_the_levels_of_the_row_pass(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize("kind", ["parquet", "parquet-dictionary", "parquet-pages", "csv"])
+def test_distinct_pass_gives_the_levels_of_the_row_pass(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     table = _table()
-    path = tmp_path / f"data.{kind}"
-    if kind == "parquet":
-        pq.write_table(table, path, row_group_size=250)
-    else:
+    path = tmp_path / f"data.{kind.split('-')[0]}"
+    if kind == "parquet-dictionary":  # g stored as an arrow dictionary column
+        at = table.schema.get_field_index("g")
+        table = table.set_column(at, "g", table.column("g").dictionary_encode())
+    if kind == "parquet-pages":  # row groups read batch by batch (iter_batches)
+        monkeypatch.setattr("gradfit.data.stream._WHOLE_GROUP_BYTES", 0)
+    if kind == "csv":
         pv.write_csv(table, path)
+    else:
+        pq.write_table(table, path, row_group_size=250)
+    kind = kind.split("-")[0]
     numbers, texts = ["cyl", "half", "k"], ["g", "ok"]
     old, new = _old(path, numbers, texts), _new(path, numbers, texts)
     _same(old, new)

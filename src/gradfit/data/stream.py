@@ -279,7 +279,7 @@ class BatchStream:
             distinct = {
                 # The column's distinct values (missing included), as read_table keeps them.
                 name: to_table(
-                    pa.table({name: pc.unique(arrow.column(name))}), str(f.path), kind
+                    pa.table({name: _distinct(arrow.column(name))}), str(f.path), kind
                 ).columns[name]
                 for name in dict.fromkeys([*numeric, *text])
             }
@@ -417,6 +417,10 @@ class BatchStream:
             options: dict[str, Any] = (
                 {"buffer_size": _PAGE_BUFFER, "pre_buffer": False} if large else {}
             )
+            if raw == _DISTINCT:
+                # Text columns kept as Parquet's dictionaries (no string per row); pyarrow
+                # leaves the other types as they are.
+                options["read_dictionary"] = list(dict.fromkeys([*numeric, *text]))
             batches = self._parquet_batches(
                 f, groups, numeric, text, done_before, options, stack, raw
             )
@@ -521,6 +525,17 @@ class BatchStream:
         ]
         arrow = pa.Table.from_arrays(keep, names=arrow.column_names)
         return to_table(arrow, source, "parquet" if f.parquet else "csv")
+
+
+def _distinct(column: pa.ChunkedArray) -> pa.Array:
+    """The column's distinct values (a missing one included), in no particular order; a
+    dictionary column's as its value type (each chunk's own dictionary decoded)."""
+    if pa.types.is_dictionary(column.type):
+        value_type = column.type.value_type
+        column = pa.chunked_array(
+            [pc.cast(pc.unique(chunk), value_type) for chunk in column.chunks], type=value_type
+        )
+    return pc.unique(column)
 
 
 def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
