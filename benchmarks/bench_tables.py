@@ -36,7 +36,6 @@ import pyarrow.parquet as pq
 
 import gradfit
 from gradfit.data import open_stream
-from gradfit.data.tables import Table
 from gradfit.design import LevelGatherer
 from gradfit.solvers.config import SolverConfig
 
@@ -84,8 +83,8 @@ def levels_pass(path: Path, column: str) -> dict[str, tuple[object, ...]]:
     """The streamed fit's first pass: the categorical column alone, batch by batch."""
     stream = open_stream(path)
     gatherer = LevelGatherer([column], source=stream.source)
-    for batch in stream.batches([], [column], raw=True):
-        gatherer.update(Table({column: batch.columns[column]}, source=stream.source))
+    for distinct in stream.distinct_values([], [column]):
+        gatherer.update_values(column, distinct[column])
     return gatherer.levels()
 
 

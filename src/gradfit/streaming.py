@@ -801,8 +801,10 @@ def _freeze_design(
             return gatherer
         numbers = [c for c in plan.categorical if c in plan.numeric]
         texts = [c for c in plan.categorical if c not in plan.numeric]
-        for batch in stream.batches(numbers, texts, units=shard, raw=True):
-            gatherer.update(_batch_table(batch, order))
+        # Each batch's distinct values, made so by pyarrow: no Python object per row.
+        for distinct in stream.distinct_values(numbers, texts, units=shard):
+            for name, values in distinct.items():
+                gatherer.update_values(name, values)
         return gatherer
 
     local = guarded(group, gather)

@@ -38,6 +38,7 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
@@ -82,6 +83,7 @@ _HEAD_TEXT = 1 << 22  # bytes of a CSV file's start read for the same
 _WHOLE_GROUP_BYTES = 48 << 20  # Parquet row groups up to this size are decoded in one go
 _PAGE_BUFFER = 1 << 20  # read buffer for larger row groups (pages streamed through it)
 _PARQUET_AHEAD = 1  # batches decoded ahead of the caller (more: slower, out of cache)
+_DISTINCT = "distinct"  # batches' raw mode of distinct_values
 _MAX_ROW = 1 << 28  # the longest CSV line read (256 MiB, as by the whole-file reader)
 
 
@@ -194,7 +196,7 @@ class BatchStream:
         *,
         units: Sequence[Unit] | None = None,
         stack: bool = True,
-        raw: bool = False,
+        raw: bool | str = False,
     ) -> Iterator[Batch]:
         """The rows of ``units`` (default: all, in order), batch by batch: ``numeric`` columns
         as finite float64 (a bad cell is a DataError naming file, row and column), ``text``
@@ -217,6 +219,34 @@ class BatchStream:
                 yield from self._parquet(f, unit.row_group, numeric, text, done_before, stack, raw)
             else:
                 yield from self._csv(f, numeric, text, done_before, stack, raw)
+            done_before += f.size if unit.row_group is None else _share(f, unit.row_group)
+
+    def distinct_values(
+        self,
+        numeric: Sequence[str],
+        text: Sequence[str] = (),
+        *,
+        units: Sequence[Unit] | None = None,
+    ) -> Iterator[dict[str, npt.NDArray[Any]]]:
+        """Per batch of ``units`` (default: all), each column's distinct values as
+        :meth:`batches` with ``raw=True`` would give them (missing cells included, as NaN or
+        None), in no particular order: only these columns are read (a CSV file's other columns
+        are parsed but not converted), and each batch's values are made distinct by pyarrow
+        before any Python object is made (the levels pass of :mod:`gradfit.design`)."""
+        wanted = list(dict.fromkeys([*numeric, *text]))
+        self.check_columns(wanted, "requested")
+        by_path = {f.path: f for f in self._files}
+        done_before = 0
+        for unit in units if units is not None else self.units():
+            f = by_path[unit.file]
+            if f.parquet:
+                found = self._parquet(
+                    f, unit.row_group, numeric, text, done_before, False, _DISTINCT
+                )
+            else:
+                found = self._csv(f, numeric, text, done_before, False, _DISTINCT)
+            for batch in found:
+                yield batch.columns
             done_before += f.size if unit.row_group is None else _share(f, unit.row_group)
 
     def matrix_batches(
@@ -242,8 +272,26 @@ class BatchStream:
         rows_before: int,
         bytes_done: int,
         stack: bool = True,
-        raw: bool = False,
+        raw: bool | str = False,
     ) -> Batch:
+        if raw == _DISTINCT:
+            kind = "parquet" if f.parquet else "csv"
+            distinct = {
+                # The column's distinct values (missing included), as read_table keeps them.
+                name: to_table(
+                    pa.table({name: _distinct(arrow.column(name))}), str(f.path), kind
+                ).columns[name]
+                for name in dict.fromkeys([*numeric, *text])
+            }
+            return Batch(
+                distinct,
+                f.path,
+                rows_before + 1,
+                arrow.num_rows,
+                bytes_done,
+                self.total_bytes,
+                None,
+            )
         if raw:
             kind = "parquet" if f.parquet else "csv"
             whole = to_table(arrow, str(f.path), kind, rows_before)
@@ -284,7 +332,7 @@ class BatchStream:
         text: Sequence[str],
         done_before: int,
         stack: bool = True,
-        raw: bool = False,
+        raw: bool | str = False,
     ) -> Iterator[Batch]:
         """The file in chunks of about ``batch_rows`` rows, cut at line ends, each parsed by
         ``pyarrow.csv.read_csv`` with its threads while the previous one is being used (a
@@ -357,7 +405,7 @@ class BatchStream:
         text: Sequence[str],
         done_before: int,
         stack: bool = True,
-        raw: bool = False,
+        raw: bool | str = False,
     ) -> Iterator[Batch]:
         source = str(f.path)
         groups = range(len(f.row_groups)) if group is None else [group]
@@ -369,6 +417,10 @@ class BatchStream:
             options: dict[str, Any] = (
                 {"buffer_size": _PAGE_BUFFER, "pre_buffer": False} if large else {}
             )
+            if raw == _DISTINCT:
+                # Text columns kept as Parquet's dictionaries (no string per row); pyarrow
+                # leaves the other types as they are.
+                options["read_dictionary"] = list(dict.fromkeys([*numeric, *text]))
             batches = self._parquet_batches(
                 f, groups, numeric, text, done_before, options, stack, raw
             )
@@ -385,7 +437,7 @@ class BatchStream:
         done_before: int,
         options: dict[str, Any],
         stack: bool,
-        raw: bool = False,
+        raw: bool | str = False,
     ) -> Iterator[Batch]:
         wanted = list(dict.fromkeys([*numeric, *text]))
         with arrow_file(f.path) as fh, pq.ParquetFile(fh, **options) as pf:
@@ -473,6 +525,17 @@ class BatchStream:
         ]
         arrow = pa.Table.from_arrays(keep, names=arrow.column_names)
         return to_table(arrow, source, "parquet" if f.parquet else "csv")
+
+
+def _distinct(column: pa.ChunkedArray) -> pa.Array:
+    """The column's distinct values (a missing one included), in no particular order; a
+    dictionary column's as its value type (each chunk's own dictionary decoded)."""
+    if pa.types.is_dictionary(column.type):
+        value_type = column.type.value_type
+        column = pa.chunked_array(
+            [pc.cast(pc.unique(chunk), value_type) for chunk in column.chunks], type=value_type
+        )
+    return pc.unique(column)
 
 
 def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:

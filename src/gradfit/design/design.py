@@ -439,6 +439,44 @@ class Design:
             output="numpy",
         )
 
+    @cached_property
+    def _direct(self) -> tuple[tuple[str, int, int], ...] | None:
+        """The design encoded without formulaic, where it is the common one: an intercept
+        then terms of one plain column each, numeric or a text categorical column in
+        treatment coding (its levels but the first as indicator columns). Each column's
+        (name, first column of X, levels) (levels 0: a numeric column); None for any other
+        design (interactions, transforms, ``C()``, no intercept), which formulaic encodes. The
+        names it gives must be the design's own, else None: the same matrix, to the bit
+        (tests/test_design_direct.py)."""
+        if self.contrasts != "treatment" or not self.fit_intercept:
+            return None
+        if not self.terms or self.terms[0] != (("1", "literal"),):
+            return None
+        plan: list[tuple[str, int, int]] = []
+        names: list[str] = []
+        for term in self.terms[1:]:
+            if len(term) != 1 or term[0][1] != "lookup":
+                return None
+            name = term[0][0]
+            if name not in self.levels:
+                if name in self.encoders:
+                    return None
+                plan.append((name, len(names), 0))
+                names.append(name)
+                continue
+            levels = self.levels[name]
+            if (
+                len(levels) < 1
+                or tuple(self.encoders.get(name, ())) != tuple(levels)
+                or not all(isinstance(level, str) for level in levels)
+            ):
+                return None
+            plan.append((name, len(names), len(levels)))
+            names.extend(f"{name}{_plain(level)}" for level in levels[1:])
+        if tuple(names) != self.columns:
+            return None
+        return tuple(plan)
+
     # ------------------------------------------------------------------ the matrices
 
     def _frame(
@@ -446,6 +484,29 @@ class Design:
     ) -> tuple[Any, npt.NDArray[np.bool_], int, int]:
         """The DataFrame of the kept rows of the used columns (the categorical ones as pandas
         Categoricals of the frozen levels), the kept mask, rows dropped, unknown cells."""
+        cells, kept, n_dropped, n_unknown, codes = self._cells(
+            columns, missing, unknown_level, with_targets
+        )
+        return self._dataframe(cells, codes), kept, n_dropped, n_unknown
+
+    def _dataframe(self, cells: dict[str, Any], codes: Mapping[str, Any]) -> Any:
+        """:meth:`_cells`' columns as formulaic reads them: the text categorical ones (those
+        with codes) as pandas Categoricals of the frozen levels."""
+        return pd.DataFrame(
+            {
+                name: pd.Categorical(values, categories=list(self.levels[name]))
+                if name in codes
+                else values
+                for name, values in cells.items()
+            }
+        )
+
+    def _cells(
+        self, columns: Columns, missing: str, unknown_level: str, with_targets: bool
+    ) -> tuple[dict[str, Any], npt.NDArray[np.bool_], int, int, dict[str, npt.NDArray[Any]]]:
+        """:meth:`_frame`'s columns as a dict (not yet a DataFrame; a text categorical column
+        as its cells, not yet a Categorical), and each text categorical column's level codes
+        (the index of each kept cell's level)."""
         n = columns.n_rows
         used = self.input_columns(with_targets)
         data = {name: columns.column(name) for name in used}
@@ -467,13 +528,16 @@ class Design:
             )
         unknown_rows = np.zeros(int(kept.sum()), dtype=bool)
         frame: dict[str, Any] = {}
+        codes: dict[str, npt.NDArray[Any]] = {}
         for name in used:
             values = data[name][kept] if not kept.all() else data[name]
             if name in self.levels:
                 levels = list(self.levels[name])
                 values = _like_levels(values, levels, name, columns)
+                index = None
                 if values.dtype == object:
-                    unknown = pd.Index(levels, dtype=object).get_indexer(values) < 0
+                    index = pd.Index(levels, dtype=object).get_indexer(values)
+                    unknown = index < 0
                 else:
                     unknown = ~np.isin(values.astype(np.float64), np.asarray(levels, float))
                 if unknown.any():
@@ -491,14 +555,18 @@ class Design:
                     unknown_rows |= unknown
                     values = values.copy()
                     values[unknown] = levels[0]
+                    if index is not None:
+                        index = np.where(unknown, 0, index)
                 if values.dtype == object:
-                    frame[name] = pd.Categorical(values, categories=levels)
+                    frame[name] = values  # a Categorical of the levels in _dataframe
+                    if index is not None:
+                        codes[name] = index
                     continue
             elif values.dtype == object:
                 frame[name] = values
                 continue
             frame[name] = values.astype(np.float64)
-        return pd.DataFrame(frame), kept, int(n - kept.sum()), int(unknown_rows.sum())
+        return frame, kept, int(n - kept.sum()), int(unknown_rows.sum()), codes
 
     def input_columns(self, with_targets: bool = True) -> tuple[str, ...]:
         """The data columns a batch must hold: every variable, or (``with_targets`` False, to
@@ -548,12 +616,22 @@ class Design:
         missing = _check_choice(missing, MISSING, "missing")
         unknown_level = _check_choice(unknown_level, UNKNOWN_LEVEL, "unknown_level")
         columns = as_columns(batch, source, first_row)
-        frame, kept, n_dropped, n_unknown = self._frame(
+        cells, kept, n_dropped, n_unknown, codes = self._cells(
             columns, missing, unknown_level, with_targets
         )
         rows = np.flatnonzero(kept) + columns.first_row
-        if len(frame) == 0:
+        direct = self._direct
+        if direct is not None and not all(
+            levels or (isinstance(cells[name], np.ndarray) and cells[name].dtype == np.float64)
+            for name, _, levels in direct
+        ):
+            direct = None  # a numeric column holding text: formulaic's own message
+        frame: Any = cells if direct is not None else self._dataframe(cells, codes)
+        if len(rows) == 0:
             X = np.zeros((0, len(self.columns)))
+        elif direct is not None:
+            X = _direct_matrix(direct, cells, codes, len(rows), len(self.columns))
+            _check_finite(X, self.columns, rows, columns.source)
         else:
             try:
                 with warnings.catch_warnings():
@@ -574,24 +652,28 @@ class Design:
             _check_finite(X, self.columns, rows, columns.source)
         Y = None
         if with_targets:
-            Y = self._targets(frame, columns.source)
+            if direct is not None and self._target_spec is not None:
+                frame = self._dataframe(cells, codes)  # targets formulaic computes
+            Y = self._targets(frame, len(rows), columns.source)
             _check_finite(Y, self.targets, rows, columns.source)
         return DesignMatrices(np.ascontiguousarray(X), Y, kept, n_dropped, n_unknown)
 
-    def _targets(self, frame: Any, source: str) -> npt.NDArray[np.float64]:
-        if len(frame) == 0:
+    def _targets(self, frame: Any, n: int, source: str) -> npt.NDArray[np.float64]:
+        """Y of the kept rows (``n``) from their columns (a DataFrame; or a dict of arrays,
+        see :meth:`_cells`, when the targets are plain columns)."""
+        if n == 0:
             return np.zeros((0, len(self.targets)))
         spec = self._target_spec
         if spec is None:
-            out = np.empty((len(frame), len(self.targets)))
+            out = np.empty((n, len(self.targets)))
             for j, name in enumerate(self.targets):
                 column = frame[name]
-                if str(column.dtype) in ("category", "object"):
+                if str(column.dtype) in ("category", "object", "str", "string"):
                     raise DataError(
                         f"{source}: target column {name!r} holds text, not numbers; a target "
                         "must be numeric"
                     )
-                out[:, j] = column.to_numpy(dtype=np.float64)
+                out[:, j] = np.asarray(column, dtype=np.float64)
             return out
         try:
             with warnings.catch_warnings():
@@ -799,6 +881,26 @@ def _usage(
             )
     categorical = [name for name in variables if name in categorical]
     return variables, target_variables, categorical
+
+
+def _direct_matrix(
+    plan: tuple[tuple[str, int, int], ...],
+    cells: Mapping[str, Any],
+    codes: Mapping[str, npt.NDArray[Any]],
+    n: int,
+    p: int,
+) -> npt.NDArray[np.float64]:
+    """X of :attr:`Design._direct`'s plan: numeric columns copied, each categorical one as
+    the indicators of its levels but the first (treatment coding), from its level codes."""
+    X = np.zeros((n, p))
+    for name, start, levels in plan:
+        if levels == 0:
+            X[:, start] = cells[name]
+            continue
+        index = codes[name]
+        chosen = np.flatnonzero(index > 0)
+        X[chosen, start + index[chosen] - 1] = 1.0
+    return X
 
 
 def _like_levels(

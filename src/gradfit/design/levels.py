@@ -22,8 +22,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from gradfit.data.tables import too_many_levels
+from gradfit.data.tables import Table, too_many_levels
 from gradfit.design.columns import Columns, _plain, as_columns, missing_mask
 from gradfit.errors import ValidationError
 
@@ -73,13 +74,27 @@ class LevelGatherer:
         least the categorical columns). Returns self."""
         columns: Columns = as_columns(batch, self.source)
         for name in self.names:
-            column = columns.column(name)
-            present = column[~missing_mask(column)]
-            if column.dtype == object:
-                values = {_plain(v) for v in set(present.tolist())}
-            else:
-                values = {_plain(v) for v in np.unique(present).tolist()}
-            self._add(name, values, columns.declared.get(name))
+            self._update_column(name, columns.column(name), columns.declared.get(name))
+        return self
+
+    def update_values(self, name: str, values: npt.NDArray[Any]) -> LevelGatherer:
+        """Add values of one categorical column, as a gradfit Table holds them (any number,
+        in any order, missing ones included: the distinct values of a batch, say): the same
+        as :meth:`update` with a batch of them. Returns self."""
+        if name not in self._seen:
+            raise ValidationError(f"{name!r} is not one of the columns {self.names}")
+        columns = as_columns(Table({name: values}, source=self.source))
+        return self._update_column(name, columns.column(name), None)
+
+    def _update_column(
+        self, name: str, column: npt.NDArray[Any], declared: tuple[Any, ...] | None
+    ) -> LevelGatherer:
+        present = column[~missing_mask(column)]
+        if column.dtype == object:
+            values = {_plain(v) for v in set(present.tolist())}
+        else:
+            values = {_plain(v) for v in np.unique(present).tolist()}
+        self._add(name, values, declared)
         return self
 
     def _add(self, name: str, values: set[Any], declared: tuple[Any, ...] | None) -> None:
