@@ -38,6 +38,7 @@ def test_all_is_exact_and_importable() -> None:
         "file_kinds",
         "settings",
         "streaming",
+        "stream_design",
         "distributed",
         "checkpoint",
         "inference",

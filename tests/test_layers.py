@@ -45,7 +45,7 @@ ALLOWED: dict[tuple[str, str], str] = {
         "formulaic and pandas, for a formula, a categorical column or missing='drop' only: "
         "0.61 s (a fit of numeric columns never loads them, test_fit_formula.py)"
     ),
-    ("gradfit.streaming", "gradfit.design"): (
+    ("gradfit.stream_design", "gradfit.design"): (
         "formulaic and pandas, for a streamed fit with a formula, a categorical column or "
         "missing='drop' only: 0.59 s"
     ),

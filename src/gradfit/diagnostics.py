@@ -336,7 +336,8 @@ def _run(
         # The batch's rows: its kept columns' (a model of plain columns may keep none).
         m = batch.table.n_rows if batch.table.columns else batch.X.shape[0]
         encoded = rows.encode(batch)
-        assert encoded.Y is not None  # the targets were asked for
+        if encoded.Y is None:  # the targets were asked for: never
+            raise RuntimeError("diagnose: a batch was encoded without its targets")
         where = np.arange(read + 1, read + m + 1, dtype=np.int64)
         w = None
         if weights is not None:

@@ -855,7 +855,8 @@ def _evaluate(
     extra = [] if weights is None else [weights]
     for batch in data.read(rows.numeric, [*rows.text, *extra]):
         encoded = rows.encode(batch)
-        assert encoded.Y is not None  # the targets were asked for
+        if encoded.Y is None:  # the targets were asked for: never
+            raise RuntimeError("evaluate: a batch was encoded without its targets")
         w = None
         if weights is not None:
             w = check_weight_values(_number_column(batch, weights), data.name, weights, read + 1)

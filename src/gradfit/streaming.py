@@ -50,7 +50,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import itertools
-import json
 import time
 import zlib
 from collections import Counter
@@ -66,12 +65,10 @@ import torch
 from gradfit.checkpoint import Checkpoint, data_fingerprint
 from gradfit.data import Batch, BatchStream, open_stream
 from gradfit.data.memory import TableInMemory
-from gradfit.data.tables import Table
 from gradfit.data.weights import (
     check_weight_values,
     refuse_all_zero,
     refuse_weight_role,
-    without_column,
 )
 from gradfit.errors import DataError, ValidationError
 from gradfit.fit_report import FitReport, build_fit_report
@@ -79,7 +76,6 @@ from gradfit.fitting import (
     as_training_tensor,
     check_design_names,
     check_width,
-    design_columns,
     expand_names,
     holdout_problem,
     inference_problem,
@@ -105,15 +101,16 @@ from gradfit.settings import (
     settings_from_options,
 )
 from gradfit.solvers import registry
-from gradfit.solvers.collective import LOCAL, Communicator, gather_bytes, guarded, merge_stats
+from gradfit.solvers.collective import LOCAL, Communicator, guarded, merge_stats
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo, stream_row_scale
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.rows import holdout_mask, holdout_seed
 from gradfit.solvers.stats import SufficientStats
+from gradfit.stream_design import DesignPlan, batch_encoder, freeze_design, open_design
 
 if TYPE_CHECKING:
-    from gradfit.design import Design
+    pass
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
@@ -324,7 +321,8 @@ class StreamData:
 
     def _batch_weights(self, batch: Batch) -> npt.NDArray[np.float64]:
         """The weight column of a batch, checked (finite by the reader, >= 0 here)."""
-        assert self.weights is not None
+        if self.weights is None:  # called for weighted data only: never
+            raise RuntimeError("a stream without a weights column has no batch weights")
         values = np.array(batch.columns[self.weights], dtype=np.float64)
         return check_weight_values(values, str(batch.file), self.weights, batch.file_row)
 
@@ -401,7 +399,8 @@ class StreamData:
         dtype, as sgd steps on them) as Y's last column: they travel through the shuffle
         buffer and the cut into mini-batches with their rows."""
         for X, Y, w in self.weighted_tensors(units):
-            assert w is not None
+            if w is None:  # weighted data only: never
+                raise RuntimeError("a stream without a weights column has no row weights")
             scaled = (w * self.weight_scale).to(device=Y.device, dtype=Y.dtype)
             yield X, torch.cat([Y, scaled[:, None]], 1)
 
@@ -554,7 +553,7 @@ def fit_stream(
     dev = run.torch_device()
     stream, found = guarded(
         group,
-        lambda: _open_design(
+        lambda: open_design(
             open_stream,
             source,
             reading.batch_rows,
@@ -565,7 +564,7 @@ def fit_stream(
         ),
     )
     encoding = None
-    plan = found if isinstance(found, _DesignPlan) else None
+    plan = found if isinstance(found, DesignPlan) else None
     if plan is None:
         fnames, tnames, _ = guarded(
             group,
@@ -574,14 +573,14 @@ def fit_stream(
         left_out = found if isinstance(found, dict) else {}
     else:
         shard = None if group.world == 1 else stream.shard(group.rank, group.world)
-        encoding = _freeze_design(stream, plan, design, group, shard)
+        encoding = freeze_design(stream, plan, design, group, shard)
         fnames, tnames, left_out = encoding.columns, encoding.targets, plan.left_out
         config = intercept_of_design(config, encoding.fit_intercept, design.formula)
         guarded(group, lambda: check_width(stream.source, len(fnames), reading.memory_limit))
     data = StreamData(stream, fnames, tnames, dtype, dev, reading.shuffle_buffer, progress)
     data.weights = weights_column
     if plan is not None and encoding is not None:
-        data.encoder = _encoder(encoding, plan, design.missing, stream.columns)
+        data.encoder = batch_encoder(encoding, plan, design.missing, stream.columns)
         data.raw_numeric, data.raw_text = plan.numeric, plan.text
     if group.world > 1:
         data.shard = tuple(stream.shard(group.rank, group.world))
@@ -701,151 +700,6 @@ def _open(
         fnames = _weighted_columns(stream, weights, tnames, fnames, features is None)
     check_width(stream.source, len(fnames), memory_limit)
     return fnames, tnames, left_out
-
-
-@dataclass(frozen=True)
-class _DesignPlan:
-    """A streamed fit through a design: the formula or the chosen columns, and how each
-    column the model reads is read (numbers, or text), from the head of the first file."""
-
-    formula: str | None
-    targets: tuple[str, ...]
-    features: tuple[str, ...] | None
-    categorical: tuple[str, ...]
-    numeric: tuple[str, ...]
-    text: tuple[str, ...]
-    left_out: dict[str, str]
-
-
-def _open_design(
-    open_stream: Callable[..., BatchStream],
-    source: str | Path | Sequence[str | Path],
-    batch_rows: int,
-    targets: Sequence[str] | None,
-    features: Sequence[str] | None,
-    design: DesignSettings,
-    weights: str | None = None,
-) -> tuple[BatchStream, _DesignPlan | dict[str, str]]:
-    """The stream, and the plan of a fit through a design, or for plain numeric columns (as
-    :func:`gradfit.fitting.encode_table` decides in memory) the columns the default features
-    leave out, with why. ``weights``: the column of row weights, never a feature (left out of
-    the head the design is planned on)."""
-    stream = open_stream(source, batch_rows=batch_rows)
-    head = stream.head_table()
-    columns = list(stream.columns)
-    tlist = [] if targets is None else expand_names(targets, columns)
-    chosen_names = None if features is None else expand_names(features, columns)
-    if weights is not None:
-        stream.check_columns([weights], "weights")
-        refuse_weight_role(stream.source, weights, tlist, chosen_names)
-        head = without_column(head, weights)
-    needed, chosen, left_out = design_columns(head, tlist, chosen_names, design, stream.source)
-    if not needed:
-        return stream, left_out
-    from gradfit.design import Design
-
-    options: dict[str, Any] = {"max_levels": design.max_levels, "missing": design.missing}
-    draft = (
-        Design.from_formula(design.formula, head, source=stream.source, **options)
-        if design.formula is not None
-        else Design.default(head, tlist, chosen, source=stream.source, **options)
-    )
-    if draft.transform_state:
-        stateful = ", ".join(repr(name) for name in draft.transform_state)
-        raise ValidationError(
-            f"{stream.source}: {stateful} in the formula needs its state (poly's coefficients, "
-            "a centre or scale) computed from all the rows, and a streamed fit encodes them "
-            "batch by batch; fit in memory (--no-stream, stream=False), or add the transformed "
-            "column to the data"
-        )
-    numeric_columns = set(head.numeric_columns)
-    numeric = tuple(v for v in draft.variables if v in numeric_columns)
-    text = tuple(v for v in draft.variables if v not in numeric_columns)
-    categorical_columns = Design.categorical_columns(design.formula, head, tlist, chosen)
-    plan = _DesignPlan(
-        design.formula,
-        tuple(tlist),
-        None if chosen is None else tuple(chosen),
-        tuple(categorical_columns),
-        numeric,
-        text,
-        left_out,
-    )
-    return stream, plan
-
-
-def _batch_table(batch: Batch, order: Sequence[str]) -> Table:
-    """A raw batch as a :class:`gradfit.data.Table` for the design: its columns in the file's
-    order (a formula's ``.`` expands in it), rows counted in its file."""
-    columns = {name: batch.columns[name] for name in order if name in batch.columns}
-    return Table(columns, source=str(batch.file), row_offset=batch.file_row - 1)
-
-
-def _freeze_design(
-    stream: BatchStream,
-    plan: _DesignPlan,
-    design: DesignSettings,
-    group: Communicator,
-    shard: Sequence[Any] | None,
-) -> Design:
-    """The levels pass (the categorical columns only, over this process's shard), its levels
-    merged over the group, then the design frozen from the first batch of the data with
-    them: the same on every process."""
-    from gradfit.design import Design, LevelGatherer
-
-    order = stream.columns
-
-    def gather() -> LevelGatherer:
-        gatherer = LevelGatherer(plan.categorical, design.max_levels, stream.source)
-        if not plan.categorical or (shard is not None and not shard):
-            return gatherer
-        numbers = [c for c in plan.categorical if c in plan.numeric]
-        texts = [c for c in plan.categorical if c not in plan.numeric]
-        # Each batch's distinct values, made so by pyarrow: no Python object per row.
-        for distinct in stream.distinct_values(numbers, texts, units=shard):
-            for name, values in distinct.items():
-                gatherer.update_values(name, values)
-        return gatherer
-
-    local = guarded(group, gather)
-    states = gather_bytes(group, json.dumps(local.to_state()).encode())
-
-    def freeze() -> Design:
-        merged = LevelGatherer.from_state(json.loads(states[0]), stream.source)
-        for state in states[1:]:
-            merged.merge(LevelGatherer.from_state(json.loads(state), stream.source))
-        levels = merged.levels()
-        batches = stream.batches(plan.numeric, plan.text, units=stream.units()[:1], raw=True)
-        try:
-            first = next(batches)
-        finally:
-            batches.close()  # type: ignore[attr-defined]
-        table = _batch_table(first, order)
-        options: dict[str, Any] = {
-            "levels": levels,
-            "max_levels": design.max_levels,
-            "missing": design.missing,
-            "source": stream.source,
-        }
-        if plan.formula is not None:
-            return Design.from_formula(plan.formula, table, **options)
-        return Design.default(table, plan.targets, plan.features, **options)
-
-    return guarded(group, freeze)
-
-
-def _encoder(
-    encoding: Design, plan: _DesignPlan, missing: str, order: Sequence[str]
-) -> Callable[[Batch], tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
-    """A raw batch to (X, Y, rows kept, rows dropped) by the frozen design."""
-
-    def encode(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        made = encoding.matrices(_batch_table(batch, order), missing=missing)
-        if made.Y is None:  # pragma: no cover - with_targets=True
-            raise DataError(f"{batch.file}: no targets")
-        return made.X, made.Y, made.kept, int(made.n_dropped)
-
-    return encode
 
 
 def _weighted_columns(

@@ -1,0 +1,177 @@
+"""A streamed fit through a design (:mod:`gradfit.design`): the plan from the head of the
+first file, the levels pass over the categorical columns (merged over a group of processes),
+the design frozen from the first batch, and each raw batch encoded by it.
+
+:func:`gradfit.streaming.fit_stream` calls these when :func:`gradfit.fitting.design_columns`
+says the columns go through a design (a formula, a categorical column, ``missing="drop"``),
+as :func:`gradfit.fitting.encode_table` does in memory. ``gradfit.design`` (formulaic and
+pandas) is imported inside the functions that need it: a plain numeric fit never loads it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gradfit.data import Batch, BatchStream
+from gradfit.data.tables import Table
+from gradfit.data.weights import refuse_weight_role, without_column
+from gradfit.errors import DataError, ValidationError
+from gradfit.fitting import design_columns, expand_names
+from gradfit.settings import DesignSettings
+from gradfit.solvers.collective import Communicator, gather_bytes, guarded
+
+if TYPE_CHECKING:
+    from gradfit.design import Design
+
+__all__ = ["DesignPlan", "batch_encoder", "batch_table", "freeze_design", "open_design"]
+
+
+@dataclass(frozen=True)
+class DesignPlan:
+    """A streamed fit through a design: the formula or the chosen columns, and how each
+    column the model reads is read (numbers, or text), from the head of the first file."""
+
+    formula: str | None
+    targets: tuple[str, ...]
+    features: tuple[str, ...] | None
+    categorical: tuple[str, ...]
+    numeric: tuple[str, ...]
+    text: tuple[str, ...]
+    left_out: dict[str, str]
+
+
+def open_design(
+    open_stream: Callable[..., BatchStream],
+    source: str | Path | Sequence[str | Path],
+    batch_rows: int,
+    targets: Sequence[str] | None,
+    features: Sequence[str] | None,
+    design: DesignSettings,
+    weights: str | None = None,
+) -> tuple[BatchStream, DesignPlan | dict[str, str]]:
+    """The stream, and the plan of a fit through a design, or for plain numeric columns (as
+    :func:`gradfit.fitting.encode_table` decides in memory) the columns the default features
+    leave out, with why. ``weights``: the column of row weights, never a feature (left out of
+    the head the design is planned on)."""
+    stream = open_stream(source, batch_rows=batch_rows)
+    head = stream.head_table()
+    columns = list(stream.columns)
+    tlist = [] if targets is None else expand_names(targets, columns)
+    chosen_names = None if features is None else expand_names(features, columns)
+    if weights is not None:
+        stream.check_columns([weights], "weights")
+        refuse_weight_role(stream.source, weights, tlist, chosen_names)
+        head = without_column(head, weights)
+    needed, chosen, left_out = design_columns(head, tlist, chosen_names, design, stream.source)
+    if not needed:
+        return stream, left_out
+    from gradfit.design import Design
+
+    options: dict[str, Any] = {"max_levels": design.max_levels, "missing": design.missing}
+    draft = (
+        Design.from_formula(design.formula, head, source=stream.source, **options)
+        if design.formula is not None
+        else Design.default(head, tlist, chosen, source=stream.source, **options)
+    )
+    if draft.transform_state:
+        stateful = ", ".join(repr(name) for name in draft.transform_state)
+        raise ValidationError(
+            f"{stream.source}: {stateful} in the formula needs its state (poly's coefficients, "
+            "a centre or scale) computed from all the rows, and a streamed fit encodes them "
+            "batch by batch; fit in memory (--no-stream, stream=False), or add the transformed "
+            "column to the data"
+        )
+    numeric_columns = set(head.numeric_columns)
+    numeric = tuple(v for v in draft.variables if v in numeric_columns)
+    text = tuple(v for v in draft.variables if v not in numeric_columns)
+    categorical_columns = Design.categorical_columns(design.formula, head, tlist, chosen)
+    plan = DesignPlan(
+        design.formula,
+        tuple(tlist),
+        None if chosen is None else tuple(chosen),
+        tuple(categorical_columns),
+        numeric,
+        text,
+        left_out,
+    )
+    return stream, plan
+
+
+def batch_table(batch: Batch, order: Sequence[str]) -> Table:
+    """A raw batch as a :class:`gradfit.data.Table` for the design: its columns in the file's
+    order (a formula's ``.`` expands in it), rows counted in its file."""
+    columns = {name: batch.columns[name] for name in order if name in batch.columns}
+    return Table(columns, source=str(batch.file), row_offset=batch.file_row - 1)
+
+
+def freeze_design(
+    stream: BatchStream,
+    plan: DesignPlan,
+    design: DesignSettings,
+    group: Communicator,
+    shard: Sequence[Any] | None,
+) -> Design:
+    """The levels pass (the categorical columns only, over this process's shard), its levels
+    merged over the group, then the design frozen from the first batch of the data with
+    them: the same on every process."""
+    from gradfit.design import Design, LevelGatherer
+
+    order = stream.columns
+
+    def gather() -> LevelGatherer:
+        gatherer = LevelGatherer(plan.categorical, design.max_levels, stream.source)
+        if not plan.categorical or (shard is not None and not shard):
+            return gatherer
+        numbers = [c for c in plan.categorical if c in plan.numeric]
+        texts = [c for c in plan.categorical if c not in plan.numeric]
+        # Each batch's distinct values, made so by pyarrow: no Python object per row.
+        for distinct in stream.distinct_values(numbers, texts, units=shard):
+            for name, values in distinct.items():
+                gatherer.update_values(name, values)
+        return gatherer
+
+    local = guarded(group, gather)
+    states = gather_bytes(group, json.dumps(local.to_state()).encode())
+
+    def freeze() -> Design:
+        merged = LevelGatherer.from_state(json.loads(states[0]), stream.source)
+        for state in states[1:]:
+            merged.merge(LevelGatherer.from_state(json.loads(state), stream.source))
+        levels = merged.levels()
+        batches = stream.batches(plan.numeric, plan.text, units=stream.units()[:1], raw=True)
+        try:
+            first = next(batches)
+        finally:
+            batches.close()  # type: ignore[attr-defined]
+        table = batch_table(first, order)
+        options: dict[str, Any] = {
+            "levels": levels,
+            "max_levels": design.max_levels,
+            "missing": design.missing,
+            "source": stream.source,
+        }
+        if plan.formula is not None:
+            return Design.from_formula(plan.formula, table, **options)
+        return Design.default(table, plan.targets, plan.features, **options)
+
+    return guarded(group, freeze)
+
+
+def batch_encoder(
+    encoding: Design, plan: DesignPlan, missing: str, order: Sequence[str]
+) -> Callable[[Batch], tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """A raw batch to (X, Y, rows kept, rows dropped) by the frozen design."""
+
+    def encode(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        made = encoding.matrices(batch_table(batch, order), missing=missing)
+        if made.Y is None:  # pragma: no cover - with_targets=True
+            raise DataError(f"{batch.file}: no targets")
+        return made.X, made.Y, made.kept, int(made.n_dropped)
+
+    return encode
