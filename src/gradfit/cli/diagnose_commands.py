@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import math
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from gradfit.cli.config_options import add_settings_arguments, settings_from_args
+from gradfit.cli.data_commands import _PLOT_SUFFIXES, EXIT_OK, _print_json
+from gradfit.cli.data_commands import _check_output_dir as _output_path
 from gradfit.cli.options import positive_int
 from gradfit.cli.render import BytesProgress, escape, escape_report, fmt, table
 from gradfit.data import feature_matrix, write_table_batches
@@ -26,38 +26,6 @@ from gradfit.settings import ApplySettings, ReadSettings, WeightSettings
 from gradfit.streaming import use_streaming
 
 __all__ = ["add_diagnose_commands"]
-
-EXIT_OK = 0
-_PLOT_SUFFIXES = (".png", ".svg", ".pdf")
-
-
-def _output_path(path: str, what: str) -> Path:
-    out = Path(path)
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise DataError(
-            f"{path}: the directory {str(parent)!r} for the {what} does not exist; "
-            "create it first or choose another path"
-        )
-    if out.is_dir():
-        raise DataError(f"{path}: is a directory; give a file name for the {what}")
-    return out
-
-
-def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite_or_none(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_none(item) for item in value]
-    return value
-
-
-def _print_json(document: Any, out: TextIO) -> None:
-    text = json.dumps(_finite_or_none(document), indent=2, allow_nan=False, ensure_ascii=True)
-    print(text, file=out)
-
 
 # ----------------------------------------------------------------------------- diagnose
 
