@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from gradfit.errors import ValidationError
-from gradfit.inference import estimability, ols, ols_from_stats
+from gradfit.inference import CLUSTER, ClusterScores, estimability, ols, ols_from_stats
 from gradfit.losses import mse as mean_squared_error
 from gradfit.metrics import RegressionMetrics, r2_from_errors, regression_metrics
 from gradfit.model import predict
@@ -101,6 +101,9 @@ def build_fit_report(
     weights_column: str | None = None,
     design: dict[str, Any] | None = None,
     rows_dropped: int = 0,
+    groups: np.ndarray | None = None,
+    clusters: ClusterSource | None = None,
+    max_groups: int | None = None,
 ) -> FitReport:
     """The report of the fit ``result`` of ``config.solver`` to the training rows of
     ``source``, from what the road computed.
@@ -128,6 +131,8 @@ def build_fit_report(
     design, rows_dropped : the :meth:`gradfit.design.Design.to_dict` document of the model's
         columns (None: plain numeric columns) and the rows left out for a missing value, kept
         in the model file and the report (the degrees of freedom count the rows kept)
+    groups, clusters, max_groups : clustered standard errors (``run.inference`` "cluster"),
+        see :func:`attach_inference`
 
     The optimum is the closed form's own loss (``lstsq`` without a penalty), else the least
     squares optimum of ``stats`` (computed from ``rows`` when not given). A fit whose optimum is
@@ -217,6 +222,9 @@ def build_fit_report(
         level=run.level,
         weights=weights,
         rows_dropped=int(rows_dropped),
+        groups=groups,
+        clusters=clusters,
+        max_groups=max_groups,
     )
 
 
@@ -247,6 +255,9 @@ def attach_inference(
     level: float = DEFAULT_LEVEL,
     weights: torch.Tensor | None = None,
     rows_dropped: int = 0,
+    groups: np.ndarray | None = None,
+    clusters: ClusterSource | None = None,
+    max_groups: int | None = None,
 ) -> FitReport:
     """``report`` with the classical inference of its fit (:mod:`gradfit.inference`) in
     ``report.inference`` and in its model (what intervals need), where it applies:
@@ -269,6 +280,11 @@ def attach_inference(
     ``rows_dropped``: the rows left out for a missing value, in the table
     (:attr:`~gradfit.inference.OLSResult.n_dropped`: R's "(42 observations deleted due to
     missingness)").
+    ``cov_type="cluster"`` (clustered standard errors, CR1): ``groups`` (n,), the group labels
+    of ``rows`` in memory, or ``clusters``, a callable ``(weight (k, d), bias (k,), shift
+    (d,))`` returning the :class:`~gradfit.inference.ClusterScores` of every training row at
+    those coefficients (a pass over a stream, merged over the processes); ``max_groups``: more
+    groups are refused (None: no bound).
 
     A rank-deficient design follows R's convention everywhere: the aliased coefficients (the
     later of collinear features) are 0 in the table, in its JSON and in the model's weights
@@ -301,8 +317,19 @@ def attach_inference(
             )
             return replace(report, inference_note=note)
     features, targets = model.feature_names, model.target_names
+    if cov_type == CLUSTER and groups is None and clusters is None:
+        raise ValidationError("cov_type='cluster' needs the rows' groups (--groups COLUMN)")
     if batches is None and rows is not None:
         batches = lambda: [rows if weights is None else (*rows, weights)]  # noqa: E731
+    # Too many groups, a missing label: refused (not a note), before any other work.
+    scores = None
+    if cov_type == CLUSTER and stats is None and rows is not None:
+        if groups is not None and max_groups is not None:
+            _count_groups(groups, max_groups)
+    elif cov_type == CLUSTER:
+        scores = _cluster_scores(
+            model, _stats_of(rows, stats, weights), rows, weights, groups, clusters, max_groups
+        )
     try:
         if stats is None and rows is not None:  # the closed form in memory: QR of the rows
             fit = ols(
@@ -312,6 +339,7 @@ def attach_inference(
                 feature_names=features,
                 target_names=targets,
                 weights=weights,
+                groups=groups,
             )
         else:
             fit = ols_from_stats(
@@ -324,6 +352,7 @@ def attach_inference(
                 collect=collect,
                 feature_names=features,
                 target_names=targets,
+                clusters=scores,
             )
     except ValidationError as exc:  # e.g. HC2/HC3 and a row of leverage 1: the fit stands
         return replace(report, inference_note=f"no coefficient table: {exc}")
@@ -340,6 +369,40 @@ def attach_inference(
         model = replace(model, weight=fit.weight.to(dtype), bias=fit.bias.to(dtype))
         document["estimability"] = estimability(fit)
     return replace(report, model=replace(model, inference=document), inference=fit)
+
+
+# A streamed fit's cluster sums: (weight (k, d), bias (k,), shift (d,)) -> ClusterScores.
+ClusterSource = Callable[[np.ndarray, np.ndarray, np.ndarray], ClusterScores]
+
+
+def _count_groups(groups: np.ndarray, max_groups: int) -> None:
+    """Refuses more than ``max_groups`` distinct labels in ``groups``, as
+    :class:`~gradfit.inference.ClusterScores` does on the other roads."""
+    probe = ClusterScores(np.zeros((1, 0)), np.zeros(1), max_groups=max_groups)
+    probe.add(np.zeros((groups.shape[0], 0)), np.zeros((groups.shape[0], 1)), groups)
+
+
+def _cluster_scores(
+    model: SavedModel,
+    stats: SufficientStats,
+    rows: tuple[torch.Tensor, torch.Tensor] | None,
+    weights: torch.Tensor | None,
+    groups: np.ndarray | None,
+    clusters: ClusterSource | None,
+    max_groups: int | None,
+) -> ClusterScores:
+    """The per-group score sums of the training rows at the model's coefficients: from the
+    rows in memory with their ``groups``, or from ``clusters`` (a pass over a stream)."""
+    weight = model.weight.double().cpu().numpy()
+    bias = model.bias.double().cpu().numpy()
+    shift = stats.zbar.detach().cpu().double().numpy()
+    if clusters is not None:
+        return clusters(weight, bias, shift)
+    if rows is None or groups is None:
+        raise ValidationError("cov_type='cluster' needs the rows' groups (--groups COLUMN)")
+    scores = ClusterScores(weight, bias, shift=shift, max_groups=max_groups)
+    scores.update(rows[0], rows[1], groups, weights)
+    return scores
 
 
 def _stats_of(

@@ -44,8 +44,9 @@ from gradfit.fit_report import (
     model_file_settings,
     recorded_scaling,
 )
-from gradfit.inference import COV_TYPES
+from gradfit.inference import ALL_COV_TYPES, CLUSTER
 from gradfit.settings import (
+    ClusterSettings,
     DesignSettings,
     RunSettings,
     WeightSettings,
@@ -67,11 +68,13 @@ __all__ = [
     "check_design_names",
     "check_names",
     "check_width",
+    "clusters_problem",
     "design_columns",
     "design_features",
     "encode_table",
     "expand_names",
     "fit_data",
+    "group_labels",
     "holdout_problem",
     "inference_problem",
     "intercept_of_design",
@@ -131,6 +134,7 @@ def fit_data(
     callback: Callable[[EpochInfo], None] | None = None,
     memory_limit: int | None = None,
     weighting: WeightSettings | None = None,
+    clustering: ClusterSettings | None = None,
     **options: Any,
 ) -> FitReport:
     """Fit ``config.solver`` to the columns of ``source`` and report.
@@ -165,6 +169,10 @@ def fit_data(
     weighting : row weights from a column (:class:`~gradfit.settings.WeightSettings`;
         ``weights=`` among ``options``): weighted least squares, as R's ``lm(weights = w)``;
         the column is never a feature, rows of weight 0 are left out of the report's rows
+    clustering : the column of group labels of ``inference="cluster"`` (clustered standard
+        errors; :class:`~gradfit.settings.ClusterSettings`, ``groups=`` among ``options``),
+        left out of the default features; a row with a missing label follows
+        ``design.missing`` (an error, or the row dropped from the fit)
     options : the fields of :class:`~gradfit.settings.RunSettings` (and ``weights``) as keyword
         arguments (``seed=``, ``dtype=``, ...), each replacing the field of ``run`` (or of the
         default)
@@ -179,11 +187,15 @@ def fit_data(
     run = settings_from_options(RunSettings, run, options)
     weights_column = settings_from_options(WeightSettings, weighting, options).weights
     design = settings_from_options(DesignSettings, design, options)
+    clustering = settings_from_options(ClusterSettings, clustering, options)
+    groups_column = clustering.groups
     refuse_unknown("fit_data", options)
     check_design_names(design, targets, features)
     seed, dtype, device = run.seed, run.torch_dtype, run.torch_device()
     config = config if config is not None else SolverConfig()
-    problem = inference_problem(config, run.inference)
+    problem = inference_problem(config, run.inference) or clusters_problem(
+        run.inference, groups_column
+    )
     if problem is not None:
         raise ValidationError(problem)
     statistics = not (registry.get(config.solver).exact and config.alpha == 0)
@@ -202,10 +214,19 @@ def fit_data(
     feature_names = None if features is None else expand_names(features, table.columns)
     refuse_weight_role(name, weights_column, target_names, feature_names)
     chosen = without_column(table, weights_column)  # the weights are never a feature
+    if groups_column is not None:
+        check_known(table, [groups_column], "groups")
+        if feature_names is None and design.formula is None:  # nor, by default, the groups
+            chosen = without_column(chosen, groups_column)
     encoded = encode_table(chosen, target_names, feature_names, design, name, frame=source)
     design_doc: dict[str, Any] | None = None
     rows_dropped = 0
     kept: np.ndarray | None = None
+    labels = absent = None
+    if groups_column is not None:  # a row without a group: an error, or dropped (--missing)
+        labels, absent = group_labels(
+            table.columns[groups_column], name, groups_column, 1 + table.row_offset, design.missing
+        )
     if encoded is None:
         X64, Y64, fnames, tnames = select(chosen, target_names, feature_names, min_rows=2)
         left_out = (
@@ -214,6 +235,14 @@ def fit_data(
     else:
         X64, Y64, fnames, tnames, left_out, kept, rows_dropped, design_doc = encoded
         config = intercept_of_design(config, design_doc["fit_intercept"], design.formula)
+        if absent is not None:  # a row without a group leaves the fit (--missing drop)
+            index = np.flatnonzero(kept)
+            gone = absent[index]
+            if bool(gone.any()):
+                X64, Y64 = X64[~gone], Y64[~gone]
+                kept = kept.copy()
+                kept[index[gone]] = False
+                rows_dropped += int(gone.sum())
         if X64.shape[0] < 2:
             raise DataError(
                 f"{name}: {X64.shape[0]} row(s) left after dropping {rows_dropped} with a "
@@ -221,6 +250,8 @@ def fit_data(
             )
     if statistics:
         check_width(name, len(fnames), memory_limit)
+    if labels is not None and kept is not None:
+        labels = labels[kept]
     w64 = None if weights_column is None else table_weights(table, weights_column)
     if w64 is not None and kept is not None:
         w64 = w64[kept]  # the weights of the rows kept
@@ -269,6 +300,8 @@ def fit_data(
         Xd, Yd = Xd[keep], Yd[keep]
         if sample_weight is not None:
             sample_weight = sample_weight[keep]
+        if labels is not None:
+            labels = labels[keep_rows]
     return build_fit_report(
         name,
         result,
@@ -285,6 +318,8 @@ def fit_data(
         weights_column=weights_column,
         design=design_doc,
         rows_dropped=rows_dropped,
+        groups=labels,
+        max_groups=clustering.max_groups,
     )
 
 
@@ -575,8 +610,8 @@ def inference_problem(
     fit is refused whatever the covariance; otherwise it simply gets no table."""
     if cov_type is None:
         return None
-    if cov_type not in COV_TYPES:
-        return f"--cov must be one of {', '.join(COV_TYPES)}, got {cov_type!r}"
+    if cov_type not in ALL_COV_TYPES:
+        return f"--cov must be one of {', '.join(ALL_COV_TYPES)}, got {cov_type!r}"
     if config.alpha > 0 and (asked or cov_type != "nonrobust"):
         return (
             f"--cov {cov_type}: standard errors do not apply to a penalized fit "
@@ -584,6 +619,52 @@ def inference_problem(
             "with --alpha 0"
         )
     return None
+
+
+def clusters_problem(cov_type: str | None, groups: str | None) -> str | None:
+    """Why ``--cov cov_type`` and ``--groups groups`` do not go together, or None: clustered
+    standard errors need the column of groups, and the column serves nothing else."""
+    if cov_type == CLUSTER and groups is None:
+        return (
+            "--cov cluster needs --groups COLUMN: the column of each row's group (cluster), "
+            "e.g. --groups firm"
+        )
+    if groups is not None and cov_type != CLUSTER:
+        return (
+            f"--groups {groups} goes with --cov cluster (clustered standard errors); add "
+            "--cov cluster, or leave out --groups"
+        )
+    return None
+
+
+def _missing_labels(values: np.ndarray) -> np.ndarray:
+    """The mask of missing group labels (None, NaN) of a column as read."""
+    if values.dtype.kind == "f":
+        nan: np.ndarray = np.isnan(values)
+        return nan
+    if values.dtype == object:
+        return np.fromiter(
+            (v is None or (isinstance(v, float) and v != v) for v in values.tolist()),
+            bool,
+            values.shape[0],
+        )
+    return np.zeros(values.shape[0], bool)
+
+
+def group_labels(
+    values: np.ndarray, source: str, column: str, first_row: int, missing: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """A column of group labels as read (text, numbers, booleans) and the mask of its missing
+    cells; with ``missing="error"`` a missing one is a DataError naming its data row
+    (``first_row`` is that of ``values[0]``, counted from 1)."""
+    absent = _missing_labels(values)
+    if missing == "error" and bool(absent.any()):
+        row = int(np.argmax(absent))
+        raise DataError(
+            f"{source}: column {column!r}, row {first_row + row}: missing group label "
+            "(--groups); fill it in, or leave out such rows with --missing drop"
+        )
+    return values, absent
 
 
 def read_source(source: str | TableInMemory, text_columns: Sequence[str] = ()) -> Any:

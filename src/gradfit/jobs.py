@@ -68,6 +68,7 @@ from gradfit.settings import (
     DEFAULT_DEVICE,
     DEFAULT_INFERENCE,
     DEFAULT_LEVEL,
+    DEFAULT_MAX_GROUPS,
     DEFAULT_MAX_LEVELS,
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_MISSING,
@@ -75,6 +76,7 @@ from gradfit.settings import (
     DEFAULT_SHUFFLE_BUFFER,
     ApplySettings,
     CheckpointSettings,
+    ClusterSettings,
     DesignSettings,
     ReadSettings,
     RunSettings,
@@ -132,6 +134,8 @@ def fit(
     comm: Communicator | None = None,
     notes: list[str] | None = None,
     weights: str | None = None,
+    groups: str | None = None,
+    max_groups: int = DEFAULT_MAX_GROUPS,
 ) -> FitReport:
     """Fit ``config.solver`` (default: ``SolverConfig()``, gd) to the columns of ``source``: a
     data file, a directory or glob of files, a built-in data set's name, or a table in memory
@@ -160,7 +164,11 @@ def fit(
     missing value in a column the model uses (R's ``na.omit``), counted in
     ``report.rows_dropped`` and the model file. ``weights``: the name of a column of row
     weights (:class:`~gradfit.settings.WeightSettings`): weighted least squares on every road,
-    as R's ``lm(weights = w)``; the column is never a feature.
+    as R's ``lm(weights = w)``; the column is never a feature. ``groups``: with
+    ``inference="cluster"``, the column of each row's group (text, integers or categorical):
+    clustered standard errors (CR1, as ``sandwich::vcovCL`` and statsmodels), from the rows in
+    memory or from per-group sums in one more pass over a stream, merged over a group of
+    processes; at most ``max_groups`` groups (:class:`~gradfit.settings.ClusterSettings`).
 
     Returns
     -------
@@ -186,6 +194,7 @@ def fit(
         checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume
     )
     weighting = WeightSettings(weights=weights)
+    clustering = ClusterSettings(groups=groups, max_groups=max_groups)
     design = DesignSettings(formula=formula, missing=missing, max_levels=max_levels)
     check_design_names(design, targets, features)
     # A table in memory as it is (never streamed); a path as its text.
@@ -204,6 +213,7 @@ def fit(
             callback=callback,
             memory_limit=memory_limit,
             weighting=weighting,
+            clustering=clustering,
         )
     return fit_stream(
         data,
@@ -220,6 +230,7 @@ def fit(
         comm=comm,
         notes=notes,
         weighting=weighting,
+        clustering=clustering,
     )
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_DEVICE",
     "DEFAULT_INFERENCE",
     "DEFAULT_LEVEL",
+    "DEFAULT_MAX_GROUPS",
     "DEFAULT_MAX_LEVELS",
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_MISSING",
@@ -58,6 +59,7 @@ __all__ = [
     "ApplySettings",
     "CVSettings",
     "CheckpointSettings",
+    "ClusterSettings",
     "DesignSettings",
     "ReadSettings",
     "RunSettings",
@@ -87,6 +89,7 @@ DEFAULT_LEVEL = 0.95
 DEFAULT_CHECKPOINT_EVERY = 1
 DEFAULT_MISSING = "error"
 DEFAULT_MAX_LEVELS = 1000  # gradfit.design.DEFAULT_MAX_LEVELS (not imported: formulaic)
+DEFAULT_MAX_GROUPS = 100_000  # gradfit.inference.cluster.DEFAULT_MAX_GROUPS (a test checks)
 MISSING_CHOICES = ("error", "drop")  # gradfit.design.MISSING
 
 APPLY_MISSING = ("error", "drop", "keep")  # predict's; evaluate takes the first two
@@ -452,6 +455,7 @@ _Settings = TypeVar(
     DesignSettings,
     ApplySettings,
     "WeightSettings",
+    "ClusterSettings",
 )
 
 
@@ -533,6 +537,46 @@ class WeightSettings:
             raise ValidationError(
                 f"weights must be the name of a column of the data, or None, got {self.weights!r}"
             )
+
+
+# ----------------------------------------------------------------------------- clusters
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Clustered standard errors from a column of the data (``--cov cluster --groups COLUMN``,
+    :mod:`gradfit.inference.cluster`): the column of group labels (text, integers or
+    categorical; None: no clusters) and the most groups kept (each group keeps one sum per
+    coefficient and target: memory bounded by this)."""
+
+    groups: str | None = field(
+        default=None,
+        metadata=cli(
+            "column of group labels for --cov cluster (clustered standard errors, CR1 as "
+            "sandwich::vcovCL and statsmodels): text, integers or categorical; a row with a "
+            "missing label follows --missing",
+            "column",
+            show_default=False,
+            metavar="COLUMN",
+        ),
+    )
+    max_groups: int = field(
+        default=DEFAULT_MAX_GROUPS,
+        metadata=cli(
+            "the most groups --groups may have (each keeps a sum per coefficient and target)",
+            "positive_int",
+            metavar="N",
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        if self.groups is not None and (
+            not isinstance(self.groups, str) or not self.groups.strip()
+        ):
+            raise ValidationError(
+                f"groups must be the name of a column of the data, or None, got {self.groups!r}"
+            )
+        check_integer(self.max_groups, "max_groups")
 
 
 # ----------------------------------------------------------------------------- cross-validation

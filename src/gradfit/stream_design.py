@@ -54,11 +54,13 @@ def open_design(
     features: Sequence[str] | None,
     design: DesignSettings,
     weights: str | None = None,
+    groups: str | None = None,
 ) -> tuple[BatchStream, DesignPlan | dict[str, str]]:
     """The stream, and the plan of a fit through a design, or for plain numeric columns (as
     :func:`gradfit.fitting.encode_table` decides in memory) the columns the default features
     leave out, with why. ``weights``: the column of row weights, never a feature (left out of
-    the head the design is planned on)."""
+    the head the design is planned on); ``groups``: the column of group labels of clustered
+    standard errors, left out of the default features (as in memory)."""
     stream = open_stream(source, batch_rows=batch_rows)
     head = stream.head_table()
     columns = list(stream.columns)
@@ -68,6 +70,10 @@ def open_design(
         stream.check_columns([weights], "weights")
         refuse_weight_role(stream.source, weights, tlist, chosen_names)
         head = without_column(head, weights)
+    if groups is not None:
+        stream.check_columns([groups], "groups")
+        if chosen_names is None and design.formula is None:
+            head = without_column(head, groups)
     needed, chosen, left_out = design_columns(head, tlist, chosen_names, design, stream.source)
     if not needed:
         return stream, left_out

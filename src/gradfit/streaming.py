@@ -76,7 +76,9 @@ from gradfit.fitting import (
     as_training_tensor,
     check_design_names,
     check_width,
+    clusters_problem,
     expand_names,
+    group_labels,
     holdout_problem,
     inference_problem,
     intercept_of_design,
@@ -84,6 +86,7 @@ from gradfit.fitting import (
     source_kind,
     source_name,
 )
+from gradfit.inference import ClusterScores
 from gradfit.metrics import RegressionMetrics
 from gradfit.model import predict
 from gradfit.persistence import SavedModel
@@ -93,6 +96,7 @@ from gradfit.settings import (
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_SHUFFLE_BUFFER,
     CheckpointSettings,
+    ClusterSettings,
     DesignSettings,
     ReadSettings,
     RunSettings,
@@ -101,7 +105,7 @@ from gradfit.settings import (
     settings_from_options,
 )
 from gradfit.solvers import registry
-from gradfit.solvers.collective import LOCAL, Communicator, guarded, merge_stats
+from gradfit.solvers.collective import LOCAL, Communicator, gather_bytes, guarded, merge_stats
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo, stream_row_scale
 from gradfit.solvers.result import FitResult
@@ -251,6 +255,7 @@ class StreamData:
     raw_numeric: tuple[str, ...] = ()
     raw_text: tuple[str, ...] = ()
     dropped: int = 0
+    groups: str | None = None  # the column of group labels (clustered standard errors)
 
     def _encoded(
         self, batch: Batch
@@ -280,11 +285,34 @@ class StreamData:
         """:meth:`split` with the rows' weights ((m,) float64 on the CPU; None unweighted).
         Rows of weight 0 are left out here, once for every pass (R counts them nowhere); the
         hold-out is drawn first, by file row, so that it is the unweighted fit's."""
+        for X, Y, mask, w, _ in self._rows(units, labels=False):
+            yield X, Y, mask, w
+
+    def _rows(
+        self, units: Sequence[Any] | None, *, labels: bool
+    ) -> Iterator[
+        tuple[
+            torch.Tensor,
+            torch.Tensor,
+            npt.NDArray[np.bool_] | None,
+            torch.Tensor | None,
+            npt.NDArray[Any] | None,
+        ]
+    ]:
+        """:meth:`weighted_split`'s rows, and with ``labels`` their labels of the
+        :attr:`groups` column (None without)."""
         index = {path: i for i, path in enumerate(self.stream.files)}
-        for batch in self._read(units, stack=True):
+        for batch in self._read(units, stack=True, labels=labels):
             X, Y, kept = self._encoded(batch)
             if kept is not None and X.shape[0] == 0:
                 continue  # every row dropped
+            group = None
+            if labels and self.groups is not None:
+                group = batch.columns[self.groups]
+                if kept is None:  # no design: a missing label is refused here
+                    group_labels(group, str(batch.file), self.groups, batch.file_row, "error")
+                else:  # the design's encoder dropped or refused the rows without a label
+                    group = group[kept]
             w = None
             if self.weights is not None:
                 if self.encoder is None:
@@ -307,7 +335,7 @@ class StreamData:
                 if kept is not None:
                     mask = mask[kept]
             if w is None:
-                yield Xt, Yt, mask, None
+                yield Xt, Yt, mask, None, group
                 continue
             positive = w > 0
             if not positive.any():  # nothing of this batch counts
@@ -317,7 +345,8 @@ class StreamData:
                 Xt, Yt = Xt[keep.to(Xt.device)], Yt[keep.to(Yt.device)]
                 w = w[positive]
                 mask = None if mask is None else mask[positive]
-            yield Xt, Yt, mask, torch.from_numpy(w)
+                group = None if group is None else group[positive]
+            yield Xt, Yt, mask, torch.from_numpy(w), group
 
     def _batch_weights(self, batch: Batch) -> npt.NDArray[np.float64]:
         """The weight column of a batch, checked (finite by the reader, >= 0 here)."""
@@ -341,9 +370,12 @@ class StreamData:
                 [batch.columns[name] for name in self.targets],
             )
 
-    def _read(self, units: Sequence[Any] | None, *, stack: bool) -> Iterator[Batch]:
+    def _read(
+        self, units: Sequence[Any] | None, *, stack: bool, labels: bool = False
+    ) -> Iterator[Batch]:
         """The batches of ``units`` (default: the shard's, or all), with the progress
-        reported as they come."""
+        reported as they come; ``labels``: with the :attr:`groups` column (a design reads it
+        among its raw columns always)."""
         if units is None and self.shard is not None:
             units = list(self.shard)
             if not units:
@@ -355,7 +387,8 @@ class StreamData:
             numeric = [*self.raw_numeric, *(c for c in weights if c not in self.raw_numeric)]
             read = self.stream.batches(numeric, self.raw_text, units=units, raw=True)
         else:
-            read = self.stream.batches(names, units=units, stack=stack)
+            text = [self.groups] if labels and self.groups is not None else []
+            read = self.stream.batches(names, text, units=units, stack=stack)
         for batch in read:
             rows += batch.n_rows
             if self.progress is not None:
@@ -381,6 +414,22 @@ class StreamData:
             elif not mask.all():
                 keep = torch.from_numpy(~mask)
                 yield X[keep.to(X.device)], Y[keep.to(Y.device)], None if w is None else w[keep]
+
+    def grouped_tensors(
+        self,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, npt.NDArray[Any]]]:
+        """The training rows of :meth:`weighted_tensors` with their labels of the
+        :attr:`groups` column (a missing label: refused, or dropped by the design's encoder
+        with its row from every pass)."""
+        for X, Y, mask, w, group in self._rows(None, labels=True):
+            if group is None:  # a stream without a groups column: never
+                raise RuntimeError("a stream without a groups column has no group labels")
+            if mask is None:
+                yield X, Y, w, group
+            elif not mask.all():
+                keep = torch.from_numpy(~mask)
+                kept_w = None if w is None else w[keep]
+                yield X[keep.to(X.device)], Y[keep.to(Y.device)], kept_w, group[~mask]
 
     def _epoch_rows(
         self, generator: torch.Generator, shuffle: bool, weighted: bool = False
@@ -474,6 +523,7 @@ def fit_stream(
     comm: Communicator | None = None,
     notes: list[str] | None = None,
     weighting: WeightSettings | None = None,
+    clustering: ClusterSettings | None = None,
     **options: Any,
 ) -> FitReport:
     """Fit ``config.solver`` to files of any size, one batch at a time.
@@ -514,6 +564,12 @@ def fit_stream(
         processes as the unweighted ones), gd from them, lstsq by TSQR on the rows scaled by
         sqrt(w), sgd's mini-batches carrying their rows' weights (scaled to mean 1 over the
         training rows, as in memory), the HC pass weighted; rows of weight 0 are left out
+    clustering : the column of group labels of ``inference="cluster"``
+        (:class:`~gradfit.settings.ClusterSettings`; ``groups=`` among ``options``): after the
+        fit, one more pass sums each group's scores ``w e x`` at the fitted coefficients
+        (:class:`~gradfit.inference.ClusterScores`: memory bounded by the number of groups,
+        refused beyond ``max_groups``), merged by label over the processes; a row with a
+        missing label follows ``design.missing`` (through a design, every pass drops it)
     design : the formula, ``missing`` and ``max_levels``
         (:class:`~gradfit.settings.DesignSettings`; see the module doc): ``targets`` None and
         ``features`` None with a formula
@@ -533,12 +589,16 @@ def fit_stream(
     checkpointing = settings_from_options(CheckpointSettings, checkpointing, options)
     weights_column = settings_from_options(WeightSettings, weighting, options).weights
     design = settings_from_options(DesignSettings, design, options)
+    clustering = settings_from_options(ClusterSettings, clustering, options)
+    groups_column = clustering.groups
     refuse_unknown("fit_stream", options)
     check_design_names(design, targets, features)
     seed, dtype, checkpoint = run.seed, run.torch_dtype, checkpointing.checkpoint
     config = config if config is not None else SolverConfig()
     group = comm if comm is not None else LOCAL
-    problem = inference_problem(config, run.inference, processes=group.world)
+    problem = inference_problem(config, run.inference, processes=group.world) or (
+        clusters_problem(run.inference, groups_column)
+    )
     if problem is not None:
         raise ValidationError(problem)
     spec = registry.get(config.solver)
@@ -561,6 +621,7 @@ def fit_stream(
             features,
             design,
             weights_column,
+            groups_column,
         ),
     )
     encoding = None
@@ -568,7 +629,9 @@ def fit_stream(
     if plan is None:
         fnames, tnames, _ = guarded(
             group,
-            lambda: _open(stream, targets or (), features, reading.memory_limit, weights_column),
+            lambda: _open(
+                stream, targets or (), features, reading.memory_limit, weights_column, groups_column
+            ),
         )
         left_out = found if isinstance(found, dict) else {}
     else:
@@ -579,9 +642,17 @@ def fit_stream(
         guarded(group, lambda: check_width(stream.source, len(fnames), reading.memory_limit))
     data = StreamData(stream, fnames, tnames, dtype, dev, reading.shuffle_buffer, progress)
     data.weights = weights_column
+    data.groups = groups_column
     if plan is not None and encoding is not None:
         data.encoder = batch_encoder(encoding, plan, design.missing, stream.columns)
         data.raw_numeric, data.raw_text = plan.numeric, plan.text
+        if groups_column is not None:  # read with every batch: a row without one is dropped
+            data.encoder = _labelled(data.encoder, groups_column, design.missing)
+            if groups_column not in (*plan.numeric, *plan.text):
+                if groups_column in stream.head_table().numeric_columns:
+                    data.raw_numeric = (*plan.numeric, groups_column)
+                else:
+                    data.raw_text = (*plan.text, groups_column)
     if group.world > 1:
         data.shard = tuple(stream.shard(group.rank, group.world))
         units = len(stream.units())
@@ -658,6 +729,9 @@ def fit_stream(
         local = torch.from_numpy(guarded(group, work))
         return group.sum(local).numpy() if group.world > 1 else local.numpy()
 
+    def clusters(weight: np.ndarray, bias: np.ndarray, shift: np.ndarray) -> ClusterScores:
+        return _cluster_scores(rows64, group, weight, bias, shift, clustering.max_groups)
+
     return build_fit_report(
         stream.source,
         result,
@@ -675,7 +749,68 @@ def fit_stream(
         weights_column=weights_column,
         design=None if encoding is None else encoding.to_dict(),
         rows_dropped=dropped,
+        clusters=None if groups_column is None else clusters,
+        max_groups=clustering.max_groups,
     )
+
+
+def _labelled(
+    encode: Callable[[Batch], tuple[np.ndarray, np.ndarray, np.ndarray, int]],
+    column: str,
+    missing: str,
+) -> Callable[[Batch], tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """The design's batch encoder, leaving out too the rows without a group label in
+    ``column`` (``missing="drop"``; "error": refused, naming the row), as in memory."""
+
+    def encode_labelled(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        X, Y, kept, dropped = encode(batch)
+        _, absent = group_labels(
+            batch.columns[column], str(batch.file), column, batch.file_row, missing
+        )
+        index = np.flatnonzero(kept)
+        gone = absent[index]
+        if bool(gone.any()):
+            X, Y = X[~gone], Y[~gone]
+            kept = kept.copy()
+            kept[index[gone]] = False
+            dropped += int(gone.sum())
+        return X, Y, kept, dropped
+
+    return encode_labelled
+
+
+def _cluster_scores(
+    data: StreamData,
+    group: Communicator,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    shift: np.ndarray,
+    max_groups: int,
+) -> ClusterScores:
+    """The per-group score sums of the training rows at ``(weight, bias)``: one pass over
+    this process's shard, then the sums of every process merged by label (in rank order, the
+    same on every process: a group may have rows on several)."""
+
+    def local() -> ClusterScores:
+        scores = ClusterScores(weight, bias, shift=shift, max_groups=max_groups)
+        if data.shard is not None and not data.shard:
+            return scores
+        for X, Y, w, labels in data.grouped_tensors():
+            scores.update(X, Y, labels, w)
+        return scores
+
+    mine = guarded(group, local)
+    if group.world == 1:
+        return mine
+    states = gather_bytes(group, mine.to_json().encode())
+
+    def merged() -> ClusterScores:
+        total = ClusterScores.from_json(states[0], max_groups=max_groups)
+        for state in states[1:]:
+            total = total.merge(ClusterScores.from_json(state, max_groups=max_groups))
+        return total
+
+    return guarded(group, merged)
 
 
 # A streamed fit called directly weighs no memory limit unless given one (gradfit.fit gives its
@@ -689,15 +824,20 @@ def _open(
     features: Sequence[str] | None,
     memory_limit: int | None = None,
     weights: str | None = None,
+    groups: str | None = None,
 ) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, str]]:
     """The stream's plain columns, the width checked (:func:`gradfit.fitting.check_width`)
     from the header first, then once the features are chosen. ``weights``: the column of row
-    weights, never a feature."""
+    weights, never a feature; ``groups``: that of group labels, not a default feature."""
     if features is None:
         check_width(stream.source, 0, memory_limit, columns=stream.columns, targets=targets)
     fnames, tnames, left_out = choose_columns(stream, targets, features)
     if weights is not None:
         fnames = _weighted_columns(stream, weights, tnames, fnames, features is None)
+    if groups is not None:
+        stream.check_columns([groups], "groups")
+        if features is None:
+            fnames = tuple(name for name in fnames if name != groups)
     check_width(stream.source, len(fnames), memory_limit)
     return fnames, tnames, left_out
 

@@ -31,7 +31,7 @@ from gradfit.cli.options import (
     unit_fraction,
     unit_interval,
 )
-from gradfit.inference import COV_TYPES
+from gradfit.inference import ALL_COV_TYPES
 from gradfit.settings import (
     APPLY_MISSING,
     CV_SELECTIONS,
@@ -42,6 +42,7 @@ from gradfit.settings import (
     UNKNOWN_LEVELS,
     ApplySettings,
     CheckpointSettings,
+    ClusterSettings,
     CVSettings,
     DesignSettings,
     ReadSettings,
@@ -71,6 +72,7 @@ _Settings = TypeVar(
     ApplySettings,
     WeightSettings,
     CVSettings,
+    ClusterSettings,
 )
 
 # The prefix of each settings class's options in the parsed arguments (``config_lr``).
@@ -82,6 +84,7 @@ _PREFIX: dict[type, str] = {
     DesignSettings: "design",
     ApplySettings: "apply",
     WeightSettings: "weighting",
+    ClusterSettings: "clustering",
     CVSettings: "cv",
 }
 
@@ -231,7 +234,7 @@ _KINDS: dict[str, Callable[[], dict[str, Any]]] = {
     "seed": lambda: {"type": seed},
     "dtype": lambda: {"choices": tuple(DTYPES)},
     "device": lambda: {"choices": DEVICES},
-    "cov": lambda: {"choices": COV_TYPES},
+    "cov": lambda: {"choices": ALL_COV_TYPES},
     "level": lambda: {"type": confidence_level},
     "path": lambda: {},
     "formula": lambda: {},

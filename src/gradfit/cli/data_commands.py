@@ -39,7 +39,7 @@ from gradfit.errors import (
     ModelFileError,
     ValidationError,
 )
-from gradfit.fitting import FitReport, inference_problem
+from gradfit.fitting import FitReport, clusters_problem, inference_problem
 from gradfit.inference import preload_distributions
 from gradfit.jobs import evaluate, fit, predict_batches
 from gradfit.outputs import check_checkpoint_target, check_outputs
@@ -49,6 +49,7 @@ from gradfit.settings import (
     DEFAULT_LEVEL,
     ApplySettings,
     CheckpointSettings,
+    ClusterSettings,
     CVSettings,
     DesignSettings,
     ReadSettings,
@@ -143,7 +144,9 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     if design.formula is None and not any(value.strip(" ,") for value in args.target or ()):
         raise ValidationError("give at least one --target column, or a --formula 'y ~ x'")
     config = config_from_args(args)
-    problem = inference_problem(config, args.run_inference, asked=True)
+    problem = inference_problem(config, args.run_inference, asked=True) or clusters_problem(
+        run.inference, settings_from_args(ClusterSettings, args).groups
+    )
     if problem is not None:
         raise ValidationError(problem)
     run = replace(run, device=run.torch_device())
@@ -163,7 +166,10 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     if resume and (comm is None or comm.rank == 0):
         # A run killed outright (kill -9) may have died writing its model: its temporary goes.
         remove_stale_temporaries(model_path)
-    plan = _FitPlan(config, reading, run, checkpointing, design, comm, model_path, plot_path)
+    clustering = settings_from_args(ClusterSettings, args)
+    plan = _FitPlan(
+        config, reading, run, checkpointing, design, comm, model_path, plot_path, clustering
+    )
     try:
         return _fit_command(args, out, plan)
     finally:
@@ -184,6 +190,7 @@ class _FitPlan:
     comm: Communicator | None
     model_path: Path
     plot_path: Path | None
+    clustering: ClusterSettings
 
 
 def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
@@ -215,6 +222,8 @@ def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
                 comm=comm,
                 notes=notes,
                 weights=settings_from_args(WeightSettings, args).weights,
+                groups=plan.clustering.groups,
+                max_groups=plan.clustering.max_groups,
             )
         except DivergenceError as exc:
             hint = " or --standardize" if not config.standardize else ""
@@ -786,6 +795,7 @@ def add_data_commands(sub: Any) -> None:
     )
     add_settings_arguments(fit, RunSettings, ("inference", "level"))
     add_settings_arguments(fit, WeightSettings)
+    add_settings_arguments(fit, ClusterSettings)
     add_settings_arguments(fit.add_argument_group("--alpha cv (cross-validation)"), CVSettings)
     fit.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
     fit.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -75,7 +75,7 @@ from __future__ import annotations
 
 from gradfit.inference.anova import AnovaTable, anova
 from gradfit.inference.cluster import DEFAULT_MAX_GROUPS, ClusterScores
-from gradfit.inference.covariance import ALL_COV_TYPES, COV_TYPES
+from gradfit.inference.covariance import ALL_COV_TYPES, CLUSTER, COV_TYPES
 from gradfit.inference.distributions import preload_distributions as preload_distributions
 from gradfit.inference.formula import ols
 from gradfit.inference.influence import Influence, influence_batch
@@ -95,6 +95,7 @@ from gradfit.inference.result import OLSResult
 
 __all__ = [
     "ALL_COV_TYPES",
+    "CLUSTER",
     "COV_TYPES",
     "DEFAULT_MAX_GROUPS",
     "ESTIMABLE_TOL",

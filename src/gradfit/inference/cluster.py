@@ -21,6 +21,7 @@ counted (sandwich counts every row of the data in n and G).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -147,7 +148,7 @@ class ClusterScores:
             p = self._sums.shape[1] * self._sums.shape[2]
             raise ValidationError(
                 f"more than {self.max_groups} groups for clustered standard errors (each keeps "
-                f"{p} sum(s)); cluster by a coarser column, or raise max_groups"
+                f"{p} sum(s)); cluster by a coarser column, or raise max_groups (--max-groups)"
             )
         for v in new:
             self._index[v] = len(self._index)
@@ -202,6 +203,39 @@ class ClusterScores:
             scaled = scaled * w[:, None]
         self.add(Xn, scaled, labels, first_row)
 
+    def to_json(self) -> str:
+        """The accumulator as JSON (the fit, the shift, the labels and their sums, exactly:
+        floats as Python writes them round-trip), to merge the sums of other processes."""
+        return json.dumps(
+            {
+                "weight": self.weight.tolist(),
+                "bias": self.bias.tolist(),
+                "shift": self.shift.tolist(),
+                "rows": self.rows,
+                "labels": [_plain(v) for v in self.labels],
+                "sums": self.sums.tolist(),
+            }
+        )
+
+    @classmethod
+    def from_json(
+        cls, text: str | bytes, max_groups: int | None = DEFAULT_MAX_GROUPS
+    ) -> ClusterScores:
+        """The accumulator of :meth:`to_json`."""
+        document = json.loads(text)
+        out = cls(
+            np.asarray(document["weight"], dtype=np.float64).reshape(len(document["bias"]), -1),
+            document["bias"],
+            shift=document["shift"],
+            max_groups=max_groups,
+        )
+        labels = list(document["labels"])
+        if labels:
+            slots = out._slots(labels)
+            out._sums[slots] += np.asarray(document["sums"], dtype=np.float64)
+        out.rows = int(document["rows"])
+        return out
+
     def merge(self, other: ClusterScores) -> ClusterScores:
         """A new accumulator of the rows of both (the same fit and shift), groups matched by
         label."""
@@ -221,6 +255,11 @@ class ClusterScores:
             out._sums[slots] += part.sums
             out.rows += part.rows
         return out
+
+
+def _plain(value: Any) -> Any:
+    """A label as a JSON value (NumPy's scalars as Python's)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def cluster_covariances(
