@@ -496,15 +496,16 @@ def test_saved_model_predictor_matches_the_fit(tmp_path: Path) -> None:
 
 
 def test_covariance_types_agree_everywhere() -> None:
-    """The command line's --cov offers the types the library computes."""
+    """The command line's --cov offers the types the library computes (the clustered one
+    with --groups)."""
     from gradfit import fitting, inference
     from gradfit.cli import build_parser
 
-    assert fitting.COV_TYPES == inference.COV_TYPES
+    assert fitting.ALL_COV_TYPES == inference.ALL_COV_TYPES
     parser = build_parser()
     fit = parser._subparsers._group_actions[0].choices["fit"]  # type: ignore[union-attr]
     cov = next(action for action in fit._actions if "--cov" in action.option_strings)
-    assert tuple(cov.choices) == inference.COV_TYPES
+    assert tuple(cov.choices) == inference.ALL_COV_TYPES
 
 
 def test_a_table_that_cannot_be_given_does_not_lose_the_fit(
