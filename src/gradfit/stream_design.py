@@ -29,7 +29,14 @@ from gradfit.solvers.collective import Communicator, gather_bytes, guarded
 if TYPE_CHECKING:
     from gradfit.design import Design
 
-__all__ = ["DesignPlan", "batch_encoder", "batch_table", "freeze_design", "open_design"]
+__all__ = [
+    "DesignPlan",
+    "batch_encoder",
+    "batch_table",
+    "freeze_design",
+    "gather_levels",
+    "open_design",
+]
 
 
 @dataclass(frozen=True)
@@ -116,26 +123,24 @@ def batch_table(batch: Batch, order: Sequence[str]) -> Table:
     return Table(columns, source=str(batch.file), row_offset=batch.file_row - 1)
 
 
-def freeze_design(
+def gather_levels(
     stream: BatchStream,
-    plan: DesignPlan,
-    design: DesignSettings,
+    categorical: Sequence[str],
+    numeric: Sequence[str],
+    max_levels: int,
     group: Communicator,
     shard: Sequence[Any] | None,
-) -> Design:
-    """The levels pass (the categorical columns only, over this process's shard), its levels
-    merged over the group, then the design frozen from the first batch of the data with
-    them: the same on every process."""
-    from gradfit.design import Design, LevelGatherer
-
-    order = stream.columns
+) -> dict[str, tuple[Any, ...]]:
+    """The levels pass: the ``categorical`` columns only (those among ``numeric`` read as
+    numbers), over this process's shard, the levels merged over the group."""
+    from gradfit.design import LevelGatherer
 
     def gather() -> LevelGatherer:
-        gatherer = LevelGatherer(plan.categorical, design.max_levels, stream.source)
-        if not plan.categorical or (shard is not None and not shard):
+        gatherer = LevelGatherer(categorical, max_levels, stream.source)
+        if not categorical or (shard is not None and not shard):
             return gatherer
-        numbers = [c for c in plan.categorical if c in plan.numeric]
-        texts = [c for c in plan.categorical if c not in plan.numeric]
+        numbers = [c for c in categorical if c in numeric]
+        texts = [c for c in categorical if c not in numeric]
         # Each batch's distinct values, made so by pyarrow: no Python object per row.
         for distinct in stream.distinct_values(numbers, texts, units=shard):
             for name, values in distinct.items():
@@ -145,11 +150,35 @@ def freeze_design(
     local = guarded(group, gather)
     states = gather_bytes(group, json.dumps(local.to_state()).encode())
 
-    def freeze() -> Design:
+    def merge() -> dict[str, tuple[Any, ...]]:
         merged = LevelGatherer.from_state(json.loads(states[0]), stream.source)
         for state in states[1:]:
             merged.merge(LevelGatherer.from_state(json.loads(state), stream.source))
-        levels = merged.levels()
+        return merged.levels()
+
+    return guarded(group, merge)
+
+
+def freeze_design(
+    stream: BatchStream,
+    plan: DesignPlan,
+    design: DesignSettings,
+    group: Communicator,
+    shard: Sequence[Any] | None,
+    levels: dict[str, tuple[Any, ...]] | None = None,
+) -> Design:
+    """The levels pass (:func:`gather_levels`; ``levels``: those of a pass already made),
+    then the design frozen from the first batch of the data with them: the same on every
+    process."""
+    from gradfit.design import Design
+
+    order = stream.columns
+    if levels is None:
+        levels = gather_levels(
+            stream, plan.categorical, plan.numeric, design.max_levels, group, shard
+        )
+
+    def freeze() -> Design:
         batches = stream.batches(plan.numeric, plan.text, units=stream.units()[:1], raw=True)
         try:
             first = next(batches)

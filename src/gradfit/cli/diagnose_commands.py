@@ -23,6 +23,7 @@ from gradfit.outputs import check_outputs
 from gradfit.persistence import load_model
 from gradfit.report import plot_diagnostics
 from gradfit.settings import ApplySettings, ReadSettings, WeightSettings
+from gradfit.stream_anova import anova_fits
 from gradfit.streaming import use_streaming
 
 __all__ = ["add_diagnose_commands"]
@@ -147,24 +148,23 @@ def _cmd_anova(args: argparse.Namespace, out: TextIO) -> int:
             f"got {len(formulas)}"
         )
     settings = settings_from_args(ReadSettings, args)
-    if use_streaming(args.data, memory_limit=settings.memory_limit, stream=None):
-        raise DataError(
-            f"{args.data}: too large to read into memory (over --memory-limit), and anova reads "
-            "its data whole for now; raise --memory-limit, or fit a sample"
-        )
-    data = read_source(args.data)
     weights_column = settings_from_args(WeightSettings, args).weights
-    options: dict[str, Any] = {}
-    if weights_column is not None:
-        if weights_column not in data.columns:
-            raise DataError(
-                f"{data.source}: --weights column {weights_column!r} not found; available: "
-                f"{', '.join(data.columns)}"
-            )
-        options["weights"] = feature_matrix(data, [weights_column])[:, 0]
-    fits: list[OLSResult] = [
-        ols(formula, data=data, missing=args.missing, **options) for formula in formulas
-    ]
+    fits: list[OLSResult]
+    if use_streaming(args.data, None, settings):  # one pass of each formula's statistics
+        fits = anova_fits(
+            args.data, formulas, missing=args.missing, weights=weights_column, reading=settings
+        )
+    else:
+        data = read_source(args.data)
+        options: dict[str, Any] = {}
+        if weights_column is not None:
+            if weights_column not in data.columns:
+                raise DataError(
+                    f"{data.source}: --weights column {weights_column!r} not found; available: "
+                    f"{', '.join(data.columns)}"
+                )
+            options["weights"] = feature_matrix(data, [weights_column])[:, 0]
+        fits = [ols(formula, data=data, missing=args.missing, **options) for formula in formulas]
     if len(fits) == 2 and fits[0].df_resid < fits[1].df_resid:
         fits.reverse()  # the smaller model first, as R's anova(small, big)
     result: AnovaTable = anova(*fits)
@@ -224,7 +224,11 @@ def add_diagnose_commands(sub: Any) -> None:
         "anova",
         help="analysis of variance of a formula (R's anova(lm)), or F test of two nested ones",
     )
-    an.add_argument("data", help="data file (CSV, TSV, gzip, Parquet) read whole")
+    an.add_argument(
+        "data",
+        help="data file (CSV, TSV, gzip, Parquet), directory or glob: read whole, or streamed "
+        "(one pass of statistics) when larger than --memory-limit",
+    )
     an.add_argument(
         "--formula",
         action="append",
@@ -238,7 +242,7 @@ def add_diagnose_commands(sub: Any) -> None:
         default="error",
         help="a row with a missing value in a formula's column: error, or drop (na.omit)",
     )
-    add_settings_arguments(an, ReadSettings, ("memory_limit",))
+    add_settings_arguments(an, ReadSettings, ("stream", "memory_limit", "batch_rows"))
     add_settings_arguments(an, WeightSettings)
     an.add_argument("--json", action="store_true", help="print the table(s) as JSON")
     an.set_defaults(handler=_cmd_anova)
