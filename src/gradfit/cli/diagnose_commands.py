@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gradfit.cli.config_options import add_settings_arguments, settings_from_args
-from gradfit.cli.data_commands import _PLOT_SUFFIXES, EXIT_OK, _print_json
+from gradfit.cli.data_commands import _PLOT_SUFFIXES, EXIT_OK, _print_json, _warnings_to_stderr
 from gradfit.cli.data_commands import _check_output_dir as _output_path
 from gradfit.cli.options import positive_int
 from gradfit.cli.render import BytesProgress, escape, escape_report, fmt, table
@@ -137,6 +137,7 @@ def _print_top(job: Diagnostics, args: argparse.Namespace, out: TextIO) -> None:
 # ----------------------------------------------------------------------------- anova
 
 
+@_warnings_to_stderr
 def _cmd_anova(args: argparse.Namespace, out: TextIO) -> int:
     """One formula: the sequential table (R's ``anova(lm)``); two: the F test of the nested
     fits, the smaller (more residual degrees of freedom) first (R's ``anova(m1, m2)``)."""
