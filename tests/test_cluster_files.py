@@ -288,3 +288,13 @@ def test_torchrun_two_processes_as_in_memory(tmp_path: Path) -> None:
     np.testing.assert_allclose(_r_order(covariance), _cov(whole), rtol=ROADS)
     np.testing.assert_allclose(_r_order(covariance), R_COV["Day"], rtol=RTOL)
     assert document["inference"]["n_groups"] == 5
+
+
+def test_cross_validation_refuses_groups(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    model = tmp_path / "model.safetensors"
+    argv = ["fit", MTCARS, "--target", "mpg", "--features", "wt,hp", "--alpha", "cv"]
+    line = one_error_line(gradfit_cli(capsys, *argv, "--groups", "cyl", "--out", model))
+    assert "--groups (clustered standard errors) does not apply to --alpha cv" in line
+    assert not model.exists()

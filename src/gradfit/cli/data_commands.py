@@ -391,6 +391,11 @@ def _cmd_fit_cv(args: argparse.Namespace, out: TextIO) -> int:
             "--weights is not yet supported with --alpha cv; leave out --weights, or give "
             "--alpha a number"
         )
+    if settings_from_args(ClusterSettings, args).groups is not None:
+        raise ValidationError(
+            "--groups (clustered standard errors) does not apply to --alpha cv: a penalized "
+            "fit has no standard errors; leave out --groups and --cov"
+        )
     check_outputs([("--out", args.out), ("--plot", args.plot)], data=args.data, stdout=out)
     model_path = _check_output_dir(args.out, "model file")
     plot_path = _check_output_dir(args.plot, "plot") if args.plot else None
