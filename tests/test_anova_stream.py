@@ -244,3 +244,10 @@ def test_streamed_refusals_in_one_line(
 ) -> None:
     line = one_error_line(gradfit_cli(capsys, "anova", R_DATA / "airquality.csv", *extra, *SMALL))
     assert says in line, line
+
+
+def test_a_missing_weight_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    # airquality's Ozone as weights: its row 5 is NA
+    argv = ["anova", R_DATA / "airquality.csv", "--formula", "Wind ~ Temp", "--weights", "Ozone"]
+    line = one_error_line(gradfit_cli(capsys, *argv, *SMALL))
+    assert "column 'Ozone', row 5: missing or infinite weight" in line, line

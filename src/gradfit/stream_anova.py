@@ -112,13 +112,15 @@ def anova_fits(
     dropped = [0] * len(designs)
     for batch in stream.batches(read_numeric, text, raw=True):
         w_all = None
-        if weights is not None:
-            w_all = check_weight_values(
-                np.array(batch.columns[weights], dtype=np.float64),
-                str(batch.file),
-                weights,
-                batch.file_row,
-            )
+        if weights is not None:  # read raw (as the design's columns): NaN where a cell is empty
+            values = np.array(batch.columns[weights], dtype=np.float64)
+            if not bool(np.isfinite(values).all()):
+                row = int(np.argmin(np.isfinite(values)))
+                raise DataError(
+                    f"{batch.file}: column {weights!r}, row {batch.file_row + row}: missing or "
+                    f"infinite weight ({values[row]}); weights must be finite and >= 0"
+                )
+            w_all = check_weight_values(values, str(batch.file), weights, batch.file_row)
         for i, encode in enumerate(encoders):
             X, Y, kept, gone = encode(batch)
             dropped[i] += gone
