@@ -61,6 +61,7 @@ from gradfit.fitting import (
 from gradfit.inference import warn_not_estimable
 from gradfit.metrics import MetricsAccumulator, RegressionMetrics
 from gradfit.model import predict as predict_tensors
+from gradfit.observers import observing
 from gradfit.persistence import SavedModel, load_model
 from gradfit.settings import (
     DEFAULT_BATCH_ROWS,
@@ -80,6 +81,7 @@ from gradfit.settings import (
     RunSettings,
     WeightSettings,
 )
+from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
 from gradfit.streaming import Progress, fit_stream, use_streaming
@@ -132,6 +134,7 @@ def fit(
     comm: Communicator | None = None,
     notes: list[str] | None = None,
     weights: str | None = None,
+    tensorboard_dir: str | Path | None = None,
 ) -> FitReport:
     """Fit ``config.solver`` (default: ``SolverConfig()``, gd) to the columns of ``source``: a
     data file, a directory or glob of files, a built-in data set's name, or a table in memory
@@ -160,7 +163,10 @@ def fit(
     missing value in a column the model uses (R's ``na.omit``), counted in
     ``report.rows_dropped`` and the model file. ``weights``: the name of a column of row
     weights (:class:`~gradfit.settings.WeightSettings`): weighted least squares on every road,
-    as R's ``lm(weights = w)``; the column is never a feature.
+    as R's ``lm(weights = w)``; the column is never a feature. ``tensorboard_dir``: a
+    directory (created) where each epoch's loss, learning rate, rows per second and validation
+    R² are written for TensorBoard (gd, sgd; rank 0 of a group; needs ``gradfit[tensorboard]``:
+    :mod:`gradfit.observers`).
 
     Returns
     -------
@@ -193,34 +199,42 @@ def fit(
     streamed = use_streaming(
         data, config, reading, group=comm is not None, checkpoint=checkpoint is not None
     )
-    if not streamed:
-        return fit_data(
+    watching = observing(
+        callback,
+        tensorboard_dir,
+        iterative=registry.get(config.solver).iterative,
+        solver=config.solver,
+        main=comm is None or comm.rank == 0,
+    )
+    with watching as watch:
+        if not streamed:
+            return fit_data(
+                data,
+                targets,
+                features,
+                config,
+                run=run,
+                design=design,
+                callback=watch,
+                memory_limit=memory_limit,
+                weighting=weighting,
+            )
+        return fit_stream(
             data,
             targets,
             features,
             config,
+            reading=reading,
             run=run,
+            checkpointing=checkpointing,
             design=design,
-            callback=callback,
-            memory_limit=memory_limit,
+            callback=watch,
+            progress=progress,
+            sample_rows=sample_rows,
+            comm=comm,
+            notes=notes,
             weighting=weighting,
         )
-    return fit_stream(
-        data,
-        targets,
-        features,
-        config,
-        reading=reading,
-        run=run,
-        checkpointing=checkpointing,
-        design=design,
-        callback=callback,
-        progress=progress,
-        sample_rows=sample_rows,
-        comm=comm,
-        notes=notes,
-        weighting=weighting,
-    )
 
 
 # ----------------------------------------------------------------------------- sources
