@@ -207,7 +207,8 @@ class LogLines:
     ) -> None:
         self.enabled, self.every, self.max_epochs, self.desc = enabled, every, max_epochs, desc
         self.file, self.clock = file, clock
-        self.started = self.pass_started = clock()
+        self.started = clock()
+        self.pass_first = (self.started, 0, 0)  # (time, bytes, rows) at a pass's first batch
         self.last_written: float | None = None
         self.pending: str | None = None  # the latest line not written
         self.pending_epoch = False  # whether it is an epoch's
@@ -223,28 +224,34 @@ class LogLines:
         self.epochs += 1
         self.epoch_seconds += info.seconds
         self.last_epoch = info
-        self._offer(self._epoch_line(info, final=False), epoch=True)
+        line = self._epoch_line(info, final=False)
+        if self.epochs == 1:  # the first epoch's line, whenever the last reading line was
+            self._write(line)
+            self.last_written = self.clock()
+        else:
+            self._offer(line, epoch=True)
 
     def reading(self, done: int, total: int, rows: int) -> None:
         if not self.enabled:
             return
         now = self.clock()
-        if done < self.done or self.passes == 0:
+        if done < self.done or self.passes == 0:  # a new pass: measured from its first batch
             self.passes += 1
-            if self.passes > 1:
-                self.pass_started = now
+            self.pass_first = (now, done, rows)
         self.done = done
-        elapsed = now - self.pass_started
+        t0, done0, rows0 = self.pass_first
+        elapsed = now - t0
         parts = [f"{self.desc}: reading (pass {self.passes}):"]
         if total > 0:
             parts.append(f"{100 * done / total:.0f}% of {_bytes(total)},")
         parts.append(f"{rows:,} rows")
-        if elapsed > 0 and done > 0:
+        if elapsed > 0 and done > done0:
             parts[-1] += ","
-            parts.append(f"{rows / elapsed:,.0f} rows/s")
-            if 0 < done < total:
+            parts.append(f"{(rows - rows0) / elapsed:,.0f} rows/s")
+            if done < total:
+                left = elapsed * (total - done) / (done - done0)
                 parts[-1] += ","
-                parts.append(f"about {duration(elapsed * (total - done) / done)} left in this pass")
+                parts.append(f"about {duration(left)} left in this pass")
         self._offer(" ".join(parts), epoch=False)
 
     def drop(self) -> None:
