@@ -27,6 +27,7 @@ from cli_helpers import gradfit_cli, ok, one_error_line
 import gradfit
 from gradfit.cli.render import LogLines, duration
 from gradfit.errors import DataError, GradfitError, ValidationError
+from gradfit.estimator import GradientDescentRegressor
 from gradfit.observers import TAGS, Observers
 from gradfit.persistence import load_model
 from gradfit.solvers.config import SolverConfig
@@ -161,6 +162,20 @@ def test_tensorboard_adds_its_own_file_beside_others(tmp_path: Path, data: Path)
     gradfit.fit(data, ["y"], config=SolverConfig(max_epochs=5), tensorboard_dir=board)
     assert (board / "README").read_text() == "runs of the week\n"
     assert len(scalars(board)[TAGS["loss"]]) == 5
+
+
+def test_the_estimator_writes_its_epochs_too(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    y = X @ [1.0, -2.0, 0.5] + rng.normal(size=400) * 0.1
+    board = tmp_path / "est"
+    reg = GradientDescentRegressor(
+        solver="sgd", max_epochs=12, tol=None, random_state=0, tensorboard_dir=board
+    ).fit(X, y)
+    assert reg.get_params()["tensorboard_dir"] == board
+    assert [v for _, v in scalars(board)[TAGS["loss"]]] == f32(reg.loss_curve_)
+    with pytest.raises(ValidationError, match="solver 'lstsq' has none"):
+        GradientDescentRegressor(solver="lstsq", tensorboard_dir=board).fit(X, y)
 
 
 def test_cli_tensorboard(capsys: pytest.CaptureFixture[str], tmp_path: Path, data: Path) -> None:

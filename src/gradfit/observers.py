@@ -18,6 +18,7 @@ with early stopping, ``validation/r2`` (TensorBoard stores them as float32).
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,7 +81,7 @@ class Observers:
             raise failure
 
 
-def check_tensorboard(directory: str | Path) -> Path:
+def check_tensorboard(directory: str | os.PathLike[str]) -> Path:
     """``directory`` checked before a fit starts: not an existing file (TensorBoard writes new
     event files into a directory, created when missing, and never into another file), and the
     tensorboard package installed (else one line: install the extra)."""
@@ -102,7 +103,7 @@ class TensorBoardObserver:
     """Each epoch's scalars (:data:`TAGS`) into a new event file in ``directory`` (created),
     through :class:`torch.utils.tensorboard.SummaryWriter`; flushed and closed by ``close()``."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
         path = check_tensorboard(directory)
         from torch.utils.tensorboard import SummaryWriter
 
@@ -127,7 +128,7 @@ class TensorBoardObserver:
 @contextmanager
 def observing(
     callback: Callback | None,
-    tensorboard_dir: str | Path | None,
+    tensorboard_dir: str | os.PathLike[str] | None,
     *,
     iterative: bool,
     solver: str,
