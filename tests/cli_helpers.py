@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,18 @@ REGION_NOTE = (
 class Run:
     code: int
     out: str
-    err: str
+    err: str  # stderr without the progress log lines
+    log: str = ""  # the progress log lines (stderr is not a terminal here: LOG_LINE)
+
+
+# `gradfit fit`'s progress lines when stderr is not a terminal (gradfit.cli.render.LogLines),
+# tested in test_observe.py; the other tests read stderr without them.
+LOG_LINE = re.compile(r"^gradfit: fit [\w-]+: (epoch|ended at|reading) .*\n", re.MULTILINE)
+
+
+def split_log(err: str) -> tuple[str, str]:
+    """stderr as (its other lines, its progress log lines)."""
+    return LOG_LINE.sub("", err), "".join(m.group(0) for m in LOG_LINE.finditer(err))
 
 
 def gradfit_cli(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> Run:
@@ -52,7 +64,7 @@ def gradfit_cli(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> Run:
         assert isinstance(exc.code, int)
         code = exc.code
     captured = capsys.readouterr()
-    return Run(code, captured.out, captured.err)
+    return Run(code, captured.out, *split_log(captured.err))
 
 
 def ok(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> Run:

@@ -46,6 +46,7 @@ def test_all_is_exact_and_importable() -> None:
         "outputs",
         "design",
         "diagnostics",
+        "observers",
     }
     assert set(gradfit.__all__) - {"__version__"} == (public - modules) | {
         "GradientDescentRegressor"

@@ -234,12 +234,13 @@ def test_lstsq_with_alpha_is_closed_form_ridge(
 
 
 @pytest.mark.parametrize(
-    ("tty", "flags", "shown"),
+    ("tty", "flags", "shown", "logged"),
     [
-        (False, [], False),
-        (True, [], True),
-        (True, ["--quiet"], False),
-        (True, ["--json"], False),
+        (False, [], False, True),  # a batch job: log lines instead (test_observe.py)
+        (False, ["--quiet"], False, False),
+        (True, [], True, False),
+        (True, ["--quiet"], False, False),
+        (True, ["--json"], False, False),
     ],
 )
 def test_progress_bar_only_on_a_terminal(
@@ -249,6 +250,7 @@ def test_progress_bar_only_on_a_terminal(
     tty: bool,
     flags: list[str],
     shown: bool,
+    logged: bool,
 ) -> None:
     capsys.readouterr()
     monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
@@ -266,6 +268,10 @@ def test_progress_bar_only_on_a_terminal(
         assert "fit gd" in run.err and "epoch" in run.err
     else:
         assert run.err == ""
+    assert bool(run.log) is logged
+    if logged:  # the first epoch and the end
+        assert run.log.startswith("gradfit: fit gd: epoch 1/1000, loss ")
+        assert run.log.splitlines()[-1].startswith("gradfit: fit gd: ended at epoch ")
 
 
 # ---------------------------------------------------------------------------------------------

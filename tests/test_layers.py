@@ -52,6 +52,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("gradfit.persistence", "gradfit.design"): (
         "formulaic and pandas, for a model fitted from a formula or categoricals only: 0.7 s"
     ),
+    ("gradfit.observers", "torch.utils.tensorboard"): (
+        "the optional [tensorboard] extra, for --tensorboard only: 0.29 s"
+    ),
     ("gradfit.report", "matplotlib.figure"): "the optional [plot] extra: 0.42 s",
     ("gradfit.report", "matplotlib.backends.backend_agg"): "the optional [plot] extra: 0.27 s",
     ("gradfit.solvers.compiled", "gradfit.solvers.numba_epoch"): (

@@ -61,6 +61,7 @@ from gradfit.fitting import (
 from gradfit.inference import warn_not_estimable
 from gradfit.metrics import MetricsAccumulator, RegressionMetrics
 from gradfit.model import predict as predict_tensors
+from gradfit.observers import observing
 from gradfit.persistence import SavedModel, load_model
 from gradfit.settings import (
     DEFAULT_BATCH_ROWS,
@@ -82,6 +83,7 @@ from gradfit.settings import (
     RunSettings,
     WeightSettings,
 )
+from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
 from gradfit.streaming import Progress, fit_stream, use_streaming
@@ -136,6 +138,7 @@ def fit(
     weights: str | None = None,
     groups: str | None = None,
     max_groups: int = DEFAULT_MAX_GROUPS,
+    tensorboard_dir: str | Path | None = None,
 ) -> FitReport:
     """Fit ``config.solver`` (default: ``SolverConfig()``, gd) to the columns of ``source``: a
     data file, a directory or glob of files, a built-in data set's name, or a table in memory
@@ -169,6 +172,10 @@ def fit(
     clustered standard errors (CR1, as ``sandwich::vcovCL`` and statsmodels), from the rows in
     memory or from per-group sums in one more pass over a stream, merged over a group of
     processes; at most ``max_groups`` groups (:class:`~gradfit.settings.ClusterSettings`).
+    ``tensorboard_dir``: a
+    directory (created) where each epoch's loss, learning rate, rows per second and validation
+    R² are written for TensorBoard (gd, sgd; rank 0 of a group; needs ``gradfit[tensorboard]``:
+    :mod:`gradfit.observers`).
 
     Returns
     -------
@@ -202,36 +209,44 @@ def fit(
     streamed = use_streaming(
         data, config, reading, group=comm is not None, checkpoint=checkpoint is not None
     )
-    if not streamed:
-        return fit_data(
+    watching = observing(
+        callback,
+        tensorboard_dir,
+        iterative=registry.get(config.solver).iterative,
+        solver=config.solver,
+        main=comm is None or comm.rank == 0,
+    )
+    with watching as watch:
+        if not streamed:
+            return fit_data(
+                data,
+                targets,
+                features,
+                config,
+                run=run,
+                design=design,
+                callback=watch,
+                memory_limit=memory_limit,
+                weighting=weighting,
+                clustering=clustering,
+            )
+        return fit_stream(
             data,
             targets,
             features,
             config,
+            reading=reading,
             run=run,
+            checkpointing=checkpointing,
             design=design,
-            callback=callback,
-            memory_limit=memory_limit,
+            callback=watch,
+            progress=progress,
+            sample_rows=sample_rows,
+            comm=comm,
+            notes=notes,
             weighting=weighting,
             clustering=clustering,
         )
-    return fit_stream(
-        data,
-        targets,
-        features,
-        config,
-        reading=reading,
-        run=run,
-        checkpointing=checkpointing,
-        design=design,
-        callback=callback,
-        progress=progress,
-        sample_rows=sample_rows,
-        comm=comm,
-        notes=notes,
-        weighting=weighting,
-        clustering=clustering,
-    )
 
 
 # ----------------------------------------------------------------------------- sources

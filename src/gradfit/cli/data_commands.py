@@ -26,9 +26,19 @@ from gradfit.cli.config_options import (
 )
 from gradfit.cli.options import (
     confidence_level,
+    non_negative_float,
     timeout_seconds,
 )
-from gradfit.cli.render import BytesProgress, Progress, escape, escape_report, fmt, table
+from gradfit.cli.render import (
+    DEFAULT_LOG_EVERY,
+    BytesProgress,
+    LogLines,
+    Progress,
+    escape,
+    escape_report,
+    fmt,
+    table,
+)
 from gradfit.cv_fit import fit_cv
 from gradfit.data import table_to_csv_text, write_table_batches
 from gradfit.distributed import DEFAULT_TIMEOUT, from_environment, launched, shutdown
@@ -42,6 +52,7 @@ from gradfit.errors import (
 from gradfit.fitting import FitReport, clusters_problem, inference_problem
 from gradfit.inference import preload_distributions
 from gradfit.jobs import evaluate, fit, predict_batches
+from gradfit.observers import Observers, check_tensorboard
 from gradfit.outputs import check_checkpoint_target, check_outputs
 from gradfit.persistence import load_model, save_model
 from gradfit.report import plot_cv, plot_training
@@ -117,7 +128,14 @@ def _emit_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     if _cross_validated(args):  # --alpha cv: the one branch to cross-validation
+        if args.tensorboard is not None:
+            raise ValidationError(
+                "--tensorboard records each epoch; --alpha cv has none (one pass, then the "
+                "path of penalties): leave out --tensorboard"
+            )
         return _cmd_fit_cv(args, out)
+    if args.tensorboard is not None:
+        check_tensorboard(args.tensorboard)  # before anything is read: one line, exit 2
     reading = settings_from_args(ReadSettings, args)
     run = settings_from_args(RunSettings, args)
     checkpointing = settings_from_args(CheckpointSettings, args)
@@ -202,10 +220,19 @@ def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
     notes: list[str] = []
     bar = Progress(config.max_epochs, show and spec.iterative, f"fit {config.solver}")
     reading = BytesProgress(show, "read")
+    # A batch job (stderr not a terminal): a line now and then instead of the bars.
+    logging = main_rank and not args.quiet and not sys.stderr.isatty()
+    lines = LogLines(logging, args.log_every, config.max_epochs, f"fit {config.solver}")
+
+    def on_read(done: int, total: int, rows: int) -> None:
+        reading(done, total, rows)
+        lines.reading(done, total, rows)
 
     def on_epoch(info: EpochInfo) -> None:
-        reading.close()
-        bar.update(info.loss)
+        reading.close()  # the first epoch ends the reading bar
+
+    watch = Observers(on_epoch, bar, lines)  # the epoch observers (gradfit.observers)
+    fitted = False
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -216,15 +243,17 @@ def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
                 args.features,
                 config,
                 **as_keywords(plan.reading, plan.run, plan.checkpointing, plan.design),
-                callback=on_epoch,
-                progress=reading,
+                callback=watch,
+                progress=on_read,
                 sample_rows=_PLOT_SAMPLE if plot_path is not None and main_rank else 0,
                 comm=comm,
                 notes=notes,
                 weights=settings_from_args(WeightSettings, args).weights,
                 groups=plan.clustering.groups,
                 max_groups=plan.clustering.max_groups,
+                tensorboard_dir=args.tensorboard,
             )
+            fitted = True
         except DivergenceError as exc:
             hint = " or --standardize" if not config.standardize else ""
             bound = exc.stable_lr
@@ -235,7 +264,9 @@ def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
             ) from None
         finally:
             reading.close()
-            bar.close()
+            if not fitted:
+                lines.drop()  # the error line says what happened
+            watch.close()
             if main_rank and not args.quiet:
                 for note in notes:
                     print(f"gradfit: note: {escape(note)}", file=sys.stderr)
@@ -802,7 +833,22 @@ def add_data_commands(sub: Any) -> None:
     add_settings_arguments(fit, WeightSettings)
     add_settings_arguments(fit, ClusterSettings)
     add_settings_arguments(fit.add_argument_group("--alpha cv (cross-validation)"), CVSettings)
-    fit.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
+    fit.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="write each epoch's loss, learning rate, rows per second and validation R² for "
+        "TensorBoard into DIR (created; gd and sgd; needs pip install 'gradfit[tensorboard]')",
+    )
+    fit.add_argument(
+        "--log-every",
+        type=non_negative_float,
+        default=DEFAULT_LOG_EVERY,
+        metavar="SECONDS",
+        help="when stderr is not a terminal (a batch job): a progress line (epoch, loss, rows "
+        "per second, time left) at most every SECONDS, and a first and a last one "
+        f"({DEFAULT_LOG_EVERY:g})",
+    )
+    fit.add_argument("--quiet", action="store_true", help="no progress bar, log lines or warnings")
     fit.add_argument("--json", action="store_true", help="print the summary as JSON")
     fit.set_defaults(handler=_cmd_fit)
 

@@ -1,16 +1,33 @@
-"""Terminal rendering: number formats, plain tables, progress bars."""
+"""Terminal rendering: number formats, plain tables, progress bars, log lines."""
 
 from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 import torch
 from tqdm import tqdm
 
-__all__ = ["BytesProgress", "Progress", "escape", "escape_report", "fmt", "matrix", "table"]
+if TYPE_CHECKING:
+    from gradfit.solvers.interfaces import EpochInfo
+
+__all__ = [
+    "DEFAULT_LOG_EVERY",
+    "BytesProgress",
+    "LogLines",
+    "Progress",
+    "duration",
+    "escape",
+    "escape_report",
+    "fmt",
+    "matrix",
+    "table",
+]
+
+DEFAULT_LOG_EVERY = 30.0  # seconds between two log lines (--log-every)
 
 
 def fmt(value: float, digits: int = 6) -> str:
@@ -88,6 +105,10 @@ class Progress:
         if enabled:
             self._bar = tqdm(total=total, desc=desc, unit="epoch", leave=False, file=sys.stderr)
 
+    def __call__(self, info: EpochInfo) -> None:
+        """An epoch observer (:mod:`gradfit.observers`): one step of the bar."""
+        self.update(info.loss)
+
     def update(self, loss: float) -> None:
         if self._bar is not None:
             self._bar.update(1)
@@ -134,3 +155,151 @@ class BytesProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` for a person: 0.4s, 42s, 3m05s, 2h03m."""
+    if seconds < 9.95:
+        return f"{max(0.0, seconds):.1f}s"
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} TB"
+
+
+class LogLines:
+    """Progress as lines for a log (a batch job: stderr not a terminal), or nothing.
+
+    An epoch observer (:mod:`gradfit.observers`) and a reading-progress callback
+    (``reading(bytes done, total bytes, rows)``, a streamed fit's passes over its files). The
+    first epoch gives a line at once (reading gives its first once ``every`` seconds have
+    passed), then at most one line every ``every`` seconds of ``clock``; ``close()`` gives the
+    last (so that a short job says how it ended), ``drop()`` nothing more (a failed fit: its
+    error says why). An epoch's line::
+
+        gradfit: fit gd: epoch 40/1000, loss 0.0123, lr 0.1, validation R2 0.95,
+            1,234,567 rows/s, at most 2m03s left
+
+    (one line): the time left is the epochs still allowed times the mean epoch so far (a fit
+    that converges stops sooner); rows per second are the training rows of an epoch over its
+    time. A pass's line: ``gradfit: fit gd: reading (pass 1): 45% of 2.1 GB, 300,000 rows,
+    1,234,567 rows/s, about 20s left in this pass``."""
+
+    def __init__(
+        self,
+        enabled: bool,
+        every: float,
+        max_epochs: int,
+        desc: str,
+        *,
+        file: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.enabled, self.every, self.max_epochs, self.desc = enabled, every, max_epochs, desc
+        self.file, self.clock = file, clock
+        self.started = clock()
+        self.pass_first = (self.started, 0, 0)  # (time, bytes, rows) at a pass's first batch
+        self.last_written: float | None = None
+        self.pending: str | None = None  # the latest line not written
+        self.pending_epoch = False  # whether it is an epoch's
+        self.epoch_seconds = 0.0
+        self.epochs = 0
+        self.last_epoch: EpochInfo | None = None
+        self.done = -1
+        self.passes = 0
+
+    def __call__(self, info: EpochInfo) -> None:
+        if not self.enabled:
+            return
+        self.epochs += 1
+        self.epoch_seconds += info.seconds
+        self.last_epoch = info
+        line = self._epoch_line(info, final=False)
+        if self.epochs == 1:  # the first epoch's line, whenever the last reading line was
+            self._write(line)
+            self.last_written = self.clock()
+        else:
+            self._offer(line, epoch=True)
+
+    def reading(self, done: int, total: int, rows: int) -> None:
+        if not self.enabled:
+            return
+        now = self.clock()
+        if done < self.done or self.passes == 0:  # a new pass: measured from its first batch
+            self.passes += 1
+            self.pass_first = (now, done, rows)
+        self.done = done
+        t0, done0, rows0 = self.pass_first
+        elapsed = now - t0
+        parts = [f"{self.desc}: reading (pass {self.passes}):"]
+        if total > 0:
+            parts.append(f"{100 * done / total:.0f}% of {_bytes(total)},")
+        parts.append(f"{rows:,} rows")
+        if elapsed > 0 and done > done0:
+            parts[-1] += ","
+            parts.append(f"{(rows - rows0) / elapsed:,.0f} rows/s")
+            if done < total:
+                left = elapsed * (total - done) / (done - done0)
+                parts[-1] += ","
+                parts.append(f"about {duration(left)} left in this pass")
+        self._offer(" ".join(parts), epoch=False)
+
+    def drop(self) -> None:
+        """Nothing more to write: the fit failed, and its error line says why."""
+        self.enabled = False
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        if self.last_epoch is not None:
+            self.pending = self._epoch_line(self.last_epoch, final=True)
+        if self.pending is not None:
+            self._write(self.pending)
+
+    def _epoch_line(self, info: EpochInfo, *, final: bool) -> str:
+        parts = [
+            f"epoch {info.epoch}/{self.max_epochs}",
+            f"loss {fmt(info.loss, 4)}",
+            f"lr {fmt(info.learning_rate, 3)}",
+        ]
+        if info.validation_score is not None:
+            parts.append(f"validation R2 {fmt(info.validation_score, 4)}")
+        if info.rows_per_second is not None:
+            parts.append(f"{info.rows_per_second:,.0f} rows/s")
+        if final:
+            parts.append(f"{duration(self.clock() - self.started)} in all")
+            return f"{self.desc}: ended at " + ", ".join(parts)
+        left = self.max_epochs - info.epoch
+        if left > 0 and self.epochs:
+            parts.append(f"at most {duration(left * self.epoch_seconds / self.epochs)} left")
+        return f"{self.desc}: " + ", ".join(parts)
+
+    def _offer(self, line: str, *, epoch: bool) -> None:
+        """Write ``line`` if the last line is ``every`` seconds old, else keep it for later. An
+        epoch's line not yet written goes before any reading line (sgd's passes are epochs:
+        the loss is what a log must show)."""
+        if not epoch and self.pending is not None and self.pending_epoch:
+            line, epoch = self.pending, True
+        now = self.clock()
+        last = self.last_written
+        if last is None and not epoch:
+            last = self.started  # the first line is an epoch's, or one after `every` seconds
+        if last is None or now - last >= self.every:
+            self._write(line)
+            self.last_written = now
+        else:
+            self.pending, self.pending_epoch = line, epoch
+
+    def _write(self, line: str) -> None:
+        print(f"gradfit: {escape(line)}", file=self.file or sys.stderr, flush=True)
+        self.pending, self.pending_epoch = None, False

@@ -42,6 +42,7 @@ the :class:`~gradfit.solvers.result.FitResult` of the last good epoch.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -358,7 +359,9 @@ def run_on(
     good = (state.weight.clone(), state.bias.clone())
     for _ in range(n_epochs):
         lr = scheduled_lr(state.learning_rate, state.epoch, cfg)
+        started = time.perf_counter()
         loss = epoch(lr)
+        seconds = time.perf_counter() - started
         state.epoch += 1
         finite = bool(torch.isfinite(state.weight).all())
         if state.divergence.diverged(loss, lr, finite=finite):
@@ -374,7 +377,7 @@ def run_on(
             if state.early.best_epoch == state.epoch:  # kept however training stops
                 state.best_weight, state.best_bias = good
         if callback is not None:
-            callback(EpochInfo(state.epoch, n_epochs, loss, lr, score))
+            callback(EpochInfo(state.epoch, n_epochs, loss, lr, score, int(n_rows or 0), seconds))
         if not stop_early or cfg.tol is None:
             if checkpoint is not None:
                 checkpoint.save(state, False, False)

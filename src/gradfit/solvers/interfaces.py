@@ -29,13 +29,23 @@ __all__ = [
 
 @dataclass(frozen=True)
 class EpochInfo:
-    """What a progress callback receives after each epoch (epoch counted from 1)."""
+    """What a progress callback (an epoch observer: :mod:`gradfit.observers`) receives after
+    each epoch (epoch counted from 1): the training loss, the step's learning rate, the
+    validation R² (mean over the targets) when early stopping holds rows out, the rows one epoch
+    steps over (every process's: the training rows) and the epoch's wall time in seconds."""
 
     epoch: int
     max_epochs: int
     loss: float
     learning_rate: float
     validation_score: float | None = None
+    rows: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float | None:
+        """The epoch's speed in training rows per second (None when it was not timed)."""
+        return self.rows / self.seconds if self.rows and self.seconds > 0 else None
 
 
 Callback = Callable[[EpochInfo], None]
