@@ -19,12 +19,14 @@ import contextlib
 import os
 import re
 import secrets
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from gradfit.errors import DataError, GradfitError
+from gradfit.storage import RemotePath, as_path, is_remote, write_whole
 
 __all__ = ["atomic_write", "remove_stale_temporaries", "temporary_path"]
 
@@ -37,6 +39,10 @@ def temporary_path(target: Path) -> Path:
     """A fresh name for a temporary file beside ``target`` (see the module doc): hidden, with
     this process's id, so that :func:`remove_stale_temporaries` can tell a live writer's
     temporary from one left by a killed process."""
+    if is_remote(target):  # staged locally, then uploaded whole by atomic_write
+        return (
+            Path(tempfile.gettempdir()) / f".{target.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp"
+        )
     return target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp"
 
 
@@ -81,6 +87,11 @@ def atomic_write(
     >>> f.read_bytes()
     b'all or nothing'
     """
+    if is_remote(path):  # an object in a store: uploaded whole, then moved into place
+        remote = as_path(path)
+        assert isinstance(remote, RemotePath)
+        write_whole(remote, write, error)
+        return
     given = Path(path)
     if not given.parent.exists():
         raise error(
@@ -128,7 +139,9 @@ def remove_stale_temporaries(path: str | Path) -> int:
     the file whose writer ``pid`` no longer runs (see the module doc), and the names of earlier
     gradfit versions (``.{name}.{12 hex digits}.tmp``, no writer named: always stale).
     :func:`atomic_write` calls it before each write; a run that resumes (``--resume``) too.
-    Returns how many were removed."""
+    Returns how many were removed (none in an object store: its writers cannot be probed)."""
+    if is_remote(path):
+        return 0
     target = Path(os.path.realpath(Path(path)))
     pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:([0-9]+)-)?[0-9a-f]{{12}}\.tmp")
     removed = 0

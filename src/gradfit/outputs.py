@@ -24,6 +24,7 @@ from gradfit.data.stream import expand_source
 from gradfit.datasets import BUILTIN_DATASETS
 from gradfit.errors import DataError
 from gradfit.file_kinds import kind_of
+from gradfit.storage import as_path, is_remote, same_object
 
 __all__ = ["check_checkpoint_target", "check_outputs", "data_files"]
 
@@ -116,7 +117,11 @@ def check_outputs(
 
 def _key(path: str | Path) -> _Key | None:
     """What identifies a file to be written: its device and inode when it exists, else its
-    real path; None for a character device (nothing to destroy)."""
+    real path; None for a character device (nothing to destroy). An object in a store: its
+    URI."""
+    remote = same_object(path)
+    if remote is not None:
+        return remote
     try:
         info = os.stat(path)
     except OSError:
@@ -129,7 +134,7 @@ def _key(path: str | Path) -> _Key | None:
 def _existing_key(path: str | Path) -> _Key | None:
     """The device and inode of an existing file that is not a character device, else None."""
     key = _key(path)
-    return key if key is not None and key[0] == "inode" else None
+    return key if key is not None and key[0] in ("inode", "uri") else None
 
 
 def _descriptor_key(file: object) -> _Key | None:
@@ -156,7 +161,7 @@ def check_checkpoint_target(option: str, path: str, *, resume: bool) -> None:
         One line naming the path and what to do.
     """
     try:
-        info = os.stat(path)
+        info = as_path(path).stat() if is_remote(path) else os.stat(path)
     except OSError:
         return  # nothing there yet (or unreadable: the write will say so)
     if not stat.S_ISREG(info.st_mode):
