@@ -299,6 +299,85 @@ def test_plot_to_the_store(
     assert s3.get(bucket, "plots/fit.png").startswith(b"\x89PNG\r\n\x1a\n")
 
 
+def test_diagnose_reads_the_model_and_data_from_the_store_and_writes_there(
+    s3: S3Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """diagnose --out and --plot go through the same writer: the same bytes as on disk."""
+    pytest.importorskip("matplotlib")
+    bucket = s3.bucket()
+    data = _csv_bytes(tmp_path)
+    (tmp_path / "d.csv").write_bytes(data)
+    uri = s3.put(bucket, "d.csv", data)
+    model = f"s3://{bucket}/m.safetensors"
+    ok(
+        capsys,
+        "fit",
+        uri,
+        "--target",
+        "apples",
+        "--features",
+        "temp,rainfall,humidity",
+        "--solver",
+        "lstsq",
+        "--out",
+        model,
+    )
+    local_model = _download(s3, bucket, "m.safetensors", tmp_path / "m.safetensors")
+    ok(capsys, "diagnose", local_model, tmp_path / "d.csv", "--out", tmp_path / "diag.csv")
+    ok(
+        capsys,
+        "diagnose",
+        model,
+        uri,
+        "--out",
+        f"s3://{bucket}/diag.csv",
+        "--plot",
+        f"s3://{bucket}/diag.png",
+    )
+    assert s3.get(bucket, "diag.csv") == (tmp_path / "diag.csv").read_bytes()
+    assert s3.get(bucket, "diag.png").startswith(b"\x89PNG")
+
+
+def test_file_uris_are_local_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """file:///path reads and writes the local file, with every local check: an output that
+    is an input (named once as a URI, once plainly) is refused."""
+    data = tmp_path / "d.csv"
+    data.write_bytes(_csv_bytes(tmp_path))
+    ok(capsys, "fit", data, *TARGETS, "--solver", "lstsq", "--out", tmp_path / "a.safetensors")
+    ok(
+        capsys,
+        "fit",
+        data.as_uri(),
+        *TARGETS,
+        "--solver",
+        "lstsq",
+        "--out",
+        (tmp_path / "b.safetensors").as_uri(),
+    )
+    _same_model(tmp_path / "a.safetensors", tmp_path / "b.safetensors")
+    ok(
+        capsys,
+        "predict",
+        (tmp_path / "b.safetensors").as_uri(),
+        data.as_uri(),
+        "--out",
+        (tmp_path / "p.csv").as_uri(),
+    )
+    assert (tmp_path / "p.csv").read_text().startswith("apples")
+    line = one_error_line(gradfit_cli(capsys, "fit", data, *TARGETS, "--out", data.as_uri()))
+    assert f"--out {data.as_uri()}: is the data file {data}" in line
+    assert not (tmp_path / "file:").exists()
+
+
+def test_hdfs_without_java_is_one_line() -> None:
+    """This pyarrow has HDFS, but the machine has no Java: one line saying what HDFS needs."""
+    with pytest.raises(DataError) as caught:
+        storage.as_path("hdfs://namenode:8020/data/d.csv").stat()
+    message = str(caught.value)
+    assert message.startswith("hdfs://namenode:8020/data/d.csv: ") and "\n" not in message
+    assert "HDFS needs Java and Hadoop's libhdfs" in message
+
+
 def test_a_failed_write_leaves_no_object_and_the_old_one_whole(s3: S3Server) -> None:
     bucket = s3.bucket()
     target = f"s3://{bucket}/m.bin"

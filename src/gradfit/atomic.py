@@ -92,7 +92,7 @@ def atomic_write(
         assert isinstance(remote, RemotePath)
         write_whole(remote, write, error)
         return
-    given = Path(path)
+    given = as_path(path)  # a file:// URI is its local path
     if not given.parent.exists():
         raise error(
             f"{path}: cannot write: directory '{given.parent}' does not exist; create it first"
@@ -142,7 +142,7 @@ def remove_stale_temporaries(path: str | Path) -> int:
     Returns how many were removed (none in an object store: its writers cannot be probed)."""
     if is_remote(path):
         return 0
-    target = Path(os.path.realpath(Path(path)))
+    target = Path(os.path.realpath(as_path(path)))
     pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:([0-9]+)-)?[0-9a-f]{{12}}\.tmp")
     removed = 0
     with contextlib.suppress(OSError), os.scandir(target.parent) as entries:

@@ -122,6 +122,7 @@ def _key(path: str | Path) -> _Key | None:
     remote = same_object(path)
     if remote is not None:
         return remote
+    path = as_path(path)  # a file:// URI is its local path
     try:
         info = os.stat(path)
     except OSError:
@@ -161,7 +162,8 @@ def check_checkpoint_target(option: str, path: str, *, resume: bool) -> None:
         One line naming the path and what to do.
     """
     try:
-        info = as_path(path).stat() if is_remote(path) else os.stat(path)
+        file = as_path(path)  # a file:// URI is its local path
+        info = file.stat() if is_remote(file) else os.stat(file)
     except OSError:
         return  # nothing there yet (or unreadable: the write will say so)
     if not stat.S_ISREG(info.st_mode):

@@ -173,12 +173,23 @@ class RemotePath(PosixPath):
         return _filesystem(self)
 
     def info(self) -> Any:
-        """pyarrow's FileInfo for the object (its type NotFound when there is none)."""
+        """pyarrow's FileInfo for the object (its type NotFound when there is none). What was
+        found is kept for this Path's life (a listing fills it in too): reading one object
+        asks about it a dozen times (is it a directory, its size, ...), each a round trip to
+        the store; what was not found is asked again."""
+        import pyarrow.fs as pafs
+
+        known = self.__dict__.get("_info")
+        if known is not None:
+            return known
         fs = self.filesystem()
         try:
-            return fs.get_file_info(self.store_path())
+            found = fs.get_file_info(self.store_path())
         except (OSError, ValueError) as exc:
             raise store_error(self, exc) from None
+        if found.type != pafs.FileType.NotFound:
+            self.__dict__["_info"] = found
+        return found
 
     def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
         import pyarrow.fs as pafs
@@ -292,7 +303,15 @@ def list_directory(path: RemotePath) -> list[RemotePath]:
         infos = fs.get_file_info(selector)
     except (OSError, ValueError) as exc:
         raise store_error(path, exc) from None
-    return [path / info.base_name for info in infos if info.type == pafs.FileType.File]
+    return [
+        _known(path / info.base_name, info) for info in infos if info.type == pafs.FileType.File
+    ]
+
+
+def _known(path: RemotePath, info: Any) -> RemotePath:
+    """``path`` with its FileInfo from a listing kept (see :meth:`RemotePath.info`)."""
+    path.__dict__["_info"] = info
+    return path
 
 
 def glob(pattern: str) -> list[RemotePath]:
@@ -323,7 +342,7 @@ def glob(pattern: str) -> list[RemotePath]:
             continue
         relative = info.path[len(prefix) :]
         if matcher.fullmatch(relative):
-            found.append(base / relative)
+            found.append(_known(base / relative, info))
     return found
 
 
@@ -411,6 +430,7 @@ def write_whole(
 
     fs = path.filesystem()
     target = path.store_path()
+    path.__dict__.pop("_info", None)  # about to change
     try:
         info = fs.get_file_info(target)
     except (OSError, ValueError) as exc:
@@ -487,8 +507,8 @@ def store_error(path: RemotePath, exc: BaseException, *, writing: bool = False) 
         return DataError(f"{path}: cannot reach the store{env} ({_short(message)})")
     if "LIBJVM" in upper or "LIBHDFS" in upper or "JAVA" in upper:
         return DataError(
-            f"{path}: HDFS needs Java and Hadoop's libhdfs (set JAVA_HOME, HADOOP_HOME and "
-            f"CLASSPATH) ({_short(message)})"
+            f"{path}: HDFS needs Java and Hadoop's libhdfs, which this machine lacks (set "
+            "JAVA_HOME, HADOOP_HOME and CLASSPATH, or ARROW_LIBHDFS_DIR)"
         )
     verb = "write" if writing else "read"
     return DataError(f"{path}: cannot {verb} ({_short(message)})")

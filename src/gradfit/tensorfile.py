@@ -100,7 +100,8 @@ def regular_file_size(path: str | Path, source: str) -> int:
     Raises ``FileNotFoundError`` for a missing path (callers decide what absence means) and
     :class:`ModelFileError` for anything else that is not a readable regular file."""
     try:
-        info = as_path(path).stat() if is_remote(path) else os.stat(path)
+        file = as_path(path)  # a file:// URI is its local path
+        info = file.stat() if is_remote(file) else os.stat(file)
     except (FileNotFoundError, GradfitError):
         raise  # missing; or a store's one-line answer (no bucket, access denied)
     except PermissionError:
@@ -121,7 +122,7 @@ def _open_regular(path: str | Path, source: str) -> IO[bytes]:
     if is_remote(path):
         return as_path(path).open("rb")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
+    fd = os.open(as_path(path), flags | getattr(os, "O_BINARY", 0))
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
