@@ -11,6 +11,7 @@ failure is one line naming the URI and what is missing, exit 2.
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -128,6 +129,18 @@ def test_fit_from_s3_csv_equals_the_local_fit_and_writes_the_model_there(
     ok(capsys, "predict", f"s3://{bucket}/m.safetensors", local, "--out", tmp_path / "p.csv")
     ok(capsys, "predict", f"s3://{bucket}/m.safetensors", uri, "--out", f"s3://{bucket}/out/p.csv")
     assert s3.get(bucket, "out/p.csv") == (tmp_path / "p.csv").read_bytes()
+    # evaluate and info read the model (and the data) from the store as from disk
+    local_model = tmp_path / "local.safetensors"
+    for command in (("evaluate", "--json"), ("info", "--json")):
+        tail = (uri,) if command[0] == "evaluate" else ()
+        here = ok(capsys, *command, local_model, *((local,) if tail else ()))
+        there = ok(capsys, *command, f"s3://{bucket}/m.safetensors", *tail)
+        if command[0] == "evaluate":
+            a, b = json.loads(here.out), json.loads(there.out)
+            assert (b["model"], b["data"]) == (f"s3://{bucket}/m.safetensors", uri)
+            assert {**a, "model": "", "data": ""} == {**b, "model": "", "data": ""}
+        else:
+            assert '"created"' in there.out
 
 
 def test_parquet_a_prefix_and_a_glob_read_as_the_same_files_on_disk(
