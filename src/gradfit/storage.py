@@ -440,8 +440,16 @@ def write_whole(
     parent, _, name = target.rpartition("/")
     temporary = f"{parent}/.{name}.{os.getpid()}-{secrets.token_hex(6)}.tmp"
     with tempfile.TemporaryFile(prefix="gradfit-upload-") as local:
-        write(local)  # an exception here: nothing was uploaded
-        local.flush()
+        try:
+            write(local)  # an exception here: nothing was uploaded
+            local.flush()
+        except OSError as exc:
+            if isinstance(exc, GradfitError):
+                raise
+            raise error(
+                f"{path}: cannot write the local copy to upload in {tempfile.gettempdir()} "
+                f"({exc.strerror or exc}); set TMPDIR to a directory with room"
+            ) from None
         size = local.seek(0, os.SEEK_END)
         local.seek(0)
         if path.scheme == "s3" and size <= _ONE_PUT:
