@@ -11,6 +11,10 @@ judged gone when no process with its id exists on this machine: a concurrent wri
 file is never robbed of its temporary, and one left by a killed process goes at the next write,
 however recent. (Two machines writing the same file in a shared directory at the same moment
 could mistake each other's temporaries; such writes race for the file anyway.)
+
+A path that is an object-storage URI (``s3://bucket/key``, ...) is written by
+:func:`gradfit.storage.write_whole`, whole or not at all too (a local temporary file, then one
+PutObject, or a temporary object moved into place); a ``file://`` URI is its local path.
 """
 
 from __future__ import annotations

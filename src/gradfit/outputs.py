@@ -6,8 +6,8 @@ model, a checkpoint, a plot or predictions, must not write over what it reads: `
 output with every input, and the outputs with one another, by what they *are*, not by how they
 are spelt: an existing file by its device and inode (so a symbolic link, a hard link, a relative
 path or ``dir/../x`` to the same file is the same file), a file yet to be written by its real
-path. Character devices (``/dev/null``, a terminal) never clash: writing to one destroys
-nothing.
+path, an object in a store by its URI (``s3://b//x`` is ``s3://b/x``). Character devices
+(``/dev/null``, a terminal) never clash: writing to one destroys nothing.
 
 The math and training layers never import this module; the command line calls it first thing.
 """
