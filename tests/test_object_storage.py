@@ -591,6 +591,21 @@ def test_an_unreachable_endpoint_is_one_line(
     )
 
 
+def test_the_s3_endpoint_of_its_own_wins_over_the_general_one(
+    s3: S3Server,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AWS_ENDPOINT_URL_S3 before AWS_ENDPOINT_URL, as the AWS tools read them."""
+    bucket = s3.bucket()
+    uri = s3.put(bucket, "d.csv", _csv_bytes(tmp_path))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # the discard port: nothing
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3.endpoint)
+    ok(capsys, "fit", uri, *TARGETS, "--solver", "lstsq", "--out", f"s3://{bucket}/m.safetensors")
+    assert "m.safetensors" in s3.keys(bucket)
+
+
 # ----------------------------------------------------------------------------- torchrun
 
 

@@ -25,8 +25,8 @@ the one seam between such a URI and the rest of gradfit:
 
 Credentials and endpoints come from the standard environment, as each store's own tools read
 them: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_PROFILE``,
-``AWS_REGION`` / ``AWS_DEFAULT_REGION`` and ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (which
-pyarrow 26 does not read itself: gradfit passes it as the endpoint);
+``AWS_REGION`` / ``AWS_DEFAULT_REGION``, and ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` and
+``AWS_MAX_ATTEMPTS`` (which pyarrow 26 does not read itself: gradfit passes them on);
 ``GOOGLE_APPLICATION_CREDENTIALS``; ``AZURE_STORAGE_ACCOUNT_KEY`` and Azure's default chain;
 Hadoop's ``HADOOP_HOME``, ``CLASSPATH`` and ``ARROW_LIBHDFS_DIR``.
 
@@ -556,6 +556,7 @@ _S3_ENV = (
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
     "AWS_PROFILE",
+    "AWS_MAX_ATTEMPTS",
 )
 
 
@@ -607,6 +608,9 @@ def _s3_filesystem(pafs: Any) -> Any:
         parsed = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
         options["endpoint_override"] = parsed.netloc + parsed.path.rstrip("/")
         options["scheme"] = parsed.scheme or "https"
+    attempts = os.environ.get("AWS_MAX_ATTEMPTS", "")
+    if attempts.isdigit() and int(attempts) >= 1:  # the AWS tools' variable; pyarrow's default: 3
+        options["retry_strategy"] = pafs.AwsStandardS3RetryStrategy(max_attempts=int(attempts))
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         options["region"] = region
