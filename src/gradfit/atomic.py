@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO
 
 from gradfit.errors import DataError, GradfitError
-from gradfit.storage import RemotePath, as_path, is_remote, write_whole
+from gradfit.storage import as_path, is_remote, write_whole
 
 __all__ = ["atomic_write", "remove_stale_temporaries", "temporary_path"]
 
@@ -92,9 +92,7 @@ def atomic_write(
     b'all or nothing'
     """
     if is_remote(path):  # an object in a store: uploaded whole, then moved into place
-        remote = as_path(path)
-        assert isinstance(remote, RemotePath)
-        write_whole(remote, write, error)
+        write_whole(path, write, error)
         return
     given = as_path(path)  # a file:// URI is its local path
     if not given.parent.exists():

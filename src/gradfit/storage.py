@@ -419,7 +419,7 @@ def check_writable(path: RemotePath, what: str) -> None:
 
 
 def write_whole(
-    path: RemotePath,
+    uri: str | os.PathLike[str],
     write: Callable[[IO[bytes]], object],
     error: type[GradfitError] = DataError,
 ) -> None:
@@ -428,6 +428,9 @@ def write_whole(
     over it. On any failure the temporary object is deleted, ``path`` left as it was."""
     import pyarrow.fs as pafs
 
+    path = as_path(uri)
+    if not isinstance(path, RemotePath):
+        raise ValueError(f"{uri}: not an object in a store; write local files with atomic_write")
     fs = path.filesystem()
     target = path.store_path()
     path.__dict__.pop("_info", None)  # about to change
