@@ -10,6 +10,7 @@ failure is one line naming the URI and what is missing, exit 2.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -183,34 +184,29 @@ def test_parquet_a_prefix_and_a_glob_read_as_the_same_files_on_disk(
         _same_model(a, _download(s3, bucket, "b.safetensors", b))
 
 
+@pytest.mark.parametrize("kind", ["csv.gz", "parquet"])
 def test_a_streamed_fit_reads_the_store_in_batches(
-    s3: S3Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    s3: S3Server, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
 ) -> None:
-    """--stream with batches of 4 rows (the CSV read in chunks through the store's reader),
-    the same model as the same streamed fit of the file on disk; gzip too."""
-    import gzip
-
+    """--stream with batches of 4 rows (a gzip CSV read in chunks through the store's reader;
+    a Parquet file of row groups of 5 rows read group by group): the same model as the same
+    streamed fit of the file on disk."""
     bucket = s3.bucket()
     data = _csv_bytes(tmp_path)
-    (tmp_path / "d.csv.gz").write_bytes(gzip.compress(data, mtime=0))
-    uri = s3.put(bucket, "d.csv.gz", gzip.compress(data, mtime=0))
-    options = (
-        "--stream",
-        "--batch-rows",
-        "4",
-        "--memory-limit",
-        "1M",
-        "--solver",
-        "sgd",
-        "--epochs",
-        "5",
-        "--batch-size",
-        "4",
-    )
+    if kind == "csv.gz":
+        content = gzip.compress(data, mtime=0)
+    else:
+        sink = io.BytesIO()
+        pq.write_table(pa.csv.read_csv(io.BytesIO(data)), sink, row_group_size=5)
+        content = sink.getvalue()
+    (tmp_path / f"d.{kind}").write_bytes(content)
+    uri = s3.put(bucket, f"d.{kind}", content)
+    options = ("--stream", "--batch-rows", "4", "--memory-limit", "1M", "--solver", "sgd",
+               "--epochs", "5", "--batch-size", "4")  # fmt: skip
     ok(
         capsys,
         "fit",
-        tmp_path / "d.csv.gz",
+        tmp_path / f"d.{kind}",
         *TARGETS,
         *options,
         "--out",
