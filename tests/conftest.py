@@ -4,10 +4,15 @@ output directory; and the rule that only tests marked ``slow`` start Python proc
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import subprocess
 import sys
+import urllib.request
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +86,91 @@ def _only_slow_tests_start_python(request: pytest.FixtureRequest) -> Iterator[No
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(subprocess.Popen, "__init__", refuse_python)
         yield
+
+
+# ----------------------------------------------------------------------------- object storage
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A real S3 server (moto's server mode) on a free port of this machine, for the tests of
+    object storage: ``endpoint`` its URL, ``env`` the variables that point gradfit (and any
+    process the test starts) at it, ``client`` a boto3 client of it."""
+
+    endpoint: str
+    env: dict[str, str]
+    client: Any
+
+    def bucket(self) -> str:
+        """A new, empty bucket of its own for one test."""
+        name = f"gradfit-{uuid.uuid4().hex[:12]}"
+        self.client.create_bucket(Bucket=name)
+        return name
+
+    def keys(self, bucket: str) -> list[str]:
+        """Every object's key in ``bucket``, temporaries included."""
+        listed = self.client.list_objects_v2(Bucket=bucket)
+        return sorted(item["Key"] for item in listed.get("Contents", []))
+
+    def authenticate(self, on: bool) -> None:
+        """Switch moto's checking of signatures on (a key it never issued is refused, as AWS
+        refuses it) or off (any key is taken, the default), through its /moto-api/."""
+        request = urllib.request.Request(
+            f"{self.endpoint}/moto-api/reset-auth",
+            data=b"0" if on else b"inf",
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        urllib.request.urlopen(request, timeout=30).close()
+
+    def put(self, bucket: str, key: str, data: bytes) -> str:
+        self.client.put_object(Bucket=bucket, Key=key, Body=data)
+        return f"s3://{bucket}/{key}"
+
+    def get(self, bucket: str, key: str) -> bytes:
+        body: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server, started once per session in a thread of this process, on a free port
+    (it answers this process and the processes the tests start), stopped at the end."""
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] (the dev extra)")
+    boto3 = pytest.importorskip("boto3")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    try:
+        yield S3Server(endpoint, env, client)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The session's S3 server, with this test's environment pointing at it (and no other AWS
+    settings of the machine: a profile or session token would be sent along)."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    return s3_server

@@ -11,6 +11,10 @@ judged gone when no process with its id exists on this machine: a concurrent wri
 file is never robbed of its temporary, and one left by a killed process goes at the next write,
 however recent. (Two machines writing the same file in a shared directory at the same moment
 could mistake each other's temporaries; such writes race for the file anyway.)
+
+A path that is an object-storage URI (``s3://bucket/key``, ...) is written by
+:func:`gradfit.storage.write_whole`, whole or not at all too (a local temporary file, then one
+PutObject, or a temporary object moved into place); a ``file://`` URI is its local path.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ import contextlib
 import os
 import re
 import secrets
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from gradfit.errors import DataError, GradfitError
+from gradfit.storage import as_path, is_remote, write_whole
 
 __all__ = ["atomic_write", "remove_stale_temporaries", "temporary_path"]
 
@@ -37,6 +43,10 @@ def temporary_path(target: Path) -> Path:
     """A fresh name for a temporary file beside ``target`` (see the module doc): hidden, with
     this process's id, so that :func:`remove_stale_temporaries` can tell a live writer's
     temporary from one left by a killed process."""
+    if is_remote(target):  # staged locally, then uploaded whole by atomic_write
+        return (
+            Path(tempfile.gettempdir()) / f".{target.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp"
+        )
     return target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp"
 
 
@@ -81,7 +91,10 @@ def atomic_write(
     >>> f.read_bytes()
     b'all or nothing'
     """
-    given = Path(path)
+    if is_remote(path):  # an object in a store: uploaded whole, then moved into place
+        write_whole(path, write, error)
+        return
+    given = as_path(path)  # a file:// URI is its local path
     if not given.parent.exists():
         raise error(
             f"{path}: cannot write: directory '{given.parent}' does not exist; create it first"
@@ -128,8 +141,10 @@ def remove_stale_temporaries(path: str | Path) -> int:
     the file whose writer ``pid`` no longer runs (see the module doc), and the names of earlier
     gradfit versions (``.{name}.{12 hex digits}.tmp``, no writer named: always stale).
     :func:`atomic_write` calls it before each write; a run that resumes (``--resume``) too.
-    Returns how many were removed."""
-    target = Path(os.path.realpath(Path(path)))
+    Returns how many were removed (none in an object store: its writers cannot be probed)."""
+    if is_remote(path):
+        return 0
+    target = Path(os.path.realpath(as_path(path)))
     pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:([0-9]+)-)?[0-9a-f]{{12}}\.tmp")
     removed = 0
     with contextlib.suppress(OSError), os.scandir(target.parent) as entries:

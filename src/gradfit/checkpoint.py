@@ -59,6 +59,7 @@ from gradfit.solvers.collective import LOCAL, Communicator, guarded
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.state import TrainState
 from gradfit.solvers.stats import SufficientStats
+from gradfit.storage import as_path
 from gradfit.tensorfile import (
     DOCUMENT_KEY,
     TensorFile,
@@ -144,7 +145,7 @@ class Checkpoint:
             raise ValidationError(
                 f"checkpoint_every must be a positive integer, got {self.every!r}"
             )
-        self.path = Path(self.path)
+        self.path = as_path(self.path)
         if self.resume_from_file and self.comm.rank == 0:
             # What a writer killed mid-write (kill -9) left beside the checkpoint.
             remove_stale_temporaries(self.path)

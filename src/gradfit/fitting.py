@@ -19,7 +19,6 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -57,6 +56,7 @@ from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
 from gradfit.solvers.rows import holdout_mask, holdout_seed, resolve_seed
+from gradfit.storage import as_path
 from gradfit.training import fit_linear
 
 __all__ = [
@@ -711,7 +711,7 @@ def source_kind(source: object) -> SourceKind:
             f"{type(source).__name__}"
         )
     text = str(source)
-    path = Path(text)
+    path = as_path(text)
     if path.exists():
         return "files" if path.is_dir() else "file"
     if text in BUILTIN_DATASETS:

@@ -86,6 +86,7 @@ from gradfit.settings import (
 from gradfit.solvers import registry
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
+from gradfit.storage import as_path
 from gradfit.streaming import Progress, fit_stream, use_streaming
 
 if TYPE_CHECKING:
@@ -283,8 +284,8 @@ class _Whole:
         self.name = self.table.source
         self.columns = tuple(self.table.columns)
         self.progress = progress
-        file = source_kind(source) == "file" and Path(source).is_file()
-        self.size = Path(source).stat().st_size if file else 0
+        path = as_path(source) if source_kind(source) == "file" else None
+        self.size = path.stat().st_size if path is not None and path.is_file() else 0
 
     def read(self, numeric: Sequence[str], text: Sequence[str]) -> Iterator[_Batch]:
         X = gradfit.data.feature_matrix(self.table, numeric)

@@ -6,8 +6,8 @@ model, a checkpoint, a plot or predictions, must not write over what it reads: `
 output with every input, and the outputs with one another, by what they *are*, not by how they
 are spelt: an existing file by its device and inode (so a symbolic link, a hard link, a relative
 path or ``dir/../x`` to the same file is the same file), a file yet to be written by its real
-path. Character devices (``/dev/null``, a terminal) never clash: writing to one destroys
-nothing.
+path, an object in a store by its URI (``s3://b//x`` is ``s3://b/x``). Character devices
+(``/dev/null``, a terminal) never clash: writing to one destroys nothing.
 
 The math and training layers never import this module; the command line calls it first thing.
 """
@@ -24,6 +24,7 @@ from gradfit.data.stream import expand_source
 from gradfit.datasets import BUILTIN_DATASETS
 from gradfit.errors import DataError
 from gradfit.file_kinds import kind_of
+from gradfit.storage import as_path, is_remote, same_object
 
 __all__ = ["check_checkpoint_target", "check_outputs", "data_files"]
 
@@ -116,7 +117,12 @@ def check_outputs(
 
 def _key(path: str | Path) -> _Key | None:
     """What identifies a file to be written: its device and inode when it exists, else its
-    real path; None for a character device (nothing to destroy)."""
+    real path; None for a character device (nothing to destroy). An object in a store: its
+    URI."""
+    remote = same_object(path)
+    if remote is not None:
+        return remote
+    path = as_path(path)  # a file:// URI is its local path
     try:
         info = os.stat(path)
     except OSError:
@@ -129,7 +135,7 @@ def _key(path: str | Path) -> _Key | None:
 def _existing_key(path: str | Path) -> _Key | None:
     """The device and inode of an existing file that is not a character device, else None."""
     key = _key(path)
-    return key if key is not None and key[0] == "inode" else None
+    return key if key is not None and key[0] in ("inode", "uri") else None
 
 
 def _descriptor_key(file: object) -> _Key | None:
@@ -156,7 +162,8 @@ def check_checkpoint_target(option: str, path: str, *, resume: bool) -> None:
         One line naming the path and what to do.
     """
     try:
-        info = os.stat(path)
+        file = as_path(path)  # a file:// URI is its local path
+        info = file.stat() if is_remote(file) else os.stat(file)
     except OSError:
         return  # nothing there yet (or unreadable: the write will say so)
     if not stat.S_ISREG(info.st_mode):

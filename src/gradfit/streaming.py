@@ -111,6 +111,7 @@ from gradfit.solvers.engine import EpochInfo, stream_row_scale
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.rows import holdout_mask, holdout_seed
 from gradfit.solvers.stats import SufficientStats
+from gradfit.storage import as_path
 from gradfit.stream_design import DesignPlan, batch_encoder, freeze_design, open_design
 
 if TYPE_CHECKING:
@@ -701,7 +702,7 @@ def fit_stream(
             "processes": group.world,
         }
         keeper = Checkpoint(
-            Path(checkpoint),
+            as_path(checkpoint),
             data_fingerprint(stats, fnames, tnames),
             settings,
             every=checkpointing.checkpoint_every,
@@ -994,7 +995,7 @@ def memory_estimate(source: str | Path, limit: int | None = None) -> int:
     blocks of 1 MiB, nothing kept): its compressed size says nothing (a 0.6 MB file can hold
     300 MB of text). With ``limit``, the measure stops once the estimate passes it (the
     result is then only known to exceed ``limit``)."""
-    path = Path(source)
+    path = as_path(source)
     factor = next(
         (f for suffix, f in _EXPANSION if path.name.lower().endswith(suffix)), _DEFAULT_EXPANSION
     )
@@ -1010,7 +1011,11 @@ def _inflated_size(path: Path, cap: int | None) -> int:
     ``cap`` (None: all); a corrupt file counts what decompressed before the fault (the
     reader names the fault)."""
     total = 0
-    with contextlib.suppress(OSError, EOFError, zlib.error), gzip.open(path, "rb") as fh:
+    with (
+        contextlib.suppress(OSError, EOFError, zlib.error),
+        path.open("rb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="rb") as fh,
+    ):
         while cap is None or total <= cap:
             block = fh.read(_INFLATE_BLOCK)
             if not block:
@@ -1071,7 +1076,7 @@ def use_streaming(
                 f"{source}: {what} the data; leave out stream=False (--no-stream)"
             )
         stream = True
-    path = Path(source)
+    path = as_path(source)
     # Anything but a directory or a glob is one file; one that is missing or unreadable gets
     # the reader's message.
     single = kind != "files"

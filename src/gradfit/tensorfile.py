@@ -47,8 +47,9 @@ from typing import IO, Any
 import torch
 from safetensors.torch import save as safetensors_save
 
-from gradfit.errors import ModelFileError
+from gradfit.errors import GradfitError, ModelFileError
 from gradfit.file_kinds import kind_of
+from gradfit.storage import as_path, is_remote
 
 __all__ = [
     "CHECKSUM_KEY",
@@ -99,9 +100,10 @@ def regular_file_size(path: str | Path, source: str) -> int:
     Raises ``FileNotFoundError`` for a missing path (callers decide what absence means) and
     :class:`ModelFileError` for anything else that is not a readable regular file."""
     try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise
+        file = as_path(path)  # a file:// URI is its local path
+        info = file.stat() if is_remote(file) else os.stat(file)
+    except (FileNotFoundError, GradfitError):
+        raise  # missing; or a store's one-line answer (no bucket, access denied)
     except PermissionError:
         raise ModelFileError(f"{source}: permission denied; check the file's permissions") from None
     except (OSError, ValueError) as exc:  # ENOTDIR, ELOOP, ENAMETOOLONG; NUL in the path
@@ -115,9 +117,12 @@ def regular_file_size(path: str | Path, source: str) -> int:
 def _open_regular(path: str | Path, source: str) -> IO[bytes]:
     """``path`` opened for reading, checked again on the descriptor (the path may have been
     replaced since it was stat-ed). ``O_NONBLOCK`` keeps the open itself from blocking on a
-    named pipe swapped in; it changes nothing for a regular file."""
+    named pipe swapped in; it changes nothing for a regular file. An object in a store is
+    opened by its store."""
+    if is_remote(path):
+        return as_path(path).open("rb")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
+    fd = os.open(as_path(path), flags | getattr(os, "O_BINARY", 0))
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
@@ -336,8 +341,8 @@ def read_tensor_file(path: str | Path, max_bytes: int | None = None) -> TensorFi
             entries, metadata, start = _layout(fh, size, source)
             fh.seek(0)
             data = fh.read(size + 1)
-    except FileNotFoundError:
-        raise
+    except (FileNotFoundError, GradfitError):
+        raise  # missing; or a store's one-line answer (no bucket, access denied)
     except PermissionError:
         raise ModelFileError(f"{source}: permission denied; check the file's permissions") from None
     except OSError as exc:

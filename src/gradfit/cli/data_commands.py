@@ -72,6 +72,7 @@ from gradfit.solvers import registry
 from gradfit.solvers.collective import Communicator
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
+from gradfit.storage import RemotePath, as_path, check_writable
 from gradfit.streaming import use_streaming
 
 __all__ = ["add_data_commands"]
@@ -85,7 +86,10 @@ _PLOT_SAMPLE = 20_000  # rows drawn in the predicted-vs-actual plot of a streame
 
 
 def _check_output_dir(path: str, what: str) -> Path:
-    out = Path(path)
+    out = as_path(path)
+    if isinstance(out, RemotePath):  # an object in a store: its bucket must exist
+        check_writable(out, what)
+        return out
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise DataError(

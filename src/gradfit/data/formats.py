@@ -22,16 +22,17 @@ import gzip
 import os
 import stat
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.csv as pv
 
 from gradfit.errors import DataError
 from gradfit.file_kinds import kind_of
+from gradfit.storage import RemotePath, missing_object, open_input
 
 __all__ = [
     "CSV_SUFFIXES",
@@ -51,6 +52,7 @@ __all__ = [
     "long_row_message",
     "no_data_rows_error",
     "not_text_error",
+    "open_decompressed",
     "open_head",
     "printable",
     "sniff_csv",
@@ -129,7 +131,7 @@ def _csv_header(
     end = _header_end(text)
     if end is None:
         try:
-            with gzip.open(file, "rb") if gzipped else file.open("rb") as fh:
+            with open_decompressed(file, gzipped) as fh:
                 text = fh.read(_MAX_HEADER + 1).removeprefix(b"\xef\xbb\xbf")
         except (OSError, EOFError, zlib.error) as exc:
             raise _header_error(source, exc) from None
@@ -180,8 +182,22 @@ def _header_end(text: bytes) -> int | None:
 def arrow_file(file: Path) -> pa.NativeFile:
     """``file`` opened for pyarrow's readers. pyarrow takes a path as UTF-8 text, which a name
     of bytes that are not UTF-8 (kept by Python as surrogate escapes) cannot be; the file is
-    opened from its name's own bytes instead. Raises ``OSError`` as ``open`` does."""
+    opened from its name's own bytes instead. Raises ``OSError`` as ``open`` does. An object in
+    a store (:class:`gradfit.storage.RemotePath`) is opened by its store's filesystem."""
+    if isinstance(file, RemotePath):
+        return open_input(file)
     return pa.OSFile(os.fsencode(file))
+
+
+@contextlib.contextmanager
+def open_decompressed(file: Path, gzipped: bool) -> Iterator[IO[bytes]]:
+    """The (decompressed) bytes of a file, local or in a store, open for reading."""
+    with file.open("rb") as raw:
+        if not gzipped:
+            yield raw
+            return
+        with gzip.GzipFile(fileobj=raw, mode="rb") as fh:
+            yield fh  # type: ignore[misc]  # a GzipFile reads as IO[bytes] does
 
 
 def open_head(file: Path, source: str) -> bytes:
@@ -197,6 +213,8 @@ def open_head(file: Path, source: str) -> bytes:
         with file.open("rb") as fh:
             head = fh.read(_HEAD_BYTES)
     except FileNotFoundError:
+        if isinstance(file, RemotePath):
+            raise missing_object(file) from None
         raise DataError(f"{source}: no such file; check the path") from None
     except PermissionError:
         raise DataError(f"{source}: permission denied; check the file's permissions") from None
@@ -246,7 +264,7 @@ def _decompressed_head(file: Path, source: str, head: bytes) -> bytes:
     if not head.startswith(GZIP_MAGIC):
         return head
     try:
-        with gzip.open(file, "rb") as fh:
+        with open_decompressed(file, True) as fh:
             return fh.read(_HEAD_BYTES)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(
@@ -289,7 +307,7 @@ def first_undecodable_line(file: Path, gzipped: bool) -> int | None:
     decoder = codecs.getincrementaldecoder("utf-8")()
     line = 1
     try:
-        with gzip.open(file, "rb") if gzipped else file.open("rb") as fh:
+        with open_decompressed(file, gzipped) as fh:
             while block := fh.read(1 << 20):
                 pending = decoder.getstate()[0]  # the start of a character cut by the block end
                 try:

@@ -54,6 +54,7 @@ from gradfit.data.tables import (
 )
 from gradfit.data.writers import table_to_csv_text, write_table, write_table_batches
 from gradfit.errors import DataError
+from gradfit.storage import as_path
 
 __all__ = [
     "Table",
@@ -116,7 +117,7 @@ def read_table(path: str | Path, *, text_columns: Sequence[str] = ()) -> Table:
     (2, ('temp', 'yield'), array([56, 81]))
     """
     source = str(path)
-    file = Path(path)
+    file = as_path(path)
     head = open_head(file, source)
     if is_parquet(file, head):
         arrow = _read_parquet(file, source)
@@ -148,7 +149,7 @@ def column_names(path: str | Path) -> tuple[str, ...]:
     ('id', 'temp', 'yield')
     """
     source = str(path)
-    file = Path(path)
+    file = as_path(path)
     head = open_head(file, source)
     if is_parquet(file, head):
         try:

@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
+from gradfit import storage
 from gradfit.data.ahead import read_ahead as _read_ahead
 from gradfit.data.formats import (
     CSV_SUFFIXES,
@@ -73,6 +74,7 @@ from gradfit.data.tables import (
 )
 from gradfit.errors import DataError, ValidationError
 from gradfit.settings import DEFAULT_BATCH_ROWS
+from gradfit.storage import RemotePath, as_path
 
 __all__ = ["Batch", "BatchStream", "Unit", "expand_source", "open_stream"]
 
@@ -744,14 +746,23 @@ def _is_member(path: Path) -> bool:
 def expand_source(source: str | Path | Sequence[str | Path]) -> tuple[list[Path], str]:
     if isinstance(source, (str, Path)):
         text = str(source)
-        path = Path(source)
+        path = as_path(source)
+        if isinstance(path, RemotePath) and any(c in text for c in "*?[") and not path.exists():
+            matches: list[Path] = sorted(storage.glob(text))
+            if not matches:
+                raise DataError(f"{text}: no object matches this pattern; check the path")
+            return matches, text
         if path.is_dir():
             # A member that is not a regular file (a named pipe called part.csv) is kept, to be
-            # refused by name when it is inspected, not skipped in silence.
-            files = sorted(
-                p
-                for p in path.iterdir()
-                if _is_member(p) and p.name.lower().endswith(_DATA_SUFFIXES)
+            # refused by name when it is inspected, not skipped in silence. A store lists its
+            # objects only (no pipes, no sub-prefixes): no check per member.
+            members: list[Path] = (
+                list(storage.list_directory(path))
+                if isinstance(path, RemotePath)
+                else [p for p in path.iterdir() if _is_member(p)]
+            )
+            files: list[Path] = sorted(
+                p for p in members if p.name.lower().endswith(_DATA_SUFFIXES)
             )
             if not files:
                 raise DataError(
@@ -765,7 +776,7 @@ def expand_source(source: str | Path | Sequence[str | Path]) -> tuple[list[Path]
                 raise DataError(f"{text}: no file matches this pattern; check the path")
             return files, text
         return [path], text
-    files = [Path(p) for p in source]
+    files = [as_path(p) for p in source]
     if not files:
         raise DataError("no data files given")
     return files, ", ".join(map(str, files)) if len(files) <= 3 else f"{files[0]} and others"
