@@ -19,8 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import MISSING, Field, fields
 from typing import Any, TypeVar
 
-import torch
-
 from gradfit.cli.options import (
     byte_size,
     confidence_level,
@@ -31,9 +29,9 @@ from gradfit.cli.options import (
     unit_fraction,
     unit_interval,
 )
-from gradfit.inference import COV_TYPES
 from gradfit.settings import (
     APPLY_MISSING,
+    COV_TYPES,
     CV_SELECTIONS,
     DEVICES,
     DTYPES,
@@ -246,7 +244,7 @@ def _written(kind: str, value: Any) -> Any:
     """A default as the command line writes it (in the help, and as argparse's default)."""
     if kind == "byte_size" and value is not None:
         return format_size(value)
-    if kind == "dtype" and isinstance(value, torch.dtype):
+    if kind == "dtype" and value is not None:  # a name, or a torch.dtype given in Python
         return str(value).removeprefix("torch.")
     return value
 

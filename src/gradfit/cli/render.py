@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from tqdm import tqdm
+if TYPE_CHECKING:  # not imported: `gradfit --help` does not wait for torch
+    import torch
 
 __all__ = ["BytesProgress", "Progress", "escape", "escape_report", "fmt", "matrix", "table"]
 
@@ -86,6 +86,8 @@ class Progress:
     def __init__(self, total: int, enabled: bool, desc: str):
         self._bar: Any = None
         if enabled:
+            from tqdm import tqdm
+
             self._bar = tqdm(total=total, desc=desc, unit="epoch", leave=False, file=sys.stderr)
 
     def update(self, loss: float) -> None:
@@ -115,6 +117,8 @@ class BytesProgress:
         if self._bar is None or done < self._done:
             self.close()
             self._passes += 1
+            from tqdm import tqdm
+
             self._bar = tqdm(
                 total=total,
                 desc=f"{self._desc} (pass {self._passes})",
