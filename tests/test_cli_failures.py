@@ -92,7 +92,7 @@ def test_divergence_with_standardized_features_only_suggests_a_smaller_step(
     ("target", "argv"),
     [
         ("gradfit.fitting.fit_linear", ["fit", "crops", "--target", "apples"]),
-        ("gradfit.cli.data_commands.load_model", ["info", "model.safetensors"]),
+        ("gradfit.persistence.load_model", ["info", "model.safetensors"]),
         ("gradfit.data.feature_matrix", ["predict", "MODEL", "crops"]),
     ],
 )

@@ -86,7 +86,7 @@ def test_failed_plot_keeps_the_old_model_and_leaves_no_temp_file(
     def failing_plot(path: Any, *args: Any, **kwargs: Any) -> None:
         raise DataError(f"{path}: cannot write (No space left on device)")
 
-    monkeypatch.setattr("gradfit.cli.data_commands.plot_training", failing_plot)
+    monkeypatch.setattr("gradfit.report.plot_training", failing_plot)
     line = one_error_line(
         gradfit_cli(
             capsys,

@@ -29,15 +29,21 @@ import math
 import numbers
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, TypeVar, cast
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from gradfit.errors import ValidationError
 
+if TYPE_CHECKING:
+    import torch
+
+# Neither torch nor NumPy is imported here at the top: the command line builds its options from
+# these classes, and `gradfit --help` must not wait for them (tests/test_startup.py). The few
+# functions that need them import them.
+
 __all__ = [
+    "ALL_COV_TYPES",
     "APPLY_MISSING",
+    "COV_TYPES",
     "CV_SELECTIONS",
     "DEFAULT_BATCH_ROWS",
     "DEFAULT_CHECKPOINT_EVERY",
@@ -85,6 +91,8 @@ DEFAULT_SHUFFLE_BUFFER = 100_000
 DEFAULT_SEED = 0
 DEFAULT_DEVICE = "cpu"  # the library's; the command line's is "auto" (see RunSettings.device)
 DEFAULT_INFERENCE = "nonrobust"
+COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")  # gradfit.inference's (not imported: torch)
+ALL_COV_TYPES = (*COV_TYPES, "cluster")  # the same, with CR1 clustered errors
 DEFAULT_LEVEL = 0.95
 DEFAULT_CHECKPOINT_EVERY = 1
 DEFAULT_MISSING = "error"
@@ -95,7 +103,7 @@ MISSING_CHOICES = ("error", "drop")  # gradfit.design.MISSING
 APPLY_MISSING = ("error", "drop", "keep")  # predict's; evaluate takes the first two
 UNKNOWN_LEVELS = ("error", "zero")
 
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
+DTYPES = ("float32", "float64")  # names of torch's dtypes: RunSettings converts them
 DEVICES = ("auto", "cpu", "cuda")  # the command line's choices; the library takes any device
 
 
@@ -171,6 +179,8 @@ def check_integer(value: object, name: str) -> None:
 
 def check_level(level: Any) -> float:
     """``level`` as a float strictly between 0 and 1, or a :class:`ValidationError`."""
+    import numpy as np
+
     if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)):
         raise ValidationError(f"level must be a number strictly between 0 and 1, got {level!r}")
     value = float(level)
@@ -247,7 +257,7 @@ class RunSettings:
         metadata=cli("random seed, 0 to 2**63 - 1", "seed"),
     )
     dtype: torch.dtype | str = field(
-        default=torch.float64,
+        default="float64",  # torch.float64 on construction (not imported here: torch)
         metadata=cli("precision of the data in training", "dtype"),
     )
     device: torch.device | str = field(
@@ -289,10 +299,13 @@ class RunSettings:
                 f"seed must be an integer from 0 to 2**63 - 1, or None (fresh entropy), "
                 f"got {seed!r}"
             )
+        import torch
+
+        dtypes = {name: getattr(torch, name) for name in DTYPES}
         dtype = self.dtype
-        if isinstance(dtype, str) and dtype in DTYPES:
-            object.__setattr__(self, "dtype", DTYPES[dtype])
-        elif dtype not in DTYPES.values():
+        if isinstance(dtype, str) and dtype in dtypes:
+            object.__setattr__(self, "dtype", dtypes[dtype])
+        elif dtype not in dtypes.values():
             raise ValidationError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         if not isinstance(self.device, (str, torch.device)):
             raise ValidationError(
@@ -308,7 +321,7 @@ class RunSettings:
     @property
     def torch_dtype(self) -> torch.dtype:
         """The dtype (a string given is converted on construction)."""
-        return cast(torch.dtype, self.dtype)
+        return cast("torch.dtype", self.dtype)
 
     def torch_device(self) -> torch.device:
         """The device to train on (:func:`resolve_device`)."""
@@ -493,6 +506,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """The device to train on: ``"auto"`` is CUDA when a CUDA device is available, else the
     CPU; any other name or :class:`torch.device` is itself, and a CUDA device where there is
     none is one :class:`ValidationError` saying what to use instead."""
+    import torch
+
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -637,6 +652,8 @@ class CVSettings:
     )
 
     def __post_init__(self) -> None:
+        import numpy as np
+
         alphas = self.alphas
         if isinstance(alphas, bool):
             raise ValidationError(f"alphas must be a count or a list of alphas, got {alphas!r}")
@@ -661,6 +678,8 @@ class CVSettings:
 
 
 def _listlike(value: object) -> bool:
+    import numpy as np
+
     try:
         np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):

@@ -143,7 +143,6 @@ def _discard_standard_output() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from gradfit.cli.data_commands import add_data_commands
-    from gradfit.cli.demo import cmd_demo
     from gradfit.cli.diagnose_commands import add_diagnose_commands
     from gradfit.cli.options import OneLineParser, learning_rate, positive_int, seed
 
@@ -165,11 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=15,
         help="15: the seed's set; 5: part 1's set (15)",
     )
-    demo.set_defaults(handler=cmd_demo)
+    demo.set_defaults(handler=_cmd_demo)
 
     add_data_commands(sub)
     add_diagnose_commands(sub)
     return parser
+
+
+def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    """``gradfit demo``: the demo's module (and torch) imported when it runs, not by the
+    parser (`gradfit --help` does not wait for torch)."""
+    from gradfit.cli.demo import cmd_demo
+
+    return cmd_demo(args, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,8 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import MISSING, Field, fields
 from typing import Any, TypeVar
 
-import torch
-
 from gradfit.cli.options import (
     byte_size,
     confidence_level,
@@ -31,8 +29,8 @@ from gradfit.cli.options import (
     unit_fraction,
     unit_interval,
 )
-from gradfit.inference import ALL_COV_TYPES
 from gradfit.settings import (
+    ALL_COV_TYPES,
     APPLY_MISSING,
     CV_SELECTIONS,
     DEVICES,
@@ -249,7 +247,7 @@ def _written(kind: str, value: Any) -> Any:
     """A default as the command line writes it (in the help, and as argparse's default)."""
     if kind == "byte_size" and value is not None:
         return format_size(value)
-    if kind == "dtype" and isinstance(value, torch.dtype):
+    if kind == "dtype" and value is not None:  # a name, or a torch.dtype given in Python
         return str(value).removeprefix("torch.")
     return value
 

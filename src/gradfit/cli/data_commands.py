@@ -1,4 +1,9 @@
-"""``gradfit fit | predict | evaluate | info``: real data files through the engine."""
+"""``gradfit fit | predict | evaluate | info``: real data files through the engine.
+
+The parser's part (:func:`add_data_commands`) imports nothing heavy: ``gradfit --help``, ``fit
+--help`` and a usage error never wait for torch (tests/test_startup.py). Each command imports
+the work it runs (and with it torch) when it starts.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,9 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, TextIO
 
 from gradfit.atomic import atomic_write, remove_stale_temporaries, temporary_path
-from gradfit.checkpoint import check_solver
 from gradfit.cli.config_options import (
     add_config_arguments,
     add_settings_arguments,
@@ -25,6 +27,7 @@ from gradfit.cli.config_options import (
     settings_from_args,
 )
 from gradfit.cli.options import (
+    DEFAULT_TIMEOUT,
     confidence_level,
     non_negative_float,
     timeout_seconds,
@@ -39,9 +42,6 @@ from gradfit.cli.render import (
     fmt,
     table,
 )
-from gradfit.cv_fit import fit_cv
-from gradfit.data import table_to_csv_text, write_table_batches
-from gradfit.distributed import DEFAULT_TIMEOUT, from_environment, launched, shutdown
 from gradfit.errors import (
     DataError,
     DivergenceError,
@@ -49,13 +49,6 @@ from gradfit.errors import (
     ModelFileError,
     ValidationError,
 )
-from gradfit.fitting import FitReport, clusters_problem, inference_problem
-from gradfit.inference import preload_distributions
-from gradfit.jobs import evaluate, fit, predict_batches
-from gradfit.observers import Observers, check_tensorboard
-from gradfit.outputs import check_checkpoint_target, check_outputs
-from gradfit.persistence import load_model, save_model
-from gradfit.report import plot_cv, plot_training
 from gradfit.settings import (
     DEFAULT_LEVEL,
     ApplySettings,
@@ -69,11 +62,13 @@ from gradfit.settings import (
     as_keywords,
 )
 from gradfit.solvers import registry
-from gradfit.solvers.collective import Communicator
 from gradfit.solvers.config import SolverConfig
-from gradfit.solvers.engine import EpochInfo
 from gradfit.storage import RemotePath, as_path, check_writable
-from gradfit.streaming import use_streaming
+
+if TYPE_CHECKING:
+    from gradfit.fitting import FitReport
+    from gradfit.solvers.collective import Communicator
+    from gradfit.solvers.engine import EpochInfo
 
 __all__ = ["add_data_commands"]
 
@@ -131,6 +126,13 @@ def _emit_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 
 def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
+    from gradfit.checkpoint import check_solver
+    from gradfit.distributed import from_environment, launched, shutdown
+    from gradfit.fitting import clusters_problem, inference_problem
+    from gradfit.observers import check_tensorboard
+    from gradfit.outputs import check_checkpoint_target, check_outputs
+    from gradfit.streaming import use_streaming
+
     if _cross_validated(args):  # --alpha cv: the one branch to cross-validation
         if args.tensorboard is not None:
             raise ValidationError(
@@ -216,6 +218,11 @@ class _FitPlan:
 
 
 def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
+    from gradfit.inference import preload_distributions
+    from gradfit.jobs import fit
+    from gradfit.observers import Observers
+    from gradfit.persistence import save_model
+
     preload_distributions()  # the report's p-values need SciPy: imported while the data are read
     config, comm, model_path, plot_path = plan.config, plan.comm, plan.model_path, plan.plot_path
     spec = registry.get(config.solver)
@@ -353,6 +360,9 @@ def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
 def _save_with_plot(model_path: Path, report: FitReport, plot_path: Path, data: str) -> None:
     """All or nothing: the model is staged beside its destination and moved there only once the
     plot is written, so a failed plot leaves neither a new model nor a clobbered old one."""
+    from gradfit.persistence import save_model
+    from gradfit.report import plot_training
+
     staged = temporary_path(model_path)
     try:
         try:
@@ -412,6 +422,12 @@ def _cmd_fit_cv(args: argparse.Namespace, out: TextIO) -> int:
     """``gradfit fit --alpha cv``: :func:`gradfit.cv_fit.fit_cv` in memory, streamed or under
     torchrun; the summary per target (the chosen alpha, its CV error and standard error),
     ``--json`` with the whole path, ``--plot`` the CV curves."""
+    from gradfit.cv_fit import fit_cv
+    from gradfit.distributed import from_environment, launched, shutdown
+    from gradfit.outputs import check_outputs
+    from gradfit.persistence import save_model
+    from gradfit.streaming import use_streaming
+
     reading = settings_from_args(ReadSettings, args)
     run = settings_from_args(RunSettings, args)
     checkpointing = settings_from_args(CheckpointSettings, args)
@@ -541,6 +557,9 @@ def _cmd_fit_cv(args: argparse.Namespace, out: TextIO) -> int:
 
 def _save_with_cv_plot(model_path: Path, report: FitReport, plot_path: Path, data: str) -> None:
     """As :func:`_save_with_plot`, the plot being the CV curves (all or nothing)."""
+    from gradfit.persistence import save_model
+    from gradfit.report import plot_cv
+
     record = report.cv
     names = report.model.target_names
     k = len(names)
@@ -590,6 +609,11 @@ def _warnings_to_stderr(command: Callable[..., int]) -> Callable[..., int]:
 def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
     """Predictions batch by batch (one batch for a file read whole): to a file atomically (it
     appears whole, or not at all), or as CSV to standard output."""
+    from gradfit.data import table_to_csv_text, write_table_batches
+    from gradfit.jobs import predict_batches
+    from gradfit.outputs import check_outputs
+    from gradfit.persistence import load_model
+
     reads = [("the model file", args.model)]
     check_outputs([("--out", args.out)], data=args.data, reads=reads, stdout=out)
     model = load_model(args.model)
@@ -637,6 +661,8 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO) -> int:
 def _empty_for_nan(columns: dict[str, Any], produced: set[str]) -> dict[str, Any]:
     """The predicted columns of ``predict --missing keep`` masked (a null: an empty CSV cell,
     a Parquet null) where a row has no prediction (NaN)."""
+    import numpy as np
+
     return {
         name: np.ma.masked_invalid(values) if name in produced else values
         for name, values in columns.items()
@@ -655,6 +681,10 @@ def _csv_for(out: TextIO, text: str) -> str:
 
 
 def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
+    from gradfit.jobs import evaluate
+    from gradfit.outputs import check_outputs
+    from gradfit.persistence import load_model
+
     check_outputs([], data=args.data, reads=[("the model file", args.model)], stdout=out)
     model = load_model(args.model)
     settings = settings_from_args(ReadSettings, args)
@@ -698,6 +728,9 @@ def _render_metrics(
 
 
 def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
+    from gradfit.outputs import check_outputs
+    from gradfit.persistence import load_model
+
     check_outputs([], reads=[("the model file", args.model)], stdout=out)
     model = load_model(args.model)
     info = {

@@ -1,5 +1,8 @@
 """``gradfit diagnose | anova``: the influence measures of a model over its data (with R's four
-diagnostic plots), and analysis-of-variance tables of formulas."""
+diagnostic plots), and analysis-of-variance tables of formulas.
+
+As in :mod:`gradfit.cli.data_commands`, the parser's part imports nothing heavy; each command
+imports its work (and torch) when it starts."""
 
 from __future__ import annotations
 
@@ -7,24 +10,19 @@ import argparse
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from gradfit.cli.config_options import add_settings_arguments, settings_from_args
 from gradfit.cli.data_commands import _PLOT_SUFFIXES, EXIT_OK, _print_json, _warnings_to_stderr
 from gradfit.cli.data_commands import _check_output_dir as _output_path
 from gradfit.cli.options import positive_int
 from gradfit.cli.render import BytesProgress, escape, escape_report, fmt, table
-from gradfit.data import feature_matrix, write_table_batches
-from gradfit.diagnostics import Diagnostics, diagnose
 from gradfit.errors import DataError, GradfitError, ValidationError
-from gradfit.fitting import read_source
-from gradfit.inference import AnovaTable, OLSResult, anova, ols
-from gradfit.outputs import check_outputs
-from gradfit.persistence import load_model
-from gradfit.report import plot_diagnostics
 from gradfit.settings import ApplySettings, ReadSettings, WeightSettings
-from gradfit.stream_anova import anova_fits
-from gradfit.streaming import use_streaming
+
+if TYPE_CHECKING:
+    from gradfit.diagnostics import Diagnostics
+    from gradfit.inference import AnovaTable, OLSResult
 
 __all__ = ["add_diagnose_commands"]
 
@@ -34,6 +32,12 @@ __all__ = ["add_diagnose_commands"]
 def _cmd_diagnose(args: argparse.Namespace, out: TextIO) -> int:
     """Every row's diagnostics to ``--out`` (atomically), the ``--top`` rows by Cook's
     distance on standard output, and R's four plots to ``--plot``."""
+    from gradfit.data import write_table_batches
+    from gradfit.diagnostics import diagnose
+    from gradfit.outputs import check_outputs
+    from gradfit.persistence import load_model
+    from gradfit.report import plot_diagnostics
+
     reads = [("the model file", args.model)]
     outputs = [("--out", args.out), ("--plot", args.plot)]
     check_outputs(outputs, data=args.data, reads=reads, stdout=out)
@@ -141,6 +145,13 @@ def _print_top(job: Diagnostics, args: argparse.Namespace, out: TextIO) -> None:
 def _cmd_anova(args: argparse.Namespace, out: TextIO) -> int:
     """One formula: the sequential table (R's ``anova(lm)``); two: the F test of the nested
     fits, the smaller (more residual degrees of freedom) first (R's ``anova(m1, m2)``)."""
+    from gradfit.data import feature_matrix
+    from gradfit.fitting import read_source
+    from gradfit.inference import anova, ols
+    from gradfit.outputs import check_outputs
+    from gradfit.stream_anova import anova_fits
+    from gradfit.streaming import use_streaming
+
     check_outputs([], data=args.data, stdout=out)
     formulas = list(args.formula)
     if len(formulas) > 2:

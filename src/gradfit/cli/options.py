@@ -12,6 +12,7 @@ from gradfit.cli.render import escape
 from gradfit.solvers.config import MAX_COUNT, MAX_LEARNING_RATE
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "MAX_COUNT",
     "MAX_SEED",
     "MAX_TIMEOUT",
@@ -29,6 +30,9 @@ __all__ = [
 
 MAX_SEED = MAX_COUNT  # torch.manual_seed and numpy accept up to a signed 64-bit integer
 MAX_TIMEOUT = 7 * 24 * 3600.0  # --dist-timeout: one week (datetime.timedelta overflows ~1e14 s)
+# --dist-timeout's default: gradfit.distributed.DEFAULT_TIMEOUT, the same number (not imported:
+# torch; tests/test_startup.py holds them equal).
+DEFAULT_TIMEOUT = 300.0
 
 
 class OneLineParser(argparse.ArgumentParser):

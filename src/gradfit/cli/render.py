@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-import torch
-from tqdm import tqdm
+if TYPE_CHECKING:  # not imported: `gradfit --help` does not wait for torch
+    import torch
 
 if TYPE_CHECKING:
     from gradfit.solvers.interfaces import EpochInfo
@@ -103,6 +103,8 @@ class Progress:
     def __init__(self, total: int, enabled: bool, desc: str):
         self._bar: Any = None
         if enabled:
+            from tqdm import tqdm
+
             self._bar = tqdm(total=total, desc=desc, unit="epoch", leave=False, file=sys.stderr)
 
     def __call__(self, info: EpochInfo) -> None:
@@ -136,6 +138,8 @@ class BytesProgress:
         if self._bar is None or done < self._done:
             self.close()
             self._passes += 1
+            from tqdm import tqdm
+
             self._bar = tqdm(
                 total=total,
                 desc=f"{self._desc} (pass {self._passes})",

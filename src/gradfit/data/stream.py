@@ -69,6 +69,7 @@ from gradfit.data.tables import (
     is_text,
     left_out_columns,
     listing,
+    numbers_to_numpy,
     select,
     to_table,
 )
@@ -704,7 +705,7 @@ def _plain_columns(arrow: pa.Table, numeric: Sequence[str]) -> list[npt.NDArray[
             pa.types.is_floating(column.type) or pa.types.is_integer(column.type)
         ):
             return None
-        values = np.asarray(column.to_numpy(), dtype=np.float64)
+        values = numbers_to_numpy(column, pa.float64(), safe=False)  # no pandas (issue 23)
         if not np.isfinite(values).all():
             return None
         out.append(values)

@@ -198,14 +198,42 @@ def to_table(arrow: pa.Table, source: str, file_format: str, row_offset: int = 0
     )
 
 
+# pyarrow's numeric types whose arrays numbers_to_numpy reads from their buffers.
+_BUFFER_DTYPES = {pa.float64(): np.float64, pa.int64(): np.int64, pa.uint64(): np.uint64}
+
+
+def numbers_to_numpy(column: Any, to: Any, *, safe: bool = True) -> npt.NDArray[Any]:
+    """``column`` (a pyarrow array or chunked array of numbers) cast to ``to`` (float64, int64
+    or uint64), as NumPy: read from the buffers when there is no missing value (one chunk: the
+    buffer itself, not a copy). pyarrow's ``to_numpy`` imports pandas (0.5-1 s) on its first
+    call when pandas is installed; a fit of numeric CSV columns does not (issue 23,
+    tests/test_startup.py). With missing values: ``to_numpy`` (NaN for floats)."""
+    cast = pc.cast(column, to, safe=safe)
+    if cast.null_count:
+        values: npt.NDArray[Any] = cast.to_numpy(zero_copy_only=False)
+        return values
+    dtype = _BUFFER_DTYPES[to]
+    chunks = cast.chunks if isinstance(cast, pa.ChunkedArray) else [cast]
+    parts = [
+        np.frombuffer(
+            chunk.buffers()[1], dtype=dtype, count=len(chunk), offset=chunk.offset * to.byte_width
+        )
+        for chunk in chunks
+        if len(chunk)
+    ]
+    if not parts:
+        return np.empty(0, dtype=dtype)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 def _column_to_numpy(column: Any) -> npt.NDArray[Any]:
     if pa.types.is_integer(column.type) and column.null_count == 0:
         # Exact: float64 would round integers beyond 2**53 (identifiers).
         wide = pa.uint64() if column.type == pa.uint64() else pa.int64()
-        integers: npt.NDArray[Any] = pc.cast(column, wide).to_numpy()
+        integers: npt.NDArray[Any] = numbers_to_numpy(column, wide)
         return integers if integers.flags.writeable else integers.copy()
     if is_numeric(column.type):
-        numbers: FloatArray = pc.cast(column, pa.float64(), safe=False).to_numpy()
+        numbers: FloatArray = numbers_to_numpy(column, pa.float64(), safe=False)
         return numbers if numbers.flags.writeable else numbers.copy()
     if pa.types.is_temporal(column.type):
         column = pc.cast(column, pa.string())
