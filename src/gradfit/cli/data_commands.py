@@ -31,7 +31,13 @@ from gradfit.cli.options import (
 from gradfit.cli.render import BytesProgress, Progress, escape, escape_report, fmt, table
 from gradfit.cv_fit import fit_cv
 from gradfit.data import table_to_csv_text, write_table_batches
-from gradfit.distributed import DEFAULT_TIMEOUT, from_environment, launched, shutdown
+from gradfit.distributed import (
+    DEFAULT_TIMEOUT,
+    ProcessGroupError,
+    from_environment,
+    launched,
+    shutdown,
+)
 from gradfit.errors import (
     DataError,
     DivergenceError,
@@ -57,7 +63,7 @@ from gradfit.settings import (
     as_keywords,
 )
 from gradfit.solvers import registry
-from gradfit.solvers.collective import Communicator
+from gradfit.solvers.collective import LOCAL, Communicator, guarded
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo
 from gradfit.streaming import use_streaming
@@ -117,6 +123,34 @@ def _emit_warnings(caught: list[warnings.WarningMessage]) -> None:
 def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     if _cross_validated(args):  # --alpha cv: the one branch to cross-validation
         return _cmd_fit_cv(args, out)
+    # Under torchrun the group forms first, so that what can fail on one process (its --out
+    # or --checkpoint folder missing on its node) is agreed and said at once by rank 0, not
+    # left to make the others wait --dist-timeout (an error before the group forms is said by
+    # each process itself).
+    comm = _join_group(args) if launched() else None
+    try:
+        plan = guarded(comm or LOCAL, lambda: _plan_fit(args, out, comm))
+        return _fit_command(args, out, plan)
+    finally:
+        if comm is not None:
+            shutdown()
+
+
+def _join_group(args: argparse.Namespace) -> Communicator:
+    """The group of processes this one was launched into (torchrun)."""
+    try:
+        device = settings_from_args(RunSettings, args).torch_device()
+    except GradfitError as exc:  # before the group forms: every process says its own
+        raise ProcessGroupError(str(exc)) from None
+    return from_environment(device, timeout=args.dist_timeout, report=_say_error)
+
+
+def _say_error(message: str) -> None:
+    print(f"gradfit: error: {escape(message)}", file=sys.stderr, flush=True)
+
+
+def _plan_fit(args: argparse.Namespace, out: TextIO, comm: Communicator | None) -> _FitPlan:
+    """``gradfit fit``'s arguments checked, on every process of a group."""
     reading = settings_from_args(ReadSettings, args)
     run = settings_from_args(RunSettings, args)
     checkpointing = settings_from_args(CheckpointSettings, args)
@@ -154,21 +188,14 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
         _check_output_dir(str(checkpoint), "checkpoint")
     # Decided once, before a group of processes is formed (several processes, or a checkpoint,
     # run the streaming engine: it shards and resumes); the library then follows the choice.
-    several = launched()
     streamed = use_streaming(
-        args.data, config, reading, group=several, checkpoint=checkpoint is not None
+        args.data, config, reading, group=comm is not None, checkpoint=checkpoint is not None
     )
     reading = replace(reading, stream=streamed)
-    comm = from_environment(run.torch_device(), timeout=args.dist_timeout) if several else None
     if resume and (comm is None or comm.rank == 0):
         # A run killed outright (kill -9) may have died writing its model: its temporary goes.
         remove_stale_temporaries(model_path)
-    plan = _FitPlan(config, reading, run, checkpointing, design, comm, model_path, plot_path)
-    try:
-        return _fit_command(args, out, plan)
-    finally:
-        if comm is not None:
-            shutdown()
+    return _FitPlan(config, reading, run, checkpointing, design, comm, model_path, plot_path)
 
 
 @dataclass(frozen=True)
