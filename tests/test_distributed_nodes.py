@@ -77,7 +77,13 @@ def _write_parts(directory: Path, parts: int = 4, rows: int = 300, seed: int = 0
 
 
 def _launcher(
-    cwd: Path, node: int, port: int, rdzv: str, args: list[str], nnodes: str = "2"
+    cwd: Path,
+    node: int,
+    port: int,
+    rdzv: str,
+    args: list[str],
+    nnodes: str = "2",
+    extra: list[str] | None = None,
 ) -> subprocess.Popen[str]:
     where = (
         ["--master-addr", "127.0.0.1", "--master-port", str(port), "--node-rank", str(node)]
@@ -86,7 +92,7 @@ def _launcher(
     )
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nnodes", nnodes,
-        "--nproc-per-node", "1", *where, "-m", "gradfit", *args,
+        "--nproc-per-node", "1", *where, *(extra or []), "-m", "gradfit", *args,
     ]  # fmt: skip
     with (cwd / "stderr.log").open("w") as err, (cwd / "stdout.log").open("w") as out:
         return subprocess.Popen(
@@ -316,7 +322,7 @@ def test_launcher_killed_ends_its_workers_and_gd_resumes_on_fewer_processes(
     """kill -9 of a torchrun launcher (2 processes) ends its workers; the fit resumed on one
     process from its checkpoint is the uninterrupted one-process fit (gd: 1e-12)."""
     _write_parts(tmp_path / "data", rows=1500)
-    common = ["--target", "y", "--solver", "gd", "--lr", "0.01", "--epochs", "3000", "--tol",
+    common = ["--target", "y", "--solver", "gd", "--lr", "0.01", "--epochs", "800", "--tol",
               "none", "--quiet"]  # fmt: skip
     env = _env()
     reference = subprocess.run(
@@ -342,6 +348,8 @@ def test_launcher_killed_ends_its_workers_and_gd_resumes_on_fewer_processes(
         workers = _children(launcher.pid)
         assert len(workers) == 2
         launcher.send_signal(signal.SIGKILL)
+        document = header_document(tmp_path / "fit.ckpt")
+        assert document is not None and document["world"] == 2
         launcher.wait()
         end = time.monotonic() + 30
         while any(map(_alive, workers)) and time.monotonic() < end:
@@ -355,10 +363,56 @@ def test_launcher_killed_ends_its_workers_and_gd_resumes_on_fewer_processes(
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
+    assert not list(tmp_path.glob(".*.tmp"))
     a, b = load_model(tmp_path / "ref.safetensors"), load_model(tmp_path / "m.safetensors")
     rel = float((a.weight - b.weight).abs().max() / a.weight.abs().max())
     assert rel <= 1e-12
-    assert len(b.loss_history) == len(a.loss_history) == 3000
+    assert len(b.loss_history) == len(a.loss_history) == 800
+
+
+@pytest.mark.slow
+def test_an_elastic_job_survives_losing_a_node(tmp_path: Path) -> None:
+    """c10d rendezvous, --nnodes 1:2 --max-restarts 1: node 1 (launcher and worker) is killed
+    mid-fit; node 0's worker notices (--dist-timeout), torchrun restarts it alone, and the fit
+    resumes from the checkpoint on one process: gd ends at the uninterrupted fit (1e-12)."""
+    shared = tmp_path / "shared"
+    _write_parts(shared / "data", rows=1500)
+    nodes = [tmp_path / "node0", tmp_path / "node1"]
+    for node in nodes:
+        node.mkdir()
+    common = ["--target", "y", "--solver", "gd", "--lr", "0.01", "--epochs", "800", "--tol",
+              "none", "--quiet"]  # fmt: skip
+    reference = subprocess.run(
+        [sys.executable, "-m", "gradfit", "fit", str(shared / "data"), *common, "--out",
+         str(tmp_path / "ref.safetensors")],
+        env=_env(), capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert reference.returncode == 0, reference.stderr
+    args = [
+        "fit", str(shared / "data"), *common, "--out", str(shared / "m.safetensors"),
+        "--checkpoint", str(shared / "fit.ckpt"), "--checkpoint-every", "1", "--resume",
+        "--dist-timeout", "4",
+    ]  # fmt: skip
+    port = _free_port()
+    elastic = ["--max-restarts", "1", "--rdzv-conf",
+               "last_call_timeout=1,keep_alive_interval=1,keep_alive_max_attempt=2"]  # fmt: skip
+    procs = [_launcher(nodes[0], 0, port, "c10d", args, nnodes="1:2", extra=elastic)]
+    time.sleep(2.0)  # node 0 hosts the rendezvous store
+    procs.append(_launcher(nodes[1], 1, port, "c10d", args, nnodes="1:2", extra=elastic))
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (shared / "fit.ckpt").exists() and time.monotonic() < deadline:
+            assert all(p.poll() is None for p in procs), _errors(*nodes)
+            time.sleep(0.05)
+        os.killpg(procs[1].pid, signal.SIGKILL)  # node 1 lost: its launcher and its worker
+        code = procs[0].wait(timeout=TIMEOUT)
+    finally:
+        _finish(procs, timeout=10)
+    text = (nodes[0] / "stderr.log").read_text()
+    assert code == 0, text[-3000:]
+    a, b = load_model(tmp_path / "ref.safetensors"), load_model(shared / "m.safetensors")
+    rel = float((a.weight - b.weight).abs().max() / a.weight.abs().max())
+    assert rel <= 1e-12
 
 
 # ----------------------------------------------------------------------------- pieces
