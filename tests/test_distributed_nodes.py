@@ -316,28 +316,19 @@ def test_a_slow_reader_does_not_fail_the_job_but_a_hung_one_does(tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_launcher_killed_ends_its_workers_and_gd_resumes_on_fewer_processes(
-    tmp_path: Path,
-) -> None:
-    """kill -9 of a torchrun launcher (2 processes) ends its workers; the fit resumed on one
-    process from its checkpoint is the uninterrupted one-process fit (gd: 1e-12)."""
+def test_workers_end_when_their_launcher_is_killed(tmp_path: Path) -> None:
+    """kill -9 of the torchrun launcher (2 processes, mid-fit): its workers end too (before,
+    they ran to the end and wrote the model afterwards)."""
     _write_parts(tmp_path / "data", rows=1500)
-    common = ["--target", "y", "--solver", "gd", "--lr", "0.01", "--epochs", "800", "--tol",
-              "none", "--quiet"]  # fmt: skip
-    env = _env()
-    reference = subprocess.run(
-        [sys.executable, "-m", "gradfit", "fit", "data", *common, "--out", "ref.safetensors"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT,
-    )  # fmt: skip
-    assert reference.returncode == 0, reference.stderr
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        "-m", "gradfit", "fit", "data", *common, "--out", "m.safetensors",
-        "--checkpoint", "fit.ckpt", "--checkpoint-every", "1",
+        "-m", "gradfit", "fit", "data", "--target", "y", "--solver", "gd", "--epochs", "800",
+        "--tol", "none", "--quiet", "--out", "m.safetensors", "--checkpoint", "fit.ckpt",
+        "--checkpoint-every", "1",
     ]  # fmt: skip
     with (tmp_path / "stderr.log").open("w") as err:
         launcher = subprocess.Popen(
-            command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=err,
+            command, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=err,
             start_new_session=True,
         )  # fmt: skip
     try:
@@ -348,8 +339,6 @@ def test_launcher_killed_ends_its_workers_and_gd_resumes_on_fewer_processes(
         workers = _children(launcher.pid)
         assert len(workers) == 2
         launcher.send_signal(signal.SIGKILL)
-        document = header_document(tmp_path / "fit.ckpt")
-        assert document is not None and document["world"] == 2
         launcher.wait()
         end = time.monotonic() + 30
         while any(map(_alive, workers)) and time.monotonic() < end:
@@ -357,17 +346,7 @@ def test_launcher_killed_ends_its_workers_and_gd_resumes_on_fewer_processes(
         assert not any(map(_alive, workers)), "the workers outlived their launcher"
     finally:
         _kill_session(launcher)  # type: ignore[arg-type]
-    resumed = subprocess.run(
-        [sys.executable, "-m", "gradfit", "fit", "data", *common, "--out", "m.safetensors",
-         "--checkpoint", "fit.ckpt", "--resume", "--checkpoint-every", "100"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT,
-    )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr
-    assert not list(tmp_path.glob(".*.tmp"))
-    a, b = load_model(tmp_path / "ref.safetensors"), load_model(tmp_path / "m.safetensors")
-    rel = float((a.weight - b.weight).abs().max() / a.weight.abs().max())
-    assert rel <= 1e-12
-    assert len(b.loss_history) == len(a.loss_history) == 800
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 @pytest.mark.slow
@@ -410,6 +389,10 @@ def test_an_elastic_job_survives_losing_a_node(tmp_path: Path) -> None:
         _finish(procs, timeout=10)
     text = (nodes[0] / "stderr.log").read_text()
     assert code == 0, text[-3000:]
+    assert "internal error" not in text
+    # The last checkpoint is the restarted group's, of one process.
+    document = header_document(shared / "fit.ckpt")
+    assert document is not None and document["world"] == 1
     a, b = load_model(tmp_path / "ref.safetensors"), load_model(shared / "m.safetensors")
     rel = float((a.weight - b.weight).abs().max() / a.weight.abs().max())
     assert rel <= 1e-12
