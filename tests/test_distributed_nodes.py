@@ -220,6 +220,28 @@ def test_a_node_local_checkpoint_seen_by_one_rank_is_refused(tmp_path: Path) -> 
     assert not any((node / "m2.safetensors").exists() for node in nodes)
 
 
+@pytest.mark.slow
+def test_a_group_that_cannot_form_is_said_by_each_process(tmp_path: Path) -> None:
+    """Rank 1 of 2 whose rank 0 never comes: it says its own error (not left to rank 0, which
+    is not there), within --dist-timeout, exit 2."""
+    _write_parts(tmp_path / "data", parts=1, rows=20)
+    env = _env() | {
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_free_port()),
+        "RANK": "1",
+        "WORLD_SIZE": "2",
+        "LOCAL_RANK": "0",
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "gradfit", "fit", "data", "--target", "y", "--out", "m.st",
+         "--dist-timeout", "2"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert run.stderr.startswith("gradfit: error: cannot join the process group")
+    assert run.stderr.count("\n") == 1, run.stderr
+
+
 # ----------------------------------------------------------------------------- dead, not slow
 
 
@@ -445,6 +467,10 @@ class _Store:
     def check(self, keys: list[str]) -> bool:
         with self.lock:
             return all(k in self.values for k in keys)
+
+    def get(self, key: str) -> bytes:
+        with self.lock:
+            return self.values[key]
 
     def set(self, key: str, value: str) -> None:
         with self.lock:

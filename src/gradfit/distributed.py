@@ -21,7 +21,8 @@ rank's share takes an hour, another's a minute) must not fail the job, and one t
 ``timeout``. So the collectives run in a group of their own whose timeout is long
 (:data:`COLLECTIVE_TIMEOUT`: waiting on a slow reader is legitimate), and a :class:`Watchdog`
 thread on every process keeps a heartbeat in the group's store (a counter it raises every
-``timeout / 5`` seconds, at most every second) and watches the others'. A peer whose counter
+``timeout / 5`` seconds, at most every second) and watches its two neighbours' on the ring of
+ranks (a few store requests per process and heartbeat, whatever the size of the group). A peer whose counter
 has not moved for ``timeout`` seconds, and which did not say it ended, is dead or hung: the
 first process to see it writes the verdict into the store (``compare_set``: one verdict per
 job); the lowest-numbered process still alive prints it, one line, and every survivor exits 1
@@ -244,7 +245,8 @@ class Watchdog:
                 return
             try:
                 self.store.add(self._key("beat", self.rank), 1)
-                silent = self._silent(seen, now)
+                verdict = self._verdict()
+                silent = None if verdict is not None else self._silent(seen, now)
                 store_failed = None
             except Exception as exc:  # the store's host is gone (its launcher died)
                 store_failed = now if store_failed is None else store_failed
@@ -252,16 +254,29 @@ class Watchdog:
                     self._end(self._store_lost(exc), printer=_local_rank() == 0)
                     return
                 continue
+            if verdict is not None:  # another process saw a peer die
+                self._end(verdict, printer=None)
+                return
             if silent is not None:
                 self._end(self._decide(silent), printer=None)
                 return
 
+    def _verdict(self) -> str | None:
+        key = self._key("verdict")
+        if not self.store.check([key]):
+            return None
+        return bytes(self.store.get(key)).decode("utf-8", "replace") or None
+
+    def _watched(self) -> list[int]:
+        """The peers this process watches: its neighbours on the ring of ranks (every process
+        is watched by two, and learns another's verdict from the store), so that the store
+        serves a few requests per process and heartbeat, not one per pair of processes."""
+        return sorted({(self.rank - 1) % self.world, (self.rank + 1) % self.world} - {self.rank})
+
     def _silent(self, seen: dict[int, tuple[int, float]], now: float) -> int | None:
-        """The first peer whose heartbeat has not moved for ``timeout`` seconds and that did
-        not say it ended; None while every peer lives."""
-        for peer in range(self.world):
-            if peer == self.rank:
-                continue
+        """The first watched peer whose heartbeat has not moved for ``timeout`` seconds and
+        that did not say it ended; None while they live."""
+        for peer in self._watched():
             beats = int(self.store.add(self._key("beat", peer), 0))
             last = seen.get(peer)
             if last is None or last[0] != beats:
