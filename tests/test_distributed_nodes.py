@@ -238,8 +238,10 @@ def test_a_group_that_cannot_form_is_said_by_each_process(tmp_path: Path) -> Non
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT,
     )  # fmt: skip
     assert run.returncode == 2
-    assert run.stderr.startswith("gradfit: error: cannot join the process group")
-    assert run.stderr.count("\n") == 1, run.stderr
+    # (c10d logs its own line about the socket first.)
+    ours = [line for line in run.stderr.splitlines() if line.startswith("gradfit:")]
+    assert len(ours) == 1 and ours[0].startswith("gradfit: error: cannot join the process group")
+    assert "Traceback" not in run.stderr
 
 
 # ----------------------------------------------------------------------------- dead, not slow
