@@ -186,8 +186,8 @@ def _plan_fit(args: argparse.Namespace, out: TextIO, comm: Communicator | None) 
     if checkpoint:
         check_solver(config.solver)
         _check_output_dir(str(checkpoint), "checkpoint")
-    # Decided once, before a group of processes is formed (several processes, or a checkpoint,
-    # run the streaming engine: it shards and resumes); the library then follows the choice.
+    # Decided once, on every process alike (several processes, or a checkpoint, run the
+    # streaming engine: it shards and resumes); the library then follows the choice.
     streamed = use_streaming(
         args.data, config, reading, group=comm is not None, checkpoint=checkpoint is not None
     )
