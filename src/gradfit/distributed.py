@@ -22,14 +22,14 @@ rank's share takes an hour, another's a minute) must not fail the job, and one t
 (:data:`COLLECTIVE_TIMEOUT`: waiting on a slow reader is legitimate), and a :class:`Watchdog`
 thread on every process keeps a heartbeat in the group's store (a counter it raises every
 ``timeout / 5`` seconds, at most every second) and watches its two neighbours' on the ring of
-ranks (a few store requests per process and heartbeat, whatever the size of the group). A peer whose counter
-has not moved for ``timeout`` seconds, and which did not say it ended, is dead or hung: the
-first process to see it writes the verdict into the store (``compare_set``: one verdict per
-job); the lowest-numbered process still alive prints it, one line, and every survivor exits 1
-at once (``os._exit``: the main thread may be blocked inside a collective that will never
-return). A collective that fails in the main thread (gloo's "Connection reset by peer" when a
-peer's process is gone) waits for that verdict, or for the peer's own word that it ended
-early, instead of being reported as an internal error. When the launcher itself dies
+ranks (a few store requests per process and heartbeat, whatever the size of the group). A peer
+whose counter has not moved for ``timeout`` seconds, and which did not say it ended, is dead or
+hung: the first process to see it writes the verdict into the store (``compare_set``: one
+verdict per job); the lowest-numbered process still alive prints it, one line, and every
+survivor exits 1 at once (``os._exit``: the main thread may be blocked inside a collective that
+will never return). A collective that fails in the main thread (gloo's "Connection reset by
+peer" when a peer's process is gone) waits for that verdict, or for the peer's own word that it
+ended early, instead of being reported as an internal error. When the launcher itself dies
 (``kill -9`` of torchrun), its workers end too (``PR_SET_PDEATHSIG`` on Linux, and the watchdog
 notices the parent gone).
 """
