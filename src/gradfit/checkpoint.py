@@ -13,8 +13,11 @@ What is saved, after every ``every``-th epoch and once at the end (``finished``)
 * a **fingerprint** of the data and the settings: the rows, the column names, and a digest of
   the data's sufficient statistics (means and centred moments, rounded to 10 significant digits
   so that the order in which a group merged them does not matter), the solver settings, the
-  seed, the dtype, the batch and shuffle-buffer sizes and the number of processes. Resuming with
-  other data or settings is refused, naming what differs.
+  seed, the dtype and the batch and shuffle-buffer sizes. Resuming with other data or settings
+  is refused, naming what differs. The number of processes is not part of it: ``gd`` resumes
+  exactly on any number (its steps come from the group's statistics), ``sgd`` too but with a
+  note that its row order (each process shuffles its own shard) differs from there on; a
+  checkpoint written before this rule (``processes`` among its settings) resumes alike.
 
 The file is a safetensors file (tensors, and JSON in its metadata): loading one never runs code.
 It is read as a model file is (:mod:`gradfit.tensorfile`): a regular file only (a named pipe or
@@ -53,7 +56,7 @@ import torch
 from safetensors.torch import load as safetensors_load
 
 from gradfit.atomic import atomic_write, remove_stale_temporaries
-from gradfit.errors import ModelFileError, ValidationError
+from gradfit.errors import GradfitError, ModelFileError, ValidationError
 from gradfit.solvers import registry
 from gradfit.solvers.collective import LOCAL, Communicator, guarded
 from gradfit.solvers.config import SolverConfig
@@ -72,7 +75,13 @@ from gradfit.tensorfile import (
 )
 from gradfit.tensorfile import shown as _shown
 
-__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "check_solver", "data_fingerprint"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "Checkpoint",
+    "check_solver",
+    "checkpoint_identity",
+    "data_fingerprint",
+]
 
 CHECKPOINT_FORMAT = 2  # 2: sealed with a checksum; 1 (no checksum) still resumes
 _KIND = "gradfit-checkpoint"
@@ -124,6 +133,30 @@ def data_fingerprint(
     }
 
 
+def checkpoint_identity(path: str | Path) -> str:
+    """What this process sees at ``path``: "none at PATH", or the file's size and the start of
+    its SHA-256 (a checkpoint is small: O(d k) values). Processes of a group compare it before
+    resuming (rank 0 reads the file; with c10d rendezvous rank 0 may start on any node, so a
+    checkpoint on one node's local disk would be seen by some ranks only)."""
+    file = as_path(path)  # a local path, or an object in a store (s3://...)
+    try:
+        if not file.exists():
+            return f"no checkpoint at {path}"
+        digest = hashlib.sha256()
+        size = 0
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+                size += len(block)
+    except FileNotFoundError:
+        return f"no checkpoint at {path}"
+    except OSError as exc:
+        return f"{path} unreadable ({exc.strerror or exc})"
+    except GradfitError as exc:  # a store's error (no bucket, access denied), in words
+        return f"{path} unreadable ({exc})"
+    return f"{path}: {size:,} bytes, sha256 {digest.hexdigest()[:16]}"
+
+
 @dataclass
 class Checkpoint:
     """A checkpoint file for one fit (a :class:`~gradfit.solvers.engine.Checkpointer`).
@@ -149,7 +182,7 @@ class Checkpoint:
         if self.resume_from_file and self.comm.rank == 0:
             # What a writer killed mid-write (kill -9) left beside the checkpoint.
             remove_stale_temporaries(self.path)
-        self._settings = _canonical(self.settings)
+        self._settings = _canonical({k: v for k, v in self.settings.items() if k != "processes"})
         self._data = _canonical(self.data)
 
     # ------------------------------------------------------------------------- saving
@@ -235,9 +268,10 @@ class Checkpoint:
                 "cannot be verified"
             )
         _same_as_saved(source, "for other data", "data", document.get("data"), self._data)
-        _same_as_saved(
-            source, "with other settings", "settings", document.get("settings"), self._settings
-        )
+        saved_settings = document.get("settings")
+        if isinstance(saved_settings, dict):  # before processes were left out of the settings
+            saved_settings = {k: v for k, v in saved_settings.items() if k != "processes"}
+        _same_as_saved(source, "with other settings", "settings", saved_settings, self._settings)
         meta = self._check_document(document, source)
         self._check_tensors(file, fresh, source)
         try:
@@ -252,11 +286,29 @@ class Checkpoint:
                     "delete the checkpoint to start afresh"
                 )
         generators = tensors.pop("rank_generators")
+        if int(generators.shape[0]) != document["world"]:
+            raise ModelFileError(
+                f"{source}: corrupt checkpoint: {generators.shape[0]} generators' states for "
+                f"{document['world']} processes; delete it to start afresh"
+            )
+        written = int(document["world"])
+        if written != self.comm.world and self._settings.get("solver") == "sgd":
+            self.notes.append(
+                f"{self.path} was written by {written} process(es), this fit runs "
+                f"{self.comm.world}: sgd continues from its state, but its row order (each "
+                "process shuffles its own shard) differs from the uninterrupted fit's from "
+                "here on"
+            )
         try:
             state = TrainState.from_state_dict(
                 {"tensors": dict(tensors), "meta": meta}, device=fresh.weight.device
             )
-            state.generator.set_state(generators[self.comm.rank].clone())
+            state.generator.set_state(generators[self.comm.rank % written].clone())
+            if self.comm.rank >= written:
+                # A rank beyond those that wrote the checkpoint: a stream of its own, seeded
+                # from a written rank's (reproducible, not a shifted copy of it).
+                draw = torch.randint(1 << 62, (1,), generator=state.generator)
+                state.generator.manual_seed(int(draw[0]) + self.comm.rank)
         except ValidationError as exc:
             raise ModelFileError(
                 f"{source}: {exc}; delete the checkpoint to start afresh"
@@ -285,10 +337,9 @@ class Checkpoint:
         for key in ("finished", "converged"):
             if not isinstance(document.get(key), bool):
                 raise bad(key, "true or false", document.get(key))
-        if document.get("world") != self.comm.world:
-            raise bad(
-                "world", f"{self.comm.world} (the processes of this fit)", document.get("world")
-            )
+        world = document.get("world")
+        if isinstance(world, bool) or not isinstance(world, int) or not 1 <= world <= 1 << 20:
+            raise bad("world", "a positive integer (the processes that wrote it)", world)
         meta = document.get("state")
         if not isinstance(meta, dict):
             raise bad("state", "a JSON object", meta)
@@ -357,7 +408,8 @@ class Checkpoint:
                 "it to start afresh"
             )
         expected["generator"] = (("U8",), size)
-        expected["rank_generators"] = (("U8",), (self.comm.world, size[0]))
+        world = file.entries["rank_generators"].shape[:1] or (0,)
+        expected["rank_generators"] = (("U8",), (max(1, world[0]), size[0]))
         for name, entry in file.entries.items():
             dtypes, shape = expected[name]
             if entry.dtype not in dtypes or entry.shape != shape:

@@ -217,7 +217,7 @@ def entry() -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    from gradfit.cli.options import launched_rank
+    from gradfit.cli.options import launched_rank, srun_without_torchrun
     from gradfit.cli.render import escape
 
     try:
@@ -237,6 +237,11 @@ def _run(argv: Sequence[str] | None) -> int:
     rank = launched_rank()
     if rank and getattr(args, "command", None) != "fit":
         return EXIT_OK
+    srun = srun_without_torchrun()
+    if srun is not None:  # several Slurm tasks that are not one group: task 0 says so
+        if os.environ.get("SLURM_PROCID") == "0":
+            print(f"gradfit: error: {srun}", file=sys.stderr)
+        return EXIT_USAGE
     out = _StandardOutput(sys.stdout)
     try:
         code: int = args.handler(args, cast(TextIO, out))
@@ -244,9 +249,12 @@ def _run(argv: Sequence[str] | None) -> int:
     except GradfitError as exc:
         if isinstance(exc, StandardOutputError):
             _discard_standard_output()
-        if not rank:
+        # Under torchrun rank 0 speaks for the group, unless the error says who does (one of
+        # the group's own: a lost peer, a group that cannot form).
+        shown = getattr(exc, "shown_here", None)
+        if (not rank) if shown is None else shown:
             print(f"gradfit: error: {escape(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return int(getattr(exc, "exit_code", EXIT_USAGE))
     except BrokenPipeError:
         _discard_standard_output()
         return EXIT_OK

@@ -126,12 +126,8 @@ def _emit_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 
 def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
-    from gradfit.checkpoint import check_solver
-    from gradfit.distributed import from_environment, launched, shutdown
-    from gradfit.fitting import clusters_problem, inference_problem
-    from gradfit.observers import check_tensorboard
-    from gradfit.outputs import check_checkpoint_target, check_outputs
-    from gradfit.streaming import use_streaming
+    from gradfit.distributed import launched, shutdown
+    from gradfit.solvers.collective import LOCAL, guarded
 
     if _cross_validated(args):  # --alpha cv: the one branch to cross-validation
         if args.tensorboard is not None:
@@ -140,6 +136,42 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
                 "path of penalties): leave out --tensorboard"
             )
         return _cmd_fit_cv(args, out)
+    # Under torchrun the group forms first, so that what can fail on one process (its --out
+    # or --checkpoint folder missing on its node) is agreed and said at once by rank 0, not
+    # left to make the others wait --dist-timeout (an error before the group forms is said by
+    # each process itself).
+    comm = _join_group(args) if launched() else None
+    try:
+        plan = guarded(comm or LOCAL, lambda: _plan_fit(args, out, comm))
+        return _fit_command(args, out, plan)
+    finally:
+        if comm is not None:
+            shutdown()
+
+
+def _join_group(args: argparse.Namespace) -> Communicator:
+    """The group of processes this one was launched into (torchrun)."""
+    from gradfit.distributed import ProcessGroupError, from_environment
+
+    try:
+        device = settings_from_args(RunSettings, args).torch_device()
+    except GradfitError as exc:  # before the group forms: every process says its own
+        raise ProcessGroupError(str(exc)) from None
+    return from_environment(device, timeout=args.dist_timeout, report=_say_error)
+
+
+def _say_error(message: str) -> None:
+    print(f"gradfit: error: {escape(message)}", file=sys.stderr, flush=True)
+
+
+def _plan_fit(args: argparse.Namespace, out: TextIO, comm: Communicator | None) -> _FitPlan:
+    """``gradfit fit``'s arguments checked, on every process of a group."""
+    from gradfit.checkpoint import check_solver
+    from gradfit.fitting import clusters_problem, inference_problem
+    from gradfit.observers import check_tensorboard
+    from gradfit.outputs import check_checkpoint_target, check_outputs
+    from gradfit.streaming import use_streaming
+
     if args.tensorboard is not None:
         check_tensorboard(args.tensorboard)  # before anything is read: one line, exit 2
     reading = settings_from_args(ReadSettings, args)
@@ -179,26 +211,19 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     if checkpoint:
         check_solver(config.solver)
         _check_output_dir(str(checkpoint), "checkpoint")
-    # Decided once, before a group of processes is formed (several processes, or a checkpoint,
-    # run the streaming engine: it shards and resumes); the library then follows the choice.
-    several = launched()
+    # Decided once, on every process alike (several processes, or a checkpoint, run the
+    # streaming engine: it shards and resumes); the library then follows the choice.
     streamed = use_streaming(
-        args.data, config, reading, group=several, checkpoint=checkpoint is not None
+        args.data, config, reading, group=comm is not None, checkpoint=checkpoint is not None
     )
     reading = replace(reading, stream=streamed)
-    comm = from_environment(run.torch_device(), timeout=args.dist_timeout) if several else None
     if resume and (comm is None or comm.rank == 0):
         # A run killed outright (kill -9) may have died writing its model: its temporary goes.
         remove_stale_temporaries(model_path)
     clustering = settings_from_args(ClusterSettings, args)
-    plan = _FitPlan(
+    return _FitPlan(
         config, reading, run, checkpointing, design, comm, model_path, plot_path, clustering
     )
-    try:
-        return _fit_command(args, out, plan)
-    finally:
-        if comm is not None:
-            shutdown()
 
 
 @dataclass(frozen=True)

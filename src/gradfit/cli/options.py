@@ -23,6 +23,7 @@ __all__ = [
     "non_negative_float",
     "positive_int",
     "seed",
+    "srun_without_torchrun",
     "timeout_seconds",
     "unit_fraction",
     "unit_interval",
@@ -55,6 +56,26 @@ def launched_rank() -> int:
         return int(os.environ.get("RANK", "0"))
     except ValueError:
         return 0
+
+
+def srun_without_torchrun(environ: dict[str, str] | None = None) -> str | None:
+    """The advice when Slurm's ``srun`` started several tasks that are not one group (no
+    ``RANK``/``WORLD_SIZE``: no torchrun), each of which would fit the whole data alone; None
+    otherwise."""
+    env = os.environ if environ is None else environ
+    try:
+        tasks = int(env.get("SLURM_NTASKS", "1"))
+    except ValueError:
+        return None
+    if tasks <= 1 or "SLURM_PROCID" not in env or "RANK" in env or "WORLD_SIZE" in env:
+        return None
+    return (
+        f"started by srun as one of {tasks} tasks without torchrun: each task would run the "
+        "whole command alone; run one task per node that starts torchrun (srun "
+        "--ntasks-per-node=1 torchrun --nnodes $SLURM_NNODES --nproc-per-node N --rdzv-backend "
+        "c10d --rdzv-endpoint HEAD:29500 -m gradfit fit ...: the README's Slurm example), or "
+        "srun --ntasks 1"
+    )
 
 
 _LONG_WORD = re.compile(r"\S{80,}")

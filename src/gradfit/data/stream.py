@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import glob as globbing
 import gzip
+import itertools
 import zlib
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -168,6 +169,23 @@ class BatchStream:
                 out.extend(Unit(f.path, g) for g in range(len(f.row_groups)))
             else:
                 out.append(Unit(f.path))
+        return out
+
+    def layout(self) -> list[str]:
+        """Every unit of :meth:`units`, in order, as one line with its size (a Parquet row
+        group's rows and bytes, a CSV file's bytes): what a process sees of the data, to
+        compare with its peers' (:func:`gradfit.solvers.collective.agree`)."""
+        out: list[str] = []
+        for f in self._files:
+            if f.parquet:
+                out.extend(
+                    f"{f.path} row group {g}: {rows:,} rows, {size:,} bytes"
+                    for g, (rows, size) in enumerate(
+                        itertools.zip_longest(f.row_groups, f.group_bytes, fillvalue=0)
+                    )
+                )
+            else:
+                out.append(f"{f.path}: {f.size:,} bytes")
         return out
 
     def shard(self, rank: int, world: int) -> list[Unit]:

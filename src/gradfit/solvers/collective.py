@@ -26,8 +26,9 @@ Helpers here combine the solvers' mergeable pieces across processes: the suffici
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol, TypeVar
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 import torch
 
@@ -38,6 +39,8 @@ __all__ = [
     "LOCAL",
     "Communicator",
     "Local",
+    "agree",
+    "disagreement",
     "error_from_wire",
     "error_to_wire",
     "gather_bytes",
@@ -137,6 +140,76 @@ def gather_bytes(comm: Communicator, data: bytes) -> list[bytes]:
         mine[: len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
     parts = comm.gather(mine)
     return [bytes(part[:n].numpy().tobytes()) for part, n in zip(parts, lengths, strict=True)]
+
+
+def agree(comm: Communicator, view: Mapping[str, Any], advice: Mapping[str, str]) -> None:
+    """Every process's ``view`` (JSON: e.g. its ordered list of data units with their sizes,
+    the checkpoint it sees, its settings), compared on every process: if any differs, every
+    process raises the same :class:`ValidationError`, one line naming the first difference
+    and the ranks on each side (:func:`disagreement`), with ``advice[key]`` for what to do."""
+    if comm.world == 1:
+        return
+    mine = json.dumps(view, sort_keys=False, allow_nan=True, default=str).encode()
+    views = [json.loads(part) for part in gather_bytes(comm, mine)]
+    problem = disagreement(views, advice)
+    if problem is not None:
+        raise ValidationError(problem)
+
+
+def disagreement(views: list[Any], advice: Mapping[str, str]) -> str | None:
+    """The first difference between the ranks' views (dicts of the same keys, each a list of
+    strings, a string, or a dict of values), as one line; None when all are equal."""
+    if all(v == views[0] for v in views[1:]):
+        return None
+    for key in views[0]:
+        values = [v.get(key) for v in views]
+        if all(x == values[0] for x in values[1:]):
+            continue
+        where, shown = _first_difference(values)
+        sides: dict[str, list[int]] = {}
+        for rank, value in enumerate(shown):
+            sides.setdefault(value, []).append(rank)
+        told = "; ".join(
+            f"{_ranks(ranks)} {'sees' if len(ranks) == 1 else 'see'} {value}"
+            for value, ranks in sides.items()
+        )
+        tail = f"; {advice[key]}" if key in advice else ""
+        return f"the processes do not agree on {key}{where}: {told}{tail}"
+    return "the processes do not agree on what to do"  # not reached: some key differs
+
+
+def _first_difference(values: list[Any]) -> tuple[str, list[str]]:
+    """Where the values first differ (" (item N)", " (name)" or "") and each rank's value
+    there, shown."""
+    if all(isinstance(v, list) for v in values):
+        longest = max(len(v) for v in values)
+        for i in range(longest):
+            items = [v[i] if i < len(v) else None for v in values]
+            if any(x != items[0] for x in items[1:]):
+                shown = [
+                    _shown(x) if x is not None else f"nothing (a list of {len(v)}, not {longest})"
+                    for x, v in zip(items, values, strict=True)
+                ]
+                return f" (item {i + 1} of {longest})", shown
+    if all(isinstance(v, dict) for v in values):
+        for name in dict.fromkeys(k for v in values for k in v):
+            items = [v.get(name) for v in values]
+            if any(x != items[0] for x in items[1:]):
+                return f" ({name})", [_shown(x) for x in items]
+    return "", [_shown(v) for v in values]
+
+
+def _shown(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _ranks(ranks: list[int]) -> str:
+    if len(ranks) == 1:
+        return f"rank {ranks[0]}"
+    if len(ranks) > 4:
+        return f"ranks {ranks[0]}, {ranks[1]}, ... {ranks[-1]} ({len(ranks)})"
+    return "ranks " + ", ".join(map(str, ranks))
 
 
 # ----------------------------------------------------------------------------- mergeable pieces
