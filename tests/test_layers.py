@@ -54,6 +54,7 @@ ALLOWED: dict[tuple[str, str], str] = {
             ("gradfit.outputs", "1.86 s"),
             ("gradfit.persistence", "2.08 s"),
             ("gradfit.report", "1.79 s"),
+            ("gradfit.solvers.collective", "torch: about 2 s"),
             ("gradfit.streaming", "2.02 s"),
             ("numpy", "0.11 s, predict --missing keep only"),
         )
