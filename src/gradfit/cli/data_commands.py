@@ -377,11 +377,6 @@ def _cmd_fit_cv(args: argparse.Namespace, out: TextIO) -> int:
             "--alpha cv has no epochs to checkpoint (one pass, then the path from the "
             "statistics); leave out --checkpoint and --resume"
         )
-    if settings_from_args(WeightSettings, args).weights is not None:
-        raise ValidationError(
-            "--weights is not yet supported with --alpha cv; leave out --weights, or give "
-            "--alpha a number"
-        )
     check_outputs([("--out", args.out), ("--plot", args.plot)], data=args.data, stdout=out)
     model_path = _check_output_dir(args.out, "model file")
     plot_path = _check_output_dir(args.plot, "plot") if args.plot else None
@@ -420,6 +415,7 @@ def _cmd_fit_cv(args: argparse.Namespace, out: TextIO) -> int:
                     folds=cv.folds,
                     alpha_per_target=cv.alpha_per_target,
                     selection=cv.selection,
+                    weights=settings_from_args(WeightSettings, args).weights,
                     seed=run.seed,
                     stream=streamed,
                     memory_limit=reading.memory_limit,

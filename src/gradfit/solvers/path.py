@@ -72,6 +72,7 @@ __all__ = [
     "fold_pairs",
     "fold_statistics",
     "fold_statistics_from_batches",
+    "fold_statistics_from_columns",
     "path",
     "problem_path",
     "ridge_path",
@@ -405,6 +406,142 @@ def fold_statistics_from_batches(
         else:
             out.append(replace(acc, zbar=acc.zbar + shift[0], ybar=acc.ybar + shift[1]))
     return out
+
+
+def fold_statistics_from_columns(
+    batches: Iterable[tuple[Sequence[Any], Any, Any]], n_folds: int, n_features: int
+) -> list[SufficientStats]:
+    """:func:`fold_statistics_from_batches` for a stream read as columns (a file's batches,
+    never stacked into a matrix): each batch is ``(columns, folds, weights)``, its p columns
+    as (m,) float64 arrays (the ``n_features`` features, then the targets), each row's fold id
+    (m,) and its weights (m,) or None. Rows of weight 0 are left out (counted nowhere, as a
+    streamed weighted fit leaves them out).
+
+    Per batch: one stable sort of the fold ids (a radix sort), then each fold's rows are
+    gathered straight into a chunk buffer that stays in cache, shifted there, and multiplied
+    (``AᵀA`` of ``[Z - z0, Y - y0, 1]`` per chunk, one BLAS product): the batch's rows are
+    read once, never copied into a gathered matrix first. Each fold's part is merged into its
+    statistics as :func:`fold_statistics_from_batches` merges (the shift: the first batch's
+    head means); the numbers agree with it to rounding."""
+    shift: npt.NDArray[np.float64] | None = None
+    parts: list[SufficientStats | None] = [None] * n_folds
+    width: int | None = None
+    storage = np.empty(0)
+    small = np.uint8 if n_folds <= 256 else np.uint16
+    for columns, folds, weights in batches:
+        ids = np.asarray(folds)
+        m = int(ids.shape[0])
+        p = len(columns)
+        width = p
+        if m == 0:
+            continue
+        if ids.min() < 0 or ids.max() >= n_folds:
+            raise ValidationError(f"fold ids must be in 0 .. {n_folds - 1}")
+        w = None if weights is None else np.asarray(weights, dtype=np.float64)
+        if w is not None and not bool((w > 0).all()):
+            rows = np.flatnonzero(w > 0)
+            if rows.size == 0:
+                continue
+            order = rows[np.argsort(ids[rows].astype(small), kind="stable")]
+        else:
+            order = np.argsort(ids.astype(small), kind="stable")
+        if shift is None:
+            head = order[: 1 << 16] if w is not None else slice(0, min(m, 1 << 16))
+            shift = np.array([float(np.mean(c[head], dtype=np.float64)) for c in columns])
+        counts = np.bincount(ids[order], minlength=n_folds)
+        chunk = max(1, min(1 << 16, (1 << 19) // (p + 1)))
+        if storage.size < chunk * (p + 1):
+            storage = np.empty(chunk * (p + 1))
+        begin = 0
+        for f in range(n_folds):
+            end = begin + int(counts[f])
+            if end > begin:
+                seg = order[begin:end]
+                wf = None if w is None else w[seg]
+                G = _gathered_gram(columns, seg, shift, wf, storage, chunk)
+                part = _stats_of_gram(G, n_features, end - begin, wf)
+                current = parts[f]
+                parts[f] = part if current is None else current.merge(part)
+            begin = end
+    if width is None:
+        raise ValidationError("no batches: the fold statistics need at least one")
+    d, k = n_features, width - n_features
+    out = []
+    for acc in parts:
+        if acc is None or shift is None:
+            out.append(_empty_stats(d, k))
+        else:
+            z0, y0 = torch.from_numpy(shift[:d].copy()), torch.from_numpy(shift[d:].copy())
+            out.append(replace(acc, zbar=acc.zbar + z0, ybar=acc.ybar + y0))
+    return out
+
+
+def _gathered_gram(
+    columns: Sequence[Any],
+    rows: npt.NDArray[np.intp],
+    shift: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64] | None,
+    storage: npt.NDArray[np.float64],
+    chunk: int,
+) -> npt.NDArray[np.float64]:
+    """``AᵀA`` (p + 1, p + 1) of ``A = [columns[rows] - shift, 1]`` (each row scaled by the
+    square root of its weight), chunk by chunk: each column's rows taken into a column-major
+    buffer (in cache: "clip", as the rows are in range and "raise" would buffer the output)
+    and shifted in place."""
+    p = len(columns)
+    G = np.zeros((p + 1, p + 1))
+    n = int(rows.shape[0])
+    for start in range(0, n, chunk):
+        idx = rows[start : start + chunk]
+        c = int(idx.shape[0])
+        A = storage[: c * (p + 1)].reshape((c, p + 1), order="F")
+        for j, column in enumerate(columns):
+            np.take(column, idx, out=A[:, j], mode="clip")
+            A[:, j] -= shift[j]
+        A[:, p] = 1.0
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: checked below
+            if weights is not None:
+                A *= np.sqrt(weights[start : start + chunk])[:, None]
+            G += A.T @ A
+    return G
+
+
+def _stats_of_gram(
+    G: npt.NDArray[np.float64], d: int, m: int, weights: npt.NDArray[np.float64] | None
+) -> SufficientStats:
+    """The (shifted) statistics of m rows from ``AᵀA`` of ``[Z - z0, Y - y0, 1]`` (weighted by
+    ``weights``, all > 0), as :meth:`SufficientStats.compute` with ``shifted=True`` forms
+    them."""
+    if not bool(np.isfinite(G).all()):
+        raise ValidationError(
+            "the data are too large to train on: X^T X overflows float64 (values beyond about "
+            "1e150); rescale the columns (e.g. change their units)"
+        )
+    p = G.shape[0] - 1
+    Mzz, Mzy = G[:d, :d], G[:d, d:p]
+    myy = G[d:p, d:p].diagonal()
+    sz, sy = G[p, :d], G[p, d:p]
+    extra: dict[str, Any] = {}
+    total = float(m)
+    if weights is not None:
+        total = float(np.sum(weights))
+        extra = {
+            "weight_sum": total,
+            "positive": m,
+            "log_weight_sum": float(np.sum(np.log(weights))),
+        }
+    mz, my = sz / total, sy / total
+    Szz = Mzz / total - np.outer(mz, mz)
+    Szz = (Szz + Szz.T) / 2
+    return SufficientStats(
+        n=m,
+        zbar=torch.from_numpy(mz.copy()),
+        ybar=torch.from_numpy(my.copy()),
+        Szz=torch.from_numpy(Szz),
+        Szy=torch.from_numpy(Mzy / total - np.outer(mz, my)),
+        syy=torch.from_numpy(np.maximum(myy / total - my * my, 0.0)),
+        **extra,
+    )
 
 
 def _empty_stats(d: int, k: int) -> SufficientStats:
