@@ -55,7 +55,7 @@ import torch
 
 from gradfit.errors import ValidationError
 from gradfit.scaling import Standardizer
-from gradfit.solvers.path_kernels import enet_gram_path
+from gradfit.solvers.path_kernels import enet_gram_path, fold_positions, scatter_column
 from gradfit.solvers.stats import SufficientStats
 from gradfit.validation import check_weights
 
@@ -417,19 +417,21 @@ def fold_statistics_from_columns(
     (m,) and its weights (m,) or None. Rows of weight 0 are left out (counted nowhere, as a
     streamed weighted fit leaves them out).
 
-    Per batch: one stable sort of the fold ids (a radix sort), then each fold's rows are
-    gathered straight into a chunk buffer that stays in cache, shifted there, and multiplied
-    (``AᵀA`` of ``[Z - z0, Y - y0, 1]`` per chunk, one BLAS product): the batch's rows are
-    read once, never copied into a gathered matrix first. Each fold's part is merged into its
-    statistics as :func:`fold_statistics_from_batches` merges (the shift: the first batch's
-    head means); the numbers agree with it to rounding."""
+    Per batch, one pass over the columns: a counting sort of the fold ids
+    (:func:`~gradfit.solvers.path_kernels.fold_positions`) and each column scattered, shifted
+    (and scaled by the square roots of the weights) in the same loop
+    (:func:`~gradfit.solvers.path_kernels.scatter_column`) into one column-major buffer
+    ``[Z - z0, Y - y0, 1]`` where each fold's rows are contiguous; then one product per fold,
+    ``AᵀA`` of its rows (BLAS takes the slice as it is): the same products as one fit's
+    statistics of the batch, split by fold. Each fold's part is merged into its statistics
+    as :func:`fold_statistics_from_batches` merges (the shift: the first batch's head
+    means); the numbers agree with it to rounding."""
     shift: npt.NDArray[np.float64] | None = None
     parts: list[SufficientStats | None] = [None] * n_folds
     width: int | None = None
-    storage = np.empty(0)
-    small = np.uint8 if n_folds <= 256 else np.uint16
+    buffer = np.empty((0, 0), order="F")
     for columns, folds, weights in batches:
-        ids = np.asarray(folds)
+        ids = np.ascontiguousarray(folds, dtype=np.int64)
         m = int(ids.shape[0])
         p = len(columns)
         width = p
@@ -437,32 +439,42 @@ def fold_statistics_from_columns(
             continue
         if ids.min() < 0 or ids.max() >= n_folds:
             raise ValidationError(f"fold ids must be in 0 .. {n_folds - 1}")
-        w = None if weights is None else np.asarray(weights, dtype=np.float64)
-        if w is not None and not bool((w > 0).all()):
-            rows = np.flatnonzero(w > 0)
-            if rows.size == 0:
+        w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+        if w is not None:
+            if not bool((w > 0).any()):
                 continue
-            order = rows[np.argsort(ids[rows].astype(small), kind="stable")]
-        else:
-            order = np.argsort(ids.astype(small), kind="stable")
+            ids = np.where(w > 0, ids, n_folds)  # weight 0: a last bucket, never used
         if shift is None:
-            head = order[: 1 << 16] if w is not None else slice(0, min(m, 1 << 16))
+            head = slice(0, min(m, 1 << 16)) if w is None else np.flatnonzero(w > 0)[: 1 << 16]
             shift = np.array([float(np.mean(c[head], dtype=np.float64)) for c in columns])
-        counts = np.bincount(ids[order], minlength=n_folds)
-        chunk = max(1, min(1 << 16, (1 << 19) // (p + 1)))
-        if storage.size < chunk * (p + 1):
-            storage = np.empty(chunk * (p + 1))
-        begin = 0
-        for f in range(n_folds):
-            end = begin + int(counts[f])
-            if end > begin:
-                seg = order[begin:end]
-                wf = None if w is None else w[seg]
-                G = _gathered_gram(columns, seg, shift, wf, storage, chunk)
-                part = _stats_of_gram(G, n_features, end - begin, wf)
-                current = parts[f]
-                parts[f] = part if current is None else current.merge(part)
-            begin = end
+        pos = np.empty(m, dtype=np.int64)
+        counts = np.empty(n_folds + 1, dtype=np.int64)
+        fold_positions(ids, n_folds + 1, pos, counts)
+        if buffer.shape[0] < m or buffer.shape[1] != p + 1:
+            buffer = np.empty((m, p + 1), order="F")
+        A = buffer[:m]
+        root = np.sqrt(w) if w is not None else np.empty(0)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: checked below
+            for j, column in enumerate(columns):
+                scatter_column(column, pos, shift[j], root, w is not None, A[:, j])
+            if w is None:
+                A[:, p] = 1.0
+            else:
+                scatter_column(root, pos, 0.0, root, False, A[:, p])
+                ordered = np.empty(m)
+                scatter_column(w, pos, 0.0, root, False, ordered)
+            begin = 0
+            for f in range(n_folds):
+                end = begin + int(counts[f])
+                if end > begin:
+                    rows = A[begin:end]
+                    G = rows.T @ rows
+                    part = _stats_of_gram(
+                        G, n_features, end - begin, None if w is None else ordered[begin:end]
+                    )
+                    current = parts[f]
+                    parts[f] = part if current is None else current.merge(part)
+                begin = end
     if width is None:
         raise ValidationError("no batches: the fold statistics need at least one")
     d, k = n_features, width - n_features
@@ -474,36 +486,6 @@ def fold_statistics_from_columns(
             z0, y0 = torch.from_numpy(shift[:d].copy()), torch.from_numpy(shift[d:].copy())
             out.append(replace(acc, zbar=acc.zbar + z0, ybar=acc.ybar + y0))
     return out
-
-
-def _gathered_gram(
-    columns: Sequence[Any],
-    rows: npt.NDArray[np.intp],
-    shift: npt.NDArray[np.float64],
-    weights: npt.NDArray[np.float64] | None,
-    storage: npt.NDArray[np.float64],
-    chunk: int,
-) -> npt.NDArray[np.float64]:
-    """``AᵀA`` (p + 1, p + 1) of ``A = [columns[rows] - shift, 1]`` (each row scaled by the
-    square root of its weight), chunk by chunk: each column's rows taken into a column-major
-    buffer (in cache: "clip", as the rows are in range and "raise" would buffer the output)
-    and shifted in place."""
-    p = len(columns)
-    G = np.zeros((p + 1, p + 1))
-    n = int(rows.shape[0])
-    for start in range(0, n, chunk):
-        idx = rows[start : start + chunk]
-        c = int(idx.shape[0])
-        A = storage[: c * (p + 1)].reshape((c, p + 1), order="F")
-        for j, column in enumerate(columns):
-            np.take(column, idx, out=A[:, j], mode="clip")
-            A[:, j] -= shift[j]
-        A[:, p] = 1.0
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow: checked below
-            if weights is not None:
-                A *= np.sqrt(weights[start : start + chunk])[:, None]
-            G += A.T @ A
-    return G
 
 
 def _stats_of_gram(
