@@ -34,6 +34,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("gradfit.cli", "gradfit.cli.data_commands"): "Ctrl-C from the first import: 1.39 s",
     ("gradfit.cli", "gradfit.cli.demo"): "Ctrl-C from the first import: 1.38 s",
     ("gradfit.cli", "gradfit.cli.diagnose_commands"): "Ctrl-C from the first import (as above)",
+    ("gradfit.cli", "gradfit.cli.path_command"): "Ctrl-C from the first import (as above)",
     ("gradfit.cli", "gradfit.cli.options"): "Ctrl-C from the first import: 1.29 s",
     ("gradfit.cli", "gradfit.cli.render"): "Ctrl-C from the first import: 1.32 s",
     # Heavy or optional libraries, paid only by the code that uses them.

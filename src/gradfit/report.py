@@ -523,3 +523,78 @@ def plot_cv(
 
     atomic_write(path, write)
     return figure
+
+
+def plot_path(
+    path: str | Path,
+    alphas: Sequence[npt.ArrayLike],
+    coefs: Sequence[npt.ArrayLike],
+    feature_names: Sequence[str],
+    target_names: Sequence[str],
+    marks: Sequence[Sequence[tuple[str, float]]] | None = None,
+    title: str = "gradfit coefficient paths",
+) -> Any:
+    """Draw each target's coefficient paths, as R's ``plot(glmnet, xvar = "lambda")``: every
+    coefficient against log(alpha) (one line per feature, the legend naming them when there
+    are at most 12), the number of non-zero coefficients on the top axis, and ``marks`` (per
+    target, (label, alpha) pairs: the alphas chosen by cross-validation) as dashed vertical
+    lines; written atomically.
+
+    ``alphas``: per target, its (A,) alphas; ``coefs``: per target, (d, A) coefficients at
+    them. An alpha of 0 has no logarithm and is left out of the drawing. Returns the
+    matplotlib Figure drawn."""
+    k = len(target_names)
+    if not (len(alphas) == len(coefs) == k) or (marks is not None and len(marks) != k):
+        raise ValidationError("plot_path needs the alphas and coefficients of every target")
+    fmt = _FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise DataError(f"{path}: unsupported image type; use .png, .svg or .pdf")
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise GradfitError("plotting needs matplotlib: pip install 'gradfit[plot]'") from None
+    ncols = min(k, 3)
+    nrows = math.ceil(k / ncols)
+    figure = Figure(figsize=(4.8 * ncols, 4.2 * nrows), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
+    for t in range(k):
+        ax = axes[t]
+        a = np.asarray(alphas[t], dtype=np.float64)
+        c = np.asarray(coefs[t], dtype=np.float64).reshape(len(feature_names), a.shape[0])
+        keep = a > 0
+        x = np.log(a[keep])
+        for j, name in enumerate(feature_names):
+            ax.plot(x, c[j, keep], lw=1.2, label=_literal(str(name)))
+        ax.axhline(0.0, color="0.6", lw=0.6)
+        for label, value in marks[t] if marks is not None else ():
+            if value > 0:
+                ax.axvline(
+                    math.log(value), color="0.2", linestyle="--", lw=1.0,
+                    label=f"{label}: {value:.3g}",
+                )  # fmt: skip
+        ax.set_xlabel("log(alpha)")
+        ax.set_ylabel("coefficient")
+        ax.set_title(_literal(str(target_names[t])), parse_math=False)
+        if len(feature_names) <= 12 or marks:
+            handles, labels = ax.get_legend_handles_labels()
+            if len(feature_names) > 12:  # only the marks
+                handles, labels = handles[len(feature_names) :], labels[len(feature_names) :]
+            ax.legend(handles, labels, loc="best", fontsize="x-small")
+        if x.size:
+            top = ax.twiny()
+            top.set_xlim(ax.get_xlim())
+            where = np.unique(np.linspace(0, x.size - 1, min(6, x.size)).round().astype(int))
+            nonzero = np.count_nonzero(c[:, keep] != 0, axis=0)
+            top.set_xticks(x[where], [str(int(v)) for v in nonzero[where]])
+            top.set_xlabel("non-zero coefficients")
+    for ax in axes[k:]:
+        ax.set_visible(False)
+    figure.suptitle(_literal(title), parse_math=False)
+
+    def write(fh: IO[bytes]) -> None:
+        figure.savefig(fh, format=fmt, dpi=110)
+
+    atomic_write(path, write)
+    return figure
