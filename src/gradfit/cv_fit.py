@@ -79,7 +79,7 @@ from gradfit.streaming import Progress, choose_columns, use_streaming
 if TYPE_CHECKING:
     from gradfit.solvers.collective import Communicator
 
-__all__ = ["CVRecord", "PathRecord", "fit_cv", "fit_path"]
+__all__ = ["CVRecord", "PathRecord", "cv_coefficient_paths", "fit_cv", "fit_path"]
 
 
 @dataclass(frozen=True)
@@ -539,6 +539,38 @@ def fit_path(
         not_converged=not_converged,
         left_out=dict(left_out),
     )
+
+
+def cv_coefficient_paths(
+    report: FitReport, *, tol: float = 1e-4, max_iter: int = 1000
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The coefficient paths on all rows behind a cross-validated fit (``report`` of
+    :func:`fit_cv`): per target, (its alphas (A,), its coefficients (d, A)) at its chosen l1
+    ratio, from the statistics of all rows (no pass over the data), for the path panels of
+    ``--alpha cv --plot``."""
+    record = report.cv
+    stats = report.result.stats
+    if record is None or stats is None:
+        raise ValidationError("cv_coefficient_paths needs the report of a cross-validated fit")
+    config = report.config
+    problem = paths.Quadratic.from_stats(
+        stats, fit_intercept=config.fit_intercept, standardize=config.standardize
+    )
+    out = []
+    solved: dict[tuple[int, int], np.ndarray] = {}
+    k = int(record.alpha.shape[0])
+    for t in range(k):
+        ratio = int(record.l1_index[t])
+        grid = record.grid(t, ratio)
+        g = t if record.alphas.shape[0] > 1 else 0
+        if (g, ratio) not in solved:
+            result = paths.problem_path(
+                problem, grid, float(record.l1_ratios[ratio]), tol=tol, max_iter=max_iter
+            )
+            coef, _ = problem.original_units(result.coefs)  # (A, k, d)
+            solved[(g, ratio)] = coef
+        out.append((grid, solved[(g, ratio)][:, t, :].T.copy()))
+    return out
 
 
 def _ratios(value: float | Sequence[float]) -> list[float]:

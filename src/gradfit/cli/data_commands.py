@@ -29,7 +29,7 @@ from gradfit.cli.options import (
     timeout_seconds,
 )
 from gradfit.cli.render import BytesProgress, Progress, escape, escape_report, fmt, table
-from gradfit.cv_fit import fit_cv
+from gradfit.cv_fit import cv_coefficient_paths, fit_cv
 from gradfit.data import table_to_csv_text, write_table_batches
 from gradfit.distributed import DEFAULT_TIMEOUT, from_environment, launched, shutdown
 from gradfit.errors import (
@@ -507,6 +507,8 @@ def _save_with_cv_plot(model_path: Path, report: FitReport, plot_path: Path, dat
             [float(v) for v in record.alpha_1se],
             names,
             title=f"gradfit cross-validation on {data}",
+            paths=cv_coefficient_paths(report),
+            feature_names=report.model.feature_names,
         )
         staged_bytes = staged.read_bytes()
         atomic_write(model_path, lambda fh: fh.write(staged_bytes), error=ModelFileError)

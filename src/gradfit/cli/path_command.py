@@ -147,8 +147,7 @@ def add_path_command(sub: Any) -> None:
     parser.add_argument(
         "--features",
         action="append",
-        help="feature columns, repeated or comma-separated (default: every other numeric "
-        "column)",
+        help="feature columns, repeated or comma-separated (default: every other numeric column)",
     )
     parser.add_argument(
         "--alphas",
