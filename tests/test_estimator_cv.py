@@ -98,6 +98,86 @@ def test_same_choice_as_lasso_cv() -> None:
     np.testing.assert_allclose(ours.coef_, sk.coef_, rtol=1e-6, atol=1e-9)
 
 
+def _weights(n: int, seed: int = 0) -> np.ndarray:
+    """Positive weights over a 10-fold range, and a few rows of weight 0."""
+    w = np.random.default_rng(seed).uniform(0.2, 2.0, size=n)
+    w[::17] = 0.0
+    return w
+
+
+@pytest.mark.parametrize("data", [_diabetes, _correlated])
+def test_weighted_same_choice_and_errors_as_elastic_net_cv(data: object) -> None:
+    """``sample_weight``: scikit-learn rescales each training fold's weights to sum to its rows
+    (its objective is then the weighted mean squared error over the fold), makes the grid from
+    the weighted statistics of all rows (``alpha_max = max|X_c'(w y_c)| / (Σw l1_ratio)``),
+    scores each fold by its weighted mean squared error and averages the folds with equal
+    weight. The same numbers, fold by fold."""
+    X, y = data()  # type: ignore[operator]
+    w = _weights(len(y))
+    folds = _blocks(len(y))
+    ratios = [0.2, 0.7, 1.0]
+    ours = GradientDescentRegressorCV(
+        alphas=25, l1_ratio=ratios, cv=folds, standardize=False, **TIGHT
+    ).fit(X, y, sample_weight=w)
+    sk = ElasticNetCV(alphas=25, l1_ratio=ratios, cv=PredefinedSplit(folds), **TIGHT).fit(
+        X, y, sample_weight=w
+    )
+    np.testing.assert_allclose(ours.alphas_, sk.alphas_, rtol=1e-12)
+    np.testing.assert_allclose(
+        ours.mse_path_[..., 0].transpose(2, 1, 0), sk.mse_path_, rtol=MSE_RTOL
+    )
+    assert ours.alpha_ == pytest.approx(sk.alpha_, rel=1e-12)
+    assert ours.l1_ratio_ == sk.l1_ratio_
+    np.testing.assert_allclose(ours.coef_, sk.coef_, rtol=1e-6, atol=1e-9 * np.abs(sk.coef_).max())
+    assert ours.intercept_ == pytest.approx(sk.intercept_, rel=1e-8)
+    # the unweighted fit chooses differently here: the weights are used
+    plain = GradientDescentRegressorCV(
+        alphas=25, l1_ratio=ratios, cv=folds, standardize=False, **TIGHT
+    ).fit(X, y)
+    assert np.abs(plain.mse_path_ - ours.mse_path_).max() > 1e-3 * np.abs(ours.mse_path_).max()
+
+
+def test_weighted_same_choice_as_lasso_cv_and_scale_free() -> None:
+    X, y = _correlated(3)
+    w = _weights(len(y), 3)
+    folds = _blocks(len(y), 4)
+    ours = GradientDescentRegressorCV(
+        alphas=30, l1_ratio=1.0, cv=folds, standardize=False, **TIGHT
+    ).fit(X, y, sample_weight=w)
+    sk = LassoCV(alphas=30, cv=PredefinedSplit(folds), **TIGHT).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(ours.alphas_[0], sk.alphas_, rtol=1e-12)
+    np.testing.assert_allclose(ours.mse_path_[:, :, 0, 0].T, sk.mse_path_, rtol=MSE_RTOL)
+    assert ours.alpha_ == pytest.approx(sk.alpha_, rel=1e-12)
+    np.testing.assert_allclose(ours.coef_, sk.coef_, rtol=1e-6, atol=1e-9)
+    # weights times a constant: the same fit (scikit-learn's rescaling; glmnet's too)
+    scaled = GradientDescentRegressorCV(
+        alphas=30, l1_ratio=1.0, cv=folds, standardize=False, **TIGHT
+    ).fit(X, y, sample_weight=7.3 * w)
+    np.testing.assert_allclose(scaled.mse_path_, ours.mse_path_, rtol=1e-9)
+    np.testing.assert_allclose(scaled.coef_, ours.coef_, rtol=1e-9, atol=1e-12)
+
+
+def test_weighted_per_target_choices_equal_elastic_net_cv_per_target() -> None:
+    X, Y = _targets()
+    w = _weights(len(X), 4)
+    folds = _blocks(len(X), 5)
+    ours = GradientDescentRegressorCV(
+        alphas=20, l1_ratio=[0.5, 1.0], cv=folds, alpha_per_target=True, standardize=False,
+        **TIGHT,
+    ).fit(X, Y, sample_weight=w)  # fmt: skip
+    for t in range(Y.shape[1]):
+        sk = ElasticNetCV(alphas=20, l1_ratio=[0.5, 1.0], cv=PredefinedSplit(folds), **TIGHT)
+        sk.fit(X, Y[:, t], sample_weight=w)
+        np.testing.assert_allclose(ours.alphas_[t], sk.alphas_, rtol=1e-12)
+        np.testing.assert_allclose(
+            ours.mse_path_[..., t].transpose(2, 1, 0), sk.mse_path_, rtol=MSE_RTOL
+        )
+        assert ours.alpha_[t] == pytest.approx(sk.alpha_, rel=1e-12)
+        assert ours.l1_ratio_[t] == sk.l1_ratio_
+        scale = np.abs(sk.coef_).max()
+        np.testing.assert_allclose(ours.coef_[t], sk.coef_, rtol=1e-6, atol=1e-9 * max(scale, 1))
+
+
 @pytest.mark.parametrize("data", [_diabetes, _correlated])
 def test_same_choice_as_ridge_cv(data: object) -> None:
     """RidgeCV's penalty is ``||y - Xb||² + a ||b||²`` over the training rows, ours

@@ -138,6 +138,126 @@ def test_table_in_memory_equals_the_file(files: dict[str, Path]) -> None:
     np.testing.assert_array_equal(a.model.weight.numpy(), b.model.weight.numpy())
 
 
+# ----------------------------------------------------------------------------- weights
+
+
+def _weights(n: int = N) -> np.ndarray:
+    w = np.random.default_rng(11).uniform(0.2, 3.0, size=n)
+    w[::13] = 0.0  # rows of weight 0: counted nowhere
+    return w
+
+
+@pytest.fixture(scope="module")
+def weighted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cvw")
+    X, Y = _data()
+    cols = {f"x{i}": X[:, i] for i in range(X.shape[1])}
+    cols.update(w=_weights(), y1=Y[:, 0], y2=Y[:, 1])  # w among the columns: never a feature
+    table = pa.table(cols)
+    pv.write_csv(table, root / "data.csv")
+    pq.write_table(table, root / "data.parquet", row_group_size=130)
+    return {"csv": root / "data.csv", "parquet": root / "data.parquet"}
+
+
+@pytest.mark.parametrize(("ratio", "per_target", "tol"), CASES)
+def test_weighted_file_fit_equals_the_estimator_with_sample_weight(
+    weighted: dict[str, Path], ratio: object, per_target: bool, tol: float
+) -> None:
+    """``weights="w"`` is ``GradientDescentRegressorCV.fit(sample_weight=w)`` on the same folds
+    (which test_estimator_cv.py holds to ``ElasticNetCV(sample_weight=w)``)."""
+    report = gradfit.fit_cv(
+        weighted["csv"], ["y1", "y2"], alphas=30, l1_ratio=ratio, alpha_per_target=per_target,
+        weights="w", seed=SEED,
+    )  # fmt: skip
+    X, Y = _data()
+    w = _weights()
+    ids = fold_ids(0, 1, N, 5, holdout_seed(SEED))
+    est = gradfit.GradientDescentRegressorCV(
+        alphas=30, l1_ratio=ratio, cv=ids, alpha_per_target=per_target
+    ).fit(X, Y, sample_weight=w)
+    cv = report.cv
+    # the same grid point (the grid's top from statistics summed with and without the rows
+    # of weight 0: an ulp apart)
+    np.testing.assert_allclose(cv.alpha, np.broadcast_to(est.alpha_, (2,)), rtol=1e-12)
+    np.testing.assert_array_equal(cv.l1_ratio, np.broadcast_to(est.l1_ratio_, (2,)))
+    assert _rel(report.model.weight.numpy(), est.coef_) <= tol
+    assert _rel(report.model.bias.numpy(), est.intercept_) <= tol
+    assert _rel(cv.mse_path, est.mse_path_) <= 1e-8
+    assert report.model.feature_names == tuple(f"x{i}" for i in range(5))  # w set apart
+    positive = int((w > 0).sum())
+    assert sum(cv.fold_rows) == positive == report.n_samples  # weight 0: counted nowhere
+    assert report.model.hyperparameters["weights"] == "w"
+    # the report's R² is the weighted one (R's lm(weights = w))
+    pred = X @ est.coef_.T + est.intercept_
+    mean = (w @ Y) / w.sum()
+    r2 = 1 - (w @ (Y - pred) ** 2) / (w @ (Y - mean) ** 2)
+    np.testing.assert_allclose(report.metrics.r2, r2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("where", ["csv", "parquet"])
+@pytest.mark.parametrize("ratio", [0.0, [0.5, 1.0]])
+def test_weighted_streamed_equals_read_whole(
+    weighted: dict[str, Path], where: str, ratio: object
+) -> None:
+    whole = gradfit.fit_cv(
+        weighted[where], ["y1", "y2"], alphas=30, l1_ratio=ratio, weights="w", seed=SEED
+    )
+    streamed = gradfit.fit_cv(
+        weighted[where], ["y1", "y2"], alphas=30, l1_ratio=ratio, weights="w", seed=SEED,
+        stream=True, batch_rows=64,
+    )  # fmt: skip
+    assert streamed.cv.fold_rows == whole.cv.fold_rows
+    np.testing.assert_allclose(streamed.cv.alphas, whole.cv.alphas, rtol=1e-12)
+    np.testing.assert_allclose(streamed.cv.alpha, whole.cv.alpha, rtol=1e-12)
+    np.testing.assert_array_equal(streamed.cv.l1_ratio, whole.cv.l1_ratio)
+    tol = 1e-10 if ratio == 0.0 else 1e-6
+    assert _rel(streamed.model.weight.numpy(), whole.model.weight.numpy()) <= tol
+    assert _rel(streamed.cv.mse_path, whole.cv.mse_path) <= 1e-9
+    assert streamed.n_samples == whole.n_samples
+    np.testing.assert_allclose(streamed.metrics.r2, whole.metrics.r2, rtol=1e-9)
+    assert streamed.model.hyperparameters["weights"] == "w"
+
+
+def test_weighted_refusals(weighted: dict[str, Path], tmp_path: Path) -> None:
+    X, Y = _data(n=40)
+    w = np.ones(40)
+    w[25] = -1.0
+    path = tmp_path / "neg.csv"
+    cols = {"x0": X[:, 0], "w": w, "y1": Y[:, 0]}
+    pv.write_csv(pa.table(cols), path)
+    for stream in (False, True):
+        with pytest.raises(gradfit.DataError, match=r"column 'w', row 26: negative weight"):
+            gradfit.fit_cv(path, ["y1"], weights="w", stream=stream, batch_rows=16)
+    cols["w"] = np.zeros(40)
+    pv.write_csv(pa.table(cols), path)
+    for stream in (False, True):
+        with pytest.raises(gradfit.DataError, match="every weight is 0"):
+            gradfit.fit_cv(path, ["y1"], weights="w", stream=stream, batch_rows=16)
+    for stream in (False, True):
+        with pytest.raises(gradfit.DataError, match="cannot also be a feature"):
+            gradfit.fit_cv(weighted["csv"], ["y1"], ["x0", "w"], weights="w", stream=stream)
+
+
+def test_cli_weights(
+    weighted: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "m.safetensors"
+    run = ok(
+        capsys, "fit", weighted["parquet"], "--target", "y1,y2", "--alpha", "cv", "--alphas",
+        "30", "--l1-ratio", "0.5,1", "--weights", "w", "--seed", SEED, "--out", model, "--json",
+        "--stream",
+    )  # fmt: skip
+    whole = gradfit.fit_cv(
+        weighted["csv"], ["y1", "y2"], alphas=30, l1_ratio=[0.5, 1.0], weights="w", seed=SEED
+    )
+    doc = json.loads(run.out)
+    assert doc["n_samples"] == whole.n_samples
+    assert doc["cv"]["targets"]["y2"]["alpha"] == pytest.approx(whole.cv.alpha[1], rel=1e-12)
+    saved = load_model(model)
+    assert saved.hyperparameters["weights"] == "w"
+    assert _rel(saved.weight.numpy(), whole.model.weight.numpy()) <= 1e-6
+
+
 def test_seed_changes_the_folds(files: dict[str, Path]) -> None:
     a = gradfit.fit_cv(files["csv"], ["y1"], alphas=10, seed=1)
     b = gradfit.fit_cv(files["csv"], ["y1"], alphas=10, seed=2)
@@ -208,7 +328,7 @@ def test_cli_summary_json_and_model(
         (["--l1-ratio", "0.1,0.5"], "--l1-ratio takes one value unless --alpha cv"),
         (["--alpha", "cv", "--solver", "scratch"], "solver='scratch' cannot honour alpha=cv"),
         (["--alpha", "cv", "--solver", "builtin"], "solver='builtin' cannot honour alpha=cv"),
-        (["--alpha", "cv", "--weights", "x1"], "--weights is not yet supported"),
+        (["--alpha", "cv", "--weights", "y1"], "is the weights column (--weights) and cannot"),
         (["--alpha", "cv", "--early-stopping"], "early stopping does not apply"),
     ],
 )
@@ -315,3 +435,32 @@ def test_torchrun_equals_read_whole(files: dict[str, Path], tmp_path: Path, rati
     saved = load_model(model)
     tol = 1e-10 if ratios == [0.0] else 1e-6
     assert _rel(saved.weight.numpy(), whole.model.weight.numpy()) <= tol
+
+
+@pytest.mark.slow
+def test_torchrun_weighted_equals_read_whole(weighted: dict[str, Path], tmp_path: Path) -> None:
+    env = dict(os.environ)
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    env["OMP_NUM_THREADS"] = "1"
+    model = tmp_path / "m.safetensors"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "gradfit", "fit", str(weighted["parquet"]), "--target", "y1,y2", "--alpha", "cv",
+        "--alphas", "30", "--l1-ratio", "0.5,1", "--weights", "w", "--seed", str(SEED),
+        "--out", str(model), "--batch-rows", "50", "--json",
+    ]  # fmt: skip
+    run = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    whole = gradfit.fit_cv(
+        weighted["csv"], ["y1", "y2"], alphas=30, l1_ratio=[0.5, 1.0], weights="w", seed=SEED
+    )
+    doc = json.loads(run.stdout)
+    assert doc["cv"]["fold_rows"] == list(whole.cv.fold_rows)
+    assert doc["n_samples"] == whole.n_samples
+    assert doc["cv"]["targets"]["y1"]["alpha"] == pytest.approx(whole.cv.alpha[0], rel=1e-12)
+    saved = load_model(model)
+    assert saved.hyperparameters["weights"] == "w"
+    assert _rel(saved.weight.numpy(), whole.model.weight.numpy()) <= 1e-6

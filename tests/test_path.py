@@ -296,6 +296,48 @@ def test_fold_statistics_from_batches_equal_those_of_each_folds_rows(weighted: b
         paths.fold_statistics_from_batches([(Xt, Yt, ids)], 3)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fold_statistics_from_columns_equal_those_of_each_folds_rows(weighted: bool) -> None:
+    """A stream read as columns (a file's batches): each fold's rows gathered into the Gram's
+    chunks give each fold's statistics in memory; rows of weight 0 count nowhere (not even in
+    ``n``); a fold no row reaches is empty. Chunks of 2**19 / (p + 1) rows: a batch of 70,000
+    rows and 8 columns crosses a chunk boundary."""
+    rng = np.random.default_rng(16)
+    n, d = 70_500, 5
+    X = rng.normal(size=(n, d)) * [1.0, 10.0, 0.1, 3.0, 1.0] + 1e4
+    Y = X[:, :3] @ rng.normal(size=(3, 3)) + rng.normal(size=(n, 3))
+    ids = rng.integers(0, 4, size=n)  # fold 4 of 5 is empty
+    w = rng.uniform(0, 2, size=n) if weighted else None
+    if w is not None:
+        w[::7] = 0.0
+    edges = [0, 1, 300, 301, 70_301, n]
+    batches = [
+        (
+            [np.ascontiguousarray(c) for c in np.hstack([X[a:b], Y[a:b]]).T],
+            ids[a:b],
+            None if w is None else w[a:b],
+        )
+        for a, b in itertools.pairwise(edges)
+    ]
+    streamed = paths.fold_statistics_from_columns(batches, 5, d)
+    keep = np.ones(n, dtype=bool) if w is None else w > 0
+    Xt, Yt = torch.from_numpy(X[keep]), torch.from_numpy(Y[keep])
+    wt = None if w is None else torch.from_numpy(w[keep])
+    direct = paths.fold_statistics(Xt, Yt, [np.nonzero(ids[keep] == f)[0] for f in range(4)], wt)
+    assert streamed[4].n == 0
+    for f in range(4):
+        assert streamed[f].n == direct[f].n == streamed[f].n_positive
+        assert streamed[f].total == pytest.approx(direct[f].total, rel=STATS_RTOL)
+        if weighted:
+            assert streamed[f].log_weight_sum == pytest.approx(direct[f].log_weight_sum)
+        for name in ("zbar", "ybar", "Szz", "Szy", "syy"):
+            torch.testing.assert_close(
+                getattr(streamed[f], name), getattr(direct[f], name), rtol=STATS_RTOL, atol=1e-9
+            )
+    with pytest.raises(ValidationError, match=r"fold ids must be in 0 \.\. 2"):
+        paths.fold_statistics_from_columns([batches[3]], 3, d)
+
+
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("l1_ratio", [0.0, 0.5])
 def test_cv_mse_path_equals_direct_errors_on_the_rows(fit_intercept: bool, l1_ratio: float) -> None:

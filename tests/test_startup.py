@@ -54,7 +54,7 @@ OPTIONAL = (
     "statsmodels",
 )
 
-COMMANDS = ("demo", "fit", "predict", "evaluate", "info", "diagnose", "anova")
+COMMANDS = ("demo", "fit", "predict", "evaluate", "info", "diagnose", "anova", "path")
 
 
 def imported_modules(*argv: str, cwd: Path, expect: int = 0) -> set[str]:

@@ -19,7 +19,7 @@ from gradfit.errors import (
 )
 
 if _typing.TYPE_CHECKING:
-    from gradfit.cv_fit import fit_cv
+    from gradfit.cv_fit import fit_cv, fit_path
     from gradfit.datasets import load_crops
     from gradfit.diagnostics import Diagnostics, diagnose
     from gradfit.estimator import GradientDescentRegressor
@@ -57,6 +57,7 @@ __all__ = [
     "evaluate",
     "fit",
     "fit_cv",
+    "fit_path",
     "least_squares",
     "load_crops",
     "ols",
@@ -86,6 +87,7 @@ _LAZY = {
     "evaluate": "gradfit.jobs",
     "fit": "gradfit.jobs",
     "fit_cv": "gradfit.cv_fit",
+    "fit_path": "gradfit.cv_fit",
     "least_squares": "gradfit.solvers.lstsq",
     "load_crops": "gradfit.datasets",
     "ols": "gradfit.inference",

@@ -465,6 +465,8 @@ def plot_cv(
     alpha_1se: Sequence[float],
     target_names: Sequence[str],
     title: str = "gradfit cross-validation",
+    paths: Sequence[tuple[npt.ArrayLike, npt.ArrayLike]] | None = None,
+    feature_names: Sequence[str] = (),
 ) -> Any:
     """Draw each target's cross-validation curve, as R's ``plot(cv.glmnet)``: the mean CV
     error (points) with one standard error above and below (error bars) against log(alpha),
@@ -473,12 +475,16 @@ def plot_cv(
 
     ``alphas``, ``mean``, ``se``: per target, the (A,) alphas of its path (at its chosen l1
     ratio) and the mean CV error and standard error at each; ``alpha_min``, ``alpha_1se``: per
-    target. An alpha of 0 has no logarithm and is left out of the drawing. Returns the
-    matplotlib Figure drawn.
+    target. An alpha of 0 has no logarithm and is left out of the drawing. ``paths``: per
+    target, (alphas (A,), coefficients (d, A)) on all rows at its chosen l1 ratio, drawn below
+    its CV curve as :func:`plot_path` draws them, both choices marked (``feature_names``: the d
+    features). Returns the matplotlib Figure drawn.
     """
     k = len(target_names)
     if not (len(alphas) == len(mean) == len(se) == len(alpha_min) == len(alpha_1se) == k):
         raise ValidationError("plot_cv needs the path and the choices of every target")
+    if paths is not None and len(paths) != k:
+        raise ValidationError("plot_cv needs the coefficient paths of every target")
     fmt = _FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
         raise DataError(f"{path}: unsupported image type; use .png, .svg or .pdf")
@@ -489,9 +495,20 @@ def plot_cv(
         raise GradfitError("plotting needs matplotlib: pip install 'gradfit[plot]'") from None
     ncols = min(k, 3)
     nrows = math.ceil(k / ncols)
-    figure = Figure(figsize=(4.8 * ncols, 4.0 * nrows), layout="constrained")
+    rows = nrows if paths is None else 2 * nrows  # a path panel below each CV curve
+    figure = Figure(figsize=(4.8 * ncols, 4.0 * rows), layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
+    grid = figure.subplots(rows, ncols, squeeze=False)
+    curve_rows = grid if paths is None else grid[0::2]
+    axes = curve_rows.ravel()
+    if paths is not None:
+        path_axes = grid[1::2].ravel()
+        for t in range(k):
+            marks = (("min", float(alpha_min[t])), ("1se", float(alpha_1se[t])))
+            _draw_path(path_axes[t], paths[t][0], paths[t][1], feature_names, marks)
+            path_axes[t].set_title(_literal(f"{target_names[t]}: coefficients"), parse_math=False)
+        for ax in path_axes[k:]:
+            ax.set_visible(False)
     for t in range(k):
         ax = axes[t]
         a = np.asarray(alphas[t], dtype=np.float64)
@@ -523,3 +540,90 @@ def plot_cv(
 
     atomic_write(path, write)
     return figure
+
+
+def plot_path(
+    path: str | Path,
+    alphas: Sequence[npt.ArrayLike],
+    coefs: Sequence[npt.ArrayLike],
+    feature_names: Sequence[str],
+    target_names: Sequence[str],
+    marks: Sequence[Sequence[tuple[str, float]]] | None = None,
+    title: str = "gradfit coefficient paths",
+) -> Any:
+    """Draw each target's coefficient paths, as R's ``plot(glmnet, xvar = "lambda")``: every
+    coefficient against log(alpha) (one line per feature, the legend naming them when there
+    are at most 12), the number of non-zero coefficients on the top axis, and ``marks`` (per
+    target, (label, alpha) pairs: the alphas chosen by cross-validation) as dashed vertical
+    lines; written atomically.
+
+    ``alphas``: per target, its (A,) alphas; ``coefs``: per target, (d, A) coefficients at
+    them. An alpha of 0 has no logarithm and is left out of the drawing. Returns the
+    matplotlib Figure drawn."""
+    k = len(target_names)
+    if not (len(alphas) == len(coefs) == k) or (marks is not None and len(marks) != k):
+        raise ValidationError("plot_path needs the alphas and coefficients of every target")
+    fmt = _FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise DataError(f"{path}: unsupported image type; use .png, .svg or .pdf")
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise GradfitError("plotting needs matplotlib: pip install 'gradfit[plot]'") from None
+    ncols = min(k, 3)
+    nrows = math.ceil(k / ncols)
+    figure = Figure(figsize=(4.8 * ncols, 4.2 * nrows), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
+    for t in range(k):
+        _draw_path(axes[t], alphas[t], coefs[t], feature_names, () if marks is None else marks[t])
+        axes[t].set_title(_literal(str(target_names[t])), parse_math=False)
+    for ax in axes[k:]:
+        ax.set_visible(False)
+    figure.suptitle(_literal(title), parse_math=False)
+
+    def write(fh: IO[bytes]) -> None:
+        figure.savefig(fh, format=fmt, dpi=110)
+
+    atomic_write(path, write)
+    return figure
+
+
+def _draw_path(
+    ax: Any,
+    alphas: npt.ArrayLike,
+    coefs: npt.ArrayLike,
+    feature_names: Sequence[str],
+    marks: Sequence[tuple[str, float]],
+) -> None:
+    """One target's coefficient paths on ``ax`` (see :func:`plot_path`)."""
+    a = np.asarray(alphas, dtype=np.float64)
+    c = np.asarray(coefs, dtype=np.float64).reshape(len(feature_names), a.shape[0])
+    keep = a > 0
+    x = np.log(a[keep])
+    for j, name in enumerate(feature_names):
+        ax.plot(x, c[j, keep], lw=1.2, label=_literal(str(name)))
+    ax.axhline(0.0, color="0.6", lw=0.6)
+    for label, value in marks:
+        if value > 0:
+            ax.axvline(
+                math.log(value), color="0.2", linestyle="--" if label == "min" else ":",
+                lw=1.0, label=f"{label}: {value:.3g}",
+            )  # fmt: skip
+    ax.set_xlabel("log(alpha)")
+    ax.set_ylabel("coefficient")
+    d = len(feature_names)
+    if d <= 12 or marks:
+        handles, labels = ax.get_legend_handles_labels()
+        if d > 12:  # only the marks
+            handles, labels = handles[d:], labels[d:]
+        ax.legend(handles, labels, loc="best", fontsize="x-small")
+    if x.size:
+        # glmnet's top axis: the number of non-zero coefficients at a few alphas
+        top = ax.twiny()
+        top.set_xlim(ax.get_xlim())
+        where = np.unique(np.linspace(0, x.size - 1, min(6, x.size)).round().astype(int))
+        nonzero = np.count_nonzero(c[:, keep] != 0, axis=0)
+        top.set_xticks(x[where], [str(int(v)) for v in nonzero[where]])
+        top.set_xlabel("non-zero coefficients")

@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gradfit.cli.data_commands import add_data_commands
     from gradfit.cli.diagnose_commands import add_diagnose_commands
     from gradfit.cli.options import OneLineParser, learning_rate, positive_int, seed
+    from gradfit.cli.path_command import add_path_command
 
     parser = OneLineParser(
         prog="gradfit",
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_data_commands(sub)
     add_diagnose_commands(sub)
+    add_path_command(sub)
     return parser
 
 

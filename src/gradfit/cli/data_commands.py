@@ -462,11 +462,6 @@ def _cmd_fit_cv(args: argparse.Namespace, out: TextIO) -> int:
             "--alpha cv has no epochs to checkpoint (one pass, then the path from the "
             "statistics); leave out --checkpoint and --resume"
         )
-    if settings_from_args(WeightSettings, args).weights is not None:
-        raise ValidationError(
-            "--weights is not yet supported with --alpha cv; leave out --weights, or give "
-            "--alpha a number"
-        )
     if settings_from_args(ClusterSettings, args).groups is not None:
         raise ValidationError(
             "--groups (clustered standard errors) does not apply to --alpha cv: a penalized "
@@ -510,6 +505,7 @@ def _cmd_fit_cv(args: argparse.Namespace, out: TextIO) -> int:
                     folds=cv.folds,
                     alpha_per_target=cv.alpha_per_target,
                     selection=cv.selection,
+                    weights=settings_from_args(WeightSettings, args).weights,
                     seed=run.seed,
                     stream=streamed,
                     memory_limit=reading.memory_limit,
@@ -582,6 +578,7 @@ def _cmd_fit_cv(args: argparse.Namespace, out: TextIO) -> int:
 
 def _save_with_cv_plot(model_path: Path, report: FitReport, plot_path: Path, data: str) -> None:
     """As :func:`_save_with_plot`, the plot being the CV curves (all or nothing)."""
+    from gradfit.cv_fit import cv_coefficient_paths
     from gradfit.persistence import save_model
     from gradfit.report import plot_cv
 
@@ -604,6 +601,8 @@ def _save_with_cv_plot(model_path: Path, report: FitReport, plot_path: Path, dat
             [float(v) for v in record.alpha_1se],
             names,
             title=f"gradfit cross-validation on {data}",
+            paths=cv_coefficient_paths(report),
+            feature_names=report.model.feature_names,
         )
         staged_bytes = staged.read_bytes()
         atomic_write(model_path, lambda fh: fh.write(staged_bytes), error=ModelFileError)

@@ -55,7 +55,7 @@ import torch
 
 from gradfit.errors import ValidationError
 from gradfit.scaling import Standardizer
-from gradfit.solvers.path_kernels import enet_gram_path
+from gradfit.solvers.path_kernels import enet_gram_path, fold_positions, scatter_column
 from gradfit.solvers.stats import SufficientStats
 from gradfit.validation import check_weights
 
@@ -72,6 +72,7 @@ __all__ = [
     "fold_pairs",
     "fold_statistics",
     "fold_statistics_from_batches",
+    "fold_statistics_from_columns",
     "path",
     "problem_path",
     "ridge_path",
@@ -405,6 +406,124 @@ def fold_statistics_from_batches(
         else:
             out.append(replace(acc, zbar=acc.zbar + shift[0], ybar=acc.ybar + shift[1]))
     return out
+
+
+def fold_statistics_from_columns(
+    batches: Iterable[tuple[Sequence[Any], Any, Any]], n_folds: int, n_features: int
+) -> list[SufficientStats]:
+    """:func:`fold_statistics_from_batches` for a stream read as columns (a file's batches,
+    never stacked into a matrix): each batch is ``(columns, folds, weights)``, its p columns
+    as (m,) float64 arrays (the ``n_features`` features, then the targets), each row's fold id
+    (m,) and its weights (m,) or None. Rows of weight 0 are left out (counted nowhere, as a
+    streamed weighted fit leaves them out).
+
+    Per batch, one pass over the columns: a counting sort of the fold ids
+    (:func:`~gradfit.solvers.path_kernels.fold_positions`) and each column scattered, shifted
+    (and scaled by the square roots of the weights) in the same loop
+    (:func:`~gradfit.solvers.path_kernels.scatter_column`) into one column-major buffer
+    ``[Z - z0, Y - y0, 1]`` where each fold's rows are contiguous; then one product per fold,
+    ``AᵀA`` of its rows (BLAS takes the slice as it is): the same products as one fit's
+    statistics of the batch, split by fold. Each fold's part is merged into its statistics
+    as :func:`fold_statistics_from_batches` merges (the shift: the first batch's head
+    means); the numbers agree with it to rounding."""
+    shift: npt.NDArray[np.float64] | None = None
+    parts: list[SufficientStats | None] = [None] * n_folds
+    width: int | None = None
+    buffer = np.empty((0, 0), order="F")
+    for columns, folds, weights in batches:
+        ids = np.ascontiguousarray(folds, dtype=np.int64)
+        m = int(ids.shape[0])
+        p = len(columns)
+        width = p
+        if m == 0:
+            continue
+        if ids.min() < 0 or ids.max() >= n_folds:
+            raise ValidationError(f"fold ids must be in 0 .. {n_folds - 1}")
+        w = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+        if w is not None:
+            if not bool((w > 0).any()):
+                continue
+            ids = np.where(w > 0, ids, n_folds)  # weight 0: a last bucket, never used
+        if shift is None:
+            head = slice(0, min(m, 1 << 16)) if w is None else np.flatnonzero(w > 0)[: 1 << 16]
+            shift = np.array([float(np.mean(c[head], dtype=np.float64)) for c in columns])
+        pos = np.empty(m, dtype=np.int64)
+        counts = np.empty(n_folds + 1, dtype=np.int64)
+        fold_positions(ids, n_folds + 1, pos, counts)
+        if buffer.shape[0] < m or buffer.shape[1] != p + 1:
+            buffer = np.empty((m, p + 1), order="F")
+        A = buffer[:m]
+        root = np.sqrt(w) if w is not None else np.empty(0)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: checked below
+            for j, column in enumerate(columns):
+                scatter_column(column, pos, shift[j], root, w is not None, A[:, j])
+            if w is None:
+                A[:, p] = 1.0
+            else:
+                scatter_column(root, pos, 0.0, root, False, A[:, p])
+                ordered = np.empty(m)
+                scatter_column(w, pos, 0.0, root, False, ordered)
+            begin = 0
+            for f in range(n_folds):
+                end = begin + int(counts[f])
+                if end > begin:
+                    rows = A[begin:end]
+                    G = rows.T @ rows
+                    part = _stats_of_gram(
+                        G, n_features, end - begin, None if w is None else ordered[begin:end]
+                    )
+                    current = parts[f]
+                    parts[f] = part if current is None else current.merge(part)
+                begin = end
+    if width is None:
+        raise ValidationError("no batches: the fold statistics need at least one")
+    d, k = n_features, width - n_features
+    out = []
+    for acc in parts:
+        if acc is None or shift is None:
+            out.append(_empty_stats(d, k))
+        else:
+            z0, y0 = torch.from_numpy(shift[:d].copy()), torch.from_numpy(shift[d:].copy())
+            out.append(replace(acc, zbar=acc.zbar + z0, ybar=acc.ybar + y0))
+    return out
+
+
+def _stats_of_gram(
+    G: npt.NDArray[np.float64], d: int, m: int, weights: npt.NDArray[np.float64] | None
+) -> SufficientStats:
+    """The (shifted) statistics of m rows from ``AᵀA`` of ``[Z - z0, Y - y0, 1]`` (weighted by
+    ``weights``, all > 0), as :meth:`SufficientStats.compute` with ``shifted=True`` forms
+    them."""
+    if not bool(np.isfinite(G).all()):
+        raise ValidationError(
+            "the data are too large to train on: X^T X overflows float64 (values beyond about "
+            "1e150); rescale the columns (e.g. change their units)"
+        )
+    p = G.shape[0] - 1
+    Mzz, Mzy = G[:d, :d], G[:d, d:p]
+    myy = G[d:p, d:p].diagonal()
+    sz, sy = G[p, :d], G[p, d:p]
+    extra: dict[str, Any] = {}
+    total = float(m)
+    if weights is not None:
+        total = float(np.sum(weights))
+        extra = {
+            "weight_sum": total,
+            "positive": m,
+            "log_weight_sum": float(np.sum(np.log(weights))),
+        }
+    mz, my = sz / total, sy / total
+    Szz = Mzz / total - np.outer(mz, mz)
+    Szz = (Szz + Szz.T) / 2
+    return SufficientStats(
+        n=m,
+        zbar=torch.from_numpy(mz.copy()),
+        ybar=torch.from_numpy(my.copy()),
+        Szz=torch.from_numpy(Szz),
+        Szy=torch.from_numpy(Mzy / total - np.outer(mz, my)),
+        syy=torch.from_numpy(np.maximum(myy / total - my * my, 0.0)),
+        **extra,
+    )
 
 
 def _empty_stats(d: int, k: int) -> SufficientStats:

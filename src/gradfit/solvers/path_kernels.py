@@ -26,7 +26,7 @@ from typing import Any
 import numba
 import numpy as np
 
-__all__ = ["enet_gram_path"]
+__all__ = ["enet_gram_path", "fold_positions", "scatter_column"]
 
 
 @numba.njit(cache=True)
@@ -121,3 +121,42 @@ def enet_gram_path(
                 coefs[a, t, j] = b[j]
             gaps[a, t] = gap
             iters[a, t] = n_iter
+
+
+# ----------------------------------------------------------------------------- fold statistics
+# One pass over a batch's columns puts each fold's rows together (a counting sort by fold):
+# where NumPy's ``take`` of 53 columns by a fold order cost 15-19 ms per 65,536 rows, these
+# loops cost 3 ms (a sequential read and K sequential write streams per column).
+
+
+@numba.njit(cache=True)
+def fold_positions(ids: Any, n_buckets: int, pos: Any, counts: Any) -> None:
+    """A stable counting sort of ``ids`` (m,) in ``0 .. n_buckets - 1``: ``pos[i]`` the place
+    of row i once the rows are ordered by bucket (file order within one), ``counts`` (n_buckets,)
+    the rows of each."""
+    for b in range(n_buckets):
+        counts[b] = 0
+    for i in range(ids.shape[0]):
+        counts[ids[i]] += 1
+    start = np.zeros(n_buckets, dtype=np.int64)
+    total = 0
+    for b in range(n_buckets):
+        start[b] = total
+        total += counts[b]
+    for i in range(ids.shape[0]):
+        b = ids[i]
+        pos[i] = start[b]
+        start[b] += 1
+
+
+@numba.njit(cache=True)
+def scatter_column(
+    column: Any, pos: Any, shift: float, root_w: Any, weighted: bool, out: Any
+) -> None:
+    """``out[pos[i]] = (column[i] - shift) * root_w[i]`` (without ``weighted``: no factor)."""
+    if weighted:
+        for i in range(column.shape[0]):
+            out[pos[i]] = (column[i] - shift) * root_w[i]
+    else:
+        for i in range(column.shape[0]):
+            out[pos[i]] = column[i] - shift
