@@ -107,6 +107,7 @@ from gradfit.solvers.engine import EpochInfo, stream_row_scale
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.rows import holdout_mask, holdout_seed
 from gradfit.solvers.stats import SufficientStats
+from gradfit.solvers.tsqr import RFactor
 from gradfit.stream_design import DesignPlan, batch_encoder, freeze_design, open_design
 
 if TYPE_CHECKING:
@@ -251,6 +252,9 @@ class StreamData:
     raw_numeric: tuple[str, ...] = ()
     raw_text: tuple[str, ...] = ()
     dropped: int = 0
+    # lstsq on one process: the R factor, accumulated in the statistics pass when it reads the
+    # columns as read (None after that pass otherwise: TSQR then makes its own pass).
+    r_factor: RFactor | None = None
 
     def _encoded(
         self, batch: Batch
@@ -579,6 +583,8 @@ def fit_stream(
         guarded(group, lambda: check_width(stream.source, len(fnames), reading.memory_limit))
     data = StreamData(stream, fnames, tnames, dtype, dev, reading.shuffle_buffer, progress)
     data.weights = weights_column
+    if config.solver == "lstsq" and group.world == 1:
+        data.r_factor = RFactor(config.fit_intercept)  # passes 1 and 2 of TSQR in one
     if plan is not None and encoding is not None:
         data.encoder = batch_encoder(encoding, plan, design.missing, stream.columns)
         data.raw_numeric, data.raw_text = plan.numeric, plan.text
@@ -735,10 +741,13 @@ def _local_stats(data: StreamData) -> tuple[SufficientStats | None, SufficientSt
     ):
         # The columns as read: the statistics shift them straight into their own buffer.
         parts = data.columns()
+        if data.r_factor is not None:  # lstsq: the R factor from the same columns
+            parts = _feeding(parts, data.r_factor)
         head = next(parts, None)
         if head is None:
             return None, None
         return SufficientStats.from_batches(itertools.chain([head], parts)), None
+    data.r_factor = None
     held: list[SufficientStats | None] = [None]
 
     def training() -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
@@ -761,6 +770,15 @@ def _local_stats(data: StreamData) -> tuple[SufficientStats | None, SufficientSt
         return None, held[0]
     train = SufficientStats.from_batches(itertools.chain([first], batches))
     return train, held[0]
+
+
+def _feeding(
+    parts: Iterator[tuple[list[np.ndarray], list[np.ndarray]]], factor: RFactor
+) -> Iterator[tuple[list[np.ndarray], list[np.ndarray]]]:
+    """The (features, targets) columns of each batch, added to ``factor`` on their way."""
+    for Z, Y in parts:
+        factor.add([*Z, *Y])
+        yield Z, Y
 
 
 def _sample(
