@@ -8,8 +8,11 @@ Passes over the data, by solver:
 
 * ``gd``: one pass for the :class:`~gradfit.solvers.stats.SufficientStats` (merged batch by
   batch), then every step from them: exactly the iterates of the in-memory fit;
-* ``lstsq``: the closed form by TSQR (:func:`gradfit.solvers.tsqr.least_squares_stream`): one
-  pass for the means, one for the R factor of the centred data, one for iterative refinement;
+* ``lstsq``: the closed form by TSQR (:func:`gradfit.solvers.tsqr.least_squares_stream`): on
+  one process with unweighted rows, the R factor in the statistics pass itself
+  (:class:`~gradfit.solvers.tsqr.RFactor`: one pass over the data where a refinement pass is
+  not needed); otherwise one pass for the statistics (the means), one for the R factor of the
+  centred data; then, where it pays, passes of iterative refinement;
 * ``sgd``: one pass for the statistics (scaling, step size), one for the largest row norm (only
   with ``learning_rate="auto"``), then one pass per epoch;
 * the tutorial loops (``scratch``, ``builtin``) are written for data in memory and are refused.
