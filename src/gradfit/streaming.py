@@ -57,6 +57,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -778,10 +779,19 @@ def _local_stats(data: StreamData) -> tuple[SufficientStats | None, SufficientSt
 def _feeding(
     parts: Iterator[tuple[list[np.ndarray], list[np.ndarray]]], factor: RFactor
 ) -> Iterator[tuple[list[np.ndarray], list[np.ndarray]]]:
-    """The (features, targets) columns of each batch, added to ``factor`` on their way."""
-    for Z, Y in parts:
-        factor.add([*Z, *Y])
-        yield Z, Y
+    """The (features, targets) columns of each batch, added to ``factor`` on their way, by a
+    thread of its own: the factorization of a batch (NumPy and LAPACK, without the GIL)
+    overlaps the caller's statistics of it and the decoding of the next; one batch at a time
+    (one more batch held, no more)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradfit-tsqr") as pool:
+        pending: Future[None] | None = None
+        for Z, Y in parts:
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(factor.add, [*Z, *Y])
+            yield Z, Y
+        if pending is not None:
+            pending.result()
 
 
 def _sample(
