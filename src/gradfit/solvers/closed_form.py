@@ -34,7 +34,7 @@ from gradfit.solvers.lstsq import least_squares
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.state import TrainState
 from gradfit.solvers.stats import SufficientStats
-from gradfit.solvers.tsqr import least_squares_stream
+from gradfit.solvers.tsqr import RFactor, least_squares_stream
 
 __all__ = ["fit_lstsq", "fit_lstsq_stream"]
 
@@ -111,6 +111,15 @@ def _weighted_mse(pred: torch.Tensor, target: torch.Tensor, w: torch.Tensor | No
     return float((w @ (e * e)).sum() / (w.sum() * e.shape[1]))
 
 
+def _one_pass_r(data: object, stats: SufficientStats, comm: Communicator) -> RFactor | None:
+    """The R factor the statistics pass accumulated (a stream of one process, its rows
+    unweighted and as read), else None."""
+    factor = getattr(data, "r_factor", None)
+    if isinstance(factor, RFactor) and comm.world == 1 and factor.rows == stats.n:
+        return factor
+    return None
+
+
 def fit_lstsq_stream(
     data: StreamPasses,
     stats: SufficientStats,
@@ -156,6 +165,7 @@ def fit_lstsq_stream(
         total=stats.total,  # Σ w for the ridge rows, as in memory
         comm=comm,
         shape=(d, stats.ybar.shape[0]),
+        r_factor=_one_pass_r(data, stats, comm),
     )
     w, b = r.weight.double(), r.bias.double()
     wz, bz = scaler.rescale(w, b)

@@ -19,15 +19,31 @@ Ridge (``alpha > 0``): the penalty is on the coefficients of ``Z = (X - x̄) / s
 ``[Zc; sqrt(n alpha) I]`` is the R-factor of ``[R11 diag(1/scale); sqrt(n alpha) I]``, one more
 small QR (Tikhonov's augmented system, as :func:`gradfit.solvers.closed_form.fit_lstsq` solves
 it in memory). :func:`merge_r` combines the R factors of two sets of rows (processes).
+
+**One pass** (:class:`RFactor`, given as ``r_factor``): passes 1 and 2 together, in the pass
+that reads the statistics. The means are not known yet, so the rows are shifted by the first
+block's means (as :class:`~gradfit.solvers.stats.SufficientStats` shifts them) and a column of
+ones goes first: the R of ``[1 | A - a0 | B - b0]``. Its first Householder reflection is the
+ones column's, which takes the column means out of the rest: the trailing block of that R is
+the R of the centred ``[A | B]`` (in exact arithmetic; in floating point Householder QR is
+backward stable column by column, and the shifted columns' norms are those of the centred ones
+up to the small offset of the first block's means from the whole's). Each block is factored in
+slices of :data:`_QR_ROWS` rows stacked under the running R in a reused column-major buffer
+that stays in cache (one ``geqrf`` of a whole 65,536-row batch goes to memory for each of its
+columns), with NumPy's BLAS held to one thread: its threads, waiting for cores busy with
+pyarrow's, made the 4,096-row factorizations 100 times slower (measured on 2 busy cores: 0.1 s
+each, 30-50 s for 2,000,000 rows, against 1.3 s single-threaded).
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+from threadpoolctl import ThreadpoolController
 
 from gradfit.errors import ValidationError
 from gradfit.solvers.collective import LOCAL, Communicator, guarded, merge_r_factors
@@ -42,7 +58,7 @@ from gradfit.solvers.lstsq import (
     _solve_upper,
 )
 
-__all__ = ["MAX_REFINEMENTS", "least_squares_stream", "merge_r"]
+__all__ = ["MAX_REFINEMENTS", "RFactor", "least_squares_stream", "merge_r"]
 
 MAX_REFINEMENTS = 3
 # A pass: (X (m, d), Y (m, k)) blocks, or (X, Y, w) with the rows' weights w (m,) > 0.
@@ -50,6 +66,69 @@ Passes = Callable[[], Iterable[tuple[torch.Tensor, ...]]]
 
 
 _REFINE_ROWS = 4096  # rows per slice of the refinement's extended-precision products
+_QR_ROWS = 4096  # rows per QR of [R; slice] in RFactor: 4096 x 13 float64 (416 KiB) in cache
+# Elements of X above which a given one-pass R is used (below: always refined, pass 2 is cheap)
+_ONE_PASS_ELEMENTS = _ALWAYS_REFINE
+_HEAD_ROWS = 1 << 16  # rows of the first block whose means shift the data (as the statistics)
+
+
+class RFactor:
+    """The R factor of a stream of row blocks, one pass (see the module doc): ``add`` each
+    block's columns (float64 arrays of m values: the features' then the targets'), then
+    :meth:`centred` is the (p, p) R of the centred rows (``fit_intercept``) or of the rows
+    as they are. Blocks must be finite (as a stream's batches are)."""
+
+    def __init__(self, fit_intercept: bool = True) -> None:
+        self.fit_intercept = fit_intercept
+        self.rows = 0
+        self._shift: np.ndarray | None = None
+        self._buffer: np.ndarray | None = None
+        self._R: np.ndarray | None = None
+
+    def add(self, columns: Sequence[np.ndarray]) -> None:
+        m = len(columns[0]) if columns else 0
+        if m == 0:
+            return
+        lead = 1 if self.fit_intercept else 0
+        q = lead + len(columns)
+        if self._shift is None:
+            head = min(m, _HEAD_ROWS)
+            self._shift = (
+                np.array([np.sum(c[:head], dtype=np.float64) / head for c in columns])
+                if self.fit_intercept
+                else np.zeros(len(columns))
+            )
+            self._buffer = np.zeros((q + _QR_ROWS, q), order="F")
+            self._R = np.zeros((q, q))
+        buffer, R, shift = self._buffer, self._R, self._shift
+        if buffer is None or R is None or buffer.shape[1] != q:
+            raise ValidationError(f"blocks of {len(columns)} columns after {q - lead}")
+        with _blas().limit(limits=1, user_api="blas"):
+            for start in range(0, m, _QR_ROWS):
+                rows = min(_QR_ROWS, m - start)
+                A = buffer[: q + rows]
+                A[:q] = R
+                if lead:
+                    A[q:, 0] = 1.0
+                for j, column in enumerate(columns):
+                    np.subtract(column[start : start + rows], shift[j], out=A[q:, lead + j])
+                R = np.asarray(np.linalg.qr(A, mode="r"))
+        self._R = R
+        self.rows += m
+
+    def centred(self) -> torch.Tensor | None:
+        """The R factor of the centred rows (of the rows as they are without an intercept),
+        upper triangular (p, p); None before any row."""
+        if self._R is None or self.rows == 0:
+            return None
+        lead = 1 if self.fit_intercept else 0
+        return torch.from_numpy(np.triu(self._R[lead:, lead:]).copy())
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The BLAS libraries loaded (NumPy's), found once (5 ms)."""
+    return ThreadpoolController()
 
 
 def merge_r(R_a: torch.Tensor | None, block: torch.Tensor) -> torch.Tensor:
@@ -107,6 +186,7 @@ def least_squares_stream(
     comm: Communicator = LOCAL,
     shape: tuple[int, int] | None = None,
     total: float | None = None,
+    r_factor: RFactor | None = None,
 ) -> LeastSquaresResult:
     """Least squares (or ridge) over row blocks, one pass per step of the module doc.
 
@@ -135,6 +215,12 @@ def least_squares_stream(
     shape : (d, k), needed with a group (a process whose shard is empty sees no block)
     total : the total weight Σ w of weighted rows, for the ridge rows ``sqrt(Σw alpha)`` (as
         in memory); default: the number of rows
+    r_factor : the R factor of every row, already accumulated in one pass (:class:`RFactor`,
+        with the same ``fit_intercept``; one process only): pass 2 is skipped where the
+        problem is large enough (X of more than :data:`_ONE_PASS_ELEMENTS`) for a pass to
+        matter; a small one, always refined, takes pass 2 on the rows centred exactly, as
+        before (NIST's polynomials refined from the one-pass R ended up to 1 digit lower:
+        Wampler1 9.8-10.1 digits against 10.4; Pontius 12.7 against 13.4)
 
     Returns
     -------
@@ -151,8 +237,8 @@ def least_squares_stream(
     d, k = shape if shape is not None else (0, 0)
 
     def local_r() -> tuple[torch.Tensor | None, int, int, int]:
-        R: torch.Tensor | None = None
-        rows, d_, k_ = 0, d, k
+        factor = RFactor(fit_intercept=False)  # the rows centred here
+        d_, k_ = d, k
         for block in passes():
             X, Y = block[0], block[1]
             d_, k_ = X.shape[1], Y.shape[1]
@@ -163,11 +249,19 @@ def least_squares_stream(
             root = _root_weights(block)
             if root is not None:
                 A, B = A * root, B * root
-            R = merge_r(R, torch.from_numpy(np.ascontiguousarray(np.hstack([A, B]))))
-            rows += X.shape[0]
-        return R, rows, d_, k_
+            factor.add([*A.T, *B.T])
+        return factor.centred(), factor.rows, d_, k_
 
-    R, rows, d, k = guarded(comm, local_r)
+    if r_factor is not None and shape is not None and r_factor.rows * d <= _ONE_PASS_ELEMENTS:
+        r_factor = None  # small: the two-pass road, the rows centred exactly
+    if r_factor is not None:
+        if comm.world > 1 or r_factor.fit_intercept != fit_intercept or shape is None:
+            raise ValidationError(
+                "a one-pass R factor needs one process, the same intercept and shape=(d, k)"
+            )
+        R, rows = r_factor.centred(), r_factor.rows
+    else:
+        R, rows, d, k = guarded(comm, local_r)
     if comm.world > 1:
         if shape is None:
             raise ValidationError("least squares over a group of processes needs shape=(d, k)")
