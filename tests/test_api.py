@@ -47,6 +47,8 @@ def test_all_is_exact_and_importable() -> None:
         "design",
         "diagnostics",
         "observers",
+        "storage",
+        "stream_anova",
     }
     assert set(gradfit.__all__) - {"__version__"} == (public - modules) | {
         "GradientDescentRegressor"
