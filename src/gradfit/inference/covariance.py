@@ -45,7 +45,7 @@ COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 CLUSTER = "cluster"
 ALL_COV_TYPES = (*COV_TYPES, CLUSTER)
 _LEVERAGE_ONE = 1e-10  # HC2/HC3 divide by 1 - h: refuse when h is this close to 1
-_ROWS = 1 << 13  # rows of a block of robust_covariances (a block of Q: 8,192 x r floats)
+_ROWS = 1 << 14  # rows of a block of robust_covariances (a block of Q: 16,384 x r floats)
 
 
 def check_cov_type(cov_type: Any) -> str:

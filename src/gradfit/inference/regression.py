@@ -431,7 +431,10 @@ def ols(
     r = int(kept.sum())
     A_k = np.ascontiguousarray(A if r == d else A[:, kept])  # (n, r)
     W_k = weight[:, kept]  # (k, r)
-    E = residuals(A_k, B, W_k)  # (n, k)
+    if factored is not None and factored.residual is not None:
+        E = factored.residual  # the solver's, from its refinement (extended precision)
+    else:
+        E = residuals(A_k, B, W_k)  # (n, k)
     rss = (E * E).sum(axis=0)
     fitted = A_k @ W_k.T  # centred fitted values (or raw, through the origin)
     mss = (fitted * fitted).sum(axis=0)

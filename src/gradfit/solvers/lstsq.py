@@ -183,9 +183,27 @@ def _refined(
     return Z
 
 
-def _refine(A: np.ndarray, B: np.ndarray, Z: np.ndarray, qr: _HouseholderQR) -> np.ndarray:
-    """Iterative refinement: residuals in extended precision, corrections by the same QR."""
-    return _refined(Z, lambda Z: qr.solve(_residual_ext(A, B, Z)), _MAX_REFINEMENTS)
+def _refine_keeping(
+    A: np.ndarray, B: np.ndarray, Z: np.ndarray, qr: _HouseholderQR
+) -> tuple[np.ndarray, np.ndarray]:
+    """Iterative refinement (residuals in extended precision, corrections by the same QR),
+    and the residuals ``B - A Z`` at the refined ``Z``: the last extended
+    residual ``r`` (at ``Z_last``) less ``A (Z - Z_last)`` (a change of the order of eps·|Z|,
+    whose product's rounding is negligible; ``Z - Z_last`` is exact, Sterbenz), so the caller
+    needs no further extended-precision pass."""
+    last: list[np.ndarray] = []
+
+    def correction(Z: np.ndarray) -> np.ndarray:
+        r = _residual_ext(A, B, Z)
+        last[:] = [Z, r]
+        return qr.solve(r)
+
+    Z = _refined(Z, correction, _MAX_REFINEMENTS)
+    Z_last, residual = last
+    step = Z - Z_last
+    if bool(np.any(step != 0)):
+        residual = residual - A @ step
+    return Z, residual
 
 
 def _solve_upper(R: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -322,7 +340,8 @@ class Factored:
     (standard errors, effects, leverages) rather than factor the design again: the centred
     (and, weighted, sqrt(w)-scaled) design ``A`` (n, d) and targets ``B`` (n, k), their
     means, the Householder QR of ``A`` in LAPACK's compact form (``a``, ``tau``: Q is never
-    formed), its ``R`` (d, d), and ``qtb`` = ``(Qᵀ B)[:d]`` (R's effects)."""
+    formed), its ``R`` (d, d), ``qtb`` = ``(Qᵀ B)[:d]`` (R's effects) and, when the solution
+    was refined, the residuals ``B - A Z`` at the solution (rounded from extended precision)."""
 
     A: np.ndarray
     B: np.ndarray
@@ -332,6 +351,7 @@ class Factored:
     tau: torch.Tensor
     R: np.ndarray
     qtb: np.ndarray
+    residual: np.ndarray | None = None  # B - A Z (n, k) in extended precision, when refined
 
 
 def solve_arrays(
@@ -378,11 +398,12 @@ def solve_arrays(
 
     if rank == d and qr is not None:
         qtb = qr.qt(B)
+        residual = None
         Z = _solve_upper(qr.R, qtb)  # (d, k), original units
         # Refinement pays where rounding can cost digits; on large, well-conditioned problems
         # (forward error ~ condition * eps, already near full precision) it is skipped.
         if A.size <= _ALWAYS_REFINE or condition > 1e4:
-            Z = _refine(A, B, Z, qr)
+            Z, residual = _refine_keeping(A, B, Z, qr)
     elif rank_deficient == "aliased":
         F = qr.R / scale if qr is not None else _r_factor(A / scale)  # equilibrated R
         weight_a, bias_a, kept = _fit_kept(Xn, Yn, fit_intercept, F, tol, w)
@@ -413,7 +434,7 @@ def solve_arrays(
     result = _result(Z, x_mean, y_mean, fit_intercept, rank, condition, s, none)
     if rank < d or qr is None:
         return result, None
-    return result, Factored(A, B, x_mean, y_mean, qr.a, qr.tau, qr.R, qtb)
+    return result, Factored(A, B, x_mean, y_mean, qr.a, qr.tau, qr.R, qtb, residual)
 
 
 def _r_factor(A: np.ndarray) -> np.ndarray:
