@@ -5,13 +5,14 @@ number of targets (``--targets``, default 1 and 10) it times, in turns, best of 
 
 * ``gradfit.ols(X, Y)`` (classical errors) and ``gradfit.ols(X, Y, cov_type=HCj)``, j = 0..3;
 * ``numpy.linalg.lstsq`` of ``[X, 1]`` (the column of ones built beforehand, not timed);
-* R's ``fit <- lm(Y ~ X); s <- summary(fit)`` (R's reference BLAS here: one thread), timed with ``system.time`` inside R (``Rscript``;
-  the data written by NumPy as raw float64 and read with ``readBin``, not timed), one R process
-  per round, so that R and Python alternate.
+* R's ``fit <- lm(Y ~ X); s <- summary(fit)``, timed with ``system.time`` inside R
+  (``Rscript``, R's reference BLAS: one thread; the data written by NumPy as raw float64 and
+  read with ``readBin``, not timed), one R process per round, so that R and Python alternate.
 
 The data are ``Y = 1 + X W + noise`` with X standard normal shifted by 3, seeded. It prints
-each time and the ratios (``--threads``: NumPy's and torch's threads, default 1): ols ÷ R (the issue's target ≤ 0.5), ols ÷ lstsq (≤ 1.5) and
-HCj ÷ classical (≤ 1.3). Statsmodels is not used (not installed here).
+each time and the ratios: ols ÷ R (the issue's target ≤ 0.5), ols ÷ lstsq (≤ 1.5) and
+HCj ÷ classical (≤ 1.3). ``--threads``: NumPy's and torch's BLAS threads (default 1).
+Statsmodels is not used (not installed here).
 
     python benchmarks/bench_ols.py                       # the sizes, 3 rounds
     python benchmarks/bench_ols.py --sizes 20000x10 --repeats 2   # a quick look
