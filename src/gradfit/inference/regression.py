@@ -436,7 +436,7 @@ def ols(
     else:
         E = residuals(A_k, B, W_k)  # (n, k)
     rss = (E * E).sum(axis=0)
-    fitted = A_k @ W_k.T  # centred fitted values (or raw, through the origin)
+    fitted = B - E  # centred fitted values (or raw, through the origin): R's y - r
     mss = (fitted * fitted).sum(axis=0)
     center_k = center[kept]
 
