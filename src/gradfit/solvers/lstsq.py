@@ -138,7 +138,8 @@ def _residual_ext(A: np.ndarray, B: np.ndarray, Z: np.ndarray) -> np.ndarray:
     out = np.empty(B.shape, dtype=np.float64)
     for start in range(0, A.shape[0], _CHUNK):
         stop = start + _CHUNK
-        out[start:stop] = B[start:stop] - A[start:stop].astype(np.longdouble) @ Z_ext
+        # np.dot: 1.0-1.5x faster than matmul's loop for longdouble (no BLAS for either)
+        out[start:stop] = B[start:stop] - np.dot(A[start:stop].astype(np.longdouble), Z_ext)
     return out
 
 
