@@ -29,6 +29,10 @@ Method (float64 throughout; the coefficients themselves come from
        Cov(β̂) = Σ_i ω_i e_i² u_i u_iᵀ,   ω_i = 1, n/df_resid, 1/(1 - h_i), 1/(1 - h_i)²
 
    for HC0, HC1, HC2, HC3, with leverages ``h_i = ||Q_i||²`` (plus 1/n with an intercept).
+   In memory the design is factored once (the solver's QR, Q kept implicit); the sum runs a
+   block of rows at a time in Q's coordinates (``u_i = diag(D⁻¹ R_e⁻¹, 1) (Q_i, o_i)``, with
+   the intercept's part ``o_i`` per row), with the rows ``Q_i = a_i D⁻¹ R_e⁻¹`` on a design
+   of condition ≤ 1e4 and Householder's explicit Q above (where ``A R⁻¹`` would lose digits).
 5. **Tests.** ``t = estimate / se`` on ``df_resid = n - p`` degrees of freedom (p the number of
    estimated coefficients, intercept included); ``F = (MSS / df_model) / σ²`` with R's sums
    of squares: ``MSS = Σ (ŷ - ȳ)²`` with an intercept, ``Σ ŷ²`` through the origin, and

@@ -45,6 +45,7 @@ COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 CLUSTER = "cluster"
 ALL_COV_TYPES = (*COV_TYPES, CLUSTER)
 _LEVERAGE_ONE = 1e-10  # HC2/HC3 divide by 1 - h: refuse when h is this close to 1
+_ROWS = 1 << 14  # rows of a block of robust_covariances (a block of Q: 16,384 x r floats)
 
 
 def check_cov_type(cov_type: Any) -> str:
@@ -206,7 +207,7 @@ def sandwich_sums(
 
 
 def robust_covariances(
-    Q: np.ndarray,
+    A: np.ndarray,
     factor: Factor,
     E: np.ndarray,
     cov_type: str,
@@ -215,23 +216,70 @@ def robust_covariances(
     fit_intercept: bool,
     root_w: np.ndarray | None = None,
     total: float | None = None,
+    Q: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """HC0-HC3 covariances (k, p, p) of (w, b) and of (w, c), from the thin Q (n, r) of the
-    centred design of all the rows, its factor and the residuals E (n, k) (weighted: of the
-    scaled rows, with ``root_w`` and ``total`` as :func:`sandwich_sums` takes them)."""
-    U_w = (Q @ factor.r_inv.T) / factor.scale  # A G = Q R_e⁻ᵀ D⁻¹ (n, r)
-    return sandwich_sums(
-        Q,
-        U_w,
-        E,
-        center,
-        cov_type,
-        Q.shape[0],
-        df_resid,
-        fit_intercept,
-        root_w=root_w,
-        total=total,
-    )
+    """HC0-HC3 covariances (k, p, p) of (w, b) and of (w, c) of a fit in memory, from the
+    centred (kept) design ``A`` (n, r) of all the rows, its factor and the residuals ``E``
+    (n, k) (weighted: of the scaled rows, with ``root_w`` and ``total`` as
+    :func:`sandwich_sums` takes them).
+
+    The rows of the thin Q factor are ``q_i = a_i D⁻¹ R_e⁻¹`` (:func:`design_rows`), computed
+    a block of :data:`_ROWS` rows at a time and never stored whole, or taken from ``Q``
+    (n, r), an explicit Q (for an ill-conditioned design, where ``A R⁻¹`` loses digits). The
+    sandwich is summed in Q's coordinates, one symmetric product per target and block:
+    ``M_j = Σ_i c_ij x_i x_iᵀ`` with ``c_ij = ω_i e_ij²`` and ``x_i = (q_i, o_i)``, where
+    ``o_i`` is the intercept's influence: ``s_i / n`` for c (``s_i`` = 1, or sqrt(w_i), and
+    ``n`` the total weight) and ``s_i / n - x̄ᵀ G a_i`` for b (per row, as
+    :func:`sandwich_sums` has it: formed after the sums, that difference would lose digits to
+    cancellation on an offset, ill-conditioned design); the covariance is ``T M_j Tᵀ`` with
+    ``T = diag(D⁻¹ R_e⁻¹, 1)`` (the influence rows are ``u_i = T x_i``). The same sums as
+    :func:`sandwich_sums` of the rows ``U_w = Q R_e⁻ᵀ D⁻¹``, without those (n, r) rows."""
+    n, r = A.shape
+    k = E.shape[1]
+    scale = float(n if root_w is None or total is None else total)
+    left = factor.left  # (r, r)
+    v = left.T @ center  # x̄ᵀ G a_i = v · q_i
+    qq = np.zeros((k, r, r))
+    # with an intercept: the influence of c (o = s/n) and of b (t = o - v·q), per row
+    qo, qt = np.zeros((k, r)), np.zeros((k, r))
+    oo, tt = np.zeros(k), np.zeros(k)
+    for start in range(0, n, _ROWS):
+        stop = min(start + _ROWS, n)
+        q = A[start:stop] @ left if Q is None else Q[start:stop]  # (m, r)
+        own = None if root_w is None else root_w[start:stop]
+        leverage = hat_values(q, fit_intercept, scale, own)
+        root_omega = np.sqrt(_hc_omega(leverage, cov_type, n, df_resid, start))
+        f = np.abs(E[start:stop]) * root_omega[:, None]  # (m, k): sqrt(ω e²)
+        if fit_intercept:
+            o = (np.full(stop - start, 1.0) if own is None else own) / scale
+            t = o - q @ v
+        for j in range(k):
+            M = q * f[:, j : j + 1]
+            qq[j] += M.T @ M
+            if fit_intercept:
+                fo, ft = f[:, j] * o, f[:, j] * t
+                qo[j] += fo @ M
+                qt[j] += ft @ M
+                oo[j] += float(fo @ fo)
+                tt[j] += float(ft @ ft)
+    p = r + int(fit_intercept)
+    T = np.eye(p)
+    T[:r, :r] = left
+
+    def covariance(cross: np.ndarray, square: np.ndarray) -> np.ndarray:
+        meat = np.zeros((k, p, p))
+        meat[:, :r, :r] = qq
+        if fit_intercept:
+            meat[:, :r, r] = meat[:, r, :r] = cross
+            meat[:, r, r] = square
+        V: np.ndarray = T @ meat @ T.T
+        symmetric: np.ndarray = (V + V.transpose(0, 2, 1)) / 2
+        return symmetric
+
+    wc = covariance(qo, oo)
+    if not fit_intercept:
+        return wc.copy(), wc
+    return covariance(qt, tt), wc
 
 
 def _as_float64(block: Any) -> np.ndarray:

@@ -48,5 +48,5 @@ def residuals(A: np.ndarray, B: np.ndarray, W: np.ndarray) -> np.ndarray:
     W_ext = W.T.astype(np.longdouble)
     for start in range(0, A.shape[0], _CHUNK):
         stop = start + _CHUNK
-        E[start:stop] = B[start:stop] - A[start:stop].astype(np.longdouble) @ W_ext
+        E[start:stop] = B[start:stop] - np.dot(A[start:stop].astype(np.longdouble), W_ext)
     return E

@@ -49,13 +49,16 @@ from gradfit.inference.linalg import (
 )
 from gradfit.inference.predictor import Estimability, OLSPredictor, estimability_of
 from gradfit.inference.result import OLSResult
-from gradfit.solvers.lstsq import drop_weakest, independent_columns, least_squares
+from gradfit.solvers.lstsq import Factored, drop_weakest, independent_columns, solve_arrays
 from gradfit.solvers.stats import SufficientStats
 from gradfit.validation import as_matrix, as_targets, check_lengths, check_weights
 
 __all__ = ["ols", "ols_from_stats"]
 
 _STATS_ALIAS = 10.0  # from statistics: alias within 10 sqrt(d eps) of the span (see there)
+# HC types in memory: up to this condition number of the (equilibrated) design the rows of Q
+# come from A R⁻¹ (error ~ condition * eps, below 1e-12), beyond it from Householder's Q.
+_IMPLICIT_Q_CONDITION = 1e4
 
 
 # ----------------------------------------------------------------------------- shared
@@ -303,6 +306,8 @@ class _KeptFit(NamedTuple):
     weight: np.ndarray  # (k, d), 0 for the aliased columns
     bias: np.ndarray  # (k,)
     kept: np.ndarray  # (d,) bool
+    condition: float  # of the centred, equilibrated design
+    factored: Factored | None  # the design's QR, full rank only (else None)
 
 
 def _fit_kept(
@@ -311,14 +316,13 @@ def _fit_kept(
     """Least-squares weight (k, d), bias (k,) and the kept-columns mask (d,): all columns for a
     full-rank design; otherwise R's solution (:func:`gradfit.least_squares` with
     ``rank_deficient="aliased"``: the columns independent of those before them, refitted).
-    ``w``: the rows' (positive) weights of a weighted fit."""
+    ``w``: the rows' (positive) weights of a weighted fit. A full-rank fit hands over its
+    factorization (:class:`~gradfit.solvers.lstsq.Factored`), which the inference reuses."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RankDeficiencyWarning)  # we warn with the names
-        fit = least_squares(
-            Xn, Yn, fit_intercept=fit_intercept, rank_deficient="aliased", sample_weight=w
-        )
+        fit, factored = solve_arrays(Xn, Yn, fit_intercept, "aliased", w)
     aliased = fit.aliased.numpy() if fit.aliased is not None else np.zeros(Xn.shape[1], bool)
-    return _KeptFit(fit.weight.numpy(), fit.bias.numpy(), ~aliased)
+    return _KeptFit(fit.weight.numpy(), fit.bias.numpy(), ~aliased, fit.condition_number, factored)
 
 
 def ols(
@@ -403,17 +407,19 @@ def ols(
     total = float(n) if w is None else float(np.sum(w.astype(np.longdouble)))
     options = _options(fit_intercept, cov_type, feature_names, target_names, d, k)
 
-    if fit_intercept:
+    root_w = None if w is None else np.sqrt(w)
+    weight, bias, kept, condition, factored = _fit_kept(Xn, Yn, fit_intercept, w)
+    if factored is not None:  # the solver's centred (weighted) design and its QR
+        center, A, B = factored.x_mean, factored.A, factored.B
+    elif fit_intercept:
         center = mean_ext(Xn, w)
         A = Xn - center  # (n, d) centred design
         B = Yn - mean_ext(Yn, w)
     else:
         center, A, B = np.zeros(d), Xn, Yn
-    root_w = None
-    if w is not None:  # the rows scaled by sqrt(w): weighted least squares is OLS on them
-        root_w = np.sqrt(w)
+    if factored is None and root_w is not None:
+        # the rows scaled by sqrt(w): weighted least squares is OLS on them
         A, B = A * root_w[:, None], B * root_w[:, None]
-    weight, bias, kept = _fit_kept(Xn, Yn, fit_intercept, w)
 
     def root() -> tuple[np.ndarray, np.ndarray]:
         norms = column_norms(A)
@@ -425,22 +431,30 @@ def ols(
     r = int(kept.sum())
     A_k = np.ascontiguousarray(A if r == d else A[:, kept])  # (n, r)
     W_k = weight[:, kept]  # (k, r)
-    E = residuals(A_k, B, W_k)  # (n, k)
+    if factored is not None and factored.residual is not None:
+        E = factored.residual  # the solver's, from its refinement (extended precision)
+    else:
+        E = residuals(A_k, B, W_k)  # (n, k)
     rss = (E * E).sum(axis=0)
-    fitted = A_k @ W_k.T  # centred fitted values (or raw, through the origin)
+    fitted = B - E  # centred fitted values (or raw, through the origin): R's y - r
     mss = (fitted * fitted).sum(axis=0)
     center_k = center[kept]
 
     sigma2 = _residual_variance(rss, df_resid)
     effects = np.zeros((k, d))
     if r:
-        a, tau = torch.geqrf(torch.from_numpy(A_k))
-        R = torch.triu(a[:r]).numpy()
+        if factored is not None:  # one factorization: the solver's
+            a, tau, R, qtb = factored.a, factored.tau, factored.R, factored.qtb
+        else:  # rank deficient: the QR of the kept columns
+            a, tau = torch.geqrf(torch.from_numpy(A_k))
+            R = torch.triu(a[:r]).numpy()
+            qtb = torch.ormqr(a, tau, torch.from_numpy(np.ascontiguousarray(B)), transpose=True)[
+                :r
+            ].numpy()
         scale = column_norms(R)  # those of A_k: QR preserves column norms
         factor = Factor(r_inv=solve_upper_identity(R / scale), scale=scale)
         # R's effects Qᵀb: their squares are the sequential sums of squares of the columns.
-        qtb = torch.ormqr(a, tau, torch.from_numpy(np.ascontiguousarray(B)), transpose=True)
-        effects[:, kept] = qtb[:r].numpy().T
+        effects[:, kept] = qtb.T
     else:  # no estimable slope: the intercept alone, or nothing
         factor = Factor(r_inv=np.zeros((0, 0)), scale=np.zeros(0))
     n_groups = None
@@ -454,9 +468,13 @@ def ols(
             scores, factor, kept, center, total, fit_intercept, n, df_resid
         )
     else:
-        Q = torch.linalg.householder_product(a, tau).numpy() if r else np.zeros((n, 0))
+        # The rows of Q from A R⁻¹ (never stored whole) where that is accurate; an explicit Q
+        # (Householder's) for an ill-conditioned or rank-deficient design.
+        Q = None
+        if factored is None or not condition <= _IMPLICIT_Q_CONDITION:
+            Q = torch.linalg.householder_product(a, tau).numpy() if r else np.zeros((n, 0))
         cov_wb, cov_wc = robust_covariances(
-            Q, factor, E, cov_type, center_k, df_resid, fit_intercept, root_w, total
+            A_k, factor, E, cov_type, center_k, df_resid, fit_intercept, root_w, total, Q
         )
 
     # R's (weighted) residuals sqrt(w) e: those of the rows of weight 0 are 0.

@@ -1,0 +1,125 @@
+"""``gradfit.ols`` in memory against R's ``lm`` + ``summary`` and ``numpy.linalg.lstsq``.
+
+For each problem (``--sizes``, default 200,000 × 20 and 1,000,000 × 50, float64) and each
+number of targets (``--targets``, default 1 and 10) it times, in turns, best of ``--repeats``:
+
+* ``gradfit.ols(X, Y)`` (classical errors) and ``gradfit.ols(X, Y, cov_type=HCj)``, j = 0..3;
+* ``numpy.linalg.lstsq`` of ``[X, 1]`` (the column of ones built beforehand, not timed);
+* R's ``fit <- lm(Y ~ X); s <- summary(fit)``, timed with ``system.time`` inside R
+  (``Rscript``, R's reference BLAS: one thread; the data written by NumPy as raw float64 and
+  read with ``readBin``, not timed), one R process per round, so that R and Python alternate.
+
+The data are ``Y = 1 + X W + noise`` with X standard normal shifted by 3, seeded. It prints
+each time and the ratios: ols ÷ R (the issue's target ≤ 0.5), ols ÷ lstsq (≤ 1.5) and
+HCj ÷ classical (≤ 1.3). ``--threads``: NumPy's and torch's BLAS threads (default 1).
+Statsmodels is not used (not installed here).
+
+    python benchmarks/bench_ols.py                       # the issue's sizes, 3 rounds
+    python benchmarks/bench_ols.py --sizes 20000x10 --repeats 2   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+import gradfit
+
+_R = r"""
+args <- commandArgs(trailingOnly = TRUE)
+n <- as.integer(args[2]); d <- as.integer(args[3]); k <- as.integer(args[4])
+X <- matrix(readBin(file.path(args[1], "X.bin"), "double", n * d), n, d)
+Y <- matrix(readBin(file.path(args[1], "Y.bin"), "double", n * k), n, k)
+if (k == 1) Y <- Y[, 1]
+t <- system.time({ fit <- lm(Y ~ X); s <- summary(fit) })[["elapsed"]]
+cat(sprintf("%.6f\n", t))
+"""
+
+HC = ("HC0", "HC1", "HC2", "HC3")
+_LABELS = {
+    "ols": "gradfit.ols (classical)",
+    "lstsq": "numpy.linalg.lstsq",
+    "R": "R lm + summary",
+}
+
+
+def _best(times: dict[str, list[float]], name: str, f: Callable[[], object]) -> None:
+    start = time.perf_counter()
+    f()
+    times.setdefault(name, []).append(time.perf_counter() - start)
+
+
+def run(n: int, d: int, k: int, repeats: int, folder: Path) -> dict[str, float]:
+    rng = np.random.default_rng(12345 + n + d + k)
+    X = rng.standard_normal((n, d)) + 3.0
+    Y = 1.0 + X @ rng.standard_normal((d, k)) + rng.standard_normal((n, k))
+    y = Y[:, 0] if k == 1 else Y
+    X.T.tofile(folder / "X.bin")  # column-major, as R's matrix() fills
+    Y.T.tofile(folder / "Y.bin")
+    X1 = np.column_stack([X, np.ones(n)])
+    script = folder / "lm.R"
+    script.write_text(_R)
+    times: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        _best(times, "ols", lambda: gradfit.ols(X, y))
+        for cov in HC:
+            _best(times, f"ols {cov}", lambda cov=cov: gradfit.ols(X, y, cov_type=cov))  # type: ignore[misc]
+        _best(times, "lstsq", lambda: np.linalg.lstsq(X1, y, rcond=None))
+        if shutil.which("Rscript"):
+            out = subprocess.run(
+                ["Rscript", str(script), str(folder), str(n), str(d), str(k)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            times.setdefault("R", []).append(float(out.stdout.split()[-1]))
+    return {name: min(values) for name, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="200000x20,1000000x50")
+    parser.add_argument("--targets", default="1,10")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="BLAS/LAPACK threads of NumPy and torch (default 1: R's reference BLAS has one, "
+        "and on a shared machine threads that wait on each other make the times noise)",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)
+    print(f"threads: {args.threads}")
+    print("| n × d | targets | method | time [s] | ÷ R lm+summary | ÷ lstsq | ÷ classical |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes.split(","):
+            n, d = (int(part) for part in size.split("x"))
+            for k in (int(t) for t in args.targets.split(",")):
+                best = run(n, d, k, args.repeats, Path(tmp))
+                r, lstsq, classical = best.get("R", float("nan")), best["lstsq"], best["ols"]
+                for name in ("ols", *(f"ols {cov}" for cov in HC), "lstsq", "R"):
+                    if name not in best:
+                        continue
+                    t = best[name]
+                    label = _LABELS.get(name) or f"gradfit.ols({name.split()[1]})"
+                    print(
+                        f"| {n:,} × {d} | {k} | {label} | {t:.3f} | {t / r:.2f} | "
+                        f"{t / lstsq:.2f} | {t / classical:.2f} |",
+                        flush=True,
+                    )
+
+
+if __name__ == "__main__":
+    main()
