@@ -42,6 +42,7 @@ __all__ = [
     "ModelRecord",
     "estimability_parts",
     "interval_parts",
+    "match_interval",
     "model_problem",
     "read_model",
 ]
@@ -50,7 +51,7 @@ FORMAT = "gradfit-model"
 FORMAT_VERSION = 4
 CHECKSUM_SINCE = 3  # the first format version whose files carry a checksum
 TENSOR_NAMES = ("bias", "weight")
-_NUMPY_DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
+_NUMPY_DTYPES: dict[str, np.dtype[Any]] = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 # The interval data (gradfit.inference.OLSPredictor.to_dict)
@@ -103,11 +104,13 @@ def read_model(path: str | Path) -> ModelRecord:
         fields["design"],
     )
     if problem is not None:
-        raise ModelFileError(f"{source}: {problem}; the file is corrupt or was not written by gradfit")
+        raise ModelFileError(
+            f"{source}: {problem}; the file is corrupt or was not written by gradfit"
+        )
     inference = fields["inference"]
     if inference is not None:
         try:
-            interval_parts(inference.get("predictor"), weight, bias)
+            match_interval(interval_parts(inference.get("predictor")), weight, bias)
         except ModelFileError as exc:
             raise ModelFileError(
                 f"{source}: corrupt interval data: {exc}; save the model again"
@@ -383,10 +386,10 @@ class IntervalParts:
     covariance: np.ndarray  # (k, p, p)
 
 
-def interval_parts(data: Any, weight: np.ndarray, bias: np.ndarray) -> IntervalParts:
-    """The interval data (:meth:`gradfit.inference.OLSPredictor.to_dict`) checked against the
-    model's ``weight`` (k, d) and ``bias`` (k,); anything malformed or inconsistent raises
-    :class:`~gradfit.errors.ModelFileError` naming the entry."""
+def interval_parts(data: Any) -> IntervalParts:
+    """The interval data (:meth:`gradfit.inference.OLSPredictor.to_dict`), checked (then
+    :func:`match_interval` against the model's tensors); anything malformed or inconsistent
+    raises :class:`~gradfit.errors.ModelFileError` naming the entry."""
     if not isinstance(data, Mapping):
         raise ModelFileError(f"interval data must be a mapping, got {type(data).__name__}")
     required = ("format", "version", "fit_intercept", "cov_type", "df_resid", "center")
@@ -444,14 +447,19 @@ def interval_parts(data: Any, weight: np.ndarray, bias: np.ndarray) -> IntervalP
         symmetric = np.allclose(covariance, covariance.transpose(0, 2, 1), rtol=1e-12, atol=0)
     if not symmetric:
         raise ModelFileError("covariance must be symmetric")
+    return IntervalParts(fit_intercept, cov_type, df_resid, center, sigma, covariance)
+
+
+def match_interval(parts: IntervalParts, weight: np.ndarray, bias: np.ndarray) -> None:
+    """Check the interval data against the model's ``weight`` (k, d) and ``bias`` (k,)."""
+    d, k = parts.center.shape[0], parts.sigma.shape[0]
     if tuple(weight.shape) != (k, d) or tuple(bias.shape) != (k,):
         raise ModelFileError(
             f"weight {tuple(weight.shape)} and bias ({bias.shape[0]},) do not match the interval "
             f"data of {k} target(s) and {d} feature(s)"
         )
-    if not fit_intercept and bool((bias != 0).any()):
+    if not parts.fit_intercept and bool((bias != 0).any()):
         raise ModelFileError("a model without an intercept must have a zero bias")
-    return IntervalParts(fit_intercept, cov_type, df_resid, center, sigma, covariance)
 
 
 def estimability_parts(

@@ -71,7 +71,7 @@ from gradfit.model_file import (
     model_problem,
     read_model,
 )
-from gradfit.tensorfile import DOCUMENT_KEY, seal
+from gradfit.tensorfile import seal
 
 if TYPE_CHECKING:
     from gradfit.design import Design
@@ -208,15 +208,15 @@ def _problem(model: SavedModel) -> str | None:
         if tensor.dtype not in _FLOAT_DTYPES:
             return f"{name} must be float32 or float64, got {tensor.dtype}"
     stats: list[np.ndarray | None] = []
-    for name, tensor in (
+    for name, given in (
         ("scaling_mean", model.scaling_mean),
         ("scaling_scale", model.scaling_scale),
     ):
-        if tensor is not None and (
-            not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point()
+        if given is not None and (
+            not isinstance(given, torch.Tensor) or not given.is_floating_point()
         ):
             return f"{name} must be a floating-point tensor"
-        stats.append(None if tensor is None else tensor.detach().cpu().double().numpy())
+        stats.append(None if given is None else given.detach().cpu().double().numpy())
     return model_problem(
         model.weight.detach().cpu().numpy(),
         model.bias.detach().cpu().numpy(),

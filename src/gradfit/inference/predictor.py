@@ -21,7 +21,13 @@ import torch
 
 from gradfit.errors import ModelFileError, RankDeficiencyWarning, ValidationError
 from gradfit.inference.distributions import check_level, t_quantile
-from gradfit.model_file import INTERVAL_FORMAT, INTERVAL_VERSION, estimability_parts, interval_parts
+from gradfit.model_file import (
+    INTERVAL_FORMAT,
+    INTERVAL_VERSION,
+    estimability_parts,
+    interval_parts,
+    match_interval,
+)
 from gradfit.validation import as_matrix, as_targets, check_weights
 
 if TYPE_CHECKING:
@@ -144,13 +150,14 @@ class OLSPredictor:
         """Rebuild from :meth:`to_dict`'s output and the model's ``weight`` (k, d) and
         ``bias`` (k,). Anything malformed or inconsistent raises
         :class:`~gradfit.errors.ModelFileError` naming the entry."""
+        # The checks, as gradfit info runs them without torch (gradfit.model_file).
+        parts = interval_parts(data)
         try:
             W = as_matrix(weight, "weight", dtype=torch.float64).cpu()
             bt = as_targets(bias, "bias", dtype=torch.float64).cpu()
         except ValidationError as exc:
             raise ModelFileError(str(exc)) from exc
-        # The checks, as gradfit info runs them without torch (gradfit.model_file).
-        parts = interval_parts(data, W.numpy(), bt[:, 0].numpy() if bt.shape[1] == 1 else bt.numpy())
+        match_interval(parts, W.numpy(), bt[:, 0].numpy() if bt.shape[1] == 1 else bt.numpy())
         return cls(
             weight=W.contiguous(),
             bias=bt[:, 0].contiguous(),
@@ -175,8 +182,6 @@ def _prediction_weights(weights: Any, n: int) -> np.ndarray:
             "positive weight (its variance is sigma² / weight)"
         )
     return w[:, None]
-
-
 
 
 @dataclass(frozen=True, eq=False)
