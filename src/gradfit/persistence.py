@@ -38,7 +38,7 @@ Non-finite floats, which JSON cannot hold, are written as the strings ``"nan"``,
 
 gradfit never unpickles: :func:`load_model` reads regular files only, parses and checks the
 safetensors header itself (bounded, against the file size and the feature and target names)
-before handing the bytes to ``safetensors``, and refuses pickles (``torch.save`` files) with a
+before decoding the tensors from the bytes, and refuses pickles (``torch.save`` files) with a
 message that says so. Every problem is a :class:`~gradfit.errors.ModelFileError` with a one-line
 message that starts with the path.
 """
@@ -352,7 +352,9 @@ def load_model(path: str | Path) -> SavedModel:
     unpickled) fails with a message that says what it is. Then the gradfit document: its format
     and version, its checksum (format version 3 on), every field's type and range, and the
     tensors' declared shapes against the feature and target names. Only then are the tensors
-    built.
+    decoded and checked (finite, the scaling, the design, the interval data). The reading and
+    every check are :func:`gradfit.model_file.read_model`'s, without torch (``gradfit info``
+    uses it alone); this builds the tensors from its NumPy arrays.
 
     Parameters
     ----------
