@@ -43,6 +43,7 @@ def test_all_is_exact_and_importable() -> None:
         "checkpoint",
         "inference",
         "tensorfile",
+        "model_file",
         "outputs",
         "design",
         "diagnostics",

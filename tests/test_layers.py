@@ -105,8 +105,25 @@ ALLOWED: dict[tuple[str, str], str] = {
         "formulaic and pandas, for a streamed fit with a formula, a categorical column or "
         "missing='drop' only: 0.59 s"
     ),
-    ("gradfit.persistence", "gradfit.design"): (
+    ("gradfit.model_file", "gradfit.design"): (
         "formulaic and pandas, for a model fitted from a formula or categoricals only: 0.7 s"
+    ),
+    # gradfit info reads a model file without torch or pyarrow (issue 23, test_startup.py):
+    # what the model-file and output-path modules need for other work is imported there.
+    ("gradfit.cli.data_commands", "gradfit.model_file"): (
+        "a command's work, not the parser's: NumPy, 0.1 s"
+    ),
+    ("gradfit.tensorfile", "safetensors.torch"): (
+        "torch, for writing a model or checkpoint only: about 2 s (2.7-7 s on a loaded machine)"
+    ),
+    ("gradfit.outputs", "gradfit.checkpoint"): (
+        "torch, for a --checkpoint path only: about 2 s (5 s on a loaded machine)"
+    ),
+    ("gradfit.outputs", "gradfit.data.stream"): (
+        "pyarrow, for a command that reads data only: 0.3 s (0.8 s on a loaded machine)"
+    ),
+    ("gradfit.outputs", "gradfit.datasets"): (
+        "torch, for a command that reads data only: about 2 s (3.4 s on a loaded machine)"
     ),
     ("gradfit.observers", "torch.utils.tensorboard"): (
         "the optional [tensorboard] extra, for --tensorboard only: 0.29 s"

@@ -11,18 +11,22 @@ sets of modules are.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from cli_helpers import write_csv
 
 import gradfit.cli.options
 import gradfit.distributed
 import gradfit.inference
 import gradfit.settings
+from gradfit.persistence import load_model, save_model
 
 # Never imported by the commands that answer at once.
 LARGE = (
@@ -119,3 +123,64 @@ def test_the_parsers_copies_of_constants_are_the_librarys() -> None:
     assert gradfit.cli.options.DEFAULT_TIMEOUT == gradfit.distributed.DEFAULT_TIMEOUT
     assert gradfit.settings.COV_TYPES == gradfit.inference.COV_TYPES
     assert gradfit.settings.ALL_COV_TYPES == gradfit.inference.ALL_COV_TYPES
+
+
+# Never imported by `gradfit info` of a model of plain columns: it reads the file with NumPy
+# (gradfit.model_file), not torch, and checks its path without pyarrow (issue 23).
+NOT_FOR_INFO = (*(name for name in LARGE if name != "numpy"), "statsmodels")
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """An lstsq fit of standardized columns (scaling statistics and interval data: every
+    part of a model file), float64 as fit writes it and float32 as a library user may."""
+    folder = tmp_path_factory.mktemp("models")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.3 + rng.normal(scale=0.1, size=40)
+    data = write_csv(folder / "train.csv", {"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "y": y})
+    path = folder / "float64.safetensors"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gradfit",
+            "fit",
+            str(data),
+            "--target",
+            "y",
+            "--solver",
+            "lstsq",
+            "--out",
+            str(path),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    model = load_model(path)
+    assert model.inference is not None
+    stats = torch.from_numpy(X.mean(axis=0)), torch.from_numpy(X.std(axis=0))
+    model = dataclasses.replace(model, scaling_mean=stats[0], scaling_scale=stats[1])
+    save_model(path, model)  # with the scaling statistics of a standardized fit
+    single = folder / "float32.safetensors"
+    save_model(
+        single, dataclasses.replace(model, weight=model.weight.float(), bias=model.bias.float())
+    )
+    return {"float64": path, "float32": single}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("json_output", [False, True], ids=["text", "json"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_info_imports_no_torch(
+    model_files: dict[str, Path], tmp_path: Path, json_output: bool, dtype: str
+) -> None:
+    """Every part of the file is read and checked, as load_model does, with NumPy only."""
+    argv = ("info", str(model_files[dtype]), *(("--json",) if json_output else ()))
+    names = imported_modules(*argv, cwd=tmp_path)
+    assert "gradfit.model_file" in names and "numpy" in names  # the scan sees the work
+    assert not names & set(NOT_FOR_INFO), sorted(names & set(NOT_FOR_INFO))

@@ -19,9 +19,6 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from gradfit.checkpoint import looks_like_checkpoint
-from gradfit.data.stream import expand_source
-from gradfit.datasets import BUILTIN_DATASETS
 from gradfit.errors import DataError
 from gradfit.file_kinds import kind_of
 from gradfit.storage import as_path, is_remote, same_object
@@ -36,6 +33,9 @@ def data_files(source: str) -> list[Path]:
     match of a glob (as the readers expand them); none for a built-in data set. A source the
     readers would refuse (an empty directory, a glob matching nothing) gives none here: the
     reader's own message comes later."""
+    from gradfit.data.stream import expand_source  # pyarrow: not for a command without data
+    from gradfit.datasets import BUILTIN_DATASETS  # torch (as above)
+
     if source in BUILTIN_DATASETS and not os.path.lexists(source):
         return []
     try:
@@ -171,6 +171,8 @@ def check_checkpoint_target(option: str, path: str, *, resume: bool) -> None:
             f"{option} {path}: is {kind_of(info.st_mode)}, not a regular file; give the path of "
             "a file for the checkpoint"
         )
+    from gradfit.checkpoint import looks_like_checkpoint  # torch: not for gradfit info
+
     if not resume and info.st_size > 0 and not looks_like_checkpoint(path):
         raise DataError(
             f"{option} {path}: the file there is not a gradfit checkpoint and would be "

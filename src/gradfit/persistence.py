@@ -38,7 +38,7 @@ Non-finite floats, which JSON cannot hold, are written as the strings ``"nan"``,
 
 gradfit never unpickles: :func:`load_model` reads regular files only, parses and checks the
 safetensors header itself (bounded, against the file size and the feature and target names)
-before handing the bytes to ``safetensors``, and refuses pickles (``torch.save`` files) with a
+before decoding the tensors from the bytes, and refuses pickles (``torch.save`` files) with a
 message that says so. Every problem is a :class:`~gradfit.errors.ModelFileError` with a one-line
 message that starts with the path.
 """
@@ -57,35 +57,28 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from safetensors.torch import load as safetensors_load
 
 from gradfit._version import __version__
 from gradfit.atomic import atomic_write
 from gradfit.errors import ModelFileError, ValidationError
-from gradfit.inference import Estimability, OLSPredictor
+from gradfit.inference import OLSPredictor
 from gradfit.model import LinearMap, LinearModel
-from gradfit.tensorfile import (
-    DOCUMENT_KEY,
-    TensorFile,
-    check_in_range,
-    check_version,
-    parse_json,
-    read_tensor_file,
-    seal,
+from gradfit.model_file import (
+    CHECKSUM_SINCE,
+    FORMAT,
+    FORMAT_VERSION,
+    encoding_of,
+    model_problem,
+    read_model,
 )
-from gradfit.tensorfile import shown as _shown
+from gradfit.tensorfile import seal
 
 if TYPE_CHECKING:
     from gradfit.design import Design
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "SavedModel", "load_model", "save_model"]
 
-FORMAT = "gradfit-model"
-FORMAT_VERSION = 4
-CHECKSUM_SINCE = 3  # the first format version whose files carry a checksum
-_TENSOR_NAMES = ("bias", "weight")
 _FLOAT_DTYPES = {torch.float32: "F32", torch.float64: "F64"}
-_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,9 +168,8 @@ class SavedModel(LinearMap):
         """
         if self.design is None:
             return None
-        from gradfit.design import Design  # formulaic and pandas: only for such models
-
-        return Design.from_json(self.design)
+        design: Design = encoding_of(self.design)  # formulaic and pandas: only for such models
+        return design
 
     def interval_predictor(self) -> Any:
         """The :class:`gradfit.inference.OLSPredictor` of confidence and prediction intervals.
@@ -208,61 +200,33 @@ class SavedModel(LinearMap):
 
 
 def _problem(model: SavedModel) -> str | None:
-    """What is inconsistent in ``model``, or None."""
-    for kind, names in (("feature", model.feature_names), ("target", model.target_names)):
-        if not names:
-            return f"a model needs at least one {kind} name"
-        for name in names:
-            if not isinstance(name, str) or not name:
-                return f"{kind} names must be non-empty strings, got {name!r}"
-        if len(set(names)) != len(names):
-            repeated = next(name for name in names if names.count(name) > 1)
-            return f"{kind} name {repeated!r} appears more than once; names must be unique"
-    k, d = len(model.target_names), len(model.feature_names)
-    for name, tensor, shape in (("weight", model.weight, (k, d)), ("bias", model.bias, (k,))):
+    """What is inconsistent in ``model``, or None: the tensors' types here, the rest as a
+    model file is checked (:func:`gradfit.model_file.model_problem`)."""
+    for name, tensor in (("weight", model.weight), ("bias", model.bias)):
         if not isinstance(tensor, torch.Tensor):
             return f"{name} must be a torch.Tensor, got {type(tensor).__name__}"
         if tensor.dtype not in _FLOAT_DTYPES:
             return f"{name} must be float32 or float64, got {tensor.dtype}"
-        if tuple(tensor.shape) != shape:
-            return (
-                f"{name} has shape {tuple(tensor.shape)} but {k} target name(s) and {d} "
-                f"feature name(s) need shape {shape}"
-            )
-        if not bool(torch.isfinite(tensor).all()):
-            return f"{name} holds non-finite values (NaN or inf)"
-    if (model.scaling_mean is None) != (model.scaling_scale is None):
-        return "scaling_mean and scaling_scale must be given together or not at all"
-    for name, stats in (
+    stats: list[np.ndarray | None] = []
+    for name, given in (
         ("scaling_mean", model.scaling_mean),
         ("scaling_scale", model.scaling_scale),
     ):
-        if stats is None:
-            continue
-        if not isinstance(stats, torch.Tensor) or not stats.is_floating_point():
+        if given is not None and (
+            not isinstance(given, torch.Tensor) or not given.is_floating_point()
+        ):
             return f"{name} must be a floating-point tensor"
-        if tuple(stats.shape) != (d,):
-            return f"{name} has shape {tuple(stats.shape)}, expected ({d},) for {d} features"
-        if not bool(torch.isfinite(stats).all()):
-            return f"{name} holds non-finite values"
-    if model.scaling_scale is not None and not bool((model.scaling_scale > 0).all()):
-        return "scaling_scale must be positive"
-    if isinstance(model.rows_dropped, bool) or not isinstance(model.rows_dropped, int):
-        return f"rows_dropped must be an integer, got {model.rows_dropped!r}"
-    if model.rows_dropped < 0:
-        return f"rows_dropped must be >= 0, got {model.rows_dropped}"
-    if model.design is not None:
-        try:
-            encoding = model.encoding()
-        except ValidationError as exc:
-            return f"design: {exc}"
-        columns = () if encoding is None else encoding.columns
-        if tuple(columns) != model.feature_names:
-            return (
-                f"the design's columns {list(columns)} are not the feature names "
-                f"{list(model.feature_names)}"
-            )
-    return None
+        stats.append(None if given is None else given.detach().cpu().double().numpy())
+    return model_problem(
+        model.weight.detach().cpu().numpy(),
+        model.bias.detach().cpu().numpy(),
+        model.feature_names,
+        model.target_names,
+        stats[0],
+        stats[1],
+        model.rows_dropped,
+        model.design,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,7 +352,9 @@ def load_model(path: str | Path) -> SavedModel:
     unpickled) fails with a message that says what it is. Then the gradfit document: its format
     and version, its checksum (format version 3 on), every field's type and range, and the
     tensors' declared shapes against the feature and target names. Only then are the tensors
-    built.
+    decoded and checked (finite, the scaling, the design, the interval data). The reading and
+    every check are :func:`gradfit.model_file.read_model`'s, without torch (``gradfit info``
+    uses it alone); this builds the tensors from its NumPy arrays.
 
     Parameters
     ----------
@@ -405,189 +371,11 @@ def load_model(path: str | Path) -> SavedModel:
         foreign file, a file from a newer gradfit, or tensors and names that do not fit
         together; the one-line message starts with the path.
     """
-    source = str(path)
-    try:
-        file = read_tensor_file(path)
-    except FileNotFoundError:
-        raise ModelFileError(f"{source}: no such model file; check the path") from None
-    document, text = _gradfit_document(file)
-    if document["format_version"] >= CHECKSUM_SINCE:
-        file.verify(text)
-    fields = _fields(document, source)
-    k, d = len(fields["target_names"]), len(fields["feature_names"])
-    for name, shape in (("weight", (k, d)), ("bias", (k,))):
-        declared = file.entries[name].shape
-        if declared != shape:
-            raise ModelFileError(
-                f"{source}: {name} has shape {declared} but {k} target name(s) and {d} "
-                f"feature name(s) need shape {shape}; the file is corrupt or was not written "
-                "by gradfit"
-            )
-    try:
-        tensors = safetensors_load(file.data)
-    except Exception as exc:  # safetensors raises its own SafetensorError (an Exception)
-        message = " ".join(str(exc).split())[:200]
-        raise ModelFileError(f"{source}: corrupt tensor data ({message})") from None
-    return _build(tensors, fields, source)
-
-
-def _gradfit_document(file: TensorFile) -> tuple[dict[str, Any], str]:
-    """The gradfit JSON document and its text, after the format, version, number-range and
-    tensor-layout checks."""
-    source = file.source
-    text = file.metadata.get(DOCUMENT_KEY)
-    if text is None:
-        raise ModelFileError(
-            f"{source}: not a gradfit model file (a safetensors file without gradfit metadata); "
-            "save the model with gradfit"
-        )
-    try:
-        document = parse_json(text)
-    except ValueError as exc:
-        raise ModelFileError(f"{source}: corrupt: the gradfit metadata {exc}") from None
-    if not isinstance(document, dict):
-        raise ModelFileError(f"{source}: corrupt: the gradfit metadata is not a JSON object")
-    if document.get("format") != FORMAT:
-        raise ModelFileError(
-            f"{source}: not a gradfit model file (format {_shown(document.get('format'))}, "
-            f"expected {FORMAT!r})"
-        )
-    check_version(
-        document.get("format_version"),
-        FORMAT_VERSION,
-        corrupt=lambda v: (
-            f"{source}: corrupt: format_version must be a positive integer, got {_shown(v)}"
-        ),
-        newer=lambda v: (
-            f"{source}: written by a newer gradfit (format version {_shown(v)}, this "
-            f"gradfit reads up to {FORMAT_VERSION}); upgrade gradfit"
-        ),
+    record = read_model(path)  # every check (gradfit.model_file): no torch there
+    fields = dict(record.fields)
+    for key in ("scaling_mean", "scaling_scale"):
+        if fields[key] is not None:
+            fields[key] = torch.from_numpy(fields[key])
+    return SavedModel(
+        weight=torch.from_numpy(record.weight), bias=torch.from_numpy(record.bias), **fields
     )
-    check_in_range(
-        document, source, "corrupt metadata", "the file is corrupt or was not written by gradfit"
-    )
-    names = sorted(file.entries)
-    if names != list(_TENSOR_NAMES):
-        found = ", ".join(_shown(name) for name in names[:5]) or "none"
-        raise ModelFileError(
-            f"{source}: expected exactly the tensors 'bias' and 'weight', found {found}"
-            f"{', ...' if len(names) > 5 else ''}; the file is corrupt or not a gradfit model"
-        )
-    for name in names:
-        dtype = file.entries[name].dtype
-        if dtype not in _FLOAT_DTYPES.values():
-            raise ModelFileError(
-                f"{source}: tensor {name!r} has dtype {dtype}; gradfit model tensors are F32 or F64"
-            )
-    return document, text
-
-
-def _fields(document: dict[str, Any], source: str) -> dict[str, Any]:
-    """Every field of the document checked for its type and range, as :class:`SavedModel`
-    arguments (the tensors aside)."""
-
-    def bad(key: str, expected: str) -> ModelFileError:
-        return ModelFileError(
-            f"{source}: corrupt metadata: {key} must be {expected}, got {_shown(document.get(key))}"
-        )
-
-    def names(key: str) -> tuple[str, ...]:
-        value = document.get(key)
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise bad(key, "a list of strings")
-        return tuple(value)
-
-    def number(value: Any) -> float:
-        if isinstance(value, str) and value in _NON_FINITE:
-            return _NON_FINITE[value]
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)  # in range: number_out_of_range checked every number
-        raise ValueError(value)
-
-    def finite_list(value: Any) -> list[float]:
-        if not isinstance(value, list) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
-        ):
-            raise ValueError(value)
-        return [float(v) for v in value]
-
-    fields: dict[str, Any] = {
-        "feature_names": names("feature_names"),
-        "target_names": names("target_names"),
-        "format_version": document["format_version"],
-    }
-    scaling = document.get("scaling")
-    fields["scaling_mean"] = fields["scaling_scale"] = None
-    if scaling is not None:
-        try:
-            if not isinstance(scaling, dict):
-                raise ValueError(scaling)
-            fields["scaling_mean"] = torch.tensor(finite_list(scaling["mean"]), dtype=torch.float64)
-            fields["scaling_scale"] = torch.tensor(
-                finite_list(scaling["scale"]), dtype=torch.float64
-            )
-        except (KeyError, ValueError):
-            raise bad("scaling", "null or {'mean': [...], 'scale': [...]}") from None
-    try:
-        loss = document.get("final_loss")
-        fields["final_loss"] = None if loss is None else number(loss)
-    except ValueError:
-        raise bad("final_loss", "a number or null") from None
-    history = document.get("loss_history", [])
-    try:
-        if not isinstance(history, list):
-            raise ValueError(history)
-        fields["loss_history"] = [number(item) for item in history]
-    except ValueError:
-        raise bad("loss_history", "a list of numbers") from None
-    for key in ("hyperparameters", "metrics", "versions"):
-        value = document.get(key, {})
-        if not isinstance(value, dict):
-            raise bad(key, "a JSON object")
-        fields[key] = value
-    fields["versions"] = {str(k): str(v) for k, v in fields["versions"].items()}
-    for key in ("solver", "created"):
-        if not isinstance(document.get(key), (str, type(None))):
-            raise bad(key, "a string")
-    fields["solver"] = document.get("solver") or ""
-    fields["created"] = document.get("created")
-    inference = document.get("inference")
-    if inference is not None and (
-        not isinstance(inference, dict)
-        or not isinstance(inference.get("summary"), dict)
-        or not isinstance(inference.get("text"), str)
-    ):
-        raise bad("inference", "null or {'predictor': {...}, 'summary': {...}, 'text': '...'}")
-    if inference is not None and inference.get("estimability") is not None:
-        # A rank-deficient fit's null space, for predict's warning: checked here, with the rest.
-        try:
-            Estimability.from_dict(inference["estimability"], len(fields["feature_names"]))
-        except ModelFileError as exc:
-            raise ModelFileError(f"{source}: corrupt estimability data: {exc}") from None
-    fields["inference"] = inference
-    design = document.get("design")
-    if design is not None and not isinstance(design, dict):
-        raise bad("design", "null or a JSON object")
-    fields["design"] = design
-    dropped = document.get("rows_dropped", 0)
-    if isinstance(dropped, bool) or not isinstance(dropped, int) or dropped < 0:
-        raise bad("rows_dropped", "a count (an integer >= 0)")
-    fields["rows_dropped"] = dropped
-    return fields
-
-
-def _build(tensors: dict[str, torch.Tensor], fields: dict[str, Any], source: str) -> SavedModel:
-    try:
-        model = SavedModel(weight=tensors["weight"], bias=tensors["bias"], **fields)
-    except ValidationError as exc:
-        raise ModelFileError(
-            f"{source}: {exc}; the file is corrupt or was not written by gradfit"
-        ) from None
-    if model.inference is not None:
-        try:
-            model.interval_predictor()  # checks the interval data against weight and bias
-        except ModelFileError as exc:
-            raise ModelFileError(
-                f"{source}: corrupt interval data: {exc}; save the model again"
-            ) from None
-    return model

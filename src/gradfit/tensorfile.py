@@ -42,14 +42,14 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
-
-import torch
-from safetensors.torch import save as safetensors_save
+from typing import IO, TYPE_CHECKING, Any
 
 from gradfit.errors import GradfitError, ModelFileError
 from gradfit.file_kinds import kind_of
 from gradfit.storage import as_path, is_remote
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "CHECKSUM_KEY",
@@ -303,6 +303,8 @@ def seal(tensors: dict[str, torch.Tensor], text: str) -> bytes:
     """The safetensors bytes of ``tensors`` with the document ``text`` and its checksum in the
     metadata. The data section does not depend on the metadata (offsets count from its start),
     so it is laid out once without the checksum, hashed, and written again with it."""
+    from safetensors.torch import save as safetensors_save  # torch: reading needs none
+
     draft = safetensors_save(tensors, metadata={DOCUMENT_KEY: text})
     (length,) = struct.unpack("<Q", draft[:8])
     header = json.loads(draft[8 : 8 + length])

@@ -752,21 +752,24 @@ def _render_metrics(
 
 
 def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
+    from gradfit.model_file import CHECKSUM_SINCE, encoding_of, read_model
     from gradfit.outputs import check_outputs
-    from gradfit.persistence import load_model
 
     check_outputs([], reads=[("the model file", args.model)], stdout=out)
-    model = load_model(args.model)
+    # The file read and checked as load_model does, without torch (issue 23: info answers at
+    # once): its tensors are NumPy arrays of the stored dtype.
+    record = read_model(args.model)
+    model = argparse.Namespace(**record.fields, weight=record.weight, bias=record.bias)
     info = {
         "model": args.model,
         "format_version": model.format_version,
-        "checksum": model.has_checksum,
+        "checksum": model.format_version >= CHECKSUM_SINCE,
         "solver": model.solver,
         "features": list(model.feature_names),
         "targets": list(model.target_names),
         "weight": model.weight.tolist(),
         "bias": model.bias.tolist(),
-        "dtype": str(model.weight.dtype).removeprefix("torch."),
+        "dtype": str(model.weight.dtype),
         "scaling": None
         if model.scaling_mean is None or model.scaling_scale is None
         else {"mean": model.scaling_mean.tolist(), "scale": model.scaling_scale.tolist()},
@@ -781,7 +784,7 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
     }
     # A model fitted from a formula or categorical columns: its encoding (the formula, the
     # levels: gradfit.design), and the rows its fit left out; nothing for other models.
-    encoding = model.encoding()
+    encoding = None if model.design is None else encoding_of(model.design)
     if model.design is not None:
         info["design"] = model.design
     if model.rows_dropped:
@@ -791,7 +794,7 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
     # Everything below comes from the file: each line goes through escape (or table).
     print(escape(f"gradfit model {args.model} (format version {model.format_version})"), file=out)
-    if not model.has_checksum:
+    if not info["checksum"]:
         print(
             "note: written by an older gradfit without a checksum; its contents cannot be verified",
             file=out,

@@ -12,7 +12,7 @@ data and read it back, refusing anything malformed with a one-line
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -20,9 +20,14 @@ import numpy as np
 import torch
 
 from gradfit.errors import ModelFileError, RankDeficiencyWarning, ValidationError
-from gradfit.inference.covariance import ALL_COV_TYPES
 from gradfit.inference.distributions import check_level, t_quantile
-from gradfit.tensorfile import check_version
+from gradfit.model_file import (
+    INTERVAL_FORMAT,
+    INTERVAL_VERSION,
+    estimability_parts,
+    interval_parts,
+    match_interval,
+)
 from gradfit.validation import as_matrix, as_targets, check_weights
 
 if TYPE_CHECKING:
@@ -40,9 +45,6 @@ __all__ = [
 ]
 
 INTERVALS = ("confidence", "prediction")
-_DICT_FORMAT = "gradfit-ols-intervals"
-_DICT_VERSION = 1
-_MAX_DF_RESID = 2**53  # beyond, the t quantile is the normal one; a count no file holds
 # A new row is off the training rows' span when the part of its (centred, equilibrated)
 # features in the null space of the training design exceeds this fraction of their norm: R's
 # default tolerance (predict.lm's tol = 1e-6, R >= 4.3).
@@ -133,8 +135,8 @@ class OLSPredictor:
         """Plain lists, floats, ints, bools and strings (JSON-ready): everything but the
         weight and bias, which a model file already holds."""
         return {
-            "format": _DICT_FORMAT,
-            "version": _DICT_VERSION,
+            "format": INTERVAL_FORMAT,
+            "version": INTERVAL_VERSION,
             "fit_intercept": self.fit_intercept,
             "cov_type": self.cov_type,
             "df_resid": self.df_resid,
@@ -148,86 +150,23 @@ class OLSPredictor:
         """Rebuild from :meth:`to_dict`'s output and the model's ``weight`` (k, d) and
         ``bias`` (k,). Anything malformed or inconsistent raises
         :class:`~gradfit.errors.ModelFileError` naming the entry."""
-        if not isinstance(data, Mapping):
-            raise ModelFileError(f"interval data must be a mapping, got {type(data).__name__}")
-        required = ("format", "version", "fit_intercept", "cov_type", "df_resid", "center")
-        missing = [key for key in (*required, "sigma", "covariance") if key not in data]
-        if missing:
-            raise ModelFileError(f"interval data lack {', '.join(missing)}")
-        if data["format"] != _DICT_FORMAT:
-            raise ModelFileError(
-                f"interval data have format {_brief(data['format'])}, expected {_DICT_FORMAT!r}"
-            )
-        check_version(
-            data["version"],
-            _DICT_VERSION,
-            corrupt=lambda v: f"interval data version must be a positive integer, got {_brief(v)}",
-            newer=lambda v: (
-                f"interval data version {v} is newer than this gradfit reads "
-                f"({_DICT_VERSION}); upgrade gradfit"
-            ),
-        )
-        fit_intercept = data["fit_intercept"]
-        if not isinstance(fit_intercept, bool):
-            raise ModelFileError(
-                f"fit_intercept must be true or false, got {_brief(fit_intercept)}"
-            )
-        cov_type = data["cov_type"]
-        if cov_type not in ALL_COV_TYPES:
-            raise ModelFileError(
-                f"cov_type must be one of {', '.join(ALL_COV_TYPES)}, got {_brief(cov_type)}"
-            )
-        df_resid = data["df_resid"]
-        if (
-            isinstance(df_resid, bool)
-            or not isinstance(df_resid, int)
-            or not 1 <= df_resid <= _MAX_DF_RESID
-        ):
-            raise ModelFileError(
-                f"df_resid must be an integer from 1 to {_MAX_DF_RESID}, got {_brief(df_resid)}"
-            )
-        center = _plain_array(data["center"], 1, "center")
-        sigma = _plain_array(data["sigma"], 1, "sigma")
-        covariance = _plain_array(data["covariance"], 3, "covariance")
-        with np.errstate(all="ignore"):
-            squares_finite = bool(np.all(np.isfinite(sigma**2)))
-        if not squares_finite:
-            raise ModelFileError("sigma is too large: its square overflows float64")
-        d, k = center.shape[0], sigma.shape[0]
-        p = d + int(fit_intercept)
-        if covariance.shape != (k, p, p):
-            raise ModelFileError(
-                f"covariance must have shape ({k}, {p}, {p}) for {k} target(s) and {d} "
-                f"feature(s){' and an intercept' if fit_intercept else ''}, got "
-                f"{covariance.shape}"
-            )
-        if bool(np.any(sigma < 0)) or bool(np.any(np.diagonal(covariance, 0, 1, 2) < 0)):
-            raise ModelFileError("sigma and the covariance's diagonal must be non-negative")
-        with np.errstate(all="ignore"):
-            symmetric = np.allclose(covariance, covariance.transpose(0, 2, 1), rtol=1e-12, atol=0)
-        if not symmetric:
-            raise ModelFileError("covariance must be symmetric")
+        # The checks, as gradfit info runs them without torch (gradfit.model_file).
+        parts = interval_parts(data)
         try:
             W = as_matrix(weight, "weight", dtype=torch.float64).cpu()
             bt = as_targets(bias, "bias", dtype=torch.float64).cpu()
         except ValidationError as exc:
             raise ModelFileError(str(exc)) from exc
-        if W.shape != (k, d) or bt.shape != (k, 1):
-            raise ModelFileError(
-                f"weight {tuple(W.shape)} and bias ({bt.shape[0]},) do not match the interval "
-                f"data of {k} target(s) and {d} feature(s)"
-            )
-        if not fit_intercept and bool((bt != 0).any()):
-            raise ModelFileError("a model without an intercept must have a zero bias")
+        match_interval(parts, W.numpy(), bt[:, 0].numpy() if bt.shape[1] == 1 else bt.numpy())
         return cls(
             weight=W.contiguous(),
             bias=bt[:, 0].contiguous(),
-            center=torch.from_numpy(center),
-            covariance=torch.from_numpy(covariance),
-            sigma=torch.from_numpy(sigma),
-            df_resid=df_resid,
-            fit_intercept=fit_intercept,
-            cov_type=cov_type,
+            center=torch.from_numpy(parts.center),
+            covariance=torch.from_numpy(parts.covariance),
+            sigma=torch.from_numpy(parts.sigma),
+            df_resid=parts.df_resid,
+            fit_intercept=parts.fit_intercept,
+            cov_type=parts.cov_type,
         )
 
 
@@ -243,39 +182,6 @@ def _prediction_weights(weights: Any, n: int) -> np.ndarray:
             "positive weight (its variance is sigma² / weight)"
         )
     return w[:, None]
-
-
-def _brief(value: Any) -> str:
-    """``value``'s repr for a one-line message, or its type when that is long."""
-    text = repr(value) if not isinstance(value, int) or abs(value) < 10**40 else "a huge int"
-    return text if len(text) <= 40 else type(value).__name__
-
-
-def _plain_array(value: Any, ndim: int, key: str) -> np.ndarray:
-    """A nested list of finite numbers (not bools) of the given depth, as float64."""
-
-    def check(item: Any, depth: int) -> None:
-        if depth == 0:
-            if isinstance(item, bool) or not isinstance(item, (int, float)):
-                raise ModelFileError(f"{key} must hold numbers, got {_brief(item)}")
-            return
-        if not isinstance(item, list):
-            raise ModelFileError(f"{key} must be a {ndim}-level nested list, got {_brief(item)}")
-        for inner in item:
-            check(inner, depth - 1)
-
-    check(value, ndim)
-    try:
-        array = np.array(value, dtype=np.float64)
-    except OverflowError:  # an integer beyond float64
-        raise ModelFileError(f"{key} must hold finite numbers") from None
-    except ValueError:  # ragged lists
-        raise ModelFileError(f"{key} must be a rectangular {ndim}-level nested list") from None
-    if array.ndim != ndim:
-        raise ModelFileError(f"{key} must be a rectangular {ndim}-level nested list")
-    if not bool(np.all(np.isfinite(array))):
-        raise ModelFileError(f"{key} must hold finite numbers")
-    return array
 
 
 @dataclass(frozen=True, eq=False)
@@ -338,25 +244,8 @@ class Estimability:
     def from_dict(cls, data: Any, d: int) -> Estimability:
         """Rebuild from :meth:`to_dict`'s output for a model of ``d`` features; anything
         malformed raises :class:`~gradfit.errors.ModelFileError` naming the entry."""
-        if not isinstance(data, Mapping):
-            raise ModelFileError(f"estimability data must be a mapping, got {type(data).__name__}")
-        missing = [key for key in ("center", "scale", "basis", "aliased") if key not in data]
-        if missing:
-            raise ModelFileError(f"estimability data lack {', '.join(missing)}")
-        center = _plain_array(data["center"], 1, "estimability center")
-        scale = _plain_array(data["scale"], 1, "estimability scale")
-        basis = _plain_array(data["basis"], 2, "estimability basis")
-        aliased = data["aliased"]
-        if not isinstance(aliased, list) or not all(isinstance(a, str) for a in aliased):
-            raise ModelFileError(f"estimability aliased must be a list of names, got {aliased!r}")
-        if center.shape != (d,) or scale.shape != (d,) or basis.shape[0] != d:
-            raise ModelFileError(
-                f"estimability data must describe {d} feature(s): center {center.shape}, "
-                f"scale {scale.shape}, basis {basis.shape}"
-            )
-        if not bool(np.all(scale > 0)):
-            raise ModelFileError("estimability scale must be positive")
-        return cls(center=center, scale=scale, basis=basis, aliased=tuple(aliased))
+        center, scale, basis, aliased = estimability_parts(data, d)
+        return cls(center=center, scale=scale, basis=basis, aliased=aliased)
 
 
 def estimability_of(
