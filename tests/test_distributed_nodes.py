@@ -195,6 +195,54 @@ def test_a_missing_out_folder_on_one_node_is_said_at_once(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+def test_cv_ranks_that_see_other_files_are_refused_on_every_rank(tmp_path: Path) -> None:
+    """``--alpha cv`` agrees as plain fit does: one node holds a file fewer, both launchers
+    exit non-zero with one line (before, the fold statistics of fewer rows were merged)."""
+    nodes = [tmp_path / "node0", tmp_path / "node1"]
+    for node in nodes:
+        _write_parts(node / "data")
+    (nodes[1] / "data" / "p3.csv").unlink()
+    port = _free_port()
+    args = [
+        "fit", "data", "--target", "y", "--alpha", "cv", "--alphas", "10", "--seed", "3",
+        "--out", "m.safetensors", "--dist-timeout", "120",
+    ]  # fmt: skip
+    codes = _finish([_launcher(node, i, port, "static", args) for i, node in enumerate(nodes)])
+    assert all(code != 0 for code in codes), codes
+    errors = _errors(*nodes)
+    assert len(errors) == 1, errors
+    assert "do not agree on the data" in errors[0] and "p3.csv" in errors[0], errors
+    assert "rank 0" in errors[0] and "rank 1" in errors[0]
+    assert errors[0] in (nodes[0] / "stderr.log").read_text()  # said by rank 0 (node 0)
+    assert not any((node / "m.safetensors").exists() for node in nodes)
+
+
+@pytest.mark.slow
+def test_cv_a_missing_out_folder_on_one_node_is_said_at_once(tmp_path: Path) -> None:
+    """``--alpha cv``: the --out folder is missing on node 1 only; rank 0 (node 0, static
+    rendezvous) says rank 1's error at once (before, the group formed after the checks, and
+    rank 0 waited the whole --dist-timeout)."""
+    nodes = [tmp_path / "node0", tmp_path / "node1"]
+    for node in nodes:
+        _write_parts(node / "data")
+    (nodes[0] / "out").mkdir()
+    port = _free_port()
+    args = [
+        "fit", "data", "--target", "y", "--alpha", "cv", "--alphas", "10",
+        "--out", "out/m.safetensors", "--dist-timeout", "120",
+    ]  # fmt: skip
+    start = time.monotonic()
+    codes = _finish([_launcher(node, i, port, "static", args) for i, node in enumerate(nodes)])
+    assert time.monotonic() - start < 100  # well before --dist-timeout
+    assert all(code != 0 for code in codes), codes
+    errors = _errors(*nodes)
+    assert len(errors) == 1, errors
+    assert "'out'" in errors[0] and "does not exist" in errors[0], errors
+    assert errors[0] in (nodes[0] / "stderr.log").read_text()  # rank 0 says rank 1's error
+    assert not (nodes[0] / "out" / "m.safetensors").exists()
+
+
+@pytest.mark.slow
 def test_a_node_local_checkpoint_seen_by_one_rank_is_refused(tmp_path: Path) -> None:
     """c10d rendezvous puts rank 0 on either node: a checkpoint on one node's disk is seen by
     one rank only; refused (before: "no checkpoint; starting afresh" on the other node)."""

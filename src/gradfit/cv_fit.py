@@ -74,7 +74,7 @@ from gradfit.solvers.config import MAX_ALPHA, SolverConfig
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.rows import fold_ids, holdout_seed, resolve_seed
 from gradfit.solvers.stats import SufficientStats
-from gradfit.streaming import Progress, choose_columns, use_streaming
+from gradfit.streaming import Progress, agree_on_views, choose_columns, use_streaming
 
 if TYPE_CHECKING:
     from gradfit.solvers.collective import Communicator
@@ -239,8 +239,24 @@ def fit_cv(
     streamed = use_streaming(data, config, reading, group=comm is not None)
     start = time.perf_counter()
     K = settings.folds
+    job = {  # what every process of a group must agree on before the fold statistics
+        **config.as_dict(),
+        "alphas": settings.alphas,
+        "l1_ratios": ratios,
+        "folds": K,
+        "selection": selection,
+        "alpha_per_target": alpha_per_target,
+        "seed": seed,
+        "weights": weights,
+        "targets": list(targets),
+        "features": None if features is None else list(features),
+        "eps": eps,
+        "tol": tol,
+        "max_iter": max_iter,
+        "batch_rows": batch_rows,
+    }
     read = _fold_statistics(
-        data, targets, features, weights, K, hash_seed, streamed, group, reading, progress
+        data, targets, features, weights, K, hash_seed, streamed, group, reading, progress, job
     )
     name, fold_stats, fnames, tnames, left_out, rows, row_weights = read
     pairs, total = paths.fold_pairs(fold_stats)
@@ -353,10 +369,12 @@ def _fold_statistics(
     group: Communicator,
     reading: ReadSettings,
     progress: Progress | None,
+    job: dict[str, Any] | None = None,
 ) -> _Read:
     """One pass over the source: each fold's statistics (K folds by the row hash; K = 1: all
     rows), the source's name, the feature and target names, the columns left out, and when
-    read whole the rows (and weights) kept."""
+    read whole the rows (and weights) kept. ``job``: the settings every process of a group
+    must agree on, compared with the data's layout before the statistics are gathered."""
     memory_limit, batch_rows = reading.memory_limit, reading.batch_rows
     K = max(K, 1)
     rows: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -389,6 +407,8 @@ def _fold_statistics(
             group, lambda: _open(str(data), batch_rows, targets, features, memory_limit, weights)
         )
         name = stream_.source
+        if group.world > 1:  # every process's view of the job, compared (as a streamed fit)
+            agree_on_views(group, stream_, job or {})
         shard = tuple(stream_.shard(group.rank, group.world)) if group.world > 1 else None
         local = guarded(
             group,

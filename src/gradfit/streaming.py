@@ -57,7 +57,7 @@ import time
 import warnings
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -862,13 +862,10 @@ def _agree_on_the_job(
     settings. A difference is refused on every process, one line naming it and the ranks
     (ranks that fit different rows would otherwise return a model of fewer rows, silently)."""
     checkpoint = checkpointing.checkpoint
-    view = {
-        "the gradfit version": __version__,
-        "the data": stream.layout(),
-        "the checkpoint": checkpoint_identity(checkpoint)
-        if checkpoint is not None and checkpointing.resume
-        else "none",
-        "the settings": {
+    agree_on_views(
+        group,
+        stream,
+        {
             **config.as_dict(),
             "targets": list(targets or ()),
             "features": None if features is None else list(features),
@@ -879,6 +876,25 @@ def _agree_on_the_job(
             "checkpoint": None if checkpoint is None else str(checkpoint),
             "resume": checkpointing.resume,
         },
+        checkpoint_identity(checkpoint)
+        if checkpoint is not None and checkpointing.resume
+        else "none",
+    )
+
+
+def agree_on_views(
+    group: Communicator, stream: BatchStream, settings: Mapping[str, Any], checkpoint: str = "none"
+) -> None:
+    """Every process's view of a job compared (:func:`~gradfit.solvers.collective.agree`): the
+    gradfit version, ``stream``'s layout (its ordered units with their sizes), ``checkpoint``
+    (what it would resume from) and ``settings`` (JSON values); a difference is refused on
+    every process, one line naming the first and the ranks. Shared by the streamed fit and
+    ``--alpha cv`` (:func:`gradfit.cv_fit.fit_cv`)."""
+    view = {
+        "the gradfit version": __version__,
+        "the data": stream.layout(),
+        "the checkpoint": checkpoint,
+        "the settings": dict(settings),
     }
     agree(group, view, _AGREE_ADVICE)
 

@@ -130,11 +130,6 @@ def _cmd_fit(args: argparse.Namespace, out: TextIO) -> int:
     from gradfit.solvers.collective import LOCAL, guarded
 
     if _cross_validated(args):  # --alpha cv: the one branch to cross-validation
-        if args.tensorboard is not None:
-            raise ValidationError(
-                "--tensorboard records each epoch; --alpha cv has none (one pass, then the "
-                "path of penalties): leave out --tensorboard"
-            )
         return _cmd_fit_cv(args, out)
     # Under torchrun the group forms first, so that what can fail on one process (its --out
     # or --checkpoint folder missing on its node) is agreed and said at once by rank 0, not
@@ -447,12 +442,33 @@ def _cmd_fit_cv(args: argparse.Namespace, out: TextIO) -> int:
     """``gradfit fit --alpha cv``: :func:`gradfit.cv_fit.fit_cv` in memory, streamed or under
     torchrun; the summary per target (the chosen alpha, its CV error and standard error),
     ``--json`` with the whole path, ``--plot`` the CV curves."""
-    from gradfit.cv_fit import fit_cv
-    from gradfit.distributed import from_environment, launched, shutdown
+    from gradfit.distributed import launched, shutdown
+    from gradfit.solvers.collective import LOCAL, guarded
+
+    # As plain fit: under torchrun the group forms first and the checks run inside it, so
+    # that any process's error is said once, at once, by rank 0.
+    comm = _join_group(args) if launched() else None
+    try:
+        plan = guarded(comm or LOCAL, lambda: _plan_fit_cv(args, out, comm))
+        return _fit_cv_command(args, out, plan, comm)
+    finally:
+        if comm is not None:
+            shutdown()
+
+
+_CVPlan = tuple[SolverConfig, list[float], ReadSettings, RunSettings, CVSettings, Path, Path | None]
+
+
+def _plan_fit_cv(args: argparse.Namespace, out: TextIO, comm: Communicator | None) -> _CVPlan:
+    """``gradfit fit --alpha cv``'s arguments checked, on every process of a group."""
     from gradfit.outputs import check_outputs
-    from gradfit.persistence import save_model
     from gradfit.streaming import use_streaming
 
+    if args.tensorboard is not None:
+        raise ValidationError(
+            "--tensorboard records each epoch; --alpha cv has none (one pass, then the "
+            "path of penalties): leave out --tensorboard"
+        )
     reading = settings_from_args(ReadSettings, args)
     run = settings_from_args(RunSettings, args)
     checkpointing = settings_from_args(CheckpointSettings, args)
@@ -484,44 +500,53 @@ def _cmd_fit_cv(args: argparse.Namespace, out: TextIO) -> int:
     settings = argparse.Namespace(**vars(args))
     settings.config_alpha, settings.config_l1_ratio = 0.0, ratios[0]
     config = config_from_args(settings)
-    several = launched()
-    streamed = use_streaming(args.data, config, reading, group=several)
-    comm = from_environment(run.torch_device(), timeout=args.dist_timeout) if several else None
+    streamed = use_streaming(args.data, config, reading, group=comm is not None)
+    reading = replace(reading, stream=streamed)
+    return config, ratios, reading, run, cv, model_path, plot_path
+
+
+def _fit_cv_command(
+    args: argparse.Namespace,
+    out: TextIO,
+    plan: _CVPlan,
+    comm: Communicator | None,
+) -> int:
+    """``gradfit fit --alpha cv`` run as planned: the fit, then rank 0's summary and files."""
+    from gradfit.cv_fit import fit_cv
+    from gradfit.persistence import save_model
+
+    config, ratios, reading, run, cv, model_path, plot_path = plan
     main_rank = comm is None or comm.rank == 0
     show = main_rank and not args.quiet and not args.json and sys.stderr.isatty()
     notes: list[str] = []
     progress = BytesProgress(show, "read")
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                report = fit_cv(
-                    args.data,
-                    args.target,
-                    args.features,
-                    config,
-                    alphas=cv.alphas,
-                    l1_ratio=ratios,
-                    folds=cv.folds,
-                    alpha_per_target=cv.alpha_per_target,
-                    selection=cv.selection,
-                    weights=settings_from_args(WeightSettings, args).weights,
-                    seed=run.seed,
-                    stream=streamed,
-                    memory_limit=reading.memory_limit,
-                    batch_rows=reading.batch_rows,
-                    progress=progress,
-                    comm=comm,
-                    notes=notes,
-                )
-            finally:
-                progress.close()
-                if main_rank and not args.quiet:
-                    for note in notes:
-                        print(f"gradfit: note: {escape(note)}", file=sys.stderr)
-    finally:
-        if comm is not None:
-            shutdown()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            report = fit_cv(
+                args.data,
+                args.target,
+                args.features,
+                config,
+                alphas=cv.alphas,
+                l1_ratio=ratios,
+                folds=cv.folds,
+                alpha_per_target=cv.alpha_per_target,
+                selection=cv.selection,
+                weights=settings_from_args(WeightSettings, args).weights,
+                seed=run.seed,
+                stream=reading.stream,
+                memory_limit=reading.memory_limit,
+                batch_rows=reading.batch_rows,
+                progress=progress,
+                comm=comm,
+                notes=notes,
+            )
+        finally:
+            progress.close()
+            if main_rank and not args.quiet:
+                for note in notes:
+                    print(f"gradfit: note: {escape(note)}", file=sys.stderr)
     if not main_rank:
         return EXIT_OK
     if not args.quiet:
