@@ -50,6 +50,7 @@ def test_all_is_exact_and_importable() -> None:
         "observers",
         "storage",
         "stream_anova",
+        "group_checks",
     }
     assert set(gradfit.__all__) - {"__version__"} == (public - modules) | {
         "GradientDescentRegressor"

@@ -37,12 +37,13 @@ import torch
 from gradfit.checkpoint import Checkpoint, checkpoint_identity
 from gradfit.cli import main
 from gradfit.distributed import Watchdog
+from gradfit.group_checks import _warn_small_batches
 from gradfit.persistence import load_model
 from gradfit.solvers.collective import Local, disagreement
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import init_state_from_stats
 from gradfit.solvers.stats import SufficientStats
-from gradfit.streaming import _warn_small_batches, fit_stream
+from gradfit.streaming import fit_stream
 from gradfit.tensorfile import header_document
 
 HELPERS = Path(__file__).parent / "helpers"

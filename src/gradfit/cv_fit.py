@@ -58,6 +58,7 @@ from gradfit.data.weights import (
 from gradfit.errors import ConvergenceWarning, DataError, ValidationError
 from gradfit.fit_report import FitReport, build_fit_report
 from gradfit.fitting import check_width, expand_names, read_source, source_kind, source_name
+from gradfit.group_checks import agree_on_views
 from gradfit.scaling import Standardizer
 from gradfit.settings import (
     DEFAULT_BATCH_ROWS,
@@ -74,7 +75,7 @@ from gradfit.solvers.config import MAX_ALPHA, SolverConfig
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.rows import fold_ids, holdout_seed, resolve_seed
 from gradfit.solvers.stats import SufficientStats
-from gradfit.streaming import Progress, agree_on_views, choose_columns, use_streaming
+from gradfit.streaming import Progress, choose_columns, use_streaming
 
 if TYPE_CHECKING:
     from gradfit.solvers.collective import Communicator
