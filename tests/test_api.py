@@ -51,6 +51,7 @@ def test_all_is_exact_and_importable() -> None:
         "storage",
         "stream_anova",
         "group_checks",
+        "stream_clusters",
     }
     assert set(gradfit.__all__) - {"__version__"} == (public - modules) | {
         "GradientDescentRegressor"

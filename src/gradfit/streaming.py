@@ -113,7 +113,6 @@ from gradfit.solvers import registry
 from gradfit.solvers.collective import (
     LOCAL,
     Communicator,
-    gather_bytes,
     guarded,
     merge_stats,
 )
@@ -124,6 +123,7 @@ from gradfit.solvers.rows import holdout_mask, holdout_seed
 from gradfit.solvers.stats import SufficientStats
 from gradfit.solvers.tsqr import RFactor
 from gradfit.storage import as_path
+from gradfit.stream_clusters import _cluster_scores, _labelled
 from gradfit.stream_design import DesignPlan, batch_encoder, freeze_design, open_design
 
 if TYPE_CHECKING:
@@ -773,65 +773,6 @@ def fit_stream(
         clusters=None if groups_column is None else clusters,
         max_groups=clustering.max_groups,
     )
-
-
-def _labelled(
-    encode: Callable[[Batch], tuple[np.ndarray, np.ndarray, np.ndarray, int]],
-    column: str,
-    missing: str,
-) -> Callable[[Batch], tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
-    """The design's batch encoder, leaving out too the rows without a group label in
-    ``column`` (``missing="drop"``; "error": refused, naming the row), as in memory."""
-
-    def encode_labelled(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        X, Y, kept, dropped = encode(batch)
-        _, absent = group_labels(
-            batch.columns[column], str(batch.file), column, batch.file_row, missing
-        )
-        index = np.flatnonzero(kept)
-        gone = absent[index]
-        if bool(gone.any()):
-            X, Y = X[~gone], Y[~gone]
-            kept = kept.copy()
-            kept[index[gone]] = False
-            dropped += int(gone.sum())
-        return X, Y, kept, dropped
-
-    return encode_labelled
-
-
-def _cluster_scores(
-    data: StreamData,
-    group: Communicator,
-    weight: np.ndarray,
-    bias: np.ndarray,
-    shift: np.ndarray,
-    max_groups: int,
-) -> ClusterScores:
-    """The per-group score sums of the training rows at ``(weight, bias)``: one pass over
-    this process's shard, then the sums of every process merged by label (in rank order, the
-    same on every process: a group may have rows on several)."""
-
-    def local() -> ClusterScores:
-        scores = ClusterScores(weight, bias, shift=shift, max_groups=max_groups)
-        if data.shard is not None and not data.shard:
-            return scores
-        for X, Y, w, labels in data.grouped_tensors():
-            scores.update(X, Y, labels, w)
-        return scores
-
-    mine = guarded(group, local)
-    if group.world == 1:
-        return mine
-    states = gather_bytes(group, mine.to_json().encode())
-
-    def merged() -> ClusterScores:
-        total = ClusterScores.from_json(states[0], max_groups=max_groups)
-        for state in states[1:]:
-            total = total.merge(ClusterScores.from_json(state, max_groups=max_groups))
-        return total
-
-    return guarded(group, merged)
 
 
 # A streamed fit called directly weighs no memory limit unless given one (gradfit.fit gives its
