@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from gradfit.cli.common import _PLOT_SUFFIXES, EXIT_OK, _print_json
+from gradfit.cli.common import _check_output_dir as _output_path
 from gradfit.cli.config_options import add_settings_arguments, settings_from_args
-from gradfit.cli.data_commands import _PLOT_SUFFIXES, EXIT_OK, _print_json, _warnings_to_stderr
-from gradfit.cli.data_commands import _check_output_dir as _output_path
+from gradfit.cli.data_commands import _warnings_to_stderr
 from gradfit.cli.options import positive_int
 from gradfit.cli.render import BytesProgress, escape, escape_report, fmt, table
 from gradfit.errors import DataError, GradfitError, ValidationError

@@ -10,9 +10,9 @@ import sys
 import warnings
 from typing import TYPE_CHECKING, Any, TextIO
 
+from gradfit.cli.common import _PLOT_SUFFIXES, EXIT_OK, _emit_warnings, _print_json
+from gradfit.cli.common import _check_output_dir as _output_path
 from gradfit.cli.config_options import _alphas, add_settings_arguments, settings_from_args
-from gradfit.cli.data_commands import _PLOT_SUFFIXES, EXIT_OK, _emit_warnings, _print_json
-from gradfit.cli.data_commands import _check_output_dir as _output_path
 from gradfit.cli.options import unit_interval
 from gradfit.cli.render import BytesProgress, escape, fmt, table
 from gradfit.errors import DataError, GradfitError, ValidationError
