@@ -5,6 +5,7 @@ joined. Imports nothing heavy (tests/test_startup.py)."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import sys
@@ -41,6 +42,20 @@ def _check_output_dir(path: str, what: str) -> Path:
     if out.is_dir():
         raise DataError(f"{path}: is a directory; give a file name for the {what}")
     return out
+
+
+def _check_plot_path(plot: str | None) -> Path | None:
+    """``--plot``'s path checked (None without one): its folder (:func:`_check_output_dir`),
+    an image type that gradfit draws, and matplotlib installed; one line each."""
+    plot_path = _check_output_dir(plot, "plot") if plot else None
+    if plot_path is not None and plot_path.suffix.lower() not in _PLOT_SUFFIXES:
+        raise DataError(f"{plot}: unsupported image type; use .png, .svg or .pdf")
+    if plot_path is not None and importlib.util.find_spec("matplotlib") is None:
+        raise GradfitError(
+            "--plot needs matplotlib, an optional extra: "
+            "pip install 'gradfit[plot]' (or leave out --plot)"
+        )
+    return plot_path
 
 
 def _finite_or_none(value: Any) -> Any:

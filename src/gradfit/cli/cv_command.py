@@ -5,7 +5,6 @@ torch) when it runs: ``gradfit fit --help`` waits for none (tests/test_startup.p
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import warnings
 from dataclasses import replace
@@ -14,16 +13,16 @@ from typing import TYPE_CHECKING, TextIO
 
 from gradfit.atomic import atomic_write, temporary_path
 from gradfit.cli.common import (
-    _PLOT_SUFFIXES,
     EXIT_OK,
     _check_output_dir,
+    _check_plot_path,
     _emit_warnings,
     _join_group,
     _print_json,
 )
 from gradfit.cli.config_options import config_from_args, settings_from_args
 from gradfit.cli.render import BytesProgress, escape, fmt, table
-from gradfit.errors import DataError, GradfitError, ModelFileError, ValidationError
+from gradfit.errors import GradfitError, ModelFileError, ValidationError
 from gradfit.settings import (
     CheckpointSettings,
     ClusterSettings,
@@ -88,14 +87,7 @@ def _plan_fit_cv(args: argparse.Namespace, out: TextIO, comm: Communicator | Non
         )
     check_outputs([("--out", args.out), ("--plot", args.plot)], data=args.data, stdout=out)
     model_path = _check_output_dir(args.out, "model file")
-    plot_path = _check_output_dir(args.plot, "plot") if args.plot else None
-    if plot_path is not None and plot_path.suffix.lower() not in _PLOT_SUFFIXES:
-        raise DataError(f"{args.plot}: unsupported image type; use .png, .svg or .pdf")
-    if plot_path is not None and importlib.util.find_spec("matplotlib") is None:
-        raise GradfitError(
-            "--plot needs matplotlib, an optional extra: "
-            "pip install 'gradfit[plot]' (or leave out --plot)"
-        )
+    plot_path = _check_plot_path(args.plot)
     if not any(value.strip(" ,") for value in args.target):
         raise ValidationError("give at least one --target column")
     ratios = args.config_l1_ratio

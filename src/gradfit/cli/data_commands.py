@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
 import sys
 import warnings
 from collections.abc import Callable
@@ -19,9 +18,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from gradfit.atomic import atomic_write, remove_stale_temporaries, temporary_path
 from gradfit.cli.common import (
-    _PLOT_SUFFIXES,
     EXIT_OK,
     _check_output_dir,
+    _check_plot_path,
     _emit_warnings,
     _join_group,
     _print_json,
@@ -50,7 +49,6 @@ from gradfit.cli.render import (
     table,
 )
 from gradfit.errors import (
-    DataError,
     DivergenceError,
     GradfitError,
     ModelFileError,
@@ -125,14 +123,7 @@ def _plan_fit(args: argparse.Namespace, out: TextIO, comm: Communicator | None) 
     if checkpoint:
         check_checkpoint_target("--checkpoint", str(checkpoint), resume=resume)
     model_path = _check_output_dir(args.out, "model file")
-    plot_path = _check_output_dir(args.plot, "plot") if args.plot else None
-    if plot_path is not None and plot_path.suffix.lower() not in _PLOT_SUFFIXES:
-        raise DataError(f"{args.plot}: unsupported image type; use .png, .svg or .pdf")
-    if plot_path is not None and importlib.util.find_spec("matplotlib") is None:
-        raise GradfitError(
-            "--plot needs matplotlib, an optional extra: "
-            "pip install 'gradfit[plot]' (or leave out --plot)"
-        )
+    plot_path = _check_plot_path(args.plot)
     design = settings_from_args(DesignSettings, args)
     if design.formula is not None and (args.target or args.features):
         what = "--target" if args.target else "--features"

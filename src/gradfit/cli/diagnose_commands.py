@@ -7,18 +7,17 @@ imports its work (and torch) when it starts."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from gradfit.cli.common import _PLOT_SUFFIXES, EXIT_OK, _print_json
+from gradfit.cli.common import EXIT_OK, _check_plot_path, _print_json
 from gradfit.cli.common import _check_output_dir as _output_path
 from gradfit.cli.config_options import add_settings_arguments, settings_from_args
 from gradfit.cli.data_commands import _warnings_to_stderr
 from gradfit.cli.options import positive_int
 from gradfit.cli.render import BytesProgress, escape, escape_report, fmt, table
-from gradfit.errors import DataError, GradfitError, ValidationError
+from gradfit.errors import DataError, ValidationError
 from gradfit.settings import ApplySettings, ReadSettings, WeightSettings
 
 if TYPE_CHECKING:
@@ -43,14 +42,7 @@ def _cmd_diagnose(args: argparse.Namespace, out: TextIO) -> int:
     outputs = [("--out", args.out), ("--plot", args.plot)]
     check_outputs(outputs, data=args.data, reads=reads, stdout=out)
     out_path = _output_path(args.out, "diagnostics") if args.out else None
-    plot_path = _output_path(args.plot, "plot") if args.plot else None
-    if plot_path is not None and plot_path.suffix.lower() not in _PLOT_SUFFIXES:
-        raise DataError(f"{args.plot}: unsupported image type; use .png, .svg or .pdf")
-    if plot_path is not None and importlib.util.find_spec("matplotlib") is None:
-        raise GradfitError(
-            "--plot needs matplotlib, an optional extra: "
-            "pip install 'gradfit[plot]' (or leave out --plot)"
-        )
+    plot_path = _check_plot_path(args.plot)
     model = load_model(args.model)
     settings = settings_from_args(ReadSettings, args)
     applying = settings_from_args(ApplySettings, args)

@@ -5,17 +5,21 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import warnings
 from typing import TYPE_CHECKING, Any, TextIO
 
-from gradfit.cli.common import _PLOT_SUFFIXES, EXIT_OK, _emit_warnings, _print_json
+from gradfit.cli.common import (
+    EXIT_OK,
+    _check_plot_path,
+    _emit_warnings,
+    _print_json,
+)
 from gradfit.cli.common import _check_output_dir as _output_path
 from gradfit.cli.config_options import _alphas, add_settings_arguments, settings_from_args
 from gradfit.cli.options import unit_interval
 from gradfit.cli.render import BytesProgress, escape, fmt, table
-from gradfit.errors import DataError, GradfitError, ValidationError
+from gradfit.errors import ValidationError
 from gradfit.settings import ReadSettings, WeightSettings
 
 if TYPE_CHECKING:  # `gradfit path --help` waits for no torch (tests/test_startup.py)
@@ -39,14 +43,7 @@ def _cmd_path(args: argparse.Namespace, out: TextIO) -> int:
 
     check_outputs([("--out", args.out), ("--plot", args.plot)], data=args.data, stdout=out)
     out_path = _output_path(args.out, "coefficients") if args.out else None
-    plot_path_ = _output_path(args.plot, "plot") if args.plot else None
-    if plot_path_ is not None and plot_path_.suffix.lower() not in _PLOT_SUFFIXES:
-        raise DataError(f"{args.plot}: unsupported image type; use .png, .svg or .pdf")
-    if plot_path_ is not None and importlib.util.find_spec("matplotlib") is None:
-        raise GradfitError(
-            "--plot needs matplotlib, an optional extra: "
-            "pip install 'gradfit[plot]' (or leave out --plot)"
-        )
+    plot_path_ = _check_plot_path(args.plot)
     if not args.target or not any(value.strip(" ,") for value in args.target):
         raise ValidationError("give at least one --target column")
     reading = settings_from_args(ReadSettings, args)
