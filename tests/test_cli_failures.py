@@ -92,7 +92,7 @@ def test_divergence_with_standardized_features_only_suggests_a_smaller_step(
     ("target", "argv"),
     [
         ("gradfit.fitting.fit_linear", ["fit", "crops", "--target", "apples"]),
-        ("gradfit.persistence.load_model", ["info", "model.safetensors"]),
+        ("gradfit.model_file.read_model", ["info", "model.safetensors"]),
         ("gradfit.data.feature_matrix", ["predict", "MODEL", "crops"]),
     ],
 )
@@ -121,3 +121,22 @@ def test_internal_error_exits_1_with_one_line(
         "Please report it with the command you ran."
     )
     assert list(out_dir.iterdir()) == []
+
+
+def test_warnings_for_developers_are_not_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    """The commands record every warning; those Python shows nobody by default (an import cut
+    short by Ctrl-C leaves a ResourceWarning of an unclosed .pyc) are not printed."""
+    import warnings
+
+    from gradfit.cli.common import _emit_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn(
+            "unclosed file <_io.BufferedReader name='x.pyc'>", ResourceWarning, stacklevel=1
+        )
+        warnings.warn("old API", DeprecationWarning, stacklevel=1)
+        warnings.warn("sgd did not converge", UserWarning, stacklevel=1)
+        warnings.warn("sgd did not converge", UserWarning, stacklevel=1)
+    _emit_warnings(caught)
+    assert capsys.readouterr().err == "gradfit: warning: sgd did not converge\n"

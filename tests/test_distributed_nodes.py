@@ -447,9 +447,12 @@ def test_an_elastic_job_survives_losing_a_node(tmp_path: Path) -> None:
     ]  # fmt: skip
     port = _free_port()
     elastic = ["--max-restarts", "1", "--rdzv-conf",
-               "last_call_timeout=1,keep_alive_interval=1,keep_alive_max_attempt=2"]  # fmt: skip
+               "last_call_timeout=10,keep_alive_interval=1,keep_alive_max_attempt=3"]  # fmt: skip
     procs = [_launcher(nodes[0], 0, port, "c10d", args, nnodes="1:2", extra=elastic)]
-    time.sleep(2.0)  # node 0 hosts the rendezvous store
+    # Node 0 hosts the rendezvous store; node 1 joins its first round (last_call_timeout 10 s:
+    # with 1 s a loaded machine let node 0 start alone, and the round that node 1's late
+    # arrival forced timed out in torch's own rendezvous, before gradfit ran).
+    time.sleep(2.0)
     procs.append(_launcher(nodes[1], 1, port, "c10d", args, nnodes="1:2", extra=elastic))
     try:
         deadline = time.monotonic() + TIMEOUT

@@ -75,9 +75,17 @@ def _print_json(document: Any, out: TextIO) -> None:
     print(text, file=out)
 
 
+# Warnings for developers, which Python itself shows nobody by default: the commands record
+# every warning ("always"), so these are left out here (an import cut short by Ctrl-C leaves an
+# "unclosed file" ResourceWarning of a .pyc behind; it is not the user's business).
+_DEVELOPERS_ONLY = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
+
+
 def _emit_warnings(caught: list[warnings.WarningMessage]) -> None:
     seen: set[str] = set()
     for w in caught:
+        if issubclass(w.category, _DEVELOPERS_ONLY):
+            continue
         text = str(w.message)
         if text not in seen:
             seen.add(text)
