@@ -67,21 +67,12 @@ def plot_training(
         Unsupported extension, missing directory, or a write failure (no partial file is left).
     """
     true, pred = _targets(y_true, y_pred, target_names)
-    fmt = _FORMATS.get(Path(path).suffix.lower())
-    if fmt is None:
-        raise DataError(f"{path}: unsupported image type; use .png, .svg or .pdf")
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise GradfitError("plotting needs matplotlib: pip install 'gradfit[plot]'") from None
-
+    fmt = _image_format(path)
     k = true.shape[1]
     panels = 1 + k
     ncols = min(panels, 3)
     nrows = math.ceil(panels / ncols)
-    figure = Figure(figsize=(4.6 * ncols, 4.0 * nrows), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = _figure((4.6 * ncols, 4.0 * nrows))
     axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
     _draw_loss(axes[0], [float(v) for v in loss_history])
     r2 = r2_score(torch.from_numpy(true), torch.from_numpy(pred)).tolist()
@@ -90,9 +81,35 @@ def plot_training(
     for ax in axes[panels:]:
         ax.set_visible(False)
     figure.suptitle(_literal(title), parse_math=False)
+    _save(figure, path, fmt, dpi=110)
+
+
+def _image_format(path: str | Path) -> str:
+    """The matplotlib format of ``path``'s suffix (.png, .svg, .pdf), else a DataError."""
+    fmt = _FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise DataError(f"{path}: unsupported image type; use .png, .svg or .pdf")
+    return fmt
+
+
+def _figure(figsize: tuple[float, float]) -> Any:
+    """A new matplotlib Figure (constrained layout, the Agg canvas: no display needed);
+    matplotlib, an optional extra, is imported here, else a GradfitError saying how."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise GradfitError("plotting needs matplotlib: pip install 'gradfit[plot]'") from None
+    figure = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Any, path: str | Path, fmt: str, dpi: int) -> None:
+    """``figure`` written to ``path`` atomically (whole, or not at all)."""
 
     def write(fh: IO[bytes]) -> None:
-        figure.savefig(fh, format=fmt, dpi=110)
+        figure.savefig(fh, format=fmt, dpi=dpi)
 
     atomic_write(path, write)
 
@@ -313,14 +330,8 @@ def diagnostic_figure(points: PlotPoints, title: str = "gradfit diagnose") -> An
     (largest |residual| in panels 1 and 3, |standardized residual| in the Q-Q panel, Cook's
     distance in the last) by their row numbers or labels, and a caption saying which rows are
     drawn and which smoother (:func:`lowess`). Raises GradfitError without matplotlib."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise GradfitError("plotting needs matplotlib: pip install 'gradfit[plot]'") from None
     k = len(points.target_names)
-    figure = Figure(figsize=(9.0, 7.6 * k), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = _figure((9.0, 7.6 * k))
     axes = figure.subplots(2 * k, 2, squeeze=False)
     names = (
         np.array([_literal(str(v)) for v in points.label], dtype=object)
@@ -442,15 +453,9 @@ def _diagnostic_panels(
 def plot_diagnostics(path: str | Path, points: PlotPoints, title: str = "gradfit diagnose") -> None:
     """:func:`diagnostic_figure` written to ``path`` (``.png``, ``.svg`` or ``.pdf``; its
     directory must exist), atomically."""
-    fmt = _FORMATS.get(Path(path).suffix.lower())
-    if fmt is None:
-        raise DataError(f"{path}: unsupported image type; use .png, .svg or .pdf")
+    fmt = _image_format(path)
     figure = diagnostic_figure(points, title)
-
-    def write(fh: IO[bytes]) -> None:
-        figure.savefig(fh, format=fmt, dpi=80)
-
-    atomic_write(path, write)
+    _save(figure, path, fmt, dpi=80)
 
 
 # ----------------------------------------------------------------------------- cross-validation
@@ -485,19 +490,11 @@ def plot_cv(
         raise ValidationError("plot_cv needs the path and the choices of every target")
     if paths is not None and len(paths) != k:
         raise ValidationError("plot_cv needs the coefficient paths of every target")
-    fmt = _FORMATS.get(Path(path).suffix.lower())
-    if fmt is None:
-        raise DataError(f"{path}: unsupported image type; use .png, .svg or .pdf")
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise GradfitError("plotting needs matplotlib: pip install 'gradfit[plot]'") from None
+    fmt = _image_format(path)
     ncols = min(k, 3)
     nrows = math.ceil(k / ncols)
     rows = nrows if paths is None else 2 * nrows  # a path panel below each CV curve
-    figure = Figure(figsize=(4.8 * ncols, 4.0 * rows), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = _figure((4.8 * ncols, 4.0 * rows))
     grid = figure.subplots(rows, ncols, squeeze=False)
     curve_rows = grid if paths is None else grid[0::2]
     axes = curve_rows.ravel()
@@ -534,11 +531,7 @@ def plot_cv(
     for ax in axes[k:]:
         ax.set_visible(False)
     figure.suptitle(_literal(title), parse_math=False)
-
-    def write(fh: IO[bytes]) -> None:
-        figure.savefig(fh, format=fmt, dpi=110)
-
-    atomic_write(path, write)
+    _save(figure, path, fmt, dpi=110)
     return figure
 
 
@@ -563,18 +556,10 @@ def plot_path(
     k = len(target_names)
     if not (len(alphas) == len(coefs) == k) or (marks is not None and len(marks) != k):
         raise ValidationError("plot_path needs the alphas and coefficients of every target")
-    fmt = _FORMATS.get(Path(path).suffix.lower())
-    if fmt is None:
-        raise DataError(f"{path}: unsupported image type; use .png, .svg or .pdf")
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise GradfitError("plotting needs matplotlib: pip install 'gradfit[plot]'") from None
+    fmt = _image_format(path)
     ncols = min(k, 3)
     nrows = math.ceil(k / ncols)
-    figure = Figure(figsize=(4.8 * ncols, 4.2 * nrows), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = _figure((4.8 * ncols, 4.2 * nrows))
     axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
     for t in range(k):
         _draw_path(axes[t], alphas[t], coefs[t], feature_names, () if marks is None else marks[t])
@@ -582,11 +567,7 @@ def plot_path(
     for ax in axes[k:]:
         ax.set_visible(False)
     figure.suptitle(_literal(title), parse_math=False)
-
-    def write(fh: IO[bytes]) -> None:
-        figure.savefig(fh, format=fmt, dpi=110)
-
-    atomic_write(path, write)
+    _save(figure, path, fmt, dpi=110)
     return figure
 
 
