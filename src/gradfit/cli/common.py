@@ -105,3 +105,14 @@ def _join_group(args: argparse.Namespace) -> Communicator:
 
 def _say_error(message: str) -> None:
     print(f"gradfit: error: {escape(message)}", file=sys.stderr, flush=True)
+
+
+def _note_left_out(left_out: dict[str, str]) -> None:
+    """On stderr: the note naming the columns the default features left out, each with why."""
+    if left_out:
+        listed = ", ".join(f"{name!r} ({why})" for name, why in left_out.items())
+        print(
+            f"gradfit: note: {len(left_out)} column(s) left out of the features: "
+            f"{escape(listed)}; name the features with --features to choose them yourself",
+            file=sys.stderr,
+        )

@@ -18,6 +18,7 @@ from gradfit.cli.common import (
     _check_plot_path,
     _emit_warnings,
     _join_group,
+    _note_left_out,
     _print_json,
 )
 from gradfit.cli.config_options import config_from_args, settings_from_args
@@ -145,13 +146,7 @@ def _fit_cv_command(
     if not main_rank:
         return EXIT_OK
     if not args.quiet:
-        if report.left_out:
-            listed = ", ".join(f"{name!r} ({why})" for name, why in report.left_out.items())
-            print(
-                f"gradfit: note: {len(report.left_out)} column(s) left out of the features: "
-                f"{escape(listed)}; name the features with --features to choose them yourself",
-                file=sys.stderr,
-            )
+        _note_left_out(report.left_out)
         _emit_warnings(caught)
     record = report.cv
     names = report.model.target_names

@@ -23,6 +23,7 @@ from gradfit.cli.common import (
     _check_plot_path,
     _emit_warnings,
     _join_group,
+    _note_left_out,
     _print_json,
 )
 from gradfit.cli.config_options import (
@@ -243,13 +244,7 @@ def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
         return EXIT_OK  # one program: rank 0 reports and writes the model
     result = report.result
     if not args.quiet:
-        if report.left_out:
-            listed = ", ".join(f"{name!r} ({why})" for name, why in report.left_out.items())
-            print(
-                f"gradfit: note: {len(report.left_out)} column(s) left out of the features: "
-                f"{escape(listed)}; name the features with --features to choose them yourself",
-                file=sys.stderr,
-            )
+        _note_left_out(report.left_out)
         _emit_warnings(caught)
         if report.inference_note is not None and args.run_inference is not None:
             print(f"gradfit: note: {escape(report.inference_note)}", file=sys.stderr)

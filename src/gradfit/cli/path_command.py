@@ -13,6 +13,7 @@ from gradfit.cli.common import (
     EXIT_OK,
     _check_plot_path,
     _emit_warnings,
+    _note_left_out,
     _print_json,
 )
 from gradfit.cli.common import _check_output_dir as _output_path
@@ -69,13 +70,7 @@ def _cmd_path(args: argparse.Namespace, out: TextIO) -> int:
     finally:
         progress.close()
     if not args.quiet:
-        if record.left_out:
-            listed = ", ".join(f"{name!r} ({why})" for name, why in record.left_out.items())
-            print(
-                f"gradfit: note: {len(record.left_out)} column(s) left out of the features: "
-                f"{escape(listed)}; name the features with --features to choose them yourself",
-                file=sys.stderr,
-            )
+        _note_left_out(record.left_out)
         _emit_warnings(caught)
     if out_path is not None:
         write_table_batches(out_path, [_coefficient_table(record)])
