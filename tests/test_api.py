@@ -32,6 +32,8 @@ def test_all_is_exact_and_importable() -> None:
         "estimator",
         "estimator_cv",
         "cv_fit",
+        "path_fit",
+        "fold_pass",
         "fitting",
         "fit_report",
         "jobs",
