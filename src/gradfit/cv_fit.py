@@ -30,6 +30,10 @@ takes settings no solver has (the alphas, folds, the rule) and returns a record 
 has; its solver is fixed (the path solvers on the statistics: the minimiser of gd's objective
 for each alpha), and ``fit``'s solver settings (step sizes, epochs, checkpoints) mean nothing
 to it. ``gradfit fit --alpha cv`` is the command line's face of this function.
+
+The pass over the source is :mod:`gradfit.fold_pass`'s, shared with :func:`fit_path` (``gradfit
+path``: the path over all rows), which is :mod:`gradfit.path_fit`'s, imported here with
+:class:`PathRecord`.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import math
 import numbers
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,19 +50,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from gradfit.data import BatchStream, left_out_columns, open_stream, select
 from gradfit.data.memory import TableInMemory
-from gradfit.data.weights import (
-    check_weight_values,
-    refuse_all_zero,
-    refuse_weight_role,
-    table_weights,
-    without_column,
-)
+from gradfit.data.weights import refuse_all_zero
 from gradfit.errors import ConvergenceWarning, DataError, ValidationError
 from gradfit.fit_report import FitReport, build_fit_report
-from gradfit.fitting import check_width, expand_names, read_source, source_kind, source_name
-from gradfit.group_checks import agree_on_views
+from gradfit.fitting import source_kind
+from gradfit.fold_pass import _fold_statistics
+from gradfit.path_fit import PathRecord, fit_path
 from gradfit.scaling import Standardizer
 from gradfit.settings import (
     DEFAULT_BATCH_ROWS,
@@ -70,12 +68,12 @@ from gradfit.settings import (
 )
 from gradfit.solvers import path as paths
 from gradfit.solvers import registry
-from gradfit.solvers.collective import LOCAL, guarded, merge_stats
+from gradfit.solvers.collective import LOCAL
 from gradfit.solvers.config import MAX_ALPHA, SolverConfig
 from gradfit.solvers.result import FitResult
-from gradfit.solvers.rows import fold_ids, holdout_seed, resolve_seed
+from gradfit.solvers.rows import holdout_seed, resolve_seed
 from gradfit.solvers.stats import SufficientStats
-from gradfit.streaming import Progress, choose_columns, use_streaming
+from gradfit.streaming import Progress, use_streaming
 
 if TYPE_CHECKING:
     from gradfit.solvers.collective import Communicator
@@ -348,220 +346,6 @@ def fit_cv(
     return replace(report, model=model, cv=record)
 
 
-_Read = tuple[
-    str,
-    list[SufficientStats],
-    tuple[str, ...],
-    tuple[str, ...],
-    dict[str, str],
-    tuple[torch.Tensor, torch.Tensor] | None,
-    torch.Tensor | None,
-]
-
-
-def _fold_statistics(
-    data: str | TableInMemory,
-    targets: Sequence[str],
-    features: Sequence[str] | None,
-    weights: str | None,
-    K: int,
-    hash_seed: int,
-    streamed: bool,
-    group: Communicator,
-    reading: ReadSettings,
-    progress: Progress | None,
-    job: dict[str, Any] | None = None,
-) -> _Read:
-    """One pass over the source: each fold's statistics (K folds by the row hash; K = 1: all
-    rows), the source's name, the feature and target names, the columns left out, and when
-    read whole the rows (and weights) kept. ``job``: the settings every process of a group
-    must agree on, compared with the data's layout before the statistics are gathered."""
-    memory_limit, batch_rows = reading.memory_limit, reading.batch_rows
-    K = max(K, 1)
-    rows: tuple[torch.Tensor, torch.Tensor] | None = None
-    row_weights: torch.Tensor | None = None
-    if not streamed:
-        name = source_name(data)
-        table = read_source(data)
-        target_names = expand_names(targets, table.columns)
-        feature_names = None if features is None else expand_names(features, table.columns)
-        refuse_weight_role(name, weights, target_names, feature_names)
-        columns = without_column(table, weights)  # the weights are never a feature
-        X64, Y64, fnames, tnames = select(columns, target_names, feature_names, min_rows=2)
-        check_width(name, len(fnames), memory_limit)
-        left_out = left_out_columns(columns, tnames) if feature_names is None else {}
-        n = X64.shape[0]
-        X, Y = torch.from_numpy(np.ascontiguousarray(X64)), torch.from_numpy(Y64)
-        ids = fold_ids(0, 1, n, K, hash_seed)
-        if weights is None:
-            fold_stats = paths.fold_statistics_from_batches([(X, Y, ids)], K)
-        else:
-            # Rows of weight 0 count nowhere (as streamed); the others keep their folds.
-            w64 = table_weights(table, weights)
-            keep = torch.from_numpy(w64 > 0)
-            X, Y, ids = X[keep], Y[keep], ids[w64 > 0]
-            row_weights = torch.from_numpy(w64[w64 > 0])
-            fold_stats = paths.fold_statistics_from_batches([(X, Y, ids, row_weights)], K)
-        rows = (X, Y)
-    else:
-        stream_, fnames, tnames, left_out = guarded(
-            group, lambda: _open(str(data), batch_rows, targets, features, memory_limit, weights)
-        )
-        name = stream_.source
-        if group.world > 1:  # every process's view of the job, compared (as a streamed fit)
-            agree_on_views(group, stream_, job or {})
-        shard = tuple(stream_.shard(group.rank, group.world)) if group.world > 1 else None
-        local = guarded(
-            group,
-            lambda: _local_folds(stream_, fnames, tnames, weights, shard, K, hash_seed, progress),
-        )
-        d, k = len(fnames), len(tnames)
-        fold_stats = [
-            merge_stats(group, None if local is None else local[f], d, k) for f in range(K)
-        ]
-    return name, fold_stats, fnames, tnames, left_out, rows, row_weights
-
-
-@dataclass(frozen=True)
-class PathRecord:
-    """Coefficients along a regularization path fitted to a data source
-    (:func:`fit_path`): ``alphas`` (A,) decreasing, ``coefs`` (k, d, A) and ``intercepts``
-    (k, A) in the data's units (``enet_path``'s layout, per target), at ``l1_ratio``."""
-
-    alphas: np.ndarray
-    coefs: np.ndarray
-    intercepts: np.ndarray
-    l1_ratio: float
-    feature_names: tuple[str, ...]
-    target_names: tuple[str, ...]
-    n_samples: int
-    source: str
-    standardize: bool
-    fit_intercept: bool
-    weights: str | None
-    not_converged: int
-    left_out: dict[str, str]
-
-    @property
-    def n_nonzero(self) -> np.ndarray:
-        """(k, A): the coefficients not 0 of each target at each alpha (glmnet's ``df``)."""
-        out: np.ndarray = np.count_nonzero(self.coefs != 0, axis=1)
-        return out
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-able: the settings, and per target the intercepts, the number of non-zero
-        coefficients and each feature's coefficients along the alphas."""
-        nonzero = self.n_nonzero
-        return {
-            "source": self.source,
-            "n_samples": self.n_samples,
-            "l1_ratio": self.l1_ratio,
-            "standardize": self.standardize,
-            "fit_intercept": self.fit_intercept,
-            "weights": self.weights,
-            "alphas": self.alphas.tolist(),
-            "targets": {
-                name: {
-                    "intercept": self.intercepts[t].tolist(),
-                    "n_nonzero": nonzero[t].tolist(),
-                    "coef": {
-                        feature: self.coefs[t, j].tolist()
-                        for j, feature in enumerate(self.feature_names)
-                    },
-                }
-                for t, name in enumerate(self.target_names)
-            },
-        }
-
-
-def fit_path(
-    source: str | Path | TableInMemory,
-    targets: Sequence[str],
-    features: Sequence[str] | None = None,
-    *,
-    alphas: int | Sequence[float] = 100,
-    l1_ratio: float = 1.0,
-    eps: float = 1e-3,
-    fit_intercept: bool = True,
-    standardize: bool = True,
-    weights: str | None = None,
-    tol: float = 1e-4,
-    max_iter: int = 1000,
-    stream: bool | None = None,
-    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
-    progress: Progress | None = None,
-) -> PathRecord:
-    """Coefficients along a regularization path over a data source (``gradfit path``): one
-    pass for the statistics of all rows (read whole or streamed, as :func:`fit_cv`), then
-    :func:`gradfit.solvers.path.path`'s solvers on them (ridge in closed form, anything with
-    an L1 part by coordinate descent down the path, warm-started).
-
-    ``alphas``: a count (the grid from ``alpha_max`` down to ``eps * alpha_max``, from all
-    targets' statistics, as ``enet_path``) or the penalties; ``l1_ratio``: one mix;
-    ``standardize``: penalize the standardized coefficients (``GradientDescentRegressor``'s
-    default; False: the raw ones, as ``enet_path``); ``weights``: a column of row weights
-    (weighted statistics, as ``sample_weight``). The numbers of
-    ``gradfit.path(X, Y, alphas, l1_ratio, standardize=..., sample_weight=...)`` on the
-    same rows."""
-    paths.check_path_settings(l1_ratio, tol, max_iter)
-    if not 0 < eps < 1:
-        raise ValidationError(f"eps must be in (0, 1), got {eps!r}")
-    automatic = isinstance(alphas, numbers.Integral) and not isinstance(alphas, bool)
-    grid_setting = CVSettings(
-        alphas=int(alphas) if automatic else tuple(alphas)  # type: ignore[arg-type]
-    ).alphas
-    reading = ReadSettings(stream=stream, memory_limit=memory_limit, batch_rows=batch_rows)
-    data = source if source_kind(source) == "memory" else str(source)
-    streamed = use_streaming(data, None, reading)
-    read = _fold_statistics(
-        data, targets, features, weights, 1, 0, streamed, LOCAL, reading, progress
-    )
-    name, fold_stats, fnames, tnames, left_out, _, _ = read
-    total = fold_stats[0]
-    if weights is not None and total.n == 0:
-        raise refuse_all_zero(name, weights)
-    if total.n < 1:
-        raise DataError(f"{name}: no data rows; the path needs at least one row")
-    problem = paths.Quadratic.from_stats(
-        total, fit_intercept=fit_intercept, standardize=standardize
-    )
-    if isinstance(grid_setting, int):
-        grid = paths.alpha_grid(problem, float(l1_ratio), grid_setting, float(eps))
-    else:
-        grid = np.sort(paths.check_alphas(grid_setting))[::-1].copy()
-    result = paths.problem_path(
-        problem, grid, float(l1_ratio), tol=float(tol), max_iter=int(max_iter)
-    )
-    not_converged = int((~result.converged).sum())
-    if not_converged:
-        warnings.warn(
-            f"coordinate descent did not reach its duality gap tolerance (tol={tol}) within "
-            f"max_iter={max_iter} sweeps for {not_converged} of the path's solutions; "
-            "increase max_iter or tol",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
-    coef, intercept = problem.original_units(result.coefs)  # (A, k, d), (A, k)
-    if not fit_intercept:
-        intercept = np.zeros_like(intercept)
-    return PathRecord(
-        alphas=grid,
-        coefs=np.ascontiguousarray(np.transpose(coef, (1, 2, 0))),
-        intercepts=np.ascontiguousarray(intercept.T),
-        l1_ratio=float(l1_ratio),
-        feature_names=tuple(fnames),
-        target_names=tuple(tnames),
-        n_samples=int(total.n),
-        source=name,
-        standardize=bool(standardize),
-        fit_intercept=bool(fit_intercept),
-        weights=weights,
-        not_converged=not_converged,
-        left_out=dict(left_out),
-    )
-
-
 def cv_coefficient_paths(
     report: FitReport, *, tol: float = 1e-4, max_iter: int = 1000
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -617,78 +401,6 @@ def _check_solver(config: SolverConfig, ratios: Sequence[float]) -> None:
             "early stopping does not apply to --alpha cv (cross-validation holds out every "
             "fold in turn); leave out --early-stopping"
         )
-
-
-def _open(
-    source: str,
-    batch_rows: int,
-    targets: Sequence[str],
-    features: Sequence[str] | None,
-    memory_limit: int | None,
-    weights: str | None,
-) -> tuple[BatchStream, tuple[str, ...], tuple[str, ...], dict[str, str]]:
-    stream = open_stream(source, batch_rows=batch_rows)
-    if features is None:
-        check_width(stream.source, 0, memory_limit, columns=stream.columns, targets=targets)
-    fnames, tnames, left_out = choose_columns(stream, targets, features)
-    if weights is not None:  # as a streamed fit: the weights column is never a feature
-        stream.check_columns([weights], "weights")
-        refuse_weight_role(stream.source, weights, tnames, None if features is None else fnames)
-        fnames = tuple(name for name in fnames if name != weights)
-        if not fnames:
-            raise DataError(
-                f"{stream.source}: no feature columns left once the weights column "
-                f"{weights!r} is set apart; name the features with --features"
-            )
-    check_width(stream.source, len(fnames), memory_limit)
-    return stream, fnames, tnames, left_out
-
-
-def _local_folds(
-    stream: BatchStream,
-    features: tuple[str, ...],
-    targets: tuple[str, ...],
-    weights: str | None,
-    shard: tuple[Any, ...] | None,
-    K: int,
-    seed: int,
-    progress: Progress | None,
-) -> list[SufficientStats] | None:
-    """This process's rows, each to its fold's statistics, in one pass (None: no rows). The
-    columns are used as read (never stacked into a matrix): each fold's rows are gathered
-    straight into the statistics' chunk buffer
-    (:func:`gradfit.solvers.path.fold_statistics_from_columns`); rows of weight 0 count
-    nowhere."""
-    if shard is not None and not shard:
-        return None
-    index = {path: i for i, path in enumerate(stream.files)}
-    names = [*features, *targets]
-    read = [*names, *([weights] if weights is not None and weights not in names else [])]
-
-    def batches() -> Iterator[tuple[list[np.ndarray], np.ndarray, np.ndarray | None]]:
-        rows = 0
-        units = None if shard is None else list(shard)
-        for batch in stream.batches(read, units=units, stack=False):
-            rows += batch.n_rows
-            if progress is not None:
-                progress(batch.bytes_done, batch.total_bytes, rows)
-            ids = fold_ids(index[batch.file], batch.file_row, batch.n_rows, K, seed)
-            w = None
-            if weights is not None:
-                values = np.array(batch.columns[weights], dtype=np.float64)
-                w = check_weight_values(values, str(batch.file), weights, batch.file_row)
-            yield [batch.columns[name] for name in names], ids, w
-
-    parts = batches()
-    first = next(parts, None)
-    if first is None:
-        return None
-    return paths.fold_statistics_from_columns(_chain(first, parts), K, len(features))
-
-
-def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
-    yield first
-    yield from rest
 
 
 def _record(

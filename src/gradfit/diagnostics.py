@@ -32,20 +32,12 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from gradfit.batch_sources import Source, _Batches, _check_features, _number_column, _open
 from gradfit.data.weights import check_weight_values
 from gradfit.errors import DataError, ValidationError
 from gradfit.inference import OLSPredictor, influence_batch
 from gradfit.inference.covariance import Factor
-from gradfit.jobs import (
-    ModelLike,
-    Source,
-    _Batches,
-    _check_features,
-    _model,
-    _number_column,
-    _open,
-    _Rows,
-)
+from gradfit.model_rows import ModelLike, _model, _Rows
 from gradfit.persistence import SavedModel
 from gradfit.report import PlotPoints
 from gradfit.settings import (

@@ -1,5 +1,6 @@
-"""The numba code of :mod:`gradfit.solvers.path`: elastic-net coordinate descent on a Gram
-matrix, down a path of penalties (imported with that module only, never with gradfit).
+"""The numba code of :mod:`gradfit.solvers.path` (:mod:`~gradfit.solvers.penalized`,
+:mod:`~gradfit.solvers.fold_stats`): elastic-net coordinate descent on a Gram matrix, down a
+path of penalties (imported with those modules only, never with gradfit).
 
 Per target ``t`` and penalty ``alpha`` it minimises (scikit-learn's ``ElasticNet`` divided by
 nothing: every term is already per row)::
