@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow.csv as pv
+import pyarrow.parquet as pq
 import pytest
 import torch
 from cli_helpers import write_csv
@@ -211,3 +213,38 @@ def test_info_imports_no_torch(
     if kind in ("formula", "text column"):
         assert "gradfit.design.document" in names and "gradfit.design.design" not in names
     assert not names & set(NOT_FOR_INFO), sorted(names & set(NOT_FOR_INFO))
+
+
+# Every command's import set (issue 23): torch once, and of the optional libraries only those
+# its work uses: numba for the coordinate-descent path (fit --alpha cv, path), formulaic and
+# pandas for a formula. pyarrow imports pandas for pq.read_table (pyarrow.dataset) and for any
+# pa.array: Parquet files are read, and numeric output columns written, without them.
+FORMULA = ("pandas", "formulaic")
+WORK = [  # (argv, the optional libraries its work uses)
+    (("fit", "train.parquet", "--target", "y", "--out", "p.safetensors", "--quiet"), ()),
+    (("fit", "train.csv", "--target", "y", "--stream", "--out", "s.safetensors", "--quiet"), ()),
+    (("fit", "train.parquet", "--target", "y", "--stream", "--solver", "lstsq", "--out", "l"), ()),
+    (("fit", "train.csv", "--target", "y", "--alpha", "cv", "--out", "cv.safetensors"), ("numba",)),
+    (("path", "train.csv", "--target", "y", "--json"), ("numba",)),
+    (("predict", "float64.safetensors", "train.csv", "--out", "p.csv"), ()),
+    (("predict", "float64.safetensors", "train.parquet", "--interval", "prediction"), ()),
+    (("evaluate", "float64.safetensors", "train.parquet"), ()),
+    (("diagnose", "float64.safetensors", "train.csv", "--out", "d.csv"), ()),
+    (("fit", "groups.csv", "--formula", "y ~ a + g", "--out", "f.safetensors"), FORMULA),
+    (("predict", "formula.safetensors", "groups.csv", "--out", "f.parquet"), FORMULA),
+    (("anova", "groups.csv", "--formula", "y ~ a * g"), FORMULA),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("argv", "used"), WORK, ids=lambda v: " ".join(v))
+def test_each_command_imports_only_what_its_work_uses(
+    model_files: dict[str, Path], argv: tuple[str, ...], used: tuple[str, ...]
+) -> None:
+    folder = model_files["float64"].parent
+    if not (folder / "train.parquet").exists():
+        pq.write_table(pv.read_csv(folder / "train.csv"), folder / "train.parquet")
+    names = imported_modules(*argv, cwd=folder)
+    assert "torch" in names and set(used) <= names  # the scan sees the work
+    unused = set(OPTIONAL) - set(used)
+    assert not names & unused, sorted(names & unused)
