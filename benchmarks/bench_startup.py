@@ -11,7 +11,9 @@ interleaved so that a busy moment of a shared machine hits them all alike):
   issue's target is 0.3 s too); ``info`` of a model fitted from a formula (categorical
   levels, an interaction, poly and spline state) checks its design without formulaic or
   pandas;
-* a small ``gradfit fit`` (200 rows): a command that does work, which pays torch once.
+* a small ``gradfit fit`` (200 rows of CSV, and of Parquet) and ``gradfit predict`` (to a CSV
+  file): commands that do work, which pay torch once and nothing large besides (no pandas:
+  pyarrow imports it for ``pq.read_table`` and ``pa.array``).
 
 ``--before SRC`` also times the same commands with another source tree first on the path (the
 ``src`` folder of a checkout before the change), in the same run.
@@ -31,6 +33,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.csv as pv
+import pyarrow.parquet as pq
 
 
 def _run(argv: list[str], env: dict[str, str], cwd: Path) -> float:
@@ -53,6 +57,7 @@ def main() -> None:
     y = X @ np.array([1.0, 2.0, 3.0]) + rng.standard_normal(200)
     rows = (",".join(repr(float(v)) for v in (*x, t)) for x, t in zip(X, y, strict=True))
     (folder / "small.csv").write_text("a,b,c,y\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    pq.write_table(pv.read_csv(folder / "small.csv"), folder / "small.parquet")
     groups = [("north", "south", "east")[i % 3] for i in range(200)]
     rows = (
         ",".join([*(repr(float(v)) for v in x), g, repr(float(t))])
@@ -88,6 +93,23 @@ def main() -> None:
             "y",
             "--out",
             "fitted.safetensors",
+        ],
+        "gradfit fit (200 rows of Parquet, gd)": [
+            *gradfit,
+            "fit",
+            "small.parquet",
+            "--target",
+            "y",
+            "--out",
+            "fitted.safetensors",
+        ],
+        "gradfit predict (200 rows, to CSV)": [
+            *gradfit,
+            "predict",
+            "model.safetensors",
+            "small.csv",
+            "--out",
+            "predictions.csv",
         ],
     }
     here = os.environ.copy()
