@@ -8,8 +8,12 @@ interleaved so that a busy moment of a shared machine hits them all alike):
 * ``gradfit --version``, ``--help``, ``fit --help`` and a usage error (``fit --epochs 0``):
   the issue's target is at most 0.3 s, importing neither torch nor scikit-learn;
 * ``gradfit info MODEL`` (and ``--json``): reads the model file with NumPy, not torch (the
-  issue's target is 0.3 s too);
-* a small ``gradfit fit`` (200 rows): a command that does work, which pays torch once.
+  issue's target is 0.3 s too); ``info`` of a model fitted from a formula (categorical
+  levels, an interaction, poly and spline state) checks its design without formulaic or
+  pandas;
+* a small ``gradfit fit`` (200 rows of CSV, and of Parquet) and ``gradfit predict`` (to a CSV
+  file): commands that do work, which pay torch once and nothing large besides (no pandas:
+  pyarrow imports it for ``pq.read_table`` and ``pa.array``).
 
 ``--before SRC`` also times the same commands with another source tree first on the path (the
 ``src`` folder of a checkout before the change), in the same run.
@@ -29,6 +33,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.csv as pv
+import pyarrow.parquet as pq
 
 
 def _run(argv: list[str], env: dict[str, str], cwd: Path) -> float:
@@ -51,6 +57,13 @@ def main() -> None:
     y = X @ np.array([1.0, 2.0, 3.0]) + rng.standard_normal(200)
     rows = (",".join(repr(float(v)) for v in (*x, t)) for x, t in zip(X, y, strict=True))
     (folder / "small.csv").write_text("a,b,c,y\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    pq.write_table(pv.read_csv(folder / "small.csv"), folder / "small.parquet")
+    groups = [("north", "south", "east")[i % 3] for i in range(200)]
+    rows = (
+        ",".join([*(repr(float(v)) for v in x), g, repr(float(t))])
+        for x, g, t in zip(X, groups, y, strict=True)
+    )
+    (folder / "groups.csv").write_text("a,b,c,g,y\n" + "\n".join(rows) + "\n", encoding="utf-8")
 
     python = sys.executable
     gradfit = [python, "-m", "gradfit"]
@@ -71,6 +84,7 @@ def main() -> None:
         ],
         "gradfit info MODEL": [*gradfit, "info", "model.safetensors"],
         "gradfit info MODEL --json": [*gradfit, "info", "model.safetensors", "--json"],
+        "gradfit info FORMULA_MODEL": [*gradfit, "info", "formula.safetensors"],
         "gradfit fit (200 rows, gd)": [
             *gradfit,
             "fit",
@@ -80,19 +94,41 @@ def main() -> None:
             "--out",
             "fitted.safetensors",
         ],
+        "gradfit fit (200 rows of Parquet, gd)": [
+            *gradfit,
+            "fit",
+            "small.parquet",
+            "--target",
+            "y",
+            "--out",
+            "fitted.safetensors",
+        ],
+        "gradfit predict (200 rows, to CSV)": [
+            *gradfit,
+            "predict",
+            "model.safetensors",
+            "small.csv",
+            "--out",
+            "predictions.csv",
+        ],
     }
     here = os.environ.copy()
     trees = {"now": here}
     if args.before:
         trees["before"] = {**here, "PYTHONPATH": str(Path(args.before).resolve())}
-    # The model that info reads, written by the tree under test.
-    subprocess.run(
-        [*gradfit, "fit", "small.csv", "--target", "y", "--out", "model.safetensors", "--quiet"],
-        cwd=folder,
-        env=here,
-        check=True,
-        capture_output=True,
-    )
+    # The models that info reads, written by the tree under test.
+    formula = "y ~ a * g + poly(b, 2) + bs(c, df=4)"
+    for data, out, *argv in (
+        ("small.csv", "model.safetensors", "--target", "y"),
+        ("groups.csv", "formula.safetensors", "--formula", formula, "--solver", "lstsq"),
+    ):
+        subprocess.run(
+            [*gradfit, "fit", data, *argv, "--out", out, "--quiet"],
+            cwd=folder,
+            env=here,
+            check=True,
+            capture_output=True,
+        )
     cases = [(name, argv, "now", here) for name, argv in plain.items()]
     for name, argv in commands.items():
         cases += [(name, argv, tree, env) for tree, env in trees.items()]

@@ -22,7 +22,7 @@ import pytest
 
 import gradfit
 from gradfit.data import read_table
-from gradfit.design import Design, LevelGatherer, sort_levels
+from gradfit.design import Design, DesignDocument, LevelGatherer, sort_levels
 from gradfit.errors import DataError, ValidationError
 
 R_DATA = Path(__file__).parent / "data" / "r"
@@ -166,26 +166,69 @@ def test_the_design_is_plain_json_and_round_trips() -> None:
     np.testing.assert_array_equal(again.matrices(last).X, design.matrices(table).X[-1:])
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        (lambda d: "not json", "not JSON"),
-        (lambda d: {**d, "format": "other"}, "'format' must be 'gradfit-design'"),
-        (lambda d: {**d, "version": 99}, "version 99"),
-        (lambda d: {k: v for k, v in d.items() if k != "columns"}, "missing field 'columns'"),
-        (lambda d: {**d, "levels": {"supp": []}}, "levels of 'supp'"),
-        (lambda d: {**d, "terms": [[["x", "eval"]]]}, "bad factor"),
-        (lambda d: {**d, "fit_intercept": 1}, "'fit_intercept' must be true or false"),
-    ],
-)
-def test_a_bad_design_document_is_one_clear_error(change: Any, message: str) -> None:
+BAD_DOCUMENTS = [
+    (lambda d: "not json", "not JSON"),
+    (lambda d: [d], "'format' must be 'gradfit-design'"),
+    (lambda d: {**d, "format": "other"}, "'format' must be 'gradfit-design'"),
+    (lambda d: {**d, "version": 99}, "version 99"),
+    (lambda d: {k: v for k, v in d.items() if k != "columns"}, "missing field 'columns'"),
+    (lambda d: {k: v for k, v in d.items() if k != "transform_state"}, "missing field"),
+    (lambda d: {**d, "formula": 3}, "'formula' must be a string or null"),
+    (lambda d: {**d, "targets": "len"}, "'targets' must be a list of strings"),
+    (lambda d: {**d, "columns": ["a", 1]}, "'columns' must be a list of strings"),
+    (lambda d: {**d, "levels": {"supp": []}}, "levels of 'supp'"),
+    (lambda d: {**d, "levels": {"supp": ["OJ", "OJ"]}}, "must be distinct"),
+    (lambda d: {**d, "levels": {"supp": [True]}}, "levels of 'supp' must be a list"),
+    (lambda d: {**d, "levels": []}, "'levels' must be an object"),
+    (lambda d: {**d, "encoders": {"supp": "OJ"}}, "'encoders': the levels of 'supp'"),
+    (lambda d: {**d, "terms": [[["x", "eval"]]]}, "bad factor"),
+    (lambda d: {**d, "terms": {}}, "'terms' must be a list"),
+    (lambda d: {**d, "target_terms": [[["len", "lookup"]], [["x", "lookup"]]]}, "differ"),
+    (lambda d: {**d, "fit_intercept": 1}, "'fit_intercept' must be true or false"),
+    (lambda d: {**d, "contrasts": "sum"}, "'contrasts' must be 'treatment'"),
+    (lambda d: {**d, "transform_state": []}, "'transform_state' must be an object"),
+    (lambda d: {**d, "transform_state": {"p": {"__array__": [1], "dtype": "c8"}}}, "dtype"),
+    (lambda d: {**d, "column_terms": [True, 1]}, "'column_terms' must be a list of indices"),
+    (lambda d: {**d, "column_terms": [1, 9]}, "must give a term of 'terms' for each column"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_DOCUMENTS)
+@pytest.mark.parametrize("reader", [Design, DesignDocument])
+def test_a_bad_design_document_is_one_clear_error(
+    reader: type[DesignDocument], change: Any, message: str
+) -> None:
+    """The one checker (gradfit.design.document): a Design and the document alone (gradfit
+    info, without formulaic) refuse the same documents with the same one-line message."""
     table = read_table(str(R_DATA / "ToothGrowth.csv"))
     document = Design.from_formula("len ~ supp + dose", table).to_dict()
     bad = change(document)
     with pytest.raises(ValidationError, match="gradfit design") as info:
-        Design.from_json(bad if isinstance(bad, str) else json.dumps(bad))
+        reader.from_json(bad if isinstance(bad, str) else json.dumps(bad))
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+    with pytest.raises(ValidationError) as other:
+        (Design if reader is DesignDocument else DesignDocument).from_json(
+            bad if isinstance(bad, str) else json.dumps(bad)
+        )
+    assert str(other.value) == str(info.value)
+
+
+def test_the_document_alone_reads_what_the_design_reads() -> None:
+    """Every field, the text of gradfit info and the JSON, of a design with categorical
+    columns, an interaction and stateful transforms (poly, splines)."""
+    frame = pd.read_csv(R_DATA / "warpbreaks.csv").assign(z=lambda f: np.arange(len(f)) ** 0.5)
+    design = Design.from_formula(
+        "np.log(breaks) ~ wool * tension + poly(z, 2) + bs(z, df=4)", frame
+    )
+    assert design.levels and design.transform_state
+    text = design.to_json()
+    document = DesignDocument.from_json(text)
+    assert type(document) is DesignDocument and type(Design.from_json(text)) is Design
+    for name in DesignDocument.__dataclass_fields__:
+        assert getattr(document, name) == getattr(design, name), name
+    assert document.describe() == design.describe()
+    assert document.to_json() == text == Design.from_json(text).to_json()
 
 
 # ------------------------------------------------------------------------------ levels
@@ -449,9 +492,35 @@ def test_ols_of_a_formula_refuses_what_the_formula_gives() -> None:
 def test_import_gradfit_does_not_import_formulaic() -> None:
     code = (
         "import sys, gradfit, gradfit.cli, gradfit.inference; "
-        "print(sorted(m for m in ('formulaic', 'pandas', 'gradfit.design') if m in sys.modules))"
+        "print(sorted(m for m in ('formulaic', 'pandas', 'gradfit.design.design') "
+        "if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_the_design_document_is_read_without_formulaic(tmp_path: Path) -> None:
+    """gradfit.design's document half (gradfit info's) imports neither formulaic nor pandas;
+    its Design, imported on first use of the name, does."""
+    frame = pd.read_csv(R_DATA / "warpbreaks.csv")
+    design = Design.from_formula("breaks ~ wool * tension", frame)
+    (tmp_path / "d.json").write_text(design.to_json())
+    code = (
+        "import sys, pathlib\n"
+        "from gradfit.design import DesignDocument\n"
+        "d = DesignDocument.from_json(pathlib.Path('d.json').read_text())\n"
+        "print(d.columns, [m for m in ('formulaic', 'pandas') if m in sys.modules])\n"
+        "from gradfit.design import Design\n"
+        "print(Design.from_json(d.to_json()).columns == d.columns, 'formulaic' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{design.columns} []",
+        "True True",
+    ]

@@ -256,7 +256,7 @@ def test_the_plain_numeric_road_does_not_import_the_design_layer() -> None:
         "from gradfit.solvers.config import SolverConfig\n"
         "x = np.arange(20.0); gradfit.fit({'x': x, 'y': 2 * x + 1}, ['y'],"
         " config=SolverConfig(solver='lstsq'))\n"
-        "print('gradfit.design' in sys.modules, 'formulaic' in sys.modules)\n"
+        "print('gradfit.design.design' in sys.modules, 'formulaic' in sys.modules)\n"
     )
     pytest.importorskip("formulaic")
     done = _python(code)

@@ -121,9 +121,6 @@ ALLOWED: dict[tuple[str, str], str] = {
         "formulaic and pandas, for a streamed fit with a formula, a categorical column or "
         "missing='drop' only: 0.59 s"
     ),
-    ("gradfit.model_file", "gradfit.design"): (
-        "formulaic and pandas, for a model fitted from a formula or categoricals only: 0.7 s"
-    ),
     # gradfit info reads a model file without torch or pyarrow (issue 23, test_startup.py):
     # what the model-file and output-path modules need for other work is imported there.
     ("gradfit.cli.data_commands", "gradfit.model_file"): (

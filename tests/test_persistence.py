@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -19,7 +20,7 @@ import torch
 from cli_helpers import rewrite_document
 
 import gradfit
-from gradfit import persistence
+from gradfit import model_file, persistence
 from gradfit.errors import ModelFileError, ValidationError
 from gradfit.persistence import FORMAT_VERSION, SavedModel, load_model, save_model
 
@@ -547,3 +548,26 @@ def test_a_bad_design_or_count_in_a_file_is_one_line(
         load_model(path)
     assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_load_model_checks_the_model_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_model checks the file and its design (gradfit.model_file.model_problem); the
+    SavedModel that load_model builds from it is not checked again. A SavedModel made any other
+    way (by hand, by dataclasses.replace of a loaded one) still is."""
+    path = tmp_path / "m.safetensors"
+    save_model(path, _design_model())
+    seen: list[dict[str, Any]] = []
+    original = model_file.design_document
+
+    def counted(design: dict[str, Any]) -> Any:
+        seen.append(design)
+        return original(design)
+
+    monkeypatch.setattr(model_file, "design_document", counted)
+    loaded = load_model(path)
+    assert len(seen) == 1 and loaded.feature_names == ("x", "gb")
+    with pytest.raises(ValidationError, match="design: not a valid gradfit design"):
+        dataclasses.replace(loaded, design={**loaded.design, "version": 2})
+    with pytest.raises(ValidationError, match="bias holds non-finite values"):
+        dataclasses.replace(loaded, bias=torch.tensor([math.nan], dtype=torch.float64))
+    assert len(seen) == 2  # the design of the first replace; the second stopped before it

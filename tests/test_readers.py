@@ -29,6 +29,7 @@ from gradfit.data import (
     table_to_csv_text,
     write_table,
 )
+from gradfit.data.writers import _to_arrow
 from gradfit.errors import DataError, GradfitError, ValidationError
 
 CROPS = "region,temp,rainfall,humidity,apples\nr1,73,67,43,56\nr2,91,88,64,81\nr3,87,134,58,119\n"
@@ -693,6 +694,38 @@ def test_write_csv_round_trip_is_exact(tmp_path: Path) -> None:
     assert list(back.columns) == ["id", "pred y"]
     np.testing.assert_array_equal(back.columns["pred y"], values)
     assert back.columns["id"].tolist() == ids.tolist()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_numeric_columns_are_written_as_pa_array_makes_them(tmp_path: Path, suffix: str) -> None:
+    """Numeric columns become Arrow over their buffer, not through pa.array (which imports
+    pandas: issue 23): the same types and values, NaN a value (not a null), -0.0 kept; a
+    strided view, a big-endian array and an empty column too."""
+    x = np.array([0.1, np.nan, -0.0, 1e300, -2.5e-308, 7.0])
+    columns = {
+        "f8": x,
+        "f4": np.array([0.1, np.nan, -0.0, 3e38, -1e-40, 7.0], dtype=np.float32),
+        "big-endian": x.astype(">f8"),
+        "strided": np.arange(18.0)[::3],
+        "i8": np.arange(-3, 3),
+        "u1": np.arange(6, dtype=np.uint8),
+        "i4 big-endian": np.arange(6).astype(">i4"),
+    }
+    arrow = _to_arrow(columns)
+    for name, values in columns.items():
+        native = values.astype(values.dtype.newbyteorder("="))
+        expected = pa.array(native)
+        got = arrow.column(name).combine_chunks()
+        assert got.type == expected.type and got.null_count == 0, name
+        np.testing.assert_array_equal(got.to_numpy(), native)
+        assert np.signbit(got.to_numpy()).tolist() == np.signbit(native).tolist()
+    assert _to_arrow({"empty": np.zeros(0)}).num_rows == 0
+    path = tmp_path / f"out{suffix}"
+    write_table(path, columns)
+    back = read_table(path)
+    for name, values in columns.items():
+        native = values.astype(values.dtype.newbyteorder("="))
+        np.testing.assert_array_equal(back.columns[name].astype(native.dtype), native)
 
 
 def test_write_csv_is_unquoted_when_nothing_needs_quotes(tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow.csv as pv
+import pyarrow.parquet as pq
 import pytest
 import torch
 from cli_helpers import write_csv
@@ -125,8 +127,8 @@ def test_the_parsers_copies_of_constants_are_the_librarys() -> None:
     assert gradfit.settings.ALL_COV_TYPES == gradfit.inference.ALL_COV_TYPES
 
 
-# Never imported by `gradfit info` of a model of plain columns: it reads the file with NumPy
-# (gradfit.model_file), not torch, and checks its path without pyarrow (issue 23).
+# Never imported by `gradfit info`: it reads the file with NumPy (gradfit.model_file), not torch,
+# checks its path without pyarrow, and a design without formulaic or pandas (issue 23).
 NOT_FOR_INFO = (*(name for name in LARGE if name != "numpy"), "statsmodels")
 
 
@@ -170,17 +172,79 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     save_model(
         single, dataclasses.replace(model, weight=model.weight.float(), bias=model.bias.float())
     )
-    return {"float64": path, "float32": single}
+    # Models with a design (gradfit.design): a formula with categorical levels, an interaction
+    # and the state of stateful transforms (poly, splines); plain columns with a text one.
+    groups = [("north", "south", "east")[i % 3] for i in range(40)]
+    data = write_csv(
+        folder / "groups.csv", {"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "g": groups, "y": y}
+    )
+    formula = "np.log(y + 10) ~ a * g + poly(b, 2) + bs(c, df=4)"
+    fits = {"formula": ("--formula", formula), "text column": ("--target", "y")}
+    for name, argv in fits.items():
+        out = ("--out", str(folder / f"{name}.safetensors"), "--quiet")
+        done = subprocess.run(
+            [sys.executable, "-m", "gradfit", "fit", str(data), *argv, "--solver", "lstsq", *out],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        design = load_model(folder / f"{name}.safetensors").design
+        assert design is not None and design["levels"] == {"g": ["east", "north", "south"]}
+    return {
+        "float64": path,
+        "float32": single,
+        **{name: folder / f"{name}.safetensors" for name in fits},
+    }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("json_output", [False, True], ids=["text", "json"])
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind", ["float64", "float32", "formula", "text column"])
 def test_info_imports_no_torch(
-    model_files: dict[str, Path], tmp_path: Path, json_output: bool, dtype: str
+    model_files: dict[str, Path], tmp_path: Path, json_output: bool, kind: str
 ) -> None:
-    """Every part of the file is read and checked, as load_model does, with NumPy only."""
-    argv = ("info", str(model_files[dtype]), *(("--json",) if json_output else ()))
+    """Every part of the file is read and checked, as load_model does, with NumPy only; a
+    design too (gradfit.design.document's checks), without formulaic or pandas."""
+    argv = ("info", str(model_files[kind]), *(("--json",) if json_output else ()))
     names = imported_modules(*argv, cwd=tmp_path)
     assert "gradfit.model_file" in names and "numpy" in names  # the scan sees the work
+    if kind in ("formula", "text column"):
+        assert "gradfit.design.document" in names and "gradfit.design.design" not in names
     assert not names & set(NOT_FOR_INFO), sorted(names & set(NOT_FOR_INFO))
+
+
+# Every command's import set (issue 23): torch once, and of the optional libraries only those
+# its work uses: numba for the coordinate-descent path (fit --alpha cv, path), formulaic and
+# pandas for a formula. pyarrow imports pandas for pq.read_table (pyarrow.dataset) and for any
+# pa.array: Parquet files are read, and numeric output columns written, without them.
+FORMULA = ("pandas", "formulaic")
+WORK = [  # (argv, the optional libraries its work uses)
+    (("fit", "train.parquet", "--target", "y", "--out", "p.safetensors", "--quiet"), ()),
+    (("fit", "train.csv", "--target", "y", "--stream", "--out", "s.safetensors", "--quiet"), ()),
+    (("fit", "train.parquet", "--target", "y", "--stream", "--solver", "lstsq", "--out", "l"), ()),
+    (("fit", "train.csv", "--target", "y", "--alpha", "cv", "--out", "cv.safetensors"), ("numba",)),
+    (("path", "train.csv", "--target", "y", "--json"), ("numba",)),
+    (("predict", "float64.safetensors", "train.csv", "--out", "p.csv"), ()),
+    (("predict", "float64.safetensors", "train.parquet", "--interval", "prediction"), ()),
+    (("evaluate", "float64.safetensors", "train.parquet"), ()),
+    (("diagnose", "float64.safetensors", "train.csv", "--out", "d.csv"), ()),
+    (("fit", "groups.csv", "--formula", "y ~ a + g", "--out", "f.safetensors"), FORMULA),
+    (("predict", "formula.safetensors", "groups.csv", "--out", "f.parquet"), FORMULA),
+    (("anova", "groups.csv", "--formula", "y ~ a * g"), FORMULA),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("argv", "used"), WORK, ids=lambda v: " ".join(v))
+def test_each_command_imports_only_what_its_work_uses(
+    model_files: dict[str, Path], argv: tuple[str, ...], used: tuple[str, ...]
+) -> None:
+    folder = model_files["float64"].parent
+    if not (folder / "train.parquet").exists():
+        pq.write_table(pv.read_csv(folder / "train.csv"), folder / "train.parquet")
+    names = imported_modules(*argv, cwd=folder)
+    assert "torch" in names and set(used) <= names  # the scan sees the work
+    unused = set(OPTIONAL) - set(used)
+    assert not names & unused, sorted(names & unused)

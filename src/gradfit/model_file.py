@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from gradfit.design.document import DesignDocument
 from gradfit.errors import ModelFileError, ValidationError
 from gradfit.settings import ALL_COV_TYPES
 from gradfit.tensorfile import (
@@ -40,6 +41,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "ModelRecord",
+    "design_document",
     "estimability_parts",
     "interval_parts",
     "match_interval",
@@ -317,10 +319,9 @@ def model_problem(
         return f"rows_dropped must be >= 0, got {rows_dropped}"
     if design is not None:
         try:
-            encoding = encoding_of(design)
+            columns = design_document(design).columns
         except ValidationError as exc:
             return f"design: {exc}"
-        columns = encoding.columns
         if tuple(columns) != tuple(feature_names):
             return (
                 f"the design's columns {list(columns)} are not the feature names "
@@ -329,12 +330,11 @@ def model_problem(
     return None
 
 
-def encoding_of(design: dict[str, Any]) -> Any:
-    """The :class:`gradfit.design.Design` of a design document (ValidationError if it is
-    not one)."""
-    from gradfit.design import Design  # formulaic and pandas: only for such models
-
-    return Design.from_json(design)
+def design_document(design: dict[str, Any]) -> DesignDocument:
+    """A model's design document, checked (a ValidationError saying what is wrong if it is not
+    one), without formulaic: :meth:`gradfit.design.DesignDocument.from_json`, the checks of
+    :meth:`gradfit.design.Design.from_json` too."""
+    return DesignDocument.from_json(design)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ import json
 import math
 import platform
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -58,6 +59,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from gradfit import design as design_layer  # its Design imports formulaic on first use only
 from gradfit._version import __version__
 from gradfit.atomic import atomic_write
 from gradfit.errors import ModelFileError, ValidationError
@@ -67,7 +69,6 @@ from gradfit.model_file import (
     CHECKSUM_SINCE,
     FORMAT,
     FORMAT_VERSION,
-    encoding_of,
     model_problem,
     read_model,
 )
@@ -79,6 +80,11 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT", "FORMAT_VERSION", "SavedModel", "load_model", "save_model"]
 
 _FLOAT_DTYPES = {torch.float32: "F32", torch.float64: "F64"}
+
+# True while load_model builds the SavedModel of what read_model has just checked, with the same
+# code (model_problem) on the same arrays: the model is checked once, not twice. Any other
+# SavedModel (made by a user, by dataclasses.replace) is checked when it is made.
+_READ_AND_CHECKED: ContextVar[bool] = ContextVar("gradfit_read_and_checked", default=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,9 +150,10 @@ class SavedModel(LinearMap):
     def __post_init__(self) -> None:
         object.__setattr__(self, "feature_names", tuple(self.feature_names))
         object.__setattr__(self, "target_names", tuple(self.target_names))
-        problem = _problem(self)
-        if problem is not None:
-            raise ValidationError(problem)
+        if not _READ_AND_CHECKED.get():
+            problem = _problem(self)
+            if problem is not None:
+                raise ValidationError(problem)
         if self.scaling_mean is not None and self.scaling_scale is not None:
             object.__setattr__(self, "scaling_mean", self.scaling_mean.detach().double())
             object.__setattr__(self, "scaling_scale", self.scaling_scale.detach().double())
@@ -168,7 +175,7 @@ class SavedModel(LinearMap):
         """
         if self.design is None:
             return None
-        design: Design = encoding_of(self.design)  # formulaic and pandas: only for such models
+        design: Design = design_layer.Design.from_json(self.design)  # formulaic and pandas
         return design
 
     def interval_predictor(self) -> Any:
@@ -376,6 +383,12 @@ def load_model(path: str | Path) -> SavedModel:
     for key in ("scaling_mean", "scaling_scale"):
         if fields[key] is not None:
             fields[key] = torch.from_numpy(fields[key])
-    return SavedModel(
-        weight=torch.from_numpy(record.weight), bias=torch.from_numpy(record.bias), **fields
-    )
+    # read_model ran SavedModel's checks (model_problem) on these very arrays; the tensors
+    # share their memory (float32 or float64, as decoded): they are not checked again.
+    token = _READ_AND_CHECKED.set(True)
+    try:
+        return SavedModel(
+            weight=torch.from_numpy(record.weight), bias=torch.from_numpy(record.bias), **fields
+        )
+    finally:
+        _READ_AND_CHECKED.reset(token)

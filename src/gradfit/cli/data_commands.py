@@ -513,7 +513,7 @@ def _render_metrics(
 
 
 def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
-    from gradfit.model_file import CHECKSUM_SINCE, encoding_of, read_model
+    from gradfit.model_file import CHECKSUM_SINCE, design_document, read_model
     from gradfit.outputs import check_outputs
 
     check_outputs([], reads=[("the model file", args.model)], stdout=out)
@@ -545,7 +545,7 @@ def _cmd_info(args: argparse.Namespace, out: TextIO) -> int:
     }
     # A model fitted from a formula or categorical columns: its encoding (the formula, the
     # levels: gradfit.design), and the rows its fit left out; nothing for other models.
-    encoding = None if model.design is None else encoding_of(model.design)
+    encoding = None if model.design is None else design_document(model.design)
     if model.design is not None:
         info["design"] = model.design
     if model.rows_dropped:
