@@ -658,7 +658,12 @@ def fit_stream(
         encoding = freeze_design(stream, plan, design, group, shard)
         fnames, tnames, left_out = encoding.columns, encoding.targets, plan.left_out
         config = intercept_of_design(config, encoding.fit_intercept, design.formula)
-        guarded(group, lambda: check_width(stream.source, len(fnames), reading.memory_limit))
+        guarded(
+            group,
+            lambda: check_width(
+                stream.source, len(fnames), reading.memory_limit, formula=design.formula
+            ),
+        )
     data = StreamData(stream, fnames, tnames, dtype, dev, reading.shuffle_buffer, progress)
     data.weights = weights_column
     data.groups = groups_column
