@@ -320,6 +320,7 @@ def fit_data(
         rows_dropped=rows_dropped,
         groups=labels,
         max_groups=clustering.max_groups,
+        groups_column=clustering.groups,
     )
 
 

@@ -777,6 +777,7 @@ def fit_stream(
         rows_dropped=dropped,
         clusters=None if groups_column is None else clusters,
         max_groups=clustering.max_groups,
+        groups_column=clustering.groups,
     )
 
 
