@@ -16,12 +16,16 @@ the one seam between such a URI and the rest of gradfit:
 * :func:`write_whole` writes an object whole or not at all: the content goes to a local
   temporary file first (a failure while writing it uploads nothing). On S3 an object of up to
   8 MiB is then sent in one PutObject request, which S3 stores whole or not at all; a larger
-  one (and any object on another store) is uploaded to a hidden temporary object beside the
-  target (``.{name}.{pid}-{hex}.tmp``) and moved over the target (S3 and GCS: one server-side
-  copy; HDFS and Azure: a rename). On any failure the temporary object is deleted and the
-  target is left as it was. (On S3 pyarrow leaves an empty ``prefix/`` marker object when it
-  deletes the temporary object of a large upload.) A streaming upload would not do: pyarrow
-  completes the object with what was sent when the stream is closed after an error.
+  one (and any object on another store) is uploaded to a hidden temporary object
+  (``.{name}.{pid}-{hex}.tmp``) and moved over the target (S3 and GCS: one server-side copy;
+  HDFS and Azure: a rename). On any failure the temporary object is deleted and the target is
+  left as it was. A streaming upload would not do: pyarrow completes the object with what was
+  sent when the stream is closed after an error. On S3 the temporary object is at the
+  bucket's top level, not beside the target: pyarrow's delete of an object puts an empty
+  ``parent/`` marker object for its parent "directory" (``EnsureParentExists``, whatever the
+  filesystem's options), except when the parent is the bucket. So a write leaves exactly its
+  object; where a policy refuses writing at the top level, the temporary object goes beside
+  the target, and the marker is left.
 
 Credentials and endpoints come from the standard environment, as each store's own tools read
 them: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_PROFILE``,
@@ -464,16 +468,48 @@ def write_whole(
                 raise _as(error, store_error(path, exc, writing=True)) from None
             return
         try:
-            with fs.open_output_stream(temporary) as upload:
-                while block := local.read(_COPY_BLOCK):
-                    upload.write(block)
+            if path.scheme != "s3":
+                _upload_and_move(fs, local, temporary, target)
+                return
+            # S3: pyarrow's delete_file (and move, a copy then a delete) puts an empty
+            # "parent/" marker object after deleting, unless the parent is the bucket itself:
+            # the temporary object goes to the bucket's top level, then is copied over the
+            # target. Where a policy refuses writing there, beside the target (a marker left).
+            top = f"{target.split('/', 1)[0]}/{temporary.rpartition('/')[2]}"
+            try:
+                _upload_and_move(fs, local, top, target, copy=True)
+            except OSError as exc:
+                if top == temporary or not _denied(str(exc)):
+                    raise
+                _upload_and_move(fs, local, temporary, target, copy=True)
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, GradfitError):
+                raise
+            raise _as(error, store_error(path, exc, writing=True)) from None
+
+
+def _upload_and_move(
+    fs: Any, local: IO[bytes], temporary: str, target: str, *, copy: bool = False
+) -> None:
+    """Upload ``local`` (from its start) to the object ``temporary``, then move it over
+    ``target`` (``copy``: one server-side copy, then the temporary object deleted; a failure of
+    that delete leaves the target written and is not an error). On any failure before the
+    target is written, the temporary object is deleted and the exception raised."""
+    local.seek(0)
+    try:
+        with fs.open_output_stream(temporary) as upload:
+            while block := local.read(_COPY_BLOCK):
+                upload.write(block)
+        if not copy:
             fs.move(temporary, target)
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                fs.delete_file(temporary)
-            if isinstance(exc, (OSError, ValueError)) and not isinstance(exc, GradfitError):
-                raise _as(error, store_error(path, exc, writing=True)) from None
-            raise
+            return
+        fs.copy_file(temporary, target)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            fs.delete_file(temporary)
+        raise
+    with contextlib.suppress(Exception):
+        fs.delete_file(temporary)
 
 
 def _as(error: type[GradfitError], exc: GradfitError) -> GradfitError:
@@ -492,22 +528,7 @@ def store_error(path: RemotePath, exc: BaseException, *, writing: bool = False) 
         or ("BUCKET" in upper and ("NOT FOUND" in upper or "DOES NOT EXIST" in upper))
     ):
         return DataError(f"{path}: no bucket {bucket!r}{env}; create it first or check the name")
-    if any(
-        word in upper
-        for word in (
-            "ACCESS_DENIED",
-            "ACCESSDENIED",
-            "INVALID_ACCESS_KEY",
-            "INVALIDACCESSKEY",
-            "SIGNATURE_DOES_NOT_MATCH",
-            "SIGNATUREDOESNOTMATCH",
-            "FORBIDDEN",
-            "UNAUTHORIZED",
-            "EXPIRED",
-            "CREDENTIALS",
-            "PERMISSION",
-        )
-    ):
+    if _denied(upper):
         return DataError(
             f"{path}: access denied by the store{env}; check the credentials "
             f"({_credentials(path)}) and their permissions"
@@ -523,6 +544,27 @@ def store_error(path: RemotePath, exc: BaseException, *, writing: bool = False) 
         )
     verb = "write" if writing else "read"
     return DataError(f"{path}: cannot {verb} ({_short(message)})")
+
+
+_DENIED = (
+    "ACCESS_DENIED",
+    "ACCESSDENIED",
+    "INVALID_ACCESS_KEY",
+    "INVALIDACCESSKEY",
+    "SIGNATURE_DOES_NOT_MATCH",
+    "SIGNATUREDOESNOTMATCH",
+    "FORBIDDEN",
+    "UNAUTHORIZED",
+    "EXPIRED",
+    "CREDENTIALS",
+    "PERMISSION",
+)
+
+
+def _denied(message: str) -> bool:
+    """Whether the store's ``message`` refuses access (credentials or permissions)."""
+    upper = message.upper()
+    return any(word in upper for word in _DENIED)
 
 
 def _short(message: str) -> str:
