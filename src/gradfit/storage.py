@@ -51,7 +51,7 @@ import stat
 import tempfile
 import urllib.parse
 from collections.abc import Callable
-from pathlib import Path, PosixPath
+from pathlib import Path, PosixPath, PurePosixPath
 from typing import IO, Any
 
 from gradfit.errors import DataError, GradfitError
@@ -88,6 +88,8 @@ _COPY_BLOCK = 8 << 20  # bytes uploaded per write
 _ONE_PUT = 8 << 20
 _BUFFER = 1 << 20  # the read buffer of an object opened for reading
 
+# The key of a RemotePath's FileInfo in its __dict__ (not "_info": a slot of Path from 3.14).
+_INFO = "_gradfit_store_info"
 # One filesystem per (scheme, authority, environment): clients are costly to make.
 _FILESYSTEMS: dict[tuple[str, ...], Any] = {}
 
@@ -148,10 +150,26 @@ def as_path(path: str | os.PathLike[str]) -> Path:
 class RemotePath(PosixPath):
     """An object in a store, named by its URI (see the module doc). ``str()`` is the URI;
     ``stat``, ``exists``, ``is_dir``, ``is_file`` and ``open("rb")`` ask the store; anything
-    that would use it as a local path (``os.fspath``, ``open(path)``) raises TypeError."""
+    that would use it as a local path (``os.fspath``, ``open(path)``) raises TypeError.
+
+    The same on Python 3.10 to 3.13 by construction, although pathlib's subclassing changed
+    in 3.12 (paths made by ``type(self)(*segments)`` through ``with_segments`` and
+    ``__init__``, where 3.10 and 3.11 filled in private fields of ``object.__new__``) and its
+    internals again in 3.13: this class overrides neither ``__new__`` nor ``__init__``, keeps
+    no state but pathlib's public ``parts`` (and a cache in its own ``__dict__``), computes its
+    string from ``parts`` alone, and overrides every method that would reach the local
+    filesystem, each accepting the keywords any of those versions passes (``follow_symlinks``,
+    added to ``is_dir`` and ``is_file`` in 3.13). From 3.12 pathlib compares, hashes, orders
+    and matches paths by ``str()``, and makes a pattern or a relative path (``relative_to``)
+    a RemotePath too: such a path without a scheme is written as pathlib writes it
+    (``tests/test_remote_path.py`` runs the behaviour gradfit relies on under each of those
+    interpreters found on the machine)."""
 
     def __str__(self) -> str:
-        scheme, *rest = self.parts
+        parts = self.parts
+        if not parts or not parts[0].endswith(":"):  # a pattern or a relative path, not a URI
+            return str(PurePosixPath(*parts))
+        scheme, *rest = parts
         return f"{scheme.rstrip(':')}://{'/'.join(rest)}"
 
     def __repr__(self) -> str:
@@ -176,14 +194,15 @@ class RemotePath(PosixPath):
     def filesystem(self) -> Any:
         return _filesystem(self)
 
-    def info(self) -> Any:
+    def store_info(self) -> Any:
         """pyarrow's FileInfo for the object (its type NotFound when there is none). What was
         found is kept for this Path's life (a listing fills it in too): reading one object
         asks about it a dozen times (is it a directory, its size, ...), each a round trip to
-        the store; what was not found is asked again."""
+        the store; what was not found is asked again. (Not ``info``: a property of Path from
+        Python 3.14, which pathlib's own methods use there.)"""
         import pyarrow.fs as pafs
 
-        known = self.__dict__.get("_info")
+        known = self.__dict__.get(_INFO)
         if known is not None:
             return known
         fs = self.filesystem()
@@ -192,13 +211,13 @@ class RemotePath(PosixPath):
         except (OSError, ValueError) as exc:
             raise store_error(self, exc) from None
         if found.type != pafs.FileType.NotFound:
-            self.__dict__["_info"] = found
+            self.__dict__[_INFO] = found
         return found
 
     def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
         import pyarrow.fs as pafs
 
-        info = self.info()
+        info = self.store_info()
         if info.type == pafs.FileType.NotFound:
             raise FileNotFoundError(errno.ENOENT, "no such object", str(self))
         mode = (
@@ -215,13 +234,13 @@ class RemotePath(PosixPath):
             return False
         return True
 
-    def is_dir(self) -> bool:
+    def is_dir(self, *, follow_symlinks: bool = True) -> bool:
         try:
             return stat.S_ISDIR(self.stat().st_mode)
         except FileNotFoundError:
             return False
 
-    def is_file(self) -> bool:
+    def is_file(self, *, follow_symlinks: bool = True) -> bool:
         try:
             return stat.S_ISREG(self.stat().st_mode)
         except FileNotFoundError:
@@ -314,7 +333,7 @@ def list_directory(path: RemotePath) -> list[RemotePath]:
 
 def _known(path: RemotePath, info: Any) -> RemotePath:
     """``path`` with its FileInfo from a listing kept (see :meth:`RemotePath.info`)."""
-    path.__dict__["_info"] = info
+    path.__dict__[_INFO] = info
     return path
 
 
@@ -389,7 +408,7 @@ def missing_object(path: RemotePath) -> DataError:
 
     if path.scheme in ("s3", "gs", "gcs") and len(path.parts) > 2:
         bucket = RemotePath(*path.parts[:2])
-        if bucket.info().type == pafs.FileType.NotFound:
+        if bucket.store_info().type == pafs.FileType.NotFound:
             return DataError(
                 f"{path}: no bucket {path.parts[1]!r}{_where(path)}; check the bucket's name"
             )
@@ -412,11 +431,11 @@ def check_writable(path: RemotePath, what: str) -> None:
 
     if len(path.parts) < 3:
         raise DataError(f"{path}: no object name; give the {what} a name, e.g. {path}/out")
-    info = path.info()
+    info = path.store_info()
     if info.type == pafs.FileType.Directory:
         raise DataError(f"{path}: is a prefix with objects under it; give a name for the {what}")
     bucket = RemotePath(*path.parts[:2])
-    if path.scheme in ("s3", "gs", "gcs") and bucket.info().type == pafs.FileType.NotFound:
+    if path.scheme in ("s3", "gs", "gcs") and bucket.store_info().type == pafs.FileType.NotFound:
         raise DataError(
             f"{path}: no bucket {path.parts[1]!r}{_where(path)}; create it first or check the name"
         )
@@ -437,7 +456,7 @@ def write_whole(
         raise ValueError(f"{uri}: not an object in a store; write local files with atomic_write")
     fs = path.filesystem()
     target = path.store_path()
-    path.__dict__.pop("_info", None)  # about to change
+    path.__dict__.pop(_INFO, None)  # about to change
     try:
         info = fs.get_file_info(target)
     except (OSError, ValueError) as exc:
