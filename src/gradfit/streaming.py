@@ -642,7 +642,6 @@ def fit_stream(
     )
     if group.world > 1:
         _agree_on_the_job(group, stream, config, run, reading, checkpointing, targets, features)
-        _warn_small_batches(config, group.world)
     encoding = None
     plan = found if isinstance(found, DesignPlan) else None
     if plan is None:
@@ -664,6 +663,8 @@ def fit_stream(
                 stream.source, len(fnames), reading.memory_limit, formula=design.formula
             ),
         )
+    if group.world > 1:
+        _warn_small_batches(config, group.world, len(fnames))
     data = StreamData(stream, fnames, tnames, dtype, dev, reading.shuffle_buffer, progress)
     data.weights = weights_column
     data.groups = groups_column
