@@ -124,3 +124,23 @@ def test_anova_refusals(capsys: pytest.CaptureFixture[str]) -> None:
         gradfit_cli(capsys, "anova", MTCARS, "--formula", "mpg ~ wt", "--weights", "nope")
     )
     assert "--weights column 'nope' not found" in line
+
+
+@pytest.mark.parametrize("streamed", [(), ("--stream",)])
+def test_the_memory_refusal_names_what_anova_can_do(
+    capsys: pytest.CaptureFixture[str], streamed: tuple[str, ...]
+) -> None:
+    # anova has no --features (its columns are the formula's): the refusal says to write the
+    # formula with fewer columns, or to raise the limit, and names sizes below 1 MiB in bytes.
+    line = one_error_line(
+        gradfit_cli(
+            capsys, "anova", MTCARS, "--formula", "mpg ~ wt + hp", "--memory-limit", "50", *streamed
+        )
+    )
+    assert line == (
+        f"gradfit: error: {MTCARS}: 2 feature columns need about 72 bytes in memory for the "
+        "3 x 3 statistics of a fit, above the memory limit of 50 bytes; write the formula "
+        "'mpg ~ wt + hp' with fewer columns (fewer terms or interactions; C(x) makes about a "
+        "column per level), or raise --memory-limit"
+    )
+    assert "--features" not in line

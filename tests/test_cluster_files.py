@@ -215,10 +215,28 @@ def test_json_model_file_and_summary_of_the_command_line(
         assert saved["summary"]["n_groups"] == 5
         text = ok(capsys, *argv).out
         assert "Standard errors: clustered by group (CR1, 5 groups)" in text
+        # The column of groups is a setting of the fit, recorded and shown as --weights is.
+        assert load_model(model).hyperparameters["groups"] == "Month"
+        assert load_model(model).hyperparameters["max_groups"] == DEFAULT_MAX_GROUPS
+        info = json.loads(ok(capsys, "info", model, "--json").out)
+        assert info["hyperparameters"]["groups"] == "Month"
+        assert f"groups=Month, max_groups={DEFAULT_MAX_GROUPS}" in ok(capsys, "info", model).out
     covariances = [np.array(d["inference"]["covariance"]["Ozone"]) for d in documents]
     for covariance in covariances:
         np.testing.assert_allclose(_r_order(covariance), R_COV[None], rtol=RTOL)
     np.testing.assert_allclose(covariances[1], covariances[0], rtol=ROADS)
+
+
+def test_a_model_file_without_groups_loads_and_shows_none(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Files written before the groups were recorded (and fits without --groups) have no key.
+    old = Path(__file__).parent / "data" / "model-format2.safetensors"
+    assert "groups" not in load_model(old).hyperparameters
+    assert "groups=" not in ok(capsys, "info", old).out
+    model = tmp_path / "plain.safetensors"
+    ok(capsys, "fit", MTCARS, "--target", "mpg", "--solver", "lstsq", "--out", model)
+    assert {"groups", "max_groups"}.isdisjoint(load_model(model).hyperparameters)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -288,6 +306,7 @@ def test_torchrun_two_processes_as_in_memory(tmp_path: Path) -> None:
     np.testing.assert_allclose(_r_order(covariance), _cov(whole), rtol=ROADS)
     np.testing.assert_allclose(_r_order(covariance), R_COV["Day"], rtol=RTOL)
     assert document["inference"]["n_groups"] == 5
+    assert load_model(model).hyperparameters["groups"] == "Month"
 
 
 def test_cross_validation_refuses_groups(

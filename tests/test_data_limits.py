@@ -249,6 +249,25 @@ def test_a_table_too_wide_for_its_statistics_is_refused_before_reading(
     assert not model.exists()
 
 
+@pytest.mark.parametrize("mode", ["--no-stream", "--stream"])
+def test_a_formula_too_wide_is_refused_naming_the_formula_not_features(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, mode: str
+) -> None:
+    # fit --formula refuses --features: the refusal says to write the formula narrower.
+    data = tmp_path / "d.csv"
+    data.write_text("y,a,g\n" + "".join(f"{i},{i * i % 5},{'uvw'[i % 3]}\n" for i in range(9)))
+    model = tmp_path / "m.safetensors"
+    argv = ("fit", data, "--formula", "y ~ a + C(g)", "--memory-limit", "100", mode)
+    message = one_error(*cli(capsys, *argv, "--out", model))
+    assert message == (
+        f"{data}: 3 feature columns need about 128 bytes in memory for the 4 x 4 statistics of "
+        "a fit, above the memory limit of 100 bytes; write the formula 'y ~ a + C(g)' with fewer "
+        "columns (fewer terms or interactions; C(x) makes about a column per level), or raise "
+        "--memory-limit"
+    )
+    assert not model.exists()
+
+
 def test_the_width_check_weighs_the_statistics_against_the_limit() -> None:
     assert statistics_bytes(1999) == 2000**2 * 8
     check_width("d.csv", 1999, statistics_bytes(1999))  # fits exactly

@@ -207,6 +207,9 @@ def test_sgd_over_a_group_reaches_the_same_optimum(tmp_path: Path, files: dict[s
     assert codes == [0, 0], [p.read_text() for p in out.glob("*.err")]
     r0, r1 = np.load(out / "rank0.npz"), np.load(out / "rank1.npz")
     np.testing.assert_array_equal(r0["weight"], r1["weight"])  # synchronous steps
+    # Its small batches are warned, from the width the fit has (3 features: 100,000 rows).
+    log = (out / "rank0.log").read_text()
+    assert "rows of 3 features per step" in log and "--batch-size 200704 or more" in log, log
     w_opt, _ = _single(files["dir"], "lstsq")
     # sgd stops on a plateau of its noisy loss: within 1% of the optimum's coefficients here
     # (the single-process sgd lands as far: it is checked alongside).

@@ -587,12 +587,19 @@ def test_srun_without_torchrun_is_refused(
 
 
 def test_small_sgd_batches_over_a_group_are_warned() -> None:
-    with pytest.warns(UserWarning, match=r"--batch-size 8192 or more"):
-        _warn_small_batches(SolverConfig(solver="sgd", batch_size=32), 2)
+    # The threshold is 400,000 values (rows x (features + 1)) per process per step, where the
+    # arithmetic of a step overtakes its exchange (benchmarks/bench_sgd_exchange.py): 36,364
+    # rows of 10 features, 400 rows of 999, rounded up to a multiple of 1,024 for the group.
+    with pytest.warns(UserWarning, match=r"--batch-size 73728 or more \(about 36,364 rows"):
+        _warn_small_batches(SolverConfig(solver="sgd", batch_size=32), 2, 10)
+    with pytest.warns(UserWarning, match=r"--batch-size 1024 or more \(about 400 rows"):
+        _warn_small_batches(SolverConfig(solver="sgd", batch_size=512), 2, 999)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _warn_small_batches(SolverConfig(solver="sgd", batch_size=8192), 2)
-        _warn_small_batches(SolverConfig(solver="gd"), 2)
+        _warn_small_batches(SolverConfig(solver="sgd", batch_size=73728), 2, 10)
+        _warn_small_batches(SolverConfig(solver="sgd", batch_size=1024), 2, 999)
+        _warn_small_batches(SolverConfig(solver="sgd", batch_size=8192), 2, 1000)
+        _warn_small_batches(SolverConfig(solver="gd"), 2, 10)
 
 
 def test_sgd_resumed_on_more_processes_says_its_row_order_changes(tmp_path: Path) -> None:

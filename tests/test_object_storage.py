@@ -437,6 +437,98 @@ def test_a_failed_upload_leaves_no_object(s3: S3Server, monkeypatch: pytest.Monk
     assert s3.keys(bucket) == ["big.bin"]
 
 
+def test_uploads_leave_exactly_their_object(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``prefix/`` marker object is left beside what was written: pyarrow's S3 delete puts
+    one for the deleted object's parent, so the temporary object of a large upload lives at
+    the bucket's top level (where the parent is the bucket and no marker is put). Small (one
+    PutObject) and large (temporary object, copy), new and replacing, and a failed upload."""
+    bucket = s3.bucket()
+    small, big = b"small" * 200, bytes(range(256)) * (9 << 12)
+    written = {}
+    for key, data in [
+        ("models/run1/small.bin", small),
+        ("models/run1/big.bin", big),
+        ("models/run2/deep/big.bin", big),
+        ("models/run1/big.bin", big[::-1]),  # over an existing object
+        ("top.bin", big),
+    ]:
+        atomic_write(f"s3://{bucket}/{key}", lambda fh, data=data: fh.write(data))
+        written[key] = data
+        assert s3.keys(bucket) == sorted(written), key
+    for key, data in written.items():
+        assert s3.get(bucket, key) == data
+    fs = storage.as_path(f"s3://{bucket}/x").filesystem()  # type: ignore[attr-defined]
+    real = type(fs).open_output_stream
+
+    class Broken:
+        def __init__(self, stream: object) -> None:
+            self.stream = stream
+
+        def __enter__(self) -> Broken:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.stream.close()  # type: ignore[attr-defined]
+
+        def write(self, data: bytes) -> None:
+            self.stream.write(data[:10])  # type: ignore[attr-defined]
+            raise OSError("AWS Error NETWORK_CONNECTION during UploadPart: connection reset")
+
+    monkeypatch.setattr(storage, "_filesystem", lambda path: _Wrapped(fs, real, Broken))
+    for key in ("models/run3/big.bin", "models/run1/big.bin"):
+        with pytest.raises(DataError, match="cannot reach the store"):
+            atomic_write(f"s3://{bucket}/{key}", lambda fh: fh.write(big))
+        assert s3.keys(bucket) == sorted(written), key
+    assert s3.get(bucket, "models/run1/big.bin") == big[::-1]
+
+
+def test_a_refused_top_level_temporary_goes_beside_the_target(
+    s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a policy allows writing under a prefix only, the temporary object goes beside the
+    target (pyarrow's delete then leaves the ``prefix/`` marker); other failures are not
+    retried."""
+    bucket = s3.bucket()
+    big = bytes(range(256)) * (9 << 12)
+    fs = storage.as_path(f"s3://{bucket}/x").filesystem()  # type: ignore[attr-defined]
+    real = type(fs).open_output_stream
+    tried: list[str] = []
+
+    def refusing(message: str) -> type:
+        class Refused:
+            def __init__(self, stream: object, path: str) -> None:
+                self.stream, self.path = stream, path
+                tried.append(path)
+
+            def __enter__(self) -> object:
+                if "/" not in self.path.removeprefix(f"{bucket}/"):  # the top level
+                    self.stream.close()  # type: ignore[attr-defined]  # nothing written yet
+                    raise OSError(message)
+                return self.stream
+
+            def __exit__(self, *exc: object) -> None:
+                self.stream.close()  # type: ignore[attr-defined]
+
+        return Refused
+
+    class Wrapped(_Wrapped):
+        def open_output_stream(self, path: str) -> object:
+            return self._broken(self._real(self._fs, path), path)  # type: ignore[operator]
+
+    denied = refusing("AWS Error ACCESS_DENIED during CreateMultipartUpload: Access Denied")
+    monkeypatch.setattr(storage, "_filesystem", lambda path: Wrapped(fs, real, denied))
+    atomic_write(f"s3://{bucket}/team/m.bin", lambda fh: fh.write(big))
+    assert s3.get(bucket, "team/m.bin") == big
+    assert set(s3.keys(bucket)) <= {"team/", "team/m.bin"}
+    assert len(tried) == 2 and tried[1].startswith(f"{bucket}/team/.m.bin.")
+    tried.clear()
+    other = refusing("AWS Error SLOW_DOWN during CreateMultipartUpload: Please reduce rate")
+    monkeypatch.setattr(storage, "_filesystem", lambda path: Wrapped(fs, real, other))
+    with pytest.raises(DataError, match="cannot write"):
+        atomic_write(f"s3://{bucket}/team/n.bin", lambda fh: fh.write(big))
+    assert len(tried) == 1 and "team/n.bin" not in s3.keys(bucket)
+
+
 class _Wrapped:
     """A filesystem whose output streams break (see above); everything else is the real one."""
 

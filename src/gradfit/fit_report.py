@@ -104,6 +104,7 @@ def build_fit_report(
     groups: np.ndarray | None = None,
     clusters: ClusterSource | None = None,
     max_groups: int | None = None,
+    groups_column: str | None = None,
 ) -> FitReport:
     """The report of the fit ``result`` of ``config.solver`` to the training rows of
     ``source``, from what the road computed.
@@ -133,6 +134,8 @@ def build_fit_report(
         in the model file and the report (the degrees of freedom count the rows kept)
     groups, clusters, max_groups : clustered standard errors (``run.inference`` "cluster"),
         see :func:`attach_inference`
+    groups_column : the column the groups came from (``--groups``), recorded in the model file
+        with ``max_groups`` (``hyperparameters["groups"]``, ``["max_groups"]``)
 
     The optimum is the closed form's own loss (``lstsq`` without a penalty), else the least
     squares optimum of ``stats`` (computed from ``rows`` when not given). A fit whose optimum is
@@ -189,6 +192,9 @@ def build_fit_report(
         hyperparameters={
             **model_file_settings(config, result, run.seed, run.torch_dtype, device, n, source),
             **({} if weights_column is None else {"weights": weights_column}),
+            **(
+                {} if groups_column is None else {"groups": groups_column, "max_groups": max_groups}
+            ),
         },
         final_loss=final_loss,
         loss_history=[float(v) for v in result.loss_curve],

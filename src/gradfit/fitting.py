@@ -249,7 +249,7 @@ def fit_data(
                 "missing value; at least 2 are needed to fit a model"
             )
     if statistics:
-        check_width(name, len(fnames), memory_limit)
+        check_width(name, len(fnames), memory_limit, formula=design.formula)
     if labels is not None and kept is not None:
         labels = labels[kept]
     w64 = None if weights_column is None else table_weights(table, weights_column)
@@ -320,6 +320,7 @@ def fit_data(
         rows_dropped=rows_dropped,
         groups=labels,
         max_groups=clustering.max_groups,
+        groups_column=clustering.groups,
     )
 
 
@@ -552,6 +553,7 @@ def check_width(
     *,
     columns: Sequence[str] | None = None,
     targets: Sequence[str] = (),
+    formula: str | None = None,
 ) -> None:
     """A DataError, before anything of the statistics' size is allocated, when ``d`` features
     need more memory for them (:func:`statistics_bytes`) than ``memory_limit`` (None: no
@@ -559,7 +561,10 @@ def check_width(
 
     With ``columns`` (the file's header), ``d`` is the width of the default feature choice
     before the rows are read: every column but the ``targets``, at most (the text columns,
-    unknown yet, would be left out), so that a file too wide is refused before it is parsed."""
+    unknown yet, would be left out), so that a file too wide is refused before it is parsed.
+
+    ``formula``: the columns are a formula's design (``fit --formula``, ``anova``, which have
+    no --features), and the message says to write it with fewer columns instead."""
     if memory_limit is None:
         return
     if columns is not None:
@@ -571,15 +576,22 @@ def check_width(
         if columns is None
         else f"{len(columns):,} columns, {d:,} of them features by default,"
     )
+    fewer = (
+        "choose fewer columns with --features"
+        if formula is None
+        else f"write the formula {formula!r} with fewer columns (fewer terms or "
+        "interactions; C(x) makes about a column per level)"
+    )
     raise DataError(
         f"{source}: {what} need about {_mib(statistics_bytes(d))} in memory for the "
         f"{d + 1:,} x {d + 1:,} statistics of a fit, above the memory limit of "
-        f"{_mib(memory_limit)}; choose fewer columns with --features, or raise --memory-limit"
+        f"{_mib(memory_limit)}; {fewer}, or raise --memory-limit"
     )
 
 
 def _mib(n: int) -> str:
-    return f"{n / 2**20:,.0f} MiB"
+    """``n`` bytes in MiB, or in bytes below 1 MiB (not "0 MiB ... above 0 MiB")."""
+    return f"{n / 2**20:,.0f} MiB" if n >= 2**20 else f"{n:,} bytes"
 
 
 def holdout_problem(source: str, n: int, held: int, fraction: float) -> str | None:

@@ -83,27 +83,34 @@ def agree_on_views(
     agree(group, view, _AGREE_ADVICE)
 
 
-# Below this many rows per process, an sgd step of a group (one all-gather of the gradient's
-# sums) is bound by the collective's latency (~0.1-1 ms over gloo), not by the arithmetic
-# (a 4,096-row gradient of 10 features: ~0.1 ms).
-_ROWS_PER_PROCESS = 4096
+# Below this many values per process per step (rows x (features + 1)), an sgd step of a group
+# takes less time to compute than its exchange (one all-gather of the gradient's sums over gloo)
+# takes: measured by benchmarks/bench_sgd_exchange.py on a 2-core machine under load (exchange
+# 0.6-1.1 ms; the arithmetic equals it at about 9,000-19,000 rows per process for 10 features,
+# 9,000 for 30, 4,300 for 100, 1,300 for 300 and 530-640 for 1,000: 1e5 to 6e5 values, about
+# 400,000 from 30 features up).
+_VALUES_PER_PROCESS = 400_000
 
 
-def _warn_small_batches(config: SolverConfig, world: int) -> None:
+def _warn_small_batches(config: SolverConfig, world: int, features: int) -> None:
     """Warn when sgd's global mini-batch, shared among ``world`` processes, leaves each so few
-    rows that every step waits on the exchange rather than computes."""
+    rows of its ``features`` columns that every step waits on the exchange rather than
+    computes (:data:`_VALUES_PER_PROCESS`)."""
     if registry.get(config.solver).name != "sgd":
         return
     per = config.batch_size / world
-    if per >= _ROWS_PER_PROCESS:
+    width = features + 1
+    if per * width >= _VALUES_PER_PROCESS:
         return
-    suggested = _ROWS_PER_PROCESS * world
+    rows = -(-_VALUES_PER_PROCESS // width)
+    suggested = -(-rows * world // 1024) * 1024  # rounded up to a multiple of 1,024
     warnings.warn(
         f"sgd over {world} processes at batch size {config.batch_size} gives each "
-        f"{per:g} rows per step, and every step waits on an exchange between the processes: "
-        f"the steps are bound by its latency, not by computing; use --batch-size {suggested} "
-        f"or more ({_ROWS_PER_PROCESS} rows per process; raise --lr with it), or --solver gd "
-        "or lstsq, which exchange once per fit",
+        f"{per:g} rows of {features} features per step, whose arithmetic takes less time than "
+        "the step's exchange between the processes: the steps are bound by its latency, not "
+        f"by computing; use --batch-size {suggested} or more (about {rows:,} rows per process "
+        f"at {features} features; raise --lr with it), or --solver gd or lstsq, which exchange "
+        "once per fit",
         UserWarning,
         stacklevel=3,
     )

@@ -16,12 +16,16 @@ the one seam between such a URI and the rest of gradfit:
 * :func:`write_whole` writes an object whole or not at all: the content goes to a local
   temporary file first (a failure while writing it uploads nothing). On S3 an object of up to
   8 MiB is then sent in one PutObject request, which S3 stores whole or not at all; a larger
-  one (and any object on another store) is uploaded to a hidden temporary object beside the
-  target (``.{name}.{pid}-{hex}.tmp``) and moved over the target (S3 and GCS: one server-side
-  copy; HDFS and Azure: a rename). On any failure the temporary object is deleted and the
-  target is left as it was. (On S3 pyarrow leaves an empty ``prefix/`` marker object when it
-  deletes the temporary object of a large upload.) A streaming upload would not do: pyarrow
-  completes the object with what was sent when the stream is closed after an error.
+  one (and any object on another store) is uploaded to a hidden temporary object
+  (``.{name}.{pid}-{hex}.tmp``) and moved over the target (S3 and GCS: one server-side copy;
+  HDFS and Azure: a rename). On any failure the temporary object is deleted and the target is
+  left as it was. A streaming upload would not do: pyarrow completes the object with what was
+  sent when the stream is closed after an error. On S3 the temporary object is at the
+  bucket's top level, not beside the target: pyarrow's delete of an object puts an empty
+  ``parent/`` marker object for its parent "directory" (``EnsureParentExists``, whatever the
+  filesystem's options), except when the parent is the bucket. So a write leaves exactly its
+  object; where a policy refuses writing at the top level, the temporary object goes beside
+  the target, and the marker is left.
 
 Credentials and endpoints come from the standard environment, as each store's own tools read
 them: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_PROFILE``,
@@ -47,7 +51,7 @@ import stat
 import tempfile
 import urllib.parse
 from collections.abc import Callable
-from pathlib import Path, PosixPath
+from pathlib import Path, PosixPath, PurePosixPath
 from typing import IO, Any
 
 from gradfit.errors import DataError, GradfitError
@@ -84,6 +88,8 @@ _COPY_BLOCK = 8 << 20  # bytes uploaded per write
 _ONE_PUT = 8 << 20
 _BUFFER = 1 << 20  # the read buffer of an object opened for reading
 
+# The key of a RemotePath's FileInfo in its __dict__ (not "_info": a slot of Path from 3.14).
+_INFO = "_gradfit_store_info"
 # One filesystem per (scheme, authority, environment): clients are costly to make.
 _FILESYSTEMS: dict[tuple[str, ...], Any] = {}
 
@@ -144,10 +150,26 @@ def as_path(path: str | os.PathLike[str]) -> Path:
 class RemotePath(PosixPath):
     """An object in a store, named by its URI (see the module doc). ``str()`` is the URI;
     ``stat``, ``exists``, ``is_dir``, ``is_file`` and ``open("rb")`` ask the store; anything
-    that would use it as a local path (``os.fspath``, ``open(path)``) raises TypeError."""
+    that would use it as a local path (``os.fspath``, ``open(path)``) raises TypeError.
+
+    The same on Python 3.10 to 3.13 by construction, although pathlib's subclassing changed
+    in 3.12 (paths made by ``type(self)(*segments)`` through ``with_segments`` and
+    ``__init__``, where 3.10 and 3.11 filled in private fields of ``object.__new__``) and its
+    internals again in 3.13: this class overrides neither ``__new__`` nor ``__init__``, keeps
+    no state but pathlib's public ``parts`` (and a cache in its own ``__dict__``), computes its
+    string from ``parts`` alone, and overrides every method that would reach the local
+    filesystem, each accepting the keywords any of those versions passes (``follow_symlinks``,
+    added to ``is_dir`` and ``is_file`` in 3.13). From 3.12 pathlib compares, hashes, orders
+    and matches paths by ``str()``, and makes a pattern or a relative path (``relative_to``)
+    a RemotePath too: such a path without a scheme is written as pathlib writes it
+    (``tests/test_remote_path.py`` runs the behaviour gradfit relies on under each of those
+    interpreters found on the machine)."""
 
     def __str__(self) -> str:
-        scheme, *rest = self.parts
+        parts = self.parts
+        if not parts or not parts[0].endswith(":"):  # a pattern or a relative path, not a URI
+            return str(PurePosixPath(*parts))
+        scheme, *rest = parts
         return f"{scheme.rstrip(':')}://{'/'.join(rest)}"
 
     def __repr__(self) -> str:
@@ -172,14 +194,15 @@ class RemotePath(PosixPath):
     def filesystem(self) -> Any:
         return _filesystem(self)
 
-    def info(self) -> Any:
+    def store_info(self) -> Any:
         """pyarrow's FileInfo for the object (its type NotFound when there is none). What was
         found is kept for this Path's life (a listing fills it in too): reading one object
         asks about it a dozen times (is it a directory, its size, ...), each a round trip to
-        the store; what was not found is asked again."""
+        the store; what was not found is asked again. (Not ``info``: a property of Path from
+        Python 3.14, which pathlib's own methods use there.)"""
         import pyarrow.fs as pafs
 
-        known = self.__dict__.get("_info")
+        known = self.__dict__.get(_INFO)
         if known is not None:
             return known
         fs = self.filesystem()
@@ -188,13 +211,13 @@ class RemotePath(PosixPath):
         except (OSError, ValueError) as exc:
             raise store_error(self, exc) from None
         if found.type != pafs.FileType.NotFound:
-            self.__dict__["_info"] = found
+            self.__dict__[_INFO] = found
         return found
 
     def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
         import pyarrow.fs as pafs
 
-        info = self.info()
+        info = self.store_info()
         if info.type == pafs.FileType.NotFound:
             raise FileNotFoundError(errno.ENOENT, "no such object", str(self))
         mode = (
@@ -211,13 +234,13 @@ class RemotePath(PosixPath):
             return False
         return True
 
-    def is_dir(self) -> bool:
+    def is_dir(self, *, follow_symlinks: bool = True) -> bool:
         try:
             return stat.S_ISDIR(self.stat().st_mode)
         except FileNotFoundError:
             return False
 
-    def is_file(self) -> bool:
+    def is_file(self, *, follow_symlinks: bool = True) -> bool:
         try:
             return stat.S_ISREG(self.stat().st_mode)
         except FileNotFoundError:
@@ -310,7 +333,7 @@ def list_directory(path: RemotePath) -> list[RemotePath]:
 
 def _known(path: RemotePath, info: Any) -> RemotePath:
     """``path`` with its FileInfo from a listing kept (see :meth:`RemotePath.info`)."""
-    path.__dict__["_info"] = info
+    path.__dict__[_INFO] = info
     return path
 
 
@@ -385,7 +408,7 @@ def missing_object(path: RemotePath) -> DataError:
 
     if path.scheme in ("s3", "gs", "gcs") and len(path.parts) > 2:
         bucket = RemotePath(*path.parts[:2])
-        if bucket.info().type == pafs.FileType.NotFound:
+        if bucket.store_info().type == pafs.FileType.NotFound:
             return DataError(
                 f"{path}: no bucket {path.parts[1]!r}{_where(path)}; check the bucket's name"
             )
@@ -408,11 +431,11 @@ def check_writable(path: RemotePath, what: str) -> None:
 
     if len(path.parts) < 3:
         raise DataError(f"{path}: no object name; give the {what} a name, e.g. {path}/out")
-    info = path.info()
+    info = path.store_info()
     if info.type == pafs.FileType.Directory:
         raise DataError(f"{path}: is a prefix with objects under it; give a name for the {what}")
     bucket = RemotePath(*path.parts[:2])
-    if path.scheme in ("s3", "gs", "gcs") and bucket.info().type == pafs.FileType.NotFound:
+    if path.scheme in ("s3", "gs", "gcs") and bucket.store_info().type == pafs.FileType.NotFound:
         raise DataError(
             f"{path}: no bucket {path.parts[1]!r}{_where(path)}; create it first or check the name"
         )
@@ -433,7 +456,7 @@ def write_whole(
         raise ValueError(f"{uri}: not an object in a store; write local files with atomic_write")
     fs = path.filesystem()
     target = path.store_path()
-    path.__dict__.pop("_info", None)  # about to change
+    path.__dict__.pop(_INFO, None)  # about to change
     try:
         info = fs.get_file_info(target)
     except (OSError, ValueError) as exc:
@@ -464,16 +487,48 @@ def write_whole(
                 raise _as(error, store_error(path, exc, writing=True)) from None
             return
         try:
-            with fs.open_output_stream(temporary) as upload:
-                while block := local.read(_COPY_BLOCK):
-                    upload.write(block)
+            if path.scheme != "s3":
+                _upload_and_move(fs, local, temporary, target)
+                return
+            # S3: pyarrow's delete_file (and move, a copy then a delete) puts an empty
+            # "parent/" marker object after deleting, unless the parent is the bucket itself:
+            # the temporary object goes to the bucket's top level, then is copied over the
+            # target. Where a policy refuses writing there, beside the target (a marker left).
+            top = f"{target.split('/', 1)[0]}/{temporary.rpartition('/')[2]}"
+            try:
+                _upload_and_move(fs, local, top, target, copy=True)
+            except OSError as exc:
+                if top == temporary or not _denied(str(exc)):
+                    raise
+                _upload_and_move(fs, local, temporary, target, copy=True)
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, GradfitError):
+                raise
+            raise _as(error, store_error(path, exc, writing=True)) from None
+
+
+def _upload_and_move(
+    fs: Any, local: IO[bytes], temporary: str, target: str, *, copy: bool = False
+) -> None:
+    """Upload ``local`` (from its start) to the object ``temporary``, then move it over
+    ``target`` (``copy``: one server-side copy, then the temporary object deleted; a failure of
+    that delete leaves the target written and is not an error). On any failure before the
+    target is written, the temporary object is deleted and the exception raised."""
+    local.seek(0)
+    try:
+        with fs.open_output_stream(temporary) as upload:
+            while block := local.read(_COPY_BLOCK):
+                upload.write(block)
+        if not copy:
             fs.move(temporary, target)
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                fs.delete_file(temporary)
-            if isinstance(exc, (OSError, ValueError)) and not isinstance(exc, GradfitError):
-                raise _as(error, store_error(path, exc, writing=True)) from None
-            raise
+            return
+        fs.copy_file(temporary, target)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            fs.delete_file(temporary)
+        raise
+    with contextlib.suppress(Exception):
+        fs.delete_file(temporary)
 
 
 def _as(error: type[GradfitError], exc: GradfitError) -> GradfitError:
@@ -492,22 +547,7 @@ def store_error(path: RemotePath, exc: BaseException, *, writing: bool = False) 
         or ("BUCKET" in upper and ("NOT FOUND" in upper or "DOES NOT EXIST" in upper))
     ):
         return DataError(f"{path}: no bucket {bucket!r}{env}; create it first or check the name")
-    if any(
-        word in upper
-        for word in (
-            "ACCESS_DENIED",
-            "ACCESSDENIED",
-            "INVALID_ACCESS_KEY",
-            "INVALIDACCESSKEY",
-            "SIGNATURE_DOES_NOT_MATCH",
-            "SIGNATUREDOESNOTMATCH",
-            "FORBIDDEN",
-            "UNAUTHORIZED",
-            "EXPIRED",
-            "CREDENTIALS",
-            "PERMISSION",
-        )
-    ):
+    if _denied(upper):
         return DataError(
             f"{path}: access denied by the store{env}; check the credentials "
             f"({_credentials(path)}) and their permissions"
@@ -523,6 +563,27 @@ def store_error(path: RemotePath, exc: BaseException, *, writing: bool = False) 
         )
     verb = "write" if writing else "read"
     return DataError(f"{path}: cannot {verb} ({_short(message)})")
+
+
+_DENIED = (
+    "ACCESS_DENIED",
+    "ACCESSDENIED",
+    "INVALID_ACCESS_KEY",
+    "INVALIDACCESSKEY",
+    "SIGNATURE_DOES_NOT_MATCH",
+    "SIGNATUREDOESNOTMATCH",
+    "FORBIDDEN",
+    "UNAUTHORIZED",
+    "EXPIRED",
+    "CREDENTIALS",
+    "PERMISSION",
+)
+
+
+def _denied(message: str) -> bool:
+    """Whether the store's ``message`` refuses access (credentials or permissions)."""
+    upper = message.upper()
+    return any(word in upper for word in _DENIED)
 
 
 def _short(message: str) -> str:

@@ -102,7 +102,7 @@ def anova_fits(
         for plan, design in zip(plans, settings, strict=True)
     ]
     for made in designs:
-        check_width(stream.source, len(made.columns), reading.memory_limit)
+        check_width(stream.source, len(made.columns), reading.memory_limit, formula=made.formula)
     encoders = [
         batch_encoder(made, plan, missing, stream.columns)
         for made, plan in zip(designs, plans, strict=True)

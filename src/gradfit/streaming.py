@@ -642,7 +642,6 @@ def fit_stream(
     )
     if group.world > 1:
         _agree_on_the_job(group, stream, config, run, reading, checkpointing, targets, features)
-        _warn_small_batches(config, group.world)
     encoding = None
     plan = found if isinstance(found, DesignPlan) else None
     if plan is None:
@@ -658,7 +657,14 @@ def fit_stream(
         encoding = freeze_design(stream, plan, design, group, shard)
         fnames, tnames, left_out = encoding.columns, encoding.targets, plan.left_out
         config = intercept_of_design(config, encoding.fit_intercept, design.formula)
-        guarded(group, lambda: check_width(stream.source, len(fnames), reading.memory_limit))
+        guarded(
+            group,
+            lambda: check_width(
+                stream.source, len(fnames), reading.memory_limit, formula=design.formula
+            ),
+        )
+    if group.world > 1:
+        _warn_small_batches(config, group.world, len(fnames))
     data = StreamData(stream, fnames, tnames, dtype, dev, reading.shuffle_buffer, progress)
     data.weights = weights_column
     data.groups = groups_column
@@ -772,6 +778,7 @@ def fit_stream(
         rows_dropped=dropped,
         clusters=None if groups_column is None else clusters,
         max_groups=clustering.max_groups,
+        groups_column=clustering.groups,
     )
 
 
