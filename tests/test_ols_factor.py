@@ -16,6 +16,7 @@ rows), from the same factor and residuals.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -206,16 +207,34 @@ def test_ols_factors_the_design_once(cov_type: str, monkeypatch: pytest.MonkeyPa
 @pytest.mark.parametrize("weighted", [False, True])
 def test_the_reused_residuals_are_the_extended_precision_ones(weighted: bool) -> None:
     # A nearly exact fit (noise 1e-9 of the signal): the float64 residual B - A Z would lose
-    # most of its digits; the solver's refined residual must equal the extended one.
+    # most of its digits; the solver's refined residual must be the exact one (worked out in
+    # rationals) to the extended residual's bound (lstsq.residual_split: 2d·2^-53·(2^-s+2^-t)
+    # ·2^K, here below 4e-22 of max_l ||A_l|| |z_l|; measured 6e-24), and no worse than
+    # the longdouble residual (measured 1.4e-20).
     rng = np.random.default_rng(6)
     X = rng.standard_normal((400, 5)) * 1e3 + 1e4
     y = X @ rng.standard_normal(5) + 1e-6 * rng.standard_normal(400)
     w = rng.uniform(0.5, 2.0, 400) if weighted else None
     fit, factored = lstsq.solve_arrays(X, y[:, None], True, "aliased", w)
     assert factored is not None and factored.residual is not None
-    want = lstsq._residual_ext(factored.A, factored.B, fit.weight.numpy().T)
-    scale = np.abs(want).max()
-    np.testing.assert_allclose(factored.residual, want, rtol=0, atol=4 * np.spacing(scale))
+    Z = fit.weight.numpy().T
+    want = np.array(
+        [
+            float(
+                Fraction(float(factored.B[i, 0]))
+                - sum(
+                    Fraction(float(a)) * Fraction(float(z))
+                    for a, z in zip(factored.A[i], Z[:, 0], strict=True)
+                )
+            )
+            for i in range(400)
+        ]
+    )[:, None]
+    scale = float((np.linalg.norm(factored.A, axis=0) * np.abs(Z[:, 0])).max())
+    error = np.abs(factored.residual - want)
+    assert error.max() <= 1e-21 * scale
+    ext = np.abs(lstsq._residual_ext(factored.A, factored.B, Z) - want)
+    assert error.max() <= ext.max()
     # and ols's residual standard error is the one of those residuals
     result = ols(X, y, weights=w)
     sigma = np.sqrt((want[:, 0] ** 2).sum() / (400 - 6))

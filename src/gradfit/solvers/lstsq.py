@@ -10,9 +10,14 @@ Method (all in float64, whatever the input dtype):
    factored form and is applied with ``ormqr``, so memory is that of X) and a triangular solve;
 3. the condition number is that of the column-equilibrated design, read from ``R·D`` (Householder
    QR commutes with column scaling: the QR of ``A·D`` is ``Q·(R·D)``);
-4. iterative refinement: the residual is recomputed in extended precision (NumPy's
-   ``longdouble``, 80-bit on x86, a chunk of rows at a time) and the correction solved with
-   the same factors, until it stops shrinking. On large, well-conditioned problems (forward
+4. iterative refinement: the residual is recomputed in extended precision (an error-free
+   splitting of the design and the coefficients in Ozaki's manner, so that float64 BLAS
+   products give the residual to about 2^-72 of the products rather than eps:
+   :func:`residual_split`, a slice of rows at a time) and the correction solved with the same
+   factors (or, on a design of condition <= 4, by the semi-normal equations ``RᵀR dZ = Aᵀr``,
+   which spares a pass of Q), until it stops shrinking, falls below float64's resolution of
+   the solution, or is small enough (2^-30 of it) that the next one would be (the corrections
+   contract by the relative error of a solve). On large, well-conditioned problems (forward
    error already near full precision) it is skipped.
 
 Rank is read from the singular values of ``R·D`` (those of the equilibrated design) against
@@ -60,6 +65,18 @@ __all__ = [
 ]
 
 _MAX_REFINEMENTS = 5
+# Refinement in memory stops after a correction below this fraction of each target's largest
+# coefficient: the corrections contract by about the relative error of a solve by the QR
+# (≈ condition · eps), which the first correction measures, so the next one would be about
+# (2^-30)² = 2^-60 of Z, below float64's resolution of Z (2^-52) with a margin of 2^8 for
+# that estimate. A well-conditioned fit thus takes one extended residual rather than two.
+_SETTLED = 2.0**-30
+# Up to this condition number (of the equilibrated design) a correction is solved by the
+# semi-normal equations, RᵀR dZ = Aᵀr (a product with A rather than a pass of Householder's
+# Q): their error is about the condition times that of Q's (the rounding of Aᵀr through
+# (AᵀA)⁻¹ rather than of Qᵀr through R⁻¹), so at most 2 bits more, where both are a few units
+# in the last place (tests/test_residual_split.py measures them against exact solutions).
+_SNE_CONDITION = 4.0
 RANK_DEFICIENT = ("min-norm", "aliased")
 
 
@@ -143,6 +160,114 @@ def _residual_ext(A: np.ndarray, B: np.ndarray, Z: np.ndarray) -> np.ndarray:
     return out
 
 
+_SPLIT_ELEMENTS = 1 << 16  # elements of A per slice of the split residual (in cache)
+_SPLIT_RANGE = 960  # |exponent| of a split's grid beyond which longdouble is used instead
+
+
+def _split_bits(d: int, waste: int = 0) -> tuple[int, int]:
+    """The bits ``(s, t)`` of the exact parts of A and Z in :func:`residual_split` for d
+    columns: ``s + t = 53 - ceil(log2 d)``, shared evenly but for ``waste`` more bits to
+    ``s`` (those that a loose bound on ``|A|`` leaves unused)."""
+    bits = 53 - max(d - 1, 0).bit_length()
+    t = (bits - min(max(waste, 0), bits // 2 - 8)) // 2
+    return bits - t, t
+
+
+def _split_grids(
+    big: np.ndarray, Z: np.ndarray, s: int, t: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """For a slice of rows of A with ``|A[:, l]| <= big[l]`` and ``Z`` (d, k): the shift
+    ``σ_A`` (d,) that splits A (see :func:`residual_split`), ``Z1`` and ``Z2 = Z - Z1``
+    (d, k); None where a grid would leave float64's exponent range (beyond
+    ±:data:`_SPLIT_RANGE`)."""
+    gamma = np.frexp(big)[1].astype(np.int64)  # |A[:, l]| <= big < 2^γ_l (0 for a zero column)
+    nonzero = Z != 0
+    e = np.frexp(Z)[1].astype(np.int64)  # |Z| < 2^e
+    K = np.where(nonzero, gamma[:, None] + e, -(1 << 40)).max(axis=0)  # (k,)
+    K = np.where(nonzero.any(axis=0), K, 0)  # a target whose Z is all 0
+    grid_z = K[None, :] - gamma[:, None] - t  # (d, k): the exponents of Z1's grids
+    worst = max(
+        int(np.abs(gamma).max()) + s,
+        int(np.abs(grid_z).max()) + 53,
+        int(np.abs(K).max()) + s + t,
+    )
+    if worst > _SPLIT_RANGE:
+        return None
+    sigma_z = np.ldexp(1.5, grid_z + 52)
+    Z1 = (Z + sigma_z) - sigma_z
+    return np.ldexp(1.5, gamma - s + 52), Z1, Z - Z1
+
+
+def split_design(A: np.ndarray, sigma: np.ndarray, high: np.ndarray, low: np.ndarray) -> None:
+    """``A`` (m, d) split into ``high = A1``, A rounded to the grid of the last bit of ``σ``
+    exactly (``fl(fl(A + σ) - σ)``), and ``low = A2 = A - A1`` (exact). ``σ``: (m, d) (the
+    same row repeated: contiguous operands make NumPy's loops several times faster than a
+    broadcast row of d values) or (d,)."""
+    np.add(A, sigma, out=high)
+    np.subtract(high, sigma, out=high)
+    np.subtract(A, high, out=low)
+
+
+def residual_split(
+    A: np.ndarray, B: np.ndarray, Z: np.ndarray, norms: np.ndarray | None = None
+) -> np.ndarray:
+    """``B - A @ Z`` (n, k) to about ``2d · 2^-(53 + t)`` of ``max_l |A[:, l]| |Z[l]|``
+    before its rounding to float64 (t below; 200,000 × 20: 2^-73), with float64 BLAS
+    products only: an error-free splitting in Ozaki's manner, a slice of rows at a time.
+    ``norms`` (d,): A's column norms (a bound on its entries), computed when None.
+
+    With ``s + t = 53 - ceil(log2 d)`` bits, each column l of A is split as ``A1 + A2``,
+    ``A1`` rounded to a multiple of ``2^(γ_l - s)`` where ``|A[:, l]| <= norms[l] < 2^γ_l``
+    (so ``|A1| <= 2^γ_l``, ``|A2| <= 2^(γ_l - s - 1)``), and each target's column of Z as
+    ``Z1 + Z2``, ``Z1[l]`` rounded to a multiple of ``2^(K - γ_l - t)``,
+    ``K = max_l(γ_l + e_l)`` with ``|Z[l]| < 2^e_l`` (so ``|Z1[l]| <= 2^(K - γ_l)``). Each
+    product ``A1[i, l] Z1[l]`` is then an integer of at most ``s + t`` bits times
+    ``2^(K - s - t)``, and every partial sum of d of them one of at most 53 bits:
+    ``A1 @ Z1`` is exact, whatever the order of BLAS's sums or its use of FMA. The rest,
+    ``A1 Z2 + A2 Z``, is below ``d · (2^(K - t) + 2^(K - s))``; it is two float64 products,
+    in error by at most ``2d · eps`` of that, and ``(B - A1 Z1) - (A1 Z2 + A2 Z)`` adds
+    ``eps`` of the result and of that rest. The error before the final rounding is thus
+    about ``2d · 2^-53 · (2^-t + 2^-s) · 2^K``, where ``longdouble`` (64-bit significand)
+    gives ``d · 2^-64 · Σ_l |A[i, l]| |Z[l]|`` row by row. The norm exceeds a column's
+    largest entry by up to ``sqrt(n)`` (``2^K`` by as much over ``max_l |A[:, l]| |Z[l]|``),
+    which costs A's part those bits: ``s`` gets ``log2(n)/2 - 2`` more than ``t`` (200,000
+    × 20: s = 28, t = 20: about ``2^-73 · 2d`` of ``2^K``; where the norm is the largest
+    entry, ``2^K`` is within 4 of ``max_l |A[:, l]| |Z[l]|``). Row by row, ``longdouble``'s
+    bound is tighter only for rows far smaller than the columns' largest entries. With more
+    columns the bits shrink slowly (d = 1000: s + t = 43).
+
+    The splits ``fl(fl(x + σ) - σ)`` with ``σ = 1.5 · 2^(g + 52)`` round x to the grid ``2^g``
+    exactly (``|x| <= σ / 4``, Sterbenz) whatever x's magnitude, zeros included. Where the
+    grids would leave float64's exponent range (beyond ±:data:`_SPLIT_RANGE`: entries near
+    2^±1000), it is computed in ``longdouble`` (:func:`_residual_ext`) instead."""
+    n, d = A.shape
+    k = Z.shape[1]
+    if not (n and d and k):
+        empty: np.ndarray = B - A @ Z
+        return empty
+    if norms is None:
+        norms = _column_norms(A)
+    s, t = _split_bits(d, n.bit_length() // 2 - 2)
+    # the norms may round below the largest entry (one entry in a column): a margin of 2^-20
+    grids = _split_grids(norms * (1.0 + 2.0**-20), Z, s, t)
+    if grids is None:
+        return _residual_ext(A, B, Z)
+    sigma_row, Z1, Z2 = grids
+    out = np.empty((n, k))
+    rows = max(1, _SPLIT_ELEMENTS // d)
+    sigma = np.tile(sigma_row, (min(rows, n), 1))
+    high, low = np.empty_like(sigma), np.empty_like(sigma)
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        m = stop - start
+        split_design(A[start:stop], sigma[:m], high[:m], low[:m])
+        rest = high[:m] @ Z2
+        rest += low[:m] @ Z
+        np.subtract(B[start:stop], high[:m] @ Z1, out=out[start:stop])  # A1 Z1: exact
+        out[start:stop] -= rest
+    return out
+
+
 class _HouseholderQR:
     """Householder QR (LAPACK geqrf) kept in factored form: Q is never formed."""
 
@@ -165,12 +290,16 @@ class _HouseholderQR:
 
 
 def _refined(
-    Z: np.ndarray, correction: Callable[[np.ndarray], np.ndarray], steps: int
+    Z: np.ndarray,
+    correction: Callable[[np.ndarray], np.ndarray],
+    steps: int,
+    settled: float = 0.0,
 ) -> np.ndarray:
     """Iterative refinement: ``Z`` plus ``correction(Z)``, at most ``steps`` times, while the
-    corrections shrink, and until one is below float64's resolution of ``Z``. In memory and
-    for a stream (:mod:`gradfit.solvers.tsqr`), which differ only in how a correction is
-    computed."""
+    corrections shrink, and until one is below float64's resolution of ``Z``, or (``settled``
+    > 0) below ``settled`` of each target's largest coefficient (see :data:`_SETTLED`). In
+    memory and for a stream (:mod:`gradfit.solvers.tsqr`), which differ only in how a
+    correction is computed."""
     previous = math.inf
     for _ in range(steps):
         dZ = correction(Z)
@@ -181,25 +310,32 @@ def _refined(
         previous = size
         if size <= np.finfo(np.float64).eps * max(float(np.max(np.abs(Z))), 1e-300):
             break
+        if settled > 0 and bool(np.all(np.abs(dZ).max(axis=0) <= settled * np.abs(Z).max(axis=0))):
+            break
     return Z
 
 
 def _refine_keeping(
-    A: np.ndarray, B: np.ndarray, Z: np.ndarray, qr: _HouseholderQR
+    A: np.ndarray, B: np.ndarray, Z: np.ndarray, qr: _HouseholderQR, condition: float = math.inf
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Iterative refinement (residuals in extended precision, corrections by the same QR),
-    and the residuals ``B - A Z`` at the refined ``Z``: the last extended
-    residual ``r`` (at ``Z_last``) less ``A (Z - Z_last)`` (a change of the order of eps·|Z|,
-    whose product's rounding is negligible; ``Z - Z_last`` is exact, Sterbenz), so the caller
-    needs no further extended-precision pass."""
+    """Iterative refinement (residuals in extended precision by :func:`residual_split`,
+    corrections by the same QR, stopping once settled: :data:`_SETTLED`), and the residuals
+    ``B - A Z`` at the refined ``Z``: the last extended residual ``r`` (at ``Z_last``) less
+    ``A (Z - Z_last)`` (a change of at most :data:`_SETTLED` of Z, or of the order of eps·|Z|,
+    whose product's float64 rounding is below the extended residual's own error;
+    ``Z - Z_last`` is exact, Sterbenz), so the caller needs no further extended-precision
+    pass."""
     last: list[np.ndarray] = []
+    norms = _column_norms(qr.R)  # those of A: a bound on its entries
 
     def correction(Z: np.ndarray) -> np.ndarray:
-        r = _residual_ext(A, B, Z)
+        r = residual_split(A, B, Z, norms)
         last[:] = [Z, r]
+        if condition <= _SNE_CONDITION:
+            return _solve_upper(qr.R, _solve_lower(qr.R.T, A.T @ r))
         return qr.solve(r)
 
-    Z = _refined(Z, correction, _MAX_REFINEMENTS)
+    Z = _refined(Z, correction, _MAX_REFINEMENTS, _SETTLED)
     Z_last, residual = last
     step = Z - Z_last
     if bool(np.any(step != 0)):
@@ -210,6 +346,15 @@ def _refine_keeping(
 def _solve_upper(R: np.ndarray, B: np.ndarray) -> np.ndarray:
     solution: np.ndarray = torch.linalg.solve_triangular(
         torch.from_numpy(R), torch.from_numpy(np.ascontiguousarray(B)), upper=True
+    ).numpy()
+    return solution
+
+
+def _solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    solution: np.ndarray = torch.linalg.solve_triangular(
+        torch.from_numpy(np.ascontiguousarray(L)),
+        torch.from_numpy(np.ascontiguousarray(B)),
+        upper=False,
     ).numpy()
     return solution
 
@@ -404,7 +549,7 @@ def solve_arrays(
         # Refinement pays where rounding can cost digits; on large, well-conditioned problems
         # (forward error ~ condition * eps, already near full precision) it is skipped.
         if A.size <= _ALWAYS_REFINE or condition > 1e4:
-            Z, residual = _refine_keeping(A, B, Z, qr)
+            Z, residual = _refine_keeping(A, B, Z, qr, condition)
     elif rank_deficient == "aliased":
         F = qr.R / scale if qr is not None else _r_factor(A / scale)  # equilibrated R
         weight_a, bias_a, kept = _fit_kept(Xn, Yn, fit_intercept, F, tol, w)
