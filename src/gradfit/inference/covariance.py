@@ -226,12 +226,14 @@ def robust_covariances(
     The rows of the thin Q factor are ``q_i = a_i D⁻¹ R_e⁻¹`` (:func:`design_rows`), computed
     a block of :data:`_ROWS` rows at a time and never stored whole, or taken from ``Q``
     (n, r), an explicit Q (for an ill-conditioned design, where ``A R⁻¹`` loses digits). The
-    sandwich is summed in Q's coordinates, one symmetric product per target and block:
-    ``M_j = Σ_i c_ij x_i x_iᵀ`` with ``c_ij = ω_i e_ij²`` and ``x_i = (q_i, o_i)``, where
-    ``o_i`` is the intercept's influence: ``s_i / n`` for c (``s_i`` = 1, or sqrt(w_i), and
-    ``n`` the total weight) and ``s_i / n - x̄ᵀ G a_i`` for b (per row, as
+    sandwich is summed in Q's coordinates, one symmetric product (BLAS's ``syrk``) per target
+    and block: ``M_j = Σ_i c_ij x_i x_iᵀ`` with ``c_ij = ω_i e_ij²`` and
+    ``x_i = (q_i, o_i, t_i)`` (with an intercept), where ``o_i`` is the intercept's influence
+    for c, ``s_i / n`` (``s_i`` = 1, or sqrt(w_i), and ``n`` the total weight), and ``t_i``
+    that for b, ``s_i / n - x̄ᵀ G a_i`` (per row, as
     :func:`sandwich_sums` has it: formed after the sums, that difference would lose digits to
-    cancellation on an offset, ill-conditioned design); the covariance is ``T M_j Tᵀ`` with
+    cancellation on an offset, ill-conditioned design); the covariance of (w, c) is
+    ``T M_j Tᵀ`` over the rows and columns of q and o, that of (w, b) over those of q and t, with
     ``T = diag(D⁻¹ R_e⁻¹, 1)`` (the influence rows are ``u_i = T x_i``). The same sums as
     :func:`sandwich_sums` of the rows ``U_w = Q R_e⁻ᵀ D⁻¹``, without those (n, r) rows."""
     n, r = A.shape
@@ -239,47 +241,47 @@ def robust_covariances(
     scale = float(n if root_w is None or total is None else total)
     left = factor.left  # (r, r)
     v = left.T @ center  # x̄ᵀ G a_i = v · q_i
-    qq = np.zeros((k, r, r))
-    # with an intercept: the influence of c (o = s/n) and of b (t = o - v·q), per row
-    qo, qt = np.zeros((k, r)), np.zeros((k, r))
-    oo, tt = np.zeros(k), np.zeros(k)
+    p = r + int(fit_intercept)
+    # with an intercept, x_i = (q_i, o_i, t_i): the influence of c (o = s/n) and of b
+    # (t = o - v·q) after q's; one symmetric product per target gives all the sums
+    width = r + 2 * int(fit_intercept)
+    sums = np.zeros((k, width, width))
+    rows = min(_ROWS, n)
+    x = np.empty((rows, width))
+    scaled = np.empty((rows, width))
     for start in range(0, n, _ROWS):
         stop = min(start + _ROWS, n)
-        q = A[start:stop] @ left if Q is None else Q[start:stop]  # (m, r)
+        m = stop - start
+        q = x[:m, :r]
+        if Q is None:
+            np.matmul(A[start:stop], left, out=q)
+        else:
+            q[...] = Q[start:stop]
         own = None if root_w is None else root_w[start:stop]
         leverage = hat_values(q, fit_intercept, scale, own)
         root_omega = np.sqrt(_hc_omega(leverage, cov_type, n, df_resid, start))
         f = np.abs(E[start:stop]) * root_omega[:, None]  # (m, k): sqrt(ω e²)
         if fit_intercept:
-            o = (np.full(stop - start, 1.0) if own is None else own) / scale
-            t = o - q @ v
+            x[:m, r] = 1.0 / scale if own is None else own / scale
+            np.subtract(x[:m, r], q @ v, out=x[:m, r + 1])
         for j in range(k):
-            M = q * f[:, j : j + 1]
-            qq[j] += M.T @ M
-            if fit_intercept:
-                fo, ft = f[:, j] * o, f[:, j] * t
-                qo[j] += fo @ M
-                qt[j] += ft @ M
-                oo[j] += float(fo @ fo)
-                tt[j] += float(ft @ ft)
-    p = r + int(fit_intercept)
+            M = scaled[:m]
+            np.multiply(x[:m], f[:, j : j + 1], out=M)
+            sums[j] += M.T @ M  # symmetric: BLAS's syrk
     T = np.eye(p)
     T[:r, :r] = left
 
-    def covariance(cross: np.ndarray, square: np.ndarray) -> np.ndarray:
-        meat = np.zeros((k, p, p))
-        meat[:, :r, :r] = qq
-        if fit_intercept:
-            meat[:, :r, r] = meat[:, r, :r] = cross
-            meat[:, r, r] = square
+    def covariance(column: int) -> np.ndarray:
+        index = [*range(r), column] if fit_intercept else list(range(r))
+        meat = sums[:, index][:, :, index]
         V: np.ndarray = T @ meat @ T.T
         symmetric: np.ndarray = (V + V.transpose(0, 2, 1)) / 2
         return symmetric
 
-    wc = covariance(qo, oo)
+    wc = covariance(r)
     if not fit_intercept:
         return wc.copy(), wc
-    return covariance(qt, tt), wc
+    return covariance(r + 1), wc
 
 
 def _as_float64(block: Any) -> np.ndarray:

@@ -46,6 +46,7 @@ from gradfit.inference.linalg import (
     mean_ext,
     residuals,
     solve_upper_identity,
+    sum_squares,
 )
 from gradfit.inference.predictor import Estimability, OLSPredictor, estimability_of
 from gradfit.inference.result import OLSResult
@@ -435,9 +436,9 @@ def ols(
         E = factored.residual  # the solver's, from its refinement (extended precision)
     else:
         E = residuals(A_k, B, W_k)  # (n, k)
-    rss = (E * E).sum(axis=0)
+    rss = sum_squares(E)
     fitted = B - E  # centred fitted values (or raw, through the origin): R's y - r
-    mss = (fitted * fitted).sum(axis=0)
+    mss = sum_squares(fitted)
     center_k = center[kept]
 
     sigma2 = _residual_variance(rss, df_resid)
@@ -479,7 +480,10 @@ def ols(
 
     # R's (weighted) residuals sqrt(w) e: those of the rows of weight 0 are 0.
     listed = np.vstack([E, np.zeros((zero_rows, k))]) if zero_rows else E
-    quantiles = np.quantile(listed, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0).T  # (k, 5)
+    # each target's residuals contiguous (a transposed copy): the same values, partitioned faster
+    quantiles = np.quantile(
+        listed.T.copy(), [0.0, 0.25, 0.5, 0.75, 1.0], axis=1, overwrite_input=True
+    ).T  # (k, 5)
     estimates = _Estimates(
         weight,
         bias,
