@@ -248,14 +248,15 @@ def test_the_two_pass_mean_of_large_arrays(weighted: bool, monkeypatch: pytest.M
     rng = np.random.default_rng(7)
     M = 1e8 + rng.standard_normal((20_000, 3)) * np.array([1e-3, 1.0, 1e3])
     w = rng.uniform(0.1, 5.0, 20_000) if weighted else None
-    exact = lstsq.mean_ext(M, w)
-    monkeypatch.setattr(lstsq, "_EXACT_MEAN", 0)
-    fast = lstsq.mean_ext(M, w)
+    exact = lstsq.mean_ext(M, w)  # unweighted: lstsq._mean_split (exact, rounded once)
+    fast = lstsq._mean_two_pass(M, w)
     np.testing.assert_allclose(fast, exact, rtol=2 * np.finfo(float).eps, atol=0)
     # and a fit centred on it has the same coefficients
     y = M @ np.array([1.0, -2.0, 0.5]) + rng.standard_normal(20_000)
+    monkeypatch.setattr(lstsq, "_EXACT_MEAN", 0)
+    monkeypatch.setattr(lstsq, "_mean_split", lambda M: None)  # the two-pass means
     got = ols(M, y, weights=w)
-    monkeypatch.setattr(lstsq, "_EXACT_MEAN", 1 << 40)
+    monkeypatch.undo()
     want = ols(M, y, weights=w)
     np.testing.assert_allclose(got.weight.numpy(), want.weight.numpy(), rtol=1e-12)
     np.testing.assert_allclose(got.covariance.numpy(), want.covariance.numpy(), rtol=1e-10)

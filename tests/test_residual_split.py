@@ -241,3 +241,38 @@ def test_corrections_by_the_semi_normal_equations_on_a_well_conditioned_design(
     exact = _exact_lstsq(factored.A, factored.B)
     sne_error = _ulps(fit.weight.numpy().T, exact)
     assert sne_error <= max(4 * _ulps(by_qr.weight.numpy().T, exact), 4.0)
+
+
+def _exact_mean(M: np.ndarray) -> np.ndarray:
+    return np.array([float(sum(map(Fraction, col.tolist())) / len(col)) for col in M.T])
+
+
+MEANS = {
+    "offset 1e8": lambda rng: 1e8 + rng.standard_normal((5000, 3)) * np.array([1e-3, 1.0, 1e3]),
+    "scales 2^±43": lambda rng: rng.standard_normal((3001, 4)) * np.exp(rng.uniform(-30, 30, 4)),
+    "x^10": lambda rng: (rng.standard_normal((2000, 1)) - 6.0) ** 10,
+    "one row": lambda rng: rng.standard_normal((1, 3)),
+    "cancelling": lambda rng: np.concatenate(
+        [np.full((1000, 2), 1e16), np.full((1000, 2), -1e16), np.ones((3, 2))]
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MEANS))
+def test_the_split_mean_is_the_exact_mean(case: str) -> None:
+    # the error-free splitting's mean is the exact mean to within its rounding (measured:
+    # correctly rounded in every case)
+    M = MEANS[case](np.random.default_rng(11))
+    exact = _exact_mean(M)
+    got = lstsq._mean_split(M)
+    assert got is not None
+    assert np.all(np.abs(got - exact) <= np.spacing(np.abs(exact)))
+    assert np.array_equal(lstsq.mean_ext(M), got)
+
+
+def test_the_split_mean_leaves_out_what_it_cannot_split() -> None:
+    M = np.random.default_rng(12).standard_normal((50, 3))
+    M[:, 1] = 0.0  # a zero column: longdouble's means instead
+    assert lstsq._mean_split(M) is None
+    np.testing.assert_array_equal(lstsq.mean_ext(M), _exact_mean(M))
+    assert lstsq._mean_split(np.ldexp(M[:, [0]], 600)) is None  # squares beyond float64

@@ -2,7 +2,9 @@
 inverse of a triangular factor.
 
 Everything is float64 NumPy; sums that lose digits to cancellation (the column means, the
-residuals of a nearly exact fit) are accumulated in ``np.longdouble`` a chunk of rows at a time.
+residuals of a nearly exact fit) are computed in extended precision by the solver's routines
+(:func:`gradfit.solvers.lstsq.mean_ext`, :func:`gradfit.solvers.lstsq.residual_split`), a chunk
+of rows at a time.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gradfit.solvers.lstsq import mean_ext  # the solver's: one extended-precision mean
+# the solver's: one extended-precision mean and residual
+from gradfit.solvers.lstsq import mean_ext, residual_split
 
 __all__ = [
     "EPS",
@@ -22,8 +25,7 @@ __all__ = [
 ]
 
 EPS = float(np.finfo(np.float64).eps)
-_CHUNK = 1 << 16
-_EXTENDED_RESIDUALS = 1 << 22  # elements of X below which residuals always use longdouble
+_EXTENDED_RESIDUALS = 1 << 22  # elements of X below which residuals are always extended
 
 
 def column_norms(M: np.ndarray) -> np.ndarray:
@@ -53,7 +55,7 @@ def solve_upper_identity(R: np.ndarray) -> np.ndarray:
 
 
 def residuals(A: np.ndarray, B: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """``B - A @ W.T`` (n, k). In extended precision (a chunk of rows at a time, rounded to
+    """``B - A @ W.T`` (n, k). In extended precision (:func:`residual_split`, rounded to
     float64) on small problems and whenever the fit is nearly exact, where the float64
     rounding of the products would be a large part of the residuals."""
     E: np.ndarray = B - A @ W.T
@@ -61,8 +63,4 @@ def residuals(A: np.ndarray, B: np.ndarray, W: np.ndarray) -> np.ndarray:
     ss_tot = sum_squares(B)
     if A.size > _EXTENDED_RESIDUALS and bool(np.all(ss_res > 1e-4 * ss_tot)):
         return E
-    W_ext = W.T.astype(np.longdouble)
-    for start in range(0, A.shape[0], _CHUNK):
-        stop = start + _CHUNK
-        E[start:stop] = B[start:stop] - np.dot(A[start:stop].astype(np.longdouble), W_ext)
-    return E
+    return residual_split(A, B, np.ascontiguousarray(W.T))

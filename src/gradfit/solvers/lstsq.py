@@ -107,11 +107,18 @@ def mean_ext(M: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
     """Column means (float64) accumulated in extended precision, a chunk of rows at a time
     (bounded memory); weighted by ``w`` (n,) (``Σ w_i m_i / Σ w_i``) when given.
 
-    Above :data:`_EXACT_MEAN` elements, a corrected two-pass mean in float64 instead (the mean,
-    then the mean of the deviations from it added), which is as accurate where it matters (a
-    large common offset: the deviations are small and their sum loses nothing) and several
-    times faster than ``longdouble`` arithmetic. The means only centre the data: the bias is
-    recovered from the same values, so any rounding of them leaves the fit exact."""
+    Unweighted, by an error-free splitting (:func:`_mean_split`: float64 sums, several times
+    faster than ``longdouble`` arithmetic and more accurate). Weighted, in ``longdouble`` up to
+    :data:`_EXACT_MEAN` elements and above it by a corrected two-pass mean in float64 (the
+    mean, then the mean of the deviations from it added), which is as accurate where it
+    matters most (a large common offset: the deviations are small and their sum loses
+    nothing). The data are centred on these values and the bias is recovered from the same
+    ones; their rounding shows in the bias (NIST's Filip and Wampler1 keep 0.4 to 0.9 digit
+    more with the extended-precision means than with the two-pass ones)."""
+    if w is None:
+        split = _mean_split(M)
+        if split is not None:
+            return split
     if M.size > _EXACT_MEAN:
         return _mean_two_pass(M, w)
     total = np.zeros(M.shape[1], dtype=np.longdouble)
@@ -122,6 +129,45 @@ def mean_ext(M: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
         total += chunk.sum(axis=0)
     count = max(M.shape[0], 1) if w is None else np.sum(w.astype(np.longdouble))
     mean: np.ndarray = (total / count).astype(np.float64)
+    return mean
+
+
+def _mean_split(M: np.ndarray) -> np.ndarray | None:
+    """Column means of M (n, d) by an error-free splitting, or None where it does not apply
+    (no rows, a zero column, or a column whose norm is beyond 2^900 or below 2^-450: its sum
+    of squares would leave float64's range).
+
+    Each column l is split as ``hi + lo`` with ``hi`` rounded to a multiple of ``2^(γ_l - s)``,
+    where ``|M[:, l]| <= ||M[:, l]|| < 2^γ_l`` and ``s = min(51, 53 - ceil(log2 n))`` (see
+    :func:`split_design`): ``Σ hi`` is a sum of n integers of at most s bits times the grid,
+    at most 53 bits however it is summed, so BLAS's product with a vector of ones gives it
+    exactly; ``Σ lo`` (each ``|lo| <= 2^(γ_l - s - 1)``) is in error by at most
+    ``n · eps · n · 2^(γ_l - s - 1)``, about ``n^3 · 2^(γ_l - 107)``: for the mean, below
+    ``2^-54 · sqrt(n) / n`` of the column's largest entry (``2^γ_l`` exceeds it by up to
+    ``sqrt(n)``), where ``longdouble``'s running sums allow ``n · 2^-64`` of it. The two sums
+    are added and divided by n in ``longdouble`` and rounded once to float64."""
+    n, d = M.shape
+    if not (n and d):
+        return None
+    norms = np.sqrt(np.einsum("ij,ij->j", M, M))
+    if not bool(np.all((norms > 0) & (norms < 2.0**900) & (norms > 2.0**-450))):
+        return None
+    gamma = np.frexp(norms * (1.0 + 2.0**-20))[1].astype(np.int64)  # margin: the norm's rounding
+    s = min(51, 53 - (n - 1).bit_length())
+    rows = max(1, _SPLIT_ELEMENTS // d)
+    sigma = np.tile(np.ldexp(1.5, gamma - s + 52), (min(rows, n), 1))
+    high, low = np.empty_like(sigma), np.empty_like(sigma)
+    ones = np.ones(min(rows, n))
+    total_high, total_low = np.zeros(d), np.zeros(d)
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        m = stop - start
+        split_design(M[start:stop], sigma[:m], high[:m], low[:m])
+        total_high += ones[:m] @ high[:m]  # exact
+        total_low += ones[:m] @ low[:m]
+    mean: np.ndarray = (
+        (total_high.astype(np.longdouble) + total_low.astype(np.longdouble)) / n
+    ).astype(np.float64)
     return mean
 
 
