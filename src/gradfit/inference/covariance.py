@@ -132,7 +132,7 @@ def hat_values(
     intercept, ``1/n`` (``total`` = n), or ``w_i / W`` for a weighted fit (``total`` = W = Σ w,
     ``root_w`` the rows' sqrt(w)). The one routine of the HC2/HC3 sandwich and the
     influence measures."""
-    h: np.ndarray = (Q * Q).sum(axis=1)
+    h: np.ndarray = np.einsum("ij,ij->i", Q, Q)
     if fit_intercept:
         h = h + (1.0 / total if root_w is None else root_w * root_w / total)
     return h
