@@ -14,11 +14,13 @@ Method (all in float64, whatever the input dtype):
    splitting of the design and the coefficients in Ozaki's manner, so that float64 BLAS
    products give the residual to about 2^-72 of the products rather than eps:
    :func:`residual_split`, a slice of rows at a time) and the correction solved with the same
-   factors (or, on a design of condition <= 4, by the semi-normal equations ``RᵀR dZ = Aᵀr``,
-   which spares a pass of Q), until it stops shrinking, falls below float64's resolution of
-   the solution, or is small enough (2^-30 of it) that the next one would be (the corrections
-   contract by the relative error of a solve). On large, well-conditioned problems (forward
-   error already near full precision) it is skipped.
+   factors, until it stops shrinking, falls below float64's resolution of the solution, or is
+   small enough (2^-30 of it) that the next one would be (the corrections contract by the
+   relative error of a solve). On large, well-conditioned problems (forward error already near
+   full precision) it is skipped. Where it runs on a design of condition <= 4, the solution
+   and its corrections come from the semi-normal equations ``RᵀR Z = AᵀB`` (a product with A
+   rather than a pass of Q; their error is about the condition times that of Q's solve), and
+   ``(QᵀB)[:d]`` (R's effects) from ``R Z`` at the refined solution.
 
 Rank is read from the singular values of ``R·D`` (those of the equilibrated design) against
 the usual tolerance ``s_max · max(n, d) · eps``. A rank-deficient design is *reported* with a
@@ -532,8 +534,9 @@ class Factored:
     (standard errors, effects, leverages) rather than factor the design again: the centred
     (and, weighted, sqrt(w)-scaled) design ``A`` (n, d) and targets ``B`` (n, k), their
     means, the Householder QR of ``A`` in LAPACK's compact form (``a``, ``tau``: Q is never
-    formed), its ``R`` (d, d), ``qtb`` = ``(Qᵀ B)[:d]`` (R's effects) and, when the solution
-    was refined, the residuals ``B - A Z`` at the solution (rounded from extended precision)."""
+    formed), its ``R`` (d, d), ``qtb`` = ``(Qᵀ B)[:d]`` (R's effects; ``R Z`` at the solution
+    where that came from the semi-normal equations) and, when the solution was refined, the
+    residuals ``B - A Z`` at the solution (rounded from extended precision)."""
 
     A: np.ndarray
     B: np.ndarray
@@ -589,13 +592,21 @@ def solve_arrays(
     rank, tol, condition = _rank_and_condition(s, n, d)
 
     if rank == d and qr is not None:
-        qtb = qr.qt(B)
         residual = None
-        Z = _solve_upper(qr.R, qtb)  # (d, k), original units
         # Refinement pays where rounding can cost digits; on large, well-conditioned problems
         # (forward error ~ condition * eps, already near full precision) it is skipped.
-        if A.size <= _ALWAYS_REFINE or condition > 1e4:
+        refine = A.size <= _ALWAYS_REFINE or condition > 1e4
+        if refine and condition <= _SNE_CONDITION:
+            # Semi-normal equations RᵀR Z = AᵀB, refined (a product with A, not a pass of Q),
+            # and R's effects (QᵀB)[:d] = R Z at the least-squares solution.
+            Z = _solve_upper(qr.R, _solve_lower(qr.R.T, A.T @ B))
             Z, residual = _refine_keeping(A, B, Z, qr, condition)
+            qtb = qr.R @ Z
+        else:
+            qtb = qr.qt(B)
+            Z = _solve_upper(qr.R, qtb)  # (d, k), original units
+            if refine:
+                Z, residual = _refine_keeping(A, B, Z, qr, condition)
     elif rank_deficient == "aliased":
         F = qr.R / scale if qr is not None else _r_factor(A / scale)  # equilibrated R
         weight_a, bias_a, kept = _fit_kept(Xn, Yn, fit_intercept, F, tol, w)
