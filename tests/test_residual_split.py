@@ -20,6 +20,7 @@ import torch
 from nist import load
 
 import gradfit.solvers.lstsq as lstsq
+from gradfit.inference.linalg import residual_quantiles
 
 
 def _exact_residual(A: np.ndarray, B: np.ndarray, Z: np.ndarray) -> np.ndarray:
@@ -279,3 +280,17 @@ def test_the_split_mean_leaves_out_what_it_cannot_split() -> None:
     assert lstsq._mean_split(M) is None
     np.testing.assert_array_equal(lstsq.mean_ext(M), _exact_mean(M))
     assert lstsq._mean_split(np.ldexp(M[:, [0]], 600)) is None  # squares beyond float64
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 10, 1001, 40_000])
+def test_residual_quartiles_are_numpys(n: int) -> None:
+    # R's type 7 quantiles: np.quantile's, to the last bit, on ties, sorted and reversed
+    # columns and magnitudes over 2^±40
+    rng = np.random.default_rng(n)
+    E = rng.standard_normal((n, 4))
+    E[:, 1] = np.round(E[:, 1] * 2)
+    E[:, 2] = np.sort(E[:, 2])[::-1]
+    E[:, 3] = np.exp(20 * E[:, 3]) * np.sign(E[:, 0])
+    want = np.quantile(E, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0).T
+    np.testing.assert_array_equal(residual_quantiles(E), want)
+    np.testing.assert_array_equal(residual_quantiles(E[:, :1]), want[:1])

@@ -1,5 +1,5 @@
-"""Numerics of the inference: extended-precision means and residuals, column norms, and the
-inverse of a triangular factor.
+"""Numerics of the inference: extended-precision means and residuals, column norms, sums of
+squares, the residuals' quartiles and the inverse of a triangular factor.
 
 Everything is float64 NumPy; sums that lose digits to cancellation (the column means, the
 residuals of a nearly exact fit) are computed in extended precision by the solver's routines
@@ -8,6 +8,8 @@ of rows at a time.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -19,6 +21,7 @@ __all__ = [
     "EPS",
     "column_norms",
     "mean_ext",
+    "residual_quantiles",
     "residuals",
     "solve_upper_identity",
     "sum_squares",
@@ -71,3 +74,35 @@ def residuals(A: np.ndarray, B: np.ndarray, W: np.ndarray) -> np.ndarray:
     if A.size > _EXTENDED_RESIDUALS and bool(np.all(ss_res > 1e-4 * ss_tot)):
         return E
     return residual_split(A, B, np.ascontiguousarray(W.T))
+
+
+_QUANTILES = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+
+
+def residual_quantiles(E: np.ndarray) -> np.ndarray:
+    """The quartiles (min, 25%, median, 75%, max) of each column of E (n, k), (k, 5):
+    ``np.quantile(E, [0, .25, .5, .75, 1], axis=0).T`` to the last bit (R's type 7, and
+    NumPy's interpolation, :func:`_lerp`), from the sorted columns: NumPy's vectorized sort
+    of a contiguous row is about twice as fast as the partition at the nine ranks that
+    ``np.quantile`` asks for (measured at 200,000 values)."""
+    n, k = E.shape
+    if n == 0:
+        return np.full((k, 5), math.nan)
+    virtual = (n - 1) * _QUANTILES  # exact: n - 1 < 2^53 times 0, 1/4, 1/2, 3/4, 1
+    previous = np.floor(virtual)
+    below_top = virtual < n - 1
+    low = np.where(below_top, previous, n - 1).astype(np.intp)
+    high = np.where(below_top, previous + 1, n - 1).astype(np.intp)
+    # NumPy takes index -1 at the top: there γ = (n - 1) - (-1)
+    gamma = np.where(below_top, virtual - previous, float(n))
+    ordered = np.sort(E.T, axis=1)  # (k, n)
+    return _lerp(ordered[:, low], ordered[:, high], gamma)
+
+
+def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """NumPy's linear interpolation of its quantiles (``numpy.lib._function_base_impl._lerp``),
+    operation for operation: ``a + (b - a) t``, or ``b - (b - a) (1 - t)`` where t >= 1/2."""
+    diff = b - a
+    result: np.ndarray = a + diff * t
+    np.subtract(b, diff * (1 - t), out=result, where=np.broadcast_to(t >= 0.5, result.shape))
+    return result

@@ -44,6 +44,7 @@ from gradfit.inference.linalg import (
     EPS,
     column_norms,
     mean_ext,
+    residual_quantiles,
     residuals,
     solve_upper_identity,
     sum_squares,
@@ -480,10 +481,7 @@ def ols(
 
     # R's (weighted) residuals sqrt(w) e: those of the rows of weight 0 are 0.
     listed = np.vstack([E, np.zeros((zero_rows, k))]) if zero_rows else E
-    # each target's residuals contiguous (a transposed copy): the same values, partitioned faster
-    quantiles = np.quantile(
-        listed.T.copy(), [0.0, 0.25, 0.5, 0.75, 1.0], axis=1, overwrite_input=True
-    ).T  # (k, 5)
+    quantiles = residual_quantiles(listed)  # (k, 5): np.quantile's (R's type 7)
     estimates = _Estimates(
         weight,
         bias,
