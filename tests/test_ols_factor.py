@@ -189,19 +189,25 @@ def test_an_ill_conditioned_design_takes_householders_q(monkeypatch: pytest.Monk
     assert not formed  # 4.1e3: the rows of A R⁻¹
 
 
+@pytest.mark.parametrize("ill", [False, True])
 @pytest.mark.parametrize("cov_type", ["nonrobust", "HC2"])
-def test_ols_factors_the_design_once(cov_type: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ols_factors_the_design_once(
+    cov_type: str, ill: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # once: by Householder (ill-conditioned), or by the Gram matrix's Cholesky factor
     calls = []
-    real = torch.geqrf
+    for module, name in ((torch, "geqrf"), (torch.linalg, "cholesky_ex")):
+        real = getattr(module, name)
 
-    def counting(*args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        calls.append(args[0].shape)
-        return real(*args)
+        def counting(*args: torch.Tensor, real: Any = real, name: str = name) -> Any:
+            calls.append(name)
+            return real(*args)
 
-    monkeypatch.setattr(torch, "geqrf", counting)
-    X, Y, w = _design(300, 6, 2, seed=5)
+        monkeypatch.setattr(module, name, counting)
+    X, Y, w = _design(300, 6, 2, seed=5, ill=ill)
     ols(X, Y, cov_type=cov_type, weights=w)
-    assert len(calls) == 1
+    # the Gram matrix's Cholesky factor is tried first, and kept at condition <= 4
+    assert calls == (["cholesky_ex", "geqrf"] if ill else ["cholesky_ex"])
 
 
 @pytest.mark.parametrize("weighted", [False, True])

@@ -228,23 +228,28 @@ def test_an_ill_conditioned_refinement_goes_on(monkeypatch: pytest.MonkeyPatch) 
 def test_semi_normal_equations_on_a_well_conditioned_design(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # condition <= 4: the solution and its correction by RᵀR Z = AᵀB (no pass of Householder's
-    # Q at all), R's effects as R Z; the coefficients are as close to the exact ones as those
-    # of Q's solve and correction (the error of both is that of the residual's rounding through
-    # R⁻¹, times the condition for these), and the effects those of Qᵀb
+    # condition <= 4: R from the Gram matrix's Cholesky factor, the solution and its correction
+    # by RᵀR Z = AᵀB (no Householder QR at all), R's effects as R Z; the coefficients are as
+    # close to the exact ones as those of Q's solve and correction (the error of both is that
+    # of the residual's rounding through R⁻¹, times the condition for these), and the effects
+    # those of Qᵀb
     X, Y = _problem(2000, 8, 2, seed=seed, collinear=0.0)
     ormqr = _count(monkeypatch, "ormqr", torch)
+    geqrf = _count(monkeypatch, "geqrf", torch)
     fit, factored = lstsq.solve_arrays(X, Y, True)
     assert fit.condition_number <= lstsq._SNE_CONDITION and factored is not None
-    assert not ormqr
+    assert not ormqr and not geqrf and factored.a is None
     monkeypatch.setattr(lstsq, "_SNE_CONDITION", 0.0)
     by_qr, by_qr_factored = lstsq.solve_arrays(X, Y, True)
     assert len(ormqr) == 2 and by_qr_factored is not None  # Qᵀb, and Qᵀr for the correction
     exact = _exact_lstsq(factored.A, factored.B)
     sne_error = _ulps(fit.weight.numpy().T, exact)
     assert sne_error <= max(4 * _ulps(by_qr.weight.numpy().T, exact), 4.0)
+    # the effects, up to each column's sign (R's diagonal: positive from Cholesky, Householder's
+    # from the QR)
     scale = np.abs(by_qr_factored.qtb).max()
-    np.testing.assert_allclose(factored.qtb, by_qr_factored.qtb, rtol=0, atol=1e-13 * scale)
+    signs = np.sign(np.diag(factored.R) * np.diag(by_qr_factored.R))[:, None]
+    np.testing.assert_allclose(factored.qtb, signs * by_qr_factored.qtb, rtol=0, atol=1e-13 * scale)
 
 
 def _exact_mean(M: np.ndarray) -> np.ndarray:

@@ -445,7 +445,7 @@ def ols(
     sigma2 = _residual_variance(rss, df_resid)
     effects = np.zeros((k, d))
     if r:
-        if factored is not None:  # one factorization: the solver's
+        if factored is not None:  # one factorization: the solver's (QR, or Gram's Cholesky)
             a, tau, R, qtb = factored.a, factored.tau, factored.R, factored.qtb
         else:  # rank deficient: the QR of the kept columns
             a, tau = torch.geqrf(torch.from_numpy(A_k))
@@ -472,8 +472,9 @@ def ols(
     else:
         # The rows of Q from A R⁻¹ (never stored whole) where that is accurate; an explicit Q
         # (Householder's) for an ill-conditioned or rank-deficient design.
+        # (The solver's Cholesky factor comes only with condition <= 4: no Householder Q.)
         Q = None
-        if factored is None or not condition <= _IMPLICIT_Q_CONDITION:
+        if (factored is None or not condition <= _IMPLICIT_Q_CONDITION) and a is not None:
             Q = torch.linalg.householder_product(a, tau).numpy() if r else np.zeros((n, 0))
         cov_wb, cov_wc = robust_covariances(
             A_k, factor, E, cov_type, center_k, df_resid, fit_intercept, root_w, total, Q

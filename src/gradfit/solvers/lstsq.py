@@ -8,19 +8,25 @@ Method (all in float64, whatever the input dtype):
    Wampler files ill-conditioned;
 2. Householder QR of the centred design (LAPACK ``geqrf`` through ``torch.geqrf``; Q stays in
    factored form and is applied with ``ormqr``, so memory is that of X) and a triangular solve;
+   but a design whose condition (below) is at most 4 is factored by the Cholesky factor R of
+   its Gram matrix ``AᵀA`` (BLAS's ``syrk``, a fraction of Householder's work, no copy of X),
+   solved by the semi-normal equations ``RᵀR Z = AᵀB`` and always refined (4.): the
+   corrected semi-normal equations, whose accuracy on such a design is that of the QR's
+   (Björck; the errors of R and of the solve are about condition² · eps <= 16 eps, and the
+   refinement's fixed point differs from the QR's by the condition: measured against exact
+   solutions in tests/test_residual_split.py). R's effects ``(QᵀB)[:d]`` are then ``R Z``;
 3. the condition number is that of the column-equilibrated design, read from ``R·D`` (Householder
-   QR commutes with column scaling: the QR of ``A·D`` is ``Q·(R·D)``);
+   QR commutes with column scaling: the QR of ``A·D`` is ``Q·(R·D)``; so does the Cholesky
+   factor);
 4. iterative refinement: the residual is recomputed in extended precision (an error-free
    splitting of the design and the coefficients in Ozaki's manner, so that float64 BLAS
    products give the residual to about 2^-72 of the products rather than eps:
    :func:`residual_split`, a slice of rows at a time) and the correction solved with the same
-   factors, until it stops shrinking, falls below float64's resolution of the solution, or is
-   small enough (2^-30 of it) that the next one would be (the corrections contract by the
-   relative error of a solve). On large, well-conditioned problems (forward error already near
-   full precision) it is skipped. Where it runs on a design of condition <= 4, the solution
-   and its corrections come from the semi-normal equations ``RᵀR Z = AᵀB`` (a product with A
-   rather than a pass of Q; their error is about the condition times that of Q's solve), and
-   ``(QᵀB)[:d]`` (R's effects) from ``R Z`` at the refined solution.
+   factors (by the semi-normal equations ``RᵀR dZ = Aᵀr`` on the Cholesky route), until it
+   stops shrinking, falls below float64's resolution of the solution, or is small enough
+   (2^-30 of it) that the next one would be (the corrections contract by the relative error
+   of a solve). On large problems factored by Householder and not ill-conditioned (condition
+   <= 1e4: forward error already near full precision) it is skipped.
 
 Rank is read from the singular values of ``R·D`` (those of the equilibrated design) against
 the usual tolerance ``s_max · max(n, d) · eps``. A rank-deficient design is *reported* with a
@@ -364,23 +370,29 @@ def _refined(
 
 
 def _refine_keeping(
-    A: np.ndarray, B: np.ndarray, Z: np.ndarray, qr: _HouseholderQR, condition: float = math.inf
+    A: np.ndarray,
+    B: np.ndarray,
+    Z: np.ndarray,
+    R: np.ndarray,
+    qr: _HouseholderQR | None,
+    condition: float = math.inf,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Iterative refinement (residuals in extended precision by :func:`residual_split`,
-    corrections by the same QR, stopping once settled: :data:`_SETTLED`), and the residuals
-    ``B - A Z`` at the refined ``Z``: the last extended residual ``r`` (at ``Z_last``) less
-    ``A (Z - Z_last)`` (a change of at most :data:`_SETTLED` of Z, or of the order of eps·|Z|,
-    whose product's float64 rounding is below the extended residual's own error;
-    ``Z - Z_last`` is exact, Sterbenz), so the caller needs no further extended-precision
-    pass."""
+    corrections by the same factor: Q and ``R``, or on a design of condition <=
+    :data:`_SNE_CONDITION` (or without ``qr``) the semi-normal equations ``RᵀR dZ = Aᵀr``;
+    stopping once settled: :data:`_SETTLED`), and the residuals ``B - A Z`` at the refined
+    ``Z``: the last extended residual ``r`` (at ``Z_last``) less ``A (Z - Z_last)`` (a change
+    of at most :data:`_SETTLED` of Z, or of the order of eps·|Z|, whose product's float64
+    rounding is below the extended residual's own error; ``Z - Z_last`` is exact, Sterbenz),
+    so the caller needs no further extended-precision pass."""
     last: list[np.ndarray] = []
-    norms = _column_norms(qr.R)  # those of A: a bound on its entries
+    norms = _column_norms(R)  # those of A: a bound on its entries
 
     def correction(Z: np.ndarray) -> np.ndarray:
         r = residual_split(A, B, Z, norms)
         last[:] = [Z, r]
-        if condition <= _SNE_CONDITION:
-            return _solve_upper(qr.R, _solve_lower(qr.R.T, A.T @ r))
+        if qr is None or condition <= _SNE_CONDITION:
+            return _solve_upper(R, _solve_lower(R.T, A.T @ r))
         return qr.solve(r)
 
     Z = _refined(Z, correction, _MAX_REFINEMENTS, _SETTLED)
@@ -389,6 +401,23 @@ def _refine_keeping(
     if bool(np.any(step != 0)):
         residual = residual - A @ step
     return Z, residual
+
+
+def _gram_factor(A: np.ndarray) -> np.ndarray | None:
+    """The upper-triangular ``R`` (d, d) of ``RᵀR = AᵀA`` (Cholesky of the Gram matrix, formed
+    by BLAS's ``syrk``), or None where the Gram matrix is not numerically positive definite
+    or leaves float64's range (entries beyond about 2^±500: Householder's QR takes those)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        G = A.T @ A
+    diagonal = np.diagonal(G)
+    # finite, and squared norms in float64's normal range (subnormal sums lose digits)
+    if not (bool(np.isfinite(G).all()) and bool((diagonal > 2.0**-1000).all())):
+        return None
+    L, info = torch.linalg.cholesky_ex(torch.from_numpy(np.ascontiguousarray(G)))
+    if int(info) != 0 or not bool(torch.isfinite(L).all()):
+        return None
+    R: np.ndarray = L.T.contiguous().numpy()
+    return R
 
 
 def _solve_upper(R: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -534,16 +563,18 @@ class Factored:
     (standard errors, effects, leverages) rather than factor the design again: the centred
     (and, weighted, sqrt(w)-scaled) design ``A`` (n, d) and targets ``B`` (n, k), their
     means, the Householder QR of ``A`` in LAPACK's compact form (``a``, ``tau``: Q is never
-    formed), its ``R`` (d, d), ``qtb`` = ``(Qᵀ B)[:d]`` (R's effects; ``R Z`` at the solution
-    where that came from the semi-normal equations) and, when the solution was refined, the
-    residuals ``B - A Z`` at the solution (rounded from extended precision)."""
+    formed; None where the design's condition is at most :data:`_SNE_CONDITION` and ``R`` is
+    the Cholesky factor of ``AᵀA``), its ``R`` (d, d) with ``RᵀR = AᵀA``, ``qtb`` =
+    ``(Qᵀ B)[:d]`` (R's effects; ``R Z`` at the solution on the Cholesky route) and, when the
+    solution was refined, the residuals ``B - A Z`` at the solution (rounded from extended
+    precision)."""
 
     A: np.ndarray
     B: np.ndarray
     x_mean: np.ndarray
     y_mean: np.ndarray
-    a: torch.Tensor
-    tau: torch.Tensor
+    a: torch.Tensor | None  # None where R is the Gram matrix's Cholesky factor
+    tau: torch.Tensor | None
     R: np.ndarray
     qtb: np.ndarray
     residual: np.ndarray | None = None  # B - A Z (n, k) in extended precision, when refined
@@ -578,37 +609,54 @@ def solve_arrays(
 
     A = np.ascontiguousarray(A)
     qr: _HouseholderQR | None = None
+    R: np.ndarray | None = None
     if n >= d:
-        # Householder QR is invariant under column scaling (QR of A·D is Q·(R·D)), so factor
-        # the centred data as they are and equilibrate R: the column norms of A are those of R.
-        qr = _HouseholderQR(A)
-        norms = _column_norms(qr.R)
-        scale = np.where(norms > 0, norms, 1.0)  # an all-zero column stays zero
-        s = np.linalg.svd(qr.R / scale, compute_uv=False)
+        # A well-conditioned design (condition <= _SNE_CONDITION) is factored by the Cholesky
+        # factor of its Gram matrix (a fraction of Householder's work, and no copy of A), every
+        # other by Householder.
+        R = _gram_factor(A)
+        if R is not None:
+            norms = _column_norms(R)
+            scale = np.where(norms > 0, norms, 1.0)
+            s = np.linalg.svd(R / scale, compute_uv=False)
+            rank, tol, condition = _rank_and_condition(s, n, d)
+            if not (rank == d and condition <= _SNE_CONDITION):
+                R = None
+        if R is None:
+            # Householder QR is invariant under column scaling (QR of A·D is Q·(R·D)), so
+            # factor the centred data as they are and equilibrate R: the column norms of A are
+            # those of R.
+            qr = _HouseholderQR(A)
+            R = qr.R
+            norms = _column_norms(R)
+            scale = np.where(norms > 0, norms, 1.0)  # an all-zero column stays zero
+            s = np.linalg.svd(R / scale, compute_uv=False)
+            rank, tol, condition = _rank_and_condition(s, n, d)
     else:
         norms = _column_norms(A)
         scale = np.where(norms > 0, norms, 1.0)
         s = np.linalg.svd(A / scale, compute_uv=False)
-    rank, tol, condition = _rank_and_condition(s, n, d)
+        rank, tol, condition = _rank_and_condition(s, n, d)
 
-    if rank == d and qr is not None:
+    if rank == d and R is not None:
         residual = None
-        # Refinement pays where rounding can cost digits; on large, well-conditioned problems
-        # (forward error ~ condition * eps, already near full precision) it is skipped.
-        refine = A.size <= _ALWAYS_REFINE or condition > 1e4
-        if refine and condition <= _SNE_CONDITION:
-            # Semi-normal equations RᵀR Z = AᵀB, refined (a product with A, not a pass of Q),
-            # and R's effects (QᵀB)[:d] = R Z at the least-squares solution.
-            Z = _solve_upper(qr.R, _solve_lower(qr.R.T, A.T @ B))
-            Z, residual = _refine_keeping(A, B, Z, qr, condition)
-            qtb = qr.R @ Z
+        if qr is None:
+            # Corrected semi-normal equations: RᵀR Z = AᵀB, refined (always: their error is
+            # about the condition times that of a QR solve), and R's effects (QᵀB)[:d] = R Z at
+            # the least-squares solution.
+            Z = _solve_upper(R, _solve_lower(R.T, A.T @ B))
+            Z, residual = _refine_keeping(A, B, Z, R, None, condition)
+            qtb = R @ Z
         else:
+            # Refinement pays where rounding can cost digits; on large, well-conditioned
+            # problems (forward error ~ condition * eps, already near full precision) it is
+            # skipped.
             qtb = qr.qt(B)
-            Z = _solve_upper(qr.R, qtb)  # (d, k), original units
-            if refine:
-                Z, residual = _refine_keeping(A, B, Z, qr, condition)
+            Z = _solve_upper(R, qtb)  # (d, k), original units
+            if A.size <= _ALWAYS_REFINE or condition > 1e4:
+                Z, residual = _refine_keeping(A, B, Z, R, qr, condition)
     elif rank_deficient == "aliased":
-        F = qr.R / scale if qr is not None else _r_factor(A / scale)  # equilibrated R
+        F = R / scale if R is not None else _r_factor(A / scale)  # equilibrated R
         weight_a, bias_a, kept = _fit_kept(Xn, Yn, fit_intercept, F, tol, w)
         aliased = np.flatnonzero(~kept)
         warnings.warn(
@@ -635,9 +683,10 @@ def solve_arrays(
         Z = _min_norm_solution(A, B, rank, d, condition, stacklevel=4)
     none = torch.zeros(d, dtype=torch.bool)  # no column aliased
     result = _result(Z, x_mean, y_mean, fit_intercept, rank, condition, s, none)
-    if rank < d or qr is None:
+    if rank < d or R is None:
         return result, None
-    return result, Factored(A, B, x_mean, y_mean, qr.a, qr.tau, qr.R, qtb, residual)
+    a, tau = (None, None) if qr is None else (qr.a, qr.tau)
+    return result, Factored(A, B, x_mean, y_mean, a, tau, R, qtb, residual)
 
 
 def _r_factor(A: np.ndarray) -> np.ndarray:
