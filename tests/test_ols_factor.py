@@ -266,3 +266,28 @@ def test_the_two_pass_mean_of_large_arrays(weighted: bool, monkeypatch: pytest.M
     want = ols(M, y, weights=w)
     np.testing.assert_allclose(got.weight.numpy(), want.weight.numpy(), rtol=1e-12)
     np.testing.assert_allclose(got.covariance.numpy(), want.covariance.numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("cov_type", ["HC0", "HC1"])
+def test_hc_in_the_design_coordinates_on_a_well_conditioned_design(
+    cov_type: str, weighted: bool
+) -> None:
+    # The solver's Cholesky route (condition <= 4): HC0/HC1 summed over the rows a_i with
+    # G = (AᵀA)⁻¹ on both sides equal the sums over q_i = a_i D⁻¹ R_e⁻¹ (to a few eps times
+    # condition², here below 1e-13 relative)
+    X, Y, w = _design(2000, 5, 3, seed=21)
+    if not weighted:
+        w = None
+    fit, factored = lstsq.solve_arrays(X, Y, True, "aliased", w)
+    assert factored is not None and factored.a is None and fit.condition_number <= 4
+    assert factored.residual is not None
+    scale = column_norms(factored.R)
+    factor = covariance.Factor(r_inv=solve_upper_identity(factored.R / scale), scale=scale)
+    root_w = None if w is None else np.sqrt(w)
+    total = None if w is None else float(w.sum())
+    args = (factored.A, factor, factored.residual, cov_type, factored.x_mean, 2000 - 6, True)
+    by_q = covariance.robust_covariances(*args, root_w, total, None, False)
+    by_a = covariance.robust_covariances(*args, root_w, total, None, True)
+    for got, want in zip(by_a, by_q, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13 * np.abs(want).max())

@@ -16,6 +16,7 @@ intercept's part of a row's influence and leverage is ``sqrt(w_i)/W`` and ``w_i/
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -217,6 +218,7 @@ def robust_covariances(
     root_w: np.ndarray | None = None,
     total: float | None = None,
     Q: np.ndarray | None = None,
+    gram: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """HC0-HC3 covariances (k, p, p) of (w, b) and of (w, c) of a fit in memory, from the
     centred (kept) design ``A`` (n, r) of all the rows, its factor and the residuals ``E``
@@ -235,7 +237,13 @@ def robust_covariances(
     cancellation on an offset, ill-conditioned design); the covariance of (w, c) is
     ``T M_j Tᵀ`` over the rows and columns of q and o, that of (w, b) over those of q and t, with
     ``T = diag(D⁻¹ R_e⁻¹, 1)`` (the influence rows are ``u_i = T x_i``). The same sums as
-    :func:`sandwich_sums` of the rows ``U_w = Q R_e⁻ᵀ D⁻¹``, without those (n, r) rows."""
+    :func:`sandwich_sums` of the rows ``U_w = Q R_e⁻ᵀ D⁻¹``, without those (n, r) rows.
+
+    ``gram``: the design is well-conditioned (condition <= 4, the solver's Cholesky route):
+    HC0 and HC1, which need no leverages, are summed in A's coordinates instead, ``x_i =
+    (a_i, o_i, t_i)`` with ``T = diag(G, 1)`` (``G = (AᵀA)⁻¹``; a product with ``D⁻¹ R_e⁻¹``
+    a row less).
+    """
     n, r = A.shape
     k = E.shape[1]
     scale = float(n if root_w is None or total is None else total)
@@ -249,18 +257,30 @@ def robust_covariances(
     rows = min(_ROWS, n)
     x = np.empty((rows, width))
     scaled = np.empty((rows, width))
+    # HC0/HC1 on a well-conditioned design (gram): the rows a_i themselves rather than q_i
+    # (no leverage needed; the covariance is G M_j G, whose rounding, about condition² · eps,
+    # is then a few eps), x̄ᵀ G a_i = (G x̄)·a_i
+    gram = gram and Q is None and cov_type in ("HC0", "HC1")
+    if gram:
+        left = factor.gram_inverse()
+        v = left @ center
     for start in range(0, n, _ROWS):
         stop = min(start + _ROWS, n)
         m = stop - start
         q = x[:m, :r]
-        if Q is None:
+        if gram:
+            q[...] = A[start:stop]
+        elif Q is None:
             np.matmul(A[start:stop], left, out=q)
         else:
             q[...] = Q[start:stop]
         own = None if root_w is None else root_w[start:stop]
-        leverage = hat_values(q, fit_intercept, scale, own)
-        root_omega = np.sqrt(_hc_omega(leverage, cov_type, n, df_resid, start))
-        f = np.abs(E[start:stop]) * root_omega[:, None]  # (m, k): sqrt(ω e²)
+        if gram:
+            f = np.abs(E[start:stop]) * (1.0 if cov_type == "HC0" else math.sqrt(n / df_resid))
+        else:
+            leverage = hat_values(q, fit_intercept, scale, own)
+            root_omega = np.sqrt(_hc_omega(leverage, cov_type, n, df_resid, start))
+            f = np.abs(E[start:stop]) * root_omega[:, None]  # (m, k): sqrt(ω e²)
         if fit_intercept:
             x[:m, r] = 1.0 / scale if own is None else own / scale
             np.subtract(x[:m, r], q @ v, out=x[:m, r + 1])
@@ -269,7 +289,7 @@ def robust_covariances(
             np.multiply(x[:m], f[:, j : j + 1], out=M)
             sums[j] += M.T @ M  # symmetric: BLAS's syrk
     T = np.eye(p)
-    T[:r, :r] = left
+    T[:r, :r] = left  # G with gram
 
     def covariance(column: int) -> np.ndarray:
         index = [*range(r), column] if fit_intercept else list(range(r))

@@ -476,8 +476,9 @@ def ols(
         Q = None
         if (factored is None or not condition <= _IMPLICIT_Q_CONDITION) and a is not None:
             Q = torch.linalg.householder_product(a, tau).numpy() if r else np.zeros((n, 0))
+        gram = factored is not None and factored.a is None  # the Cholesky route: condition <= 4
         cov_wb, cov_wc = robust_covariances(
-            A_k, factor, E, cov_type, center_k, df_resid, fit_intercept, root_w, total, Q
+            A_k, factor, E, cov_type, center_k, df_resid, fit_intercept, root_w, total, Q, gram
         )
 
     # R's (weighted) residuals sqrt(w) e: those of the rows of weight 0 are 0.
