@@ -74,16 +74,18 @@ __all__ = [
 
 _MAX_REFINEMENTS = 5
 # Refinement in memory stops after a correction below this fraction of each target's largest
-# coefficient: the corrections contract by about the relative error of a solve by the QR
-# (≈ condition · eps), which the first correction measures, so the next one would be about
+# coefficient: the corrections contract by about the relative error of a solve (≈ condition ·
+# eps by Q and R, condition² · eps by the semi-normal equations: at most the size of the first
+# correction, which measures the error of the first solve), so the next one would be about
 # (2^-30)² = 2^-60 of Z, below float64's resolution of Z (2^-52) with a margin of 2^8 for
 # that estimate. A well-conditioned fit thus takes one extended residual rather than two.
 _SETTLED = 2.0**-30
-# Up to this condition number (of the equilibrated design) a correction is solved by the
-# semi-normal equations, RᵀR dZ = Aᵀr (a product with A rather than a pass of Householder's
-# Q): their error is about the condition times that of Q's (the rounding of Aᵀr through
-# (AᵀA)⁻¹ rather than of Qᵀr through R⁻¹), so at most 2 bits more, where both are a few units
-# in the last place (tests/test_residual_split.py measures them against exact solutions).
+# Up to this condition number (of the equilibrated design) the design is factored by the
+# Cholesky factor R of AᵀA, and the solution and its corrections come from the semi-normal
+# equations RᵀR dZ = Aᵀr (products with A rather than Householder's QR and passes of Q): their
+# error is about the condition times that of Q's (the rounding of Aᵀr through (AᵀA)⁻¹ rather
+# than of Qᵀr through R⁻¹), so at most 2 bits more, where both are a few units in the last
+# place (tests/test_residual_split.py measures them against exact solutions).
 _SNE_CONDITION = 4.0
 RANK_DEFICIENT = ("min-norm", "aliased")
 
@@ -291,7 +293,9 @@ def residual_split(
     columns the bits shrink slowly (d = 1000: s + t = 43).
 
     The splits ``fl(fl(x + σ) - σ)`` with ``σ = 1.5 · 2^(g + 52)`` round x to the grid ``2^g``
-    exactly (``|x| <= σ / 4``, Sterbenz) whatever x's magnitude, zeros included. Where the
+    exactly where ``|x| < 2^(g + 51)`` (``x + σ`` stays in σ's binade, whose last bit is
+    ``2^g``, and the subtraction is exact by Sterbenz), which ``|x| < 2^γ`` grants for s, t
+    <= 51; ``x - fl(fl(x + σ) - σ)`` is then exact too, zeros included. Where the
     grids would leave float64's exponent range (beyond ±:data:`_SPLIT_RANGE`: entries near
     2^±1000), it is computed in ``longdouble`` (:func:`_residual_ext`) instead."""
     n, d = A.shape
