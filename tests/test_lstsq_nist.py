@@ -17,7 +17,8 @@ from nist import NIST_DIR, NIST_NAMES, gradfit_estimate, load, lre, numpy_lstsq
 import gradfit
 
 # Digits we must keep on each file: the LRE measured on x86-64 Linux (NumPy 2.4, OpenBLAS,
-# 80-bit longdouble refinement) minus about half a digit for other BLAS builds and platforms.
+# refinement in 80-bit longdouble then; the error-free splitting that replaced it in issue 23
+# gives the same digits) minus about half a digit for other BLAS builds and platforms.
 # Filip: the target the brief sets, 7 digits (measured 7.25; NumPy's lstsq gets none).
 LRE_FLOOR = {
     "Norris": 12.2,  # measured 12.68

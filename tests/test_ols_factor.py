@@ -16,6 +16,7 @@ rows), from the same factor and residuals.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -188,34 +189,58 @@ def test_an_ill_conditioned_design_takes_householders_q(monkeypatch: pytest.Monk
     assert not formed  # 4.1e3: the rows of A R⁻¹
 
 
+@pytest.mark.parametrize("ill", [False, True])
 @pytest.mark.parametrize("cov_type", ["nonrobust", "HC2"])
-def test_ols_factors_the_design_once(cov_type: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ols_factors_the_design_once(
+    cov_type: str, ill: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # once: by Householder (ill-conditioned), or by the Gram matrix's Cholesky factor
     calls = []
-    real = torch.geqrf
+    for module, name in ((torch, "geqrf"), (torch.linalg, "cholesky_ex")):
+        real = getattr(module, name)
 
-    def counting(*args: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        calls.append(args[0].shape)
-        return real(*args)
+        def counting(*args: torch.Tensor, real: Any = real, name: str = name) -> Any:
+            calls.append(name)
+            return real(*args)
 
-    monkeypatch.setattr(torch, "geqrf", counting)
-    X, Y, w = _design(300, 6, 2, seed=5)
+        monkeypatch.setattr(module, name, counting)
+    X, Y, w = _design(300, 6, 2, seed=5, ill=ill)
     ols(X, Y, cov_type=cov_type, weights=w)
-    assert len(calls) == 1
+    # the Gram matrix's Cholesky factor is tried first, and kept at condition <= 4
+    assert calls == (["cholesky_ex", "geqrf"] if ill else ["cholesky_ex"])
 
 
 @pytest.mark.parametrize("weighted", [False, True])
 def test_the_reused_residuals_are_the_extended_precision_ones(weighted: bool) -> None:
     # A nearly exact fit (noise 1e-9 of the signal): the float64 residual B - A Z would lose
-    # most of its digits; the solver's refined residual must equal the extended one.
+    # most of its digits; the solver's refined residual must be the exact one (worked out in
+    # rationals) to the extended residual's bound (lstsq.residual_split: 2d·2^-53·(2^-s+2^-t)
+    # ·2^K, here below 4e-22 of max_l ||A_l|| |z_l|; measured 6e-24), and no worse than
+    # the longdouble residual (measured 1.4e-20).
     rng = np.random.default_rng(6)
     X = rng.standard_normal((400, 5)) * 1e3 + 1e4
     y = X @ rng.standard_normal(5) + 1e-6 * rng.standard_normal(400)
     w = rng.uniform(0.5, 2.0, 400) if weighted else None
     fit, factored = lstsq.solve_arrays(X, y[:, None], True, "aliased", w)
     assert factored is not None and factored.residual is not None
-    want = lstsq._residual_ext(factored.A, factored.B, fit.weight.numpy().T)
-    scale = np.abs(want).max()
-    np.testing.assert_allclose(factored.residual, want, rtol=0, atol=4 * np.spacing(scale))
+    Z = fit.weight.numpy().T
+    want = np.array(
+        [
+            float(
+                Fraction(float(factored.B[i, 0]))
+                - sum(
+                    Fraction(float(a)) * Fraction(float(z))
+                    for a, z in zip(factored.A[i], Z[:, 0], strict=True)
+                )
+            )
+            for i in range(400)
+        ]
+    )[:, None]
+    scale = float((np.linalg.norm(factored.A, axis=0) * np.abs(Z[:, 0])).max())
+    error = np.abs(factored.residual - want)
+    assert error.max() <= 1e-21 * scale
+    ext = np.abs(lstsq._residual_ext(factored.A, factored.B, Z) - want)
+    assert error.max() <= ext.max()
     # and ols's residual standard error is the one of those residuals
     result = ols(X, y, weights=w)
     sigma = np.sqrt((want[:, 0] ** 2).sum() / (400 - 6))
@@ -229,14 +254,40 @@ def test_the_two_pass_mean_of_large_arrays(weighted: bool, monkeypatch: pytest.M
     rng = np.random.default_rng(7)
     M = 1e8 + rng.standard_normal((20_000, 3)) * np.array([1e-3, 1.0, 1e3])
     w = rng.uniform(0.1, 5.0, 20_000) if weighted else None
-    exact = lstsq.mean_ext(M, w)
-    monkeypatch.setattr(lstsq, "_EXACT_MEAN", 0)
-    fast = lstsq.mean_ext(M, w)
+    exact = lstsq.mean_ext(M, w)  # unweighted: lstsq._mean_split (exact, rounded once)
+    fast = lstsq._mean_two_pass(M, w)
     np.testing.assert_allclose(fast, exact, rtol=2 * np.finfo(float).eps, atol=0)
     # and a fit centred on it has the same coefficients
     y = M @ np.array([1.0, -2.0, 0.5]) + rng.standard_normal(20_000)
+    monkeypatch.setattr(lstsq, "_EXACT_MEAN", 0)
+    monkeypatch.setattr(lstsq, "_mean_split", lambda M: None)  # the two-pass means
     got = ols(M, y, weights=w)
-    monkeypatch.setattr(lstsq, "_EXACT_MEAN", 1 << 40)
+    monkeypatch.undo()
     want = ols(M, y, weights=w)
     np.testing.assert_allclose(got.weight.numpy(), want.weight.numpy(), rtol=1e-12)
     np.testing.assert_allclose(got.covariance.numpy(), want.covariance.numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("cov_type", ["HC0", "HC1"])
+def test_hc_in_the_design_coordinates_on_a_well_conditioned_design(
+    cov_type: str, weighted: bool
+) -> None:
+    # The solver's Cholesky route (condition <= 4): HC0/HC1 summed over the rows a_i with
+    # G = (AᵀA)⁻¹ on both sides equal the sums over q_i = a_i D⁻¹ R_e⁻¹ (to a few eps times
+    # condition², here below 1e-13 relative)
+    X, Y, w = _design(2000, 5, 3, seed=21)
+    if not weighted:
+        w = None
+    fit, factored = lstsq.solve_arrays(X, Y, True, "aliased", w)
+    assert factored is not None and factored.a is None and fit.condition_number <= 4
+    assert factored.residual is not None
+    scale = column_norms(factored.R)
+    factor = covariance.Factor(r_inv=solve_upper_identity(factored.R / scale), scale=scale)
+    root_w = None if w is None else np.sqrt(w)
+    total = None if w is None else float(w.sum())
+    args = (factored.A, factor, factored.residual, cov_type, factored.x_mean, 2000 - 6, True)
+    by_q = covariance.robust_covariances(*args, root_w, total, None, False)
+    by_a = covariance.robust_covariances(*args, root_w, total, None, True)
+    for got, want in zip(by_a, by_q, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13 * np.abs(want).max())

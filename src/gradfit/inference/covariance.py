@@ -16,6 +16,7 @@ intercept's part of a row's influence and leverage is ``sqrt(w_i)/W`` and ``w_i/
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -132,7 +133,7 @@ def hat_values(
     intercept, ``1/n`` (``total`` = n), or ``w_i / W`` for a weighted fit (``total`` = W = Σ w,
     ``root_w`` the rows' sqrt(w)). The one routine of the HC2/HC3 sandwich and the
     influence measures."""
-    h: np.ndarray = (Q * Q).sum(axis=1)
+    h: np.ndarray = np.einsum("ij,ij->i", Q, Q)
     if fit_intercept:
         h = h + (1.0 / total if root_w is None else root_w * root_w / total)
     return h
@@ -217,6 +218,7 @@ def robust_covariances(
     root_w: np.ndarray | None = None,
     total: float | None = None,
     Q: np.ndarray | None = None,
+    gram: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """HC0-HC3 covariances (k, p, p) of (w, b) and of (w, c) of a fit in memory, from the
     centred (kept) design ``A`` (n, r) of all the rows, its factor and the residuals ``E``
@@ -226,60 +228,80 @@ def robust_covariances(
     The rows of the thin Q factor are ``q_i = a_i D⁻¹ R_e⁻¹`` (:func:`design_rows`), computed
     a block of :data:`_ROWS` rows at a time and never stored whole, or taken from ``Q``
     (n, r), an explicit Q (for an ill-conditioned design, where ``A R⁻¹`` loses digits). The
-    sandwich is summed in Q's coordinates, one symmetric product per target and block:
-    ``M_j = Σ_i c_ij x_i x_iᵀ`` with ``c_ij = ω_i e_ij²`` and ``x_i = (q_i, o_i)``, where
-    ``o_i`` is the intercept's influence: ``s_i / n`` for c (``s_i`` = 1, or sqrt(w_i), and
-    ``n`` the total weight) and ``s_i / n - x̄ᵀ G a_i`` for b (per row, as
+    sandwich is summed in Q's coordinates, one symmetric product (BLAS's ``syrk``) per target
+    and block: ``M_j = Σ_i c_ij x_i x_iᵀ`` with ``c_ij = ω_i e_ij²`` and
+    ``x_i = (q_i, o_i, t_i)`` (with an intercept), where ``o_i`` is the intercept's influence
+    for c, ``s_i / n`` (``s_i`` = 1, or sqrt(w_i), and ``n`` the total weight), and ``t_i``
+    that for b, ``s_i / n - x̄ᵀ G a_i`` (per row, as
     :func:`sandwich_sums` has it: formed after the sums, that difference would lose digits to
-    cancellation on an offset, ill-conditioned design); the covariance is ``T M_j Tᵀ`` with
+    cancellation on an offset, ill-conditioned design); the covariance of (w, c) is
+    ``T M_j Tᵀ`` over the rows and columns of q and o, that of (w, b) over those of q and t, with
     ``T = diag(D⁻¹ R_e⁻¹, 1)`` (the influence rows are ``u_i = T x_i``). The same sums as
-    :func:`sandwich_sums` of the rows ``U_w = Q R_e⁻ᵀ D⁻¹``, without those (n, r) rows."""
+    :func:`sandwich_sums` of the rows ``U_w = Q R_e⁻ᵀ D⁻¹``, without those (n, r) rows.
+
+    ``gram``: the design is well-conditioned (condition <= 4, the solver's Cholesky route):
+    HC0 and HC1, which need no leverages, are summed in A's coordinates instead, ``x_i =
+    (a_i, o_i, t_i)`` with ``T = diag(G, 1)`` (``G = (AᵀA)⁻¹``; a product with ``D⁻¹ R_e⁻¹``
+    a row less).
+    """
     n, r = A.shape
     k = E.shape[1]
     scale = float(n if root_w is None or total is None else total)
     left = factor.left  # (r, r)
     v = left.T @ center  # x̄ᵀ G a_i = v · q_i
-    qq = np.zeros((k, r, r))
-    # with an intercept: the influence of c (o = s/n) and of b (t = o - v·q), per row
-    qo, qt = np.zeros((k, r)), np.zeros((k, r))
-    oo, tt = np.zeros(k), np.zeros(k)
+    p = r + int(fit_intercept)
+    # with an intercept, x_i = (q_i, o_i, t_i): the influence of c (o = s/n) and of b
+    # (t = o - v·q) after q's; one symmetric product per target gives all the sums
+    width = r + 2 * int(fit_intercept)
+    sums = np.zeros((k, width, width))
+    rows = min(_ROWS, n)
+    x = np.empty((rows, width))
+    scaled = np.empty((rows, width))
+    # HC0/HC1 on a well-conditioned design (gram): the rows a_i themselves rather than q_i
+    # (no leverage needed; the covariance is G M_j G, whose rounding, about condition² · eps,
+    # is then a few eps), x̄ᵀ G a_i = (G x̄)·a_i
+    gram = gram and Q is None and cov_type in ("HC0", "HC1")
+    if gram:
+        left = factor.gram_inverse()
+        v = left @ center
     for start in range(0, n, _ROWS):
         stop = min(start + _ROWS, n)
-        q = A[start:stop] @ left if Q is None else Q[start:stop]  # (m, r)
+        m = stop - start
+        q = x[:m, :r]
+        if gram:
+            q[...] = A[start:stop]
+        elif Q is None:
+            np.matmul(A[start:stop], left, out=q)
+        else:
+            q[...] = Q[start:stop]
         own = None if root_w is None else root_w[start:stop]
-        leverage = hat_values(q, fit_intercept, scale, own)
-        root_omega = np.sqrt(_hc_omega(leverage, cov_type, n, df_resid, start))
-        f = np.abs(E[start:stop]) * root_omega[:, None]  # (m, k): sqrt(ω e²)
+        if gram:
+            f = np.abs(E[start:stop]) * (1.0 if cov_type == "HC0" else math.sqrt(n / df_resid))
+        else:
+            leverage = hat_values(q, fit_intercept, scale, own)
+            root_omega = np.sqrt(_hc_omega(leverage, cov_type, n, df_resid, start))
+            f = np.abs(E[start:stop]) * root_omega[:, None]  # (m, k): sqrt(ω e²)
         if fit_intercept:
-            o = (np.full(stop - start, 1.0) if own is None else own) / scale
-            t = o - q @ v
+            x[:m, r] = 1.0 / scale if own is None else own / scale
+            np.subtract(x[:m, r], q @ v, out=x[:m, r + 1])
         for j in range(k):
-            M = q * f[:, j : j + 1]
-            qq[j] += M.T @ M
-            if fit_intercept:
-                fo, ft = f[:, j] * o, f[:, j] * t
-                qo[j] += fo @ M
-                qt[j] += ft @ M
-                oo[j] += float(fo @ fo)
-                tt[j] += float(ft @ ft)
-    p = r + int(fit_intercept)
+            M = scaled[:m]
+            np.multiply(x[:m], f[:, j : j + 1], out=M)
+            sums[j] += M.T @ M  # symmetric: BLAS's syrk
     T = np.eye(p)
-    T[:r, :r] = left
+    T[:r, :r] = left  # G with gram
 
-    def covariance(cross: np.ndarray, square: np.ndarray) -> np.ndarray:
-        meat = np.zeros((k, p, p))
-        meat[:, :r, :r] = qq
-        if fit_intercept:
-            meat[:, :r, r] = meat[:, r, :r] = cross
-            meat[:, r, r] = square
+    def covariance(column: int) -> np.ndarray:
+        index = [*range(r), column] if fit_intercept else list(range(r))
+        meat = sums[:, index][:, :, index]
         V: np.ndarray = T @ meat @ T.T
         symmetric: np.ndarray = (V + V.transpose(0, 2, 1)) / 2
         return symmetric
 
-    wc = covariance(qo, oo)
+    wc = covariance(r)
     if not fit_intercept:
         return wc.copy(), wc
-    return covariance(qt, tt), wc
+    return covariance(r + 1), wc
 
 
 def _as_float64(block: Any) -> np.ndarray:

@@ -44,8 +44,10 @@ from gradfit.inference.linalg import (
     EPS,
     column_norms,
     mean_ext,
+    residual_quantiles,
     residuals,
     solve_upper_identity,
+    sum_squares,
 )
 from gradfit.inference.predictor import Estimability, OLSPredictor, estimability_of
 from gradfit.inference.result import OLSResult
@@ -435,15 +437,15 @@ def ols(
         E = factored.residual  # the solver's, from its refinement (extended precision)
     else:
         E = residuals(A_k, B, W_k)  # (n, k)
-    rss = (E * E).sum(axis=0)
+    rss = sum_squares(E)
     fitted = B - E  # centred fitted values (or raw, through the origin): R's y - r
-    mss = (fitted * fitted).sum(axis=0)
+    mss = sum_squares(fitted)
     center_k = center[kept]
 
     sigma2 = _residual_variance(rss, df_resid)
     effects = np.zeros((k, d))
     if r:
-        if factored is not None:  # one factorization: the solver's
+        if factored is not None:  # one factorization: the solver's (QR, or Gram's Cholesky)
             a, tau, R, qtb = factored.a, factored.tau, factored.R, factored.qtb
         else:  # rank deficient: the QR of the kept columns
             a, tau = torch.geqrf(torch.from_numpy(A_k))
@@ -470,16 +472,18 @@ def ols(
     else:
         # The rows of Q from A R⁻¹ (never stored whole) where that is accurate; an explicit Q
         # (Householder's) for an ill-conditioned or rank-deficient design.
+        # (The solver's Cholesky factor comes only with condition <= 4: no Householder Q.)
         Q = None
-        if factored is None or not condition <= _IMPLICIT_Q_CONDITION:
+        if (factored is None or not condition <= _IMPLICIT_Q_CONDITION) and a is not None:
             Q = torch.linalg.householder_product(a, tau).numpy() if r else np.zeros((n, 0))
+        gram = factored is not None and factored.a is None  # the Cholesky route: condition <= 4
         cov_wb, cov_wc = robust_covariances(
-            A_k, factor, E, cov_type, center_k, df_resid, fit_intercept, root_w, total, Q
+            A_k, factor, E, cov_type, center_k, df_resid, fit_intercept, root_w, total, Q, gram
         )
 
     # R's (weighted) residuals sqrt(w) e: those of the rows of weight 0 are 0.
     listed = np.vstack([E, np.zeros((zero_rows, k))]) if zero_rows else E
-    quantiles = np.quantile(listed, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0).T  # (k, 5)
+    quantiles = residual_quantiles(listed)  # (k, 5): np.quantile's (R's type 7)
     estimates = _Estimates(
         weight,
         bias,

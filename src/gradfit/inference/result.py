@@ -46,7 +46,10 @@ class OLSResult:
     For the diagnostics (:meth:`influence`, :func:`gradfit.anova`) the result keeps, without
     the rows: ``factor``, the triangular factor of ``(AᵀA)⁻¹`` of the centred (weighted)
     design over the estimable columns; ``effects`` (k, d), R's effects ``Qᵀy`` of those
-    columns in order (0 for the aliased), whose squares are the sequential sums of squares;
+    columns in order (0 for the aliased), whose squares are the sequential sums of squares
+    (each up to its sign: that of R's Householder QR where the design was factored so, that
+    of a positive diagonal of R where the factor is the Cholesky factor of a well-conditioned
+    design's Gram matrix or comes from sufficient statistics);
     ``total``, the number of rows or their total weight; ``sample_weights``, whether the fit
     had weights; ``terms``, the formula's terms with the columns each made (None: a fit of
     matrices, one term a column) and ``formula``; ``n_groups``, the clusters of

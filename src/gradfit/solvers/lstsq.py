@@ -8,12 +8,25 @@ Method (all in float64, whatever the input dtype):
    Wampler files ill-conditioned;
 2. Householder QR of the centred design (LAPACK ``geqrf`` through ``torch.geqrf``; Q stays in
    factored form and is applied with ``ormqr``, so memory is that of X) and a triangular solve;
+   but a design whose condition (below) is at most 4 is factored by the Cholesky factor R of
+   its Gram matrix ``AᵀA`` (BLAS's ``syrk``, a fraction of Householder's work, no copy of X),
+   solved by the semi-normal equations ``RᵀR Z = AᵀB`` and always refined (4.): the
+   corrected semi-normal equations, whose accuracy on such a design is that of the QR's
+   (Björck; the errors of R and of the solve are about condition² · eps <= 16 eps, and the
+   refinement's fixed point differs from the QR's by the condition: measured against exact
+   solutions in tests/test_residual_split.py). R's effects ``(QᵀB)[:d]`` are then ``R Z``;
 3. the condition number is that of the column-equilibrated design, read from ``R·D`` (Householder
-   QR commutes with column scaling: the QR of ``A·D`` is ``Q·(R·D)``);
-4. iterative refinement: the residual is recomputed in extended precision (NumPy's
-   ``longdouble``, 80-bit on x86, a chunk of rows at a time) and the correction solved with
-   the same factors, until it stops shrinking. On large, well-conditioned problems (forward
-   error already near full precision) it is skipped.
+   QR commutes with column scaling: the QR of ``A·D`` is ``Q·(R·D)``; so does the Cholesky
+   factor);
+4. iterative refinement: the residual is recomputed in extended precision (an error-free
+   splitting of the design and the coefficients in Ozaki's manner, so that float64 BLAS
+   products give the residual to about 2^-72 of the products rather than eps:
+   :func:`residual_split`, a slice of rows at a time) and the correction solved with the same
+   factors (by the semi-normal equations ``RᵀR dZ = Aᵀr`` on the Cholesky route), until it
+   stops shrinking, falls below float64's resolution of the solution, or is small enough
+   (2^-30 of it) that the next one would be (the corrections contract by the relative error
+   of a solve). On large problems factored by Householder and not ill-conditioned (condition
+   <= 1e4: forward error already near full precision) it is skipped.
 
 Rank is read from the singular values of ``R·D`` (those of the equilibrated design) against
 the usual tolerance ``s_max · max(n, d) · eps``. A rank-deficient design is *reported* with a
@@ -60,6 +73,20 @@ __all__ = [
 ]
 
 _MAX_REFINEMENTS = 5
+# Refinement in memory stops after a correction below this fraction of each target's largest
+# coefficient: the corrections contract by about the relative error of a solve (≈ condition ·
+# eps by Q and R, condition² · eps by the semi-normal equations: at most the size of the first
+# correction, which measures the error of the first solve), so the next one would be about
+# (2^-30)² = 2^-60 of Z, below float64's resolution of Z (2^-52) with a margin of 2^8 for
+# that estimate. A well-conditioned fit thus takes one extended residual rather than two.
+_SETTLED = 2.0**-30
+# Up to this condition number (of the equilibrated design) the design is factored by the
+# Cholesky factor R of AᵀA, and the solution and its corrections come from the semi-normal
+# equations RᵀR dZ = Aᵀr (products with A rather than Householder's QR and passes of Q): their
+# error is about the condition times that of Q's (the rounding of Aᵀr through (AᵀA)⁻¹ rather
+# than of Qᵀr through R⁻¹), so at most 2 bits more, where both are a few units in the last
+# place (tests/test_residual_split.py measures them against exact solutions).
+_SNE_CONDITION = 4.0
 RANK_DEFICIENT = ("min-norm", "aliased")
 
 
@@ -90,11 +117,18 @@ def mean_ext(M: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
     """Column means (float64) accumulated in extended precision, a chunk of rows at a time
     (bounded memory); weighted by ``w`` (n,) (``Σ w_i m_i / Σ w_i``) when given.
 
-    Above :data:`_EXACT_MEAN` elements, a corrected two-pass mean in float64 instead (the mean,
-    then the mean of the deviations from it added), which is as accurate where it matters (a
-    large common offset: the deviations are small and their sum loses nothing) and several
-    times faster than ``longdouble`` arithmetic. The means only centre the data: the bias is
-    recovered from the same values, so any rounding of them leaves the fit exact."""
+    Unweighted, by an error-free splitting (:func:`_mean_split`: float64 sums, several times
+    faster than ``longdouble`` arithmetic and more accurate). Weighted, in ``longdouble`` up to
+    :data:`_EXACT_MEAN` elements and above it by a corrected two-pass mean in float64 (the
+    mean, then the mean of the deviations from it added), which is as accurate where it
+    matters most (a large common offset: the deviations are small and their sum loses
+    nothing). The data are centred on these values and the bias is recovered from the same
+    ones; their rounding shows in the bias (NIST's Filip and Wampler1 keep 0.4 to 0.9 digit
+    more with the extended-precision means than with the two-pass ones)."""
+    if w is None:
+        split = _mean_split(M)
+        if split is not None:
+            return split
     if M.size > _EXACT_MEAN:
         return _mean_two_pass(M, w)
     total = np.zeros(M.shape[1], dtype=np.longdouble)
@@ -105,6 +139,45 @@ def mean_ext(M: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
         total += chunk.sum(axis=0)
     count = max(M.shape[0], 1) if w is None else np.sum(w.astype(np.longdouble))
     mean: np.ndarray = (total / count).astype(np.float64)
+    return mean
+
+
+def _mean_split(M: np.ndarray) -> np.ndarray | None:
+    """Column means of M (n, d) by an error-free splitting, or None where it does not apply
+    (no rows, a zero column, or a column whose norm is beyond 2^900 or below 2^-450: its sum
+    of squares would leave float64's range).
+
+    Each column l is split as ``hi + lo`` with ``hi`` rounded to a multiple of ``2^(γ_l - s)``,
+    where ``|M[:, l]| <= ||M[:, l]|| < 2^γ_l`` and ``s = min(51, 53 - ceil(log2 n))`` (see
+    :func:`split_design`): ``Σ hi`` is a sum of n integers of at most s bits times the grid,
+    at most 53 bits however it is summed, so BLAS's product with a vector of ones gives it
+    exactly; ``Σ lo`` (each ``|lo| <= 2^(γ_l - s - 1)``) is in error by at most
+    ``n · eps · n · 2^(γ_l - s - 1)``, about ``n^3 · 2^(γ_l - 107)``: for the mean, below
+    ``2^-54 · sqrt(n) / n`` of the column's largest entry (``2^γ_l`` exceeds it by up to
+    ``sqrt(n)``), where ``longdouble``'s running sums allow ``n · 2^-64`` of it. The two sums
+    are added and divided by n in ``longdouble`` and rounded once to float64."""
+    n, d = M.shape
+    if not (n and d):
+        return None
+    norms = np.sqrt(np.einsum("ij,ij->j", M, M))
+    if not bool(np.all((norms > 0) & (norms < 2.0**900) & (norms > 2.0**-450))):
+        return None
+    gamma = np.frexp(norms * (1.0 + 2.0**-20))[1].astype(np.int64)  # margin: the norm's rounding
+    s = min(51, 53 - (n - 1).bit_length())
+    rows = max(1, _SPLIT_ELEMENTS // d)
+    sigma = np.tile(np.ldexp(1.5, gamma - s + 52), (min(rows, n), 1))
+    high, low = np.empty_like(sigma), np.empty_like(sigma)
+    ones = np.ones(min(rows, n))
+    total_high, total_low = np.zeros(d), np.zeros(d)
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        m = stop - start
+        split_design(M[start:stop], sigma[:m], high[:m], low[:m])
+        total_high += ones[:m] @ high[:m]  # exact
+        total_low += ones[:m] @ low[:m]
+    mean: np.ndarray = (
+        (total_high.astype(np.longdouble) + total_low.astype(np.longdouble)) / n
+    ).astype(np.float64)
     return mean
 
 
@@ -143,6 +216,116 @@ def _residual_ext(A: np.ndarray, B: np.ndarray, Z: np.ndarray) -> np.ndarray:
     return out
 
 
+_SPLIT_ELEMENTS = 1 << 16  # elements of A per slice of the split residual (in cache)
+_SPLIT_RANGE = 960  # |exponent| of a split's grid beyond which longdouble is used instead
+
+
+def _split_bits(d: int, waste: int = 0) -> tuple[int, int]:
+    """The bits ``(s, t)`` of the exact parts of A and Z in :func:`residual_split` for d
+    columns: ``s + t = 53 - ceil(log2 d)``, shared evenly but for ``waste`` more bits to
+    ``s`` (those that a loose bound on ``|A|`` leaves unused)."""
+    bits = 53 - max(d - 1, 0).bit_length()
+    t = (bits - min(max(waste, 0), bits // 2 - 8)) // 2
+    return bits - t, t
+
+
+def _split_grids(
+    big: np.ndarray, Z: np.ndarray, s: int, t: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """For a slice of rows of A with ``|A[:, l]| <= big[l]`` and ``Z`` (d, k): the shift
+    ``σ_A`` (d,) that splits A (see :func:`residual_split`), ``Z1`` and ``Z2 = Z - Z1``
+    (d, k); None where a grid would leave float64's exponent range (beyond
+    ±:data:`_SPLIT_RANGE`)."""
+    gamma = np.frexp(big)[1].astype(np.int64)  # |A[:, l]| <= big < 2^γ_l (0 for a zero column)
+    nonzero = Z != 0
+    e = np.frexp(Z)[1].astype(np.int64)  # |Z| < 2^e
+    K = np.where(nonzero, gamma[:, None] + e, -(1 << 40)).max(axis=0)  # (k,)
+    K = np.where(nonzero.any(axis=0), K, 0)  # a target whose Z is all 0
+    grid_z = K[None, :] - gamma[:, None] - t  # (d, k): the exponents of Z1's grids
+    worst = max(
+        int(np.abs(gamma).max()) + s,
+        int(np.abs(grid_z).max()) + 53,
+        int(np.abs(K).max()) + s + t,
+    )
+    if worst > _SPLIT_RANGE:
+        return None
+    sigma_z = np.ldexp(1.5, grid_z + 52)
+    Z1 = (Z + sigma_z) - sigma_z
+    return np.ldexp(1.5, gamma - s + 52), Z1, Z - Z1
+
+
+def split_design(A: np.ndarray, sigma: np.ndarray, high: np.ndarray, low: np.ndarray) -> None:
+    """``A`` (m, d) split into ``high = A1``, A rounded to the grid of the last bit of ``σ``
+    exactly (``fl(fl(A + σ) - σ)``), and ``low = A2 = A - A1`` (exact). ``σ``: (m, d) (the
+    same row repeated: contiguous operands make NumPy's loops several times faster than a
+    broadcast row of d values) or (d,)."""
+    np.add(A, sigma, out=high)
+    np.subtract(high, sigma, out=high)
+    np.subtract(A, high, out=low)
+
+
+def residual_split(
+    A: np.ndarray, B: np.ndarray, Z: np.ndarray, norms: np.ndarray | None = None
+) -> np.ndarray:
+    """``B - A @ Z`` (n, k) to about ``2d · 2^-(53 + t)`` of ``max_l |A[:, l]| |Z[l]|``
+    before its rounding to float64 (t below; 200,000 × 20: 2^-73), with float64 BLAS
+    products only: an error-free splitting in Ozaki's manner, a slice of rows at a time.
+    ``norms`` (d,): A's column norms (a bound on its entries), computed when None.
+
+    With ``s + t = 53 - ceil(log2 d)`` bits, each column l of A is split as ``A1 + A2``,
+    ``A1`` rounded to a multiple of ``2^(γ_l - s)`` where ``|A[:, l]| <= norms[l] < 2^γ_l``
+    (so ``|A1| <= 2^γ_l``, ``|A2| <= 2^(γ_l - s - 1)``), and each target's column of Z as
+    ``Z1 + Z2``, ``Z1[l]`` rounded to a multiple of ``2^(K - γ_l - t)``,
+    ``K = max_l(γ_l + e_l)`` with ``|Z[l]| < 2^e_l`` (so ``|Z1[l]| <= 2^(K - γ_l)``). Each
+    product ``A1[i, l] Z1[l]`` is then an integer of at most ``s + t`` bits times
+    ``2^(K - s - t)``, and every partial sum of d of them one of at most 53 bits:
+    ``A1 @ Z1`` is exact, whatever the order of BLAS's sums or its use of FMA. The rest,
+    ``A1 Z2 + A2 Z``, is below ``d · (2^(K - t) + 2^(K - s))``; it is two float64 products,
+    in error by at most ``2d · eps`` of that, and ``(B - A1 Z1) - (A1 Z2 + A2 Z)`` adds
+    ``eps`` of the result and of that rest. The error before the final rounding is thus
+    about ``2d · 2^-53 · (2^-t + 2^-s) · 2^K``, where ``longdouble`` (64-bit significand)
+    gives ``d · 2^-64 · Σ_l |A[i, l]| |Z[l]|`` row by row. The norm exceeds a column's
+    largest entry by up to ``sqrt(n)`` (``2^K`` by as much over ``max_l |A[:, l]| |Z[l]|``),
+    which costs A's part those bits: ``s`` gets ``log2(n)/2 - 2`` more than ``t`` (200,000
+    × 20: s = 28, t = 20: about ``2^-73 · 2d`` of ``2^K``; where the norm is the largest
+    entry, ``2^K`` is within 4 of ``max_l |A[:, l]| |Z[l]|``). Row by row, ``longdouble``'s
+    bound is tighter only for rows far smaller than the columns' largest entries. With more
+    columns the bits shrink slowly (d = 1000: s + t = 43).
+
+    The splits ``fl(fl(x + σ) - σ)`` with ``σ = 1.5 · 2^(g + 52)`` round x to the grid ``2^g``
+    exactly where ``|x| < 2^(g + 51)`` (``x + σ`` stays in σ's binade, whose last bit is
+    ``2^g``, and the subtraction is exact by Sterbenz), which ``|x| < 2^γ`` grants for s, t
+    <= 51; ``x - fl(fl(x + σ) - σ)`` is then exact too, zeros included. Where the
+    grids would leave float64's exponent range (beyond ±:data:`_SPLIT_RANGE`: entries near
+    2^±1000), it is computed in ``longdouble`` (:func:`_residual_ext`) instead."""
+    n, d = A.shape
+    k = Z.shape[1]
+    if not (n and d and k):
+        empty: np.ndarray = B - A @ Z
+        return empty
+    if norms is None:
+        norms = _column_norms(A)
+    s, t = _split_bits(d, n.bit_length() // 2 - 2)
+    # the norms may round below the largest entry (one entry in a column): a margin of 2^-20
+    grids = _split_grids(norms * (1.0 + 2.0**-20), Z, s, t)
+    if grids is None:
+        return _residual_ext(A, B, Z)
+    sigma_row, Z1, Z2 = grids
+    out = np.empty((n, k))
+    rows = max(1, _SPLIT_ELEMENTS // d)
+    sigma = np.tile(sigma_row, (min(rows, n), 1))
+    high, low = np.empty_like(sigma), np.empty_like(sigma)
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        m = stop - start
+        split_design(A[start:stop], sigma[:m], high[:m], low[:m])
+        rest = high[:m] @ Z2
+        rest += low[:m] @ Z
+        np.subtract(B[start:stop], high[:m] @ Z1, out=out[start:stop])  # A1 Z1: exact
+        out[start:stop] -= rest
+    return out
+
+
 class _HouseholderQR:
     """Householder QR (LAPACK geqrf) kept in factored form: Q is never formed."""
 
@@ -165,12 +348,16 @@ class _HouseholderQR:
 
 
 def _refined(
-    Z: np.ndarray, correction: Callable[[np.ndarray], np.ndarray], steps: int
+    Z: np.ndarray,
+    correction: Callable[[np.ndarray], np.ndarray],
+    steps: int,
+    settled: float = 0.0,
 ) -> np.ndarray:
     """Iterative refinement: ``Z`` plus ``correction(Z)``, at most ``steps`` times, while the
-    corrections shrink, and until one is below float64's resolution of ``Z``. In memory and
-    for a stream (:mod:`gradfit.solvers.tsqr`), which differ only in how a correction is
-    computed."""
+    corrections shrink, and until one is below float64's resolution of ``Z``, or (``settled``
+    > 0) below ``settled`` of each target's largest coefficient (see :data:`_SETTLED`). In
+    memory and for a stream (:mod:`gradfit.solvers.tsqr`), which differ only in how a
+    correction is computed."""
     previous = math.inf
     for _ in range(steps):
         dZ = correction(Z)
@@ -181,25 +368,38 @@ def _refined(
         previous = size
         if size <= np.finfo(np.float64).eps * max(float(np.max(np.abs(Z))), 1e-300):
             break
+        if settled > 0 and bool(np.all(np.abs(dZ).max(axis=0) <= settled * np.abs(Z).max(axis=0))):
+            break
     return Z
 
 
 def _refine_keeping(
-    A: np.ndarray, B: np.ndarray, Z: np.ndarray, qr: _HouseholderQR
+    A: np.ndarray,
+    B: np.ndarray,
+    Z: np.ndarray,
+    R: np.ndarray,
+    qr: _HouseholderQR | None,
+    condition: float = math.inf,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Iterative refinement (residuals in extended precision, corrections by the same QR),
-    and the residuals ``B - A Z`` at the refined ``Z``: the last extended
-    residual ``r`` (at ``Z_last``) less ``A (Z - Z_last)`` (a change of the order of eps·|Z|,
-    whose product's rounding is negligible; ``Z - Z_last`` is exact, Sterbenz), so the caller
-    needs no further extended-precision pass."""
+    """Iterative refinement (residuals in extended precision by :func:`residual_split`,
+    corrections by the same factor: Q and ``R``, or on a design of condition <=
+    :data:`_SNE_CONDITION` (or without ``qr``) the semi-normal equations ``RᵀR dZ = Aᵀr``;
+    stopping once settled: :data:`_SETTLED`), and the residuals ``B - A Z`` at the refined
+    ``Z``: the last extended residual ``r`` (at ``Z_last``) less ``A (Z - Z_last)`` (a change
+    of at most :data:`_SETTLED` of Z, or of the order of eps·|Z|, whose product's float64
+    rounding is below the extended residual's own error; ``Z - Z_last`` is exact, Sterbenz),
+    so the caller needs no further extended-precision pass."""
     last: list[np.ndarray] = []
+    norms = _column_norms(R)  # those of A: a bound on its entries
 
     def correction(Z: np.ndarray) -> np.ndarray:
-        r = _residual_ext(A, B, Z)
+        r = residual_split(A, B, Z, norms)
         last[:] = [Z, r]
+        if qr is None or condition <= _SNE_CONDITION:
+            return _solve_upper(R, _solve_lower(R.T, A.T @ r))
         return qr.solve(r)
 
-    Z = _refined(Z, correction, _MAX_REFINEMENTS)
+    Z = _refined(Z, correction, _MAX_REFINEMENTS, _SETTLED)
     Z_last, residual = last
     step = Z - Z_last
     if bool(np.any(step != 0)):
@@ -207,9 +407,35 @@ def _refine_keeping(
     return Z, residual
 
 
+def _gram_factor(A: np.ndarray) -> np.ndarray | None:
+    """The upper-triangular ``R`` (d, d) of ``RᵀR = AᵀA`` (Cholesky of the Gram matrix, formed
+    by BLAS's ``syrk``), or None where the Gram matrix is not numerically positive definite
+    or leaves float64's range (entries beyond about 2^±500: Householder's QR takes those)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        G = A.T @ A
+    diagonal = np.diagonal(G)
+    # finite, and squared norms in float64's normal range (subnormal sums lose digits)
+    if not (bool(np.isfinite(G).all()) and bool((diagonal > 2.0**-1000).all())):
+        return None
+    L, info = torch.linalg.cholesky_ex(torch.from_numpy(np.ascontiguousarray(G)))
+    if int(info) != 0 or not bool(torch.isfinite(L).all()):
+        return None
+    R: np.ndarray = L.T.contiguous().numpy()
+    return R
+
+
 def _solve_upper(R: np.ndarray, B: np.ndarray) -> np.ndarray:
     solution: np.ndarray = torch.linalg.solve_triangular(
         torch.from_numpy(R), torch.from_numpy(np.ascontiguousarray(B)), upper=True
+    ).numpy()
+    return solution
+
+
+def _solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    solution: np.ndarray = torch.linalg.solve_triangular(
+        torch.from_numpy(np.ascontiguousarray(L)),
+        torch.from_numpy(np.ascontiguousarray(B)),
+        upper=False,
     ).numpy()
     return solution
 
@@ -341,15 +567,18 @@ class Factored:
     (standard errors, effects, leverages) rather than factor the design again: the centred
     (and, weighted, sqrt(w)-scaled) design ``A`` (n, d) and targets ``B`` (n, k), their
     means, the Householder QR of ``A`` in LAPACK's compact form (``a``, ``tau``: Q is never
-    formed), its ``R`` (d, d), ``qtb`` = ``(Qᵀ B)[:d]`` (R's effects) and, when the solution
-    was refined, the residuals ``B - A Z`` at the solution (rounded from extended precision)."""
+    formed; None where the design's condition is at most :data:`_SNE_CONDITION` and ``R`` is
+    the Cholesky factor of ``AᵀA``), its ``R`` (d, d) with ``RᵀR = AᵀA``, ``qtb`` =
+    ``(Qᵀ B)[:d]`` (R's effects; ``R Z`` at the solution on the Cholesky route) and, when the
+    solution was refined, the residuals ``B - A Z`` at the solution (rounded from extended
+    precision)."""
 
     A: np.ndarray
     B: np.ndarray
     x_mean: np.ndarray
     y_mean: np.ndarray
-    a: torch.Tensor
-    tau: torch.Tensor
+    a: torch.Tensor | None  # None where R is the Gram matrix's Cholesky factor
+    tau: torch.Tensor | None
     R: np.ndarray
     qtb: np.ndarray
     residual: np.ndarray | None = None  # B - A Z (n, k) in extended precision, when refined
@@ -384,29 +613,54 @@ def solve_arrays(
 
     A = np.ascontiguousarray(A)
     qr: _HouseholderQR | None = None
+    R: np.ndarray | None = None
     if n >= d:
-        # Householder QR is invariant under column scaling (QR of A·D is Q·(R·D)), so factor
-        # the centred data as they are and equilibrate R: the column norms of A are those of R.
-        qr = _HouseholderQR(A)
-        norms = _column_norms(qr.R)
-        scale = np.where(norms > 0, norms, 1.0)  # an all-zero column stays zero
-        s = np.linalg.svd(qr.R / scale, compute_uv=False)
+        # A well-conditioned design (condition <= _SNE_CONDITION) is factored by the Cholesky
+        # factor of its Gram matrix (a fraction of Householder's work, and no copy of A), every
+        # other by Householder.
+        R = _gram_factor(A)
+        if R is not None:
+            norms = _column_norms(R)
+            scale = np.where(norms > 0, norms, 1.0)
+            s = np.linalg.svd(R / scale, compute_uv=False)
+            rank, tol, condition = _rank_and_condition(s, n, d)
+            if not (rank == d and condition <= _SNE_CONDITION):
+                R = None
+        if R is None:
+            # Householder QR is invariant under column scaling (QR of A·D is Q·(R·D)), so
+            # factor the centred data as they are and equilibrate R: the column norms of A are
+            # those of R.
+            qr = _HouseholderQR(A)
+            R = qr.R
+            norms = _column_norms(R)
+            scale = np.where(norms > 0, norms, 1.0)  # an all-zero column stays zero
+            s = np.linalg.svd(R / scale, compute_uv=False)
+            rank, tol, condition = _rank_and_condition(s, n, d)
     else:
         norms = _column_norms(A)
         scale = np.where(norms > 0, norms, 1.0)
         s = np.linalg.svd(A / scale, compute_uv=False)
-    rank, tol, condition = _rank_and_condition(s, n, d)
+        rank, tol, condition = _rank_and_condition(s, n, d)
 
-    if rank == d and qr is not None:
-        qtb = qr.qt(B)
+    if rank == d and R is not None:
         residual = None
-        Z = _solve_upper(qr.R, qtb)  # (d, k), original units
-        # Refinement pays where rounding can cost digits; on large, well-conditioned problems
-        # (forward error ~ condition * eps, already near full precision) it is skipped.
-        if A.size <= _ALWAYS_REFINE or condition > 1e4:
-            Z, residual = _refine_keeping(A, B, Z, qr)
+        if qr is None:
+            # Corrected semi-normal equations: RᵀR Z = AᵀB, refined (always: their error is
+            # about the condition times that of a QR solve), and R's effects (QᵀB)[:d] = R Z at
+            # the least-squares solution.
+            Z = _solve_upper(R, _solve_lower(R.T, A.T @ B))
+            Z, residual = _refine_keeping(A, B, Z, R, None, condition)
+            qtb = R @ Z
+        else:
+            # Refinement pays where rounding can cost digits; on large, well-conditioned
+            # problems (forward error ~ condition * eps, already near full precision) it is
+            # skipped.
+            qtb = qr.qt(B)
+            Z = _solve_upper(R, qtb)  # (d, k), original units
+            if A.size <= _ALWAYS_REFINE or condition > 1e4:
+                Z, residual = _refine_keeping(A, B, Z, R, qr, condition)
     elif rank_deficient == "aliased":
-        F = qr.R / scale if qr is not None else _r_factor(A / scale)  # equilibrated R
+        F = R / scale if R is not None else _r_factor(A / scale)  # equilibrated R
         weight_a, bias_a, kept = _fit_kept(Xn, Yn, fit_intercept, F, tol, w)
         aliased = np.flatnonzero(~kept)
         warnings.warn(
@@ -433,9 +687,10 @@ def solve_arrays(
         Z = _min_norm_solution(A, B, rank, d, condition, stacklevel=4)
     none = torch.zeros(d, dtype=torch.bool)  # no column aliased
     result = _result(Z, x_mean, y_mean, fit_intercept, rank, condition, s, none)
-    if rank < d or qr is None:
+    if rank < d or R is None:
         return result, None
-    return result, Factored(A, B, x_mean, y_mean, qr.a, qr.tau, qr.R, qtb, residual)
+    a, tau = (None, None) if qr is None else (qr.a, qr.tau)
+    return result, Factored(A, B, x_mean, y_mean, a, tau, R, qtb, residual)
 
 
 def _r_factor(A: np.ndarray) -> np.ndarray:
