@@ -113,7 +113,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("gradfit.inference.formula", "gradfit.design"): (
         "formulaic and pandas, for a formula only: 0.73 s (ols of matrices never loads them)"
     ),
-    ("gradfit.fitting", "gradfit.design"): (
+    ("gradfit.column_choice", "gradfit.design"): (
         "formulaic and pandas, for a formula, a categorical column or missing='drop' only: "
         "0.61 s (a fit of numeric columns never loads them, test_fit_formula.py)"
     ),

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gradfit.column_choice import design_columns, expand_names
 from gradfit.data import Batch, BatchStream
 from gradfit.data.tables import Table
 from gradfit.data.weights import refuse_weight_role, without_column
 from gradfit.errors import DataError, ValidationError
-from gradfit.fitting import design_columns, expand_names
 from gradfit.settings import DesignSettings
 from gradfit.solvers.collective import Communicator, gather_bytes, guarded
 
