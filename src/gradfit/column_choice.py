@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+import gradfit.design
 from gradfit.data import left_out_columns
 from gradfit.data.tables import (
     check_known,
@@ -203,23 +204,28 @@ def encode_table(
     *,
     frame: Any = None,
 ) -> Encoded | None:
-    """The matrices of ``table`` through a :class:`gradfit.design.Design` (imported only
-    here: formulaic), or None when the plain road applies (:func:`design_columns`). Returns
-    (X, Y, feature names, target names, columns left out, the mask of the rows kept, the
-    count dropped, the design's document). ``frame``: the source, when it is a pandas
-    DataFrame whose ``Categorical`` columns give their levels in their order (R's factor
-    levels: the first the reference), which ``table`` (read as a Parquet file is) lacks."""
+    """The matrices of ``table`` through a :class:`gradfit.design.Design` (formulaic and
+    pandas, loaded on its first use, here), or None when the plain road applies
+    (:func:`design_columns`). Returns (X, Y, feature names, target names, columns left out,
+    the mask of the rows kept, the count dropped, the design's document). ``frame``: the
+    source, when it is a pandas DataFrame whose ``Categorical`` columns give their levels in
+    their order (R's factor levels: the first the reference), which ``table`` (read as a
+    Parquet file is) lacks."""
     needed, chosen, left_out = design_columns(table, targets, features, design, name)
     if not needed:
         return None
-    from gradfit.design import Design, LevelGatherer
-
     levels = None
     if type(frame).__name__ == "DataFrame" and any(
         str(dtype) == "category" for dtype in getattr(frame, "dtypes", ())
     ):
-        categorical = Design.categorical_columns(design.formula, table, targets, chosen)
-        levels = LevelGatherer(categorical, design.max_levels, name).update(frame).levels()
+        categorical = gradfit.design.Design.categorical_columns(
+            design.formula, table, targets, chosen
+        )
+        levels = (
+            gradfit.design.LevelGatherer(categorical, design.max_levels, name)
+            .update(frame)
+            .levels()
+        )
     options: dict[str, Any] = {
         "levels": levels,
         "max_levels": design.max_levels,
@@ -227,9 +233,9 @@ def encode_table(
         "source": name,
     }
     if design.formula is not None:
-        made = Design.from_formula(design.formula, table, **options)
+        made = gradfit.design.Design.from_formula(design.formula, table, **options)
     else:
-        made = Design.default(table, targets, chosen, **options)
+        made = gradfit.design.Design.default(table, targets, chosen, **options)
     mats = made.matrices(table, missing=design.missing, source=name)
     if mats.Y is None:  # pragma: no cover - with_targets=True
         raise DataError(f"{name}: no targets")
