@@ -498,10 +498,10 @@ def test_saved_model_predictor_matches_the_fit(tmp_path: Path) -> None:
 def test_covariance_types_agree_everywhere() -> None:
     """The command line's --cov offers the types the library computes (the clustered one
     with --groups)."""
-    from gradfit import fitting, inference
+    from gradfit import fit_checks, inference
     from gradfit.cli import build_parser
 
-    assert fitting.ALL_COV_TYPES == inference.ALL_COV_TYPES
+    assert fit_checks.ALL_COV_TYPES == inference.ALL_COV_TYPES
     parser = build_parser()
     fit = parser._subparsers._group_actions[0].choices["fit"]  # type: ignore[union-attr]
     cov = next(action for action in fit._actions if "--cov" in action.option_strings)

@@ -23,7 +23,7 @@ import gradfit.data
 from gradfit.data import BatchStream, Table, open_stream
 from gradfit.data.memory import TableInMemory
 from gradfit.data.tables import float_matrix
-from gradfit.fitting import read_source, source_kind
+from gradfit.sources import read_source, source_kind
 from gradfit.storage import as_path
 from gradfit.streaming import Progress, use_streaming
 

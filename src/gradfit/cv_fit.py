@@ -54,7 +54,6 @@ from gradfit.data.memory import TableInMemory
 from gradfit.data.weights import refuse_all_zero
 from gradfit.errors import ConvergenceWarning, DataError, ValidationError
 from gradfit.fit_report import FitReport, build_fit_report
-from gradfit.fitting import source_kind
 from gradfit.fold_pass import _fold_statistics
 from gradfit.path_fit import PathRecord, fit_path
 from gradfit.scaling import Standardizer
@@ -73,6 +72,7 @@ from gradfit.solvers.config import MAX_ALPHA, SolverConfig
 from gradfit.solvers.result import FitResult
 from gradfit.solvers.rows import holdout_seed, resolve_seed
 from gradfit.solvers.stats import SufficientStats
+from gradfit.sources import source_kind
 from gradfit.streaming import Progress, use_streaming
 
 if TYPE_CHECKING:

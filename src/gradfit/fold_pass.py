@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from gradfit.column_choice import expand_names
 from gradfit.data import BatchStream, left_out_columns, open_stream, select
 from gradfit.data.memory import TableInMemory
 from gradfit.data.weights import (
@@ -23,13 +24,14 @@ from gradfit.data.weights import (
     without_column,
 )
 from gradfit.errors import DataError
-from gradfit.fitting import check_width, expand_names, read_source, source_name
+from gradfit.fit_checks import check_width
 from gradfit.group_checks import agree_on_views
 from gradfit.settings import ReadSettings
 from gradfit.solvers import path as paths
 from gradfit.solvers.collective import guarded, merge_stats
 from gradfit.solvers.rows import fold_ids
 from gradfit.solvers.stats import SufficientStats
+from gradfit.sources import read_source, source_name
 from gradfit.streaming import Progress, choose_columns
 
 if TYPE_CHECKING:

@@ -18,7 +18,6 @@ import numpy as np
 from gradfit.data.memory import TableInMemory
 from gradfit.data.weights import refuse_all_zero
 from gradfit.errors import ConvergenceWarning, DataError, ValidationError
-from gradfit.fitting import source_kind
 from gradfit.fold_pass import _fold_statistics
 from gradfit.settings import (
     DEFAULT_BATCH_ROWS,
@@ -28,6 +27,7 @@ from gradfit.settings import (
 )
 from gradfit.solvers import path as paths
 from gradfit.solvers.collective import LOCAL
+from gradfit.sources import source_kind
 from gradfit.streaming import Progress, use_streaming
 
 __all__ = ["PathRecord", "fit_path"]

@@ -15,8 +15,8 @@ import numpy.typing as npt
 import torch
 
 from gradfit.batch_sources import Source, _Batches, _check_features, _number_column
+from gradfit.column_choice import expand_names
 from gradfit.errors import DataError, ValidationError
-from gradfit.fitting import expand_names
 from gradfit.inference import warn_not_estimable
 from gradfit.model import predict as predict_tensors
 from gradfit.model_rows import ModelLike, _model, _model_and_source, _notes, _Rows

@@ -35,7 +35,7 @@ import torch
 from gradfit.data import open_stream
 from gradfit.data.weights import check_weight_values, refuse_all_zero
 from gradfit.errors import DataError
-from gradfit.fitting import check_width
+from gradfit.fit_checks import check_width
 from gradfit.inference import OLSResult, ols_from_stats
 from gradfit.settings import DesignSettings, ReadSettings
 from gradfit.solvers.collective import LOCAL

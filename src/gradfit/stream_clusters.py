@@ -12,7 +12,7 @@ import numpy.typing as npt
 import torch
 
 from gradfit.data import Batch
-from gradfit.fitting import group_labels
+from gradfit.fit_checks import group_labels
 from gradfit.inference import ClusterScores
 from gradfit.solvers.collective import Communicator, gather_bytes, guarded
 

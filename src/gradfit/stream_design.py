@@ -2,10 +2,12 @@
 first file, the levels pass over the categorical columns (merged over a group of processes),
 the design frozen from the first batch, and each raw batch encoded by it.
 
-:func:`gradfit.streaming.fit_stream` calls these when :func:`gradfit.fitting.design_columns`
-says the columns go through a design (a formula, a categorical column, ``missing="drop"``),
-as :func:`gradfit.fitting.encode_table` does in memory. ``gradfit.design`` (formulaic and
-pandas) is imported inside the functions that need it: a plain numeric fit never loads it.
+:func:`gradfit.streaming.fit_stream` calls these when
+:func:`gradfit.column_choice.design_columns` says the columns go through a design (a formula, a
+categorical column, ``missing="drop"``), as :func:`gradfit.column_choice.encode_table` does in
+memory. ``gradfit.design`` loads its formulaic half (formulaic and pandas) on the first use of
+``Design`` or ``LevelGatherer``, in the functions that need them: a plain numeric fit never
+loads it.
 """
 
 from __future__ import annotations
@@ -14,20 +16,18 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+import gradfit.design
+from gradfit.column_choice import design_columns, expand_names
 from gradfit.data import Batch, BatchStream
 from gradfit.data.tables import Table
 from gradfit.data.weights import refuse_weight_role, without_column
 from gradfit.errors import DataError, ValidationError
-from gradfit.fitting import design_columns, expand_names
 from gradfit.settings import DesignSettings
 from gradfit.solvers.collective import Communicator, gather_bytes, guarded
-
-if TYPE_CHECKING:
-    from gradfit.design import Design
 
 __all__ = [
     "DesignPlan",
@@ -64,10 +64,10 @@ def open_design(
     groups: str | None = None,
 ) -> tuple[BatchStream, DesignPlan | dict[str, str]]:
     """The stream, and the plan of a fit through a design, or for plain numeric columns (as
-    :func:`gradfit.fitting.encode_table` decides in memory) the columns the default features
-    leave out, with why. ``weights``: the column of row weights, never a feature (left out of
-    the head the design is planned on); ``groups``: the column of group labels of clustered
-    standard errors, left out of the default features (as in memory)."""
+    :func:`gradfit.column_choice.encode_table` decides in memory) the columns the default
+    features leave out, with why. ``weights``: the column of row weights, never a feature
+    (left out of the head the design is planned on); ``groups``: the column of group labels
+    of clustered standard errors, left out of the default features (as in memory)."""
     stream = open_stream(source, batch_rows=batch_rows)
     head = stream.head_table()
     columns = list(stream.columns)
@@ -84,13 +84,11 @@ def open_design(
     needed, chosen, left_out = design_columns(head, tlist, chosen_names, design, stream.source)
     if not needed:
         return stream, left_out
-    from gradfit.design import Design
-
     options: dict[str, Any] = {"max_levels": design.max_levels, "missing": design.missing}
     draft = (
-        Design.from_formula(design.formula, head, source=stream.source, **options)
+        gradfit.design.Design.from_formula(design.formula, head, source=stream.source, **options)
         if design.formula is not None
-        else Design.default(head, tlist, chosen, source=stream.source, **options)
+        else gradfit.design.Design.default(head, tlist, chosen, source=stream.source, **options)
     )
     if draft.transform_state:
         stateful = ", ".join(repr(name) for name in draft.transform_state)
@@ -103,7 +101,9 @@ def open_design(
     numeric_columns = set(head.numeric_columns)
     numeric = tuple(v for v in draft.variables if v in numeric_columns)
     text = tuple(v for v in draft.variables if v not in numeric_columns)
-    categorical_columns = Design.categorical_columns(design.formula, head, tlist, chosen)
+    categorical_columns = gradfit.design.Design.categorical_columns(
+        design.formula, head, tlist, chosen
+    )
     plan = DesignPlan(
         design.formula,
         tuple(tlist),
@@ -133,10 +133,9 @@ def gather_levels(
 ) -> dict[str, tuple[Any, ...]]:
     """The levels pass: the ``categorical`` columns only (those among ``numeric`` read as
     numbers), over this process's shard, the levels merged over the group."""
-    from gradfit.design import LevelGatherer
 
-    def gather() -> LevelGatherer:
-        gatherer = LevelGatherer(categorical, max_levels, stream.source)
+    def gather() -> gradfit.design.LevelGatherer:
+        gatherer = gradfit.design.LevelGatherer(categorical, max_levels, stream.source)
         if not categorical or (shard is not None and not shard):
             return gatherer
         numbers = [c for c in categorical if c in numeric]
@@ -151,9 +150,9 @@ def gather_levels(
     states = gather_bytes(group, json.dumps(local.to_state()).encode())
 
     def merge() -> dict[str, tuple[Any, ...]]:
-        merged = LevelGatherer.from_state(json.loads(states[0]), stream.source)
+        merged = gradfit.design.LevelGatherer.from_state(json.loads(states[0]), stream.source)
         for state in states[1:]:
-            merged.merge(LevelGatherer.from_state(json.loads(state), stream.source))
+            merged.merge(gradfit.design.LevelGatherer.from_state(json.loads(state), stream.source))
         return merged.levels()
 
     return guarded(group, merge)
@@ -166,19 +165,17 @@ def freeze_design(
     group: Communicator,
     shard: Sequence[Any] | None,
     levels: dict[str, tuple[Any, ...]] | None = None,
-) -> Design:
+) -> gradfit.design.Design:
     """The levels pass (:func:`gather_levels`; ``levels``: those of a pass already made),
     then the design frozen from the first batch of the data with them: the same on every
     process."""
-    from gradfit.design import Design
-
     order = stream.columns
     if levels is None:
         levels = gather_levels(
             stream, plan.categorical, plan.numeric, design.max_levels, group, shard
         )
 
-    def freeze() -> Design:
+    def freeze() -> gradfit.design.Design:
         batches = stream.batches(plan.numeric, plan.text, units=stream.units()[:1], raw=True)
         try:
             first = next(batches)
@@ -192,14 +189,14 @@ def freeze_design(
             "source": stream.source,
         }
         if plan.formula is not None:
-            return Design.from_formula(plan.formula, table, **options)
-        return Design.default(table, plan.targets, plan.features, **options)
+            return gradfit.design.Design.from_formula(plan.formula, table, **options)
+        return gradfit.design.Design.default(table, plan.targets, plan.features, **options)
 
     return guarded(group, freeze)
 
 
 def batch_encoder(
-    encoding: Design, plan: DesignPlan, missing: str, order: Sequence[str]
+    encoding: gradfit.design.Design, plan: DesignPlan, missing: str, order: Sequence[str]
 ) -> Callable[[Batch], tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
     """A raw batch to (X, Y, rows kept, rows dropped) by the frozen design."""
 
