@@ -837,8 +837,14 @@ def _local_stats(data: StreamData) -> tuple[SufficientStats | None, SufficientSt
     ):
         # The columns as read: the statistics shift them straight into their own buffer.
         parts = data.columns()
-        if data.r_factor is not None:  # lstsq: the R factor from the same columns
-            parts = _feeding(parts, data.r_factor)
+        factor = data.r_factor
+        if factor is not None and factor.fit_intercept:
+            # lstsq: the R factor alone, the statistics from it (RFactor.statistics)
+            for Z, Y in parts:
+                factor.add([*Z, *Y])
+            return (factor.statistics(len(data.features)) if factor.rows else None), None
+        if factor is not None:  # lstsq without an intercept: the R factor from the same columns
+            parts = _feeding(parts, factor)
         head = next(parts, None)
         if head is None:
             return None, None
