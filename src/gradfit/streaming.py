@@ -9,10 +9,11 @@ Passes over the data, by solver:
 * ``gd``: one pass for the :class:`~gradfit.solvers.stats.SufficientStats` (merged batch by
   batch), then every step from them: exactly the iterates of the in-memory fit;
 * ``lstsq``: the closed form by TSQR (:func:`gradfit.solvers.tsqr.least_squares_stream`): on
-  one process with unweighted rows, the R factor in the statistics pass itself
-  (:class:`~gradfit.solvers.tsqr.RFactor`: one pass over the data where a refinement pass is
-  not needed); otherwise one pass for the statistics (the means), one for the R factor of the
-  centred data; then, where it pays, passes of iterative refinement;
+  one process with unweighted rows (a solver whose spec says ``one_pass_r``), the R factor in
+  the statistics pass itself (:class:`~gradfit.solvers.tsqr.RFactor`: one pass over the data
+  where a refinement pass is not needed; with an intercept the statistics are computed from
+  that R, nothing else from the rows); otherwise one pass for the statistics (the means), one
+  for the R factor of the centred data; then, where it pays, passes of iterative refinement;
 * ``sgd``: one pass for the statistics (scaling, step size), one for the largest row norm (only
   with ``learning_rate="auto"``), then one pass per epoch;
 * the tutorial loops (``scratch``, ``builtin``) are written for data in memory and are refused.
@@ -269,8 +270,8 @@ class StreamData:
     raw_text: tuple[str, ...] = ()
     dropped: int = 0
     groups: str | None = None  # the column of group labels (clustered standard errors)
-    # lstsq on one process: the R factor, accumulated in the statistics pass when it reads the
-    # columns as read (None after that pass otherwise: TSQR then makes its own pass).
+    # A one_pass_r solver on one process: the R factor, accumulated in the statistics pass when
+    # it reads the columns as read (None after that pass otherwise: TSQR makes its own pass).
     r_factor: RFactor | None = None
 
     def _encoded(
@@ -662,7 +663,7 @@ def fit_stream(
     data = StreamData(stream, fnames, tnames, dtype, dev, reading.shuffle_buffer, progress)
     data.weights = weights_column
     data.groups = groups_column
-    if config.solver == "lstsq" and group.world == 1:
+    if spec.one_pass_r and group.world == 1:
         data.r_factor = RFactor(config.fit_intercept)  # passes 1 and 2 of TSQR in one
     if plan is not None and encoding is not None:
         data.encoder = batch_encoder(encoding, plan, design.missing, stream.columns)
