@@ -143,6 +143,8 @@ def test_one_pass_r_factor_is_that_of_the_centred_rows(monkeypatch: pytest.Monke
         for lo, hi in [(0, 40), (40, 41), (41, 150), (150, 203)]:
             factor.add(list(A[lo:hi].T))
         R = factor.centred()
+        if intercept:
+            factor_with_ones = factor
         assert R is not None and factor.rows == 203
         assert torch.equal(R, R.triu())
         if intercept:
@@ -150,6 +152,11 @@ def test_one_pass_r_factor_is_that_of_the_centred_rows(monkeypatch: pytest.Monke
         else:
             raw = merge_r(None, torch.from_numpy(A)).abs()
             torch.testing.assert_close(R.abs(), raw, rtol=1e-12, atol=1e-12 * raw.abs().max())
+    # The R of the rows as they are, from the factor with the ones column (a fit without an
+    # intercept on the statistics pass's factor): that of the rows, to the same tolerance.
+    uncentred = factor_with_ones.uncentred()
+    assert uncentred is not None and torch.equal(uncentred, uncentred.triu())
+    torch.testing.assert_close(uncentred.abs(), raw, rtol=1e-12, atol=1e-12 * raw.abs().max())
 
 
 def test_statistics_of_the_one_pass_r_factor_are_those_of_the_rows(
@@ -211,15 +218,12 @@ def test_one_pass_tsqr_reaches_the_in_memory_digits_on_nist(
         memory = lre(gradfit_estimate(problem), problem.certified)
         for rows in (3, 7, 1000):
             blocks = [(X[i : i + rows], y[i : i + rows]) for i in range(0, len(X), rows)]
-            factor = RFactor(fit_intercept=problem.fit_intercept)
+            # As a stream reads them: the R with its ones column, the statistics from it (a
+            # fit without an intercept takes the R of the rows as they are from it).
+            factor = RFactor(fit_intercept=True)
             for Xb, Yb in blocks:
                 factor.add([*Xb.numpy().T, *Yb.numpy().T])
-            # The stream's statistics: from the R factor itself with an intercept.
-            stats = (
-                factor.statistics(X.shape[1])
-                if problem.fit_intercept
-                else SufficientStats.from_batches(blocks)
-            )
+            stats = factor.statistics(X.shape[1])
             calls: list[int] = []
 
             def passes(
@@ -270,6 +274,16 @@ def test_streamed_lstsq_reads_the_data_once(
     scale = float(memory.model.weight.abs().max())
     assert float((streamed.model.weight - memory.model.weight).abs().max()) <= 1e-10 * scale
     assert float((streamed.model.bias - memory.model.bias).abs().max()) <= 1e-10 * (100 * scale)
+    # Without an intercept: the same one pass (the R of the rows as they are from the factor
+    # with its ones column, RFactor.uncentred), the model that of the fit in memory.
+    passes.clear()
+    origin = SolverConfig(solver="lstsq", fit_intercept=False)
+    streamed = fit_stream(data[where], ["y", "z"], config=origin, batch_rows=50)
+    assert len(passes) == 1
+    memory = fit_data(str(data["csv"]), ["y", "z"], config=origin)
+    assert float(streamed.model.bias.abs().max()) == 0.0
+    scale = float(memory.model.weight.abs().max())
+    assert float((streamed.model.weight - memory.model.weight).abs().max()) <= 1e-10 * scale
     # Weighted rows keep the two-pass road (the R of the rows scaled by sqrt(w)).
     passes.clear()
     fit_stream(data[where], ["y"], ["a", "b"], config=config, batch_rows=50, weights="c")

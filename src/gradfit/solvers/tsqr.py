@@ -146,6 +146,19 @@ class RFactor:
         lead = 1 if self.fit_intercept else 0
         return torch.from_numpy(np.triu(self._R[lead:, lead:]).copy())
 
+    def uncentred(self) -> torch.Tensor | None:
+        """The R factor (p, p) of the rows as they are, from that of the shifted rows with
+        their ones column (``fit_intercept``): the rows are ``A = C + 1 a0ᵀ = [1 | C] M`` with
+        ``M = [a0ᵀ; I]``, so their R is that of the (p + 1, p) matrix ``R M``, one small QR
+        (backward stable as the factorization: each column of ``R M`` is that of A up to
+        rounding of the size of its norm). None before any row."""
+        if not self.fit_intercept:
+            return self.centred()
+        if self._R is None or self._shift is None or self.rows == 0:
+            return None
+        M = np.vstack([self._shift, np.eye(len(self._shift))])
+        return merge_r(None, torch.from_numpy(np.triu(self._R) @ M))
+
     def statistics(self, d: int) -> SufficientStats:
         """The :class:`~gradfit.solvers.stats.SufficientStats` of the rows added (their first
         ``d`` columns the features, the others the targets), from the R factor alone (with
@@ -261,9 +274,10 @@ def least_squares_stream(
     total : the total weight Σ w of weighted rows, for the ridge rows ``sqrt(Σw alpha)`` (as
         in memory); default: the number of rows
     r_factor : the R factor of every row, already accumulated in one pass (:class:`RFactor`,
-        with the same ``fit_intercept``; one process only): pass 2 is skipped where the
-        problem is large enough (X of more than :data:`_ONE_PASS_ELEMENTS`) for a pass to
-        matter; a small one, always refined, takes pass 2 on the rows centred exactly, as
+        with the same ``fit_intercept``, or with one when the fit has none: the R of the rows
+        as they are is then :meth:`RFactor.uncentred`; one process only): pass 2 is skipped
+        where the problem is large enough (X of more than :data:`_ONE_PASS_ELEMENTS`) for a
+        pass to matter; a small one, always refined, takes pass 2 on the rows centred exactly, as
         before (NIST's polynomials refined from the one-pass R ended up to 1 digit lower:
         Wampler1 9.8-10.1 digits against 10.4; Pontius 12.7 against 13.4)
 
@@ -300,11 +314,13 @@ def least_squares_stream(
     if r_factor is not None and shape is not None and r_factor.rows * d <= _ONE_PASS_ELEMENTS:
         r_factor = None  # small: the two-pass road, the rows centred exactly
     if r_factor is not None:
-        if comm.world > 1 or r_factor.fit_intercept != fit_intercept or shape is None:
+        if comm.world > 1 or (fit_intercept and not r_factor.fit_intercept) or shape is None:
             raise ValidationError(
-                "a one-pass R factor needs one process, the same intercept and shape=(d, k)"
+                "a one-pass R factor needs one process, an intercept if the fit has one, and "
+                "shape=(d, k)"
             )
-        R, rows = r_factor.centred(), r_factor.rows
+        R = r_factor.centred() if fit_intercept else r_factor.uncentred()
+        rows = r_factor.rows
     else:
         R, rows, d, k = guarded(comm, local_r)
     if comm.world > 1:
