@@ -36,7 +36,6 @@ from gradfit.fitting import IDENTIFIER, fit_data
 from gradfit.persistence import load_model
 from gradfit.solvers import tsqr
 from gradfit.solvers.config import SolverConfig
-from gradfit.solvers.stats import SufficientStats
 from gradfit.solvers.tsqr import RFactor, least_squares_stream, merge_r
 from gradfit.streaming import fit_stream, holdout_mask, shuffled, use_streaming
 
