@@ -181,8 +181,8 @@ class RFactor:
         check_moments(Szz, Szy, syy)
         return SufficientStats(
             n=self.rows,
-            zbar=means[:d],
-            ybar=means[d:],
+            zbar=means[:d].clone(),
+            ybar=means[d:].clone(),
             Szz=(Szz + Szz.T) / 2,
             Szy=Szy.clone(),
             syy=syy.clone(),
