@@ -14,17 +14,21 @@ import sys
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 
 import gradfit
 from gradfit.cli import build_parser
+from gradfit.data.stream import BatchStream
 from gradfit.estimator import GradientDescentRegressor
 from gradfit.scaling import Standardizer
-from gradfit.solvers import registry
+from gradfit.solvers import registry, tsqr
 from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.registry import CAPABILITIES, SolverSpec
 from gradfit.solvers.result import FitResult
+from gradfit.streaming import fit_stream
 from gradfit.training import fit_linear
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -205,3 +209,41 @@ def test_the_command_line_refuses_an_unregistered_solver(
     assert info.value.code == 2
     assert "mean" in capsys.readouterr().err
     assert "mean" not in registry.names()  # the monkeypatch of the test before was undone
+
+
+def test_an_exact_solver_reads_a_stream_once_by_its_spec(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new exact solver by QR plugs in at the registry: its spec's ``one_pass_r`` (not its
+    name) makes the streamed fit accumulate the R factor in the statistics pass, so that it
+    reads the file once, and gives lstsq's model; the same solver without the flag reads it
+    twice (the R factor in a pass of its own) and gives the same model to rounding."""
+    assert registry.get("lstsq").one_pass_r
+    assert not any(registry.get(name).one_pass_r for name in ("gd", "sgd"))
+    monkeypatch.setattr(tsqr, "_ALWAYS_REFINE", 0)  # well conditioned: no refinement pass
+    monkeypatch.setattr(tsqr, "_ONE_PASS_ELEMENTS", 0)  # the one-pass R at this size
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(300, 3))
+    y = X @ [1.0, -2.0, 0.5] + 3.0 + rng.normal(size=300)
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "y": y}), path)
+    passes: list[int] = []
+    original = BatchStream.batches
+
+    def counted(self: BatchStream, *args: Any, **kwargs: Any) -> Any:
+        passes.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BatchStream, "batches", counted)
+    lstsq = fit_stream(path, ["y"], config=SolverConfig(solver="lstsq"), batch_rows=64)
+    models = {}
+    for flag in (True, False):
+        spec = SolverSpec(**{**vars(registry.get("lstsq")), "name": "qr", "one_pass_r": flag})
+        monkeypatch.setitem(registry.REGISTRY, "qr", spec)
+        passes.clear()
+        models[flag] = fit_stream(path, ["y"], config=SolverConfig(solver="qr"), batch_rows=64)
+        assert len(passes) == (1 if flag else 2), flag
+    assert torch.equal(models[True].model.weight, lstsq.model.weight)
+    for report in models.values():
+        torch.testing.assert_close(report.model.weight, lstsq.model.weight, rtol=1e-12, atol=0)
+        torch.testing.assert_close(report.model.bias, lstsq.model.bias, rtol=1e-12, atol=0)

@@ -36,7 +36,6 @@ from gradfit.fitting import IDENTIFIER, fit_data
 from gradfit.persistence import load_model
 from gradfit.solvers import tsqr
 from gradfit.solvers.config import SolverConfig
-from gradfit.solvers.stats import SufficientStats
 from gradfit.solvers.tsqr import RFactor, least_squares_stream, merge_r
 from gradfit.streaming import fit_stream, holdout_mask, shuffled, use_streaming
 
@@ -143,6 +142,8 @@ def test_one_pass_r_factor_is_that_of_the_centred_rows(monkeypatch: pytest.Monke
         for lo, hi in [(0, 40), (40, 41), (41, 150), (150, 203)]:
             factor.add(list(A[lo:hi].T))
         R = factor.centred()
+        if intercept:
+            factor_with_ones = factor
         assert R is not None and factor.rows == 203
         assert torch.equal(R, R.triu())
         if intercept:
@@ -150,6 +151,53 @@ def test_one_pass_r_factor_is_that_of_the_centred_rows(monkeypatch: pytest.Monke
         else:
             raw = merge_r(None, torch.from_numpy(A)).abs()
             torch.testing.assert_close(R.abs(), raw, rtol=1e-12, atol=1e-12 * raw.abs().max())
+    # The R of the rows as they are, from the factor with the ones column (a fit without an
+    # intercept on the statistics pass's factor): that of the rows, to the same tolerance.
+    uncentred = factor_with_ones.uncentred()
+    assert uncentred is not None and torch.equal(uncentred, uncentred.triu())
+    torch.testing.assert_close(uncentred.abs(), raw, rtol=1e-12, atol=1e-12 * raw.abs().max())
+
+
+def test_statistics_of_the_one_pass_r_factor_are_those_of_the_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RFactor.statistics (RᵀR of the shifted rows with their ones column) against the
+    centred sums of the rows in extended precision: columns of scales 1e-3 to 1e3 and offsets
+    up to 1e6, the first block's means far from the whole's, several slices per block. Each
+    centred moment within 1e-14 of the product of its columns' standard deviations (as the
+    sums over the rows give it; measured: 2e-15), each mean within 1e-15 of its column's
+    scale plus its offset (the float64 spacing of the values; measured 4e-17)."""
+    monkeypatch.setattr(tsqr, "_QR_ROWS", 64)
+    rng = np.random.default_rng(8)
+    n = 2_001
+    X = rng.normal(size=(n, 4)) * [1.0, 1e-3, 1e3, 1.0] + [1e6, 0.5, -3e4, 0.0]
+    X[:300, 3] += 7.0
+    Y = np.c_[X @ [1.0, 2e3, 1e-3, -1.0] + rng.normal(size=n), rng.normal(size=n)]
+    factor = RFactor(fit_intercept=True)
+    for lo in range(0, n, 300):
+        factor.add([*X[lo : lo + 300].T, *Y[lo : lo + 300].T])
+    stats = factor.statistics(4)
+    A = np.c_[X, Y].astype(np.longdouble)
+    mean = A.mean(axis=0)
+    C = A - mean
+    moments = C.T @ C / n
+    sd = np.sqrt(np.diag(moments)).astype(np.float64)
+    got = torch.cat(
+        [torch.cat([stats.Szz, stats.Szy], 1), torch.cat([stats.Szy.T, torch.diag(stats.syy)], 1)]
+    ).numpy()
+    err = np.abs(got - moments.astype(np.float64)) / np.outer(sd, sd)
+    err[4:, 4:] *= np.eye(2)  # the targets' cross moment is not among the statistics
+    assert err.max() <= 1e-14, err.max()
+    means = np.r_[stats.zbar.numpy(), stats.ybar.numpy()]
+    scale = sd + np.abs(mean.astype(np.float64))
+    assert (np.abs(means - mean.astype(np.float64)) / scale).max() <= 1e-15
+    assert stats.n == n and not stats.weighted
+    with pytest.raises(ValidationError, match="intercept"):
+        RFactor(fit_intercept=False).statistics(4)
+    huge = RFactor(fit_intercept=True)
+    huge.add([np.array([1e200, 2e200, 3e200]), np.array([1.0, 2.0, 4.0])])
+    with pytest.raises(ValidationError, match=r"overflows float64.*rescale"):
+        huge.statistics(1)
 
 
 @pytest.mark.parametrize("name", NIST_NAMES)
@@ -169,10 +217,12 @@ def test_one_pass_tsqr_reaches_the_in_memory_digits_on_nist(
         memory = lre(gradfit_estimate(problem), problem.certified)
         for rows in (3, 7, 1000):
             blocks = [(X[i : i + rows], y[i : i + rows]) for i in range(0, len(X), rows)]
-            factor = RFactor(fit_intercept=problem.fit_intercept)
+            # As a stream reads them: the R with its ones column, the statistics from it (a
+            # fit without an intercept takes the R of the rows as they are from it).
+            factor = RFactor(fit_intercept=True)
             for Xb, Yb in blocks:
                 factor.add([*Xb.numpy().T, *Yb.numpy().T])
-            stats = SufficientStats.from_batches(blocks)
+            stats = factor.statistics(X.shape[1])
             calls: list[int] = []
 
             def passes(
@@ -223,6 +273,16 @@ def test_streamed_lstsq_reads_the_data_once(
     scale = float(memory.model.weight.abs().max())
     assert float((streamed.model.weight - memory.model.weight).abs().max()) <= 1e-10 * scale
     assert float((streamed.model.bias - memory.model.bias).abs().max()) <= 1e-10 * (100 * scale)
+    # Without an intercept: the same one pass (the R of the rows as they are from the factor
+    # with its ones column, RFactor.uncentred), the model that of the fit in memory.
+    passes.clear()
+    origin = SolverConfig(solver="lstsq", fit_intercept=False)
+    streamed = fit_stream(data[where], ["y", "z"], config=origin, batch_rows=50)
+    assert len(passes) == 1
+    memory = fit_data(str(data["csv"]), ["y", "z"], config=origin)
+    assert float(streamed.model.bias.abs().max()) == 0.0
+    scale = float(memory.model.weight.abs().max())
+    assert float((streamed.model.weight - memory.model.weight).abs().max()) <= 1e-10 * scale
     # Weighted rows keep the two-pass road (the R of the rows scaled by sqrt(w)).
     passes.clear()
     fit_stream(data[where], ["y"], ["a", "b"], config=config, batch_rows=50, weights="c")

@@ -9,10 +9,11 @@ Passes over the data, by solver:
 * ``gd``: one pass for the :class:`~gradfit.solvers.stats.SufficientStats` (merged batch by
   batch), then every step from them: exactly the iterates of the in-memory fit;
 * ``lstsq``: the closed form by TSQR (:func:`gradfit.solvers.tsqr.least_squares_stream`): on
-  one process with unweighted rows, the R factor in the statistics pass itself
-  (:class:`~gradfit.solvers.tsqr.RFactor`: one pass over the data where a refinement pass is
-  not needed); otherwise one pass for the statistics (the means), one for the R factor of the
-  centred data; then, where it pays, passes of iterative refinement;
+  one process with unweighted rows (a solver whose spec says ``one_pass_r``), the R factor in
+  the statistics pass itself (:class:`~gradfit.solvers.tsqr.RFactor`: one pass over the data
+  where a refinement pass is not needed; the statistics are computed from that R, nothing
+  else from the rows); otherwise one pass for the statistics (the means), one
+  for the R factor of the centred data; then, where it pays, passes of iterative refinement;
 * ``sgd``: one pass for the statistics (scaling, step size), one for the largest row norm (only
   with ``learning_rate="auto"``), then one pass per epoch;
 * the tutorial loops (``scratch``, ``builtin``) are written for data in memory and are refused.
@@ -57,7 +58,6 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -269,8 +269,8 @@ class StreamData:
     raw_text: tuple[str, ...] = ()
     dropped: int = 0
     groups: str | None = None  # the column of group labels (clustered standard errors)
-    # lstsq on one process: the R factor, accumulated in the statistics pass when it reads the
-    # columns as read (None after that pass otherwise: TSQR then makes its own pass).
+    # A one_pass_r solver on one process: the R factor, accumulated in the statistics pass when
+    # it reads the columns as read (None after that pass otherwise: TSQR makes its own pass).
     r_factor: RFactor | None = None
 
     def _encoded(
@@ -668,8 +668,10 @@ def fit_stream(
     data = StreamData(stream, fnames, tnames, dtype, dev, reading.shuffle_buffer, progress)
     data.weights = weights_column
     data.groups = groups_column
-    if config.solver == "lstsq" and group.world == 1:
-        data.r_factor = RFactor(config.fit_intercept)  # passes 1 and 2 of TSQR in one
+    if spec.one_pass_r and group.world == 1:
+        # Passes 1 and 2 of TSQR in one; with its ones column whatever the fit, for the
+        # statistics (RFactor.statistics; a fit without an intercept: RFactor.uncentred).
+        data.r_factor = RFactor(fit_intercept=True)
     if plan is not None and encoding is not None:
         data.encoder = batch_encoder(encoding, plan, design.missing, stream.columns)
         data.raw_numeric, data.raw_text = plan.numeric, plan.text
@@ -844,8 +846,11 @@ def _local_stats(data: StreamData) -> tuple[SufficientStats | None, SufficientSt
     ):
         # The columns as read: the statistics shift them straight into their own buffer.
         parts = data.columns()
-        if data.r_factor is not None:  # lstsq: the R factor from the same columns
-            parts = _feeding(parts, data.r_factor)
+        factor = data.r_factor
+        if factor is not None:  # the R factor alone; the statistics from it
+            for Z, Y in parts:
+                factor.add([*Z, *Y])
+            return (factor.statistics(len(data.features)) if factor.rows else None), None
         head = next(parts, None)
         if head is None:
             return None, None
@@ -873,24 +878,6 @@ def _local_stats(data: StreamData) -> tuple[SufficientStats | None, SufficientSt
         return None, held[0]
     train = SufficientStats.from_batches(itertools.chain([first], batches))
     return train, held[0]
-
-
-def _feeding(
-    parts: Iterator[tuple[list[np.ndarray], list[np.ndarray]]], factor: RFactor
-) -> Iterator[tuple[list[np.ndarray], list[np.ndarray]]]:
-    """The (features, targets) columns of each batch, added to ``factor`` on their way, by a
-    thread of its own: the factorization of a batch (NumPy and LAPACK, without the GIL)
-    overlaps the caller's statistics of it and the decoding of the next; one batch at a time
-    (one more batch held, no more)."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradfit-tsqr") as pool:
-        pending: Future[None] | None = None
-        for Z, Y in parts:
-            if pending is not None:
-                pending.result()
-            pending = pool.submit(factor.add, [*Z, *Y])
-            yield Z, Y
-        if pending is not None:
-            pending.result()
 
 
 def _sample(

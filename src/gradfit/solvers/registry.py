@@ -128,6 +128,10 @@ class SolverSpec:
     iterative: bool  # runs epochs (a progress bar, a loss curve, a learning rate)
     exact: bool = False  # solves to the optimum in one go (its loss is the optimum)
     stream_entry: str | None = None  # "module:function", a StreamFitFunction ("streaming")
+    # Streamed on one process, the statistics pass accumulates the R factor of the rows
+    # (gradfit.solvers.tsqr.RFactor, as StreamData.r_factor) for the stream fit function: an
+    # exact solver by QR that reads the data once.
+    one_pass_r: bool = False
 
     def fit_function(self) -> FitFunction:
         fit: FitFunction = _load(self.entry)
@@ -199,6 +203,7 @@ REGISTRY: dict[str, SolverSpec] = {
             iterative=False,
             exact=True,
             stream_entry="gradfit.solvers.closed_form:fit_lstsq_stream",
+            one_pass_r=True,
         ),
         SolverSpec(
             name="scratch",

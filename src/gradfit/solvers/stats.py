@@ -26,7 +26,7 @@ from gradfit.errors import ValidationError
 from gradfit.losses import penalty
 from gradfit.metrics import r2_from_errors
 
-__all__ = ["SufficientStats", "batch_lipschitz", "hessian_lipschitz"]
+__all__ = ["SufficientStats", "batch_lipschitz", "check_moments", "hessian_lipschitz"]
 
 _CHUNK_ROWS = 1 << 16
 # float64 buffer of one chunk: 4 MiB, which stays in cache while it is converted, shifted and
@@ -127,12 +127,7 @@ class SufficientStats:
         mz, my = sz / total, sy / total  # means of the shifted data
         Szz = Mzz / total - torch.outer(mz, mz)
         Szz = (Szz + Szz.T) / 2  # exact symmetry for eigvalsh
-        for name, value in (("X^T X", Mzz), ("X^T Y", Mzy), ("Y^T Y", myy)):
-            if not bool(torch.isfinite(value).all()):
-                raise ValidationError(
-                    f"the data are too large to train on: {name} overflows float64 (values "
-                    "beyond about 1e150); rescale the columns (e.g. change their units)"
-                )
+        check_moments(Mzz, Mzy, myy)
         return cls(
             n=n,
             zbar=mz if shifted else z0 + mz,
@@ -318,6 +313,17 @@ class SufficientStats:
         M[:d, d] = M[d, :d] = self.zbar
         M[d, d] = 1.0
         return M
+
+
+def check_moments(zz: torch.Tensor, zy: torch.Tensor, yy: torch.Tensor) -> None:
+    """Refuse second moments (``XᵀX``, ``XᵀY``, ``YᵀY``, or any multiple of them) that
+    overflowed float64."""
+    for name, value in (("X^T X", zz), ("X^T Y", zy), ("Y^T Y", yy)):
+        if not bool(torch.isfinite(value).all()):
+            raise ValidationError(
+                f"the data are too large to train on: {name} overflows float64 (values "
+                "beyond about 1e150); rescale the columns (e.g. change their units)"
+            )
 
 
 def _rows(block: Block) -> int:

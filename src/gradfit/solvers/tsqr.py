@@ -27,23 +27,26 @@ ones goes first: the R of ``[1 | A - a0 | B - b0]``. Its first Householder refle
 ones column's, which takes the column means out of the rest: the trailing block of that R is
 the R of the centred ``[A | B]`` (in exact arithmetic; in floating point Householder QR is
 backward stable column by column, and the shifted columns' norms are those of the centred ones
-up to the small offset of the first block's means from the whole's). Each block is factored in
-slices of :data:`_QR_ROWS` rows stacked under the running R in a reused column-major buffer
-that stays in cache (one ``geqrf`` of a whole 65,536-row batch goes to memory for each of its
-columns), with NumPy's BLAS held to one thread: its threads, waiting for cores busy with
-pyarrow's, made the 4,096-row factorizations 100 times slower (measured on 2 busy cores: 0.1 s
-each, 30-50 s for 2,000,000 rows, against 1.3 s single-threaded).
+up to the small offset of the first block's means from the whole's). The same R gives the
+pass's :class:`~gradfit.solvers.stats.SufficientStats` (:meth:`RFactor.statistics`: ``RᵀR``
+is the Gram matrix of ``[1 | A - a0 | B - b0]``), so that the one pass computes nothing else
+from the rows. Each block is factored in slices of :data:`_QR_ROWS` rows stacked under the
+running R in a reused column-major buffer that stays in cache, by ``torch.geqrf`` (MKL) with
+torch held to one thread for the call: threads waiting for cores busy with pyarrow's made the
+factorizations 100 times slower (measured with NumPy's BLAS on 2 busy cores: 30-50 s for
+2,000,000 rows against 1.3 s single-threaded). ``numpy.linalg.qr`` took 25% more CPU on
+4,096-row slices (it copies each slice three times) and, beside a thread decoding Parquet,
+2-3 times its CPU time in wall time; slices of 16,384 rows (1.7 MiB, in the L3 cache) took
+0.116 s of CPU for 2,100,000 x 13, 8,192 rows 0.124 s, 4,096 rows 0.150 s (fewer calls).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-from threadpoolctl import ThreadpoolController
 
 from gradfit.errors import ValidationError
 from gradfit.solvers.collective import LOCAL, Communicator, guarded, merge_r_factors
@@ -57,6 +60,7 @@ from gradfit.solvers.lstsq import (
     _result,
     _solve_upper,
 )
+from gradfit.solvers.stats import SufficientStats, check_moments
 
 __all__ = ["MAX_REFINEMENTS", "RFactor", "least_squares_stream", "merge_r"]
 
@@ -66,7 +70,7 @@ Passes = Callable[[], Iterable[tuple[torch.Tensor, ...]]]
 
 
 _REFINE_ROWS = 4096  # rows per slice of the refinement's extended-precision products
-_QR_ROWS = 4096  # rows per QR of [R; slice] in RFactor: 4096 x 13 float64 (416 KiB) in cache
+_QR_ROWS = 16384  # rows per QR of [R; slice] in RFactor: 16,384 x 13 float64 (1.7 MiB) in cache
 # Elements of X above which a given one-pass R is used (below: always refined, pass 2 is cheap)
 _ONE_PASS_ELEMENTS = _ALWAYS_REFINE
 _HEAD_ROWS = 1 << 16  # rows of the first block whose means shift the data (as the statistics)
@@ -76,14 +80,17 @@ class RFactor:
     """The R factor of a stream of row blocks, one pass (see the module doc): ``add`` each
     block's columns (float64 arrays of m values: the features' then the targets'), then
     :meth:`centred` is the (p, p) R of the centred rows (``fit_intercept``) or of the rows
-    as they are. Blocks must be finite (as a stream's batches are)."""
+    as they are, and (with ``fit_intercept``) :meth:`statistics` the rows' statistics. Blocks
+    must be finite (as a stream's batches are)."""
 
     def __init__(self, fit_intercept: bool = True) -> None:
         self.fit_intercept = fit_intercept
         self.rows = 0
         self._shift: np.ndarray | None = None
-        self._buffer: np.ndarray | None = None
+        self._buffer: np.ndarray | None = None  # (q + _QR_ROWS, q) column-major: [R; slice]
+        self._out: torch.Tensor | None = None  # geqrf's output, the same shape and layout
         self._R: np.ndarray | None = None
+        self._sums: np.ndarray | None = None  # the shifted columns' sums (with an intercept)
 
     def add(self, columns: Sequence[np.ndarray]) -> None:
         m = len(columns[0]) if columns else 0
@@ -99,11 +106,17 @@ class RFactor:
                 else np.zeros(len(columns))
             )
             self._buffer = np.zeros((q + _QR_ROWS, q), order="F")
+            self._out = torch.empty(q, q + _QR_ROWS, dtype=torch.float64).T
             self._R = np.zeros((q, q))
-        buffer, R, shift = self._buffer, self._R, self._shift
-        if buffer is None or R is None or buffer.shape[1] != q:
+            self._sums = np.zeros(len(columns), dtype=np.longdouble)
+        buffer, out, R, shift, sums = self._buffer, self._out, self._R, self._shift, self._sums
+        if buffer is None or out is None or R is None or sums is None or buffer.shape[1] != q:
             raise ValidationError(f"blocks of {len(columns)} columns after {q - lead}")
-        with _blas().limit(limits=1, user_api="blas"):
+        stacked = torch.from_numpy(buffer)
+        tau = torch.empty(q, dtype=torch.float64)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
             for start in range(0, m, _QR_ROWS):
                 rows = min(_QR_ROWS, m - start)
                 A = buffer[: q + rows]
@@ -112,7 +125,16 @@ class RFactor:
                     A[q:, 0] = 1.0
                 for j, column in enumerate(columns):
                     np.subtract(column[start : start + rows], shift[j], out=A[q:, lead + j])
-                R = np.asarray(np.linalg.qr(A, mode="r"))
+                if lead:  # pairwise sums of the slice's columns, added in extended precision
+                    sums += A[q:, lead:].sum(axis=0)
+                # geqrf writes into a column-major output; a short slice gets one of its own.
+                if rows == _QR_ROWS:
+                    factored, _ = torch.geqrf(stacked, out=(out, tau))
+                else:
+                    factored, _ = torch.geqrf(stacked[: q + rows])
+                R = np.triu(factored[:q].numpy())
+        finally:
+            torch.set_num_threads(threads)
         self._R = R
         self.rows += m
 
@@ -124,11 +146,47 @@ class RFactor:
         lead = 1 if self.fit_intercept else 0
         return torch.from_numpy(np.triu(self._R[lead:, lead:]).copy())
 
+    def uncentred(self) -> torch.Tensor | None:
+        """The R factor (p, p) of the rows as they are, from that of the shifted rows with
+        their ones column (``fit_intercept``): the rows are ``A = C + 1 a0ᵀ = [1 | C] M`` with
+        ``M = [a0ᵀ; I]``, so their R is that of the (p + 1, p) matrix ``R M``, one small QR
+        (backward stable as the factorization: each column of ``R M`` is that of A up to
+        rounding of the size of its norm). None before any row."""
+        if not self.fit_intercept:
+            return self.centred()
+        if self._R is None or self._shift is None or self.rows == 0:
+            return None
+        M = np.vstack([self._shift, np.eye(len(self._shift))])
+        return merge_r(None, torch.from_numpy(np.triu(self._R) @ M))
 
-@functools.cache
-def _blas() -> ThreadpoolController:
-    """The BLAS libraries loaded (NumPy's), found once (5 ms)."""
-    return ThreadpoolController()
+    def statistics(self, d: int) -> SufficientStats:
+        """The :class:`~gradfit.solvers.stats.SufficientStats` of the rows added (their first
+        ``d`` columns the features, the others the targets), from the R factor alone (with
+        ``fit_intercept``): ``[1 | C] = Q R`` for the shifted rows ``C``, so ``RᵀR`` is their
+        Gram matrix, and the centred moments times n are ``R_cᵀ R_c``, ``R_c`` its trailing
+        block (the R of the centred rows): as accurate as sums of products of the rows
+        (Householder QR is backward stable column by column). The means are the shift plus
+        the shifted columns' sums over n, summed as :meth:`add` fills its slices (pairwise in
+        float64 within a slice, in extended precision across slices): those of ``R[0, 1:] /
+        R[0, 0]`` (``R[0, 0]² = n``, ``R[0, 0] R[0, 1:]`` the sums) are less accurate, and the
+        means centre the rows of the passes that follow (NIST's Pontius, one-pass R in blocks
+        of 7 rows: 12.3 digits against 13.4)."""
+        R, shift, sums = self._R, self._shift, self._sums
+        if not self.fit_intercept or R is None or shift is None or sums is None or not self.rows:
+            raise ValidationError("the statistics of an R factor need an intercept and rows")
+        means = torch.from_numpy(shift + (sums / self.rows).astype(np.float64))
+        Rc = torch.from_numpy(np.triu(R[1:, 1:]) / math.sqrt(self.rows))  # no overflow first
+        M = Rc.T @ Rc  # the centred moments (divided by n)
+        Szz, Szy, syy = M[:d, :d], M[:d, d:], M[d:, d:].diagonal()
+        check_moments(Szz, Szy, syy)
+        return SufficientStats(
+            n=self.rows,
+            zbar=means[:d].clone(),
+            ybar=means[d:].clone(),
+            Szz=(Szz + Szz.T) / 2,
+            Szy=Szy.clone(),
+            syy=syy.clone(),
+        )
 
 
 def merge_r(R_a: torch.Tensor | None, block: torch.Tensor) -> torch.Tensor:
@@ -216,9 +274,10 @@ def least_squares_stream(
     total : the total weight Σ w of weighted rows, for the ridge rows ``sqrt(Σw alpha)`` (as
         in memory); default: the number of rows
     r_factor : the R factor of every row, already accumulated in one pass (:class:`RFactor`,
-        with the same ``fit_intercept``; one process only): pass 2 is skipped where the
-        problem is large enough (X of more than :data:`_ONE_PASS_ELEMENTS`) for a pass to
-        matter; a small one, always refined, takes pass 2 on the rows centred exactly, as
+        with the same ``fit_intercept``, or with one when the fit has none: the R of the rows
+        as they are is then :meth:`RFactor.uncentred`; one process only): pass 2 is skipped
+        where the problem is large enough (X of more than :data:`_ONE_PASS_ELEMENTS`) for a
+        pass to matter; a small one, always refined, takes pass 2 on the rows centred exactly, as
         before (NIST's polynomials refined from the one-pass R ended up to 1 digit lower:
         Wampler1 9.8-10.1 digits against 10.4; Pontius 12.7 against 13.4)
 
@@ -255,11 +314,13 @@ def least_squares_stream(
     if r_factor is not None and shape is not None and r_factor.rows * d <= _ONE_PASS_ELEMENTS:
         r_factor = None  # small: the two-pass road, the rows centred exactly
     if r_factor is not None:
-        if comm.world > 1 or r_factor.fit_intercept != fit_intercept or shape is None:
+        if comm.world > 1 or (fit_intercept and not r_factor.fit_intercept) or shape is None:
             raise ValidationError(
-                "a one-pass R factor needs one process, the same intercept and shape=(d, k)"
+                "a one-pass R factor needs one process, an intercept if the fit has one, and "
+                "shape=(d, k)"
             )
-        R, rows = r_factor.centred(), r_factor.rows
+        R = r_factor.centred() if fit_intercept else r_factor.uncentred()
+        rows = r_factor.rows
     else:
         R, rows, d, k = guarded(comm, local_r)
     if comm.world > 1:
