@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import gradfit.data.stream as stream_module
-import gradfit.streaming as streaming_module
+import gradfit.stream_decision as stream_decision
 from gradfit.cli import main
 from gradfit.data import Table, column_names, left_out_columns, open_stream, read_table, select
 from gradfit.errors import DataError, ValidationError
@@ -130,13 +130,13 @@ def test_a_gzip_file_is_measured_by_what_it_inflates_to(gzip_bomb: Path) -> None
     # The measure stops soon after the limit, in small blocks: a few MB traced, not 20 MB.
     tracemalloc.start()
     try:
-        inflated = streaming_module._inflated_size(gzip_bomb, limit // 4)
+        inflated = stream_decision._inflated_size(gzip_bomb, limit // 4)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert limit // 4 < inflated <= limit // 4 + (1 << 20)
     assert peak < 4 << 20
-    assert streaming_module._inflated_size(gzip_bomb, None) == 24 + 8 * 2_500_000
+    assert stream_decision._inflated_size(gzip_bomb, None) == 24 + 8 * 2_500_000
 
 
 def test_a_gzip_file_over_the_limit_is_streamed_or_refused(

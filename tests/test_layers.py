@@ -145,9 +145,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("gradfit.solvers.compiled", "gradfit.solvers.numba_epoch"): (
         "numba: 0.24 s, then compiling; short fits never load it (test_compiled.py)"
     ),
-    # A cycle: gradfit.jobs imports streaming, whose old predict/evaluate names are thin
-    # wrappers over jobs, kept for the public API.
-    ("gradfit.streaming", "gradfit.jobs"): "a cycle (jobs imports streaming)",
 }
 
 

@@ -25,7 +25,8 @@ from gradfit.data.memory import TableInMemory
 from gradfit.data.tables import float_matrix
 from gradfit.sources import read_source, source_kind
 from gradfit.storage import as_path
-from gradfit.streaming import Progress, use_streaming
+from gradfit.stream_data import Progress
+from gradfit.stream_decision import use_streaming
 
 __all__ = ["Source"]
 

@@ -6,11 +6,13 @@ default features, R's ``y ~ .`` (:func:`design_features`: numeric, text and bool
 identifiers and constants left out, with why); whether the columns go through a design
 (:func:`design_columns`: a formula, a categorical column, ``missing="drop"``), and a table read
 whole encoded by one (:func:`encode_table`; streamed: :mod:`gradfit.stream_design`), with the
-intercept the design says (:func:`intercept_of_design`).
+intercept the design says (:func:`intercept_of_design`); the columns of a stream
+(:func:`choose_columns`, from its head).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 
 import gradfit.design
-from gradfit.data import left_out_columns
+from gradfit.data import BatchStream, left_out_columns
 from gradfit.data.tables import (
     check_known,
     float_matrix,
@@ -37,6 +39,7 @@ __all__ = [
     "Encoded",
     "check_design_names",
     "check_names",
+    "choose_columns",
     "design_columns",
     "design_features",
     "encode_table",
@@ -287,3 +290,33 @@ def expand_names(values: Sequence[str], columns: Sequence[str]) -> list[str]:
         else:
             names.extend(part.strip() for part in value.split(",") if part.strip())
     return names
+
+
+def choose_columns(
+    stream: BatchStream, targets: Sequence[str], features: Sequence[str] | None
+) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, str]]:
+    """Feature and target names from a stream's columns, checked as
+    :func:`gradfit.data.select` checks them (the default features from the first rows of the
+    first file); and the columns the default feature choice left out, with why."""
+    columns = list(stream.columns)
+    tnames = tuple(expand_names(targets, columns))
+    if not tnames:
+        raise DataError(f"{stream.source}: no target column given; name at least one target column")
+    stream.check_columns(tnames, "target")
+    if features is None:
+        fnames, left_out = stream.column_kinds(tnames)
+        return tuple(fnames), tnames, left_out
+    fnames = tuple(expand_names(features, columns))
+    if not fnames:
+        raise DataError(f"{stream.source}: no feature column given; name at least one feature")
+    stream.check_columns(fnames, "feature")
+    both = [n for n in fnames if n in tnames]
+    if both:
+        raise DataError(
+            f"{stream.source}: column {both[0]!r} is given both as a target and as a feature; "
+            "a column can only be one of them"
+        )
+    twice = sorted(n for n, count in Counter([*tnames, *fnames]).items() if count > 1)
+    if twice:
+        raise DataError(f"{stream.source}: column {twice[0]!r} is given more than once")
+    return fnames, tnames, {}

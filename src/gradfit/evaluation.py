@@ -22,7 +22,7 @@ from gradfit.settings import (
     ApplySettings,
     WeightSettings,
 )
-from gradfit.streaming import Progress
+from gradfit.stream_data import Progress
 
 __all__ = ["EvaluationReport", "evaluate"]
 

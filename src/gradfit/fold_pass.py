@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from gradfit.column_choice import expand_names
+from gradfit.column_choice import choose_columns, expand_names
 from gradfit.data import BatchStream, left_out_columns, open_stream, select
 from gradfit.data.memory import TableInMemory
 from gradfit.data.weights import (
@@ -32,7 +32,7 @@ from gradfit.solvers.collective import guarded, merge_stats
 from gradfit.solvers.rows import fold_ids
 from gradfit.solvers.stats import SufficientStats
 from gradfit.sources import read_source, source_name
-from gradfit.streaming import Progress, choose_columns
+from gradfit.streaming import Progress
 
 if TYPE_CHECKING:
     from gradfit.solvers.collective import Communicator

@@ -40,12 +40,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from gradfit.batch_sources import Source
-from gradfit.batch_sources import _Streamed as _Streamed
 from gradfit.evaluation import EvaluationReport, evaluate
-from gradfit.evaluation import _evaluate as _evaluate
 from gradfit.fitting import FitReport, check_design_names, fit_data, source_kind
 from gradfit.observers import observing
-from gradfit.prediction import _predict as _predict
 from gradfit.prediction import predict, predict_batches, prediction_columns
 from gradfit.settings import (
     DEFAULT_BATCH_ROWS,
@@ -83,8 +80,7 @@ __all__ = [
     "prediction_columns",
 ]
 # predict, predict_batches, prediction_columns and evaluate are gradfit.prediction's and
-# gradfit.evaluation's, imported for the faces; _Streamed, _predict and _evaluate for
-# gradfit.streaming, whose old predict and evaluate names reach them through this module.
+# gradfit.evaluation's, imported for the faces.
 
 
 def fit(

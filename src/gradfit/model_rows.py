@@ -24,7 +24,7 @@ from gradfit.batch_sources import Source, _Batch, _Batches, _open
 from gradfit.data.tables import float_matrix
 from gradfit.persistence import SavedModel, load_model
 from gradfit.settings import ApplySettings
-from gradfit.streaming import Progress
+from gradfit.stream_data import Progress
 
 __all__ = ["ModelLike"]
 

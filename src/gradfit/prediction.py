@@ -27,7 +27,7 @@ from gradfit.settings import (
     DEFAULT_MEMORY_LIMIT,
     ApplySettings,
 )
-from gradfit.streaming import Progress
+from gradfit.stream_data import Progress
 
 __all__ = ["predict", "predict_batches", "prediction_columns"]
 
