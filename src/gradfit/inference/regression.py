@@ -61,6 +61,11 @@ _STATS_ALIAS = 10.0  # from statistics: alias within 10 sqrt(d eps) of the span 
 # HC types in memory: up to this condition number of the (equilibrated) design the rows of Q
 # come from A R⁻¹ (error ~ condition * eps, below 1e-12), beyond it from Householder's Q.
 _IMPLICIT_Q_CONDITION = 1e4
+# HC0/HC1 on the Cholesky route are summed over the design's rows (no product with R⁻¹) up to
+# this condition: their rounding through G⁻¹ on both sides is about condition² · eps of them
+# (measured against the Householder route's: 1e-13 at condition 100, 1e-11 at 1e3), beyond it
+# in Q's coordinates (A R⁻¹), as accurate as Householder's there (within 2e-13 to 1e4).
+_GRAM_HC_CONDITION = 4.0
 
 
 # ----------------------------------------------------------------------------- shared
@@ -476,7 +481,9 @@ def ols(
         Q = None
         if (factored is None or not condition <= _IMPLICIT_Q_CONDITION) and a is not None:
             Q = torch.linalg.householder_product(a, tau).numpy() if r else np.zeros((n, 0))
-        gram = factored is not None and factored.a is None  # the Cholesky route: condition <= 4
+        # HC0/HC1 in the design's coordinates (G⁻¹ meat G⁻¹: its rounding grows as condition²)
+        # only on a design of condition <= _GRAM_HC_CONDITION, else in Q's (A R⁻¹)
+        gram = factored is not None and factored.a is None and condition <= _GRAM_HC_CONDITION
         cov_wb, cov_wc = robust_covariances(
             A_k, factor, E, cov_type, center_k, df_resid, fit_intercept, root_w, total, Q, gram
         )

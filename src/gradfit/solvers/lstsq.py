@@ -86,7 +86,9 @@ _SETTLED = 2.0**-30
 # error is about the condition times that of Q's (the rounding of Aᵀr through (AᵀA)⁻¹ rather
 # than of Qᵀr through R⁻¹), so at most 2 bits more, where both are a few units in the last
 # place (tests/test_residual_split.py measures them against exact solutions).
-_SNE_CONDITION = 4.0
+_SNE_CONDITION = 1e3
+_ONE_CHOLESKY = 4.0
+_GRAM_ELEMENTS = 1 << 20  # elements of A per slice of the second Cholesky's product
 RANK_DEFICIENT = ("min-norm", "aliased")
 
 
@@ -424,6 +426,31 @@ def _gram_factor(A: np.ndarray) -> np.ndarray | None:
     return R
 
 
+def _second_cholesky(A: np.ndarray, R1: np.ndarray) -> np.ndarray | None:
+    """The factor ``R = R2 R1`` of ``A`` (n, d) refined from a first Cholesky factor ``R1`` of
+    its Gram matrix (CholeskyQR2 without keeping Q): ``R2`` is the Cholesky factor of the Gram
+    matrix of ``A X``, ``X = R1⁻¹``, summed a slice of rows at a time (no copy of A). Then
+    ``(RᵀR)⁻¹ = X (R2ᵀR2)⁻¹ Xᵀ`` whatever X's own error, and ``A X`` has condition about
+    ``1 + condition² · eps``: its Gram matrix's rounding (eps) and that of the product ``A X``
+    (about condition · eps of it) are all that reach ``(RᵀR)⁻¹``, as for Householder's R
+    (about condition · eps of it), where R1 alone has condition² · eps. None where the second
+    Cholesky fails."""
+    d = R1.shape[0]
+    X = torch.linalg.solve_triangular(
+        torch.from_numpy(R1), torch.eye(d, dtype=torch.float64), upper=True
+    ).numpy()
+    M = np.zeros((d, d))
+    rows = max(1, _GRAM_ELEMENTS // max(d, 1))
+    for start in range(0, A.shape[0], rows):
+        Q = A[start : start + rows] @ X
+        M += Q.T @ Q
+    L, info = torch.linalg.cholesky_ex(torch.from_numpy(M))
+    if int(info) != 0 or not bool(torch.isfinite(L).all()):
+        return None
+    R: np.ndarray = L.T.numpy() @ R1
+    return R
+
+
 def _solve_upper(R: np.ndarray, B: np.ndarray) -> np.ndarray:
     solution: np.ndarray = torch.linalg.solve_triangular(
         torch.from_numpy(R), torch.from_numpy(np.ascontiguousarray(B)), upper=True
@@ -626,6 +653,13 @@ def solve_arrays(
             rank, tol, condition = _rank_and_condition(s, n, d)
             if not (rank == d and condition <= _SNE_CONDITION):
                 R = None
+            elif condition > _ONE_CHOLESKY:
+                R = _second_cholesky(A, R)
+                if R is not None:  # the singular values of the refined factor
+                    norms = _column_norms(R)
+                    scale = np.where(norms > 0, norms, 1.0)
+                    s = np.linalg.svd(R / scale, compute_uv=False)
+                    rank, tol, condition = _rank_and_condition(s, n, d)
         if R is None:
             # Householder QR is invariant under column scaling (QR of A·D is Q·(R·D)), so
             # factor the centred data as they are and equilibrate R: the column norms of A are
