@@ -71,6 +71,13 @@ _GRAM_HC_CONDITION = 4.0
 # ----------------------------------------------------------------------------- shared
 
 
+def _positive_diagonal(R: np.ndarray) -> np.ndarray:
+    """The signs (r,) that turn the rows of the triangular ``R`` to a positive diagonal (1
+    where the diagonal is 0)."""
+    signs: np.ndarray = np.where(np.diagonal(R) < 0, -1.0, 1.0)
+    return signs
+
+
 class _Options(NamedTuple):
     """The checked choices of a call, the same for both routes."""
 
@@ -460,8 +467,10 @@ def ols(
             ].numpy()
         scale = column_norms(R)  # those of A_k: QR preserves column norms
         factor = Factor(r_inv=solve_upper_identity(R / scale), scale=scale)
-        # R's effects Qᵀb: their squares are the sequential sums of squares of the columns.
-        effects[:, kept] = qtb.T
+        # R's effects Qᵀb: their squares are the sequential sums of squares of the columns;
+        # their signs those of a positive diagonal of R on every route (Householder's rows
+        # turned by the signs of its diagonal; the Cholesky factor's is positive).
+        effects[:, kept] = (_positive_diagonal(R)[:, None] * qtb).T
     else:  # no estimable slope: the intercept alone, or nothing
         factor = Factor(r_inv=np.zeros((0, 0)), scale=np.zeros(0))
     n_groups = None
@@ -477,7 +486,8 @@ def ols(
     else:
         # The rows of Q from A R⁻¹ (never stored whole) where that is accurate; an explicit Q
         # (Householder's) for an ill-conditioned or rank-deficient design.
-        # (The solver's Cholesky factor comes only with condition <= 4: no Householder Q.)
+        # (The solver's Cholesky factor comes only with condition <= 1e3, below
+        # _IMPLICIT_Q_CONDITION: no Householder Q.)
         Q = None
         if (factored is None or not condition <= _IMPLICIT_Q_CONDITION) and a is not None:
             Q = torch.linalg.householder_product(a, tau).numpy() if r else np.zeros((n, 0))
