@@ -98,7 +98,7 @@ _SETTLED = 2.0**-30
 #   whatever X's error. It runs for κ > _ONE_CHOLESKY (below, one Cholesky's c·κ²·eps is
 #   at most 16·c·eps, measured within 1.2 times Householder's errors).
 # The bound 1e3 keeps c·κ²·eps <= 2^-6 even with the worst-case c = n·d at 1,000,000 × 50
-# (2e-2), so refinement contracts (at most 2 steps measured, _MAX_REFINEMENTS 5); the first
+# (1.1e-2), so refinement contracts (at most 2 steps measured, _MAX_REFINEMENTS 5); the first
 # correction at κ = 1e3 is below 2^-25 of Z, so the settle rule (_SETTLED) stops after the
 # second. Measured against exact rationals (2000 × 6, 1 and 3 targets, with an intercept and
 # without, weighted, noise 1e-6 to 1e3, 30 designs per κ): the worst error of the
