@@ -223,3 +223,19 @@ def test_effects_are_the_same_on_every_route(
         torch.from_numpy(np.ascontiguousarray(X - X.mean(0) if fit_intercept else X))
     )
     assert bool((torch.diagonal(a) < 0).any())
+
+
+def test_effects_of_a_rank_deficient_fit_are_those_of_its_kept_columns() -> None:
+    # the aliased design is factored by Householder (the QR of the kept columns), the kept
+    # columns alone by Cholesky: the same effects, signs included
+    X, Y = _design(500, 4, 2, 10.0, seed=12)
+    X = np.column_stack([X[:, :2], X[:, 0] - 2.0 * X[:, 1], X[:, 2:]])
+    with pytest.warns(gradfit.RankDeficiencyWarning):
+        deficient = gradfit.ols(X, Y)
+    kept = gradfit.ols(X[:, [0, 1, 3, 4]], Y)
+    assert deficient.effects is not None and kept.effects is not None
+    scale = np.abs(kept.effects.numpy()).max()
+    np.testing.assert_allclose(
+        deficient.effects.numpy()[:, [0, 1, 3, 4]], kept.effects.numpy(), rtol=0, atol=1e-12 * scale
+    )
+    assert bool((deficient.effects.numpy()[:, 2] == 0).all())
