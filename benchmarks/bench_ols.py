@@ -9,13 +9,18 @@ number of targets (``--targets``, default 1 and 10) it times, in turns, best of 
   (``Rscript``, R's reference BLAS: one thread; the data written by NumPy as raw float64 and
   read with ``readBin``, not timed), one R process per round, so that R and Python alternate.
 
-The data are ``Y = 1 + X W + noise`` with X standard normal shifted by 3, seeded. It prints
-each time and the ratios: ols ÷ R (the issue's target ≤ 0.5), ols ÷ lstsq (≤ 1.5) and
-HCj ÷ classical (≤ 1.3). ``--threads``: NumPy's and torch's BLAS threads (default 1).
-Statsmodels is not used (not installed here).
+The data are ``Y = 1 + X W + noise`` with X standard normal shifted by 3, seeded; with
+``--mix m`` (a list: one design each) the columns are correlated, ``X = Z + 3 m Z[:, 0] + 3``
+(Z standard normal): the condition number of the centred, equilibrated design is about 1 at
+m = 0 (the default), 26 at 0.5, 51 at 0.9, 180 at 3 and 530 at 9 (printed in the table's
+``cond.`` column: a design of condition <= 1e3 takes the solver's Cholesky route, any other
+Householder's QR; these at 200,000 × 20). It prints each time and the ratios: ols ÷ R (the
+issue's target ≤ 0.5), ols ÷ lstsq (≤ 1.5) and HCj ÷ classical (≤ 1.3). ``--threads``:
+NumPy's and torch's BLAS threads (default 1). Statsmodels is not used (not installed here).
 
     python benchmarks/bench_ols.py                       # the issue's sizes, 3 rounds
     python benchmarks/bench_ols.py --sizes 20000x10 --repeats 2   # a quick look
+    python benchmarks/bench_ols.py --sizes 200000x20 --mix 0,0.5,0.9,9   # correlated designs
 """
 
 from __future__ import annotations
@@ -58,9 +63,10 @@ def _best(times: dict[str, list[float]], name: str, f: Callable[[], object]) -> 
     times.setdefault(name, []).append(time.perf_counter() - start)
 
 
-def run(n: int, d: int, k: int, repeats: int, folder: Path) -> dict[str, float]:
+def run(n: int, d: int, k: int, repeats: int, folder: Path, mix: float = 0.0) -> dict[str, float]:
     rng = np.random.default_rng(12345 + n + d + k)
-    X = rng.standard_normal((n, d)) + 3.0
+    X = rng.standard_normal((n, d))
+    X += 3.0 * mix * X[:, [0]] + 3.0
     Y = 1.0 + X @ rng.standard_normal((d, k)) + rng.standard_normal((n, k))
     y = Y[:, 0] if k == 1 else Y
     X.T.tofile(folder / "X.bin")  # column-major, as R's matrix() fills
@@ -70,6 +76,9 @@ def run(n: int, d: int, k: int, repeats: int, folder: Path) -> dict[str, float]:
     script.write_text(_R)
     times: dict[str, list[float]] = {}
     for _ in range(repeats):
+        # untimed: the first work after R's process (which read X and left the caches cold)
+        # paid up to 2.5x at 1,000,000 × 50, whichever method came first
+        gradfit.ols(X, y)
         _best(times, "ols", lambda: gradfit.ols(X, y))
         for cov in HC:
             _best(times, f"ols {cov}", lambda cov=cov: gradfit.ols(X, y, cov_type=cov))  # type: ignore[misc]
@@ -82,7 +91,9 @@ def run(n: int, d: int, k: int, repeats: int, folder: Path) -> dict[str, float]:
                 text=True,
             )
             times.setdefault("R", []).append(float(out.stdout.split()[-1]))
-    return {name: min(values) for name, values in times.items()}
+    best = {name: min(values) for name, values in times.items()}
+    best["condition"] = float(gradfit.least_squares(X, y).condition_number)
+    return best
 
 
 def main() -> None:
@@ -90,6 +101,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="200000x20,1000000x50")
     parser.add_argument("--targets", default="1,10")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--mix",
+        default="0",
+        help="correlated designs X = Z + 3 mix Z[:, 0] + 3, one per value (default 0: i.i.d.)",
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -101,13 +117,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
     print(f"threads: {args.threads}")
-    print("| n × d | targets | method | time [s] | ÷ R lm+summary | ÷ lstsq | ÷ classical |")
-    print("|---|---:|---|---:|---:|---:|---:|")
+    print(
+        "| n × d | cond. | targets | method | time [s] | ÷ R lm+summary | ÷ lstsq | ÷ classical |"
+    )
+    print("|---|---:|---:|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes.split(","):
             n, d = (int(part) for part in size.split("x"))
-            for k in (int(t) for t in args.targets.split(",")):
-                best = run(n, d, k, args.repeats, Path(tmp))
+            for mix, k in (
+                (float(m), int(t)) for m in args.mix.split(",") for t in args.targets.split(",")
+            ):
+                best = run(n, d, k, args.repeats, Path(tmp), mix)
                 r, lstsq, classical = best.get("R", float("nan")), best["lstsq"], best["ols"]
                 for name in ("ols", *(f"ols {cov}" for cov in HC), "lstsq", "R"):
                     if name not in best:
@@ -115,7 +135,8 @@ def main() -> None:
                     t = best[name]
                     label = _LABELS.get(name) or f"gradfit.ols({name.split()[1]})"
                     print(
-                        f"| {n:,} × {d} | {k} | {label} | {t:.3f} | {t / r:.2f} | "
+                        f"| {n:,} × {d} | {best['condition']:.0f} | {k} | {label} | {t:.3f} | "
+                        f"{t / r:.2f} | "
                         f"{t / lstsq:.2f} | {t / classical:.2f} |",
                         flush=True,
                     )

@@ -239,7 +239,7 @@ def robust_covariances(
     ``T = diag(D⁻¹ R_e⁻¹, 1)`` (the influence rows are ``u_i = T x_i``). The same sums as
     :func:`sandwich_sums` of the rows ``U_w = Q R_e⁻ᵀ D⁻¹``, without those (n, r) rows.
 
-    ``gram``: the design is well-conditioned (condition <= 4, the solver's Cholesky route):
+    ``gram``: the design is well-conditioned (condition <= 4, the solver's one-Cholesky route):
     HC0 and HC1, which need no leverages, are summed in A's coordinates instead, ``x_i =
     (a_i, o_i, t_i)`` with ``T = diag(G, 1)`` (``G = (AᵀA)⁻¹``; a product with ``D⁻¹ R_e⁻¹``
     a row less).

@@ -61,9 +61,21 @@ _STATS_ALIAS = 10.0  # from statistics: alias within 10 sqrt(d eps) of the span 
 # HC types in memory: up to this condition number of the (equilibrated) design the rows of Q
 # come from A R⁻¹ (error ~ condition * eps, below 1e-12), beyond it from Householder's Q.
 _IMPLICIT_Q_CONDITION = 1e4
+# HC0/HC1 on the Cholesky route are summed over the design's rows (no product with R⁻¹) up to
+# this condition: their rounding through G⁻¹ on both sides is about condition² · eps of them
+# (measured against the Householder route's: 1e-13 at condition 100, 1e-11 at 1e3), beyond it
+# in Q's coordinates (A R⁻¹), as accurate as Householder's there (within 2e-13 to 1e4).
+_GRAM_HC_CONDITION = 4.0
 
 
 # ----------------------------------------------------------------------------- shared
+
+
+def _positive_diagonal(R: np.ndarray) -> np.ndarray:
+    """The signs (r,) that turn the rows of the triangular ``R`` to a positive diagonal (1
+    where the diagonal is 0)."""
+    signs: np.ndarray = np.where(np.diagonal(R) < 0, -1.0, 1.0)
+    return signs
 
 
 class _Options(NamedTuple):
@@ -455,8 +467,10 @@ def ols(
             ].numpy()
         scale = column_norms(R)  # those of A_k: QR preserves column norms
         factor = Factor(r_inv=solve_upper_identity(R / scale), scale=scale)
-        # R's effects Qᵀb: their squares are the sequential sums of squares of the columns.
-        effects[:, kept] = qtb.T
+        # R's effects Qᵀb: their squares are the sequential sums of squares of the columns;
+        # their signs those of a positive diagonal of R on every route (Householder's rows
+        # turned by the signs of its diagonal; the Cholesky factor's is positive).
+        effects[:, kept] = (_positive_diagonal(R)[:, None] * qtb).T
     else:  # no estimable slope: the intercept alone, or nothing
         factor = Factor(r_inv=np.zeros((0, 0)), scale=np.zeros(0))
     n_groups = None
@@ -472,11 +486,14 @@ def ols(
     else:
         # The rows of Q from A R⁻¹ (never stored whole) where that is accurate; an explicit Q
         # (Householder's) for an ill-conditioned or rank-deficient design.
-        # (The solver's Cholesky factor comes only with condition <= 4: no Householder Q.)
+        # (The solver's Cholesky factor comes only with condition <= 1e3, below
+        # _IMPLICIT_Q_CONDITION: no Householder Q.)
         Q = None
         if (factored is None or not condition <= _IMPLICIT_Q_CONDITION) and a is not None:
             Q = torch.linalg.householder_product(a, tau).numpy() if r else np.zeros((n, 0))
-        gram = factored is not None and factored.a is None  # the Cholesky route: condition <= 4
+        # HC0/HC1 in the design's coordinates (G⁻¹ meat G⁻¹: its rounding grows as condition²)
+        # only on a design of condition <= _GRAM_HC_CONDITION, else in Q's (A R⁻¹)
+        gram = factored is not None and factored.a is None and condition <= _GRAM_HC_CONDITION
         cov_wb, cov_wc = robust_covariances(
             A_k, factor, E, cov_type, center_k, df_resid, fit_intercept, root_w, total, Q, gram
         )

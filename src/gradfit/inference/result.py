@@ -46,10 +46,12 @@ class OLSResult:
     For the diagnostics (:meth:`influence`, :func:`gradfit.anova`) the result keeps, without
     the rows: ``factor``, the triangular factor of ``(AᵀA)⁻¹`` of the centred (weighted)
     design over the estimable columns; ``effects`` (k, d), R's effects ``Qᵀy`` of those
-    columns in order (0 for the aliased), whose squares are the sequential sums of squares
-    (each up to its sign: that of R's Householder QR where the design was factored so, that
-    of a positive diagonal of R where the factor is the Cholesky factor of a well-conditioned
-    design's Gram matrix or comes from sufficient statistics);
+    columns in order (0 for the aliased), whose squares are the sequential sums of squares,
+    with the signs of the one factorization whose R has a positive diagonal, whatever the
+    route (Householder's QR, the Cholesky factor of a well-conditioned design's Gram matrix,
+    sufficient statistics, in memory or streamed), so that they never depend on the route or
+    the data's size (R's own ``effects()`` take their signs from LINPACK's Householder QR of a
+    design with a column of ones, which no route here reproduces: equal up to each one's sign);
     ``total``, the number of rows or their total weight; ``sample_weights``, whether the fit
     had weights; ``terms``, the formula's terms with the columns each made (None: a fit of
     matrices, one term a column) and ``formula``; ``n_groups``, the clusters of
