@@ -168,3 +168,44 @@ def test_read_ahead_raises_a_failure_in_its_place() -> None:
             got.append(item)
     assert got == [0, 1]
     assert "closed" in log
+
+
+def test_consecutive_row_groups_are_read_as_one_run(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Consecutive row groups of a file go through one open file and one read-ahead thread;
+    # the batches, their rows and the progress are those of the row groups read one at a time.
+    other = tmp_path / "e.parquet"
+    other.write_bytes(files["parquet"].read_bytes())
+    s = open_stream([files["parquet"], files["csv"], other], batch_rows=40)
+    units = s.units()  # 5 row groups, the CSV file, 5 row groups
+    assert len(units) == 11
+    shuffled = [units[i] for i in (2, 3, 0, 5, 4, 1, 6, 7, 8, 10, 9)]
+    threads = []
+    real = stream_module._read_ahead
+
+    def counted(items: Iterator[object], depth: int = 1) -> Iterator[object]:
+        threads.append(depth)
+        return real(items, depth)
+
+    monkeypatch.setattr(stream_module, "_read_ahead", counted)
+    size = {f.path: f for f in s._files}
+    # In order: a run per file; shuffled: d.parquet's groups 2, 3, 0, the CSV file, its
+    # groups 4, 1, then e.parquet's five.
+    for order, runs in ((units, 3), (shuffled, 4)):
+        threads.clear()
+        together = list(s.batches(["a", "k"], units=order))
+        assert len(threads) == runs
+        done = 0
+        alone = []
+        for unit in order:
+            part = list(s.batches(["a", "k"], units=[unit]))
+            alone += [(b.file, b.file_row, b.n_rows, b.bytes_done + done) for b in part]
+            f = size[unit.file]
+            done += f.size if unit.row_group is None else stream_module._share(f, unit.row_group)
+        assert [(b.file, b.file_row, b.n_rows, b.bytes_done) for b in together] == alone
+        each = [b.matrix for u in order for b in s.batches(["a", "k"], units=[u])]
+        np.testing.assert_array_equal(
+            np.concatenate([b.matrix for b in together if b.matrix is not None]),
+            np.concatenate([m for m in each if m is not None]),
+        )

@@ -234,13 +234,12 @@ class BatchStream:
         done_before = 0
         if raw:
             stack = False
-        for unit in units if units is not None else self.units():
-            f = by_path[unit.file]
+        for f, groups in _runs(by_path, units if units is not None else self.units()):
             if f.parquet:
-                yield from self._parquet(f, unit.row_group, numeric, text, done_before, stack, raw)
+                yield from self._parquet(f, groups, numeric, text, done_before, stack, raw)
             else:
                 yield from self._csv(f, numeric, text, done_before, stack, raw)
-            done_before += f.size if unit.row_group is None else _share(f, unit.row_group)
+            done_before += _run_bytes(f, groups)
 
     def distinct_values(
         self,
@@ -258,17 +257,14 @@ class BatchStream:
         self.check_columns(wanted, "requested")
         by_path = {f.path: f for f in self._files}
         done_before = 0
-        for unit in units if units is not None else self.units():
-            f = by_path[unit.file]
+        for f, groups in _runs(by_path, units if units is not None else self.units()):
             if f.parquet:
-                found = self._parquet(
-                    f, unit.row_group, numeric, text, done_before, False, _DISTINCT
-                )
+                found = self._parquet(f, groups, numeric, text, done_before, False, _DISTINCT)
             else:
                 found = self._csv(f, numeric, text, done_before, False, _DISTINCT)
             for batch in found:
                 yield batch.columns
-            done_before += f.size if unit.row_group is None else _share(f, unit.row_group)
+            done_before += _run_bytes(f, groups)
 
     def matrix_batches(
         self,
@@ -421,15 +417,18 @@ class BatchStream:
     def _parquet(
         self,
         f: _File,
-        group: int | None,
+        groups: Sequence[int] | None,
         numeric: Sequence[str],
         text: Sequence[str],
         done_before: int,
         stack: bool = True,
         raw: bool | str = False,
     ) -> Iterator[Batch]:
+        """Row groups of one file (None: all), in the order given, through one open file and
+        one thread decoding ahead: consecutive row groups of a file are one run, with no pause
+        between them while a new thread starts and the file is opened again."""
         source = str(f.path)
-        groups = range(len(f.row_groups)) if group is None else [group]
+        groups = range(len(f.row_groups)) if groups is None else groups
         try:
             # Row groups too large to decode whole are read page by page through a small
             # buffer: pyarrow otherwise holds whole column chunks (measured on 96 MB row
@@ -470,6 +469,7 @@ class BatchStream:
                     done = done_before + int(_share(f, g) * min(part / total, 1.0))
                     yield self._batch(f, arrow, numeric, text, rows, done, stack, raw)
                     rows += arrow.num_rows
+                done_before += _share(f, g)
 
     def _row_group(
         self, pf: pq.ParquetFile, f: _File, g: int, wanted: list[str]
@@ -728,6 +728,30 @@ def _plain_columns(arrow: pa.Table, numeric: Sequence[str]) -> list[npt.NDArray[
             return None
         out.append(values)
     return out
+
+
+def _runs(
+    by_path: dict[Path, _File], units: Sequence[Unit]
+) -> Iterator[tuple[_File, list[int] | None]]:
+    """``units`` as runs, in order: consecutive row groups of one Parquet file together (their
+    numbers), any other unit alone (None: the whole file)."""
+    f: _File | None = None
+    groups: list[int] = []
+    for unit in units:
+        if f is not None and unit.file == f.path and unit.row_group is not None and groups:
+            groups.append(unit.row_group)
+            continue
+        if f is not None:
+            yield f, groups or None
+        f = by_path[unit.file]
+        groups = [] if unit.row_group is None or not f.parquet else [unit.row_group]
+    if f is not None:
+        yield f, groups or None
+
+
+def _run_bytes(f: _File, groups: Sequence[int] | None) -> int:
+    """Bytes of a file attributed to a run of its row groups (None: the whole file)."""
+    return f.size if groups is None else sum(_share(f, g) for g in groups)
 
 
 def _share(f: _File, group: int) -> int:

@@ -207,8 +207,10 @@ def numbers_to_numpy(column: Any, to: Any, *, safe: bool = True) -> npt.NDArray[
     or uint64), as NumPy: read from the buffers when there is no missing value (one chunk: the
     buffer itself, not a copy). pyarrow's ``to_numpy`` imports pandas (0.5-1 s) on its first
     call when pandas is installed; a fit of numeric CSV columns does not (issue 23,
-    tests/test_startup.py). With missing values: ``to_numpy`` (NaN for floats)."""
-    cast = pc.cast(column, to, safe=safe)
+    tests/test_startup.py). With missing values: ``to_numpy`` (NaN for floats). A column
+    already of type ``to`` is not cast (the cast's call cost 10 ms a pass of 2,100,000 x 12
+    read in 65,536-row batches)."""
+    cast = column if column.type == to else pc.cast(column, to, safe=safe)
     if cast.null_count:
         values: npt.NDArray[Any] = cast.to_numpy(zero_copy_only=False)
         return values

@@ -367,7 +367,7 @@ def _shifted_gram(
         if not (on_cpu and Z.dtype in _NUMPY_DTYPES and Y.dtype in _NUMPY_DTYPES):
             root = None if root_w is None else torch.from_numpy(root_w).to(Z.device)
             return _shifted_gram_torch(Z, Y, z0, y0, root)
-    shift = torch.cat([z0, y0]).cpu().numpy()
+    shift = np.concatenate([z0.cpu().numpy(), y0.cpu().numpy()])
     return torch.from_numpy(_shifted_gram_numpy(Z, Y, shift, root_w))
 
 
