@@ -26,7 +26,7 @@ def rows() -> list[tuple[str, float]]:
     features, targets = crops.feature_names, crops.target_names
     new64 = torch.tensor([NEW_INPUT], dtype=torch.float64)
 
-    # The closed form (float64 QR + refinement) on the 15 rows.
+    # The closed form (float64, factored and refined) on the 15 rows.
     exact = gradfit.least_squares(crops.data, crops.target)
     for i, t in enumerate(targets):
         out.append((f"closed.bias.{t}", exact.bias[i].item()))

@@ -79,7 +79,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         print(line, file=out)
 
     exact = report.paths[-1]
-    print("\nClosed-form least squares (float64, QR): the optimum both paths aim at", file=out)
+    print("\nClosed-form least squares (float64, refined): the optimum both paths aim at", file=out)
     for j, name in enumerate(names):
         terms = (
             " ".join(

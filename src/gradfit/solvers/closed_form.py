@@ -1,13 +1,14 @@
 """``lstsq``: the closed form in float64 (the registry's entry for it).
 
-Without a penalty, :func:`gradfit.least_squares` (Householder QR, rank and condition reported,
-refined in extended precision); a rank-deficient design gets R's solution (the later of
-collinear columns aliased: coefficient 0), in memory here and, for a stream (TSQR gives the
-minimum-norm one), from the coefficient table (:func:`gradfit.fitting.attach_inference`).
+Without a penalty, :func:`gradfit.least_squares` (the Cholesky factor of the Gram matrix or
+Householder QR, by the design's condition; rank and condition reported; refined in extended
+precision); a rank-deficient design gets R's solution (the later of collinear columns aliased:
+coefficient 0), in memory here and, for a stream (TSQR gives the minimum-norm one), from the
+coefficient table (:func:`gradfit.fitting.attach_inference`).
 
 With ``alpha > 0`` (ridge only: the registry refuses an L1 part), the augmented system
 ``[Zc; sqrt(n alpha) I] W^T = [Yc; 0]`` on the (standardized, centred) features,
-solved by the same QR: Tikhonov's formulation, as accurate as QR.
+solved the same way: Tikhonov's formulation, as accurate as the unpenalized solve.
 
 With row weights (``sample_weight``): rows of weight 0 are left out, the centring is on the
 weighted means and each row is scaled by ``sqrt(w)``, and the ridge rows by ``sqrt(W alpha)``
