@@ -7,7 +7,9 @@ number of targets (``--targets``, default 1 and 10) it times, in turns, best of 
 * ``numpy.linalg.lstsq`` of ``[X, 1]`` (the column of ones built beforehand, not timed);
 * R's ``fit <- lm(Y ~ X); s <- summary(fit)``, timed with ``system.time`` inside R
   (``Rscript``, R's reference BLAS: one thread; the data written by NumPy as raw float64 and
-  read with ``readBin``, not timed), one R process per round, so that R and Python alternate.
+  read with ``readBin``, not timed), one R process per round, so that R and Python alternate;
+  and, where R has the ``sandwich`` package, ``sandwich::vcovHC(fit, type = "HC3")`` on the
+  same fit, added to it: the anchor of ``gradfit.ols(cov_type="HC3")``.
 
 The data are ``Y = 1 + X W + noise`` with X standard normal shifted by 3, seeded; with
 ``--mix m`` (a list: one design each) the columns are correlated, ``X = Z + 3 m Z[:, 0] + 3``
@@ -46,7 +48,10 @@ X <- matrix(readBin(file.path(args[1], "X.bin"), "double", n * d), n, d)
 Y <- matrix(readBin(file.path(args[1], "Y.bin"), "double", n * k), n, k)
 if (k == 1) Y <- Y[, 1]
 t <- system.time({ fit <- lm(Y ~ X); s <- summary(fit) })[["elapsed"]]
-cat(sprintf("%.6f\n", t))
+hc <- NA  # sandwich::vcovHC(HC3) on the same fit, when the package is installed
+if (requireNamespace("sandwich", quietly = TRUE))
+  hc <- system.time(v <- sandwich::vcovHC(fit, type = "HC3"))[["elapsed"]]
+cat(sprintf("%.6f %.6f\n", t, hc))
 """
 
 HC = ("HC0", "HC1", "HC2", "HC3")
@@ -54,6 +59,7 @@ _LABELS = {
     "ols": "gradfit.ols (classical)",
     "lstsq": "numpy.linalg.lstsq",
     "R": "R lm + summary",
+    "R HC3": "R lm + summary + sandwich::vcovHC(HC3)",
 }
 
 
@@ -90,7 +96,10 @@ def run(n: int, d: int, k: int, repeats: int, folder: Path, mix: float = 0.0) ->
                 capture_output=True,
                 text=True,
             )
-            times.setdefault("R", []).append(float(out.stdout.split()[-1]))
+            r_time, r_hc = out.stdout.split()[-2:]
+            times.setdefault("R", []).append(float(r_time))
+            if r_hc != "NA":
+                times.setdefault("R HC3", []).append(float(r_time) + float(r_hc))
     best = {name: min(values) for name, values in times.items()}
     best["condition"] = float(gradfit.least_squares(X, y).condition_number)
     return best
@@ -129,7 +138,7 @@ def main() -> None:
             ):
                 best = run(n, d, k, args.repeats, Path(tmp), mix)
                 r, lstsq, classical = best.get("R", float("nan")), best["lstsq"], best["ols"]
-                for name in ("ols", *(f"ols {cov}" for cov in HC), "lstsq", "R"):
+                for name in ("ols", *(f"ols {cov}" for cov in HC), "lstsq", "R", "R HC3"):
                     if name not in best:
                         continue
                     t = best[name]
@@ -138,6 +147,12 @@ def main() -> None:
                         f"| {n:,} × {d} | {best['condition']:.0f} | {k} | {label} | {t:.3f} | "
                         f"{t / r:.2f} | "
                         f"{t / lstsq:.2f} | {t / classical:.2f} |",
+                        flush=True,
+                    )
+                if "R HC3" in best:
+                    print(
+                        f"|  |  |  | gradfit.ols(HC3) ÷ R lm + summary + vcovHC(HC3) | "
+                        f"{best['ols HC3'] / best['R HC3']:.2f} |  |  |  |",
                         flush=True,
                     )
 
