@@ -25,6 +25,7 @@ import torch
 
 import gradfit.inference.covariance as covariance
 import gradfit.inference.regression as regression
+import gradfit.solvers.extended as extended
 import gradfit.solvers.lstsq as lstsq
 from gradfit.inference import ols
 from gradfit.inference.linalg import column_norms, solve_upper_identity
@@ -214,7 +215,7 @@ def test_ols_factors_the_design_once(
 def test_the_reused_residuals_are_the_extended_precision_ones(weighted: bool) -> None:
     # A nearly exact fit (noise 1e-9 of the signal): the float64 residual B - A Z would lose
     # most of its digits; the solver's refined residual must be the exact one (worked out in
-    # rationals) to the extended residual's bound (lstsq.residual_split: 2d·2^-53·(2^-s+2^-t)
+    # rationals) to the extended residual's bound (extended.residual_split: 2d·2^-53·(2^-s+2^-t)
     # ·2^K, here below 4e-22 of max_l ||A_l|| |z_l|; measured 6e-24), and no worse than
     # the longdouble residual (measured 1.4e-20).
     rng = np.random.default_rng(6)
@@ -239,7 +240,7 @@ def test_the_reused_residuals_are_the_extended_precision_ones(weighted: bool) ->
     scale = float((np.linalg.norm(factored.A, axis=0) * np.abs(Z[:, 0])).max())
     error = np.abs(factored.residual - want)
     assert error.max() <= 1e-21 * scale
-    ext = np.abs(lstsq._residual_ext(factored.A, factored.B, Z) - want)
+    ext = np.abs(extended._residual_ext(factored.A, factored.B, Z) - want)
     assert error.max() <= ext.max()
     # and ols's residual standard error is the one of those residuals
     result = ols(X, y, weights=w)
@@ -254,13 +255,13 @@ def test_the_two_pass_mean_of_large_arrays(weighted: bool, monkeypatch: pytest.M
     rng = np.random.default_rng(7)
     M = 1e8 + rng.standard_normal((20_000, 3)) * np.array([1e-3, 1.0, 1e3])
     w = rng.uniform(0.1, 5.0, 20_000) if weighted else None
-    exact = lstsq.mean_ext(M, w)  # unweighted: lstsq._mean_split (exact, rounded once)
-    fast = lstsq._mean_two_pass(M, w)
+    exact = extended.mean_ext(M, w)  # unweighted: extended._mean_split (exact, rounded once)
+    fast = extended._mean_two_pass(M, w)
     np.testing.assert_allclose(fast, exact, rtol=2 * np.finfo(float).eps, atol=0)
     # and a fit centred on it has the same coefficients
     y = M @ np.array([1.0, -2.0, 0.5]) + rng.standard_normal(20_000)
-    monkeypatch.setattr(lstsq, "_EXACT_MEAN", 0)
-    monkeypatch.setattr(lstsq, "_mean_split", lambda M: None)  # the two-pass means
+    monkeypatch.setattr(extended, "_EXACT_MEAN", 0)
+    monkeypatch.setattr(extended, "_mean_split", lambda M: None)  # the two-pass means
     got = ols(M, y, weights=w)
     monkeypatch.undo()
     want = ols(M, y, weights=w)

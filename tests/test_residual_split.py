@@ -1,5 +1,5 @@
 """The extended-precision residual of the solver's refinement without ``longdouble``
-(issue 23): :func:`gradfit.solvers.lstsq.residual_split`, an error-free splitting in Ozaki's
+(issue 23): :func:`gradfit.solvers.extended.residual_split`, an error-free splitting in Ozaki's
 manner on float64 BLAS products, and the refinement rules that use it.
 
 References are exact: Python's ``fractions.Fraction`` (every float64 is a rational), the
@@ -19,6 +19,7 @@ import pytest
 import torch
 from nist import load
 
+import gradfit.solvers.extended as extended
 import gradfit.solvers.lstsq as lstsq
 from gradfit.inference.linalg import residual_quantiles
 
@@ -59,7 +60,7 @@ def _exact_lstsq(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 def _bound(A: np.ndarray, Z: np.ndarray, exact: np.ndarray) -> np.ndarray:
     """The docstring's bound on |residual_split - exact| (n, k)."""
     n, d = A.shape
-    s, t = lstsq._split_bits(d, n.bit_length() // 2 - 2)
+    s, t = extended._split_bits(d, n.bit_length() // 2 - 2)
     two_k = 4 * (np.linalg.norm(A, axis=0)[:, None] * np.abs(Z)).max(axis=0)  # (k,)
     rest = 2 * d * 2.0**-53 * (2.0**-s + 2.0**-t) * two_k
     return rest + 0.5 * np.spacing(np.abs(exact))
@@ -80,7 +81,7 @@ def _nist(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     X, y = problem.X, problem.y[:, None]
     Z = problem.certified[1:, None] if problem.fit_intercept else problem.certified[:, None]
     if problem.fit_intercept:
-        X, y = X - lstsq.mean_ext(X), y - lstsq.mean_ext(y)
+        X, y = X - extended.mean_ext(X), y - extended.mean_ext(y)
     return np.ascontiguousarray(X), np.ascontiguousarray(y), Z
 
 
@@ -96,11 +97,11 @@ CASES = {
 def test_split_residual_against_the_exact_one(case: str) -> None:
     A, B, Z = CASES[case]()
     exact = _exact_residual(A, B, Z)
-    got = lstsq.residual_split(A, B, Z)
+    got = extended.residual_split(A, B, Z)
     error = np.abs(got - exact)
     assert np.all(error <= _bound(A, Z, exact)), case
     # no worse than longdouble's (row by row, up to the final rounding)
-    ext = np.abs(lstsq._residual_ext(A, B, Z) - exact)
+    ext = np.abs(extended._residual_ext(A, B, Z) - exact)
     assert np.all(error <= ext + 0.5 * np.spacing(np.abs(exact))), case
     # and the float64 product is far worse: the test can tell
     assert np.abs(B - A @ Z - exact).max() > 100 * max(error.max(), 1e-300)
@@ -113,13 +114,13 @@ def test_the_exact_part_is_exact_whatever_the_order_of_the_sums() -> None:
     A[:, 7] = 0.0  # a zero column
     Z = rng.standard_normal((d, k)) * np.exp(rng.uniform(-30, 30, (d, 1)))
     Z[3, 1] = 0.0
-    s, t = lstsq._split_bits(d, n.bit_length() // 2 - 2)
+    s, t = extended._split_bits(d, n.bit_length() // 2 - 2)
     assert s + t + (d - 1).bit_length() == 53
-    grids = lstsq._split_grids(np.linalg.norm(A, axis=0) * (1 + 2.0**-20), Z, s, t)
+    grids = extended._split_grids(np.linalg.norm(A, axis=0) * (1 + 2.0**-20), Z, s, t)
     assert grids is not None
     sigma, Z1, Z2 = grids
     high, low = np.empty_like(A), np.empty_like(A)
-    lstsq.split_design(A, np.tile(sigma, (n, 1)), high, low)
+    extended.split_design(A, np.tile(sigma, (n, 1)), high, low)
     assert np.array_equal(high + low, A) and np.array_equal(Z1 + Z2, Z)  # exact splits
     exact = np.array(
         [
@@ -152,8 +153,8 @@ def test_the_exact_part_is_exact_whatever_the_order_of_the_sums() -> None:
 @pytest.mark.parametrize("power", [-400, 400])
 def test_powers_of_two_scale_the_split_residual_exactly(power: int) -> None:
     A, B, Z = _random(300, 5, 2, seed=5)
-    got = lstsq.residual_split(A, B, Z)
-    scaled = lstsq.residual_split(
+    got = extended.residual_split(A, B, Z)
+    scaled = extended.residual_split(
         np.ldexp(A, power), np.ldexp(B, power // 2), np.ldexp(Z, power // 2 - power)
     )
     np.testing.assert_array_equal(scaled, np.ldexp(got, power // 2))
@@ -163,9 +164,9 @@ def test_beyond_the_exponent_range_longdouble_is_used(monkeypatch: pytest.Monkey
     A, B, Z = _random(60, 4, 1, seed=6)
     A, B = np.ldexp(A, 950), np.ldexp(B, 950)  # 2^950: σ would overflow
     calls = []
-    real = lstsq._residual_ext
-    monkeypatch.setattr(lstsq, "_residual_ext", lambda *a: calls.append(1) or real(*a))
-    got = lstsq.residual_split(A, B, Z)
+    real = extended._residual_ext
+    monkeypatch.setattr(extended, "_residual_ext", lambda *a: calls.append(1) or real(*a))
+    got = extended.residual_split(A, B, Z)
     assert calls
     np.testing.assert_array_equal(got, real(A, B, Z))
 
@@ -273,18 +274,18 @@ def test_the_split_mean_is_the_exact_mean(case: str) -> None:
     # correctly rounded in every case)
     M = MEANS[case](np.random.default_rng(11))
     exact = _exact_mean(M)
-    got = lstsq._mean_split(M)
+    got = extended._mean_split(M)
     assert got is not None
     assert np.all(np.abs(got - exact) <= np.spacing(np.abs(exact)))
-    assert np.array_equal(lstsq.mean_ext(M), got)
+    assert np.array_equal(extended.mean_ext(M), got)
 
 
 def test_the_split_mean_leaves_out_what_it_cannot_split() -> None:
     M = np.random.default_rng(12).standard_normal((50, 3))
     M[:, 1] = 0.0  # a zero column: longdouble's means instead
-    assert lstsq._mean_split(M) is None
-    np.testing.assert_array_equal(lstsq.mean_ext(M), _exact_mean(M))
-    assert lstsq._mean_split(np.ldexp(M[:, [0]], 600)) is None  # squares beyond float64
+    assert extended._mean_split(M) is None
+    np.testing.assert_array_equal(extended.mean_ext(M), _exact_mean(M))
+    assert extended._mean_split(np.ldexp(M[:, [0]], 600)) is None  # squares beyond float64
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 10, 1001, 40_000])

@@ -3,8 +3,8 @@ squares, the residuals' quartiles and the inverse of a triangular factor.
 
 Everything is float64 NumPy; sums that lose digits to cancellation (the column means, the
 residuals of a nearly exact fit) are computed in extended precision by the solver's routines
-(:func:`gradfit.solvers.lstsq.mean_ext`, :func:`gradfit.solvers.lstsq.residual_split`), a chunk
-of rows at a time.
+(:func:`gradfit.solvers.extended.mean_ext`, :func:`gradfit.solvers.extended.residual_split`),
+a chunk of rows at a time.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 # the solver's: one extended-precision mean and residual
-from gradfit.solvers.lstsq import mean_ext, residual_split
+from gradfit.solvers.extended import mean_ext, residual_split
 
 __all__ = [
     "EPS",

@@ -50,10 +50,10 @@ import torch
 
 from gradfit.errors import ValidationError
 from gradfit.solvers.collective import LOCAL, Communicator, guarded, merge_r_factors
+from gradfit.solvers.extended import _column_norms
 from gradfit.solvers.lstsq import (
     _ALWAYS_REFINE,
     LeastSquaresResult,
-    _column_norms,
     _min_norm_solution,
     _rank_and_condition,
     _refined,
