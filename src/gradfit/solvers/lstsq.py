@@ -209,7 +209,7 @@ def _refine_keeping(
         r = residual_split(A, B, Z, norms)
         last[:] = [Z, r]
         if qr is None or condition <= _SNE_CONDITION:
-            return _solve_upper(R, _solve_lower(R.T, A.T @ r))
+            return _solve_normal(R, A.T @ r)
         return qr.solve(r)
 
     Z = _refined(Z, correction, _MAX_REFINEMENTS, _SETTLED)
@@ -230,11 +230,7 @@ def _gram_factor(A: np.ndarray) -> np.ndarray | None:
     # finite, and squared norms in float64's normal range (subnormal sums lose digits)
     if not (bool(np.isfinite(G).all()) and bool((diagonal > 2.0**-1000).all())):
         return None
-    L, info = torch.linalg.cholesky_ex(torch.from_numpy(np.ascontiguousarray(G)))
-    if int(info) != 0 or not bool(torch.isfinite(L).all()):
-        return None
-    R: np.ndarray = L.T.contiguous().numpy()
-    return R
+    return _upper_cholesky(G)
 
 
 def _second_cholesky(A: np.ndarray, R1: np.ndarray) -> np.ndarray | None:
@@ -255,10 +251,17 @@ def _second_cholesky(A: np.ndarray, R1: np.ndarray) -> np.ndarray | None:
     for start in range(0, A.shape[0], rows):
         Q = A[start : start + rows] @ X
         M += Q.T @ Q
-    L, info = torch.linalg.cholesky_ex(torch.from_numpy(M))
+    R2 = _upper_cholesky(M)
+    return None if R2 is None else R2 @ R1
+
+
+def _upper_cholesky(G: np.ndarray) -> np.ndarray | None:
+    """The upper-triangular ``R`` (d, d) with ``RᵀR = G``, or None where the Cholesky
+    factorization fails (G not numerically positive definite) or is not finite."""
+    L, info = torch.linalg.cholesky_ex(torch.from_numpy(np.ascontiguousarray(G)))
     if int(info) != 0 or not bool(torch.isfinite(L).all()):
         return None
-    R: np.ndarray = L.T.numpy() @ R1
+    R: np.ndarray = L.T.contiguous().numpy()
     return R
 
 
@@ -269,13 +272,28 @@ def _solve_upper(R: np.ndarray, B: np.ndarray) -> np.ndarray:
     return solution
 
 
-def _solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    solution: np.ndarray = torch.linalg.solve_triangular(
-        torch.from_numpy(np.ascontiguousarray(L)),
-        torch.from_numpy(np.ascontiguousarray(B)),
+def _solve_normal(R: np.ndarray, AtB: np.ndarray) -> np.ndarray:
+    """``Z`` of the (semi-)normal equations ``RᵀR Z = AᵀB``, given ``AᵀB``: two triangular
+    solves."""
+    lower = torch.linalg.solve_triangular(
+        torch.from_numpy(np.ascontiguousarray(R.T)),
+        torch.from_numpy(np.ascontiguousarray(AtB)),
         upper=False,
     ).numpy()
-    return solution
+    return _solve_upper(R, lower)
+
+
+def _spectrum(M: np.ndarray, n: int, d: int) -> tuple[np.ndarray, np.ndarray, int, float, float]:
+    """For ``M`` (A itself, or a triangular factor R with ``RᵀR = AᵀA``) of a centred design of
+    n rows and d columns: the column scale that equilibrates it (its column norms, 1 for an
+    all-zero column, which stays zero), the singular values of the equilibrated ``M / scale``,
+    and from them the rank, its tolerance and the condition number
+    (:func:`_rank_and_condition`)."""
+    norms = _column_norms(M)
+    scale = np.where(norms > 0, norms, 1.0)
+    s = np.linalg.svd(M / scale, compute_uv=False)
+    rank, tol, condition = _rank_and_condition(s, n, d)
+    return scale, s, rank, tol, condition
 
 
 def _rank_and_condition(s: np.ndarray, n: int, d: int) -> tuple[int, float, float]:
@@ -458,34 +476,22 @@ def solve_arrays(
         # other by Householder.
         R = _gram_factor(A)
         if R is not None:
-            norms = _column_norms(R)
-            scale = np.where(norms > 0, norms, 1.0)
-            s = np.linalg.svd(R / scale, compute_uv=False)
-            rank, tol, condition = _rank_and_condition(s, n, d)
+            scale, s, rank, tol, condition = _spectrum(R, n, d)
             if not (rank == d and condition <= _SNE_CONDITION):
                 R = None
             elif condition > _ONE_CHOLESKY:
                 R = _second_cholesky(A, R)
                 if R is not None:  # the singular values of the refined factor
-                    norms = _column_norms(R)
-                    scale = np.where(norms > 0, norms, 1.0)
-                    s = np.linalg.svd(R / scale, compute_uv=False)
-                    rank, tol, condition = _rank_and_condition(s, n, d)
+                    scale, s, rank, tol, condition = _spectrum(R, n, d)
         if R is None:
             # Householder QR is invariant under column scaling (QR of A·D is Q·(R·D)), so
             # factor the centred data as they are and equilibrate R: the column norms of A are
             # those of R.
             qr = _HouseholderQR(A)
             R = qr.R
-            norms = _column_norms(R)
-            scale = np.where(norms > 0, norms, 1.0)  # an all-zero column stays zero
-            s = np.linalg.svd(R / scale, compute_uv=False)
-            rank, tol, condition = _rank_and_condition(s, n, d)
+            scale, s, rank, tol, condition = _spectrum(R, n, d)
     else:
-        norms = _column_norms(A)
-        scale = np.where(norms > 0, norms, 1.0)
-        s = np.linalg.svd(A / scale, compute_uv=False)
-        rank, tol, condition = _rank_and_condition(s, n, d)
+        scale, s, rank, tol, condition = _spectrum(A, n, d)
 
     if rank == d and R is not None:
         residual = None
@@ -493,7 +499,7 @@ def solve_arrays(
             # Corrected semi-normal equations: RᵀR Z = AᵀB, refined (always: their error is
             # about condition² · eps, that of a QR solve condition · eps), and R's effects
             # (QᵀB)[:d] = R Z at the least-squares solution (R's diagonal positive).
-            Z = _solve_upper(R, _solve_lower(R.T, A.T @ B))
+            Z = _solve_normal(R, A.T @ B)
             Z, residual = _refine_keeping(A, B, Z, R, None, condition)
             qtb = R @ Z
         else:

@@ -50,15 +50,15 @@ import torch
 
 from gradfit.errors import ValidationError
 from gradfit.solvers.collective import LOCAL, Communicator, guarded, merge_r_factors
-from gradfit.solvers.extended import _column_norms
 from gradfit.solvers.lstsq import (
     _ALWAYS_REFINE,
     LeastSquaresResult,
     _min_norm_solution,
-    _rank_and_condition,
     _refined,
     _result,
+    _solve_normal,
     _solve_upper,
+    _spectrum,
 )
 from gradfit.solvers.stats import SufficientStats, check_moments
 
@@ -342,9 +342,7 @@ def least_squares_stream(
         augmented[d:, :d] = math.sqrt((n if total is None else total) * alpha) * np.eye(d)
         Ra = merge_r(None, torch.from_numpy(augmented)).numpy()
         R11, R12 = Ra[:d, :d], Ra[:d, d:]
-    norms = _column_norms(R11)
-    s = np.linalg.svd(R11 / np.where(norms > 0, norms, 1.0), compute_uv=False)
-    rank, _, condition = _rank_and_condition(s, n, d)
+    _, s, rank, _, condition = _spectrum(R11, n, d)
     if rank == d:
         Z = _solve_upper(R11, R12)  # (d, k)
         if refine and alpha == 0 and (rows * d <= _ALWAYS_REFINE or condition > 1e4):
@@ -392,7 +390,7 @@ def _refine(
         g = guarded(comm, local_g)
         if comm.world > 1:
             g = _sum_extended(comm, g)
-        return _solve_upper(R11, _solve_lower(R11.T, g.astype(np.float64)))
+        return _solve_normal(R11, g.astype(np.float64))
 
     return _refined(Z, correction, MAX_REFINEMENTS)
 
@@ -408,12 +406,3 @@ def _sum_extended(comm: Communicator, g: np.ndarray) -> np.ndarray:
         pair = part.numpy()
         total += pair[0].astype(np.longdouble) + pair[1].astype(np.longdouble)
     return total
-
-
-def _solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    solution: np.ndarray = torch.linalg.solve_triangular(
-        torch.from_numpy(np.ascontiguousarray(L)),
-        torch.from_numpy(np.ascontiguousarray(B)),
-        upper=False,
-    ).numpy()
-    return solution
