@@ -49,6 +49,8 @@ from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+from torch.distributed.distributed_c10d import PrefixStore
+from torch.distributed.rendezvous import rendezvous
 
 from gradfit.errors import GradfitError, ValidationError
 from gradfit.solvers.collective import (
@@ -412,10 +414,20 @@ def from_environment(
     if cuda and device is not None:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local if device.index is None else device.index)
+    limit = datetime.timedelta(seconds=timeout)
     try:
+        # The rendezvous that init_process_group would do itself (env://: MASTER_ADDR,
+        # MASTER_PORT, RANK, WORLD_SIZE, or torchrun's agent store), done here so that the
+        # group's store, which the watchdog shares, comes through public API.
+        base, rank, world = next(rendezvous("env://", timeout=limit))
+        base.set_timeout(limit)
+        store = PrefixStore("default_pg", base)
         dist.init_process_group(
             backend="nccl" if cuda else "gloo",
-            timeout=datetime.timedelta(seconds=timeout),
+            store=store,
+            rank=rank,
+            world_size=world,
+            timeout=limit,
         )
         group = dist.new_group(timeout=datetime.timedelta(seconds=max(timeout, COLLECTIVE_TIMEOUT)))
     except (RuntimeError, ValueError) as exc:
@@ -424,8 +436,6 @@ def from_environment(
             f"cannot join the process group ({first}); check MASTER_ADDR, MASTER_PORT "
             "and that every process was started"
         ) from None
-    rank, world = dist.get_rank(), dist.get_world_size()
-    store = dist.distributed_c10d._get_default_store()
     prefix = f"gradfit/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/"
     global _WATCHDOG
     _WATCHDOG = Watchdog(store, rank, world, timeout, prefix, report=report).start()
