@@ -5,11 +5,11 @@
 checks the schema once, up front, from each file's header or Parquet footer: every file must
 have the same columns in the same order. Then :meth:`BatchStream.batches` reads the columns
 asked for, batch by batch (CSV: the file cut into chunks at line ends, read ahead by a thread,
-each parsed by ``pyarrow.csv.read_csv`` with its threads; Parquet: row groups, decoded one
-batch ahead of the caller by a thread), each batch going through the same checks as
-:func:`gradfit.data.select` with rows
-counted in its file, so that a bad cell three million rows down is named exactly as in a small
-file: ``data.csv: column 'temp', row 3000001: 'abc' is not a number; fix or remove that row``.
+each parsed by ``pyarrow.csv.read_csv`` with its threads; Parquet: row groups, consecutive
+small ones together, decoded one batch ahead of the caller by a thread), each batch going
+through the same checks as :func:`gradfit.data.select` with rows counted in its file, so that
+a bad cell three million rows down is named exactly as in a small file:
+``data.csv: column 'temp', row 3000001: 'abc' is not a number; fix or remove that row``.
 
 Order: files in the order given (a directory or glob: sorted by name), rows in file order.
 :meth:`BatchStream.units` lists the pieces that can be read independently, in that order: one
@@ -20,7 +20,8 @@ is one unit). Reading ``units`` in another order, or a rank's share of them
 Memory: a few batches at a time (the caller's, the one read ahead, the chunk being parsed);
 every call of :meth:`batches` opens the files anew (an epoch), and closes them even when the
 caller stops early. With ``stack=False`` the numeric columns are pyarrow's own float64 buffers
-where they can be (no copy), for a caller that takes columns, such as the statistics pass.
+where they can be (no copy; row groups read together: one copy), for a caller that takes
+columns, such as the statistics pass.
 """
 
 from __future__ import annotations
@@ -426,7 +427,9 @@ class BatchStream:
     ) -> Iterator[Batch]:
         """Row groups of one file (None: all), in the order given, through one open file and
         one thread decoding ahead: consecutive row groups of a file are one run, with no pause
-        between them while a new thread starts and the file is opened again."""
+        between them while a new thread starts and the file is opened again; within it, row
+        groups consecutive in the file and smaller than a batch are read as one batch
+        (:func:`_pieces`)."""
         source = str(f.path)
         groups = range(len(f.row_groups)) if groups is None else groups
         try:
