@@ -5,11 +5,11 @@
 checks the schema once, up front, from each file's header or Parquet footer: every file must
 have the same columns in the same order. Then :meth:`BatchStream.batches` reads the columns
 asked for, batch by batch (CSV: the file cut into chunks at line ends, read ahead by a thread,
-each parsed by ``pyarrow.csv.read_csv`` with its threads; Parquet: row groups, decoded one
-batch ahead of the caller by a thread), each batch going through the same checks as
-:func:`gradfit.data.select` with rows
-counted in its file, so that a bad cell three million rows down is named exactly as in a small
-file: ``data.csv: column 'temp', row 3000001: 'abc' is not a number; fix or remove that row``.
+each parsed by ``pyarrow.csv.read_csv`` with its threads; Parquet: row groups, consecutive
+small ones together, decoded one batch ahead of the caller by a thread), each batch going
+through the same checks as :func:`gradfit.data.select` with rows counted in its file, so that
+a bad cell three million rows down is named exactly as in a small file:
+``data.csv: column 'temp', row 3000001: 'abc' is not a number; fix or remove that row``.
 
 Order: files in the order given (a directory or glob: sorted by name), rows in file order.
 :meth:`BatchStream.units` lists the pieces that can be read independently, in that order: one
@@ -20,7 +20,8 @@ is one unit). Reading ``units`` in another order, or a rank's share of them
 Memory: a few batches at a time (the caller's, the one read ahead, the chunk being parsed);
 every call of :meth:`batches` opens the files anew (an epoch), and closes them even when the
 caller stops early. With ``stack=False`` the numeric columns are pyarrow's own float64 buffers
-where they can be (no copy), for a caller that takes columns, such as the statistics pass.
+where they can be (no copy; row groups read together: one copy), for a caller that takes
+columns, such as the statistics pass.
 """
 
 from __future__ import annotations
@@ -426,7 +427,9 @@ class BatchStream:
     ) -> Iterator[Batch]:
         """Row groups of one file (None: all), in the order given, through one open file and
         one thread decoding ahead: consecutive row groups of a file are one run, with no pause
-        between them while a new thread starts and the file is opened again."""
+        between them while a new thread starts and the file is opened again; within it, row
+        groups consecutive in the file and smaller than a batch are read as one batch
+        (:func:`_pieces`)."""
         source = str(f.path)
         groups = range(len(f.row_groups)) if groups is None else groups
         try:
@@ -460,12 +463,20 @@ class BatchStream:
         raw: bool | str = False,
     ) -> Iterator[Batch]:
         wanted = list(dict.fromkeys([*numeric, *text]))
+        starts = list(itertools.accumulate(f.row_groups, initial=0))  # first row of each group
         with arrow_file(f.path) as fh, pq.ParquetFile(fh, **options) as pf:
-            for g in groups:
-                rows = sum(f.row_groups[:g])
+            for piece in _pieces(f, groups, self.batch_rows):
+                if len(piece) > 1:  # small row groups, consecutive in the file: one batch
+                    arrow = pf.read_row_groups(piece, columns=wanted, use_threads=True)
+                    done_before += sum(_share(f, g) for g in piece)
+                    rows = starts[piece[0]]
+                    yield self._batch(f, arrow, numeric, text, rows, done_before, stack, raw)
+                    continue
+                g = piece[0]
+                rows = starts[g]
                 total = max(f.row_groups[g], 1)
                 for arrow in self._row_group(pf, f, g, wanted):
-                    part = rows - sum(f.row_groups[:g]) + arrow.num_rows
+                    part = rows - starts[g] + arrow.num_rows
                     done = done_before + int(_share(f, g) * min(part / total, 1.0))
                     yield self._batch(f, arrow, numeric, text, rows, done, stack, raw)
                     rows += arrow.num_rows
@@ -747,6 +758,38 @@ def _runs(
         groups = [] if unit.row_group is None or not f.parquet else [unit.row_group]
     if f is not None:
         yield f, groups or None
+
+
+def _pieces(f: _File, groups: Sequence[int], batch_rows: int) -> Iterator[list[int]]:
+    """``groups`` (a run of one Parquet file's row groups) in pieces read as one: consecutive
+    row groups of the file (g, g + 1, ...) each of fewer than ``batch_rows`` rows, together up
+    to ``batch_rows`` rows and :data:`_WHOLE_GROUP_BYTES`, as one batch (a file written in
+    small row groups costs one batch's stacking, solve and hand-off per ``batch_rows`` rows,
+    not per row group); any other row group alone (sliced, or read page by page)."""
+    piece: list[int] = []
+    rows = size = 0
+    for g in groups:
+        small = f.row_groups[g] < batch_rows and f.group_bytes[g] <= _WHOLE_GROUP_BYTES
+        if (
+            small
+            and piece
+            and g == piece[-1] + 1
+            and rows + f.row_groups[g] <= batch_rows
+            and size + f.group_bytes[g] <= _WHOLE_GROUP_BYTES
+        ):
+            piece.append(g)
+            rows += f.row_groups[g]
+            size += f.group_bytes[g]
+            continue
+        if piece:
+            yield piece
+        if small:
+            piece, rows, size = [g], f.row_groups[g], f.group_bytes[g]
+        else:
+            piece, rows, size = [], 0, 0
+            yield [g]
+    if piece:
+        yield piece
 
 
 def _run_bytes(f: _File, groups: Sequence[int] | None) -> int:
