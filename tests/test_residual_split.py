@@ -12,6 +12,7 @@ the ``longdouble`` one it replaces (64-bit significand).
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -19,6 +20,7 @@ import pytest
 import torch
 from nist import load
 
+import gradfit.inference.linalg as linalg
 import gradfit.solvers.extended as extended
 import gradfit.solvers.lstsq as lstsq
 from gradfit.inference.linalg import residual_quantiles
@@ -286,6 +288,51 @@ def test_the_split_mean_leaves_out_what_it_cannot_split() -> None:
     assert extended._mean_split(M) is None
     np.testing.assert_array_equal(extended.mean_ext(M), _exact_mean(M))
     assert extended._mean_split(np.ldexp(M[:, [0]], 600)) is None  # squares beyond float64
+
+
+def _exact_norms(M: np.ndarray) -> np.ndarray:
+    """The columns' norms: the sums of squares in rationals, rounded once, then float64's
+    square root (within about one unit in the last place)."""
+    return np.array(
+        [math.sqrt(float(sum((Fraction(float(x)) ** 2 for x in c), Fraction(0)))) for c in M.T]
+    )
+
+
+def test_one_column_norm_for_the_solvers_and_the_inference() -> None:
+    # the twin that inference/linalg.py kept (its own summation order) must not come back
+    assert linalg.column_norms is extended.column_norms
+    assert "column_norms" not in vars(lstsq) or lstsq.column_norms is extended.column_norms
+
+
+def test_column_norms_are_exact_to_their_summation_order() -> None:
+    eps = 2.0**-52
+    M = np.random.default_rng(5).uniform(0.5, 1.0, (20_000, 3))
+    exact = _exact_norms(M)
+    # C-ordered, several columns (the solver makes A contiguous): the squares added row after
+    # row, the bits of einsum's sum (the solvers' own before the two helpers were merged: no
+    # solver result moved), within the naive sum's bound n · eps
+    got = extended.column_norms(M)
+    big = M.max(axis=0)
+    np.testing.assert_array_equal(got, big * np.sqrt(np.einsum("ij,ij->j", M / big, M / big)))
+    assert np.all(np.abs(got - exact) <= M.shape[0] * eps * exact)
+    # Fortran-ordered or a single column: pairwise down each column, within 2 eps (einsum's
+    # order: 5.3 and 6.5 eps on this draw)
+    for V in (np.asfortranarray(M), M[:, :1].copy()):
+        want = exact[: V.shape[1]]
+        assert np.all(np.abs(extended.column_norms(V) - want) <= 2 * eps * want)
+
+
+@pytest.mark.parametrize("power", [-1000, -600, 600, 1000])
+def test_column_norms_neither_overflow_nor_underflow(power: int) -> None:
+    # each column scaled by its largest entry: a power of two scales the norms exactly, where
+    # the plain sum of squares would be inf or 0
+    M = np.random.default_rng(6).standard_normal((300, 4))
+    M[:, 2] = 0.0  # an all-zero column: norm 0
+    np.testing.assert_array_equal(
+        extended.column_norms(np.ldexp(M, power)), np.ldexp(extended.column_norms(M), power)
+    )
+    assert extended.column_norms(M)[2] == 0.0
+    np.testing.assert_array_equal(extended.column_norms(np.zeros((0, 3))), np.zeros(3))
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 10, 1001, 40_000])

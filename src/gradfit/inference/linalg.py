@@ -14,8 +14,8 @@ import math
 import numpy as np
 import torch
 
-# the solver's: one extended-precision mean and residual
-from gradfit.solvers.extended import mean_ext, residual_split
+# the solver's: one extended-precision mean and residual, one column norm
+from gradfit.solvers.extended import column_norms, mean_ext, residual_split
 
 __all__ = [
     "EPS",
@@ -30,14 +30,6 @@ __all__ = [
 EPS = float(np.finfo(np.float64).eps)
 _SQUARES_ROWS = 2048  # rows per einsum of sum_squares
 _EXTENDED_RESIDUALS = 1 << 22  # elements of X below which residuals are always extended
-
-
-def column_norms(M: np.ndarray) -> np.ndarray:
-    """Euclidean column norms, scaled by each column's largest entry (no overflow)."""
-    big = np.abs(M).max(axis=0) if M.shape[0] else np.zeros(M.shape[1])
-    safe = np.where(big > 0, big, 1.0)
-    norms: np.ndarray = big * np.sqrt(((M / safe) ** 2).sum(axis=0))
-    return norms
 
 
 def sum_squares(M: np.ndarray) -> np.ndarray:

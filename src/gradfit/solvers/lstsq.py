@@ -61,7 +61,7 @@ import numpy as np
 import torch
 
 from gradfit.errors import RankDeficiencyWarning, ValidationError
-from gradfit.solvers.extended import _column_norms, mean_ext, residual_split
+from gradfit.solvers.extended import column_norms, mean_ext, residual_split
 from gradfit.validation import as_matrix, as_targets, check_lengths, check_weights
 
 __all__ = [
@@ -203,7 +203,7 @@ def _refine_keeping(
     rounding is below the extended residual's own error; ``Z - Z_last`` is exact, Sterbenz),
     so the caller needs no further extended-precision pass."""
     last: list[np.ndarray] = []
-    norms = _column_norms(R)  # those of A: a bound on its entries
+    norms = column_norms(R)  # those of A: a bound on its entries
 
     def correction(Z: np.ndarray) -> np.ndarray:
         r = residual_split(A, B, Z, norms)
@@ -289,7 +289,7 @@ def _spectrum(M: np.ndarray, n: int, d: int) -> tuple[np.ndarray, np.ndarray, in
     all-zero column, which stays zero), the singular values of the equilibrated ``M / scale``,
     and from them the rank, its tolerance and the condition number
     (:func:`_rank_and_condition`)."""
-    norms = _column_norms(M)
+    norms = column_norms(M)
     scale = np.where(norms > 0, norms, 1.0)
     s = np.linalg.svd(M / scale, compute_uv=False)
     rank, tol, condition = _rank_and_condition(s, n, d)
