@@ -229,6 +229,7 @@ WORK = [  # (argv, the optional libraries its work uses)
     (("fit", "train.parquet", "--target", "y", "--stream", "--solver", "lstsq", "--out", "l"), ()),
     (("fit", "train.csv", "--target", "y", "--alpha", "cv", "--out", "cv.safetensors"), ("numba",)),
     (("path", "train.csv", "--target", "y", "--json"), ("numba",)),
+    (("path", "train.csv", "--target", "y", "--out", "path.csv"), ("numba",)),  # a text column
     (("predict", "float64.safetensors", "train.csv", "--out", "p.csv"), ()),
     (("predict", "float64.safetensors", "train.parquet", "--interval", "prediction"), ()),
     (("predict", "float64.safetensors", "groups.csv", "--keep", "g,a", "--out", "k.csv"), ()),
