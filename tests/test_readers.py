@@ -813,6 +813,23 @@ def test_text_columns_are_read_as_to_numpy_reads_them(
         assert got.columns[name].tolist() == values.tolist(), name
 
 
+def test_numbers_with_missing_values_are_read_as_to_numpy_reads_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NaN where a value is missing, from the buffers (to_numpy imports pandas: issue 23);
+    # chunks, a sliced chunk (an offset) and integers cast to float
+    first = pa.array([1.5, None, -0.0, 4.0, None, 6.0])
+    column = pa.chunked_array([first.slice(1), pa.array([7.0, 8.0]), pa.array([None, 1e300])])
+    integers = pa.chunked_array([pa.array([1, None, 3]), pa.array([2**53 + 1, None])])
+    monkeypatch.setattr(tables, "pandas_free", lambda cells: False)
+    want = [tables.numbers_to_numpy(c, pa.float64(), safe=False) for c in (column, integers)]
+    monkeypatch.setattr(tables, "pandas_free", lambda cells: True)
+    got = [tables.numbers_to_numpy(c, pa.float64(), safe=False) for c in (column, integers)]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+        assert np.signbit(g).tolist() == np.signbit(w).tolist() and g.flags.writeable
+
+
 def test_pyarrows_conversions_past_the_pandas_free_size() -> None:
     assert not tables.pandas_free(tables.PANDAS_FREE_CELLS + 1)  # the import pays for itself
     assert tables.pandas_free(tables.PANDAS_FREE_CELLS) == ("pandas" not in sys.modules)
