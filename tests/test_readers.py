@@ -7,6 +7,7 @@ import os
 import random
 import re
 import stat
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import pytest
 
 import gradfit.atomic
 import gradfit.data
+import gradfit.data.tables as tables
+import gradfit.data.writers as writers
 from gradfit.data import (
     Table,
     atomic_write,
@@ -726,6 +729,110 @@ def test_numeric_columns_are_written_as_pa_array_makes_them(tmp_path: Path, suff
     for name, values in columns.items():
         native = values.astype(values.dtype.newbyteorder("="))
         np.testing.assert_array_equal(back.columns[name].astype(native.dtype), native)
+
+
+def _objects(*values: Any) -> np.ndarray:
+    column = np.empty(len(values), dtype=object)
+    column[:] = list(values)
+    return column
+
+
+TEXT_COLUMNS = {
+    "plain": _objects("a", "b", "", " pad "),
+    "nulls": _objects("a", None, "c", float("nan"), ""),
+    "quotes and lines": _objects('say "hi"', "x,y", "two\nlines", "tab\there"),
+    "unicode": _objects("é", "€", "😀", "日本"),
+    "numpy str": np.array(["r1", "r22", "r333"]),
+    "many": _objects(*(f"id{i:05d}" if i % 7 else None for i in range(20_000))),
+    # pa.array's: the separator inside a cell, other objects, no text, no rows
+    "separator": _objects("a\x1fb", "c"),
+    "mixed": _objects("a", 1, 2.5),
+    "only nulls": _objects(None, None),
+    "empty": _objects(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_COLUMNS))
+def test_text_columns_are_written_as_pa_array_makes_them(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Text columns become Arrow without pa.array while pandas is not imported (which
+    pa.array imports: issue 23; here it is, so the test forces the road): the same type,
+    values and nulls (None and NaN) as pa.array(from_pandas=True), mixed objects as before."""
+    monkeypatch.setattr(writers, "pandas_free", lambda cells: True)
+    column = TEXT_COLUMNS[name]
+    built = tables.text_array(column)
+    if name in ("separator", "mixed", "only nulls", "empty"):
+        assert built is None  # left to pa.array
+    else:
+        assert built is not None
+        built.validate(full=True)
+        assert built.equals(pa.array(column, from_pandas=column.dtype == object))
+    got = _to_arrow({"t": column}).column("t")
+    monkeypatch.setattr(writers, "pandas_free", lambda cells: False)
+    assert got.equals(_to_arrow({"t": column}).column("t"))
+
+
+def test_masked_numbers_are_nulls_without_pa_array() -> None:
+    # predict --missing keep: a masked prediction is a null, the others their values
+    values = np.ma.masked_invalid(np.array([1.5, np.nan, -0.0, np.nan, 7.0] * 3))
+    got = _to_arrow({"y": values}).column("y").combine_chunks()
+    got.validate(full=True)
+    assert got.equals(pa.array(np.asarray(values), mask=np.ma.getmaskarray(values)))
+    assert got.null_count == 6
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_text_columns_are_read_as_to_numpy_reads_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, suffix: str
+) -> None:
+    """Text, boolean and all-empty columns become NumPy objects without to_numpy while pandas
+    is not imported (it imports pandas: issue 23): the same objects (str, bool, None)."""
+    columns = {
+        "id": _objects("a", None, "é", 'x,"y"', ""),
+        "flag": _objects(True, False, None, True, False),
+        "when": _objects("2020-01-02", None, "2021-12-31", "1999-01-01", "2000-02-29"),
+        "x": np.array([1.0, 2.0, 3.0, 4.0, 5.0]),
+    }
+    path = tmp_path / f"t{suffix}"
+    arrow = pa.table({name: pa.array(values, from_pandas=True) for name, values in columns.items()})
+    arrow = arrow.set_column(2, "when", arrow.column("when").cast(pa.date32()))
+    arrow = arrow.append_column("none", pa.nulls(5))
+    if suffix == ".parquet":
+        pq.write_table(arrow, path)
+    else:
+        pyarrow.csv.write_csv(arrow, path)
+    monkeypatch.setattr(tables, "pandas_free", lambda cells: False)
+    want = read_table(path)
+    monkeypatch.setattr(tables, "pandas_free", lambda cells: True)
+    got = read_table(path)
+    assert got.types == want.types
+    for name, values in want.columns.items():
+        assert got.columns[name].dtype == values.dtype, name
+        assert [type(v) for v in got.columns[name]] == [type(v) for v in values], name
+        assert got.columns[name].tolist() == values.tolist(), name
+
+
+def test_numbers_with_missing_values_are_read_as_to_numpy_reads_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NaN where a value is missing, from the buffers (to_numpy imports pandas: issue 23);
+    # chunks, a sliced chunk (an offset) and integers cast to float
+    first = pa.array([1.5, None, -0.0, 4.0, None, 6.0])
+    column = pa.chunked_array([first.slice(1), pa.array([7.0, 8.0]), pa.array([None, 1e300])])
+    integers = pa.chunked_array([pa.array([1, None, 3]), pa.array([2**53 + 1, None])])
+    monkeypatch.setattr(tables, "pandas_free", lambda cells: False)
+    want = [tables.numbers_to_numpy(c, pa.float64(), safe=False) for c in (column, integers)]
+    monkeypatch.setattr(tables, "pandas_free", lambda cells: True)
+    got = [tables.numbers_to_numpy(c, pa.float64(), safe=False) for c in (column, integers)]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+        assert np.signbit(g).tolist() == np.signbit(w).tolist() and g.flags.writeable
+
+
+def test_pyarrows_conversions_past_the_pandas_free_size() -> None:
+    assert not tables.pandas_free(tables.PANDAS_FREE_CELLS + 1)  # the import pays for itself
+    assert tables.pandas_free(tables.PANDAS_FREE_CELLS) == ("pandas" not in sys.modules)
 
 
 def test_write_csv_is_unquoted_when_nothing_needs_quotes(tmp_path: Path) -> None:

@@ -217,8 +217,11 @@ def test_info_imports_no_torch(
 
 # Every command's import set (issue 23): torch once, and of the optional libraries only those
 # its work uses: numba for the coordinate-descent path (fit --alpha cv, path), formulaic and
-# pandas for a formula. pyarrow imports pandas for pq.read_table (pyarrow.dataset) and for any
-# pa.array: Parquet files are read, and numeric output columns written, without them.
+# pandas for a formula. pyarrow imports pandas for pq.read_table (pyarrow.dataset), for any
+# pa.array and for to_numpy: Parquet files are read, numeric output columns written, and text
+# columns (predict --keep) read and written without them (gradfit.data.tables.pandas_free).
+# A model of categorical columns encodes them through formulaic (gradfit.design), which
+# imports pandas, formula or none: the text columns kept here go to a model of numbers.
 FORMULA = ("pandas", "formulaic")
 WORK = [  # (argv, the optional libraries its work uses)
     (("fit", "train.parquet", "--target", "y", "--out", "p.safetensors", "--quiet"), ()),
@@ -226,8 +229,23 @@ WORK = [  # (argv, the optional libraries its work uses)
     (("fit", "train.parquet", "--target", "y", "--stream", "--solver", "lstsq", "--out", "l"), ()),
     (("fit", "train.csv", "--target", "y", "--alpha", "cv", "--out", "cv.safetensors"), ("numba",)),
     (("path", "train.csv", "--target", "y", "--json"), ("numba",)),
+    (("path", "train.csv", "--target", "y", "--out", "path.csv"), ("numba",)),  # a text column
     (("predict", "float64.safetensors", "train.csv", "--out", "p.csv"), ()),
     (("predict", "float64.safetensors", "train.parquet", "--interval", "prediction"), ()),
+    (("predict", "float64.safetensors", "groups.csv", "--keep", "g,a", "--out", "k.csv"), ()),
+    (
+        (
+            "predict",
+            "float64.safetensors",
+            "groups.csv",
+            "--keep",
+            "g",
+            "--stream",
+            "--out",
+            "k.pq",
+        ),
+        (),
+    ),
     (("evaluate", "float64.safetensors", "train.parquet"), ()),
     (("diagnose", "float64.safetensors", "train.csv", "--out", "d.csv"), ()),
     (("fit", "groups.csv", "--formula", "y ~ a + g", "--out", "f.safetensors"), FORMULA),

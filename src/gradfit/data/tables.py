@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,9 +44,11 @@ __all__ = [
     "left_out_columns",
     "listing",
     "name_list",
+    "pandas_free",
     "plain_integers_as_int64",
     "refuse_numeric_looking_text",
     "select",
+    "text_array",
     "to_table",
 ]
 
@@ -54,6 +58,22 @@ _DECIMAL_COMMA_RE = re.compile(r"^\s*[+-]?\d+,\d+\s*$")
 _MAX_LISTED = 20
 
 FloatArray = npt.NDArray[np.float64]
+
+# Cells of a text column up to which it is converted without pyarrow's own conversions while
+# pandas is not imported (:func:`pandas_free`).
+PANDAS_FREE_CELLS = 1 << 21
+
+
+def pandas_free(cells: int) -> bool:
+    """Whether a text column of ``cells`` values is converted (Arrow to NumPy, NumPy to Arrow)
+    without ``to_numpy`` and ``pa.array``: those import pandas on first use when it is
+    installed (pyarrow's pandas shim, 0.2-0.4 s), which a command that reads or writes a text
+    column (``predict --keep id``) does not otherwise need (issue 23, tests/test_startup.py).
+    The ways round them are slower per cell (reading: 0.15 s a million cells against 0.08;
+    writing: 0.17 against 0.07), so a column of more than :data:`PANDAS_FREE_CELLS` cells,
+    whose conversion pays for the import, and any column once pandas is imported anyway,
+    take pyarrow's."""
+    return cells <= PANDAS_FREE_CELLS and "pandas" not in sys.modules
 
 
 @dataclass(frozen=True)
@@ -198,6 +218,72 @@ def to_table(arrow: pa.Table, source: str, file_format: str, row_offset: int = 0
     )
 
 
+_SEPARATOR = "\x1f"  # ASCII's unit separator: between the cells of a text column joined
+
+
+def text_array(array: npt.NDArray[Any], from_pandas: bool = True) -> pa.Array | None:
+    """A column of text (NumPy ``str``, or objects each a ``str``, None or NaN: a null, as
+    ``pa.array(..., from_pandas=True)`` has them; NaN left to ``pa.array`` unless
+    ``from_pandas``) as an Arrow string array without ``pa.array`` (which imports pandas:
+    :func:`pandas_free`): the cells
+    joined by :data:`_SEPARATOR` into one value, which ``pyarrow.compute.split_pattern`` cuts
+    back into cells (C loops throughout: 0.17 s a million cells with nulls, where ``pa.array``
+    takes 0.07 s once pandas is imported). None, for ``pa.array`` to convert, where it would
+    not give a string array (no rows, no text at all, another kind of object) or a cell holds
+    the separator or cannot be encoded as UTF-8."""
+    values = array.tolist()
+    n = len(values)
+    valid = None
+    try:
+        joined = _SEPARATOR.join(values)
+    except TypeError:  # a null or another kind of object among the text
+        valid = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=n)
+        nulls = (v for v, ok in zip(values, valid.tolist(), strict=True) if not ok)
+        if not valid.any() or not all(_is_null(v, from_pandas) for v in nulls):
+            return None
+        texts = (v if ok else "" for v, ok in zip(values, valid.tolist(), strict=True))
+        joined = _SEPARATOR.join(texts)
+    if n == 0 or joined.count(_SEPARATOR) != n - 1:
+        return None
+    try:
+        data = joined.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    if len(data) >= 1 << 31:  # beyond a string array's offsets
+        return None
+    whole = pa.Array.from_buffers(
+        pa.string(), 1, [None, pa.py_buffer(np.array([0, len(data)], np.int32)), pa.py_buffer(data)]
+    )
+    cells = pc.split_pattern(whole, pattern=_SEPARATOR).flatten()
+    if valid is None:
+        return cells
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(
+        pa.string(), n, [bitmap, *cells.buffers()[1:]], offset=cells.offset
+    )
+
+
+def _is_null(value: Any, from_pandas: bool) -> bool:
+    """None, or with ``from_pandas`` a float NaN: a null cell, as ``pa.array`` reads it."""
+    return value is None or (from_pandas and isinstance(value, float) and math.isnan(value))
+
+
+def _bits(buffer: pa.Buffer, offset: int, n: int) -> npt.NDArray[np.bool_]:
+    """Bits ``offset`` to ``offset + n`` of an Arrow bitmap (a validity or boolean buffer) as
+    NumPy booleans (``to_numpy`` imports pandas: :func:`pandas_free`)."""
+    bits = np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), bitorder="little")
+    return bits[offset : offset + n].astype(bool)
+
+
+def _bools(array: pa.Array) -> npt.NDArray[np.bool_]:
+    """A boolean Arrow array as NumPy, False for a null (``fill_null(False)``, whose scalar
+    imports pandas too), from its bit-packed buffers."""
+    values = _bits(array.buffers()[1], array.offset, len(array))
+    if array.null_count:
+        values &= _bits(array.buffers()[0], array.offset, len(array))
+    return values
+
+
 # pyarrow's numeric types whose arrays numbers_to_numpy reads from their buffers.
 _BUFFER_DTYPES = {pa.float64(): np.float64, pa.int64(): np.int64, pa.uint64(): np.uint64}
 
@@ -209,9 +295,11 @@ def numbers_to_numpy(column: Any, to: Any, *, safe: bool = True) -> npt.NDArray[
     call when pandas is installed; a fit of numeric CSV columns does not (issue 23,
     tests/test_startup.py). With missing values: ``to_numpy`` (NaN for floats). A column
     already of type ``to`` is not cast (the cast's call cost 10 ms a pass of 2,100,000 x 12
-    read in 65,536-row batches)."""
+    read in 65,536-row batches). Floats with missing values while pandas is not imported
+    (:func:`pandas_free`): the buffers copied, NaN where a value is missing."""
     cast = column if column.type == to else pc.cast(column, to, safe=safe)
-    if cast.null_count:
+    nan_for_null = to == pa.float64() and pandas_free(len(cast))
+    if cast.null_count and not nan_for_null:
         values: npt.NDArray[Any] = cast.to_numpy(zero_copy_only=False)
         return values
     dtype = _BUFFER_DTYPES[to]
@@ -223,6 +311,11 @@ def numbers_to_numpy(column: Any, to: Any, *, safe: bool = True) -> npt.NDArray[
         for chunk in chunks
         if len(chunk)
     ]
+    if cast.null_count:
+        parts = [part.copy() for part in parts]
+        for part, chunk in zip(parts, (chunk for chunk in chunks if len(chunk)), strict=True):
+            if chunk.null_count:
+                part[~_bits(chunk.buffers()[0], chunk.offset, len(chunk))] = np.nan
     if not parts:
         return np.empty(0, dtype=dtype)
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -239,6 +332,12 @@ def _column_to_numpy(column: Any) -> npt.NDArray[Any]:
         return numbers if numbers.flags.writeable else numbers.copy()
     if pa.types.is_temporal(column.type):
         column = pc.cast(column, pa.string())
+    flat = is_text(column.type) or pa.types.is_boolean(column.type) or pa.types.is_null(column.type)
+    if flat and pandas_free(len(column)):
+        # the same Python objects as to_numpy's (str, bool, None), without pandas
+        objects: npt.NDArray[Any] = np.empty(len(column), dtype=object)
+        objects[:] = column.to_pylist()
+        return objects
     values: npt.NDArray[Any] = column.to_numpy(zero_copy_only=False)
     return values if values.dtype == object else values.astype(object)
 
@@ -520,7 +619,7 @@ def _refuse_numeric_looking_text(table: Table, skip: set[str]) -> None:
         if table.file_format == "parquet" or "string" not in table.types.get(name, "string"):
             continue
         try:
-            text = pa.array(column, type=pa.string())
+            text = _as_text(column)
         except (pa.ArrowException, TypeError, ValueError):
             continue
         present = len(text) - text.null_count
@@ -542,15 +641,15 @@ def _parse_text_column(
             f"{where} has type {shown}, not numbers; features and targets must be numeric columns"
         )
     try:
-        text = pa.array(column, type=pa.string())
+        text = _as_text(column)
     except (pa.ArrowException, TypeError, ValueError):
         raise DataError(
             f"{where} holds values that are not text or numbers; features and targets must be "
             "numeric columns"
         ) from None
     numeric = pc.match_substring_regex(text, pattern=_NUMBER_RE)
-    not_number = np.asarray(pc.fill_null(pc.invert(numeric), False).to_numpy(zero_copy_only=False))
-    missing = np.asarray(text.is_null().to_numpy(zero_copy_only=False))
+    not_number = _bools(pc.invert(numeric))
+    missing = _bools(text.is_null())
     first_bad = int(np.argmax(not_number)) if not_number.any() else None
     first_missing = int(np.argmax(missing)) if missing.any() and not missing_ok else None
     if first_missing is not None and (first_bad is None or first_missing < first_bad):
@@ -567,4 +666,11 @@ def _parse_text_column(
         parsed = pc.cast(pc.utf8_trim_whitespace(text), pa.float64())
     except pa.ArrowInvalid as exc:  # pragma: no cover - the pattern mirrors pyarrow's parser
         raise DataError(f"{where} holds a value that is not a number ({flat(exc)})") from None
-    return np.asarray(parsed.to_numpy(zero_copy_only=False), dtype=np.float64)
+    return numbers_to_numpy(parsed, pa.float64())
+
+
+def _as_text(column: npt.NDArray[Any]) -> pa.Array:
+    """``pa.array(column, type=pa.string())``, without pa.array while pandas is not imported
+    (:func:`pandas_free`)."""
+    text = text_array(column, from_pandas=False) if pandas_free(len(column)) else None
+    return pa.array(column, type=pa.string()) if text is None else text

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from gradfit.atomic import atomic_write
 from gradfit.data.ahead import read_ahead
 from gradfit.data.formats import CSV_SUFFIXES, PARQUET_SUFFIXES, flat
-from gradfit.data.tables import is_text
+from gradfit.data.tables import is_text, pandas_free, text_array
 from gradfit.errors import DataError, GradfitError, ValidationError
 
 __all__ = ["table_to_csv_text", "write_table", "write_table_batches"]
@@ -142,10 +142,16 @@ def _to_arrow(columns: Mapping[str, npt.ArrayLike]) -> pa.Table:
         if array.ndim != 1:
             raise ValidationError(f"column {name!r} must be 1-D, got shape {array.shape}")
         if isinstance(values, np.ma.MaskedArray):  # a masked cell is a null (an empty cell)
-            arrays[name] = pa.array(array, mask=np.ma.getmaskarray(values))
+            mask = np.ma.getmaskarray(values)
+            numeric = array.dtype.kind in "iuf"
+            arrays[name] = _numeric_array(array, ~mask) if numeric else pa.array(array, mask=mask)
             continue
         if array.dtype.kind in "iuf":
             arrays[name] = _numeric_array(array)
+            continue
+        text = text_array(array) if array.dtype.kind in "OU" and pandas_free(len(array)) else None
+        if text is not None:
+            arrays[name] = text
             continue
         try:
             arrays[name] = pa.array(array, from_pandas=array.dtype == object)
@@ -160,16 +166,18 @@ def _to_arrow(columns: Mapping[str, npt.ArrayLike]) -> pa.Table:
     return pa.table(arrays)
 
 
-def _numeric_array(array: npt.NDArray[Any]) -> pa.Array:
+def _numeric_array(array: npt.NDArray[Any], valid: npt.NDArray[np.bool_] | None = None) -> pa.Array:
     """A column of integers or floats as an Arrow array over its buffer (no copy when it is
-    contiguous), NaN kept as a value, as ``pa.array`` gives it: ``pa.array`` imports pandas
-    when it is installed (pyarrow's pandas shim, on any call: 0.2-0.4 s measured), which a
-    command that writes predictions does not otherwise need (issue 23)."""
+    contiguous), NaN kept as a value, as ``pa.array`` gives it, and a null where ``valid`` is
+    False (a masked cell): ``pa.array`` imports pandas when it is installed (pyarrow's pandas
+    shim, on any call: 0.2-0.4 s measured), which a command that writes predictions does not
+    otherwise need (issue 23)."""
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
     array = np.ascontiguousarray(array)
     kind = pa.from_numpy_dtype(array.dtype)
-    return pa.Array.from_buffers(kind, len(array), [None, pa.py_buffer(array)])
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(kind, len(array), [bitmap, pa.py_buffer(array)])
 
 
 def _write_csv(arrow: pa.Table, fh: _Writable, delimiter: str, *, header: bool = True) -> None:
