@@ -744,8 +744,8 @@ TEXT_COLUMNS = {
     "unicode": _objects("é", "€", "😀", "日本"),
     "numpy str": np.array(["r1", "r22", "r333"]),
     "many": _objects(*(f"id{i:05d}" if i % 7 else None for i in range(20_000))),
-    # pa.array's: the separator inside a cell, other objects, no text, no rows
-    "separator": _objects("a\x1fb", "c"),
+    "separators": _objects("a\x1fb", "c\x00d", "\x1f", "e"),
+    # pa.array's: other objects, no text, no rows
     "mixed": _objects("a", 1, 2.5),
     "only nulls": _objects(None, None),
     "empty": _objects(),
@@ -762,7 +762,7 @@ def test_text_columns_are_written_as_pa_array_makes_them(
     monkeypatch.setattr(writers, "pandas_free", lambda cells: True)
     column = TEXT_COLUMNS[name]
     built = tables.text_array(column)
-    if name in ("separator", "mixed", "only nulls", "empty"):
+    if name in ("mixed", "only nulls", "empty"):
         assert built is None  # left to pa.array
     else:
         assert built is not None
@@ -771,6 +771,12 @@ def test_text_columns_are_written_as_pa_array_makes_them(
     got = _to_arrow({"t": column}).column("t")
     monkeypatch.setattr(writers, "pandas_free", lambda cells: False)
     assert got.equals(_to_arrow({"t": column}).column("t"))
+
+
+def test_text_that_is_not_utf8_is_left_to_pa_array() -> None:
+    # a lone surrogate has no UTF-8 encoding: pa.array's to refuse, as it always did
+    for column in (_objects("a", "\ud800"), _objects(None, "\udfff")):
+        assert tables.text_array(column) is None
 
 
 def test_masked_numbers_are_nulls_without_pa_array() -> None:
