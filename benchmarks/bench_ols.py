@@ -6,10 +6,11 @@ number of targets (``--targets``, default 1 and 10) it times, in turns, best of 
 * ``gradfit.ols(X, Y)`` (classical errors) and ``gradfit.ols(X, Y, cov_type=HCj)``, j = 0..3;
 * ``numpy.linalg.lstsq`` of ``[X, 1]`` (the column of ones built beforehand, not timed);
 * the arithmetic floor of the HC types: one ``X.T @ X`` (BLAS's ``syrk``, n × d²) and one
-  ``X @ L`` (a GEMM with a d × d triangular L: the rows ``A R⁻¹`` whose squares are the
-  leverages). Each target's sandwich is its own weighted ``syrk`` (over d + 2 columns with an
-  intercept), and HC2/HC3 add the GEMM once, so HC0/HC1 cannot be faster than the classical
-  fit plus k syrks, nor HC2/HC3 than that plus the GEMM: the ``floor ÷ classical`` column;
+  ``X @ L`` (a GEMM with a d × d triangular L, in blocks of rows into one buffer: the rows
+  ``A R⁻¹`` whose squares are the leverages). Each target's sandwich is its own weighted
+  ``syrk`` (over d + 2 columns with an intercept), and HC2/HC3 add the GEMM once, so HC0/HC1
+  cannot be faster than the classical fit plus k syrks, nor HC2/HC3 than that plus the GEMM:
+  the ``floor ÷ classical`` column;
 * R's ``fit <- lm(Y ~ X); s <- summary(fit)``, timed with ``system.time`` inside R
   (``Rscript``, R's reference BLAS: one thread; the data written by NumPy as raw float64 and
   read with ``readBin``, not timed), one R process per round, so that R and Python alternate;
@@ -77,6 +78,17 @@ def _best(times: dict[str, list[float]], name: str, f: Callable[[], object]) -> 
     times.setdefault(name, []).append(time.perf_counter() - start)
 
 
+_BLOCK = 1 << 14
+
+
+def _rows_times(X: np.ndarray, L: np.ndarray, out: np.ndarray) -> None:
+    """``X @ L`` a block of rows at a time into one buffer, as ``gradfit.ols`` forms the
+    rows ``A R⁻¹`` of the leverages (one product of n × d², no n × d array allocated)."""
+    for start in range(0, X.shape[0], _BLOCK):
+        block = X[start : start + _BLOCK]
+        np.matmul(block, L, out=out[: block.shape[0]])
+
+
 def run(
     n: int, d: int, k: int, repeats: int, folder: Path, mix: float = 0.0, r_hc3: bool = True
 ) -> dict[str, float]:
@@ -89,6 +101,7 @@ def run(
     Y.T.tofile(folder / "Y.bin")
     X1 = np.column_stack([X, np.ones(n)])
     L = np.triu(rng.standard_normal((d, d)))  # the shape of R⁻¹
+    rows = np.empty((min(n, _BLOCK), d))
     script = folder / "lm.R"
     script.write_text(_R)
     times: dict[str, list[float]] = {}
@@ -101,7 +114,7 @@ def run(
             _best(times, f"ols {cov}", lambda cov=cov: gradfit.ols(X, y, cov_type=cov))  # type: ignore[misc]
         _best(times, "lstsq", lambda: np.linalg.lstsq(X1, y, rcond=None))
         _best(times, "syrk", lambda: X.T @ X)
-        _best(times, "gemm", lambda: X @ L)
+        _best(times, "gemm", lambda: _rows_times(X, L, rows))
         if shutil.which("Rscript"):
             out = subprocess.run(
                 ["Rscript", str(script), str(folder), str(n), str(d), str(k), str(int(r_hc3))],
