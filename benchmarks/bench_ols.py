@@ -5,6 +5,12 @@ number of targets (``--targets``, default 1 and 10) it times, in turns, best of 
 
 * ``gradfit.ols(X, Y)`` (classical errors) and ``gradfit.ols(X, Y, cov_type=HCj)``, j = 0..3;
 * ``numpy.linalg.lstsq`` of ``[X, 1]`` (the column of ones built beforehand, not timed);
+* the arithmetic floor of the HC types: one ``X.T @ X`` (BLAS's ``syrk``, n × d²) and one
+  ``X @ L`` (a GEMM with a d × d triangular L, in blocks of rows into one buffer: the rows
+  ``A R⁻¹`` whose squares are the leverages). Each target's sandwich is its own weighted
+  ``syrk`` (over d + 2 columns with an intercept), and HC2/HC3 add the GEMM once, so HC0/HC1
+  cannot be faster than the classical fit plus k syrks, nor HC2/HC3 than that plus the GEMM:
+  the ``floor ÷ classical`` column;
 * R's ``fit <- lm(Y ~ X); s <- summary(fit)``, timed with ``system.time`` inside R
   (``Rscript``, R's reference BLAS: one thread; the data written by NumPy as raw float64 and
   read with ``readBin``, not timed), one R process per round, so that R and Python alternate;
@@ -17,7 +23,8 @@ The data are ``Y = 1 + X W + noise`` with X standard normal shifted by 3, seeded
 m = 0 (the default), 26 at 0.5, 51 at 0.9, 180 at 3 and 530 at 9 (printed in the table's
 ``cond.`` column: a design of condition <= 1e3 takes the solver's Cholesky route, any other
 Householder's QR; these at 200,000 × 20). It prints each time and the ratios: ols ÷ R (the
-issue's target ≤ 0.5), ols ÷ lstsq (≤ 1.5) and HCj ÷ classical (≤ 1.3). ``--threads``:
+issue's target ≤ 0.5), ols ÷ lstsq (≤ 1.5) and HCj ÷ classical (≤ 1.3), next to the floor's
+ratio (classical + k syrks [+ GEMM]) ÷ classical. ``--threads``:
 NumPy's and torch's BLAS threads (default 1). Statsmodels is not used (not installed here).
 
     python benchmarks/bench_ols.py                       # the issue's sizes, 3 rounds
@@ -49,7 +56,7 @@ Y <- matrix(readBin(file.path(args[1], "Y.bin"), "double", n * k), n, k)
 if (k == 1) Y <- Y[, 1]
 t <- system.time({ fit <- lm(Y ~ X); s <- summary(fit) })[["elapsed"]]
 hc <- NA  # sandwich::vcovHC(HC3) on the same fit, when the package is installed
-if (requireNamespace("sandwich", quietly = TRUE))
+if (args[5] == "1" && requireNamespace("sandwich", quietly = TRUE))
   hc <- system.time(v <- sandwich::vcovHC(fit, type = "HC3"))[["elapsed"]]
 cat(sprintf("%.6f %.6f\n", t, hc))
 """
@@ -60,6 +67,8 @@ _LABELS = {
     "lstsq": "numpy.linalg.lstsq",
     "R": "R lm + summary",
     "R HC3": "R lm + summary + sandwich::vcovHC(HC3)",
+    "syrk": "floor: X.T @ X (syrk, one target's sandwich)",
+    "gemm": "floor: X @ L (GEMM, the leverages of HC2/HC3)",
 }
 
 
@@ -69,7 +78,20 @@ def _best(times: dict[str, list[float]], name: str, f: Callable[[], object]) -> 
     times.setdefault(name, []).append(time.perf_counter() - start)
 
 
-def run(n: int, d: int, k: int, repeats: int, folder: Path, mix: float = 0.0) -> dict[str, float]:
+_BLOCK = 1 << 14
+
+
+def _rows_times(X: np.ndarray, L: np.ndarray, out: np.ndarray) -> None:
+    """``X @ L`` a block of rows at a time into one buffer, as ``gradfit.ols`` forms the
+    rows ``A R⁻¹`` of the leverages (one product of n × d², no n × d array allocated)."""
+    for start in range(0, X.shape[0], _BLOCK):
+        block = X[start : start + _BLOCK]
+        np.matmul(block, L, out=out[: block.shape[0]])
+
+
+def run(
+    n: int, d: int, k: int, repeats: int, folder: Path, mix: float = 0.0, r_hc3: bool = True
+) -> dict[str, float]:
     rng = np.random.default_rng(12345 + n + d + k)
     X = rng.standard_normal((n, d))
     X += 3.0 * mix * X[:, [0]] + 3.0
@@ -78,6 +100,8 @@ def run(n: int, d: int, k: int, repeats: int, folder: Path, mix: float = 0.0) ->
     X.T.tofile(folder / "X.bin")  # column-major, as R's matrix() fills
     Y.T.tofile(folder / "Y.bin")
     X1 = np.column_stack([X, np.ones(n)])
+    L = np.triu(rng.standard_normal((d, d)))  # the shape of R⁻¹
+    rows = np.empty((min(n, _BLOCK), d))
     script = folder / "lm.R"
     script.write_text(_R)
     times: dict[str, list[float]] = {}
@@ -89,9 +113,11 @@ def run(n: int, d: int, k: int, repeats: int, folder: Path, mix: float = 0.0) ->
         for cov in HC:
             _best(times, f"ols {cov}", lambda cov=cov: gradfit.ols(X, y, cov_type=cov))  # type: ignore[misc]
         _best(times, "lstsq", lambda: np.linalg.lstsq(X1, y, rcond=None))
+        _best(times, "syrk", lambda: X.T @ X)
+        _best(times, "gemm", lambda: _rows_times(X, L, rows))
         if shutil.which("Rscript"):
             out = subprocess.run(
-                ["Rscript", str(script), str(folder), str(n), str(d), str(k)],
+                ["Rscript", str(script), str(folder), str(n), str(d), str(k), str(int(r_hc3))],
                 check=True,
                 capture_output=True,
                 text=True,
@@ -111,6 +137,11 @@ def main() -> None:
     parser.add_argument("--targets", default="1,10")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
+        "--no-r-hc3",
+        action="store_true",
+        help="leave out R's sandwich::vcovHC (minutes at 1,000,000 × 50 with ten targets)",
+    )
+    parser.add_argument(
         "--mix",
         default="0",
         help="correlated designs X = Z + 3 mix Z[:, 0] + 3, one per value (default 0: i.i.d.)",
@@ -127,32 +158,54 @@ def main() -> None:
     threadpool_limits(args.threads)
     print(f"threads: {args.threads}")
     print(
-        "| n × d | cond. | targets | method | time [s] | ÷ R lm+summary | ÷ lstsq | ÷ classical |"
+        "| n × d | cond. | targets | method | time [s] | ÷ R lm+summary | ÷ lstsq | ÷ classical "
+        "| floor ÷ classical |"
     )
-    print("|---|---:|---:|---|---:|---:|---:|---:|")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes.split(","):
             n, d = (int(part) for part in size.split("x"))
             for mix, k in (
                 (float(m), int(t)) for m in args.mix.split(",") for t in args.targets.split(",")
             ):
-                best = run(n, d, k, args.repeats, Path(tmp), mix)
+                best = run(n, d, k, args.repeats, Path(tmp), mix, not args.no_r_hc3)
                 r, lstsq, classical = best.get("R", float("nan")), best["lstsq"], best["ols"]
-                for name in ("ols", *(f"ols {cov}" for cov in HC), "lstsq", "R", "R HC3"):
+                # the floor of each HC type: the classical fit, k syrks, and the GEMM of the
+                # leverages for HC2/HC3, all timed in this run
+                floor = {
+                    cov: classical
+                    + k * best["syrk"]
+                    + (best["gemm"] if cov in ("HC2", "HC3") else 0.0)
+                    for cov in HC
+                }
+                for name in (
+                    "ols",
+                    *(f"ols {cov}" for cov in HC),
+                    "lstsq",
+                    "R",
+                    "R HC3",
+                    "syrk",
+                    "gemm",
+                ):
                     if name not in best:
                         continue
                     t = best[name]
                     label = _LABELS.get(name) or f"gradfit.ols({name.split()[1]})"
+                    cov = name.split()[-1] if name.startswith("ols ") else ""
+                    bound = f"{floor[cov] / classical:.2f}" if cov in floor else ""
+                    if name in ("syrk", "gemm"):  # a part of the floor: its time alone
+                        ratios = f"{t:.4f} |  |  | {t / classical:.2f}"
+                    else:
+                        ratios = f"{t:.3f} | {t / r:.2f} | {t / lstsq:.2f} | {t / classical:.2f}"
                     print(
-                        f"| {n:,} × {d} | {best['condition']:.0f} | {k} | {label} | {t:.3f} | "
-                        f"{t / r:.2f} | "
-                        f"{t / lstsq:.2f} | {t / classical:.2f} |",
+                        f"| {n:,} × {d} | {best['condition']:.0f} | {k} | {label} | {ratios} | "
+                        f"{bound} |",
                         flush=True,
                     )
                 if "R HC3" in best:
                     print(
                         f"|  |  |  | gradfit.ols(HC3) ÷ R lm + summary + vcovHC(HC3) | "
-                        f"{best['ols HC3'] / best['R HC3']:.2f} |  |  |  |",
+                        f"{best['ols HC3'] / best['R HC3']:.2f} |  |  |  |  |",
                         flush=True,
                     )
 

@@ -292,3 +292,52 @@ def test_hc_in_the_design_coordinates_on_a_well_conditioned_design(
     by_a = covariance.robust_covariances(*args, root_w, total, None, True)
     for got, want in zip(by_a, by_q, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("cov_type", HC)
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("road", ["gram", "a_r_inverse", "householder"])
+@pytest.mark.parametrize("rows", [1, 37, 100_000])
+def test_hc_blocks_of_any_size_one_target_and_several_equal_the_explicit_sandwich(
+    cov_type: str, k: int, road: str, rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # robust_covariances scales one target's rows in place and several targets' rows into
+    # one (k, m, width) array summed by one batched product; blocks of 1 row, of 37 (a short
+    # last one) and one block of all the rows, on each of the three roads (the rows of A
+    # (HC0/HC1 on a well-conditioned design), of A R⁻¹, of Householder's Q), weighted, with
+    # an intercept, against the explicit float64 sandwich (tolerance as above: 1e-12
+    # relative on a random design of condition ~10; measured below 1e-14).
+    monkeypatch.setattr(covariance, "_ROWS", rows)
+    if road != "gram":
+        monkeypatch.setattr(regression, "_GRAM_HC_CONDITION", -1.0)
+    if road == "householder":
+        monkeypatch.setattr(lstsq, "_SNE_CONDITION", -1.0)  # Householder's QR
+        monkeypatch.setattr(regression, "_IMPLICIT_Q_CONDITION", -1.0)  # and its explicit Q
+    taken = []
+    real = regression.robust_covariances
+
+    def spy(*args: Any) -> Any:
+        Q, gram = args[9], args[10]
+        taken.append("householder" if Q is not None else "gram" if gram else "a_r_inverse")
+        return real(*args)
+
+    monkeypatch.setattr(regression, "robust_covariances", spy)
+    X, Y, w = _design(300, 4, k, seed=22)
+    fit = ols(X, Y, cov_type=cov_type, weights=w)
+    assert taken == [road]  # (with gram, HC2/HC3 still take A R⁻¹: they need the leverages)
+    want, _ = _explicit(X, Y, cov_type, True, w)
+    np.testing.assert_allclose(
+        fit.covariance.numpy(), want, rtol=1e-12, atol=1e-12 * np.abs(want).max()
+    )
+
+
+def test_the_block_of_robust_covariances_fits_the_cache() -> None:
+    # The scaled rows of a block (k, rows, width) take about 2 MiB (at least 256 rows, at
+    # most _ROWS): the sizes of the issue's benchmark (width = d + 2 with an intercept)
+    for width, k in ((22, 1), (22, 10), (52, 1), (52, 10), (1002, 10), (3, 1)):
+        rows = covariance._block_rows(width, k)
+        assert 256 <= rows <= covariance._ROWS
+        assert rows == 256 or rows == covariance._ROWS or rows * width * k * 8 <= 2 << 20
+        assert rows == covariance._ROWS or (rows + 1) * width * k * 8 > 2 << 20 or rows == 256
+    assert covariance._block_rows(22, 10) == 1191
+    assert covariance._block_rows(1002, 10) == 256

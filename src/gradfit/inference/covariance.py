@@ -46,7 +46,16 @@ COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 CLUSTER = "cluster"
 ALL_COV_TYPES = (*COV_TYPES, CLUSTER)
 _LEVERAGE_ONE = 1e-10  # HC2/HC3 divide by 1 - h: refuse when h is this close to 1
-_ROWS = 1 << 14  # rows of a block of robust_covariances (a block of Q: 16,384 x r floats)
+_ROWS = 1 << 14  # at most this many rows in a block of robust_covariances
+_BLOCK_FLOATS = 1 << 18  # about this many floats (2 MiB) in a block's scaled rows
+
+
+def _block_rows(width: int, k: int) -> int:
+    """Rows of a block of :func:`robust_covariances`: its scaled rows (k, rows, width) about
+    :data:`_BLOCK_FLOATS` floats (in the core's cache between the scaling and the product),
+    at least 256 rows (fewer would spend more on the calls than on the sums), at most
+    :data:`_ROWS`."""
+    return min(_ROWS, max(256, _BLOCK_FLOATS // max(1, width * k)))
 
 
 def check_cov_type(cov_type: Any) -> str:
@@ -225,19 +234,20 @@ def robust_covariances(
     (n, k) (weighted: of the scaled rows, with ``root_w`` and ``total`` as
     :func:`sandwich_sums` takes them).
 
-    The rows of the thin Q factor are ``q_i = a_i D⁻¹ R_e⁻¹`` (:func:`design_rows`), computed
-    a block of :data:`_ROWS` rows at a time and never stored whole, or taken from ``Q``
-    (n, r), an explicit Q (for an ill-conditioned design, where ``A R⁻¹`` loses digits). The
-    sandwich is summed in Q's coordinates, one symmetric product (BLAS's ``syrk``) per target
-    and block: ``M_j = Σ_i c_ij x_i x_iᵀ`` with ``c_ij = ω_i e_ij²`` and
-    ``x_i = (q_i, o_i, t_i)`` (with an intercept), where ``o_i`` is the intercept's influence
-    for c, ``s_i / n`` (``s_i`` = 1, or sqrt(w_i), and ``n`` the total weight), and ``t_i``
-    that for b, ``s_i / n - x̄ᵀ G a_i`` (per row, as
-    :func:`sandwich_sums` has it: formed after the sums, that difference would lose digits to
-    cancellation on an offset, ill-conditioned design); the covariance of (w, c) is
-    ``T M_j Tᵀ`` over the rows and columns of q and o, that of (w, b) over those of q and t, with
-    ``T = diag(D⁻¹ R_e⁻¹, 1)`` (the influence rows are ``u_i = T x_i``). The same sums as
-    :func:`sandwich_sums` of the rows ``U_w = Q R_e⁻ᵀ D⁻¹``, without those (n, r) rows.
+    The rows of the thin Q factor are ``q_i = a_i D⁻¹ R_e⁻¹`` (:func:`design_rows`), computed a
+    block of rows at a time (:func:`_block_rows`: the block's scaled rows of all the targets in
+    about 2 MiB, so that they are still in the cache when multiplied) and never stored whole, or
+    taken from ``Q`` (n, r), an explicit Q (for an ill-conditioned design, where ``A R⁻¹`` loses
+    digits). The sandwich is summed in Q's coordinates, one symmetric product (BLAS's ``syrk``;
+    one batched call for all the targets) per target and block: ``M_j = Σ_i c_ij x_i x_iᵀ`` with
+    ``c_ij = ω_i e_ij²`` and ``x_i = (q_i, o_i, t_i)`` (with an intercept), where ``o_i`` is the
+    intercept's influence for c, ``s_i / n`` (``s_i`` = 1, or sqrt(w_i), and ``n`` the total
+    weight), and ``t_i`` that for b, ``s_i / n - x̄ᵀ G a_i`` (per row, as :func:`sandwich_sums`
+    has it: formed after the sums, that difference would lose digits to cancellation on an
+    offset, ill-conditioned design); the covariance of (w, c) is ``T M_j Tᵀ`` over the rows and
+    columns of q and o, that of (w, b) over those of q and t, with ``T = diag(D⁻¹ R_e⁻¹, 1)``
+    (the influence rows are ``u_i = T x_i``). The same sums as :func:`sandwich_sums` of the rows
+    ``U_w = Q R_e⁻ᵀ D⁻¹``, without those (n, r) rows.
 
     ``gram``: the design is well-conditioned (condition <= 4, the solver's one-Cholesky route):
     HC0 and HC1, which need no leverages, are summed in A's coordinates instead, ``x_i =
@@ -254,9 +264,6 @@ def robust_covariances(
     # (t = o - v·q) after q's; one symmetric product per target gives all the sums
     width = r + 2 * int(fit_intercept)
     sums = np.zeros((k, width, width))
-    rows = min(_ROWS, n)
-    x = np.empty((rows, width))
-    scaled = np.empty((rows, width))
     # HC0/HC1 on a well-conditioned design (gram): the rows a_i themselves rather than q_i
     # (no leverage needed; the covariance is G M_j G, whose rounding, about condition² · eps,
     # is then a few eps), x̄ᵀ G a_i = (G x̄)·a_i
@@ -264,10 +271,17 @@ def robust_covariances(
     if gram:
         left = factor.gram_inverse()
         v = left @ center
-    for start in range(0, n, _ROWS):
-        stop = min(start + _ROWS, n)
+    rows = max(1, min(_block_rows(width, k), n))
+    x = np.empty((rows, width))  # x_i: (q_i, o_i, t_i)
+    # the scaled rows sqrt(c_ij) x_i of every target (k, m, width), for one batched product
+    # (BLAS's syrk for each target) per block; one target scales x itself
+    scaled = np.empty((k, rows, width)) if k > 1 else None
+    hc1 = math.sqrt(n / df_resid) if cov_type == "HC1" else 1.0
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
         m = stop - start
-        q = x[:m, :r]
+        xm = x[:m]
+        q = xm[:, :r]
         if gram:
             q[...] = A[start:stop]
         elif Q is None:
@@ -275,19 +289,22 @@ def robust_covariances(
         else:
             q[...] = Q[start:stop]
         own = None if root_w is None else root_w[start:stop]
-        if gram:
-            f = np.abs(E[start:stop]) * (1.0 if cov_type == "HC0" else math.sqrt(n / df_resid))
-        else:
+        f = np.abs(E[start:stop].T)  # (k, m): sqrt(ω e²), a target's in a row
+        if cov_type in ("HC2", "HC3"):  # HC0/HC1 need no leverage
             leverage = hat_values(q, fit_intercept, scale, own)
-            root_omega = np.sqrt(_hc_omega(leverage, cov_type, n, df_resid, start))
-            f = np.abs(E[start:stop]) * root_omega[:, None]  # (m, k): sqrt(ω e²)
+            f *= np.sqrt(_hc_omega(leverage, cov_type, n, df_resid, start))
+        elif hc1 != 1.0:
+            f *= hc1
         if fit_intercept:
-            x[:m, r] = 1.0 / scale if own is None else own / scale
-            np.subtract(x[:m, r], q @ v, out=x[:m, r + 1])
-        for j in range(k):
-            M = scaled[:m]
-            np.multiply(x[:m], f[:, j : j + 1], out=M)
-            sums[j] += M.T @ M  # symmetric: BLAS's syrk
+            xm[:, r] = 1.0 / scale if own is None else own / scale
+            np.subtract(xm[:, r], q @ v, out=xm[:, r + 1])
+        if scaled is None:  # one target: x scaled in place
+            xm *= f.T
+            sums[0] += xm.T @ xm  # symmetric: BLAS's syrk
+        else:
+            S = scaled[:, :m]
+            np.multiply(xm, f[:, :, None], out=S)
+            sums += S.transpose(0, 2, 1) @ S  # BLAS's syrk for each target
     T = np.eye(p)
     T[:r, :r] = left  # G with gram
 
