@@ -78,7 +78,7 @@ def test_distinct_pass_gives_the_levels_of_the_row_pass(
         at = table.schema.get_field_index("g")
         table = table.set_column(at, "g", table.column("g").dictionary_encode())
     if kind == "parquet-pages":  # row groups read batch by batch (iter_batches)
-        monkeypatch.setattr("gradfit.data.stream._WHOLE_GROUP_BYTES", 0)
+        monkeypatch.setattr("gradfit.data.parquet_stream._WHOLE_GROUP_BYTES", 0)
     if kind == "csv":
         pv.write_csv(table, path)
     else:

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from gradfit.data import parquet_stream
 from gradfit.data import stream as stream_module
 from gradfit.data.ahead import read_ahead as _read_ahead
 from gradfit.data.stream import open_stream
@@ -189,6 +190,7 @@ def test_consecutive_row_groups_are_read_as_one_run(
         return real(items, depth)
 
     monkeypatch.setattr(stream_module, "_read_ahead", counted)
+    monkeypatch.setattr(parquet_stream, "_read_ahead", counted)
     size = {f.path: f for f in s._files}
     # In order: a run per file; shuffled: d.parquet's groups 2, 3, 0, the CSV file, its
     # groups 4, 1, then e.parquet's five.
