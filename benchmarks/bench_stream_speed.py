@@ -12,7 +12,10 @@ targets), written once as CSV and Parquet. Measured side by side, interleaved ro
 the best of ``--repeats`` rounds is kept), so that a busy machine slows all of them alike:
 
 * in process: pyarrow's whole-file read (``pyarrow.csv.read_csv`` / ``pyarrow.parquet.
-  read_table``, multithreaded), ``fit_stream(solver="lstsq")`` and ``fit_stream(solver="gd")``;
+  read_table``, multithreaded), the stream's batches alone (every batch as the fits get it,
+  nothing computed: the floor of both fits in bounded memory), for Parquet pyarrow's own
+  bounded-memory read (``ParquetFile.iter_batches`` with its threads), ``fit_stream(solver=
+  "lstsq")`` and ``fit_stream(solver="gd")``;
 * as commands, each a fresh process: pyarrow's read in a fresh process (the imports of
   pyarrow counted apart: "fresh read"), the start-up of a fit command (a fresh Python that
   imports ``gradfit.cli`` and ``gradfit.streaming``: torch, pyarrow, NumPy), and
@@ -39,6 +42,7 @@ import pyarrow.csv as pv
 import pyarrow.parquet as pq
 from bench_stream import FRESH_READ, command, write_data
 
+from gradfit.data import open_stream
 from gradfit.solvers.config import SolverConfig
 from gradfit.streaming import fit_stream
 
@@ -55,6 +59,24 @@ def fresh_read(path: Path) -> float:
         [sys.executable, "-c", FRESH_READ, str(path)], capture_output=True, text=True, check=True
     )
     return float(done.stdout.strip().splitlines()[-1])
+
+
+COLUMNS = [*(f"x{i}" for i in range(10)), "y0", "y1"]
+
+
+def read_batches(path: Path) -> None:
+    """The stream's read alone: every batch of the 12 columns as the fits get them (stacked,
+    checked, in bounded memory), nothing computed: the floor of both streamed fits."""
+    for _ in open_stream(path).batches(COLUMNS):
+        pass
+
+
+def iter_batches(path: Path) -> None:
+    """pyarrow's own read in bounded memory: ``ParquetFile.iter_batches`` with its threads,
+    batches of 65,536 rows, nothing stacked or checked (Parquet only)."""
+    with pq.ParquetFile(path) as pf:
+        for _ in pf.iter_batches(batch_size=1 << 16, columns=COLUMNS, use_threads=True):
+            pass
 
 
 STARTUP = "import gradfit.cli, gradfit.streaming"  # what a fit command imports before its work
@@ -96,6 +118,8 @@ def main() -> None:
             )  # fmt: skip
             runs: dict[str, Callable[[], object]] = {
                 read_name: read,
+                "batches": lambda p=path: read_batches(p),
+                **({"iter_batches": lambda p=path: iter_batches(p)} if kind == "parquet" else {}),
                 "lstsq": lambda p=path: fit_stream(p, ["y0", "y1"], config=SolverConfig("lstsq")),
                 "gd": lambda p=path: fit_stream(p, ["y0", "y1"], config=SolverConfig("gd")),
             }
@@ -114,7 +138,7 @@ def main() -> None:
             # back, which would flatter the fits.
             order: list[tuple[str, Callable[[], object]]] = []
             for name, run in runs.items():
-                if name in ("lstsq", "gd"):
+                if name in ("batches", "iter_batches", "lstsq", "gd"):
                     order.append((read_name, read))
                 order.append((name, run))
             for _ in range(args.repeats):
@@ -132,6 +156,15 @@ def main() -> None:
                 print(f"  {name:<11} {seconds:7.2f} s{mib}")
             print(f"  streamed lstsq / {read_name}: {best['lstsq'] / floor:.2f}  (target <= 1.5)")
             print(f"  streamed gd / {read_name}:    {best['gd'] / floor:.2f}  (target <= 2.0)")
+            print(
+                f"  the stream's batches alone / {read_name}: {best['batches'] / floor:.2f}  "
+                "(the floor of both fits: the read in bounded memory, nothing computed)"
+            )
+            if "iter_batches" in best:
+                print(
+                    f"  pyarrow's iter_batches / {read_name}: {best['iter_batches'] / floor:.2f}  "
+                    "(pyarrow's own read in bounded memory, its threads, no checks)"
+                )
             if not args.no_commands:
                 base = best["fresh read"] + best["start-up"]
                 for name in ("cmd lstsq", "cmd gd"):
