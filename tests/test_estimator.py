@@ -485,6 +485,25 @@ def test_standardizer_scales_small_columns_and_leaves_constant_ones() -> None:
     np.testing.assert_allclose(s.scale.numpy(), expected, rtol=1e-15)
 
 
+@pytest.mark.parametrize("solver", ["gd", "lstsq"])
+def test_a_number_as_sample_weight_weighs_every_row_alike(solver: str) -> None:
+    """scikit-learn's fit takes ``sample_weight=2.0`` (every row that weight: the unweighted
+    fit); it was refused as "got shape (1,)". Equal to the unweighted fit to rounding (the
+    weighted sums of equal weights: 1e-12 relative)."""
+    X, Y = _problem(22, n=40)
+    plain = GradientDescentRegressor(solver=solver).fit(X, Y)
+    for weight in (2.0, 3, np.float32(0.5)):
+        est = GradientDescentRegressor(solver=solver).fit(X, Y, sample_weight=weight)
+        np.testing.assert_allclose(est.coef_, plain.coef_, rtol=1e-12, atol=1e-12)
+    cv = gradfit.GradientDescentRegressorCV(random_state=0)
+    np.testing.assert_allclose(
+        cv.fit(X, Y, sample_weight=2.0).coef_, cv.fit(X, Y).coef_, rtol=1e-12, atol=1e-12
+    )
+    for bad, message in ((0.0, "all zero"), (-1.0, "negative"), (True, "1-D")):
+        with pytest.raises(ValidationError, match=message):
+            GradientDescentRegressor(solver=solver).fit(X, Y, sample_weight=bad)
+
+
 def test_auto_device_is_cpu_without_cuda() -> None:
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
