@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from gradfit.errors import ValidationError
+from gradfit.validation import as_matrix
 
 __all__ = ["LinearMap", "LinearModel", "predict"]
 
@@ -59,8 +60,6 @@ def predict(X: torch.Tensor | Any, weight: torch.Tensor, bias: torch.Tensor) -> 
 def _matrix(X: Any) -> torch.Tensor:
     """An array-like X (n, d) as a tensor: float32 arrays as they are, anything else float64;
     a table with named columns refused."""
-    from gradfit.validation import as_matrix  # validation imports nothing of the model
-
     if hasattr(X, "columns"):
         raise ValidationError(
             f"X is a table ({type(X).__name__}) with named columns: predict by column name with "
