@@ -43,6 +43,7 @@ CASES = {
         keep_positive=True,
     ),
     "mtcars-noint": Case("mtcars", "mpg ~ 0 + cyl + wt", (1, 2, 0.5), ("cyl",), True, "gear"),
+    "mtcars-mean": Case("mtcars", "mpg ~ 1", (1, 2, 0.5), ("cyl",), True, "gear"),
     "npk-wls": Case("npk", "yield ~ block + N * P * K", (1, 2, 0.5), ("block", "N", "P", "K")),
 }
 NEW_CARS = pd.DataFrame(
@@ -63,6 +64,15 @@ def read_r(name: str) -> dict[tuple[str, str], float]:
                 key = (row["quantity"], str(i))
             out[key] = value
     return out
+
+
+def read_r_table(name: str) -> dict[tuple[str, str], float]:
+    """NAME.csv of export_models.R: {(column, row): value} of an R table, NaN for NA."""
+    with open(DATA / f"{name}.csv", newline="") as handle:
+        return {
+            (row["quantity"], row["name"]): float(row["value"]) if row["value"] else math.nan
+            for row in csv.DictReader(handle)
+        }
 
 
 def frame(case: Case) -> tuple[pd.DataFrame, np.ndarray]:

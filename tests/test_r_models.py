@@ -25,11 +25,18 @@ absolute 1e-12 times the quantity's scale for values that are 0 up to rounding.
 
 from __future__ import annotations
 
+import json
 import math
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
-from r_models import CASES, answers, read_r
+from cli_helpers import gradfit_cli, ok, one_error_line, write_csv
+from r_models import CASES, answers, frame, read_r, read_r_table
+
+import gradfit
+from gradfit.errors import RankDeficiencyWarning
 
 RTOL = 1e-9
 
@@ -70,3 +77,95 @@ def test_the_zero_weight_fit_is_the_fit_of_the_other_rows() -> None:
             continue
         same = math.isnan(value) and math.isnan(kept[key])
         assert same or math.isclose(value, kept[key], rel_tol=1e-12, abs_tol=1e-14), key
+
+
+# ----------------------------------------------------------------------------- the intercept alone
+
+
+def _mtcars_csv(tmp_path: Path, constant: bool = False) -> Path:
+    case = CASES["mtcars-mean"]
+    data, w = frame(case)
+    columns = {"mpg": data["mpg"].to_numpy(), "wt": data["wt"].to_numpy(), "w": w}
+    if constant:
+        columns["c"] = np.full(len(w), 4.0)
+    columns["gear"] = data["gear"].to_numpy()
+    return write_csv(tmp_path / "mtcars.csv", columns)
+
+
+@pytest.mark.parametrize("stream", ["--no-stream", "--stream"])
+def test_a_constant_feature_alone_gets_sandwich_errors_of_the_mean(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, stream: str
+) -> None:
+    """A feature aliased with the intercept leaves the intercept alone: its HC and clustered
+    errors are R's of lm(mpg ~ 1, weights = w) on both roads (in memory HC0-HC3 raised an
+    UnboundLocalError; streamed they were the classical error under the HC label)."""
+    r = read_r("mtcars-mean")
+    path = _mtcars_csv(tmp_path, constant=True)
+    for cov_type in ("HC0", "HC1", "HC2", "HC3", "cluster"):
+        groups = ["--groups", "gear"] if cov_type == "cluster" else []
+        out = tmp_path / f"{cov_type}{stream}.safetensors"
+        run = ok(
+            capsys, "fit", path, "--target", "mpg", "--features", "c", "--weights", "w",
+            "--solver", "lstsq", "--cov", cov_type, *groups, stream, "--json", "--out", out,
+        )  # fmt: skip
+        got = json.loads(run.out)["inference"]["targets"]["mpg"]["coefficients"]["(Intercept)"]
+        want = r[(f"se_{cov_type}", "(Intercept)")]
+        assert got["std_error"] == pytest.approx(want, rel=RTOL), cov_type
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RankDeficiencyWarning)
+        data, w = frame(CASES["mtcars-mean"])
+        X, y = np.full((len(w), 1), 4.0), data["mpg"].to_numpy(copy=True)
+        for cov_type in ("HC0", "HC1", "HC2", "HC3"):
+            fit = gradfit.ols(X, y, weights=w, cov_type=cov_type)
+            want = r[(f"se_{cov_type}", "(Intercept)")]
+            assert float(fit.bias_se[0]) == pytest.approx(want, rel=RTOL), cov_type
+
+
+@pytest.mark.parametrize("stream", ["--no-stream", "--stream"])
+def test_anova_of_a_slope_against_the_intercept_alone(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, stream: str
+) -> None:
+    """R: anova(lm(mpg ~ 1, w), lm(mpg ~ wt, w)); streamed it was an internal IndexError."""
+    path = _mtcars_csv(tmp_path)
+    run = ok(
+        capsys, "anova", path, "--formula", "mpg ~ 1", "--formula", "mpg ~ wt",
+        "--weights", "w", stream, "--json",
+    )  # fmt: skip
+    table = json.loads(run.out)["targets"]["mpg"]
+    r = read_r_table("anova-mtcars-null")
+    for (column, row), value in r.items():
+        got = table[row][column]
+        assert (got is None) if math.isnan(value) else got == pytest.approx(value, rel=RTOL)
+    run = ok(capsys, "anova", path, "--formula", "mpg ~ 1", "--weights", "w", stream, "--json")
+    residuals = json.loads(run.out)["targets"]["mpg"]["Residuals"]
+    assert residuals["Sum Sq"] == pytest.approx(r[("RSS", "1")], rel=RTOL)
+    assert residuals["F value"] is None
+
+
+def test_the_intercept_alone_prints_no_r_squared_or_f_line() -> None:
+    """R's print.summary.lm of lm(y ~ 1): no R² line and no F line (summary.lm has no
+    fstatistic), and the same for a fit whose only feature is aliased."""
+    data, w = frame(CASES["mtcars-mean"])
+    text = gradfit.ols("mpg ~ 1", data=data, weights=w).summary()
+    assert text.rstrip().endswith("Residual standard error: 6.50465 on 31 degrees of freedom")
+    assert "R-squared" not in text and "F-statistic" not in text
+    with pytest.warns(RankDeficiencyWarning):
+        y = data["mpg"].to_numpy(copy=True)
+        aliased = gradfit.ols(np.full((len(w), 1), 4.0), y, weights=w)
+    assert "R-squared" not in aliased.summary() and "F-statistic" not in aliased.summary()
+    assert "R-squared" in gradfit.ols("mpg ~ wt", data=data, weights=w).summary()
+
+
+@pytest.mark.parametrize("stream", ["--no-stream", "--stream"])
+def test_fit_of_the_intercept_alone_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, stream: str
+) -> None:
+    path = _mtcars_csv(tmp_path)
+    out = tmp_path / "m.safetensors"
+    run = gradfit_cli(
+        capsys, "fit", path, "--formula", "mpg ~ 1", "--solver", "lstsq", stream, "--out", out
+    )
+    line = one_error_line(run)
+    assert str(path) in line and "'mpg ~ 1' gives no feature column" in line
+    assert "gradfit anova" in line
+    assert not out.exists()

@@ -1,5 +1,5 @@
-# Writes R's answers for weighted, factor, no-intercept and rank-deficient fits (fit-*.csv),
-# used by tests/test_r_models.py (the tests never need R).
+# Writes R's answers for weighted, factor, no-intercept, intercept-only and rank-deficient fits
+# (fit-*.csv, anova-*.csv), used by tests/test_r_models.py (the tests never need R).
 # Run from this folder: Rscript export_models.R   (R 4.2.2 with sandwich, Debian's
 # r-base-core, r-cran-sandwich).
 # Each fit-NAME.csv is long: quantity, name, value (value with %.17g: the float64 exactly;
@@ -101,6 +101,15 @@ export_fit("mtcars-wls0-kept", mpg ~ wt * cyl + hp, m[keep, ],
 # no intercept, a full set of dummies: R's uncentred R² and F on 4 df
 export_fit("mtcars-noint", mpg ~ 0 + cyl + wt, m, rep(c(1, 2, 0.5), length.out = n),
            new = new_cars, cluster = "gear")
+# the intercept alone: no F test (R prints no R² and F lines), sandwich's HC of the mean
+export_fit("mtcars-mean", mpg ~ 1, m, rep(c(1, 2, 0.5), length.out = n), new = new_cars,
+           cluster = "gear")
+# the F test of a slope against the intercept alone: anova(lm(y ~ 1), lm(y ~ x))
+rows <- list()
+d <- m; d$w_ <- rep(c(1, 2, 0.5), length.out = n)
+a <- anova(lm(mpg ~ 1, d, weights = w_), lm(mpg ~ wt, d, weights = w_))
+for (column in colnames(a)) put(column, a[[column]], rownames(a))
+write.csv(do.call(rbind, rows), "anova-mtcars-null.csv", row.names = FALSE, quote = TRUE)
 
 k <- read_data("npk", c("block", "N", "P", "K"))
 # rank deficient: N:P:K is aliased with block (R: NA)
