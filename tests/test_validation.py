@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -133,3 +134,19 @@ def test_empty_and_non_numeric(fn: Callable[..., object], x_name: str, y_name: s
         fn(np.array([["a", "b", "c"]] * 6), _Y())
     with _raises(rf"^{x_name} must be real"):
         fn(torch.zeros(6, 3, dtype=torch.complex64), _Y())
+
+
+def test_read_only_arrays_are_taken_without_a_warning() -> None:
+    """pandas' copy-on-write columns come as read-only arrays (``df["y"].to_numpy()``); torch
+    warns on a tensor of one ("not writable"): gradfit takes a copy, quietly, and leaves the
+    caller's array as it was."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 2)), rng.normal(size=20)
+    X.flags.writeable = False
+    y.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = gradfit.ols(X, y)
+        again = gradfit.least_squares(X, y)
+    assert not X.flags.writeable and not y.flags.writeable
+    np.testing.assert_allclose(fit.weight.numpy(), again.weight.numpy(), rtol=1e-12)

@@ -34,7 +34,10 @@ def _to_tensor(value: Any, name: str, dtype: torch.dtype | None) -> torch.Tensor
             np.issubdtype(array.dtype, np.number) or array.dtype == bool
         ):
             raise ValidationError(f"{name} must hold numbers, got an array of dtype {array.dtype}")
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        array = np.ascontiguousarray(array)
+        if not array.flags.writeable:  # pandas' copy-on-write views: torch warns on them
+            array = array.copy()
+        tensor = torch.from_numpy(array)
     if tensor.is_complex():
         raise ValidationError(f"{name} must be real, got a complex tensor")
     if tensor.dtype == torch.int32:
