@@ -31,6 +31,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from cli_helpers import gradfit_cli, ok, one_error_line, write_csv
 from r_models import CASES, answers, frame, read_r, read_r_table
@@ -169,3 +170,34 @@ def test_fit_of_the_intercept_alone_is_refused_in_one_line(
     assert str(path) in line and "'mpg ~ 1' gives no feature column" in line
     assert "gradfit anova" in line
     assert not out.exists()
+
+
+@pytest.mark.parametrize("stream", ["--no-stream", "--stream"])
+def test_cli_diagnose_of_a_fit_with_zero_weights_is_r(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, stream: str
+) -> None:
+    """gradfit fit --weights then gradfit diagnose (the model file's road): R's influence
+    measures of lm(mpg ~ wt * cyl + hp, weights = w) with 8 rows of weight 0, which R leaves
+    out and gradfit lists with leverage 0 and empty measures."""
+    case = CASES["mtcars-wls0"]
+    data, w = frame(case)
+    columns = {name: data[name].to_numpy() for name in ("mpg", "wt", "hp")}
+    path = write_csv(tmp_path / "m.csv", {**columns, "cyl": data["cyl"].to_numpy(), "w": w})
+    model, out = tmp_path / "m.safetensors", tmp_path / "diag.csv"
+    formula = "mpg ~ wt * C(cyl) + hp"  # cyl: numbers in the file, a factor as in R's fit
+    ok(
+        capsys, "fit", path, "--formula", formula, "--weights", "w", "--solver", "lstsq",
+        stream, "--out", model,
+    )  # fmt: skip
+    ok(capsys, "diagnose", model, path, "--out", out, "--top", "0", stream)
+    table = pd.read_csv(out).set_index("row")
+    r = read_r("mtcars-wls0")
+    columns = {"hat": "hat", "rstandard": "rstandard", "rstudent": "rstudent"}
+    columns |= {"cooks": "cooks_distance", "dffits": "dffits", "covratio": "covratio"}
+    columns |= {"fitted": "fitted", "residuals": "residual"}
+    for (quantity, row), value in r.items():
+        if quantity in columns:
+            got = float(table.loc[int(row), columns[quantity]])
+            assert got == pytest.approx(value, rel=RTOL, abs=1e-12), (quantity, row)
+    zero = table.loc[np.flatnonzero(w == 0) + 1]
+    assert (zero["hat"] == 0).all() and zero["cooks_distance"].isna().all()
