@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_helpers import gradfit_cli, ok, one_error_line, write_csv
-from r_models import CASES, answers, frame, read_r, read_r_table
+from r_models import CASES, DATA, answers, frame, read_r, read_r_table
 
 import gradfit
 from gradfit.errors import RankDeficiencyWarning
@@ -201,3 +201,58 @@ def test_cli_diagnose_of_a_fit_with_zero_weights_is_r(
             assert got == pytest.approx(value, rel=RTOL, abs=1e-12), (quantity, row)
     zero = table.loc[np.flatnonzero(w == 0) + 1]
     assert (zero["hat"] == 0).all() and zero["cooks_distance"].isna().all()
+
+
+# ----------------------------------------------------------------------------- printed anova
+
+
+def _r_prints() -> dict[str, list[str]]:
+    """anova-print.txt: R's printed tables (LC_ALL=C), each after a line "== NAME"."""
+    blocks: dict[str, list[str]] = {}
+    for line in (DATA / "anova-print.txt").read_text().splitlines():
+        if line.startswith("== "):
+            name = line[3:]
+            blocks[name] = []
+        else:
+            blocks[name].append(line.rstrip())
+    return blocks
+
+
+def _anova_tables() -> dict[str, gradfit.inference.AnovaTable]:
+    mtcars, w = frame(CASES["mtcars-wls"])
+    npk, w_npk = frame(CASES["npk-wls"])
+    warpbreaks = pd.read_csv(DATA / "warpbreaks.csv")
+    airquality = pd.read_csv(DATA / "airquality.csv")
+
+    def fit(formula: str, data: pd.DataFrame, **options: object) -> gradfit.OLSResult:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RankDeficiencyWarning)
+            return gradfit.ols(formula, data=data, **options)
+
+    return {
+        "mtcars-wls": gradfit.anova(fit("mpg ~ wt * cyl + hp", mtcars, weights=w)),
+        "mtcars-null": gradfit.anova(
+            fit("mpg ~ 1", mtcars), fit("mpg ~ wt", mtcars), fit("mpg ~ wt + hp", mtcars)
+        ),
+        "mtcars-dummies": gradfit.anova(fit("mpg ~ 0 + cyl", mtcars, weights=w)),
+        "mtcars-nested": gradfit.anova(
+            fit("mpg ~ wt", mtcars), fit("mpg ~ wt + hp + qsec", mtcars)
+        ),
+        "warpbreaks": gradfit.anova(fit("breaks ~ wool * tension", warpbreaks)),
+        "npk-wls": gradfit.anova(fit("yield ~ block + N * P * K", npk, weights=w_npk)),
+        "airquality": gradfit.anova(
+            fit("Ozone ~ Solar.R + Wind + Temp", airquality, missing="drop")
+        ),
+    }
+
+
+def test_anova_prints_as_r_prints_it() -> None:
+    """R's print.anova, character for character but the trailing blanks: printCoefmat's
+    zapsmall of the sums of squares, format() of each column (as many decimals as the cell
+    needing most for 5 significant digits), F rounded to 4 decimals, format.pval (4 digits,
+    the p-values from 1e-4 up fixed, "< 2.2e-16"). Before, every column had 5 significant
+    digits for its largest cell only (R's 278.32 was 278.3, 0.0001353 was 1.353e-04)."""
+    prints, tables = _r_prints(), _anova_tables()
+    assert set(prints) == set(tables)
+    for name, table in tables.items():
+        assert str(table).splitlines() == prints[name], name

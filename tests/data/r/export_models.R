@@ -114,3 +114,22 @@ write.csv(do.call(rbind, rows), "anova-mtcars-null.csv", row.names = FALSE, quot
 k <- read_data("npk", c("block", "N", "P", "K"))
 # rank deficient: N:P:K is aliased with block (R: NA)
 export_fit("npk-wls", yield ~ block + N * P * K, k, rep(c(1, 2, 0.5), length.out = nrow(k)))
+
+# R's printed anova tables (print.anova: printCoefmat's zapsmall, format, format.pval), one
+# after another, each after a line "== NAME": tests/test_r_models.py compares gradfit's text.
+w3 <- function(d) rep(c(1, 2, 0.5), length.out = nrow(d))
+m$w_ <- w3(m); k$w_ <- w3(k)
+wb <- read_data("warpbreaks", character(0))
+aq <- read_data("airquality", character(0))
+tables <- list(
+  "mtcars-wls" = anova(lm(mpg ~ wt * cyl + hp, m, weights = w_)),
+  "mtcars-null" = anova(lm(mpg ~ 1, m), lm(mpg ~ wt, m), lm(mpg ~ wt + hp, m)),
+  "mtcars-dummies" = anova(lm(mpg ~ 0 + cyl, m, weights = w_)),
+  "mtcars-nested" = anova(lm(mpg ~ wt, m), lm(mpg ~ wt + hp + qsec, m)),
+  "warpbreaks" = anova(lm(breaks ~ wool * tension, wb)),
+  "npk-wls" = anova(lm(yield ~ block + N * P * K, k, weights = w_)),
+  "airquality" = anova(lm(Ozone ~ Solar.R + Wind + Temp, aq))
+)
+lines <- character(0)
+for (name in names(tables)) lines <- c(lines, paste("==", name), capture.output(print(tables[[name]])))
+writeLines(lines, "anova-print.txt")
