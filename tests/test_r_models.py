@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_helpers import gradfit_cli, ok, one_error_line, write_csv
-from r_models import CASES, DATA, answers, frame, read_r, read_r_table
+from r_models import CASES, DATA, answers, coefficient_names, frame, read_r, read_r_table
 
 import gradfit
 from gradfit.errors import RankDeficiencyWarning
@@ -256,3 +256,56 @@ def test_anova_prints_as_r_prints_it() -> None:
     assert set(prints) == set(tables)
     for name, table in tables.items():
         assert str(table).splitlines() == prints[name], name
+
+
+# ----------------------------------------------------------------------------- R's coding
+
+
+def _mtcars_factors() -> pd.DataFrame:
+    data = pd.read_csv(DATA / "mtcars.csv")
+    for column in ("cyl", "am", "gear"):
+        data[column] = data[column].astype(str)
+    return data
+
+
+def test_interactions_without_their_margins_are_coded_as_r_codes_them() -> None:
+    """R's model.matrix codes a factor of a term by indicators of all its levels unless the
+    term without it comes before (TermCode): lm(mpg ~ cyl:am) has the columns cyl4:am0 ...
+    cyl8:am1, the last aliased (NA). gradfit had formulaic's full-rank coding instead (am1,
+    cyl6:am0, ...: other coefficients and names, the same fitted values)."""
+    r = read_r_table("coef-interactions")
+    data = _mtcars_factors()
+    for formula in dict.fromkeys(q for q, _ in r):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RankDeficiencyWarning)
+            fit = gradfit.ols(formula, data=data)
+        want = {name: value for (q, name), value in r.items() if q == formula}
+        names = coefficient_names(fit)
+        assert names == list(want), formula
+        got = dict(zip(fit.feature_names, fit.weight[0].tolist(), strict=True))
+        aliased = dict(zip(fit.feature_names, fit.aliased.tolist(), strict=True))
+        if fit.fit_intercept:
+            got["(Intercept)"], aliased["(Intercept)"] = float(fit.bias[0]), False
+        for name, value in want.items():
+            assert aliased[name] == math.isnan(value), (formula, name)
+            if not aliased[name]:
+                assert got[name] == pytest.approx(value, rel=1e-9, abs=1e-12), (formula, name)
+
+
+def test_a_design_saved_with_formulaic_coding_still_encodes() -> None:
+    """A model file's design saved before R's coding (y ~ a:b with formulaic's columns) keeps
+    encoding its batches as it was saved."""
+    data = _mtcars_factors()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RankDeficiencyWarning)
+        design = gradfit.ols("mpg ~ cyl:am", data=data).design
+    document = design.to_dict()
+    document["columns"] = ["am1", "cyl6:am0", "cyl8:am0", "cyl6:am1", "cyl8:am1"]
+    document["column_terms"] = [1] * 5
+    old = type(design).from_json(document)
+    X = old.matrices(data).X
+    assert X.shape == (32, 5)
+    cyl, am = data["cyl"].to_numpy(), data["am"].to_numpy()
+    np.testing.assert_array_equal(X[:, 0], am == "1")
+    np.testing.assert_array_equal(X[:, 4], (cyl == "8") & (am == "1"))
+    np.testing.assert_array_equal(old.matrices(data.iloc[:5]).X, X[:5])

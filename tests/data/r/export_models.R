@@ -115,6 +115,16 @@ k <- read_data("npk", c("block", "N", "P", "K"))
 # rank deficient: N:P:K is aliased with block (R: NA)
 export_fit("npk-wls", yield ~ block + N * P * K, k, rep(c(1, 2, 0.5), length.out = nrow(k)))
 
+# R's coding of interactions without their margins (TermCode): the coefficients, NA aliased
+rows <- list()
+m3 <- read_data("mtcars", c("cyl", "am", "gear"))
+for (f in c("mpg ~ cyl:am", "mpg ~ am:gear + cyl", "mpg ~ wt + cyl:am:gear",
+            "mpg ~ 0 + wt + cyl + am", "mpg ~ 0 + cyl:am", "mpg ~ cyl + cyl:wt")) {
+  cf <- coef(lm(as.formula(f), m3))
+  put(f, cf, names(cf))
+}
+write.csv(do.call(rbind, rows), "coef-interactions.csv", row.names = FALSE, quote = TRUE)
+
 # R's printed anova tables (print.anova: printCoefmat's zapsmall, format, format.pval), one
 # after another, each after a line "== NAME": tests/test_r_models.py compares gradfit's text.
 w3 <- function(d) rep(c(1, 2, 0.5), length.out = nrow(d))
