@@ -457,6 +457,53 @@ def test_float32_matches_float64() -> None:
     np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-2, atol=1e-2)
 
 
+@pytest.mark.parametrize("solver", ["gd", "sgd"])
+@pytest.mark.parametrize("scale", [1e-20, 1e-100, 1e-150])
+def test_features_of_small_magnitude_are_standardized(solver: str, scale: float) -> None:
+    """Standardization makes the fit invariant to the features' units: features multiplied by
+    ``scale`` give coefficients divided by it. (A column whose spread was below eps in absolute
+    terms used to count as constant and stay unscaled: at 1e-100 gd stopped at max_epochs with
+    coefficients ~1e-200, a ConvergenceWarning the only sign.) Same iterates up to the rounding
+    of the moments, hence 1e-9 relative."""
+    X, Y = _problem(21, n=60, d=3, k=2)
+    plain = GradientDescentRegressor(solver=solver, random_state=0).fit(X, Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small = GradientDescentRegressor(solver=solver, random_state=0).fit(X * scale, Y)
+    assert small.converged_ == plain.converged_
+    np.testing.assert_allclose(small.coef_ * scale, plain.coef_, rtol=1e-9)
+    np.testing.assert_allclose(small.intercept_, plain.intercept_, rtol=1e-9)
+
+
+def test_standardizer_scales_small_columns_and_leaves_constant_ones() -> None:
+    """A spread within rounding of the column's mean is constant (scale 1); any other spread,
+    however small in absolute terms, is the scale."""
+    mean = torch.tensor([1e-100, 0.0, 3.0, 0.5, 1e-30, 0.0], dtype=torch.float64)
+    variance = torch.tensor([4e-200, 0.0, 0.0, 1e-40, 1e-60, 1e-100], dtype=torch.float64)
+    s = Standardizer.from_moments(mean, variance)
+    expected = [2e-100, 1.0, 1.0, 1.0, 1e-30, 1e-50]
+    np.testing.assert_allclose(s.scale.numpy(), expected, rtol=1e-15)
+
+
+@pytest.mark.parametrize("solver", ["gd", "lstsq"])
+def test_a_number_as_sample_weight_weighs_every_row_alike(solver: str) -> None:
+    """scikit-learn's fit takes ``sample_weight=2.0`` (every row that weight: the unweighted
+    fit); it was refused as "got shape (1,)". Equal to the unweighted fit to rounding (the
+    weighted sums of equal weights: 1e-12 relative)."""
+    X, Y = _problem(22, n=40)
+    plain = GradientDescentRegressor(solver=solver).fit(X, Y)
+    for weight in (2.0, 3, np.float32(0.5)):
+        est = GradientDescentRegressor(solver=solver).fit(X, Y, sample_weight=weight)
+        np.testing.assert_allclose(est.coef_, plain.coef_, rtol=1e-12, atol=1e-12)
+    cv = gradfit.GradientDescentRegressorCV(random_state=0)
+    np.testing.assert_allclose(
+        cv.fit(X, Y, sample_weight=2.0).coef_, cv.fit(X, Y).coef_, rtol=1e-12, atol=1e-12
+    )
+    for bad, message in ((0.0, "all zero"), (-1.0, "negative"), (True, "1-D")):
+        with pytest.raises(ValidationError, match=message):
+            GradientDescentRegressor(solver=solver).fit(X, Y, sample_weight=bad)
+
+
 def test_auto_device_is_cpu_without_cuda() -> None:
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")

@@ -205,6 +205,35 @@ def test_same_choice_as_ridge_cv(data: object) -> None:
 # per target, shared, refit
 
 
+def test_ridge_choice_does_not_depend_on_the_targets_units() -> None:
+    """Ridge's default grid (glmnet's, y standardized): the same alpha_ for y in any units,
+    coefficients in proportion. With the grid in y's units the diabetes targets (sd 77) got
+    alphas from 45160 down to 45: every fit shrunk to nothing (5-fold R² 0.06 against
+    RidgeCV's 0.49 on a wide grid; now 0.46). Same folds, same rounding: 1e-12."""
+    X, y = _diabetes()
+    fits = [GradientDescentRegressorCV(random_state=0).fit(X, y * s) for s in (1.0, 1e-3, 1e3)]
+    for fit, s in zip(fits[1:], (1e-3, 1e3), strict=True):
+        assert fit.alpha_ == pytest.approx(fits[0].alpha_, rel=1e-12)
+        np.testing.assert_allclose(fit.coef_ / s, fits[0].coef_, rtol=1e-9)
+    assert fits[0].alpha_ < fits[0].alphas_[0, 0] * 1e-2  # not shrunk to the top of the grid
+
+
+@pytest.mark.parametrize("l1_ratio", [0.0, 1.0])
+def test_one_standard_error_rule_for_targets_of_large_magnitude(l1_ratio: float) -> None:
+    """The folds' errors are squares of y's units: for y ~ 1e140 their standard deviation
+    overflowed (inf cv_se_, RuntimeWarnings) and "1se" took the largest alpha of the grid.
+    Now the same choice as for y (the lasso's alpha in y's units), errors in proportion
+    (1e-12: the same folds, the sums rounded alike up to the scale)."""
+    X, y = _correlated(4, n=80)
+    small = GradientDescentRegressorCV(selection="1se", l1_ratio=l1_ratio, random_state=0)
+    large = GradientDescentRegressorCV(selection="1se", l1_ratio=l1_ratio, random_state=0)
+    small.fit(X, y)
+    large.fit(X, y * 1e140)  # RuntimeWarnings are errors here (pyproject's filterwarnings)
+    unit = 1e140 if l1_ratio else 1.0
+    assert large.alpha_ / unit == pytest.approx(small.alpha_, rel=1e-12)
+    np.testing.assert_allclose(large.cv_se_ / 1e280, small.cv_se_, rtol=1e-12)
+
+
 @pytest.mark.parametrize("l1_ratio", [0.0, [0.3, 1.0]])
 def test_per_target_choices_equal_fitting_each_target_alone(l1_ratio: object) -> None:
     X, Y = _targets()

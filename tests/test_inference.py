@@ -431,6 +431,23 @@ def _numbers(line: str) -> list[float]:
     return [float(v) for v in re.findall(r"[-+]?\d+\.?\d*(?:e[-+]?\d+)?", line)]
 
 
+def test_names_come_from_a_dataframe_and_a_series(rng: np.random.Generator) -> None:
+    """As statsmodels' OLS(y_series, X_frame): string column names name the coefficients and
+    the response (they were x0, x1 and y0); explicit names win; numbered columns keep the
+    defaults. The numbers are those of the arrays, bit for bit."""
+    pd = pytest.importorskip("pandas")
+    X, y = rng.normal(size=(30, 2)), rng.normal(size=30)
+    frame = pd.DataFrame(X, columns=["temp", "rain"])
+    fit = ols(frame, pd.Series(y, name="yield"))
+    assert fit.feature_names == ("temp", "rain") and fit.target_names == ("yield",)
+    assert fit.summary().splitlines()[0] == "Response yield:"
+    np.testing.assert_array_equal(fit.weight_se.numpy(), ols(X, y).weight_se.numpy())
+    two = ols(frame, pd.DataFrame({"u": y, "v": -y}), feature_names=["a", "b"])
+    assert two.feature_names == ("a", "b") and two.target_names == ("u", "v")
+    plain = ols(pd.DataFrame(X), pd.Series(y))
+    assert plain.feature_names == ("x0", "x1") and plain.target_names == ("y0",)
+
+
 def test_summary_reports_the_numbers_with_names() -> None:
     problem = load("Longley")
     names = ["deflator", "gnp", "unemployed", "armed_forces", "population", "year"]

@@ -381,6 +381,27 @@ def test_a_table_in_memory_is_never_streamed(kind: str, model: SavedModel, tmp_p
     assert small.n_samples == N
 
 
+def test_a_builtin_data_set_is_never_streamed(
+    model: SavedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``crops`` streamed was looked for as a file: "crops: no such file; check the path"."""
+    monkeypatch.chdir(tmp_path)  # no file named crops here: the name is the built-in data set
+    refused = r"^crops: the built-in data set is read whole, never streamed; leave out"
+    for call in (
+        lambda: gradfit.fit("crops", ["apples"], stream=True),
+        lambda: gradfit.predict(model, "crops", stream=True),
+        lambda: gradfit.evaluate(model, "crops", stream=True),
+    ):
+        with pytest.raises(ValidationError, match=refused):
+            call()
+    with pytest.raises(ValidationError, match=r"^crops: a checkpointed fit streams files.*leave o"):
+        gradfit.fit("crops", ["apples"], checkpoint=tmp_path / "fit.ckpt")
+    with pytest.raises(ValidationError, match=r"^crops: several processes stream files.*leave o"):
+        gradfit.fit("crops", ["apples"], comm=object())  # type: ignore[arg-type]
+    assert not list(tmp_path.iterdir())
+    assert gradfit.fit("crops", ["apples"], stream=False).n_samples == 15
+
+
 def test_the_source_classifier(tmp_path: Path) -> None:
     """One function says what every source is."""
     (tmp_path / "parts").mkdir()

@@ -95,3 +95,13 @@ def test_metrics_of_other_things_or_of_no_rows_are_one_clear_error() -> None:
         gradfit.ValidationError, match=r"y_pred must be a tensor, a NumPy array or a list"
     ):
         gradfit.regression_metrics(np.ones(2), ["x", "y"])
+
+
+def test_read_only_arrays_are_taken_without_a_warning() -> None:
+    """A pandas Series' values (read-only under copy-on-write) made torch warn "not writable"
+    in r2_score and regression_metrics (pytest turns the warning into this failure)."""
+    y = np.array([1.0, 2.0, 4.0, 3.0])
+    y.flags.writeable = False
+    pred = np.array([1.5, 2.0, 3.5, 3.0])
+    assert float(gradfit.r2_score(y, pred)[0]) == pytest.approx(r2_score(y, pred), rel=1e-15)
+    assert gradfit.regression_metrics(y, pred).mse[0] == pytest.approx(0.125, rel=1e-15)

@@ -263,6 +263,8 @@ LARGE = 100  # bytes: the file's estimate (4x its ~500 bytes) is above it
 SMALL = DEFAULT_MEMORY_LIMIT
 GROUP_REFUSED = "several processes stream their shards of the data; leave out stream=False"
 CHECKPOINT_REFUSED = "a checkpointed fit streams the data; leave out stream=False"
+# Not a file: it was looked for as one, "crops: no such file; check the path".
+BUILTIN_REFUSED = "the built-in data set is read whole, never streamed; leave out --stream"
 
 # (stream, source, memory limit, by) -> streamed, or the error (type, words of its message);
 # by: "" alone, "group" several processes, "checkpoint" a checkpointed fit.
@@ -272,11 +274,11 @@ TABLE: list[tuple[bool | None, str, int, str, object]] = [
     (None, "dir", SMALL, "", True),
     (None, "builtin", LARGE, "", False),
     (True, "file", SMALL, "", True),
-    (True, "builtin", SMALL, "", True),
+    (True, "builtin", SMALL, "", (ValidationError, BUILTIN_REFUSED)),
     (False, "file", LARGE, "", False),
     (False, "dir", SMALL, "", (DataError, "not a single file")),
     (None, "file", SMALL, "group", True),
-    (None, "builtin", SMALL, "group", True),
+    (None, "builtin", SMALL, "group", (ValidationError, "and the built-in data set is read")),
     (True, "file", SMALL, "group", True),
     (False, "file", SMALL, "group", (ValidationError, GROUP_REFUSED)),
     (False, "dir", LARGE, "group", (ValidationError, GROUP_REFUSED)),

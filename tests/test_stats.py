@@ -133,6 +133,48 @@ def test_statistics_that_overflow_float64_are_a_clear_error() -> None:
         SufficientStats.compute(X, Y)
 
 
+@pytest.mark.parametrize("where", ["X", "Y"])
+@pytest.mark.parametrize("scale", [1e-160, 1e-200])
+@pytest.mark.parametrize("layout", ["tensor", "columns"])
+def test_statistics_that_underflow_float64_are_a_clear_error(
+    where: str, scale: float, layout: str
+) -> None:
+    """The mirror of the overflow: values varying by less than ~1e-154 have squares below
+    float64's normal range, the moments lose every digit (0 at 1e-170) and gd, sgd and the CV
+    estimator returned coefficients 0 without a word. Refused, naming the column."""
+    rng = np.random.default_rng(4)
+    X, Y = rng.normal(size=(50, 3)), rng.normal(size=(50, 2))
+    if where == "X":
+        X[:, 1] *= scale
+    else:
+        Y[:, 1] *= scale
+    Z, T = torch.from_numpy(X), torch.from_numpy(Y)
+    blocks = (Z, T) if layout == "tensor" else (list(X.T.copy()), list(Y.T.copy()))
+    with pytest.raises(ValidationError, match=f"too small.*column 1 .* of {where} "):
+        SufficientStats.compute(*blocks)
+    with pytest.raises(ValidationError, match="too small"):
+        gradfit.GradientDescentRegressor().fit(X, Y)
+
+
+def test_constant_columns_of_any_size_are_not_too_small() -> None:
+    """Columns constant up to rounding (all zeros, a tiny or an ordinary constant, shifted by
+    a head mean that rounds) have underflowing moments too, and are fine."""
+    rng = np.random.default_rng(5)
+    X = np.c_[rng.normal(size=70), np.zeros(70), np.full(70, 1e-200), np.full(70, 0.1)]
+    Y = np.c_[rng.normal(size=70), np.zeros(70), np.full(70, 3e-170)]
+    s = SufficientStats.compute(torch.from_numpy(X), torch.from_numpy(Y))
+    np.testing.assert_array_equal(s.Szz.diagonal()[1:3].numpy(), [0.0, 0.0])
+    est = gradfit.GradientDescentRegressor(solver="lstsq", alpha=0.1).fit(X, Y)
+    np.testing.assert_array_equal(est.coef_[:, 1:], 0.0)
+    # Tiny values in rows of weight 0 only do not count.
+    w = np.ones(70)
+    w[:5] = 0.0
+    X[:5, 1] = rng.normal(size=5) * 1e-200
+    SufficientStats.compute(torch.from_numpy(X), torch.from_numpy(Y), weights=w)
+    with pytest.raises(ValidationError, match="too small"):
+        SufficientStats.compute(torch.from_numpy(X), torch.from_numpy(Y))
+
+
 def test_merged_statistics_equal_one_pass() -> None:
     g = torch.Generator().manual_seed(0)
     X = torch.randn(1000, 4, generator=g, dtype=torch.float64) + 1e6

@@ -13,6 +13,7 @@ import torch
 
 import gradfit
 from gradfit.tutorial import train_builtin, train_from_scratch
+from gradfit.validation import as_matrix
 
 
 def _X(n: int = 6) -> torch.Tensor:
@@ -136,17 +137,35 @@ def test_empty_and_non_numeric(fn: Callable[..., object], x_name: str, y_name: s
         fn(torch.zeros(6, 3, dtype=torch.complex64), _Y())
 
 
-def test_read_only_arrays_are_taken_without_a_warning() -> None:
-    """pandas' copy-on-write columns come as read-only arrays (``df["y"].to_numpy()``); torch
-    warns on a tensor of one ("not writable"): gradfit takes a copy, quietly, and leaves the
-    caller's array as it was."""
-    rng = np.random.default_rng(0)
-    X, y = rng.normal(size=(20, 2)), rng.normal(size=20)
+def test_read_only_arrays_are_copied_without_a_warning() -> None:
+    """A read-only array (pandas' values under copy-on-write, a memmap) is copied, not shared:
+    torch.from_numpy on it warned "The given NumPy array is not writable" through every entry
+    point (gradfit.ols(DataFrame, ...) among them)."""
+    X = np.random.default_rng(2).normal(size=(6, 3))
     X.flags.writeable = False
-    y.flags.writeable = False
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fit = gradfit.ols(X, y)
-        again = gradfit.least_squares(X, y)
-    assert not X.flags.writeable and not y.flags.writeable
-    np.testing.assert_allclose(fit.weight.numpy(), again.weight.numpy(), rtol=1e-12)
+        tensor = as_matrix(X, "X", dtype=torch.float64)
+        gradfit.ols(X, np.arange(6.0) ** 1.5)
+    first = X[0, 0]
+    tensor[0, 0] = 99.0  # its own memory
+    assert X[0, 0] == first
+
+
+def test_pandas_nullable_columns_are_numbers() -> None:
+    """Float64/Int64 columns (NumPy sees objects) are float64, as scikit-learn reads them; a
+    missing value (pd.NA) is refused like NaN, with its row and column; text stays refused."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(20, 2)), rng.normal(size=20)
+    frame = pd.DataFrame({"a": X[:, 0], "b": X[:, 1]}).astype("Float64")
+    np.testing.assert_array_equal(
+        gradfit.ols(frame, y).weight.numpy(), gradfit.ols(X, y).weight.numpy()
+    )
+    counts = pd.DataFrame({"a": pd.array(range(20), dtype="Int64"), "b": X[:, 1]})
+    assert as_matrix(counts, "X").dtype == torch.float64
+    frame.loc[4, "b"] = pd.NA
+    with pytest.raises(gradfit.ValidationError, match=r"NaN.*row 4, column 1"):
+        gradfit.ols(frame, y)
+    with pytest.raises(gradfit.ValidationError, match="must hold numbers"):
+        gradfit.ols(pd.DataFrame({"a": ["x"] * 20, "b": X[:, 1]}), y)

@@ -326,9 +326,9 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
         ----------
         X : array-like (n_samples, n_features)
         y : array-like (n_samples,) or (n_samples, n_targets)
-        sample_weight : array-like (n_samples,), optional
-            Row weights, finite and >= 0, not all 0 (see the module's docstring); the
-            tutorial solvers refuse them.
+        sample_weight : array-like (n_samples,) or float, optional
+            Row weights, finite and >= 0, not all 0 (see the module's docstring; a number
+            weighs every row alike, as scikit-learn's); the tutorial solvers refuse them.
 
         Returns
         -------
@@ -371,7 +371,8 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
         Xt, Yt, one_d = self._tensors(X, y, device, ndtype)
         weights = None
         if sample_weight is not None:
-            weights = check_weights(sample_weight, Xt.shape[0]).to(device)
+            weights = check_weights(row_weights(sample_weight, Xt.shape[0]), Xt.shape[0])
+            weights = weights.to(device)
         k, d = Yt.shape[1], Xt.shape[1]
         state = start = None
         if partial:
@@ -493,6 +494,14 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def row_weights(sample_weight: Any, n: int) -> Any:
+    """``sample_weight`` as given, or a number (scikit-learn's ``fit`` takes one: every row
+    that weight) as ``n`` copies of it."""
+    if isinstance(sample_weight, numbers.Real) and not isinstance(sample_weight, bool):
+        return np.full(n, float(sample_weight))
+    return sample_weight
 
 
 def _tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:

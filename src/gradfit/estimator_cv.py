@@ -25,7 +25,7 @@ from sklearn.model_selection import check_cv
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from gradfit.errors import ValidationError
-from gradfit.estimator import ConvergenceWarning
+from gradfit.estimator import ConvergenceWarning, row_weights
 from gradfit.solvers import path as paths
 from gradfit.solvers.rows import fold_ids, holdout_seed
 from gradfit.solvers.stats import SufficientStats
@@ -215,8 +215,9 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
         ----------
         X : array-like (n_samples, n_features)
         y : array-like (n_samples,) or (n_samples, n_targets)
-        sample_weight : array-like (n_samples,), optional
-            Row weights (scikit-learn's meaning): weighted statistics, weighted fold errors.
+        sample_weight : array-like (n_samples,) or float, optional
+            Row weights (scikit-learn's meaning): weighted statistics, weighted fold errors; a
+            number weighs every row alike.
         """
         self._check()
         ratios = self._l1_ratios()
@@ -232,7 +233,9 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
                 f"cross-validation needs at least 2 samples, got n_samples = {n} (1 sample)"
             )
         Xt, Yt = _tensor(X), _tensor(Y)
-        weights = None if sample_weight is None else check_weights(sample_weight, n)
+        weights = None
+        if sample_weight is not None:
+            weights = check_weights(row_weights(sample_weight, n), n)
         tests, trains = self._folds(X, Y, n)
         if isinstance(tests, np.ndarray):  # fold ids: one pass, each row to its fold
             batch = (Xt, Yt, tests) if weights is None else (Xt, Yt, tests, weights)

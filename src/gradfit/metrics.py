@@ -45,7 +45,10 @@ def _as_tensor(values: Any, name: str) -> torch.Tensor:
     if isinstance(values, torch.Tensor):
         return values
     try:
-        tensor = torch.as_tensor(np.asarray(values, dtype=np.float64))
+        array = np.asarray(values, dtype=np.float64)
+        if not array.flags.writeable:  # pandas' values under copy-on-write: copied, not shared
+            array = array.copy()
+        tensor = torch.as_tensor(array)
     except (TypeError, ValueError) as exc:
         raise ValidationError(
             f"{name} must be a tensor, a NumPy array or a list of numbers, got "

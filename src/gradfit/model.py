@@ -7,6 +7,7 @@ tutorial (``x @ w.t() + b``): row ``j`` of ``weight`` and ``bias[j]`` predict ta
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -15,12 +16,14 @@ from gradfit.errors import ValidationError
 __all__ = ["LinearMap", "LinearModel", "predict"]
 
 
-def predict(X: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def predict(X: torch.Tensor | Any, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """Predictions of a linear model.
 
     Parameters
     ----------
-    X : (n, d) tensor
+    X : (n, d) tensor, or a NumPy array or nested list (converted, as :func:`gradfit.ols`
+        takes them; a table with named columns is refused: columns are matched by name by
+        ``gradfit.predict(model, table)``, not by position)
     weight : (k, d) tensor
     bias : (k,) tensor
 
@@ -34,6 +37,8 @@ def predict(X: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.
     >>> predict(torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, 4.0]]), torch.tensor([0.5]))
     tensor([[11.5000]])
     """
+    if not isinstance(X, torch.Tensor):
+        X = _matrix(X)
     if X.ndim != 2 or weight.ndim != 2 or bias.ndim != 1:
         raise ValidationError(
             "predict expects X (n, d), weight (k, d) and bias (k,), got shapes "
@@ -49,6 +54,21 @@ def predict(X: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.
         )
     # (n, d) @ (d, k) -> (n, k), then the bias is broadcast over rows.
     return torch.addmm(bias.to(X.dtype), X, weight.to(X.dtype).T)
+
+
+def _matrix(X: Any) -> torch.Tensor:
+    """An array-like X (n, d) as a tensor: float32 arrays as they are, anything else float64;
+    a table with named columns refused."""
+    from gradfit.validation import as_matrix  # validation imports nothing of the model
+
+    if hasattr(X, "columns"):
+        raise ValidationError(
+            f"X is a table ({type(X).__name__}) with named columns: predict by column name with "
+            "gradfit.predict(model, table), or pass its values in the model's feature order "
+            "as an array"
+        )
+    matrix = as_matrix(X, "X")
+    return matrix if getattr(X, "dtype", None) == "float32" else matrix.double()
 
 
 class LinearMap:
@@ -67,8 +87,9 @@ class LinearMap:
     def n_targets(self) -> int:
         return int(self.weight.shape[0])
 
-    def predict(self, X: torch.Tensor) -> torch.Tensor:
-        """(n, d) -> (n, k): ``X @ weight.T + bias``, in ``X``'s dtype."""
+    def predict(self, X: torch.Tensor | Any) -> torch.Tensor:
+        """(n, d) -> (n, k): ``X @ weight.T + bias``, in ``X``'s dtype (a tensor, or an
+        array-like: see :func:`predict`)."""
         return predict(X, self.weight, self.bias)
 
 

@@ -299,8 +299,13 @@ def predict(*args: Any, **kwargs: Any) -> Any:
     ``missing`` ("error", "drop" or "keep": NaN predictions for the rows of a missing value),
     ``unknown_level`` ("error" or "zero") and ``notes``: see :func:`predict_batches`.
 
-    The first argument chooses: a tensor, the first form; anything else, the second.
+    The arguments choose: a tensor first (or an array first and a tensor weight second), the
+    first form; anything else, the second.
     """
-    if (args and isinstance(args[0], torch.Tensor)) or "X" in kwargs:
+    if (
+        (args and isinstance(args[0], torch.Tensor))
+        or "X" in kwargs
+        or (len(args) == 3 and isinstance(args[1], torch.Tensor))  # an array X, weight, bias
+    ):
         return predict_tensors(*args, **kwargs)
     return _predict_table(*args, **kwargs)

@@ -38,8 +38,12 @@ class Standardizer:
         """
         mean, variance = mean.double(), variance.double().clamp_min(0.0)
         spread = (variance if center else variance + mean * mean).sqrt()
-        # Constant (or all-zero) columns: leave unscaled rather than divide by ~0.
-        tiny = torch.finfo(torch.float64).eps * mean.abs().clamp_min(1.0)
+        # Constant (or all-zero) columns: leave unscaled rather than divide by ~0. "Constant"
+        # is relative to the column's own magnitude (a spread within rounding of its mean), so
+        # that a column of small values (1e-100, 1e-20, ...) is still scaled; an absolute floor
+        # of eps left such columns unscaled and gd crawled without converging.
+        info = torch.finfo(torch.float64)
+        tiny = (info.eps * mean.abs()).clamp_min(info.tiny)
         scale = torch.where(spread > tiny, spread, torch.ones_like(spread))
         return cls(mean=mean.clone() if center else torch.zeros_like(mean), scale=scale)
 

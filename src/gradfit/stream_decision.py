@@ -73,8 +73,9 @@ def use_streaming(
 ) -> bool:
     """Whether to read ``source`` by streaming rather than whole: the one place that decides.
 
-    What ``source`` is, :func:`gradfit.fitting.source_kind` says. A table in memory is never
-    streamed: ``stream=True``, a group or a checkpoint with one is refused. A group of
+    What ``source`` is, :func:`gradfit.fitting.source_kind` says. A table in memory or a
+    built-in data set is never streamed: ``stream=True``, a group or a checkpoint with one is
+    refused. A group of
     processes (``group``) or a ``checkpoint`` always streams (they shard the data and resume by
     epochs); ``reading.stream`` False is then refused. Otherwise ``reading.stream`` True or
     False forces the choice, and None decides: the built-in data sets are read whole; a
@@ -89,20 +90,28 @@ def use_streaming(
     refuse_unknown("use_streaming", options)
     stream, memory_limit = reading.stream, reading.memory_limit
     kind = source_kind(source)
-    if kind == "memory":
+    if kind in ("memory", "builtin"):
+        # Neither is a file to stream (a built-in name was looked for as a missing file).
+        table = "a table in memory" if kind == "memory" else "the built-in data set"
         if group or checkpoint:
             what = "several processes stream" if group else "a checkpointed fit streams"
+            option = (
+                ("comm" if group else "checkpoint")
+                if kind == "memory"
+                else ("torchrun (comm)" if group else "--checkpoint (checkpoint)")
+            )
             raise ValidationError(
-                f"{source_name(source)}: {what} files, and a table in memory is read whole in "
-                f"this process; leave out {'comm' if group else 'checkpoint'}, or write the "
-                "table to a file and fit that"
+                f"{source_name(source)}: {what} files, and {table} is read whole in "
+                f"this process; leave out {option}, or write the table to a file and fit that"
             )
         if stream:
+            option = "stream=True" if kind == "memory" else "--stream (stream=True)"
             raise ValidationError(
-                f"{source_name(source)}: a table in memory is read whole, never streamed; leave "
-                "out stream=True (or write the table to a file and stream that)"
+                f"{source_name(source)}: {table} is read whole, never streamed; leave "
+                f"out {option} (or write the table to a file and stream that)"
             )
-        return False
+        if kind == "memory":
+            return False
     if group or checkpoint:
         if stream is False:
             what = (

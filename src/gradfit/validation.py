@@ -30,12 +30,16 @@ def _to_tensor(value: Any, name: str, dtype: torch.dtype | None) -> torch.Tensor
             array = np.asarray(value)
         except Exception as exc:  # pragma: no cover - numpy's own message is kept
             raise ValidationError(f"{name} must be array-like of numbers: {exc}") from exc
+        if array.dtype == object:
+            array = _nullable_numbers(value, array)
         if array.dtype == object or not (
             np.issubdtype(array.dtype, np.number) or array.dtype == bool
         ):
             raise ValidationError(f"{name} must hold numbers, got an array of dtype {array.dtype}")
         array = np.ascontiguousarray(array)
-        if not array.flags.writeable:  # pandas' copy-on-write views: torch warns on them
+        if not array.flags.writeable:
+            # A read-only array (a pandas frame's values under copy-on-write, a memmap) is
+            # copied: torch.from_numpy would share it, and warns that it cannot be written.
             array = array.copy()
         tensor = torch.from_numpy(array)
     if tensor.is_complex():
@@ -47,6 +51,20 @@ def _to_tensor(value: Any, name: str, dtype: torch.dtype | None) -> torch.Tensor
     if dtype is not None and tensor.dtype != dtype:
         tensor = tensor.to(dtype)
     return tensor
+
+
+def _nullable_numbers(value: Any, array: np.ndarray) -> np.ndarray:
+    """pandas' nullable numeric columns (``Float64``, ``Int64``, ``boolean``), which NumPy
+    sees as objects, as float64 with ``pd.NA`` as NaN (then refused by the finiteness check,
+    with its row); ``array`` unchanged for anything else (text, mixed objects)."""
+    to_numpy = getattr(value, "to_numpy", None)
+    if to_numpy is None or isinstance(value, np.ndarray):
+        return array
+    try:
+        converted: np.ndarray = to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):
+        return array
+    return converted
 
 
 _R_INTEGER_NA = -(2**31)  # R's NA_integer_, as reticulate hands it over in an int32 array

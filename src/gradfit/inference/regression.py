@@ -137,6 +137,20 @@ def _names(names: Sequence[str] | None, count: int, prefix: str, what: str) -> t
     return tuple(names)
 
 
+def _frame_names(value: Any) -> tuple[str, ...] | None:
+    """The column names of a table (a pandas DataFrame's ``columns``, a Series' ``name``) when
+    every one is a string, as statsmodels and scikit-learn take them; None otherwise (arrays,
+    tensors, unnamed or numbered columns: the default names)."""
+    columns = getattr(value, "columns", None)
+    if columns is None and getattr(value, "ndim", None) == 1:
+        name = getattr(value, "name", None)
+        columns = None if name is None else [name]
+    if columns is None or isinstance(value, (np.ndarray, torch.Tensor)):
+        return None
+    names = tuple(columns)
+    return names if names and all(isinstance(name, str) for name in names) else None
+
+
 def _check_df(n: int, r: int, fit_intercept: bool) -> int:
     df_resid = n - r - int(fit_intercept)
     if df_resid < 1:
@@ -368,7 +382,8 @@ def ols(
         Homoskedastic errors, White/MacKinnon heteroskedasticity-consistent covariance, or
         cluster-robust (CR1, with ``groups``; see :mod:`gradfit.inference.cluster`).
     feature_names, target_names : sequences of str, or one str for one name, optional
-        Names for :meth:`OLSResult.summary` (default ``x0, x1, ...`` and ``y0, y1, ...``).
+        Names for :meth:`OLSResult.summary` (default: a pandas DataFrame's column names or a
+        Series' name when they are strings, else ``x0, x1, ...`` and ``y0, y1, ...``).
     weights : (n,) tensor, array or list, optional
         Row weights, finite and >= 0, not all 0: weighted least squares with R's
         conventions (``lm(..., weights = w)``; see the module's docstring). Rows of weight 0
@@ -404,6 +419,10 @@ def ols(
     """
     cov_type = check_cov_type(cov_type)
     fit_intercept = _check_intercept(fit_intercept)
+    if feature_names is None:
+        feature_names = _frame_names(X)
+    if target_names is None:
+        target_names = _frame_names(Y)
     # No column with an intercept: the intercept alone (R's y ~ 1)
     Xt = as_matrix(X, "X", dtype=torch.float64, min_columns=0 if fit_intercept else 1)
     Yt = as_targets(Y, "Y", dtype=torch.float64)

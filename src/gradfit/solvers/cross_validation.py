@@ -101,7 +101,12 @@ def cv_errors(mse_path: Array) -> tuple[Array, Array]:
     mean: Array = mse_path.mean(axis=0)
     if K < 2:
         return mean, np.zeros_like(mean)
-    se: Array = mse_path.std(axis=0, ddof=1) / math.sqrt(K)
+    # The errors are squares of the targets' units: beyond about 1e154 their squares overflow
+    # (targets beyond 1e77: inf standard errors, and "1se" chose the largest alpha). Each cell
+    # is scaled by a power of 2 near its largest error first: exact, the same numbers below.
+    _, exponent = np.frexp(np.abs(mse_path).max(axis=0))
+    scale = np.ldexp(1.0, exponent)
+    se: Array = (mse_path / scale).std(axis=0, ddof=1) * scale / math.sqrt(K)
     return mean, se
 
 

@@ -7,7 +7,10 @@ The alpha grid (:func:`alpha_grid`) is scikit-learn's and glmnet's: ``alpha_max`
 smallest penalty at which every coefficient of every target is 0, ``max_j |Szy_jt| /
 l1_ratio``, down to ``eps * alpha_max`` in ``n_alphas`` log-spaced steps. The lasso's formula
 has no finite value for ridge (``l1_ratio = 0``; scikit-learn refuses to make a grid for it);
-as glmnet does, ridge's grid is the one of ``l1_ratio = 0.001``.
+as glmnet does, ridge's grid is the one of ``l1_ratio = 0.001`` on the targets scaled to unit
+variance (``max_j |Szy_jt| / (0.001 sd_t)``): ridge's penalty is in the units of the
+standardized features alone, so a grid in those of y (times sd_t) put every penalty of a target
+in thousands far above its optimum (and a unit-variance target's 0.001-1 range there).
 """
 
 from __future__ import annotations
@@ -108,11 +111,19 @@ class PathResult:
 
 def alpha_max(problem: Quadratic, l1_ratio: float) -> float:
     """The smallest alpha at which every coefficient of every target is 0 (for the lasso
-    part; ridge's is that of ``l1_ratio = 0.001``, as glmnet's)."""
-    ratio = max(float(l1_ratio), RIDGE_GRID_L1_RATIO)
+    part). Ridge's (``l1_ratio = 0``) is glmnet's: that of ``l1_ratio = 0.001`` for the
+    targets scaled to unit variance (glmnet standardizes y before making its grid), so that
+    the grid, like ridge's optimal penalty, does not depend on the targets' units."""
     if problem.q.size == 0:
         return 0.0
-    return float(np.abs(problem.q).max()) / ratio
+    if float(l1_ratio) > 0:
+        return float(np.abs(problem.q).max()) / float(l1_ratio)
+    sd = np.sqrt(problem.syy)  # (k,)
+    spread = np.abs(problem.q).max(axis=0)  # (k,)
+    live = sd > 0  # a constant target (nothing to explain) has q = 0 too
+    if not bool(live.any()):
+        return 0.0
+    return float((spread[live] / sd[live]).max()) / RIDGE_GRID_L1_RATIO
 
 
 def alpha_grid(

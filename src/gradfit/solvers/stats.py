@@ -26,7 +26,13 @@ from gradfit.errors import ValidationError
 from gradfit.losses import penalty
 from gradfit.metrics import r2_from_errors
 
-__all__ = ["SufficientStats", "batch_lipschitz", "check_moments", "hessian_lipschitz"]
+__all__ = [
+    "SufficientStats",
+    "batch_lipschitz",
+    "check_moments",
+    "check_small",
+    "hessian_lipschitz",
+]
 
 _CHUNK_ROWS = 1 << 16
 # float64 buffer of one chunk: 4 MiB, which stays in cache while it is converted, shifted and
@@ -128,6 +134,9 @@ class SufficientStats:
         Szz = Mzz / total - torch.outer(mz, mz)
         Szz = (Szz + Szz.T) / 2  # exact symmetry for eigvalsh
         check_moments(Mzz, Mzy, myy)
+        rows = None if w64 is None else w64 > 0  # rows of weight 0 do not count
+        check_small(Z, Mzz.diagonal() / total, "X", rows)
+        check_small(Y, myy / total, "Y", rows)
         return cls(
             n=n,
             zbar=mz if shifted else z0 + mz,
@@ -324,6 +333,53 @@ def check_moments(zz: torch.Tensor, zy: torch.Tensor, yy: torch.Tensor) -> None:
                 f"the data are too large to train on: {name} overflows float64 (values "
                 "beyond about 1e150); rescale the columns (e.g. change their units)"
             )
+
+
+# Below this mean square of a column's deviations (values varying by less than about 1e-154)
+# their squares leave float64's normal range: the second moments lose digits, then become 0,
+# and every fit from them is wrong (a column counted constant, coefficients 0). The mirror of
+# check_moments' "beyond about 1e150".
+_SMALLEST_MEAN_SQUARE = float(torch.finfo(torch.float64).tiny)
+_CONSTANT_ULPS = 64.0  # a spread within this many ulps of the column's level is rounding
+
+
+def check_small(
+    block: Block,
+    mean_square: torch.Tensor,
+    name: str,
+    rows: npt.NDArray[np.bool_] | None = None,
+) -> None:
+    """Refuse columns whose values vary by less than about 1e-154 (their squares underflow
+    float64), unless they are constant up to rounding (all-zero columns among them).
+    ``mean_square`` (m,): that of each column of ``block`` minus a shift; ``rows``: the
+    rows that count (those of positive weight), None for all. Only the rare columns of a mean
+    square below the normal range are read again (their range: the squares can no longer tell
+    a constant column from a varying one)."""
+    ms = mean_square.cpu()
+    eps = torch.finfo(torch.float64).eps
+    for column in (ms < _SMALLEST_MEAN_SQUARE).nonzero().flatten().tolist():
+        spread, level = _range(block, column, rows)
+        if spread > _CONSTANT_ULPS * eps * level:
+            raise ValidationError(
+                f"the data are too small to train on: column {column} (counted from 0) of "
+                f"{name} varies by less than about 1e-154, whose squares underflow float64; "
+                "rescale the columns (e.g. change their units)"
+            )
+
+
+def _range(block: Block, column: int, rows: npt.NDArray[np.bool_] | None) -> tuple[float, float]:
+    """``max - min`` and ``max |value|`` of ``block[rows, column]`` in float64 (0, 0 for no
+    rows)."""
+    if isinstance(block, torch.Tensor):
+        array = block[:, column].detach().double().cpu().numpy()
+    else:
+        array = np.asarray(block[column], dtype=np.float64)
+    if rows is not None:
+        array = array[rows]
+    if not array.size:
+        return 0.0, 0.0
+    low, high = float(array.min()), float(array.max())
+    return high - low, max(abs(low), abs(high))
 
 
 def _rows(block: Block) -> int:
