@@ -45,6 +45,7 @@ __all__ = [
     "encode_table",
     "expand_names",
     "intercept_of_design",
+    "refuse_intercept_alone",
 ]
 
 
@@ -237,6 +238,7 @@ def encode_table(
     }
     if design.formula is not None:
         made = gradfit.design.Design.from_formula(design.formula, table, **options)
+        refuse_intercept_alone(made, design.formula, name)
     else:
         made = gradfit.design.Design.default(table, targets, chosen, **options)
     mats = made.matrices(table, missing=design.missing, source=name)
@@ -253,6 +255,17 @@ def encode_table(
         int(mats.n_dropped),
         document,
     )
+
+
+def refuse_intercept_alone(made: Any, formula: str, source: str) -> None:
+    """A formula whose design has no column (R's ``y ~ 1``) cannot be fitted to a model file
+    (a model has at least one feature): one DataError saying where the mean alone is found."""
+    if not made.columns:
+        raise DataError(
+            f"{source}: the formula {formula!r} gives no feature column, and a fit needs at "
+            "least one; the intercept alone (R's lm(y ~ 1)) is gradfit anova --formula "
+            "'y ~ 1' or gradfit.ols('y ~ 1', data=...)"
+        )
 
 
 def check_names(table: Any, targets: Sequence[str], features: Sequence[str], source: str) -> None:

@@ -81,7 +81,9 @@ def anova_fits(
         stream.check_columns([weights], "weights")
     plans: list[DesignPlan] = []
     for design in settings:
-        _, plan = open_design(same_stream, source, reading.batch_rows, None, None, design)
+        _, plan = open_design(
+            same_stream, source, reading.batch_rows, None, None, design, intercept_alone=True
+        )
         if not isinstance(plan, DesignPlan):  # pragma: no cover - a formula always plans
             raise DataError(f"{stream.source}: the formula {design.formula!r} gave no design")
         plans.append(plan)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 import gradfit.design
-from gradfit.column_choice import design_columns, expand_names
+from gradfit.column_choice import design_columns, expand_names, refuse_intercept_alone
 from gradfit.data import Batch, BatchStream
 from gradfit.data.tables import Table
 from gradfit.data.weights import refuse_weight_role, without_column
@@ -62,12 +62,16 @@ def open_design(
     design: DesignSettings,
     weights: str | None = None,
     groups: str | None = None,
+    *,
+    intercept_alone: bool = False,
 ) -> tuple[BatchStream, DesignPlan | dict[str, str]]:
     """The stream, and the plan of a fit through a design, or for plain numeric columns (as
     :func:`gradfit.column_choice.encode_table` decides in memory) the columns the default
     features leave out, with why. ``weights``: the column of row weights, never a feature
     (left out of the head the design is planned on); ``groups``: the column of group labels
-    of clustered standard errors, left out of the default features (as in memory)."""
+    of clustered standard errors, left out of the default features (as in memory).
+    ``intercept_alone``: a formula without a feature column (R's ``y ~ 1``) is planned (for
+    anova), not refused (a fit's model needs a feature)."""
     stream = open_stream(source, batch_rows=batch_rows)
     head = stream.head_table()
     columns = list(stream.columns)
@@ -90,6 +94,8 @@ def open_design(
         if design.formula is not None
         else gradfit.design.Design.default(head, tlist, chosen, source=stream.source, **options)
     )
+    if design.formula is not None and not intercept_alone:
+        refuse_intercept_alone(draft, design.formula, stream.source)
     if draft.transform_state:
         stateful = ", ".join(repr(name) for name in draft.transform_state)
         raise ValidationError(

@@ -101,9 +101,15 @@ def _check_finite(tensor: torch.Tensor, name: str) -> None:
 
 
 def as_matrix(
-    value: Any, name: str = "X", *, dtype: torch.dtype | None = None, min_rows: int = 1
+    value: Any,
+    name: str = "X",
+    *,
+    dtype: torch.dtype | None = None,
+    min_rows: int = 1,
+    min_columns: int = 1,
 ) -> torch.Tensor:
-    """Return ``value`` as a finite 2-D floating tensor of shape (n, d)."""
+    """Return ``value`` as a finite 2-D floating tensor of shape (n, d), d >= ``min_columns``
+    (0 for the design of an intercept alone, R's ``y ~ 1``)."""
     tensor = _to_tensor(value, name, dtype)
     if tensor.ndim != 2:
         raise ValidationError(
@@ -112,7 +118,7 @@ def as_matrix(
         )
     if tensor.shape[0] < min_rows:
         raise ValidationError(f"{name} must have at least {min_rows} row(s), got {tensor.shape[0]}")
-    if tensor.shape[1] < 1:
+    if tensor.shape[1] < min_columns:
         raise ValidationError(f"{name} must have at least 1 column, got 0")
     _check_finite(tensor, name)
     return tensor

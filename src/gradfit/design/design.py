@@ -4,10 +4,13 @@ categorical levels and transform state frozen, turned into matrices batch by bat
 Formulas are Wilkinson formulas as `formulaic <https://matthewwardrop.github.io/formulaic/>`_
 reads them (``.``, ``-``, ``:``, ``*``, ``C(x)``, ``I(...)``, ``np.log(x)``, ``poly(x, 2)``,
 ``0 +`` / ``- 1``), with R's conventions: treatment contrasts, the first level the reference,
-full-rank coding of the first factor of a model without intercept, terms ordered by degree, and
-R's column names (``woolB``, ``woolB:tensionM``, ``C(cyl)6``, ``poly(dose, 2)1``). A column
-name that is not a Python name (``Petal.Length``) may be written as it is where it stands
-alone, and between backticks inside an expression (``np.log(`Petal.Length`)``).
+full-rank coding of the first factor of a model without intercept, a factor of an interaction
+coded by indicators of all its levels where the term without it does not come before (R's
+``model.matrix``: ``y ~ a:b`` has R's columns, one aliased; see :class:`_RCoding`), terms
+ordered by degree, and R's column names (``woolB``, ``woolB:tensionM``, ``C(cyl)6``,
+``poly(dose, 2)1``). A column name that is not a Python name (``Petal.Length``) may be
+written as it is where it stands alone, and between backticks inside an expression
+(``np.log(`Petal.Length`)``).
 
 gradfit fits the intercept apart from the other coefficients, so the matrices hold no
 intercept column: :attr:`Design.fit_intercept` says whether the model has one.
@@ -22,6 +25,8 @@ made from. :meth:`Design.to_json` keeps all of it as plain JSON (no pickle).
 from __future__ import annotations
 
 import ast
+import functools
+import operator
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +41,7 @@ from formulaic import Formula, ModelSpec
 from formulaic.errors import FormulaicError
 from formulaic.formula import SimpleFormula
 from formulaic.materializers import PandasMaterializer
+from formulaic.materializers.types import ScopedFactor, ScopedTerm
 from formulaic.parser.types import Factor, Term
 from formulaic.transforms.contrasts import ContrastsState, TreatmentContrasts
 from interface_meta import override
@@ -73,6 +79,62 @@ class _RNames(PandasMaterializer):  # type: ignore[misc]
             else:
                 flat[subname] = value
         return flat
+
+
+class _RCoding(_RNames):
+    """R's coding of the factors of each term (``model.matrix``), not formulaic's: a factor of
+    a term is coded by contrasts when the term without it is the intercept (empty) or is
+    contained in a term before it, else by indicators of all its levels (R's ``TermCode``,
+    Chambers and Hastie 1992, p. 38); without an intercept the first factor of the first
+    term holding one is coded by indicators. ``y ~ a:b`` then has R's six columns ``a1:b1``
+    ... (one of them aliased with the intercept, R's NA), where formulaic's rule makes a
+    full-rank set of other columns (``b2``, ``a2:b1``, ...). The two agree on every formula
+    whose interactions come with their margins."""
+
+    REGISTER_NAME = "gradfit_r_coding"
+
+    @override
+    def _get_scoped_terms(
+        self, terms: Iterable[Term], ensure_full_rank: bool = True
+    ) -> Iterable[tuple[Term, Iterable[ScopedTerm]]]:
+        terms = list(terms)
+        constant = Factor.Kind.CONSTANT
+
+        def evaluated(term: Term) -> list[Any]:
+            return [
+                self.factor_cache[factor.expr]
+                for factor in term.factors
+                if self.factor_cache[factor.expr].values.__wrapped__ is not None
+            ]
+
+        intercept = any(
+            all(e.metadata.kind is constant for e in evaluated(term))
+            for term in terms
+            if evaluated(term)
+        )
+        indicators_first = not intercept
+        before: list[frozenset[str]] = []
+        for term in terms:
+            factors = evaluated(term)
+            if not factors:
+                yield term, []
+                continue
+            plain = [e for e in factors if e.metadata.kind is not constant]
+            scale = functools.reduce(
+                operator.mul, [e.values for e in factors if e.metadata.kind is constant], 1
+            )
+            names = frozenset(e.expr for e in plain)
+            scoped = []
+            for e in plain:
+                reduced = False
+                if e.metadata.spans_intercept:
+                    rest = names - {e.expr}
+                    reduced = not rest or any(rest <= earlier for earlier in before)
+                    if indicators_first:
+                        reduced = indicators_first = False
+                scoped.append(ScopedFactor(e, reduced=reduced))
+            before.append(names)
+            yield term, [ScopedTerm(factors=scoped, scale=scale)]
 
 
 class DesignMatrices(NamedTuple):
@@ -343,6 +405,16 @@ class Design(DesignDocument):
 
     @cached_property
     def _spec(self) -> ModelSpec:
+        """formulaic's spec of X with R's coding of the factors (:class:`_RCoding`)."""
+        return self._make_spec(_RCoding)
+
+    @cached_property
+    def _legacy_spec(self) -> ModelSpec:
+        """formulaic's own coding, of the designs saved by gradfit before R's coding (whose
+        columns differ where an interaction comes without its margins: ``y ~ a:b``)."""
+        return self._make_spec(_RNames)
+
+    def _make_spec(self, materializer: type[_RNames]) -> ModelSpec:
         encoder_state = {
             expr: (
                 Factor.Kind.CATEGORICAL,
@@ -363,7 +435,7 @@ class Design(DesignDocument):
         )
         return ModelSpec(
             formula=formula,
-            materializer=_RNames,
+            materializer=materializer,
             ensure_full_rank=True,
             na_action="ignore",
             output="numpy",
@@ -388,6 +460,31 @@ class Design(DesignDocument):
             na_action="ignore",
             output="numpy",
         )
+
+    @cached_property
+    def _coding(self) -> str:
+        """``"r"`` (:class:`_RCoding`), or ``"formulaic"`` once a batch showed the design's
+        columns to be those of formulaic's coding (a design saved by an older gradfit)."""
+        return "r"
+
+    def _encoded(
+        self, frame: Any, source: str, coding: str
+    ) -> tuple[list[str], npt.NDArray[np.float64]]:
+        """X of a batch's frame by formulaic with ``coding``, and its columns' names (the
+        intercept's column left out)."""
+        spec = self._spec if coding == "r" else self._legacy_spec
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                matrix = spec.get_model_matrix(frame)
+        except FormulaicError as exc:
+            raise DataError(f"{source}: {' '.join(str(exc).split())}") from None
+        names = [str(name) for name in matrix.model_spec.column_names]
+        X = np.asarray(matrix, dtype=np.float64)
+        if self.fit_intercept:
+            X = X[:, [i for i, name in enumerate(names) if name != "Intercept"]]
+            names = [name for name in names if name != "Intercept"]
+        return names, X
 
     @cached_property
     def _direct(self) -> tuple[tuple[str, int, int], ...] | None:
@@ -583,17 +680,13 @@ class Design(DesignDocument):
             X = _direct_matrix(direct, cells, codes, len(rows), len(self.columns))
             _check_finite(X, self.columns, rows, columns.source)
         else:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    matrix = self._spec.get_model_matrix(frame)
-            except FormulaicError as exc:
-                raise DataError(f"{columns.source}: {' '.join(str(exc).split())}") from None
-            names = [str(name) for name in matrix.model_spec.column_names]
-            X = np.asarray(matrix, dtype=np.float64)
-            if self.fit_intercept:
-                X = X[:, [i for i, name in enumerate(names) if name != "Intercept"]]
-                names = [name for name in names if name != "Intercept"]
+            names, X = self._encoded(frame, columns.source, self._coding)
+            if tuple(names) != self.columns and self._coding == "r":
+                # a design saved before R's coding: formulaic's own, for good if it fits
+                legacy_names, legacy_X = self._encoded(frame, columns.source, "formulaic")
+                if tuple(legacy_names) == self.columns:
+                    self.__dict__["_coding"] = "formulaic"
+                    names, X = legacy_names, legacy_X
             if tuple(names) != self.columns:  # pragma: no cover - formulaic's contract
                 raise DataError(
                     f"{columns.source}: the formula gives columns {names}, not the design's "

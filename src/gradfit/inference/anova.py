@@ -110,46 +110,90 @@ class AnovaTable:
         return "\n\n".join(blocks)
 
 
-def _format_column(values: np.ndarray, digits: int, integer: bool) -> list[str]:
-    """A column of numbers as R's ``format`` after ``zapsmall`` gives it, roughly: integers as
-    they are; otherwise ``digits`` significant digits for the largest magnitude, the same
-    decimals in every cell (trailing zeros shared by all cells dropped); "" for NaN."""
-    finite = values[np.isfinite(values)]
-    if integer:
-        return ["" if math.isnan(v) else f"{v:.0f}" for v in values.tolist()]
-    if not finite.size:
+def _scientific(x: float, digits: int) -> tuple[int, int]:
+    """R's ``scientific()`` (format.c) of a finite x != 0: its power of ten and the significant
+    digits (at most ``digits``, trailing zeros dropped) that show it to ``digits`` digits."""
+    mantissa, exponent = f"{abs(x):.{digits - 1}e}".split("e")
+    kept = mantissa.replace(".", "").rstrip("0")
+    return int(exponent), max(1, len(kept))
+
+
+def _r_format(values: np.ndarray, digits: int) -> list[str]:
+    """R's ``format(x, digits = digits)`` of a numeric vector (``formatReal``): one notation
+    for all cells; fixed with the decimals the cell needing most needs (each cell shown to
+    ``digits`` significant digits), unless scientific is narrower; "" for NaN."""
+    finite = [float(v) for v in values.tolist() if math.isfinite(v)]
+    if not finite:
         return ["" for _ in values.tolist()]
+    nonzero = [v for v in finite if v != 0.0]
+    neg = int(any(v < 0 for v in finite))
+    if not nonzero:
+        return ["" if not math.isfinite(v) else "0" for v in values.tolist()]
+    powers, sigs = zip(*(_scientific(v, digits) for v in nonzero), strict=True)
+    left = max(max(k + 1 for k in powers), 1)
+    rgt = max(0, max(sig - k - 1 for k, sig in zip(powers, sigs, strict=True)))
+    fixed_width = neg + left + rgt + (rgt > 0)
+    sig_max = max(sigs)
+    exponent_digits = 3 if max(abs(k) for k in powers) >= 100 else 2
+    sci_width = neg + (sig_max + 1 if sig_max > 1 else 1) + 2 + exponent_digits
+    if fixed_width <= sci_width:
+        return ["" if not math.isfinite(v) else f"{v:.{rgt}f}" for v in values.tolist()]
+    # Python's exponent (e-07, e+100) is R's
+    return ["" if not math.isfinite(v) else f"{v:.{sig_max - 1}e}" for v in values.tolist()]
+
+
+def _zapsmall(values: np.ndarray, digits: int) -> np.ndarray:
+    """R's ``zapsmall(x, digits)``: rounded to ``digits - log10(max |x|)`` decimals (R rounds
+    a fractional number of decimals to the nearest)."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return values
     biggest = float(np.abs(finite).max())
-    if biggest == 0.0:
-        decimals = 0
-    elif biggest >= 1e15 or biggest < 1e-4:
-        return ["" if math.isnan(v) else f"{v:.{digits - 1}e}" for v in values.tolist()]
+    decimals = digits if biggest == 0 else max(0, math.floor(digits - math.log10(biggest) + 0.5))
+    return np.round(values, decimals)
+
+
+def _format_column(values: np.ndarray, digits: int, kind: str) -> list[str]:
+    """A column of R's ``print.anova`` (``printCoefmat``): ``"df"`` the degrees of freedom,
+    ``"zap"`` sums of squares (``zapsmall`` then ``format``), ``"test"`` the F values
+    (rounded to ``digits - 1`` decimals, then ``format``); "" for NaN (R's NA)."""
+    if kind == "df":
+        return ["" if math.isnan(v) else f"{v:.0f}" for v in values.tolist()]
+    if kind == "zap":
+        shown = _zapsmall(values, digits)
     else:
-        decimals = max(0, digits - 1 - math.floor(math.log10(biggest)))
-    cells = [f"{v:.{decimals}f}" for v in finite.tolist()]
-    while decimals and all(c.endswith("0") for c in cells):
-        decimals -= 1
-        cells = [c[:-1].rstrip(".") if decimals == 0 else c[:-1] for c in cells]
-    return ["" if math.isnan(v) else f"{v:.{decimals}f}" for v in values.tolist()]
+        shown = np.round(values, max(1, min(5, digits - 1)))
+    cells = _r_format(shown, digits)
+    for i, (value, cell) in enumerate(zip(values.tolist(), cells, strict=True)):
+        if cell and value != 0.0 and float(cell) == 0.0:  # not 0, shown as 0: fewer digits
+            cells[i] = _r_format(np.array([value]), max(1, digits - 1))[0]
+    return cells
 
 
-def _format_p(values: np.ndarray) -> list[str]:
-    """R's ``format.pval`` of a column (4 significant digits, ``<2e-16`` below eps)."""
-    out = []
-    finite = values[np.isfinite(values) & (values >= 2.2e-16)]
-    decimals = 0
-    if finite.size:
-        smallest = float(finite.min())
-        decimals = max(0, 3 - math.floor(math.log10(smallest))) if smallest > 0 else 0
-    for v in values.tolist():
-        if math.isnan(v):
-            out.append("")
-        elif v < 2.2e-16:
-            out.append("<2e-16")
-        elif decimals > 7:  # R's format turns to the scientific form where it is narrower
-            out.append(f"{v:.3e}")
-        else:
-            out.append(f"{v:.{decimals}f}")
+def _format_p(values: np.ndarray, digits: int = 4) -> list[str]:
+    """R's ``format.pval(p, digits = 4, eps = .Machine$double.eps)`` of a column: the p-values
+    from 1e-4 up formatted together, the smaller together, those below eps as ``< 2.2e-16``."""
+    eps = float(np.finfo(np.float64).eps)
+    out = ["" for _ in values.tolist()]
+    shown = [i for i, v in enumerate(values.tolist()) if not math.isnan(v) and v >= eps]
+    tiny = [i for i, v in enumerate(values.tolist()) if not math.isnan(v) and v < eps]
+    power = {i: math.floor(math.log10(values[i])) if values[i] > 0 else -50 for i in shown}
+    fixed = [i for i in shown if power[i] >= -3 or (power[i] == -4 and digits > 1)]
+    for group in (fixed, [i for i in shown if i not in fixed]):
+        if group:
+            for i, cell in zip(group, _r_format(values[group], digits), strict=True):
+                out[i] = cell
+    if tiny:
+        small = max(1, digits - 2)
+        sep = "" if small == 1 else " "
+        if shown:
+            width = max(len(out[i]) for i in shown)
+            if small > 1 and small + 6 > width:
+                small = max(1, width - 7)
+            sep = "" if small == 1 and width <= 6 else " "
+        bound = _r_format(np.array([eps]), small)[0]
+        for i in tiny:
+            out[i] = f"<{sep}{bound}"
     return out
 
 
@@ -168,8 +212,10 @@ def _table_lines(columns: Sequence[str], rows: Sequence[str], values: np.ndarray
         column = values[:, c]
         if name == "Pr(>F)":
             cells.append(_format_p(column))
+        elif name.endswith("Df"):
+            cells.append(_format_column(column, _DIGITS, "df"))
         else:
-            cells.append(_format_column(column, _DIGITS, name.endswith("Df")))
+            cells.append(_format_column(column, _DIGITS, "test" if name.startswith("F") else "zap"))
     p = values[:, list(columns).index("Pr(>F)")]
     stars = [_stars(v) for v in p.tolist()]
     show_stars = any(s.strip() for s in stars)

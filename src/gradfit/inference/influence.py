@@ -83,7 +83,7 @@ class Influence(NamedTuple):
 
 
 def _rows(X: Any, Y: Any, weights: Any, d: int, k: int) -> tuple[np.ndarray, ...]:
-    Xt = as_matrix(X, "X", dtype=torch.float64)
+    Xt = as_matrix(X, "X", dtype=torch.float64, min_columns=min(d, 1))  # d = 0: y ~ 1
     Yt = as_targets(Y, "Y", dtype=torch.float64)
     check_lengths(Xt, Yt)
     if Xt.shape[1] != d or Yt.shape[1] != k:

@@ -90,8 +90,8 @@ class OLSPredictor:
         ``x̃ = [x - center, 1]``. ``weights`` (n,): the new rows' weights, each > 0, for a
         prediction interval of a weighted fit (default 1: R's ``predict.lm``, whose
         ``pred.var = res.var / weights``); ignored without ``interval="prediction"``."""
-        Xt = as_matrix(X, "X", dtype=torch.float64)
         d = self.weight.shape[1]
+        Xt = as_matrix(X, "X", dtype=torch.float64, min_columns=min(d, 1))  # d = 0: y ~ 1
         if Xt.shape[1] != d:
             raise ValidationError(f"X has {Xt.shape[1]} features, but the model expects {d}")
         Xn = Xt.cpu().numpy()

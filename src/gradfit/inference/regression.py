@@ -345,7 +345,11 @@ def _fit_kept(
     full-rank design; otherwise R's solution (:func:`gradfit.least_squares` with
     ``rank_deficient="aliased"``: the columns independent of those before them, refitted).
     ``w``: the rows' (positive) weights of a weighted fit. A full-rank fit hands over its
-    factorization (:class:`~gradfit.solvers.lstsq.Factored`), which the inference reuses."""
+    factorization (:class:`~gradfit.solvers.lstsq.Factored`), which the inference reuses.
+    No column (d = 0, with an intercept): the intercept alone, the (weighted) mean."""
+    if Xn.shape[1] == 0:
+        k = Yn.shape[1]
+        return _KeptFit(np.zeros((k, 0)), mean_ext(Yn, w), np.zeros(0, bool), 1.0, None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RankDeficiencyWarning)  # we warn with the names
         fit, factored = solve_arrays(Xn, Yn, fit_intercept, "aliased", w)
@@ -419,7 +423,8 @@ def ols(
         feature_names = _frame_names(X)
     if target_names is None:
         target_names = _frame_names(Y)
-    Xt = as_matrix(X, "X", dtype=torch.float64)
+    # No column with an intercept: the intercept alone (R's y ~ 1)
+    Xt = as_matrix(X, "X", dtype=torch.float64, min_columns=0 if fit_intercept else 1)
     Yt = as_targets(Y, "Y", dtype=torch.float64)
     check_lengths(Xt, Yt)
     Xn, Yn = Xt.cpu().numpy(), Yt.cpu().numpy()
@@ -475,6 +480,8 @@ def ols(
 
     sigma2 = _residual_variance(rss, df_resid)
     effects = np.zeros((k, d))
+    a: torch.Tensor | None = None  # Householder's reflectors (None: the Cholesky route)
+    tau: torch.Tensor | None = None
     if r:
         if factored is not None:  # one factorization: the solver's (QR, or Gram's Cholesky)
             a, tau, R, qtb = factored.a, factored.tau, factored.R, factored.qtb
@@ -507,9 +514,9 @@ def ols(
         # (Householder's) for an ill-conditioned or rank-deficient design.
         # (The solver's Cholesky factor comes only with condition <= 1e3, below
         # _IMPLICIT_Q_CONDITION: no Householder Q.)
-        Q = None
+        Q = None if r else np.zeros((n, 0))  # no estimable slope: an empty Q
         if (factored is None or not condition <= _IMPLICIT_Q_CONDITION) and a is not None:
-            Q = torch.linalg.householder_product(a, tau).numpy() if r else np.zeros((n, 0))
+            Q = torch.linalg.householder_product(a, tau).numpy()
         # HC0/HC1 in the design's coordinates (G⁻¹ meat G⁻¹: its rounding grows as condition²)
         # only on a design of condition <= _GRAM_HC_CONDITION, else in Q's (A R⁻¹)
         gram = factored is not None and factored.a is None and condition <= _GRAM_HC_CONDITION
@@ -618,7 +625,8 @@ def ols_from_stats(
     Szz = stats.Szz.detach().cpu().double().numpy()
     d, k, n = zbar.shape[0], ybar.shape[0], int(stats.n_positive)
     total = stats.total  # n, or the total weight Σ w
-    W = as_matrix(weight, "weight", dtype=torch.float64).cpu()
+    # no feature with an intercept: the intercept alone (R's y ~ 1)
+    W = as_matrix(weight, "weight", dtype=torch.float64, min_columns=min(d, 1)).cpu()
     b = as_targets(bias, "bias", dtype=torch.float64).cpu()
     if W.shape != (k, d) or b.shape != (k, 1):
         raise ValidationError(
@@ -640,14 +648,14 @@ def ols_from_stats(
     safe = np.where(norms > 0, norms, 1.0)
     C = S / np.outer(safe, safe)  # equilibrated: unit diagonal (zero for a constant column)
     lam, U = np.linalg.eigh((C + C.T) / 2)
-    lam_max = max(float(lam[-1]), 0.0)
+    lam_max = max(float(lam[-1]), 0.0) if d else 0.0  # d = 0: the intercept alone
     # The Gram matrix squares the condition number: a column closer than ~sqrt(eps) to the
     # span of the others leaves no correct digit in G. Such columns are treated as aliased
     # (with a margin of _STATS_ALIAS over the eigenvalue floor of SufficientStats.optimum).
     floor = lam_max * max(d, 1) * EPS
     kept = norms > 0
     distance = np.ones(d)
-    if not (bool(kept.all()) and float(lam[0]) > _STATS_ALIAS**2 * floor):
+    if d and not (bool(kept.all()) and float(lam[0]) > _STATS_ALIAS**2 * floor):
         F = np.sqrt(np.clip(lam, 0.0, None))[:, None] * U.T  # FᵀF = C
         kept, distance = independent_columns(F, _STATS_ALIAS * math.sqrt(floor))
     while True:
@@ -704,7 +712,7 @@ def ols_from_stats(
         cov_wb, cov_wc = cluster_covariances(
             clusters, factor, kept, center, total, fit_intercept, n, df_resid
         )
-    elif r:
+    elif r or (fit_intercept and second_pass is not None):  # HC of the intercept alone too
         if second_pass is None:
             cov_wb, cov_wc = nonrobust_covariances(
                 factor, sigma2, center[kept], total, fit_intercept

@@ -111,9 +111,13 @@ def _summary_of(fit: OLSResult, j: int) -> str:
             if fit.n_dropped
             else []
         ),
-        f"Multiple R-squared:  {float(fit.r2[j]):.6g},\t"
-        f"Adjusted R-squared:  {float(fit.r2_adj[j]):.6g}",
     ]
+    if not fit.df_model:  # no slope (y ~ 1): R's summary.lm has no R² and F lines
+        return "\n".join(lines)
+    lines.append(
+        f"Multiple R-squared:  {float(fit.r2[j]):.6g},\t"
+        f"Adjusted R-squared:  {float(fit.r2_adj[j]):.6g}"
+    )
     f_name = "F-statistic" if fit.cov_type == "nonrobust" else f"Wald F ({fit.cov_type})"
     lines.append(
         f"{f_name}: {float(fit.f_statistic[j]):.6g} on {fit.df_model} and {fit.df_resid} "
