@@ -436,8 +436,16 @@ class BatchStream:
                     arrow_file(f.path) as fh,
                     pq.ParquetFile(fh, buffer_size=_PAGE_BUFFER, pre_buffer=False) as pf,
                 ):
-                    record = next(pf.iter_batches(batch_size=_INFER_ROWS), None)
-                arrow = pa.Table.from_batches([record]) if record is not None else None
+                    # The first _INFER_ROWS rows, across row groups: pyarrow's batches end
+                    # at each row group's end (a file of one-row groups: one row each).
+                    records: list[pa.RecordBatch] = []
+                    rows = 0
+                    for record in pf.iter_batches(batch_size=_INFER_ROWS):
+                        records.append(record.slice(0, _INFER_ROWS - rows))
+                        rows += records[-1].num_rows
+                        if rows >= _INFER_ROWS:
+                            break
+                arrow = pa.Table.from_batches(records, schema=pf.schema_arrow) if records else None
             else:
                 head = _csv_head(f)
 
@@ -465,13 +473,18 @@ class BatchStream:
             raise corrupt_file_error(source, exc) from None
         if arrow is None or arrow.num_rows == 0:
             raise no_data_rows_error(source)
-        # Booleans, dates and times count as text, as in read_table; a type with no text form
-        # (a list, a struct) is kept, to be named as not numeric as read_table names it.
-        keep = [
-            c if is_numeric(c.type) or is_text(c.type) or pa.types.is_null(c.type) else _as_text(c)
-            for c in arrow.columns
-        ]
-        arrow = pa.Table.from_arrays(keep, names=arrow.column_names)
+        if not f.parquet:
+            # A CSV file's booleans, dates and times count as text, as in read_table; a type
+            # with no text form (a list, a struct) is kept, to be named as not numeric as
+            # read_table names it. A Parquet file's columns keep their stored types, as
+            # read_table keeps them (a date or binary column is not text there).
+            keep = [
+                c
+                if is_numeric(c.type) or is_text(c.type) or pa.types.is_null(c.type)
+                else _as_text(c)
+                for c in arrow.columns
+            ]
+            arrow = pa.Table.from_arrays(keep, names=arrow.column_names)
         return to_table(arrow, source, "parquet" if f.parquet else "csv")
 
 

@@ -44,7 +44,7 @@ from gradfit.design.columns import Columns, _plain, as_columns, missing_mask
 from gradfit.design.document import DesignDocument, Terms, _shown
 from gradfit.design.levels import DEFAULT_MAX_LEVELS, LevelGatherer
 from gradfit.design.state import from_plain, to_plain
-from gradfit.errors import DataError, ValidationError
+from gradfit.errors import DataError, NoRowsLeftError, ValidationError
 
 __all__ = ["MISSING", "UNKNOWN_LEVEL", "Design", "DesignMatrices"]
 
@@ -290,7 +290,7 @@ class Design(DesignDocument):
         )
         frame, _, _, _ = draft._frame(columns, missing, "error", with_targets=True)
         if len(frame) == 0:
-            raise DataError(
+            raise NoRowsLeftError(
                 f"{columns.source}: no rows left to make the design from: every row has a "
                 "missing value in a column the model uses"
             )
