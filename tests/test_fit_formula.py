@@ -392,6 +392,41 @@ def test_cli_refusals(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     user_error(capsys, out, "fit", air, "--out", model, says=("--target", "--formula"))
 
 
+@pytest.mark.parametrize("stream", ["--no-stream", "--stream"])
+@pytest.mark.parametrize(
+    ("formula", "says"),
+    [
+        ("y ~ 1", ("'y ~ 1' gives no column besides the intercept", "add a term")),
+        ("y ~ 0", ("'y ~ 0' gives no column",)),
+        ("y ~", ("'y ~' gives no column",)),
+        ("y ~ C(region, levels=['zz'])", ("gives no column besides the intercept",)),
+        ("y ~ x | region", ("parts separated by '|'", "'+' between the terms")),
+        ("y ~ x +", ("cannot read the formula 'y ~ x +'", "misplaced. y ~ x ⧛+⧚")),
+    ],
+)
+def test_cli_a_formula_of_no_features_or_of_parts_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    region_files: dict[str, Path],
+    formula: str,
+    says: tuple[str, ...],
+    stream: str,
+) -> None:
+    """A formula that gives no feature column (an intercept alone, ``0``, a ``C()`` of one
+    level) was "X must have at least 1 column" read whole and an internal error streamed; one
+    with ``|`` an internal error; formulaic's colours were in the line as escapes
+    (``\\x1b[1;31m``)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    model = out / "m.sf"
+    for argv in (
+        ("fit", region_files["csv"], "--formula", formula, "--out", model),
+        ("anova", region_files["csv"], "--formula", formula),
+    ):
+        line = user_error(capsys, out, *argv, "--missing", "drop", stream, says=says)
+        assert "\\x1b" not in line
+
+
 # ----------------------------------------------------------------------------- processes
 
 

@@ -302,6 +302,13 @@ class Design(DesignDocument):
             raise DataError(f"{columns.source}: {' '.join(str(exc).split())}") from None
         spec = matrix.model_spec
         names = tuple(str(name) for name in spec.column_names)
+        if all(name == "Intercept" for name in names):
+            raise ValidationError(
+                f"the formula {formula!r} gives no column besides the intercept, and a model "
+                "needs at least one feature; add a term (e.g. 'y ~ x')"
+                if formula is not None
+                else f"{columns.source}: no feature column; name at least one feature"
+            )
         column_terms = _column_terms(spec, terms, names)
         for expr, (kind, state) in spec.encoder_state.items():
             if kind == Factor.Kind.CATEGORICAL and expr not in encoders:
@@ -637,6 +644,9 @@ class Design(DesignDocument):
         return Y
 
 
+_ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _parse(formula: str, columns: Columns) -> tuple[Terms, Terms]:
     """The formula's terms and its targets' terms, ``.`` expanded over the columns."""
     available = list(columns.columns)
@@ -645,13 +655,19 @@ def _parse(formula: str, columns: Columns) -> tuple[Terms, Terms]:
             warnings.simplefilter("ignore")
             parsed = Formula(formula, _context={"__formulaic_variables_available__": available})
     except (FormulaicError, SyntaxError, ValueError) as exc:
-        message = " ".join(str(exc).split())
+        # formulaic colours the place of the mistake for a terminal: the colours left out
+        message = " ".join(_ANSI_COLOUR.sub("", str(exc)).split())
         raise ValidationError(f"cannot read the formula {formula!r}: {message}") from None
     if not hasattr(parsed, "lhs") or not list(parsed.lhs):
         raise ValidationError(f"the formula {formula!r} names no target: write 'target ~ terms'")
     rhs = parsed.rhs
     if hasattr(rhs, "lhs"):
         raise ValidationError(f"the formula {formula!r} has more than one '~'")
+    if not all(isinstance(term, Term) for term in (*parsed.lhs, *rhs)):
+        raise ValidationError(
+            f"the formula {formula!r} has parts separated by '|', which a linear model does "
+            "not read; write 'targets ~ terms' with '+' between the terms"
+        )
     target_terms = tuple(_factors(term) for term in parsed.lhs)
     for term in target_terms:
         if len(term) != 1 or term[0][1] == "literal":
