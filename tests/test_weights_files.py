@@ -326,6 +326,30 @@ def test_a_bad_weight_is_one_line_naming_the_file_row(
     assert "\n" not in text
 
 
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [("NaN", "row 17: missing value"), ("", "row 17: missing value"), ("inf", "row 17: infinite")],
+)
+def test_a_bad_weight_through_a_design_is_one_line_naming_the_file_row(
+    tmp_path: Path, stream: bool, cell: str, message: str
+) -> None:
+    """Through a design (``missing="drop"``, a formula, a categorical column) a stream reads the
+    weights raw, an empty cell as NaN: a missing weight once left its row out silently (a fit
+    of one row fewer, exit 0), an infinite one ended in "X^T X overflows"; read whole, both
+    were refused. A missing weight is refused with ``missing="drop"`` too."""
+    source = _with_weight(tmp_path, 17, cell)
+    for options in ({"missing": "drop"}, {"formula": "mpg ~ wt + hp"}):
+        with pytest.raises(DataError) as info:
+            gradfit.fit(source, None if "formula" in options else ["mpg"],
+                        None if "formula" in options else ["wt", "hp"],
+                        SolverConfig(solver="lstsq"), weights="cyl", stream=stream,
+                        batch_rows=5, **options)  # fmt: skip
+        text = str(info.value)
+        assert message in text and "'cyl'" in text and "bad.csv" in text, text
+        assert "\n" not in text
+
+
 def test_a_negative_weight_in_a_parquet_row_group_names_its_file_row(tmp_path: Path) -> None:
     source = _with_weight(tmp_path, 23, "-1", ".parquet")
     with pytest.raises(DataError, match=r"bad\.parquet: column 'cyl', row 23: negative weight"):

@@ -30,15 +30,23 @@ __all__ = [
 def check_weight_values(
     values: npt.NDArray[np.float64], source: str, column: str, first_row: int
 ) -> npt.NDArray[np.float64]:
-    """``values`` (finite float64, as the readers give a numeric column) unless one is
-    negative: then a DataError naming its data row (``first_row`` is that of ``values[0]``)."""
-    negative = np.flatnonzero(values < 0)
-    if negative.size:
-        row = int(negative[0])
+    """``values`` (float64) unless one is missing (NaN: a raw batch of a design keeps an empty
+    cell so; the other readers refuse it first), infinite or negative: then a DataError naming
+    its data row (``first_row`` is that of ``values[0]``)."""
+    bad = np.flatnonzero(~(values >= 0) | np.isinf(values))
+    if bad.size:
+        row = int(bad[0])
+        value = values[row]
+        if np.isnan(value):
+            what = "missing value (an empty cell, NA or NaN) as weight"
+        elif np.isinf(value):
+            what = f"infinite value ({value:g}) as weight"
+        else:
+            what = f"negative weight ({value:g})"
         raise DataError(
-            f"{source}: column {column!r}, row {row + first_row}: negative weight "
-            f"({values[row]:g}); weights must be finite and >= 0 (0 leaves the row out): fix "
-            "that row, or choose another --weights column"
+            f"{source}: column {column!r}, row {row + first_row}: {what}; weights must be "
+            "finite and >= 0 (0 leaves the row out): fix that row, or choose another --weights "
+            "column"
         )
     return values
 
