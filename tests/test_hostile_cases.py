@@ -337,3 +337,35 @@ def test_missing_drop_with_no_row_left_in_the_first_batch_streams_as_read_whole(
         )  # fmt: skip
         assert code == 2
         one_error(err, "no rows left")
+
+
+def test_a_csv_of_carriage_returns_alone_streamed_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Lines ending in a CR alone (classic Mac OS) are read whole by pyarrow; the stream, whose
+    batches are cut at line feeds, said "the file has a header but no data rows". It names the
+    line ends and the ways out, for a file and a directory (always streamed); a CR inside a
+    quoted header name, and CRLF, stream as before."""
+    data = tmp_path / "d.csv"
+    data.write_bytes(CSV.replace("\n", "\r").encode())
+    model = tmp_path / "m.sf"
+    code, _, err = run_cli(capsys, "fit", data, "--target", "y", "--out", model, "--no-stream")
+    assert code == 0, err
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    (parts / "a.csv").write_bytes(data.read_bytes())
+    for argv in (
+        ("fit", data, "--target", "y", "--out", tmp_path / "n.sf", "--stream"),
+        ("fit", parts, "--target", "y", "--out", tmp_path / "n.sf"),
+        ("predict", model, data, "--stream"),
+    ):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2 and out == ""
+        one_error(
+            err, "d.csv" if argv[1] != parts else "a.csv", "carriage return alone", "--no-stream"
+        )
+        assert not (tmp_path / "n.sf").exists()
+    for text in (CSV.replace("\n", "\r\n"), '"x\r1",x2,y' + CSV[CSV.index("\n") :]):
+        data.write_bytes(text.encode())
+        code, _, err = run_cli(capsys, "fit", data, "--target", "y", "--out", model, "--stream")
+        assert code == 0, err
