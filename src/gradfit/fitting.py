@@ -222,7 +222,8 @@ def fit_data(
     chosen = without_column(table, weights_column)  # the weights are never a feature
     if groups_column is not None:
         check_known(table, [groups_column], "groups")
-        if feature_names is None and design.formula is None:  # nor, by default, the groups
+        # nor, by default, the groups (unless named as a target: clustered by the response)
+        if feature_names is None and design.formula is None and groups_column not in target_names:
             chosen = without_column(chosen, groups_column)
     encoded = encode_table(chosen, target_names, feature_names, design, name, frame=source)
     design_doc: dict[str, Any] | None = None

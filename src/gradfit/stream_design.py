@@ -79,7 +79,7 @@ def open_design(
         head = without_column(head, weights)
     if groups is not None:
         stream.check_columns([groups], "groups")
-        if chosen_names is None and design.formula is None:
+        if chosen_names is None and design.formula is None and groups not in tlist:
             head = without_column(head, groups)
     needed, chosen, left_out = design_columns(head, tlist, chosen_names, design, stream.source)
     if not needed:
