@@ -158,6 +158,22 @@ def test_naming_the_weights_as_a_feature_or_target_is_one_error(
 
 
 @pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("formula", ["mpg ~ wt + cyl", "cyl ~ wt", "mpg ~ wt + np.log(cyl)"])
+def test_the_weights_in_a_formula_are_one_error_naming_them(stream: bool, formula: str) -> None:
+    """A formula naming the weights column said "no column 'cyl', which the model uses" (the
+    weights are left out of the columns a fit's design sees); ``.`` still leaves them out."""
+    with pytest.raises(DataError) as info:
+        gradfit.fit(MTCARS, config=SolverConfig(solver="lstsq"), formula=formula, weights="cyl",
+                    stream=stream)  # fmt: skip
+    text = str(info.value)
+    assert "'cyl' is the weights column (--weights)" in text and repr(formula) in text, text
+    assert "\n" not in text
+    report = gradfit.fit(MTCARS, config=SolverConfig(solver="lstsq"), formula="mpg ~ . - model",
+                         weights="cyl", stream=stream)  # fmt: skip
+    assert "cyl" not in report.model.feature_names and "wt" in report.model.feature_names
+
+
+@pytest.mark.parametrize("stream", [False, True])
 def test_an_unknown_weights_column_is_named(stream: bool) -> None:
     with pytest.raises(DataError, match="'cly'"):
         gradfit.fit(MTCARS, ["mpg"], ["wt"], weights="cly", stream=stream)

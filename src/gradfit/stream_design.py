@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 import gradfit.design
-from gradfit.column_choice import design_columns, expand_names
+from gradfit.column_choice import design_columns, expand_names, refuse_weights_in_formula
 from gradfit.data import Batch, BatchStream
 from gradfit.data.tables import Table
 from gradfit.data.weights import refuse_weight_role, without_column
@@ -77,6 +77,7 @@ def open_design(
         stream.check_columns([weights], "weights")
         refuse_weight_role(stream.source, weights, tlist, chosen_names)
         head = without_column(head, weights)
+        refuse_weights_in_formula(design, head, weights, stream.source)
     if groups is not None:
         stream.check_columns([groups], "groups")
         if chosen_names is None and design.formula is None and groups not in tlist:

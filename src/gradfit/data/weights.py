@@ -70,11 +70,22 @@ def table_weights(table: Table, column: str) -> npt.NDArray[np.float64]:
 
 
 def refuse_weight_role(
-    source: str, column: str | None, targets: Sequence[str], features: Sequence[str] | None
+    source: str,
+    column: str | None,
+    targets: Sequence[str],
+    features: Sequence[str] | None,
+    in_formula: str | None = None,
 ) -> None:
-    """A DataError when the weights column is also named as a target or a feature."""
+    """A DataError when the weights column is also named as a target or a feature, or by the
+    formula ``in_formula`` (given when the formula reads it)."""
     if column is None:
         return
+    if in_formula is not None:
+        raise DataError(
+            f"{source}: column {column!r} is the weights column (--weights) and cannot also be "
+            f"in the formula {in_formula!r}; leave it out of the formula, or weigh by another "
+            "column"
+        )
     for kind, names in (("target", targets), ("feature", features or ())):
         if column in names:
             raise DataError(

@@ -244,6 +244,20 @@ class Design(DesignDocument):
             terms, target_terms = _parse(formula, columns)
         return tuple(_usage(terms, target_terms, columns)[2])
 
+    @staticmethod
+    def reads_column(formula: str, sample: Any, name: str) -> bool:
+        """Whether ``formula`` names the column ``name``, which ``sample`` (a table without
+        it: the weights column, never a term of a fit) lacks: ``.`` expands over the columns of
+        ``sample``, a name in a term (``w``, ``np.log(w)``, ``C(w)``) counts."""
+        columns = as_columns(sample)
+        terms, target_terms = _parse(formula, columns)
+        available = [*columns.columns, name]
+        return any(
+            name in _factor_variables(expr, method, available)
+            for term in (*terms, *target_terms)
+            for expr, method in term
+        )
+
     @classmethod
     def _make(
         cls,
