@@ -437,8 +437,9 @@ class BatchStream:
                     arrow_file(f.path) as fh,
                     pq.ParquetFile(fh, buffer_size=_PAGE_BUFFER, pre_buffer=False) as pf,
                 ):
-                    # The first _INFER_ROWS rows, across row groups: pyarrow's batches end
-                    # at each row group's end (a file of one-row groups: one row each).
+                    # The first _INFER_ROWS rows, across row groups: with a dictionary
+                    # column pyarrow's batches end at each row group's end (a file of
+                    # one-row groups: one row each).
                     records: list[pa.RecordBatch] = []
                     rows = 0
                     for record in pf.iter_batches(batch_size=_INFER_ROWS):
