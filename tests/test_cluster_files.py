@@ -267,6 +267,36 @@ def test_refusals_in_one_line(
     assert not model.exists()
 
 
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("missing", ["error", "drop"])
+def test_groups_named_as_the_target_cluster_by_it(
+    tmp_path: Path, stream: bool, missing: str
+) -> None:
+    """The groups column is left out of the default features, but not out of the targets: as
+    the target too, it was "no target column 'cyl'" (R: vcovCL(lm(cyl ~ .), cluster = ~cyl)),
+    on the plain road and through a design (``missing="drop"``)."""
+    source = tmp_path / "mtcars.parquet"
+    pq.write_table(pcsv.read_csv(MTCARS), source, row_group_size=7)
+    fits = [
+        gradfit.fit(
+            source,
+            targets=["cyl"],
+            features=None,
+            config=LSTSQ,
+            inference="cluster",
+            groups="cyl",
+            stream=on,
+            batch_rows=5,
+            missing=missing,
+        )
+        for on in (False, stream)
+    ]
+    assert fits[0].model.target_names == ("cyl",)
+    assert "cyl" not in fits[0].model.feature_names
+    covariances = [f.inference.covariance[0].numpy() for f in fits if f.inference is not None]
+    np.testing.assert_allclose(covariances[1], covariances[0], rtol=1e-9, atol=1e-12)
+
+
 def test_max_groups_default_and_the_library_refusals() -> None:
     assert DEFAULT_MAX_GROUPS == LIBRARY_MAX_GROUPS
     with pytest.raises(ValidationError, match="--groups Month goes with --cov cluster"):

@@ -330,6 +330,7 @@ def test_cli_summary_json_and_model(
         (["--alpha", "cv", "--solver", "builtin"], "solver='builtin' cannot honour alpha=cv"),
         (["--alpha", "cv", "--weights", "y1"], "is the weights column (--weights) and cannot"),
         (["--alpha", "cv", "--early-stopping"], "early stopping does not apply"),
+        (["--alpha", "cv", "--missing", "drop"], "--missing drop does not apply to --alpha cv"),
     ],
 )
 def test_cli_refusals(
@@ -344,6 +345,20 @@ def test_cli_refusals(
     assert run.code == 2, run.err
     assert run.err.count("\n") == 1 and message in run.err, run.err
     assert "Traceback" not in run.err
+    assert not model.exists()
+
+
+def test_cli_refuses_a_formula(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--formula with --alpha cv was an internal error (TypeError); --missing drop was left
+    unused, and a missing cell's error then advised --missing drop."""
+    model = tmp_path / "m.safetensors"
+    run = gradfit_cli(
+        capsys, "fit", files["csv"], "--formula", "y1 ~ .", "--alpha", "cv", "--out", model
+    )
+    assert run.code == 2, run.err
+    assert run.err.count("\n") == 1 and "--formula does not apply to --alpha cv" in run.err
     assert not model.exists()
 
 

@@ -392,6 +392,48 @@ def test_cli_refusals(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     user_error(capsys, out, "fit", air, "--out", model, says=("--target", "--formula"))
 
 
+@pytest.mark.parametrize("stream", ["--no-stream", "--stream"])
+@pytest.mark.parametrize(
+    ("formula", "commands", "says"),
+    [
+        # The intercept alone is a design (anova and gradfit.ols take it, as R's lm(y ~ 1)),
+        # not a model file: fit refuses it and says where the mean alone is found.
+        ("y ~ 1", ("fit",), ("'y ~ 1' gives no feature column", "anova --formula")),
+        ("y ~ C(region, levels=['zz'])", ("fit",), ("gives no feature column",)),
+        ("y ~ 0", ("fit", "anova"), ("'y ~ 0' gives no column, neither an intercept",)),
+        ("y ~ x | region", ("fit", "anova"), ("parts separated by '|'", "'+' between the terms")),
+        (
+            "y ~ x +",
+            ("fit", "anova"),
+            ("cannot read the formula 'y ~ x +'", "misplaced. y ~ x ⧛+⧚"),
+        ),
+    ],
+)
+def test_cli_a_formula_of_no_features_or_of_parts_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    region_files: dict[str, Path],
+    formula: str,
+    commands: tuple[str, ...],
+    says: tuple[str, ...],
+    stream: str,
+) -> None:
+    """A formula that gives no feature column (an intercept alone, ``0``, a ``C()`` of one
+    level) was "X must have at least 1 column" read whole and an internal error streamed; one
+    with ``|`` an internal error; formulaic's colours were in the line as escapes
+    (``\\x1b[1;31m``)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    model = out / "m.sf"
+    argvs = {
+        "fit": ("fit", region_files["csv"], "--formula", formula, "--out", model),
+        "anova": ("anova", region_files["csv"], "--formula", formula),
+    }
+    for command in commands:
+        line = user_error(capsys, out, *argvs[command], "--missing", "drop", stream, says=says)
+        assert "\\x1b" not in line
+
+
 # ----------------------------------------------------------------------------- processes
 
 

@@ -205,6 +205,26 @@ def test_cli_refusals(
     assert "Traceback" not in run.err
 
 
+@pytest.mark.parametrize("stream", ["--no-stream", "--stream"])
+@pytest.mark.parametrize("command", ["path", "cv"])
+def test_a_missing_cell_is_named_without_offering_missing_drop(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, stream: str
+) -> None:
+    """``path`` has no --missing and ``fit --alpha cv`` refuses it: a missing cell's error
+    named the row and offered "--missing drop" all the same."""
+    data = tmp_path / "d.csv"
+    data.write_text("x1,x2,y1\n1,2,3\n2,,1\n4,1,2\n5,5,7\n3,1,0\n6,2,5\n")
+    argv = ["path", data] if command == "path" else ["fit", data, "--alpha", "cv", "--folds", "2"]
+    argv += ["--target", "y1", "--out", tmp_path / f"o.{'csv' if command == 'path' else 'sf'}"]
+    run = gradfit_cli(capsys, *argv, stream)
+    assert run.code == 2, run.err
+    assert run.err == (
+        f"gradfit: error: {data}: column 'x2', row 2: missing value (an empty cell, NA or NaN); "
+        "fill it in or remove that row\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]
+
+
 # ----------------------------------------------------------------------------- plots
 
 

@@ -221,3 +221,151 @@ def test_keeping_a_nested_column_names_it_or_writes_parquet(
         assert code == 2
         one_error(err, "column 'n' holds", "which CSV cannot hold", "write Parquet")
         assert not (tmp_path / out).exists()
+
+
+def _fitted(capsys: pytest.CaptureFixture[str], data: Path, *argv: str) -> dict[str, float]:
+    """The coefficients (name: estimate) of ``fit DATA --target y --solver lstsq ARGV``."""
+    import json
+
+    model = data.parent / "m.sf"
+    code, out, err = run_cli(
+        capsys, "fit", data, "--target", "y", "--solver", "lstsq", "--out", model, "--json",
+        "--quiet", *argv,
+    )  # fmt: skip
+    assert code == 0, err
+    target = json.loads(out)["inference"]["targets"]["y"]
+    return {name: c["estimate"] for name, c in target["coefficients"].items()}
+
+
+def _same_fit(whole: dict[str, float], streamed: dict[str, float]) -> None:
+    assert sorted(whole) == sorted(streamed)
+    for name, value in whole.items():
+        assert streamed[name] == pytest.approx(value, rel=1e-10, abs=1e-10), name
+
+
+def _rows(n: int = 12) -> dict[str, list[float]]:
+    x1 = [float(i) for i in range(n)]
+    x2 = [float(i * 7 % 5) for i in range(n)]
+    y = [2 * a - b + (i * 3 % 4) * 0.1 for i, (a, b) in enumerate(zip(x1, x2, strict=True))]
+    return {"x1": x1, "x2": x2, "y": y}
+
+
+@pytest.mark.parametrize("kind", ["dictionary", "string"])
+def test_parquet_of_one_row_groups_chooses_the_features_streamed_as_read_whole(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, kind: str
+) -> None:
+    """The default features of a stream come from its first 65,536 rows across row groups (a
+    file of one-row groups once gave one row: its text column 'a single value', left out)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    g = pa.array(["a", "b", "c"] * 4)
+    table = pa.table({**_rows(), "g": g.dictionary_encode() if kind == "dictionary" else g})
+    data = tmp_path / "d.parquet"
+    pq.write_table(table, data, row_group_size=1)
+    whole = _fitted(capsys, data, "--no-stream")
+    assert {"gb", "gc"} <= set(whole)
+    _same_fit(whole, _fitted(capsys, data, "--stream"))
+
+
+@pytest.mark.parametrize("kind", ["date", "binary", "string_view"])
+def test_a_parquet_column_that_is_not_text_is_left_out_streamed_as_read_whole(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, kind: str
+) -> None:
+    """A Parquet column keeps its stored type in the head of a stream, as read whole: a date or
+    binary column with repeated values is left out of the default features on both roads (the
+    head once made it text, a categorical column streamed only, and a binary one failed with
+    "level b'a' was not seen in training")."""
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    values = {
+        "date": pa.array([datetime.date(2020, 1, 1 + i % 3) for i in range(12)]),
+        "binary": pa.array([b"a", b"b", b"c"] * 4),
+        "string_view": pa.array(["a", "b", "c"] * 4, pa.string_view()),
+    }[kind]
+    data = tmp_path / "d.parquet"
+    pq.write_table(pa.table({**_rows(), "o": values}), data)
+    whole = _fitted(capsys, data, "--no-stream")
+    assert sorted(whole) == ["(Intercept)", "x1", "x2"]
+    _same_fit(whole, _fitted(capsys, data, "--stream"))
+    for stream in ("--no-stream", "--stream"):
+        code, _, err = run_cli(
+            capsys, "fit", data, "--target", "y", "--features", "x1,o", "--out",
+            tmp_path / "m.sf", stream,
+        )  # fmt: skip
+        assert code == 2
+        one_error(err, "column 'o' has type", "not numbers")
+
+
+@pytest.mark.parametrize("source", ["parquet", "csv"])
+def test_missing_drop_with_no_row_left_in_the_first_batch_streams_as_read_whole(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, source: str
+) -> None:
+    """``--missing drop`` streamed freezes its design from the first batch with a row left: a
+    first batch all of missing rows (a one-row Parquet row group, a CSV file's first 1,500
+    rows) once ended the fit with "no rows left to make the design from", which the rows read
+    whole have."""
+    import pyarrow as pa
+    import pyarrow.csv as pv
+    import pyarrow.parquet as pq
+
+    n, gone = (12, 2) if source == "parquet" else (2000, 1500)  # a CSV batch: 4 kB at least
+    rows = _rows(n)
+    table = pa.table({**rows, "x1": pa.array([None] * gone + rows["x1"][gone:], pa.float64())})
+    if source == "parquet":
+        data = tmp_path / "d.parquet"
+        pq.write_table(table, data, row_group_size=1)
+    else:
+        data = tmp_path / "d.csv"
+        pv.write_csv(table, data)
+    whole = _fitted(capsys, data, "--missing", "drop", "--no-stream")
+    streamed = _fitted(capsys, data, "--missing", "drop", "--stream", "--batch-rows", "2")
+    _same_fit(whole, streamed)
+    every = tmp_path / f"none.{source}"
+    odd = [v if i % 2 else None for i, v in enumerate(rows["x1"])]  # every row missing one
+    even = [None if i % 2 else v for i, v in enumerate(rows["x2"])]
+    table = table.set_column(0, "x1", pa.array(odd, pa.float64()))
+    table = table.set_column(1, "x2", pa.array(even, pa.float64()))
+    pq.write_table(table, every) if source == "parquet" else pv.write_csv(table, every)
+    for stream in ("--no-stream", "--stream"):
+        code, _, err = run_cli(
+            capsys, "fit", every, "--target", "y", "--features", "x1,x2", "--missing", "drop",
+            "--out", tmp_path / "m.sf", stream, "--batch-rows", "2",
+        )  # fmt: skip
+        assert code == 2
+        one_error(err, "no rows left")
+
+
+def test_a_csv_of_carriage_returns_alone_streamed_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Lines ending in a CR alone (classic Mac OS) are read whole by pyarrow; the stream, whose
+    batches are cut at line feeds, said "the file has a header but no data rows". It names the
+    line ends and the ways out, for a file and a directory (always streamed); a CR inside a
+    quoted header name, and CRLF, stream as before."""
+    data = tmp_path / "d.csv"
+    data.write_bytes(CSV.replace("\n", "\r").encode())
+    model = tmp_path / "m.sf"
+    code, _, err = run_cli(capsys, "fit", data, "--target", "y", "--out", model, "--no-stream")
+    assert code == 0, err
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    (parts / "a.csv").write_bytes(data.read_bytes())
+    for argv in (
+        ("fit", data, "--target", "y", "--out", tmp_path / "n.sf", "--stream"),
+        ("fit", parts, "--target", "y", "--out", tmp_path / "n.sf"),
+        ("predict", model, data, "--stream"),
+    ):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2 and out == ""
+        one_error(
+            err, "d.csv" if argv[1] != parts else "a.csv", "carriage return alone", "--no-stream"
+        )
+        assert not (tmp_path / "n.sf").exists()
+    for text in (CSV.replace("\n", "\r\n"), '"x\r1",x2,y' + CSV[CSV.index("\n") :]):
+        data.write_bytes(text.encode())
+        code, _, err = run_cli(capsys, "fit", data, "--target", "y", "--out", model, "--stream")
+        assert code == 0, err

@@ -158,6 +158,22 @@ def test_naming_the_weights_as_a_feature_or_target_is_one_error(
 
 
 @pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("formula", ["mpg ~ wt + cyl", "cyl ~ wt", "mpg ~ wt + np.log(cyl)"])
+def test_the_weights_in_a_formula_are_one_error_naming_them(stream: bool, formula: str) -> None:
+    """A formula naming the weights column said "no column 'cyl', which the model uses" (the
+    weights are left out of the columns a fit's design sees); ``.`` still leaves them out."""
+    with pytest.raises(DataError) as info:
+        gradfit.fit(MTCARS, config=SolverConfig(solver="lstsq"), formula=formula, weights="cyl",
+                    stream=stream)  # fmt: skip
+    text = str(info.value)
+    assert "'cyl' is the weights column (--weights)" in text and repr(formula) in text, text
+    assert "\n" not in text
+    report = gradfit.fit(MTCARS, config=SolverConfig(solver="lstsq"), formula="mpg ~ . - model",
+                         weights="cyl", stream=stream)  # fmt: skip
+    assert "cyl" not in report.model.feature_names and "wt" in report.model.feature_names
+
+
+@pytest.mark.parametrize("stream", [False, True])
 def test_an_unknown_weights_column_is_named(stream: bool) -> None:
     with pytest.raises(DataError, match="'cly'"):
         gradfit.fit(MTCARS, ["mpg"], ["wt"], weights="cly", stream=stream)
@@ -324,6 +340,30 @@ def test_a_bad_weight_is_one_line_naming_the_file_row(
     text = str(info.value)
     assert message in text and "'cyl'" in text and "bad.csv" in text, text
     assert "\n" not in text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [("NaN", "row 17: missing value"), ("", "row 17: missing value"), ("inf", "row 17: infinite")],
+)
+def test_a_bad_weight_through_a_design_is_one_line_naming_the_file_row(
+    tmp_path: Path, stream: bool, cell: str, message: str
+) -> None:
+    """Through a design (``missing="drop"``, a formula, a categorical column) a stream reads the
+    weights raw, an empty cell as NaN: a missing weight once left its row out silently (a fit
+    of one row fewer, exit 0), an infinite one ended in "X^T X overflows"; read whole, both
+    were refused. A missing weight is refused with ``missing="drop"`` too."""
+    source = _with_weight(tmp_path, 17, cell)
+    for options in ({"missing": "drop"}, {"formula": "mpg ~ wt + hp"}):
+        with pytest.raises(DataError) as info:
+            gradfit.fit(source, None if "formula" in options else ["mpg"],
+                        None if "formula" in options else ["wt", "hp"],
+                        SolverConfig(solver="lstsq"), weights="cyl", stream=stream,
+                        batch_rows=5, **options)  # fmt: skip
+        text = str(info.value)
+        assert message in text and "'cyl'" in text and "bad.csv" in text, text
+        assert "\n" not in text
 
 
 def test_a_negative_weight_in_a_parquet_row_group_names_its_file_row(tmp_path: Path) -> None:

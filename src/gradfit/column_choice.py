@@ -28,6 +28,7 @@ from gradfit.data.tables import (
     refuse_numeric_looking_text,
     too_many_levels,
 )
+from gradfit.data.weights import refuse_weight_role
 from gradfit.errors import DataError, ValidationError
 from gradfit.settings import DesignSettings
 from gradfit.solvers.config import SolverConfig
@@ -46,6 +47,7 @@ __all__ = [
     "expand_names",
     "intercept_of_design",
     "refuse_intercept_alone",
+    "refuse_weights_in_formula",
 ]
 
 
@@ -84,6 +86,19 @@ def check_design_names(
 
 def _listed(values: Sequence[str] | str) -> list[str]:
     return [values] if isinstance(values, str) else list(values)
+
+
+def refuse_weights_in_formula(
+    design: DesignSettings, table: Any, weights: str | None, source: str
+) -> None:
+    """The weights column (left out of ``table``, a table or a stream's head) named by the
+    formula is one DataError saying so (it read "no column 'w', which the model uses")."""
+    if (
+        weights is not None
+        and design.formula is not None
+        and gradfit.design.Design.reads_column(design.formula, table, weights)
+    ):
+        refuse_weight_role(source, weights, (), None, in_formula=design.formula)
 
 
 def intercept_of_design(

@@ -54,7 +54,7 @@ from gradfit.data.memory import TableInMemory
 from gradfit.data.weights import refuse_all_zero
 from gradfit.errors import ConvergenceWarning, DataError, ValidationError
 from gradfit.fit_report import FitReport, build_fit_report
-from gradfit.fold_pass import _fold_statistics
+from gradfit.fold_pass import _fold_statistics, without_drop_offer
 from gradfit.path_fit import PathRecord, fit_path
 from gradfit.scaling import Standardizer
 from gradfit.settings import (
@@ -254,9 +254,10 @@ def fit_cv(
         "max_iter": max_iter,
         "batch_rows": batch_rows,
     }
-    read = _fold_statistics(
-        data, targets, features, weights, K, hash_seed, streamed, group, reading, progress, job
-    )
+    with without_drop_offer():
+        read = _fold_statistics(
+            data, targets, features, weights, K, hash_seed, streamed, group, reading, progress, job
+        )
     name, fold_stats, fnames, tnames, left_out, rows, row_weights = read
     pairs, total = paths.fold_pairs(fold_stats)
     n_rows = 0 if total is None else total.n

@@ -15,6 +15,7 @@ __all__ = [
     "DivergenceError",
     "GradfitError",
     "ModelFileError",
+    "NoRowsLeftError",
     "RankDeficiencyWarning",
     "ValidationError",
 ]
@@ -31,6 +32,12 @@ class ValidationError(GradfitError, ValueError):
 
 class DataError(GradfitError, ValueError):
     """A data file or table cannot be used; the message names the file, column or row."""
+
+
+class NoRowsLeftError(DataError):
+    """Every row of a table has a missing value in a column the model uses (``missing="drop"``
+    left none): nothing to make a design from. A stream's first batch may be so, and a later
+    one not."""
 
 
 class ModelFileError(GradfitError, ValueError):

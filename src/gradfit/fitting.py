@@ -37,6 +37,7 @@ from gradfit.column_choice import (
     encode_table,
     expand_names,
     intercept_of_design,
+    refuse_weights_in_formula,
 )
 from gradfit.data import column_names, select
 from gradfit.data.memory import TableInMemory
@@ -220,9 +221,11 @@ def fit_data(
     feature_names = None if features is None else expand_names(features, table.columns)
     refuse_weight_role(name, weights_column, target_names, feature_names)
     chosen = without_column(table, weights_column)  # the weights are never a feature
+    refuse_weights_in_formula(design, chosen, weights_column, name)
     if groups_column is not None:
         check_known(table, [groups_column], "groups")
-        if feature_names is None and design.formula is None:  # nor, by default, the groups
+        # nor, by default, the groups (unless named as a target: clustered by the response)
+        if feature_names is None and design.formula is None and groups_column not in target_names:
             chosen = without_column(chosen, groups_column)
     encoded = encode_table(chosen, target_names, feature_names, design, name, frame=source)
     design_doc: dict[str, Any] | None = None

@@ -8,6 +8,7 @@ processes (torchrun) in rank order.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ import torch
 from gradfit.column_choice import choose_columns, expand_names
 from gradfit.data import BatchStream, left_out_columns, open_stream, select
 from gradfit.data.memory import TableInMemory
+from gradfit.data.tables import MissingValueError
 from gradfit.data.weights import (
     check_weight_values,
     refuse_weight_role,
@@ -46,6 +48,16 @@ _Read = tuple[
     tuple[torch.Tensor, torch.Tensor] | None,
     torch.Tensor | None,
 ]
+
+
+@contextlib.contextmanager
+def without_drop_offer() -> Iterator[None]:
+    """A missing cell's error without the offer of ``--missing drop``, which ``path`` and
+    ``--alpha cv`` do not take (their folds read numeric columns as they are)."""
+    try:
+        yield
+    except MissingValueError as exc:
+        raise exc.without_drop() from None
 
 
 def _fold_statistics(

@@ -18,7 +18,7 @@ import numpy as np
 from gradfit.data.memory import TableInMemory
 from gradfit.data.weights import refuse_all_zero
 from gradfit.errors import ConvergenceWarning, DataError, ValidationError
-from gradfit.fold_pass import _fold_statistics
+from gradfit.fold_pass import _fold_statistics, without_drop_offer
 from gradfit.settings import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_MEMORY_LIMIT,
@@ -125,9 +125,10 @@ def fit_path(
     reading = ReadSettings(stream=stream, memory_limit=memory_limit, batch_rows=batch_rows)
     data = source if source_kind(source) == "memory" else str(source)
     streamed = use_streaming(data, None, reading)
-    read = _fold_statistics(
-        data, targets, features, weights, 1, 0, streamed, LOCAL, reading, progress
-    )
+    with without_drop_offer():
+        read = _fold_statistics(
+            data, targets, features, weights, 1, 0, streamed, LOCAL, reading, progress
+        )
     name, fold_stats, fnames, tnames, left_out, _, _ = read
     total = fold_stats[0]
     if weights is not None and total.n == 0:

@@ -1,6 +1,6 @@
 """A streamed fit through a design (:mod:`gradfit.design`): the plan from the head of the
 first file, the levels pass over the categorical columns (merged over a group of processes),
-the design frozen from the first batch, and each raw batch encoded by it.
+the design frozen from the first batch with a row left, and each raw batch encoded by it.
 
 :func:`gradfit.streaming.fit_stream` calls these when
 :func:`gradfit.column_choice.design_columns` says the columns go through a design (a formula, a
@@ -21,11 +21,16 @@ from typing import Any
 import numpy as np
 
 import gradfit.design
-from gradfit.column_choice import design_columns, expand_names, refuse_intercept_alone
+from gradfit.column_choice import (
+    design_columns,
+    expand_names,
+    refuse_intercept_alone,
+    refuse_weights_in_formula,
+)
 from gradfit.data import Batch, BatchStream
 from gradfit.data.tables import Table
 from gradfit.data.weights import refuse_weight_role, without_column
-from gradfit.errors import DataError, ValidationError
+from gradfit.errors import DataError, NoRowsLeftError, ValidationError
 from gradfit.settings import DesignSettings
 from gradfit.solvers.collective import Communicator, gather_bytes, guarded
 
@@ -81,9 +86,10 @@ def open_design(
         stream.check_columns([weights], "weights")
         refuse_weight_role(stream.source, weights, tlist, chosen_names)
         head = without_column(head, weights)
+        refuse_weights_in_formula(design, head, weights, stream.source)
     if groups is not None:
         stream.check_columns([groups], "groups")
-        if chosen_names is None and design.formula is None:
+        if chosen_names is None and design.formula is None and groups not in tlist:
             head = without_column(head, groups)
     needed, chosen, left_out = design_columns(head, tlist, chosen_names, design, stream.source)
     if not needed:
@@ -173,30 +179,40 @@ def freeze_design(
     levels: dict[str, tuple[Any, ...]] | None = None,
 ) -> gradfit.design.Design:
     """The levels pass (:func:`gather_levels`; ``levels``: those of a pass already made),
-    then the design frozen from the first batch of the data with them: the same on every
-    process."""
+    then the design frozen from the first batch of the data with a row left (``missing="drop"``)
+    with them: the same on every process."""
     order = stream.columns
     if levels is None:
         levels = gather_levels(
             stream, plan.categorical, plan.numeric, design.max_levels, group, shard
         )
 
-    def freeze() -> gradfit.design.Design:
-        batches = stream.batches(plan.numeric, plan.text, units=stream.units()[:1], raw=True)
-        try:
-            first = next(batches)
-        finally:
-            batches.close()  # type: ignore[attr-defined]
-        table = batch_table(first, order)
-        options: dict[str, Any] = {
-            "levels": levels,
-            "max_levels": design.max_levels,
-            "missing": design.missing,
-            "source": stream.source,
-        }
+    options: dict[str, Any] = {
+        "levels": levels,
+        "max_levels": design.max_levels,
+        "missing": design.missing,
+        "source": stream.source,
+    }
+
+    def made(table: Table) -> gradfit.design.Design:
         if plan.formula is not None:
             return gradfit.design.Design.from_formula(plan.formula, table, **options)
         return gradfit.design.Design.default(table, plan.targets, plan.features, **options)
+
+    def freeze() -> gradfit.design.Design:
+        # The first batch with a row left: with missing="drop" a first batch (a small Parquet
+        # row group, a few rows) may have none, and the rows read whole do.
+        batches = stream.batches(plan.numeric, plan.text, raw=True)
+        empty: DataError = DataError(f"{stream.source}: no data rows to make the design from")
+        try:
+            for batch in batches:
+                try:
+                    return made(batch_table(batch, order))
+                except NoRowsLeftError as exc:
+                    empty = exc
+        finally:
+            batches.close()  # type: ignore[attr-defined]
+        raise empty
 
     return guarded(group, freeze)
 

@@ -28,6 +28,7 @@ from gradfit.settings import (
     CheckpointSettings,
     ClusterSettings,
     CVSettings,
+    DesignSettings,
     ReadSettings,
     RunSettings,
     WeightSettings,
@@ -85,6 +86,18 @@ def _plan_fit_cv(args: argparse.Namespace, out: TextIO, comm: Communicator | Non
         raise ValidationError(
             "--groups (clustered standard errors) does not apply to --alpha cv: a penalized "
             "fit has no standard errors; leave out --groups and --cov"
+        )
+    design = settings_from_args(DesignSettings, args)
+    if design.formula is not None:
+        raise ValidationError(
+            "--formula does not apply to --alpha cv: its folds read numeric columns as they "
+            "are; name them with --target and --features, or fit one --alpha with --formula"
+        )
+    if design.missing != "error":
+        raise ValidationError(
+            f"--missing {design.missing} does not apply to --alpha cv: its folds read numeric "
+            "columns as they are; remove the rows with a missing value first, or fit one "
+            f"--alpha with --missing {design.missing}"
         )
     check_outputs([("--out", args.out), ("--plot", args.plot)], data=args.data, stdout=out)
     model_path = _check_output_dir(args.out, "model file")

@@ -30,6 +30,7 @@ import contextlib
 import glob as globbing
 import gzip
 import itertools
+import re
 import zlib
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -436,8 +437,17 @@ class BatchStream:
                     arrow_file(f.path) as fh,
                     pq.ParquetFile(fh, buffer_size=_PAGE_BUFFER, pre_buffer=False) as pf,
                 ):
-                    record = next(pf.iter_batches(batch_size=_INFER_ROWS), None)
-                arrow = pa.Table.from_batches([record]) if record is not None else None
+                    # The first _INFER_ROWS rows, across row groups: with a dictionary
+                    # column pyarrow's batches end at each row group's end (a file of
+                    # one-row groups: one row each).
+                    records: list[pa.RecordBatch] = []
+                    rows = 0
+                    for record in pf.iter_batches(batch_size=_INFER_ROWS):
+                        records.append(record.slice(0, _INFER_ROWS - rows))
+                        rows += records[-1].num_rows
+                        if rows >= _INFER_ROWS:
+                            break
+                arrow = pa.Table.from_batches(records, schema=pf.schema_arrow) if records else None
             else:
                 head = _csv_head(f)
 
@@ -465,13 +475,18 @@ class BatchStream:
             raise corrupt_file_error(source, exc) from None
         if arrow is None or arrow.num_rows == 0:
             raise no_data_rows_error(source)
-        # Booleans, dates and times count as text, as in read_table; a type with no text form
-        # (a list, a struct) is kept, to be named as not numeric as read_table names it.
-        keep = [
-            c if is_numeric(c.type) or is_text(c.type) or pa.types.is_null(c.type) else _as_text(c)
-            for c in arrow.columns
-        ]
-        arrow = pa.Table.from_arrays(keep, names=arrow.column_names)
+        if not f.parquet:
+            # A CSV file's booleans, dates and times count as text, as in read_table; a type
+            # with no text form (a list, a struct) is kept, to be named as not numeric as
+            # read_table names it. A Parquet file's columns keep their stored types, as
+            # read_table keeps them (a date or binary column is not text there).
+            keep = [
+                c
+                if is_numeric(c.type) or is_text(c.type) or pa.types.is_null(c.type)
+                else _as_text(c)
+                for c in arrow.columns
+            ]
+            arrow = pa.Table.from_arrays(keep, names=arrow.column_names)
         return to_table(arrow, source, "parquet" if f.parquet else "csv")
 
 
@@ -674,7 +689,28 @@ def _inspect(path: Path) -> _File:
         check_column_names(source, names)
         return _File(path, True, False, ",", b"", names, size, groups, sizes)
     layout = sniff_csv(path, source, head)
+    if _carriage_returns_only(layout.text):
+        raise DataError(
+            f"{source}: its lines end in a carriage return alone (classic Mac OS text), and a "
+            "file is read in batches cut at line feeds; convert the line ends (e.g. tr '\\r' "
+            "'\\n' < old.csv > new.csv), or read the file whole (--no-stream)"
+        )
     return _File(path, False, layout.gzipped, layout.delimiter, layout.text, layout.names, size, ())
+
+
+def _carriage_returns_only(text: bytes) -> bool:
+    """Whether the first line of ``text`` (a CSV file's start) ends in a CR not followed by a
+    LF (outside quotes): pyarrow reads such a file whole, the batches here cut at LF only."""
+    quoted = False
+    for found in _QUOTE_OR_LINE_END.finditer(text):
+        if found.group() == b'"':
+            quoted = not quoted
+        elif not quoted:
+            return found.group() == b"\r" and text[found.end() : found.end() + 1] != b"\n"
+    return False
+
+
+_QUOTE_OR_LINE_END = re.compile(rb'["\r\n]')
 
 
 def _is_member(path: Path) -> bool:

@@ -35,6 +35,7 @@ from gradfit.errors import DataError, ValidationError
 
 __all__ = [
     "FloatArray",
+    "MissingValueError",
     "Table",
     "check_known",
     "feature_matrix",
@@ -592,13 +593,29 @@ def _numeric_column(table: Table, name: str, missing_ok: bool = False) -> FloatA
     return values
 
 
+class MissingValueError(DataError):
+    """A missing cell's error (:func:`_missing_value_error`): its message offers
+    ``--missing drop``, which :meth:`without_drop` leaves out (for a command that has no such
+    option)."""
+
+    said = ""  # the message without the offer
+
+    def without_drop(self) -> DataError:
+        """The same error without the offer of ``--missing drop``."""
+        return DataError(self.said or str(self))
+
+
 def _missing_value_error(where: str, row: int) -> DataError:
     """A missing cell (empty, NA or NaN) at data row ``row`` of the column ``where`` names."""
-    return DataError(
+    said = (
         f"{where}, row {row}: missing value (an empty cell, NA or NaN); fill it in or remove "
-        "that row, or leave out the rows with a missing value with --missing drop "
-        "(missing='drop')"
+        "that row"
     )
+    error = MissingValueError(
+        f"{said}, or leave out the rows with a missing value with --missing drop (missing='drop')"
+    )
+    error.said = said
+    return error
 
 
 def refuse_numeric_looking_text(table: Table, skip: Sequence[str]) -> None:

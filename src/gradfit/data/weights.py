@@ -30,15 +30,23 @@ __all__ = [
 def check_weight_values(
     values: npt.NDArray[np.float64], source: str, column: str, first_row: int
 ) -> npt.NDArray[np.float64]:
-    """``values`` (finite float64, as the readers give a numeric column) unless one is
-    negative: then a DataError naming its data row (``first_row`` is that of ``values[0]``)."""
-    negative = np.flatnonzero(values < 0)
-    if negative.size:
-        row = int(negative[0])
+    """``values`` (float64) unless one is missing (NaN: a raw batch of a design keeps an empty
+    cell so; the other readers refuse it first), infinite or negative: then a DataError naming
+    its data row (``first_row`` is that of ``values[0]``)."""
+    bad = np.flatnonzero(~(values >= 0) | np.isinf(values))
+    if bad.size:
+        row = int(bad[0])
+        value = values[row]
+        if np.isnan(value):
+            what = "missing value (an empty cell, NA or NaN) as weight"
+        elif np.isinf(value):
+            what = f"infinite value ({value:g}) as weight"
+        else:
+            what = f"negative weight ({value:g})"
         raise DataError(
-            f"{source}: column {column!r}, row {row + first_row}: negative weight "
-            f"({values[row]:g}); weights must be finite and >= 0 (0 leaves the row out): fix "
-            "that row, or choose another --weights column"
+            f"{source}: column {column!r}, row {row + first_row}: {what}; weights must be "
+            "finite and >= 0 (0 leaves the row out): fix that row, or choose another --weights "
+            "column"
         )
     return values
 
@@ -62,11 +70,22 @@ def table_weights(table: Table, column: str) -> npt.NDArray[np.float64]:
 
 
 def refuse_weight_role(
-    source: str, column: str | None, targets: Sequence[str], features: Sequence[str] | None
+    source: str,
+    column: str | None,
+    targets: Sequence[str],
+    features: Sequence[str] | None,
+    in_formula: str | None = None,
 ) -> None:
-    """A DataError when the weights column is also named as a target or a feature."""
+    """A DataError when the weights column is also named as a target or a feature, or by the
+    formula ``in_formula`` (given when the formula reads it)."""
     if column is None:
         return
+    if in_formula is not None:
+        raise DataError(
+            f"{source}: column {column!r} is the weights column (--weights) and cannot also be "
+            f"in the formula {in_formula!r}; leave it out of the formula, or weigh by another "
+            "column"
+        )
     for kind, names in (("target", targets), ("feature", features or ())):
         if column in names:
             raise DataError(

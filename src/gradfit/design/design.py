@@ -50,7 +50,7 @@ from gradfit.design.columns import Columns, _plain, as_columns, missing_mask
 from gradfit.design.document import DesignDocument, Terms, _shown
 from gradfit.design.levels import DEFAULT_MAX_LEVELS, LevelGatherer
 from gradfit.design.state import from_plain, to_plain
-from gradfit.errors import DataError, ValidationError
+from gradfit.errors import DataError, NoRowsLeftError, ValidationError
 
 __all__ = ["MISSING", "UNKNOWN_LEVEL", "Design", "DesignMatrices"]
 
@@ -306,6 +306,20 @@ class Design(DesignDocument):
             terms, target_terms = _parse(formula, columns)
         return tuple(_usage(terms, target_terms, columns)[2])
 
+    @staticmethod
+    def reads_column(formula: str, sample: Any, name: str) -> bool:
+        """Whether ``formula`` names the column ``name``, which ``sample`` (a table without
+        it: the weights column, never a term of a fit) lacks: ``.`` expands over the columns of
+        ``sample``, a name in a term (``w``, ``np.log(w)``, ``C(w)``) counts."""
+        columns = as_columns(sample)
+        terms, target_terms = _parse(formula, columns)
+        available = [*columns.columns, name]
+        return any(
+            name in _factor_variables(expr, method, available)
+            for term in (*terms, *target_terms)
+            for expr, method in term
+        )
+
     @classmethod
     def _make(
         cls,
@@ -352,7 +366,7 @@ class Design(DesignDocument):
         )
         frame, _, _, _ = draft._frame(columns, missing, "error", with_targets=True)
         if len(frame) == 0:
-            raise DataError(
+            raise NoRowsLeftError(
                 f"{columns.source}: no rows left to make the design from: every row has a "
                 "missing value in a column the model uses"
             )
@@ -364,6 +378,16 @@ class Design(DesignDocument):
             raise DataError(f"{columns.source}: {' '.join(str(exc).split())}") from None
         spec = matrix.model_spec
         names = tuple(str(name) for name in spec.column_names)
+        # A formula of the intercept alone (R's y ~ 1) is a design: ols and anova take it, a
+        # fit to a model file refuses it (column_choice.refuse_intercept_alone); one of no
+        # column at all (y ~ 0) is nothing to fit.
+        if not names and formula is not None:
+            raise ValidationError(
+                f"the formula {formula!r} gives no column, neither an intercept nor a feature; "
+                "add a term (e.g. 'y ~ x')"
+            )
+        if formula is None and all(name == "Intercept" for name in names):
+            raise ValidationError(f"{columns.source}: no feature column; name at least one feature")
         column_terms = _column_terms(spec, terms, names)
         for expr, (kind, state) in spec.encoder_state.items():
             if kind == Factor.Kind.CATEGORICAL and expr not in encoders:
@@ -730,6 +754,9 @@ class Design(DesignDocument):
         return Y
 
 
+_ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _parse(formula: str, columns: Columns) -> tuple[Terms, Terms]:
     """The formula's terms and its targets' terms, ``.`` expanded over the columns."""
     available = list(columns.columns)
@@ -738,13 +765,19 @@ def _parse(formula: str, columns: Columns) -> tuple[Terms, Terms]:
             warnings.simplefilter("ignore")
             parsed = Formula(formula, _context={"__formulaic_variables_available__": available})
     except (FormulaicError, SyntaxError, ValueError) as exc:
-        message = " ".join(str(exc).split())
+        # formulaic colours the place of the mistake for a terminal: the colours left out
+        message = " ".join(_ANSI_COLOUR.sub("", str(exc)).split())
         raise ValidationError(f"cannot read the formula {formula!r}: {message}") from None
     if not hasattr(parsed, "lhs") or not list(parsed.lhs):
         raise ValidationError(f"the formula {formula!r} names no target: write 'target ~ terms'")
     rhs = parsed.rhs
     if hasattr(rhs, "lhs"):
         raise ValidationError(f"the formula {formula!r} has more than one '~'")
+    if not all(isinstance(term, Term) for term in (*parsed.lhs, *rhs)):
+        raise ValidationError(
+            f"the formula {formula!r} has parts separated by '|', which a linear model does "
+            "not read; write 'targets ~ terms' with '+' between the terms"
+        )
     target_terms = tuple(_factors(term) for term in parsed.lhs)
     for term in target_terms:
         if len(term) != 1 or term[0][1] == "literal":
