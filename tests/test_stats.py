@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pv
 import pytest
 import torch
 
 import gradfit
 from gradfit.errors import RankDeficiencyWarning, ValidationError
 from gradfit.solvers import stats
+from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.stats import SufficientStats, batch_lipschitz, hessian_lipschitz
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -173,6 +177,65 @@ def test_constant_columns_of_any_size_are_not_too_small() -> None:
     SufficientStats.compute(torch.from_numpy(X), torch.from_numpy(Y), weights=w)
     with pytest.raises(ValidationError, match="too small"):
         SufficientStats.compute(torch.from_numpy(X), torch.from_numpy(Y))
+
+
+def test_a_part_that_varies_too_little_is_not_the_whole() -> None:
+    """The check is of all the rows: a column sorted by size (exp(-t), t up to 700) has
+    batches and folds that vary by less than 1e-154 while the column does not; refused batch
+    by batch it made a streamed fit, anova and ordered CV folds fail on data the whole read
+    fits. Statistics from batches equal those of one pass; a column that is small in every
+    batch, or small in one and constant elsewhere at another level, is still refused."""
+    t = np.linspace(700.0, 0.0, 400)
+    rng = np.random.default_rng(11)
+    X = np.c_[np.exp(-t), rng.normal(size=400)]
+    Y = (X @ np.array([[3.0], [0.5]])) + 0.01 * rng.normal(size=(400, 1))
+    whole = SufficientStats.compute(torch.from_numpy(X), torch.from_numpy(Y))
+    for rows in (50, 7):
+        parts = [
+            (torch.from_numpy(X[i : i + rows]), torch.from_numpy(Y[i : i + rows]))
+            for i in range(0, 400, rows)
+        ]
+        merged = SufficientStats.from_batches(parts)
+        torch.testing.assert_close(merged.Szz, whole.Szz, rtol=1e-12, atol=0.0)
+        torch.testing.assert_close(merged.Szy, whole.Szy, rtol=1e-12, atol=0.0)
+    folds = gradfit.GradientDescentRegressorCV(cv=5, alphas=[1e-3, 1e-2]).fit(X, Y[:, 0])
+    assert folds.alpha_ in (1e-3, 1e-2)
+    tiny = np.c_[X[:, 1] * 1e-170, X[:, 1]]
+    halves = [
+        (torch.from_numpy(tiny[i : i + 200]), torch.from_numpy(Y[i : i + 200])) for i in (0, 200)
+    ]
+    with pytest.raises(ValidationError, match=r"too small.*column 0 "):
+        SufficientStats.from_batches(halves)
+    steps = np.c_[np.r_[np.full(200, 1e-200), np.full(200, 2e-200)], X[:, 1]]
+    halves = [
+        (torch.from_numpy(steps[i : i + 200]), torch.from_numpy(Y[i : i + 200])) for i in (0, 200)
+    ]
+    with pytest.raises(ValidationError, match=r"too small.*column 0 "):
+        SufficientStats.from_batches(halves)
+    constant = np.c_[np.full(400, 1e-200), X[:, 1]]
+    halves = [
+        (torch.from_numpy(constant[i : i + 200]), torch.from_numpy(Y[i : i + 200]))
+        for i in (0, 200)
+    ]
+    SufficientStats.from_batches(halves)
+
+
+@pytest.mark.parametrize("solver", ["gd", "lstsq"])
+def test_a_streamed_fit_of_a_column_sorted_by_size_equals_the_whole_read(
+    tmp_path: Path, solver: str
+) -> None:
+    """The file behind the test above, streamed in batches of 50 rows: refused before, now
+    the coefficients of the whole read."""
+    t = np.linspace(700.0, 0.0, 400)
+    rng = np.random.default_rng(12)
+    decay, x2 = np.exp(-t), rng.normal(size=400)
+    y = 3.0 * decay + 0.5 * x2 + 0.01 * rng.normal(size=400)
+    path = tmp_path / "decay.csv"
+    pv.write_csv(pa.table({"decay": decay, "x2": x2, "y": y}), path)
+    config = SolverConfig(solver)
+    whole = gradfit.fit(path, ["y"], config=config, stream=False)
+    streamed = gradfit.fit(path, ["y"], config=config, stream=True, batch_rows=50)
+    torch.testing.assert_close(streamed.model.weight, whole.model.weight, rtol=1e-6, atol=0.0)
 
 
 def test_merged_statistics_equal_one_pass() -> None:

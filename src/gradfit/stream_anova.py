@@ -129,7 +129,9 @@ def anova_fits(
             if X.shape[0] == 0:
                 continue
             w = None if w_all is None else torch.from_numpy(np.ascontiguousarray(w_all[kept]))
-            part = SufficientStats.compute(torch.from_numpy(X), torch.from_numpy(Y), weights=w)
+            part = SufficientStats.compute(
+                torch.from_numpy(X), torch.from_numpy(Y), weights=w, whole=False
+            )
             stats[i] = part if stats[i] is None else stats[i].merge(part)  # type: ignore[union-attr]
     fits = []
     for made, statistics, count in zip(designs, stats, dropped, strict=True):

@@ -475,7 +475,9 @@ def _local_stats(data: StreamData) -> tuple[SufficientStats | None, SufficientSt
             if mask.any():
                 out = torch.from_numpy(mask)
                 wo = None if w is None else w[out]
-                part = SufficientStats.compute(X[out.to(X.device)], Y[out.to(Y.device)], weights=wo)
+                part = SufficientStats.compute(
+                    X[out.to(X.device)], Y[out.to(Y.device)], weights=wo, whole=False
+                )
                 held[0] = part if held[0] is None else held[0].merge(part)
             if not mask.all():
                 keep = torch.from_numpy(~mask)

@@ -41,7 +41,7 @@ def fold_statistics(
     for idx in tests:
         index = torch.from_numpy(np.asarray(idx, dtype=np.int64))
         w = None if weights is None else weights[index]
-        out.append(SufficientStats.compute(X[index], Y[index], weights=w))
+        out.append(SufficientStats.compute(X[index], Y[index], weights=w, whole=False))
     return out
 
 
@@ -87,7 +87,7 @@ def fold_statistics_from_batches(
             if end > begin:
                 w = None if ws is None else ws[begin:end]
                 part = SufficientStats.compute(
-                    Zs[begin:end], Ys[begin:end], shift, shifted=True, weights=w
+                    Zs[begin:end], Ys[begin:end], shift, shifted=True, weights=w, whole=False
                 )
                 current = parts[f]
                 parts[f] = part if current is None else current.merge(part)

@@ -97,6 +97,7 @@ class SufficientStats:
         *,
         shifted: bool = False,
         weights: Weights = None,
+        whole: bool = True,
     ) -> SufficientStats:
         """One pass over (Z, Y) in chunks, accumulated in float64, shifted by ``shift`` (means
         near those of the data: (d,), (k,) float64; default: the first chunk's means) so that
@@ -104,7 +105,11 @@ class SufficientStats:
         the shifted data ``(Z - shift, Y - shift)`` (their means near 0), for merging. Z and Y
         are (n, d) and (n, k) tensors, or (on the CPU) their columns as float64 arrays.
         ``weights``: (n,) float64 row weights, finite and >= 0 (checked by the caller:
-        :func:`gradfit.validation.check_weights`); the statistics are then the weighted ones."""
+        :func:`gradfit.validation.check_weights`); the statistics are then the weighted ones.
+        ``whole``: these rows are all the data, so a column varying by less than about 1e-154
+        is refused (:func:`check_small`); False for a part (a batch, a fold), where a column
+        may vary that little and the data still be fine (:meth:`from_batches` checks the
+        whole)."""
         n, d, k = _rows(Y), _width(Z), _width(Y)
         if shift is None:
             z0, y0 = _head_mean(Z, n), _head_mean(Y, n)
@@ -134,9 +139,10 @@ class SufficientStats:
         Szz = Mzz / total - torch.outer(mz, mz)
         Szz = (Szz + Szz.T) / 2  # exact symmetry for eigvalsh
         check_moments(Mzz, Mzy, myy)
-        rows = None if w64 is None else w64 > 0  # rows of weight 0 do not count
-        check_small(Z, Mzz.diagonal() / total, "X", rows)
-        check_small(Y, myy / total, "Y", rows)
+        if whole:
+            rows = None if w64 is None else w64 > 0  # rows of weight 0 do not count
+            check_small(Z, Mzz.diagonal() / total, "X", rows)
+            check_small(Y, myy / total, "Y", rows)
         return cls(
             n=n,
             zbar=mz if shifted else z0 + mz,
@@ -211,6 +217,7 @@ class SufficientStats:
         :meth:`compute` of all rows to ~1e-15 relative rather than ~1e-11."""
         total: SufficientStats | None = None
         shift = None
+        ranges = (_SmallRanges("X"), _SmallRanges("Y"))
         for batch in batches:
             Z, Y = batch[0], batch[1]
             weights = batch[2] if len(batch) > 2 else None
@@ -219,10 +226,17 @@ class SufficientStats:
                 continue
             if shift is None:
                 shift = (_head_mean(Z, m), _head_mean(Y, m))
-            part = cls.compute(Z, Y, shift, shifted=True, weights=weights)
+            part = cls.compute(Z, Y, shift, shifted=True, weights=weights, whole=False)
+            rows = None if weights is None else _as_weights(weights) > 0
+            ranges[0].add(Z, part.Szz.diagonal() + part.zbar**2, rows)
+            ranges[1].add(Y, part.syy + part.ybar**2, rows)
             total = part if total is None else total.merge(part)
         if total is None or shift is None:
             raise ValidationError("no data rows: the statistics need at least one row")
+        # Checked on the whole, not batch by batch: a batch may vary by less than 1e-154 (the
+        # start of a column sorted by size) while the column does not.
+        ranges[0].check(total.Szz.diagonal() + total.zbar**2)
+        ranges[1].check(total.syy + total.ybar**2)
         if total.weighted and total.total == 0:
             raise ValidationError("the weights are all zero: at least one row needs weight > 0")
         return replace(total, zbar=total.zbar + shift[0], ybar=total.ybar + shift[1])
@@ -360,22 +374,66 @@ def check_small(
     for column in (ms < _SMALLEST_MEAN_SQUARE).nonzero().flatten().tolist():
         spread, level = _range(block, column, rows)
         if spread > _CONSTANT_ULPS * eps * level:
-            raise ValidationError(
-                f"the data are too small to train on: column {column} (counted from 0) of "
-                f"{name} varies by less than about 1e-154, whose squares underflow float64; "
-                "rescale the columns (e.g. change their units)"
-            )
+            raise _too_small(column, name)
+
+
+class _SmallRanges:
+    """:func:`check_small` over a stream of batches shifted alike: a column is refused when
+    the mean square of all its rows is below the normal range and it is not constant up to
+    rounding; the batches' ranges are kept only for the columns whose mean square in a batch
+    is that small (rare), any other batch marks its columns as varying."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.low: dict[int, float] = {}
+        self.high: dict[int, float] = {}
+        self.varies: set[int] = set()
+
+    def add(
+        self, block: Block, mean_square: torch.Tensor, rows: npt.NDArray[np.bool_] | None
+    ) -> None:
+        small = (mean_square.cpu() < _SMALLEST_MEAN_SQUARE).tolist()
+        for column, tiny in enumerate(small):
+            if not tiny:
+                self.varies.add(column)
+                continue
+            values = _values(block, column, rows)
+            if values.size:
+                low, high = float(values.min()), float(values.max())
+                self.low[column] = min(self.low.get(column, low), low)
+                self.high[column] = max(self.high.get(column, high), high)
+
+    def check(self, mean_square: torch.Tensor) -> None:
+        eps = torch.finfo(torch.float64).eps
+        for column in (mean_square.cpu() < _SMALLEST_MEAN_SQUARE).nonzero().flatten().tolist():
+            low, high = self.low.get(column, 0.0), self.high.get(column, 0.0)
+            level = max(abs(low), abs(high))
+            if column in self.varies or high - low > _CONSTANT_ULPS * eps * level:
+                raise _too_small(column, self.name)
+
+
+def _too_small(column: int, name: str) -> ValidationError:
+    return ValidationError(
+        f"the data are too small to train on: column {column} (counted from 0) of "
+        f"{name} varies by less than about 1e-154, whose squares underflow float64; "
+        "rescale the columns (e.g. change their units)"
+    )
+
+
+def _values(
+    block: Block, column: int, rows: npt.NDArray[np.bool_] | None
+) -> npt.NDArray[np.float64]:
+    if isinstance(block, torch.Tensor):
+        array = block[:, column].detach().double().cpu().numpy()
+    else:
+        array = np.asarray(block[column], dtype=np.float64)
+    return array if rows is None else array[rows]
 
 
 def _range(block: Block, column: int, rows: npt.NDArray[np.bool_] | None) -> tuple[float, float]:
     """``max - min`` and ``max |value|`` of ``block[rows, column]`` in float64 (0, 0 for no
     rows)."""
-    if isinstance(block, torch.Tensor):
-        array = block[:, column].detach().double().cpu().numpy()
-    else:
-        array = np.asarray(block[column], dtype=np.float64)
-    if rows is not None:
-        array = array[rows]
+    array = _values(block, column, rows)
     if not array.size:
         return 0.0, 0.0
     low, high = float(array.min()), float(array.max())
