@@ -198,3 +198,34 @@ def test_the_design_names_the_columns_of_each_term() -> None:
         Design.from_json({**design.to_dict(), "column_terms": [0, 1, 2, 3, 9]})
     no_intercept = Design.from_formula("breaks ~ 0 + wool + tension", data)
     assert no_intercept.term_columns() == (("wool", (0, 1)), ("tension", (2, 3)))
+
+
+def test_a_term_explaining_nothing_prints_zeros_as_r() -> None:
+    """printCoefmat compares its zapsmall-ed sums of squares with their cells, and leaves the
+    rounded F values alone: a term's sum of squares of 7e-9 beside 51 is 0.000 and its F of
+    8e-9 is 0.000 in R. gradfit gave 6.968e-09 and 8.037e-09, widening the columns. R 4.2.2:
+
+        x <- data.frame(Df = c(1, 1, 27), "Sum Sq" = c(51.27531, 6.968e-09, 23.40912),
+                        "Mean Sq" = c(51.27531, 6.968e-09, 23.40912/27),
+                        "F value" = c(59.1412, 8.037e-09, NA),
+                        "Pr(>F)" = c(2.854e-08, 0.99993, NA),
+                        check.names = FALSE, row.names = c("x1", "x2", "Residuals"))
+        class(x) <- c("anova", "data.frame"); print(x)
+    """
+    from gradfit.inference.anova import _table_lines
+
+    values = np.array(
+        [
+            [1, 51.27531, 51.27531, 59.1412, 2.854e-08],
+            [1, 6.968e-09, 6.968e-09, 8.037e-09, 0.99993],
+            [27, 23.40912, 23.40912 / 27, NA, NA],
+        ]
+    )
+    columns = ["Df", "Sum Sq", "Mean Sq", "F value", "Pr(>F)"]
+    lines = _table_lines(columns, ["x1", "x2", "Residuals"], values)
+    assert lines[:4] == [
+        "          Df Sum Sq Mean Sq F value    Pr(>F)",
+        "x1         1 51.275  51.275  59.141 2.854e-08 ***",
+        "x2         1  0.000   0.000   0.000    0.9999",
+        "Residuals 27 23.409   0.867",
+    ]

@@ -370,13 +370,7 @@ class Design(DesignDocument):
                 f"{columns.source}: no rows left to make the design from: every row has a "
                 "missing value in a column the model uses"
             )
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                matrix = draft._spec.get_model_matrix(frame)
-        except FormulaicError as exc:
-            raise DataError(f"{columns.source}: {' '.join(str(exc).split())}") from None
-        spec = matrix.model_spec
+        spec = _model_matrix(draft._spec, frame, columns.source).model_spec
         names = tuple(str(name) for name in spec.column_names)
         # A formula of the intercept alone (R's y ~ 1) is a design: ols and anova take it, a
         # fit to a model file refuses it (column_choice.refuse_intercept_alone); one of no
@@ -496,13 +490,7 @@ class Design(DesignDocument):
     ) -> tuple[list[str], npt.NDArray[np.float64]]:
         """X of a batch's frame by formulaic with ``coding``, and its columns' names (the
         intercept's column left out)."""
-        spec = self._spec if coding == "r" else self._legacy_spec
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                matrix = spec.get_model_matrix(frame)
-        except FormulaicError as exc:
-            raise DataError(f"{source}: {' '.join(str(exc).split())}") from None
+        matrix = _model_matrix(self._spec if coding == "r" else self._legacy_spec, frame, source)
         names = [str(name) for name in matrix.model_spec.column_names]
         X = np.asarray(matrix, dtype=np.float64)
         if self.fit_intercept:
@@ -742,19 +730,24 @@ class Design(DesignDocument):
                     )
                 out[:, j] = np.asarray(column, dtype=np.float64)
             return out
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                matrix = spec.get_model_matrix(frame)
-        except FormulaicError as exc:
-            raise DataError(f"{source}: {' '.join(str(exc).split())}") from None
-        Y = np.asarray(matrix, dtype=np.float64)
+        Y = np.asarray(_model_matrix(spec, frame, source), dtype=np.float64)
         if Y.shape[1] != len(self.targets):
             raise DataError(f"{source}: each target must be one numeric column")
         return Y
 
 
 _ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _model_matrix(spec: ModelSpec, frame: Any, source: str) -> Any:
+    """formulaic's matrix of ``frame`` by ``spec`` (its warnings silenced); its errors as one
+    DataError naming ``source``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return spec.get_model_matrix(frame)
+    except FormulaicError as exc:
+        raise DataError(f"{source}: {' '.join(str(exc).split())}") from None
 
 
 def _parse(formula: str, columns: Columns) -> tuple[Terms, Terms]:

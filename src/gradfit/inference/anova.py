@@ -164,8 +164,12 @@ def _format_column(values: np.ndarray, digits: int, kind: str) -> list[str]:
     else:
         shown = np.round(values, max(1, min(5, digits - 1)))
     cells = _r_format(shown, digits)
-    for i, (value, cell) in enumerate(zip(values.tolist(), cells, strict=True)):
-        if cell and value != 0.0 and float(cell) == 0.0:  # not 0, shown as 0: fewer digits
+    if kind == "test":  # printCoefmat leaves the test statistics as rounded (0.00 for 4e-5)
+        return cells
+    # A value not 0 shown as 0 gets fewer digits; the value is the zapped one (printCoefmat
+    # compares its zapsmall-ed matrix), so that a sum of squares zapped to 0 stays 0.000
+    for i, (value, cell) in enumerate(zip(shown.tolist(), cells, strict=True)):
+        if cell and value != 0.0 and float(cell) == 0.0:
             cells[i] = _r_format(np.array([value]), max(1, digits - 1))[0]
     return cells
 
