@@ -144,6 +144,17 @@ def test_ridge_grid_is_glmnets_l1_ratio_of_one_thousandth() -> None:
         np.testing.assert_allclose(scaled, ridge, rtol=1e-13)
 
 
+def test_a_grid_of_an_l1_ratio_below_one_thousandth_is_that_of_one_thousandth() -> None:
+    """glmnet's clamp: alpha_max of 0 < l1_ratio < 0.001 is that of 0.001 (the lasso formula
+    over a vanishing ratio ran to 10 and 100 times that: l1_ratio 1e-4 from 21480 on the
+    diabetes data, where 1e-3 starts at 2148)."""
+    X, y = _diabetes()
+    at_clamp, _, _ = gradfit.path(X, y, l1_ratio=1e-3, n_alphas=3, max_iter=1)
+    for l1_ratio in (1e-4, 1e-6):
+        below, _, _ = gradfit.path(X, y, l1_ratio=l1_ratio, n_alphas=3, max_iter=1)
+        np.testing.assert_allclose(below, at_clamp, rtol=1e-13)
+
+
 def test_lasso_path_without_intercept_equals_sklearns() -> None:
     X, y = _correlated(3)
     alphas, coefs, intercepts = gradfit.path(X, y, fit_intercept=False, n_alphas=20, **TIGHT)

@@ -116,8 +116,8 @@ def alpha_max(problem: Quadratic, l1_ratio: float) -> float:
     the grid, like ridge's optimal penalty, does not depend on the targets' units."""
     if problem.q.size == 0:
         return 0.0
-    if float(l1_ratio) > 0:
-        return float(np.abs(problem.q).max()) / float(l1_ratio)
+    if float(l1_ratio) > 0:  # below 0.001, that of 0.001 (glmnet's clamp): no jump near 0
+        return float(np.abs(problem.q).max()) / max(float(l1_ratio), RIDGE_GRID_L1_RATIO)
     sd = np.sqrt(problem.syy)  # (k,)
     spread = np.abs(problem.q).max(axis=0)  # (k,)
     live = sd > 0  # a constant target (nothing to explain) has q = 0 too
