@@ -130,17 +130,24 @@ def test_grid_equals_sklearns(name: str) -> None:
 
 
 def test_ridge_grid_is_glmnets_l1_ratio_of_one_thousandth() -> None:
-    """glmnet's ridge grid: that of l1_ratio = 0.001 for y scaled to unit variance (glmnet
-    standardizes y before making its grid). Ridge's optimal penalty does not depend on y's
-    units, nor does the grid: on the diabetes data (sd(y) = 77) the grid in y's units ran
-    from 2148 down to 2.1, every penalty far above the optimum (about 0.01)."""
+    """glmnet's ridge grid: from that of l1_ratio = 0.001 for y scaled to unit variance
+    (glmnet standardizes y before making its grid) down 10,000-fold (glmnet's
+    lambda.min.ratio for n >= p). Ridge's optimal penalty does not depend on y's units, nor
+    does the grid: on the diabetes data (sd(y) = 77) the grid in y's units ran from 2148 down
+    to 2.1, every penalty far above the optimum (about 0.01); 1,000-fold from the top it ended
+    at 0.028, about the largest |correlation| of a feature with y."""
     X, y = _diabetes()
-    ridge, _, _ = gradfit.path(X, y, l1_ratio=0.0, n_alphas=4)
+    ridge, _, _ = gradfit.path(X, y, l1_ratio=0.0, n_alphas=5)
     unit = y / y.std()  # the population sd (1/n), as glmnet's
-    enet, _, _ = gradfit.path(X, unit, l1_ratio=1e-3, n_alphas=4, max_iter=1)
+    enet, _, _ = gradfit.path(X, unit, l1_ratio=1e-3, n_alphas=5, eps=1e-4, max_iter=1)
     np.testing.assert_allclose(ridge, enet, rtol=1e-13)
+    np.testing.assert_allclose(ridge[-1] / ridge[0], 1e-4, rtol=1e-13)
+    lasso, _, _ = gradfit.path(X, y, n_alphas=5, max_iter=1)  # scikit-learn's 1e-3
+    np.testing.assert_allclose(lasso[-1] / lasso[0], 1e-3, rtol=1e-13)
+    given, _, _ = gradfit.path(X, y, l1_ratio=0.0, n_alphas=5, eps=1e-3)
+    np.testing.assert_allclose(given[-1] / given[0], 1e-3, rtol=1e-13)
     for scale in (1e-3, 1e4):
-        scaled, _, _ = gradfit.path(X, y * scale, l1_ratio=0.0, n_alphas=4)
+        scaled, _, _ = gradfit.path(X, y * scale, l1_ratio=0.0, n_alphas=5)
         np.testing.assert_allclose(scaled, ridge, rtol=1e-13)
 
 

@@ -165,7 +165,7 @@ def fit_cv(
     alpha_per_target: bool = False,
     selection: str = "min",
     weights: str | None = None,
-    eps: float = 1e-3,
+    eps: float | None = None,
     tol: float = 1e-4,
     max_iter: int = 1000,
     seed: int | None = DEFAULT_SEED,
@@ -197,8 +197,9 @@ def fit_cv(
         mean squared error (the weights rescaled to sum to its rows: the same minimiser), each
         validation error the fold's weighted mean squared error, the folds averaged with equal
         weight; rows of weight 0 count nowhere (nor in the folds' row counts)
-    eps, tol, max_iter : the grid's depth; coordinate descent's duality gap tolerance (times
-        var(y)) and sweeps per alpha
+    eps, tol, max_iter : the grid's depth (None: 1e-3 with an L1 part, scikit-learn's; 1e-4
+        for ridge, glmnet's); coordinate descent's duality gap tolerance (times var(y)) and
+        sweeps per alpha
     seed : the folds' seed (as ``GradientDescentRegressorCV(random_state=seed)``; None: fresh)
     stream, memory_limit, batch_rows, progress : read whole or streamed, as :func:`gradfit.fit`
     comm : a group of processes (torchrun): each reads its shard, the fold statistics are
@@ -222,8 +223,7 @@ def fit_cv(
         selection=selection,
     )
     paths.check_path_settings(ratios[0], tol, max_iter)
-    if not 0 < eps < 1:
-        raise ValidationError(f"eps must be in (0, 1), got {eps!r}")
+    eps = paths.check_eps(eps)
     _check_solver(config, ratios)
     reading = ReadSettings(stream=stream, memory_limit=memory_limit, batch_rows=batch_rows)
     run = RunSettings(seed=seed, inference=None)

@@ -68,7 +68,11 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
     selection : {"min", "1se"}, default="min"
         "min": the smallest mean CV error; "1se": glmnet's ``lambda.1se``, the largest alpha
         whose mean error is within one standard error of the minimum.
-    eps : float in (0, 1), default=1e-3
+    eps : float in (0, 1) or None, default=None
+        The grid's depth (``alphas`` a count): the smallest alpha is ``eps * alpha_max``.
+        None: scikit-learn's 1e-3 for an l1 ratio above 0, glmnet's 1e-4 for ridge (whose
+        ``alpha_max``, that of l1 ratio 0.001 on unit-variance y, would end a 1e-3 grid at
+        about the largest |correlation| of a feature with y: a strong shrinkage).
     tol : float >= 0, default=1e-4
         Coordinate descent stops when the duality gap is below ``tol * var(y)``
         (scikit-learn's rule).
@@ -115,7 +119,7 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
         cv: Any = 5,
         alpha_per_target: bool = False,
         selection: str = "min",
-        eps: float = 1e-3,
+        eps: float | None = None,
         tol: float = 1e-4,
         max_iter: int = 1000,
         fit_intercept: bool = True,
@@ -155,8 +159,7 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
                 raise ValidationError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.selection not in ("min", "1se"):
             raise ValidationError(f"selection must be 'min' or '1se', got {self.selection!r}")
-        if not isinstance(self.eps, numbers.Real) or not 0 < float(self.eps) < 1:
-            raise ValidationError(f"eps must be in (0, 1), got {self.eps!r}")
+        paths.check_eps(self.eps)
 
     # ------------------------------------------------------------------------- folds
 
@@ -265,7 +268,7 @@ class GradientDescentRegressorCV(RegressorMixin, BaseEstimator):  # type: ignore
             ratios,
             per_target=bool(self.alpha_per_target),
             selection=self.selection,
-            eps=float(self.eps),
+            eps=paths.check_eps(self.eps),
             tol=float(self.tol),
             max_iter=int(self.max_iter),
             fit_intercept=bool(self.fit_intercept),

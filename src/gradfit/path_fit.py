@@ -17,7 +17,7 @@ import numpy as np
 
 from gradfit.data.memory import TableInMemory
 from gradfit.data.weights import refuse_all_zero
-from gradfit.errors import ConvergenceWarning, DataError, ValidationError
+from gradfit.errors import ConvergenceWarning, DataError
 from gradfit.fold_pass import _fold_statistics, without_drop_offer
 from gradfit.settings import (
     DEFAULT_BATCH_ROWS,
@@ -92,7 +92,7 @@ def fit_path(
     *,
     alphas: int | Sequence[float] = 100,
     l1_ratio: float = 1.0,
-    eps: float = 1e-3,
+    eps: float | None = None,
     fit_intercept: bool = True,
     standardize: bool = True,
     weights: str | None = None,
@@ -108,16 +108,16 @@ def fit_path(
     :func:`gradfit.solvers.path.path`'s solvers on them (ridge in closed form, anything with
     an L1 part by coordinate descent down the path, warm-started).
 
-    ``alphas``: a count (the grid from ``alpha_max`` down to ``eps * alpha_max``, from all
-    targets' statistics, as ``enet_path``) or the penalties; ``l1_ratio``: one mix;
+    ``alphas``: a count (the grid from ``alpha_max`` down to ``eps * alpha_max``, ``eps``
+    None: 1e-3 with an L1 part, 1e-4 for ridge), from all targets' statistics, as
+    ``enet_path``) or the penalties; ``l1_ratio``: one mix;
     ``standardize``: penalize the standardized coefficients (``GradientDescentRegressor``'s
     default; False: the raw ones, as ``enet_path``); ``weights``: a column of row weights
     (weighted statistics, as ``sample_weight``). The numbers of
     ``gradfit.path(X, Y, alphas, l1_ratio, standardize=..., sample_weight=...)`` on the
     same rows."""
     paths.check_path_settings(l1_ratio, tol, max_iter)
-    if not 0 < eps < 1:
-        raise ValidationError(f"eps must be in (0, 1), got {eps!r}")
+    eps = paths.check_eps(eps)
     automatic = isinstance(alphas, numbers.Integral) and not isinstance(alphas, bool)
     grid_setting = CVSettings(
         alphas=int(alphas) if automatic else tuple(alphas)  # type: ignore[arg-type]
@@ -139,7 +139,7 @@ def fit_path(
         total, fit_intercept=fit_intercept, standardize=standardize
     )
     if isinstance(grid_setting, int):
-        grid = paths.alpha_grid(problem, float(l1_ratio), grid_setting, float(eps))
+        grid = paths.alpha_grid(problem, float(l1_ratio), grid_setting, eps)
     else:
         grid = np.sort(paths.check_alphas(grid_setting))[::-1].copy()
     result = paths.problem_path(

@@ -199,7 +199,7 @@ def cross_validate(
     *,
     per_target: bool = False,
     selection: str = "min",
-    eps: float = 1e-3,
+    eps: float | None = None,
     tol: float = 1e-4,
     max_iter: int = 1000,
     fit_intercept: bool = True,
@@ -225,7 +225,7 @@ def cross_validate(
 
     def grids_of(prob: Quadratic) -> Array:
         if automatic:
-            return np.stack([alpha_grid(prob, r, int(alphas), float(eps)) for r in ratios])
+            return np.stack([alpha_grid(prob, r, int(alphas), eps) for r in ratios])
         values = np.sort(check_alphas(alphas))[::-1]
         return np.stack([values.copy() for _ in ratios])
 

@@ -72,6 +72,7 @@ from gradfit.solvers.penalized import (
 )
 from gradfit.solvers.penalized import alpha_max as alpha_max
 from gradfit.solvers.penalized import check_alphas as check_alphas
+from gradfit.solvers.penalized import check_eps as check_eps
 from gradfit.solvers.penalized import check_path_settings as check_path_settings
 from gradfit.solvers.stats import SufficientStats
 from gradfit.validation import check_weights
@@ -105,7 +106,7 @@ def path(
     l1_ratio: float = 1.0,
     *,
     n_alphas: int = 100,
-    eps: float = 1e-3,
+    eps: float | None = None,
     fit_intercept: bool = True,
     standardize: bool = False,
     sample_weight: Any = None,
@@ -119,7 +120,8 @@ def path(
     ----------
     X : array-like (n, d); Y : array-like (n,) or (n, k)
     alphas : list of penalties, or None for the grid of ``n_alphas`` values from
-        ``alpha_max`` down to ``eps * alpha_max`` (:func:`alpha_grid`); solved in decreasing
+        ``alpha_max`` down to ``eps * alpha_max`` (:func:`alpha_grid`; ``eps`` None: 1e-3
+        with an L1 part, scikit-learn's, 1e-4 for ridge, glmnet's); solved in decreasing
         order and returned so.
     l1_ratio : float in [0, 1]; 1 is the lasso, 0 ridge (closed form)
     fit_intercept, standardize : as :class:`~gradfit.GradientDescentRegressor` (``standardize``

@@ -41,6 +41,11 @@ __all__ = [
 
 Array = npt.NDArray[np.float64]
 RIDGE_GRID_L1_RATIO = 1e-3  # glmnet's alpha_max for ridge: that of l1_ratio = 0.001
+GRID_EPS = 1e-3  # the default depth of a grid with an L1 part: scikit-learn's eps
+# The default depth of ridge's grid: glmnet's lambda.min.ratio (n >= p). Its top (that of
+# l1_ratio 0.001 on unit-variance y) makes 1e-3 end at about the largest |correlation| of a
+# feature with y, a strong shrinkage of a well-predicted target.
+RIDGE_GRID_EPS = 1e-4
 
 
 @dataclass(frozen=True)
@@ -126,16 +131,37 @@ def alpha_max(problem: Quadratic, l1_ratio: float) -> float:
     return float((spread[live] / sd[live]).max()) / RIDGE_GRID_L1_RATIO
 
 
+def check_eps(eps: float | None) -> float | None:
+    """A grid's depth as given: None (the default of each grid, :func:`grid_eps`) or a number
+    in (0, 1)."""
+    if eps is None:
+        return None
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)):
+        raise ValidationError(f"eps must be a number in (0, 1) or None, got {eps!r}")
+    if not 0 < float(eps) < 1:
+        raise ValidationError(f"eps must be in (0, 1), got {eps!r}")
+    return float(eps)
+
+
+def grid_eps(l1_ratio: float, eps: float | None = None) -> float:
+    """The depth of the grid of ``l1_ratio``: ``eps`` when given, else scikit-learn's 1e-3 with
+    an L1 part and glmnet's 1e-4 for ridge (:data:`RIDGE_GRID_EPS`)."""
+    given = check_eps(eps)
+    if given is not None:
+        return given
+    return GRID_EPS if float(l1_ratio) > 0 else RIDGE_GRID_EPS
+
+
 def alpha_grid(
-    problem: Quadratic, l1_ratio: float = 1.0, n_alphas: int = 100, eps: float = 1e-3
+    problem: Quadratic, l1_ratio: float = 1.0, n_alphas: int = 100, eps: float | None = None
 ) -> Array:
     """scikit-learn's and glmnet's grid: ``n_alphas`` values log-spaced from ``alpha_max`` down
-    to ``eps * alpha_max`` (decreasing). A problem with nothing to explain (``alpha_max`` 0)
-    gets scikit-learn's grid of ``eps`` repeated."""
+    to ``eps * alpha_max`` (decreasing; ``eps`` None: :func:`grid_eps`'s default, 1e-3 with an
+    L1 part, 1e-4 for ridge). A problem with nothing to explain (``alpha_max`` 0) gets
+    scikit-learn's grid of ``eps`` repeated."""
     if n_alphas < 1:
         raise ValidationError(f"the number of alphas must be at least 1, got {n_alphas}")
-    if not 0 < eps < 1:
-        raise ValidationError(f"eps must be in (0, 1), got {eps}")
+    eps = grid_eps(l1_ratio, eps)
     top = alpha_max(problem, l1_ratio)
     if top <= np.finfo(np.float64).resolution:
         return np.full(n_alphas, eps)
