@@ -14,6 +14,7 @@ must reach the same optimum.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
 import signal
@@ -463,6 +464,72 @@ def test_checkpoint_fingerprint_ignores_merge_order_but_not_the_data() -> None:
     Z2 = Z.clone()
     Z2[17, 1] += 1e-3
     assert data_fingerprint(SufficientStats.compute(Z2, Y), *names) != data_fingerprint(one, *names)
+
+
+def test_checkpoint_fingerprint_of_centred_columns_ignores_merge_order() -> None:
+    """Centred columns (a mean of 0 but for rounding) and orthogonal ones (a covariance of 0):
+    rounded to 10 significant digits of themselves, 3e-18 and -1e-17 differed, and a fit
+    resumed on another number of processes was refused as "other data"."""
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(1200, 3))
+    Z -= Z.mean(0)
+    Z[:, 2] = np.where(np.arange(1200) % 2 == 0, 0.1, -0.1)  # orthogonal-ish, mean 0
+    Y = Z @ [[0.7], [0.2], [1.0]] + 0.05 * rng.normal(size=(1200, 1))
+    Y -= Y.mean(0)
+    Zt, Yt = torch.from_numpy(Z), torch.from_numpy(Y)
+    names = (("a", "b", "c"), ("y",))
+    cuts = [0, 300, 700, 1200]
+    parts = [SufficientStats.compute(Zt[a:b], Yt[a:b]) for a, b in itertools.pairwise(cuts)]
+    orders = [(0, 1, 2), (0, 2, 1), (1, 0, 2), (2, 1, 0)]
+    prints = set()
+    for order in orders:
+        total = parts[order[0]]
+        for i in order[1:]:
+            total = total.merge(parts[i])
+        prints.add(json.dumps(data_fingerprint(total, *names)))
+    prints.add(json.dumps(data_fingerprint(SufficientStats.compute(Zt, Yt), *names)))
+    assert len(prints) == 1
+    Z2 = Zt.clone()
+    Z2[17, 2] += 1e-6  # still sensitive to the data
+    other = data_fingerprint(SufficientStats.compute(Z2, Yt), *names)
+    assert json.dumps(other) not in prints
+
+
+def test_checkpoint_with_the_former_statistics_digest_still_resumes(
+    tmp_path: Path, files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safetensors.torch import load as safetensors_load
+
+    import gradfit.streaming
+    from gradfit.tensorfile import DOCUMENT_KEY, parse_tensor_file, seal
+
+    legacy: list[str] = []
+    former = gradfit.streaming.legacy_statistics_digest
+
+    def recorded(stats: SufficientStats) -> str:
+        legacy.append(former(stats))
+        return legacy[-1]
+
+    monkeypatch.setattr(gradfit.streaming, "legacy_statistics_digest", recorded)
+    config = SolverConfig(solver="gd", max_epochs=30, tol=None)
+    ckpt = tmp_path / "fit.ckpt"
+    first = fit_stream(files["parquet"], ["y1", "y2"], None, config, checkpoint=ckpt)
+    blob = ckpt.read_bytes()
+    document = json.loads(parse_tensor_file(blob, str(ckpt)).metadata[DOCUMENT_KEY])
+    assert document["data"]["statistics"].startswith("v2:")
+    # As a gradfit of before the scaled digest wrote it: the digest of every value's digits.
+    document["data"]["statistics"] = legacy[-1]
+    ckpt.write_bytes(seal(safetensors_load(blob), json.dumps(document)))
+    notes: list[str] = []
+    again = fit_stream(
+        files["parquet"], ["y1", "y2"], None, config, checkpoint=ckpt, resume=True, notes=notes
+    )
+    assert notes == [f"resumed from {ckpt} at epoch 30 (that fit had finished)"]
+    assert torch.equal(first.result.weight, again.result.weight)
+    document["data"]["statistics"] = "0" * 64  # a former digest of other data: refused
+    ckpt.write_bytes(seal(safetensors_load(blob), json.dumps(document)))
+    with pytest.raises(ValidationError, match="other data"):
+        fit_stream(files["parquet"], ["y1", "y2"], None, config, checkpoint=ckpt, resume=True)
 
 
 def test_checkpoint_rejects_a_foreign_file(tmp_path: Path) -> None:
