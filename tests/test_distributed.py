@@ -532,6 +532,38 @@ def test_checkpoint_with_the_former_statistics_digest_still_resumes(
         fit_stream(files["parquet"], ["y1", "y2"], None, config, checkpoint=ckpt, resume=True)
 
 
+def test_resume_names_the_weights_column_that_differs(tmp_path: Path) -> None:
+    """A checkpoint of a weighted fit resumed without --weights was refused naming only a
+    digest of statistics; it names the weights now. One written before they were named (no
+    "weights" in its data) still resumes."""
+    from safetensors.torch import load as safetensors_load
+
+    from gradfit.tensorfile import DOCUMENT_KEY, parse_tensor_file, seal
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=300)
+    table = pa.table({"x": x, "w": rng.uniform(0.5, 2.0, 300), "y": 2 * x + rng.normal(size=300)})
+    data = tmp_path / "d.parquet"
+    pq.write_table(table, data)
+    config = SolverConfig(solver="gd", max_epochs=20, tol=None)
+    ckpt = tmp_path / "fit.ckpt"
+    first = fit_stream(data, ["y"], ["x"], config, checkpoint=ckpt, weights="w")
+    with pytest.raises(ValidationError, match=r"other data \(weights: w -> null; statistics"):
+        fit_stream(data, ["y"], ["x"], config, checkpoint=ckpt, resume=True)
+    blob = ckpt.read_bytes()
+    document = json.loads(parse_tensor_file(blob, str(ckpt)).metadata[DOCUMENT_KEY])
+    del document["data"]["weights"]  # as a gradfit of before wrote it
+    ckpt.write_bytes(seal(safetensors_load(blob), json.dumps(document)))
+    notes: list[str] = []
+    again = fit_stream(
+        data, ["y"], ["x"], config, checkpoint=ckpt, resume=True, weights="w", notes=notes
+    )
+    assert notes == [f"resumed from {ckpt} at epoch 20 (that fit had finished)"]
+    assert torch.equal(first.result.weight, again.result.weight)
+    with pytest.raises(ValidationError, match=r"other data \(statistics"):  # told by the digest
+        fit_stream(data, ["y"], ["x"], config, checkpoint=ckpt, resume=True)
+
+
 def test_checkpoint_rejects_a_foreign_file(tmp_path: Path) -> None:
     path = tmp_path / "x.ckpt"
     path.write_text("hello, this is text\n")

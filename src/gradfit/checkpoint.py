@@ -119,14 +119,18 @@ def check_solver(solver: str) -> None:
 
 
 def data_fingerprint(
-    stats: SufficientStats, features: tuple[str, ...], targets: tuple[str, ...]
+    stats: SufficientStats,
+    features: tuple[str, ...],
+    targets: tuple[str, ...],
+    weights: str | None = None,
 ) -> dict[str, Any]:
-    """What identifies the training data: rows, columns and a digest of their statistics
-    (:func:`statistics_digest`)."""
+    """What identifies the training data: rows, columns, the column of row weights (None:
+    unweighted) and a digest of their statistics (:func:`statistics_digest`)."""
     return {
         "rows": int(stats.n),
         "features": list(features),
         "targets": list(targets),
+        "weights": weights,
         "statistics": statistics_digest(stats),
     }
 
@@ -322,6 +326,9 @@ class Checkpoint:
             and not saved_digest.startswith(_DIGEST_PREFIX)
         ):  # written before statistics_digest: compared by the digest of its time
             current_data = {**self._data, "statistics": self.legacy_statistics}
+        if isinstance(saved_data, dict) and "weights" not in saved_data:
+            # Written before the weights were named (their statistics tell them apart).
+            current_data = {k: v for k, v in current_data.items() if k != "weights"}
         _same_as_saved(source, "for other data", "data", saved_data, current_data)
         saved_settings = document.get("settings")
         if isinstance(saved_settings, dict):  # before processes were left out of the settings

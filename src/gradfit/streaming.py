@@ -340,7 +340,7 @@ def fit_stream(
         }
         keeper = Checkpoint(
             as_path(checkpoint),
-            data_fingerprint(stats, fnames, tnames),
+            data_fingerprint(stats, fnames, tnames, weights_column),
             settings,
             every=checkpointing.checkpoint_every,
             resume_from_file=checkpointing.resume,
