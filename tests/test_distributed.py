@@ -75,6 +75,10 @@ def _env() -> dict[str, str]:
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     env["OMP_NUM_THREADS"] = "1"
+    # This checkout's code in every child, wherever it runs (torchrun's children run in
+    # tmp_path, where a relative PYTHONPATH=src would fall back on the installed gradfit).
+    src = str(Path(__file__).parents[1] / "src")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
     return env
 
 
