@@ -630,3 +630,19 @@ def test_resume_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
     stale[0].write_bytes(b"partial")
     Checkpoint(ckpt, {"rows": 1}, {"a": 1})  # a fresh start leaves other runs' files alone
     assert stale[0].exists()
+
+
+@pytest.mark.slow
+def test_children_import_the_gradfit_under_test(tmp_path: Path) -> None:
+    """From any working directory (torchrun's children run in tmp_path), a child process
+    imports the gradfit this session tests (conftest's absolute PYTHONPATH), not another
+    installed one."""
+    import gradfit
+
+    child = subprocess.run(
+        [sys.executable, "-c", "import gradfit; print(gradfit.__file__)"],
+        env={k: v for k, v in os.environ.items()}, capture_output=True, text=True,
+        timeout=TIMEOUT, cwd=tmp_path,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stderr
+    assert Path(child.stdout.strip()).resolve() == Path(gradfit.__file__).resolve()
