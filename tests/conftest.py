@@ -24,6 +24,17 @@ from cli_helpers import training_columns, write_csv
 import gradfit
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Child processes (the CLI, torchrun's workers) import the gradfit this session tests:
+    its ``src`` first on an absolute PYTHONPATH. A relative ``PYTHONPATH=src`` (a worktree's
+    checkout) would not resolve in the ``cwd=tmp_path`` of torchrun's children, which then
+    imported the installed gradfit instead, in silence."""
+    src = str(Path(gradfit.__file__).resolve().parents[1])
+    given = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    entries = [src, *(str(Path(p).resolve()) for p in given)]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(entries))
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20240611)

@@ -219,3 +219,24 @@ def test_under_torchrun_rank_0_alone_reports_a_bad_dist_timeout(
         assert err.count("\n") == 1
     else:
         assert err == ""
+
+
+def test_checkpoint_every_without_a_checkpoint_is_refused(
+    capsys: pytest.CaptureFixture[str], files: dict[str, Path]
+) -> None:
+    """--checkpoint-every alone was accepted in silence, and no checkpoint was written (as
+    --resume alone is refused)."""
+    files["OUT"].unlink(missing_ok=True)
+    fit = [str(files.get(a, a)) for a in FIT]
+    code, err = run(capsys, [*fit, "--solver", "gd", "--checkpoint-every", "2"])
+    assert code == 2 and err.count("\n") == 1, err
+    assert "--checkpoint-every needs --checkpoint PATH" in err
+    assert not files["OUT"].exists()
+    code, err = run(capsys, [*fit, "--alpha", "cv", "--checkpoint-every", "2"])
+    assert code == 2 and "leave out --checkpoint, --checkpoint-every and --resume" in err, err
+    files["CKPT"].unlink(missing_ok=True)
+    code, err = run(
+        capsys,
+        [*fit, "--solver", "gd", "--checkpoint-every", "2", "--checkpoint", str(files["CKPT"])],
+    )
+    assert code == 0 and files["CKPT"].exists(), err

@@ -14,6 +14,7 @@ must reach the same optimum.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
 import signal
@@ -74,6 +75,10 @@ def _env() -> dict[str, str]:
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     env["OMP_NUM_THREADS"] = "1"
+    # This checkout's code in every child, wherever it runs (torchrun's children run in
+    # tmp_path, where a relative PYTHONPATH=src would fall back on the installed gradfit).
+    src = str(Path(__file__).parents[1] / "src")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
     return env
 
 
@@ -379,6 +384,34 @@ def test_resume_refuses_other_settings_other_data_and_bad_files(
     assert not (tmp_path / "other.safetensors").exists()
 
 
+@pytest.mark.slow
+def test_centred_data_checkpointed_by_two_processes_resume_on_one(tmp_path: Path) -> None:
+    """Columns centred before they were saved (means of 1e-17): the checkpoint of a fit by 2
+    processes was refused on 1 as "written for other data" (the statistics' digest kept the
+    rounding noise of the means, which the merge order changes)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1200, 2))
+    X -= X.mean(0)
+    y = X @ [0.7, 0.2] + 0.05 * rng.normal(size=1200)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, (a, b) in enumerate(itertools.pairwise([0, 300, 700, 1200])):
+        pv.write_csv(pa.table({"a": X[a:b, 0], "b": X[a:b, 1], "y": y[a:b]}), data / f"p{i}.csv")
+    ckpt = tmp_path / "fit.ckpt"
+    args = ("fit", data, "--target", "y", "--solver", "gd", "--epochs", "20")
+    run = _torchrun(tmp_path, 2, *args, "--checkpoint", ckpt, "--out", tmp_path / "two.st")
+    assert run.returncode == 0, run.stderr[-2000:]
+    one = subprocess.run(
+        [sys.executable, "-m", "gradfit", *map(str, args), "--checkpoint", str(ckpt), "--resume",
+         "--out", str(tmp_path / "one.st")],
+        env=_env(), capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    assert f"resumed from {ckpt}" in one.stderr
+    a, b = load_model(tmp_path / "two.st"), load_model(tmp_path / "one.st")
+    assert _rel(a.weight.numpy(), b.weight.numpy()) <= 1e-12
+
+
 def test_resume_without_a_checkpoint_starts_afresh_and_says_so(
     tmp_path: Path, files: dict[str, Path]
 ) -> None:
@@ -465,6 +498,104 @@ def test_checkpoint_fingerprint_ignores_merge_order_but_not_the_data() -> None:
     assert data_fingerprint(SufficientStats.compute(Z2, Y), *names) != data_fingerprint(one, *names)
 
 
+def test_checkpoint_fingerprint_of_centred_columns_ignores_merge_order() -> None:
+    """Centred columns (a mean of 0 but for rounding) and orthogonal ones (a covariance of 0):
+    rounded to 10 significant digits of themselves, 3e-18 and -1e-17 differed, and a fit
+    resumed on another number of processes was refused as "other data"."""
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(1200, 3))
+    Z -= Z.mean(0)
+    Z[:, 2] = np.where(np.arange(1200) % 2 == 0, 0.1, -0.1)  # orthogonal-ish, mean 0
+    Y = Z @ [[0.7], [0.2], [1.0]] + 0.05 * rng.normal(size=(1200, 1))
+    Y -= Y.mean(0)
+    Zt, Yt = torch.from_numpy(Z), torch.from_numpy(Y)
+    names = (("a", "b", "c"), ("y",))
+    cuts = [0, 300, 700, 1200]
+    parts = [SufficientStats.compute(Zt[a:b], Yt[a:b]) for a, b in itertools.pairwise(cuts)]
+    orders = [(0, 1, 2), (0, 2, 1), (1, 0, 2), (2, 1, 0)]
+    prints = set()
+    for order in orders:
+        total = parts[order[0]]
+        for i in order[1:]:
+            total = total.merge(parts[i])
+        prints.add(json.dumps(data_fingerprint(total, *names)))
+    prints.add(json.dumps(data_fingerprint(SufficientStats.compute(Zt, Yt), *names)))
+    assert len(prints) == 1
+    Z2 = Zt.clone()
+    Z2[17, 2] += 1e-6  # still sensitive to the data
+    other = data_fingerprint(SufficientStats.compute(Z2, Yt), *names)
+    assert json.dumps(other) not in prints
+
+
+def test_checkpoint_with_the_former_statistics_digest_still_resumes(
+    tmp_path: Path, files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safetensors.torch import load as safetensors_load
+
+    import gradfit.streaming
+    from gradfit.tensorfile import DOCUMENT_KEY, parse_tensor_file, seal
+
+    legacy: list[str] = []
+    former = gradfit.streaming.legacy_statistics_digest
+
+    def recorded(stats: SufficientStats) -> str:
+        legacy.append(former(stats))
+        return legacy[-1]
+
+    monkeypatch.setattr(gradfit.streaming, "legacy_statistics_digest", recorded)
+    config = SolverConfig(solver="gd", max_epochs=30, tol=None)
+    ckpt = tmp_path / "fit.ckpt"
+    first = fit_stream(files["parquet"], ["y1", "y2"], None, config, checkpoint=ckpt)
+    blob = ckpt.read_bytes()
+    document = json.loads(parse_tensor_file(blob, str(ckpt)).metadata[DOCUMENT_KEY])
+    assert document["data"]["statistics"].startswith("v2:")
+    # As a gradfit of before the scaled digest wrote it: the digest of every value's digits.
+    document["data"]["statistics"] = legacy[-1]
+    ckpt.write_bytes(seal(safetensors_load(blob), json.dumps(document)))
+    notes: list[str] = []
+    again = fit_stream(
+        files["parquet"], ["y1", "y2"], None, config, checkpoint=ckpt, resume=True, notes=notes
+    )
+    assert notes == [f"resumed from {ckpt} at epoch 30 (that fit had finished)"]
+    assert torch.equal(first.result.weight, again.result.weight)
+    document["data"]["statistics"] = "0" * 64  # a former digest of other data: refused
+    ckpt.write_bytes(seal(safetensors_load(blob), json.dumps(document)))
+    with pytest.raises(ValidationError, match="other data"):
+        fit_stream(files["parquet"], ["y1", "y2"], None, config, checkpoint=ckpt, resume=True)
+
+
+def test_resume_names_the_weights_column_that_differs(tmp_path: Path) -> None:
+    """A checkpoint of a weighted fit resumed without --weights was refused naming only a
+    digest of statistics; it names the weights now. One written before they were named (no
+    "weights" in its data) still resumes."""
+    from safetensors.torch import load as safetensors_load
+
+    from gradfit.tensorfile import DOCUMENT_KEY, parse_tensor_file, seal
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=300)
+    table = pa.table({"x": x, "w": rng.uniform(0.5, 2.0, 300), "y": 2 * x + rng.normal(size=300)})
+    data = tmp_path / "d.parquet"
+    pq.write_table(table, data)
+    config = SolverConfig(solver="gd", max_epochs=20, tol=None)
+    ckpt = tmp_path / "fit.ckpt"
+    first = fit_stream(data, ["y"], ["x"], config, checkpoint=ckpt, weights="w")
+    with pytest.raises(ValidationError, match=r"other data \(weights: w -> null; statistics"):
+        fit_stream(data, ["y"], ["x"], config, checkpoint=ckpt, resume=True)
+    blob = ckpt.read_bytes()
+    document = json.loads(parse_tensor_file(blob, str(ckpt)).metadata[DOCUMENT_KEY])
+    del document["data"]["weights"]  # as a gradfit of before wrote it
+    ckpt.write_bytes(seal(safetensors_load(blob), json.dumps(document)))
+    notes: list[str] = []
+    again = fit_stream(
+        data, ["y"], ["x"], config, checkpoint=ckpt, resume=True, weights="w", notes=notes
+    )
+    assert notes == [f"resumed from {ckpt} at epoch 20 (that fit had finished)"]
+    assert torch.equal(first.result.weight, again.result.weight)
+    with pytest.raises(ValidationError, match=r"other data \(statistics"):  # told by the digest
+        fit_stream(data, ["y"], ["x"], config, checkpoint=ckpt, resume=True)
+
+
 def test_checkpoint_rejects_a_foreign_file(tmp_path: Path) -> None:
     path = tmp_path / "x.ckpt"
     path.write_text("hello, this is text\n")
@@ -499,3 +630,19 @@ def test_resume_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
     stale[0].write_bytes(b"partial")
     Checkpoint(ckpt, {"rows": 1}, {"a": 1})  # a fresh start leaves other runs' files alone
     assert stale[0].exists()
+
+
+@pytest.mark.slow
+def test_children_import_the_gradfit_under_test(tmp_path: Path) -> None:
+    """From any working directory (torchrun's children run in tmp_path), a child process
+    imports the gradfit this session tests (conftest's absolute PYTHONPATH), not another
+    installed one."""
+    import gradfit
+
+    child = subprocess.run(
+        [sys.executable, "-c", "import gradfit; print(gradfit.__file__)"],
+        env={k: v for k, v in os.environ.items()}, capture_output=True, text=True,
+        timeout=TIMEOUT, cwd=tmp_path,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stderr
+    assert Path(child.stdout.strip()).resolve() == Path(gradfit.__file__).resolve()

@@ -171,6 +171,31 @@ def test_ranks_that_see_other_files_are_refused_on_every_rank(tmp_path: Path, rd
 
 
 @pytest.mark.slow
+def test_ranks_that_see_other_columns_in_files_of_the_same_sizes_are_refused(
+    tmp_path: Path,
+) -> None:
+    """Node 1's files have the same names and sizes, but its column b is called c: before,
+    both exited 0 with a model whose "b" merged node 0's b with node 1's c."""
+    nodes = [tmp_path / "node0", tmp_path / "node1"]
+    for node in nodes:
+        _write_parts(node / "data")
+    for part in (nodes[1] / "data").iterdir():
+        part.write_text(part.read_text().replace('"b"', '"c"', 1))
+    assert [p.stat().st_size for p in sorted((nodes[0] / "data").iterdir())] == [
+        p.stat().st_size for p in sorted((nodes[1] / "data").iterdir())
+    ]
+    port = _free_port()
+    args = ["fit", "data", "--target", "y", "--solver", "gd", "--out", "m.safetensors"]
+    codes = _finish([_launcher(node, i, port, "static", args) for i, node in enumerate(nodes)])
+    assert all(code != 0 for code in codes), codes
+    errors = _errors(*nodes)
+    assert len(errors) == 1, errors
+    assert "do not agree on the columns" in errors[0], errors
+    assert "rank 0 sees b" in errors[0] and "rank 1 sees c" in errors[0]
+    assert not any((node / "m.safetensors").exists() for node in nodes)
+
+
+@pytest.mark.slow
 def test_a_missing_out_folder_on_one_node_is_said_at_once(tmp_path: Path) -> None:
     """The --out folder exists on node 0 only: rank 0 says rank 1's error at once (before,
     rank 1's error was never shown and rank 0 waited the whole --dist-timeout)."""

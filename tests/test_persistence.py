@@ -408,6 +408,20 @@ def test_wrong_format_name(tmp_path: Path) -> None:
     refused(path, r"not a gradfit model file \(format 'other-model', expected 'gradfit-model'\)")
 
 
+def test_a_checkpoint_given_as_a_model_says_it_is_a_checkpoint(tmp_path: Path) -> None:
+    """It said "not a gradfit model file (format 2, expected 'gradfit-model')": the format of a
+    checkpoint's own, and nothing of what the file is or what to give instead."""
+    from gradfit.solvers.config import SolverConfig
+    from gradfit.streaming import fit_stream
+
+    data = tmp_path / "d.csv"
+    data.write_text("x,y\n" + "".join(f"{i},{2 * i + 1 + (i % 3) / 10}\n" for i in range(40)))
+    ckpt = tmp_path / "fit.ckpt"
+    fit_stream(data, ["y"], None, SolverConfig(solver="gd", max_epochs=3), checkpoint=ckpt)
+    message = refused(ckpt, r"is a gradfit checkpoint \(a fit's training state\), not a model")
+    assert "--out" in message and f"--checkpoint {ckpt} --resume" in message
+
+
 def test_metadata_not_json(tmp_path: Path) -> None:
     path = write_raw(tmp_path / "m.safetensors", metadata={"gradfit": "{not json"})
     refused(path, r"corrupt: the gradfit metadata is not valid JSON$")

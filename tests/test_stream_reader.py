@@ -211,3 +211,32 @@ def test_consecutive_row_groups_are_read_as_one_run(
             np.concatenate([b.matrix for b in together if b.matrix is not None]),
             np.concatenate([m for m in each if m is not None]),
         )
+
+
+def test_a_file_rewritten_between_passes_is_refused(tmp_path: Path) -> None:
+    """A file rewritten with as many rows between two passes (the statistics, then an epoch):
+    before, the fit read the new values in its epochs and the old ones in its statistics and
+    returned one model of both, exit 0."""
+    from gradfit.solvers.config import SolverConfig
+    from gradfit.streaming import fit_stream
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        x = rng.normal(size=200)
+        pq.write_table(pa.table({"x": x, "y": 2 * x + 1}), data / f"p{i}.parquet")
+    stream = open_stream(data, batch_rows=64)
+    assert sum(b.n_rows for b in stream.batches(["x", "y"])) == 400
+    x = rng.normal(size=200)
+    pq.write_table(pa.table({"x": x, "y": -3 * x}), data / "p1.parquet")  # as many rows
+    with pytest.raises(DataError, match=r"p1\.parquet: changed while it was being read"):
+        list(stream.batches(["x", "y"]))
+
+    def rewrite(info: object) -> None:  # after the first epoch: the second pass sees it
+        x = rng.normal(size=200)
+        pq.write_table(pa.table({"x": x, "y": 5 * x}), data / "p0.parquet")
+
+    config = SolverConfig(solver="sgd", max_epochs=3, tol=None, batch_size=32)
+    with pytest.raises(DataError, match=r"p0\.parquet: changed while it was being read"):
+        fit_stream(data, ["y"], None, config, seed=0, callback=rewrite)

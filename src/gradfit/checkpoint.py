@@ -11,8 +11,9 @@ What is saved, after every ``every``-th epoch and once at the end (``finished``)
   shuffle's state;
 * with a group of processes, every process's generator (each shuffles its own shard);
 * a **fingerprint** of the data and the settings: the rows, the column names, and a digest of
-  the data's sufficient statistics (means and centred moments, rounded to 10 significant digits
-  so that the order in which a group merged them does not matter), the solver settings, the
+  the data's sufficient statistics (means and centred moments, each rounded at 1e-10 of its
+  natural scale so that the order in which a group merged them does not matter:
+  :func:`statistics_digest`), the solver settings, the
   seed, the dtype and the batch and shuffle-buffer sizes. Resuming with other data or settings
   is refused, naming what differs. The number of processes is not part of it: ``gd`` resumes
   exactly on any number (its steps come from the group's statistics), ``sgd`` too but with a
@@ -89,6 +90,7 @@ _MAX_BYTES = 1 << 31  # a checkpoint holds O(d k) values; anything this large is
 _MAX_GENERATOR_BYTES = 1 << 20  # a CPU generator's state is 5056 bytes
 _WEIGHTS = ("weight", "bias", "velocity_w", "velocity_b", "best_weight", "best_bias")
 _OPTIONAL = ("velocity_w", "velocity_b", "best_weight", "best_bias")
+_DIGEST_PREFIX = "v2:"  # statistics_digest's; legacy_statistics_digest's have none
 _NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
 
@@ -117,20 +119,67 @@ def check_solver(solver: str) -> None:
 
 
 def data_fingerprint(
-    stats: SufficientStats, features: tuple[str, ...], targets: tuple[str, ...]
+    stats: SufficientStats,
+    features: tuple[str, ...],
+    targets: tuple[str, ...],
+    weights: str | None = None,
 ) -> dict[str, Any]:
-    """What identifies the training data: rows, columns and a digest of their statistics."""
+    """What identifies the training data: rows, columns, the column of row weights (None:
+    unweighted) and a digest of their statistics (:func:`statistics_digest`)."""
+    return {
+        "rows": int(stats.n),
+        "features": list(features),
+        "targets": list(targets),
+        "weights": weights,
+        "statistics": statistics_digest(stats),
+    }
+
+
+def statistics_digest(stats: SufficientStats) -> str:
+    """A digest of the statistics that does not depend on the order in which shards were
+    merged (a group of another size merges them otherwise: a few ulps of difference).
+
+    Each value is rounded at 1e-10 of its natural scale, not of itself: the variances
+    (``Szz``'s diagonal, ``syy``) to 10 significant digits; a mean to 1e-10 of its own size
+    plus its column's standard deviation; a covariance to 1e-10 of the product of its columns'
+    standard deviations (a correlation to 10 decimals). A value that is zero but for rounding
+    (a centred column's mean, the covariance of orthogonal columns: ``1e-17`` from one order of
+    the sums, ``-3e-18`` from another) is then 0 whatever the order, where rounding it to 10
+    significant digits of itself kept its noise."""
+    zbar, ybar = stats.zbar.detach().double().cpu(), stats.ybar.detach().double().cpu()
+    Szz, Szy = stats.Szz.detach().double().cpu(), stats.Szy.detach().double().cpu()
+    syy = stats.syy.detach().double().cpu()
+    zsd = Szz.diagonal().clamp(min=0).sqrt()
+    ysd = syy.clamp(min=0).sqrt()
+
+    def relative(values: torch.Tensor) -> str:
+        return ",".join(f"{v:.9e}" for v in values.reshape(-1).tolist())
+
+    def scaled(values: torch.Tensor, scale: torch.Tensor) -> str:
+        ratio = torch.where(scale > 0, values / scale.where(scale > 0, 1.0), 0.0)
+        return ",".join(str(round(r * 1e10)) for r in ratio.reshape(-1).tolist())
+
+    off = ~torch.eye(len(zsd), dtype=torch.bool)
+    parts = (
+        relative(Szz.diagonal()),
+        relative(syy),
+        scaled(zbar, zbar.abs() + zsd),
+        scaled(ybar, ybar.abs() + ysd),
+        scaled(Szz[off], torch.outer(zsd, zsd)[off]),
+        scaled(Szy, torch.outer(zsd, ysd)),
+    )
+    return _DIGEST_PREFIX + hashlib.sha256(";".join(parts).encode()).hexdigest()
+
+
+def legacy_statistics_digest(stats: SufficientStats) -> str:
+    """The digest of checkpoints written before :func:`statistics_digest` (their data's
+    ``"statistics"``): every value rounded to 10 significant digits of itself."""
     digest = hashlib.sha256()
     for tensor in (stats.zbar, stats.ybar, stats.Szz, stats.Szy, stats.syy):
         values = tensor.detach().double().cpu().reshape(-1).tolist()
         digest.update(",".join(f"{v:.9e}" for v in values).encode())
         digest.update(b";")
-    return {
-        "rows": int(stats.n),
-        "features": list(features),
-        "targets": list(targets),
-        "statistics": digest.hexdigest(),
-    }
+    return digest.hexdigest()
 
 
 def checkpoint_identity(path: str | Path) -> str:
@@ -172,6 +221,7 @@ class Checkpoint:
     resume_from_file: bool = False
     comm: Communicator = LOCAL
     notes: list[str] = field(default_factory=list)
+    legacy_statistics: str | None = None  # legacy_statistics_digest, for older checkpoints
 
     def __post_init__(self) -> None:
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
@@ -267,7 +317,19 @@ class Checkpoint:
                 f"{self.path} was written by an older gradfit without a checksum; its contents "
                 "cannot be verified"
             )
-        _same_as_saved(source, "for other data", "data", document.get("data"), self._data)
+        saved_data = document.get("data")
+        current_data = self._data
+        saved_digest = saved_data.get("statistics") if isinstance(saved_data, dict) else None
+        if (
+            self.legacy_statistics is not None
+            and isinstance(saved_digest, str)
+            and not saved_digest.startswith(_DIGEST_PREFIX)
+        ):  # written before statistics_digest: compared by the digest of its time
+            current_data = {**self._data, "statistics": self.legacy_statistics}
+        if isinstance(saved_data, dict) and "weights" not in saved_data:
+            # Written before the weights were named (their statistics tell them apart).
+            current_data = {k: v for k, v in current_data.items() if k != "weights"}
+        _same_as_saved(source, "for other data", "data", saved_data, current_data)
         saved_settings = document.get("settings")
         if isinstance(saved_settings, dict):  # before processes were left out of the settings
             saved_settings = {k: v for k, v in saved_settings.items() if k != "processes"}

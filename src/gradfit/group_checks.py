@@ -25,6 +25,8 @@ _AGREE_ADVICE = {
     "the gradfit version": "install the same gradfit on every node",
     "the data": "every process must see the same files: put them on a file system every node "
     "shares, or the same copy on every node",
+    "the columns": "every process must see the same files: put them on a file system every "
+    "node shares, or the same copy on every node",
     "the checkpoint": "rank 0 reads it, and may start on any node (c10d rendezvous): put the "
     "checkpoint on a file system every node shares, or the same copy on every node",
     "the settings": "start every process with the same command line",
@@ -70,13 +72,17 @@ def agree_on_views(
     group: Communicator, stream: BatchStream, settings: Mapping[str, Any], checkpoint: str = "none"
 ) -> None:
     """Every process's view of a job compared (:func:`~gradfit.solvers.collective.agree`): the
-    gradfit version, ``stream``'s layout (its ordered units with their sizes), ``checkpoint``
+    gradfit version, ``stream``'s layout (its ordered units with their sizes) and columns (its
+    first file's header), ``checkpoint``
     (what it would resume from) and ``settings`` (JSON values); a difference is refused on
     every process, one line naming the first and the ranks. Shared by the streamed fit and
     ``--alpha cv`` (:func:`gradfit.cv_fit.fit_cv`)."""
     view = {
         "the gradfit version": __version__,
         "the data": stream.layout(),
+        # The first file's header: files of the same sizes may hold other columns (a column
+        # renamed on one node), which each process would resolve to other features.
+        "the columns": list(stream.columns),
         "the checkpoint": checkpoint,
         "the settings": dict(settings),
     }

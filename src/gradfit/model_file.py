@@ -146,6 +146,12 @@ def _gradfit_document(file: TensorFile) -> tuple[dict[str, Any], str]:
         raise ModelFileError(f"{source}: corrupt: the gradfit metadata {exc}") from None
     if not isinstance(document, dict):
         raise ModelFileError(f"{source}: corrupt: the gradfit metadata is not a JSON object")
+    if document.get("kind") == "gradfit-checkpoint" and "format_version" not in document:
+        raise ModelFileError(
+            f"{source}: is a gradfit checkpoint (a fit's training state), not a model file; give "
+            "the model file that fit wrote with --out, or finish the fit with --checkpoint "
+            f"{source} --resume"
+        )
     if document.get("format") != FORMAT:
         raise ModelFileError(
             f"{source}: not a gradfit model file (format {_shown(document.get('format'))}, "

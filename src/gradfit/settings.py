@@ -346,7 +346,7 @@ class CheckpointSettings:
     )
     checkpoint_every: int = field(
         default=DEFAULT_CHECKPOINT_EVERY,
-        metadata=cli("epochs between checkpoints", "positive_int", metavar="N"),
+        metadata=cli("epochs between checkpoints", "positive_int", unset=True, metavar="N"),
     )
     resume: bool = field(
         default=False,

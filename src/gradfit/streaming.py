@@ -52,7 +52,7 @@ import torch
 
 from gradfit import evaluation, prediction
 from gradfit.batch_sources import _Streamed
-from gradfit.checkpoint import Checkpoint, data_fingerprint
+from gradfit.checkpoint import Checkpoint, data_fingerprint, legacy_statistics_digest
 from gradfit.column_choice import choose_columns
 from gradfit.data import BatchStream, open_stream
 from gradfit.data.weights import refuse_all_zero, refuse_weight_role
@@ -340,11 +340,12 @@ def fit_stream(
         }
         keeper = Checkpoint(
             as_path(checkpoint),
-            data_fingerprint(stats, fnames, tnames),
+            data_fingerprint(stats, fnames, tnames, weights_column),
             settings,
             every=checkpointing.checkpoint_every,
             resume_from_file=checkpointing.resume,
             comm=group,
+            legacy_statistics=legacy_statistics_digest(stats),
         )
     kwargs: dict[str, Any] = {}
     if group.world > 1:

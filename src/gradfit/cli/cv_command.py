@@ -77,10 +77,14 @@ def _plan_fit_cv(args: argparse.Namespace, out: TextIO, comm: Communicator | Non
     run = settings_from_args(RunSettings, args)
     checkpointing = settings_from_args(CheckpointSettings, args)
     cv = settings_from_args(CVSettings, args)
-    if checkpointing.checkpoint is not None or checkpointing.resume:
+    if (
+        checkpointing.checkpoint is not None
+        or checkpointing.resume
+        or args.checkpointing_checkpoint_every is not None
+    ):
         raise ValidationError(
             "--alpha cv has no epochs to checkpoint (one pass, then the path from the "
-            "statistics); leave out --checkpoint and --resume"
+            "statistics); leave out --checkpoint, --checkpoint-every and --resume"
         )
     if settings_from_args(ClusterSettings, args).groups is not None:
         raise ValidationError(

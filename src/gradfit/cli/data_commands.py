@@ -142,6 +142,11 @@ def _plan_fit(args: argparse.Namespace, out: TextIO, comm: Communicator | None) 
     run = replace(run, device=run.torch_device())
     if resume and not checkpoint:
         raise ValidationError("--resume needs --checkpoint PATH (the checkpoint to resume from)")
+    if args.checkpointing_checkpoint_every is not None and not checkpoint:
+        raise ValidationError(
+            "--checkpoint-every needs --checkpoint PATH (where to save the training state); "
+            "add --checkpoint, or leave out --checkpoint-every"
+        )
     if checkpoint:
         check_solver(config.solver)
         _check_output_dir(str(checkpoint), "checkpoint")

@@ -84,7 +84,7 @@ from gradfit.data.tables import (
     select,
     to_table,
 )
-from gradfit.errors import DataError, ValidationError
+from gradfit.errors import DataError, GradfitError, ValidationError
 from gradfit.settings import DEFAULT_BATCH_ROWS
 from gradfit.storage import RemotePath, as_path
 
@@ -135,6 +135,7 @@ class _File:
     size: int
     row_groups: tuple[int, ...]  # rows per row group (Parquet)
     group_bytes: tuple[int, ...] = ()  # uncompressed bytes per row group (Parquet)
+    mtime: float | None = None  # when it was last modified, as it was inspected
 
 
 class BatchStream:
@@ -241,6 +242,7 @@ class BatchStream:
         if raw:
             stack = False
         for f, groups in _runs(by_path, units if units is not None else self.units()):
+            _check_unchanged(f)
             if f.parquet:
                 yield from _parquet(self, f, groups, numeric, text, done_before, stack, raw)
             else:
@@ -264,6 +266,7 @@ class BatchStream:
         by_path = {f.path: f for f in self._files}
         done_before = 0
         for f, groups in _runs(by_path, units if units is not None else self.units()):
+            _check_unchanged(f)
             if f.parquet:
                 found = _parquet(self, f, groups, numeric, text, done_before, False, _DISTINCT)
             else:
@@ -676,7 +679,8 @@ def _inspect(path: Path) -> _File:
     """A file's format and columns, from its first bytes (CSV) or its footer (Parquet)."""
     source = str(path)
     head = open_head(path, source)
-    size = path.stat().st_size
+    info = path.stat()
+    size, mtime = info.st_size, info.st_mtime
     if is_parquet(path, head):
         try:
             with arrow_file(path) as fh:
@@ -687,7 +691,7 @@ def _inspect(path: Path) -> _File:
         sizes = tuple(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         names = tuple(meta.schema.to_arrow_schema().names)
         check_column_names(source, names)
-        return _File(path, True, False, ",", b"", names, size, groups, sizes)
+        return _File(path, True, False, ",", b"", names, size, groups, sizes, mtime)
     layout = sniff_csv(path, source, head)
     if _carriage_returns_only(layout.text):
         raise DataError(
@@ -695,7 +699,26 @@ def _inspect(path: Path) -> _File:
             "file is read in batches cut at line feeds; convert the line ends (e.g. tr '\\r' "
             "'\\n' < old.csv > new.csv), or read the file whole (--no-stream)"
         )
-    return _File(path, False, layout.gzipped, layout.delimiter, layout.text, layout.names, size, ())
+    return _File(
+        path, False, layout.gzipped, layout.delimiter, layout.text, layout.names, size, (),
+        mtime=mtime,
+    )  # fmt: skip
+
+
+def _check_unchanged(f: _File) -> None:
+    """Refuse to read ``f`` again if it changed since it was inspected (its size or its
+    modification time): a fit reads its files once per pass (the statistics, then every
+    epoch), and a file rewritten in between with as many rows would mix two data sets in one
+    model, silently. A file that is gone is left to the read to report."""
+    try:
+        info = f.path.stat()
+    except (OSError, GradfitError):
+        return
+    if info.st_size != f.size or (f.mtime is not None and info.st_mtime != f.mtime):
+        raise DataError(
+            f"{f.path}: changed while it was being read (its size or modification time differs "
+            "from when reading began); rerun once the data no longer change"
+        )
 
 
 def _carriage_returns_only(text: bytes) -> bool:
