@@ -24,12 +24,8 @@ made from. :meth:`Design.to_json` keeps all of it as plain JSON (no pickle).
 
 from __future__ import annotations
 
-import ast
-import functools
-import operator
-import re
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -37,17 +33,23 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from formulaic import Formula, ModelSpec
+from formulaic import ModelSpec
 from formulaic.errors import FormulaicError
 from formulaic.formula import SimpleFormula
-from formulaic.materializers import PandasMaterializer
-from formulaic.materializers.types import ScopedFactor, ScopedTerm
 from formulaic.parser.types import Factor, Term
 from formulaic.transforms.contrasts import ContrastsState, TreatmentContrasts
-from interface_meta import override
 
+from gradfit.design.coding import _RCoding, _RNames
 from gradfit.design.columns import Columns, _plain, as_columns, missing_mask
 from gradfit.design.document import DesignDocument, Terms, _shown
+from gradfit.design.formula_text import (
+    _c_column,
+    _factor_variables,
+    _factors,
+    _parse,
+    _term_text,
+    _usage,
+)
 from gradfit.design.levels import DEFAULT_MAX_LEVELS, LevelGatherer
 from gradfit.design.state import from_plain, to_plain
 from gradfit.errors import DataError, NoRowsLeftError, ValidationError
@@ -56,85 +58,6 @@ __all__ = ["MISSING", "UNKNOWN_LEVEL", "Design", "DesignMatrices"]
 
 MISSING = ("error", "drop")
 UNKNOWN_LEVEL = ("error", "zero")
-_BACKTICK = re.compile(r"`([^`]*)`")
-
-
-class _RNames(PandasMaterializer):  # type: ignore[misc]
-    """formulaic's pandas materializer, naming the columns of a factor as R does: the factor's
-    name then the level or column (``woolB``, ``poly(dose, 2)1``), not ``wool[T.B]``."""
-
-    REGISTER_NAME = "gradfit_r_names"
-
-    @override
-    def _flatten_encoded_evaled_factor(self, name: str, values: Any) -> dict[str, Any]:
-        if not isinstance(values, dict):
-            return {name: values}
-        flat: dict[str, Any] = {}
-        for subfield, value in values.items():
-            if isinstance(subfield, str) and subfield.startswith("__"):
-                continue
-            subname = f"{name}{_plain(subfield)}"
-            if isinstance(value, dict):
-                flat.update(self._flatten_encoded_evaled_factor(subname, value))
-            else:
-                flat[subname] = value
-        return flat
-
-
-class _RCoding(_RNames):
-    """R's coding of the factors of each term (``model.matrix``), not formulaic's: a factor of
-    a term is coded by contrasts when the term without it is the intercept (empty) or is
-    contained in a term before it, else by indicators of all its levels (R's ``TermCode``,
-    Chambers and Hastie 1992, p. 38); without an intercept the first factor of the first
-    term holding one is coded by indicators. ``y ~ a:b`` then has R's six columns ``a1:b1``
-    ... (one of them aliased with the intercept, R's NA), where formulaic's rule makes a
-    full-rank set of other columns (``b2``, ``a2:b1``, ...). The two agree on every formula
-    whose interactions come with their margins."""
-
-    REGISTER_NAME = "gradfit_r_coding"
-
-    @override
-    def _get_scoped_terms(
-        self, terms: Iterable[Term], ensure_full_rank: bool = True
-    ) -> Iterable[tuple[Term, Iterable[ScopedTerm]]]:
-        terms = list(terms)
-        constant = Factor.Kind.CONSTANT
-
-        def evaluated(term: Term) -> list[Any]:
-            return [
-                self.factor_cache[factor.expr]
-                for factor in term.factors
-                if self.factor_cache[factor.expr].values.__wrapped__ is not None
-            ]
-
-        intercept = any(
-            all(e.metadata.kind is constant for e in evaluated(term))
-            for term in terms
-            if evaluated(term)
-        )
-        indicators_first = not intercept
-        before: list[frozenset[str]] = []
-        for term in terms:
-            factors = evaluated(term)
-            if not factors:
-                yield term, []
-                continue
-            plain = [e for e in factors if e.metadata.kind is not constant]
-            scale = functools.reduce(
-                operator.mul, [e.values for e in factors if e.metadata.kind is constant], 1
-            )
-            names = frozenset(e.expr for e in plain)
-            scoped = []
-            for e in plain:
-                reduced = False
-                if e.metadata.spans_intercept:
-                    rest = names - {e.expr}
-                    reduced = not rest or any(rest <= earlier for earlier in before)
-                    if indicators_first:
-                        reduced = indicators_first = False
-                scoped.append(ScopedFactor(e, reduced=reduced))
-            before.append(names)
-            yield term, [ScopedTerm(factors=scoped, scale=scale)]
 
 
 class DesignMatrices(NamedTuple):
@@ -148,60 +71,6 @@ class DesignMatrices(NamedTuple):
     kept: npt.NDArray[np.bool_]
     n_dropped: int
     n_unknown: int
-
-
-def _factor_variables(expr: str, method: str, available: Iterable[str]) -> list[str]:
-    """The data columns a factor reads, in order of appearance."""
-    names = set(available)
-    if method == "lookup":
-        return [expr] if expr in names else []
-    if method != "python":
-        return []
-    quoted: list[str] = []
-
-    def stash(match: re.Match[str]) -> str:
-        quoted.append(match.group(1))
-        return f"__gradfit_q{len(quoted) - 1}__"
-
-    try:
-        tree = ast.parse(_BACKTICK.sub(stash, expr), mode="eval")
-    except SyntaxError:
-        return []
-    found: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            name = node.id
-            if name.startswith("__gradfit_q"):
-                name = quoted[int(name[len("__gradfit_q") : -2])]
-            if name in names and name not in found:
-                found.append(name)
-    return found
-
-
-def _c_column(expr: str, available: Iterable[str]) -> str | None:
-    """The column of a factor ``C(column, ...)``, or None."""
-    quoted: list[str] = []
-
-    def stash(match: re.Match[str]) -> str:
-        quoted.append(match.group(1))
-        return f"__gradfit_q{len(quoted) - 1}__"
-
-    try:
-        tree = ast.parse(_BACKTICK.sub(stash, expr), mode="eval").body
-    except SyntaxError:
-        return None
-    if (
-        isinstance(tree, ast.Call)
-        and isinstance(tree.func, ast.Name)
-        and tree.func.id == "C"
-        and tree.args
-        and isinstance(tree.args[0], ast.Name)
-    ):
-        name = tree.args[0].id
-        if name.startswith("__gradfit_q"):
-            name = quoted[int(name[len("__gradfit_q") : -2])]
-        return name if name in set(available) else None
-    return None
 
 
 def _check_choice(value: Any, choices: Sequence[str], what: str) -> str:
@@ -736,9 +605,6 @@ class Design(DesignDocument):
         return Y
 
 
-_ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
-
-
 def _model_matrix(spec: ModelSpec, frame: Any, source: str) -> Any:
     """formulaic's matrix of ``frame`` by ``spec`` (its warnings silenced); its errors as one
     DataError naming ``source``."""
@@ -748,73 +614,6 @@ def _model_matrix(spec: ModelSpec, frame: Any, source: str) -> Any:
             return spec.get_model_matrix(frame)
     except FormulaicError as exc:
         raise DataError(f"{source}: {' '.join(str(exc).split())}") from None
-
-
-def _parse(formula: str, columns: Columns) -> tuple[Terms, Terms]:
-    """The formula's terms and its targets' terms, ``.`` expanded over the columns."""
-    available = list(columns.columns)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            parsed = Formula(formula, _context={"__formulaic_variables_available__": available})
-    except (FormulaicError, SyntaxError, ValueError) as exc:
-        # formulaic colours the place of the mistake for a terminal: the colours left out
-        message = " ".join(_ANSI_COLOUR.sub("", str(exc)).split())
-        raise ValidationError(f"cannot read the formula {formula!r}: {message}") from None
-    if not hasattr(parsed, "lhs") or not list(parsed.lhs):
-        raise ValidationError(f"the formula {formula!r} names no target: write 'target ~ terms'")
-    rhs = parsed.rhs
-    if hasattr(rhs, "lhs"):
-        raise ValidationError(f"the formula {formula!r} has more than one '~'")
-    if not all(isinstance(term, Term) for term in (*parsed.lhs, *rhs)):
-        raise ValidationError(
-            f"the formula {formula!r} has parts separated by '|', which a linear model does "
-            "not read; write 'targets ~ terms' with '+' between the terms"
-        )
-    target_terms = tuple(_factors(term) for term in parsed.lhs)
-    for term in target_terms:
-        if len(term) != 1 or term[0][1] == "literal":
-            raise ValidationError(
-                f"a target must be one column or expression, got {_term_text(term)!r} in "
-                f"the formula {formula!r}"
-            )
-    terms = tuple(_factors(term) for term in rhs)
-    return terms, target_terms
-
-
-def _usage(
-    terms: Terms, target_terms: Terms, columns: Columns
-) -> tuple[list[str], list[str], list[str]]:
-    """The columns the model reads, those its targets read, and its categorical columns (text
-    and boolean columns it reads, numeric ones under ``C()``), in order."""
-    available = list(columns.columns)
-    target_variables: list[str] = []
-    for (expr, method), *_ in target_terms:
-        if method == "lookup" and expr not in columns.columns:
-            columns.column(expr)  # a DataError naming it
-        target_variables += _factor_variables(expr, method, available)
-    variables = list(dict.fromkeys(target_variables))
-    categorical: list[str] = []
-    for term in terms:
-        for expr, method in term:
-            if method == "lookup" and expr not in columns.columns:
-                columns.column(expr)
-            used = _factor_variables(expr, method, available)
-            variables += [v for v in used if v not in variables]
-            c_column = _c_column(expr, available) if method == "python" else None
-            if c_column is not None and c_column not in categorical:
-                categorical.append(c_column)
-    for name in variables:
-        if columns.columns[name].dtype == object and name not in categorical:
-            categorical.append(name)
-    for name in target_variables:
-        if name in categorical:
-            raise DataError(
-                f"{columns.source}: target column {name!r} holds text, not numbers; a "
-                "target must be numeric"
-            )
-    categorical = [name for name in variables if name in categorical]
-    return variables, target_variables, categorical
 
 
 def _direct_matrix(
@@ -856,12 +655,6 @@ def _like_levels(
     return values
 
 
-def _factors(term: Any) -> tuple[tuple[str, str], ...]:
-    if not term.factors:
-        return (("1", "literal"),)
-    return tuple((str(factor.expr), str(factor.eval_method.value)) for factor in term.factors)
-
-
 def _column_terms(spec: ModelSpec, terms: Terms, names: tuple[str, ...]) -> tuple[int, ...]:
     """For each column of X (``names``, the intercept left out), the index in ``terms`` of the
     term that made it, from formulaic's term slices (its terms are those of ``terms``, in
@@ -874,10 +667,6 @@ def _column_terms(spec: ModelSpec, terms: Terms, names: tuple[str, ...]) -> tupl
             if name != "Intercept":
                 out.append(index[text])
     return tuple(out)
-
-
-def _term_text(term: tuple[tuple[str, str], ...]) -> str:
-    return ":".join(expr for expr, _ in term)
 
 
 def _check_finite(
