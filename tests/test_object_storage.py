@@ -592,6 +592,32 @@ def test_outputs_never_replace_inputs_or_foreign_objects(
     assert s3.keys(bucket) == ["notes.csv", "parts/d.csv"]
 
 
+def test_an_output_spelled_otherwise_is_still_the_input(
+    s3: S3Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """S3:// is s3:// (the scheme is case-insensitive), and the HTTP client resolves '..'
+    before the request (s3://b/x/../d.csv is the object d.csv): both once wrote the
+    predictions over the data they were made from."""
+    bucket = s3.bucket()
+    data = _csv_bytes(tmp_path)
+    uri = s3.put(bucket, "d.csv", data)
+    ok(capsys, "fit", uri, *TARGETS, "--solver", "lstsq", "--out", tmp_path / "m.safetensors")
+    line = one_error_line(
+        gradfit_cli(
+            capsys, "predict", tmp_path / "m.safetensors", uri, "--out", f"S3://{bucket}/d.csv"
+        )
+    )
+    assert f"--out S3://{bucket}/d.csv: is the data file {uri}" in line
+    dotted = f"s3://{bucket}/x/../d.csv"
+    for argv in (
+        ("predict", tmp_path / "m.safetensors", uri, "--out", dotted),
+        ("predict", tmp_path / "m.safetensors", dotted),
+    ):
+        line = one_error_line(gradfit_cli(capsys, *argv))
+        assert line.startswith(f"gradfit: error: {dotted}: a '..' in an object's name"), line
+    assert s3.get(bucket, "d.csv") == data and s3.keys(bucket) == ["d.csv"]
+
+
 # ----------------------------------------------------------------------------- errors
 
 

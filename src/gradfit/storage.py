@@ -144,6 +144,14 @@ def as_path(path: str | os.PathLike[str]) -> Path:
             f"{text}: unsupported URI scheme {scheme}://; gradfit reads and writes "
             f"{_SUPPORTED}{hint}"
         )
+    if ".." in text.split("/")[3:]:
+        # The HTTP clients of S3 and GCS resolve a ".." segment before the request is sent:
+        # "s3://b/x/../d.csv" reads and writes the object d.csv, under a name no check of
+        # inputs against outputs would match.
+        raise DataError(
+            f"{text}: a '..' in an object's name; stores resolve it (x/../d.csv is d.csv), "
+            "so name the object without it"
+        )
     return RemotePath(text)
 
 
@@ -420,8 +428,14 @@ def same_object(path: str | os.PathLike[str]) -> tuple[str, str] | None:
     slashes; None for a local path."""
     if isinstance(path, RemotePath) or (isinstance(path, str) and is_remote(path)):
         remote = path if isinstance(path, RemotePath) else as_path(path)
-        return ("uri", str(remote))
+        # The scheme in one spelling: S3:// and s3://, gcs:// and gs://, abfss:// and abfs://
+        # name the same object.
+        scheme = _SAME_SCHEME.get(remote.scheme, remote.scheme)  # type: ignore[attr-defined]
+        return ("uri", f"{scheme}://{'/'.join(remote.parts[1:])}")
     return None
+
+
+_SAME_SCHEME = {"gcs": "gs", "abfss": "abfs"}
 
 
 def check_writable(path: RemotePath, what: str) -> None:
