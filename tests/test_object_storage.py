@@ -618,6 +618,27 @@ def test_an_output_spelled_otherwise_is_still_the_input(
     assert s3.get(bucket, "d.csv") == data and s3.keys(bucket) == ["d.csv"]
 
 
+def test_tensorboard_into_a_store_is_refused_not_a_local_s3_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--tensorboard s3://b/tb once made the local directory s3:/b/tb in the working
+    directory and reported success; file:///path is the local directory."""
+    monkeypatch.chdir(tmp_path)
+    data = write_csv(tmp_path / "d.csv", training_columns())
+    line = one_error_line(
+        gradfit_cli(
+            capsys, "fit", data, *TARGETS, "--solver", "gd", "--tensorboard", "s3://b/tb",
+            "--out", tmp_path / "m.safetensors",
+        )
+    )  # fmt: skip
+    assert line.startswith("gradfit: error: s3://b/tb: TensorBoard's event files are written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]
+    pytest.importorskip("tensorboard")
+    from gradfit.observers import check_tensorboard
+
+    assert check_tensorboard(f"file://{tmp_path}/tb") == tmp_path / "tb"
+
+
 # ----------------------------------------------------------------------------- errors
 
 
