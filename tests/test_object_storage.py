@@ -705,6 +705,59 @@ def test_bad_credentials_are_one_line_naming_the_uri_and_the_variables(
     assert "AWS_ACCESS_KEY_ID" in line and s3.endpoint in line
 
 
+def test_a_read_refused_after_its_object_was_found_is_one_line(
+    s3: S3Server,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The object's HEAD allowed, its GET denied (a user of moto's IAM whose policy denies
+    s3:GetObject on it, as a KMS key policy does on AWS): reading it whole (anova, fit) went
+    through the object's Python stream and ended in an internal error with pyarrow's
+    OSError, exit 1; it is the access-denied line, exit 2, as for a refused HEAD."""
+    import uuid
+
+    import boto3
+
+    bucket = s3.bucket()
+    uri = s3.put(bucket, "d.csv", _csv_bytes(tmp_path))
+    iam = boto3.client(
+        "iam",
+        endpoint_url=s3.endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    user = f"reader-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    statements = [
+        {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/d.csv"},
+    ]
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="no-get",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+    )
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    s3.authenticate(True)
+    try:
+        lines = [
+            one_error_line(gradfit_cli(capsys, *argv))
+            for argv in (
+                ("anova", "--formula", "apples ~ temp", uri),
+                ("fit", uri, *TARGETS, "--solver", "lstsq", "--out", tmp_path / "m.safetensors"),
+            )
+        ]
+    finally:
+        s3.authenticate(False)
+    for line in lines:
+        assert line.startswith(f"gradfit: error: {uri}: access denied by the store"), line
+    assert not (tmp_path / "m.safetensors").exists()
+
+
 def test_an_unreachable_endpoint_is_one_line(
     s3: S3Server,
     tmp_path: Path,

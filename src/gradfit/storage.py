@@ -282,14 +282,18 @@ class RemotePath(PosixPath):
         """The object open for reading, buffered (``readline``, ``readinto``, ``seek``)."""
         if mode != "rb":
             raise ValueError(f"{self}: objects are opened for reading in binary ('rb') only")
-        return io.BufferedReader(_Reader(open_input(self)), buffer_size=_BUFFER)
+        return io.BufferedReader(_Reader(open_input(self), self), buffer_size=_BUFFER)
 
 
 class _Reader(io.RawIOBase):
-    """pyarrow's random-access file as a raw Python stream (for BufferedReader and gzip)."""
+    """pyarrow's random-access file as a raw Python stream (for BufferedReader and gzip). What
+    the store refuses while reading (the object's GET denied where its HEAD was allowed, as
+    under a key policy of SSE-KMS; the object deleted; the connection lost) is the one-line
+    DataError of :func:`store_error`, not pyarrow's OSError."""
 
-    def __init__(self, native: Any) -> None:
+    def __init__(self, native: Any, path: RemotePath) -> None:
         self._native = native
+        self._path = path
 
     def readable(self) -> bool:
         return True
@@ -299,12 +303,18 @@ class _Reader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        data = self._native.read(len(view))
+        try:
+            data = self._native.read(len(view))
+        except OSError as exc:
+            raise store_error(self._path, exc) from None
         view[: len(data)] = data
         return len(data)
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return int(self._native.seek(offset, whence))
+        try:
+            return int(self._native.seek(offset, whence))
+        except OSError as exc:
+            raise store_error(self._path, exc) from None
 
     def tell(self) -> int:
         return int(self._native.tell())
