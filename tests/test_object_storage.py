@@ -592,6 +592,53 @@ def test_outputs_never_replace_inputs_or_foreign_objects(
     assert s3.keys(bucket) == ["notes.csv", "parts/d.csv"]
 
 
+def test_an_output_spelled_otherwise_is_still_the_input(
+    s3: S3Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """S3:// is s3:// (the scheme is case-insensitive), and the HTTP client resolves '..'
+    before the request (s3://b/x/../d.csv is the object d.csv): both once wrote the
+    predictions over the data they were made from."""
+    bucket = s3.bucket()
+    data = _csv_bytes(tmp_path)
+    uri = s3.put(bucket, "d.csv", data)
+    ok(capsys, "fit", uri, *TARGETS, "--solver", "lstsq", "--out", tmp_path / "m.safetensors")
+    line = one_error_line(
+        gradfit_cli(
+            capsys, "predict", tmp_path / "m.safetensors", uri, "--out", f"S3://{bucket}/d.csv"
+        )
+    )
+    assert f"--out S3://{bucket}/d.csv: is the data file {uri}" in line
+    dotted = f"s3://{bucket}/x/../d.csv"
+    for argv in (
+        ("predict", tmp_path / "m.safetensors", uri, "--out", dotted),
+        ("predict", tmp_path / "m.safetensors", dotted),
+    ):
+        line = one_error_line(gradfit_cli(capsys, *argv))
+        assert line.startswith(f"gradfit: error: {dotted}: a '..' in an object's name"), line
+    assert s3.get(bucket, "d.csv") == data and s3.keys(bucket) == ["d.csv"]
+
+
+def test_tensorboard_into_a_store_is_refused_not_a_local_s3_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--tensorboard s3://b/tb once made the local directory s3:/b/tb in the working
+    directory and reported success; file:///path is the local directory."""
+    monkeypatch.chdir(tmp_path)
+    data = write_csv(tmp_path / "d.csv", training_columns())
+    line = one_error_line(
+        gradfit_cli(
+            capsys, "fit", data, *TARGETS, "--solver", "gd", "--tensorboard", "s3://b/tb",
+            "--out", tmp_path / "m.safetensors",
+        )
+    )  # fmt: skip
+    assert line.startswith("gradfit: error: s3://b/tb: TensorBoard's event files are written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]
+    pytest.importorskip("tensorboard")
+    from gradfit.observers import check_tensorboard
+
+    assert check_tensorboard(f"file://{tmp_path}/tb") == tmp_path / "tb"
+
+
 # ----------------------------------------------------------------------------- errors
 
 
@@ -656,6 +703,59 @@ def test_bad_credentials_are_one_line_naming_the_uri_and_the_variables(
         s3.authenticate(False)
     assert line.startswith(f"gradfit: error: {uri}: access denied")
     assert "AWS_ACCESS_KEY_ID" in line and s3.endpoint in line
+
+
+def test_a_read_refused_after_its_object_was_found_is_one_line(
+    s3: S3Server,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The object's HEAD allowed, its GET denied (a user of moto's IAM whose policy denies
+    s3:GetObject on it, as a KMS key policy does on AWS): reading it whole (anova, fit) went
+    through the object's Python stream and ended in an internal error with pyarrow's
+    OSError, exit 1; it is the access-denied line, exit 2, as for a refused HEAD."""
+    import uuid
+
+    import boto3
+
+    bucket = s3.bucket()
+    uri = s3.put(bucket, "d.csv", _csv_bytes(tmp_path))
+    iam = boto3.client(
+        "iam",
+        endpoint_url=s3.endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    user = f"reader-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    statements = [
+        {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/d.csv"},
+    ]
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="no-get",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+    )
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    s3.authenticate(True)
+    try:
+        lines = [
+            one_error_line(gradfit_cli(capsys, *argv))
+            for argv in (
+                ("anova", "--formula", "apples ~ temp", uri),
+                ("fit", uri, *TARGETS, "--solver", "lstsq", "--out", tmp_path / "m.safetensors"),
+            )
+        ]
+    finally:
+        s3.authenticate(False)
+    for line in lines:
+        assert line.startswith(f"gradfit: error: {uri}: access denied by the store"), line
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 def test_an_unreachable_endpoint_is_one_line(

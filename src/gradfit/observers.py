@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from gradfit.errors import DataError, GradfitError, ValidationError
 from gradfit.solvers.interfaces import EpochInfo
+from gradfit.storage import as_path, is_remote
 
 __all__ = [
     "TAGS",
@@ -84,8 +85,15 @@ class Observers:
 def check_tensorboard(directory: str | os.PathLike[str]) -> Path:
     """``directory`` checked before a fit starts: not an existing file (TensorBoard writes new
     event files into a directory, created when missing, and never into another file), and the
-    tensorboard package installed (else one line: install the extra)."""
-    path = Path(directory)
+    tensorboard package installed (else one line: install the extra). A local directory only:
+    ``file://`` is its path; an object-storage URI is refused (as a local path, s3://b/tb was
+    the directory ``s3:/b/tb`` in the working directory)."""
+    path = as_path(directory)
+    if is_remote(path):
+        raise DataError(
+            f"{directory}: TensorBoard's event files are written to a local directory, not to "
+            "object storage; give a local directory (and copy it to the store afterwards)"
+        )
     if path.exists() and not path.is_dir():
         raise DataError(
             f"{directory}: exists and is not a directory; TensorBoard's event files go into a "

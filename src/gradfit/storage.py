@@ -144,6 +144,14 @@ def as_path(path: str | os.PathLike[str]) -> Path:
             f"{text}: unsupported URI scheme {scheme}://; gradfit reads and writes "
             f"{_SUPPORTED}{hint}"
         )
+    if ".." in text.split("/")[3:]:
+        # The HTTP clients of S3 and GCS resolve a ".." segment before the request is sent:
+        # "s3://b/x/../d.csv" reads and writes the object d.csv, under a name no check of
+        # inputs against outputs would match.
+        raise DataError(
+            f"{text}: a '..' in an object's name; stores resolve it (x/../d.csv is d.csv), "
+            "so name the object without it"
+        )
     return RemotePath(text)
 
 
@@ -274,14 +282,18 @@ class RemotePath(PosixPath):
         """The object open for reading, buffered (``readline``, ``readinto``, ``seek``)."""
         if mode != "rb":
             raise ValueError(f"{self}: objects are opened for reading in binary ('rb') only")
-        return io.BufferedReader(_Reader(open_input(self)), buffer_size=_BUFFER)
+        return io.BufferedReader(_Reader(open_input(self), self), buffer_size=_BUFFER)
 
 
 class _Reader(io.RawIOBase):
-    """pyarrow's random-access file as a raw Python stream (for BufferedReader and gzip)."""
+    """pyarrow's random-access file as a raw Python stream (for BufferedReader and gzip). What
+    the store refuses while reading (the object's GET denied where its HEAD was allowed, as
+    under a key policy of SSE-KMS; the object deleted; the connection lost) is the one-line
+    DataError of :func:`store_error`, not pyarrow's OSError."""
 
-    def __init__(self, native: Any) -> None:
+    def __init__(self, native: Any, path: RemotePath) -> None:
         self._native = native
+        self._path = path
 
     def readable(self) -> bool:
         return True
@@ -291,12 +303,18 @@ class _Reader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        data = self._native.read(len(view))
+        try:
+            data = self._native.read(len(view))
+        except OSError as exc:
+            raise store_error(self._path, exc) from None
         view[: len(data)] = data
         return len(data)
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return int(self._native.seek(offset, whence))
+        try:
+            return int(self._native.seek(offset, whence))
+        except OSError as exc:
+            raise store_error(self._path, exc) from None
 
     def tell(self) -> int:
         return int(self._native.tell())
@@ -420,8 +438,14 @@ def same_object(path: str | os.PathLike[str]) -> tuple[str, str] | None:
     slashes; None for a local path."""
     if isinstance(path, RemotePath) or (isinstance(path, str) and is_remote(path)):
         remote = path if isinstance(path, RemotePath) else as_path(path)
-        return ("uri", str(remote))
+        # The scheme in one spelling: S3:// and s3://, gcs:// and gs://, abfss:// and abfs://
+        # name the same object.
+        scheme = _SAME_SCHEME.get(remote.scheme, remote.scheme)  # type: ignore[attr-defined]
+        return ("uri", f"{scheme}://{'/'.join(remote.parts[1:])}")
     return None
+
+
+_SAME_SCHEME = {"gcs": "gs", "abfss": "abfs"}
 
 
 def check_writable(path: RemotePath, what: str) -> None:
