@@ -185,3 +185,26 @@ def test_predict_bad_input(
     else:
         argv = [*argv, "--out", str(out_dir / "p.csv")]
     user_error(capsys, out_dir, "predict", model_path, data, *argv, says=says)
+
+
+@pytest.mark.parametrize("destination", ["-", "p.csv", "p.parquet"])
+def test_interval_of_a_target_named_as_another_targets_bound_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, destination: str
+) -> None:
+    """Targets y and y_lower: with --interval, y's lower bound and the target y_lower would be
+    one column y_lower (the bound was silently overwritten); refused, nothing written. Without
+    --interval the two predictions are written as before."""
+    data = tmp_path / "d.csv"
+    data.write_text("x,y,y_lower\n1,2.5,1\n2,4.1,2.2\n3,6.2,2.9\n4,8.3,4.4\n5,9.9,5.1\n")
+    model = tmp_path / "m.safetensors"
+    ok(capsys, "fit", data, "--target", "y,y_lower", "--features", "x", "--solver", "lstsq",
+       "--out", model)  # fmt: skip
+    outputs = tmp_path / "out"
+    outputs.mkdir()
+    out = [] if destination == "-" else ["--out", outputs / destination]
+    user_error(
+        capsys, outputs, "predict", model, data, "--interval", "confidence", *out,
+        says=("'y_lower'", "lower bound of target 'y'", "--interval"),
+    )  # fmt: skip
+    run = ok(capsys, "predict", model, data)
+    assert run.out.splitlines()[0] == "y,y_lower"

@@ -336,3 +336,19 @@ def test_a_model_with_a_design_equals_the_formula_fit_in_memory(tmp_path: Path) 
         np.testing.assert_allclose(
             table["dfbetas_wt:hp"], measures.dfbetas[:, 0, 5].numpy(), rtol=SAME
         )
+
+
+def test_plot_of_a_row_of_leverage_one_prints_no_warning(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A leverage near 1 drew Cook's contours past 1: NumPy's "invalid value encountered in
+    sqrt" RuntimeWarning was printed with its source line under the command's output."""
+    pytest.importorskip("matplotlib")
+    data = tmp_path / "d.csv"
+    data.write_text("x,d,y\n1,0,2.1\n2,0,3.9\n3,0,6.2\n4,0,7.8\n5,1,3\n")
+    model, image = tmp_path / "m.safetensors", tmp_path / "diag.png"
+    ok(capsys, "fit", data, "--target", "y", "--features", "x,d", "--solver", "lstsq",
+       "--out", model)  # fmt: skip
+    run = ok(capsys, "diagnose", model, data, "--plot", image, "--top", "0")
+    assert run.err == "" and "plot written to" in run.out
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

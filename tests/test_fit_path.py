@@ -292,3 +292,21 @@ def test_cv_plot_has_a_path_panel_below_each_curve(
     header = plot.read_bytes()[:24]
     width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
     assert (width, height) == (int(2 * 4.8 * 110), int(2 * 4.0 * 110))  # 2 rows of 2 panels
+
+
+def test_out_keeps_every_feature_when_names_collide(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A feature named as a fixed column (alpha) becomes coef_alpha; a feature already called
+    coef_alpha keeps its name, and neither column is lost (one used to overwrite the other)."""
+    data = tmp_path / "d.csv"
+    data.write_text("alpha,coef_alpha,intercept,y\n1,2,0,2.5\n2,1,1,4.1\n3,5,0,6.2\n4,2,1,8.3\n")
+    out = tmp_path / "coef.csv"
+    ok(capsys, "path", data, "--target", "y", "--alphas", "3", "--out", out)
+    record = gradfit.fit_path(data, ["y"], ["alpha", "coef_alpha", "intercept"], alphas=3)
+    with out.open() as fh:
+        rows = list(csv.DictReader(fh))
+    names = ["coef_coef_alpha", "coef_alpha", "coef_intercept"]
+    assert list(rows[0]) == ["target", "alpha", "n_nonzero", "intercept", *names]
+    for a, row in enumerate(rows):
+        assert [float(row[n]) for n in names] == record.coefs[0, :, a].tolist()

@@ -412,3 +412,24 @@ def test_a_weighted_fit_through_the_origin_as_r(mtcars: dict[str, np.ndarray]) -
     }
     for name, values in ours.items():
         np.testing.assert_allclose(values.numpy(), reference[name], rtol=RTOL, err_msg=name)
+
+
+def test_a_row_of_leverage_one_gets_rs_measures() -> None:
+    """A dummy column true in one row only: its leverage is 1 up to rounding
+    (0.9999999999999998), which gave a covariance ratio of 3.6e16 and zeros. R 4.2.2,
+    ``d <- data.frame(x = 1:5, d = c(0, 0, 0, 0, 1), y = c(2.1, 3.9, 6.2, 7.8, 3));
+    influence.measures(lm(y ~ x + d, d))``: hat 1, dffit, cov.r and cook.d NaN, DFBETAS 0,
+    ``influence(m)$sigma[5]`` 0.28635642; the other rows unchanged (row 4's given here)."""
+    X = np.column_stack([np.arange(1.0, 6.0), [0.0, 0.0, 0.0, 0.0, 1.0]])
+    y = np.array([2.1, 3.9, 6.2, 7.8, 3.0])
+    measures = ols(X, y).influence(X, y)
+    assert float(measures.hat[4]) == 1.0
+    for name in ("rstandard", "rstudent", "cooks_distance", "dffits", "covratio"):
+        assert bool(torch.isnan(getattr(measures, name)[4]).all()), name
+    assert bool((measures.dfbetas[4] == 0).all())
+    assert float(measures.sigma[4, 0]) == pytest.approx(0.28635642, abs=1e-8)
+    np.testing.assert_allclose(float(measures.covratio[3, 0]), 3.49859322, rtol=1e-8)
+    np.testing.assert_allclose(float(measures.cooks_distance[3, 0]), 0.765130985, rtol=1e-8)
+    np.testing.assert_allclose(
+        measures.dfbetas[3, 0].numpy(), [0.7333333, -1.20498963, 1.136075], rtol=1e-6
+    )

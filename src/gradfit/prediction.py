@@ -58,6 +58,7 @@ def prediction_columns(
     # The mean is the model's own prediction (in its dtype), as without an interval.
     mean = model.predict(X.to(model.weight.dtype)).double().numpy()
     lower, upper = bounds.lower.numpy(), bounds.upper.numpy()
+    _predicted_names(model.target_names, interval)  # no two columns of one name
     columns: dict[str, np.ndarray] = {}
     for j, name in enumerate(model.target_names):
         columns[name] = mean[:, j]
@@ -67,9 +68,19 @@ def prediction_columns(
 
 
 def _predicted_names(targets: Sequence[str], interval: str | None) -> list[str]:
+    """The predicted columns' names, in order; with ``interval``, refused (one line) when one
+    would be two columns: a target named as another's bound (targets y and y_lower)."""
     if interval is None:
         return list(targets)
-    return [f"{name}{suffix}" for name in targets for suffix in ("", "_lower", "_upper")]
+    names = [f"{name}{suffix}" for name in targets for suffix in ("", "_lower", "_upper")]
+    if len(set(names)) < len(names):
+        twice = next(name for name in names if names.count(name) > 1)
+        raise ValidationError(
+            f"--interval: the column {twice!r} would hold both the model's target {twice!r} "
+            f"and the {twice.rsplit('_', 1)[1]} bound of target {twice.rsplit('_', 1)[0]!r}; "
+            "predict without --interval, or refit with the targets renamed"
+        )
+    return names
 
 
 def predict_batches(

@@ -432,7 +432,9 @@ def _diagnostic_panels(
     smooth(ax, hat, rstandard)
     finite = hat[np.isfinite(hat)]
     top = float(finite.max()) if finite.size else 1.0
-    h = np.linspace(top / 200, top * 1.05, 200)
+    # The contours end at a leverage of 0.99 at most, as R's plot.lm labels them: beyond 1
+    # they do not exist (the square root of a negative number, and a RuntimeWarning printed).
+    h = np.linspace(top / 200, min(top * 1.05, 0.99), 200)
     low, high = ax.get_ylim()
     for level in _COOK_LEVELS:
         bound = np.sqrt(level * points.p * (1 - h) / h)

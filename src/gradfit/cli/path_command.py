@@ -115,7 +115,7 @@ def _cmd_path(args: argparse.Namespace, out: TextIO) -> int:
 
 def _coefficient_table(record: PathRecord) -> dict[str, Any]:
     """One row per (target, alpha): the target, alpha, the number of non-zero coefficients,
-    the intercept and each feature's coefficient."""
+    the intercept and each feature's coefficient, one column each (no two of the same name)."""
     import numpy as np
 
     k, _, A = record.coefs.shape
@@ -125,9 +125,15 @@ def _coefficient_table(record: PathRecord) -> dict[str, Any]:
         "n_nonzero": record.n_nonzero.reshape(-1),
         "intercept": record.intercepts.reshape(-1),
     }
-    taken = set(columns)
+    # A feature named as one of the four columns above gets "coef_" before its name, as many
+    # times as it takes to name no other column (a feature may itself be called coef_alpha).
+    taken = set(columns) | set(record.feature_names)
     for j, name in enumerate(record.feature_names):
-        key = name if name not in taken else f"coef_{name}"
+        key = name
+        if name in columns:
+            while key in taken:
+                key = f"coef_{key}"
+            taken.add(key)
         columns[key] = record.coefs[:, j, :].reshape(-1)
     return columns
 

@@ -28,8 +28,9 @@ R's conventions: the residuals are ``y - ŷ`` (R's ``residuals``), the studentiz
 then the estimable features (the aliased columns of a rank-deficient fit are left out, as R
 leaves them out), named in :attr:`Influence.coefficient_names`. A row of weight 0 is not part
 of the fit: R drops it from the influence measures; here it keeps its place, with its fitted
-value, residual and leverage 0, and NaN for the other measures. A row of leverage 1 gets NaN
-or infinite measures, as in R.
+value, residual and leverage 0, and NaN for the other measures. A row of leverage 1 (within
+10 eps, as R's ``lm.influence``) gets R's: NaN standardized and studentized residuals, Cook's
+distance, DFFITS and covariance ratio, DFBETAS 0, and s_(i) from the other rows' residuals.
 """
 
 from __future__ import annotations
@@ -120,6 +121,9 @@ def influence_batch(result: OLSResult, X: Any, Y: Any, weights: Any = None) -> I
     root = None if w is None else np.sqrt(w)
     Q = design_rows(Xn, kept, center, factor.left, root)  # (m, r)
     h = hat_values(Q, result.fit_intercept, result.total, root)  # (m,)
+    # R's lm.influence: a leverage within 10 eps of 1 is 1 (0.9999999999999998 would give a
+    # covratio of 4e16 and zeros where R has NaN).
+    h[h > 1.0 - 10.0 * np.finfo(np.float64).eps] = 1.0
     e_w = E if root is None else E * root[:, None]
     s = result.sigma.numpy()  # (k,)
     df = result.df_resid
@@ -150,6 +154,12 @@ def influence_batch(result: OLSResult, X: Any, Y: Any, weights: Any = None) -> I
         scale = np.sqrt(np.diagonal(unit))  # (p,)
         # dfbetas (m, k, p): u e_w / (1 - h) / (s_(i) sqrt(diag))
         dfbetas = U[:, None, :] / scale * (e_w / one_h / s_i)[:, :, None]
+    one = h == 1.0
+    if one.any():  # leverage 1: as R, s_(i) without the row's term, NaN measures, DFBETAS 0
+        s_i[one] = np.sqrt(rss / (df - 1))
+        for array in (rstandard, rstudent, cooks, dffits, covratio):
+            array[one] = np.nan
+        dfbetas[one] = 0.0
     if w is not None and not bool((w > 0).all()):  # rows of weight 0 are not in the fit
         out = w == 0
         h[out] = 0.0
