@@ -85,3 +85,32 @@ def test_diagnose_over_batches_with_every_row_dropped_or_of_weight_0(tmp_path: P
     np.testing.assert_array_equal(streamed["row"], whole["row"])
     for name in whole:
         np.testing.assert_allclose(streamed[name], whole[name], rtol=1e-10, equal_nan=True)
+
+
+# -- the robust Wald F of a clustered covariance of less than full rank -----------------------
+
+
+def test_a_clustered_f_statistic_with_fewer_clusters_than_slopes_is_undefined_on_both_roads(
+    tmp_path: Path,
+) -> None:
+    """3 clusters, 4 slopes: the clustered covariance has rank <= 2, so the Wald F of all
+    slopes is undefined (NaN), never a huge number from rounding that differs by road."""
+    rng = np.random.default_rng(23)
+    n = 40
+    columns = {f"x{i}": rng.normal(size=n) * 10.0**i for i in range(4)}
+    columns["y"] = columns["x0"] + rng.normal(size=n)
+    columns["cl"] = np.array([f"c{i % 3}" for i in range(n)])
+    path = tmp_path / "few.parquet"
+    pq.write_table(pa.table(columns), path, row_group_size=7)
+    features = ["x0", "x1", "x2", "x3"]
+    figures = []
+    for options in ({"stream": False}, {"stream": True, "batch_rows": 7}):
+        report = gradfit.fit(
+            path, ["y"], features, config=LSTSQ, inference="cluster", groups="cl", **options
+        )
+        figures.append(report.inference.as_dict()["targets"]["y"])
+    for fig in figures:
+        assert fig["f_statistic"] is None or np.isnan(fig["f_statistic"])
+    np.testing.assert_allclose(
+        [figures[1]["sigma"], figures[1]["r2"]], [figures[0]["sigma"], figures[0]["r2"]], rtol=1e-10
+    )
