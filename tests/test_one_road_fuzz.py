@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv
 import pyarrow.parquet as pq
 import pytest
 
@@ -114,3 +115,42 @@ def test_a_clustered_f_statistic_with_fewer_clusters_than_slopes_is_undefined_on
     np.testing.assert_allclose(
         [figures[1]["sigma"], figures[1]["r2"]], [figures[0]["sigma"], figures[0]["r2"]], rtol=1e-10
     )
+
+
+# -- the bad cell named: the earliest row's, whatever the road ---------------------------------
+
+
+@pytest.mark.parametrize("fit", ["fit", "fit_cv"])
+def test_the_missing_cell_named_is_the_earliest_rows_on_every_road(
+    tmp_path: Path, fit: str
+) -> None:
+    """A target missing in row 2, a feature in row 5: every road names ``y``, row 2 (read
+    whole it was the first target column's first missing cell; streamed, the features' were
+    checked first over a whole batch: ``x``, row 5)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=20), rng.normal(size=20)
+    y[1], x[4] = np.nan, np.nan
+    table = pa.table({"y": y, "x": x})
+    csv, parquet = tmp_path / "t.csv", tmp_path / "t.parquet"
+    pa.csv.write_csv(table, csv)
+    pq.write_table(table, parquet, row_group_size=3)
+    run = getattr(gradfit, fit)
+    for path in (csv, parquet):
+        for options in ({"stream": False}, {"stream": True, "batch_rows": 7}, {"stream": True}):
+            with pytest.raises(gradfit.DataError, match=r"column 'y', row 2: missing value"):
+                run(path, ["y"], ["x"], **options)
+    with pytest.raises(gradfit.DataError, match=r"column 'y', row 2: missing value"):
+        run({"y": y, "x": x}, ["y"], ["x"])
+
+
+def test_of_one_row_the_column_first_in_the_file_is_named_on_every_road(tmp_path: Path) -> None:
+    """x (first in the file) and the target y both missing in row 3: ``x`` is named, whether
+    read whole (targets were checked first: ``y``) or streamed (features first: ``x``)."""
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=20), rng.normal(size=20)
+    x[2], y[2] = np.nan, np.nan
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"x": x, "y": y}), path, row_group_size=4)
+    for options in ({"stream": False}, {"stream": True, "batch_rows": 7}):
+        with pytest.raises(gradfit.DataError, match=r"column 'x', row 3: missing value"):
+            gradfit.fit(path, ["y"], ["x"], **options)
