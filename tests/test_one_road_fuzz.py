@@ -154,3 +154,132 @@ def test_of_one_row_the_column_first_in_the_file_is_named_on_every_road(tmp_path
     for options in ({"stream": False}, {"stream": True, "batch_rows": 7}):
         with pytest.raises(gradfit.DataError, match=r"column 'x', row 3: missing value"):
             gradfit.fit(path, ["y"], ["x"], **options)
+
+
+# -- seeded random tables (slow) ---------------------------------------------------------------
+
+
+def _random_table(seed: int) -> dict[str, Any]:
+    """Columns of a random table: numbers of a random scale, a big offset, small integers,
+    text of 2-4 levels (the first 5 rows one level), booleans, weights (some 0), cluster
+    labels, an identifier; missing cells in x1, y, k and g (for some seeds)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(12, 90))
+    scale = 10.0 ** rng.uniform(-3, 4)
+    levels = ["east", "north", "south", "west"][: int(rng.integers(2, 5))]
+    g = np.array([levels[i] for i in rng.integers(0, len(levels), size=n)], dtype=object)
+    g[:5] = levels[0]
+    b = rng.random(n) < 0.5
+    x1, x2 = rng.normal(size=n) * scale, 1e4 + rng.normal(size=n)
+    k = rng.integers(0, 5, size=n).astype(float)
+    y = 0.5 * x1 / scale + 0.3 * (x2 - 1e4) + 0.2 * k + rng.normal(size=n) + 1.1 * b
+    y += np.array([levels.index(v) for v in g]) * 0.7
+    w = rng.uniform(0.2, 3, size=n)
+    w[rng.random(n) < 0.1] = 0.0
+    p = rng.uniform(0, 0.12)
+    if p > 0.03:
+        for column in (x1, y, k):
+            column[rng.random(n) < p] = np.nan
+        g[rng.random(n) < p] = None
+    return {
+        "y": y,
+        "x1": x1,
+        "x2": x2,
+        "k": k,
+        "g": g,
+        "b": b,
+        "w": w,
+        "cl": np.array([f"c{i}" for i in rng.integers(0, 6, size=n)], dtype=object),
+        "id": np.array([f"r{i:04d}" for i in range(n)], dtype=object),
+        "_row_group": int(rng.integers(3, 11)),
+    }
+
+
+def _files(columns: dict[str, Any], folder: Path) -> tuple[Path, Path, dict[str, Any]]:
+    """The table as CSV (booleans written TRUE/FALSE, as R writes them: a CSV's booleans are
+    kept as the text written, so pandas' True/False would be levels ``bTrue``, not R's
+    ``bTRUE``), as Parquet in small row groups, and in memory."""
+    columns = dict(columns)
+    row_group = columns.pop("_row_group")
+    table = pa.table(columns)
+    csv, parquet = folder / "t.csv", folder / "t.parquet"
+    text = table.set_column(
+        table.schema.get_field_index("b"),
+        "b",
+        pa.array(np.where(columns["b"], "TRUE", "FALSE")),
+    )
+    pa.csv.write_csv(text, csv)
+    pq.write_table(table, parquet, row_group_size=row_group)
+    return csv, parquet, columns
+
+
+_REQUESTS: dict[str, dict[str, Any]] = {
+    "lstsq, weights": {"targets": ["y"], "missing": "drop", "weights": "w"},
+    "lstsq, HC3": {"targets": ["y"], "missing": "drop", "inference": "HC3"},
+    "lstsq, cluster": {
+        "targets": ["y"],
+        "features": ["x1", "x2", "g"],
+        "missing": "drop",
+        "inference": "cluster",
+        "groups": "cl",
+    },
+    "formula, weights": {
+        "formula": "y ~ x1 + g * b + np.log(x2)",
+        "missing": "drop",
+        "weights": "w",
+    },
+    "no drop": {"targets": ["y"], "features": ["x2", "b", "k"]},
+}
+
+
+def _outcome(source: Any, targets: Any, features: Any, **options: Any) -> tuple[str, Any]:
+    try:
+        report = gradfit.fit(source, targets, features, config=LSTSQ, **options)
+    except gradfit.DataError as exc:
+        return "refused", str(exc)
+    table = report.inference.as_dict()["targets"]["y"]["coefficients"]
+    return "fitted", {
+        "features": report.model.feature_names,
+        "dropped": report.rows_dropped,
+        "left_out": report.left_out,
+        "coef": np.concatenate([report.model.weight.numpy().ravel(), report.model.bias.numpy()]),
+        "se": np.array([table[name]["std_error"] for name in sorted(table)]),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(4))
+def test_random_tables_fit_alike_on_every_road(tmp_path: Path, seed: int) -> None:
+    csv, parquet, memory = _files(_random_table(seed), tmp_path)
+    roads: list[tuple[Any, dict[str, Any]]] = [
+        (csv, {"stream": False}),
+        (csv, {"stream": True, "batch_rows": 7}),
+        (csv, {"stream": True, "batch_rows": 64}),
+        (parquet, {"stream": False}),
+        (parquet, {"stream": True, "batch_rows": 7}),
+        (parquet, {"stream": True}),
+        (memory, {}),
+    ]
+    for name, request in _REQUESTS.items():
+        options = dict(request)
+        targets, features = options.pop("targets", None), options.pop("features", None)
+        outcomes = [
+            _outcome(source, targets, features, **options, **road) for source, road in roads
+        ]
+        first = outcomes[0]
+        for (source, road), outcome in zip(roads[1:], outcomes[1:], strict=True):
+            where = f"{name}, {type(source).__name__} {road}"
+            assert outcome[0] == first[0], (where, outcome, first)
+            if first[0] == "refused":  # the same message, the source's name aside
+                assert outcome[1].split(": ", 1)[1] == first[1].split(": ", 1)[1], where
+                continue
+            a, b = first[1], outcome[1]
+            assert (a["features"], a["dropped"], a["left_out"]) == (
+                b["features"],
+                b["dropped"],
+                b["left_out"],
+            ), where
+            np.testing.assert_allclose(b["coef"], a["coef"], rtol=1e-10, atol=1e-12, err_msg=where)
+            np.testing.assert_allclose(
+                b["se"], a["se"], rtol=1e-10, atol=1e-12, equal_nan=True, err_msg=where
+            )
