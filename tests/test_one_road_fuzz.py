@@ -283,3 +283,29 @@ def test_random_tables_fit_alike_on_every_road(tmp_path: Path, seed: int) -> Non
             np.testing.assert_allclose(
                 b["se"], a["se"], rtol=1e-10, atol=1e-12, equal_nan=True, err_msg=where
             )
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_of_one_row_the_target_first_in_the_file_is_named_when_streamed(
+    tmp_path: Path, suffix: str
+) -> None:
+    """y (first in the file) missing and x not a number in row 1: ``y`` is named, read whole
+    or streamed (a batch's columns came in the order asked: features first, ``x``)."""
+    path = tmp_path / f"t.{suffix}"
+    rows = "y,x\n,oops\n" + "".join(f"{i},{i * 0.5 + (i % 3)}\n" for i in range(1, 20))
+    if suffix == "csv":
+        path.write_text(rows)
+    else:
+        (tmp_path / "t.csv").write_text(rows.replace("oops", ""))
+        pq.write_table(pa.csv.read_csv(tmp_path / "t.csv"), path, row_group_size=4)
+    said = {}
+    for fit in (gradfit.fit, gradfit.fit_cv):
+        for stream in (False, True):
+            with pytest.raises(gradfit.DataError) as caught:
+                fit(path, ["y"], ["x"], stream=stream, batch_rows=7)
+            said[fit.__name__, stream] = str(caught.value)
+    # fit takes a text column as categorical, refusing first one of mostly numbers (CSV):
+    # the same refusal on both roads.
+    assert said["fit", False] == said["fit", True]
+    assert said["fit_cv", False] == said["fit_cv", True]
+    assert "column 'y', row 1: missing value" in said["fit_cv", True]
