@@ -339,6 +339,8 @@ def _run(
             w = None if w is None else w[encoded.kept]
             dropped += int(m - encoded.kept.sum())
         read += m
+        if encoded.X.shape[0] == 0:  # every row of the batch dropped (--missing drop)
+            continue
         measures = influence_batch(cast("OLSResult", fit), encoded.X, encoded.Y, w)
         values = {
             "fitted": measures.fitted.numpy(),

@@ -128,12 +128,14 @@ def _evaluate(
             w = w if encoded.kept is None else w[encoded.kept]
             positive = positive or bool((w > 0).any())
         read += batch.table.n_rows
-        pred = loaded.predict(torch.from_numpy(encoded.X).to(loaded.weight.dtype)).double()
-        acc.update(torch.from_numpy(encoded.Y), pred, sample_weight=w)
-        n += encoded.X.shape[0]
         unknown += encoded.n_unknown
         if encoded.kept is not None:
             dropped += int(len(encoded.kept) - encoded.kept.sum())
+        if encoded.X.shape[0] == 0:  # every row of the batch dropped (--missing drop)
+            continue
+        pred = loaded.predict(torch.from_numpy(encoded.X).to(loaded.weight.dtype)).double()
+        acc.update(torch.from_numpy(encoded.Y), pred, sample_weight=w)
+        n += encoded.X.shape[0]
     if weights is not None and n and not positive:
         raise refuse_all_zero(data.name, weights)
     return EvaluationReport(

@@ -47,6 +47,11 @@ def prediction_columns(
     the training rows of a rank-deficient fit warn once
     (:func:`gradfit.inference.warn_not_estimable`). ``weights`` (n,): the rows' weights for
     a prediction interval of a weighted fit (default 1, as R's ``predict.lm``)."""
+    if X.shape[0] == 0:  # a batch whose every row was dropped (--missing): no rows to predict
+        return {
+            name: np.empty(0, dtype=np.float64)
+            for name in _predicted_names(model.target_names, interval)
+        }
     if model.inference is not None and model.inference.get("estimability") is not None:
         warn_not_estimable(X, model.inference["estimability"])
     if interval is None:

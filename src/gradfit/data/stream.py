@@ -334,7 +334,12 @@ class BatchStream:
         table: Table | None = None
         values = None
         if plain is None:  # not all plain finite numbers: the checks and messages of select()
-            table = to_table(arrow, str(f.path), "parquet" if f.parquet else "csv", rows_before)
+            table = to_table(
+                _in_file_order(arrow, f),
+                str(f.path),
+                "parquet" if f.parquet else "csv",
+                rows_before,
+            )
             values = float_matrix(table, list(numeric))
             plain = list(values.T)
         elif stack:
@@ -584,7 +589,7 @@ def _chunk_error(
         )
     if "CSV conversion error" in message:
         try:
-            float_matrix(to_table(parse(), source, "csv", before), list(numeric))
+            float_matrix(to_table(_in_file_order(parse(), f), source, "csv", before), list(numeric))
         except DataError as found:
             return found
         except pa.ArrowException:
@@ -593,6 +598,14 @@ def _chunk_error(
             f"{source}: a value after data row {before} is not a number ({message}); fix it"
         )
     return DataError(f"{source}: cannot parse the file as CSV after data row {before} ({message})")
+
+
+def _in_file_order(arrow: pa.Table, f: _File) -> pa.Table:
+    """The batch's columns in the file's order (as read, they come in the order asked for), so
+    that :func:`gradfit.data.tables.float_matrix` names, of a row with two bad cells, the one
+    first in the file, as for the file read whole."""
+    order = [name for name in f.columns if name in set(arrow.column_names)]
+    return arrow if order == arrow.column_names else arrow.select(order)
 
 
 def _csv_head(f: _File) -> bytes:

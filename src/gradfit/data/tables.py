@@ -419,8 +419,12 @@ def select(
             f"{source}: {what} has {rows}, at least {min_rows} are needed to fit a model; "
             "add more rows"
         )
-    Y = float_matrix(table, target_names)
-    X = float_matrix(table, feature_names)
+    # The first bad cell of targets and features together named, as a streamed batch names it.
+    Y, bad_y = _matrix(table, target_names, False)
+    X, bad_x = _matrix(table, feature_names, False)
+    bad = min((b for b in (bad_y, bad_x) if b is not None), key=lambda b: b[0], default=None)
+    if bad is not None:
+        raise bad[1]
     return X, Y, feature_names, target_names
 
 
@@ -557,10 +561,34 @@ def float_matrix(table: Table, names: Sequence[str], *, missing_ok: bool = False
     :func:`select` checks features and targets (the first bad cell named by column and row).
     ``missing_ok``: a missing cell (empty, NA or NaN) is NaN, not an error (for the caller to
     drop or keep its row)."""
-    out = np.empty((table.n_rows, len(names)), dtype=np.float64)
-    for j, name in enumerate(names):  # one step per column
-        out[:, j] = _numeric_column(table, name, missing_ok)
+    out, first = _matrix(table, names, missing_ok)
+    if first is not None:
+        raise first[1]
     return out
+
+
+def _matrix(
+    table: Table, names: Sequence[str], missing_ok: bool
+) -> tuple[FloatArray, tuple[tuple[int, int], DataError] | None]:
+    """:func:`float_matrix`, its error returned with its place (row, the column's position in
+    the file) rather than raised. The first bad cell in the file's reading order is named: the
+    earliest row's, of that row the column that comes first in the file; so the cell named is
+    the same whether the rows come whole or in batches, whatever order the columns were asked
+    in. An error of a whole column (its type) has no row: it comes first."""
+    out = np.empty((table.n_rows, len(names)), dtype=np.float64)
+    first: tuple[tuple[int, int], DataError] | None = None
+    position = {name: i for i, name in enumerate(table.columns)}
+    for j, name in enumerate(names):  # one step per column
+        try:
+            out[:, j] = _numeric_column(table, name, missing_ok)
+        except DataError as exc:
+            row = getattr(exc, "row", 0)
+            key = (row, position.get(name, len(position)))
+            if first is None or key < first[0]:
+                first = (key, exc)
+            if row == 0:
+                break
+    return out, first
 
 
 def _numeric_column(table: Table, name: str, missing_ok: bool = False) -> FloatArray:
@@ -586,9 +614,12 @@ def _numeric_column(table: Table, name: str, missing_ok: bool = False) -> FloatA
         row = int(np.flatnonzero(bad)[0])
         if np.isnan(values[row]):
             raise _missing_value_error(where, row + 1 + table.row_offset)
-        raise DataError(
-            f"{where}, row {row + 1 + table.row_offset}: infinite value ({values[row]}); replace "
-            "it or remove that row"
+        raise _at_row(
+            DataError(
+                f"{where}, row {row + 1 + table.row_offset}: infinite value ({values[row]}); "
+                "replace it or remove that row"
+            ),
+            row + 1 + table.row_offset,
         )
     return values
 
@@ -615,6 +646,13 @@ def _missing_value_error(where: str, row: int) -> DataError:
         f"{said}, or leave out the rows with a missing value with --missing drop (missing='drop')"
     )
     error.said = said
+    return _at_row(error, row)
+
+
+def _at_row(error: DataError, row: int) -> DataError:
+    """``error``, marked with the data row (from 1) of the cell it names (:func:`float_matrix`
+    names the earliest)."""
+    error.row = row  # type: ignore[attr-defined]
     return error
 
 
@@ -674,9 +712,12 @@ def _parse_text_column(
         value = str(column[first_bad])
         shown = repr(value if len(value) <= 40 else value[:37] + "...")
         hint = " (use '.' as the decimal point)" if _DECIMAL_COMMA_RE.match(value) else ""
-        raise DataError(
-            f"{where}, row {first_bad + 1 + table.row_offset}: {shown} is not a number{hint}; "
-            "fix or remove that row"
+        raise _at_row(
+            DataError(
+                f"{where}, row {first_bad + 1 + table.row_offset}: {shown} is not a number"
+                f"{hint}; fix or remove that row"
+            ),
+            first_bad + 1 + table.row_offset,
         )
     try:
         parsed = pc.cast(pc.utf8_trim_whitespace(text), pa.float64())

@@ -93,7 +93,12 @@ def _rows(X: Any, Y: Any, weights: Any, d: int, k: int) -> tuple[np.ndarray, ...
             f"and Y {Yt.shape[1]}"
         )
     Xn, Yn = Xt.cpu().numpy(), Yt.cpu().numpy()
-    w = None if weights is None else check_weights(weights, Xn.shape[0], "weights").numpy()
+    # One block of many (a stream's batch) may hold only rows of weight 0.
+    w = (
+        None
+        if weights is None
+        else check_weights(weights, Xn.shape[0], "weights", all_zero=True).numpy()
+    )
     return Xn, Yn, w  # type: ignore[return-value]
 
 

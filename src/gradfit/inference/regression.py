@@ -267,6 +267,8 @@ def _assemble(
                 V = cov_wb[:, :r, :r]  # (k, r, r): the kept slopes come first
                 beta = weight[:, kept]  # (k, r)
                 for j in range(weight.shape[0]):
+                    if not _full_rank(V[j]):  # no Wald test (NaN), not rounding's noise
+                        continue
                     try:
                         z = np.linalg.solve(V[j], beta[j])
                     except np.linalg.LinAlgError:
@@ -754,3 +756,17 @@ def ols_from_stats(
         n_groups,
     )
     return _assemble(estimates, options, cov_wb, cov_wc, None, estimable)
+
+
+def _full_rank(V: np.ndarray) -> bool:
+    """Whether the robust covariance ``V`` (r, r) of the slopes has full rank, judged on its
+    correlation matrix as ``numpy.linalg.matrix_rank`` judges (eigenvalues above r * eps times
+    the largest). A clustered covariance has rank at most G - 1 (the G clusters' scores sum to
+    zero): with fewer clusters than slopes, or scores otherwise dependent, the Wald statistic
+    of all slopes is undefined, and solving would give a huge number that depends on the
+    order the statistics were summed in (the file read whole or streamed)."""
+    d = np.sqrt(np.diag(V))
+    if not np.all(np.isfinite(d)) or not np.all(d > 0):
+        return False
+    eig = np.linalg.eigvalsh(V / np.outer(d, d))
+    return bool(eig[0] > eig[-1] * V.shape[0] * np.finfo(np.float64).eps)
