@@ -157,6 +157,24 @@ def test_the_intercept_alone_prints_no_r_squared_or_f_line() -> None:
     assert "R-squared" in gradfit.ols("mpg ~ wt", data=data, weights=w).summary()
 
 
+def test_weights_and_groups_named_as_columns_of_the_data_are_rs() -> None:
+    """R's lm(y ~ x, data, weights = w) takes the weights by name: ols(formula, data=frame,
+    weights="w") equals passing the column (it said "weights must hold numbers, got an array
+    of dtype <U1"); a name that is not a column is one DataError listing them."""
+    data, w = frame(CASES["mtcars-mean"])
+    data = data.assign(w=w)
+    by_name = gradfit.ols("mpg ~ wt + hp", data=data, weights="w", cov_type="HC1")
+    given = gradfit.ols("mpg ~ wt + hp", data=data, weights=w, cov_type="HC1")
+    for field in ("weight", "weight_se", "bias", "bias_se", "covariance"):
+        np.testing.assert_array_equal(getattr(by_name, field), getattr(given, field))
+    by_name = gradfit.ols("mpg ~ wt", data=data, cov_type="cluster", groups="cyl")
+    given = gradfit.ols("mpg ~ wt", data=data, cov_type="cluster", groups=data["cyl"].to_numpy())
+    np.testing.assert_array_equal(by_name.weight_se, given.weight_se)
+    assert by_name.n_groups == given.n_groups == 3
+    with pytest.raises(gradfit.DataError, match=r"weights='ww' is not a column of data"):
+        gradfit.ols("mpg ~ wt", data=data, weights="ww")
+
+
 @pytest.mark.parametrize("stream", ["--no-stream", "--stream"])
 def test_fit_of_the_intercept_alone_is_refused_in_one_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, stream: str

@@ -15,13 +15,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from gradfit.errors import ValidationError
+from gradfit.errors import DataError, ValidationError
 from gradfit.inference.regression import ols as ols_matrices
 from gradfit.inference.result import OLSResult
 
 __all__ = ["ols"]
 
 _FROM_FORMULA = ("fit_intercept", "feature_names", "target_names")
+
+
+def _data_column(data: Any, column: str, role: str) -> Any:
+    """The column ``column`` of ``data`` (a frame, table or dict of columns), named by
+    ``weights=`` or ``groups=``: a DataError listing the columns when it is not one."""
+    from gradfit.design.columns import as_columns  # pandas: a formula's data only
+
+    columns = as_columns(data)
+    if column not in columns.columns:
+        listed = ", ".join(repr(c) for c in list(columns.columns)[:20])
+        raise DataError(f"{role}={column!r} is not a column of data; its columns: {listed}")
+    values = columns.columns[column]
+    if role == "weights" and values.dtype == object:
+        raise DataError(f"{role}={column!r}: the column holds text, not numbers")
+    return values
 
 
 def _kept_rows(values: Any, kept: np.ndarray) -> Any:
@@ -90,6 +105,9 @@ def ols(
 
         design = Design.from_formula(X, data, missing=missing, max_levels=max_levels)
         matrices = design.matrices(data, missing=missing)
+        for name in ("weights", "groups"):
+            if isinstance(options.get(name), str):  # a column of data, as R's lm(weights = w)
+                options[name] = _data_column(data, options[name], name)
         for name in ("weights", "groups"):  # per data row: those of the rows kept
             options[name] = _kept_rows(options.get(name), matrices.kept)
         result = ols_matrices(
