@@ -175,6 +175,36 @@ def test_gd_far_from_the_optimum_gives_a_note_and_no_table(
     assert load_model(tmp_path / "m.safetensors").inference is None
 
 
+def test_a_covariance_beyond_float64_is_a_note_not_inf_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A column varying by about 1e-160: lstsq finds its coefficient (about 5e159), but the
+    covariance's entries (its inverse square) overflow. The table printed "inf" standard
+    errors with t = 0 and p = 1 as if measured, and the model file held an interval document
+    it then refused to read ("covariance must hold numbers, got 'inf'"). Now the fit says why
+    there is no table, the model predicts, and an interval is one line saying why not."""
+    rng = np.random.default_rng(0)
+    x, x2 = rng.normal(size=50), rng.normal(size=50) * 1e-160
+    y = x + 0.5e160 * x2 + 0.1 * rng.normal(size=50)
+    data = write_csv(tmp_path / "tiny.csv", {"x": x, "x2": x2, "y": y})
+    model = tmp_path / "m.safetensors"
+    run = ok(capsys, "fit", data, "--target", "y", "--solver", "lstsq", "--out", model)
+    assert "inf" not in run.out and "Coefficients" not in run.out
+    assert "no coefficient table: the coefficients' covariance overflows float64" in run.err
+    assert load_model(model).inference is None
+    predicted = ok(capsys, "predict", model, data)
+    assert len(predicted.out.splitlines()) == 51
+    out = tmp_path / "out"
+    out.mkdir()
+    user_error(
+        capsys, out, "predict", model, data, "--interval", "prediction", "--out", out / "p.csv",
+        says=("no interval data", "covariance beyond float64", "rescaled columns"),
+    )  # fmt: skip
+    for cov_type in ("nonrobust", "HC0", "HC3"):
+        with pytest.raises(gradfit.ValidationError, match="overflows float64"):
+            gradfit.ols(np.c_[x, x2], y, cov_type=cov_type)
+
+
 @pytest.mark.parametrize("solver", ["lstsq", "gd"])
 @pytest.mark.parametrize("cov_type", ["nonrobust", "HC1", "HC3"])
 def test_streamed_fit_gives_the_table_hc_by_a_second_pass(

@@ -193,6 +193,12 @@ class SavedModel(LinearMap):
                 why = f"it is a penalized fit (alpha={alpha:g}), for which they do not apply"
             elif self.format_version < 2:
                 why = f"it was written in format version {self.format_version}, before they were"
+            elif self.solver == "lstsq":
+                raise ValidationError(
+                    "this model holds no interval data: its fit had no coefficient table (too "
+                    "few rows, or a covariance beyond float64; the fit said why in a note); "
+                    "refit with more rows or rescaled columns to get intervals"
+                )
             else:
                 why = f"its {self.solver or 'solver'} fit did not reach the least-squares optimum"
             raise ValidationError(

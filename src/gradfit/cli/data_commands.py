@@ -251,7 +251,9 @@ def _fit_command(args: argparse.Namespace, out: TextIO, plan: _FitPlan) -> int:
     if not args.quiet:
         _note_left_out(report.left_out)
         _emit_warnings(caught)
-        if report.inference_note is not None and args.run_inference is not None:
+        # Said when the table was asked for, or would have been shown (an exact solver's).
+        shown = args.run_inference is not None or not spec.iterative
+        if report.inference_note is not None and shown:
             print(f"gradfit: note: {escape(report.inference_note)}", file=sys.stderr)
         if not result.converged and spec.iterative and result.n_iter >= config.max_epochs:
             tol = "none" if config.tol is None else f"{config.tol:g}"

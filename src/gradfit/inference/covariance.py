@@ -83,7 +83,8 @@ class Factor:
 
     def gram_inverse(self) -> np.ndarray:
         left = self.left
-        G: np.ndarray = left @ left.T
+        with np.errstate(over="ignore"):  # beyond float64: refused by the result's assembly
+            G: np.ndarray = left @ left.T
         symmetric: np.ndarray = (G + G.T) / 2
         return symmetric
 
@@ -311,7 +312,8 @@ def robust_covariances(
     def covariance(column: int) -> np.ndarray:
         index = [*range(r), column] if fit_intercept else list(range(r))
         meat = sums[:, index][:, :, index]
-        V: np.ndarray = T @ meat @ T.T
+        with np.errstate(over="ignore", invalid="ignore"):  # refused by the result's assembly
+            V: np.ndarray = T @ meat @ T.T
         symmetric: np.ndarray = (V + V.transpose(0, 2, 1)) / 2
         return symmetric
 

@@ -256,6 +256,14 @@ def _assemble(
     df_resid = n - r - int(fit_intercept)
     n_params = r + int(fit_intercept) + 1  # σ counts, as in R's logLik
     sigma2 = _residual_variance(rss, df_resid)
+    if bool(np.isinf(sigma2).any() or np.isinf(cov_wb).any() or np.isinf(cov_wc).any()):
+        # Beyond float64 (a column's scale below about 1e-154, the covariance's entries its
+        # inverse square): inf standard errors would print t = 0 and p = 1 as if measured.
+        raise ValidationError(
+            "the coefficients' covariance overflows float64 (a column varies by less than "
+            "about 1e-154, or the residuals are beyond about 1e154); rescale the columns "
+            "(e.g. change their units) for standard errors and intervals"
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = mss / (mss + rss)
         r2_adj = 1.0 - (1.0 - r2) * (n - int(fit_intercept)) / df_resid
