@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from gradfit.errors import ValidationError
+from gradfit.errors import ColumnScaleError, ValidationError
 from gradfit.losses import penalty
 from gradfit.metrics import r2_from_errors
 
@@ -340,13 +340,22 @@ class SufficientStats:
 
 def check_moments(zz: torch.Tensor, zy: torch.Tensor, yy: torch.Tensor) -> None:
     """Refuse second moments (``XᵀX``, ``XᵀY``, ``YᵀY``, or any multiple of them) that
-    overflowed float64."""
+    overflowed float64, naming the first column whose square overflowed (a product of two
+    columns is at most the larger square, Cauchy-Schwarz), when one did."""
     for name, value in (("X^T X", zz), ("X^T Y", zy), ("Y^T Y", yy)):
         if not bool(torch.isfinite(value).all()):
-            raise ValidationError(
-                f"the data are too large to train on: {name} overflows float64 (values "
-                "beyond about 1e150); rescale the columns (e.g. change their units)"
-            )
+            raise too_large(zz.diagonal(), yy, name)
+
+
+def too_large(x2: torch.Tensor, y2: torch.Tensor, moments: str) -> ColumnScaleError:
+    """The overflow's error: the first column of X, else of Y, whose second moment (``x2``,
+    ``y2``) is not finite; no column when the moments ``moments`` overflowed with every
+    square finite."""
+    for block, squares in (("X", x2), ("Y", y2)):
+        bad = (~torch.isfinite(squares.cpu())).nonzero().flatten().tolist()
+        if bad:
+            return ColumnScaleError("large", block, int(bad[0]))
+    return ColumnScaleError("large", "Y" if moments == "Y^T Y" else "X", None, moments=moments)
 
 
 # Below this mean square of a column's deviations (values varying by less than about 1e-154)
@@ -412,12 +421,8 @@ class _SmallRanges:
                 raise _too_small(column, self.name)
 
 
-def _too_small(column: int, name: str) -> ValidationError:
-    return ValidationError(
-        f"the data are too small to train on: column {column} (counted from 0) of "
-        f"{name} varies by less than about 1e-154, whose squares underflow float64; "
-        "rescale the columns (e.g. change their units)"
-    )
+def _too_small(column: int, name: str) -> ColumnScaleError:
+    return ColumnScaleError("small", name, column)
 
 
 def _values(
