@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "ColumnScaleError",
+    "ConstantVarianceWarning",
     "ConvergenceWarning",
     "DataError",
     "DivergenceError",
@@ -129,6 +130,12 @@ class DivergenceError(GradfitError, ArithmeticError):
 
 class ConvergenceWarning(UserWarning):
     """Training stopped at its epoch limit before its stopping criterion was met."""
+
+
+class ConstantVarianceWarning(UserWarning):
+    """A prediction interval of a weighted fit without the new rows' weights: each is taken to
+    weigh 1 (a constant prediction variance, sigma²), as R's ``predict.lm`` assumes, and warns
+    ("Assuming constant prediction variance even though model fit is weighted")."""
 
 
 class RankDeficiencyWarning(UserWarning):
