@@ -27,12 +27,19 @@ from gradfit.losses import penalty
 from gradfit.metrics import r2_from_errors
 
 __all__ = [
+    "CONSTANT_TARGET_SCALE",
     "SufficientStats",
     "batch_lipschitz",
     "check_moments",
     "check_small",
     "hessian_lipschitz",
 ]
+
+# A constant target's scale for the stopping rule (SufficientStats.loss_scale), as a fraction
+# of its mean square: far above the rounding noise of its loss (~1e-31), far below any loss that
+# leaves the intercept wrong by more than ~1e-9 relative, so a fit that converged to the
+# constant before stops at about the same digits.
+CONSTANT_TARGET_SCALE = 1e-13
 
 _CHUNK_ROWS = 1 << 16
 # float64 buffer of one chunk: 4 MiB, which stays in cache while it is converted, shifted and
@@ -293,6 +300,16 @@ class SufficientStats:
         an intercept), averaged over targets."""
         syy = self.syy if fit_intercept else self.syy + self.ybar**2
         return float(syy.mean())
+
+    def loss_scale(self, fit_intercept: bool) -> float:
+        """The scale of the stopping rule's floor: :meth:`target_scale`, or, where that is 0
+        (every target constant, fitted with an intercept: solved exactly, coefficients 0 and
+        the intercept the constant), :data:`CONSTANT_TARGET_SCALE` times their mean square.
+        With a floor of 0 the rule was relative only: a loss falling to rounding noise
+        (about eps² times the mean square) never counted as stalled, and the fit warned that
+        it did not converge with the constant found to 1e-15."""
+        scale = self.target_scale(fit_intercept)
+        return scale if scale > 0 else CONSTANT_TARGET_SCALE * self.target_scale(False)
 
     def optimum(self, fit_intercept: bool = True, ridge: float = 0.0) -> torch.Tensor:
         """The smallest MSE of each target (k,) over all linear models, with an L2 penalty
