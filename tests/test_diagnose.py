@@ -336,3 +336,18 @@ def test_a_model_with_a_design_equals_the_formula_fit_in_memory(tmp_path: Path) 
         np.testing.assert_allclose(
             table["dfbetas_wt:hp"], measures.dfbetas[:, 0, 5].numpy(), rtol=SAME
         )
+
+
+@pytest.mark.parametrize("command", ["diagnose", "evaluate"])
+def test_missing_keep_is_not_offered_where_it_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    """--missing keep (predict's, R's na.exclude) has no residual or error to keep: diagnose
+    and evaluate refused it after --help offered it; argparse now lists and takes only
+    error and drop (the Python API still refuses keep in one line)."""
+    help_run = gradfit_cli(capsys, command, "--help")
+    assert "--missing {error,drop}" in help_run.out.replace("\n", " ").replace("  ", " ")
+    line = one_error_line(
+        gradfit_cli(capsys, command, tmp_path / "m.safetensors", MTCARS, "--missing", "keep")
+    )
+    assert "invalid choice: 'keep'" in line and f"gradfit {command} --help" in line
