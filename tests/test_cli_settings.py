@@ -264,3 +264,35 @@ def test_expand_names() -> None:
     assert expand_names(["a", "b,c", "a,b"], columns) == ["a", "b", "c", "a,b"]
     assert expand_names([" , "], columns) == []
     assert math.isfinite(len(expand_names([], columns)))
+
+
+@pytest.mark.parametrize("too", ["small", "large"])
+@pytest.mark.parametrize(
+    "road", [[], ["--stream"], ["--alpha", "cv"], ["--alpha", "cv", "--stream"]]
+)
+def test_a_column_too_small_or_too_large_for_float64_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, too: str, road: list[str]
+) -> None:
+    """The math refuses a column whose squares underflow (varying by < 1e-154) or overflow
+    float64 by its index in X ('column 1 (counted from 0) of X'); a file's user reads the
+    column's and the file's names, in one line."""
+    if too == "small" and road[:2] == ["--alpha", "cv"]:
+        pytest.skip("the CV pass checks no column for underflow")
+    rng = np.random.default_rng(3)
+    x1, x2 = rng.normal(size=40), rng.normal(size=40) * (1e-160 if too == "small" else 1e200)
+    y = x1 + rng.normal(size=40)
+    data = tmp_path / "data.csv"
+    rows = "".join(
+        f"{a!r},{b!r},{c!r}\n" for a, b, c in zip(x1.tolist(), x2.tolist(), y.tolist(), strict=True)
+    )
+    data.write_text("x1,x2,y\n" + rows, encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _, err = _cli(
+        capsys, "fit", data, "--target", "y", "--out", out / "m.safetensors", "--quiet", *road
+    )
+    lines = [line for line in err.splitlines() if "error" in line]
+    assert code == 2 and len(lines) == 1, err
+    assert f"too {too} to train on: column 'x2' of " in lines[0] and "data.csv" in lines[0], err
+    assert "counted from 0" not in lines[0] and "rescale the column" in lines[0], err
+    assert list(out.iterdir()) == []

@@ -352,3 +352,18 @@ def test_plot_of_a_row_of_leverage_one_prints_no_warning(
     run = ok(capsys, "diagnose", model, data, "--plot", image, "--top", "0")
     assert run.err == "" and "plot written to" in run.out
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("command", ["diagnose", "evaluate"])
+def test_missing_keep_is_not_offered_where_it_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    """--missing keep (predict's, R's na.exclude) has no residual or error to keep: diagnose
+    and evaluate refused it after --help offered it; argparse now lists and takes only
+    error and drop (the Python API still refuses keep in one line)."""
+    help_run = gradfit_cli(capsys, command, "--help")
+    assert "--missing {error,drop}" in help_run.out.replace("\n", " ").replace("  ", " ")
+    line = one_error_line(
+        gradfit_cli(capsys, command, tmp_path / "m.safetensors", MTCARS, "--missing", "keep")
+    )
+    assert "invalid choice: 'keep'" in line and f"gradfit {command} --help" in line

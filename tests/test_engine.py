@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from gradfit.solvers.config import SolverConfig
 from gradfit.solvers.engine import EpochInfo, init_state, result_of, run_epochs, train
 from gradfit.solvers.rows import holdout_mask, holdout_seed
 from gradfit.solvers.stats import SufficientStats
+from gradfit.training import fit_linear
 from gradfit.tutorial import init_params, train_builtin, train_from_scratch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -416,3 +418,32 @@ def test_engine_and_tutorial_paths_standardize_alike(fit_intercept: bool) -> Non
     torch.testing.assert_close(from_stats.mean, from_data.mean, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(from_stats.scale, from_data.scale, rtol=1e-12, atol=1e-12)
     assert from_data.scale[-1] == (1.0 if fit_intercept else 7.0)  # constant column unscaled
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("constant", [3.5, 0.1, 1234.5])
+@pytest.mark.parametrize(
+    "solver, extra",
+    [
+        ("gd", {}),
+        ("gd", {"learning_rate": 0.05}),
+        ("gd", {"standardize": False}),
+        ("gd", {"momentum": 0.9}),
+        ("sgd", {}),
+        ("sgd", {"momentum": 0.9}),
+        ("builtin", {"learning_rate": 0.1}),
+    ],
+)
+def test_a_constant_target_converges_to_the_constant(
+    solver: str, extra: dict[str, Any], constant: float, dtype: torch.dtype
+) -> None:
+    """A constant y (variance 0) is solved exactly: coefficients 0, the intercept the
+    constant. The stopping rule's floor was relative to var(y) = 0, so a loss at rounding
+    noise never stalled and gd reported no convergence (a spurious ConvergenceWarning) with
+    the constant found to 1e-14; its floor is now a tiny fraction of y's mean square."""
+    rng = np.random.default_rng(0)
+    X = torch.from_numpy(rng.normal(size=(500, 3)) + np.array([0.0, 5.0, 100.0])).to(dtype)
+    Y = torch.full((500, 1), constant, dtype=dtype)
+    result = fit_linear(X, Y, SolverConfig(solver=solver, **extra))
+    assert result.converged, (len(result.loss_curve), result.loss_curve[-3:])
+    assert abs(float(result.bias[0]) - constant) <= 1e-6 * constant

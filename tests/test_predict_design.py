@@ -442,7 +442,7 @@ def test_cli_evaluate_missing_drop_and_keep_refused(
     data = tmp_path / "warp.csv"
     frame.to_csv(data, index=False)
     run = gradfit_cli(capsys, "evaluate", warp_file, data, "--missing", "keep")
-    assert "evaluate: missing must be 'error' or 'drop'" in one_error_line(run)
+    assert "invalid choice: 'keep' (choose from 'error', 'drop')" in one_error_line(run)
     assert "column 'breaks', row 1: missing value" in one_error_line(
         gradfit_cli(capsys, "evaluate", warp_file, data)
     )

@@ -424,3 +424,25 @@ def test_batch_lipschitz_interpolates_between_full_batch_and_worst_row() -> None
     assert batch_lipschitz(L, row, n, 1, k) == pytest.approx(2.0 / k * row)  # one row
     mid = batch_lipschitz(L, row, n, 10, k)
     assert L < mid < 2.0 / k * row
+
+
+def test_the_refusals_of_a_column_say_which_and_the_estimator_names_it() -> None:
+    """Too small or too large for float64: the column by its index in X or Y (the overflow
+    too, once only 'X^T X overflows'), and by its name when the estimator has X's names."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(6)
+    X, Y = rng.normal(size=(30, 3)), rng.normal(size=(30, 2))
+    big = X.copy()
+    big[:, 2] *= 1e200
+    with pytest.raises(ValidationError, match=r"column 2 \(counted from 0\) of X overflows"):
+        SufficientStats.compute(torch.from_numpy(big), torch.from_numpy(Y))
+    tall = Y.copy()
+    tall[:, 1] *= 1e200
+    with pytest.raises(ValidationError, match=r"column 1 \(counted from 0\) of Y overflows"):
+        SufficientStats.compute(torch.from_numpy(X), torch.from_numpy(tall))
+    small = X.copy()
+    small[:, 1] *= 1e-170
+    for values, too in ((small, "small"), (big, "large")):
+        frame = pd.DataFrame(values, columns=["a", "b", "c"])
+        with pytest.raises(ValidationError, match=f"too {too} to train on: column '[bc]' of X "):
+            gradfit.GradientDescentRegressor().fit(frame, Y[:, 0])

@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -395,8 +396,14 @@ def test_prediction_intervals_take_the_new_rows_weights(tmp_path: Path) -> None:
     new = tmp_path / "new.csv"
     new.write_text(NEW_ROWS)
     for pred_weights, key in [("pw", "prediction"), (None, "prediction_w1")]:
-        columns = gradfit.predict(report.model, new, interval="prediction",
-                                  pred_weights=pred_weights)  # fmt: skip
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            columns = gradfit.predict(report.model, new, interval="prediction",
+                                      pred_weights=pred_weights)  # fmt: skip
+        # Without the new rows' weights, R's warning (and only then).
+        assert [type(w.message) for w in caught] == (
+            [] if pred_weights else [gradfit.ConstantVarianceWarning]
+        )
         got = np.c_[columns["mpg"], columns["mpg_lower"], columns["mpg_upper"]]
         np.testing.assert_allclose(got, R_FIT[key], rtol=R_RTOL)
     with pytest.raises(ValidationError, match="applies only to --interval prediction"):
@@ -545,3 +552,39 @@ def test_evaluate_refuses_bad_weights_by_row(tmp_path: Path) -> None:
         gradfit.evaluate(report.model, source, weights="cyl", stream=True, batch_rows=4)
     with pytest.raises(DataError, match="every weight is 0"):
         gradfit.evaluate(report.model, _with_weight(tmp_path, 0, "0"), weights="cyl")
+
+
+def test_predict_warns_as_r_for_a_weighted_fit_without_the_new_rows_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """R's predict.lm: "Assuming constant prediction variance even though model fit is
+    weighted" for a prediction interval without weights; the command line prints the API's
+    warning once on stderr; not with --pred-weights, for a confidence interval, nor for an
+    unweighted fit."""
+    from gradfit.cli import main
+
+    new = tmp_path / "new.csv"
+    new.write_text(NEW_ROWS)
+    models = {}
+    for weights in ("cyl", None):
+        models[weights] = tmp_path / f"m_{weights}.safetensors"
+        extra = [] if weights is None else ["--weights", weights]
+        argv = ["fit", MTCARS, "--target", "mpg", "--features", "wt,hp", "--solver", "lstsq"]
+        assert main([str(a) for a in [*argv, *extra, "--out", models[weights], "--quiet"]]) == 0
+    capsys.readouterr()
+    cases = [
+        ("cyl", ["--interval", "prediction"], True),
+        ("cyl", ["--interval", "prediction", "--pred-weights", "pw"], False),
+        ("cyl", ["--interval", "confidence"], False),
+        (None, ["--interval", "prediction"], False),
+    ]
+    for weights, options, warned in cases:
+        code = main(["predict", str(models[weights]), str(new), *options])
+        out, err = capsys.readouterr()
+        assert code == 0 and out.count("\n") == 3, (options, err)
+        lines = err.splitlines()
+        if warned:
+            assert len(lines) == 1, err
+            assert lines[0].startswith("gradfit: warning: Assuming constant prediction variance")
+        else:
+            assert lines == [], (options, err)

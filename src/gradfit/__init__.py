@@ -9,6 +9,7 @@ import typing as _typing
 
 from gradfit._version import __version__
 from gradfit.errors import (
+    ConstantVarianceWarning,
     ConvergenceWarning,
     DataError,
     DivergenceError,
@@ -35,6 +36,7 @@ if _typing.TYPE_CHECKING:
 
 __all__ = [
     "AnovaTable",
+    "ConstantVarianceWarning",
     "ConvergenceWarning",
     "DataError",
     "Diagnostics",

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ColumnScaleError",
+    "ConstantVarianceWarning",
     "ConvergenceWarning",
     "DataError",
     "DivergenceError",
@@ -38,6 +40,60 @@ class NoRowsLeftError(DataError):
     """Every row of a table has a missing value in a column the model uses (``missing="drop"``
     left none): nothing to make a design from. A stream's first batch may be so, and a later
     one not."""
+
+
+class ColumnScaleError(ValidationError):
+    """A column's values are too small (varying by less than about 1e-154: their squares
+    underflow float64) or too large (beyond about 1e150: their squares overflow) for the
+    second moments. ``too``: ``"small"`` or ``"large"``; ``block``: ``"X"`` or ``"Y"``;
+    ``column``: its index there (counted from 0), None when unknown. The math raises it by
+    index; a layer that knows the columns' names and the data's name renames it
+    (:meth:`named`), so that a file's user reads ``column 'x2' of data.csv``."""
+
+    def __init__(
+        self,
+        too: str,
+        block: str,
+        column: int | None,
+        *,
+        label: str | None = None,
+        moments: str | None = None,
+    ) -> None:
+        self.too, self.block, self.column, self.moments = too, block, column, moments
+        if label is None:
+            label = (
+                "the columns" if column is None else f"column {column} (counted from 0) of {block}"
+            )
+        if too == "small":
+            what = f"{label} varies by less than about 1e-154, whose squares underflow float64; "
+        else:
+            if moments is None:
+                moments = "X^T X" if block == "X" else "Y^T Y"
+            what = (
+                f"{moments} overflows float64 (values beyond about 1e150); "
+                if column is None
+                else f"{label} overflows float64 in {moments} (values beyond about 1e150); "
+            )
+        one = column is not None
+        super().__init__(
+            f"the data are too {too} to train on: {what}rescale "
+            + (
+                "the column (e.g. change its units)"
+                if one
+                else "the columns (e.g. change their units)"
+            )
+        )
+
+    def named(self, name: str, source: str) -> ColumnScaleError:
+        """The same error, the column called ``name`` in ``source`` (a file's name, or
+        ``X``/``y``)."""
+        return ColumnScaleError(
+            self.too,
+            self.block,
+            self.column,
+            label=f"column {name!r} of {source}",
+            moments=self.moments,
+        )
 
 
 class ModelFileError(GradfitError, ValueError):
@@ -74,6 +130,12 @@ class DivergenceError(GradfitError, ArithmeticError):
 
 class ConvergenceWarning(UserWarning):
     """Training stopped at its epoch limit before its stopping criterion was met."""
+
+
+class ConstantVarianceWarning(UserWarning):
+    """A prediction interval of a weighted fit without the new rows' weights: each is taken to
+    weigh 1 (a constant prediction variance, sigma²), as R's ``predict.lm`` assumes, and warns
+    ("Assuming constant prediction variance even though model fit is weighted")."""
 
 
 class RankDeficiencyWarning(UserWarning):

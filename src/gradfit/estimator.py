@@ -37,6 +37,7 @@ import math
 import numbers
 import os
 import warnings
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -49,6 +50,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from gradfit import errors
 from gradfit.errors import DivergenceError, ValidationError
+from gradfit.fit_checks import columns_named
 from gradfit.observers import observing
 from gradfit.settings import DEVICES, resolve_device
 from gradfit.solvers import registry
@@ -389,8 +391,13 @@ class GradientDescentRegressor(RegressorMixin, BaseEstimator):  # type: ignore[m
         self._state: StateDict | None = None
         spec = registry.get(config.solver)
         board = self.tensorboard_dir
+        # With X's column names (a DataFrame), a column too small or too large is named.
+        names = getattr(self, "feature_names_in_", None)
         try:
-            with observing(None, board, iterative=spec.iterative, solver=config.solver) as watch:
+            with (
+                observing(None, board, iterative=spec.iterative, solver=config.solver) as watch,
+                nullcontext() if names is None else columns_named("X", list(names), ()),
+            ):
                 result = fit_linear(
                     Xt,
                     Yt,

@@ -2,18 +2,21 @@
 streamed fit: statistics too wide for the memory limit (:func:`check_width`), a hold-out that
 leaves too few rows (:func:`holdout_problem`), a covariance type that does not apply
 (:func:`inference_problem`, :func:`clusters_problem`), a missing group label
-(:func:`group_labels`), a value beyond the training dtype (:func:`as_training_tensor`).
+(:func:`group_labels`), a value beyond the training dtype (:func:`as_training_tensor`); and
+the math's refusal of a column too small or too large for float64, renamed in the column's
+and the data's names (:func:`columns_named`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 from gradfit.column_choice import expand_names
-from gradfit.errors import DataError
+from gradfit.errors import ColumnScaleError, DataError
 from gradfit.inference import ALL_COV_TYPES, CLUSTER
 from gradfit.solvers.config import SolverConfig
 
@@ -22,6 +25,7 @@ __all__ = [
     "as_training_tensor",
     "check_width",
     "clusters_problem",
+    "columns_named",
     "group_labels",
     "holdout_problem",
     "inference_problem",
@@ -37,6 +41,20 @@ __all__ = [
 # 2,000 columns (32 MB of statistics, about 300 MB at the peak) fit under the default limit,
 # while 100,000 (80 GB of statistics) are refused before the file is parsed.
 STATS_COPIES = 1
+
+
+@contextmanager
+def columns_named(source: str, features: Sequence[str], targets: Sequence[str]) -> Iterator[None]:
+    """The :class:`~gradfit.errors.ColumnScaleError` of the math within (a column by its
+    index in X or Y) renamed: ``column 'x2' of data.csv``. ``features``, ``targets``: the
+    columns of X and Y in order; ``source``: the data's name (a file's, or ``X``/``y``)."""
+    try:
+        yield
+    except ColumnScaleError as error:
+        names = features if error.block == "X" else targets
+        if error.column is None or not 0 <= error.column < len(names):
+            raise
+        raise error.named(str(names[error.column]), source) from error
 
 
 def statistics_bytes(d: int) -> int:

@@ -48,6 +48,7 @@ from gradfit.fit_checks import (
     as_training_tensor,
     check_width,
     clusters_problem,
+    columns_named,
     group_labels,
     holdout_problem,
     inference_problem,
@@ -286,15 +287,16 @@ def fit_data(
     sample_weight = None if w64 is None else torch.from_numpy(w64)
     # Rows dropped: the engine holds out the rows of the file's numbering (held), not those of
     # the rows kept.
-    result = fit_linear(
-        X,
-        Y,
-        config,
-        random_state=run_seed,
-        callback=callback,
-        sample_weight=sample_weight,
-        held=held if kept is not None else None,
-    )
+    with columns_named(name, fnames, tnames):
+        result = fit_linear(
+            X,
+            Y,
+            config,
+            random_state=run_seed,
+            callback=callback,
+            sample_weight=sample_weight,
+            held=held if kept is not None else None,
+        )
     seconds = time.perf_counter() - start
 
     # The report is over the training rows, as streamed (gradfit.fit_report): the rows held out

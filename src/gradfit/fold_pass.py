@@ -26,7 +26,7 @@ from gradfit.data.weights import (
     without_column,
 )
 from gradfit.errors import DataError
-from gradfit.fit_checks import check_width
+from gradfit.fit_checks import check_width, columns_named
 from gradfit.group_checks import agree_on_views
 from gradfit.settings import ReadSettings
 from gradfit.solvers import path as paths
@@ -94,15 +94,16 @@ def _fold_statistics(
         n = X64.shape[0]
         X, Y = torch.from_numpy(np.ascontiguousarray(X64)), torch.from_numpy(Y64)
         ids = fold_ids(0, 1, n, K, hash_seed)
-        if weights is None:
-            fold_stats = paths.fold_statistics_from_batches([(X, Y, ids)], K)
-        else:
-            # Rows of weight 0 count nowhere (as streamed); the others keep their folds.
-            w64 = table_weights(table, weights)
-            keep = torch.from_numpy(w64 > 0)
-            X, Y, ids = X[keep], Y[keep], ids[w64 > 0]
-            row_weights = torch.from_numpy(w64[w64 > 0])
-            fold_stats = paths.fold_statistics_from_batches([(X, Y, ids, row_weights)], K)
+        with columns_named(name, fnames, tnames):
+            if weights is None:
+                fold_stats = paths.fold_statistics_from_batches([(X, Y, ids)], K)
+            else:
+                # Rows of weight 0 count nowhere (as streamed); the others keep their folds.
+                w64 = table_weights(table, weights)
+                keep = torch.from_numpy(w64 > 0)
+                X, Y, ids = X[keep], Y[keep], ids[w64 > 0]
+                row_weights = torch.from_numpy(w64[w64 > 0])
+                fold_stats = paths.fold_statistics_from_batches([(X, Y, ids, row_weights)], K)
         rows = (X, Y)
     else:
         stream_, fnames, tnames, left_out = guarded(
@@ -112,14 +113,17 @@ def _fold_statistics(
         if group.world > 1:  # every process's view of the job, compared (as a streamed fit)
             agree_on_views(group, stream_, job or {})
         shard = tuple(stream_.shard(group.rank, group.world)) if group.world > 1 else None
-        local = guarded(
-            group,
-            lambda: _local_folds(stream_, fnames, tnames, weights, shard, K, hash_seed, progress),
-        )
-        d, k = len(fnames), len(tnames)
-        fold_stats = [
-            merge_stats(group, None if local is None else local[f], d, k) for f in range(K)
-        ]
+        with columns_named(name, fnames, tnames):
+            local = guarded(
+                group,
+                lambda: _local_folds(
+                    stream_, fnames, tnames, weights, shard, K, hash_seed, progress
+                ),
+            )
+            d, k = len(fnames), len(tnames)
+            fold_stats = [
+                merge_stats(group, None if local is None else local[f], d, k) for f in range(K)
+            ]
     return name, fold_stats, fnames, tnames, left_out, rows, row_weights
 
 

@@ -51,7 +51,7 @@ import math
 import platform
 from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -205,7 +205,10 @@ class SavedModel(LinearMap):
                 f"this model holds no interval data: {why}; refit it with --solver lstsq "
                 "(alpha 0) to get intervals"
             )
-        return OLSPredictor.from_dict(self.inference.get("predictor"), self.weight, self.bias)
+        predictor = OLSPredictor.from_dict(self.inference.get("predictor"), self.weight, self.bias)
+        # A weighted fit's file records its weights column: R's warning for a prediction
+        # interval without the new rows' weights (OLSPredictor.predict).
+        return replace(predictor, weighted=self.hyperparameters.get("weights") is not None)
 
     def to_linear_model(self) -> LinearModel:
         """The bare :class:`~gradfit.model.LinearModel` with its names."""

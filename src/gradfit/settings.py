@@ -61,6 +61,7 @@ __all__ = [
     "MAX_COUNT",
     "MAX_FOLDS",
     "MISSING_CHOICES",
+    "SCORED_MISSING",
     "UNKNOWN_LEVELS",
     "ApplySettings",
     "CVSettings",
@@ -100,7 +101,9 @@ DEFAULT_MAX_LEVELS = 1000  # gradfit.design.DEFAULT_MAX_LEVELS (not imported: fo
 DEFAULT_MAX_GROUPS = 100_000  # gradfit.inference.cluster.DEFAULT_MAX_GROUPS (a test checks)
 MISSING_CHOICES = ("error", "drop")  # gradfit.design.MISSING
 
-APPLY_MISSING = ("error", "drop", "keep")  # predict's; evaluate takes the first two
+APPLY_MISSING = ("error", "drop", "keep")  # predict's; evaluate and diagnose: SCORED_MISSING
+# evaluate's and diagnose's: a row without a prediction has no error or residual to keep
+SCORED_MISSING = APPLY_MISSING[:2]
 UNKNOWN_LEVELS = ("error", "zero")
 
 DTYPES = ("float32", "float64")  # names of torch's dtypes: RunSettings converts them

@@ -57,6 +57,7 @@ from gradfit.column_choice import choose_columns
 from gradfit.data import BatchStream, open_stream
 from gradfit.data.weights import refuse_all_zero, refuse_weight_role
 from gradfit.errors import DataError, ValidationError
+from gradfit.fit_checks import columns_named
 from gradfit.fit_report import FitReport, build_fit_report
 from gradfit.fitting import (
     check_design_names,
@@ -308,13 +309,14 @@ def fit_stream(
         # The split's seed from the fit's (fresh entropy without one), as in memory.
         data.holdout_seed = holdout_seed(seed)
     data.dropped = 0
-    local, local_held = guarded(group, lambda: _local_stats(data))
-    dropped = data.dropped
-    if group.world > 1 and plan is not None:
-        dropped = int(group.sum(torch.tensor([dropped], dtype=torch.int64))[0])
-    data.rows = 0 if local is None else local.n
-    stats = merge_stats(group, local, d, k, dev)
-    validation = merge_stats(group, local_held, d, k, dev) if config.early_stopping else None
+    with columns_named(stream.source, fnames, tnames):
+        local, local_held = guarded(group, lambda: _local_stats(data))
+        dropped = data.dropped
+        if group.world > 1 and plan is not None:
+            dropped = int(group.sum(torch.tensor([dropped], dtype=torch.int64))[0])
+        data.rows = 0 if local is None else local.n
+        stats = merge_stats(group, local, d, k, dev)
+        validation = merge_stats(group, local_held, d, k, dev) if config.early_stopping else None
     if weights_column is not None and stats.n == 0 and (validation is None or validation.n == 0):
         raise refuse_all_zero(stream.source, weights_column)
     data.weight_scale = stream_row_scale(stats)
@@ -355,7 +357,8 @@ def fit_stream(
     if validation is not None:
         kwargs["validation"] = validation
     try:
-        result = fit(data, stats, config, random_state=seed, callback=callback, **kwargs)
+        with columns_named(stream.source, fnames, tnames):
+            result = fit(data, stats, config, random_state=seed, callback=callback, **kwargs)
     finally:
         if keeper is not None and notes is not None:
             notes.extend(keeper.notes)

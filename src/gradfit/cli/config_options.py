@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, Field, fields
 from typing import Any, TypeVar
 
@@ -272,10 +272,13 @@ def add_settings_arguments(
     parser: argparse.ArgumentParser | Any,
     kind: type[Any],
     names: Sequence[str] | None = None,
+    choices: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
     """One option per field of the settings class ``kind`` (only those in ``names``, when
     given), with the field's default (or the command line's own, see
-    :func:`gradfit.settings.cli`) shown in its help."""
+    :func:`gradfit.settings.cli`) shown in its help. ``choices``: a field's values this
+    command accepts, where it takes fewer than the field (argparse then refuses the others
+    and ``--help`` lists only these)."""
     prefix = _PREFIX[kind]
     for f in option_fields(kind):
         if names is not None and f.name not in names:
@@ -292,6 +295,8 @@ def add_settings_arguments(
         elif cli["show_default"]:
             help_text = f"{help_text} ({shown})"
         flag, how = flag_of(f), _KINDS[cli["kind"]]()
+        if choices is not None and f.name in choices:
+            how["choices"] = tuple(choices[f.name])
         if "type" in how or cli["metavar"]:  # --seed SEED, not the prefixed destination
             how["metavar"] = cli["metavar"] or flag.removeprefix("--").upper().replace("-", "_")
         parser.add_argument(

@@ -57,6 +57,7 @@ from gradfit.errors import (
 )
 from gradfit.settings import (
     DEFAULT_LEVEL,
+    SCORED_MISSING,
     ApplySettings,
     CheckpointSettings,
     ClusterSettings,
@@ -725,7 +726,7 @@ def add_data_commands(sub: Any) -> None:
     ev.add_argument("data")
     ev.add_argument("--json", action="store_true")
     _add_reading_options(ev)
-    add_settings_arguments(ev, ApplySettings)
+    add_settings_arguments(ev, ApplySettings, choices={"missing": SCORED_MISSING})
     add_settings_arguments(ev, WeightSettings)
     ev.set_defaults(handler=_cmd_evaluate)
 

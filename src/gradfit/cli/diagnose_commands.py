@@ -18,7 +18,7 @@ from gradfit.cli.data_commands import _warnings_to_stderr
 from gradfit.cli.options import positive_int
 from gradfit.cli.render import BytesProgress, escape, escape_report, fmt, table
 from gradfit.errors import DataError, ValidationError
-from gradfit.settings import ApplySettings, ReadSettings, WeightSettings
+from gradfit.settings import SCORED_MISSING, ApplySettings, ReadSettings, WeightSettings
 
 if TYPE_CHECKING:
     from gradfit.diagnostics import Diagnostics
@@ -222,7 +222,8 @@ def add_diagnose_commands(sub: Any) -> None:
         "--label", metavar="COLUMN", help="name rows by this column (default: row numbers)"
     )
     add_settings_arguments(diag, ReadSettings, ("stream", "memory_limit", "batch_rows"))
-    add_settings_arguments(diag, ApplySettings)
+    # --missing keep (predict's) is refused by diagnose: not offered (--help, argparse).
+    add_settings_arguments(diag, ApplySettings, choices={"missing": SCORED_MISSING})
     diag.set_defaults(handler=_cmd_diagnose)
 
     an = sub.add_parser(

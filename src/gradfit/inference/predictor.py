@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import torch
 
-from gradfit.errors import ModelFileError, RankDeficiencyWarning, ValidationError
+from gradfit.errors import (
+    ConstantVarianceWarning,
+    ModelFileError,
+    RankDeficiencyWarning,
+    ValidationError,
+)
 from gradfit.inference.distributions import check_level, t_quantile
 from gradfit.model_file import (
     INTERVAL_FORMAT,
@@ -69,6 +74,8 @@ class OLSPredictor:
     ``[x - center, 1] Cov [x - center, 1]ᵀ``, does not cancel the large terms that
     ``[x, 1] Cov(w, b) [x, 1]ᵀ`` would on a design far from the origin. Aliased coefficients
     (rank-deficient fits) have zero rows and columns: their weight is 0 and stays 0.
+    ``weighted``: the fit had row weights (not in :meth:`to_dict`: a model file records its
+    weights column among its hyperparameters).
     """
 
     weight: torch.Tensor  # (k, d)
@@ -79,6 +86,7 @@ class OLSPredictor:
     df_resid: int
     fit_intercept: bool
     cov_type: str = "nonrobust"
+    weighted: bool = False
 
     def predict(
         self, X: Any, interval: str | None = None, level: float = 0.95, weights: Any = None
@@ -89,7 +97,13 @@ class OLSPredictor:
         ``se² = x̃ᵀ Cov x̃`` (plus ``sigma² / w`` for a prediction) and
         ``x̃ = [x - center, 1]``. ``weights`` (n,): the new rows' weights, each > 0, for a
         prediction interval of a weighted fit (default 1: R's ``predict.lm``, whose
-        ``pred.var = res.var / weights``); ignored without ``interval="prediction"``."""
+        ``pred.var = res.var / weights``); ignored without ``interval="prediction"``.
+
+        Warns
+        -----
+        ConstantVarianceWarning
+            A prediction interval of a weighted fit without ``weights``: each new row weighs
+            1, and R warns too."""
         d = self.weight.shape[1]
         Xt = as_matrix(X, "X", dtype=torch.float64, min_columns=min(d, 1))  # d = 0: y ~ 1
         if Xt.shape[1] != d:
@@ -105,6 +119,14 @@ class OLSPredictor:
                 f"interval must be None, 'confidence' or 'prediction', got {interval!r}"
             )
         q = t_quantile(check_level(level), self.df_resid)
+        if interval == "prediction" and weights is None and self.weighted:
+            warnings.warn(
+                "Assuming constant prediction variance even though model fit is weighted "
+                "(each new row weighs 1; give the new rows' weights: weights=, or "
+                "--pred-weights COLUMN)",
+                ConstantVarianceWarning,
+                stacklevel=2,
+            )
         # Extreme features or interval data may overflow float64: computed without NumPy's
         # warnings, and a bound that is not finite is refused below in one line.
         with np.errstate(all="ignore"):

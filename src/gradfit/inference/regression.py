@@ -304,6 +304,7 @@ def _assemble(
         df_resid=df_resid,
         fit_intercept=fit_intercept,
         cov_type=cov_type,
+        weighted=estimates.sample_weights,
     )
     return OLSResult(
         weight=t64(weight),

@@ -111,7 +111,9 @@ __all__ = [
     "uses_conjugate_gradient",
 ]
 
-LOSS_FLOOR = 1e-3  # the tol rule's resolution, as a fraction of the targets' variance
+# The tol rule's resolution, as a fraction of the targets' variance (their mean square when
+# every one is constant: SufficientStats.loss_scale).
+LOSS_FLOOR = 1e-3
 _MAX_GD_FEATURES = 4096  # above this, d x d statistics cost more than a pass over the data
 
 # The divergence check within an epoch, under the names it had here (tests/test_compiled.py).
@@ -233,7 +235,7 @@ def init_state_from_stats(
         plateau=PlateauRule(
             tol=config.tol if config.tol is not None else 0.0,
             patience=config.n_iter_no_change,
-            floor=LOSS_FLOOR * zst.target_scale(config.fit_intercept),
+            floor=LOSS_FLOOR * zst.loss_scale(config.fit_intercept),
             # Full-batch iterates do not fluctuate: a loss above the best is momentum
             # overshooting (still moving), not a plateau.
             deterministic=method.full_batch,

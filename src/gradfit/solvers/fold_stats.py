@@ -18,7 +18,7 @@ import torch
 
 from gradfit.errors import ValidationError
 from gradfit.solvers.path_kernels import fold_positions, scatter_column
-from gradfit.solvers.stats import SufficientStats
+from gradfit.solvers.stats import SufficientStats, too_large
 
 __all__ = [
     "fold_pairs",
@@ -190,12 +190,10 @@ def _stats_of_gram(
     """The (shifted) statistics of m rows from ``AᵀA`` of ``[Z - z0, Y - y0, 1]`` (weighted by
     ``weights``, all > 0), as :meth:`SufficientStats.compute` with ``shifted=True`` forms
     them."""
-    if not bool(np.isfinite(G).all()):
-        raise ValidationError(
-            "the data are too large to train on: X^T X overflows float64 (values beyond about "
-            "1e150); rescale the columns (e.g. change their units)"
-        )
     p = G.shape[0] - 1
+    if not bool(np.isfinite(G).all()):
+        squares = torch.from_numpy(G.diagonal().copy())
+        raise too_large(squares[:d], squares[d:p], "X^T X")
     Mzz, Mzy = G[:d, :d], G[:d, d:p]
     myy = G[d:p, d:p].diagonal()
     sz, sy = G[p, :d], G[p, d:p]

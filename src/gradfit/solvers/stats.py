@@ -22,17 +22,24 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from gradfit.errors import ValidationError
+from gradfit.errors import ColumnScaleError, ValidationError
 from gradfit.losses import penalty
 from gradfit.metrics import r2_from_errors
 
 __all__ = [
+    "CONSTANT_TARGET_SCALE",
     "SufficientStats",
     "batch_lipschitz",
     "check_moments",
     "check_small",
     "hessian_lipschitz",
 ]
+
+# A constant target's scale for the stopping rule (SufficientStats.loss_scale), as a fraction
+# of its mean square: far above the rounding noise of its loss (~1e-31), far below any loss that
+# leaves the intercept wrong by more than ~1e-9 relative, so a fit that converged to the
+# constant before stops at about the same digits.
+CONSTANT_TARGET_SCALE = 1e-13
 
 _CHUNK_ROWS = 1 << 16
 # float64 buffer of one chunk: 4 MiB, which stays in cache while it is converted, shifted and
@@ -294,6 +301,16 @@ class SufficientStats:
         syy = self.syy if fit_intercept else self.syy + self.ybar**2
         return float(syy.mean())
 
+    def loss_scale(self, fit_intercept: bool) -> float:
+        """The scale of the stopping rule's floor: :meth:`target_scale`, or, where that is 0
+        (every target constant, fitted with an intercept: solved exactly, coefficients 0 and
+        the intercept the constant), :data:`CONSTANT_TARGET_SCALE` times their mean square.
+        With a floor of 0 the rule was relative only: a loss falling to rounding noise
+        (about eps² times the mean square) never counted as stalled, and the fit warned that
+        it did not converge with the constant found to 1e-15."""
+        scale = self.target_scale(fit_intercept)
+        return scale if scale > 0 else CONSTANT_TARGET_SCALE * self.target_scale(False)
+
     def optimum(self, fit_intercept: bool = True, ridge: float = 0.0) -> torch.Tensor:
         """The smallest MSE of each target (k,) over all linear models, with an L2 penalty
         ``ridge * ||w||²`` on the coefficients (0: ordinary least squares)::
@@ -340,13 +357,22 @@ class SufficientStats:
 
 def check_moments(zz: torch.Tensor, zy: torch.Tensor, yy: torch.Tensor) -> None:
     """Refuse second moments (``XᵀX``, ``XᵀY``, ``YᵀY``, or any multiple of them) that
-    overflowed float64."""
+    overflowed float64, naming the first column whose square overflowed (a product of two
+    columns is at most the larger square, Cauchy-Schwarz), when one did."""
     for name, value in (("X^T X", zz), ("X^T Y", zy), ("Y^T Y", yy)):
         if not bool(torch.isfinite(value).all()):
-            raise ValidationError(
-                f"the data are too large to train on: {name} overflows float64 (values "
-                "beyond about 1e150); rescale the columns (e.g. change their units)"
-            )
+            raise too_large(zz.diagonal(), yy, name)
+
+
+def too_large(x2: torch.Tensor, y2: torch.Tensor, moments: str) -> ColumnScaleError:
+    """The overflow's error: the first column of X, else of Y, whose second moment (``x2``,
+    ``y2``) is not finite; no column when the moments ``moments`` overflowed with every
+    square finite."""
+    for block, squares in (("X", x2), ("Y", y2)):
+        bad = (~torch.isfinite(squares.cpu())).nonzero().flatten().tolist()
+        if bad:
+            return ColumnScaleError("large", block, int(bad[0]))
+    return ColumnScaleError("large", "Y" if moments == "Y^T Y" else "X", None, moments=moments)
 
 
 # Below this mean square of a column's deviations (values varying by less than about 1e-154)
@@ -412,12 +438,8 @@ class _SmallRanges:
                 raise _too_small(column, self.name)
 
 
-def _too_small(column: int, name: str) -> ValidationError:
-    return ValidationError(
-        f"the data are too small to train on: column {column} (counted from 0) of "
-        f"{name} varies by less than about 1e-154, whose squares underflow float64; "
-        "rescale the columns (e.g. change their units)"
-    )
+def _too_small(column: int, name: str) -> ColumnScaleError:
+    return ColumnScaleError("small", name, column)
 
 
 def _values(

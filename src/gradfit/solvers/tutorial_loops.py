@@ -188,7 +188,7 @@ def _fit_loop(
         bad_epoch, good_epochs, bad_loss = exc.epoch, max(exc.epoch - loop.back, 0), exc.loss
     if bad_epoch is None:
         ww, bb = finish(w, b)
-        converged = _plateaued(losses, config, stats.target_scale(True))
+        converged = _plateaued(losses, config, stats.loss_scale(True))
         return FitResult(
             ww, bb, losses, config.max_epochs, converged, lr, probe.stable_lr, used, stats=stats
         )
