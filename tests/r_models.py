@@ -167,7 +167,14 @@ def answers(name: str) -> dict[tuple[str, str], float]:
     if case.new:
         X = fit.design.matrices(NEW_CARS, with_targets=False).X
         for interval in ("confidence", "prediction"):
-            got = fit.predict(X, interval=interval)
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always", gradfit.ConstantVarianceWarning)
+                got = fit.predict(X, interval=interval)
+            # R's predict.lm warns for a weighted fit's prediction interval without weights
+            # ("Assuming constant prediction variance"), and so does gradfit.
+            warned = any(issubclass(w.category, gradfit.ConstantVarianceWarning) for w in seen)
+            if warned != (interval == "prediction" and fit.weighted):
+                raise AssertionError(f"{name}: {interval} interval warned: {warned}")
             put(f"{interval}_fit", got.mean[:, 0])
             put(f"{interval}_lower", got.lower[:, 0])
             put(f"{interval}_upper", got.upper[:, 0])

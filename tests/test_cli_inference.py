@@ -203,6 +203,9 @@ def test_a_covariance_beyond_float64_is_a_note_not_inf_errors(
     for cov_type in ("nonrobust", "HC0", "HC3"):
         with pytest.raises(gradfit.ValidationError, match="overflows float64"):
             gradfit.ols(np.c_[x, x2], y, cov_type=cov_type)
+        # The mirror: a column of values near 1e200 has variances of 0 (t = inf, p = 0).
+        with pytest.raises(gradfit.ValidationError, match="underflows float64"):
+            gradfit.ols(np.c_[x, x * 0 + rng.normal(size=50) * 1e200], y, cov_type=cov_type)
 
 
 @pytest.mark.parametrize("solver", ["lstsq", "gd"])

@@ -264,6 +264,16 @@ def _assemble(
             "about 1e-154, or the residuals are beyond about 1e154); rescale the columns "
             "(e.g. change their units) for standard errors and intervals"
         )
+    variances = np.diagonal(cov_wb, 0, 1, 2)[:, :r]  # (k, r): the kept slopes'
+    tiny = np.finfo(np.float64).tiny
+    if bool(((variances < tiny) & (sigma2[:, None] > 0)).any()):
+        # The mirror: a column beyond about 1e154 has variances below float64's normal range,
+        # 0 at 1e200: a standard error of 0 would print t = inf and p = 0 as if measured.
+        raise ValidationError(
+            "the coefficients' covariance underflows float64 (a column's values are beyond "
+            "about 1e154); rescale the columns (e.g. change their units) for standard errors "
+            "and intervals"
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = mss / (mss + rss)
         r2_adj = 1.0 - (1.0 - r2) * (n - int(fit_intercept)) / df_resid
