@@ -604,7 +604,8 @@ def _in_file_order(arrow: pa.Table, f: _File) -> pa.Table:
     """The batch's columns in the file's order (as read, they come in the order asked for), so
     that :func:`gradfit.data.tables.float_matrix` names, of a row with two bad cells, the one
     first in the file, as for the file read whole."""
-    order = [name for name in f.columns if name in set(arrow.column_names)]
+    read = set(arrow.column_names)
+    order = [name for name in f.columns if name in read]
     return arrow if order == arrow.column_names else arrow.select(order)
 
 

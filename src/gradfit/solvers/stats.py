@@ -147,9 +147,8 @@ class SufficientStats:
         Szz = (Szz + Szz.T) / 2  # exact symmetry for eigvalsh
         check_moments(Mzz, Mzy, myy)
         if whole:
-            rows = None if w64 is None else w64 > 0  # rows of weight 0 do not count
-            check_small(Z, Mzz.diagonal() / total, "X", rows)
-            check_small(Y, myy / total, "Y", rows)
+            check_small(Z, Mzz.diagonal() / total, "X", w64)
+            check_small(Y, myy / total, "Y", w64)
         return cls(
             n=n,
             zbar=mz if shifted else z0 + mz,
@@ -234,9 +233,8 @@ class SufficientStats:
             if shift is None:
                 shift = (_head_mean(Z, m), _head_mean(Y, m))
             part = cls.compute(Z, Y, shift, shifted=True, weights=weights, whole=False)
-            rows = None if weights is None else _as_weights(weights) > 0
-            ranges[0].add(Z, part.Szz.diagonal() + part.zbar**2, rows)
-            ranges[1].add(Y, part.syy + part.ybar**2, rows)
+            ranges[0].add(Z, part.Szz.diagonal() + part.zbar**2, weights)
+            ranges[1].add(Y, part.syy + part.ybar**2, weights)
             total = part if total is None else total.merge(part)
         if total is None or shift is None:
             raise ValidationError("no data rows: the statistics need at least one row")
@@ -384,30 +382,25 @@ _CONSTANT_ULPS = 64.0  # a spread within this many ulps of the column's level is
 
 
 def check_small(
-    block: Block,
-    mean_square: torch.Tensor,
-    name: str,
-    rows: npt.NDArray[np.bool_] | None = None,
+    block: Block, mean_square: torch.Tensor, name: str, weights: Weights = None
 ) -> None:
     """Refuse columns whose values vary by less than about 1e-154 (their squares underflow
     float64), unless they are constant up to rounding (all-zero columns among them).
-    ``mean_square`` (m,): that of each column of ``block`` minus a shift; ``rows``: the
-    rows that count (those of positive weight), None for all. Only the rare columns of a mean
-    square below the normal range are read again (their range: the squares can no longer tell
-    a constant column from a varying one)."""
-    ms = mean_square.cpu()
-    eps = torch.finfo(torch.float64).eps
-    for column in (ms < _SMALLEST_MEAN_SQUARE).nonzero().flatten().tolist():
-        spread, level = _range(block, column, rows)
-        if spread > _CONSTANT_ULPS * eps * level:
-            raise _too_small(column, name)
+    ``mean_square`` (m,): that of each column of ``block`` minus a shift; ``weights``: the
+    rows' weights (those of weight 0 do not count), None for all. Only the rare columns of a
+    mean square below the normal range are read again (their range: the squares can no longer
+    tell a constant column from a varying one)."""
+    ranges = _SmallRanges(name)
+    ranges.add(block, mean_square, weights)
+    ranges.check(mean_square)
 
 
 class _SmallRanges:
-    """:func:`check_small` over a stream of batches shifted alike: a column is refused when
-    the mean square of all its rows is below the normal range and it is not constant up to
-    rounding; the batches' ranges are kept only for the columns whose mean square in a batch
-    is that small (rare), any other batch marks its columns as varying."""
+    """:func:`check_small` over a stream of batches shifted alike (one batch: the check of
+    those rows): a column is refused when the mean square of all its rows is below the normal
+    range and it is not constant up to rounding; the batches' ranges are kept only for the
+    columns whose mean square in a batch is that small (rare), any other batch marks its
+    columns as varying."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -415,14 +408,15 @@ class _SmallRanges:
         self.high: dict[int, float] = {}
         self.varies: set[int] = set()
 
-    def add(
-        self, block: Block, mean_square: torch.Tensor, rows: npt.NDArray[np.bool_] | None
-    ) -> None:
+    def add(self, block: Block, mean_square: torch.Tensor, weights: Weights = None) -> None:
         small = (mean_square.cpu() < _SMALLEST_MEAN_SQUARE).tolist()
+        rows = None  # the rows of positive weight, found only for a column that small
         for column, tiny in enumerate(small):
             if not tiny:
                 self.varies.add(column)
                 continue
+            if weights is not None and rows is None:
+                rows = _as_weights(weights) > 0
             values = _values(block, column, rows)
             if values.size:
                 low, high = float(values.min()), float(values.max())
@@ -445,21 +439,12 @@ def _too_small(column: int, name: str) -> ColumnScaleError:
 def _values(
     block: Block, column: int, rows: npt.NDArray[np.bool_] | None
 ) -> npt.NDArray[np.float64]:
+    """``block[rows, column]`` in float64 (every row for ``rows`` None)."""
     if isinstance(block, torch.Tensor):
         array = block[:, column].detach().double().cpu().numpy()
     else:
         array = np.asarray(block[column], dtype=np.float64)
     return array if rows is None else array[rows]
-
-
-def _range(block: Block, column: int, rows: npt.NDArray[np.bool_] | None) -> tuple[float, float]:
-    """``max - min`` and ``max |value|`` of ``block[rows, column]`` in float64 (0, 0 for no
-    rows)."""
-    array = _values(block, column, rows)
-    if not array.size:
-        return 0.0, 0.0
-    low, high = float(array.min()), float(array.max())
-    return high - low, max(abs(low), abs(high))
 
 
 def _rows(block: Block) -> int:
