@@ -20,6 +20,7 @@ import codecs
 import contextlib
 import gzip
 import os
+import re
 import stat
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -41,6 +42,7 @@ __all__ = [
     "PARQUET_SUFFIXES",
     "CsvLayout",
     "arrow_file",
+    "carriage_returns_only",
     "check_column_names",
     "check_regular_file",
     "corrupt_file_error",
@@ -96,6 +98,22 @@ class CsvLayout:
     text: bytes
     delimiter: str
     names: tuple[str, ...]
+
+
+def carriage_returns_only(text: bytes) -> bool:
+    """Whether the first line of ``text`` (a CSV file's start) ends in a CR not followed by a
+    LF (outside quotes): pyarrow reads such a file whole, the batches of
+    :mod:`gradfit.data.stream` cut at LF only."""
+    quoted = False
+    for found in _QUOTE_OR_LINE_END.finditer(text):
+        if found.group() == b'"':
+            quoted = not quoted
+        elif not quoted:
+            return found.group() == b"\r" and text[found.end() : found.end() + 1] != b"\n"
+    return False
+
+
+_QUOTE_OR_LINE_END = re.compile(rb'["\r\n]')
 
 
 def sniff_csv(file: Path, source: str, head: bytes) -> CsvLayout:

@@ -30,7 +30,6 @@ import contextlib
 import glob as globbing
 import gzip
 import itertools
-import re
 import zlib
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -51,6 +50,7 @@ from gradfit.data.formats import (
     CSV_SUFFIXES,
     PARQUET_SUFFIXES,
     arrow_file,
+    carriage_returns_only,
     check_column_names,
     corrupt_file_error,
     field_count_message,
@@ -707,7 +707,7 @@ def _inspect(path: Path) -> _File:
         check_column_names(source, names)
         return _File(path, True, False, ",", b"", names, size, groups, sizes, mtime)
     layout = sniff_csv(path, source, head)
-    if _carriage_returns_only(layout.text):
+    if carriage_returns_only(layout.text):
         raise DataError(
             f"{source}: its lines end in a carriage return alone (classic Mac OS text), and a "
             "file is read in batches cut at line feeds; convert the line ends (e.g. tr '\\r' "
@@ -733,21 +733,6 @@ def _check_unchanged(f: _File) -> None:
             f"{f.path}: changed while it was being read (its size or modification time differs "
             "from when reading began); rerun once the data no longer change"
         )
-
-
-def _carriage_returns_only(text: bytes) -> bool:
-    """Whether the first line of ``text`` (a CSV file's start) ends in a CR not followed by a
-    LF (outside quotes): pyarrow reads such a file whole, the batches here cut at LF only."""
-    quoted = False
-    for found in _QUOTE_OR_LINE_END.finditer(text):
-        if found.group() == b'"':
-            quoted = not quoted
-        elif not quoted:
-            return found.group() == b"\r" and text[found.end() : found.end() + 1] != b"\n"
-    return False
-
-
-_QUOTE_OR_LINE_END = re.compile(rb'["\r\n]')
 
 
 def _is_member(path: Path) -> bool:
